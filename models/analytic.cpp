@@ -1,0 +1,245 @@
+#include "models/analytic.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "models/compute_cost.hpp"
+#include "models/network.hpp"
+
+namespace moesim::models {
+namespace {
+
+constexpr double kGiB = 1073741824.0;
+// CUDA context, communication buffers (NCCL/DeepEP) and allocator fragmentation: a fixed reserve plus
+// a share of what is allocated (PyTorch caching-allocator fragmentation is typically 5-10%).
+constexpr double kReserveBytes = 2.5 * kGiB;
+constexpr double kFragmentation = 0.05;
+
+double bytes_of(const std::string& dtype) { return dtype == "fp32" ? 4.0 : 2.0; }
+
+ChunkTimes chunk_of(const RankWork& rw) {
+  ChunkTimes t;
+  const PassCost& f = rw.pass[0];
+  const PassCost& b = rw.pass[1];
+  const PassCost& w = rw.pass[2];
+  t.f = f.alone();
+  t.b = b.alone();
+  t.w = w.alone();
+  t.f_compute = f.compute;
+  t.b_compute = b.compute;
+  t.w_compute = w.compute;
+  t.f_overlappable = f.overlappable();
+  t.b_overlappable = b.overlappable();
+  t.f_blocking = f.tp_comm;
+  t.b_blocking = b.tp_comm;
+  t.p2p = rw.p2p_seconds;
+  return t;
+}
+
+ChunkTimes average(const ChunkTimes& a, const ChunkTimes& b) {
+  auto avg = [](double x, double y) { return 0.5 * (x + y); };
+  ChunkTimes t;
+  t.f = avg(a.f, b.f);
+  t.b = avg(a.b, b.b);
+  t.w = avg(a.w, b.w);
+  t.f_compute = avg(a.f_compute, b.f_compute);
+  t.b_compute = avg(a.b_compute, b.b_compute);
+  t.w_compute = avg(a.w_compute, b.w_compute);
+  t.f_overlappable = avg(a.f_overlappable, b.f_overlappable);
+  t.b_overlappable = avg(a.b_overlappable, b.b_overlappable);
+  t.f_blocking = avg(a.f_blocking, b.f_blocking);
+  t.b_blocking = avg(a.b_blocking, b.b_blocking);
+  t.p2p = std::max(a.p2p, b.p2p);
+  return t;
+}
+
+struct RankEval {
+  ChunkTimes chunk;
+  SchedulePhases phases;
+  double params = 0, expert_params = 0, activation_bytes = 0, transient_bytes = 0;
+  double pass_exposed[3][3] = {};  // [pass][tp, ep, cp] exposed alone
+};
+
+}  // namespace
+
+Result evaluate_analytic(const Scenario& s) {
+  auto cm = make_compute_cost_model(s);
+  NetworkModel net(s.cluster);
+  Workload w = build_workload(s, *cm, net);
+  return evaluate_analytic(s, w);
+}
+
+Result evaluate_analytic(const Scenario& s, const Workload& w) {
+  const auto& par = s.parallelism;
+  const auto& cl = s.cluster;
+  const auto& gpu = cl.gpu;
+  NetworkModel net(cl);
+  Result r;
+  r.scenario = s.name;
+  r.cost_model = w.cost_model;
+  r.seed = s.routing.load.seed;
+  r.gpus = cl.gpus();
+  r.microbatches = par.microbatches();
+  r.tokens_per_step = double(par.global_batch) * s.workload.seq_len;
+  r.model_flops_per_token = w.model_flops_per_token;
+  const int M = r.microbatches;
+  const int gpn = cl.scale_up.kind == "none" ? 1 : cl.scale_up.domain_gpus;
+  const bool dualpipe = par.schedule == Schedule::kDualPipe;
+
+  // Data-parallel groups: attention weights are replicated over dp·cp ranks (stride tp), experts over
+  // edp ranks (stride ep·etp).
+  const Group dp_group{par.dp * par.cp, std::max(1, std::min(par.dp * par.cp, gpn / std::min(gpn, par.tp)))};
+  const int ep_span = par.ep * par.etp;
+  const Group edp_group{par.edp, std::max(1, std::min(par.edp, gpn / std::min(gpn, ep_span)))};
+  const double grad_b = bytes_of(s.workload.grad_dtype), state_b = bytes_of(s.workload.optimizer_state_dtype);
+
+  double worst = -1;
+  for (int rank = 0; rank < par.pp; ++rank) {
+    const RankWork& rw = w.ranks[rank];
+    RankEval e;
+    e.chunk = chunk_of(rw);
+    e.params = rw.params;
+    e.expert_params = rw.expert_params;
+    e.activation_bytes = rw.activation_bytes;
+    e.transient_bytes = rw.transient_bytes;
+    if (dualpipe) {
+      // A DualPipe rank runs stage `rank` for one half of the microbatches and stage pp-1-rank for the
+      // other, holding the parameters of both (DeepSeek-V3 report §3.2.1).
+      const RankWork& mirror = w.ranks[par.pp - 1 - rank];
+      e.chunk = average(e.chunk, chunk_of(mirror));
+      e.params += mirror.params;
+      e.expert_params += mirror.expert_params;
+      e.activation_bytes = 0.5 * (rw.activation_bytes + mirror.activation_bytes);
+      e.transient_bytes = std::max(rw.transient_bytes, mirror.transient_bytes);
+    }
+    e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
+
+    // Gradient synchronisation: ZeRO-0 all-reduces gradients; ZeRO>=1 reduce-scatters them and
+    // all-gathers the updated BF16 parameters (Rajbhandari et al. 2020, ZeRO §5).
+    const double dense_p = e.params - e.expert_params, expert_p = e.expert_params;
+    double reduce = 0, gather = 0;
+    if (par.zero == 0) {
+      reduce = net.all_reduce(dense_p * grad_b, dp_group) + net.all_reduce(expert_p * grad_b, edp_group);
+    } else {
+      reduce = net.reduce_scatter(dense_p * grad_b, dp_group) + net.reduce_scatter(expert_p * grad_b, edp_group);
+      gather = net.all_gather(dense_p * 2.0, dp_group) + net.all_gather(expert_p * 2.0, edp_group);
+    }
+    // The reduce overlaps the last microbatch's backward (bucketed, Megatron-Core overlap_grad_reduce).
+    const double window = par.overlap_grad_reduce ? e.chunk.b + e.chunk.w : 0.0;
+    double exposed_dp = std::max(0.0, reduce - window) + (par.overlap_param_gather ? 0.0 : gather);
+    if (par.zero == 3) {
+      // ZeRO-3 gathers each layer's parameters in forward and again in backward for every microbatch,
+      // prefetched under the previous layer's compute.
+      const double ag = net.all_gather(dense_p * 2.0, dp_group) + net.all_gather(expert_p * 2.0, edp_group);
+      exposed_dp += M * (std::max(0.0, ag - e.chunk.f_compute) + std::max(0.0, ag - e.chunk.b_compute));
+    }
+    // Optimizer (AdamW, memory-bound): per local parameter read grad, master, m, v; write master, m, v
+    // and the BF16 weight.
+    const double shard_dense = par.zero >= 1 ? dense_p / dp_group.size : dense_p;
+    const double shard_expert = par.zero >= 1 ? expert_p / edp_group.size : expert_p;
+    const double master_b = s.workload.master_weights ? 4.0 : 2.0;
+    const double opt_bytes = (shard_dense + shard_expert) * (grad_b + 2 * master_b + 4 * state_b + 2.0);
+    const double opt = opt_bytes / (gpu.memory_bandwidth * gpu.memory_efficiency);
+
+    const double total = e.phases.total() + exposed_dp + opt;
+    if (total > worst) {
+      worst = total;
+      r.critical_rank = rank;
+      r.chunk = e.chunk;
+      r.phases = e.phases;
+      r.step_time = total;
+      r.grad_sync = reduce + gather;
+      r.breakdown = Breakdown{};
+      r.breakdown.exposed_dp = exposed_dp;
+      r.breakdown.optimizer = opt;
+      r.breakdown.bubble = e.phases.bubble;
+      // Compute of all microbatches; what remains of the pipeline time is exposed communication,
+      // attributed to TP, EP and CP in proportion to what each exposes when a chunk runs alone.
+      const double compute = M * (e.chunk.f_compute + e.chunk.b_compute + e.chunk.w_compute);
+      const double exposed = std::max(0.0, e.phases.total() - e.phases.bubble - compute);
+      r.breakdown.compute = e.phases.total() - e.phases.bubble - exposed;
+      const PassCost* pcs[2] = {&rw.pass[0], &rw.pass[1]};
+      double tp = 0, ep = 0, cp = 0;
+      for (const PassCost* pc : pcs) {
+        tp += pc->tp_comm;
+        ep += pc->ep_exposed;
+        cp += pc->cp_exposed;
+      }
+      if (dualpipe) ep = std::max(ep, 1e-30);  // overlapped pairs expose mostly all-to-all
+      const double sum = tp + ep + cp;
+      if (sum > 0) {
+        r.breakdown.exposed_tp = exposed * tp / sum;
+        r.breakdown.exposed_ep = exposed * ep / sum;
+        r.breakdown.exposed_cp = exposed * cp / sum;
+      } else {
+        r.breakdown.compute += exposed;
+      }
+
+      // Memory on this rank.
+      MemoryBreakdown& mem = r.memory;
+      mem = MemoryBreakdown{};
+      const double dense_shard = par.zero >= 1 ? dense_p / dp_group.size : dense_p;
+      const double expert_shard = par.zero >= 1 ? expert_p / edp_group.size : expert_p;
+      const double all_p = dense_p + expert_p;
+      mem.weights = par.zero == 3 ? 2.0 * (dense_p / dp_group.size + expert_p / edp_group.size) : 2.0 * all_p;
+      mem.master_weights = s.workload.master_weights ? 4.0 * (dense_shard + expert_shard) : 0.0;
+      mem.gradients = par.zero >= 2 ? grad_b * (dense_p / dp_group.size + expert_p / edp_group.size) : grad_b * all_p;
+      mem.optimizer_states = 2.0 * state_b * (dense_shard + expert_shard);
+      mem.activations = e.activation_bytes * e.phases.activations_in_flight + e.transient_bytes;
+      const double allocated = mem.weights + mem.master_weights + mem.gradients + mem.optimizer_states + mem.activations;
+      mem.overhead = kReserveBytes + kFragmentation * allocated;
+      mem.total = allocated + mem.overhead;
+      mem.capacity = gpu.memory_bytes;
+      mem.fits = mem.total <= mem.capacity;
+    }
+  }
+  if (!r.memory.fits) {
+    r.feasible = false;
+    char buf[512];
+    std::snprintf(buf, sizeof buf,
+                  "needs %.1f GiB per GPU on pipeline rank %d, the GPU has %.1f GiB (weights %.1f, master %.1f, "
+                  "gradients %.1f, optimizer %.1f, activations %.1f, reserve %.1f)",
+                  r.memory.total / kGiB, r.critical_rank, r.memory.capacity / kGiB, r.memory.weights / kGiB,
+                  r.memory.master_weights / kGiB, r.memory.gradients / kGiB, r.memory.optimizer_states / kGiB,
+                  r.memory.activations / kGiB, r.memory.overhead / kGiB);
+    r.infeasible_reason = buf;
+  }
+
+  r.tokens_per_second = r.tokens_per_step / r.step_time;
+  r.tokens_per_second_per_gpu = r.tokens_per_second / r.gpus;
+  r.achieved_tflops_per_gpu = w.model_flops_per_token_noncausal * r.tokens_per_second_per_gpu / 1e12;
+  r.mfu = r.achieved_tflops_per_gpu * 1e12 / gpu.flops_bf16;
+  r.mfu_causal = w.model_flops_per_token * r.tokens_per_second_per_gpu / gpu.flops_bf16;
+  r.gpu_hours_per_trillion_tokens = 1e12 / r.tokens_per_second_per_gpu / 3600.0;
+  r.cost_per_trillion_tokens = r.gpu_hours_per_trillion_tokens * gpu.price_per_hour;
+
+  // Per-layer times.
+  for (int rank = 0; rank < par.pp; ++rank) {
+    for (int bi : w.ranks[rank].blocks) {
+      const BlockCost& b = w.blocks[bi];
+      LayerTime lt;
+      lt.layer = b.layer;
+      lt.kind = b.kind == BlockKind::kDense ? "dense" : b.kind == BlockKind::kMoe ? "moe" : "mtp";
+      lt.pp_rank = rank;
+      lt.forward = b.pass[0].alone();
+      lt.backward_input = b.pass[1].alone();
+      lt.backward_weight = b.pass[2].alone();
+      if (b.moe_index >= 0) lt.max_over_mean_gpu = w.moe_layers[b.moe_index].max_over_mean_gpu;
+      r.layers.push_back(lt);
+    }
+  }
+  std::sort(r.layers.begin(), r.layers.end(), [](const LayerTime& a, const LayerTime& b) { return a.layer < b.layer; });
+  r.moe_layers = w.moe_layers;
+  if (!w.moe_layers.empty()) {
+    double imb = 0, drop = 0;
+    for (const auto& m : w.moe_layers) {
+      imb += m.max_over_mean_gpu;
+      drop += m.dropped_fraction;
+    }
+    r.moe_max_over_mean_gpu = imb / w.moe_layers.size();
+    r.moe_dropped_fraction = drop / w.moe_layers.size();
+  }
+  return r;
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,63 @@
+#include "models/compute_cost.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace moesim::models {
+
+RooflineCostModel::RooflineCostModel(const GpuSpec& gpu, int comm_sms)
+    : gpu_(gpu), sms_(std::max(1, gpu.sm_count - comm_sms)) {}
+
+std::string RooflineCostModel::name() const { return "roofline:" + gpu_.name; }
+
+double RooflineCostModel::tile_time(double k, Precision p) const {
+  const double peak = p == Precision::kFp8 ? gpu_.flops_fp8 * gpu_.gemm_efficiency_fp8
+                                           : gpu_.flops_bf16 * gpu_.gemm_efficiency_bf16;
+  const double per_sm = peak / gpu_.sm_count;
+  return 2.0 * kTile * kTile * k / per_sm;
+}
+
+double RooflineCostModel::gemm(double m, double n, double k, Precision p) const {
+  if (m <= 0 || n <= 0 || k <= 0) return 0.0;
+  const double tiles = std::ceil(m / kTile) * std::ceil(n / kTile);
+  const double waves = std::ceil(tiles / sms_);
+  const double t_compute = waves * tile_time(k, p);
+  const double elem = p == Precision::kFp8 ? 1.0 : 2.0;
+  const double bytes = elem * (m * k + k * n) + 2.0 * m * n;  // output in BF16
+  const double t_memory = bytes / (gpu_.memory_bandwidth * gpu_.memory_efficiency);
+  return std::max(t_compute, t_memory) + gpu_.kernel_launch;
+}
+
+double RooflineCostModel::grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const {
+  double tiles = 0, bytes = 0;
+  const double elem = p == Precision::kFp8 ? 1.0 : 2.0;
+  for (double r : rows) {
+    if (r <= 0) continue;
+    tiles += std::ceil(r / kTile) * std::ceil(n / kTile);
+    bytes += elem * (r * k + k * n) + 2.0 * r * n;  // each active expert reads its weights once
+  }
+  if (tiles == 0) return 0.0;
+  const double t_compute = std::ceil(tiles / sms_) * tile_time(k, p);
+  const double t_memory = bytes / (gpu_.memory_bandwidth * gpu_.memory_efficiency);
+  return std::max(t_compute, t_memory) + gpu_.kernel_launch;
+}
+
+double RooflineCostModel::attention(const AttentionShape& s, bool backward) const {
+  // Backward recomputes the scores and computes dQ, dK, dV: 2.5× the forward FLOPs (FlashAttention-2 §3.1).
+  const double flops = s.forward_flops() * (backward ? 2.5 : 1.0);
+  if (flops <= 0) return 0.0;
+  const double eff = backward ? gpu_.attention_backward_efficiency : gpu_.attention_efficiency;
+  const double rate = gpu_.flops_bf16 * eff * double(sms_) / gpu_.sm_count;
+  return flops / rate + gpu_.kernel_launch;
+}
+
+double RooflineCostModel::memory_bound(double bytes) const {
+  if (bytes <= 0) return 0.0;
+  return bytes / (gpu_.memory_bandwidth * gpu_.memory_efficiency) + gpu_.kernel_launch;
+}
+
+std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
+  return std::make_unique<RooflineCostModel>(s.cluster.gpu, s.workload.comm_sms);
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,68 @@
+#pragma once
+/// \file Compute cost models: what one kernel costs on one GPU. The analytic engine and the DES price
+/// every compute op through this interface, so a measured calibration replaces the roofline default
+/// without changes elsewhere.
+
+#include <memory>
+#include <span>
+#include <string>
+
+#include "scenarios/scenario.hpp"
+
+namespace moesim::models {
+
+/// Shape of fused attention for one microbatch on one GPU.
+struct AttentionShape {
+  double query_tokens = 0;  ///< tokens whose queries this GPU computes
+  double kv_tokens = 0;     ///< keys each query attends to (before the causal mask)
+  double heads = 0;         ///< heads on this GPU
+  double qk_dim = 0;        ///< per-head query/key dim (MLA: nope + rope)
+  double v_dim = 0;         ///< per-head value dim
+  bool causal = true;
+  /// FLOPs of the forward pass: 2·Tq·Tkv·H·(dqk + dv), halved under a causal mask (FlashAttention-2,
+  /// Dao 2023, §3.1 FLOP count).
+  double forward_flops() const {
+    return 2.0 * query_tokens * kv_tokens * heads * (qk_dim + v_dim) * (causal ? 0.5 : 1.0);
+  }
+};
+
+class ComputeCostModel {
+ public:
+  virtual ~ComputeCostModel() = default;
+  /// Identifies the model in results ("roofline:H800-SXM" or a calibration file).
+  virtual std::string name() const = 0;
+  /// Dense GEMM C[m×n] = A[m×k]·B[k×n] at precision p. Seconds.
+  virtual double gemm(double m, double n, double k, Precision p) const = 0;
+  /// Grouped GEMM over experts: group g has rows[g] rows, all share n and k. Seconds.
+  virtual double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const = 0;
+  /// Fused attention forward (or backward: recomputation plus gradients). Seconds.
+  virtual double attention(const AttentionShape& s, bool backward) const = 0;
+  /// A streaming, memory-bound kernel moving `bytes` through HBM (reads plus writes). Seconds.
+  virtual double memory_bound(double bytes) const = 0;
+};
+
+/// Roofline model from the GPU catalog: max(FLOPs / achievable rate, bytes / achievable bandwidth)
+/// plus a launch cost, with GEMMs quantised into 128×128 output tiles and waves over the SMs left after
+/// `comm_sms` are reserved for communication (Williams et al. 2009, roofline; NVIDIA "Matrix
+/// Multiplication Background" guide for tile and wave quantisation).
+class RooflineCostModel final : public ComputeCostModel {
+ public:
+  RooflineCostModel(const GpuSpec& gpu, int comm_sms);
+  std::string name() const override;
+  double gemm(double m, double n, double k, Precision p) const override;
+  double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
+  double attention(const AttentionShape& s, bool backward) const override;
+  double memory_bound(double bytes) const override;
+
+  static constexpr double kTile = 128;  ///< output tile edge (rows and columns)
+
+ private:
+  double tile_time(double k, Precision p) const;  ///< one 128×128×k tile on one SM
+  GpuSpec gpu_;
+  int sms_;  ///< SMs available to compute
+};
+
+/// The compute cost model a scenario asks for (today: the roofline default).
+std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s);
+
+}  // namespace moesim::models

@@ -1,0 +1,96 @@
+#include "models/dispatch.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "models/placement.hpp"
+#include "traces/load.hpp"
+
+namespace moesim::models {
+
+DispatchStats dispatch_stats(const std::vector<double>& shares, const std::vector<int>& placement,
+                             const EpGeometry& g) {
+  DispatchStats s;
+  s.rank_share = rank_shares(shares, placement, g.ep);
+  const double mean = 1.0 / g.ep;
+  s.straggler = static_cast<int>(std::max_element(s.rank_share.begin(), s.rank_share.end()) - s.rank_share.begin());
+  s.max_over_mean = s.rank_share[s.straggler] / mean;
+
+  const int per_node = std::max(1, std::min(g.per_node, g.ep));
+  const int nodes = (g.ep + per_node - 1) / per_node;
+  std::vector<double> q(static_cast<std::size_t>(nodes), 0.0);
+  for (int r = 0; r < g.ep; ++r) q[r / per_node] += s.rank_share[r];
+
+  // Probability that a node is among the token's candidate nodes.
+  std::vector<double> sel(static_cast<std::size_t>(nodes), 1.0);
+  if (g.node_limit > 0 && g.node_limit < nodes) {
+    sel = q;
+    for (auto& v : sel) v *= g.node_limit;      // expected selections sum to node_limit
+    traces::cap_shares(sel, 1.0);                // a node is selected at most once
+  }
+  double Q = 0;  // expected share of slots inside the selected nodes
+  for (int n = 0; n < nodes; ++n) Q += sel[n] * q[n];
+  if (Q <= 0) Q = 1;
+  const double k = g.top_k;
+  s.hit_rank.assign(static_cast<std::size_t>(g.ep), 0.0);
+  s.hit_node.assign(static_cast<std::size_t>(nodes), 0.0);
+  for (int r = 0; r < g.ep; ++r) {
+    const int n = r / per_node;
+    const double c = std::min(1.0, s.rank_share[r] / Q);
+    s.hit_rank[r] = sel[n] * (1.0 - std::pow(1.0 - c, k));
+  }
+  for (int n = 0; n < nodes; ++n) {
+    const double c = std::min(1.0, q[n] / Q);
+    s.hit_node[n] = sel[n] * (1.0 - std::pow(1.0 - c, k));
+  }
+
+  const double sum_rank = std::accumulate(s.hit_rank.begin(), s.hit_rank.end(), 0.0);
+  const double sum_node = std::accumulate(s.hit_node.begin(), s.hit_node.end(), 0.0);
+  const double max_rank = *std::max_element(s.hit_rank.begin(), s.hit_rank.end());
+  const double max_node = *std::max_element(s.hit_node.begin(), s.hit_node.end());
+  if (nodes == 1) {
+    // Everything stays on NVLink: a token goes once to every distinct GPU it hits, except itself.
+    s.nvlink_out = sum_rank * (g.ep - 1) / g.ep;
+    s.nvlink_in = max_rank * (g.ep - 1);
+    return s;
+  }
+  if (g.hierarchical) {
+    // One NIC copy per remote destination node (rail: to the same local index), then NVLink fan-out
+    // inside the destination node to every further GPU hit there.
+    s.nic_out = sum_node * (nodes - 1) / nodes;
+    s.nic_in = max_node * (nodes - 1);
+    const double fan = per_node > 1 ? double(per_node - 1) / per_node : 0.0;
+    double worst_fwd = 0;
+    for (int n = 0; n < nodes; ++n) {
+      double ranks_hit = 0;
+      for (int r = n * per_node; r < std::min(g.ep, (n + 1) * per_node); ++r) ranks_hit += s.hit_rank[r];
+      const double per_hit = s.hit_node[n] > 0 ? ranks_hit / s.hit_node[n] : 0.0;
+      // Tokens landing on one GPU of node n: from (nodes-1) remote peers plus its own.
+      worst_fwd = std::max(worst_fwd, ((nodes - 1) * s.hit_node[n] + s.hit_node[n]) * per_hit * fan);
+    }
+    s.nvlink_out = worst_fwd;
+    s.nvlink_in = max_rank * g.ep * fan;
+  } else {
+    // One copy per destination GPU, straight to it: NIC for other nodes, NVLink inside the node.
+    s.nic_out = sum_rank * double(g.ep - per_node) / g.ep;
+    s.nic_in = max_rank * (g.ep - per_node);
+    s.nvlink_out = sum_rank * double(per_node - 1) / g.ep;
+    s.nvlink_in = max_rank * (per_node - 1);
+  }
+  return s;
+}
+
+AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens, double bytes_per_copy) {
+  AllToAllBytes b;
+  const double f = tokens * bytes_per_copy;
+  b.nic_out = s.nic_out * f;
+  b.nic_in = s.nic_in * f;
+  b.nvlink_out = s.nvlink_out * f;
+  b.nvlink_in = s.nvlink_in * f;
+  const int per_node = std::max(1, std::min(g.per_node, g.ep));
+  b.nodes = (g.ep + per_node - 1) / per_node;
+  return b;
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,43 @@
+#pragma once
+/// \file From expected expert shares and a placement to what one MoE layer's dispatch costs: the rows
+/// each expert of the busiest GPU computes, and the per-GPU bytes of the all-to-all.
+
+#include <vector>
+
+#include "models/network.hpp"
+
+namespace moesim::models {
+
+/// How an EP group sits on the cluster and how tokens travel.
+struct EpGeometry {
+  int ep = 1;           ///< EP ranks
+  int per_node = 1;     ///< EP ranks per node
+  int top_k = 1;
+  int node_limit = 0;   ///< at most this many nodes per token (0: unlimited)
+  bool hierarchical = false;  ///< one NIC copy per destination node, then NVLink fan-out (DeepEP normal)
+};
+
+/// Expected routing statistics of one MoE layer, per source token.
+struct DispatchStats {
+  std::vector<double> rank_share;  ///< share of routed slots per EP rank (sums to 1)
+  int straggler = 0;               ///< EP rank with the largest share
+  double max_over_mean = 1;        ///< per-GPU load imbalance, max/mean of rank_share
+  std::vector<double> hit_rank;    ///< P(a token sends to rank r), node limit applied
+  std::vector<double> hit_node;    ///< P(a token sends to node n)
+  /// Copies of one source token, for the busiest GPU of each direction and fabric.
+  double nic_out = 0, nic_in = 0, nvlink_out = 0, nvlink_in = 0;
+};
+
+/// Computes expected dispatch statistics. A token picks top_k experts with probabilities proportional
+/// to their shares; with a node limit it first picks node_limit nodes, each with probability
+/// proportional to its share (capped at 1), then experts within them. The probability that a token hits
+/// a rank holding share c of its candidate slots is 1 - (1 - c)^top_k (sampling with replacement, a
+/// close approximation of top-k without replacement when c·top_k ≪ top_k²; DeepSeek-V3 report §2.1.2
+/// for node-limited routing).
+DispatchStats dispatch_stats(const std::vector<double>& expert_shares, const std::vector<int>& placement,
+                             const EpGeometry& g);
+
+/// Bytes of one all-to-all for `tokens` source tokens per GPU and `bytes_per_copy` per token copy.
+AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens, double bytes_per_copy);
+
+}  // namespace moesim::models

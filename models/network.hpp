@@ -1,0 +1,58 @@
+#pragma once
+/// \file Analytic network model: collectives over a hierarchical fabric (NVLink domain per node or
+/// NVL72-style, scale-out NIC per GPU with oversubscription), and expert all-to-all from expected
+/// per-destination traffic.
+
+#include "scenarios/scenario.hpp"
+
+namespace moesim::models {
+
+/// A communication group: `size` GPUs, `per_node` of which share one NVLink domain.
+struct Group {
+  int size = 1;
+  int per_node = 1;
+  int nodes() const { return (size + per_node - 1) / per_node; }
+};
+
+/// Per-GPU bytes of one all-to-all on the busiest GPU, split by fabric.
+struct AllToAllBytes {
+  double nic_out = 0;     ///< bytes sent through the NIC by the busiest sender
+  double nic_in = 0;      ///< bytes received through the NIC by the busiest receiver
+  double nvlink_out = 0;  ///< bytes over NVLink from the busiest sender
+  double nvlink_in = 0;   ///< bytes over NVLink into the busiest receiver
+  int nodes = 1;          ///< nodes the group spans
+};
+
+class NetworkModel {
+ public:
+  explicit NetworkModel(const ClusterSpec& c);
+
+  /// Ring all-reduce of `bytes` (nccl-tests bus-bandwidth factor 2(n-1)/n), hierarchical across nodes:
+  /// intra-node reduce-scatter, inter-node all-reduce of bytes/per_node over each GPU's NIC, intra-node
+  /// all-gather (Thakur et al. 2005; NCCL's tree/ring split by domain). Seconds.
+  double all_reduce(double bytes, Group g) const;
+  /// Ring reduce-scatter of a `bytes` buffer (each GPU ends with bytes/size): factor (n-1)/n. Seconds.
+  double reduce_scatter(double bytes, Group g) const;
+  /// Ring all-gather producing a `bytes` buffer: factor (n-1)/n. Seconds.
+  double all_gather(double bytes, Group g) const;
+  /// Point-to-point transfer between neighbouring pipeline stages. Seconds.
+  double send_recv(double bytes, bool cross_node) const;
+  /// All-to-all(v): max over fabrics of busiest-GPU bytes / bandwidth, plus one latency per fabric
+  /// crossed. Seconds.
+  double all_to_all(const AllToAllBytes& b) const;
+
+  /// Scale-out bandwidth per GPU for traffic among `nodes` consecutive nodes: the NIC rate divided by
+  /// the oversubscription met by the share of traffic that must leave the leaf switch.
+  double scale_out_bandwidth(int nodes) const;
+  /// NVLink bandwidth per GPU per direction.
+  double scale_up_bandwidth() const { return c_.scale_up.bandwidth; }
+  /// Latency of one message between two nodes `nodes` apart in a group spanning `nodes`.
+  double scale_out_latency(int nodes) const;
+  /// Nodes attached to one leaf switch of one plane.
+  int nodes_per_leaf() const;
+
+ private:
+  ClusterSpec c_;
+};
+
+}  // namespace moesim::models

@@ -1,0 +1,77 @@
+#include "models/schedule.hpp"
+
+#include <algorithm>
+
+namespace moesim::models {
+
+const std::vector<ScheduleInfo>& schedules() {
+  static const std::vector<ScheduleInfo> kSchedules{
+      {"1f1b", "one-forward-one-backward (PipeDream-Flush); bubble (PP-1)(F+B)"},
+      {"interleaved", "1F1B over vpp virtual stages per rank (Megatron-LM); bubble (PP-1)(F+B)/vpp"},
+      {"zero_bubble", "ZB1P: weight gradients deferred into the bubble (Qi et al. 2024); bubble (PP-1)(F+B-2W)"},
+      {"dualpipe", "bidirectional DualPipe with overlapped F&B pairs (DeepSeek-V3); bubble (PP/2-1)(F&B+B-3W)"},
+  };
+  return kSchedules;
+}
+
+SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const ChunkTimes& t) {
+  SchedulePhases ph;
+  const double P = pp;
+  const double p2p = pp > 1 ? t.p2p : 0.0;
+  switch (s) {
+    case Schedule::k1F1B:
+    case Schedule::kInterleaved: {
+      const double v = s == Schedule::kInterleaved ? vpp : 1;
+      const double B = t.b + t.w;
+      // Rank 0: PP-1 warm-up forwards, M-PP+1 steady F+B, PP-1 cool-down backwards; idle (PP-1)(F+B)/v.
+      const int warm = std::min(m, pp - 1);
+      ph.lone_f = warm;
+      ph.lone_b = warm;
+      ph.pairs = m - warm;
+      ph.pair_time = t.f + B;
+      ph.forward_only = warm * t.f;
+      ph.steady = ph.pairs * ph.pair_time;
+      ph.backward_only = warm * B;
+      ph.bubble = (P - 1) * (t.f + B) / v + 2 * (P - 1) * p2p;
+      ph.activations_in_flight = s == Schedule::kInterleaved ? P * (1 + (P - 1) / (P * v)) : P;
+      break;
+    }
+    case Schedule::kZeroBubble: {
+      const int warm = std::min(m, pp - 1);
+      ph.lone_f = warm;
+      ph.lone_b = warm;
+      ph.pairs = m - warm;
+      ph.pair_time = t.f + t.b + t.w;
+      ph.forward_only = warm * t.f;
+      ph.steady = ph.pairs * ph.pair_time;
+      ph.backward_only = warm * t.b;
+      ph.weight_only = warm * t.w;
+      ph.bubble = std::max(0.0, (P - 1) * (t.f + t.b - 2 * t.w)) + 2 * (P - 1) * p2p;
+      ph.activations_in_flight = P;
+      break;
+    }
+    case Schedule::kDualPipe: {
+      // Rank 0 of DualPipe (deepseek-ai/DualPipe, steps 1-8): PP + PP/2 - 1 forward chunks and as many
+      // backward chunks run alone; the remaining M - (3PP/2 - 1) run as overlapped F&B pairs, where one
+      // chunk's all-to-all and pipeline traffic hide under the other chunk's computation.
+      const int lone = std::min(m, pp + pp / 2 - 1);
+      ph.lone_f = lone;
+      ph.lone_b = lone;
+      ph.pairs = m - lone;
+      const double compute = t.f_compute + t.b_compute + t.w_compute;
+      const double comm = t.f_overlappable + t.b_overlappable + 2 * p2p;
+      ph.pair_time = std::max(compute, comm) + t.f_blocking + t.b_blocking;
+      ph.forward_only = lone * t.f;
+      ph.steady = ph.pairs * ph.pair_time;
+      ph.backward_only = lone * t.b;
+      ph.weight_only = lone * t.w;
+      ph.bubble = std::max(0.0, (P / 2 - 1) * (ph.pair_time + t.b - 3 * t.w)) + (P - 1) * p2p;
+      ph.activations_in_flight = P + 1;
+      ph.parameter_copies = 2;
+      break;
+    }
+  }
+  return ph;
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,111 @@
+#pragma once
+/// \file The workload of one training step: for every block of the model the priced ops of one
+/// microbatch (forward F, backward-input B, backward-weight W), the blocks each pipeline rank runs,
+/// and the routing statistics of each MoE layer. Both engines read this.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/compute_cost.hpp"
+#include "models/dispatch.hpp"
+#include "models/network.hpp"
+#include "models/params.hpp"
+#include "scenarios/scenario.hpp"
+
+namespace moesim::models {
+
+enum class Pass { kForward = 0, kBackwardInput = 1, kBackwardWeight = 2 };
+enum class OpKind { kGemm, kGroupedGemm, kAttention, kMemory, kComm };
+/// What a communication op is, so a schedule knows what it may overlap.
+enum class CommKind { kNone, kTensor, kContext, kExpertDispatch, kExpertCombine, kExpertTensor };
+
+/// One priced op of one microbatch on the busiest GPU of a pipeline rank.
+struct Op {
+  const char* name = "";
+  Pass pass = Pass::kForward;
+  OpKind kind = OpKind::kGemm;
+  CommKind comm = CommKind::kNone;
+  double seconds = 0;
+  double work = 0;  ///< FLOPs for compute ops, bytes for memory and communication ops
+};
+
+/// Per-pass totals of one block (one microbatch).
+struct PassCost {
+  double compute = 0;    ///< compute stream, seconds
+  double tp_comm = 0;    ///< tensor-parallel collectives (blocking in every schedule)
+  double ep_comm = 0;    ///< expert all-to-all (dispatch + combine) and expert-TP collectives
+  double ep_exposed = 0; ///< part of ep_comm not hidden inside the block (shared experts under dispatch)
+  double cp_comm = 0;    ///< context-parallel KV exchange
+  double cp_exposed = 0; ///< part of cp_comm not hidden under the attention kernel
+  double flops = 0;      ///< hardware FLOPs executed (recompute included)
+  /// Time when the block runs alone: compute plus every exposed communication.
+  double alone() const { return compute + tp_comm + ep_exposed + cp_exposed; }
+  /// Communication a co-scheduled chunk can hide (DualPipe-style overlap).
+  double overlappable() const { return ep_comm + cp_comm; }
+};
+
+enum class BlockKind { kDense, kMoe, kMtp };
+
+struct BlockCost {
+  BlockKind kind = BlockKind::kDense;
+  int layer = 0;          ///< block index (MTP blocks follow the main blocks)
+  PassCost pass[3];
+  std::vector<Op> ops;
+  int moe_index = -1;     ///< index into Workload::moe_layers, -1 for dense blocks
+};
+
+/// Routing outcome of one MoE layer on one microbatch.
+struct MoeLayerStats {
+  int layer = 0;
+  double max_over_mean_gpu = 1;     ///< per-GPU load max/mean in the EP group
+  double max_over_mean_expert = 1;  ///< per-expert load max/mean
+  double straggler_rows = 0;        ///< rows the busiest GPU computes
+  double mean_rows = 0;             ///< rows an average GPU computes
+  double dropped_fraction = 0;      ///< routed slots dropped by capacity
+  double padded_rows = 0;           ///< rows of padding computed by the busiest GPU
+  double dispatch_seconds = 0;      ///< forward dispatch all-to-all
+  double combine_seconds = 0;
+  double nic_bytes = 0;             ///< busiest NIC, dispatch, bytes
+};
+
+/// What one pipeline rank runs per microbatch (all its virtual stages).
+struct RankWork {
+  std::vector<int> blocks;  ///< indices into Workload::blocks
+  bool embedding = false, head = false;
+  PassCost pass[3];         ///< totals over blocks, embedding and head
+  double p2p_seconds = 0;   ///< activation send to the next stage
+  double params = 0;        ///< parameters held (before DualPipe duplication), split by TP/EP
+  double expert_params = 0; ///< of which routed-expert parameters
+  double activation_bytes = 0;  ///< activations saved per microbatch (after recompute)
+  double transient_bytes = 0;   ///< working memory of one microbatch not kept in flight (FP32 logits)
+};
+
+struct Workload {
+  ParamCounts params;
+  double tokens_per_microbatch = 0;  ///< per pipeline (mbs · seq)
+  double model_flops_per_token = 0;  ///< training FLOPs per token, main model, causal per scenario
+  double model_flops_per_token_noncausal = 0;
+  std::vector<BlockCost> blocks;
+  std::vector<MoeLayerStats> moe_layers;
+  std::vector<RankWork> ranks;   ///< per pipeline rank
+  std::string cost_model;        ///< name of the compute cost model
+};
+
+/// Builds and prices the workload of one step.
+Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net);
+
+/// Blocks per virtual stage: `blocks` spread over `chunks`; uneven remainders go to the middle
+/// chunks first (the first and last also carry the embedding and the head).
+std::vector<int> split_blocks(int blocks, int chunks);
+
+/// Bytes of one dispatched token copy: FP8 with one FP32 scale per 128 values plus 16 bytes of routing
+/// metadata (DeepEP README: 7168 → 7408 bytes), or BF16.
+double dispatch_bytes_per_token(int hidden, Precision p);
+
+/// Model training FLOPs per token (forward + backward = 3× forward), main model without MTP, as in the
+/// DeepSeek-V3 ISCA'25 Table 2 convention: 6·(active matmul parameters) + attention 6·S·H·(dqk+dv)·(½ if
+/// causal) per layer.
+double training_flops_per_token(const ModelSpec& m, int seq_len, bool causal);
+
+}  // namespace moesim::models

@@ -1,0 +1,206 @@
+#include "scenarios/json_reader.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "scenarios/error.hpp"
+
+namespace moesim {
+
+std::string describe_json(const Json& j) {
+  switch (j.type()) {
+    case Json::value_t::null: return "null";
+    case Json::value_t::boolean: return std::string("the boolean ") + (j.get<bool>() ? "true" : "false");
+    case Json::value_t::string: {
+      std::string s = j.get<std::string>();
+      if (s.size() > 60) s = s.substr(0, 57) + "...";
+      return "the string \"" + s + "\"";
+    }
+    case Json::value_t::number_integer:
+    case Json::value_t::number_unsigned:
+    case Json::value_t::number_float: return "the number " + j.dump();
+    case Json::value_t::object: return "an object";
+    case Json::value_t::array: return "an array of " + std::to_string(j.size());
+    default: return "an unsupported value";
+  }
+}
+
+std::string pointer_escape(const std::string& key) {
+  std::string r;
+  for (char c : key) {
+    if (c == '~') r += "~0";
+    else if (c == '/') r += "~1";
+    else r += c;
+  }
+  return r;
+}
+
+Json parse_json_text(const std::string& text, const std::string& source) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    // nlohmann reports a byte offset; turn it into line:column for the user.
+    std::size_t off = e.byte > 0 ? e.byte - 1 : 0;
+    int line = 1, col = 1;
+    for (std::size_t i = 0; i < off && i < text.size(); ++i) {
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    std::string what = e.what();
+    auto pos = what.find("syntax error");
+    std::string detail = pos == std::string::npos ? what : what.substr(pos);
+    throw ParseError(source + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                     ": expected valid JSON, found a " + detail);
+  }
+}
+
+Json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path + ": cannot open file for reading");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_json_text(ss.str(), path);
+}
+
+ObjectReader::ObjectReader(const Json& j, std::string source, std::string pointer)
+    : j_(j), source_(std::move(source)), pointer_(std::move(pointer)) {
+  if (!j_.is_object()) throw ConfigError(located_message(source_, pointer_, "an object", describe_json(j_)));
+}
+
+bool ObjectReader::has(const std::string& key) const { return j_.contains(key); }
+
+void ObjectReader::fail(const std::string& key, const std::string& expected, const std::string& found) const {
+  throw ConfigError(located_message(source_, key.empty() ? pointer_ : at(key), expected, found));
+}
+
+const Json& ObjectReader::child(const std::string& key) {
+  known_.insert(key);
+  auto it = j_.find(key);
+  if (it == j_.end()) fail(key, "a value (this key is required)", "nothing");
+  return *it;
+}
+
+const Json* ObjectReader::optional_child(const std::string& key) {
+  known_.insert(key);
+  auto it = j_.find(key);
+  return it == j_.end() ? nullptr : &*it;
+}
+
+std::string ObjectReader::get_string(const std::string& key) {
+  const Json& v = child(key);
+  if (!v.is_string()) fail(key, "a string", describe_json(v));
+  return v.get<std::string>();
+}
+
+std::string ObjectReader::get_string(const std::string& key, const std::string& fallback) {
+  return has(key) ? get_string(key) : (known_.insert(key), fallback);
+}
+
+std::string ObjectReader::get_enum(const std::string& key, const std::vector<std::string>& allowed,
+                                   const std::string& fallback) {
+  std::string v = get_string(key, fallback);
+  for (const auto& a : allowed)
+    if (a == v) return v;
+  std::string list;
+  for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+  fail(key, "one of " + list, "\"" + v + "\"");
+}
+
+int64_t ObjectReader::get_int(const std::string& key) {
+  const Json& v = child(key);
+  if (v.is_number_integer() || v.is_number_unsigned()) return v.get<int64_t>();
+  if (v.is_number_float()) {
+    double d = v.get<double>();
+    if (std::floor(d) == d && std::fabs(d) < 9e15) return static_cast<int64_t>(d);
+  }
+  fail(key, "an integer", describe_json(v));
+}
+
+int64_t ObjectReader::get_int(const std::string& key, int64_t fallback) {
+  return has(key) ? get_int(key) : (known_.insert(key), fallback);
+}
+
+int64_t ObjectReader::get_int_in(const std::string& key, int64_t lo, int64_t hi,
+                                 std::optional<int64_t> fallback) {
+  if (!has(key) && fallback) {
+    known_.insert(key);
+    return *fallback;
+  }
+  int64_t v = get_int(key);
+  if (v < lo || v > hi)
+    fail(key, "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", std::to_string(v));
+  return v;
+}
+
+double ObjectReader::get_number(const std::string& key) {
+  const Json& v = child(key);
+  if (!v.is_number()) fail(key, "a number", describe_json(v));
+  return v.get<double>();
+}
+
+double ObjectReader::get_number(const std::string& key, double fallback) {
+  return has(key) ? get_number(key) : (known_.insert(key), fallback);
+}
+
+double ObjectReader::get_number_in(const std::string& key, double lo, double hi, std::optional<double> fallback) {
+  if (!has(key) && fallback) {
+    known_.insert(key);
+    return *fallback;
+  }
+  double v = get_number(key);
+  if (!(v >= lo && v <= hi)) {
+    std::ostringstream e;
+    e << "a number in [" << lo << ", " << hi << "]";
+    fail(key, e.str(), child(key).dump());
+  }
+  return v;
+}
+
+bool ObjectReader::get_bool(const std::string& key, bool fallback) {
+  const Json* v = optional_child(key);
+  if (!v) return fallback;
+  if (!v->is_boolean()) fail(key, "true or false", describe_json(*v));
+  return v->get<bool>();
+}
+
+double ObjectReader::get_quantity(const std::string& key, Dimension dim) {
+  const Json& v = child(key);
+  if (!v.is_string()) fail(key, std::string(dimension_hint(dim)) + " (a string with a unit)", describe_json(v));
+  return parse_quantity(v.get<std::string>(), dim, source_, at(key));
+}
+
+double ObjectReader::get_quantity(const std::string& key, Dimension dim, double fallback) {
+  return has(key) ? get_quantity(key, dim) : (known_.insert(key), fallback);
+}
+
+std::vector<std::string> ObjectReader::get_string_list(const std::string& key,
+                                                       const std::vector<std::string>& fallback) {
+  const Json* v = optional_child(key);
+  if (!v) return fallback;
+  if (!v->is_array()) fail(key, "an array of strings", describe_json(*v));
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    if (!(*v)[i].is_string())
+      throw ConfigError(located_message(source_, at(key) + "/" + std::to_string(i), "a string",
+                                        describe_json((*v)[i])));
+    out.push_back((*v)[i].get<std::string>());
+  }
+  return out;
+}
+
+void ObjectReader::finish() const {
+  for (auto it = j_.begin(); it != j_.end(); ++it) {
+    if (known_.count(it.key()) || (!it.key().empty() && it.key()[0] == '_')) continue;  // "_comment" etc.
+    std::string list;
+    for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
+    throw ConfigError(located_message(source_, at(it.key()), "one of the keys " + list,
+                                      "the unknown key \"" + it.key() + "\""));
+  }
+}
+
+}  // namespace moesim

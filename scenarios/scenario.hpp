@@ -1,0 +1,231 @@
+#pragma once
+/// \file The scenario vocabulary: plain structs with SI units (bytes, seconds, bytes/s, flop/s), filled
+/// from a scenario file by scenarios/loader.hpp and checked by scenarios/validate.hpp. Every engine,
+/// cost model and report reads these and nothing else.
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace moesim {
+
+// ------------------------------------------------------------------------------------------- model
+
+/// Attention variants. MHA: kv_heads == heads; GQA: kv_heads < heads; MLA: DeepSeek's multi-head latent
+/// attention with low-rank compressed queries and keys/values (DeepSeek-V2 report §2.1).
+enum class AttentionKind { kMha, kGqa, kMla };
+
+struct AttentionSpec {
+  AttentionKind kind = AttentionKind::kMha;
+  int heads = 0;         ///< query heads
+  int kv_heads = 0;      ///< key/value heads (MHA: = heads; ignored for MLA)
+  int head_dim = 0;      ///< query/key head dim; for MLA the non-rotary part (qk_nope_head_dim)
+  int v_head_dim = 0;    ///< value head dim (0: = head_dim)
+  int q_lora_rank = 0;   ///< MLA: query compression rank (0: no compression)
+  int kv_lora_rank = 0;  ///< MLA: key/value compression rank
+  int rope_head_dim = 0; ///< MLA: decoupled rotary dim per head
+  int sliding_window = 0;       ///< tokens; 0 = full attention
+  int sliding_window_every = 0; ///< every k-th layer uses the window (GPT-OSS alternates: 2); 0 = all
+  bool qkv_bias = false;
+};
+
+struct MoeSpec {
+  int experts = 0;            ///< routed experts per MoE layer (0: dense model)
+  int top_k = 0;              ///< routed experts per token
+  int expert_ffn = 0;         ///< intermediate size of one routed expert
+  int shared_experts = 0;     ///< always-active shared experts
+  int shared_ffn = 0;         ///< intermediate size of one shared expert (0: = expert_ffn)
+  int first_dense_layers = 0; ///< leading layers with a dense FFN instead of MoE (DeepSeek first_k_dense)
+  int layer_freq = 1;         ///< every layer_freq-th layer (after the dense ones) is MoE
+  int groups = 1;             ///< expert groups for group-limited routing (DeepSeek n_group)
+  int topk_groups = 0;        ///< groups a token may use (DeepSeek topk_group); 0 = all
+  std::string score = "softmax";  ///< router scoring: softmax or sigmoid
+};
+
+struct ModelSpec {
+  std::string name;
+  int layers = 0;       ///< transformer blocks (excluding MTP modules)
+  int hidden = 0;
+  int vocab = 0;
+  int dense_ffn = 0;    ///< intermediate size of a dense FFN layer
+  std::string activation = "swiglu";  ///< swiglu (3 matrices) or gelu (2 matrices)
+  bool tied_embeddings = false;
+  int mtp_depth = 0;    ///< multi-token-prediction modules (DeepSeek-V3: 1), each one extra block
+  AttentionSpec attention;
+  MoeSpec moe;
+  double published_total_params = 0;  ///< from the model card, for checks (0 = unknown)
+  double published_active_params = 0;
+  std::string source;   ///< citation of the dimensions
+};
+
+// -------------------------------------------------------------------------------------------- gpu
+
+/// Datasheet peaks plus the achievable fractions the roofline cost model uses until a measured
+/// calibration replaces it.
+struct GpuSpec {
+  std::string name;
+  double flops_bf16 = 0;   ///< dense peak, flop/s
+  double flops_fp8 = 0;    ///< dense peak, flop/s (0: no FP8)
+  double flops_fp32 = 0;   ///< non-tensor FP32 peak, flop/s
+  double memory_bytes = 0; ///< HBM capacity, bytes
+  double memory_bandwidth = 0;  ///< HBM bandwidth, bytes/s
+  int sm_count = 0;
+  double nvlink_bandwidth = 0;  ///< per direction per GPU, bytes/s
+  int max_gpus_per_node = 8;    ///< GPUs one node (baseboard) holds
+  double gemm_efficiency_bf16 = 0.8;  ///< achievable fraction of flops_bf16 for large GEMMs
+  double gemm_efficiency_fp8 = 0.67;  ///< achievable fraction of flops_fp8 for large GEMMs
+  double attention_efficiency = 0.6;  ///< achievable fraction of flops_bf16 for fused attention (fwd)
+  double attention_backward_efficiency = 0.45;  ///< same for the backward pass
+  double memory_efficiency = 0.9;     ///< achievable fraction of memory_bandwidth for streaming kernels
+  double kernel_launch = 4e-6;        ///< fixed cost per kernel, s
+  double price_per_hour = 0;          ///< USD per GPU-hour (0 = unknown)
+  std::string source;
+};
+
+// ---------------------------------------------------------------------------------------- cluster
+
+struct ScaleUpSpec {
+  std::string kind = "nvswitch";  ///< nvswitch | none
+  double bandwidth = 0;           ///< achievable per GPU per direction, bytes/s
+  double latency = 0;             ///< s
+  int domain_gpus = 0;            ///< GPUs per NVLink domain (0: = gpus_per_node; 72 for NVL72)
+};
+
+struct ScaleOutSpec {
+  std::string kind = "fat_tree";  ///< fat_tree | rail_optimized | dragonfly | torus
+  double nic_bandwidth = 0;       ///< per GPU per direction, bytes/s
+  double latency = 0;             ///< s, one hop inside a leaf
+  double latency_cross = 0;       ///< s, across leaves/spines (0: = latency)
+  double oversubscription = 1.0;  ///< leaf up-link oversubscription (2.0 = 2:1)
+  int planes = 1;                 ///< rail planes (DeepSeek: 8)
+  int levels = 2;
+  int radix = 64;                 ///< switch ports
+};
+
+struct ClusterSpec {
+  std::string name;
+  GpuSpec gpu;
+  int nodes = 0;
+  int gpus_per_node = 0;
+  ScaleUpSpec scale_up;
+  ScaleOutSpec scale_out;
+  int gpus() const { return nodes * gpus_per_node; }
+};
+
+// ------------------------------------------------------------------------------------ parallelism
+
+enum class Schedule { k1F1B, kInterleaved, kZeroBubble, kDualPipe };
+enum class Recompute { kNone, kSelective, kFull };
+
+struct ParallelismSpec {
+  int tp = 1;   ///< attention tensor parallel
+  int cp = 1;   ///< context parallel
+  int dp = 1;   ///< attention data parallel (derived: gpus / (tp·cp·pp))
+  bool sequence_parallel = true;  ///< TP with reduce-scatter/all-gather instead of all-reduce
+  int ep = 1;   ///< expert parallel
+  int etp = 1;  ///< expert tensor parallel
+  int edp = 1;  ///< expert data parallel (derived: tp·cp·dp / (ep·etp))
+  int pp = 1;
+  int vpp = 1;  ///< virtual stages per rank (interleaved schedule)
+  Schedule schedule = Schedule::k1F1B;
+  int zero = 1;  ///< ZeRO stage 0..3 (distributed optimizer = 1)
+  Recompute recompute = Recompute::kNone;
+  int microbatch_size = 1;  ///< sequences per microbatch
+  int64_t global_batch = 1; ///< sequences per optimizer step
+  bool overlap_grad_reduce = true;  ///< overlap DP gradient reduce-scatter with the backward cool-down
+  bool overlap_param_gather = false;///< hide the ZeRO parameter all-gather under the next forward
+  int microbatches() const;  ///< per pipeline: global_batch / (microbatch_size · dp)
+};
+
+// --------------------------------------------------------------------------------------- workload
+
+enum class Precision { kBf16, kFp8 };
+
+struct WorkloadSpec {
+  std::string kind = "training";
+  int seq_len = 4096;
+  Precision precision = Precision::kBf16;  ///< GEMM precision (attention core stays BF16)
+  int comm_sms = 0;                 ///< SMs reserved for communication kernels
+  std::string grad_dtype = "fp32";  ///< weight-gradient storage: fp32 or bf16
+  std::string optimizer_state_dtype = "fp32";  ///< Adam moments: fp32 or bf16
+  bool master_weights = true;       ///< FP32 master copy
+  bool causal = true;
+  std::string dispatch = "flat";    ///< all-to-all: flat (one message per GPU pair) or hierarchical
+                                    ///< (one copy per destination node over the NIC, then NVLink fan-out)
+  bool shared_expert_overlap = true;///< shared experts run while dispatch is in flight
+};
+
+// ---------------------------------------------------------------------------- routing & placement
+
+struct LoadSpec {
+  std::string generator = "uniform";  ///< uniform | zipf | hot_expert
+  double zipf_s = 1.0;       ///< zipf exponent
+  double hot_fraction = 0.0; ///< hot_expert: share of all routed slots that go to the hottest expert
+  int hot_expert = 0;
+  uint64_t seed = 1;
+};
+
+struct RoutingSpec {
+  std::string policy = "softmax_topk";  ///< registered routing policy name
+  int node_limit = 0;   ///< at most this many nodes per token (DeepSeek M); 0 = unlimited
+  double capacity_factor = 0;  ///< 0 = no capacity (no dropping)
+  LoadSpec load;
+};
+
+struct PlacementSpec {
+  std::string policy = "contiguous";  ///< registered placement policy name
+};
+
+struct EngineSpec {
+  std::string kind = "analytic";
+};
+
+struct OutputSpec {
+  std::string dir;  ///< empty: no output directory
+  std::vector<std::string> formats{"table"};
+};
+
+/// Published figures a scenario is checked against; NaN where not given. Reports print them beside
+/// the model's own figures.
+struct ReferenceSpec {
+  std::string source;
+  double step_time = NAN;         ///< s
+  double forward_only = NAN;      ///< s, pipeline phases (see models/schedule.hpp)
+  double steady = NAN;
+  double backward_only = NAN;
+  double weight_only = NAN;
+  double bubble = NAN;
+  double optimizer = NAN;         ///< s, optimizer plus exposed gradient synchronisation
+  double tokens_per_second_per_gpu = NAN;
+  double mfu = NAN;               ///< fraction of BF16 peak, non-causal FLOPs
+  double tolerance = 0.15;        ///< relative step-time error a golden test accepts
+  bool empty() const { return source.empty(); }
+};
+
+/// One fully resolved scenario: catalog references replaced by their entries, units resolved,
+/// derived degrees filled in.
+struct Scenario {
+  int schema_version = 1;
+  std::string name;
+  std::string source;  ///< file the scenario came from
+  ModelSpec model;
+  ClusterSpec cluster;
+  ParallelismSpec parallelism;
+  WorkloadSpec workload;
+  RoutingSpec routing;
+  PlacementSpec placement;
+  EngineSpec engine;
+  OutputSpec outputs;
+  ReferenceSpec reference;
+  nlohmann::json resolved;  ///< the scenario JSON with catalog references inlined (written to outputs)
+};
+
+const char* to_string(AttentionKind k);
+const char* to_string(Schedule s);
+const char* to_string(Recompute r);
+const char* to_string(Precision p);
+
+}  // namespace moesim

@@ -1,0 +1,70 @@
+#include "traces/load.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace moesim::traces {
+
+uint64_t SplitMix64::next() {
+  uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+const std::vector<GeneratorInfo>& load_generators() {
+  static const std::vector<GeneratorInfo> kGenerators{
+      {"uniform", "every expert receives the same share of routed slots"},
+      {"zipf", "share of the expert ranked r is proportional to (r+1)^-s; ranks permuted per layer by the seed"},
+      {"hot_expert", "one expert (hot_expert, or a seeded one per layer) takes hot_fraction; the rest share equally"},
+  };
+  return kGenerators;
+}
+
+void cap_shares(std::vector<double>& shares, double cap) {
+  // Water-filling: repeatedly clamp the experts above the cap and rescale the rest.
+  const double total = std::accumulate(shares.begin(), shares.end(), 0.0);
+  std::vector<char> capped(shares.size(), 0);
+  for (std::size_t iter = 0; iter < shares.size(); ++iter) {
+    double fixed = 0, free_sum = 0;
+    for (std::size_t i = 0; i < shares.size(); ++i) (capped[i] ? fixed : free_sum) += capped[i] ? cap : shares[i];
+    const double scale = free_sum > 0 ? (total - fixed) / free_sum : 0.0;
+    bool changed = false;
+    for (std::size_t i = 0; i < shares.size(); ++i) {
+      if (capped[i]) {
+        shares[i] = cap;
+      } else {
+        shares[i] *= scale;
+        if (shares[i] > cap * (1 + 1e-12)) {
+          capped[i] = 1;
+          changed = true;
+        }
+      }
+    }
+    if (!changed) break;
+  }
+}
+
+std::vector<double> expert_shares(const LoadSpec& load, int experts, int top_k, int layer) {
+  std::vector<double> s(static_cast<std::size_t>(experts), 1.0 / experts);
+  if (load.generator == "uniform" || experts <= 1) return s;
+  // A per-layer permutation decides which expert gets which rank (Fisher-Yates).
+  std::vector<int> perm(static_cast<std::size_t>(experts));
+  std::iota(perm.begin(), perm.end(), 0);
+  SplitMix64 rng(load.seed * 0x100000001b3ULL + static_cast<uint64_t>(layer));
+  for (int i = experts - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(static_cast<uint64_t>(i) + 1)]);
+  if (load.generator == "zipf") {
+    double sum = 0;
+    for (int r = 0; r < experts; ++r) sum += std::pow(r + 1.0, -load.zipf_s);
+    for (int r = 0; r < experts; ++r) s[perm[r]] = std::pow(r + 1.0, -load.zipf_s) / sum;
+  } else if (load.generator == "hot_expert") {
+    const int hot = load.hot_expert;
+    const double rest = (1.0 - load.hot_fraction) / (experts - 1);
+    for (int e = 0; e < experts; ++e) s[e] = e == hot ? load.hot_fraction : rest;
+  }
+  if (top_k > 0) cap_shares(s, 1.0 / top_k);
+  return s;
+}
+
+}  // namespace moesim::traces

@@ -1,0 +1,41 @@
+#pragma once
+/// \file Seeded load generators: the expected share of routed token slots each expert receives in one
+/// MoE layer. Shares sum to 1 and no expert exceeds 1/top_k (a token picks an expert at most once).
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "scenarios/scenario.hpp"
+
+namespace moesim::traces {
+
+/// A registered load generator: its name and one-line description (for `moesim list`).
+struct GeneratorInfo {
+  std::string name;
+  std::string description;
+};
+const std::vector<GeneratorInfo>& load_generators();
+
+/// Expected share of routed slots per expert for MoE layer `layer`. Generators with a ranking (zipf,
+/// hot_expert) assign ranks to experts by a permutation drawn from (seed, layer), so layers differ but
+/// the same seed gives the same shares, bit for bit.
+std::vector<double> expert_shares(const LoadSpec& load, int experts, int top_k, int layer);
+
+/// Caps shares at `cap` and spreads the excess over the uncapped experts in proportion to their
+/// shares (water-filling), preserving the sum.
+void cap_shares(std::vector<double>& shares, double cap);
+
+/// splitmix64: a tiny, portable, seeded generator (Steele et al. 2014) used wherever moesim draws
+/// random numbers, so results do not depend on the standard library's distributions.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next();
+  /// Uniform in [0, n).
+  uint64_t below(uint64_t n) { return next() % n; }
+ private:
+  uint64_t state_;
+};
+
+}  // namespace moesim::traces
