@@ -53,6 +53,33 @@ ChunkTimes average(const ChunkTimes& a, const ChunkTimes& b) {
   return t;
 }
 
+// One overlapped DualPipe pair: the forward chunk of rank `f` and the backward chunk of rank `b`,
+// block by block (the forward's i-th block beside the backward's i-th from the end). Each block pair
+// runs in four slots, each slot overlapping one compute component with one communication component
+// (DeepSeek-V3 report Figure 4): ATTN(F) | combine(B); MLP(B)+MLP(W) | dispatch(F);
+// MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Work outside blocks (embedding, head) and
+// blocking collectives add serially.
+double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b) {
+  const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
+  const PassCost zero;
+  double t = 0, fb = 0, bb = 0, fw = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const BlockCost* bf = i < nf ? &w.blocks[f.blocks[i]] : nullptr;
+    const BlockCost* bk = i < nb ? &w.blocks[b.blocks[nb - 1 - i]] : nullptr;
+    const PassCost& F = bf ? bf->pass[0] : zero;
+    const PassCost& B = bk ? bk->pass[1] : zero;
+    const PassCost& W = bk ? bk->pass[2] : zero;
+    t += std::max(F.attn_compute, B.combine) + std::max(B.mlp_compute + W.mlp_compute, F.dispatch) +
+         std::max(F.mlp_compute, B.dispatch) + std::max(B.attn_compute + W.attn_compute, F.combine);
+    t += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed;
+    fb += F.compute;
+    bb += B.compute + W.compute;
+  }
+  // Embedding, head and loss: the rank totals minus what its blocks account for.
+  fw = (f.pass[0].compute - fb) + (b.pass[1].compute + b.pass[2].compute - bb);
+  return t + fw;
+}
+
 struct RankEval {
   ChunkTimes chunk;
   SchedulePhases phases;
@@ -111,6 +138,10 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       e.expert_params += mirror.expert_params;
       e.activation_bytes = 0.5 * (rw.activation_bytes + mirror.activation_bytes);
       e.transient_bytes = std::max(rw.transient_bytes, mirror.transient_bytes);
+    }
+    if (dualpipe) {
+      const RankWork& mirror = w.ranks[par.pp - 1 - rank];
+      e.chunk.fb_pair = 0.5 * (dualpipe_pair(w, rw, mirror) + dualpipe_pair(w, mirror, rw));
     }
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 

@@ -60,7 +60,7 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       ph.pairs = m - lone;
       const double compute = t.f_compute + t.b_compute + t.w_compute;
       const double comm = t.f_overlappable + t.b_overlappable + 2 * p2p;
-      ph.pair_time = std::max(compute, comm) + t.f_blocking + t.b_blocking;
+      ph.pair_time = t.fb_pair > 0 ? t.fb_pair : std::max(compute, comm) + t.f_blocking + t.b_blocking;
       ph.forward_only = lone * t.f;
       ph.steady = ph.pairs * ph.pair_time;
       ph.backward_only = lone * t.b;

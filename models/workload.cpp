@@ -57,6 +57,7 @@ struct Ctx {
 struct Builder {
   const Ctx& c;
   BlockCost& b;
+  bool mlp = false;  // ops added now belong to the MLP component
 
   void add(const char* name, Pass pass, OpKind kind, double seconds, double work, CommKind comm = CommKind::kNone) {
     b.ops.push_back(Op{name, pass, kind, comm, seconds, work});
@@ -64,11 +65,14 @@ struct Builder {
     switch (comm) {
       case CommKind::kNone:
         pc.compute += seconds;
+        (mlp ? pc.mlp_compute : pc.attn_compute) += seconds;
         if (kind != OpKind::kMemory) pc.flops += work;
         break;
       case CommKind::kTensor: pc.tp_comm += seconds; break;
       case CommKind::kContext: pc.cp_comm += seconds; break;
-      default: pc.ep_comm += seconds; break;
+      case CommKind::kExpertDispatch: pc.ep_comm += seconds; pc.dispatch += seconds; break;
+      case CommKind::kExpertCombine: pc.ep_comm += seconds; pc.combine += seconds; break;
+      default: pc.ep_comm += seconds; pc.dispatch += seconds; break;
     }
   }
   // FP8 GEMMs need their operands quantised with fine-grained scales: the activation before Fprop,
@@ -193,6 +197,7 @@ double attention_block(const Ctx& c, Builder& bl, int layer) {
 }
 
 double dense_ffn_block(const Ctx& c, Builder& bl) {
+  bl.mlp = true;
   const auto& m = c.s.model;
   const double h = m.hidden, T = c.T, f = double(m.dense_ffn) / c.tp;
   const bool fr = full_rc(c), swiglu = m.activation == "swiglu";
@@ -259,6 +264,7 @@ double moe_block(const Ctx& c, Builder& bl, const MoeRouting& r, const EpGeometr
            CommKind::kExpertCombine);
   }
   const double rows_total = std::accumulate(r.rows.begin(), r.rows.end(), 0.0);
+  bl.mlp = true;
   if (c.etp > 1) {
     const double bytes = rows_total * h * kAct;
     const double t = c.net.all_gather(bytes, c.ep_etp_group) + c.net.reduce_scatter(bytes, c.ep_etp_group);
@@ -402,6 +408,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       act += c.T_sp * m.hidden * kAct * 3;
     }
     act += attention_block(c, bl, l);
+    bl.mlp = false;
     if (moe) {
       MoeRouting r = route_layer(c, moe_count, l, placement, geo);
       act += moe_block(c, bl, r, geo);
@@ -418,6 +425,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       if (!mtp && dense_template < 0) dense_template = l;
     }
     if (mtp) {
+      bl.mlp = true;
       const double V = double(m.vocab) / par.tp;
       bl.gemm("mtp.head", c.T, V, m.hidden, Precision::kBf16);
       bl.memory("mtp.loss", c.T * V * 4.0 * 3);

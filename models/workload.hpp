@@ -39,6 +39,9 @@ struct PassCost {
   double cp_comm = 0;    ///< context-parallel KV exchange
   double cp_exposed = 0; ///< part of cp_comm not hidden under the attention kernel
   double flops = 0;      ///< hardware FLOPs executed (recompute included)
+  /// DualPipe's four components of a chunk (DeepSeek-V3 report §3.2.1, Figure 4): attention
+  /// (everything before the dispatch), dispatch, MLP (experts, shared experts, un-permute) and combine.
+  double attn_compute = 0, mlp_compute = 0, dispatch = 0, combine = 0;
   /// Time when the block runs alone: compute plus every exposed communication.
   double alone() const { return compute + tp_comm + ep_exposed + cp_exposed; }
   /// Communication a co-scheduled chunk can hide (DualPipe-style overlap).

@@ -1,0 +1,191 @@
+// The analytic network model (models/network.cpp) on hand-built clusters. Expected values follow the
+// textbook formulas, written out in the comment above each assertion:
+//   ring all-reduce  2(n-1)/n · bytes / bw + 2(n-1) · latency   (nccl-tests bus-bandwidth factor)
+//   reduce-scatter / all-gather  (n-1)/n · bytes / bw + (n-1) · latency
+//   hierarchical across nodes: intra-node phase over NVLink with the local count l, then the same ring
+//   formula over the N nodes for a shard bytes / l over each GPU's NIC.
+
+#include <gtest/gtest.h>
+
+#include "models/network.hpp"
+
+namespace moesim::models {
+namespace {
+
+constexpr double kNvl = 100e9;      // bytes/s per GPU per direction
+constexpr double kNvlLat = 2e-6;
+constexpr double kNic = 50e9;
+constexpr double kNicLat = 3e-6;
+constexpr double kNicLatCross = 5e-6;
+
+// `nodes` nodes of 8 GPUs on NVSwitch, one 50 GB/s NIC per GPU, 64-port switches.
+ClusterSpec cluster(int nodes, const char* kind = "fat_tree", double oversub = 1.0) {
+  ClusterSpec c;
+  c.name = "test";
+  c.nodes = nodes;
+  c.gpus_per_node = 8;
+  c.scale_up.kind = "nvswitch";
+  c.scale_up.bandwidth = kNvl;
+  c.scale_up.latency = kNvlLat;
+  c.scale_up.domain_gpus = 8;
+  c.scale_out.kind = kind;
+  c.scale_out.nic_bandwidth = kNic;
+  c.scale_out.latency = kNicLat;
+  c.scale_out.latency_cross = kNicLatCross;
+  c.scale_out.oversubscription = oversub;
+  c.scale_out.radix = 64;
+  return c;
+}
+
+constexpr double kRel = 1e-12;
+
+TEST(Network, TrivialGroupsCostNothing) {
+  NetworkModel net(cluster(4));
+  EXPECT_EQ(net.all_reduce(1e9, Group{1, 8}), 0.0);
+  EXPECT_EQ(net.all_reduce(0.0, Group{8, 8}), 0.0);
+  EXPECT_EQ(net.reduce_scatter(1e9, Group{1, 1}), 0.0);
+  EXPECT_EQ(net.all_gather(0.0, Group{8, 8}), 0.0);
+  EXPECT_EQ(net.send_recv(0.0, true), 0.0);
+  EXPECT_EQ(net.all_to_all(AllToAllBytes{}), 0.0);
+}
+
+TEST(Network, GroupNodes) {
+  // ceil(size / per_node).
+  EXPECT_EQ((Group{8, 8}).nodes(), 1);
+  EXPECT_EQ((Group{9, 8}).nodes(), 2);
+  EXPECT_EQ((Group{64, 8}).nodes(), 8);
+  EXPECT_EQ((Group{4, 1}).nodes(), 4);
+}
+
+TEST(Network, AllReduceInsideOneNvlinkDomain) {
+  NetworkModel net(cluster(4));
+  const double bytes = 1e9;
+  // n = 8: 2·7/8 · 1e9 / 100e9 = 0.0175 s, + 2·7 · 2 µs = 28 µs → 0.017528 s.
+  EXPECT_NEAR(net.all_reduce(bytes, Group{8, 8}), 0.017528, 0.017528 * kRel);
+  // n = 4 inside a node: 2·3/4 · 1e9 / 100e9 = 0.015 s + 2·3 · 2 µs = 12 µs.
+  EXPECT_NEAR(net.all_reduce(bytes, Group{4, 8}), 0.015012, 0.015012 * kRel);
+  // n = 2: 2·1/2 · 0.01 = 0.01 s + 2 · 2 µs.
+  EXPECT_NEAR(net.all_reduce(bytes, Group{2, 8}), 0.010004, 0.010004 * kRel);
+}
+
+TEST(Network, ReduceScatterAndAllGatherInsideOneDomain) {
+  NetworkModel net(cluster(4));
+  const double bytes = 2e9;
+  // n = 8: 7/8 · 2e9 / 100e9 = 0.0175 s + 7 · 2 µs = 14 µs.
+  const double want = 0.0175 + 14e-6;
+  EXPECT_NEAR(net.reduce_scatter(bytes, Group{8, 8}), want, want * kRel);
+  EXPECT_NEAR(net.all_gather(bytes, Group{8, 8}), want, want * kRel);
+  // An all-reduce is a reduce-scatter plus an all-gather.
+  EXPECT_NEAR(net.all_reduce(bytes, Group{8, 8}), 2 * want, 2 * want * kRel);
+}
+
+TEST(Network, AllReduceHierarchicalAcrossNodes) {
+  NetworkModel net(cluster(4));
+  const double bytes = 1.6e9;
+  // 32 GPUs, 8 per node, 4 nodes (inside one leaf: 64-port leaf, 32 host ports / 8 NICs = 4 nodes,
+  // so full NIC rate and same-leaf latency).
+  // intra: 2·7/8 · 1.6e9 / 100e9 = 0.028 s + 2·7 · 2 µs = 28 µs
+  // inter: shard 1.6e9 / 8 = 0.2e9; 2·3/4 · 0.2e9 / 50e9 = 0.006 s + 2·3 · 3 µs = 18 µs
+  const double want = 0.028 + 28e-6 + 0.006 + 18e-6;
+  EXPECT_NEAR(net.all_reduce(bytes, Group{32, 8}), want, want * kRel);
+  // A strided data-parallel group: one GPU per node on 4 nodes, no NVLink phase.
+  // 2·3/4 · 1.6e9 / 50e9 = 0.048 s + 2·3 · 3 µs.
+  const double strided = 0.048 + 18e-6;
+  EXPECT_NEAR(net.all_reduce(bytes, Group{4, 1}), strided, strided * kRel);
+}
+
+TEST(Network, ReduceScatterHierarchicalAcrossNodes) {
+  NetworkModel net(cluster(4));
+  const double bytes = 1.6e9;
+  // intra: 7/8 · 1.6e9 / 100e9 = 0.014 s + 7 · 2 µs; inter: 3/4 · 0.2e9 / 50e9 = 0.003 s + 3 · 3 µs.
+  const double want = 0.014 + 14e-6 + 0.003 + 9e-6;
+  EXPECT_NEAR(net.reduce_scatter(bytes, Group{32, 8}), want, want * kRel);
+  EXPECT_NEAR(net.all_gather(bytes, Group{32, 8}), want, want * kRel);
+  // 2 GPUs per node over 4 nodes: intra 1/2 · 1.6e9/100e9 = 0.008 s + 2 µs;
+  // inter shard 0.8e9: 3/4 · 0.8e9 / 50e9 = 0.012 s + 3 · 3 µs.
+  const double two = 0.008 + 2e-6 + 0.012 + 9e-6;
+  EXPECT_NEAR(net.reduce_scatter(bytes, Group{8, 2}), two, two * kRel);
+}
+
+TEST(Network, NodesPerLeaf) {
+  // Fat tree: a 64-port leaf gives 32 ports to hosts; a node brings all its 8 NICs → 4 nodes per leaf.
+  EXPECT_EQ(NetworkModel(cluster(16)).nodes_per_leaf(), 4);
+  // Rail-optimised: one NIC per node per leaf → radix / 2 = 32 nodes per leaf.
+  EXPECT_EQ(NetworkModel(cluster(16, "rail_optimized")).nodes_per_leaf(), 32);
+  ClusterSpec c = cluster(16, "rail_optimized");
+  c.scale_out.radix = 40;
+  EXPECT_EQ(NetworkModel(c).nodes_per_leaf(), 20);
+}
+
+TEST(Network, ScaleOutBandwidthWithOversubscription) {
+  // 2:1 oversubscribed fat tree, 4 nodes per leaf.
+  NetworkModel net(cluster(16, "fat_tree", 2.0));
+  // One node or a group inside one leaf: the NIC rate.
+  EXPECT_EQ(net.scale_out_bandwidth(1), kNic);
+  EXPECT_EQ(net.scale_out_bandwidth(4), kNic);
+  // 16 nodes: a GPU spreads its traffic over 15 peers, 3 of them on its own leaf, so 12/15 = 0.8
+  // leaves the leaf and meets the 2:1 up-links: factor max(1, 2 · 0.8) = 1.6 → 50e9 / 1.6 = 31.25e9.
+  EXPECT_NEAR(net.scale_out_bandwidth(16), 31.25e9, 31.25e9 * kRel);
+  // 8 nodes: 4 of 7 peers off-leaf: factor 2 · 4/7 = 8/7 → 50e9 · 7/8 = 43.75e9.
+  EXPECT_NEAR(net.scale_out_bandwidth(8), 43.75e9, 43.75e9 * kRel);
+  // 5 nodes: 1 of 4 peers off-leaf: 2 · 0.25 = 0.5 < 1, the NIC is the bottleneck.
+  EXPECT_EQ(net.scale_out_bandwidth(5), kNic);
+  // Latency: inside a leaf vs across leaves.
+  EXPECT_EQ(net.scale_out_latency(4), kNicLat);
+  EXPECT_EQ(net.scale_out_latency(5), kNicLatCross);
+  // Non-oversubscribed: full rate at any size.
+  EXPECT_EQ(NetworkModel(cluster(16)).scale_out_bandwidth(16), kNic);
+  // Rail-optimised with 2:1: 32 nodes per leaf, so 16 nodes never leave the leaf.
+  EXPECT_EQ(NetworkModel(cluster(16, "rail_optimized", 2.0)).scale_out_bandwidth(16), kNic);
+}
+
+TEST(Network, OversubscriptionSlowsCrossLeafAllReduce) {
+  NetworkModel net(cluster(16, "fat_tree", 2.0));
+  const double bytes = 1.6e9;
+  // 16 nodes, one GPU each (strided group): 2·15/16 · 1.6e9 / 31.25e9 + 2·15 · 5 µs.
+  const double want = 2.0 * 15 / 16 * 1.6e9 / 31.25e9 + 30 * 5e-6;
+  EXPECT_NEAR(net.all_reduce(bytes, Group{16, 1}), want, want * kRel);
+}
+
+TEST(Network, TorusBisectionLimit) {
+  // Torus with no oversubscription: 16 nodes → factor max(1, 16/8) = 2 → 25e9.
+  NetworkModel net(cluster(16, "torus"));
+  EXPECT_NEAR(net.scale_out_bandwidth(16), 25e9, 25e9 * kRel);
+  // 4 nodes: 4/8 < 1 → full NIC.
+  EXPECT_EQ(net.scale_out_bandwidth(4), kNic);
+}
+
+TEST(Network, SendRecv) {
+  NetworkModel net(cluster(4));
+  // Across nodes: 1e8 / 50e9 = 2 ms + 3 µs; inside: 1e8 / 100e9 = 1 ms + 2 µs.
+  EXPECT_NEAR(net.send_recv(1e8, true), 2e-3 + 3e-6, 1e-15);
+  EXPECT_NEAR(net.send_recv(1e8, false), 1e-3 + 2e-6, 1e-15);
+}
+
+TEST(Network, AllToAllIsMaxOfFabricsWithLatency) {
+  NetworkModel net(cluster(4));
+  AllToAllBytes b;
+  b.nic_out = 1e8;
+  b.nic_in = 2e8;
+  b.nvlink_out = 3e8;
+  b.nvlink_in = 1e8;
+  b.nodes = 4;
+  // NIC: max(1e8, 2e8) / 50e9 = 4 ms + 3 µs; NVLink: 3e8 / 100e9 = 3 ms + 2 µs → NIC wins.
+  EXPECT_NEAR(net.all_to_all(b), 4e-3 + 3e-6, 1e-15);
+  // Make NVLink the bottleneck: 6e8 / 100e9 = 6 ms + 2 µs.
+  b.nvlink_in = 6e8;
+  EXPECT_NEAR(net.all_to_all(b), 6e-3 + 2e-6, 1e-15);
+  // NVLink only (single node): 3e8 / 100e9 + 2 µs.
+  AllToAllBytes local;
+  local.nvlink_out = 3e8;
+  EXPECT_NEAR(net.all_to_all(local), 3e-3 + 2e-6, 1e-15);
+  // NIC only across 16 nodes of a 2:1 fat tree: 2e8 / 31.25e9 + 5 µs (cross-leaf latency).
+  NetworkModel over(cluster(16, "fat_tree", 2.0));
+  AllToAllBytes wide;
+  wide.nic_out = 2e8;
+  wide.nodes = 16;
+  EXPECT_NEAR(over.all_to_all(wide), 2e8 / 31.25e9 + 5e-6, 1e-15);
+}
+
+}  // namespace
+}  // namespace moesim::models

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs moesim's build dependencies from Debian packages (Debian 12, as root). Idempotent.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config git libsimgrid-dev libboost-graph-dev libeigen3-dev nlohmann-json3-dev
+      libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+echo "setup: dependencies present" >&2
