@@ -24,6 +24,16 @@ void BM_AnalyticEvaluate(benchmark::State& state) {
 }
 BENCHMARK(BM_AnalyticEvaluate)->Unit(benchmark::kMicrosecond);
 
+// Skewed routing: every MoE layer has its own expert shares, so every layer is priced separately.
+void BM_AnalyticEvaluateZipf(benchmark::State& state) {
+  moesim::Scenario s = deepseek();
+  s.routing.load.generator = "zipf";
+  s.routing.load.zipf_s = 1.0;
+  for (auto _ : state) benchmark::DoNotOptimize(moesim::models::evaluate_analytic(s));
+  state.counters["evals_per_s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_AnalyticEvaluateZipf)->Unit(benchmark::kMicrosecond);
+
 // Re-evaluating a priced workload (schedule, sync, memory): what a sweep over schedules/batch sizes pays.
 void BM_AnalyticReschedule(benchmark::State& state) {
   const auto& s = deepseek();

@@ -205,23 +205,24 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       } else {
         r.breakdown.compute += exposed;
       }
+    }
 
-      // Memory on this rank.
-      MemoryBreakdown& mem = r.memory;
-      mem = MemoryBreakdown{};
-      const double dense_shard = par.zero >= 1 ? dense_p / dp_group.size : dense_p;
-      const double expert_shard = par.zero >= 1 ? expert_p / edp_group.size : expert_p;
-      const double all_p = dense_p + expert_p;
-      mem.weights = par.zero == 3 ? 2.0 * (dense_p / dp_group.size + expert_p / edp_group.size) : 2.0 * all_p;
-      mem.master_weights = s.workload.master_weights ? 4.0 * (dense_shard + expert_shard) : 0.0;
-      mem.gradients = par.zero >= 2 ? grad_b * (dense_p / dp_group.size + expert_p / edp_group.size) : grad_b * all_p;
-      mem.optimizer_states = 2.0 * state_b * (dense_shard + expert_shard);
-      mem.activations = e.activation_bytes * e.phases.activations_in_flight + e.transient_bytes;
-      const double allocated = mem.weights + mem.master_weights + mem.gradients + mem.optimizer_states + mem.activations;
-      mem.overhead = kReserveBytes + kFragmentation * allocated;
-      mem.total = allocated + mem.overhead;
-      mem.capacity = gpu.memory_bytes;
-      mem.fits = mem.total <= mem.capacity;
+    // Memory on this rank; the result reports the rank that needs the most.
+    MemoryBreakdown mem;
+    const double all_p = dense_p + expert_p;
+    mem.weights = par.zero == 3 ? 2.0 * (dense_p / dp_group.size + expert_p / edp_group.size) : 2.0 * all_p;
+    mem.master_weights = s.workload.master_weights ? 4.0 * (shard_dense + shard_expert) : 0.0;
+    mem.gradients = par.zero >= 2 ? grad_b * (dense_p / dp_group.size + expert_p / edp_group.size) : grad_b * all_p;
+    mem.optimizer_states = 2.0 * state_b * (shard_dense + shard_expert);
+    mem.activations = e.activation_bytes * activations_in_flight(par.schedule, par.pp, par.vpp, rank) + e.transient_bytes;
+    const double allocated = mem.weights + mem.master_weights + mem.gradients + mem.optimizer_states + mem.activations;
+    mem.overhead = kReserveBytes + kFragmentation * allocated;
+    mem.total = allocated + mem.overhead;
+    mem.capacity = gpu.memory_bytes;
+    mem.fits = mem.total <= mem.capacity;
+    if (mem.total > r.memory.total) {
+      r.memory = mem;
+      r.memory_rank = rank;
     }
   }
   if (!r.memory.fits) {
@@ -230,7 +231,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     std::snprintf(buf, sizeof buf,
                   "needs %.1f GiB per GPU on pipeline rank %d, the GPU has %.1f GiB (weights %.1f, master %.1f, "
                   "gradients %.1f, optimizer %.1f, activations %.1f, reserve %.1f)",
-                  r.memory.total / kGiB, r.critical_rank, r.memory.capacity / kGiB, r.memory.weights / kGiB,
+                  r.memory.total / kGiB, r.memory_rank, r.memory.capacity / kGiB, r.memory.weights / kGiB,
                   r.memory.master_weights / kGiB, r.memory.gradients / kGiB, r.memory.optimizer_states / kGiB,
                   r.memory.activations / kGiB, r.memory.overhead / kGiB);
     r.infeasible_reason = buf;

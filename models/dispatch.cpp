@@ -9,6 +9,16 @@
 
 namespace moesim::models {
 
+namespace {
+// (1 - c)^k for the small integer k = top_k: repeated squaring, no libm pow.
+double miss_prob(double c, int k) {
+  double base = 1.0 - c, r = 1.0;
+  for (; k > 0; k >>= 1, base *= base)
+    if (k & 1) r *= base;
+  return r;
+}
+}  // namespace
+
 DispatchStats dispatch_stats(const std::vector<double>& shares, const std::vector<int>& placement,
                              const EpGeometry& g) {
   DispatchStats s;
@@ -32,17 +42,17 @@ DispatchStats dispatch_stats(const std::vector<double>& shares, const std::vecto
   double Q = 0;  // expected share of slots inside the selected nodes
   for (int n = 0; n < nodes; ++n) Q += sel[n] * q[n];
   if (Q <= 0) Q = 1;
-  const double k = g.top_k;
+  const int k = g.top_k;
   s.hit_rank.assign(static_cast<std::size_t>(g.ep), 0.0);
   s.hit_node.assign(static_cast<std::size_t>(nodes), 0.0);
   for (int r = 0; r < g.ep; ++r) {
     const int n = r / per_node;
     const double c = std::min(1.0, s.rank_share[r] / Q);
-    s.hit_rank[r] = sel[n] * (1.0 - std::pow(1.0 - c, k));
+    s.hit_rank[r] = sel[n] * (1.0 - miss_prob(c, k));
   }
   for (int n = 0; n < nodes; ++n) {
     const double c = std::min(1.0, q[n] / Q);
-    s.hit_node[n] = sel[n] * (1.0 - std::pow(1.0 - c, k));
+    s.hit_node[n] = sel[n] * (1.0 - miss_prob(c, k));
   }
 
   const double sum_rank = std::accumulate(s.hit_rank.begin(), s.hit_rank.end(), 0.0);

@@ -22,10 +22,10 @@ ParamCounts count_params(const ModelSpec& m) {
     p.attention_per_layer = q + kv + o + a.q_lora_rank + a.kv_lora_rank;
   } else {
     // MHA/GQA (Vaswani et al. 2017; Ainslie et al. 2023): Wq h×H·d, Wk and Wv h×KV·d, Wo H·d×h.
-    const double q = h * a.heads * a.head_dim, kv = 2.0 * h * a.kv_heads * a.head_dim;
+    const double q = h * a.heads * a.head_dim, kv = h * a.kv_heads * (a.head_dim + a.v_head_dim);
     const double o = double(a.heads) * a.v_head_dim * h;
     p.attention_per_layer = q + kv + o;
-    if (a.qkv_bias) p.attention_per_layer += double(a.heads) * a.head_dim + 2.0 * a.kv_heads * a.head_dim;
+    if (a.qkv_bias) p.attention_per_layer += double(a.heads) * a.head_dim + a.kv_heads * (a.head_dim + a.v_head_dim);
   }
   // SwiGLU FFN has gate, up and down matrices (Shazeer 2020); GELU has up and down.
   const double mats = m.activation == "swiglu" ? 3.0 : 2.0;

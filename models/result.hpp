@@ -65,7 +65,8 @@ struct Result {
   SchedulePhases phases;            ///< pipeline phases of the critical rank
   Breakdown breakdown;
   double grad_sync = 0;             ///< full DP gradient reduce + parameter gather time
-  MemoryBreakdown memory;
+  MemoryBreakdown memory;           ///< of the pipeline rank that needs the most
+  int memory_rank = 0;
   std::vector<LayerTime> layers;
   std::vector<MoeLayerStats> moe_layers;
   double moe_max_over_mean_gpu = 1; ///< mean over MoE layers

@@ -14,6 +14,16 @@ const std::vector<ScheduleInfo>& schedules() {
   return kSchedules;
 }
 
+double activations_in_flight(Schedule s, int pp, int vpp, int rank) {
+  switch (s) {
+    case Schedule::k1F1B:
+    case Schedule::kZeroBubble: return pp - rank;
+    case Schedule::kInterleaved: return ((pp - rank - 1) * 2.0 + (vpp - 1.0) * pp + 1.0) / vpp;
+    case Schedule::kDualPipe: return pp + 1.0;
+  }
+  return pp;
+}
+
 SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const ChunkTimes& t) {
   SchedulePhases ph;
   const double P = pp;
@@ -33,7 +43,7 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       ph.steady = ph.pairs * ph.pair_time;
       ph.backward_only = warm * B;
       ph.bubble = (P - 1) * (t.f + B) / v + 2 * (P - 1) * p2p;
-      ph.activations_in_flight = s == Schedule::kInterleaved ? P * (1 + (P - 1) / (P * v)) : P;
+      ph.activations_in_flight = activations_in_flight(s, pp, vpp, 0);
       break;
     }
     case Schedule::kZeroBubble: {
@@ -47,7 +57,7 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       ph.backward_only = warm * t.b;
       ph.weight_only = warm * t.w;
       ph.bubble = std::max(0.0, (P - 1) * (t.f + t.b - 2 * t.w)) + 2 * (P - 1) * p2p;
-      ph.activations_in_flight = P;
+      ph.activations_in_flight = activations_in_flight(s, pp, vpp, 0);
       break;
     }
     case Schedule::kDualPipe: {
@@ -66,7 +76,7 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       ph.backward_only = lone * t.b;
       ph.weight_only = lone * t.w;
       ph.bubble = std::max(0.0, (P / 2 - 1) * (ph.pair_time + t.b - 3 * t.w)) + (P - 1) * p2p;
-      ph.activations_in_flight = P + 1;
+      ph.activations_in_flight = activations_in_flight(s, pp, vpp, 0);
       ph.parameter_copies = 2;
       break;
     }

@@ -33,6 +33,11 @@ struct SchedulePhases {
   double total() const { return forward_only + steady + backward_only + weight_only + bubble; }
 };
 
+/// Microbatches of one stage's activations pipeline rank `rank` holds at its peak: 1F1B and ZB1P
+/// PP - rank (PipeDream-Flush warm-up plus one); interleaved ((PP - rank - 1)·2 + (v - 1)·PP + 1) / v
+/// (Megatron-Core warm-up count, in stage units); DualPipe PP + 1 on every rank (DeepSeek-V3 Table 2).
+double activations_in_flight(Schedule s, int pp, int vpp, int rank);
+
 struct ScheduleInfo {
   std::string name;
   std::string description;

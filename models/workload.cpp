@@ -152,9 +152,10 @@ double attention_block(const Ctx& c, Builder& bl, int layer) {
     kv_bytes_per_token = H * (qk_dim + a.v_head_dim) * kAct;
   } else {
     const double kvh = std::max(1.0, double(a.kv_heads) / c.tp);
-    bl.gemm("attn.qkv", T, (H + 2 * kvh) * a.head_dim, h, c.prec, fr);
-    saved += T * (H + 2 * kvh) * a.head_dim * kAct;
-    kv_bytes_per_token = 2 * kvh * a.head_dim * kAct;
+    const double qkv = (H + kvh) * a.head_dim + kvh * a.v_head_dim;
+    bl.gemm("attn.qkv", T, qkv, h, c.prec, fr);
+    saved += T * qkv * kAct;
+    kv_bytes_per_token = kvh * (a.head_dim + a.v_head_dim) * kAct;
   }
   AttentionShape sh;
   sh.query_tokens = T;
@@ -301,12 +302,12 @@ double moe_block(const Ctx& c, Builder& bl, const MoeRouting& r, const EpGeometr
   return fr ? c.T_sp * h * kAct : saved;
 }
 
-MoeRouting route_layer(const Ctx& c, int moe_layer, int layer, const std::vector<int>& placement,
-                       const EpGeometry& geo) {
+MoeRouting route_layer(const Ctx& c, const traces::ShareGenerator& gen, int moe_layer, int layer,
+                       const std::vector<int>& placement, const EpGeometry& geo) {
   const auto& e = c.s.model.moe;
   const auto& par = c.s.parallelism;
   MoeRouting r;
-  std::vector<double> shares = traces::expert_shares(c.s.routing.load, e.experts, e.top_k, moe_layer);
+  std::vector<double> shares = gen.shares(moe_layer);
   r.stats = dispatch_stats(shares, placement, geo);
   // Rows per expert = tokens of the whole EP group × top_k × share (each EP rank routes T_moe tokens).
   const double slots = double(par.ep) * c.T_moe * e.top_k;
@@ -338,6 +339,11 @@ MoeRouting route_layer(const Ctx& c, int moe_layer, int layer, const std::vector
 
 }  // namespace
 
+const std::vector<Op>& block_ops(const Workload& w, int b) {
+  const BlockCost& x = w.blocks[static_cast<std::size_t>(b)];
+  return x.ops_from >= 0 ? w.blocks[static_cast<std::size_t>(x.ops_from)].ops : x.ops;
+}
+
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net) {
   Workload w;
   const auto& m = s.model;
@@ -368,6 +374,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   std::vector<int> placement;
   if (m.moe.experts > 0) placement = place_experts(s.placement.policy, m.moe.experts, par.ep);
   const bool same_every_layer = s.routing.load.generator == "uniform";
+  const traces::ShareGenerator gen(s.routing.load, m.moe.experts, m.moe.top_k);
 
   // Price every block; identical blocks are priced once and copied.
   const int total_blocks = m.layers + m.mtp_depth;
@@ -380,15 +387,21 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     const bool moe = mtp ? m.moe.experts > 0 : is_moe_layer(m, l);
     const bool windowed_layer = m.attention.sliding_window > 0;  // attention differs by layer parity
     BlockCost& b = w.blocks[l];
-    if (!moe && !mtp && dense_template >= 0 && !windowed_layer) {
-      b = w.blocks[dense_template];
+    auto repeat = [&](int from) {
+      const BlockCost& t = w.blocks[from];
+      b.kind = t.kind;
+      for (int p = 0; p < 3; ++p) b.pass[p] = t.pass[p];
+      b.ops_from = from;
+      b.moe_index = t.moe_index;
       b.layer = l;
+    };
+    if (!moe && !mtp && dense_template >= 0 && !windowed_layer) {
+      repeat(dense_template);
       saved[l] = saved[dense_template];
       continue;
     }
     if (moe && !mtp && same_every_layer && moe_template >= 0 && !windowed_layer) {
-      b = w.blocks[moe_template];
-      b.layer = l;
+      repeat(moe_template);
       b.moe_index = moe_count++;
       MoeLayerStats st = w.moe_layers[w.blocks[moe_template].moe_index];
       st.layer = l;
@@ -410,7 +423,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     act += attention_block(c, bl, l);
     bl.mlp = false;
     if (moe) {
-      MoeRouting r = route_layer(c, moe_count, l, placement, geo);
+      MoeRouting r = route_layer(c, gen, moe_count, l, placement, geo);
       act += moe_block(c, bl, r, geo);
       for (const Op& op : b.ops) {
         if (op.pass != Pass::kForward) continue;
@@ -493,7 +506,9 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       rw.pass[0].flops += 2 * T * V * h;
       rw.pass[1].flops += 2 * T * V * h;
       rw.pass[2].flops += 2 * T * V * h;
-      rw.params += w.params.head / par.tp;
+      // The final RMSNorm lives with the head; with tied embeddings and pp > 1 the last rank keeps its
+      // own copy of the embedding matrix for the output projection (Megatron-Core).
+      rw.params += (m.tied_embeddings && par.pp > 1 ? w.params.embedding : w.params.head) / par.tp + h;
     }
     if (r + 1 < par.pp || par.vpp > 1) {
       const double bytes = c.T_sp * h * kAct;

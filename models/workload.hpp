@@ -54,7 +54,8 @@ struct BlockCost {
   BlockKind kind = BlockKind::kDense;
   int layer = 0;          ///< block index (MTP blocks follow the main blocks)
   PassCost pass[3];
-  std::vector<Op> ops;
+  std::vector<Op> ops;    ///< empty when the block repeats another one (see ops_from)
+  int ops_from = -1;      ///< identical to this block's ops (-1: its own ops are in `ops`)
   int moe_index = -1;     ///< index into Workload::moe_layers, -1 for dense blocks
 };
 
@@ -94,6 +95,9 @@ struct Workload {
   std::vector<RankWork> ranks;   ///< per pipeline rank
   std::string cost_model;        ///< name of the compute cost model
 };
+
+/// The ops of block `b` (shared with an identical earlier block where the workload priced it once).
+const std::vector<Op>& block_ops(const Workload& w, int b);
 
 /// Builds and prices the workload of one step.
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net);

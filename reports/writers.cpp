@@ -104,6 +104,7 @@ json result_json(const Scenario& s, const models::Result& r) {
                        {"reserve", m.overhead},
                        {"total", m.total},
                        {"capacity", m.capacity},
+                       {"pp_rank", r.memory_rank},
                        {"fits", m.fits}};
   json moe = json::array();
   for (const auto& l : r.moe_layers)
@@ -206,7 +207,7 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r) 
   brow("exposed DP grad sync", b.exposed_dp);
   brow("optimizer", b.optimizer);
   const auto& m = r.memory;
-  out << "\n  memory per GPU (PP rank " << r.critical_rank << "): " << fmt("%.1f", m.total / kGiB) << " of "
+  out << "\n  memory per GPU (PP rank " << r.memory_rank << ", the most loaded): " << fmt("%.1f", m.total / kGiB) << " of "
       << fmt("%.1f", m.capacity / kGiB) << " GiB" << (m.fits ? "" : "  DOES NOT FIT") << "\n    weights "
       << fmt("%.1f", m.weights / kGiB) << ", master " << fmt("%.1f", m.master_weights / kGiB) << ", gradients "
       << fmt("%.1f", m.gradients / kGiB) << ", optimizer " << fmt("%.1f", m.optimizer_states / kGiB)

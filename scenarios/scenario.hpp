@@ -123,11 +123,11 @@ enum class Recompute { kNone, kSelective, kFull };
 struct ParallelismSpec {
   int tp = 1;   ///< attention tensor parallel
   int cp = 1;   ///< context parallel
-  int dp = 1;   ///< attention data parallel (derived: gpus / (tp·cp·pp))
+  int dp = 0;   ///< attention data parallel (0 until derived: gpus / (tp·cp·pp))
   bool sequence_parallel = true;  ///< TP with reduce-scatter/all-gather instead of all-reduce
   int ep = 1;   ///< expert parallel
   int etp = 1;  ///< expert tensor parallel
-  int edp = 1;  ///< expert data parallel (derived: tp·cp·dp / (ep·etp))
+  int edp = 0;  ///< expert data parallel (0 until derived: tp·cp·dp / (ep·etp))
   int pp = 1;
   int vpp = 1;  ///< virtual stages per rank (interleaved schedule)
   Schedule schedule = Schedule::k1F1B;

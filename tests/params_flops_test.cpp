@@ -197,6 +197,23 @@ TEST(CountParams, SmallGqaMoeByHand) {
   EXPECT_EQ(p.active, 842624.0);
 }
 
+TEST(CountParams, GqaValueHeadDimDiffersFromKeyHeadDim) {
+  ModelSpec m;
+  m.layers = 1;
+  m.hidden = 128;
+  m.vocab = 10;
+  m.dense_ffn = 64;
+  m.attention.kind = AttentionKind::kGqa;
+  m.attention.heads = 8;
+  m.attention.kv_heads = 2;
+  m.attention.head_dim = 16;
+  m.attention.v_head_dim = 32;  // the loader accepts v_head_dim for every attention kind
+  const ParamCounts p = count_params(m);
+  // Wq 128·8·16 = 16,384; Wk 128·2·16 = 4,096; Wv 128·2·32 = 8,192; Wo 8·32·128 = 32,768 → 61,440.
+  const double expected = 16384.0 + 4096.0 + 8192.0 + 32768.0;
+  EXPECT_EQ(p.attention_per_layer, expected);
+}
+
 TEST(CountParams, LayerFrequencyAndFirstDense) {
   ModelSpec m;
   m.layers = 8;
@@ -297,7 +314,9 @@ TEST(SplitBlocks, RandomCasesPreserveSumAndBalance) {
       EXPECT_LE(v, lo + 1);
     }
     // The first chunk (embedding) never gets more than the middle ones.
-    if (chunks > 2) EXPECT_LE(n.front(), n[1]);
+    if (chunks > 2) {
+      EXPECT_LE(n.front(), n[1]);
+    }
   }
 }
 

@@ -17,7 +17,7 @@ const std::vector<GeneratorInfo>& load_generators() {
   static const std::vector<GeneratorInfo> kGenerators{
       {"uniform", "every expert receives the same share of routed slots"},
       {"zipf", "share of the expert ranked r is proportional to (r+1)^-s; ranks permuted per layer by the seed"},
-      {"hot_expert", "one expert (hot_expert, or a seeded one per layer) takes hot_fraction; the rest share equally"},
+      {"hot_expert", "expert hot_expert takes hot_fraction of the routed slots in every layer; the rest share equally"},
   };
   return kGenerators;
 }
@@ -46,25 +46,38 @@ void cap_shares(std::vector<double>& shares, double cap) {
   }
 }
 
-std::vector<double> expert_shares(const LoadSpec& load, int experts, int top_k, int layer) {
+ShareGenerator::ShareGenerator(const LoadSpec& load, int experts, int top_k)
+    : load_(load), experts_(experts), top_k_(top_k) {
+  if (load.generator == "zipf") {
+    rank_weight_.resize(static_cast<std::size_t>(experts));
+    double sum = 0;
+    for (int r = 0; r < experts; ++r) sum += rank_weight_[r] = std::pow(r + 1.0, -load.zipf_s);
+    for (auto& w : rank_weight_) w /= sum;
+  }
+}
+
+std::vector<double> ShareGenerator::shares(int layer) const {
+  const int experts = experts_;
   std::vector<double> s(static_cast<std::size_t>(experts), 1.0 / experts);
-  if (load.generator == "uniform" || experts <= 1) return s;
+  if (load_.generator == "uniform" || experts <= 1) return s;
+  if (load_.generator == "hot_expert") {
+    const double rest = (1.0 - load_.hot_fraction) / (experts - 1);
+    for (int e = 0; e < experts; ++e) s[e] = e == load_.hot_expert ? load_.hot_fraction : rest;
+    if (top_k_ > 0) cap_shares(s, 1.0 / top_k_);
+    return s;
+  }
   // A per-layer permutation decides which expert gets which rank (Fisher-Yates).
   std::vector<int> perm(static_cast<std::size_t>(experts));
   std::iota(perm.begin(), perm.end(), 0);
-  SplitMix64 rng(load.seed * 0x100000001b3ULL + static_cast<uint64_t>(layer));
+  SplitMix64 rng(load_.seed * 0x100000001b3ULL + static_cast<uint64_t>(layer));
   for (int i = experts - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(static_cast<uint64_t>(i) + 1)]);
-  if (load.generator == "zipf") {
-    double sum = 0;
-    for (int r = 0; r < experts; ++r) sum += std::pow(r + 1.0, -load.zipf_s);
-    for (int r = 0; r < experts; ++r) s[perm[r]] = std::pow(r + 1.0, -load.zipf_s) / sum;
-  } else if (load.generator == "hot_expert") {
-    const int hot = load.hot_expert;
-    const double rest = (1.0 - load.hot_fraction) / (experts - 1);
-    for (int e = 0; e < experts; ++e) s[e] = e == hot ? load.hot_fraction : rest;
-  }
-  if (top_k > 0) cap_shares(s, 1.0 / top_k);
+  for (int r = 0; r < experts; ++r) s[perm[r]] = rank_weight_[r];
+  if (top_k_ > 0) cap_shares(s, 1.0 / top_k_);
   return s;
+}
+
+std::vector<double> expert_shares(const LoadSpec& load, int experts, int top_k, int layer) {
+  return ShareGenerator(load, experts, top_k).shares(layer);
 }
 
 }  // namespace moesim::traces

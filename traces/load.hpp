@@ -17,10 +17,23 @@ struct GeneratorInfo {
 };
 const std::vector<GeneratorInfo>& load_generators();
 
-/// Expected share of routed slots per expert for MoE layer `layer`. Generators with a ranking (zipf,
-/// hot_expert) assign ranks to experts by a permutation drawn from (seed, layer), so layers differ but
-/// the same seed gives the same shares, bit for bit.
+/// Expected share of routed slots per expert for MoE layer `layer`. The zipf generator assigns ranks
+/// to experts by a permutation drawn from (seed, layer), so layers differ but the same seed gives the
+/// same shares, bit for bit; hot_expert puts the same expert first in every layer.
 std::vector<double> expert_shares(const LoadSpec& load, int experts, int top_k, int layer);
+
+/// The same as expert_shares, with the per-rank weights computed once for all layers (sweeps price
+/// every MoE layer of every configuration).
+class ShareGenerator {
+ public:
+  ShareGenerator(const LoadSpec& load, int experts, int top_k);
+  std::vector<double> shares(int layer) const;
+
+ private:
+  LoadSpec load_;
+  int experts_, top_k_;
+  std::vector<double> rank_weight_;  ///< zipf: (r+1)^-s / sum
+};
 
 /// Caps shares at `cap` and spreads the excess over the uncapped experts in proportion to their
 /// shares (water-filling), preserving the sum.
