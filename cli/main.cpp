@@ -5,7 +5,10 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/commands.hpp"
 #include "models/analytic.hpp"
+#include "models/eplb.hpp"
+#include "models/routing_source.hpp"
 #include "models/placement.hpp"
 #include "models/schedule.hpp"
 #include "reports/writers.hpp"
@@ -13,7 +16,9 @@
 #include "scenarios/error.hpp"
 #include "scenarios/hf_import.hpp"
 #include "scenarios/loader.hpp"
+#include "traces/generators.hpp"
 #include "traces/load.hpp"
+#include "traces/policies.hpp"
 
 namespace fs = std::filesystem;
 using moesim::Json;
@@ -125,12 +130,12 @@ int list_cmd(const std::string& what, const moesim::Catalog& cat) {
   if (what.empty() || what == "clusters") show("clusters", moesim::CatalogKind::kCluster);
   if (what.empty() || what == "policies") {
     std::cout << "placement policies:\n";
-    for (const auto& p : moesim::models::placement_policies()) std::cout << "  " << p.name << "  " << p.description << "\n";
-    std::cout << "load generators:\n";
-    for (const auto& g : moesim::traces::load_generators()) std::cout << "  " << g.name << "  " << g.description << "\n";
-    std::cout << "routing policies:\n"
-              << "  softmax_topk  softmax scores, top-k experts per token\n"
-              << "  sigmoid_topk  sigmoid scores with node/group limits (DeepSeek-V3)\n";
+    for (const auto& p : moesim::models::replicated_placement_policies())
+      std::cout << "  " << p.name << "  " << p.description << "\n";
+    std::cout << "load generators (routing.mode \"expected\": uniform, zipf, hot_expert):\n";
+    for (const auto& g : moesim::traces::gate_generators()) std::cout << "  " << g.name << "  " << g.description << "\n";
+    std::cout << "routing policies:\n";
+    for (const auto& p : moesim::traces::routing_policies()) std::cout << "  " << p.name << "  " << p.description << "\n";
     std::cout << "pipeline schedules:\n";
     for (const auto& s : moesim::models::schedules()) std::cout << "  " << s.name << "  " << s.description << "\n";
     std::cout << "all-to-all dispatch:\n  flat  one copy per destination GPU\n"
@@ -179,6 +184,46 @@ int main(int argc, char** argv) {
   lst->add_option("what", what, "models, gpus, clusters or policies (default: all)")
       ->check(CLI::IsMember({"models", "gpus", "clusters", "policies"}));
 
+  moesim::cli::PlaceArgs place_args;
+  auto* plc = app.add_subcommand("place", "Place experts on GPUs from a layers x experts load matrix");
+  plc->add_option("--policy", place_args.policy, "Placement policy (moesim list policies)");
+  plc->add_option("--weights", place_args.weights, "JSON file: an array of layers, each an array of expert loads")
+      ->required();
+  plc->add_option("--replicas", place_args.replicas, "Physical expert slots per layer (default: the experts)");
+  plc->add_option("--groups", place_args.groups, "Expert groups (hierarchical EPLB)");
+  plc->add_option("--nodes", place_args.nodes, "Nodes");
+  plc->add_option("--gpus", place_args.gpus, "GPUs (expert-parallel ranks)");
+  plc->add_option("--format", place_args.format, "Output")->check(CLI::IsMember({"json", "table"}));
+
+  std::string trace_file, trace_format = "moesim";
+  int max_steps = 0;
+  auto* rpl = app.add_subcommand("replay", "Drive a scenario step by step from a routing trace");
+  rpl->add_option("trace", trace_file, "Routing trace (moesim format; or see --trace-format)")->required();
+  rpl->add_option("scenario", file, "Scenario JSON file")->required();
+  rpl->add_option("--trace-format", trace_format, "moesim, megatron (a folder) or count_table")
+      ->check(CLI::IsMember({"moesim", "megatron", "count_table"}));
+  rpl->add_option("--steps", max_steps, "Replay at most this many steps (0: all)");
+  rpl->add_option("--format", format, "Output on stdout")->check(CLI::IsMember({"table", "json"}));
+
+  moesim::cli::TraceImportArgs ti;
+  auto* trc = app.add_subcommand("trace", "Routing traces: import and inspect");
+  trc->require_subcommand(1);
+  auto* trc_imp = trc->add_subcommand("import", "Convert a Megatron router trace or a count table to the moesim format");
+  trc_imp->add_option("format", ti.format, "megatron or count_table")
+      ->required()
+      ->check(CLI::IsMember({"megatron", "count_table"}));
+  trc_imp->add_option("input", ti.input, "Folder of router_trace_rank*.jsonl, or the CSV count table")->required();
+  trc_imp->add_option("-o,--output", ti.output, "Trace file to write (never overwritten without --force)")->required();
+  trc_imp->add_option("--experts", ti.experts, "Experts per MoE layer")->required();
+  trc_imp->add_option("--top-k", ti.top_k, "Experts per token (count tables)");
+  trc_imp->add_option("--model", ti.model, "Count table: model column");
+  trc_imp->add_option("--kind", ti.kind, "Count table: kind column");
+  trc_imp->add_option("--domain", ti.domain, "Count table: domain column");
+  trc_imp->add_flag("--force", ti.force, "Replace --output if it exists");
+  auto* trc_stats = trc->add_subcommand("stats", "Per step and layer expert-load statistics of a trace");
+  trc_stats->add_option("trace", trace_file, "moesim trace file")->required();
+  trc_stats->add_option("--format", format, "Output")->check(CLI::IsMember({"table", "json"}));
+
   auto* imp = app.add_subcommand("import", "Import a model description");
   auto* hf = imp->add_subcommand("hf", "Turn a Hugging Face config.json into a catalog model entry");
   imp->require_subcommand(1);
@@ -201,15 +246,21 @@ int main(int argc, char** argv) {
     if (*val) {
       for (const auto& f : files) {
         moesim::Scenario s = moesim::load_scenario(f, cat);
+        moesim::models::check_routing(s);
         Json base = moesim::read_json_file(f);
         for (const auto& v : moesim::variants_from_json(base, f))
-          moesim::scenario_from_json(moesim::apply_variant(base, v, f), f + " (variant " + v.name + ")", cat);
+          moesim::models::check_routing(
+              moesim::scenario_from_json(moesim::apply_variant(base, v, f), f + " (variant " + v.name + ")", cat));
         std::cout << f << ": ok (" << s.name << ", " << s.cluster.gpus() << " GPUs)\n";
       }
       return kOk;
     }
     if (*lst) return list_cmd(what, cat);
     if (*hf) return import_hf_cmd(file, name, output, force);
+    if (*plc) return moesim::cli::place_cmd(place_args);
+    if (*rpl) return moesim::cli::replay_cmd(trace_file, trace_format, file, max_steps, format, cat);
+    if (*trc_imp) return moesim::cli::trace_import_cmd(ti);
+    if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, format);
   } catch (const moesim::ParseError& e) {
     std::cerr << "moesim: error: " << e.what() << "\n";
     return kParse;

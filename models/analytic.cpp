@@ -5,6 +5,7 @@
 
 #include "models/compute_cost.hpp"
 #include "models/network.hpp"
+#include "models/routing_source.hpp"
 
 namespace moesim::models {
 namespace {
@@ -92,8 +93,26 @@ struct RankEval {
 Result evaluate_analytic(const Scenario& s) {
   auto cm = make_compute_cost_model(s);
   NetworkModel net(s.cluster);
-  Workload w = build_workload(s, *cm, net);
-  return evaluate_analytic(s, w);
+  const RoutingInput in = routing_input(s);
+  const bool custom = !in.samples.empty() || !in.slot_maps.empty();
+  Workload w = build_workload(s, *cm, net, custom ? &in : nullptr);
+  Result r = evaluate_analytic(s, w);
+  const bool balanced = s.routing.mode == "expected" && s.routing.load.generator == "uniform" &&
+                        s.routing.capacity_factor == 0 && s.placement.redundant_experts == 0;
+  r.balanced_step_time = balanced || s.model.moe.experts == 0 ? r.step_time : balanced_step_time(s);
+  return r;
+}
+
+double balanced_step_time(const Scenario& s) {
+  Scenario b = s;
+  b.routing.mode = "expected";
+  b.routing.load.generator = "uniform";
+  b.routing.capacity_factor = 0;
+  b.placement.policy = "contiguous";
+  b.placement.redundant_experts = 0;
+  auto cm = make_compute_cost_model(b);
+  NetworkModel net(b.cluster);
+  return evaluate_analytic(b, build_workload(b, *cm, net)).step_time;
 }
 
 Result evaluate_analytic(const Scenario& s, const Workload& w) {

@@ -21,8 +21,12 @@ double miss_prob(double c, int k) {
 
 DispatchStats dispatch_stats(const std::vector<double>& shares, const std::vector<int>& placement,
                              const EpGeometry& g) {
+  return dispatch_stats(rank_shares(shares, placement, g.ep), g);
+}
+
+DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g) {
   DispatchStats s;
-  s.rank_share = rank_shares(shares, placement, g.ep);
+  s.rank_share = std::move(rank_share);
   const double mean = 1.0 / g.ep;
   s.straggler = static_cast<int>(std::max_element(s.rank_share.begin(), s.rank_share.end()) - s.rank_share.begin());
   s.max_over_mean = s.rank_share[s.straggler] / mean;

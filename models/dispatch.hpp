@@ -37,6 +37,9 @@ struct DispatchStats {
 DispatchStats dispatch_stats(const std::vector<double>& expert_shares, const std::vector<int>& placement,
                              const EpGeometry& g);
 
+/// The same from the share of routed slots each EP rank receives (sums to 1).
+DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g);
+
 /// Bytes of one all-to-all for `tokens` source tokens per GPU and `bytes_per_copy` per token copy.
 AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens, double bytes_per_copy);
 

@@ -69,6 +69,9 @@ struct Result {
   int memory_rank = 0;
   std::vector<LayerTime> layers;
   std::vector<MoeLayerStats> moe_layers;
+  /// The same scenario with perfectly balanced routing (every expert equally loaded): the step-time
+  /// cost of the routing imbalance is step_time - balanced_step_time.
+  double balanced_step_time = 0;
   double moe_max_over_mean_gpu = 1; ///< mean over MoE layers
   double moe_dropped_fraction = 0;  ///< mean over MoE layers
 };

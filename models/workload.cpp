@@ -226,13 +226,7 @@ double dense_ffn_block(const Ctx& c, Builder& bl) {
   return c.T_sp * h * kAct + T * h * kAct + T * f * kAct * (swiglu ? 3 : 2);
 }
 
-struct MoeRouting {
-  DispatchStats stats;
-  std::vector<double> rows;  // rows per local expert on the straggler GPU
-  MoeLayerStats summary;
-};
-
-double moe_block(const Ctx& c, Builder& bl, const MoeRouting& r, const EpGeometry& geo) {
+double moe_block(const Ctx& c, Builder& bl, LayerRouting& r, const EpGeometry& geo) {
   const auto& m = c.s.model;
   const auto& e = m.moe;
   const double h = m.hidden, Tm = c.T_moe, f = double(e.expert_ffn) / c.etp;
@@ -272,6 +266,10 @@ double moe_block(const Ctx& c, Builder& bl, const MoeRouting& r, const EpGeometr
     bl.add("moe.etp_collectives", Pass::kForward, OpKind::kComm, t, 2 * bytes, CommKind::kExpertTensor);
     bl.add("moe.etp_collectives", Pass::kBackwardInput, OpKind::kComm, t, 2 * bytes, CommKind::kExpertTensor);
   }
+  // The busiest GPU's excess over a GPU with the mean load: what imbalance costs in expert GEMMs.
+  r.summary.straggler_seconds =
+      c.cm.grouped_gemm(r.rows, mats * f, h, c.prec) + c.cm.grouped_gemm(r.rows, h, f, c.prec) -
+      c.cm.grouped_gemm(r.mean_rank_rows, mats * f, h, c.prec) - c.cm.grouped_gemm(r.mean_rank_rows, h, f, c.prec);
   bl.grouped("moe.expert_up", r.rows, mats * f, h, c.prec, fr);
   bl.memory("moe.expert_act", rows_total * f * kAct * (swiglu ? 3 : 2), fr);
   bl.grouped("moe.expert_down", r.rows, h, f, c.prec, fr);
@@ -302,41 +300,6 @@ double moe_block(const Ctx& c, Builder& bl, const MoeRouting& r, const EpGeometr
   return fr ? c.T_sp * h * kAct : saved;
 }
 
-MoeRouting route_layer(const Ctx& c, const traces::ShareGenerator& gen, int moe_layer, int layer,
-                       const std::vector<int>& placement, const EpGeometry& geo) {
-  const auto& e = c.s.model.moe;
-  const auto& par = c.s.parallelism;
-  MoeRouting r;
-  std::vector<double> shares = gen.shares(moe_layer);
-  r.stats = dispatch_stats(shares, placement, geo);
-  // Rows per expert = tokens of the whole EP group × top_k × share (each EP rank routes T_moe tokens).
-  const double slots = double(par.ep) * c.T_moe * e.top_k;
-  const double cap = c.s.routing.capacity_factor > 0 ? c.s.routing.capacity_factor * slots / e.experts : 0.0;
-  double dropped = 0, padded = 0;
-  for (int x = 0; x < e.experts; ++x) {
-    if (placement[x] != r.stats.straggler && cap == 0) continue;
-    double rows = slots * shares[x];
-    if (cap > 0) {
-      dropped += std::max(0.0, rows - cap);
-      if (placement[x] == r.stats.straggler) padded += std::max(0.0, cap - rows);
-      rows = cap;  // capacity buffers are computed padded
-    }
-    if (placement[x] == r.stats.straggler) r.rows.push_back(rows);
-  }
-  auto& sm = r.summary;
-  sm.layer = layer;
-  sm.max_over_mean_gpu = cap > 0 ? 1.0 : r.stats.max_over_mean;
-  sm.max_over_mean_expert = *std::max_element(shares.begin(), shares.end()) * e.experts;
-  sm.straggler_rows = std::accumulate(r.rows.begin(), r.rows.end(), 0.0);
-  sm.mean_rows = cap > 0 ? cap * e.experts / par.ep : slots / par.ep;
-  sm.dropped_fraction = slots > 0 ? dropped / slots : 0.0;
-  sm.padded_rows = padded;
-  sm.nic_bytes = std::max(r.stats.nic_out, r.stats.nic_in) * c.T_moe *
-                 dispatch_bytes_per_token(c.s.model.hidden, c.prec);
-  (void)geo;
-  return r;
-}
-
 }  // namespace
 
 const std::vector<Op>& block_ops(const Workload& w, int b) {
@@ -344,7 +307,8 @@ const std::vector<Op>& block_ops(const Workload& w, int b) {
   return x.ops_from >= 0 ? w.blocks[static_cast<std::size_t>(x.ops_from)].ops : x.ops;
 }
 
-Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net) {
+Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
+                        const RoutingInput* routing) {
   Workload w;
   const auto& m = s.model;
   const auto& par = s.parallelism;
@@ -371,9 +335,19 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   geo.top_k = std::max(1, m.moe.top_k);
   geo.node_limit = s.routing.node_limit;
   geo.hierarchical = s.workload.dispatch == "hierarchical";
-  std::vector<int> placement;
-  if (m.moe.experts > 0) placement = place_experts(s.placement.policy, m.moe.experts, par.ep);
-  const bool same_every_layer = s.routing.load.generator == "uniform";
+  SlotMap default_slots;
+  if (m.moe.experts > 0)
+    default_slots = SlotMap::from_assignment(
+        place_experts(s.placement.policy == "round_robin" ? "round_robin" : "contiguous", m.moe.experts, par.ep), par.ep);
+  RoutingContext rctx;
+  rctx.geo = geo;
+  rctx.experts = m.moe.experts;
+  rctx.tokens_per_source = c.T_moe;
+  rctx.capacity_factor = s.routing.capacity_factor;
+  rctx.bytes_per_copy = dispatch_bytes_per_token(m.hidden, c.prec);
+  const bool replay = routing != nullptr && !routing->samples.empty();
+  const bool same_every_layer = s.routing.load.generator == "uniform" && !replay &&
+                                (routing == nullptr || routing->slot_maps.size() <= 1);
   const traces::ShareGenerator gen(s.routing.load, m.moe.experts, m.moe.top_k);
 
   // Price every block; identical blocks are priced once and copied.
@@ -423,7 +397,12 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     act += attention_block(c, bl, l);
     bl.mlp = false;
     if (moe) {
-      MoeRouting r = route_layer(c, gen, moe_count, l, placement, geo);
+      const SlotMap& slots = routing && !routing->slot_maps.empty()
+                                 ? routing->slot_maps[moe_count % routing->slot_maps.size()]
+                                 : default_slots;
+      LayerRouting r = replay ? route_sample(routing->samples[moe_count % routing->samples.size()], slots, rctx)
+                              : route_expected(gen.shares(moe_count), slots, rctx);
+      r.summary.layer = l;
       act += moe_block(c, bl, r, geo);
       for (const Op& op : b.ops) {
         if (op.pass != Pass::kForward) continue;

@@ -11,6 +11,7 @@
 #include "models/dispatch.hpp"
 #include "models/network.hpp"
 #include "models/params.hpp"
+#include "models/routing_model.hpp"
 #include "scenarios/scenario.hpp"
 
 namespace moesim::models {
@@ -59,20 +60,6 @@ struct BlockCost {
   int moe_index = -1;     ///< index into Workload::moe_layers, -1 for dense blocks
 };
 
-/// Routing outcome of one MoE layer on one microbatch.
-struct MoeLayerStats {
-  int layer = 0;
-  double max_over_mean_gpu = 1;     ///< per-GPU load max/mean in the EP group
-  double max_over_mean_expert = 1;  ///< per-expert load max/mean
-  double straggler_rows = 0;        ///< rows the busiest GPU computes
-  double mean_rows = 0;             ///< rows an average GPU computes
-  double dropped_fraction = 0;      ///< routed slots dropped by capacity
-  double padded_rows = 0;           ///< rows of padding computed by the busiest GPU
-  double dispatch_seconds = 0;      ///< forward dispatch all-to-all
-  double combine_seconds = 0;
-  double nic_bytes = 0;             ///< busiest NIC, dispatch, bytes
-};
-
 /// What one pipeline rank runs per microbatch (all its virtual stages).
 struct RankWork {
   std::vector<int> blocks;  ///< indices into Workload::blocks
@@ -99,8 +86,19 @@ struct Workload {
 /// The ops of block `b` (shared with an identical earlier block where the workload priced it once).
 const std::vector<Op>& block_ops(const Workload& w, int b);
 
-/// Builds and prices the workload of one step.
-Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net);
+/// Routing that replaces the scenario's expected shares: samples and placements per MoE layer.
+struct RoutingInput {
+  /// Per MoE layer (index = MoE layer, MTP layers after the main ones); when shorter than the MoE
+  /// layers, sample i serves layers i, i + n, i + 2n, ... Each must have `ep` sources.
+  std::vector<traces::RoutingSample> samples;
+  /// Per MoE layer, the same convention; empty: the scenario's placement policy for every layer.
+  std::vector<SlotMap> slot_maps;
+};
+
+/// Builds and prices the workload of one step. Without `routing`, every MoE layer uses the expected
+/// shares of the scenario's load generator.
+Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
+                        const RoutingInput* routing = nullptr);
 
 /// Blocks per virtual stage: `blocks` spread over `chunks`; uneven remainders go to the middle
 /// chunks first (the first and last also carry the embedding and the head).

@@ -73,6 +73,8 @@ json result_json(const Scenario& s, const models::Result& r) {
   sm["gpu_hours_per_trillion_tokens"] = r.gpu_hours_per_trillion_tokens;
   sm["cost_usd_per_trillion_tokens"] = r.cost_per_trillion_tokens;
   sm["critical_pp_rank"] = r.critical_rank;
+  sm["balanced_step_time_s"] = r.balanced_step_time;
+  sm["imbalance_cost_s"] = r.step_time - r.balanced_step_time;
   const auto& b = r.breakdown;
   j["breakdown_s"] = {{"compute", b.compute},       {"exposed_tp", b.exposed_tp}, {"exposed_ep", b.exposed_ep},
                       {"exposed_cp", b.exposed_cp}, {"bubble", b.bubble},         {"exposed_dp", b.exposed_dp},
@@ -110,7 +112,10 @@ json result_json(const Scenario& s, const models::Result& r) {
   for (const auto& l : r.moe_layers)
     moe.push_back({{"layer", l.layer},
                    {"max_over_mean_gpu", l.max_over_mean_gpu},
+                   {"cv_gpu", l.cv_gpu},
                    {"max_over_mean_expert", l.max_over_mean_expert},
+                   {"cv_expert", l.cv_expert},
+                   {"straggler_s", l.straggler_seconds},
                    {"straggler_rows", l.straggler_rows},
                    {"mean_rows", l.mean_rows},
                    {"dropped_fraction", l.dropped_fraction},
@@ -118,7 +123,18 @@ json result_json(const Scenario& s, const models::Result& r) {
                    {"dispatch_s", l.dispatch_seconds},
                    {"combine_s", l.combine_seconds},
                    {"busiest_nic_dispatch_bytes", l.nic_bytes}});
-  j["moe"] = {{"mean_max_over_mean_gpu", r.moe_max_over_mean_gpu},
+  json traffic = nullptr;
+  if (!r.moe_layers.empty() && r.moe_layers.front().nodes > 0) {
+    const auto& l = r.moe_layers.front();
+    traffic = json::array();
+    for (int a = 0; a < l.nodes; ++a) {
+      json row = json::array();
+      for (int n = 0; n < l.nodes; ++n) row.push_back(l.node_traffic[static_cast<std::size_t>(a) * l.nodes + n]);
+      traffic.push_back(row);
+    }
+  }
+  j["moe"] = {{"first_layer_dispatch_node_traffic_bytes", traffic},
+              {"mean_max_over_mean_gpu", r.moe_max_over_mean_gpu},
               {"mean_dropped_fraction", r.moe_dropped_fraction},
               {"layers", moe}};
   json layers = json::array();
@@ -214,7 +230,11 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r) 
       << ", activations " << fmt("%.1f", m.activations / kGiB) << ", reserve " << fmt("%.1f", m.overhead / kGiB)
       << " GiB\n";
   if (!r.moe_layers.empty()) {
-    out << "\n  MoE routing: per-GPU load max/mean " << fmt("%.3f", r.moe_max_over_mean_gpu) << " (mean over "
+    const double cost = r.step_time - r.balanced_step_time;
+    out << "\n  imbalance: step " << secs(r.step_time) << " vs " << secs(r.balanced_step_time)
+        << " with perfectly balanced routing (" << fmt("%+.1f%%", 100 * cost / (r.balanced_step_time > 0 ? r.balanced_step_time : 1))
+        << ")\n";
+    out << "  MoE routing: per-GPU load max/mean " << fmt("%.3f", r.moe_max_over_mean_gpu) << " (mean over "
         << r.moe_layers.size() << " layers), dropped " << fmt("%.2f%%", 100 * r.moe_dropped_fraction)
         << ", dispatch " << format_seconds(r.moe_layers.front().dispatch_seconds) << " + combine "
         << format_seconds(r.moe_layers.front().combine_seconds) << " per layer (first MoE layer)\n";
@@ -223,10 +243,10 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r) 
 }
 
 void write_summary_csv(std::ostream& out, const models::Result& r) {
-  out << "scenario,engine,feasible,gpus,step_time_s,tokens_per_s,tokens_per_s_per_gpu,mfu,mfu_causal,"
+  out << "schema_version,scenario,engine,feasible,gpus,step_time_s,tokens_per_s,tokens_per_s_per_gpu,mfu,mfu_causal,"
          "compute_s,exposed_ep_s,exposed_tp_s,exposed_cp_s,bubble_s,exposed_dp_s,optimizer_s,memory_gib,"
          "moe_max_over_mean_gpu\n";
-  out << std::setprecision(10) << r.scenario << "," << r.engine << "," << (r.feasible ? 1 : 0) << "," << r.gpus << ","
+  out << std::setprecision(10) << r.schema_version << "," << r.scenario << "," << r.engine << "," << (r.feasible ? 1 : 0) << "," << r.gpus << ","
       << r.step_time << "," << r.tokens_per_second << "," << r.tokens_per_second_per_gpu << "," << r.mfu << ","
       << r.mfu_causal << "," << r.breakdown.compute << "," << r.breakdown.exposed_ep << "," << r.breakdown.exposed_tp
       << "," << r.breakdown.exposed_cp << "," << r.breakdown.bubble << "," << r.breakdown.exposed_dp << ","

@@ -299,23 +299,59 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   if (const Json* rt = r.optional_child("routing")) {
     ObjectReader ro(*rt, source, "/routing");
     auto& rs = s.routing;
-    rs.policy = ro.get_enum("policy", {"softmax_topk", "sigmoid_topk"}, "softmax_topk");
+    rs.policy = ro.get_string("policy", "softmax_topk");
+    rs.mode = ro.get_enum("mode", {"expected", "sampled", "trace"}, "expected");
+    rs.sample_layers = static_cast<int>(ro.get_int_in("sample_layers", 1, 1 << 16, 4));
     rs.node_limit = static_cast<int>(ro.get_int_in("node_limit", 0, kMaxDim, 0));
     rs.capacity_factor = ro.get_number_in("capacity_factor", 0.0, 1024.0, 0.0);
+    rs.bias_update_speed = ro.get_number_in("bias_update_speed", 0.0, 1.0, 0.001);
+    rs.threshold = ro.get_number_in("threshold", 0.0, 1.0, 0.1);
+    rs.top_p = ro.get_number_in("top_p", 0.0, 1.0, 0.5);
+    rs.hash_seed = static_cast<uint64_t>(ro.get_int_in("hash_seed", 0, int64_t(1) << 62, 0));
+    rs.capacity_base = ro.get_string("capacity_base", "softmax_topk");
     if (const Json* ld = ro.optional_child("load")) {
       ObjectReader l(*ld, source, "/routing/load");
-      rs.load.generator = l.get_enum("generator", {"uniform", "zipf", "hot_expert"}, "uniform");
+      rs.load.generator = l.get_string("generator", "uniform");
       rs.load.zipf_s = l.get_number_in("s", 0.0, 10.0, 1.0);
+      rs.load.alpha = l.get_number_in("alpha", 1e-6, 1e6, 1.0);
       rs.load.hot_fraction = l.get_number_in("hot_fraction", 0.0, 1.0, 0.0);
       rs.load.hot_expert = static_cast<int>(l.get_int_in("hot_expert", 0, kMaxDim, 0));
+      rs.load.hot_rank = static_cast<int>(l.get_int_in("hot_rank", 0, kMaxDim, 0));
+      rs.load.burst_probability = l.get_number_in("burst_probability", 0.0, 1.0, 0.1);
+      rs.load.drift_sigma = l.get_number_in("drift_sigma", 0.0, 100.0, 0.1);
+      rs.load.noise_scale = l.get_number_in("noise_scale", 0.0, 100.0, 1.0);
       rs.load.seed = static_cast<uint64_t>(l.get_int_in("seed", 0, int64_t(1) << 62, 1));
       l.finish();
     }
+    if (const Json* tr = ro.optional_child("trace")) {
+      ObjectReader t(*tr, source, "/routing/trace");
+      auto& ts = rs.trace;
+      ts.path = t.get_string("path");
+      ts.format = t.get_enum("format", {"moesim", "megatron", "count_table"}, "moesim");
+      ts.model = t.get_string("model", "");
+      ts.kind = t.get_string("kind", "expert_counts");
+      ts.domain = t.get_string("domain", "");
+      t.finish();
+      // Relative paths are relative to the scenario file.
+      if (!ts.path.empty() && ts.path[0] != '/') {
+        const auto slash = source.find_last_of('/');
+        if (slash != std::string::npos) ts.path = source.substr(0, slash + 1) + ts.path;
+      }
+      if (ts.format == "count_table" && (ts.model.empty() || ts.domain.empty()))
+        t.fail(ts.model.empty() ? "model" : "domain", "a row selector for a count table", "nothing");
+    }
+    if (rs.mode == "trace" && rs.trace.path.empty())
+      ro.fail("trace", "a trace source {\"path\": ...} for mode \"trace\"", "nothing");
     ro.finish();
   }
   if (const Json* pl = r.optional_child("placement")) {
     ObjectReader po(*pl, source, "/placement");
-    s.placement.policy = po.get_enum("policy", {"contiguous", "round_robin"}, "contiguous");
+    auto& ps = s.placement;
+    ps.policy = po.get_enum("policy", {"contiguous", "round_robin", "eplb", "greedy", "coactivation"}, "contiguous");
+    ps.redundant_experts = static_cast<int>(po.get_int_in("redundant_experts", 0, kMaxDim, 0));
+    ps.groups = static_cast<int>(po.get_int_in("groups", 0, kMaxDim, 0));
+    ps.nodes = static_cast<int>(po.get_int_in("nodes", 0, kMaxDim, 0));
+    ps.rebalance_every = static_cast<int>(po.get_int_in("rebalance_every", 0, 1 << 30, 0));
     po.finish();
   }
   if (const Json* en = r.optional_child("engine")) {

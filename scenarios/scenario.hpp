@@ -161,22 +161,47 @@ struct WorkloadSpec {
 // ---------------------------------------------------------------------------- routing & placement
 
 struct LoadSpec {
-  std::string generator = "uniform";  ///< uniform | zipf | hot_expert
+  std::string generator = "uniform";  ///< load generator (traces::gate_generators(); expected mode:
+                                      ///< uniform, zipf, hot_expert)
   double zipf_s = 1.0;       ///< zipf exponent
-  double hot_fraction = 0.0; ///< hot_expert: share of all routed slots that go to the hottest expert
+  double alpha = 1.0;        ///< dirichlet concentration
+  double hot_fraction = 0.0; ///< hot_expert / hot_rank / rotating / bursts: share taken by the hot set
   int hot_expert = 0;
+  int hot_rank = 0;
+  double burst_probability = 0.1;
+  double drift_sigma = 0.1;  ///< drift: random-walk step of the logit bias per step
+  double noise_scale = 1.0;  ///< sampled mode: scale of the per-token Gumbel noise on the logits
   uint64_t seed = 1;
 };
 
+/// Where routing decisions come from when they are replayed.
+struct TraceSourceSpec {
+  std::string path;              ///< resolved against the scenario file's folder
+  std::string format = "moesim"; ///< moesim | megatron (a folder of router_trace_rank*.jsonl) | count_table
+  std::string model, kind = "expert_counts", domain;  ///< count_table row selection
+};
+
 struct RoutingSpec {
-  std::string policy = "softmax_topk";  ///< registered routing policy name
+  std::string policy = "softmax_topk";  ///< registered routing policy (traces::routing_policies())
+  std::string mode = "expected";  ///< expected (closed-form shares) | sampled (token-level) | trace (replay)
+  int sample_layers = 4;          ///< sampled: distinct MoE layers drawn, reused cyclically
   int node_limit = 0;   ///< at most this many nodes per token (DeepSeek M); 0 = unlimited
   double capacity_factor = 0;  ///< 0 = no capacity (no dropping)
+  double bias_update_speed = 0.001;  ///< sigmoid_topk: aux-loss-free bias step (DeepSeek-V3 gamma)
+  double threshold = 0.1;    ///< threshold policy
+  double top_p = 0.5;        ///< top_p policy
+  uint64_t hash_seed = 0;    ///< hash policy
+  std::string capacity_base = "softmax_topk";  ///< capacity policy: the policy whose choices it limits
   LoadSpec load;
+  TraceSourceSpec trace;
 };
 
 struct PlacementSpec {
   std::string policy = "contiguous";  ///< registered placement policy name
+  int redundant_experts = 0;  ///< extra physical slots per layer (EPLB-style replicas)
+  int groups = 0;             ///< expert groups for hierarchical EPLB (0: the model's groups)
+  int nodes = 0;              ///< nodes for hierarchical EPLB (0: the nodes one EP group spans)
+  int rebalance_every = 0;    ///< replay: re-place every N steps from observed loads (0: never)
 };
 
 struct EngineSpec {

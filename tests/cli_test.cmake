@@ -66,4 +66,29 @@ string(REPLACE "\"pp\": 16" "\"pp\": 2" no_rc "${no_rc}")
 string(REPLACE "\"schedule\": \"dualpipe\"" "\"schedule\": \"1f1b\"" no_rc "${no_rc}")
 file(WRITE "${WORK}/oom.json" "${no_rc}")
 expect_run(6 ARGS run "${WORK}/oom.json" STDOUT "INFEASIBLE")
+# Placement: DeepSeek's EPLB README example, exactly.
+file(WRITE "${WORK}/w.json" "[[90,132,40,61,104,165,39,4,73,56,183,86],[20,107,104,64,19,197,187,157,172,86,16,27]]")
+expect_run(0 ARGS place --policy eplb --weights "${WORK}/w.json" --replicas 16 --groups 4 --nodes 2 --gpus 8 --format json
+  STDOUT "\"phy2log\":\\[\\[5,6,5,7,8,4,3,4,10,9,10,2,0,1,11,1\\],\\[7,10,6,8,6,11,8,9,2,4,5,1,5,0,3,1\\]\\]")
+expect_run(4 ARGS place --policy eplb --weights "${WORK}/w.json" --replicas 20 --groups 4 --nodes 2 --gpus 8
+  STDERR "num_replicas: expected")
+expect_run(4 ARGS place --policy nope --weights "${WORK}/w.json" --gpus 2 STDERR "eplb")
+file(WRITE "${WORK}/w_bad.json" "[[1,2],[3,\"x\"]]")
+expect_run(4 ARGS place --weights "${WORK}/w_bad.json" STDERR "/1/1: expected a number")
+
+# Traces: statistics of the shipped OLMoE counts, replay, import never overwriting.
+set(OLMOE "${SRC}/traces/data/olmoe-1b-7b-arxiv.jsonl")
+expect_run(0 ARGS trace stats "${OLMOE}" STDOUT "7.813")
+expect_run(0 ARGS replay "${OLMOE}" "${SRC}/scenarios/examples/olmoe-arxiv-replay-16xH100.json" STDOUT "7.813")
+expect_run(0 ARGS replay "${OLMOE}" "${SRC}/scenarios/examples/olmoe-arxiv-replay-16xH100.json" --format json
+  STDOUT "\"mean_step_time_s\"")
+file(WRITE "${WORK}/keep.jsonl" "mine")
+expect_run(5 ARGS trace import count_table "${SRC}/tests/data/hf/olmoe.json" -o "${WORK}/keep.jsonl" --experts 64
+  STDERR "keep.jsonl")
+file(READ "${WORK}/keep.jsonl" kept2)
+if(NOT kept2 STREQUAL "mine")
+  message(FATAL_ERROR "trace import overwrote an existing file")
+endif()
+file(WRITE "${WORK}/truncated.jsonl" "{\"format\":\"moesim-routing-trace\",\"version\":1,\"experts\":4,\"top_k\":1,\"sources\":1,\"layers\":1}\n{\"step\":0,\"layer\":0,\"counts\":[[1,2")
+expect_run(3 ARGS trace stats "${WORK}/truncated.jsonl" STDERR "truncated.jsonl:2")
 message(STATUS "cli_test: all checks passed")

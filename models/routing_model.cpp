@@ -1,0 +1,282 @@
+#include "models/routing_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "models/placement.hpp"
+
+namespace moesim::models {
+
+SlotMap SlotMap::from_assignment(const std::vector<int>& expert_rank, int ranks) {
+  SlotMap m;
+  m.ranks = ranks;
+  m.experts = static_cast<int>(expert_rank.size());
+  m.slots.resize(static_cast<std::size_t>(ranks));
+  for (int e = 0; e < m.experts; ++e) m.slots[expert_rank[e]].push_back({e, 1.0});
+  return m;
+}
+
+SlotMap SlotMap::from_phy2log(const std::vector<int>& phy2log, int ranks, int experts) {
+  SlotMap m;
+  m.ranks = ranks;
+  m.experts = experts;
+  m.slots.resize(static_cast<std::size_t>(ranks));
+  std::vector<int> replicas(static_cast<std::size_t>(experts), 0);
+  for (int e : phy2log) ++replicas[e];
+  const int per_rank = static_cast<int>(phy2log.size()) / ranks;
+  for (std::size_t p = 0; p < phy2log.size(); ++p)
+    m.slots[p / per_rank].push_back({phy2log[p], 1.0 / replicas[phy2log[p]]});
+  return m;
+}
+
+std::vector<std::vector<int>> SlotMap::replica_ranks() const {
+  std::vector<std::vector<int>> out(static_cast<std::size_t>(experts));
+  for (int r = 0; r < ranks; ++r)
+    for (const auto& [e, frac] : slots[r]) out[e].push_back(r);
+  return out;
+}
+
+std::pair<double, double> max_mean_cv(const std::vector<double>& v) {
+  if (v.empty()) return {1.0, 0.0};
+  const double mean = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+  if (mean <= 0) return {1.0, 0.0};
+  double var = 0, mx = v[0];
+  for (double x : v) {
+    var += (x - mean) * (x - mean);
+    mx = std::max(mx, x);
+  }
+  return {mx / mean, std::sqrt(var / v.size()) / mean};
+}
+
+namespace {
+
+int per_node_of(const EpGeometry& g) { return std::max(1, std::min(g.per_node, g.ep)); }
+
+// Straggler rows and a mean-load rank's rows from per-rank per-slot rows.
+void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting& out) {
+  std::vector<double> per_rank(slot_rows.size(), 0.0);
+  for (std::size_t r = 0; r < slot_rows.size(); ++r)
+    per_rank[r] = std::accumulate(slot_rows[r].begin(), slot_rows[r].end(), 0.0);
+  const auto it = std::max_element(per_rank.begin(), per_rank.end());
+  const int straggler = static_cast<int>(it - per_rank.begin());
+  out.rows = slot_rows[straggler];
+  const double mean = std::accumulate(per_rank.begin(), per_rank.end(), 0.0) / per_rank.size();
+  // A rank with the mean load: the straggler's slot structure scaled to the mean.
+  out.mean_rank_rows = out.rows;
+  const double scale = *it > 0 ? mean / *it : 0.0;
+  for (auto& x : out.mean_rank_rows) x *= scale;
+  auto [mx, cv] = max_mean_cv(per_rank);
+  out.summary.max_over_mean_gpu = mx;
+  out.summary.cv_gpu = cv;
+  out.summary.straggler_rows = *it;
+  out.summary.mean_rows = mean;
+  out.stats.straggler = straggler;
+  out.stats.max_over_mean = mx;
+}
+
+}  // namespace
+
+LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& slots, const RoutingContext& ctx) {
+  LayerRouting out;
+  const EpGeometry& g = ctx.geo;
+  std::vector<double> rank_share(static_cast<std::size_t>(slots.ranks), 0.0);
+  for (int r = 0; r < slots.ranks; ++r)
+    for (const auto& [e, frac] : slots.slots[r]) rank_share[r] += shares[e] * frac;
+  out.stats = dispatch_stats(rank_share, g);
+
+  // Rows per expert = tokens of the whole EP group × top_k × share.
+  const double group_slots = double(g.ep) * ctx.tokens_per_source * g.top_k;
+  const double cap = ctx.capacity_factor > 0 ? ctx.capacity_factor * group_slots / ctx.experts : 0.0;
+  double dropped = 0;
+  std::vector<double> expert_rows(shares.size());
+  for (std::size_t e = 0; e < shares.size(); ++e) {
+    expert_rows[e] = group_slots * shares[e];
+    if (cap > 0) dropped += std::max(0.0, expert_rows[e] - cap);
+  }
+  std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(slots.ranks));
+  for (int r = 0; r < slots.ranks; ++r)
+    for (const auto& [e, frac] : slots.slots[r]) slot_rows[r].push_back(cap > 0 ? cap : expert_rows[e] * frac);
+  finish_rows(slot_rows, out);
+  if (cap > 0) {
+    // Capacity buffers are computed padded: every GPU computes cap rows per slot.
+    double kept_on_straggler = 0;
+    for (const auto& [e, frac] : slots.slots[out.stats.straggler]) kept_on_straggler += std::min(cap, expert_rows[e]);
+    out.summary.padded_rows = out.summary.straggler_rows - kept_on_straggler;
+    out.summary.max_over_mean_gpu = 1.0;
+  }
+  out.summary.dropped_fraction = group_slots > 0 ? dropped / group_slots : 0.0;
+  auto [mx, cv] = max_mean_cv(expert_rows);
+  out.summary.max_over_mean_expert = mx;
+  out.summary.cv_expert = cv;
+
+  // Node × node dispatch traffic: every GPU of node a sends tokens_per_source tokens, each copy going to
+  // node n with probability hit_node (hierarchical) or to each rank of n with hit_rank (flat).
+  const int pn = per_node_of(g), nodes = (g.ep + pn - 1) / pn;
+  out.summary.nodes = nodes;
+  out.summary.node_traffic.assign(static_cast<std::size_t>(nodes) * nodes, 0.0);
+  for (int a = 0; a < nodes; ++a) {
+    const int senders = std::min(pn, g.ep - a * pn);
+    for (int n = 0; n < nodes; ++n) {
+      double copies;
+      if (g.hierarchical) {
+        copies = out.stats.hit_node[n];
+      } else {
+        copies = 0;
+        for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) copies += out.stats.hit_rank[r];
+      }
+      out.summary.node_traffic[static_cast<std::size_t>(a) * nodes + n] =
+          senders * ctx.tokens_per_source * copies * ctx.bytes_per_copy;
+    }
+  }
+  out.summary.nic_bytes = std::max(out.stats.nic_out, out.stats.nic_in) * ctx.tokens_per_source * ctx.bytes_per_copy;
+  return out;
+}
+
+LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots, const RoutingContext& ctx) {
+  LayerRouting out;
+  const EpGeometry& g = ctx.geo;
+  const int R = slots.ranks, S = sample.sources, E = sample.experts;
+  const int pn = per_node_of(g), nodes = (g.ep + pn - 1) / pn;
+  const auto replicas = slots.replica_ranks();
+  // Slot index of (rank, expert) for row accounting.
+  std::vector<std::vector<int>> slot_of(static_cast<std::size_t>(R), std::vector<int>(static_cast<std::size_t>(E), -1));
+  for (int r = 0; r < R; ++r)
+    for (std::size_t i = 0; i < slots.slots[r].size(); ++i) slot_of[r][slots.slots[r][i].first] = static_cast<int>(i);
+  std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(R));
+  for (int r = 0; r < R; ++r) slot_rows[r].assign(slots.slots[r].size(), 0.0);
+
+  std::vector<double> nic_out(static_cast<std::size_t>(R), 0.0), nic_in(static_cast<std::size_t>(R), 0.0),
+      nvl_out(static_cast<std::size_t>(R), 0.0), nvl_in(static_cast<std::size_t>(R), 0.0);
+  out.summary.nodes = nodes;
+  out.summary.node_traffic.assign(static_cast<std::size_t>(nodes) * nodes, 0.0);
+  auto traffic = [&](int src_rank, int dst_node, double copies) {
+    out.summary.node_traffic[static_cast<std::size_t>(src_rank / pn) * nodes + dst_node] +=
+        copies * ctx.bytes_per_copy;
+  };
+
+  if (!sample.token_experts.empty() && sample.top_k > 0) {
+    const int64_t n_tokens = static_cast<int64_t>(sample.token_experts.size()) / sample.top_k;
+    std::vector<int64_t> per_source(static_cast<std::size_t>(S), 0);
+    auto source_of = [&](int64_t t) {
+      if (!sample.token_source.empty()) return static_cast<int>(sample.token_source[t]);
+      return static_cast<int>(std::min<int64_t>(S - 1, t * S / std::max<int64_t>(1, n_tokens)));
+    };
+    for (int64_t t = 0; t < n_tokens; ++t) ++per_source[source_of(t)];
+    std::vector<int> ranks_hit, nodes_hit;
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      const int s = source_of(t) % R;
+      const double scale = per_source[source_of(t)] > 0 ? ctx.tokens_per_source / per_source[source_of(t)] : 0.0;
+      ranks_hit.clear();
+      nodes_hit.clear();
+      for (int k = 0; k < sample.top_k; ++k) {
+        const int e = sample.token_experts[t * sample.top_k + k];
+        if (e < 0) continue;
+        const auto& reps = replicas[e];
+        const int r = reps[static_cast<std::size_t>(t % static_cast<int64_t>(reps.size()))];
+        slot_rows[r][slot_of[r][e]] += scale;
+        if (std::find(ranks_hit.begin(), ranks_hit.end(), r) == ranks_hit.end()) ranks_hit.push_back(r);
+      }
+      const int src_node = s / pn;
+      for (int r : ranks_hit)
+        if (std::find(nodes_hit.begin(), nodes_hit.end(), r / pn) == nodes_hit.end()) nodes_hit.push_back(r / pn);
+      if (g.hierarchical) {
+        for (int n : nodes_hit) {
+          const int landing = std::min(g.ep - 1, n * pn + s % pn);
+          if (n != src_node) {
+            nic_out[s] += scale;
+            nic_in[landing] += scale;
+          }
+          traffic(s, n, scale);
+          for (int r : ranks_hit)
+            if (r / pn == n && r != landing) {
+              nvl_out[landing] += scale;
+              nvl_in[r] += scale;
+            }
+        }
+      } else {
+        for (int r : ranks_hit) {
+          if (r == s) continue;
+          if (r / pn != src_node) {
+            nic_out[s] += scale;
+            nic_in[r] += scale;
+          } else {
+            nvl_out[s] += scale;
+            nvl_in[r] += scale;
+          }
+          traffic(s, r / pn, scale);
+        }
+      }
+    }
+  } else {
+    // Counts only: each source's own shares give its hit probabilities.
+    for (int s = 0; s < R; ++s) {
+      const int src = s % S;
+      double row_total = 0;
+      for (int e = 0; e < E; ++e) row_total += sample.count(src, e);
+      if (row_total <= 0) continue;
+      std::vector<double> rank_share(static_cast<std::size_t>(R), 0.0);
+      for (int r = 0; r < R; ++r)
+        for (const auto& [e, frac] : slots.slots[r]) {
+          const double share = sample.count(src, e) / row_total;
+          rank_share[r] += share * frac;
+          slot_rows[r][slot_of[r][e]] += share * frac * ctx.tokens_per_source * sample.top_k;
+        }
+      const DispatchStats d = dispatch_stats(rank_share, g);
+      const double T = ctx.tokens_per_source;
+      const int src_node = s / pn;
+      for (int n = 0; n < nodes; ++n) {
+        if (g.hierarchical) {
+          const int landing = std::min(g.ep - 1, n * pn + s % pn);
+          if (n != src_node) {
+            nic_out[s] += T * d.hit_node[n];
+            nic_in[landing] += T * d.hit_node[n];
+          }
+          traffic(s, n, T * d.hit_node[n]);
+          for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r)
+            if (r != landing) {
+              nvl_out[landing] += T * d.hit_rank[r];
+              nvl_in[r] += T * d.hit_rank[r];
+            }
+        } else {
+          for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) {
+            if (r == s) continue;
+            (n != src_node ? nic_out[s] : nvl_out[s]) += T * d.hit_rank[r];
+            (n != src_node ? nic_in[r] : nvl_in[r]) += T * d.hit_rank[r];
+            traffic(s, n, T * d.hit_rank[r]);
+          }
+        }
+      }
+    }
+  }
+  finish_rows(slot_rows, out);
+  std::vector<double> rank_share(static_cast<std::size_t>(R), 0.0);
+  double total_rows = 0;
+  for (int r = 0; r < R; ++r) total_rows += rank_share[r] = std::accumulate(slot_rows[r].begin(), slot_rows[r].end(), 0.0);
+  if (total_rows > 0)
+    for (auto& x : rank_share) x /= total_rows;
+  const int straggler = out.stats.straggler;
+  const double mom = out.stats.max_over_mean;
+  out.stats = dispatch_stats(rank_share, g);  // hit probabilities for reference; copies below are exact
+  out.stats.straggler = straggler;
+  out.stats.max_over_mean = mom;
+  const double T = ctx.tokens_per_source > 0 ? ctx.tokens_per_source : 1.0;
+  out.stats.nic_out = *std::max_element(nic_out.begin(), nic_out.end()) / T;
+  out.stats.nic_in = *std::max_element(nic_in.begin(), nic_in.end()) / T;
+  out.stats.nvlink_out = *std::max_element(nvl_out.begin(), nvl_out.end()) / T;
+  out.stats.nvlink_in = *std::max_element(nvl_in.begin(), nvl_in.end()) / T;
+  if (nodes == 1) out.stats.nic_out = out.stats.nic_in = 0;
+
+  std::vector<double> expert_load(static_cast<std::size_t>(E), 0.0);
+  const auto ec = sample.expert_counts();
+  for (int e = 0; e < E; ++e) expert_load[e] = static_cast<double>(ec[e]);
+  auto [mx, cv] = max_mean_cv(expert_load);
+  out.summary.max_over_mean_expert = mx;
+  out.summary.cv_expert = cv;
+  const double routed = static_cast<double>(sample.slots() + sample.dropped);
+  out.summary.dropped_fraction = routed > 0 ? sample.dropped / routed : 0.0;
+  out.summary.nic_bytes = std::max(out.stats.nic_out, out.stats.nic_in) * T * ctx.bytes_per_copy;
+  return out;
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,81 @@
+#pragma once
+/// \file From a routing source (expected shares from a load generator, or a sampled/recorded
+/// RoutingSample) and an expert placement to what one MoE layer costs: the rows each expert slot of the
+/// busiest GPU computes, the all-to-all bytes of the busiest GPUs, and the layer's load statistics.
+
+#include <utility>
+#include <vector>
+
+#include "models/dispatch.hpp"
+#include "traces/routing_sample.hpp"
+
+namespace moesim::models {
+
+/// Expert slots of every EP rank for one layer: (logical expert, share of that expert's tokens the
+/// slot receives). Without replicas every share is 1; a logical expert with r replicas has r slots of
+/// share 1/r (load split evenly over replicas, as DeepSeek's EPLB assumes).
+struct SlotMap {
+  int ranks = 0;
+  int experts = 0;
+  std::vector<std::vector<std::pair<int, double>>> slots;  ///< per EP rank
+
+  /// One slot per expert: expert e on rank expert_rank[e].
+  static SlotMap from_assignment(const std::vector<int>& expert_rank, int ranks);
+  /// Physical slots in rank order (slot p on rank p / (slots/ranks)), each holding logical phy2log[p].
+  static SlotMap from_phy2log(const std::vector<int>& phy2log, int ranks, int experts);
+  /// Logical expert → the EP rank of each of its replicas.
+  std::vector<std::vector<int>> replica_ranks() const;
+};
+
+/// Routing outcome of one MoE layer on one microbatch.
+struct MoeLayerStats {
+  int layer = 0;
+  double max_over_mean_gpu = 1;     ///< per-GPU load max/mean in the EP group
+  double cv_gpu = 0;                ///< coefficient of variation of per-GPU load
+  double max_over_mean_expert = 1;  ///< per-expert load max/mean
+  double cv_expert = 0;             ///< coefficient of variation of per-expert load
+  double straggler_rows = 0;        ///< rows the busiest GPU computes
+  double mean_rows = 0;             ///< rows an average GPU computes
+  double dropped_fraction = 0;      ///< routed slots dropped by capacity
+  double padded_rows = 0;           ///< rows of padding computed by the busiest GPU
+  double dispatch_seconds = 0;      ///< forward dispatch all-to-all
+  double combine_seconds = 0;
+  double straggler_seconds = 0;     ///< forward expert GEMMs: busiest GPU minus a GPU with mean load
+  double nic_bytes = 0;             ///< busiest NIC, dispatch, bytes
+  int nodes = 0;                    ///< nodes (NVLink domains) of the EP group
+  /// Dispatch bytes between nodes of the EP group, nodes × nodes row-major (source node, destination
+  /// node), one microbatch; the diagonal is traffic that stays on NVLink.
+  std::vector<double> node_traffic;
+};
+
+/// The part of a layer's routing the workload prices.
+struct LayerRouting {
+  DispatchStats stats;
+  std::vector<double> rows;  ///< rows per slot of the straggler rank
+  std::vector<double> mean_rank_rows;  ///< rows per slot of a rank with exactly the mean load
+  MoeLayerStats summary;
+};
+
+/// Routing parameters shared by both sources.
+struct RoutingContext {
+  EpGeometry geo;
+  int experts = 0;
+  double tokens_per_source = 0;  ///< tokens each EP rank routes per microbatch
+  double capacity_factor = 0;    ///< 0: no capacity (expected mode only; sampled policies drop themselves)
+  double bytes_per_copy = 0;     ///< dispatch bytes of one token copy
+};
+
+/// Expected routing from per-expert shares (sum 1) under `slots`.
+LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& slots, const RoutingContext& ctx);
+
+/// Routing from a sample. The sample's distribution is scaled to ctx.tokens_per_source tokens per
+/// source; its source s feeds EP rank s (sources must equal ranks: rescale traces first). With token-level
+/// detail the dispatch copies are counted exactly (one per distinct destination GPU, or node for
+/// hierarchical dispatch; a replicated expert's tokens go to replicas round-robin); with counts only,
+/// each source row's shares give hit probabilities as in dispatch_stats.
+LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots, const RoutingContext& ctx);
+
+/// max/mean and coefficient of variation of a non-empty vector.
+std::pair<double, double> max_mean_cv(const std::vector<double>& v);
+
+}  // namespace moesim::models

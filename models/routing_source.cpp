@@ -1,0 +1,264 @@
+#include "models/routing_source.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+
+#include "models/params.hpp"
+#include "scenarios/error.hpp"
+#include "traces/generators.hpp"
+#include "traces/import.hpp"
+#include "traces/load.hpp"
+#include "traces/policies.hpp"
+#include "traces/trace_format.hpp"
+
+namespace moesim::models {
+namespace {
+
+[[noreturn]] void bad(const Scenario& s, const std::string& ptr, const std::string& expected, const std::string& found) {
+  throw ConfigError(located_message(s.source, ptr, expected, found));
+}
+
+template <class Infos>
+std::string names_of(const Infos& infos) {
+  std::string list;
+  for (const auto& i : infos) list += (list.empty() ? "" : ", ") + i.name;
+  return list;
+}
+
+traces::PolicySpec policy_spec(const Scenario& s) {
+  const auto& m = s.model.moe;
+  const auto& r = s.routing;
+  traces::PolicySpec p;
+  p.name = r.policy;
+  p.top_k = m.top_k;
+  p.score = m.score;
+  p.groups = std::max(1, m.groups);
+  p.topk_groups = m.topk_groups > 0 ? m.topk_groups : p.groups;
+  p.node_limit = r.node_limit;
+  p.experts_per_node = std::max(1, m.experts / std::max(1, ep_nodes(s)));
+  p.capacity_factor = r.capacity_factor > 0 ? r.capacity_factor : 1.0;
+  p.base = r.capacity_base;
+  p.bias_update_speed = r.bias_update_speed;
+  p.threshold = r.threshold;
+  p.top_p = r.top_p;
+  p.hash_seed = r.hash_seed;
+  return p;
+}
+
+traces::GeneratorSpec generator_spec(const Scenario& s) {
+  const auto& l = s.routing.load;
+  traces::GeneratorSpec g;
+  g.name = l.generator;
+  g.seed = l.seed;
+  g.noise_scale = l.noise_scale;
+  g.s = l.zipf_s;
+  g.alpha = l.alpha;
+  g.hot_fraction = l.hot_fraction > 0 ? l.hot_fraction : 0.5;
+  g.hot_expert = l.hot_expert;
+  g.hot_rank = l.hot_rank;
+  g.experts_per_rank = std::max(1, s.model.moe.experts / std::max(1, s.parallelism.ep));
+  g.burst_probability = l.burst_probability;
+  g.drift_sigma = l.drift_sigma;
+  return g;
+}
+
+// Maps samples keyed by block index to the model's MoE layers (nearest recorded block) and rescales
+// their sources to ep.
+std::vector<traces::RoutingSample> map_to_layers(const Scenario& s, std::vector<traces::RoutingSample> recorded) {
+  const auto blocks = moe_blocks(s.model);
+  std::vector<traces::RoutingSample> out;
+  if (recorded.empty()) return out;
+  for (auto& r : recorded)
+    if (r.experts != s.model.moe.experts)
+      bad(s, "/routing/trace", "a trace of " + std::to_string(s.model.moe.experts) + " experts (the model's)",
+          std::to_string(r.experts) + " experts in " + s.routing.trace.path);
+  for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const traces::RoutingSample* best = &recorded.front();
+    for (const auto& r : recorded)
+      if (std::abs(r.layer - blocks[i]) < std::abs(best->layer - blocks[i])) best = &r;
+    traces::RoutingSample x = best->sources == s.parallelism.ep ? *best : traces::rescale_sources(*best, s.parallelism.ep);
+    x.layer = static_cast<int>(i);
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<int> moe_blocks(const ModelSpec& m) {
+  std::vector<int> b;
+  for (int l = 0; l < m.layers; ++l)
+    if (is_moe_layer(m, l)) b.push_back(l);
+  if (m.moe.experts > 0)
+    for (int l = 0; l < m.mtp_depth; ++l) b.push_back(m.layers + l);
+  return b;
+}
+
+int tokens_per_ep_rank(const Scenario& s) {
+  const auto& p = s.parallelism;
+  return std::max(1, static_cast<int>(int64_t(p.microbatch_size) * s.workload.seq_len / (int64_t(p.cp) * p.tp)));
+}
+
+int ep_nodes(const Scenario& s) {
+  const int gpn = s.cluster.scale_up.kind == "none" ? 1 : s.cluster.scale_up.domain_gpus;
+  const int per_node = std::max(1, std::min(s.parallelism.ep, gpn / std::min(gpn, s.parallelism.etp)));
+  return (s.parallelism.ep + per_node - 1) / per_node;
+}
+
+void check_routing(const Scenario& s) {
+  if (s.model.moe.experts == 0) return;
+  const auto& r = s.routing;
+  const auto& pols = traces::routing_policies();
+  if (std::none_of(pols.begin(), pols.end(), [&](const auto& p) { return p.name == r.policy; }))
+    bad(s, "/routing/policy", "one of " + names_of(pols), "\"" + r.policy + "\"");
+  if (r.node_limit > 0 && r.mode == "sampled" && r.policy != "node_limited")
+    bad(s, "/routing/policy", "\"node_limited\" when node_limit is set (the other policies ignore it)",
+        "\"" + r.policy + "\"");
+  if (r.mode == "expected") {
+    if (r.load.generator != "uniform" && r.load.generator != "zipf" && r.load.generator != "hot_expert")
+      bad(s, "/routing/load/generator",
+          "uniform, zipf or hot_expert in mode \"expected\" (other generators need \"mode\": \"sampled\")",
+          "\"" + r.load.generator + "\"");
+  } else if (r.mode == "sampled") {
+    const auto& gens = traces::gate_generators();
+    if (std::none_of(gens.begin(), gens.end(), [&](const auto& g) { return g.name == r.load.generator; }))
+      bad(s, "/routing/load/generator", "one of " + names_of(gens), "\"" + r.load.generator + "\"");
+    try {
+      traces::make_routing_policy(policy_spec(s));
+      traces::GateScoreGenerator(generator_spec(s), s.model.moe.experts);
+    } catch (const ConfigError& e) {
+      throw ConfigError(s.source + ": /routing: " + e.what());
+    }
+  }
+  const auto& pl = s.placement;
+  const int slots = s.model.moe.experts + pl.redundant_experts;
+  if (slots % s.parallelism.ep != 0)
+    bad(s, "/placement/redundant_experts",
+        "experts + redundant_experts divisible by ep (" + std::to_string(s.parallelism.ep) + ")",
+        std::to_string(pl.redundant_experts) + " (" + std::to_string(slots) + " slots)");
+  if (pl.redundant_experts > 0 && (pl.policy == "contiguous" || pl.policy == "round_robin"))
+    bad(s, "/placement/policy", "eplb or greedy for redundant experts", "\"" + pl.policy + "\"");
+}
+
+std::vector<traces::RoutingSample> sample_routing(const Scenario& s, int step) {
+  std::vector<traces::RoutingSample> out;
+  const auto gen = generator_spec(s);
+  const int layers = std::min<int>(s.routing.sample_layers, static_cast<int>(moe_blocks(s.model).size()));
+  for (int l = 0; l < layers; ++l) {
+    auto policy = traces::make_routing_policy(policy_spec(s));  // one object per layer (stateful bias)
+    out.push_back(traces::route_step(*policy, gen, step, l, s.parallelism.ep, tokens_per_ep_rank(s),
+                                     s.model.moe.experts));
+  }
+  return out;
+}
+
+void for_each_trace_step(const Scenario& s, int max_steps,
+                         const std::function<void(int, std::vector<traces::RoutingSample>&)>& fn) {
+  const auto& t = s.routing.trace;
+  const int E = s.model.moe.experts;
+  if (t.format == "moesim") {
+    traces::TraceReader reader(t.path);
+    traces::RoutingSample x;
+    std::vector<traces::RoutingSample> step;
+    int current = -1, done = 0;
+    while (reader.next(x)) {
+      if (x.step != current && !step.empty()) {
+        auto mapped = map_to_layers(s, std::move(step));
+        fn(current, mapped);
+        step.clear();
+        if (max_steps > 0 && ++done >= max_steps) return;
+      }
+      current = x.step;
+      step.push_back(x);
+    }
+    if (!step.empty()) {
+      auto mapped = map_to_layers(s, std::move(step));
+      fn(current, mapped);
+    }
+    return;
+  }
+  std::vector<traces::RoutingSample> all;
+  if (t.format == "megatron") {
+    for (auto& m : traces::import_megatron_router_traces(t.path, E))
+      if (m.block == traces::MegatronBlock::decoder) all.push_back(std::move(m.sample));
+  } else {
+    traces::CountTableQuery q;
+    q.model = t.model;
+    q.kind = t.kind;
+    q.domain = t.domain;
+    q.experts = E;
+    q.top_k = t.kind == "expert_counts_top1" ? 1 : s.model.moe.top_k;
+    all = traces::import_expert_count_table(t.path, q);
+  }
+  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  int done = 0;
+  for (std::size_t i = 0; i < all.size();) {
+    std::size_t j = i;
+    std::vector<traces::RoutingSample> step;
+    while (j < all.size() && all[j].step == all[i].step) step.push_back(all[j++]);
+    auto mapped = map_to_layers(s, std::move(step));
+    fn(all[i].step, mapped);
+    i = j;
+    if (max_steps > 0 && ++done >= max_steps) return;
+  }
+}
+
+std::vector<std::vector<traces::RoutingSample>> load_trace_steps(const Scenario& s, int max_steps) {
+  std::vector<std::vector<traces::RoutingSample>> out;
+  for_each_trace_step(s, max_steps, [&](int, std::vector<traces::RoutingSample>& x) { out.push_back(std::move(x)); });
+  return out;
+}
+
+ExpertLoads layer_loads(const Scenario& s, const std::vector<traces::RoutingSample>* samples) {
+  const int E = s.model.moe.experts;
+  const auto blocks = moe_blocks(s.model);
+  ExpertLoads loads(blocks.size(), std::vector<double>(static_cast<std::size_t>(E), 0.0));
+  if (samples && !samples->empty()) {
+    for (std::size_t l = 0; l < blocks.size(); ++l) {
+      const auto c = (*samples)[l % samples->size()].expert_counts();
+      for (int e = 0; e < E; ++e) loads[l][e] = static_cast<double>(c[e]);
+    }
+  } else {
+    const traces::ShareGenerator gen(s.routing.load, E, s.model.moe.top_k);
+    for (std::size_t l = 0; l < blocks.size(); ++l) loads[l] = gen.shares(static_cast<int>(l));
+  }
+  return loads;
+}
+
+PlacementResult place_for(const Scenario& s, const ExpertLoads& loads) {
+  PlacementResult out;
+  const auto& pl = s.placement;
+  if ((pl.policy == "contiguous" || pl.policy == "round_robin") && pl.redundant_experts == 0) return out;
+  PlacementInput in;
+  in.weight = loads;
+  in.num_replicas = s.model.moe.experts + pl.redundant_experts;
+  in.num_gpus = s.parallelism.ep;
+  in.num_nodes = pl.nodes > 0 ? pl.nodes : ep_nodes(s);
+  in.num_groups = pl.groups > 0 ? pl.groups : std::max(1, s.model.moe.groups);
+  try {
+    out.placement = place(pl.policy, in);
+  } catch (const ConfigError& e) {
+    throw ConfigError(s.source + ": /placement: " + e.what());
+  }
+  for (const auto& p2l : out.placement.phy2log)
+    out.slot_maps.push_back(SlotMap::from_phy2log(p2l, s.parallelism.ep, s.model.moe.experts));
+  return out;
+}
+
+RoutingInput routing_input(const Scenario& s) {
+  RoutingInput in;
+  if (s.model.moe.experts == 0) return in;
+  check_routing(s);
+  if (s.routing.mode == "sampled") in.samples = sample_routing(s, 0);
+  if (s.routing.mode == "trace") {
+    auto steps = load_trace_steps(s, 1);
+    if (steps.empty()) bad(s, "/routing/trace", "a trace with at least one step", "an empty trace");
+    in.samples = std::move(steps.front());
+  }
+  const ExpertLoads loads = layer_loads(s, in.samples.empty() ? nullptr : &in.samples);
+  in.slot_maps = place_for(s, loads).slot_maps;
+  return in;
+}
+
+}  // namespace moesim::models

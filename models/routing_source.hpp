@@ -1,0 +1,61 @@
+#pragma once
+/// \file Turns a scenario's routing and placement sections into what the engines consume: per MoE
+/// layer routing samples (sampled by a policy on generated gate scores, or replayed from a trace) and
+/// per layer expert placements (replicated placements computed from the loads).
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "models/eplb.hpp"
+#include "models/workload.hpp"
+#include "scenarios/scenario.hpp"
+#include "traces/routing_sample.hpp"
+
+namespace moesim::models {
+
+/// Checks routing policy, generator and placement names and parameters against the registries.
+/// Throws ConfigError naming the scenario file and the pointer (/routing/policy, ...).
+void check_routing(const Scenario& s);
+
+/// Block indices (0-based, MTP blocks after the main ones) of the model's MoE layers, in order.
+std::vector<int> moe_blocks(const ModelSpec& m);
+
+/// Tokens each EP rank routes per microbatch (mbs · seq / (cp · tp)).
+int tokens_per_ep_rank(const Scenario& s);
+
+/// Nodes (NVLink domains) one EP group spans.
+int ep_nodes(const Scenario& s);
+
+/// Token-level routing samples for `step`: `sample_layers` MoE layers routed by the scenario's policy
+/// on gate scores from its generator, ep sources of tokens_per_ep_rank tokens each.
+std::vector<traces::RoutingSample> sample_routing(const Scenario& s, int step);
+
+/// Every step of the scenario's trace source, grouped by step, each sample mapped to the model's MoE
+/// layers (nearest recorded block index) and rescaled to ep sources (tokens exchangeable across ranks).
+/// Reads the whole trace; for long traces use for_each_trace_step.
+std::vector<std::vector<traces::RoutingSample>> load_trace_steps(const Scenario& s, int max_steps = 0);
+
+/// Streams the scenario's trace one step at a time: `fn(step, samples per MoE layer)`. Stops after
+/// max_steps steps when max_steps > 0.
+void for_each_trace_step(const Scenario& s, int max_steps,
+                         const std::function<void(int, std::vector<traces::RoutingSample>&)>& fn);
+
+/// Per MoE layer loads (layers × experts) from samples (expert slot counts) or, without samples, the
+/// scenario's expected shares.
+ExpertLoads layer_loads(const Scenario& s, const std::vector<traces::RoutingSample>* samples);
+
+/// The scenario's placement for the given loads: one SlotMap per MoE layer (empty for the plain
+/// contiguous/round_robin policies without replicas, which the workload applies itself), and the
+/// replicated placement behind it (layers == 0 when none).
+struct PlacementResult {
+  std::vector<SlotMap> slot_maps;
+  ExpertPlacement placement;
+};
+PlacementResult place_for(const Scenario& s, const ExpertLoads& loads);
+
+/// Everything build_workload needs for one step of a scenario: samples (sampled or trace mode, step 0
+/// of the trace) and placements.
+RoutingInput routing_input(const Scenario& s);
+
+}  // namespace moesim::models
