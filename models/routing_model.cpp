@@ -111,22 +111,21 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
   out.summary.cv_expert = cv;
 
   // Node × node dispatch traffic: every GPU of node a sends tokens_per_source tokens, each copy going to
-  // node n with probability hit_node (hierarchical) or to each rank of n with hit_rank (flat).
+  // node n with probability hit_node (hierarchical) or to each rank of n with hit_rank (flat). The
+  // diagonal holds the NVLink copies to the other GPUs of the sender's own node (none to itself).
   const int pn = per_node_of(g), nodes = (g.ep + pn - 1) / pn;
   out.summary.nodes = nodes;
   out.summary.node_traffic.assign(static_cast<std::size_t>(nodes) * nodes, 0.0);
   for (int a = 0; a < nodes; ++a) {
     const int senders = std::min(pn, g.ep - a * pn);
     for (int n = 0; n < nodes; ++n) {
-      double copies;
-      if (g.hierarchical) {
-        copies = out.stats.hit_node[n];
-      } else {
-        copies = 0;
-        for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) copies += out.stats.hit_rank[r];
-      }
+      double ranks_hit = 0;
+      for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) ranks_hit += out.stats.hit_rank[r];
+      // Σ over senders s of the copies to ranks r ≠ s of their own node = (senders − 1) · Σ_r hit_rank[r].
+      const double copies = a == n ? (senders - 1) * ranks_hit
+                                   : senders * (g.hierarchical ? out.stats.hit_node[n] : ranks_hit);
       out.summary.node_traffic[static_cast<std::size_t>(a) * nodes + n] =
-          senders * ctx.tokens_per_source * copies * ctx.bytes_per_copy;
+          ctx.tokens_per_source * copies * ctx.bytes_per_copy;
     }
   }
   out.summary.nic_bytes = std::max(out.stats.nic_out, out.stats.nic_in) * ctx.tokens_per_source * ctx.bytes_per_copy;
@@ -138,11 +137,12 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
   const EpGeometry& g = ctx.geo;
   const int R = slots.ranks, S = sample.sources, E = sample.experts;
   const int pn = per_node_of(g), nodes = (g.ep + pn - 1) / pn;
-  const auto replicas = slots.replica_ranks();
-  // Slot index of (rank, expert) for row accounting.
-  std::vector<std::vector<int>> slot_of(static_cast<std::size_t>(R), std::vector<int>(static_cast<std::size_t>(E), -1));
+  // Every (rank, slot) holding each expert, in rank order: a token of expert e goes to entry
+  // t mod replicas (two replicas on one rank are two slots with their own rows).
+  std::vector<std::vector<std::pair<int, int>>> replicas(static_cast<std::size_t>(E));
   for (int r = 0; r < R; ++r)
-    for (std::size_t i = 0; i < slots.slots[r].size(); ++i) slot_of[r][slots.slots[r][i].first] = static_cast<int>(i);
+    for (std::size_t i = 0; i < slots.slots[r].size(); ++i)
+      replicas[slots.slots[r][i].first].push_back({r, static_cast<int>(i)});
   std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(R));
   for (int r = 0; r < R; ++r) slot_rows[r].assign(slots.slots[r].size(), 0.0);
 
@@ -173,8 +173,8 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
         const int e = sample.token_experts[t * sample.top_k + k];
         if (e < 0) continue;
         const auto& reps = replicas[e];
-        const int r = reps[static_cast<std::size_t>(t % static_cast<int64_t>(reps.size()))];
-        slot_rows[r][slot_of[r][e]] += scale;
+        const auto [r, slot] = reps[static_cast<std::size_t>(t % static_cast<int64_t>(reps.size()))];
+        slot_rows[r][slot] += scale;
         if (std::find(ranks_hit.begin(), ranks_hit.end(), r) == ranks_hit.end()) ranks_hit.push_back(r);
       }
       const int src_node = s / pn;
@@ -186,12 +186,13 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
           if (n != src_node) {
             nic_out[s] += scale;
             nic_in[landing] += scale;
+            traffic(s, n, scale);  // one copy crosses to node n
           }
-          traffic(s, n, scale);
           for (int r : ranks_hit)
             if (r / pn == n && r != landing) {
               nvl_out[landing] += scale;
               nvl_in[r] += scale;
+              if (n == src_node) traffic(s, n, scale);  // own node: the NVLink copies that move
             }
         }
       } else {
@@ -217,10 +218,11 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
       if (row_total <= 0) continue;
       std::vector<double> rank_share(static_cast<std::size_t>(R), 0.0);
       for (int r = 0; r < R; ++r)
-        for (const auto& [e, frac] : slots.slots[r]) {
+        for (std::size_t i = 0; i < slots.slots[r].size(); ++i) {
+          const auto [e, frac] = slots.slots[r][i];
           const double share = sample.count(src, e) / row_total;
           rank_share[r] += share * frac;
-          slot_rows[r][slot_of[r][e]] += share * frac * ctx.tokens_per_source * sample.top_k;
+          slot_rows[r][i] += share * frac * ctx.tokens_per_source * sample.top_k;
         }
       const DispatchStats d = dispatch_stats(rank_share, g);
       const double T = ctx.tokens_per_source;
@@ -231,12 +233,13 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
           if (n != src_node) {
             nic_out[s] += T * d.hit_node[n];
             nic_in[landing] += T * d.hit_node[n];
+            traffic(s, n, T * d.hit_node[n]);
           }
-          traffic(s, n, T * d.hit_node[n]);
           for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r)
             if (r != landing) {
               nvl_out[landing] += T * d.hit_rank[r];
               nvl_in[r] += T * d.hit_rank[r];
+              if (n == src_node) traffic(s, n, T * d.hit_rank[r]);
             }
         } else {
           for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) {

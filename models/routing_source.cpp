@@ -63,8 +63,8 @@ traces::GeneratorSpec generator_spec(const Scenario& s) {
   return g;
 }
 
-// Maps samples keyed by block index to the model's MoE layers (nearest recorded block) and rescales
-// their sources to ep.
+// Maps samples keyed by MoE-layer index (the trace format's `layer`) to the model's MoE layers (the
+// nearest recorded MoE layer) and rescales their sources to ep.
 std::vector<traces::RoutingSample> map_to_layers(const Scenario& s, std::vector<traces::RoutingSample> recorded) {
   const auto blocks = moe_blocks(s.model);
   std::vector<traces::RoutingSample> out;
@@ -74,9 +74,10 @@ std::vector<traces::RoutingSample> map_to_layers(const Scenario& s, std::vector<
       bad(s, "/routing/trace", "a trace of " + std::to_string(s.model.moe.experts) + " experts (the model's)",
           std::to_string(r.experts) + " experts in " + s.routing.trace.path);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
+    const int layer = static_cast<int>(i);
     const traces::RoutingSample* best = &recorded.front();
     for (const auto& r : recorded)
-      if (std::abs(r.layer - blocks[i]) < std::abs(best->layer - blocks[i])) best = &r;
+      if (std::abs(r.layer - layer) < std::abs(best->layer - layer)) best = &r;
     traces::RoutingSample x = best->sources == s.parallelism.ep ? *best : traces::rescale_sources(*best, s.parallelism.ep);
     x.layer = static_cast<int>(i);
     out.push_back(std::move(x));
