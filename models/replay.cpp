@@ -32,7 +32,7 @@ ReplayResult replay(const Scenario& s, int max_steps) {
     rs.step = step;
     const ExpertLoads loads = layer_loads(s, &samples);
     if (replicated && (index == 0 || (s.placement.rebalance_every > 0 && since >= s.placement.rebalance_every))) {
-      PlacementResult next = place_for(s, index == 0 ? loads : window);
+      PlacementResult next = place_for(s, index == 0 ? loads : window, &samples);
       if (index > 0) {
         const auto moved = rebalance_bytes(current.placement, next.placement, expert_bytes);
         rs.rebalance_bytes = moved.empty() ? 0.0 : *std::max_element(moved.begin(), moved.end());

@@ -129,7 +129,17 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
     }
   }
   out.summary.nic_bytes = std::max(out.stats.nic_out, out.stats.nic_in) * ctx.tokens_per_source * ctx.bytes_per_copy;
+  if (ctx.want_pair_bytes) out.pair_bytes = expected_pair_bytes(out, ctx);
   return out;
+}
+
+std::vector<double> expected_pair_bytes(const LayerRouting& r, const RoutingContext& ctx) {
+  const int R = ctx.geo.ep;
+  std::vector<double> m(static_cast<std::size_t>(R) * R, 0.0);
+  for (int s = 0; s < R; ++s)
+    for (int d = 0; d < R; ++d)
+      m[static_cast<std::size_t>(s) * R + d] = ctx.tokens_per_source * r.stats.hit_rank[d] * ctx.bytes_per_copy;
+  return m;
 }
 
 LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots, const RoutingContext& ctx) {
@@ -146,6 +156,10 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
   std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(R));
   for (int r = 0; r < R; ++r) slot_rows[r].assign(slots.slots[r].size(), 0.0);
 
+  if (ctx.want_pair_bytes) out.pair_bytes.assign(static_cast<std::size_t>(R) * R, 0.0);
+  auto pair = [&](int src, int dst, double copies) {
+    if (ctx.want_pair_bytes) out.pair_bytes[static_cast<std::size_t>(src) * R + dst] += copies * ctx.bytes_per_copy;
+  };
   std::vector<double> nic_out(static_cast<std::size_t>(R), 0.0), nic_in(static_cast<std::size_t>(R), 0.0),
       nvl_out(static_cast<std::size_t>(R), 0.0), nvl_in(static_cast<std::size_t>(R), 0.0);
   out.summary.nodes = nodes;
@@ -178,8 +192,10 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
         if (std::find(ranks_hit.begin(), ranks_hit.end(), r) == ranks_hit.end()) ranks_hit.push_back(r);
       }
       const int src_node = s / pn;
-      for (int r : ranks_hit)
+      for (int r : ranks_hit) {
+        pair(s, r, scale);
         if (std::find(nodes_hit.begin(), nodes_hit.end(), r / pn) == nodes_hit.end()) nodes_hit.push_back(r / pn);
+      }
       if (g.hierarchical) {
         for (int n : nodes_hit) {
           const int landing = std::min(g.ep - 1, n * pn + s % pn);
@@ -226,6 +242,7 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
         }
       const DispatchStats d = dispatch_stats(rank_share, g);
       const double T = ctx.tokens_per_source;
+      for (int r = 0; r < R; ++r) pair(s, r, T * d.hit_rank[r]);
       const int src_node = s / pn;
       for (int n = 0; n < nodes; ++n) {
         if (g.hierarchical) {

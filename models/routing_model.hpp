@@ -54,6 +54,9 @@ struct LayerRouting {
   std::vector<double> rows;  ///< rows per slot of the straggler rank
   std::vector<double> mean_rank_rows;  ///< rows per slot of a rank with exactly the mean load
   MoeLayerStats summary;
+  /// ep × ep dispatch bytes (row = source rank, column = destination rank), one copy per (token,
+  /// destination GPU); filled only when RoutingContext::want_pair_bytes.
+  std::vector<double> pair_bytes;
 };
 
 /// Routing parameters shared by both sources.
@@ -63,6 +66,7 @@ struct RoutingContext {
   double tokens_per_source = 0;  ///< tokens each EP rank routes per microbatch
   double capacity_factor = 0;    ///< 0: no capacity (expected mode only; sampled policies drop themselves)
   double bytes_per_copy = 0;     ///< dispatch bytes of one token copy
+  bool want_pair_bytes = false;  ///< also fill LayerRouting::pair_bytes (for the discrete-event engine)
 };
 
 /// Expected routing from per-expert shares (sum 1) under `slots`.
@@ -74,6 +78,11 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
 /// hierarchical dispatch; a replicated expert's tokens go to replicas round-robin); with counts only,
 /// each source row's shares give hit probabilities as in dispatch_stats.
 LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots, const RoutingContext& ctx);
+
+/// Dispatch bytes between every pair of EP ranks (ep × ep, row = source rank, column = destination
+/// rank; the diagonal stays on the GPU) for one microbatch, one copy per (token, destination GPU): from
+/// expected shares every source sends tokens_per_source · hit_rank[r] copies to rank r.
+std::vector<double> expected_pair_bytes(const LayerRouting& r, const RoutingContext& ctx);
 
 /// max/mean and coefficient of variation of a non-empty vector.
 std::pair<double, double> max_mean_cv(const std::vector<double>& v);

@@ -227,7 +227,26 @@ ExpertLoads layer_loads(const Scenario& s, const std::vector<traces::RoutingSamp
   return loads;
 }
 
-PlacementResult place_for(const Scenario& s, const ExpertLoads& loads) {
+std::vector<std::vector<double>> coactivation_counts(const Scenario& s, const traces::RoutingSample& x) {
+  if (x.token_experts.empty() || x.top_k <= 0)
+    bad(s, "/placement/policy",
+        "token-level routing (routing.mode \"sampled\", or a trace with token detail) for \"coactivation\"",
+        "expert counts only");
+  const int E = x.experts;
+  std::vector<std::vector<double>> c(static_cast<std::size_t>(E), std::vector<double>(static_cast<std::size_t>(E), 0.0));
+  const std::size_t tokens = x.token_experts.size() / x.top_k;
+  for (std::size_t t = 0; t < tokens; ++t)
+    for (int i = 0; i < x.top_k; ++i)
+      for (int j = i + 1; j < x.top_k; ++j) {
+        const int a = x.token_experts[t * x.top_k + i], b = x.token_experts[t * x.top_k + j];
+        if (a < 0 || b < 0 || a == b) continue;
+        c[a][b] += 1;
+        c[b][a] += 1;
+      }
+  return c;
+}
+
+PlacementResult place_for(const Scenario& s, const ExpertLoads& loads, const std::vector<traces::RoutingSample>* samples) {
   PlacementResult out;
   const auto& pl = s.placement;
   if ((pl.policy == "contiguous" || pl.policy == "round_robin") && pl.redundant_experts == 0) return out;
@@ -237,6 +256,15 @@ PlacementResult place_for(const Scenario& s, const ExpertLoads& loads) {
   in.num_gpus = s.parallelism.ep;
   in.num_nodes = pl.nodes > 0 ? pl.nodes : ep_nodes(s);
   in.num_groups = pl.groups > 0 ? pl.groups : std::max(1, s.model.moe.groups);
+  if (pl.policy == "coactivation") {
+    if (samples == nullptr || samples->empty())
+      bad(s, "/placement/policy",
+          "token-level routing (routing.mode \"sampled\", or a trace with token detail) for \"coactivation\"",
+          "routing mode \"" + s.routing.mode + "\"");
+    // One matrix per MoE layer, the samples reused cyclically like their loads.
+    for (std::size_t l = 0; l < loads.size(); ++l)
+      in.coactivation.push_back(coactivation_counts(s, (*samples)[l % samples->size()]));
+  }
   try {
     out.placement = place(pl.policy, in);
   } catch (const ConfigError& e) {
@@ -258,7 +286,7 @@ RoutingInput routing_input(const Scenario& s) {
     in.samples = std::move(steps.front());
   }
   const ExpertLoads loads = layer_loads(s, in.samples.empty() ? nullptr : &in.samples);
-  in.slot_maps = place_for(s, loads).slot_maps;
+  in.slot_maps = place_for(s, loads, in.samples.empty() ? nullptr : &in.samples).slot_maps;
   return in;
 }
 

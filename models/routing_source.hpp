@@ -52,7 +52,13 @@ struct PlacementResult {
   std::vector<SlotMap> slot_maps;
   ExpertPlacement placement;
 };
-PlacementResult place_for(const Scenario& s, const ExpertLoads& loads);
+/// `samples` (may be null) give the token-level co-activation counts the "coactivation" policy needs.
+PlacementResult place_for(const Scenario& s, const ExpertLoads& loads,
+                          const std::vector<traces::RoutingSample>* samples = nullptr);
+
+/// Co-activation counts (experts × experts): how many tokens chose both i and j, from token-level
+/// samples. Throws ConfigError if the samples carry no token detail.
+std::vector<std::vector<double>> coactivation_counts(const Scenario& s, const traces::RoutingSample& sample);
 
 /// Everything build_workload needs for one step of a scenario: samples (sampled or trace mode, step 0
 /// of the trace) and placements.

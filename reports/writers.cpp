@@ -276,7 +276,8 @@ void write_compare_table(std::ostream& out, std::vector<CompareRow> rows) {
   for (const auto& r : rows) w = std::max(w, r.name.size() + 2);
   out << std::left << std::setw(static_cast<int>(w)) << "variant" << std::right << std::setw(12) << "step (s)"
       << std::setw(14) << "tokens/s" << std::setw(12) << "tok/s/GPU" << std::setw(8) << "MFU" << std::setw(10)
-      << "bubble" << std::setw(10) << "exp. EP" << std::setw(10) << "mem GiB" << "  verdict\n";
+      << "bubble" << std::setw(10) << "exp. EP" << std::setw(10) << "GPU imb." << std::setw(10) << "mem GiB"
+      << "  verdict\n";
   for (const auto& r : rows) {
     out << std::left << std::setw(static_cast<int>(w)) << r.name << std::right;
     if (!r.ok) {
@@ -287,7 +288,8 @@ void write_compare_table(std::ostream& out, std::vector<CompareRow> rows) {
     out << std::setw(12) << fmt("%.3f", x.step_time) << std::setw(14) << fmt("%.4g", x.tokens_per_second)
         << std::setw(12) << fmt("%.1f", x.tokens_per_second_per_gpu) << std::setw(8) << fmt("%.1f%%", 100 * x.mfu)
         << std::setw(10) << fmt("%.3f", x.breakdown.bubble) << std::setw(10) << fmt("%.3f", x.breakdown.exposed_ep)
-        << std::setw(10) << fmt("%.1f", x.memory.total / kGiB) << "  "
+        << std::setw(10) << fmt("%.3f", x.moe_max_over_mean_gpu) << std::setw(10) << fmt("%.1f", x.memory.total / kGiB)
+        << "  "
         << (x.feasible ? "ok" : "INFEASIBLE: " + x.infeasible_reason) << "\n";
   }
 }
@@ -307,6 +309,8 @@ json compare_json(std::vector<CompareRow> rows) {
       j["tokens_per_s_per_gpu"] = r.result.tokens_per_second_per_gpu;
       j["mfu"] = r.result.mfu;
       j["memory_gib"] = r.result.memory.total / kGiB;
+      j["moe_max_over_mean_gpu"] = r.result.moe_max_over_mean_gpu;
+      j["balanced_step_time_s"] = r.result.balanced_step_time;
     }
     a.push_back(j);
   }
