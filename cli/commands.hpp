@@ -28,4 +28,9 @@ int trace_import_cmd(const TraceImportArgs& a);
 /// `moesim trace stats TRACE`: per step and layer, expert load max/mean and coefficient of variation.
 int trace_stats_cmd(const std::string& path, const std::string& format);
 
+/// `moesim topology SCENARIO`: the cluster as a graph (summary or JSON, optional GraphViz file) and the
+/// link loads of the first MoE layer's dispatch.
+int topology_cmd(const std::string& scenario, const std::string& dot, const std::string& format, bool force,
+                 bool simulate, const Catalog& cat);
+
 }  // namespace moesim::cli

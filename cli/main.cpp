@@ -224,6 +224,15 @@ int main(int argc, char** argv) {
   trc_stats->add_option("trace", trace_file, "moesim trace file")->required();
   trc_stats->add_option("--format", format, "Output")->check(CLI::IsMember({"table", "json"}));
 
+  std::string dot_file;
+  auto* topo = app.add_subcommand("topology", "The cluster's network as a graph: hops, bisection, dispatch link loads");
+  topo->add_option("scenario", file, "Scenario JSON file")->required();
+  topo->add_option("--dot", dot_file, "Also write the graph in GraphViz dot to this file");
+  topo->add_option("--format", format, "Output on stdout")->check(CLI::IsMember({"table", "json"}));
+  topo->add_flag("--force", force, "Overwrite --dot if it exists");
+  bool simulate = false;
+  topo->add_flag("--simulate", simulate, "Also simulate one EP group's dispatch on SimGrid (flows share links)");
+
   auto* imp = app.add_subcommand("import", "Import a model description");
   auto* hf = imp->add_subcommand("hf", "Turn a Hugging Face config.json into a catalog model entry");
   imp->require_subcommand(1);
@@ -258,6 +267,7 @@ int main(int argc, char** argv) {
     if (*lst) return list_cmd(what, cat);
     if (*hf) return import_hf_cmd(file, name, output, force);
     if (*plc) return moesim::cli::place_cmd(place_args);
+    if (*topo) return moesim::cli::topology_cmd(file, dot_file, format, force, simulate, cat);
     if (*rpl) return moesim::cli::replay_cmd(trace_file, trace_format, file, max_steps, format, cat);
     if (*trc_imp) return moesim::cli::trace_import_cmd(ti);
     if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, format);

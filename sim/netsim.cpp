@@ -1,0 +1,689 @@
+#include "sim/netsim.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <tuple>
+#include <utility>
+
+// SimGrid's C headers need xbt/base.h first: keep this order.
+// clang-format off
+#include <simgrid/s4u.hpp>
+#include <simgrid/version.h>
+#include <xbt/config.hpp>
+#include <xbt/log.h>
+// clang-format on
+
+#include "scenarios/error.hpp"
+
+// Model settings, all from SimGrid 3.32's "Configuring SimGrid" (docs/source/Configuring_SimGrid.rst at
+// tag v3.32, https://simgrid.org/doc/3.32/Configuring_SimGrid.html):
+// - network/model:CM02 (§ options_model_select): Casanova & Marchal, "A Network Model for Simulation of
+//   Grid Application", INRIA RR-2002-40 — max-min bandwidth sharing without LV08's TCP corrections
+//   (latency × 13.01, bandwidth × 0.97, weight-S 20537), which were fitted to 2011 TCP, not GPU fabrics.
+// - network/crosstraffic:0 (§ cfg=network/crosstraffic): no 5% reverse (ACK) load per flow.
+// - network/TCP-gamma (§ cfg=network/TCP-gamma): the window cap gamma / (2 · latency) per flow; huge.
+// - surf/precision (§ cfg=surf/precision, seconds; default 1e-9): network/optim:Lazy completes every
+//   action whose date is within surf/precision of now (network_cm02.cpp, update_actions_state_lazy), so
+//   it is scaled to the run's expected duration.
+// - CM02's sharing weight of a flow is its route latency (network_cm02.cpp: sharing_penalty_ = latency),
+//   a TCP RTT bias; see SimOptions::latency_weighted_sharing for how it is avoided by default.
+//
+// Platform: a root full zone without routes holding (a) one full zone "gpu" with a host per GPU, a
+// split-duplex link per topology link and an explicit route per ordered GPU pair (Topology::path), and
+// (b) for aggregation, one full zone per NVLink domain and one per fabric plane over contracted links.
+// Sizes, costs and limits measured on a 2-core machine: sim/netsim.hpp (SimOptions::max_hosts, file
+// comment).
+
+namespace moesim::sim {
+namespace internal {
+namespace sg4 = simgrid::s4u;
+
+// One split-duplex link of a platform part. Directed link id: 2 · index + (forward ? 0 : 1).
+struct PartLink {
+  std::string from, to;  // endpoint names (forward direction goes from → to)
+  LinkKind kind = LinkKind::kNic;
+  double bandwidth = 0;  // bytes/s per direction
+  double latency = 0;    // s
+  sg4::SplitDuplexLink* sg = nullptr;
+};
+
+struct PartHop {
+  int link = 0;
+  bool forward = true;
+  int directed() const { return 2 * link + (forward ? 0 : 1); }
+};
+using PartPath = std::vector<PartHop>;
+
+// Per-GPU platform: host = GPU id, link = topology link id, route = Topology::path.
+struct GpuPart {
+  std::vector<sg4::Host*> hosts;
+  std::vector<PartLink> links;
+  std::int64_t routes = 0;
+};
+
+// Contracted platform for node-pair aggregation. Fabric hosts are GPU classes: the GPUs of one node
+// cabled to one switch (a node's NICs in one plane); switches of the same kind, plane and pod that are
+// interchangeable for routing (spines, cores) become one vertex; parallel links between two contracted
+// vertices become one link with the summed bandwidth. NVLink stays per GPU (one zone per domain).
+struct AggPart {
+  std::vector<sg4::Host*> gpu_hosts;    // by GPU (nullptr: GPU in no NVLink domain)
+  std::vector<sg4::Host*> class_hosts;  // by class
+  std::vector<int> class_of_gpu;        // -1 without a NIC
+  std::vector<int> class_rep;           // lowest GPU of each class
+  std::vector<std::string> class_name;
+  std::vector<int> cvertex;  // topology vertex → contracted vertex (-1: not contracted)
+  std::vector<std::string> cvertex_name;
+  std::vector<int> clink_of;      // topology link → contracted link (-1: NVLink or self-loop)
+  std::vector<int> clink_source;  // contracted link → contracted source vertex
+  std::vector<int> nvlink_link;   // topology NVLink link → part link id
+  std::vector<PartLink> links;    // contracted fabric links, then NVLinks
+  std::int64_t routes = 0;
+  int hosts = 0;
+};
+
+struct EngineState {
+  sg4::Engine* engine = nullptr;
+  std::string cluster_key, cluster_name;
+  double tcp_gamma = 0;
+  bool latency_weighted = false;
+  int max_hosts = 0;
+  std::unique_ptr<Topology> topo;
+  std::optional<GpuPart> gpu;
+  std::optional<AggPart> agg;
+  std::string gpu_missing, agg_missing;  // why a part was not built
+  int simulations = 0;
+  bool broken = false;
+};
+
+EngineState* g_state = nullptr;  // one per process, never destroyed (SimGrid's Engine outlives main)
+
+std::string fmt(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// Everything of a ClusterSpec the topology reads: two clusters with the same key build the same platform.
+std::string cluster_key(const ClusterSpec& c) {
+  const auto& u = c.scale_up;
+  const auto& o = c.scale_out;
+  return std::to_string(c.nodes) + "x" + std::to_string(c.gpus_per_node) + " up{" + u.kind + "," +
+         fmt(u.bandwidth) + "," + fmt(u.latency) + "," + std::to_string(u.domain_gpus) + "} out{" + o.kind +
+         "," + fmt(o.nic_bandwidth) + "," + fmt(o.latency) + "," + fmt(o.latency_cross) + "," +
+         fmt(o.oversubscription) + "," + std::to_string(o.planes) + "," + std::to_string(o.levels) + "," +
+         std::to_string(o.radix) + "}";
+}
+
+sg4::LinkInRoute::Direction sg_dir(bool forward) {
+  return forward ? sg4::LinkInRoute::Direction::UP : sg4::LinkInRoute::Direction::DOWN;
+}
+
+sg4::SplitDuplexLink* make_link(sg4::NetZone* zone, const std::string& name, const PartLink& l,
+                                bool with_latency) {
+  auto* link = zone->create_split_duplex_link(name, l.bandwidth);
+  link->set_latency(with_latency ? l.latency : 0.0);
+  link->seal();
+  return link;
+}
+
+// ------------------------------------------------------------------------------------- per-GPU part
+
+PartPath gpu_route(const Topology& t, int src, int dst) {
+  PartPath out;
+  for (const Hop& h : t.path(src, dst)) out.push_back({h.link, h.dir == Direction::kForward});
+  return out;
+}
+
+GpuPart build_gpu_part(const Topology& t, sg4::NetZone* root, bool with_latency) {
+  GpuPart p;
+  auto* zone = sg4::create_full_zone("gpu");
+  zone->set_parent(root);
+  for (int g = 0; g < t.gpus(); ++g)
+    p.hosts.push_back(zone->create_host("g:" + t.vertex_name(t.gpu_vertex(g)), 1.0));
+  for (int id = 0; id < t.num_links(); ++id) {
+    const LinkProps& lp = t.link(id);
+    PartLink l{t.vertex_name(t.link_source(id)), t.vertex_name(t.link_target(id)), lp.kind, lp.bandwidth,
+               lp.latency};
+    l.sg = make_link(zone, "g" + std::to_string(id) + ":" + l.from + "-" + l.to, l, with_latency);
+    p.links.push_back(l);
+  }
+  std::vector<sg4::LinkInRoute> route;
+  Path path;
+  for (int s = 0; s < t.gpus(); ++s)
+    for (int d = 0; d < t.gpus(); ++d) {
+      if (s == d) continue;
+      t.path(s, d, path);
+      route.clear();
+      for (const Hop& h : path) route.emplace_back(p.links[h.link].sg, sg_dir(h.dir == Direction::kForward));
+      zone->add_route(p.hosts[s]->get_netpoint(), p.hosts[d]->get_netpoint(), nullptr, nullptr, route, false);
+      ++p.routes;
+    }
+  zone->seal();
+  return p;
+}
+
+// ----------------------------------------------------------------------------------- aggregated part
+
+// Contracted vertices and links of the fabric (every link but NVLink).
+void contract(const Topology& t, AggPart& a) {
+  const int gpn = t.cluster().gpus_per_node;
+  std::map<std::pair<int, int>, int> class_id;  // (node, attach vertex)
+  a.class_of_gpu.assign(t.gpus(), -1);
+  a.cvertex.assign(t.num_vertices(), -1);
+  for (int g = 0; g < t.gpus(); ++g) {
+    const int att = t.attach_vertex(g);
+    if (att < 0) continue;
+    auto [it, fresh] = class_id.try_emplace({g / gpn, att}, static_cast<int>(class_id.size()));
+    if (fresh) {
+      a.class_rep.push_back(g);
+      a.class_name.push_back("node" + std::to_string(g / gpn) + "@" + t.vertex_name(att));
+      a.cvertex_name.push_back(a.class_name.back());
+    }
+    a.class_of_gpu[g] = it->second;
+    a.cvertex[t.gpu_vertex(g)] = it->second;
+  }
+  std::map<std::tuple<int, int, int>, int> merged;  // (kind, plane, group) of spines and cores
+  for (int v = 0; v < t.num_vertices(); ++v) {
+    const VertexProps& vp = t.vertex(v);
+    if (vp.kind == VertexKind::kGpu || vp.kind == VertexKind::kNvSwitch) continue;
+    if (vp.kind == VertexKind::kSpine || vp.kind == VertexKind::kCore) {
+      auto [it, fresh] = merged.try_emplace({static_cast<int>(vp.kind), vp.plane, vp.group},
+                                            static_cast<int>(a.cvertex_name.size()));
+      if (fresh) {
+        std::string n = std::string(to_string(vp.kind)) + "s.p" + std::to_string(vp.plane);
+        if (vp.group >= 0) n += ".g" + std::to_string(vp.group);
+        a.cvertex_name.push_back(n);
+      }
+      a.cvertex[v] = it->second;
+    } else {
+      a.cvertex[v] = static_cast<int>(a.cvertex_name.size());
+      a.cvertex_name.push_back(t.vertex_name(v));
+    }
+  }
+  std::map<std::pair<int, int>, int> clink;  // unordered contracted vertex pair → contracted link
+  a.clink_of.assign(t.num_links(), -1);
+  for (int id = 0; id < t.num_links(); ++id) {
+    const LinkProps& lp = t.link(id);
+    if (lp.kind == LinkKind::kNvlink) continue;
+    const int u = a.cvertex[t.link_source(id)], w = a.cvertex[t.link_target(id)];
+    if (u < 0 || w < 0 || u == w) continue;
+    auto [it, fresh] = clink.try_emplace({std::min(u, w), std::max(u, w)}, static_cast<int>(a.links.size()));
+    if (fresh) {
+      a.links.push_back({a.cvertex_name[u], a.cvertex_name[w], lp.kind, 0.0, 0.0});
+      a.clink_source.push_back(u);
+    }
+    PartLink& l = a.links[it->second];
+    l.bandwidth += lp.bandwidth;
+    l.latency = std::max(l.latency, lp.latency);
+    a.clink_of[id] = it->second;
+  }
+}
+
+// The fabric segment of a topology path (first NIC hop to last NIC hop) on the contracted links.
+PartPath contracted_segment(const Topology& t, const AggPart& a, const Path& path, std::size_t first,
+                            std::size_t last) {
+  PartPath out;
+  for (std::size_t i = first; i <= last; ++i) {
+    const int c = a.clink_of[path[i].link];
+    if (c < 0) continue;
+    out.push_back({c, a.cvertex[t.hop_from(path[i])] == a.clink_source[c]});
+  }
+  return out;
+}
+
+// Positions of the first and last NIC hops of a path; nullopt when it crosses no NIC.
+std::optional<std::pair<std::size_t, std::size_t>> nic_span(const Topology& t, const Path& path) {
+  std::optional<std::pair<std::size_t, std::size_t>> span;
+  for (std::size_t i = 0; i < path.size(); ++i)
+    if (t.link(path[i].link).kind == LinkKind::kNic) {
+      if (!span) span = std::pair{i, i};
+      span->second = i;
+    }
+  return span;
+}
+
+PartPath class_route(const Topology& t, const AggPart& a, int ca, int cb) {
+  const Path path = t.path(a.class_rep[ca], a.class_rep[cb]);
+  const auto span = nic_span(t, path);
+  if (!span) return {};
+  return contracted_segment(t, a, path, span->first, span->second);
+}
+
+PartPath nvlink_route(const Topology& t, const AggPart& a, int src, int dst) {
+  PartPath out;
+  for (const Hop& h : t.path(src, dst)) out.push_back({a.nvlink_link[h.link], h.dir == Direction::kForward});
+  return out;
+}
+
+// Sizes of the zones the aggregated part needs: largest NVLink domain and largest plane (in hosts).
+std::pair<int, int> agg_zone_sizes(const Topology& t) {
+  std::map<int, int> domain, plane;
+  const int gpn = t.cluster().gpus_per_node;
+  std::map<std::pair<int, int>, bool> seen;
+  for (int g = 0; g < t.gpus(); ++g) {
+    const int att = t.attach_vertex(g);
+    if (att >= 0 && seen.try_emplace({g / gpn, att}, true).second) ++plane[std::max(0, t.vertex(att).plane)];
+  }
+  for (int id = 0; id < t.num_links(); ++id)
+    if (t.link(id).kind == LinkKind::kNvlink) {
+      const int sw =
+          t.vertex(t.link_source(id)).kind == VertexKind::kNvSwitch ? t.link_source(id) : t.link_target(id);
+      ++domain[sw];
+    }
+  int dmax = 0, pmax = 0;
+  for (auto& [k, v] : domain) dmax = std::max(dmax, v);
+  for (auto& [k, v] : plane) pmax = std::max(pmax, v);
+  return {dmax, pmax};
+}
+
+AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency) {
+  AggPart a;
+  contract(t, a);
+  const int fabric_links = static_cast<int>(a.links.size());
+  // NVLink: one full zone per domain (the NVSwitch vertex), GPU hosts and their NVLinks.
+  std::map<int, std::vector<int>> domain_gpus;  // NVSwitch vertex → GPUs
+  std::vector<int> nvlink_of_gpu(t.gpus(), -1);
+  a.nvlink_link.assign(t.num_links(), -1);
+  for (int id = 0; id < t.num_links(); ++id) {
+    if (t.link(id).kind != LinkKind::kNvlink) continue;
+    const bool src_is_switch = t.vertex(t.link_source(id)).kind == VertexKind::kNvSwitch;
+    const int gpu = t.vertex(src_is_switch ? t.link_target(id) : t.link_source(id)).index;
+    domain_gpus[src_is_switch ? t.link_source(id) : t.link_target(id)].push_back(gpu);
+    nvlink_of_gpu[gpu] = id;
+  }
+  a.gpu_hosts.assign(t.gpus(), nullptr);
+  for (auto& [sw, gpus] : domain_gpus) {
+    auto* zone = sg4::create_full_zone("a:" + t.vertex_name(sw));
+    zone->set_parent(root);
+    std::sort(gpus.begin(), gpus.end());
+    for (int g : gpus) {
+      a.gpu_hosts[g] = zone->create_host("a:" + t.vertex_name(t.gpu_vertex(g)), 1.0);
+      const int id = nvlink_of_gpu[g];
+      const LinkProps& lp = t.link(id);
+      PartLink l{t.vertex_name(t.link_source(id)), t.vertex_name(t.link_target(id)), lp.kind, lp.bandwidth,
+                 lp.latency};
+      l.sg = make_link(zone, "an" + std::to_string(id) + ":" + l.from + "-" + l.to, l, with_latency);
+      a.nvlink_link[id] = static_cast<int>(a.links.size());
+      a.links.push_back(l);
+    }
+    std::vector<sg4::LinkInRoute> route;
+    for (int s : gpus)
+      for (int d : gpus) {
+        if (s == d) continue;
+        route.clear();
+        for (const PartHop& h : nvlink_route(t, a, s, d))
+          route.emplace_back(a.links[h.link].sg, sg_dir(h.forward));
+        zone->add_route(a.gpu_hosts[s]->get_netpoint(), a.gpu_hosts[d]->get_netpoint(), nullptr, nullptr,
+                        route, false);
+        ++a.routes;
+      }
+    zone->seal();
+    a.hosts += static_cast<int>(gpus.size());
+  }
+  // Fabric: one full zone per plane (planes never exchange traffic on the scale-out fabric).
+  std::map<int, std::vector<int>> plane_classes;
+  for (int c = 0; c < static_cast<int>(a.class_rep.size()); ++c)
+    plane_classes[std::max(0, t.vertex(t.attach_vertex(a.class_rep[c])).plane)].push_back(c);
+  a.class_hosts.assign(a.class_rep.size(), nullptr);
+  std::vector<bool> created(fabric_links, false);
+  for (auto& [plane, classes] : plane_classes) {
+    auto* zone = sg4::create_full_zone("a:fabric.p" + std::to_string(plane));
+    zone->set_parent(root);
+    for (int c : classes) a.class_hosts[c] = zone->create_host("a:" + a.class_name[c], 1.0);
+    // Links of this plane: every contracted link on a route between two of its classes.
+    std::vector<sg4::LinkInRoute> route;
+    for (int ca : classes)
+      for (int cb : classes) {
+        if (ca == cb) continue;
+        const PartPath r = class_route(t, a, ca, cb);
+        if (r.empty()) continue;  // same NVLink domain: no fabric route needed
+        route.clear();
+        for (const PartHop& h : r) {
+          if (!created[h.link]) {
+            const PartLink& l = a.links[h.link];
+            a.links[h.link].sg =
+                make_link(zone, "af" + std::to_string(h.link) + ":" + l.from + "-" + l.to, l, with_latency);
+            created[h.link] = true;
+          }
+          route.emplace_back(a.links[h.link].sg, sg_dir(h.forward));
+        }
+        zone->add_route(a.class_hosts[ca]->get_netpoint(), a.class_hosts[cb]->get_netpoint(), nullptr,
+                        nullptr, route, false);
+        ++a.routes;
+      }
+    zone->seal();
+    a.hosts += static_cast<int>(classes.size());
+  }
+  return a;
+}
+
+// --------------------------------------------------------------------------------------- the engine
+
+void check_options(const SimOptions& o) {
+  if (!(o.precision_fraction > 0) || !std::isfinite(o.precision_fraction))
+    throw ConfigError("simulate_flows: precision_fraction: expected a positive fraction, found " +
+                      fmt(o.precision_fraction));
+  if (!(o.tcp_gamma > 0))
+    throw ConfigError("simulate_flows: tcp_gamma: expected positive bytes, found " + fmt(o.tcp_gamma));
+  if (o.max_hosts < 1)
+    throw ConfigError("simulate_flows: max_hosts: expected ≥ 1, found " + std::to_string(o.max_hosts));
+}
+
+std::string limit_message(const char* what, int hosts, int max_hosts) {
+  return std::string("simulate_flows: ") + what + " needs a full zone of " + std::to_string(hosts) +
+         " hosts with explicit routes (hosts² routes), above max_hosts = " + std::to_string(max_hosts) +
+         "; aggregate flows per node pair (aggregate_node_pairs), simulate a representative group, or raise "
+         "max_hosts if memory allows";
+}
+
+// Creates the engine and the platform on first use; afterwards checks that the call matches them.
+EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
+  const std::string key = cluster_key(cluster);
+  if (g_state != nullptr) {
+    EngineState& s = *g_state;
+    if (s.broken)
+      throw Error("simulate_flows: an earlier SimGrid failure left this process's engine unusable");
+    if (s.cluster_key != key)
+      throw ConfigError(
+          "simulate_flows: this process's SimGrid engine was built for cluster \"" + s.cluster_name + "\" (" +
+          s.cluster_key + "), found \"" + cluster.name + "\" (" + key +
+          "); SimGrid freezes its platform after the first run: simulate each cluster in its own process");
+    if (s.tcp_gamma != o.tcp_gamma || s.latency_weighted != o.latency_weighted_sharing ||
+        s.max_hosts != o.max_hosts)
+      throw ConfigError(
+          "simulate_flows: tcp_gamma, latency_weighted_sharing and max_hosts are fixed by the first "
+          "simulation of a process (" +
+          fmt(s.tcp_gamma) + ", " + (s.latency_weighted ? "true" : "false") + ", " +
+          std::to_string(s.max_hosts) + "); run other settings in another process");
+    return s;
+  }
+  auto topo = std::make_unique<Topology>(cluster);
+  const auto [domain_max, plane_max] = agg_zone_sizes(*topo);
+  const int agg_max = std::max(domain_max, plane_max);
+  const bool gpu_fits = topo->gpus() <= o.max_hosts, agg_fits = agg_max <= o.max_hosts;
+  if (o.aggregate_node_pairs && !agg_fits)
+    throw ConfigError(limit_message("node-pair aggregation", agg_max, o.max_hosts));
+  if (!o.aggregate_node_pairs && !gpu_fits)
+    throw ConfigError(limit_message("per-GPU simulation", topo->gpus(), o.max_hosts));
+
+  auto state = std::make_unique<EngineState>();
+  state->cluster_key = key;
+  state->cluster_name = cluster.name;
+  state->tcp_gamma = o.tcp_gamma;
+  state->latency_weighted = o.latency_weighted_sharing;
+  state->max_hosts = o.max_hosts;
+  try {
+    if (sg4::Engine::has_instance()) {
+      state->engine = sg4::Engine::get_instance();
+      if (state->engine->get_host_count() > 0)
+        throw ConfigError(
+            "simulate_flows: a SimGrid engine with its own platform already exists in this process");
+    } else {
+      xbt_log_control_set("root.thresh:warning");        // SimGrid's configuration INFO lines
+      state->engine = new sg4::Engine("moesim-netsim");  // never deleted: one engine per process
+    }
+    sg4::Engine::set_config("network/model:CM02");
+    sg4::Engine::set_config("network/optim:Lazy");
+    sg4::Engine::set_config("network/crosstraffic", false);
+    sg4::Engine::set_config("network/TCP-gamma", o.tcp_gamma);
+    auto* root = sg4::create_full_zone("moesim");
+    const bool lat = o.latency_weighted_sharing;
+    if (gpu_fits)
+      state->gpu = build_gpu_part(*topo, root, lat);
+    else
+      state->gpu_missing = limit_message("per-GPU simulation", topo->gpus(), o.max_hosts);
+    if (agg_fits)
+      state->agg = build_agg_part(*topo, root, lat);
+    else
+      state->agg_missing = limit_message("node-pair aggregation", agg_max, o.max_hosts);
+    root->seal();
+  } catch (const moesim::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(std::string("simulate_flows: SimGrid failed while building the platform: ") + e.what());
+  }
+  state->topo = std::move(topo);
+  g_state = state.release();
+  return *g_state;
+}
+
+// One SimGrid communication.
+struct Comm {
+  sg4::Host* src = nullptr;
+  sg4::Host* dst = nullptr;
+  double bytes = 0;
+  double start = 0;    // s, posted
+  double latency = 0;  // s, route latency
+  PartPath route;
+  sg4::CommPtr activity;
+  double finish = 0;  // s, relative to the simulation's start
+};
+
+double route_latency(const std::vector<PartLink>& links, const PartPath& r) {
+  double l = 0;
+  for (const PartHop& h : r) l += links[h.link].latency;
+  return l;
+}
+
+void check_flows(const Topology& t, const std::vector<FlowSpec>& flows) {
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    const FlowSpec& f = flows[i];
+    const auto where = "simulate_flows: flow " + std::to_string(i) + ": ";
+    if (f.src < 0 || f.src >= t.gpus() || f.dst < 0 || f.dst >= t.gpus())
+      throw ConfigError(where + "expected GPUs in 0.." + std::to_string(t.gpus() - 1) + ", found " +
+                        std::to_string(f.src) + " → " + std::to_string(f.dst));
+    if (!(f.bytes >= 0) || !std::isfinite(f.bytes))
+      throw ConfigError(where + "expected non-negative finite bytes, found " + fmt(f.bytes));
+    if (!(f.start >= 0) || !std::isfinite(f.start))
+      throw ConfigError(where + "expected a non-negative finite start, found " + fmt(f.start));
+  }
+}
+
+// Runs the communications: each is launched at start (+ route latency unless the links carry it).
+void run_comms(EngineState& s, std::vector<Comm>& comms, double t0) {
+  std::vector<std::size_t> order(comms.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  const auto launch = [&](const Comm& c) { return s.latency_weighted ? c.start : c.start + c.latency; };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t x, std::size_t y) { return launch(comms[x]) < launch(comms[y]); });
+  for (std::size_t i : order) {
+    Comm& c = comms[i];
+    const double at = t0 + launch(c);
+    if (at > sg4::Engine::get_clock()) s.engine->run_until(at);
+    c.activity = sg4::Comm::sendto_init(c.src, c.dst);
+    c.activity->set_payload_size(static_cast<std::uint64_t>(std::llround(c.bytes)));
+    c.activity->start();
+  }
+  s.engine->run();
+  for (Comm& c : comms) {
+    if (c.activity->get_state() != sg4::Activity::State::FINISHED)
+      throw Error("simulate_flows: a SimGrid communication did not finish");
+    c.finish = c.activity->get_finish_time() - t0;
+    c.activity = nullptr;
+  }
+}
+
+std::vector<LinkUsage> link_usage(const std::vector<PartLink>& links, const std::vector<Comm>& comms,
+                                  double makespan) {
+  const std::size_t n = 2 * links.size();
+  std::vector<double> bytes(n, 0.0);
+  std::vector<std::vector<std::pair<double, double>>> busy(n);
+  for (const Comm& c : comms)
+    for (const PartHop& h : c.route) {
+      bytes[h.directed()] += c.bytes;
+      busy[h.directed()].push_back({c.start + c.latency, c.finish});
+    }
+  std::vector<LinkUsage> out;
+  for (std::size_t d = 0; d < n; ++d) {
+    if (bytes[d] <= 0) continue;
+    const PartLink& l = links[d / 2];
+    const bool fwd = d % 2 == 0;
+    auto& iv = busy[d];
+    std::sort(iv.begin(), iv.end());
+    double total = 0, lo = iv[0].first, hi = iv[0].second;
+    for (const auto& [a, b] : iv) {
+      if (a > hi) {
+        total += hi - lo;
+        lo = a;
+        hi = b;
+      } else {
+        hi = std::max(hi, b);
+      }
+    }
+    total += hi - lo;
+    LinkUsage u;
+    u.name = fwd ? l.from + ">" + l.to : l.to + ">" + l.from;
+    u.kind = l.kind;
+    u.bandwidth = l.bandwidth;
+    u.bytes = bytes[d];
+    u.busy_time = total;
+    u.busy_fraction = makespan > 0 ? total / makespan : 0;
+    u.utilisation = makespan > 0 ? bytes[d] / (l.bandwidth * makespan) : 0;
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+}  // namespace internal
+
+SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>& flows,
+                         const SimOptions& options) {
+  using namespace internal;
+  check_options(options);
+  EngineState& s = engine_for(cluster, options);
+  const Topology& t = *s.topo;
+  check_flows(t, flows);
+  const bool agg = options.aggregate_node_pairs;
+  if (agg && !s.agg) throw ConfigError(s.agg_missing);
+  if (!agg && !s.gpu) throw ConfigError(s.gpu_missing);
+  const std::vector<PartLink>& links = agg ? s.agg->links : s.gpu->links;
+
+  SimResult res;
+  res.flows.resize(flows.size());
+  std::vector<Comm> comms;
+  std::vector<std::vector<int>> comms_of(flows.size());  // flow → the comms it was folded into
+  if (!agg) {
+    for (std::size_t i = 0; i < flows.size(); ++i) {
+      const FlowSpec& f = flows[i];
+      if (f.src == f.dst || f.bytes <= 0) continue;
+      Comm c{s.gpu->hosts[f.src],
+             s.gpu->hosts[f.dst],
+             f.bytes,
+             f.start,
+             0,
+             gpu_route(t, f.src, f.dst),
+             nullptr,
+             0};
+      c.latency = route_latency(links, c.route);
+      comms_of[i].push_back(static_cast<int>(comms.size()));
+      comms.push_back(std::move(c));
+    }
+  } else {
+    const AggPart& a = *s.agg;
+    // Keys (role, source, destination, start), role 0: an NVLink-only flow, 1: the NVLink leg of a flow
+    // forwarded to or from the fabric, 2: a fabric aggregate between GPU classes. Legs stay apart from
+    // NVLink-only flows so that those keep their own finish times. Ordered: deterministic comm order.
+    std::map<std::tuple<int, int, int, double>, int> index;
+    const auto add = [&](std::size_t flow, int role, int x, int y, double bytes, double start) {
+      auto [it, fresh] = index.try_emplace({role, x, y, start}, static_cast<int>(comms.size()));
+      if (fresh) {
+        PartPath r = role < 2 ? nvlink_route(t, a, x, y) : class_route(t, a, x, y);
+        sg4::Host* hs = role < 2 ? a.gpu_hosts[x] : a.class_hosts[x];
+        sg4::Host* hd = role < 2 ? a.gpu_hosts[y] : a.class_hosts[y];
+        Comm c{hs, hd, 0, start, route_latency(links, r), std::move(r), nullptr, 0};
+        comms.push_back(std::move(c));
+      }
+      comms[it->second].bytes += bytes;
+      comms_of[flow].push_back(it->second);
+    };
+    Path path;
+    for (std::size_t i = 0; i < flows.size(); ++i) {
+      const FlowSpec& f = flows[i];
+      if (f.src == f.dst || f.bytes <= 0) continue;
+      t.path(f.src, f.dst, path);
+      const auto span = nic_span(t, path);
+      if (!span) {
+        add(i, 0, f.src, f.dst, f.bytes, f.start);
+        continue;
+      }
+      const int gs = t.hop_from(path[span->first]), gd = t.hop_to(path[span->second]);
+      const int ws = t.vertex(gs).index, wd = t.vertex(gd).index;  // GPUs entering and leaving the fabric
+      if (ws != f.src) add(i, 1, f.src, ws, f.bytes, f.start);
+      const int ca = a.class_of_gpu[ws], cb = a.class_of_gpu[wd];
+      if (ca == cb)
+        throw ConfigError(
+            "simulate_flows: node-pair aggregation cannot fold flow " + std::to_string(i) +
+            ": its route leaves and re-enters the same node through the fabric (no NVLink domain)");
+      add(i, 2, ca, cb, f.bytes, f.start);
+      if (wd != f.dst) add(i, 1, wd, f.dst, f.bytes, f.start);
+    }
+  }
+
+  // surf/precision scaled to a lower bound of the duration: latest launch + busiest directed link.
+  std::vector<double> load(2 * links.size(), 0.0);
+  double last_launch = 0;
+  for (const Comm& c : comms) {
+    last_launch = std::max(last_launch, c.start + c.latency);
+    for (const PartHop& h : c.route) load[h.directed()] += c.bytes;
+  }
+  double busiest = 0;
+  for (std::size_t d = 0; d < load.size(); ++d) busiest = std::max(busiest, load[d] / links[d / 2].bandwidth);
+  const double expected = last_launch + busiest;
+  const double precision = expected > 0 ? options.precision_fraction * expected : 1e-9;
+
+  const double t0 = sg4::Engine::get_clock();
+  try {
+    sg4::Engine::set_config("surf/precision", precision);
+    if (!comms.empty()) run_comms(s, comms, t0);
+  } catch (const moesim::Error&) {
+    s.broken = true;
+    throw;
+  } catch (const std::exception& e) {
+    s.broken = true;
+    throw Error(std::string("simulate_flows: SimGrid failed: ") + e.what());
+  }
+
+  for (std::size_t i = 0; i < flows.size(); ++i) {
+    const FlowSpec& f = flows[i];
+    double finish = f.start;
+    if (f.src != f.dst && f.bytes <= 0) finish = f.start + t.path_latency(f.src, f.dst);
+    for (int c : comms_of[i]) finish = std::max(finish, comms[c].finish);
+    res.flows[i].finish = finish;
+    res.makespan = std::max(res.makespan, finish);
+  }
+  if (options.link_usage) res.links = link_usage(links, comms, res.makespan);
+  res.simulated_flows = static_cast<int>(comms.size());
+
+  EngineSettings& e = res.settings;
+  e.simgrid_version = SIMGRID_VERSION_STRING;
+  e.network_model = simgrid::config::get_value<std::string>("network/model");
+  e.network_optim = simgrid::config::get_value<std::string>("network/optim");
+  e.crosstraffic = simgrid::config::get_value<bool>("network/crosstraffic");
+  e.tcp_gamma = simgrid::config::get_value<double>("network/TCP-gamma");
+  e.weight_s = simgrid::config::get_value<double>("network/weight-S");
+  e.surf_precision = simgrid::config::get_value<double>("surf/precision");
+  e.maxmin_precision = simgrid::config::get_value<double>("maxmin/precision");
+  e.expected_duration = expected;
+  e.latency_weighted_sharing = s.latency_weighted;
+  e.aggregated = agg;
+  e.hosts = agg ? s.agg->hosts : static_cast<int>(s.gpu->hosts.size());
+  e.links = static_cast<int>(links.size());
+  e.routes = agg ? s.agg->routes : s.gpu->routes;
+  e.simulation_index = s.simulations++;
+  e.clock_offset = t0;
+  return res;
+}
+
+std::vector<FlowSpec> all_to_all_flows(const TrafficMatrix& traffic, double start) {
+  std::vector<FlowSpec> out;
+  for (int s = 0; s < traffic.gpus; ++s)
+    for (int d = 0; d < traffic.gpus; ++d)
+      if (s != d && traffic(s, d) > 0) out.push_back({s, d, traffic(s, d), start});
+  return out;
+}
+
+}  // namespace moesim::sim
