@@ -1,5 +1,8 @@
 #include "models/compute_cost.hpp"
 
+#include "calibrate/calibration.hpp"
+#include "models/calibrated_cost.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -57,6 +60,10 @@ double RooflineCostModel::memory_bound(double bytes) const {
 }
 
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
+  if (!s.calibration.empty()) {
+    const calibrate::Calibration c = calibrate::read_calibration(s.calibration);
+    return make_calibrated_cost_model(c, s.cluster.gpu, s.workload.comm_sms);
+  }
   return std::make_unique<RooflineCostModel>(s.cluster.gpu, s.workload.comm_sms);
 }
 

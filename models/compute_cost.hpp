@@ -62,7 +62,8 @@ class RooflineCostModel final : public ComputeCostModel {
   int sms_;  ///< SMs available to compute
 };
 
-/// The compute cost model a scenario asks for (today: the roofline default).
+/// The compute cost model a scenario asks for: its calibration file if it names one (throws
+/// CalibrationError if unreadable or for another GPU), else the roofline default of the GPU catalog.
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s);
 
 }  // namespace moesim::models

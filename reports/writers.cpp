@@ -48,7 +48,9 @@ json context_json(const Scenario& s, const models::Result& r) {
   c["engine"] = r.engine;
   c["fidelity"] = r.fidelity;
   c["cost_model"] = r.cost_model;
-  c["calibration"] = "none (roofline defaults from the GPU catalog: datasheet peaks x achievable fractions)";
+  c["calibration"] = s.calibration.empty()
+                         ? "none (roofline defaults from the GPU catalog: datasheet peaks x achievable fractions)"
+                         : s.calibration;
   c["seed"] = r.seed;
   return c;
 }

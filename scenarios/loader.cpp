@@ -371,6 +371,11 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
     }
     oo.finish();
   }
+  s.calibration = r.get_string("calibration", "");
+  if (!s.calibration.empty() && s.calibration[0] != '/') {
+    const auto slash = source.find_last_of('/');
+    if (slash != std::string::npos) s.calibration = source.substr(0, slash + 1) + s.calibration;
+  }
   if (const Json* ref = r.optional_child("reference")) {
     ObjectReader re(*ref, source, "/reference");
     auto& rf = s.reference;

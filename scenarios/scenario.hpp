@@ -245,6 +245,9 @@ struct Scenario {
   EngineSpec engine;
   OutputSpec outputs;
   ReferenceSpec reference;
+  /// Calibration file pricing compute (resolved against the scenario's folder); empty: the roofline
+  /// defaults of the GPU catalog.
+  std::string calibration;
   nlohmann::json resolved;  ///< the scenario JSON with catalog references inlined (written to outputs)
 };
 

@@ -91,6 +91,11 @@ if(NOT kept2 STREQUAL "mine")
 endif()
 file(WRITE "${WORK}/truncated.jsonl" "{\"format\":\"moesim-routing-trace\",\"version\":1,\"experts\":4,\"top_k\":1,\"sources\":1,\"layers\":1}\n{\"step\":0,\"layer\":0,\"counts\":[[1,2")
 expect_run(3 ARGS trace stats "${WORK}/truncated.jsonl" STDERR "truncated.jsonl:2")
+# A scenario naming a calibration that cannot be read: exit 7, naming the file.
+string(REPLACE "\"name\": \"deepseek-v3-2048xH800\"," "\"name\": \"x\", \"calibration\": \"no-such-calibration.json\"," with_cal "${good}")
+file(WRITE "${WORK}/with_cal.json" "${with_cal}")
+expect_run(7 ARGS run "${WORK}/with_cal.json" STDERR "no-such-calibration.json")
+
 # Topology: summary, SimGrid check of one EP group, GraphViz never overwriting.
 set(MIX "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json")
 expect_run(0 ARGS topology "${EX}" STDOUT "bisection: 51200 GB/s")

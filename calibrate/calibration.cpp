@@ -1,0 +1,634 @@
+#include "calibrate/calibration.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "scenarios/error.hpp"
+#include "scenarios/json_reader.hpp"
+
+namespace moesim::calibrate {
+
+// ------------------------------------------------------------------------------------------ families
+
+const char* to_string(KernelFamily f) {
+  switch (f) {
+    case KernelFamily::kDenseGemm:
+      return "dense_gemm";
+    case KernelFamily::kGroupedGemm:
+      return "grouped_gemm";
+    case KernelFamily::kRouter:
+      return "router";
+    case KernelFamily::kPermute:
+      return "permute";
+    case KernelFamily::kSwiglu:
+      return "swiglu";
+    case KernelFamily::kCombine:
+      return "combine";
+    case KernelFamily::kCopy:
+      return "copy";
+    case KernelFamily::kAttention:
+      return "attention";
+  }
+  return "unknown";
+}
+
+const std::vector<KernelFamily>& all_families() {
+  static const std::vector<KernelFamily> kAll{
+      KernelFamily::kDenseGemm, KernelFamily::kGroupedGemm, KernelFamily::kRouter, KernelFamily::kPermute,
+      KernelFamily::kSwiglu,    KernelFamily::kCombine,     KernelFamily::kCopy,   KernelFamily::kAttention};
+  return kAll;
+}
+
+std::optional<KernelFamily> family_from_string(std::string_view name) {
+  for (KernelFamily f : all_families())
+    if (name == to_string(f)) return f;
+  return std::nullopt;
+}
+
+bool is_gemm_family(KernelFamily f) {
+  return f == KernelFamily::kDenseGemm || f == KernelFamily::kGroupedGemm;
+}
+
+bool is_memory_bound_family(KernelFamily f) {
+  return !is_gemm_family(f) && f != KernelFamily::kAttention;
+}
+
+const char* model_form(KernelFamily f) {
+  if (is_gemm_family(f)) return "tile_waves";
+  if (f == KernelFamily::kAttention) return "fixed_plus_flops_over_rate";
+  return "fixed_plus_bytes_over_bandwidth";
+}
+
+// -------------------------------------------------------------------------------------------- models
+
+double gemm_tiles(double m, double n, double tile_m, double tile_n) {
+  if (m <= 0 || n <= 0) return 0.0;
+  return std::ceil(m / tile_m) * std::ceil(n / tile_n);
+}
+
+double grouped_gemm_tiles(std::span<const double> rows, double n, double tile_m, double tile_n) {
+  double tiles = 0;
+  for (double r : rows) tiles += gemm_tiles(r, n, tile_m, tile_n);
+  return tiles;
+}
+
+double GemmParams::tile_time(double k) const {
+  return 2.0 * tile_m * tile_n * k / (peak_flops / sm_count) / efficiency;
+}
+
+double GemmParams::time(double tiles, double k, int sms) const {
+  if (tiles <= 0 || k <= 0) return 0.0;
+  const double waves = std::ceil(tiles / std::max(1, sms));
+  return waves * (tile_time(k) + wave_overhead_s) + launch_s;
+}
+
+double StreamParams::time(double amount) const {
+  return amount <= 0 ? 0.0 : fixed_s + amount / rate;
+}
+
+bool FamilyModel::covers(const Measurement& m) const {
+  if (m.family != family || m.variant != variant) return false;
+  return !is_gemm_family(family) || gemm.count(m.precision) > 0;
+}
+
+double FamilyModel::predict(const Measurement& m) const {
+  MOESIM_ASSERT(covers(m), std::string("measurement not covered by the ") + to_string(family) + " model");
+  if (family == KernelFamily::kDenseGemm) {
+    const GemmParams& p = gemm.at(m.precision);
+    return p.time(gemm_tiles(m.m, m.n, p.tile_m, p.tile_n), m.k, p.sm_count);
+  }
+  if (family == KernelFamily::kGroupedGemm) {
+    const GemmParams& p = gemm.at(m.precision);
+    return p.time(grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n), m.k, p.sm_count);
+  }
+  return stream.time(family == KernelFamily::kAttention ? m.flops : m.bytes);
+}
+
+const FamilyModel* Calibration::model(KernelFamily f) const {
+  auto it = models.find(f);
+  return it == models.end() ? nullptr : &it->second;
+}
+
+// -------------------------------------------------------------------------------------------- reader
+
+namespace {
+
+const std::vector<std::string> kPrecisions{"bf16", "fp8"};
+
+std::string family_list() {
+  std::string s;
+  for (KernelFamily f : all_families()) s += (s.empty() ? "" : ", ") + std::string(to_string(f));
+  return s;
+}
+
+std::string in_quotes(const std::string& s) {
+  return "\"" + s + "\"";
+}
+
+[[noreturn]] void fail_at(const std::string& src, const std::string& ptr, const std::string& expected,
+                          const std::string& found) {
+  throw CalibrationError(located_message(src, ptr, expected, found));
+}
+
+double non_negative(ObjectReader& r, const std::string& key, std::optional<double> fallback = std::nullopt) {
+  if (fallback && !r.has(key)) return r.get_number(key, *fallback);
+  const double v = r.get_number(key);
+  if (!(v >= 0)) r.fail(key, "a number ≥ 0", r.child(key).dump());
+  return v;
+}
+
+double positive(ObjectReader& r, const std::string& key, const std::string& what) {
+  const double v = r.get_number(key);
+  if (!(v > 0)) r.fail(key, "a positive " + what, r.child(key).dump());
+  return v;
+}
+
+const Json& array_child(ObjectReader& r, const std::string& key, const std::string& of) {
+  const Json& v = r.child(key);
+  if (!v.is_array()) r.fail(key, "an array of " + of, describe_json(v));
+  return v;
+}
+
+KernelFamily read_family(ObjectReader& r, const std::string& key) {
+  const std::string name = r.get_string(key);
+  auto f = family_from_string(name);
+  if (!f) r.fail(key, "a kernel family (one of " + family_list() + ")", in_quotes(name));
+  return *f;
+}
+
+DeviceInfo read_device(const Json& j, const std::string& src) {
+  ObjectReader r(j, src, "/device");
+  DeviceInfo d;
+  d.name = r.get_string("name");
+  d.sm_count = static_cast<int>(r.get_int_in("sm_count", 1, 100000, std::nullopt));
+  d.sm_clock_mhz = static_cast<int>(r.get_int_in("sm_clock_mhz", 0, 100000, 0));
+  d.memory_clock_mhz = static_cast<int>(r.get_int_in("memory_clock_mhz", 0, 100000, 0));
+  d.memory_bytes = non_negative(r, "memory_bytes", 0.0);
+  d.driver_version = r.get_string("driver_version", "");
+  d.cuda_version = r.get_string("cuda_version", "");
+  d.cublas_version = r.get_string("cublas_version", "");
+  d.date = r.get_string("date", "");
+  d.host = r.get_string("host", "");
+  r.finish();
+  return d;
+}
+
+SweepPlan read_sweep(const Json& j, const std::string& src) {
+  ObjectReader r(j, src, "/sweep");
+  SweepPlan s;
+  s.name = r.get_string("name", "");
+  const Json& fams = array_child(r, "families", "kernel family names");
+  if (fams.empty()) r.fail("families", "at least one kernel family", "an empty array");
+  for (std::size_t i = 0; i < fams.size(); ++i) {
+    const std::string ptr = r.at("families") + "/" + std::to_string(i);
+    if (!fams[i].is_string()) fail_at(src, ptr, "a kernel family name", describe_json(fams[i]));
+    auto f = family_from_string(fams[i].get<std::string>());
+    if (!f) fail_at(src, ptr, "a kernel family (one of " + family_list() + ")", describe_json(fams[i]));
+    if (std::find(s.families.begin(), s.families.end(), *f) != s.families.end())
+      fail_at(src, ptr, "each family once", describe_json(fams[i]) + " again");
+    s.families.push_back(*f);
+  }
+  s.precisions = r.get_string_list("precisions", {});
+  for (std::size_t i = 0; i < s.precisions.size(); ++i)
+    if (std::find(kPrecisions.begin(), kPrecisions.end(), s.precisions[i]) == kPrecisions.end())
+      fail_at(src, r.at("precisions") + "/" + std::to_string(i), "bf16 or fp8", in_quotes(s.precisions[i]));
+  s.warmup = static_cast<int>(r.get_int_in("warmup", 0, 1 << 30, 0));
+  s.repetitions = static_cast<int>(r.get_int_in("repetitions", 0, 1 << 30, 0));
+  s.flush_bytes = non_negative(r, "flush_bytes", 0.0);
+  s.held_out_every = static_cast<int>(r.get_int_in("held_out_every", 0, 1 << 30, 0));
+  s.note = r.get_string("note", "");
+  r.finish();
+  return s;
+}
+
+Measurement read_measurement(const Json& j, const std::string& src, const std::string& ptr) {
+  ObjectReader r(j, src, ptr);
+  Measurement m;
+  m.family = read_family(r, "family");
+  m.variant = r.get_string("variant");
+  if (m.variant.empty()) r.fail("variant", "a backend name such as \"ours\"", "an empty string");
+  m.precision = r.get_enum("precision", kPrecisions, "bf16");
+  m.m = non_negative(r, "m", 0.0);
+  m.n = non_negative(r, "n", 0.0);
+  m.k = non_negative(r, "k", 0.0);
+  if (const Json* rows = r.optional_child("rows")) {
+    if (!rows->is_array()) r.fail("rows", "an array of per-expert row counts", describe_json(*rows));
+    for (std::size_t i = 0; i < rows->size(); ++i) {
+      const Json& v = (*rows)[i];
+      if (!v.is_number() || !(v.get<double>() >= 0))
+        fail_at(src, r.at("rows") + "/" + std::to_string(i), "a row count ≥ 0", describe_json(v));
+      m.rows.push_back(v.get<double>());
+    }
+  }
+  m.bytes = non_negative(r, "bytes", 0.0);
+  m.flops = non_negative(r, "flops", 0.0);
+  m.median_s = positive(r, "median_s", "median time in seconds");
+  m.p10_s = non_negative(r, "p10_s", 0.0);
+  m.p90_s = non_negative(r, "p90_s", 0.0);
+  m.repetitions = static_cast<int>(r.get_int_in("repetitions", 1, 1 << 30, std::nullopt));
+  m.kernel_names = r.get_string_list("kernel_names", {});
+  m.launch = r.get_string("launch", "");
+  m.held_out = r.get_bool("held_out", false);
+  r.finish();
+
+  if (m.p10_s > 0 && m.p10_s > m.median_s) r.fail("p10_s", "at most median_s", r.child("p10_s").dump());
+  if (m.p90_s > 0 && m.p90_s < m.median_s) r.fail("p90_s", "at least median_s", r.child("p90_s").dump());
+  // The shape each family is priced from must be present and positive.
+  auto found = [&](const char* key) { return r.has(key) ? r.child(key).dump() : std::string("nothing"); };
+  const std::string fam = to_string(m.family);
+  if (is_gemm_family(m.family)) {
+    if (m.family == KernelFamily::kGroupedGemm) {
+      if (m.rows.empty()) r.fail("rows", "the per-expert row counts of a grouped_gemm measurement", "none");
+      if (grouped_gemm_tiles(m.rows, 1, 1, 1) <= 0)
+        r.fail("rows", "at least one expert with rows > 0", "all zero");
+    } else if (!(m.m > 0)) {
+      r.fail("m", "a positive GEMM dimension for a dense_gemm measurement", found("m"));
+    }
+    if (!(m.n > 0)) r.fail("n", "a positive GEMM dimension for a " + fam + " measurement", found("n"));
+    if (!(m.k > 0)) r.fail("k", "a positive GEMM dimension for a " + fam + " measurement", found("k"));
+  } else if (m.family == KernelFamily::kAttention) {
+    if (!(m.flops > 0)) r.fail("flops", "the positive FLOPs of an attention measurement", found("flops"));
+  } else if (!(m.bytes > 0)) {
+    r.fail("bytes", "the positive bytes moved by a " + fam + " measurement", found("bytes"));
+  }
+  return m;
+}
+
+GemmParams read_gemm_params(const Json& j, const std::string& src, const std::string& ptr) {
+  ObjectReader r(j, src, ptr);
+  GemmParams p;
+  p.tile_m = positive(r, "tile_m", "tile edge");
+  p.tile_n = positive(r, "tile_n", "tile edge");
+  p.sm_count = static_cast<int>(r.get_int_in("sm_count", 1, 100000, std::nullopt));
+  p.peak_flops = positive(r, "peak_flops", "peak in flop/s");
+  p.efficiency = positive(r, "efficiency", "efficiency");
+  p.wave_overhead_s = non_negative(r, "wave_overhead_s");
+  p.launch_s = non_negative(r, "launch_s");
+  p.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
+  r.finish();
+  return p;
+}
+
+FamilyModel read_model(KernelFamily f, const Json& j, const std::string& src, const std::string& ptr) {
+  ObjectReader r(j, src, ptr);
+  FamilyModel m;
+  m.family = f;
+  m.variant = r.get_string("variant");
+  if (m.variant.empty()) r.fail("variant", "the variant the model was fitted to", "an empty string");
+  const std::string form = r.get_string("form");
+  if (form != model_form(f))
+    r.fail("form", in_quotes(model_form(f)) + " (the form of " + to_string(f) + " models)", in_quotes(form));
+  if (is_gemm_family(f)) {
+    const Json& precs = r.child("precisions");
+    if (!precs.is_object()) r.fail("precisions", "an object keyed by precision", describe_json(precs));
+    if (precs.empty())
+      r.fail("precisions", "a fit for at least one precision (bf16, fp8)", "an empty object");
+    for (auto it = precs.begin(); it != precs.end(); ++it) {
+      const std::string p_ptr = r.at("precisions") + "/" + pointer_escape(it.key());
+      if (std::find(kPrecisions.begin(), kPrecisions.end(), it.key()) == kPrecisions.end())
+        fail_at(src, p_ptr, "a precision (bf16 or fp8)", "the unknown key " + in_quotes(it.key()));
+      m.gemm[it.key()] = read_gemm_params(it.value(), src, p_ptr);
+    }
+  } else {
+    const std::string rate_key = f == KernelFamily::kAttention ? "rate_flops_per_s" : "bandwidth_bytes_per_s";
+    m.stream.fixed_s = non_negative(r, "fixed_s");
+    m.stream.rate =
+        positive(r, rate_key, f == KernelFamily::kAttention ? "rate in flop/s" : "bandwidth in bytes/s");
+    m.stream.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
+  }
+  r.finish();
+  return m;
+}
+
+ErrorStats read_stats(const Json& j, const std::string& src, const std::string& ptr) {
+  ObjectReader r(j, src, ptr);
+  ErrorStats s;
+  s.count = static_cast<int>(r.get_int_in("count", 0, 1 << 30, std::nullopt));
+  if (s.count == 0) {
+    for (const char* key : {"median_rel_error", "p95_rel_error", "max_rel_error"})
+      if (r.has(key)) r.fail(key, "no error statistics when count is 0", r.child(key).dump());
+  } else {
+    s.median = non_negative(r, "median_rel_error");
+    s.p95 = non_negative(r, "p95_rel_error");
+    s.max = non_negative(r, "max_rel_error");
+    if (s.p95 < s.median)
+      r.fail("p95_rel_error", "at least median_rel_error", r.child("p95_rel_error").dump());
+    if (s.max < s.p95) r.fail("max_rel_error", "at least p95_rel_error", r.child("max_rel_error").dump());
+  }
+  r.finish();
+  return s;
+}
+
+LayerCheck read_layer(const Json& j, const std::string& src, const std::string& ptr,
+                      std::size_t measurements) {
+  ObjectReader r(j, src, ptr);
+  LayerCheck l;
+  l.name = r.get_string("name");
+  const Json& comps = array_child(r, "components", "measurement indices");
+  if (comps.empty()) r.fail("components", "at least one measurement index", "an empty array");
+  for (std::size_t i = 0; i < comps.size(); ++i) {
+    const Json& v = comps[i];
+    if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+      fail_at(src, r.at("components") + "/" + std::to_string(i), "a measurement index", describe_json(v));
+    const auto idx = v.get<uint64_t>();
+    if (idx >= measurements)
+      fail_at(src, r.at("components") + "/" + std::to_string(i),
+              "an index into /measurements (below " + std::to_string(measurements) + ")", v.dump());
+    l.components.push_back(static_cast<std::size_t>(idx));
+  }
+  l.measured_s = positive(r, "measured_s", "time in seconds");
+  l.predicted_s = positive(r, "predicted_s", "time in seconds");
+  l.rel_error = non_negative(r, "rel_error");
+  r.finish();
+  const double want = std::fabs(l.predicted_s - l.measured_s) / l.measured_s;
+  if (std::fabs(l.rel_error - want) > 1e-9 * std::max(1.0, want)) {
+    std::ostringstream e;
+    e.precision(17);
+    e << "|predicted_s − measured_s| / measured_s = " << want;
+    r.fail("rel_error", e.str(), r.child("rel_error").dump());
+  }
+  return l;
+}
+
+HeldOut read_held_out(const Json& j, const std::string& src, std::size_t measurements) {
+  ObjectReader r(j, src, "/held_out");
+  HeldOut h;
+  const Json& fams = r.child("families");
+  if (!fams.is_object()) r.fail("families", "an object keyed by kernel family", describe_json(fams));
+  for (auto it = fams.begin(); it != fams.end(); ++it) {
+    const std::string ptr = r.at("families") + "/" + pointer_escape(it.key());
+    auto f = family_from_string(it.key());
+    if (!f)
+      fail_at(src, ptr, "a kernel family (one of " + family_list() + ")",
+              "the unknown key " + in_quotes(it.key()));
+    h.families[*f] = read_stats(it.value(), src, ptr);
+  }
+  const Json& layers = array_child(r, "layers", "whole-layer checks");
+  for (std::size_t i = 0; i < layers.size(); ++i)
+    h.layers.push_back(read_layer(layers[i], src, r.at("layers") + "/" + std::to_string(i), measurements));
+  r.finish();
+  return h;
+}
+
+Provenance read_provenance(const Json& j, const std::string& src) {
+  ObjectReader r(j, src, "/provenance");
+  Provenance p;
+  p.command = r.get_string("command");
+  p.git_sha = r.get_string("git_sha");
+  p.date = r.get_string("date");
+  r.finish();
+  return p;
+}
+
+// Relations between sections that no single section can check.
+void check_consistency(const Calibration& c, const std::string& src) {
+  for (std::size_t i = 0; i < c.sweep.families.size(); ++i) {
+    const KernelFamily f = c.sweep.families[i];
+    if (c.models.count(f)) continue;
+    std::string have;
+    for (const auto& [g, _] : c.models) have += (have.empty() ? "" : ", ") + std::string(to_string(g));
+    fail_at(src, "/models",
+            "a model for every swept family, including " + in_quotes(to_string(f)) + " (/sweep/families/" +
+                std::to_string(i) + ")",
+            have.empty() ? "no models" : "models for " + have + " only");
+  }
+  for (std::size_t i = 0; i < c.measurements.size(); ++i) {
+    const KernelFamily f = c.measurements[i].family;
+    if (std::find(c.sweep.families.begin(), c.sweep.families.end(), f) == c.sweep.families.end())
+      fail_at(src, "/measurements/" + std::to_string(i) + "/family", "a family listed in /sweep/families",
+              in_quotes(to_string(f)));
+  }
+  for (const auto& [f, m] : c.models) {
+    for (const auto& [prec, p] : m.gemm)
+      if (p.sm_count != c.device.sm_count)
+        fail_at(src, "/models/" + std::string(to_string(f)) + "/precisions/" + prec + "/sm_count",
+                "the device's SM count " + std::to_string(c.device.sm_count), std::to_string(p.sm_count));
+    auto st = c.held_out.families.find(f);
+    if (st == c.held_out.families.end())
+      fail_at(src, "/held_out/families",
+              "an entry for every fitted family, including " + in_quotes(to_string(f)), "none");
+    int held = 0;
+    for (const Measurement& x : c.measurements) held += x.held_out && m.covers(x);
+    if (st->second.count != held)
+      fail_at(src, "/held_out/families/" + std::string(to_string(f)) + "/count",
+              std::to_string(held) + " (the held-out " + to_string(f) + " measurements of variant " +
+                  in_quotes(m.variant) + ")",
+              std::to_string(st->second.count));
+  }
+  for (const auto& [f, _] : c.held_out.families)
+    if (!c.models.count(f))
+      fail_at(src, "/held_out/families/" + std::string(to_string(f)),
+              "entries only for families with a model", "an entry for " + in_quotes(to_string(f)));
+  for (std::size_t i = 0; i < c.held_out.layers.size(); ++i) {
+    const LayerCheck& l = c.held_out.layers[i];
+    for (std::size_t j = 0; j < l.components.size(); ++j) {
+      const Measurement& x = c.measurements[l.components[j]];
+      const FamilyModel* m = c.model(x.family);
+      if (!m || !m->covers(x))
+        fail_at(src, "/held_out/layers/" + std::to_string(i) + "/components/" + std::to_string(j),
+                "a measurement a fitted model prices",
+                "measurement " + std::to_string(l.components[j]) + " (" + to_string(x.family) + ", variant " +
+                    in_quotes(x.variant) + ", " + x.precision + ")");
+    }
+  }
+}
+
+Calibration parse_json(const Json& j, const std::string& src) {
+  ObjectReader r(j, src, "");
+  // Format and version first: a newer file fails on its version, not on a key this version lacks.
+  const std::string format = r.get_string("format");
+  if (format != kCalibrationFormat) r.fail("format", in_quotes(kCalibrationFormat), in_quotes(format));
+  const Json& version = r.child("version");
+  if (!version.is_number_integer() || version.get<int64_t>() != kCalibrationVersion)
+    r.fail("version", std::to_string(kCalibrationVersion) + " (the calibration version this moesim reads)",
+           describe_json(version));
+  Calibration c;
+  c.source = src;
+  c.provenance = read_provenance(r.child("provenance"), src);
+  c.device = read_device(r.child("device"), src);
+  c.sweep = read_sweep(r.child("sweep"), src);
+  const Json& ms = array_child(r, "measurements", "measurements");
+  for (std::size_t i = 0; i < ms.size(); ++i)
+    c.measurements.push_back(read_measurement(ms[i], src, "/measurements/" + std::to_string(i)));
+  const Json& models = r.child("models");
+  if (!models.is_object()) r.fail("models", "an object keyed by kernel family", describe_json(models));
+  for (auto it = models.begin(); it != models.end(); ++it) {
+    const std::string ptr = "/models/" + pointer_escape(it.key());
+    auto f = family_from_string(it.key());
+    if (!f)
+      fail_at(src, ptr, "a kernel family (one of " + family_list() + ")",
+              "the unknown key " + in_quotes(it.key()));
+    c.models[*f] = read_model(*f, it.value(), src, ptr);
+  }
+  c.held_out = read_held_out(r.child("held_out"), src, c.measurements.size());
+  r.finish();
+  check_consistency(c, src);
+  return c;
+}
+
+// -------------------------------------------------------------------------------------------- writer
+
+using OJson = nlohmann::ordered_json;
+
+OJson to_ojson(const Measurement& m) {
+  return OJson{{"family", to_string(m.family)},
+               {"variant", m.variant},
+               {"precision", m.precision},
+               {"m", m.m},
+               {"n", m.n},
+               {"k", m.k},
+               {"rows", m.rows},
+               {"bytes", m.bytes},
+               {"flops", m.flops},
+               {"median_s", m.median_s},
+               {"p10_s", m.p10_s},
+               {"p90_s", m.p90_s},
+               {"repetitions", m.repetitions},
+               {"kernel_names", m.kernel_names},
+               {"launch", m.launch},
+               {"held_out", m.held_out}};
+}
+
+OJson to_ojson(const FamilyModel& m) {
+  OJson j{{"variant", m.variant}, {"form", model_form(m.family)}};
+  if (is_gemm_family(m.family)) {
+    OJson precs = OJson::object();
+    for (const auto& [prec, p] : m.gemm)
+      precs[prec] = OJson{{"tile_m", p.tile_m},         {"tile_n", p.tile_n},
+                          {"sm_count", p.sm_count},     {"peak_flops", p.peak_flops},
+                          {"efficiency", p.efficiency}, {"wave_overhead_s", p.wave_overhead_s},
+                          {"launch_s", p.launch_s},     {"fitted_on", p.fitted_on}};
+    j["precisions"] = precs;
+  } else {
+    j["fixed_s"] = m.stream.fixed_s;
+    j[m.family == KernelFamily::kAttention ? "rate_flops_per_s" : "bandwidth_bytes_per_s"] = m.stream.rate;
+    j["fitted_on"] = m.stream.fitted_on;
+  }
+  return j;
+}
+
+OJson to_ojson(const ErrorStats& s) {
+  OJson j{{"count", s.count}};
+  if (s.count > 0) {
+    j["median_rel_error"] = s.median;
+    j["p95_rel_error"] = s.p95;
+    j["max_rel_error"] = s.max;
+  }
+  return j;
+}
+
+// Family-keyed maps are written in all_families() order, not alphabetically.
+template <class T, class F>
+OJson family_object(const std::map<KernelFamily, T>& m, F&& convert) {
+  OJson j = OJson::object();
+  for (KernelFamily f : all_families())
+    if (auto it = m.find(f); it != m.end()) j[to_string(f)] = convert(it->second);
+  return j;
+}
+
+std::string indent(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    out += ch;
+    if (ch == '\n') out += "  ";
+  }
+  return out;
+}
+
+}  // namespace
+
+Calibration parse_calibration(const std::string& text, const std::string& source) {
+  try {
+    return parse_json(parse_json_text(text, source), source);
+  } catch (const CalibrationError&) {
+    throw;
+  } catch (const Error& e) {  // ParseError and ConfigError from the JSON layer: same message, one type
+    throw CalibrationError(e.what());
+  }
+}
+
+Calibration read_calibration(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    fail_at(path, "", "a readable calibration file", std::string("none (") + std::strerror(errno) + ")");
+  std::string text;
+  char buf[1 << 16];
+  std::size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) fail_at(path, "", "a readable calibration file", "a read error");
+  return parse_calibration(text, path);
+}
+
+std::string to_text(const Calibration& c) {
+  const DeviceInfo& d = c.device;
+  const OJson device{{"name", d.name},
+                     {"sm_count", d.sm_count},
+                     {"sm_clock_mhz", d.sm_clock_mhz},
+                     {"memory_clock_mhz", d.memory_clock_mhz},
+                     {"memory_bytes", d.memory_bytes},
+                     {"driver_version", d.driver_version},
+                     {"cuda_version", d.cuda_version},
+                     {"cublas_version", d.cublas_version},
+                     {"date", d.date},
+                     {"host", d.host}};
+  std::vector<std::string> fams;
+  for (KernelFamily f : c.sweep.families) fams.push_back(to_string(f));
+  const OJson sweep{{"name", c.sweep.name},
+                    {"families", fams},
+                    {"precisions", c.sweep.precisions},
+                    {"warmup", c.sweep.warmup},
+                    {"repetitions", c.sweep.repetitions},
+                    {"flush_bytes", c.sweep.flush_bytes},
+                    {"held_out_every", c.sweep.held_out_every},
+                    {"note", c.sweep.note}};
+  const OJson models = family_object(c.models, [](const FamilyModel& m) { return to_ojson(m); });
+  OJson layers = OJson::array();
+  for (const LayerCheck& l : c.held_out.layers)
+    layers.push_back(OJson{{"name", l.name},
+                           {"components", l.components},
+                           {"measured_s", l.measured_s},
+                           {"predicted_s", l.predicted_s},
+                           {"rel_error", l.rel_error}});
+  const OJson held_out{
+      {"families", family_object(c.held_out.families, [](const ErrorStats& e) { return to_ojson(e); })},
+      {"layers", layers}};
+  const OJson provenance{
+      {"command", c.provenance.command}, {"git_sha", c.provenance.git_sha}, {"date", c.provenance.date}};
+
+  std::string out = "{\n";
+  out += "  \"format\": " + OJson(kCalibrationFormat).dump() + ",\n";
+  out += "  \"version\": " + std::to_string(c.version) + ",\n";
+  out += "  \"provenance\": " + indent(provenance.dump(2)) + ",\n";
+  out += "  \"device\": " + indent(device.dump(2)) + ",\n";
+  out += "  \"sweep\": " + indent(sweep.dump(2)) + ",\n";
+  out += "  \"models\": " + indent(models.dump(2)) + ",\n";
+  out += "  \"held_out\": " + indent(held_out.dump(2)) + ",\n";
+  out += "  \"measurements\": [";
+  for (std::size_t i = 0; i < c.measurements.size(); ++i)
+    out += (i ? ",\n    " : "\n    ") + to_ojson(c.measurements[i]).dump();
+  out += c.measurements.empty() ? "]\n}\n" : "\n  ]\n}\n";
+  return out;
+}
+
+void write_calibration(const Calibration& c, const std::string& path, bool overwrite) {
+  const std::string text = to_text(c);
+  parse_calibration(text, path);  // never write a file the reader would reject
+  std::error_code ec;
+  if (!overwrite && std::filesystem::exists(path, ec))
+    throw IoError(path + ": refusing to overwrite an existing calibration (use --force or another path)");
+  std::FILE* f = std::fopen(path.c_str(), overwrite ? "wb" : "wbx");  // "x": fail rather than truncate
+  if (!f) throw IoError(path + ": cannot create file: " + std::strerror(errno));
+  const bool wrote = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const bool closed = std::fclose(f) == 0;
+  if (!wrote || !closed) throw IoError(path + ": write failed: " + std::strerror(errno));
+}
+
+}  // namespace moesim::calibrate

@@ -1,0 +1,158 @@
+#pragma once
+/// \file The calibration file (format "moesim-calibration", version 1; docs/calibration.md): the device,
+/// the sweep plan, the raw medians, the fitted model of each kernel family, the held-out errors and the
+/// provenance of one calibration run. Plain data plus the formulas that evaluate a fitted model; reading
+/// and writing need no CUDA. Every reading error is a moesim::CalibrationError naming the file, the
+/// JSON pointer, what was expected and what was found.
+
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "calibrate/measurement.hpp"
+
+namespace moesim::calibrate {
+
+/// Value of the top-level "format" key.
+inline constexpr const char* kCalibrationFormat = "moesim-calibration";
+/// The version this code writes and the only one it reads.
+inline constexpr int kCalibrationVersion = 1;
+
+/// Every kernel family, in the order files list them.
+const std::vector<KernelFamily>& all_families();
+/// The family whose to_string() is `name` ("dense_gemm", "copy", ...); nullopt if there is none.
+std::optional<KernelFamily> family_from_string(std::string_view name);
+/// Dense and grouped GEMMs: priced with tile and wave quantisation.
+bool is_gemm_family(KernelFamily f);
+/// Router, permute, SwiGLU, combine, copy: priced as fixed + bytes / bandwidth.
+bool is_memory_bound_family(KernelFamily f);
+/// The "form" string files carry for a family's model: "tile_waves", "fixed_plus_bytes_over_bandwidth"
+/// or "fixed_plus_flops_over_rate".
+const char* model_form(KernelFamily f);
+
+/// How the measurements were taken (written by the sweep driver; the fitter does not read it).
+struct SweepPlan {
+  std::string name;                     ///< e.g. "full", "quick"
+  std::vector<KernelFamily> families;   ///< families measured; each must have a fitted model
+  std::vector<std::string> precisions;  ///< "bf16" and/or "fp8"
+  int warmup = 0;                       ///< untimed launches per configuration
+  int repetitions = 0;                  ///< timed launches per configuration (medians over these)
+  double flush_bytes = 0;               ///< bytes rotated through between repetitions to flush L2
+  int held_out_every = 0;               ///< every n-th configuration of a family is held out (0: none)
+  std::string note;                     ///< free text
+};
+
+/// Output tiles of a dense GEMM: ⌈m / tile_m⌉ · ⌈n / tile_n⌉ (0 if any dimension is ≤ 0).
+double gemm_tiles(double m, double n, double tile_m, double tile_n);
+/// Output tiles of a grouped GEMM: Σ_g ⌈rows[g] / tile_m⌉ · ⌈n / tile_n⌉ over groups with rows > 0.
+double grouped_gemm_tiles(std::span<const double> rows, double n, double tile_m, double tile_n);
+
+/// Fitted GEMM model of one precision (NVIDIA "Matrix Multiplication Background" guide, tile and wave
+/// quantisation):
+///   time = waves · (tile_time(k) + wave_overhead_s) + launch_s,   waves = ⌈tiles / SMs⌉,
+///   tile_time(k) = 2 · tile_m · tile_n · k / (peak_flops / sm_count) / efficiency.
+/// The wave overhead is the per-k term: it makes the achieved efficiency grow with k.
+struct GemmParams {
+  double tile_m = 128;    ///< output tile rows
+  double tile_n = 128;    ///< output tile columns
+  int sm_count = 0;       ///< SMs of the measured device (per-SM peak = peak_flops / sm_count)
+  double peak_flops = 0;  ///< reference dense peak of this precision, flop/s; efficiency is relative to it
+  double efficiency = 0;  ///< fitted: achieved fraction of the per-SM peak inside a tile's k loop
+  double wave_overhead_s = 0;  ///< fitted: fixed cost per wave (pipeline fill, epilogue), s
+  double launch_s = 0;         ///< fitted: fixed cost per launch, s
+  int fitted_on = 0;           ///< measurements the fit used
+
+  /// One tile_m × tile_n × k tile on one SM, excluding the wave overhead. Seconds.
+  double tile_time(double k) const;
+  /// The model's time for `tiles` output tiles of depth k on `sms` SMs (0 if tiles ≤ 0 or k ≤ 0). Seconds.
+  double time(double tiles, double k, int sms) const;
+};
+
+/// Fitted model of a streaming family (amount = bytes read + written, rate = bytes/s) or of attention
+/// (amount = FLOPs, rate = flop/s): time = fixed_s + amount / rate.
+struct StreamParams {
+  double fixed_s = 0;  ///< fitted: fixed cost per launch, s
+  double rate = 0;     ///< fitted: bytes/s or flop/s
+  int fitted_on = 0;   ///< measurements the fit used
+
+  /// Seconds for `amount` bytes or FLOPs (0 if amount ≤ 0).
+  double time(double amount) const;
+};
+
+/// The fitted model of one kernel family.
+struct FamilyModel {
+  KernelFamily family = KernelFamily::kDenseGemm;
+  std::string variant;                     ///< the measurements' variant this was fitted to
+  std::map<std::string, GemmParams> gemm;  ///< GEMM families: one fit per precision ("bf16", "fp8")
+  StreamParams stream;                     ///< the other families
+
+  /// Whether this model prices `m`: same family and variant, and for GEMMs a fit of its precision.
+  bool covers(const Measurement& m) const;
+  /// The model's time for the configuration `m` (must be covered). Seconds.
+  double predict(const Measurement& m) const;
+};
+
+/// Relative errors |predicted − measured| / measured over a set of measurements.
+struct ErrorStats {
+  int count = 0;      ///< measurements (the values below are 0 when count is 0)
+  double median = 0;  ///< 50th percentile
+  double p95 = 0;     ///< 95th percentile (linear interpolation between order statistics)
+  double max = 0;
+};
+
+/// A whole layer (or any set of kernels run back to back): sum of predictions against measured.
+struct LayerCheck {
+  std::string name;                     ///< e.g. "qwen3-30b-a3b MoE layer forward, 16384 tokens"
+  std::vector<std::size_t> components;  ///< indices into Calibration::measurements
+  double measured_s = 0;                ///< the measured time of the whole (by default Σ component medians)
+  double predicted_s = 0;               ///< Σ predictions of the components
+  double rel_error = 0;                 ///< |predicted_s − measured_s| / measured_s
+};
+
+/// Validation of the fitted models on measurements the fit did not see.
+struct HeldOut {
+  std::map<KernelFamily, ErrorStats> families;  ///< one entry per fitted family
+  std::vector<LayerCheck> layers;
+};
+
+/// Where a calibration came from.
+struct Provenance {
+  std::string command;  ///< the command line that produced the file
+  std::string git_sha;  ///< moesim's commit
+  std::string date;     ///< ISO 8601, when the file was written
+};
+
+/// One calibration file in memory.
+struct Calibration {
+  int version = kCalibrationVersion;
+  DeviceInfo device;
+  SweepPlan sweep;
+  std::vector<Measurement> measurements;
+  std::map<KernelFamily, FamilyModel> models;
+  HeldOut held_out;
+  Provenance provenance;
+  std::string source;  ///< the file it was read from (empty if built in memory; never written)
+
+  /// The model of family `f`, or nullptr if the calibration has none.
+  const FamilyModel* model(KernelFamily f) const;
+};
+
+/// Reads and checks a calibration file. Throws CalibrationError ("FILE: POINTER: expected ..., found
+/// ...") for a missing or unreadable file, malformed JSON, a wrong format or version, an unknown key, a
+/// wrong type, an impossible value (negative time, zero bytes, ...) or an inconsistency (a swept or
+/// measured family without a model, held-out counts that do not match the measurements).
+Calibration read_calibration(const std::string& path);
+/// Same checks on JSON text; `source` names it in errors.
+Calibration parse_calibration(const std::string& text, const std::string& source);
+
+/// The file's exact text: deterministic (same calibration, same bytes), one measurement per line.
+std::string to_text(const Calibration& c);
+/// Checks `c` as the reader would (errors name `path`), then writes it to `path`. Refuses to replace
+/// an existing file unless `overwrite` (IoError); CalibrationError if `c` would not read back.
+void write_calibration(const Calibration& c, const std::string& path, bool overwrite = false);
+
+}  // namespace moesim::calibrate

@@ -1,0 +1,259 @@
+#include "calibrate/fit.hpp"
+
+#include <Eigen/Dense>
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <set>
+
+#include "scenarios/error.hpp"
+
+namespace moesim::calibrate {
+
+namespace {
+
+[[noreturn]] void fit_error(const std::string& what, const std::string& expected, const std::string& found) {
+  throw CalibrationError("calibration fit: " + what + ": expected " + expected + ", found " + found);
+}
+
+// min ‖A·x − b‖² subject to x[0] > 0 and x[j] ≥ 0 for j > 0. A has at most a handful of columns, so the
+// exact solution is found by enumeration: the optimum is the unconstrained least-squares solution on
+// its support (the columns whose constraint is inactive), so the best feasible solution over all
+// supports that contain column 0 is the optimum (Lawson & Hanson 1974, ch. 23). Columns are scaled to
+// unit norm first so that the rank test of the pivoted QR is not fooled by units (s versus waves).
+// Returns nullopt if no support yields x[0] > 0. Among equal residuals the smaller support wins.
+std::optional<Eigen::VectorXd> nonnegative_least_squares(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
+  const int cols = static_cast<int>(a.cols());
+  Eigen::VectorXd scale(cols);
+  for (int j = 0; j < cols; ++j) scale(j) = a.col(j).norm() > 0 ? a.col(j).norm() : 1.0;
+  const Eigen::MatrixXd as = a * scale.cwiseInverse().asDiagonal();
+
+  std::vector<unsigned> supports;
+  for (unsigned mask = 1; mask < (1u << cols); mask += 2) supports.push_back(mask);  // bit 0 always set
+  std::stable_sort(supports.begin(), supports.end(),
+                   [](unsigned x, unsigned y) { return std::popcount(x) < std::popcount(y); });
+
+  std::optional<Eigen::VectorXd> best;
+  double best_residual = std::numeric_limits<double>::infinity();
+  for (unsigned mask : supports) {
+    std::vector<int> idx;
+    for (int j = 0; j < cols; ++j)
+      if (mask & (1u << j)) idx.push_back(j);
+    Eigen::MatrixXd sub(as.rows(), static_cast<Eigen::Index>(idx.size()));
+    for (std::size_t c = 0; c < idx.size(); ++c) sub.col(static_cast<Eigen::Index>(c)) = as.col(idx[c]);
+    Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(sub);
+    if (qr.rank() < static_cast<Eigen::Index>(idx.size())) continue;
+    const Eigen::VectorXd xs = qr.solve(b);
+    if (!(xs(0) > 0)) continue;
+    if ((xs.array() < 0).any()) continue;
+    const double residual = (sub * xs - b).squaredNorm();
+    if (residual < best_residual * (1 - 1e-12)) {
+      best_residual = residual;
+      Eigen::VectorXd x = Eigen::VectorXd::Zero(cols);
+      for (std::size_t c = 0; c < idx.size(); ++c)
+        x(idx[c]) = xs(static_cast<Eigen::Index>(c)) / scale(idx[c]);
+      best = x;
+    }
+  }
+  return best;
+}
+
+std::string variant_of(KernelFamily f, const std::vector<Measurement>& ms, const FitOptions& o) {
+  if (auto it = o.variants.find(f); it != o.variants.end()) {
+    for (const Measurement& m : ms)
+      if (m.family == f && m.variant == it->second) return it->second;
+    fit_error(to_string(f), "measurements of the chosen variant \"" + it->second + "\"", "none");
+  }
+  std::set<std::string> seen;
+  for (const Measurement& m : ms)
+    if (m.family == f) seen.insert(m.variant);
+  if (seen.size() == 1) return *seen.begin();
+  std::string list;
+  for (const auto& v : seen) list += (list.empty() ? "" : ", ") + v;
+  fit_error(to_string(f), "measurements of one variant (or a choice in FitOptions::variants)",
+            seen.empty() ? "no measurements" : "the variants " + list);
+}
+
+GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::string& what, int sm_count,
+                    double peak, const FitOptions& o) {
+  GemmParams p;
+  p.tile_m = o.tile_m;
+  p.tile_n = o.tile_n;
+  p.sm_count = sm_count;
+  p.peak_flops = peak;
+  p.efficiency = 1.0;  // so that tile_time(k) below is the ideal time
+  const auto n = static_cast<Eigen::Index>(pts.size());
+  // Rows divided by the measured time: the residuals are relative errors.
+  Eigen::MatrixXd a(n, 3);
+  Eigen::VectorXd b = Eigen::VectorXd::Ones(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const Measurement& m = *pts[static_cast<std::size_t>(i)];
+    const double tiles = m.family == KernelFamily::kGroupedGemm
+                             ? grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n)
+                             : gemm_tiles(m.m, m.n, p.tile_m, p.tile_n);
+    const double waves = std::ceil(tiles / sm_count);
+    a(i, 0) = waves * p.tile_time(m.k) / m.median_s;  // × 1/efficiency
+    a(i, 1) = waves / m.median_s;                     // × wave overhead
+    a(i, 2) = 1.0 / m.median_s;                       // × launch
+  }
+  auto x = nonnegative_least_squares(a, b);
+  if (!x)
+    fit_error(what, "a positive efficiency", "none that fits (check the reference peak and the shapes)");
+  p.efficiency = 1.0 / (*x)(0);
+  p.wave_overhead_s = (*x)(1);
+  p.launch_s = (*x)(2);
+  p.fitted_on = static_cast<int>(pts.size());
+  return p;
+}
+
+StreamParams fit_stream(const std::vector<const Measurement*>& pts, const std::string& what, bool flops) {
+  const auto n = static_cast<Eigen::Index>(pts.size());
+  Eigen::MatrixXd a(n, 2);
+  Eigen::VectorXd b = Eigen::VectorXd::Ones(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const Measurement& m = *pts[static_cast<std::size_t>(i)];
+    a(i, 0) = (flops ? m.flops : m.bytes) / m.median_s;  // × 1/rate
+    a(i, 1) = 1.0 / m.median_s;                          // × fixed
+  }
+  auto x = nonnegative_least_squares(a, b);
+  if (!x) fit_error(what, flops ? "a positive flop rate" : "a positive bandwidth", "none that fits");
+  StreamParams s;
+  s.rate = 1.0 / (*x)(0);
+  s.fixed_s = (*x)(1);
+  s.fitted_on = static_cast<int>(pts.size());
+  return s;
+}
+
+}  // namespace
+
+FitOptions fit_options_for(const GpuSpec& gpu) {
+  FitOptions o;
+  if (gpu.flops_bf16 > 0) o.peak_flops["bf16"] = gpu.flops_bf16;
+  if (gpu.flops_fp8 > 0) o.peak_flops["fp8"] = gpu.flops_fp8;
+  return o;
+}
+
+void mark_held_out(std::vector<Measurement>& ms, int every) {
+  std::map<KernelFamily, int> seen;
+  for (Measurement& m : ms) m.held_out = every > 0 && ++seen[m.family] % every == 0;
+}
+
+FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int sm_count,
+                       const FitOptions& o) {
+  if (sm_count < 1) fit_error(to_string(f), "a device with at least one SM", std::to_string(sm_count));
+  FamilyModel model;
+  model.family = f;
+  model.variant = variant_of(f, ms, o);
+  const std::string what = std::string(to_string(f)) + " (variant \"" + model.variant + "\"";
+  std::map<std::string, std::vector<const Measurement*>> by_precision;
+  for (const Measurement& m : ms)
+    if (m.family == f && m.variant == model.variant && !m.held_out)
+      by_precision[is_gemm_family(f) ? m.precision : std::string()].push_back(&m);
+  if (by_precision.empty()) fit_error(what + ")", "measurements that are not held out", "none");
+
+  for (const auto& [prec, pts] : by_precision) {
+    const std::string w = what + (prec.empty() ? "" : ", " + prec) + ")";
+    const std::size_t need = is_gemm_family(f) ? 3 : 2;
+    if (pts.size() < need)
+      fit_error(w, "at least " + std::to_string(need) + " measurements that are not held out",
+                std::to_string(pts.size()));
+    if (is_gemm_family(f)) {
+      auto peak = o.peak_flops.find(prec);
+      if (peak == o.peak_flops.end() || !(peak->second > 0))
+        fit_error(w, "a reference peak for " + prec + " in FitOptions::peak_flops", "none");
+      model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o);
+    } else {
+      model.stream = fit_stream(pts, w, f == KernelFamily::kAttention);
+    }
+  }
+  return model;
+}
+
+std::map<KernelFamily, FamilyModel> fit_models(const std::vector<Measurement>& ms, int sm_count,
+                                               const FitOptions& o) {
+  std::map<KernelFamily, FamilyModel> models;
+  for (KernelFamily f : all_families())
+    if (std::any_of(ms.begin(), ms.end(), [f](const Measurement& m) { return m.family == f; }))
+      models[f] = fit_family(f, ms, sm_count, o);
+  return models;
+}
+
+double percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const double h = (static_cast<double>(values.size()) - 1) * std::clamp(p, 0.0, 1.0);
+  const auto lo = static_cast<std::size_t>(std::floor(h));
+  if (lo + 1 >= values.size()) return values.back();
+  return values[lo] + (h - static_cast<double>(lo)) * (values[lo + 1] - values[lo]);
+}
+
+ErrorStats error_stats(const std::vector<double>& rel_errors) {
+  ErrorStats s;
+  s.count = static_cast<int>(rel_errors.size());
+  if (rel_errors.empty()) return s;
+  s.median = percentile(rel_errors, 0.5);
+  s.p95 = percentile(rel_errors, 0.95);
+  s.max = *std::max_element(rel_errors.begin(), rel_errors.end());
+  return s;
+}
+
+HeldOut validate(const std::map<KernelFamily, FamilyModel>& models, const std::vector<Measurement>& ms,
+                 const std::vector<LayerSpec>& layers) {
+  HeldOut h;
+  for (const auto& [f, model] : models) {
+    std::vector<double> errors;
+    for (const Measurement& m : ms)
+      if (m.held_out && model.covers(m))
+        errors.push_back(std::fabs(model.predict(m) - m.median_s) / m.median_s);
+    h.families[f] = error_stats(errors);
+  }
+  for (const LayerSpec& spec : layers) {
+    LayerCheck l;
+    l.name = spec.name;
+    l.components = spec.components;
+    double measured = 0;
+    for (std::size_t i : spec.components) {
+      const std::string what = "layer check \"" + spec.name + "\"";
+      if (i >= ms.size())
+        fit_error(what, "measurement indices below " + std::to_string(ms.size()), std::to_string(i));
+      const Measurement& m = ms[i];
+      auto it = models.find(m.family);
+      if (it == models.end() || !it->second.covers(m))
+        fit_error(what, "components that a fitted model prices",
+                  "measurement " + std::to_string(i) + " (" + to_string(m.family) + ", variant \"" +
+                      m.variant + "\", " + m.precision + ")");
+      l.predicted_s += it->second.predict(m);
+      measured += m.median_s;
+    }
+    if (spec.components.empty())
+      fit_error("layer check \"" + spec.name + "\"", "at least one component", "none");
+    l.measured_s = spec.measured_s > 0 ? spec.measured_s : measured;
+    l.rel_error = std::fabs(l.predicted_s - l.measured_s) / l.measured_s;
+    h.layers.push_back(std::move(l));
+  }
+  return h;
+}
+
+Calibration calibrate(DeviceInfo device, SweepPlan sweep, std::vector<Measurement> ms,
+                      const std::vector<LayerSpec>& layers, const FitOptions& o, Provenance provenance) {
+  Calibration c;
+  c.models = fit_models(ms, device.sm_count, o);
+  if (sweep.families.empty())
+    for (const auto& [f, _] : c.models) sweep.families.push_back(f);
+  for (KernelFamily f : sweep.families)
+    if (!c.models.count(f)) fit_error(to_string(f), "measurements of every swept family", "none");
+  for (const auto& [f, _] : c.models)
+    if (std::find(sweep.families.begin(), sweep.families.end(), f) == sweep.families.end())
+      fit_error(to_string(f), "measured families listed in the sweep plan",
+                "measurements of an unlisted family");
+  c.held_out = validate(c.models, ms, layers);
+  c.device = std::move(device);
+  c.sweep = std::move(sweep);
+  c.measurements = std::move(ms);
+  c.provenance = std::move(provenance);
+  return c;
+}
+
+}  // namespace moesim::calibrate

@@ -1,0 +1,78 @@
+#pragma once
+/// \file Fitting the per-family cost models of a calibration to measured medians, and validating them on
+/// held-out measurements (docs/calibration.md, "Fitting"). Least squares with Eigen, weighted so that
+/// every measurement counts by its relative error; no CUDA.
+
+#include <cstddef>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "calibrate/calibration.hpp"
+#include "scenarios/scenario.hpp"
+
+namespace moesim::calibrate {
+
+/// What the fitter needs beyond the measurements.
+struct FitOptions {
+  /// Reference dense peak per precision ("bf16", "fp8"), flop/s, for the whole device: GEMM efficiencies
+  /// are fractions of it. Required for every precision that GEMM measurements use.
+  std::map<std::string, double> peak_flops;
+  /// The variant to fit per family. A family not listed here must have measurements of one variant only.
+  std::map<KernelFamily, std::string> variants;
+  double tile_m = 128;  ///< output tile rows the GEMM models quantise to
+  double tile_n = 128;  ///< output tile columns
+};
+
+/// Options with the datasheet peaks of a catalog GPU (flops_bf16, and flops_fp8 when it has FP8).
+FitOptions fit_options_for(const GpuSpec& gpu);
+
+/// The measurements that make up one layer, for the whole-layer check.
+struct LayerSpec {
+  std::string name;
+  std::vector<std::size_t> components;  ///< indices into the measurements
+  double measured_s = 0;  ///< the layer's measured time, s; 0: the sum of the components' medians
+};
+
+/// Marks the n-th, 2n-th, ... measurement of each family (in their order in `ms`) held out and clears the
+/// mark on all others; `every` ≤ 0 clears every mark. Deterministic: no random choice.
+void mark_held_out(std::vector<Measurement>& ms, int every);
+
+/// Fits the model of family `f` to the measurements of `ms` that are of that family and its variant
+/// and not held out, on a device with `sm_count` SMs:
+/// - GEMMs, per precision: time = waves · (tile_time(k) / efficiency + wave_overhead) + launch
+///   (GemmParams), unknowns 1/efficiency > 0, wave_overhead ≥ 0, launch ≥ 0;
+/// - memory-bound families: time = fixed + bytes / bandwidth, unknowns 1/bandwidth > 0, fixed ≥ 0;
+/// - attention: time = fixed + FLOPs / rate, likewise.
+/// Minimises Σ ((predicted − measured) / measured)² under those sign constraints (exactly, by trying
+/// every support of the few unknowns, each solved by column-pivoting Householder QR). Throws
+/// CalibrationError if there are too few measurements (3 per GEMM precision, 2 otherwise), a GEMM
+/// precision has no reference peak, the variant is ambiguous, or no positive rate fits.
+FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int sm_count, const FitOptions& o);
+
+/// fit_family for every family that has measurements in `ms`.
+std::map<KernelFamily, FamilyModel> fit_models(const std::vector<Measurement>& ms, int sm_count,
+                                               const FitOptions& o);
+
+/// The p-th quantile (p in [0, 1]) by linear interpolation between order statistics: with the values
+/// sorted, h = (n − 1)·p, result = v[⌊h⌋] + (h − ⌊h⌋)·(v[⌊h⌋+1] − v[⌊h⌋]) (Hyndman & Fan 1996, type 7;
+/// numpy's default). 0 for an empty set.
+double percentile(std::vector<double> values, double p);
+
+/// Count, median, 95th percentile and maximum of relative errors.
+ErrorStats error_stats(const std::vector<double>& rel_errors);
+
+/// Held-out validation: for each model, the relative errors |predicted − measured| / measured of the
+/// held-out measurements it covers; and for each layer, Σ predictions of its components against its
+/// measured time. Throws CalibrationError if a layer component has no model that covers it or an index
+/// is out of range.
+HeldOut validate(const std::map<KernelFamily, FamilyModel>& models, const std::vector<Measurement>& ms,
+                 const std::vector<LayerSpec>& layers);
+
+/// Fits, validates and assembles a calibration. An empty sweep.families is filled with the measured
+/// families. Throws CalibrationError as fit_family and validate do, or if a swept family has no
+/// measurements.
+Calibration calibrate(DeviceInfo device, SweepPlan sweep, std::vector<Measurement> ms,
+                      const std::vector<LayerSpec>& layers, const FitOptions& o, Provenance provenance);
+
+}  // namespace moesim::calibrate

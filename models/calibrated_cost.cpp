@@ -1,0 +1,100 @@
+#include "models/calibrated_cost.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "scenarios/error.hpp"
+
+namespace moesim::models {
+
+using calibrate::KernelFamily;
+
+namespace {
+std::size_t index(Precision p) {
+  return p == Precision::kFp8 ? 1 : 0;
+}
+}  // namespace
+
+CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms)
+    : roofline_(gpu, comm_sms), gpu_(gpu), sms_(std::max(1, gpu.sm_count - comm_sms)) {
+  label_ = c.source.empty() ? c.device.name : std::filesystem::path(c.source).filename().string();
+  if (c.device.sm_count != gpu.sm_count)
+    throw CalibrationError(located_message(
+        c.source.empty() ? "calibration of " + c.device.name : c.source, "/device/sm_count",
+        "the SM count of the scenario's GPU " + gpu.name + " (" + std::to_string(gpu.sm_count) + ")",
+        std::to_string(c.device.sm_count) + " (" + c.device.name + ")"));
+  for (const auto& [f, model] : c.models) {
+    if (calibrate::is_gemm_family(f)) {
+      auto& slot = f == KernelFamily::kDenseGemm ? dense_ : grouped_;
+      for (Precision p : {Precision::kBf16, Precision::kFp8})
+        if (auto it = model.gemm.find(to_string(p)); it != model.gemm.end()) slot[index(p)] = it->second;
+    } else if (f == KernelFamily::kAttention) {
+      attention_ = model.stream;
+      attention_sm_count_ = c.device.sm_count;
+    } else {
+      memory_[f] = model.stream;
+    }
+  }
+}
+
+std::string CalibratedCostModel::name() const {
+  std::string missing;
+  auto add = [&](const std::string& what) { missing += (missing.empty() ? "" : ", ") + what; };
+  for (KernelFamily f : {KernelFamily::kDenseGemm, KernelFamily::kGroupedGemm})
+    for (Precision p : {Precision::kBf16, Precision::kFp8})
+      if (!gemm_params(f, p)) add(std::string(calibrate::to_string(f)) + " " + to_string(p));
+  if (!attention_) add("attention");
+  if (!memory_.count(KernelFamily::kCopy)) add("memory_bound");
+  return "calibration:" + label_ + (missing.empty() ? "" : " (roofline for " + missing + ")");
+}
+
+const std::optional<calibrate::GemmParams>& CalibratedCostModel::gemm_params(KernelFamily f,
+                                                                             Precision p) const {
+  return (f == KernelFamily::kDenseGemm ? dense_ : grouped_)[index(p)];
+}
+
+bool CalibratedCostModel::calibrated(KernelFamily f, Precision p) const {
+  if (calibrate::is_gemm_family(f)) return gemm_params(f, p).has_value();
+  if (f == KernelFamily::kAttention) return attention_.has_value();
+  return memory_.count(f) > 0;
+}
+
+double CalibratedCostModel::gemm(double m, double n, double k, Precision p) const {
+  const auto& g = gemm_params(KernelFamily::kDenseGemm, p);
+  if (!g) return roofline_.gemm(m, n, k, p);
+  return g->time(calibrate::gemm_tiles(m, n, g->tile_m, g->tile_n), k, sms_);
+}
+
+double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n, double k,
+                                         Precision p) const {
+  const auto& g = gemm_params(KernelFamily::kGroupedGemm, p);
+  if (!g) return roofline_.grouped_gemm(rows, n, k, p);
+  return g->time(calibrate::grouped_gemm_tiles(rows, n, g->tile_m, g->tile_n), k, sms_);
+}
+
+double CalibratedCostModel::attention(const AttentionShape& s, bool backward) const {
+  if (!attention_) return roofline_.attention(s, backward);
+  const double flops = s.forward_flops() * (backward ? 2.5 : 1.0);
+  if (flops <= 0) return 0.0;
+  double rate = attention_->rate * double(std::min(sms_, attention_sm_count_)) / attention_sm_count_;
+  if (backward) rate *= gpu_.attention_backward_efficiency / gpu_.attention_efficiency;
+  return attention_->fixed_s + flops / rate;
+}
+
+double CalibratedCostModel::memory_bound(double bytes) const {
+  return memory_bound_kernel(KernelFamily::kCopy, bytes);
+}
+
+double CalibratedCostModel::memory_bound_kernel(KernelFamily f, double bytes) const {
+  auto it = memory_.find(f);
+  if (it != memory_.end()) return it->second.time(bytes);
+  if (f != KernelFamily::kCopy) return memory_bound(bytes);
+  return roofline_.memory_bound(bytes);
+}
+
+std::unique_ptr<ComputeCostModel> make_calibrated_cost_model(const calibrate::Calibration& c,
+                                                             const GpuSpec& gpu, int comm_sms) {
+  return std::make_unique<CalibratedCostModel>(c, gpu, comm_sms);
+}
+
+}  // namespace moesim::models

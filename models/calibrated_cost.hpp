@@ -1,0 +1,65 @@
+#pragma once
+/// \file Compute cost model from a measured calibration (calibrate/calibration.hpp, docs/calibration.md):
+/// every kernel family the calibration fitted is priced by its fitted formula; the others fall back to
+/// the roofline model, and name() says which.
+
+#include <array>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "calibrate/calibration.hpp"
+#include "models/compute_cost.hpp"
+
+namespace moesim::models {
+
+/// Prices kernels with the fitted models of a calibration, on the scenario's GPU with `comm_sms` SMs
+/// reserved for communication:
+/// - GEMMs (dense, grouped): calibrate::GemmParams::time with the waves counted over the SMs left after
+///   comm_sms (the per-SM tile time is the measured one);
+/// - attention forward: fixed + FLOPs / (rate · available SMs / SMs); backward: 2.5× the forward FLOPs
+///   (FlashAttention-2 §3.1) at the rate scaled by the GPU spec's attention_backward_efficiency /
+///   attention_efficiency, since the sweep times the forward kernel only;
+/// - memory_bound(bytes): the "copy" family (fixed + bytes / bandwidth);
+/// - whatever the calibration lacks (a family, or a GEMM precision): RooflineCostModel on `gpu`.
+/// The model copies what it needs: the calibration may be destroyed afterwards.
+class CalibratedCostModel final : public ComputeCostModel {
+ public:
+  /// Throws CalibrationError if the calibration was measured on a GPU with another SM count.
+  CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms);
+
+  /// "calibration:<file name, or the device name if the calibration was not read from a file>", followed
+  /// by " (roofline for ...)" listing what falls back to the roofline.
+  std::string name() const override;
+  double gemm(double m, double n, double k, Precision p) const override;
+  double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
+  double attention(const AttentionShape& s, bool backward) const override;
+  double memory_bound(double bytes) const override;
+
+  /// A memory-bound kernel of family `f` (router, permute, swiglu, combine, copy) moving `bytes` (reads
+  /// plus writes); memory_bound(bytes) if the calibration has no model of `f`. Seconds.
+  double memory_bound_kernel(calibrate::KernelFamily f, double bytes) const;
+  /// Whether `f` (for GEMMs: at precision `p`) is priced from the calibration rather than the roofline.
+  bool calibrated(calibrate::KernelFamily f, Precision p = Precision::kBf16) const;
+
+ private:
+  const std::optional<calibrate::GemmParams>& gemm_params(calibrate::KernelFamily f, Precision p) const;
+
+  RooflineCostModel roofline_;
+  GpuSpec gpu_;
+  int sms_;  ///< SMs available to compute
+  std::string label_;
+  std::array<std::optional<calibrate::GemmParams>, 2> dense_, grouped_;  ///< indexed by Precision
+  std::optional<calibrate::StreamParams> attention_;
+  int attention_sm_count_ = 0;  ///< SMs of the device attention was measured on
+  std::map<calibrate::KernelFamily, calibrate::StreamParams> memory_;
+};
+
+/// The calibrated compute cost model of `c` on `gpu` with `comm_sms` SMs reserved for communication.
+/// Throws CalibrationError as the constructor does.
+std::unique_ptr<ComputeCostModel> make_calibrated_cost_model(const calibrate::Calibration& c,
+                                                             const GpuSpec& gpu, int comm_sms);
+
+}  // namespace moesim::models
