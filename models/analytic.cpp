@@ -281,6 +281,8 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   }
   std::sort(r.layers.begin(), r.layers.end(), [](const LayerTime& a, const LayerTime& b) { return a.layer < b.layer; });
   r.moe_layers = w.moe_layers;
+  r.node_traffic = w.node_traffic;
+  r.traffic_nodes = w.traffic_nodes;
   if (!w.moe_layers.empty()) {
     double imb = 0, drop = 0;
     for (const auto& m : w.moe_layers) {

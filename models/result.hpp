@@ -69,6 +69,8 @@ struct Result {
   int memory_rank = 0;
   std::vector<LayerTime> layers;
   std::vector<MoeLayerStats> moe_layers;
+  std::vector<double> node_traffic;  ///< first MoE layer's dispatch bytes between nodes, nodes × nodes
+  int traffic_nodes = 0;
   /// The same scenario with perfectly balanced routing (every expert equally loaded): the step-time
   /// cost of the routing imbalance is step_time - balanced_step_time.
   double balanced_step_time = 0;

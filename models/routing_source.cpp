@@ -285,6 +285,8 @@ RoutingInput routing_input(const Scenario& s) {
     if (steps.empty()) bad(s, "/routing/trace", "a trace with at least one step", "an empty trace");
     in.samples = std::move(steps.front());
   }
+  const auto& pl = s.placement;
+  if ((pl.policy == "contiguous" || pl.policy == "round_robin") && pl.redundant_experts == 0) return in;
   const ExpertLoads loads = layer_loads(s, in.samples.empty() ? nullptr : &in.samples);
   in.slot_maps = place_for(s, loads, in.samples.empty() ? nullptr : &in.samples).slot_maps;
   return in;

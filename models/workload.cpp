@@ -410,6 +410,12 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
         if (op.comm == CommKind::kExpertCombine) r.summary.combine_seconds += op.seconds;
       }
       b.moe_index = moe_count++;
+      // Only the first MoE layer's node × node traffic is kept (results report that one).
+      if (w.node_traffic.empty()) {
+        w.node_traffic = std::move(r.summary.node_traffic);
+        w.traffic_nodes = r.summary.nodes;
+      }
+      r.summary.node_traffic.clear();
       w.moe_layers.push_back(r.summary);
       if (!mtp && moe_template < 0) moe_template = l;
     } else {

@@ -78,7 +78,9 @@ struct Workload {
   double model_flops_per_token = 0;  ///< training FLOPs per token, main model, causal per scenario
   double model_flops_per_token_noncausal = 0;
   std::vector<BlockCost> blocks;
-  std::vector<MoeLayerStats> moe_layers;
+  std::vector<MoeLayerStats> moe_layers;  ///< their node_traffic is left empty (see node_traffic)
+  std::vector<double> node_traffic;  ///< first MoE layer's dispatch bytes, nodes × nodes (MoeLayerStats)
+  int traffic_nodes = 0;
   std::vector<RankWork> ranks;   ///< per pipeline rank
   std::string cost_model;        ///< name of the compute cost model
 };

@@ -126,12 +126,12 @@ json result_json(const Scenario& s, const models::Result& r) {
                    {"combine_s", l.combine_seconds},
                    {"busiest_nic_dispatch_bytes", l.nic_bytes}});
   json traffic = nullptr;
-  if (!r.moe_layers.empty() && r.moe_layers.front().nodes > 0) {
-    const auto& l = r.moe_layers.front();
+  if (r.traffic_nodes > 0) {
+    const int nodes = r.traffic_nodes;
     traffic = json::array();
-    for (int a = 0; a < l.nodes; ++a) {
+    for (int a = 0; a < nodes; ++a) {
       json row = json::array();
-      for (int n = 0; n < l.nodes; ++n) row.push_back(l.node_traffic[static_cast<std::size_t>(a) * l.nodes + n]);
+      for (int n = 0; n < nodes; ++n) row.push_back(r.node_traffic[static_cast<std::size_t>(a) * nodes + n]);
       traffic.push_back(row);
     }
   }
