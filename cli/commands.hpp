@@ -33,4 +33,10 @@ int trace_stats_cmd(const std::string& path, const std::string& format);
 int topology_cmd(const std::string& scenario, const std::string& dot, const std::string& format, bool force,
                  bool simulate, const Catalog& cat);
 
+/// `moesim calibrate --check FILE`: held-out errors and predicted vs measured per shape.
+int calibrate_check_cmd(const std::string& path);
+/// `moesim calibrate --out FILE`: profile the kernels on this GPU, fit, write, then check (CUDA builds).
+int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
+                      const std::string& command_line, const Catalog& cat);
+
 }  // namespace moesim::cli

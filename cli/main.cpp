@@ -233,6 +233,14 @@ int main(int argc, char** argv) {
   bool simulate = false;
   topo->add_flag("--simulate", simulate, "Also simulate one EP group's dispatch on SimGrid (flows share links)");
 
+  std::string cal_out, cal_check, cal_plan = "full", cal_gpu = "catalog:h100-sxm";
+  auto* cal = app.add_subcommand("calibrate", "Measure the MoE kernels on this GPU and fit a calibration file");
+  cal->add_option("--out", cal_out, "Calibration file to write (never overwritten without --force)");
+  cal->add_option("--plan", cal_plan, "Sweep plan")->check(CLI::IsMember({"full", "smoke"}));
+  cal->add_option("--gpu", cal_gpu, "Catalog GPU whose datasheet peaks the efficiencies refer to");
+  cal->add_option("--check", cal_check, "Print predicted against measured for a calibration's held-out shapes");
+  cal->add_flag("--force", force, "Overwrite --out if it exists");
+
   auto* imp = app.add_subcommand("import", "Import a model description");
   auto* hf = imp->add_subcommand("hf", "Turn a Hugging Face config.json into a catalog model entry");
   imp->require_subcommand(1);
@@ -267,6 +275,16 @@ int main(int argc, char** argv) {
     if (*lst) return list_cmd(what, cat);
     if (*hf) return import_hf_cmd(file, name, output, force);
     if (*plc) return moesim::cli::place_cmd(place_args);
+    if (*cal) {
+      if (!cal_check.empty()) return moesim::cli::calibrate_check_cmd(cal_check);
+      if (cal_out.empty()) {
+        std::cerr << "moesim: error: calibrate: expected --out FILE (measure and fit) or --check FILE, found neither\n";
+        return kUsage;
+      }
+      std::string cmd;
+      for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
+      return moesim::cli::calibrate_run_cmd(cal_out, cal_plan, cal_gpu, force, cmd, cat);
+    }
     if (*topo) return moesim::cli::topology_cmd(file, dot_file, format, force, simulate, cat);
     if (*rpl) return moesim::cli::replay_cmd(trace_file, trace_format, file, max_steps, format, cat);
     if (*trc_imp) return moesim::cli::trace_import_cmd(ti);

@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "calibrate/fit.hpp"
+#include "models/analytic.hpp"
 #include "models/calibrated_cost.hpp"
+#include "scenarios/loader.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
 #include "traces/load.hpp"
@@ -676,3 +678,36 @@ TEST(CalibratedCost, RejectsAnotherGpuAndAgreesWithTheFit) {
 
 }  // namespace
 }  // namespace moesim::models
+
+// End to end: a scenario that names a calibration file is priced by it, and says so.
+namespace moesim::calibrate {
+namespace {
+
+TEST(Scenario, NamedCalibrationPricesTheRun) {
+  const std::string path = temp_path("scenario-calibration.json");
+  write_calibration(full_calibration(), path);
+  Json j = read_json_file(std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/mixtral-8x7b-64xH100.json");
+  j.erase("variants");
+  j["calibration"] = path;  // absolute: used as given
+  const Catalog cat({std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"});
+  const Scenario s = scenario_from_json(j, "calibrated-mixtral.json", cat);
+  const auto cm = models::make_compute_cost_model(s);
+  EXPECT_EQ(cm->name().rfind("calibration:", 0), 0u) << cm->name();
+  const models::Result calibrated = models::evaluate_analytic(s);
+  j.erase("calibration");
+  const models::Result roofline = models::evaluate_analytic(scenario_from_json(j, "roofline-mixtral.json", cat));
+  EXPECT_EQ(calibrated.cost_model, cm->name());
+  EXPECT_NE(calibrated.step_time, roofline.step_time);  // different compute prices, different step
+  // A calibration that cannot be read stops the run with a CalibrationError naming the file.
+  j["calibration"] = "/nonexistent/cal.json";
+  const Scenario bad = scenario_from_json(j, "bad.json", cat);
+  try {
+    models::evaluate_analytic(bad);
+    FAIL() << "expected CalibrationError";
+  } catch (const CalibrationError& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/cal.json"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace moesim::calibrate

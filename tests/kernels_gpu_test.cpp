@@ -1,0 +1,608 @@
+// CUDA kernels (kernels/device.hpp) against their CPU references (kernels/reference.hpp) on fresh
+// seeded random inputs. Every output buffer is poisoned first (NaN for floats and bf16, 0x7F7F7F7F
+// for int32), so an element a kernel forgot to write fails the comparison. Bounds, per output:
+//   - router indices, permute maps/counts/rows, combine: exact (same arithmetic order as the reference;
+//     the router allows a few tokens whose top-k boundary is a near-tie under a different exp());
+//   - SwiGLU: one bf16 ulp, |d| ≤ 2^-7·|ref| (expf vs std::exp may straddle a rounding boundary);
+//   - expert GEMMs: |d| ≤ 2^-7·|ref| + 10^-3·max|ref| (fp32 summation order + one bf16 rounding);
+//   - the whole layer: |d| ≤ 2^-5·|ref| + 2^-7·max|ref| (four bf16 roundings chained).
+// Without a device every test skips with "no CUDA device: GPU test skipped" (ctest label gpu).
+// With MOESIM_WITH_PROFILER, a profiler smoke sweep runs too; MOESIM_PROFILE=full runs the default
+// sweep instead and MOESIM_PROFILE_OUT=FILE.csv writes its measurements (see docs/kernels.md).
+
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/device.hpp"
+#include "kernels/device_utils.hpp"
+#include "kernels/reference.hpp"
+#include "scenarios/error.hpp"
+
+#ifdef MOESIM_WITH_PROFILER
+#include "calibrate/profiler.hpp"
+#endif
+
+namespace moesim::kernels {
+namespace {
+
+constexpr int32_t kPoison = 0x7F7F7F7F;
+
+bool device_present() {
+  static const bool present = [] {
+    int n = 0;
+    return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+  }();
+  return present;
+}
+
+class Gpu : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!device_present()) GTEST_SKIP() << "no CUDA device: GPU test skipped";
+  }
+};
+
+template <typename T>
+DeviceBuffer<T> poisoned(size_t n) {
+  DeviceBuffer<T> b(n);
+  if (n > 0) MOESIM_CUDA_CHECK(cudaMemset(b.get(), std::is_integral_v<T> ? 0x7F : 0xFF, b.bytes()));
+  return b;
+}
+
+template <typename T>
+DeviceBuffer<T> uploaded(const std::vector<T>& v) {
+  DeviceBuffer<T> b(v.size());
+  b.upload(v);
+  return b;
+}
+
+std::vector<float> normal_floats(size_t n, float sigma, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+std::vector<Bf16> normal_bf16(size_t n, float sigma, uint32_t seed) {
+  std::vector<Bf16> v;
+  for (float f : normal_floats(n, sigma, seed)) v.push_back(to_bf16(f));
+  return v;
+}
+
+void sync() {
+  MOESIM_CUDA_CHECK(cudaDeviceSynchronize());
+}
+
+// |gpu − ref| ≤ rtol·|ref| + atol for elements [begin, end); a NaN on the GPU side means "not written".
+void expect_close(const std::vector<Bf16>& gpu, const std::vector<Bf16>& ref, double rtol, double atol,
+                  const std::string& what, size_t begin = 0, size_t end = SIZE_MAX) {
+  ASSERT_EQ(gpu.size(), ref.size()) << what;
+  end = std::min(end, ref.size());
+  size_t bad = 0, unwritten = 0, worst = begin;
+  double worst_excess = 0;
+  for (size_t i = begin; i < end; ++i) {
+    const double g = to_float(gpu[i]), r = to_float(ref[i]);
+    if (std::isnan(g) && !std::isnan(r)) {
+      ++unwritten;
+      continue;
+    }
+    const double excess = std::fabs(g - r) - (rtol * std::fabs(r) + atol);
+    if (excess > 0) {
+      ++bad;
+      if (excess > worst_excess) {
+        worst_excess = excess;
+        worst = i;
+      }
+    }
+  }
+  EXPECT_EQ(unwritten, 0u) << what << ": elements never written (still NaN)";
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " elements out of bounds; worst at " << worst << ": gpu "
+                     << to_float(gpu[worst]) << " ref " << to_float(ref[worst]);
+}
+
+double max_abs(const std::vector<Bf16>& v) {
+  double m = 0;
+  for (Bf16 b : v) m = std::max(m, std::fabs(static_cast<double>(to_float(b))));
+  return m;
+}
+
+// ---------------------------------------------------------------- router
+
+struct RouterCase {
+  int tokens, experts, top_k;
+  ScoreFunction score;
+  int groups, topk_groups, group_top;
+  bool bias;
+};
+
+class GpuRouter : public Gpu, public ::testing::WithParamInterface<RouterCase> {};
+
+TEST_P(GpuRouter, MatchesReference) {
+  const RouterCase p = GetParam();
+  RouterConfig c;
+  c.tokens = p.tokens;
+  c.experts = p.experts;
+  c.top_k = p.top_k;
+  c.score = p.score;
+  c.groups = p.groups;
+  c.topk_groups = p.topk_groups;
+  c.group_score_top = p.group_top;
+  c.scale = p.score == ScoreFunction::kSigmoid ? 2.5f : 1.0f;
+  const size_t TK = static_cast<size_t>(c.tokens) * c.top_k;
+  const auto logits = normal_floats(static_cast<size_t>(c.tokens) * c.experts, 2.0f, 100 + p.experts);
+  std::vector<float> bias;
+  if (p.bias) {
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-0.05f, 0.05f);
+    for (int e = 0; e < c.experts; ++e) bias.push_back(u(rng));
+  }
+  const auto ref = router_ref(c, logits, bias);
+
+  auto d_logits = uploaded(logits);
+  DeviceBuffer<float> d_bias = p.bias ? uploaded(bias) : DeviceBuffer<float>();
+  auto idx = poisoned<int32_t>(TK);
+  auto w = poisoned<float>(TK);
+  auto counts = poisoned<int32_t>(c.experts);
+  launch_router(c, RouterArgs{d_logits.get(), d_bias.get(), idx.get(), w.get(), counts.get()}, nullptr);
+  sync();
+  const auto g_idx = idx.download();
+  const auto g_w = w.download();
+  const auto g_counts = counts.download();
+
+  // Exact agreement except for tokens whose top-k boundary is a near-tie (different exp() rounding).
+  int mismatched = 0;
+  std::vector<int32_t> hist(c.experts, 0);
+  for (int t = 0; t < c.tokens; ++t) {
+    bool same = true;
+    for (int k = 0; k < c.top_k; ++k) {
+      const size_t i = static_cast<size_t>(t) * c.top_k + k;
+      ASSERT_GE(g_idx[i], 0) << "token " << t << " slot " << k << " not written";
+      ASSERT_LT(g_idx[i], c.experts) << "token " << t << " slot " << k;
+      ASSERT_TRUE(std::isfinite(g_w[i])) << "token " << t << " slot " << k << " weight not written";
+      ++hist[g_idx[i]];
+      same = same && g_idx[i] == ref.topk_idx[i];
+    }
+    if (!same) {
+      ++mismatched;
+      continue;
+    }
+    for (int k = 0; k < c.top_k; ++k) {
+      const size_t i = static_cast<size_t>(t) * c.top_k + k;
+      EXPECT_NEAR(g_w[i], ref.topk_weight[i], 1e-5 * std::fabs(ref.topk_weight[i]) + 1e-7)
+          << "token " << t << " slot " << k;
+    }
+  }
+  EXPECT_LE(mismatched, std::max(1, c.tokens / 500)) << "tokens routed differently from the reference";
+  EXPECT_EQ(g_counts, hist) << "histogram differs from the GPU's own top-k";
+  if (mismatched == 0) {
+    EXPECT_EQ(g_counts, ref.counts);
+  }
+  EXPECT_EQ(std::accumulate(g_counts.begin(), g_counts.end(), int64_t{0}), static_cast<int64_t>(TK));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GpuRouter,
+    ::testing::Values(
+        RouterCase{1001, 8, 2, ScoreFunction::kSoftmax, 1, 1, 2, false},     // Mixtral, 2-lane teams
+        RouterCase{777, 8, 2, ScoreFunction::kSigmoid, 4, 2, 2, true},       // widened team
+        RouterCase{513, 30, 4, ScoreFunction::kSoftmax, 1, 1, 2, false},     // scalar loads
+        RouterCase{4096, 64, 6, ScoreFunction::kSoftmax, 1, 1, 2, true},     // OLMoE-like
+        RouterCase{2048, 128, 8, ScoreFunction::kSoftmax, 8, 4, 2, false},   // fast group path
+        RouterCase{1500, 160, 6, ScoreFunction::kSoftmax, 8, 3, 1, false},   // generic group path
+        RouterCase{8192, 256, 8, ScoreFunction::kSigmoid, 8, 4, 2, true},    // DeepSeek-V3
+        RouterCase{1000, 384, 8, ScoreFunction::kSoftmax, 1, 1, 2, false},   // 16 per lane
+        RouterCase{600, 1000, 4, ScoreFunction::kSigmoid, 10, 5, 2, true}),  // 32 per lane
+    [](const ::testing::TestParamInfo<RouterCase>& i) {
+      const RouterCase& p = i.param;
+      return "T" + std::to_string(p.tokens) + "_E" + std::to_string(p.experts) + "_K" +
+             std::to_string(p.top_k) + (p.score == ScoreFunction::kSoftmax ? "_softmax" : "_sigmoid") +
+             (p.groups > 1 ? "_G" + std::to_string(p.topk_groups) + "of" + std::to_string(p.groups) : "") +
+             (p.bias ? "_bias" : "");
+    });
+
+TEST_F(Gpu, RouterWithNoTokensZeroesTheHistogram) {
+  RouterConfig c;
+  c.tokens = 0;
+  c.experts = 16;
+  c.top_k = 2;
+  auto counts = poisoned<int32_t>(16);
+  DeviceBuffer<float> logits(1);
+  DeviceBuffer<int32_t> idx(1);
+  DeviceBuffer<float> w(1);
+  launch_router(c, RouterArgs{logits.get(), nullptr, idx.get(), w.get(), counts.get()}, nullptr);
+  sync();
+  EXPECT_EQ(counts.download(), std::vector<int32_t>(16, 0));
+}
+
+// ---------------------------------------------------------------- permute
+
+struct PermuteCase {
+  int tokens, experts, top_k, hidden, capacity;
+  RowLayout layout;
+};
+
+class GpuPermute : public Gpu, public ::testing::WithParamInterface<PermuteCase> {};
+
+// Skewed routing (expert e's logit shifted by −e/8) so that a capacity drops tokens.
+std::vector<int32_t> skewed_routes(int tokens, int experts, int top_k, uint32_t seed) {
+  RouterConfig rc;
+  rc.tokens = tokens;
+  rc.experts = experts;
+  rc.top_k = top_k;
+  auto logits = normal_floats(static_cast<size_t>(tokens) * experts, 1.0f, seed);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] -= static_cast<float>(i % experts) / 8.0f;
+  return router_ref(rc, logits).topk_idx;
+}
+
+TEST_P(GpuPermute, MatchesReference) {
+  const PermuteCase p = GetParam();
+  const PermuteConfig c{p.tokens, p.experts, p.top_k, p.hidden, p.capacity, p.layout};
+  const auto idx = skewed_routes(c.tokens, c.experts, c.top_k, 31);
+  const auto x = normal_bf16(static_cast<size_t>(c.tokens) * c.hidden, 1.0f, 32);
+  const auto ref = permute_ref(c, idx, x);
+  if (c.capacity > 0 && c.layout == RowLayout::kCompact) {
+    EXPECT_GT(ref.dropped, 0) << "the case should drop";
+  }
+
+  const size_t TK = idx.size();
+  auto d_idx = uploaded(idx);
+  auto d_x = uploaded(x);
+  auto rows = poisoned<Bf16>(static_cast<size_t>(permuted_rows_bound(c)) * c.hidden);
+  auto row_map = poisoned<int32_t>(TK);
+  auto kept = poisoned<int32_t>(c.experts);
+  auto offsets = poisoned<int32_t>(c.experts + 1);
+  auto dropped = poisoned<int32_t>(1);
+  DeviceBuffer<char> scratch(permute_scratch_bytes(c));
+  launch_permute(c,
+                 PermuteArgs{d_idx.get(), d_x.get(), rows.get(), row_map.get(), kept.get(), offsets.get(),
+                             dropped.get(), scratch.get()},
+                 nullptr);
+  sync();
+  EXPECT_EQ(row_map.download(), ref.row_map);
+  EXPECT_EQ(kept.download(), ref.kept_counts);
+  EXPECT_EQ(offsets.download(), ref.offsets);
+  EXPECT_EQ(dropped.download(), std::vector<int32_t>{ref.dropped});
+  // Kept rows must be bit-identical copies; padding rows (padded layout) are not written.
+  const auto g_rows = rows.download();
+  size_t wrong = 0;
+  for (int32_t r : ref.row_map) {
+    if (r < 0) continue;
+    for (int h = 0; h < c.hidden; ++h)
+      wrong += g_rows[static_cast<size_t>(r) * c.hidden + h].bits !=
+               ref.rows[static_cast<size_t>(r) * c.hidden + h].bits;
+  }
+  EXPECT_EQ(wrong, 0u) << "permuted row elements differ (or were not written)";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, GpuPermute,
+    ::testing::Values(PermuteCase{1500, 64, 6, 512, 0, RowLayout::kCompact},    // dropless, 16-byte path
+                      PermuteCase{1500, 64, 6, 512, 120, RowLayout::kCompact},  // capacity drops
+                      PermuteCase{1500, 64, 6, 512, 160, RowLayout::kPadded},   // padded [E, C, H]
+                      PermuteCase{700, 16, 2, 20, 0, RowLayout::kCompact},      // H % 8 ≠ 0: scalar path
+                      PermuteCase{1, 8, 2, 64, 0, RowLayout::kCompact},         // one token
+                      PermuteCase{3000, 1000, 8, 16, 0, RowLayout::kCompact}),  // 1000 experts in the scan
+    [](const ::testing::TestParamInfo<PermuteCase>& i) {
+      const PermuteCase& p = i.param;
+      return "T" + std::to_string(p.tokens) + "_E" + std::to_string(p.experts) + "_K" +
+             std::to_string(p.top_k) + "_H" + std::to_string(p.hidden) + "_cap" + std::to_string(p.capacity) +
+             (p.layout == RowLayout::kPadded ? "_padded" : "_compact");
+    });
+
+// ---------------------------------------------------------------- SwiGLU and combine
+
+class GpuSwiglu : public Gpu, public ::testing::WithParamInterface<int> {};
+
+TEST_P(GpuSwiglu, WithinOneUlp) {
+  const int ffn = GetParam();
+  const int64_t rows = 777;
+  const auto h = normal_bf16(static_cast<size_t>(rows) * 2 * ffn, 2.0f, 41);
+  const auto ref = swiglu_ref(rows, ffn, h);
+  auto d_h = uploaded(h);
+  auto a = poisoned<Bf16>(static_cast<size_t>(rows) * ffn);
+  launch_swiglu(rows, ffn, d_h.get(), a.get(), nullptr);
+  sync();
+  expect_close(a.download(), ref, 1.0 / 128, 0.0, "swiglu F=" + std::to_string(ffn));
+}
+
+INSTANTIATE_TEST_SUITE_P(Ffn, GpuSwiglu, ::testing::Values(1024, 768, 100));  // 100: scalar path
+
+class GpuCombine : public Gpu, public ::testing::WithParamInterface<int> {};
+
+TEST_P(GpuCombine, BitExact) {
+  const int hidden = GetParam();
+  const int T = 1000, E = 32, K = 8;
+  RouterConfig rc;
+  rc.tokens = T;
+  rc.experts = E;
+  rc.top_k = K;
+  const auto route = router_ref(rc, normal_floats(static_cast<size_t>(T) * E, 1.5f, 51));
+  const PermuteConfig pc{T, E, K, hidden, 200, RowLayout::kCompact};  // capacity 200 < 250 mean: drops
+  const auto perm = permute_ref(pc, route.topk_idx, std::vector<Bf16>(static_cast<size_t>(T) * hidden));
+  ASSERT_GT(perm.dropped, 0);
+  const auto y = normal_bf16(static_cast<size_t>(permuted_rows_bound(pc)) * hidden, 1.0f, 52);
+  const CombineConfig c{T, K, hidden};
+  const auto ref = combine_ref(c, y, perm.row_map, route.topk_weight);
+
+  auto d_y = uploaded(y);
+  auto d_map = uploaded(perm.row_map);
+  auto d_w = uploaded(route.topk_weight);
+  auto out = poisoned<Bf16>(static_cast<size_t>(T) * hidden);
+  launch_combine(c, CombineArgs{d_y.get(), d_map.get(), d_w.get(), out.get()}, nullptr);
+  sync();
+  expect_close(out.download(), ref, 0.0, 0.0, "combine H=" + std::to_string(hidden));
+}
+
+INSTANTIATE_TEST_SUITE_P(Hidden, GpuCombine, ::testing::Values(1024, 20));  // 20: scalar path
+
+// ---------------------------------------------------------------- expert GEMMs
+
+struct GemmCase {
+  GemmBackend backend;
+  RowLayout layout;
+};
+
+class GpuExpertGemm : public Gpu, public ::testing::WithParamInterface<GemmCase> {};
+
+TEST_P(GpuExpertGemm, MatchesReference) {
+  const GemmCase p = GetParam();
+  const int n = 96, k = 136;
+  ExpertRows er;
+  er.layout = p.layout;
+  er.capacity = 100;
+  er.rows = {0, 1, 37, 64, 5, 0, 100, 17};  // skewed, with empty experts
+  const int E = static_cast<int>(er.rows.size());
+  const int64_t R = er.total_rows();
+  const auto x = normal_bf16(static_cast<size_t>(R) * k, 1.0f, 61);
+  const auto w = normal_bf16(static_cast<size_t>(E) * n * k, 0.1f, 62);
+  const auto ref = expert_gemm_ref(er, n, k, x, w);
+
+  auto d_x = uploaded(x);
+  auto d_w = uploaded(w);
+  auto y = poisoned<Bf16>(static_cast<size_t>(R) * n);
+  ExpertGemm gemm;
+  ExpertGemmArgs a;
+  a.experts = E;
+  a.n = n;
+  a.k = k;
+  a.layout = p.layout;
+  a.capacity = er.capacity;
+  a.host_rows = er.rows.data();
+  a.x = d_x.get();
+  a.w = d_w.get();
+  a.y = y.get();
+  gemm.run(p.backend, a, nullptr);
+  gemm.run(p.backend, a, nullptr);  // twice: the grouped backend reuses its pointer arrays
+  sync();
+  const auto got = y.download();
+  const double atol = 1e-3 * max_abs(ref);
+  for (int e = 0; e < E; ++e) {
+    const size_t first = static_cast<size_t>(er.row_start(e)) * n;
+    expect_close(got, ref, 1.0 / 128, atol, to_string(p.backend) + " expert " + std::to_string(e), first,
+                 first + static_cast<size_t>(er.rows[e]) * n);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, GpuExpertGemm,
+                         ::testing::Values(GemmCase{GemmBackend::kCublasStridedBatched, RowLayout::kPadded},
+                                           GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kCompact},
+                                           GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kPadded},
+                                           GemmCase{GemmBackend::kCublasGrouped, RowLayout::kCompact},
+                                           GemmCase{GemmBackend::kCublasGrouped, RowLayout::kPadded}),
+                         [](const ::testing::TestParamInfo<GemmCase>& i) {
+                           return to_string(i.param.backend) +
+                                  (i.param.layout == RowLayout::kPadded ? "_padded" : "_compact");
+                         });
+
+TEST_F(Gpu, ExpertGemmRejectsTheHookAndWrongLayouts) {
+  ExpertGemm gemm;
+  DeviceBuffer<Bf16> buf(64);
+  const int32_t rows[1] = {1};
+  ExpertGemmArgs a;
+  a.experts = 1;
+  a.n = 8;
+  a.k = 8;
+  a.host_rows = rows;
+  a.x = buf.get();
+  a.w = buf.get();
+  a.y = buf.get();
+  EXPECT_THROW(gemm.run(GemmBackend::kHopperGrouped, a, nullptr), ConfigError);
+  EXPECT_THROW(gemm.run(GemmBackend::kCublasStridedBatched, a, nullptr), ConfigError);  // compact layout
+  a.host_rows = nullptr;
+  EXPECT_THROW(gemm.run(GemmBackend::kCublasPerExpert, a, nullptr), ConfigError);
+}
+
+// ---------------------------------------------------------------- the layer
+
+struct LayerCase {
+  GemmBackend backend;
+  int capacity;
+  ScoreFunction score;
+};
+
+class GpuMoeLayer : public Gpu, public ::testing::WithParamInterface<LayerCase> {};
+
+TEST_P(GpuMoeLayer, MatchesReference) {
+  const LayerCase p = GetParam();
+  MoeLayerConfig c;
+  c.router.tokens = 333;
+  c.router.experts = 16;
+  c.router.top_k = 4;
+  c.router.score = p.score;
+  if (p.score == ScoreFunction::kSigmoid) {
+    c.router.groups = 4;
+    c.router.topk_groups = 2;
+    c.router.scale = 2.5f;
+  }
+  c.hidden = 128;
+  c.ffn = 64;
+  c.capacity = p.capacity;
+  c.backend = p.backend;
+  const int T = c.router.tokens, E = c.router.experts, H = c.hidden, F = c.ffn;
+
+  MoeLayerInputs in;
+  in.logits = normal_floats(static_cast<size_t>(T) * E, 2.0f, 71);
+  if (p.score == ScoreFunction::kSigmoid) in.bias = normal_floats(E, 0.02f, 72);
+  in.x = normal_bf16(static_cast<size_t>(T) * H, 1.0f, 73);
+  in.w_gate_up = normal_bf16(static_cast<size_t>(E) * 2 * F * H, 1.0f / std::sqrt(float(H)), 74);
+  in.w_down = normal_bf16(static_cast<size_t>(E) * H * F, 1.0f / std::sqrt(float(F)), 75);
+  const auto ref = moe_layer_ref(c, in);
+
+  MoeLayer layer(c);
+  auto logits = uploaded(in.logits);
+  DeviceBuffer<float> bias = in.bias.empty() ? DeviceBuffer<float>() : uploaded(in.bias);
+  auto x = uploaded(in.x);
+  auto w1 = uploaded(in.w_gate_up);
+  auto w2 = uploaded(in.w_down);
+  auto out = poisoned<Bf16>(static_cast<size_t>(T) * H);
+  DeviceBuffer<char> ws(layer.workspace_bytes());
+  layer.forward(MoeLayerArgs{logits.get(), bias.get(), x.get(), w1.get(), w2.get(), out.get(), ws.get()},
+                nullptr);
+  sync();
+
+  const MoeLayerBuffers b = layer.buffers(ws.get());
+  auto download = [](const int32_t* src, size_t n) {
+    std::vector<int32_t> v(n);
+    MOESIM_CUDA_CHECK(cudaMemcpy(v.data(), src, n * sizeof(int32_t), cudaMemcpyDeviceToHost));
+    return v;
+  };
+  ASSERT_EQ(download(b.topk_idx, ref.router.topk_idx.size()), ref.router.topk_idx)
+      << "routing differs: a near-tie in the random logits?";
+  EXPECT_EQ(download(b.row_map, ref.permute.row_map.size()), ref.permute.row_map);
+  EXPECT_EQ(download(b.kept_counts, E), ref.permute.kept_counts);
+  if (needs_host_rows(c.backend)) {
+    EXPECT_EQ(layer.host_rows(), ref.permute.kept_counts);
+  }
+  if (c.capacity > 0) {
+    EXPECT_GT(ref.permute.dropped, 0) << "the case should drop";
+  }
+  expect_close(out.download(), ref.out, 1.0 / 32, max_abs(ref.out) / 128,
+               "layer out (" + to_string(c.backend) + ")");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Backends, GpuMoeLayer,
+    ::testing::Values(LayerCase{GemmBackend::kCublasStridedBatched, 70, ScoreFunction::kSoftmax},
+                      LayerCase{GemmBackend::kCublasStridedBatched, 70, ScoreFunction::kSigmoid},
+                      LayerCase{GemmBackend::kCublasPerExpert, 0, ScoreFunction::kSoftmax},
+                      LayerCase{GemmBackend::kCublasPerExpert, 70, ScoreFunction::kSigmoid},
+                      LayerCase{GemmBackend::kCublasGrouped, 0, ScoreFunction::kSigmoid},
+                      LayerCase{GemmBackend::kCublasGrouped, 70, ScoreFunction::kSoftmax}),
+    [](const ::testing::TestParamInfo<LayerCase>& i) {
+      return to_string(i.param.backend) + "_cap" + std::to_string(i.param.capacity) +
+             (i.param.score == ScoreFunction::kSoftmax ? "_softmax" : "_sigmoid_grouped");
+    });
+
+// ---------------------------------------------------------------- helpers
+
+TEST_F(Gpu, CopyFillAndClock) {
+  const size_t n = (size_t{3} << 20) + 48;  // not a multiple of the grid stride
+  DeviceBuffer<float> a(n / 4), b(n / 4), c(n / 4);
+  fill_uniform(a.get(), a.size(), -1.0f, 1.0f, 9, nullptr);
+  fill_uniform(c.get(), c.size(), -1.0f, 1.0f, 9, nullptr);
+  copy_bytes(a.get(), b.get(), n, nullptr);
+  sync();
+  const auto ha = a.download();
+  EXPECT_EQ(ha, b.download()) << "copy_bytes";
+  EXPECT_EQ(ha, c.download()) << "fill_uniform is not deterministic";
+  EXPECT_TRUE(std::all_of(ha.begin(), ha.end(), [](float v) { return v >= -1.0f && v < 1.0f; }));
+  const double mhz = measure_sm_clock_mhz();
+  EXPECT_GT(mhz, 100.0);
+  EXPECT_LT(mhz, 5000.0);
+}
+
+#ifdef MOESIM_WITH_PROFILER
+// ---------------------------------------------------------------- the profiler
+
+void write_csv(const std::string& path, const calibrate::ProfileResult& r) {
+  std::ofstream f(path);
+  f << "family,variant,m,n,k,rows,bytes,flops,median_s,p10_s,p90_s,repetitions,held_out,launch,kernels\n";
+  for (const auto& m : r.measurements) {
+    std::string rows, names;
+    for (double v : m.rows) rows += (rows.empty() ? "" : ";") + std::to_string(static_cast<long long>(v));
+    for (const auto& s : m.kernel_names) names += (names.empty() ? "" : " | ") + s;
+    std::replace(names.begin(), names.end(), '"', '\'');
+    f << calibrate::to_string(m.family) << "," << m.variant << "," << m.m << "," << m.n << "," << m.k << ","
+      << rows << "," << m.bytes << "," << m.flops << "," << m.median_s << "," << m.p10_s << "," << m.p90_s
+      << "," << m.repetitions << "," << m.held_out << ",\"" << m.launch << "\",\"" << names << "\"\n";
+  }
+}
+
+TEST_F(Gpu, ProfilerSweep) {
+  const char* mode = std::getenv("MOESIM_PROFILE");
+  const bool full = mode && std::string(mode) == "full";
+  const calibrate::ProfilePlan plan =
+      full ? calibrate::default_profile_plan() : calibrate::smoke_profile_plan();
+  const calibrate::ProfileResult r = calibrate::run_profile(plan, &std::cout);
+  calibrate::print_table(std::cout, r);
+  if (const char* out = std::getenv("MOESIM_PROFILE_OUT")) write_csv(out, r);
+
+  EXPECT_FALSE(r.device.name.empty());
+  EXPECT_GT(r.device.sm_count, 0);
+  EXPECT_GT(r.device.sm_clock_mhz, 100);
+  EXPECT_FALSE(r.device.cuda_version.empty());
+  std::set<calibrate::KernelFamily> families;
+  int held_out = 0;
+  for (const auto& m : r.measurements) {
+    SCOPED_TRACE(m.variant);
+    families.insert(m.family);
+    held_out += m.held_out ? 1 : 0;
+    EXPECT_GE(m.repetitions, 20);
+    EXPECT_GT(m.median_s, 0.0);
+    EXPECT_LE(m.p10_s, m.median_s);
+    EXPECT_GE(m.p90_s, m.median_s);
+    EXPECT_FALSE(m.kernel_names.empty()) << "CUPTI recorded no kernel";
+    if (m.family == calibrate::KernelFamily::kGroupedGemm) {
+      EXPECT_FALSE(m.rows.empty());
+    }
+  }
+  for (auto f :
+       {calibrate::KernelFamily::kRouter, calibrate::KernelFamily::kPermute, calibrate::KernelFamily::kSwiglu,
+        calibrate::KernelFamily::kCombine, calibrate::KernelFamily::kGroupedGemm,
+        calibrate::KernelFamily::kDenseGemm, calibrate::KernelFamily::kCopy})
+    EXPECT_TRUE(families.count(f)) << "family " << static_cast<int>(f) << " not measured";
+  // Every held_out_every-th measurement of each family is held out (calibrate/fit.hpp mark_held_out).
+  std::map<calibrate::KernelFamily, int> per_family;
+  for (const auto& m : r.measurements) ++per_family[m.family];
+  int expected_held_out = 0;
+  for (const auto& [f, n] : per_family) expected_held_out += n / plan.held_out_every;
+  EXPECT_EQ(held_out, expected_held_out);
+  EXPECT_EQ(r.sweep.repetitions, plan.repetitions);
+  EXPECT_EQ(r.sweep.families.size(), families.size());
+
+  // One whole-layer check per (point, backend), its components of the right families.
+  EXPECT_EQ(r.layers.size(), plan.points.size() * plan.backends.size());
+  const std::vector<calibrate::KernelFamily> order = {
+      calibrate::KernelFamily::kRouter,      calibrate::KernelFamily::kPermute,
+      calibrate::KernelFamily::kGroupedGemm, calibrate::KernelFamily::kSwiglu,
+      calibrate::KernelFamily::kGroupedGemm, calibrate::KernelFamily::kCombine};
+  for (const auto& l : r.layers) {
+    SCOPED_TRACE(l.spec.name);
+    EXPECT_GT(l.spec.measured_s, 0.0);
+    ASSERT_EQ(l.spec.components.size(), order.size());
+    for (size_t i = 0; i < order.size(); ++i)
+      EXPECT_EQ(r.measurements.at(l.spec.components[i]).family, order[i]);
+  }
+  const auto per_expert =
+      calibrate::layers_for(r, {{calibrate::KernelFamily::kGroupedGemm, "cublas_per_expert"},
+                                {calibrate::KernelFamily::kPermute, "ours"}});
+  EXPECT_EQ(per_expert.size(), plan.points.size());
+}
+#endif
+
+}  // namespace
+}  // namespace moesim::kernels
