@@ -47,17 +47,7 @@ int topology_cmd(const std::string& scenario, const std::string& dot, const std:
   std::string traffic_text;
   if (s.model.moe.experts > 0 && s.parallelism.ep > 1) {
     const auto& p = s.parallelism;
-    models::RoutingContext ctx;
-    const int gpn = s.cluster.scale_up.kind == "none" ? 1 : s.cluster.scale_up.domain_gpus;
-    ctx.geo.ep = p.ep;
-    ctx.geo.per_node = std::max(1, std::min(p.ep, gpn / std::min(gpn, p.etp)));
-    ctx.geo.top_k = s.model.moe.top_k;
-    ctx.geo.node_limit = s.routing.node_limit;
-    ctx.geo.hierarchical = s.workload.dispatch == "hierarchical";
-    ctx.experts = s.model.moe.experts;
-    ctx.tokens_per_source = models::tokens_per_ep_rank(s);
-    ctx.capacity_factor = s.routing.capacity_factor;
-    ctx.bytes_per_copy = models::dispatch_bytes_per_token(s.model.hidden, s.workload.precision);
+    models::RoutingContext ctx = models::routing_context(s);
     ctx.want_pair_bytes = true;
     const models::RoutingInput in = models::routing_input(s);
     const models::SlotMap slots =

@@ -101,6 +101,22 @@ int tokens_per_ep_rank(const Scenario& s) {
   return std::max(1, static_cast<int>(int64_t(p.microbatch_size) * s.workload.seq_len / (int64_t(p.cp) * p.tp)));
 }
 
+RoutingContext routing_context(const Scenario& s) {
+  const auto& p = s.parallelism;
+  const int gpn = s.cluster.scale_up.kind == "none" ? 1 : s.cluster.scale_up.domain_gpus;
+  RoutingContext ctx;
+  ctx.geo.ep = p.ep;
+  ctx.geo.per_node = std::max(1, std::min(p.ep, gpn / std::min(gpn, p.etp)));
+  ctx.geo.top_k = std::max(1, s.model.moe.top_k);
+  ctx.geo.node_limit = s.routing.node_limit;
+  ctx.geo.hierarchical = s.workload.dispatch == "hierarchical";
+  ctx.experts = s.model.moe.experts;
+  ctx.tokens_per_source = double(p.microbatch_size) * s.workload.seq_len / p.cp / p.tp;
+  ctx.capacity_factor = s.routing.capacity_factor;
+  ctx.bytes_per_copy = dispatch_bytes_per_token(s.model.hidden, s.workload.precision);
+  return ctx;
+}
+
 int ep_nodes(const Scenario& s) {
   const int gpn = s.cluster.scale_up.kind == "none" ? 1 : s.cluster.scale_up.domain_gpus;
   const int per_node = std::max(1, std::min(s.parallelism.ep, gpn / std::min(gpn, s.parallelism.etp)));

@@ -24,6 +24,10 @@ std::vector<int> moe_blocks(const ModelSpec& m);
 /// Tokens each EP rank routes per microbatch (mbs · seq / (cp · tp)).
 int tokens_per_ep_rank(const Scenario& s);
 
+/// The EP geometry and per-copy sizes a scenario's MoE layers are routed with (rank order: etp
+/// fastest, then ep; one node = one NVLink domain).
+RoutingContext routing_context(const Scenario& s);
+
 /// Nodes (NVLink domains) one EP group spans.
 int ep_nodes(const Scenario& s);
 

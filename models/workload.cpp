@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "models/placement.hpp"
+#include "models/routing_source.hpp"
 #include "traces/load.hpp"
 
 namespace moesim::models {
@@ -329,22 +330,13 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   c.cp_group = Group{par.cp, std::max(1, std::min(par.cp, gpn / std::min(gpn, par.tp)))};
   c.ep_etp_group = Group{par.etp, std::min(par.etp, gpn)};
 
-  EpGeometry geo;
-  geo.ep = par.ep;
-  geo.per_node = std::max(1, std::min(par.ep, gpn / std::min(gpn, par.etp)));
-  geo.top_k = std::max(1, m.moe.top_k);
-  geo.node_limit = s.routing.node_limit;
-  geo.hierarchical = s.workload.dispatch == "hierarchical";
+  // Routing geometry: the same context every routing consumer uses (models/routing_source.hpp).
+  const RoutingContext rctx = routing_context(s);
+  const EpGeometry& geo = rctx.geo;
   SlotMap default_slots;
   if (m.moe.experts > 0)
     default_slots = SlotMap::from_assignment(
         place_experts(s.placement.policy == "round_robin" ? "round_robin" : "contiguous", m.moe.experts, par.ep), par.ep);
-  RoutingContext rctx;
-  rctx.geo = geo;
-  rctx.experts = m.moe.experts;
-  rctx.tokens_per_source = c.T_moe;
-  rctx.capacity_factor = s.routing.capacity_factor;
-  rctx.bytes_per_copy = dispatch_bytes_per_token(m.hidden, c.prec);
   const bool replay = routing != nullptr && !routing->samples.empty();
   const bool same_every_layer = s.routing.load.generator == "uniform" && !replay &&
                                 (routing == nullptr || routing->slot_maps.size() <= 1);
