@@ -462,7 +462,6 @@ void run_point(const ProfilePlan& plan, const ProfilePoint& pt, uint64_t seed, T
     const double flops = 2.0 * rows_total * sh.n * sh.k;
     const double bytes = bf * (rows_total * sh.k + static_cast<double>(E) * sh.n * sh.k + rows_total * sh.n);
     for (GemmBackend b : plan.backends) {
-      if (b == GemmBackend::kHopperGrouped) continue;  // a hook, not implemented
       const bool strided = b == GemmBackend::kCublasStridedBatched;
       if (strided && !padded) continue;
       ExpertGemmArgs ga;

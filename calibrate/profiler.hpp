@@ -47,7 +47,7 @@ struct ProfilePoint {
 struct ProfilePlan {
   std::string name = "custom";  ///< written to SweepPlan::name
   std::vector<ProfilePoint> points;
-  /// Expert GEMM backends timed at every point (the hook kHopperGrouped is skipped).
+  /// Expert GEMM backends timed at every point.
   std::vector<kernels::GemmBackend> backends = {kernels::GemmBackend::kCublasStridedBatched,
                                                 kernels::GemmBackend::kCublasPerExpert,
                                                 kernels::GemmBackend::kCublasGrouped};

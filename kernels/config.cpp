@@ -39,13 +39,11 @@ int64_t permuted_rows_bound(const PermuteConfig& c) {
 const std::vector<GemmBackendInfo>& gemm_backends() {
   static const std::vector<GemmBackendInfo> kBackends = {
       {GemmBackend::kCublasStridedBatched, "cublas_strided_batched",
-       "cublasGemmStridedBatchedEx on the padded [experts, capacity, hidden] layout", true},
+       "cublasGemmStridedBatchedEx on the padded [experts, capacity, hidden] layout"},
       {GemmBackend::kCublasPerExpert, "cublas_per_expert",
-       "one cublasGemmEx per non-empty expert on compact rows (host reads the row counts)", true},
+       "one cublasGemmEx per non-empty expert on compact rows (host reads the row counts)"},
       {GemmBackend::kCublasGrouped, "cublas_grouped",
-       "cublasGemmGroupedBatchedEx on compact rows (an Ampere-era kernel on CUDA 13.0)", true},
-      {GemmBackend::kHopperGrouped, "hopper_grouped",
-       "reserved for our own wgmma/TMA grouped GEMM (not implemented yet)", false},
+       "cublasGemmGroupedBatchedEx on compact rows (an Ampere-era kernel on CUDA 13.0)"},
   };
   return kBackends;
 }
@@ -71,8 +69,7 @@ RowLayout layout_for(GemmBackend b) {
 }
 
 bool needs_host_rows(GemmBackend b) {
-  return b == GemmBackend::kCublasPerExpert || b == GemmBackend::kCublasGrouped ||
-         b == GemmBackend::kHopperGrouped;
+  return b == GemmBackend::kCublasPerExpert || b == GemmBackend::kCublasGrouped;
 }
 
 PermuteConfig MoeLayerConfig::permute() const {
@@ -138,9 +135,6 @@ void validate(const MoeLayerConfig& c) {
   if (c.backend == GemmBackend::kCublasStridedBatched && c.capacity == 0)
     bad(what, "/capacity", "a positive capacity for backend cublas_strided_batched (padded layout)",
         "0 (dropless)");
-  if (c.backend == GemmBackend::kHopperGrouped)
-    bad(what, "/backend", "an implemented backend (hopper_grouped is a hook, not implemented yet)",
-        "hopper_grouped");
   validate(c.permute());
 }
 

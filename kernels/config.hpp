@@ -93,17 +93,15 @@ enum class GemmBackend {
   kCublasStridedBatched,  ///< cublasGemmStridedBatchedEx over the padded [E, capacity, ·] layout
   kCublasPerExpert,       ///< one cublasGemmEx per non-empty expert (host needs the row counts)
   kCublasGrouped,         ///< cublasGemmGroupedBatchedEx, one group per non-empty expert
-  /// Hook for our own Hopper (wgmma + TMA) grouped GEMM: declared, not implemented yet; selecting it
-  /// throws ConfigError. See docs/kernels.md, "Adding a backend".
-  kHopperGrouped,
+  // A backend of our own (e.g. a Hopper wgmma/TMA grouped GEMM) is added here: docs/kernels.md,
+  // "Adding a backend".
 };
 
-/// A registered backend: its name, a one-line description, and whether it runs today.
+/// A registered backend: its name and a one-line description.
 struct GemmBackendInfo {
   GemmBackend backend;
   std::string name;
   std::string description;
-  bool implemented;
 };
 const std::vector<GemmBackendInfo>& gemm_backends();
 /// Name of a backend, e.g. "cublas_strided_batched".

@@ -108,8 +108,8 @@ class ExpertGemm {
   ExpertGemm(const ExpertGemm&) = delete;
   ExpertGemm& operator=(const ExpertGemm&) = delete;
 
-  /// Enqueues the GEMM with `backend`. Throws ConfigError for kHopperGrouped (a hook: not
-  /// implemented), for a layout the backend cannot use, or for missing host_rows.
+  /// Enqueues the GEMM with `backend`. Throws ConfigError for a layout the backend cannot use or for
+  /// missing host_rows.
   void run(GemmBackend backend, const ExpertGemmArgs& a, cudaStream_t stream);
 
   /// The underlying handle (for dense GEMMs measured beside the expert GEMMs).

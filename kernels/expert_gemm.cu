@@ -152,11 +152,6 @@ void ExpertGemm::run(GemmBackend backend, const ExpertGemmArgs& a, cudaStream_t 
           p.device + 2 * groups, CUDA_R_16BF, p.ldc.data(), groups, p.group_size.data(), CUBLAS_COMPUTE_32F));
       return;
     }
-    case GemmBackend::kHopperGrouped:
-      // The hook for our own sm_90a grouped GEMM (wgmma + TMA, persistent tile scheduler over the
-      // per-expert row counts): implement it in kernels/hopper_gemm.cu, compiled with
-      // -gencode=arch=compute_90a,code=sm_90a, and call it here. See docs/kernels.md.
-      throw ConfigError("expert GEMM backend 'hopper_grouped' is a hook: not implemented yet");
   }
   MOESIM_ASSERT(false, "unhandled GemmBackend");
 }
