@@ -88,7 +88,62 @@ struct RankEval {
   double pass_exposed[3][3] = {};  // [pass][tp, ep, cp] exposed alone
 };
 
+
 }  // namespace
+
+RankSync sync_of(const Scenario& s, double params, double expert_params, const ChunkTimes& chunk, int M) {
+  const auto& par = s.parallelism;
+  const auto& cl = s.cluster;
+  const NetworkModel net(cl);
+  const int gpn = cl.scale_up.kind == "none" ? 1 : cl.scale_up.domain_gpus;
+  // Data-parallel groups: attention weights are replicated over dp·cp ranks (stride tp), experts over
+  // edp ranks (stride ep·etp).
+  const Group dp_group{par.dp * par.cp, std::max(1, std::min(par.dp * par.cp, gpn / std::min(gpn, par.tp)))};
+  const Group edp_group{par.edp, std::max(1, std::min(par.edp, gpn / std::min(gpn, par.ep * par.etp)))};
+  const double grad_b = bytes_of(s.workload.grad_dtype), state_b = bytes_of(s.workload.optimizer_state_dtype);
+  const double dense_p = params - expert_params, expert_p = expert_params;
+  RankSync r;
+  // Gradient synchronisation: ZeRO-0 all-reduces gradients; ZeRO>=1 reduce-scatters them and
+  // all-gathers the updated BF16 parameters (Rajbhandari et al. 2020, ZeRO §5).
+  if (par.zero == 0) {
+    r.reduce = net.all_reduce(dense_p * grad_b, dp_group) + net.all_reduce(expert_p * grad_b, edp_group);
+  } else {
+    r.reduce = net.reduce_scatter(dense_p * grad_b, dp_group) + net.reduce_scatter(expert_p * grad_b, edp_group);
+    r.gather = net.all_gather(dense_p * 2.0, dp_group) + net.all_gather(expert_p * 2.0, edp_group);
+  }
+  // The reduce overlaps the last microbatch's backward (bucketed, Megatron-Core overlap_grad_reduce).
+  const double window = par.overlap_grad_reduce ? chunk.b + chunk.w : 0.0;
+  r.exposed_dp = std::max(0.0, r.reduce - window) + (par.overlap_param_gather ? 0.0 : r.gather);
+  if (par.zero == 3) {
+    // ZeRO-3 gathers each layer's parameters in forward and again in backward for every microbatch,
+    // prefetched under the previous layer's compute.
+    const double ag = net.all_gather(dense_p * 2.0, dp_group) + net.all_gather(expert_p * 2.0, edp_group);
+    r.exposed_dp += M * (std::max(0.0, ag - chunk.f_compute) + std::max(0.0, ag - chunk.b_compute));
+  }
+  // Optimizer (AdamW, memory-bound): per local parameter read grad, master, m, v; write master, m, v
+  // and the BF16 weight.
+  r.shard_dense = par.zero >= 1 ? dense_p / dp_group.size : dense_p;
+  r.shard_expert = par.zero >= 1 ? expert_p / edp_group.size : expert_p;
+  const double master_b = s.workload.master_weights ? 4.0 : 2.0;
+  const double opt_bytes = (r.shard_dense + r.shard_expert) * (grad_b + 2 * master_b + 4 * state_b + 2.0);
+  r.optimizer = opt_bytes / (cl.gpu.memory_bandwidth * cl.gpu.memory_efficiency);
+  return r;
+}
+
+RankSync rank_sync(const Scenario& s, const Workload& w, int rank) {
+  const auto& par = s.parallelism;
+  const RankWork& rw = w.ranks[rank];
+  ChunkTimes chunk = chunk_of(rw);
+  double params = rw.params, expert_params = rw.expert_params;
+  if (par.schedule == Schedule::kDualPipe) {
+    const RankWork& mirror = w.ranks[par.pp - 1 - rank];
+    chunk = average(chunk, chunk_of(mirror));
+    params += mirror.params;
+    expert_params += mirror.expert_params;
+  }
+  return sync_of(s, params, expert_params, chunk, par.microbatches());
+}
+
 
 Result evaluate_analytic(const Scenario& s) {
   auto cm = make_compute_cost_model(s);
@@ -164,33 +219,10 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
-    // Gradient synchronisation: ZeRO-0 all-reduces gradients; ZeRO>=1 reduce-scatters them and
-    // all-gathers the updated BF16 parameters (Rajbhandari et al. 2020, ZeRO §5).
+    const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);
     const double dense_p = e.params - e.expert_params, expert_p = e.expert_params;
-    double reduce = 0, gather = 0;
-    if (par.zero == 0) {
-      reduce = net.all_reduce(dense_p * grad_b, dp_group) + net.all_reduce(expert_p * grad_b, edp_group);
-    } else {
-      reduce = net.reduce_scatter(dense_p * grad_b, dp_group) + net.reduce_scatter(expert_p * grad_b, edp_group);
-      gather = net.all_gather(dense_p * 2.0, dp_group) + net.all_gather(expert_p * 2.0, edp_group);
-    }
-    // The reduce overlaps the last microbatch's backward (bucketed, Megatron-Core overlap_grad_reduce).
-    const double window = par.overlap_grad_reduce ? e.chunk.b + e.chunk.w : 0.0;
-    double exposed_dp = std::max(0.0, reduce - window) + (par.overlap_param_gather ? 0.0 : gather);
-    if (par.zero == 3) {
-      // ZeRO-3 gathers each layer's parameters in forward and again in backward for every microbatch,
-      // prefetched under the previous layer's compute.
-      const double ag = net.all_gather(dense_p * 2.0, dp_group) + net.all_gather(expert_p * 2.0, edp_group);
-      exposed_dp += M * (std::max(0.0, ag - e.chunk.f_compute) + std::max(0.0, ag - e.chunk.b_compute));
-    }
-    // Optimizer (AdamW, memory-bound): per local parameter read grad, master, m, v; write master, m, v
-    // and the BF16 weight.
-    const double shard_dense = par.zero >= 1 ? dense_p / dp_group.size : dense_p;
-    const double shard_expert = par.zero >= 1 ? expert_p / edp_group.size : expert_p;
-    const double master_b = s.workload.master_weights ? 4.0 : 2.0;
-    const double opt_bytes = (shard_dense + shard_expert) * (grad_b + 2 * master_b + 4 * state_b + 2.0);
-    const double opt = opt_bytes / (gpu.memory_bandwidth * gpu.memory_efficiency);
-
+    const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp, opt = sync.optimizer;
+    const double shard_dense = sync.shard_dense, shard_expert = sync.shard_expert;
     const double total = e.phases.total() + exposed_dp + opt;
     if (total > worst) {
       worst = total;

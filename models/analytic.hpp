@@ -13,6 +13,20 @@ Result evaluate_analytic(const Scenario& s);
 /// Evaluates an already built workload (for sweeps that reuse it). balanced_step_time is left 0.
 Result evaluate_analytic(const Scenario& s, const Workload& w);
 
+/// Data-parallel synchronisation and optimizer of one pipeline rank, seconds.
+struct RankSync {
+  double reduce = 0;      ///< gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1)
+  double gather = 0;      ///< parameter all-gather after the update (ZeRO >= 1)
+  double exposed_dp = 0;  ///< what of reduce and gather the step waits for (ZeRO-3 per-microbatch gathers included)
+  double optimizer = 0;   ///< AdamW update of the local shard (memory-bound)
+  double shard_dense = 0, shard_expert = 0;  ///< parameters updated locally
+};
+/// For `params` (of which `expert_params`) held by a rank with per-microbatch `chunk` times and `M`
+/// microbatches (the analytic engine's rule; the discrete-event engine adds it after the last backward).
+RankSync sync_of(const Scenario& s, double params, double expert_params, const ChunkTimes& chunk, int M);
+/// The same for pipeline rank `rank` of `w` (DualPipe: both stages the rank holds).
+RankSync rank_sync(const Scenario& s, const Workload& w, int rank);
+
 /// Step time of `s` with perfectly balanced routing: uniform expected shares, no capacity limit.
 double balanced_step_time(const Scenario& s);
 

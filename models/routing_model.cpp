@@ -58,6 +58,7 @@ void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting
   std::vector<double> per_rank(slot_rows.size(), 0.0);
   for (std::size_t r = 0; r < slot_rows.size(); ++r)
     per_rank[r] = std::accumulate(slot_rows[r].begin(), slot_rows[r].end(), 0.0);
+  out.rank_rows = per_rank;
   const auto it = std::max_element(per_rank.begin(), per_rank.end());
   const int straggler = static_cast<int>(it - per_rank.begin());
   out.rows = slot_rows[straggler];
@@ -129,8 +130,33 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
     }
   }
   out.summary.nic_bytes = std::max(out.stats.nic_out, out.stats.nic_in) * ctx.tokens_per_source * ctx.bytes_per_copy;
-  if (ctx.want_pair_bytes) out.pair_bytes = expected_pair_bytes(out, ctx);
+  if (ctx.want_pair_bytes) {
+    out.pair_bytes = expected_pair_bytes(out, ctx);
+    out.wire_bytes = expected_wire_bytes(out, ctx);
+  }
   return out;
+}
+
+std::vector<double> expected_wire_bytes(const LayerRouting& r, const RoutingContext& ctx) {
+  const EpGeometry& g = ctx.geo;
+  const int R = g.ep, pn = per_node_of(g), nodes = (R + pn - 1) / pn;
+  const double T = ctx.tokens_per_source * ctx.bytes_per_copy;
+  std::vector<double> m(static_cast<std::size_t>(R) * R, 0.0);
+  auto at = [&](int x, int y) -> double& { return m[static_cast<std::size_t>(x) * R + y]; };
+  for (int s = 0; s < R; ++s) {
+    if (!g.hierarchical) {
+      for (int d = 0; d < R; ++d)
+        if (d != s) at(s, d) += T * r.stats.hit_rank[d];
+      continue;
+    }
+    for (int n = 0; n < nodes; ++n) {
+      const int landing = std::min(R - 1, n * pn + s % pn);
+      if (n != s / pn) at(s, landing) += T * r.stats.hit_node[n];
+      for (int d = n * pn; d < std::min(R, (n + 1) * pn); ++d)
+        if (d != landing) at(landing, d) += T * r.stats.hit_rank[d];
+    }
+  }
+  return m;
 }
 
 std::vector<double> expected_pair_bytes(const LayerRouting& r, const RoutingContext& ctx) {
@@ -156,9 +182,16 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
   std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(R));
   for (int r = 0; r < R; ++r) slot_rows[r].assign(slots.slots[r].size(), 0.0);
 
-  if (ctx.want_pair_bytes) out.pair_bytes.assign(static_cast<std::size_t>(R) * R, 0.0);
+  if (ctx.want_pair_bytes) {
+    out.pair_bytes.assign(static_cast<std::size_t>(R) * R, 0.0);
+    out.wire_bytes.assign(static_cast<std::size_t>(R) * R, 0.0);
+  }
   auto pair = [&](int src, int dst, double copies) {
     if (ctx.want_pair_bytes) out.pair_bytes[static_cast<std::size_t>(src) * R + dst] += copies * ctx.bytes_per_copy;
+  };
+  auto wire = [&](int src, int dst, double copies) {
+    if (ctx.want_pair_bytes && src != dst)
+      out.wire_bytes[static_cast<std::size_t>(src) * R + dst] += copies * ctx.bytes_per_copy;
   };
   std::vector<double> nic_out(static_cast<std::size_t>(R), 0.0), nic_in(static_cast<std::size_t>(R), 0.0),
       nvl_out(static_cast<std::size_t>(R), 0.0), nvl_in(static_cast<std::size_t>(R), 0.0);
@@ -202,10 +235,12 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
           if (n != src_node) {
             nic_out[s] += scale;
             nic_in[landing] += scale;
+            wire(s, landing, scale);
             traffic(s, n, scale);  // one copy crosses to node n
           }
           for (int r : ranks_hit)
             if (r / pn == n && r != landing) {
+              wire(landing, r, scale);
               nvl_out[landing] += scale;
               nvl_in[r] += scale;
               if (n == src_node) traffic(s, n, scale);  // own node: the NVLink copies that move
@@ -214,6 +249,7 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
       } else {
         for (int r : ranks_hit) {
           if (r == s) continue;
+          wire(s, r, scale);
           if (r / pn != src_node) {
             nic_out[s] += scale;
             nic_in[r] += scale;
@@ -250,10 +286,12 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
           if (n != src_node) {
             nic_out[s] += T * d.hit_node[n];
             nic_in[landing] += T * d.hit_node[n];
+            wire(s, landing, T * d.hit_node[n]);
             traffic(s, n, T * d.hit_node[n]);
           }
           for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r)
             if (r != landing) {
+              wire(landing, r, T * d.hit_rank[r]);
               nvl_out[landing] += T * d.hit_rank[r];
               nvl_in[r] += T * d.hit_rank[r];
               if (n == src_node) traffic(s, n, T * d.hit_rank[r]);
@@ -261,6 +299,7 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
         } else {
           for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) {
             if (r == s) continue;
+            wire(s, r, T * d.hit_rank[r]);
             (n != src_node ? nic_out[s] : nvl_out[s]) += T * d.hit_rank[r];
             (n != src_node ? nic_in[r] : nvl_in[r]) += T * d.hit_rank[r];
             traffic(s, n, T * d.hit_rank[r]);

@@ -53,10 +53,16 @@ struct LayerRouting {
   DispatchStats stats;
   std::vector<double> rows;  ///< rows per slot of the straggler rank
   std::vector<double> mean_rank_rows;  ///< rows per slot of a rank with exactly the mean load
+  std::vector<double> rank_rows;       ///< rows each EP rank computes (padding included)
   MoeLayerStats summary;
   /// ep × ep dispatch bytes (row = source rank, column = destination rank), one copy per (token,
   /// destination GPU); filled only when RoutingContext::want_pair_bytes.
   std::vector<double> pair_bytes;
+  /// ep × ep dispatch bytes as they travel (row = sending rank, column = receiving rank): flat dispatch
+  /// sends pair_bytes directly; hierarchical dispatch sends one copy per destination node to the rank
+  /// of that node with the sender's local index (the fabric leg), which forwards it over NVLink to the
+  /// other ranks of its node that need it. Diagonal 0. Filled only when RoutingContext::want_pair_bytes.
+  std::vector<double> wire_bytes;
 };
 
 /// Routing parameters shared by both sources.
@@ -66,7 +72,7 @@ struct RoutingContext {
   double tokens_per_source = 0;  ///< tokens each EP rank routes per microbatch
   double capacity_factor = 0;    ///< 0: no capacity (expected mode only; sampled policies drop themselves)
   double bytes_per_copy = 0;     ///< dispatch bytes of one token copy
-  bool want_pair_bytes = false;  ///< also fill LayerRouting::pair_bytes (for the discrete-event engine)
+  bool want_pair_bytes = false;  ///< also fill LayerRouting::pair_bytes and wire_bytes (discrete-event engine)
 };
 
 /// Expected routing from per-expert shares (sum 1) under `slots`.
@@ -83,6 +89,9 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
 /// rank; the diagonal stays on the GPU) for one microbatch, one copy per (token, destination GPU): from
 /// expected shares every source sends tokens_per_source · hit_rank[r] copies to rank r.
 std::vector<double> expected_pair_bytes(const LayerRouting& r, const RoutingContext& ctx);
+
+/// The wire_bytes of expected routing (see LayerRouting::wire_bytes) from the hit probabilities.
+std::vector<double> expected_wire_bytes(const LayerRouting& r, const RoutingContext& ctx);
 
 /// max/mean and coefficient of variation of a non-empty vector.
 std::pair<double, double> max_mean_cv(const std::vector<double>& v);

@@ -1,6 +1,7 @@
 #include "models/workload.hpp"
 
 #include <algorithm>
+#include <string_view>
 #include <cmath>
 #include <numeric>
 
@@ -277,7 +278,9 @@ double moe_block(const Ctx& c, Builder& bl, LayerRouting& r, const EpGeometry& g
   saved += rows_total * (h * cache + mats * f * cache + (c.prec == Precision::kFp8 ? 0.0 : f * kAct));
 
   // Shared experts run on the compute stream while the dispatch is in flight.
-  double shared_f = 0, shared_b = 0;
+  // Megatron-Core's shared-expert overlap: the shared up-projection (and activation) runs while the
+  // dispatch is in flight, the down-projection while the combine is; backward mirrors it.
+  double shared_up[2] = {0, 0}, shared_down[2] = {0, 0};
   if (e.shared_experts > 0) {
     const double sf = double(e.shared_experts) * e.shared_ffn;
     const std::size_t before = bl.b.ops.size();
@@ -285,8 +288,10 @@ double moe_block(const Ctx& c, Builder& bl, LayerRouting& r, const EpGeometry& g
     bl.memory("moe.shared_act", Tm * sf * kAct * (swiglu ? 3 : 2), fr);
     bl.gemm("moe.shared_down", Tm, h, sf, c.prec, fr);
     for (std::size_t i = before; i < bl.b.ops.size(); ++i) {
-      if (bl.b.ops[i].pass == Pass::kForward) shared_f += bl.b.ops[i].seconds;
-      if (bl.b.ops[i].pass == Pass::kBackwardInput) shared_b += bl.b.ops[i].seconds;
+      const Op& op = bl.b.ops[i];
+      if (op.pass == Pass::kBackwardWeight) continue;
+      const bool down = std::string_view(op.name) == "moe.shared_down";
+      (down ? shared_down : shared_up)[op.pass == Pass::kForward ? 0 : 1] += op.seconds;
     }
     saved += Tm * (h + (mats + 1) * sf) * kAct;
   }
@@ -295,8 +300,9 @@ double moe_block(const Ctx& c, Builder& bl, LayerRouting& r, const EpGeometry& g
   const bool hide = c.s.workload.shared_expert_overlap;
   for (int p = 0; p < 2; ++p) {
     PassCost& pc = bl.b.pass[p];
-    const double shared = p == 0 ? shared_f : shared_b;
-    pc.ep_exposed = hide ? std::max(0.0, pc.ep_comm - shared) : pc.ep_comm;
+    pc.ep_exposed = hide ? std::max(0.0, pc.dispatch - shared_up[p]) + std::max(0.0, pc.combine - shared_down[p]) +
+                               (pc.ep_comm - pc.dispatch - pc.combine)
+                         : pc.ep_comm;
   }
   return fr ? c.T_sp * h * kAct : saved;
 }
@@ -309,7 +315,7 @@ const std::vector<Op>& block_ops(const Workload& w, int b) {
 }
 
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
-                        const RoutingInput* routing) {
+                        const RoutingInput* routing, bool detail) {
   Workload w;
   const auto& m = s.model;
   const auto& par = s.parallelism;
@@ -331,7 +337,10 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   c.ep_etp_group = Group{par.etp, std::min(par.etp, gpn)};
 
   // Routing geometry: the same context every routing consumer uses (models/routing_source.hpp).
-  const RoutingContext rctx = routing_context(s);
+  RoutingContext rctx = routing_context(s);
+  rctx.want_pair_bytes = detail;
+  w.dispatch_copy_bytes = rctx.bytes_per_copy;
+  w.bf16_copy_bytes = 2.0 * m.hidden;
   const EpGeometry& geo = rctx.geo;
   SlotMap default_slots;
   if (m.moe.experts > 0)
@@ -372,6 +381,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       MoeLayerStats st = w.moe_layers[w.blocks[moe_template].moe_index];
       st.layer = l;
       w.moe_layers.push_back(st);
+      if (detail) w.moe_detail.push_back(w.moe_detail[w.blocks[moe_template].moe_index]);
       saved[l] = saved[moe_template];
       continue;
     }
@@ -409,6 +419,13 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       }
       r.summary.node_traffic.clear();
       w.moe_layers.push_back(r.summary);
+      if (detail) {
+        MoeLayerDetail d;
+        const double top = r.rank_rows.empty() ? 0.0 : *std::max_element(r.rank_rows.begin(), r.rank_rows.end());
+        for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
+        d.wire_bytes = std::move(r.wire_bytes);
+        w.moe_detail.push_back(std::move(d));
+      }
       if (!mtp && moe_template < 0) moe_template = l;
     } else {
       act += dense_ffn_block(c, bl);
@@ -468,17 +485,19 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     }
     if (rw.embedding) {
       const double bytes = c.T_sp * h * kAct;
-      rw.pass[0].compute += compute.memory_bound(bytes);
-      rw.pass[1].compute += compute.memory_bound(2 * bytes);
-      rw.pass[2].compute += compute.memory_bound(2 * c.T * h * 4.0);  // scatter-add of FP32 gradients
+      rw.embedding_seconds[0] = compute.memory_bound(bytes);
+      rw.embedding_seconds[1] = compute.memory_bound(2 * bytes);
+      rw.embedding_seconds[2] = compute.memory_bound(2 * c.T * h * 4.0);  // scatter-add of FP32 gradients
+      for (int p = 0; p < 3; ++p) rw.pass[p].compute += rw.embedding_seconds[p];
       rw.params += w.params.embedding / par.tp;
     }
     if (rw.head) {
       const double V = double(m.vocab) / par.tp, T = c.T;
       const double f = compute.gemm(T, V, h, Precision::kBf16);  // DeepSeek-V3 keeps the head in BF16 (§3.3.1)
-      rw.pass[0].compute += f + compute.memory_bound(T * V * 4.0 * 3) + compute.memory_bound(c.T_sp * h * kAct * 2);
-      rw.pass[1].compute += compute.gemm(T, h, V, Precision::kBf16) + compute.memory_bound(T * V * 4.0 * 2);
-      rw.pass[2].compute += compute.gemm(h, V, T, Precision::kBf16);
+      rw.head_seconds[0] = f + compute.memory_bound(T * V * 4.0 * 3) + compute.memory_bound(c.T_sp * h * kAct * 2);
+      rw.head_seconds[1] = compute.gemm(T, h, V, Precision::kBf16) + compute.memory_bound(T * V * 4.0 * 2);
+      rw.head_seconds[2] = compute.gemm(h, V, T, Precision::kBf16);
+      for (int p = 0; p < 3; ++p) rw.pass[p].compute += rw.head_seconds[p];
       rw.transient_bytes = std::max(saved_transient, T * V * 4.0);
       rw.pass[0].flops += 2 * T * V * h;
       rw.pass[1].flops += 2 * T * V * h;
@@ -491,6 +510,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       const double bytes = c.T_sp * h * kAct;
       const bool cross = int64_t(par.tp) * par.cp * par.dp >= gpn;
       rw.p2p_seconds = net.send_recv(bytes, cross);
+      rw.p2p_bytes = bytes;
     }
   }
   return w;

@@ -68,8 +68,17 @@ struct RankWork {
   double p2p_seconds = 0;   ///< activation send to the next stage
   double params = 0;        ///< parameters held (before DualPipe duplication), split by TP/EP
   double expert_params = 0; ///< of which routed-expert parameters
+  double embedding_seconds[3] = {};  ///< of pass[].compute: the embedding (first stage)
+  double head_seconds[3] = {};       ///< of pass[].compute: final norm, output head and loss (last stage)
+  double p2p_bytes = 0;     ///< activation bytes one GPU sends to the next stage per microbatch
   double activation_bytes = 0;  ///< activations saved per microbatch (after recompute)
   double transient_bytes = 0;   ///< working memory of one microbatch not kept in flight (FP32 logits)
+};
+
+/// What the discrete-event engine needs beyond the busiest GPU's prices (Workload::moe_detail).
+struct MoeLayerDetail {
+  std::vector<double> rank_load;   ///< rows each EP rank computes ÷ the busiest rank's rows (1 for it)
+  std::vector<double> wire_bytes;  ///< ep × ep forward-dispatch bytes as they travel (LayerRouting)
 };
 
 struct Workload {
@@ -83,6 +92,10 @@ struct Workload {
   int traffic_nodes = 0;
   std::vector<RankWork> ranks;   ///< per pipeline rank
   std::string cost_model;        ///< name of the compute cost model
+  /// Per MoE layer (same index as moe_layers), filled only when build_workload is asked for detail.
+  std::vector<MoeLayerDetail> moe_detail;
+  double dispatch_copy_bytes = 0;  ///< bytes of one forward-dispatched token copy (wire_bytes' unit)
+  double bf16_copy_bytes = 0;      ///< bytes of one BF16 token copy (combine, backward)
 };
 
 /// The ops of block `b` (shared with an identical earlier block where the workload priced it once).
@@ -98,9 +111,9 @@ struct RoutingInput {
 };
 
 /// Builds and prices the workload of one step. Without `routing`, every MoE layer uses the expected
-/// shares of the scenario's load generator.
+/// shares of the scenario's load generator. `detail` also fills Workload::moe_detail.
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
-                        const RoutingInput* routing = nullptr);
+                        const RoutingInput* routing = nullptr, bool detail = false);
 
 /// Blocks per virtual stage: `blocks` spread over `chunks`; uneven remainders go to the middle
 /// chunks first (the first and last also carry the embedding and the head).
