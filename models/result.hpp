@@ -74,6 +74,8 @@ struct Result {
   /// The same scenario with perfectly balanced routing (every expert equally loaded): the step-time
   /// cost of the routing imbalance is step_time - balanced_step_time.
   double balanced_step_time = 0;
+  /// Discrete-event engine: the analytic engine's step time of the same workload (0 for analytic).
+  double analytic_step_time = 0;
   double moe_max_over_mean_gpu = 1; ///< mean over MoE layers
   double moe_dropped_fraction = 0;  ///< mean over MoE layers
 };

@@ -8,8 +8,8 @@ const std::vector<ScheduleInfo>& schedules() {
   static const std::vector<ScheduleInfo> kSchedules{
       {"1f1b", "one-forward-one-backward (PipeDream-Flush); bubble (PP-1)(F+B)"},
       {"interleaved", "1F1B over vpp virtual stages per rank (Megatron-LM); bubble (PP-1)(F+B)/vpp"},
-      {"zero_bubble", "ZB1P: weight gradients deferred into the bubble (Qi et al. 2024); bubble (PP-1)(F+B-2W)"},
-      {"dualpipe", "bidirectional DualPipe with overlapped F&B pairs (DeepSeek-V3); bubble (PP/2-1)(F&B+B-3W)"},
+      {"zero_bubble", "ZB-H1: weight gradients deferred into the bubble (Qi et al. 2024); bubble (PP-1)(F+B-W), B input gradients only"},
+      {"dualpipe", "bidirectional DualPipe with overlapped F&B pairs (DeepSeek-V3); bubble (PP/2-1)(F&B+B-3W), B the full backward"},
   };
   return kSchedules;
 }
@@ -56,7 +56,9 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       ph.steady = ph.pairs * ph.pair_time;
       ph.backward_only = warm * t.b;
       ph.weight_only = warm * t.w;
-      ph.bubble = std::max(0.0, (P - 1) * (t.f + t.b - 2 * t.w)) + 2 * (P - 1) * p2p;
+      // Qi et al. 2024 (ZB-H1): (PP-1)(F + B - W) with B the input-gradient chunk alone, i.e. DeepSeek-V3
+      // Table 2's (PP-1)(F + B - 2W) with B the full backward (b + w).
+      ph.bubble = std::max(0.0, (P - 1) * (t.f + t.b - t.w)) + 2 * (P - 1) * p2p;
       ph.activations_in_flight = activations_in_flight(s, pp, vpp, 0);
       break;
     }
@@ -75,7 +77,8 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       ph.steady = ph.pairs * ph.pair_time;
       ph.backward_only = lone * t.b;
       ph.weight_only = lone * t.w;
-      ph.bubble = std::max(0.0, (P / 2 - 1) * (ph.pair_time + t.b - 3 * t.w)) + (P - 1) * p2p;
+      // DeepSeek-V3 Table 2: (PP/2-1)(F&B + B - 3W) with B the full backward, here b + w.
+      ph.bubble = std::max(0.0, (P / 2 - 1) * (ph.pair_time + t.b - 2 * t.w)) + (P - 1) * p2p;
       ph.activations_in_flight = activations_in_flight(s, pp, vpp, 0);
       ph.parameter_copies = 2;
       break;

@@ -45,9 +45,11 @@ struct ScheduleInfo {
 const std::vector<ScheduleInfo>& schedules();
 
 /// Evaluates a schedule for `pp` ranks, `vpp` virtual stages, `m` microbatches per pipeline.
-/// Bubbles (DeepSeek-V3 report Table 2; Narayanan et al. 2021 for interleaving; Qi et al. 2024 for
-/// zero bubble): 1F1B (PP-1)(F+B), interleaved (PP-1)(F+B)/v, ZB1P (PP-1)(F+B-2W),
-/// DualPipe (PP/2-1)(F&B+B-3W), where B includes W for 1F1B and interleaved.
+/// Bubbles (DeepSeek-V3 report Table 2, where B is the full backward; Narayanan et al. 2021 for
+/// interleaving; Qi et al. 2024 for zero bubble): 1F1B (PP-1)(F+B), interleaved (PP-1)(F+B)/v, ZB1P
+/// (PP-1)(F+B-2W), DualPipe (PP/2-1)(F&B+B-3W); with ChunkTimes' b (input gradients only) these are
+/// ZB1P (PP-1)(F+b-w) and DualPipe (PP/2-1)(F&B+b-2w). models/schedule_order.hpp has the exact orders,
+/// checked against these.
 SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const ChunkTimes& t);
 
 }  // namespace moesim::models

@@ -18,6 +18,7 @@
 // clang-format on
 
 #include "scenarios/error.hpp"
+#include "sim/netsim_internal.hpp"
 
 // Model settings, all from SimGrid 3.32's "Configuring SimGrid" (docs/source/Configuring_SimGrid.rst at
 // tag v3.32, https://simgrid.org/doc/3.32/Configuring_SimGrid.html):
@@ -40,64 +41,6 @@
 
 namespace moesim::sim {
 namespace internal {
-namespace sg4 = simgrid::s4u;
-
-// One split-duplex link of a platform part. Directed link id: 2 · index + (forward ? 0 : 1).
-struct PartLink {
-  std::string from, to;  // endpoint names (forward direction goes from → to)
-  LinkKind kind = LinkKind::kNic;
-  double bandwidth = 0;  // bytes/s per direction
-  double latency = 0;    // s
-  sg4::SplitDuplexLink* sg = nullptr;
-};
-
-struct PartHop {
-  int link = 0;
-  bool forward = true;
-  int directed() const { return 2 * link + (forward ? 0 : 1); }
-};
-using PartPath = std::vector<PartHop>;
-
-// Per-GPU platform: host = GPU id, link = topology link id, route = Topology::path.
-struct GpuPart {
-  std::vector<sg4::Host*> hosts;
-  std::vector<PartLink> links;
-  std::int64_t routes = 0;
-};
-
-// Contracted platform for node-pair aggregation. Fabric hosts are GPU classes: the GPUs of one node
-// cabled to one switch (a node's NICs in one plane); switches of the same kind, plane and pod that are
-// interchangeable for routing (spines, cores) become one vertex; parallel links between two contracted
-// vertices become one link with the summed bandwidth. NVLink stays per GPU (one zone per domain).
-struct AggPart {
-  std::vector<sg4::Host*> gpu_hosts;    // by GPU (nullptr: GPU in no NVLink domain)
-  std::vector<sg4::Host*> class_hosts;  // by class
-  std::vector<int> class_of_gpu;        // -1 without a NIC
-  std::vector<int> class_rep;           // lowest GPU of each class
-  std::vector<std::string> class_name;
-  std::vector<int> cvertex;  // topology vertex → contracted vertex (-1: not contracted)
-  std::vector<std::string> cvertex_name;
-  std::vector<int> clink_of;      // topology link → contracted link (-1: NVLink or self-loop)
-  std::vector<int> clink_source;  // contracted link → contracted source vertex
-  std::vector<int> nvlink_link;   // topology NVLink link → part link id
-  std::vector<PartLink> links;    // contracted fabric links, then NVLinks
-  std::int64_t routes = 0;
-  int hosts = 0;
-};
-
-struct EngineState {
-  sg4::Engine* engine = nullptr;
-  std::string cluster_key, cluster_name;
-  double tcp_gamma = 0;
-  bool latency_weighted = false;
-  int max_hosts = 0;
-  std::unique_ptr<Topology> topo;
-  std::optional<GpuPart> gpu;
-  std::optional<AggPart> agg;
-  std::string gpu_missing, agg_missing;  // why a part was not built
-  int simulations = 0;
-  bool broken = false;
-};
 
 EngineState* g_state = nullptr;  // one per process, never destroyed (SimGrid's Engine outlives main)
 
@@ -451,18 +394,6 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
   return *g_state;
 }
 
-// One SimGrid communication.
-struct Comm {
-  sg4::Host* src = nullptr;
-  sg4::Host* dst = nullptr;
-  double bytes = 0;
-  double start = 0;    // s, posted
-  double latency = 0;  // s, route latency
-  PartPath route;
-  sg4::CommPtr activity;
-  double finish = 0;  // s, relative to the simulation's start
-};
-
 double route_latency(const std::vector<PartLink>& links, const PartPath& r) {
   double l = 0;
   for (const PartHop& h : r) l += links[h.link].latency;
@@ -548,25 +479,15 @@ std::vector<LinkUsage> link_usage(const std::vector<PartLink>& links, const std:
   return out;
 }
 
-}  // namespace internal
-
-SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>& flows,
-                         const SimOptions& options) {
-  using namespace internal;
-  check_options(options);
-  EngineState& s = engine_for(cluster, options);
-  const Topology& t = *s.topo;
-  check_flows(t, flows);
-  const bool agg = options.aggregate_node_pairs;
-  if (agg && !s.agg) throw ConfigError(s.agg_missing);
-  if (!agg && !s.gpu) throw ConfigError(s.gpu_missing);
-  const std::vector<PartLink>& links = agg ? s.agg->links : s.gpu->links;
-
-  SimResult res;
-  res.flows.resize(flows.size());
+std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows, bool aggregate,
+                             std::vector<std::vector<int>>* out_of) {
   std::vector<Comm> comms;
-  std::vector<std::vector<int>> comms_of(flows.size());  // flow → the comms it was folded into
-  if (!agg) {
+  std::vector<std::vector<int>> local;
+  std::vector<std::vector<int>>& comms_of = out_of != nullptr ? *out_of : local;
+  comms_of.assign(flows.size(), {});
+  const Topology& t = *s.topo;
+  const std::vector<PartLink>& links = aggregate ? s.agg->links : s.gpu->links;
+  if (!aggregate) {
     for (std::size_t i = 0; i < flows.size(); ++i) {
       const FlowSpec& f = flows[i];
       if (f.src == f.dst || f.bytes <= 0) continue;
@@ -622,6 +543,28 @@ SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>
       if (wd != f.dst) add(i, 1, wd, f.dst, f.bytes, f.start);
     }
   }
+
+  return comms;
+}
+
+}  // namespace internal
+
+SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>& flows,
+                         const SimOptions& options) {
+  using namespace internal;
+  check_options(options);
+  EngineState& s = engine_for(cluster, options);
+  const Topology& t = *s.topo;
+  check_flows(t, flows);
+  const bool agg = options.aggregate_node_pairs;
+  if (agg && !s.agg) throw ConfigError(s.agg_missing);
+  if (!agg && !s.gpu) throw ConfigError(s.gpu_missing);
+  const std::vector<PartLink>& links = agg ? s.agg->links : s.gpu->links;
+
+  SimResult res;
+  res.flows.resize(flows.size());
+  std::vector<std::vector<int>> comms_of;
+  std::vector<Comm> comms = fold_flows(s, flows, agg, &comms_of);
 
   // surf/precision scaled to a lower bound of the duration: latest launch + busiest directed link.
   std::vector<double> load(2 * links.size(), 0.0);

@@ -1,7 +1,7 @@
 // Pipeline schedules (models/schedule.cpp) against the closed forms of their papers:
 //   1F1B (PipeDream-Flush): step = (M + PP − 1)(F + B + W), bubble (PP − 1)(F + B + W)
 //   interleaved (Narayanan et al. 2021): bubble (PP − 1)(F + B + W) / v
-//   ZB1P (Qi et al. 2024): bubble (PP − 1)(F + B − 2W)
+//   ZB1P (Qi et al. 2024, ZB-H1): bubble (PP − 1)(F + B − W), B the input-gradient chunk alone
 //   DualPipe (DeepSeek-V3 report Table 2): bubble (PP/2 − 1)(F&B + B − 3W), 3PP/2 − 1 lone chunks of
 //   each kind on rank 0, 2× parameters, PP + 1 microbatches of activations.
 // Here B is the backward-input chunk alone and W the backward-weight chunk.
@@ -84,15 +84,15 @@ TEST(Schedule, InterleavedBubbleDividedByV) {
 TEST(Schedule, ZeroBubble) {
   const double F = 1.0, B = 2.0, W = 0.5;
   const SchedulePhases ph = evaluate_schedule(Schedule::kZeroBubble, 4, 1, 12, simple(F, B, W));
-  // (PP − 1)(F + B − 2W) = 3 · 2 = 6.
-  EXPECT_NEAR(ph.bubble, 3 * (F + B - 2 * W), kTol);
-  // M(F + B + W) + bubble = 12 · 3.5 + 6 = 48.
-  EXPECT_NEAR(ph.total(), 48.0, kTol);
+  // (PP − 1)(F + B − W) = 3 · 2.5 = 7.5.
+  EXPECT_NEAR(ph.bubble, 3 * (F + B - W), kTol);
+  // M(F + B + W) + bubble = 12 · 3.5 + 7.5 = 49.5.
+  EXPECT_NEAR(ph.total(), 49.5, kTol);
   // Deferred W of the cool-down: (PP − 1)·W.
   EXPECT_NEAR(ph.weight_only, 3 * W, kTol);
   EXPECT_EQ(ph.activations_in_flight, 4);
-  // W large enough to fill the bubble: F + B − 2W < 0 → no bubble.
-  const SchedulePhases full = evaluate_schedule(Schedule::kZeroBubble, 4, 1, 12, simple(1, 1, 1.5));
+  // W large enough to fill the bubble: F + B − W < 0 → no bubble.
+  const SchedulePhases full = evaluate_schedule(Schedule::kZeroBubble, 4, 1, 12, simple(1, 1, 2.5));
   EXPECT_EQ(full.bubble, 0.0);
 }
 
@@ -122,8 +122,8 @@ TEST(Schedule, DualPipePhases) {
   EXPECT_EQ(ph.pairs, 9);
   // Pair = max(compute 1.0 + 2.0 + 0.4 = 3.4, communication 1.5 + 1.8 = 3.3) + blocking 0.12 = 3.52.
   EXPECT_NEAR(ph.pair_time, 3.52, kTol);
-  // Bubble (PP/2 − 1)(pair + B − 3W) = 3 · (3.52 + 2.3 − 1.2) = 13.86.
-  EXPECT_NEAR(ph.bubble, 3 * (3.52 + 2.3 - 1.2), kTol);
+  // Bubble (PP/2 − 1)(pair + B_full − 3W), B_full = b + w: 3 · (3.52 + 2.7 − 1.2) = 15.06.
+  EXPECT_NEAR(ph.bubble, 3 * (3.52 + 2.3 + 0.4 - 1.2), kTol);
   // Lone phases: 11·F, 11·B, 11·W; steady 9 pairs.
   EXPECT_NEAR(ph.forward_only, 11 * 1.2, kTol);
   EXPECT_NEAR(ph.backward_only, 11 * 2.3, kTol);
@@ -142,10 +142,10 @@ TEST(Schedule, DualPipeCommunicationBoundPair) {
   const SchedulePhases ph = evaluate_schedule(Schedule::kDualPipe, 4, 1, 8, t);
   // Pair = max(3.4, 2.5 + 2.0 + 2·0.1 = 4.7) + 0.12 = 4.82.
   EXPECT_NEAR(ph.pair_time, 4.82, kTol);
-  // PP = 4: lone 3·4/2 − 1 = 5, pairs 3; bubble (2 − 1)(4.82 + 2.3 − 1.2) + (PP − 1)·p2p = 5.92 + 0.3.
+  // PP = 4: lone 3·4/2 − 1 = 5, pairs 3; bubble (2 − 1)(4.82 + (2.3 + 0.4) − 1.2) + (PP − 1)·p2p = 6.32 + 0.3.
   EXPECT_EQ(ph.lone_f, 5);
   EXPECT_EQ(ph.pairs, 3);
-  EXPECT_NEAR(ph.bubble, 5.92 + 0.3, kTol);
+  EXPECT_NEAR(ph.bubble, 6.32 + 0.3, kTol);
 }
 
 TEST(Schedule, DualPipeWithPublishedDeepSeekChunks) {
@@ -167,15 +167,16 @@ TEST(Schedule, DualPipeWithPublishedDeepSeekChunks) {
   EXPECT_EQ(ph.lone_f, 23);
   EXPECT_EQ(ph.pairs, 97);
   EXPECT_NEAR(ph.pair_time, pair, 1e-12);
-  // (PP/2 − 1)(pair + B − 3W) = 7 · (0.143814 + 0.0865 − 0.0627) ≈ 1.174 s.
-  const double want = (8 - 1) * (pair + B - 3 * W);
+  // (PP/2 − 1)(pair + B_full − 3W), Table 4 lists 1B and 1W apart so B_full = B + W:
+  // 7 · (0.143814 + 0.1074 − 0.0627) ≈ 1.320 s.
+  const double want = (8 - 1) * (pair + (B + W) - 3 * W);
   EXPECT_NEAR(ph.bubble, want, 1e-12);
   // The lone and steady phases reproduce the published ones.
   EXPECT_NEAR(ph.forward_only, 1.127, 1e-9);  // 23 · 49 ms (published 1.13 s)
   EXPECT_NEAR(ph.backward_only, 1.9895, 1e-9);  // 23 · 86.5 ms (published 1.99 s)
   EXPECT_NEAR(ph.weight_only, 0.4807, 1e-9);  // 23 · 20.9 ms (published 0.48 s)
   EXPECT_NEAR(ph.steady, 13.95, 1e-9);
-  // Note: the published measured bubble is 2.06 s; Table 2's formula gives ≈ 1.17 s from the same
+  // Note: the published measured bubble is 2.06 s; Table 2's formula gives ≈ 1.32 s from the same
   // chunk times, so the measured bubble includes more than the formula accounts for.
   EXPECT_LT(ph.bubble, 2.06);
 }

@@ -1,0 +1,992 @@
+#include "sim/step_sim.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <ostream>
+#include <string_view>
+#include <tuple>
+
+#include <nlohmann/json.hpp>
+
+#include "models/analytic.hpp"
+#include "models/compute_cost.hpp"
+#include "models/network.hpp"
+#include "models/routing_source.hpp"
+#include "models/schedule_order.hpp"
+#include "scenarios/error.hpp"
+#include "sim/netsim_internal.hpp"
+
+// SimGrid's configuration access (after s4u.hpp, pulled in by netsim_internal.hpp).
+// clang-format off
+#include <simgrid/version.h>
+#include <xbt/config.hpp>
+// clang-format on
+
+namespace moesim::sim {
+namespace {
+
+using internal::Comm;
+using internal::EngineState;
+using internal::PartLink;
+namespace sg4 = simgrid::s4u;
+using models::ChunkPass;
+using models::ChunkStep;
+
+// ------------------------------------------------------------------------------------ block segments
+
+// One pass of one block cut where the communication stream meets the compute stream. Seconds on the
+// busiest GPU of the rank (the workload's prices); `experts` scales with each GPU's expert rows.
+struct PassSegs {
+  double pre = 0;          // everything before the dispatch (attention, router, permute); dense: all
+  double shared_up = 0;    // shared experts' up-projection and activation (under the dispatch)
+  double experts = 0;      // routed expert GEMMs and activation
+  double shared_down = 0;  // shared experts' down-projection (under the combine)
+  double post = 0;         // un-permute, combine weighting, residual
+  double tp = 0, cp = 0;   // blocking TP collectives and exposed CP exchange, folded into pre/post
+  bool recompute_a2a = false;  // full recompute repeats the forward dispatch and combine in backward
+};
+
+struct BlockSegs {
+  int layer = 0;
+  int moe = -1;  // MoE layer index, -1 for a dense block
+  PassSegs pass[3];
+};
+
+bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+
+BlockSegs segments_of(const models::Workload& w, int b) {
+  const models::BlockCost& bc = w.blocks[static_cast<std::size_t>(b)];
+  BlockSegs out;
+  out.layer = bc.layer;
+  out.moe = bc.moe_index;
+  bool after_experts[3] = {false, false, false};
+  for (const models::Op& op : models::block_ops(w, b)) {
+    const int p = static_cast<int>(op.pass);
+    PassSegs& ps = out.pass[p];
+    const std::string_view name = op.name;
+    if (op.kind == models::OpKind::kComm) {
+      switch (op.comm) {
+        case models::CommKind::kTensor:
+        case models::CommKind::kExpertTensor:
+          (after_experts[p] ? ps.post : ps.pre) += op.seconds;
+          ps.tp += op.seconds;
+          break;
+        case models::CommKind::kExpertDispatch:
+        case models::CommKind::kExpertCombine:
+          if (name.find(".recompute") != std::string_view::npos) ps.recompute_a2a = true;
+          break;
+        default: break;  // CP: its exposed part is added below
+      }
+      continue;
+    }
+    if (out.moe >= 0 && starts_with(name, "moe.shared_down")) {
+      ps.shared_down += op.seconds;
+    } else if (out.moe >= 0 && starts_with(name, "moe.shared_")) {
+      ps.shared_up += op.seconds;
+    } else if (out.moe >= 0 && starts_with(name, "moe.expert_")) {
+      ps.experts += op.seconds;
+      after_experts[p] = true;
+    } else if (out.moe >= 0 && (name == "moe.unpermute_combine" || name == "moe.residual")) {
+      ps.post += op.seconds;
+    } else {
+      (after_experts[p] ? ps.post : ps.pre) += op.seconds;
+    }
+  }
+  for (int p = 0; p < 3; ++p) {
+    out.pass[p].cp = bc.pass[p].cp_exposed;
+    out.pass[p].pre += bc.pass[p].cp_exposed;
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------ programs
+
+enum class Ins : std::uint8_t { kCompute, kExpert, kReady, kWait, kSend, kRecv, kTail };
+
+// Collective kinds: which matrix and which bytes per copy.
+enum CollKind { kDispatchF = 0, kCombineF = 1, kCombineB = 2, kDispatchB = 3 };
+const char* coll_name(int k) {
+  static const char* kNames[] = {"dispatch", "combine", "combine grad", "dispatch grad"};
+  return kNames[k];
+}
+
+struct Instr {
+  Ins op = Ins::kCompute;
+  char pass = 'F';
+  int moe = -1;     // kExpert: the layer whose per-GPU load scales it
+  int layer = -1;   // block index (timeline)
+  int mb = -1, stage = -1;
+  double seconds = 0;  // kCompute, kExpert, kTail
+  double tp = 0, cp = 0;
+  int peer_rank = -1, key = 0;  // kSend: destination pipeline rank and message key; kRecv: key
+  const char* what = "";        // segment label (timeline)
+};
+
+struct Coll {
+  int moe = 0;
+  int kind = kDispatchF;
+  int layer = 0, mb = 0, stage = 0;
+  char pass = 'F';
+};
+
+struct Program {
+  std::vector<Instr> ins;
+  std::vector<Coll> colls;  // in the order of the kReady instructions
+};
+
+// Builds the programs of every pipeline rank for m microbatches.
+class ProgramBuilder {
+ public:
+  ProgramBuilder(const Scenario& s, const models::Workload& w) : s_(s), w_(w) {
+    const auto& par = s.parallelism;
+    pp_ = par.pp;
+    vpp_ = par.schedule == Schedule::kInterleaved ? par.vpp : 1;
+    stages_ = models::pipeline_stages(par.schedule, pp_, vpp_);
+    // Blocks per stage: the workload's chunks (chunk ch on rank ch % pp, in order).
+    const int chunks = par.pp * par.vpp;
+    const std::vector<int> per_chunk = models::split_blocks(static_cast<int>(w.blocks.size()), chunks);
+    std::vector<std::vector<int>> chunk_blocks(static_cast<std::size_t>(chunks));
+    int next = 0;
+    for (int ch = 0; ch < chunks; ++ch)
+      for (int i = 0; i < per_chunk[ch]; ++i) chunk_blocks[ch].push_back(next++);
+    stage_blocks_.resize(static_cast<std::size_t>(stages_));
+    if (par.schedule == Schedule::kInterleaved) {
+      stage_blocks_ = chunk_blocks;
+    } else {
+      for (int v = 0; v < stages_; ++v) stage_blocks_[v] = w.ranks[v].blocks;
+    }
+    segs_.resize(w.blocks.size());
+    for (std::size_t b = 0; b < w.blocks.size(); ++b) segs_[b] = segments_of(w, static_cast<int>(b));
+    for (const auto& rw : w.ranks) p2p_bytes_ = std::max(p2p_bytes_, rw.p2p_bytes);
+    for (int r = 0; r < pp_; ++r) {
+      const models::RankSync sync = models::rank_sync(s, w, r);
+      tail_.push_back(sync.exposed_dp + sync.optimizer);
+    }
+  }
+
+  int stages() const { return stages_; }
+  double p2p_bytes() const { return p2p_bytes_; }
+
+  // Pipeline rank and local chunk that compute stage v for chunk family c (DualPipe: direction).
+  std::pair<int, int> locate(int c, int v) const {
+    switch (s_.parallelism.schedule) {
+      case Schedule::kInterleaved: return {v % pp_, v / pp_};
+      case Schedule::kDualPipe: return {c == 0 ? v : pp_ - 1 - v, c};
+      default: return {v, 0};
+    }
+  }
+
+  Program build(int rank, int m) const {
+    Program p;
+    const auto order = models::schedule_order(s_.parallelism.schedule, pp_, vpp_, m, rank);
+    m_ = m;
+    std::vector<std::pair<int, int>> pending_w;  // (stage, mb) of deferred weight chunks, FIFO
+    for (std::size_t i = 0; i < order.size(); ++i) {
+      const ChunkStep& st = order[i];
+      const int v = models::stage_of(s_.parallelism.schedule, pp_, vpp_, rank, st.chunk);
+      if (st.pass == ChunkPass::kF && st.overlap_next && i + 1 < order.size()) {
+        const ChunkStep& nb = order[i + 1];
+        const int vb = models::stage_of(s_.parallelism.schedule, pp_, vpp_, rank, nb.chunk);
+        pair(p, st, v, nb, vb);
+        ++i;
+        continue;
+      }
+      switch (st.pass) {
+        case ChunkPass::kF: forward(p, st, v); break;
+        case ChunkPass::kB: backward(p, st, v, false); break;
+        case ChunkPass::kBW: backward(p, st, v, true); break;
+        case ChunkPass::kW: weight(p, st, v); break;
+      }
+    }
+    Instr t;
+    t.op = Ins::kTail;
+    t.seconds = tail_[rank];
+    t.what = "dp sync + optimizer";
+    t.pass = 'S';
+    p.ins.push_back(t);
+    return p;
+  }
+
+ private:
+  int key(char kind, int chunk, int mb) const { return ((kind == 'F' ? 0 : 1) * (vpp_ + 2) + chunk) * m_ + mb; }
+
+  void compute(Program& p, double sec, char pass, int layer, int mb, int v, const char* what, double tp = 0,
+               double cp = 0) const {
+    if (!(sec > 0)) return;
+    Instr x;
+    x.op = Ins::kCompute;
+    x.seconds = sec;
+    x.tp = tp;
+    x.cp = cp;
+    x.pass = pass;
+    x.layer = layer;
+    x.mb = mb;
+    x.stage = v;
+    x.what = what;
+    p.ins.push_back(x);
+  }
+  void expert(Program& p, double sec, int moe, char pass, int layer, int mb, int v) const {
+    if (!(sec > 0)) return;
+    Instr x;
+    x.op = Ins::kExpert;
+    x.seconds = sec;
+    x.moe = moe;
+    x.pass = pass;
+    x.layer = layer;
+    x.mb = mb;
+    x.stage = v;
+    x.what = "experts";
+    p.ins.push_back(x);
+  }
+  void ready(Program& p, int moe, int kind, char pass, int layer, int mb, int v) const {
+    Instr x;
+    x.op = Ins::kReady;
+    x.pass = pass;
+    x.layer = layer;
+    x.mb = mb;
+    x.stage = v;
+    p.ins.push_back(x);
+    p.colls.push_back(Coll{moe, kind, layer, mb, v, pass});
+  }
+  void wait(Program& p) const {
+    Instr x;
+    x.op = Ins::kWait;
+    p.ins.push_back(x);
+  }
+  void recv(Program& p, char kind, int chunk, int mb, int v) const {
+    Instr x;
+    x.op = Ins::kRecv;
+    x.key = key(kind, chunk, mb);
+    x.pass = kind;
+    x.mb = mb;
+    x.stage = v;
+    x.what = kind == 'F' ? "recv activation" : "recv gradient";
+    p.ins.push_back(x);
+  }
+  void send(Program& p, char kind, int c, int to_stage, int mb) const {
+    const auto [rank, chunk] = locate(c, to_stage);
+    Instr x;
+    x.op = Ins::kSend;
+    x.peer_rank = rank;
+    x.key = key(kind, chunk, mb);
+    x.mb = mb;
+    x.seconds = p2p_bytes_;
+    p.ins.push_back(x);
+  }
+
+  // Forward of one block (not paired).
+  void forward_block(Program& p, int b, int mb, int v) const {
+    const BlockSegs& g = segs_[b];
+    const PassSegs& f = g.pass[0];
+    compute(p, f.pre, 'F', g.layer, mb, v, g.moe >= 0 ? "attention+router" : "block", f.tp, f.cp);
+    if (g.moe < 0) return;
+    ready(p, g.moe, kDispatchF, 'F', g.layer, mb, v);
+    compute(p, f.shared_up, 'F', g.layer, mb, v, "shared up");
+    wait(p);
+    expert(p, f.experts, g.moe, 'F', g.layer, mb, v);
+    ready(p, g.moe, kCombineF, 'F', g.layer, mb, v);
+    compute(p, f.shared_down, 'F', g.layer, mb, v, "shared down");
+    wait(p);
+    compute(p, f.post, 'F', g.layer, mb, v, "unpermute");
+  }
+
+  void backward_block(Program& p, int b, int mb, int v, bool with_w) const {
+    const BlockSegs& g = segs_[b];
+    const PassSegs& k = g.pass[1];
+    if (g.moe >= 0 && k.recompute_a2a) {  // full recompute: the forward's all-to-alls again
+      ready(p, g.moe, kDispatchF, 'B', g.layer, mb, v);
+      wait(p);
+      ready(p, g.moe, kCombineF, 'B', g.layer, mb, v);
+      wait(p);
+    }
+    if (g.moe < 0) {
+      compute(p, k.pre, 'B', g.layer, mb, v, "block", k.tp, k.cp);
+    } else {
+      compute(p, k.post, 'B', g.layer, mb, v, "unpermute");
+      ready(p, g.moe, kCombineB, 'B', g.layer, mb, v);
+      compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
+      wait(p);
+      expert(p, k.experts, g.moe, 'B', g.layer, mb, v);
+      ready(p, g.moe, kDispatchB, 'B', g.layer, mb, v);
+      compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
+      wait(p);
+      compute(p, k.pre, 'B', g.layer, mb, v, "attention+router", k.tp, k.cp);
+    }
+    if (with_w) weight_block(p, b, mb, v);
+  }
+
+  void weight_block(Program& p, int b, int mb, int v) const {
+    const BlockSegs& g = segs_[b];
+    const PassSegs& x = g.pass[2];
+    compute(p, x.pre + x.shared_up + x.shared_down + x.post, 'W', g.layer, mb, v, "weight grads", x.tp, x.cp);
+    if (g.moe >= 0) expert(p, x.experts, g.moe, 'W', g.layer, mb, v);
+  }
+
+  bool first(int v) const { return v == 0; }
+  bool last(int v) const { return v == stages_ - 1; }
+  const double* emb() const { return w_.ranks.front().embedding_seconds; }
+  const double* head() const { return w_.ranks.back().head_seconds; }
+
+  void forward(Program& p, const ChunkStep& st, int v) const {
+    const int mb = st.microbatch;
+    if (!first(v)) recv(p, 'F', st.chunk, mb, v);
+    if (first(v)) compute(p, emb()[0], 'F', -1, mb, v, "embedding");
+    for (int b : stage_blocks_[v]) forward_block(p, b, mb, v);
+    if (last(v)) compute(p, head()[0], 'F', -1, mb, v, "head+loss");
+    if (!last(v)) send(p, 'F', st.chunk, v + 1, mb);
+  }
+
+  void backward(Program& p, const ChunkStep& st, int v, bool with_w) const {
+    const int mb = st.microbatch;
+    if (!last(v)) recv(p, 'B', st.chunk, mb, v);
+    if (last(v)) {
+      compute(p, head()[1], 'B', -1, mb, v, "head");
+      if (with_w) compute(p, head()[2], 'W', -1, mb, v, "head weight grads");
+    }
+    const auto& blocks = stage_blocks_[v];
+    for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) backward_block(p, *it, mb, v, with_w);
+    if (first(v)) {
+      compute(p, emb()[1], 'B', -1, mb, v, "embedding");
+      if (with_w) compute(p, emb()[2], 'W', -1, mb, v, "embedding weight grads");
+    }
+    if (!first(v)) send(p, 'B', st.chunk, v - 1, mb);
+  }
+
+  void weight(Program& p, const ChunkStep& st, int v) const {
+    const int mb = st.microbatch;
+    if (last(v)) compute(p, head()[2], 'W', -1, mb, v, "head weight grads");
+    const auto& blocks = stage_blocks_[v];
+    for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) weight_block(p, *it, mb, v);
+    if (first(v)) compute(p, emb()[2], 'W', -1, mb, v, "embedding weight grads");
+  }
+
+  // DualPipe's overlapped F&B pair, block by block (DeepSeek-V3 report Figure 4): the communication
+  // stream runs B's combine, F's dispatch, B's dispatch, F's combine while the compute stream runs F's
+  // attention, B's MLP, F's MLP and B's attention.
+  void pair(Program& p, const ChunkStep& fs, int vf, const ChunkStep& bs, int vb) const {
+    const bool with_w = bs.pass == ChunkPass::kBW;
+    const int mf = fs.microbatch, mbk = bs.microbatch;
+    if (!first(vf)) recv(p, 'F', fs.chunk, mf, vf);
+    if (!last(vb)) recv(p, 'B', bs.chunk, mbk, vb);
+    if (first(vf)) compute(p, emb()[0], 'F', -1, mf, vf, "embedding");
+    if (last(vb)) {
+      compute(p, head()[1], 'B', -1, mbk, vb, "head");
+      if (with_w) compute(p, head()[2], 'W', -1, mbk, vb, "head weight grads");
+    }
+    const auto& fbl = stage_blocks_[vf];
+    const auto& bbl = stage_blocks_[vb];
+    const std::size_t n = std::max(fbl.size(), bbl.size());
+    for (std::size_t i = 0; i < n; ++i) {
+      const int bf = i < fbl.size() ? fbl[i] : -1;
+      const int bb = i < bbl.size() ? bbl[bbl.size() - 1 - i] : -1;
+      const bool fm = bf >= 0 && segs_[bf].moe >= 0, bm = bb >= 0 && segs_[bb].moe >= 0;
+      if (!(fm && bm) || segs_[bb].pass[1].recompute_a2a) {  // nothing to interleave
+        if (bf >= 0) forward_block(p, bf, mf, vf);
+        if (bb >= 0) backward_block(p, bb, mbk, vb, with_w);
+        continue;
+      }
+      const BlockSegs& F = segs_[bf];
+      const BlockSegs& B = segs_[bb];
+      const PassSegs& f = F.pass[0];
+      const PassSegs& k = B.pass[1];
+      compute(p, k.post, 'B', B.layer, mbk, vb, "unpermute");
+      ready(p, B.moe, kCombineB, 'B', B.layer, mbk, vb);
+      compute(p, f.pre, 'F', F.layer, mf, vf, "attention+router", f.tp, f.cp);
+      ready(p, F.moe, kDispatchF, 'F', F.layer, mf, vf);
+      wait(p);  // B's combine
+      compute(p, k.shared_down, 'B', B.layer, mbk, vb, "shared down");
+      expert(p, k.experts, B.moe, 'B', B.layer, mbk, vb);
+      ready(p, B.moe, kDispatchB, 'B', B.layer, mbk, vb);
+      wait(p);  // F's dispatch
+      compute(p, f.shared_up, 'F', F.layer, mf, vf, "shared up");
+      expert(p, f.experts, F.moe, 'F', F.layer, mf, vf);
+      ready(p, F.moe, kCombineF, 'F', F.layer, mf, vf);
+      compute(p, f.shared_down, 'F', F.layer, mf, vf, "shared down");
+      wait(p);  // B's dispatch
+      compute(p, k.shared_up, 'B', B.layer, mbk, vb, "shared up");
+      compute(p, k.pre, 'B', B.layer, mbk, vb, "attention+router", k.tp, k.cp);
+      if (with_w) weight_block(p, bb, mbk, vb);
+      wait(p);  // F's combine
+      compute(p, f.post, 'F', F.layer, mf, vf, "unpermute");
+    }
+    if (last(vf)) compute(p, head()[0], 'F', -1, mf, vf, "head+loss");
+    if (first(vb)) {
+      compute(p, emb()[1], 'B', -1, mbk, vb, "embedding");
+      if (with_w) compute(p, emb()[2], 'W', -1, mbk, vb, "embedding weight grads");
+    }
+    if (!last(vf)) send(p, 'F', fs.chunk, vf + 1, mf);
+    if (!first(vb)) send(p, 'B', bs.chunk, vb - 1, mbk);
+  }
+
+  const Scenario& s_;
+  const models::Workload& w_;
+  int pp_ = 1, vpp_ = 1, stages_ = 1;
+  mutable int m_ = 1;
+  std::vector<std::vector<int>> stage_blocks_;
+  std::vector<BlockSegs> segs_;
+  std::vector<double> tail_;
+  double p2p_bytes_ = 0;
+};
+
+// ------------------------------------------------------------------------------------------ the run
+
+struct GpuState {
+  int gpu = 0;   // global id
+  int rank = 0, group = 0, ep_index = 0;
+  bool traced = false;
+  sg4::SemaphorePtr ready, done;
+  double busy = 0, tp = 0, cp = 0, wait_comm = 0, wait_p2p = 0, tail = 0, finish = -1;
+  long long segments = 0;
+};
+
+struct Message {
+  sg4::SemaphorePtr arrived;
+  std::vector<sg4::CommPtr> comms;
+  double latency = 0;
+};
+
+struct LinkAcc {
+  double bytes = 0, busy = 0, lo = 0, hi = -1;
+  void add(double b, double a, double z) {
+    bytes += b;
+    if (hi < lo || a > hi) {
+      if (hi >= lo) busy += hi - lo;
+      lo = a;
+      hi = z;
+    } else {
+      hi = std::max(hi, z);
+    }
+  }
+  double total() const { return busy + (hi >= lo ? hi - lo : 0.0); }
+};
+
+class Runner {
+ public:
+  Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg)
+      : s_(s), w_(w), o_(o), st_(st), agg_(agg), builder_(s, w) {
+    const auto& par = s.parallelism;
+    stage_gpus_ = par.tp * par.cp * par.dp;
+    span_ = std::max(1, par.ep) * par.etp;
+    ep_ = std::max(1, par.ep);
+    groups_per_stage_ = std::max(1, stage_gpus_ / span_);
+    groups_ = o.groups == "all" ? groups_per_stage_ : 1;
+    links_ = agg ? &st.agg->links : &st.gpu->links;
+    if (st.gpu)
+      actor_host_ = st.gpu->hosts.front();
+    else
+      for (auto* h : st.agg->class_hosts)
+        if (h != nullptr && actor_host_ == nullptr) actor_host_ = h;
+    if (actor_host_ == nullptr)
+      for (auto* h : st.agg->gpu_hosts)
+        if (h != nullptr && actor_host_ == nullptr) actor_host_ = h;
+  }
+
+  int gpu_of(int rank, int group, int a) const { return rank * stage_gpus_ + group * span_ + a * s_.parallelism.etp; }
+  int simulated_gpus() const { return s_.parallelism.pp * groups_ * ep_; }
+  int groups() const { return groups_; }
+
+  // The folded communications of one all-to-all of pipeline rank `rank`, group `g` (cached).
+  const std::vector<Comm>& collective(int rank, int g, int moe, int kind) {
+    const auto k = std::make_tuple(moe, kind, rank, g);
+    auto it = coll_cache_.find(k);
+    if (it != coll_cache_.end()) return it->second;
+    const models::MoeLayerDetail& d = w_.moe_detail[static_cast<std::size_t>(moe)];
+    const double scale = kind == kDispatchF ? 1.0 : w_.bf16_copy_bytes / w_.dispatch_copy_bytes;
+    const bool transpose = kind == kCombineF || kind == kDispatchB;
+    std::vector<FlowSpec> fl;
+    for (int x = 0; x < ep_; ++x)
+      for (int y = 0; y < ep_; ++y) {
+        const double b = d.wire_bytes[static_cast<std::size_t>(x) * ep_ + y] * scale;
+        if (b <= 0 || x == y) continue;
+        const int src = gpu_of(rank, g, transpose ? y : x), dst = gpu_of(rank, g, transpose ? x : y);
+        fl.push_back(FlowSpec{src, dst, b, 0});
+      }
+    return coll_cache_.emplace(k, internal::fold_flows(st_, fl, agg_, nullptr)).first->second;
+  }
+
+  const std::vector<Comm>& p2p(int src, int dst) {
+    auto it = p2p_cache_.find({src, dst});
+    if (it != p2p_cache_.end()) return it->second;
+    std::vector<FlowSpec> f{FlowSpec{src, dst, builder_.p2p_bytes(), 0}};
+    return p2p_cache_.emplace(std::make_pair(src, dst), internal::fold_flows(st_, f, agg_, nullptr)).first->second;
+  }
+
+  // Lower bound of the first forward dispatch (busiest directed link), to scale surf/precision.
+  double expected_collective() {
+    if (w_.moe_detail.empty() || ep_ < 2) return 0;
+    int moe0 = -1;
+    for (const auto& b : w_.blocks)
+      if (b.moe_index >= 0) {
+        moe0 = b.moe_index;
+        break;
+      }
+    int rank0 = 0;
+    for (int r = 0; r < s_.parallelism.pp; ++r)
+      for (int b : w_.ranks[r].blocks)
+        if (w_.blocks[b].moe_index == moe0) rank0 = r;
+    const auto& comms = collective(rank0, 0, moe0, kDispatchF);
+    std::vector<double> load(2 * links_->size(), 0.0);
+    double lat = 0;
+    for (const Comm& c : comms) {
+      lat = std::max(lat, c.latency);
+      for (const auto& h : c.route) load[h.directed()] += c.bytes;
+    }
+    double busiest = 0;
+    for (std::size_t d = 0; d < load.size(); ++d) busiest = std::max(busiest, load[d] / (*links_)[d / 2].bandwidth);
+    return busiest + lat;
+  }
+
+  struct Outcome {
+    double makespan = 0;
+    int critical = 0;  // index into gpus
+    std::vector<GpuState> gpus;
+  };
+
+  Outcome run(int m, bool record) {
+    const auto& par = s_.parallelism;
+    std::vector<Program> programs;
+    for (int r = 0; r < par.pp; ++r) programs.push_back(builder_.build(r, m));
+    gpus_.clear();
+    for (int r = 0; r < par.pp; ++r)
+      for (int g = 0; g < groups_; ++g)
+        for (int a = 0; a < ep_; ++a) {
+          GpuState x;
+          x.gpu = gpu_of(r, g, a);
+          x.rank = r;
+          x.group = g;
+          x.ep_index = a;
+          x.ready = sg4::Semaphore::create(0);
+          x.done = sg4::Semaphore::create(0);
+          gpus_.push_back(std::move(x));
+        }
+    // Traced GPUs: EP index 0 of group 0 on every rank first, then the other EP indices.
+    const int limit = o_.timeline_gpus < 0 ? static_cast<int>(gpus_.size()) : o_.timeline_gpus;
+    int traced = 0;
+    for (int a = 0; a < ep_ && traced < limit; ++a)
+      for (int r = 0; r < par.pp && traced < limit; ++r) {
+        gpus_[index(r, 0, a)].traced = record;
+        ++traced;
+      }
+    inbox_.assign(gpus_.size(), {});
+    timeline_.clear();
+    link_acc_.assign(2 * links_->size(), LinkAcc{});
+    t0_ = sg4::Engine::get_clock();
+    programs_ = &programs;
+
+    for (int r = 0; r < par.pp; ++r)
+      for (int g = 0; g < groups_; ++g) {
+        if (!programs[r].colls.empty())
+          sg4::Actor::create("comm-r" + std::to_string(r) + "g" + std::to_string(g), actor_host_,
+                             [this, r, g] { comm_stream(r, g); });
+        for (int a = 0; a < ep_; ++a) {
+          const int gi = index(r, g, a);
+          sg4::Actor::create("gpu" + std::to_string(gpus_[gi].gpu), actor_host_, [this, gi] { compute_stream(gi); });
+        }
+      }
+    st_.engine->run();
+    Outcome out;
+    for (std::size_t i = 0; i < gpus_.size(); ++i) {
+      if (gpus_[i].finish < 0)
+        throw Error("simulate_step: GPU " + std::to_string(gpus_[i].gpu) +
+                    " did not finish its program (the schedule's dependencies deadlocked)");
+      if (gpus_[i].finish > out.makespan) {
+        out.makespan = gpus_[i].finish;
+        out.critical = static_cast<int>(i);
+      }
+    }
+    out.gpus = gpus_;
+    programs_ = nullptr;
+    return out;
+  }
+
+  std::vector<TimelineEvent> take_timeline() { return std::move(timeline_); }
+
+  std::vector<LinkUsage> link_usage(double makespan) const {
+    std::vector<LinkUsage> out;
+    for (std::size_t d = 0; d < link_acc_.size(); ++d) {
+      const LinkAcc& a = link_acc_[d];
+      if (a.bytes <= 0) continue;
+      const PartLink& l = (*links_)[d / 2];
+      LinkUsage u;
+      u.name = d % 2 == 0 ? l.from + ">" + l.to : l.to + ">" + l.from;
+      u.kind = l.kind;
+      u.bandwidth = l.bandwidth;
+      u.bytes = a.bytes;
+      u.busy_time = a.total();
+      u.busy_fraction = makespan > 0 ? u.busy_time / makespan : 0;
+      u.utilisation = makespan > 0 ? a.bytes / (l.bandwidth * makespan) : 0;
+      out.push_back(std::move(u));
+    }
+    return out;
+  }
+
+  long long collectives = 0, flows = 0;
+
+ private:
+  int index(int r, int g, int a) const { return (r * groups_ + g) * ep_ + a; }
+
+  void event(const GpuState& g, int stream, std::string name, double a, double z, int mb, int stage) {
+    timeline_.push_back(TimelineEvent{g.gpu, stream, std::move(name), a - t0_, z - t0_, mb, stage});
+  }
+
+  static std::string label(const Instr& x) {
+    std::string n(1, x.pass);
+    if (x.layer >= 0) n += " L" + std::to_string(x.layer);
+    n += " ";
+    n += x.what;
+    return n;
+  }
+
+  void compute_stream(int gi) {
+    GpuState& me = gpus_[gi];
+    const Program& prog = (*programs_)[me.rank];
+    for (const Instr& x : prog.ins) {
+      switch (x.op) {
+        case Ins::kCompute:
+        case Ins::kExpert:
+        case Ins::kTail: {
+          double sec = x.seconds;
+          if (x.op == Ins::kExpert) sec *= w_.moe_detail[static_cast<std::size_t>(x.moe)].rank_load[me.ep_index];
+          if (!(sec > 0)) break;
+          const double a = sg4::Engine::get_clock();
+          sg4::this_actor::sleep_for(sec);
+          if (x.op == Ins::kTail) {
+            me.tail += sec;
+          } else {
+            me.busy += sec;
+            me.tp += x.tp;
+            me.cp += x.cp;
+            ++me.segments;
+          }
+          if (me.traced) event(me, 0, label(x), a, sg4::Engine::get_clock(), x.mb, x.stage);
+          break;
+        }
+        case Ins::kReady: me.ready->release(); break;
+        case Ins::kWait: {
+          const double a = sg4::Engine::get_clock();
+          me.done->acquire();
+          me.wait_comm += sg4::Engine::get_clock() - a;
+          break;
+        }
+        case Ins::kSend: {
+          const int dst_gi = index(x.peer_rank, me.group, me.ep_index);
+          Message& msg = slot(dst_gi, x.key);
+          for (const Comm& c : p2p(me.gpu, gpus_[dst_gi].gpu)) {
+            sg4::CommPtr act = sg4::Comm::sendto_init(c.src, c.dst);
+            act->set_payload_size(static_cast<std::uint64_t>(std::llround(c.bytes)));
+            act->start();
+            msg.comms.push_back(act);
+            msg.latency = std::max(msg.latency, c.latency);
+            const double now = sg4::Engine::get_clock();
+            for (const auto& h : c.route) pending_p2p_.push_back({h.directed(), c.bytes, now, act});
+            ++flows;
+          }
+          msg.arrived->release();
+          break;
+        }
+        case Ins::kRecv: {
+          const double a = sg4::Engine::get_clock();
+          Message& msg = slot(gi, x.key);
+          msg.arrived->acquire();
+          if (!msg.comms.empty()) sg4::Comm::wait_all(msg.comms);
+          double arrival = a;
+          for (const auto& c : msg.comms) arrival = std::max(arrival, c->get_finish_time() + msg.latency);
+          const double now = sg4::Engine::get_clock();
+          if (arrival > now) sg4::this_actor::sleep_for(arrival - now);
+          me.wait_p2p += sg4::Engine::get_clock() - a;
+          if (me.traced && sg4::Engine::get_clock() > a)
+            event(me, 2, x.pass == 'F' ? "recv activation" : "recv gradient", a, sg4::Engine::get_clock(), x.mb,
+                  x.stage);
+          inbox_[gi].erase(x.key);
+          break;
+        }
+      }
+    }
+    me.finish = sg4::Engine::get_clock() - t0_;
+    flush_p2p();
+  }
+
+  Message& slot(int gi, int key) {
+    auto [it, fresh] = inbox_[gi].try_emplace(key);
+    if (fresh) it->second.arrived = sg4::Semaphore::create(0);
+    return it->second;
+  }
+
+  // Link accounting of pipeline flows once they are done (their finish times are known then).
+  struct PendingP2p {
+    int link;
+    double bytes, start;
+    sg4::CommPtr act;
+  };
+  void flush_p2p() {
+    std::vector<PendingP2p> keep;
+    for (auto& p : pending_p2p_) {
+      if (p.act->get_state() == sg4::Activity::State::FINISHED)
+        link_acc_[p.link].add(p.bytes, p.start, p.act->get_finish_time());
+      else
+        keep.push_back(std::move(p));
+    }
+    pending_p2p_ = std::move(keep);
+  }
+
+  void comm_stream(int r, int g) {
+    const Program& prog = (*programs_)[r];
+    std::vector<int> members;
+    for (int a = 0; a < ep_; ++a) members.push_back(index(r, g, a));
+    std::vector<sg4::CommPtr> acts;
+    for (const Coll& c : prog.colls) {
+      for (int gi : members) gpus_[gi].ready->acquire();
+      const std::vector<Comm>& legs = collective(r, g, c.moe, c.kind);
+      const double a = sg4::Engine::get_clock();
+      acts.clear();
+      double lat = 0;
+      for (const Comm& leg : legs) {
+        sg4::CommPtr act = sg4::Comm::sendto_init(leg.src, leg.dst);
+        act->set_payload_size(static_cast<std::uint64_t>(std::llround(leg.bytes)));
+        act->start();
+        acts.push_back(act);
+        lat = std::max(lat, leg.latency);
+      }
+      if (!acts.empty()) sg4::Comm::wait_all(acts);
+      for (std::size_t i = 0; i < legs.size(); ++i)
+        for (const auto& h : legs[i].route) link_acc_[h.directed()].add(legs[i].bytes, a, acts[i]->get_finish_time());
+      if (lat > 0) sg4::this_actor::sleep_for(lat);
+      ++collectives;
+      flows += static_cast<long long>(legs.size());
+      const double z = sg4::Engine::get_clock();
+      for (int gi : members) {
+        if (gpus_[gi].traced)
+          event(gpus_[gi], 1, std::string(1, c.pass) + " L" + std::to_string(c.layer) + " " + coll_name(c.kind), a, z,
+                c.mb, c.stage);
+        gpus_[gi].done->release();
+      }
+      if (collectives % 64 == 0) flush_p2p();
+    }
+    flush_p2p();
+  }
+
+  const Scenario& s_;
+  const models::Workload& w_;
+  const StepOptions& o_;
+  EngineState& st_;
+  bool agg_;
+  ProgramBuilder builder_;
+  int stage_gpus_ = 1, span_ = 1, ep_ = 1, groups_per_stage_ = 1, groups_ = 1;
+  const std::vector<PartLink>* links_ = nullptr;
+  sg4::Host* actor_host_ = nullptr;
+  std::map<std::tuple<int, int, int, int>, std::vector<Comm>> coll_cache_;
+  std::map<std::pair<int, int>, std::vector<Comm>> p2p_cache_;
+  std::vector<GpuState> gpus_;
+  std::vector<std::map<int, Message>> inbox_;
+  std::vector<TimelineEvent> timeline_;
+  std::vector<LinkAcc> link_acc_;
+  std::vector<PendingP2p> pending_p2p_;
+  const std::vector<Program>* programs_ = nullptr;
+  double t0_ = 0;
+};
+
+void check(const StepOptions& o) {
+  if (o.groups != "representative" && o.groups != "all")
+    throw ConfigError("des options: groups: expected \"representative\" or \"all\", found \"" + o.groups + "\"");
+  if (o.aggregation != "auto" && o.aggregation != "node_pair" && o.aggregation != "none")
+    throw ConfigError("des options: aggregation: expected \"auto\", \"node_pair\" or \"none\", found \"" +
+                      o.aggregation + "\"");
+  if (o.microbatches < 0)
+    throw ConfigError("des options: microbatches: expected 0 (auto) or a positive count, found " +
+                      std::to_string(o.microbatches));
+  if (!(o.precision_fraction > 0) || o.precision_fraction > 0.1)
+    throw ConfigError("des options: precision: expected a fraction in (0, 0.1], found " +
+                      std::to_string(o.precision_fraction));
+}
+
+std::string fidelity_text(const StepOptions& o, bool agg, int groups, int groups_per_stage, int m,
+                          const std::vector<int>& sim_m) {
+  std::string f = groups == groups_per_stage
+                      ? "every EP group of every stage"
+                      : "one representative EP group per pipeline rank (of " + std::to_string(groups_per_stage) + ")";
+  f += agg ? "; fabric flows aggregated per node pair and plane" : "; one flow per GPU pair";
+  if (sim_m.size() == 1) {
+    f += "; all " + std::to_string(m) + " microbatches";
+  } else {
+    f += "; " + std::to_string(sim_m[0]) + " and " + std::to_string(sim_m[1]) + " microbatches simulated, " +
+         std::to_string(m) + " extrapolated linearly";
+  }
+  (void)o;
+  return f;
+}
+
+}  // namespace
+
+StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const models::RoutingInput* routing) {
+  check(o);
+  const auto& par = s.parallelism;
+  const int m = par.microbatches();
+  const int vpp = par.schedule == Schedule::kInterleaved ? par.vpp : 1;
+  models::check_schedule_order_args(par.schedule, par.pp, vpp, m);
+
+  auto cm = models::make_compute_cost_model(s);
+  const models::NetworkModel net(s.cluster);
+  models::RoutingInput in;
+  if (routing == nullptr) {
+    in = models::routing_input(s);
+    if (!in.samples.empty() || !in.slot_maps.empty()) routing = &in;
+  }
+  const models::Workload w = models::build_workload(s, *cm, net, routing, true);
+
+  SimOptions so;
+  const bool agg = o.aggregation == "node_pair" || (o.aggregation == "auto" && s.cluster.gpus() > so.max_hosts);
+  so.aggregate_node_pairs = agg;
+  so.precision_fraction = o.precision_fraction;
+  internal::check_options(so);
+  EngineState& st = internal::engine_for(s.cluster, so);
+  if (agg && !st.agg) throw ConfigError(st.agg_missing);
+  if (!agg && !st.gpu) throw ConfigError(st.gpu_missing);
+
+  // Microbatch counts to simulate.
+  std::vector<int> sim_m;
+  const int base = o.microbatches > 0 ? o.microbatches : 2 * par.pp;
+  if (o.microbatches == 0 && m <= 4 * par.pp) {
+    sim_m = {m};
+  } else if (base >= m) {
+    sim_m = {m};
+  } else {
+    sim_m = {base, std::min(m, base + par.pp)};
+    if (sim_m[1] == m || sim_m[0] + par.pp > m) sim_m = {m};
+  }
+  for (int x : sim_m) models::check_schedule_order_args(par.schedule, par.pp, vpp, x);
+
+  StepSimResult out;
+  Runner runner(s, w, o, st, agg);
+  const double expected = runner.expected_collective();
+  const double precision = expected > 0 ? o.precision_fraction * expected : 1e-9;
+  std::vector<Runner::Outcome> runs;
+  try {
+    sg4::Engine::set_config("surf/precision", precision);
+    for (std::size_t i = 0; i < sim_m.size(); ++i) runs.push_back(runner.run(sim_m[i], i + 1 == sim_m.size()));
+  } catch (const moesim::Error&) {
+    st.broken = true;
+    throw;
+  } catch (const std::exception& e) {
+    st.broken = true;
+    throw Error(std::string("simulate_step: SimGrid failed: ") + e.what());
+  }
+  ++st.simulations;
+
+  // Step time and the critical GPU's breakdown, extrapolated linearly in the microbatch count.
+  const Runner::Outcome& last = runs.back();
+  const GpuState& crit = last.gpus[last.critical];
+  auto at = [&](const Runner::Outcome& r, auto field) {
+    // The same GPU in every run (the critical one of the last run).
+    return field(r.gpus[last.critical]);
+  };
+  auto extrap = [&](auto field) {
+    if (runs.size() == 1) return at(runs[0], field);
+    const double a = at(runs[0], field), b = at(runs[1], field);
+    return a + (m - sim_m[0]) * (b - a) / (sim_m[1] - sim_m[0]);
+  };
+  auto extrap_makespan = [&] {
+    if (runs.size() == 1) return runs[0].makespan;
+    return runs[0].makespan + (m - sim_m[0]) * (runs[1].makespan - runs[0].makespan) / (sim_m[1] - sim_m[0]);
+  };
+
+  models::Result r = models::evaluate_analytic(s, w);
+  const double analytic_step = r.step_time;
+  r.engine = "des";
+  r.fidelity = fidelity_text(o, agg, runner.groups(), std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)),
+                             m, sim_m);
+  r.step_time = extrap_makespan();
+  r.critical_rank = crit.rank;
+  models::Breakdown& bd = r.breakdown;
+  bd = models::Breakdown{};
+  const double busy = extrap([](const GpuState& g) { return g.busy; });
+  bd.exposed_tp = extrap([](const GpuState& g) { return g.tp; });
+  bd.exposed_cp = extrap([](const GpuState& g) { return g.cp; });
+  bd.compute = busy - bd.exposed_tp - bd.exposed_cp;
+  bd.exposed_ep = extrap([](const GpuState& g) { return g.wait_comm; });
+  const models::RankSync sync = models::rank_sync(s, w, crit.rank);
+  bd.exposed_dp = sync.exposed_dp;
+  bd.optimizer = sync.optimizer;
+  // Pipeline receive waits, and whatever the critical GPU finished before the step's end.
+  bd.bubble = std::max(0.0, r.step_time - (busy + bd.exposed_ep + bd.exposed_dp + bd.optimizer));
+  r.grad_sync = sync.reduce + sync.gather;
+  r.phases = models::SchedulePhases{};
+  r.phases.bubble = bd.bubble;
+  r.phases.steady = r.step_time - bd.bubble - bd.exposed_dp - bd.optimizer;
+  r.balanced_step_time = 0;
+  r.tokens_per_second = r.tokens_per_step / r.step_time;
+  r.tokens_per_second_per_gpu = r.tokens_per_second / r.gpus;
+  r.achieved_tflops_per_gpu = w.model_flops_per_token_noncausal * r.tokens_per_second_per_gpu / 1e12;
+  r.mfu = r.achieved_tflops_per_gpu * 1e12 / s.cluster.gpu.flops_bf16;
+  r.mfu_causal = w.model_flops_per_token * r.tokens_per_second_per_gpu / s.cluster.gpu.flops_bf16;
+  r.gpu_hours_per_trillion_tokens = 1e12 / r.tokens_per_second_per_gpu / 3600.0;
+  r.cost_per_trillion_tokens = r.gpu_hours_per_trillion_tokens * s.cluster.gpu.price_per_hour;
+  r.analytic_step_time = analytic_step;
+  out.result = std::move(r);
+
+  out.timeline = runner.take_timeline();
+  out.links = runner.link_usage(last.makespan);
+  out.stats.simulated_gpus = runner.simulated_gpus();
+  out.stats.ep_groups = runner.groups() * par.pp;
+  out.stats.microbatches = sim_m;
+  for (const auto& run : runs) {
+    for (const auto& g : run.gpus) out.stats.segments += g.segments;
+    out.stats.simulated_seconds += run.makespan;
+  }
+  out.stats.collectives = runner.collectives;
+  out.stats.flows = runner.flows;
+
+  EngineSettings& e = out.settings;
+  e.simgrid_version = SIMGRID_VERSION_STRING;
+  e.network_model = simgrid::config::get_value<std::string>("network/model");
+  e.network_optim = simgrid::config::get_value<std::string>("network/optim");
+  e.crosstraffic = simgrid::config::get_value<bool>("network/crosstraffic");
+  e.tcp_gamma = simgrid::config::get_value<double>("network/TCP-gamma");
+  e.weight_s = simgrid::config::get_value<double>("network/weight-S");
+  e.surf_precision = simgrid::config::get_value<double>("surf/precision");
+  e.maxmin_precision = simgrid::config::get_value<double>("maxmin/precision");
+  e.expected_duration = expected;
+  e.latency_weighted_sharing = st.latency_weighted;
+  e.aggregated = agg;
+  e.hosts = agg ? st.agg->hosts : static_cast<int>(st.gpu->hosts.size());
+  e.links = agg ? static_cast<int>(st.agg->links.size()) : static_cast<int>(st.gpu->links.size());
+  e.routes = agg ? st.agg->routes : st.gpu->routes;
+  e.simulation_index = st.simulations - 1;
+  return out;
+}
+
+void write_chrome_trace(const StepSimResult& r, std::ostream& out) {
+  using nlohmann::json;
+  static const char* kStreams[] = {"compute", "expert all-to-all", "pipeline receive"};
+  json events = json::array();
+  std::map<int, int> seen;  // gpu → stage of its first event
+  for (const TimelineEvent& e : r.timeline) {
+    seen.try_emplace(e.gpu, e.stage);
+    json args = {{"microbatch", e.microbatch}, {"stage", e.stage}};
+    events.push_back({{"name", e.name},
+                      {"ph", "X"},
+                      {"pid", e.gpu},
+                      {"tid", e.stream},
+                      {"ts", e.start * 1e6},
+                      {"dur", (e.end - e.start) * 1e6},
+                      {"args", args}});
+  }
+  for (const auto& [gpu, stage] : seen) {
+    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", gpu}, {"args", {{"name", "GPU " + std::to_string(gpu)}}}});
+    events.push_back({{"name", "process_sort_index"}, {"ph", "M"}, {"pid", gpu}, {"args", {{"sort_index", gpu}}}});
+    for (int t = 0; t < 3; ++t)
+      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", gpu}, {"tid", t}, {"args", {{"name", kStreams[t]}}}});
+  }
+  json doc = {{"traceEvents", events},
+              {"displayTimeUnit", "ms"},
+              {"otherData",
+               {{"scenario", r.result.scenario},
+                {"engine", r.result.engine},
+                {"fidelity", r.result.fidelity},
+                {"note", "times of the last simulated run, from its start"}}}};
+  out << doc.dump() << "\n";
+}
+
+}  // namespace moesim::sim

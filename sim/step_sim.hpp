@@ -1,0 +1,90 @@
+#pragma once
+/// \file The discrete-event step engine: one training step of a scenario executed on SimGrid 3.32.
+///
+/// The workload (models/workload.hpp, the same priced ops as the analytic engine) becomes a program per
+/// pipeline rank, the exact chunk order of its schedule (models/schedule_order.hpp), split per block
+/// into compute segments and communication points. Every simulated GPU runs that program in a SimGrid
+/// actor (its compute stream: one segment after another, each a timed SimGrid activity); every EP group
+/// of a pipeline rank has a second actor, the group's communication stream, which runs the expert
+/// all-to-alls as SimGrid flows carrying the real per-pair bytes of the layer's routing and placement
+/// (LayerRouting::wire_bytes). Pipeline activations and gradients are SimGrid flows between the stages'
+/// GPUs. Flows share links with max-min fairness (sim/netsim.hpp settings), so contention between the
+/// all-to-alls of different stages and the pipeline traffic emerges; so do overlap (shared experts and
+/// DualPipe's paired chunks under the all-to-alls), pipeline bubbles as the schedule leaves them, and
+/// stragglers: a GPU with more expert rows computes longer and every GPU of its group waits for it at
+/// the next all-to-all.
+///
+/// What is not simulated as flows (priced by the analytic network model and run as timed segments):
+/// tensor- and context-parallel collectives (blocking, on the compute stream; NVLink-local), and the
+/// data-parallel gradient synchronisation and optimizer after a rank's last backward (RankSync).
+///
+/// Fidelity controls (every result names the ones used, Result::fidelity):
+/// - groups: "representative" simulates one EP group per pipeline rank (the model routes every EP
+///   group of a stage with the same sample, so groups differ only in the network contention between
+///   them); "all" simulates every EP group of every stage.
+/// - aggregation: fabric flows folded per (source node, destination node, plane) (SimOptions::
+///   aggregate_node_pairs); "auto" aggregates when the cluster exceeds the per-GPU platform limit.
+/// - microbatches: simulate mA and mB = mA + pp microbatches and extrapolate the step linearly to the
+///   scenario's m (exact once the pipeline reaches its periodic steady state); "auto" simulates every
+///   microbatch when m <= 4·pp, otherwise mA = 2·pp.
+/// Errors measured against the full simulation are in docs/des.md.
+
+#include <string>
+#include <vector>
+
+#include "models/result.hpp"
+#include "models/workload.hpp"
+#include "scenarios/scenario.hpp"
+#include "sim/netsim.hpp"
+
+namespace moesim::sim {
+
+struct StepOptions {
+  std::string groups = "representative";  ///< representative | all
+  std::string aggregation = "auto";       ///< auto | node_pair | none
+  int microbatches = 0;                   ///< simulated microbatches mA (0: auto); mB = mA + pp
+  double precision_fraction = 1e-4;       ///< surf/precision = this × the first all-to-all's lower bound
+  int timeline_gpus = 16;                 ///< GPUs whose streams the timeline records (-1: all simulated)
+};
+
+/// One segment on one GPU stream (Chrome trace "X" event).
+struct TimelineEvent {
+  int gpu = 0;       ///< global GPU id
+  int stream = 0;    ///< 0 compute, 1 expert all-to-all (communication stream), 2 pipeline receive
+  std::string name;  ///< e.g. "F L3 experts", "B L3 combine", "recv F"
+  double start = 0, end = 0;  ///< s from the start of the (last) simulation
+  int microbatch = -1;
+  int stage = -1;
+};
+
+/// Counters of one engine run.
+struct StepStats {
+  int simulated_gpus = 0;
+  int ep_groups = 0;                  ///< simulated EP groups (communication actors)
+  std::vector<int> microbatches;      ///< simulated microbatch counts (one, or mA and mB)
+  long long segments = 0;             ///< compute segments executed
+  long long collectives = 0;          ///< all-to-alls executed
+  long long flows = 0;                ///< SimGrid communications started
+  double simulated_seconds = 0;       ///< simulated time of all runs
+};
+
+struct StepSimResult {
+  models::Result result;              ///< engine "des"; same schema as the analytic engine
+  std::vector<TimelineEvent> timeline;  ///< of the last simulation (the mB run when extrapolating)
+  std::vector<LinkUsage> links;       ///< directed links that carried bytes, of the last simulation
+  StepStats stats;
+  EngineSettings settings;
+};
+
+/// Simulates one step of a validated scenario. `routing` as for build_workload (nullptr: the
+/// scenario's routing source). One engine per process (see sim/netsim.hpp): later calls must use the
+/// same cluster. Throws ConfigError for options outside their sets or a schedule the microbatch count
+/// does not fit, moesim::Error if SimGrid fails.
+StepSimResult simulate_step(const Scenario& s, const StepOptions& options = {},
+                            const models::RoutingInput* routing = nullptr);
+
+/// Writes the timeline as Chrome trace JSON (open in Perfetto or chrome://tracing): one process per
+/// GPU, one thread per stream, times in microseconds.
+void write_chrome_trace(const StepSimResult& r, std::ostream& out);
+
+}  // namespace moesim::sim
