@@ -3,7 +3,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
+#include <optional>
+#include <sstream>
 
 #include "cli/commands.hpp"
 #include "models/analytic.hpp"
@@ -16,6 +19,7 @@
 #include "scenarios/error.hpp"
 #include "scenarios/hf_import.hpp"
 #include "scenarios/loader.hpp"
+#include "sim/step_sim.hpp"
 #include "traces/generators.hpp"
 #include "traces/load.hpp"
 #include "traces/policies.hpp"
@@ -71,21 +75,116 @@ void write_outputs(const std::string& dir, const moesim::Scenario& s, const moes
   std::cerr << "moesim: wrote " << d.string() << "/{scenario.resolved.json,result.json,summary.csv,layers.csv,summary.txt}\n";
 }
 
-moesim::models::Result evaluate(const moesim::Scenario& s) { return moesim::models::evaluate_analytic(s); }
+moesim::sim::StepOptions des_options(const moesim::Scenario& s) {
+  moesim::sim::StepOptions o;
+  o.groups = s.engine.groups;
+  o.aggregation = s.engine.aggregation;
+  o.microbatches = s.engine.microbatches;
+  o.precision_fraction = s.engine.precision;
+  o.timeline_gpus = s.engine.timeline_gpus;
+  return o;
+}
+
+moesim::models::Result evaluate(const moesim::Scenario& s) {
+  if (s.engine.kind == "des") return moesim::sim::simulate_step(s, des_options(s)).result;
+  return moesim::models::evaluate_analytic(s);
+}
+
+// What the discrete-event engine adds to the table: the analytic engine beside it, the simulation's
+// size and the busiest links.
+void write_des_extras(std::ostream& out, const moesim::sim::StepSimResult& d) {
+  const auto& r = d.result;
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "  analytic engine, same workload: %.3f s (discrete-event %+.2f%%)\n", r.analytic_step_time,
+                r.analytic_step_time > 0 ? 100.0 * (r.step_time / r.analytic_step_time - 1) : 0.0);
+  out << "\ndiscrete-event simulation (SimGrid " << d.settings.simgrid_version << ", " << d.settings.network_model
+      << ", surf/precision " << d.settings.surf_precision << " s)\n"
+      << buf;
+  std::string ms;
+  for (int m : d.stats.microbatches) ms += (ms.empty() ? "" : " + ") + std::to_string(m);
+  std::snprintf(buf, sizeof buf, "  %d GPUs simulated in %d EP groups; microbatches %s; %lld compute segments, %lld all-to-alls, %lld flows\n",
+                d.stats.simulated_gpus, d.stats.ep_groups, ms.c_str(), d.stats.segments, d.stats.collectives, d.stats.flows);
+  out << buf;
+  std::vector<const moesim::sim::LinkUsage*> top;
+  for (const auto& l : d.links) top.push_back(&l);
+  std::sort(top.begin(), top.end(), [](auto* a, auto* b) { return a->utilisation > b->utilisation; });
+  if (!top.empty()) out << "  busiest links (last simulated run): utilisation, busy fraction, bytes\n";
+  for (std::size_t i = 0; i < top.size() && i < 5; ++i) {
+    std::snprintf(buf, sizeof buf, "    %-40s %6.1f%%  %6.1f%%  %.3e\n", top[i]->name.c_str(), 100 * top[i]->utilisation,
+                  100 * top[i]->busy_fraction, top[i]->bytes);
+    out << buf;
+  }
+}
+
+Json des_json(const moesim::sim::StepSimResult& d) {
+  Json links = Json::array();
+  for (const auto& l : d.links)
+    links.push_back({{"link", l.name}, {"kind", moesim::sim::to_string(l.kind)}, {"bandwidth_Bps", l.bandwidth},
+                     {"bytes", l.bytes}, {"busy_s", l.busy_time}, {"busy_fraction", l.busy_fraction},
+                     {"utilisation", l.utilisation}});
+  const auto& e = d.settings;
+  return {{"analytic_step_time_s", d.result.analytic_step_time},
+          {"simulated_gpus", d.stats.simulated_gpus},
+          {"ep_groups", d.stats.ep_groups},
+          {"microbatches_simulated", d.stats.microbatches},
+          {"compute_segments", d.stats.segments},
+          {"all_to_alls", d.stats.collectives},
+          {"flows", d.stats.flows},
+          {"simgrid", {{"version", e.simgrid_version}, {"network_model", e.network_model}, {"network_optim", e.network_optim},
+                       {"crosstraffic", e.crosstraffic}, {"tcp_gamma", e.tcp_gamma}, {"surf_precision_s", e.surf_precision},
+                       {"aggregated", e.aggregated}, {"hosts", e.hosts}, {"links", e.links}}},
+          {"links", links}};
+}
+
+void write_des_files(const std::string& dir, const moesim::sim::StepSimResult& d, bool force) {
+  fs::path p(dir);
+  std::error_code ec;
+  for (const char* n : {"trace.json", "links.csv"})
+    if (!force && fs::exists(p / n, ec))
+      throw moesim::IoError((p / n).string() + ": refusing to overwrite an existing result (use --force or another --out)");
+  std::ostringstream trace, links;
+  moesim::sim::write_chrome_trace(d, trace);
+  links << "link,kind,bandwidth_Bps,bytes,busy_s,busy_fraction,utilisation\n" << std::setprecision(10);
+  for (const auto& l : d.links)
+    links << l.name << "," << moesim::sim::to_string(l.kind) << "," << l.bandwidth << "," << l.bytes << "," << l.busy_time
+          << "," << l.busy_fraction << "," << l.utilisation << "\n";
+  write_file(p / "trace.json", trace.str(), force);
+  write_file(p / "links.csv", links.str(), force);
+  std::cerr << "moesim: wrote " << p.string() << "/{trace.json,links.csv} (open trace.json in Perfetto)\n";
+}
 
 int run_cmd(const std::string& path, const std::string& format, const std::string& out_dir, bool force,
-            const moesim::Catalog& cat) {
+            const std::string& engine, const moesim::Catalog& cat) {
   moesim::Scenario s = moesim::load_scenario(path, cat);
-  moesim::models::Result r = evaluate(s);
+  if (!engine.empty()) {
+    s.engine.kind = engine;
+    s.resolved["engine"]["kind"] = engine;
+  }
+  std::optional<moesim::sim::StepSimResult> des;
+  const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
+  if (!dir.empty() && !force) {  // refuse before a long simulation, not after it
+    std::error_code ec;
+    for (const char* n : {"result.json", "trace.json"})
+      if (fs::exists(fs::path(dir) / n, ec))
+        throw moesim::IoError((fs::path(dir) / n).string() +
+                              ": refusing to overwrite an existing result (use --force or another --out)");
+  }
+  if (s.engine.kind == "des") des = moesim::sim::simulate_step(s, des_options(s));
+  moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s);
   if (format == "json") {
-    std::cout << moesim::reports::result_json(s, r).dump(2) << "\n";
+    Json j = moesim::reports::result_json(s, r);
+    if (des) j["des"] = des_json(*des);
+    std::cout << j.dump(2) << "\n";
   } else if (format == "csv") {
     moesim::reports::write_summary_csv(std::cout, r);
   } else {
     moesim::reports::write_table(std::cout, s, r);
+    if (des) write_des_extras(std::cout, *des);
   }
-  const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
-  if (!dir.empty()) write_outputs(dir, s, r, force);
+  if (!dir.empty()) {
+    write_outputs(dir, s, r, force);
+    if (des) write_des_files(dir, *des, force);
+  }
   return r.feasible ? kOk : kInfeasible;
 }
 
@@ -164,7 +263,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string(moesim::reports::version()) + " (" + moesim::reports::git_sha() + ")");
   std::string format = "table", out_dir, what, name, output;
   std::vector<std::string> files;
-  std::string file;
+  std::string file, engine;
   bool force = false;
 
   auto* run = app.add_subcommand("run", "Evaluate a scenario and print its result (exit 6 if it does not fit)");
@@ -172,6 +271,8 @@ int main(int argc, char** argv) {
   run->add_option("--format", format, "Output on stdout")->check(CLI::IsMember({"table", "json", "csv"}));
   run->add_option("--out", out_dir, "Output directory (overrides the scenario's outputs.dir)");
   run->add_flag("--force", force, "Overwrite existing result files in the output directory");
+  run->add_option("--engine", engine, "analytic or des (overrides the scenario's engine.kind)")
+      ->check(CLI::IsMember({"analytic", "des"}));
 
   auto* cmp = app.add_subcommand("compare", "Evaluate scenarios and their variants side by side, by throughput");
   cmp->add_option("scenarios", files, "Scenario JSON files (each with optional \"variants\")")->required();
@@ -258,7 +359,7 @@ int main(int argc, char** argv) {
 
   try {
     moesim::Catalog cat;
-    if (*run) return run_cmd(file, format, out_dir, force, cat);
+    if (*run) return run_cmd(file, format, out_dir, force, engine, cat);
     if (*cmp) return compare_cmd(files, format, cat);
     if (*val) {
       for (const auto& f : files) {

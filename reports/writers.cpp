@@ -75,8 +75,9 @@ json result_json(const Scenario& s, const models::Result& r) {
   sm["gpu_hours_per_trillion_tokens"] = r.gpu_hours_per_trillion_tokens;
   sm["cost_usd_per_trillion_tokens"] = r.cost_per_trillion_tokens;
   sm["critical_pp_rank"] = r.critical_rank;
-  sm["balanced_step_time_s"] = r.balanced_step_time;
-  sm["imbalance_cost_s"] = r.step_time - r.balanced_step_time;
+  sm["balanced_step_time_s"] = r.balanced_step_time > 0 ? json(r.balanced_step_time) : json(nullptr);
+  sm["imbalance_cost_s"] = r.balanced_step_time > 0 ? json(r.step_time - r.balanced_step_time) : json(nullptr);
+  if (r.engine == "des") sm["analytic_step_time_s"] = r.analytic_step_time;
   const auto& b = r.breakdown;
   j["breakdown_s"] = {{"compute", b.compute},       {"exposed_tp", b.exposed_tp}, {"exposed_ep", b.exposed_ep},
                       {"exposed_cp", b.exposed_cp}, {"bubble", b.bubble},         {"exposed_dp", b.exposed_dp},
@@ -196,9 +197,13 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r) 
   row("achieved TFLOP/s per GPU", fmt("%.1f", r.achieved_tflops_per_gpu), r.achieved_tflops_per_gpu, NAN, "");
   row("GPU-hours per 1T tokens", fmt("%.4g", r.gpu_hours_per_trillion_tokens), 0, NAN, "");
   if (r.cost_per_trillion_tokens > 0) row("USD per 1T tokens", fmt("%.4g", r.cost_per_trillion_tokens), 0, NAN, "");
+  const auto& p = r.phases;
+  if (r.engine == "des") {
+    out << "\n  pipeline (" << to_string(s.parallelism.schedule) << ", " << r.microbatches
+        << " microbatches): executed in the simulation; the critical GPU is on PP rank " << r.critical_rank << "\n";
+  } else {
   out << "\n  pipeline phases on PP rank " << r.critical_rank << " (" << to_string(s.parallelism.schedule) << ", "
       << r.microbatches << " microbatches)\n";
-  const auto& p = r.phases;
   row("forward-only chunks (1F) x" + std::to_string(p.lone_f), secs(p.forward_only), p.forward_only, rf.forward_only,
       secs(rf.forward_only));
   row("steady state (1F1B) x" + std::to_string(p.pairs), secs(p.steady), p.steady, rf.steady, secs(rf.steady));
@@ -208,8 +213,11 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r) 
   row("bubble", secs(p.bubble), p.bubble, rf.bubble, secs(rf.bubble));
   const double opt = r.breakdown.optimizer + r.breakdown.exposed_dp;
   row("optimizer + exposed grad sync", secs(opt), opt, rf.optimizer, secs(rf.optimizer));
+  }
   out << "\n  per microbatch chunk: F " << format_seconds(r.chunk.f) << ", B " << format_seconds(r.chunk.b) << ", W "
-      << format_seconds(r.chunk.w) << ", steady unit " << format_seconds(p.pair_time) << "\n";
+      << format_seconds(r.chunk.w);
+  if (r.engine != "des") out << ", steady unit " << format_seconds(p.pair_time);
+  out << " (each alone on the critical rank)\n";
   const auto& b = r.breakdown;
   out << "\n  step breakdown\n";
   const double st = r.step_time > 0 ? r.step_time : 1;
@@ -233,9 +241,11 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r) 
       << " GiB\n";
   if (!r.moe_layers.empty()) {
     const double cost = r.step_time - r.balanced_step_time;
-    out << "\n  imbalance: step " << secs(r.step_time) << " vs " << secs(r.balanced_step_time)
-        << " with perfectly balanced routing (" << fmt("%+.1f%%", 100 * cost / (r.balanced_step_time > 0 ? r.balanced_step_time : 1))
-        << ")\n";
+    if (r.balanced_step_time > 0)
+      out << "\n  imbalance: step " << secs(r.step_time) << " vs " << secs(r.balanced_step_time)
+          << " with perfectly balanced routing (" << fmt("%+.1f%%", 100 * cost / r.balanced_step_time) << ")\n";
+    else
+      out << "\n  imbalance: the balanced-routing step is not simulated by this engine (the analytic engine reports it)\n";
     out << "  MoE routing: per-GPU load max/mean " << fmt("%.3f", r.moe_max_over_mean_gpu) << " (mean over "
         << r.moe_layers.size() << " layers), dropped " << fmt("%.2f%%", 100 * r.moe_dropped_fraction)
         << ", dispatch " << format_seconds(r.moe_layers.front().dispatch_seconds) << " + combine "

@@ -204,8 +204,15 @@ struct PlacementSpec {
   int rebalance_every = 0;    ///< replay: re-place every N steps from observed loads (0: never)
 };
 
+/// Which engine evaluates the scenario and, for the discrete-event engine, its fidelity controls
+/// (sim/step_sim.hpp).
 struct EngineSpec {
-  std::string kind = "analytic";
+  std::string kind = "analytic";          ///< analytic | des
+  std::string groups = "representative";  ///< des: representative | all (EP groups simulated per stage)
+  std::string aggregation = "auto";       ///< des: auto | node_pair | none (fabric flows per node pair)
+  int microbatches = 0;                   ///< des: simulated microbatches before extrapolation (0: auto)
+  double precision = 1e-4;                ///< des: surf/precision as a fraction of one all-to-all
+  int timeline_gpus = 16;                 ///< des: GPUs recorded in the Chrome trace (-1: all simulated)
 };
 
 struct OutputSpec {
