@@ -16,7 +16,7 @@ int place_cmd(const PlaceArgs& a);
 
 /// `moesim replay TRACE SCENARIO`: the scenario with its routing replaced by the trace, step by step.
 int replay_cmd(const std::string& trace, const std::string& format, const std::string& scenario, int max_steps,
-               const std::string& out_format, const Catalog& cat);
+               const std::string& out_format, const std::string& engine, const Catalog& cat);
 
 struct TraceImportArgs {
   std::string format, input, output, model, kind = "expert_counts", domain;

@@ -75,15 +75,7 @@ void write_outputs(const std::string& dir, const moesim::Scenario& s, const moes
   std::cerr << "moesim: wrote " << d.string() << "/{scenario.resolved.json,result.json,summary.csv,layers.csv,summary.txt}\n";
 }
 
-moesim::sim::StepOptions des_options(const moesim::Scenario& s) {
-  moesim::sim::StepOptions o;
-  o.groups = s.engine.groups;
-  o.aggregation = s.engine.aggregation;
-  o.microbatches = s.engine.microbatches;
-  o.precision_fraction = s.engine.precision;
-  o.timeline_gpus = s.engine.timeline_gpus;
-  return o;
-}
+moesim::sim::StepOptions des_options(const moesim::Scenario& s) { return moesim::sim::step_options(s.engine); }
 
 moesim::models::Result evaluate(const moesim::Scenario& s) {
   if (s.engine.kind == "des") return moesim::sim::simulate_step(s, des_options(s)).result;
@@ -305,6 +297,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"moesim", "megatron", "count_table"}));
   rpl->add_option("--steps", max_steps, "Replay at most this many steps (0: all)");
   rpl->add_option("--format", format, "Output on stdout")->check(CLI::IsMember({"table", "json"}));
+  rpl->add_option("--engine", engine, "analytic or des (overrides the scenario's engine.kind)")
+      ->check(CLI::IsMember({"analytic", "des"}));
 
   moesim::cli::TraceImportArgs ti;
   auto* trc = app.add_subcommand("trace", "Routing traces: import and inspect");
@@ -387,7 +381,7 @@ int main(int argc, char** argv) {
       return moesim::cli::calibrate_run_cmd(cal_out, cal_plan, cal_gpu, force, cmd, cat);
     }
     if (*topo) return moesim::cli::topology_cmd(file, dot_file, format, force, simulate, cat);
-    if (*rpl) return moesim::cli::replay_cmd(trace_file, trace_format, file, max_steps, format, cat);
+    if (*rpl) return moesim::cli::replay_cmd(trace_file, trace_format, file, max_steps, format, engine, cat);
     if (*trc_imp) return moesim::cli::trace_import_cmd(ti);
     if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, format);
   } catch (const moesim::ParseError& e) {

@@ -6,6 +6,7 @@
 #include "cli/commands.hpp"
 #include "models/eplb.hpp"
 #include "models/replay.hpp"
+#include "sim/step_sim.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
 #include "traces/import.hpp"
@@ -72,7 +73,7 @@ int place_cmd(const PlaceArgs& a) {
 }
 
 int replay_cmd(const std::string& trace, const std::string& format, const std::string& scenario, int max_steps,
-               const std::string& out_format, const Catalog& cat) {
+               const std::string& out_format, const std::string& engine_kind, const Catalog& cat) {
   Json j = read_json_file(scenario);
   if (!j.is_object()) throw ConfigError(located_message(scenario, "", "a scenario object", describe_json(j)));
   // The trace replaces the scenario's routing source; its path is taken as given on the command line.
@@ -85,7 +86,19 @@ int replay_cmd(const std::string& trace, const std::string& format, const std::s
       if (routing["trace"].contains(k)) src[k] = routing["trace"][k];
   routing["trace"] = src;
   Scenario s = scenario_from_json(j, scenario, cat);
-  const models::ReplayResult r = models::replay(s, max_steps);
+  if (!engine_kind.empty()) s.engine.kind = engine_kind;
+  models::ReplayEngine engine;
+  if (s.engine.kind == "des") {
+    // Every step and the balanced reference are simulated in this process on the same cluster (one
+    // SimGrid engine, reused with clock deltas).
+    const sim::StepOptions opt = sim::step_options(s.engine);
+    engine.name = "des";
+    engine.step = [opt](const Scenario& sc, const models::RoutingInput& in) {
+      return sim::simulate_step(sc, opt, &in).result;
+    };
+    engine.balanced = [opt](const Scenario& sc) { return sim::simulate_step(sc, opt).result.step_time; };
+  }
+  const models::ReplayResult r = models::replay(s, max_steps, engine);
   if (out_format == "json") {
     Json steps = Json::array();
     for (const auto& st : r.steps)
@@ -107,7 +120,7 @@ int replay_cmd(const std::string& trace, const std::string& format, const std::s
     std::cout << Json{{"schema_version", models::kResultSchemaVersion},
                       {"scenario", s.name},
                       {"trace", trace},
-                      {"engine", "analytic"},
+                      {"engine", r.engine},
                       {"placement", s.placement.policy},
                       {"mean_step_time_s", r.mean_step_time},
                       {"balanced_step_time_s", r.balanced_step_time},
@@ -117,7 +130,7 @@ int replay_cmd(const std::string& trace, const std::string& format, const std::s
               << "\n";
     return 0;
   }
-  std::cout << "replay of " << trace << " through " << s.name << " (analytic engine, placement " << s.placement.policy
+  std::cout << "replay of " << trace << " through " << s.name << " (" << r.engine << " engine, placement " << s.placement.policy
             << (s.placement.redundant_experts ? " +" + std::to_string(s.placement.redundant_experts) + " redundant" : "")
             << ")\n\n";
   std::cout << std::setw(8) << "step" << std::setw(14) << "step (s)" << std::setw(16) << "rebalance (s)"

@@ -158,13 +158,18 @@ Result evaluate_analytic(const Scenario& s) {
   return r;
 }
 
-double balanced_step_time(const Scenario& s) {
+Scenario balanced_scenario(const Scenario& s) {
   Scenario b = s;
   b.routing.mode = "expected";
   b.routing.load.generator = "uniform";
   b.routing.capacity_factor = 0;
   b.placement.policy = "contiguous";
   b.placement.redundant_experts = 0;
+  return b;
+}
+
+double balanced_step_time(const Scenario& s) {
+  const Scenario b = balanced_scenario(s);
   auto cm = make_compute_cost_model(b);
   NetworkModel net(b.cluster);
   return evaluate_analytic(b, build_workload(b, *cm, net)).step_time;

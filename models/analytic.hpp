@@ -27,6 +27,9 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, const C
 /// The same for pipeline rank `rank` of `w` (DualPipe: both stages the rank holds).
 RankSync rank_sync(const Scenario& s, const Workload& w, int rank);
 
+/// `s` with perfectly balanced routing: uniform expected shares, contiguous placement, no capacity.
+Scenario balanced_scenario(const Scenario& s);
+
 /// Step time of `s` with perfectly balanced routing: uniform expected shares, no capacity limit.
 double balanced_step_time(const Scenario& s);
 

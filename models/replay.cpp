@@ -9,12 +9,13 @@
 
 namespace moesim::models {
 
-ReplayResult replay(const Scenario& s, int max_steps) {
+ReplayResult replay(const Scenario& s, int max_steps, const ReplayEngine& engine) {
   if (s.routing.mode != "trace")
     throw ConfigError(located_message(s.source, "/routing/mode", "\"trace\" (with a routing.trace source) to replay",
                                       "\"" + s.routing.mode + "\""));
   check_routing(s);
   ReplayResult out;
+  out.engine = engine.name;
   auto cm = make_compute_cost_model(s);
   NetworkModel net(s.cluster);
   const ParamCounts pc = count_params(s.model);
@@ -50,8 +51,7 @@ ReplayResult replay(const Scenario& s, int max_steps) {
     RoutingInput in;
     in.samples = std::move(samples);
     in.slot_maps = current.slot_maps;
-    const Workload w = build_workload(s, *cm, net, &in);
-    Result r = evaluate_analytic(s, w);
+    Result r = engine.step ? engine.step(s, in) : evaluate_analytic(s, build_workload(s, *cm, net, &in));
     rs.step_time = r.step_time + rs.rebalance_seconds;
     rs.max_over_mean_gpu = r.moe_max_over_mean_gpu;
     rs.dropped_fraction = r.moe_dropped_fraction;
@@ -67,7 +67,7 @@ ReplayResult replay(const Scenario& s, int max_steps) {
   double sum = 0;
   for (const auto& st : out.steps) sum += st.step_time;
   out.mean_step_time = sum / out.steps.size();
-  out.balanced_step_time = balanced_step_time(s);
+  out.balanced_step_time = engine.balanced ? engine.balanced(balanced_scenario(s)) : balanced_step_time(s);
   out.last.balanced_step_time = out.balanced_step_time;
   return out;
 }

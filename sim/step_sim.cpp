@@ -577,20 +577,13 @@ class Runner {
     programs_ = &programs;
 
     groups_state_.assign(static_cast<std::size_t>(par.pp * groups_), Group{});
+    sinks_.clear();
     for (int r = 0; r < par.pp; ++r)
       for (int g = 0; g < groups_; ++g) {
         if (!programs[r].colls.empty()) {
+          groups_state_[static_cast<std::size_t>(r * groups_ + g)].finished = sg4::Semaphore::create(0);
           sg4::Actor::create("comm-r" + std::to_string(r) + "g" + std::to_string(g), actor_host_,
                              [this, r, g] { comm_stream(r, g); });
-          Group& grp = groups_state_[static_cast<std::size_t>(r * groups_ + g)];
-          grp.finished = sg4::Semaphore::create(0);
-          const int senders = std::max(1, ep_);
-          const std::size_t n = programs[r].colls.size();
-          for (int k = 0; k < senders; ++k) {
-            grp.go.push_back(sg4::Semaphore::create(0));
-            sg4::Actor::create("send-r" + std::to_string(r) + "g" + std::to_string(g) + "." + std::to_string(k),
-                               actor_host_, [this, r, g, k, n] { sender(r * groups_ + g, k, n); });
-          }
         }
         for (int a = 0; a < ep_; ++a) {
           const int gi = index(r, g, a);
@@ -753,15 +746,28 @@ class Runner {
       const double a = sg4::Engine::get_clock();
       double lat = 0;
       for (const Comm& leg : legs) lat = std::max(lat, leg.latency);
-      // The legs are started and awaited by the group's sender actors, a slice each: SimGrid 3.32 scans
-      // the issuing actor's list of pending communications at every completion, so one actor issuing
-      // thousands of flows costs flows² (measured: 72% of the run), a slice per actor flows²/senders.
+      // The legs are started by sender actors on their source hosts as mailbox messages to a sink
+      // actor on the destination host (a permanent receiver, so each transfer starts at once). SimGrid
+      // 3.32 keeps host-to-host communications (Comm::sendto) in one list that it scans at every
+      // completion (72% of a 256-GPU run); actor-to-actor messages are not in it.
       Group& grp = groups_state_[static_cast<std::size_t>(r * groups_ + g)];
       grp.legs = &legs;
       grp.acts.assign(legs.size(), nullptr);
-      const int senders = static_cast<int>(grp.go.size());
-      for (int k = 0; k < senders; ++k) grp.go[k]->release();
-      for (int k = 0; k < senders; ++k) grp.finished->acquire();
+      const std::vector<std::pair<sg4::Host*, std::vector<int>>>& parts = parts_of(legs);
+      for (const auto& [host, idx] : parts) {
+        auto [it, fresh] = grp.senders.try_emplace(host);
+        if (fresh) {
+          Sender& snd = it->second;
+          snd.go = sg4::Semaphore::create(0);
+          Sender* sp = &snd;
+          Group* gp = &grp;
+          sg4::ActorPtr actor = sg4::Actor::create("send", host, [this, sp, gp] { sender(*gp, *sp); });
+          actor->daemonize();
+        }
+        it->second.idx = &idx;
+        it->second.go->release();
+      }
+      for (std::size_t k = 0; k < parts.size(); ++k) grp.finished->acquire();
       for (std::size_t i = 0; i < legs.size(); ++i)
         for (const auto& h : legs[i].route) link_acc_[h.directed()].add(legs[i].bytes, a, grp.acts[i]->get_finish_time());
       grp.acts.clear();
@@ -780,19 +786,43 @@ class Runner {
     flush_p2p();
   }
 
-  // Starts and awaits slice k of the group's current collective, once per collective.
-  void sender(int grp_index, int k, std::size_t collectives_of_group) {
-    Group& grp = groups_state_[static_cast<std::size_t>(grp_index)];
+  struct Sender {
+    sg4::SemaphorePtr go;
+    const std::vector<int>* idx = nullptr;  // legs of the current collective this sender starts
+  };
+  struct Group {
+    std::map<sg4::Host*, Sender> senders;  // by source host (node-based map: stable addresses)
+    sg4::SemaphorePtr finished;
+    const std::vector<Comm>* legs = nullptr;
+    std::vector<sg4::CommPtr> acts;
+  };
+
+  // The mailbox of the sink actor on `host`, created on first use in this run.
+  sg4::Mailbox* sink(sg4::Host* host) {
+    auto it = sinks_.find(host);
+    if (it != sinks_.end()) return it->second;
+    // Registered before the actor is created: creating an actor yields to the others, which may ask for
+    // the same sink meanwhile.
+    sg4::Mailbox* mb = sg4::Mailbox::by_name("sink:" + host->get_name());
+    sinks_.emplace(host, mb);
+    sg4::ActorPtr a = sg4::Actor::create("sink", host, [mb] {
+      for (;;) mb->get<int>();
+    });
+    a->daemonize();
+    mb->set_receiver(a);
+    return mb;
+  }
+
+  // A daemon: each time it is woken, starts its legs of the group's current collective and waits for them.
+  void sender(Group& grp, Sender& me) {
+    static int token = 0;
     std::vector<sg4::CommPtr> mine;
-    for (std::size_t n = 0; n < collectives_of_group; ++n) {
-      grp.go[k]->acquire();
+    for (;;) {
+      me.go->acquire();
       const std::vector<Comm>& legs = *grp.legs;
-      const std::size_t senders = grp.go.size();
       mine.clear();
-      for (std::size_t i = k; i < legs.size(); i += senders) {
-        sg4::CommPtr act = sg4::Comm::sendto_init(legs[i].src, legs[i].dst);
-        act->set_payload_size(static_cast<std::uint64_t>(std::llround(legs[i].bytes)));
-        act->start();
+      for (int i : *me.idx) {
+        sg4::CommPtr act = sink(legs[i].dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(legs[i].bytes)));
         grp.acts[i] = act;
         mine.push_back(act);
       }
@@ -801,12 +831,22 @@ class Runner {
     }
   }
 
-  struct Group {
-    std::vector<sg4::SemaphorePtr> go;
-    sg4::SemaphorePtr finished;
-    const std::vector<Comm>* legs = nullptr;
-    std::vector<sg4::CommPtr> acts;
-  };
+  // Legs of a folded collective grouped by source host (cached with the collective).
+  const std::vector<std::pair<sg4::Host*, std::vector<int>>>& parts_of(const std::vector<Comm>& legs) {
+    auto [it, fresh] = parts_cache_.try_emplace(&legs);
+    if (fresh) {
+      std::map<sg4::Host*, std::vector<int>> by;
+      for (std::size_t i = 0; i < legs.size(); ++i) by[legs[i].src].push_back(static_cast<int>(i));
+      // Deterministic order: by the first leg of each host.
+      std::vector<std::pair<sg4::Host*, std::vector<int>>> v(by.begin(), by.end());
+      std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.second.front() < y.second.front(); });
+      it->second = std::move(v);
+    }
+    return it->second;
+  }
+
+  std::map<sg4::Host*, sg4::Mailbox*> sinks_;
+  std::map<const std::vector<Comm>*, std::vector<std::pair<sg4::Host*, std::vector<int>>>> parts_cache_;
   std::vector<Group> groups_state_;
 
   const Scenario& s_;
@@ -860,6 +900,16 @@ std::string fidelity_text(const StepOptions& o, bool agg, int groups, int groups
 }
 
 }  // namespace
+
+StepOptions step_options(const EngineSpec& e) {
+  StepOptions o;
+  o.groups = e.groups;
+  o.aggregation = e.aggregation;
+  o.microbatches = e.microbatches;
+  o.precision_fraction = e.precision;
+  o.timeline_gpus = e.timeline_gpus;
+  return o;
+}
 
 StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const models::RoutingInput* routing) {
   check(o);

@@ -47,6 +47,9 @@ struct StepOptions {
   int timeline_gpus = 16;                 ///< GPUs whose streams the timeline records (-1: all simulated)
 };
 
+/// The options a scenario's engine section sets.
+StepOptions step_options(const EngineSpec& e);
+
 /// One segment on one GPU stream (Chrome trace "X" event).
 struct TimelineEvent {
   int gpu = 0;       ///< global GPU id
