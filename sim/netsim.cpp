@@ -81,12 +81,12 @@ PartPath gpu_route(const Topology& t, int src, int dst) {
   return out;
 }
 
-GpuPart build_gpu_part(const Topology& t, sg4::NetZone* root, bool with_latency) {
+GpuPart build_gpu_part(const Topology& t, sg4::NetZone* root, bool with_latency, const std::vector<char>& used) {
   GpuPart p;
   auto* zone = sg4::create_full_zone("gpu");
   zone->set_parent(root);
   for (int g = 0; g < t.gpus(); ++g)
-    p.hosts.push_back(zone->create_host("g:" + t.vertex_name(t.gpu_vertex(g)), 1.0));
+    p.hosts.push_back(used[g] ? zone->create_host("g:" + t.vertex_name(t.gpu_vertex(g)), 1.0) : nullptr);
   for (int id = 0; id < t.num_links(); ++id) {
     const LinkProps& lp = t.link(id);
     PartLink l{t.vertex_name(t.link_source(id)), t.vertex_name(t.link_target(id)), lp.kind, lp.bandwidth,
@@ -98,7 +98,7 @@ GpuPart build_gpu_part(const Topology& t, sg4::NetZone* root, bool with_latency)
   Path path;
   for (int s = 0; s < t.gpus(); ++s)
     for (int d = 0; d < t.gpus(); ++d) {
-      if (s == d) continue;
+      if (s == d || !used[s] || !used[d]) continue;
       t.path(s, d, path);
       route.clear();
       for (const Hop& h : path) route.emplace_back(p.links[h.link].sg, sg_dir(h.dir == Direction::kForward));
@@ -203,19 +203,20 @@ PartPath nvlink_route(const Topology& t, const AggPart& a, int src, int dst) {
 }
 
 // Sizes of the zones the aggregated part needs: largest NVLink domain and largest plane (in hosts).
-std::pair<int, int> agg_zone_sizes(const Topology& t) {
+std::pair<int, int> agg_zone_sizes(const Topology& t, const std::vector<char>& used) {
   std::map<int, int> domain, plane;
   const int gpn = t.cluster().gpus_per_node;
   std::map<std::pair<int, int>, bool> seen;
   for (int g = 0; g < t.gpus(); ++g) {
+    if (!used[g]) continue;
     const int att = t.attach_vertex(g);
     if (att >= 0 && seen.try_emplace({g / gpn, att}, true).second) ++plane[std::max(0, t.vertex(att).plane)];
   }
   for (int id = 0; id < t.num_links(); ++id)
     if (t.link(id).kind == LinkKind::kNvlink) {
-      const int sw =
-          t.vertex(t.link_source(id)).kind == VertexKind::kNvSwitch ? t.link_source(id) : t.link_target(id);
-      ++domain[sw];
+      const bool src_is_switch = t.vertex(t.link_source(id)).kind == VertexKind::kNvSwitch;
+      if (!used[t.vertex(src_is_switch ? t.link_target(id) : t.link_source(id)).index]) continue;
+      ++domain[src_is_switch ? t.link_source(id) : t.link_target(id)];
     }
   int dmax = 0, pmax = 0;
   for (auto& [k, v] : domain) dmax = std::max(dmax, v);
@@ -223,7 +224,7 @@ std::pair<int, int> agg_zone_sizes(const Topology& t) {
   return {dmax, pmax};
 }
 
-AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency) {
+AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency, const std::vector<char>& used) {
   AggPart a;
   contract(t, a);
   const int fabric_links = static_cast<int>(a.links.size());
@@ -235,6 +236,7 @@ AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency)
     if (t.link(id).kind != LinkKind::kNvlink) continue;
     const bool src_is_switch = t.vertex(t.link_source(id)).kind == VertexKind::kNvSwitch;
     const int gpu = t.vertex(src_is_switch ? t.link_target(id) : t.link_source(id)).index;
+    if (!used[gpu]) continue;
     domain_gpus[src_is_switch ? t.link_source(id) : t.link_target(id)].push_back(gpu);
     nvlink_of_gpu[gpu] = id;
   }
@@ -269,8 +271,11 @@ AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency)
   }
   // Fabric: one full zone per plane (planes never exchange traffic on the scale-out fabric).
   std::map<int, std::vector<int>> plane_classes;
+  std::vector<char> class_used(a.class_rep.size(), 0);
+  for (int g = 0; g < t.gpus(); ++g)
+    if (used[g] && a.class_of_gpu[g] >= 0) class_used[a.class_of_gpu[g]] = 1;
   for (int c = 0; c < static_cast<int>(a.class_rep.size()); ++c)
-    plane_classes[std::max(0, t.vertex(t.attach_vertex(a.class_rep[c])).plane)].push_back(c);
+    if (class_used[c]) plane_classes[std::max(0, t.vertex(t.attach_vertex(a.class_rep[c])).plane)].push_back(c);
   a.class_hosts.assign(a.class_rep.size(), nullptr);
   std::vector<bool> created(fabric_links, false);
   for (auto& [plane, classes] : plane_classes) {
@@ -345,13 +350,21 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
     return s;
   }
   auto topo = std::make_unique<Topology>(cluster);
-  const auto [domain_max, plane_max] = agg_zone_sizes(*topo);
+  std::vector<char> used(static_cast<std::size_t>(topo->gpus()), o.gpus.empty() ? 1 : 0);
+  for (int g : o.gpus) {
+    if (g < 0 || g >= topo->gpus())
+      throw ConfigError("simulate_flows: SimOptions::gpus names GPU " + std::to_string(g) + ", expected 0.." +
+                        std::to_string(topo->gpus() - 1));
+    used[g] = 1;
+  }
+  const int used_gpus = static_cast<int>(std::count(used.begin(), used.end(), 1));
+  const auto [domain_max, plane_max] = agg_zone_sizes(*topo, used);
   const int agg_max = std::max(domain_max, plane_max);
-  const bool gpu_fits = topo->gpus() <= o.max_hosts, agg_fits = agg_max <= o.max_hosts;
+  const bool gpu_fits = used_gpus <= o.max_hosts, agg_fits = agg_max <= o.max_hosts;
   if (o.aggregate_node_pairs && !agg_fits)
     throw ConfigError(limit_message("node-pair aggregation", agg_max, o.max_hosts));
   if (!o.aggregate_node_pairs && !gpu_fits)
-    throw ConfigError(limit_message("per-GPU simulation", topo->gpus(), o.max_hosts));
+    throw ConfigError(limit_message("per-GPU simulation", used_gpus, o.max_hosts));
 
   auto state = std::make_unique<EngineState>();
   state->cluster_key = key;
@@ -359,6 +372,7 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
   state->tcp_gamma = o.tcp_gamma;
   state->latency_weighted = o.latency_weighted_sharing;
   state->max_hosts = o.max_hosts;
+  state->used = used;
   try {
     if (sg4::Engine::has_instance()) {
       state->engine = sg4::Engine::get_instance();
@@ -376,11 +390,11 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
     auto* root = sg4::create_full_zone("moesim");
     const bool lat = o.latency_weighted_sharing;
     if (gpu_fits)
-      state->gpu = build_gpu_part(*topo, root, lat);
+      state->gpu = build_gpu_part(*topo, root, lat, used);
     else
-      state->gpu_missing = limit_message("per-GPU simulation", topo->gpus(), o.max_hosts);
+      state->gpu_missing = limit_message("per-GPU simulation", used_gpus, o.max_hosts);
     if (agg_fits)
-      state->agg = build_agg_part(*topo, root, lat);
+      state->agg = build_agg_part(*topo, root, lat, used);
     else
       state->agg_missing = limit_message("node-pair aggregation", agg_max, o.max_hosts);
     root->seal();
@@ -400,13 +414,16 @@ double route_latency(const std::vector<PartLink>& links, const PartPath& r) {
   return l;
 }
 
-void check_flows(const Topology& t, const std::vector<FlowSpec>& flows) {
+void check_flows(const Topology& t, const std::vector<FlowSpec>& flows, const std::vector<char>& used) {
   for (std::size_t i = 0; i < flows.size(); ++i) {
     const FlowSpec& f = flows[i];
     const auto where = "simulate_flows: flow " + std::to_string(i) + ": ";
     if (f.src < 0 || f.src >= t.gpus() || f.dst < 0 || f.dst >= t.gpus())
       throw ConfigError(where + "expected GPUs in 0.." + std::to_string(t.gpus() - 1) + ", found " +
                         std::to_string(f.src) + " → " + std::to_string(f.dst));
+    if (!used[f.src] || !used[f.dst])
+      throw ConfigError(where + "GPU " + std::to_string(used[f.src] ? f.dst : f.src) +
+                        " is not on this process's platform (the first simulation named the GPUs it needs)");
     if (!(f.bytes >= 0) || !std::isfinite(f.bytes))
       throw ConfigError(where + "expected non-negative finite bytes, found " + fmt(f.bytes));
     if (!(f.start >= 0) || !std::isfinite(f.start))
@@ -515,6 +532,9 @@ std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows,
         PartPath r = role < 2 ? nvlink_route(t, a, x, y) : class_route(t, a, x, y);
         sg4::Host* hs = role < 2 ? a.gpu_hosts[x] : a.class_hosts[x];
         sg4::Host* hd = role < 2 ? a.gpu_hosts[y] : a.class_hosts[y];
+        if (hs == nullptr || hd == nullptr)
+          throw ConfigError("simulate_flows: flow " + std::to_string(flow) +
+                            " passes through a GPU that is not on this process's platform (SimOptions::gpus)");
         Comm c{hs, hd, 0, start, route_latency(links, r), std::move(r), nullptr, 0};
         comms.push_back(std::move(c));
       }
@@ -555,7 +575,7 @@ SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>
   check_options(options);
   EngineState& s = engine_for(cluster, options);
   const Topology& t = *s.topo;
-  check_flows(t, flows);
+  check_flows(t, flows, s.used);
   const bool agg = options.aggregate_node_pairs;
   if (agg && !s.agg) throw ConfigError(s.agg_missing);
   if (!agg && !s.gpu) throw ConfigError(s.gpu_missing);

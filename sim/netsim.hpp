@@ -112,6 +112,10 @@ struct SimOptions {
   /// per-GPU simulation throws ConfigError; aggregation needs zones of only one NVLink domain and of
   /// the node classes of one plane. The first call of a process builds every part that fits.
   int max_hosts = 1024;
+  /// GPUs the platform needs (empty: every GPU of the cluster). Hosts and routes are built only for
+  /// these (routes grow with hosts²), so a simulation of a few representative groups of a large cluster
+  /// stays small. Fixed by the first simulation of a process; later flows must stay within it.
+  std::vector<int> gpus;
   /// Compute per-link usage (SimResult::links).
   bool link_usage = true;
 };

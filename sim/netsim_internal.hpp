@@ -74,6 +74,7 @@ struct EngineState {
   std::optional<GpuPart> gpu;
   std::optional<AggPart> agg;
   std::string gpu_missing, agg_missing;  // why a part was not built
+  std::vector<char> used;  // GPUs on the platform (SimOptions::gpus)
   int simulations = 0;
   bool broken = false;
 };

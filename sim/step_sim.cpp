@@ -433,19 +433,25 @@ class ProgramBuilder {
 
 // ------------------------------------------------------------------------------------------ the run
 
+// One compute actor: the GPUs of an EP group whose expert loads are identical in every MoE layer run the
+// same program with the same durations, and the all-to-all is a barrier over the group, so they reach
+// every synchronisation point at the same time: one actor stands for all of them (exact). Each member
+// still sends and receives its own pipeline flows.
 struct GpuState {
-  int gpu = 0;   // global id
-  int rank = 0, group = 0, ep_index = 0;
+  int gpu = 0;   // global id of the first member
+  int rank = 0, group = 0, ep_index = 0;  // ep_index of the first member
+  std::vector<int> members;               // EP indices of the GPUs this actor stands for
   bool traced = false;
   sg4::SemaphorePtr ready, done;
   double busy = 0, tp = 0, cp = 0, wait_comm = 0, wait_p2p = 0, tail = 0, finish = -1;
   long long segments = 0;
 };
 
+// A pipeline transfer to one GPU: its legs each release `arrived` once done (once in all when it has none).
 struct Message {
   sg4::SemaphorePtr arrived;
-  std::vector<sg4::CommPtr> comms;
-  double latency = 0;
+  int legs = 0;
+  double arrival = 0;  // absolute time the last byte arrived, route latency included
 };
 
 struct LinkAcc {
@@ -550,9 +556,11 @@ class Runner {
     std::vector<Program> programs;
     for (int r = 0; r < par.pp; ++r) programs.push_back(builder_.build(r, m));
     gpus_.clear();
+    class_of_.assign(static_cast<std::size_t>(par.pp * groups_ * ep_), -1);
     for (int r = 0; r < par.pp; ++r)
       for (int g = 0; g < groups_; ++g)
         for (int a = 0; a < ep_; ++a) {
+          if (class_of_[index(r, g, a)] >= 0) continue;
           GpuState x;
           x.gpu = gpu_of(r, g, a);
           x.rank = r;
@@ -560,17 +568,25 @@ class Runner {
           x.ep_index = a;
           x.ready = sg4::Semaphore::create(0);
           x.done = sg4::Semaphore::create(0);
+          const int ci = static_cast<int>(gpus_.size());
+          for (int b = a; b < ep_; ++b)
+            if (class_of_[index(r, g, b)] < 0 && same_loads(a, b)) {
+              class_of_[index(r, g, b)] = ci;
+              x.members.push_back(b);
+            }
           gpus_.push_back(std::move(x));
         }
-    // Traced GPUs: EP index 0 of group 0 on every rank first, then the other EP indices.
+    // Traced actors: the first of group 0 on every rank, then the others.
     const int limit = o_.timeline_gpus < 0 ? static_cast<int>(gpus_.size()) : o_.timeline_gpus;
     int traced = 0;
     for (int a = 0; a < ep_ && traced < limit; ++a)
       for (int r = 0; r < par.pp && traced < limit; ++r) {
-        gpus_[index(r, 0, a)].traced = record;
+        GpuState& x = gpus_[class_of_[index(r, 0, a)]];
+        if (x.traced || x.ep_index != a) continue;
+        x.traced = record;
         ++traced;
       }
-    inbox_.assign(gpus_.size(), {});
+    inbox_.clear();
     timeline_.clear();
     link_acc_.assign(2 * links_->size(), LinkAcc{});
     t0_ = sg4::Engine::get_clock();
@@ -586,7 +602,8 @@ class Runner {
                              [this, r, g] { comm_stream(r, g); });
         }
         for (int a = 0; a < ep_; ++a) {
-          const int gi = index(r, g, a);
+          const int gi = class_of_[index(r, g, a)];
+          if (gpus_[gi].ep_index != a) continue;
           sg4::Actor::create("gpu" + std::to_string(gpus_[gi].gpu), actor_host_, [this, gi] { compute_stream(gi); });
         }
       }
@@ -676,70 +693,79 @@ class Runner {
           break;
         }
         case Ins::kSend: {
-          const int dst_gi = index(x.peer_rank, me.group, me.ep_index);
-          Message& msg = slot(dst_gi, x.key);
-          for (const Comm& c : p2p(me.gpu, gpus_[dst_gi].gpu)) {
-            sg4::CommPtr act = sg4::Comm::sendto_init(c.src, c.dst);
-            act->set_payload_size(static_cast<std::uint64_t>(std::llround(c.bytes)));
-            act->start();
-            msg.comms.push_back(act);
-            msg.latency = std::max(msg.latency, c.latency);
-            const double now = sg4::Engine::get_clock();
-            for (const auto& h : c.route) pending_p2p_.push_back({h.directed(), c.bytes, now, act});
-            ++flows;
+          for (int member : me.members) {
+            const int src = gpu_of(me.rank, me.group, member), dst = gpu_of(x.peer_rank, me.group, member);
+            Message& msg = slot(dst, x.key);
+            const std::vector<Comm>& legs = p2p(src, dst);
+            msg.legs = static_cast<int>(legs.size());
+            if (legs.empty()) {
+              msg.arrival = sg4::Engine::get_clock();
+              msg.arrived->release();
+            }
+            for (const Comm& c : legs) {
+              const Comm* leg = &c;
+              Message* mp = &msg;
+              // A one-shot actor on the source host sends the leg to the sink on the destination host.
+              sg4::ActorPtr actor = sg4::Actor::create("p2p", c.src, [this, leg, mp] {
+                static int token = 0;
+                const double start = sg4::Engine::get_clock();
+                sg4::CommPtr act = sink(leg->dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(leg->bytes)));
+                act->wait();
+                const double fin = act->get_finish_time();
+                for (const auto& h : leg->route) link_acc_[h.directed()].add(leg->bytes, start, fin);
+                mp->arrival = std::max(mp->arrival, fin + leg->latency);
+                mp->arrived->release();
+              });
+              actor->daemonize();
+              ++flows;
+            }
           }
-          msg.arrived->release();
           break;
         }
         case Ins::kRecv: {
           const double a = sg4::Engine::get_clock();
-          Message& msg = slot(gi, x.key);
-          msg.arrived->acquire();
-          if (!msg.comms.empty()) sg4::Comm::wait_all(msg.comms);
           double arrival = a;
-          for (const auto& c : msg.comms) arrival = std::max(arrival, c->get_finish_time() + msg.latency);
+          for (int member : me.members) {
+            const int dst = gpu_of(me.rank, me.group, member);
+            Message& msg = slot(dst, x.key);
+            msg.arrived->acquire();
+            for (int k = 1; k < msg.legs; ++k) msg.arrived->acquire();
+            arrival = std::max(arrival, msg.arrival);
+            inbox_.erase({dst, x.key});
+          }
           const double now = sg4::Engine::get_clock();
           if (arrival > now) sg4::this_actor::sleep_for(arrival - now);
           me.wait_p2p += sg4::Engine::get_clock() - a;
           if (me.traced && sg4::Engine::get_clock() > a)
             event(me, 2, x.pass == 'F' ? "recv activation" : "recv gradient", a, sg4::Engine::get_clock(), x.mb,
                   x.stage);
-          inbox_[gi].erase(x.key);
           break;
         }
       }
     }
     me.finish = sg4::Engine::get_clock() - t0_;
-    flush_p2p();
   }
 
-  Message& slot(int gi, int key) {
-    auto [it, fresh] = inbox_[gi].try_emplace(key);
+  Message& slot(int gpu, int key) {
+    auto [it, fresh] = inbox_.try_emplace(std::make_pair(gpu, key));
     if (fresh) it->second.arrived = sg4::Semaphore::create(0);
     return it->second;
   }
 
-  // Link accounting of pipeline flows once they are done (their finish times are known then).
-  struct PendingP2p {
-    int link;
-    double bytes, start;
-    sg4::CommPtr act;
-  };
-  void flush_p2p() {
-    std::vector<PendingP2p> keep;
-    for (auto& p : pending_p2p_) {
-      if (p.act->get_state() == sg4::Activity::State::FINISHED)
-        link_acc_[p.link].add(p.bytes, p.start, p.act->get_finish_time());
-      else
-        keep.push_back(std::move(p));
-    }
-    pending_p2p_ = std::move(keep);
+  // True when EP ranks a and b compute the same rows in every MoE layer.
+  bool same_loads(int a, int b) const {
+    for (const auto& d : w_.moe_detail)
+      if (d.rank_load[static_cast<std::size_t>(a)] != d.rank_load[static_cast<std::size_t>(b)]) return false;
+    return true;
   }
 
   void comm_stream(int r, int g) {
     const Program& prog = (*programs_)[r];
-    std::vector<int> members;
-    for (int a = 0; a < ep_; ++a) members.push_back(index(r, g, a));
+    std::vector<int> members;  // compute actors of the group
+    for (int a = 0; a < ep_; ++a) {
+      const int ci = class_of_[index(r, g, a)];
+      if (gpus_[ci].ep_index == a) members.push_back(ci);
+    }
     for (const Coll& c : prog.colls) {
       for (int gi : members) gpus_[gi].ready->acquire();
       const std::vector<Comm>& legs = collective(r, g, c.moe, c.kind);
@@ -781,9 +807,7 @@ class Runner {
                 c.mb, c.stage);
         gpus_[gi].done->release();
       }
-      if (collectives % 64 == 0) flush_p2p();
     }
-    flush_p2p();
   }
 
   struct Sender {
@@ -861,10 +885,10 @@ class Runner {
   std::map<std::tuple<int, int, int, int>, std::vector<Comm>> coll_cache_;
   std::map<std::pair<int, int>, std::vector<Comm>> p2p_cache_;
   std::vector<GpuState> gpus_;
-  std::vector<std::map<int, Message>> inbox_;
+  std::map<std::pair<int, int>, Message> inbox_;  // (destination GPU, key)
+  std::vector<int> class_of_;                     // (rank, group, EP index) → compute actor
   std::vector<TimelineEvent> timeline_;
   std::vector<LinkAcc> link_acc_;
-  std::vector<PendingP2p> pending_p2p_;
   const std::vector<Program>* programs_ = nullptr;
   double t0_ = 0;
 };
@@ -928,9 +952,18 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   const models::Workload w = models::build_workload(s, *cm, net, routing, true);
 
   SimOptions so;
-  const bool agg = o.aggregation == "node_pair" || (o.aggregation == "auto" && s.cluster.gpus() > so.max_hosts);
+  bool agg = o.aggregation == "node_pair";
   so.aggregate_node_pairs = agg;
   so.precision_fraction = o.precision_fraction;
+  {  // The platform holds only the simulated GPUs.
+    const int stage_gpus = par.tp * par.cp * par.dp, span = std::max(1, par.ep) * par.etp;
+    const int groups = o.groups == "all" ? std::max(1, stage_gpus / span) : 1;
+    for (int r = 0; r < par.pp; ++r)
+      for (int g = 0; g < groups; ++g)
+        for (int a = 0; a < std::max(1, par.ep); ++a) so.gpus.push_back(r * stage_gpus + g * span + a * par.etp);
+  }
+  // auto: per GPU pair while the simulated GPUs fit the per-GPU platform, aggregated beyond.
+  if (o.aggregation == "auto") agg = so.aggregate_node_pairs = static_cast<int>(so.gpus.size()) > so.max_hosts;
   internal::check_options(so);
   EngineState& st = internal::engine_for(s.cluster, so);
   if (agg && !st.agg) throw ConfigError(st.agg_missing);
@@ -938,14 +971,16 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
 
   // Microbatch counts to simulate.
   std::vector<int> sim_m;
-  const int base = o.microbatches > 0 ? o.microbatches : 2 * par.pp;
+  // mB - mA: the schedule's period in microbatches (DualPipe adds one per direction, interleaving a
+  // group of pp).
+  const int step = par.schedule == Schedule::kDualPipe ? 2 : par.schedule == Schedule::kInterleaved ? par.pp : 1;
+  const int base = o.microbatches > 0 ? o.microbatches : 3 * par.pp;
   if (o.microbatches == 0 && m <= 4 * par.pp) {
     sim_m = {m};
-  } else if (base >= m) {
+  } else if (base + step >= m) {
     sim_m = {m};
   } else {
-    sim_m = {base, std::min(m, base + par.pp)};
-    if (sim_m[1] == m || sim_m[0] + par.pp > m) sim_m = {m};
+    sim_m = {base, base + step};
   }
   for (int x : sim_m) models::check_schedule_order_args(par.schedule, par.pp, vpp, x);
 

@@ -24,9 +24,10 @@
 ///   them); "all" simulates every EP group of every stage.
 /// - aggregation: fabric flows folded per (source node, destination node, plane) (SimOptions::
 ///   aggregate_node_pairs); "auto" aggregates when the cluster exceeds the per-GPU platform limit.
-/// - microbatches: simulate mA and mB = mA + pp microbatches and extrapolate the step linearly to the
-///   scenario's m (exact once the pipeline reaches its periodic steady state); "auto" simulates every
-///   microbatch when m <= 4·pp, otherwise mA = 2·pp.
+/// - microbatches: simulate mA and mB = mA + one schedule period (DualPipe 2, interleaved pp, else 1)
+///   microbatches and extrapolate the step linearly to the scenario's m (exact once the pipeline is in
+///   its periodic steady state); "auto" simulates every microbatch when m <= 4·pp, otherwise mA = 3·pp
+///   (DualPipe at mA = 2·pp is not yet periodic: +1.07% on a 256-GPU DeepSeek-V3 layout, 3·pp: -0.01%).
 /// Errors measured against the full simulation are in docs/des.md.
 
 #include <string>
@@ -42,7 +43,7 @@ namespace moesim::sim {
 struct StepOptions {
   std::string groups = "representative";  ///< representative | all
   std::string aggregation = "auto";       ///< auto | node_pair | none
-  int microbatches = 0;                   ///< simulated microbatches mA (0: auto); mB = mA + pp
+  int microbatches = 0;                   ///< simulated microbatches mA (0: auto); mB = mA + period
   double precision_fraction = 1e-4;       ///< surf/precision = this × the first all-to-all's lower bound
   int timeline_gpus = 16;                 ///< GPUs whose streams the timeline records (-1: all simulated)
 };
