@@ -6,6 +6,8 @@
 #include <iomanip>
 #include <iostream>
 #include <optional>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <sstream>
 
 #include "cli/commands.hpp"
@@ -77,8 +79,82 @@ void write_outputs(const std::string& dir, const moesim::Scenario& s, const moes
 
 moesim::sim::StepOptions des_options(const moesim::Scenario& s) { return moesim::sim::step_options(s.engine); }
 
+// The discrete-event engine in a child process: SimGrid allows one engine per process, frozen to the
+// first cluster it simulates, and compared variants may change the cluster. The child sends back what a
+// comparison reports.
+moesim::models::Result evaluate_des_isolated(const moesim::Scenario& s) {
+  int fd[2];
+  if (pipe(fd) != 0) throw moesim::Error("compare: cannot create a pipe for the simulation process");
+  std::cout.flush();
+  const pid_t pid = fork();
+  if (pid < 0) throw moesim::Error("compare: cannot fork the simulation process");
+  if (pid == 0) {
+    close(fd[0]);
+    Json j;
+    try {
+      const auto r = moesim::sim::simulate_step(s, des_options(s)).result;
+      j = {{"ok", true},
+           {"feasible", r.feasible},
+           {"infeasible_reason", r.infeasible_reason},
+           {"step_time", r.step_time},
+           {"tokens_per_second", r.tokens_per_second},
+           {"tokens_per_second_per_gpu", r.tokens_per_second_per_gpu},
+           {"mfu", r.mfu},
+           {"memory_total", r.memory.total},
+           {"moe_max_over_mean_gpu", r.moe_max_over_mean_gpu},
+           {"balanced_step_time", r.balanced_step_time},
+           {"fidelity", r.fidelity},
+           {"bubble", r.breakdown.bubble},
+           {"exposed_ep", r.breakdown.exposed_ep}};
+    } catch (const moesim::ConfigError& e) {
+      j = {{"ok", false}, {"config", true}, {"message", e.what()}};
+    } catch (const std::exception& e) {
+      j = {{"ok", false}, {"config", false}, {"message", e.what()}};
+    }
+    const std::string text = j.dump();
+    std::size_t off = 0;
+    while (off < text.size()) {
+      const ssize_t n = write(fd[1], text.data() + off, text.size() - off);
+      if (n <= 0) break;
+      off += static_cast<std::size_t>(n);
+    }
+    close(fd[1]);
+    _exit(0);
+  }
+  close(fd[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(fd[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || text.empty())
+    throw moesim::Error("compare: the simulation process of \"" + s.name + "\" ended abnormally");
+  const Json j = Json::parse(text);
+  if (!j.at("ok").get<bool>()) {
+    if (j.at("config").get<bool>()) throw moesim::ConfigError(j.at("message").get<std::string>());
+    throw moesim::Error(j.at("message").get<std::string>());
+  }
+  moesim::models::Result r;
+  r.scenario = s.name;
+  r.engine = "des";
+  r.feasible = j.at("feasible").get<bool>();
+  r.infeasible_reason = j.at("infeasible_reason").get<std::string>();
+  r.step_time = j.at("step_time").get<double>();
+  r.tokens_per_second = j.at("tokens_per_second").get<double>();
+  r.tokens_per_second_per_gpu = j.at("tokens_per_second_per_gpu").get<double>();
+  r.mfu = j.at("mfu").get<double>();
+  r.memory.total = j.at("memory_total").get<double>();
+  r.moe_max_over_mean_gpu = j.at("moe_max_over_mean_gpu").get<double>();
+  r.balanced_step_time = j.at("balanced_step_time").get<double>();
+  r.fidelity = j.at("fidelity").get<std::string>();
+  r.breakdown.bubble = j.at("bubble").get<double>();
+  r.breakdown.exposed_ep = j.at("exposed_ep").get<double>();
+  return r;
+}
+
 moesim::models::Result evaluate(const moesim::Scenario& s) {
-  if (s.engine.kind == "des") return moesim::sim::simulate_step(s, des_options(s)).result;
+  if (s.engine.kind == "des") return evaluate_des_isolated(s);
   return moesim::models::evaluate_analytic(s);
 }
 
@@ -180,7 +256,8 @@ int run_cmd(const std::string& path, const std::string& format, const std::strin
   return r.feasible ? kOk : kInfeasible;
 }
 
-int compare_cmd(const std::vector<std::string>& paths, const std::string& format, const moesim::Catalog& cat) {
+int compare_cmd(const std::vector<std::string>& paths, const std::string& format, const std::string& engine,
+                const moesim::Catalog& cat) {
   std::vector<moesim::reports::CompareRow> rows;
   for (const auto& path : paths) {
     Json base = moesim::read_json_file(path);
@@ -188,6 +265,7 @@ int compare_cmd(const std::vector<std::string>& paths, const std::string& format
     {
       moesim::reports::CompareRow row;
       moesim::Scenario s = moesim::scenario_from_json(base, path, cat);  // the base must be valid
+      if (!engine.empty()) s.engine.kind = engine;
       row.name = s.name;
       row.result = evaluate(s);
       rows.push_back(std::move(row));
@@ -198,6 +276,7 @@ int compare_cmd(const std::vector<std::string>& paths, const std::string& format
       row.name = patched.value("name", v.name);
       try {
         moesim::Scenario s = moesim::scenario_from_json(patched, path + " (variant " + v.name + ")", cat);
+        if (!engine.empty()) s.engine.kind = engine;
         row.result = evaluate(s);
       } catch (const moesim::ConfigError& e) {
         row.ok = false;
@@ -269,6 +348,8 @@ int main(int argc, char** argv) {
   auto* cmp = app.add_subcommand("compare", "Evaluate scenarios and their variants side by side, by throughput");
   cmp->add_option("scenarios", files, "Scenario JSON files (each with optional \"variants\")")->required();
   cmp->add_option("--format", format, "Output on stdout")->check(CLI::IsMember({"table", "json"}));
+  cmp->add_option("--engine", engine, "analytic or des (overrides each scenario's engine.kind; des runs each in its own process)")
+      ->check(CLI::IsMember({"analytic", "des"}));
 
   auto* val = app.add_subcommand("validate", "Check scenarios without running them");
   val->add_option("scenarios", files, "Scenario JSON files")->required();
@@ -354,7 +435,7 @@ int main(int argc, char** argv) {
   try {
     moesim::Catalog cat;
     if (*run) return run_cmd(file, format, out_dir, force, engine, cat);
-    if (*cmp) return compare_cmd(files, format, cat);
+    if (*cmp) return compare_cmd(files, format, engine, cat);
     if (*val) {
       for (const auto& f : files) {
         moesim::Scenario s = moesim::load_scenario(f, cat);
