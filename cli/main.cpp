@@ -165,7 +165,7 @@ void write_des_extras(std::ostream& out, const moesim::sim::StepSimResult& d) {
   char buf[256];
   std::snprintf(buf, sizeof buf, "  analytic engine, same workload: %.3f s (discrete-event %+.2f%%)\n", r.analytic_step_time,
                 r.analytic_step_time > 0 ? 100.0 * (r.step_time / r.analytic_step_time - 1) : 0.0);
-  out << "\ndiscrete-event simulation (SimGrid " << d.settings.simgrid_version << ", " << d.settings.network_model
+  out << "\ndiscrete-event simulation (" << d.settings.simgrid_version << ", " << d.settings.network_model
       << ", surf/precision " << d.settings.surf_precision << " s)\n"
       << buf;
   std::string ms;
@@ -232,7 +232,8 @@ int run_cmd(const std::string& path, const std::string& format, const std::strin
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
   if (!dir.empty() && !force) {  // refuse before a long simulation, not after it
     std::error_code ec;
-    for (const char* n : {"result.json", "trace.json"})
+    for (const char* n : {"scenario.resolved.json", "result.json", "summary.csv", "layers.csv", "summary.txt",
+                          "trace.json", "links.csv"})
       if (fs::exists(fs::path(dir) / n, ec))
         throw moesim::IoError((fs::path(dir) / n).string() +
                               ": refusing to overwrite an existing result (use --force or another --out)");

@@ -506,7 +506,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       // own copy of the embedding matrix for the output projection (Megatron-Core).
       rw.params += (m.tied_embeddings && par.pp > 1 ? w.params.embedding : w.params.head) / par.tp + h;
     }
-    if (r + 1 < par.pp || par.vpp > 1) {
+    if (par.pp > 1) {  // every rank of a pipeline sends: activations forward, gradients backward
       const double bytes = c.T_sp * h * kAct;
       const bool cross = int64_t(par.tp) * par.cp * par.dp >= gpn;
       rw.p2p_seconds = net.send_recv(bytes, cross);

@@ -358,7 +358,7 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
     ObjectReader eo(*en, source, "/engine");
     s.engine.kind = eo.get_enum("kind", {"analytic", "des"}, "analytic");
     s.engine.groups = eo.get_enum("groups", {"representative", "all"}, "representative");
-    s.engine.aggregation = eo.get_enum("aggregation", {"auto", "node_pair", "none"}, "auto");
+    s.engine.aggregation = eo.get_enum("aggregation", {"auto", "node", "node_pair", "none"}, "auto");
     s.engine.microbatches = static_cast<int>(eo.get_int_in("microbatches", 0, 1 << 20, 0));
     s.engine.precision = eo.get_number_in("precision", 1e-9, 0.1, 1e-4);
     s.engine.timeline_gpus = static_cast<int>(eo.get_int_in("timeline_gpus", -1, 1 << 20, 16));

@@ -241,6 +241,7 @@ AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency,
     nvlink_of_gpu[gpu] = id;
   }
   a.gpu_hosts.assign(t.gpus(), nullptr);
+  a.domain_of_gpu.assign(t.gpus(), -1);
   for (auto& [sw, gpus] : domain_gpus) {
     auto* zone = sg4::create_full_zone("a:" + t.vertex_name(sw));
     zone->set_parent(root);
@@ -266,8 +267,25 @@ AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency,
                         route, false);
         ++a.routes;
       }
+    // The pooled domain: every GPU's NVLink bandwidth summed into one link between two hosts.
+    const int dom = static_cast<int>(a.pool_out.size());
+    double pooled = 0;
+    for (int g : gpus) {
+      pooled += t.link(nvlink_of_gpu[g]).bandwidth;
+      a.domain_of_gpu[g] = dom;
+    }
+    const std::string dn = t.vertex_name(sw);
+    a.pool_out.push_back(zone->create_host("a:" + dn + ".pool-out", 1.0));
+    a.pool_in.push_back(zone->create_host("a:" + dn + ".pool-in", 1.0));
+    PartLink pl{dn + ".gpus", dn + ".gpus", LinkKind::kNvlink, pooled, t.link(nvlink_of_gpu[gpus.front()]).latency};
+    pl.sg = make_link(zone, "ap:" + dn, pl, with_latency);
+    a.pool_link.push_back(static_cast<int>(a.links.size()));
+    a.links.push_back(pl);
+    zone->add_route(a.pool_out.back()->get_netpoint(), a.pool_in.back()->get_netpoint(), nullptr, nullptr,
+                    {sg4::LinkInRoute(pl.sg, sg4::LinkInRoute::Direction::UP)}, false);
+    ++a.routes;
     zone->seal();
-    a.hosts += static_cast<int>(gpus.size());
+    a.hosts += static_cast<int>(gpus.size()) + 2;
   }
   // Fabric: one full zone per plane (planes never exchange traffic on the scale-out fabric).
   std::map<int, std::vector<int>> plane_classes;
@@ -347,6 +365,11 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
           "simulation of a process (" +
           fmt(s.tcp_gamma) + ", " + (s.latency_weighted ? "true" : "false") + ", " +
           std::to_string(s.max_hosts) + "); run other settings in another process");
+    for (int g : o.gpus)
+      if (g < 0 || g >= static_cast<int>(s.used.size()) || !s.used[g])
+        throw ConfigError("simulate_flows: GPU " + std::to_string(g) +
+                          " is not on this process's platform: the first simulation built it for its own GPUs "
+                          "(SimOptions::gpus); simulate other GPU sets in another process");
     return s;
   }
   auto topo = std::make_unique<Topology>(cluster);
@@ -497,7 +520,7 @@ std::vector<LinkUsage> link_usage(const std::vector<PartLink>& links, const std:
 }
 
 std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows, bool aggregate,
-                             std::vector<std::vector<int>>* out_of) {
+                             std::vector<std::vector<int>>* out_of, bool pool_nvlink) {
   std::vector<Comm> comms;
   std::vector<std::vector<int>> local;
   std::vector<std::vector<int>>& comms_of = out_of != nullptr ? *out_of : local;
@@ -528,7 +551,11 @@ std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows,
     std::map<std::tuple<int, int, int, double>, int> index;
     const auto add = [&](std::size_t flow, int role, int x, int y, double bytes, double start) {
       auto [it, fresh] = index.try_emplace({role, x, y, start}, static_cast<int>(comms.size()));
-      if (fresh) {
+      if (fresh && role == 3) {  // pooled NVLink domain x
+        Comm c{a.pool_out[x], a.pool_in[x], 0, start, 0, PartPath{PartHop{a.pool_link[x], true}}, nullptr, 0};
+        c.latency = route_latency(links, c.route);
+        comms.push_back(std::move(c));
+      } else if (fresh) {
         PartPath r = role < 2 ? nvlink_route(t, a, x, y) : class_route(t, a, x, y);
         sg4::Host* hs = role < 2 ? a.gpu_hosts[x] : a.class_hosts[x];
         sg4::Host* hd = role < 2 ? a.gpu_hosts[y] : a.class_hosts[y];
@@ -541,6 +568,14 @@ std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows,
       comms[it->second].bytes += bytes;
       comms_of[flow].push_back(it->second);
     };
+    // An NVLink leg (role 0 or 1) between x and y, or its pooled domain (role 3).
+    const auto nvlink = [&](std::size_t flow, int role, int x, int y, double bytes, double start) {
+      const int dom = pool_nvlink ? a.domain_of_gpu[x] : -1;
+      if (dom >= 0 && dom == a.domain_of_gpu[y])
+        add(flow, 3, dom, dom, bytes, start);
+      else
+        add(flow, role, x, y, bytes, start);
+    };
     Path path;
     for (std::size_t i = 0; i < flows.size(); ++i) {
       const FlowSpec& f = flows[i];
@@ -548,19 +583,19 @@ std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows,
       t.path(f.src, f.dst, path);
       const auto span = nic_span(t, path);
       if (!span) {
-        add(i, 0, f.src, f.dst, f.bytes, f.start);
+        nvlink(i, 0, f.src, f.dst, f.bytes, f.start);
         continue;
       }
       const int gs = t.hop_from(path[span->first]), gd = t.hop_to(path[span->second]);
       const int ws = t.vertex(gs).index, wd = t.vertex(gd).index;  // GPUs entering and leaving the fabric
-      if (ws != f.src) add(i, 1, f.src, ws, f.bytes, f.start);
+      if (ws != f.src) nvlink(i, 1, f.src, ws, f.bytes, f.start);
       const int ca = a.class_of_gpu[ws], cb = a.class_of_gpu[wd];
       if (ca == cb)
         throw ConfigError(
             "simulate_flows: node-pair aggregation cannot fold flow " + std::to_string(i) +
             ": its route leaves and re-enters the same node through the fabric (no NVLink domain)");
       add(i, 2, ca, cb, f.bytes, f.start);
-      if (wd != f.dst) add(i, 1, wd, f.dst, f.bytes, f.start);
+      if (wd != f.dst) nvlink(i, 1, wd, f.dst, f.bytes, f.start);
     }
   }
 

@@ -59,7 +59,12 @@ struct AggPart {
   std::vector<int> clink_of;      // topology link → contracted link (-1: NVLink or self-loop)
   std::vector<int> clink_source;  // contracted link → contracted source vertex
   std::vector<int> nvlink_link;   // topology NVLink link → part link id
-  std::vector<PartLink> links;    // contracted fabric links, then NVLinks
+  std::vector<PartLink> links;    // contracted fabric links, then NVLinks, then pooled NVLink domains
+  // Pooled NVLink domains (fold_flows with pool_nvlink): per domain two hosts joined by one link whose
+  // bandwidth is the sum of the domain's NVLinks (per direction).
+  std::vector<int> domain_of_gpu;         // -1: not in a simulated NVLink domain
+  std::vector<sg4::Host*> pool_out, pool_in;
+  std::vector<int> pool_link;             // domain → link id in `links`
   std::int64_t routes = 0;
   int hosts = 0;
 };
@@ -104,8 +109,11 @@ double route_latency(const std::vector<PartLink>& links, const PartPath& r);
 /// `aggregate`, on the aggregated part (NVLink legs per GPU pair, fabric parts per GPU-class pair and
 /// start time). comms_of (optional) receives, per flow, the communications it was folded into. Hosts,
 /// bytes, start, latency and route are set; activities are not created.
+/// With `pool_nvlink` (aggregated part only), every NVLink-only flow and NVLink leg of a domain is
+/// folded into one communication over the domain's pooled link: exact when the domain's GPUs carry
+/// equal NVLink traffic, otherwise it hides the busiest GPU's NVLink (docs/des.md).
 std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows, bool aggregate,
-                             std::vector<std::vector<int>>* comms_of);
+                             std::vector<std::vector<int>>* comms_of, bool pool_nvlink = false);
 /// Per-link usage of finished communications.
 std::vector<LinkUsage> link_usage(const std::vector<PartLink>& links, const std::vector<Comm>& comms,
                                   double makespan);

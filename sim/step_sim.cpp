@@ -471,8 +471,8 @@ struct LinkAcc {
 
 class Runner {
  public:
-  Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg)
-      : s_(s), w_(w), o_(o), st_(st), agg_(agg), builder_(s, w) {
+  Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg, bool pool)
+      : s_(s), w_(w), o_(o), st_(st), agg_(agg), pool_(pool), builder_(s, w) {
     const auto& par = s.parallelism;
     stage_gpus_ = par.tp * par.cp * par.dp;
     span_ = std::max(1, par.ep) * par.etp;
@@ -510,14 +510,14 @@ class Runner {
         const int src = gpu_of(rank, g, transpose ? y : x), dst = gpu_of(rank, g, transpose ? x : y);
         fl.push_back(FlowSpec{src, dst, b, 0});
       }
-    return coll_cache_.emplace(k, internal::fold_flows(st_, fl, agg_, nullptr)).first->second;
+    return coll_cache_.emplace(k, internal::fold_flows(st_, fl, agg_, nullptr, pool_)).first->second;
   }
 
   const std::vector<Comm>& p2p(int src, int dst) {
     auto it = p2p_cache_.find({src, dst});
     if (it != p2p_cache_.end()) return it->second;
     std::vector<FlowSpec> f{FlowSpec{src, dst, builder_.p2p_bytes(), 0}};
-    return p2p_cache_.emplace(std::make_pair(src, dst), internal::fold_flows(st_, f, agg_, nullptr)).first->second;
+    return p2p_cache_.emplace(std::make_pair(src, dst), internal::fold_flows(st_, f, agg_, nullptr, pool_)).first->second;
   }
 
   // Lower bound of the first forward dispatch (busiest directed link), to scale surf/precision.
@@ -594,6 +594,18 @@ class Runner {
 
     groups_state_.assign(static_cast<std::size_t>(par.pp * groups_), Group{});
     sinks_.clear();
+    // Every sink exists, with its mailbox's permanent receiver set, before the first message: a sink
+    // created on demand from an actor would let other actors post to its mailbox before the receiver
+    // is set, and those transfers would wait for a rendez-vous instead of starting at once.
+    for (int r = 0; r < par.pp; ++r)
+      for (int g = 0; g < groups_; ++g) {
+        for (const Coll& c : programs[r].colls)
+          for (const Comm& leg : collective(r, g, c.moe, c.kind)) sink(leg.dst);
+        for (const Instr& x : programs[r].ins)
+          if (x.op == Ins::kSend)
+            for (int a = 0; a < ep_; ++a)
+              for (const Comm& leg : p2p(gpu_of(r, g, a), gpu_of(x.peer_rank, g, a))) sink(leg.dst);
+      }
     for (int r = 0; r < par.pp; ++r)
       for (int g = 0; g < groups_; ++g) {
         if (!programs[r].colls.empty()) {
@@ -878,6 +890,7 @@ class Runner {
   const StepOptions& o_;
   EngineState& st_;
   bool agg_;
+  bool pool_;
   ProgramBuilder builder_;
   int stage_gpus_ = 1, span_ = 1, ep_ = 1, groups_per_stage_ = 1, groups_ = 1;
   const std::vector<PartLink>* links_ = nullptr;
@@ -896,8 +909,8 @@ class Runner {
 void check(const StepOptions& o) {
   if (o.groups != "representative" && o.groups != "all")
     throw ConfigError("des options: groups: expected \"representative\" or \"all\", found \"" + o.groups + "\"");
-  if (o.aggregation != "auto" && o.aggregation != "node_pair" && o.aggregation != "none")
-    throw ConfigError("des options: aggregation: expected \"auto\", \"node_pair\" or \"none\", found \"" +
+  if (o.aggregation != "auto" && o.aggregation != "node_pair" && o.aggregation != "node" && o.aggregation != "none")
+    throw ConfigError("des options: aggregation: expected \"auto\", \"node\", \"node_pair\" or \"none\", found \"" +
                       o.aggregation + "\"");
   if (o.microbatches < 0)
     throw ConfigError("des options: microbatches: expected 0 (auto) or a positive count, found " +
@@ -907,12 +920,13 @@ void check(const StepOptions& o) {
                       std::to_string(o.precision_fraction));
 }
 
-std::string fidelity_text(const StepOptions& o, bool agg, int groups, int groups_per_stage, int m,
+std::string fidelity_text(const StepOptions& o, bool agg, bool pool, int groups, int groups_per_stage, int m,
                           const std::vector<int>& sim_m) {
   std::string f = groups == groups_per_stage
                       ? "every EP group of every stage"
                       : "one representative EP group per pipeline rank (of " + std::to_string(groups_per_stage) + ")";
   f += agg ? "; fabric flows aggregated per node pair and plane" : "; one flow per GPU pair";
+  if (pool) f += "; NVLink traffic pooled per domain";
   if (sim_m.size() == 1) {
     f += "; all " + std::to_string(m) + " microbatches";
   } else {
@@ -952,7 +966,8 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   const models::Workload w = models::build_workload(s, *cm, net, routing, true);
 
   SimOptions so;
-  bool agg = o.aggregation == "node_pair";
+  bool agg = o.aggregation == "node_pair" || o.aggregation == "node";
+  const bool pool = o.aggregation == "node";
   so.aggregate_node_pairs = agg;
   so.precision_fraction = o.precision_fraction;
   {  // The platform holds only the simulated GPUs.
@@ -985,7 +1000,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   for (int x : sim_m) models::check_schedule_order_args(par.schedule, par.pp, vpp, x);
 
   StepSimResult out;
-  Runner runner(s, w, o, st, agg);
+  Runner runner(s, w, o, st, agg, pool);
   const double expected = runner.expected_collective();
   const double precision = expected > 0 ? o.precision_fraction * expected : 1e-9;
   std::vector<Runner::Outcome> runs;
@@ -1021,7 +1036,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   models::Result r = models::evaluate_analytic(s, w);
   const double analytic_step = r.step_time;
   r.engine = "des";
-  r.fidelity = fidelity_text(o, agg, runner.groups(), std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)),
+  r.fidelity = fidelity_text(o, agg, pool, runner.groups(), std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)),
                              m, sim_m);
   r.step_time = extrap_makespan();
   r.critical_rank = crit.rank;

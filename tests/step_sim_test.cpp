@@ -1,0 +1,610 @@
+// The discrete-event step engine (sim/step_sim.hpp) checked against expectations derived apart from it:
+//
+//   1. Without network contention (tests/data/des/nvl-moe-16xB200.json: every flow on its GPUs' own
+//      NVLink ports through a non-blocking NVSwitch) the executed schedule must reproduce the analytic
+//      engine's closed forms: 1F1B (PP2, PP4), interleaved (PP2, vpp 2), ZB-H1 (PP4), DualPipe (PP4,
+//      m 16), within 2%.
+//   2. A dense 1F1B pipeline with negligible pipeline transfers: the textbook makespan
+//      (m + PP - 1)(F + B + W) + tail from the per-microbatch chunk prices, within 0.5%.
+//   3. A hot expert: its EP rank's expert segments are longer by the inverse load ratio derived from the
+//      expected shares, the group waits for it at every all-to-all, it finishes last, and the step is no
+//      shorter than the analytic balanced-routing step.
+//   4. Determinism: two fresh processes (fork before any SimGrid engine exists) give the same bytes.
+//   5. Fidelity controls against the full simulation (tests/data/des/{fattree,rail}-hot-32xH100.json,
+//      scenarios/examples/mixtral-8x7b-64xH100.json): microbatch extrapolation, node-pair aggregation,
+//      representative EP groups. Each bound is the measured error with a stated margin (docs/des.md
+//      has the table and the commands).
+//   6. The Chrome trace: well-formed events, a sequential compute stream, its end = the simulated run.
+//   7. Options outside their sets.
+//
+// SimGrid allows one engine per process, frozen to the first cluster it simulates: ctest runs every
+// TEST in its own process (gtest_discover_tests), and inside one TEST every simulation uses the same
+// cluster. Running this binary without --gtest_filter therefore fails; use ctest or one filter per run.
+// Each test prints what it measured ("[measured] ..."; ctest -V shows it).
+
+#include "sim/step_sim.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "models/analytic.hpp"
+#include "models/compute_cost.hpp"
+#include "models/network.hpp"
+#include "models/workload.hpp"
+#include "scenarios/catalog.hpp"
+#include "scenarios/error.hpp"
+#include "scenarios/json_reader.hpp"
+#include "scenarios/loader.hpp"
+#include "scenarios/scenario.hpp"
+
+namespace moesim::sim {
+namespace {
+
+const Catalog& catalog() {
+  static const Catalog c({std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"});
+  return c;
+}
+
+const std::string kNvl = std::string(MOESIM_TEST_DATA) + "/des/nvl-moe-16xB200.json";
+const std::string kFatTree = std::string(MOESIM_TEST_DATA) + "/des/fattree-hot-32xH100.json";
+const std::string kRail = std::string(MOESIM_TEST_DATA) + "/des/rail-hot-32xH100.json";
+const std::string kMixtral = std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/mixtral-8x7b-64xH100.json";
+
+// The JSON of `file` with variant `name` applied ("" for the base) and `patch` (pointer → value) on top.
+Json scenario_json(const std::string& file, const std::string& name, const Json& patch = Json::object()) {
+  Json j = read_json_file(file);
+  if (!name.empty()) {
+    bool found = false;
+    for (const Variant& v : variants_from_json(j, file))
+      if (v.name == name) {
+        j = apply_variant(j, v, file);
+        found = true;
+      }
+    EXPECT_TRUE(found) << "no variant " << name << " in " << file;
+  }
+  j.erase("variants");
+  for (auto it = patch.begin(); it != patch.end(); ++it) j[Json::json_pointer(it.key())] = it.value();
+  return j;
+}
+
+Scenario load(const std::string& file, const std::string& name = "", const Json& patch = Json::object()) {
+  return scenario_from_json(scenario_json(file, name, patch), file + (name.empty() ? "" : " (" + name + ")"), catalog());
+}
+
+// The engine options a scenario names (as `moesim run` reads them).
+StepOptions options_of(const Scenario& s) {
+  StepOptions o;
+  o.groups = s.engine.groups;
+  o.aggregation = s.engine.aggregation;
+  o.microbatches = s.engine.microbatches;
+  o.precision_fraction = s.engine.precision;
+  o.timeline_gpus = s.engine.timeline_gpus;
+  return o;
+}
+
+double rel_err(double x, double reference) { return x / reference - 1.0; }
+
+void report(const std::string& what, double value, double reference, const char* value_name,
+            const char* reference_name) {
+  std::printf("[measured] %s: %s %.9f s, %s %.9f s, error %+.4f%%\n", what.c_str(), value_name, value, reference_name,
+              reference, 100.0 * rel_err(value, reference));
+}
+
+// Tests that compare two runs warm the engine first, so that both runs are measured the same way (a
+// fresh engine once differed from a reused one: FreshEngineMatchesReusedEngine below). The warm-up needs
+// the widest set of GPUs of the test: the platform holds only the first simulation's GPUs, and a later
+// simulation needing others is refused with a ConfigError.
+void warm_up(const Scenario& s) { (void)simulate_step(s, options_of(s)); }
+
+// ============================================================================ 1. agreement with analytic
+
+// Simulates a variant of the NVLink-domain scenario with every microbatch and compares its step with the
+// analytic engine of the same scenario. Preconditions of "no contention" checked on the result: only
+// NVLink ports carried bytes (every all-to-all and pipeline flow stays on its own GPUs' ports; the
+// NVSwitch is one non-blocking vertex), and nothing was extrapolated.
+double agreement(const std::string& variant, int m) {
+  const Scenario s = load(kNvl, variant);
+  EXPECT_EQ(s.parallelism.microbatches(), m);
+  const StepSimResult d = simulate_step(s, options_of(s));
+  const double analytic = models::evaluate_analytic(s).step_time;
+  EXPECT_NEAR(d.result.analytic_step_time, analytic, 1e-12 * analytic);
+  EXPECT_EQ(d.stats.microbatches, std::vector<int>{m});
+  EXPECT_EQ(d.result.engine, "des");
+  EXPECT_FALSE(d.links.empty());
+  for (const LinkUsage& l : d.links) EXPECT_EQ(l.kind, LinkKind::kNvlink) << l.name;
+  report(s.name + " DES vs analytic", d.result.step_time, analytic, "des", "analytic");
+  return rel_err(d.result.step_time, analytic);
+}
+
+// Measured (docs/des.md): 1F1B PP4 -0.040%, PP2 +0.022%; interleaved +0.143%; ZB-H1 -0.007%.
+TEST(StepSimAgreement, OneFOneB) {
+  EXPECT_LE(std::fabs(agreement("", 16)), 0.02);         // PP4, EP4, m 16
+  EXPECT_LE(std::fabs(agreement("1f1b-pp2", 8)), 0.02);  // PP2, EP8, m 8 (same cluster)
+}
+
+TEST(StepSimAgreement, Interleaved) { EXPECT_LE(std::fabs(agreement("interleaved-pp2-vpp2", 8)), 0.02); }
+
+TEST(StepSimAgreement, ZeroBubble) { EXPECT_LE(std::fabs(agreement("zero-bubble-pp4", 16)), 0.02); }
+
+// DualPipe is the one schedule whose analytic bubble is not exact: DeepSeek-V3's Table 2 form
+// (PP/2-1)(F&B + B - 3W) holds for the executed order only when F = B = W (tests/schedule_order_test.cpp,
+// DualPipeMakespan). At this model's chunk times (F 1.77 ms, B 2.48 ms, W 0.98 ms) the schedule-order
+// evaluator of that test gives a bubble 0.70 ms shorter than the closed form, a constant; the executed
+// overlapped pairs are in turn slightly longer than the analytic four-slot estimate. Measured
+// (docs/des.md): -1.72% at m 8, -0.78% at m 16, -0.09% at m 32. The test runs m 16, inside 2%.
+TEST(StepSimAgreement, DualPipe) { EXPECT_LE(std::fabs(agreement("dualpipe-pp4", 16)), 0.02); }
+
+// ======================================================================= 2. dense 1F1B, hand formula
+
+// A dense model (no MoE, EP1) on the same cluster; pipeline transfers are 16 MiB over 740 GB/s NVLink
+// (about 25 us) against chunks of milliseconds. Rank order in 1F1B (PipeDream-Flush): the critical rank
+// runs m forward and m backward chunks and waits (PP-1)(F+B+W) in the fill and drain, then the data-
+// parallel gradient synchronisation and the optimizer (the tail, priced by formula in both engines).
+TEST(StepSimDense, OneFOneBMatchesHandFormula) {
+  const Json dense = {{"name", "des-test-dense"},
+                      {"layers", 16},
+                      {"hidden", 2048},
+                      {"vocab", 1024},
+                      {"dense_ffn", 8192},
+                      {"activation", "swiglu"},
+                      {"attention", {{"kind", "mha"}, {"heads", 16}, {"head_dim", 128}}}};
+  const Scenario s = load(kNvl, "", {{"/model", dense}, {"/parallelism/experts/ep", 1}});
+  const int m = s.parallelism.microbatches(), pp = s.parallelism.pp;
+  ASSERT_EQ(m, 16);
+  ASSERT_EQ(pp, 4);
+  const models::Result a = models::evaluate_analytic(s);
+  const models::ChunkTimes& c = a.chunk;
+  ASSERT_GT(c.f, 0);
+  ASSERT_GT(c.b, 0);
+  ASSERT_GT(c.w, 0);
+  // The analytic chunk of the critical rank: its p2p is 0 here because the last rank (the head) is critical
+  // and the workload gives the last rank no transfer time (a defect of models/workload.cpp, reported).
+  EXPECT_LT(c.p2p, 0.01 * (c.f + c.b + c.w));
+  const double tail = a.breakdown.exposed_dp + a.breakdown.optimizer;
+  const double formula = (m + pp - 1) * (c.f + c.b + c.w) + tail;
+  const StepSimResult d = simulate_step(s, options_of(s));
+  EXPECT_EQ(d.stats.microbatches, std::vector<int>{m});
+  EXPECT_EQ(d.stats.collectives, 0);
+  report("dense 1F1B PP4 m16 DES vs (m+PP-1)(F+B+W)+tail", d.result.step_time, formula, "des", "formula");
+  EXPECT_NEAR(d.result.step_time, formula, 0.005 * formula);
+  // The critical GPU (on whichever rank finished last) computed m microbatches of its rank's F + B + W.
+  auto cm = models::make_compute_cost_model(s);
+  const models::Workload w = models::build_workload(s, *cm, models::NetworkModel(s.cluster));
+  const models::RankWork& rw = w.ranks[static_cast<std::size_t>(d.result.critical_rank)];
+  EXPECT_NEAR(d.result.breakdown.compute, m * (rw.pass[0].compute + rw.pass[1].compute + rw.pass[2].compute),
+              1e-9 * formula);
+}
+
+// =================================================================================== 3. straggler
+
+TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
+  // 16 experts on EP8 (contiguous: EP rank r holds experts 2r, 2r+1); expert 5 takes 30% of the routed
+  // slots, the other 15 share 70% equally. Rows per EP rank are proportional to the shares it holds:
+  //   hot rank 2: 0.3 + 0.7/15 = 0.34667; every other rank: 2 · 0.7/15 = 0.09333;
+  //   load ratio q = 0.09333 / 0.34667 = 7/26 = 0.26923 (top-2 caps a share at 1/2: not reached).
+  const Json hot = {{"generator", "hot_expert"}, {"hot_fraction", 0.3}, {"hot_expert", 5}, {"seed", 1}};
+  const Scenario s = load(kNvl, "1f1b-pp2", {{"/routing/load", hot}, {"/engine/timeline_gpus", -1}});
+  const int ep = s.parallelism.ep, experts = s.model.moe.experts;
+  const int hot_rank = 5 / (experts / ep);
+  ASSERT_EQ(hot_rank, 2);
+  const double q = (2 * 0.7 / 15) / (0.3 + 0.7 / 15);
+  EXPECT_NEAR(q, 7.0 / 26.0, 1e-12);
+
+  // The workload the engine scales expert segments by.
+  auto cm = models::make_compute_cost_model(s);
+  const models::NetworkModel net(s.cluster);
+  const models::Workload w = models::build_workload(s, *cm, net, nullptr, true);
+  ASSERT_EQ(w.moe_detail.size(), 16u);
+  for (const models::MoeLayerDetail& d : w.moe_detail) {
+    ASSERT_EQ(d.rank_load.size(), static_cast<std::size_t>(ep));
+    for (int a = 0; a < ep; ++a) EXPECT_NEAR(d.rank_load[a], a == hot_rank ? 1.0 : q, 1e-9) << "EP rank " << a;
+  }
+
+  const StepSimResult d = simulate_step(s, options_of(s));
+  ASSERT_EQ(d.stats.microbatches, std::vector<int>{8});
+  const int stage_gpus = s.parallelism.tp * s.parallelism.cp * s.parallelism.dp;  // 8: one EP group per stage
+  auto ep_index = [&](int gpu) { return (gpu % stage_gpus) / s.parallelism.etp; };
+  auto stage_of_gpu = [&](int gpu) { return gpu / stage_gpus; };
+
+  // Segments by (gpu, stream, name, microbatch).
+  std::map<std::tuple<int, int, std::string, int>, const TimelineEvent*> seg;
+  std::map<int, double> finish;  // latest compute end per GPU
+  for (const TimelineEvent& e : d.timeline) {
+    seg[{e.gpu, e.stream, e.name, e.microbatch}] = &e;
+    if (e.stream == 0) finish[e.gpu] = std::max(finish[e.gpu], e.end);
+  }
+  // Every stage has its hot GPU and at least one balanced GPU in the timeline (GPUs with identical loads
+  // may be represented by one of them).
+  for (int st = 0; st < s.parallelism.pp; ++st) {
+    bool hot_seen = false, other_seen = false;
+    for (const auto& [gpu, end] : finish)
+      if (stage_of_gpu(gpu) == st) (ep_index(gpu) == hot_rank ? hot_seen : other_seen) = true;
+    ASSERT_TRUE(hot_seen && other_seen) << "stage " << st;
+  }
+
+  int expert_pairs = 0, waits = 0;
+  for (const auto& [key, e] : seg) {
+    const auto& [gpu, stream, name, mb] = key;
+    if (stream != 0 || name.size() < 8 || name.compare(name.size() - 7, 7, "experts") != 0) continue;
+    const int hot_gpu = stage_of_gpu(gpu) * stage_gpus + hot_rank * s.parallelism.etp;
+    const auto h = seg.find({hot_gpu, 0, name, mb});
+    ASSERT_NE(h, seg.end()) << name << " mb " << mb;
+    const double hot_dur = h->second->end - h->second->start;
+    if (gpu != hot_gpu) {
+      // The balanced GPU's expert GEMMs take q of the hot GPU's: the hot one is longer by 1/q = 3.71.
+      EXPECT_NEAR((e->end - e->start) / hot_dur, q, 1e-9) << name << " mb " << mb << " GPU " << gpu;
+      EXPECT_NEAR(e->start, h->second->start, 1e-12);
+      ++expert_pairs;
+    }
+    // Forward and backward expert GEMMs are followed by an all-to-all (combine, dispatch of the
+    // gradients); it starts when the hot GPU is done: every GPU of the group waits for it.
+    const char pass = name[0];
+    if (pass == 'F' || pass == 'B') {
+      const std::string layer = name.substr(2, name.size() - 2 - 8);  // "L3"
+      const std::string coll = std::string(1, pass) + " " + layer + (pass == 'F' ? " combine" : " dispatch grad");
+      const auto c = seg.find({gpu, 1, coll, mb});
+      ASSERT_NE(c, seg.end()) << coll << " mb " << mb << " GPU " << gpu;
+      EXPECT_NEAR(c->second->start, h->second->end, 1e-12) << coll;
+      if (gpu != hot_gpu) {
+        EXPECT_NEAR(c->second->start - e->end, (1 - q) * hot_dur, 1e-9) << coll;
+      }
+      ++waits;
+    }
+  }
+  EXPECT_GT(expert_pairs, 0);
+  EXPECT_GT(waits, 0);
+
+  // The hot GPU of each stage finishes last (its weight-gradient expert GEMMs of the last block follow
+  // the last all-to-all), and the step ends with a hot GPU.
+  double latest = 0;
+  int latest_gpu = -1;
+  for (const auto& [gpu, end] : finish) {
+    const int hot_gpu = stage_of_gpu(gpu) * stage_gpus + hot_rank * s.parallelism.etp;
+    if (gpu != hot_gpu) {
+      EXPECT_LT(end, finish.at(hot_gpu)) << "GPU " << gpu;
+    }
+    if (end > latest) {
+      latest = end;
+      latest_gpu = gpu;
+    }
+  }
+  EXPECT_EQ(ep_index(latest_gpu), hot_rank);
+  EXPECT_NEAR(d.result.step_time, latest, 1e-9 * latest);
+  // The breakdown is the hot GPU's: its compute is the sum of its compute segments (no TP or CP here).
+  double busy = 0;
+  for (const TimelineEvent& e : d.timeline)
+    if (e.gpu == latest_gpu && e.stream == 0 && e.name.find("optimizer") == std::string::npos) busy += e.end - e.start;
+  EXPECT_NEAR(d.result.breakdown.compute, busy, 1e-9 * busy);
+
+  const double balanced = models::balanced_step_time(s);
+  report("hot expert (30% of slots on EP rank 2) DES vs balanced analytic", d.result.step_time, balanced, "des",
+         "balanced");
+  EXPECT_GE(d.result.step_time, balanced);
+  report("hot expert DES vs analytic", d.result.step_time, d.result.analytic_step_time, "des", "analytic");
+}
+
+// ================================================================================ 4. determinism
+
+// Runs `f` in a child process and returns what it wrote to the pipe (the child exits 0 on success).
+template <class F>
+std::string in_child(F f) {
+  int fd[2];
+  if (pipe(fd) != 0) return "pipe failed";
+  const pid_t pid = fork();
+  if (pid < 0) return "fork failed";
+  if (pid == 0) {
+    close(fd[0]);
+    std::string out;
+    try {
+      out = f();
+    } catch (const std::exception& e) {
+      out = std::string("error: ") + e.what();
+    }
+    const char* p = out.data();
+    std::size_t left = out.size();
+    while (left > 0) {
+      const ssize_t n = write(fd[1], p, left);
+      if (n <= 0) _exit(2);
+      p += n;
+      left -= static_cast<std::size_t>(n);
+    }
+    _exit(0);
+  }
+  close(fd[1]);
+  std::string got;
+  char buf[65536];
+  for (ssize_t n; (n = read(fd[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
+  close(fd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) got += "\nchild failed";
+  return got;
+}
+
+TEST(StepSimDeterminism, FreshProcessesGiveIdenticalBytes) {
+  // Contention, a straggler, two EP groups per stage all simulated, every GPU traced: the step time
+  // (exact bits, %a) and the serialised Chrome trace of two fresh processes must be identical.
+  auto run = [] {
+    const Scenario s = load(kFatTree, "pp1-all-groups", {{"/engine/timeline_gpus", -1}});
+    const StepSimResult d = simulate_step(s, options_of(s));
+    char bits[64];
+    std::snprintf(bits, sizeof bits, "%a\n", d.result.step_time);
+    std::ostringstream trace;
+    write_chrome_trace(d, trace);
+    return std::string(bits) + trace.str();
+  };
+  const std::string first = in_child(run);
+  const std::string second = in_child(run);
+  ASSERT_EQ(first.rfind("error", 0), std::string::npos) << first.substr(0, 500);
+  EXPECT_GT(first.size(), 10000u);
+  EXPECT_TRUE(first == second) << "the two processes differ (sizes " << first.size() << ", " << second.size() << ")";
+}
+
+// ============================================================================ 5. fidelity controls
+
+// (a) Microbatch extrapolation: m = 16 = 8·PP; the reduced runs simulate mA = 2·PP = 4 (or the
+// engine's automatic choice, 3·PP = 6) and mA + one schedule period, and extrapolate linearly; the full
+// run simulates all 16. Contended fabric with a straggler, so the period is set by the network as well
+// as by compute. Measured (docs/des.md): 1F1B exact (1e-12) at 2·PP and 3·PP; ZB-H1 +0.141% at 2·PP,
+// exact at 3·PP; DualPipe +0.0023% at 2·PP, exact at 3·PP. Bound: 0.5% (3.5 times the largest).
+TEST(StepSimFidelity, MicrobatchExtrapolation) {
+  warm_up(load(kFatTree, "all-microbatches"));
+  for (const std::string prefix : {"", "zero-bubble-", "dualpipe-"}) {
+    const Scenario sf = load(kFatTree, prefix + "all-microbatches");
+    ASSERT_EQ(sf.parallelism.microbatches(), 16);
+    const StepSimResult f = simulate_step(sf, options_of(sf));
+    EXPECT_EQ(f.stats.microbatches, std::vector<int>{16});
+    for (const std::string reduced : {"2pp", "auto"}) {
+      const Scenario sr = reduced == "auto" ? load(kFatTree, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1))
+                                            : load(kFatTree, prefix + reduced);
+      const StepSimResult r = simulate_step(sr, options_of(sr));
+      ASSERT_EQ(r.stats.microbatches.size(), 2u);
+      EXPECT_EQ(r.stats.microbatches[0], reduced == "auto" ? 6 : 4);
+      report("des-fattree-hot-32xH100 " + (prefix.empty() ? std::string("1f1b") : prefix.substr(0, prefix.size() - 1)) + " microbatches " + std::to_string(r.stats.microbatches[0]) + "+" +
+                 std::to_string(r.stats.microbatches[1]) + " extrapolated vs all 16",
+             r.result.step_time, f.result.step_time, "reduced", "full");
+      EXPECT_LE(std::fabs(rel_err(r.result.step_time, f.result.step_time)), 0.005);
+    }
+  }
+}
+
+// (b) Aggregation per (node pair, plane) on the fabric it is meant for: a 4-plane rail-optimised fabric
+// with one NIC per node and plane, so no NICs are pooled. Both platform parts are built in one engine
+// (32 GPUs fit). Measured (docs/des.md): -0.072% with both groups and with the representative one.
+// Bound: 0.5%. (The widest GPU set runs first: the platform holds only the first simulation's GPUs.)
+TEST(StepSimFidelity, NodePairAggregationOnRailFabric) {
+  warm_up(load(kRail));  // both groups, per GPU pair
+  for (const auto& [none, agg] :
+       {std::pair<std::string, std::string>{"", "node-pair"}, {"representative", "representative-node-pair"}}) {
+    const Scenario sn = load(kRail, none), sa = load(kRail, agg);
+    const StepSimResult n = simulate_step(sn, options_of(sn));
+    const StepSimResult a = simulate_step(sa, options_of(sa));
+    EXPECT_FALSE(n.settings.aggregated);
+    EXPECT_TRUE(a.settings.aggregated);
+    EXPECT_EQ(n.stats.ep_groups, a.stats.ep_groups);
+    report(sn.name + (none.empty() ? " (both groups)" : " (representative group)") + " node_pair vs none", a.result.step_time, n.result.step_time, "node_pair", "none");
+    EXPECT_LE(std::fabs(rel_err(a.result.step_time, n.result.step_time)), 0.005);
+  }
+  // Groups do not meet on this fabric: representative and all agree. Measured: equal (1e-15).
+  const Scenario sa = load(kRail), sr = load(kRail, "representative");
+  const double all = simulate_step(sa, options_of(sa)).result.step_time;
+  const double rep = simulate_step(sr, options_of(sr)).result.step_time;
+  report("des-rail-hot-32xH100 representative vs all groups", rep, all, "representative", "all");
+  EXPECT_LE(std::fabs(rel_err(rep, all)), 0.005);
+}
+
+// (b') The same control where it is known to fail: one fabric plane, so aggregation pools a node's four
+// NICs into one link and the hot GPU's NIC (2.3x the mean dispatch bytes) is no longer the bottleneck
+// (sim/netsim.hpp, SimOptions::aggregate_node_pairs). Measured (docs/des.md): -23.3% with the
+// representative group, -15.2% with both groups. The engine aggregates automatically only above
+// SimOptions::max_hosts simulated GPUs; this test pins the sign and the size of the error so that the
+// documentation stays true. Bound: between -35% and -10%.
+TEST(StepSimFidelity, NodePairAggregationOnOnePlaneFatTreeUnderestimates) {
+  warm_up(load(kFatTree, "pp1-all-groups"));  // the widest GPU set first
+  for (const auto& [none, agg] : {std::pair<std::string, std::string>{"pp1-all-groups", "pp1-node-pair-all-groups"},
+                                  {"pp1", "pp1-node-pair"}}) {
+    const Scenario sn = load(kFatTree, none, {{"/engine/aggregation", "none"}}), sa = load(kFatTree, agg);
+    const StepSimResult n = simulate_step(sn, options_of(sn));
+    const StepSimResult a = simulate_step(sa, options_of(sa));
+    EXPECT_FALSE(n.settings.aggregated);
+    EXPECT_TRUE(a.settings.aggregated);
+    report("des-fattree-hot-32xH100/" + none + " node_pair vs none", a.result.step_time, n.result.step_time,
+           "node_pair", "none");
+    const double err = rel_err(a.result.step_time, n.result.step_time);
+    EXPECT_LT(err, -0.10);
+    EXPECT_GT(err, -0.35);
+  }
+}
+
+// (c) Representative EP group vs every group, where groups share the fabric: two EP16 groups per stage
+// whose nodes meet under leaf 1 (nodes 3, 4, 5) and share its 2:1 up-links. The representative run
+// misses the other group's traffic. Measured (docs/des.md): -7.45%. Bound: between -12% and 0 (the
+// representative group sees less contention, never more).
+TEST(StepSimFidelity, RepresentativeGroupOnSharedFabric) {
+  const Scenario sr = load(kFatTree, "pp1"), sa = load(kFatTree, "pp1-all-groups");
+  warm_up(sa);  // first: the platform holds only the first simulation's GPUs
+  const StepSimResult a = simulate_step(sa, options_of(sa));
+  const StepSimResult r = simulate_step(sr, options_of(sr));
+  EXPECT_EQ(r.stats.ep_groups, 1);
+  EXPECT_EQ(a.stats.ep_groups, 2);
+  report("des-fattree-hot-32xH100/pp1 representative vs all groups", r.result.step_time, a.result.step_time, "representative",
+         "all");
+  const double err = rel_err(r.result.step_time, a.result.step_time);
+  EXPECT_LE(err, 1e-9);
+  EXPECT_GT(err, -0.12);
+}
+
+// (c') The shipped Mixtral example: four EP8 groups per stage, each inside one 8-GPU node (EP ranks are
+// consecutive GPUs), so the groups share no link and the representative group is exact. Measured
+// (docs/des.md): equal to 1e-13 (the rounding of a reused engine). Both runs simulate all 32
+// microbatches so that the comparison isolates the control.
+TEST(StepSimFidelity, RepresentativeGroupMixtralExample) {
+  Scenario s = load_scenario(kMixtral, catalog());
+  ASSERT_EQ(s.parallelism.tp * s.parallelism.dp / (s.parallelism.ep * s.parallelism.etp), 4);
+  StepOptions o;
+  o.microbatches = s.parallelism.microbatches();
+  o.timeline_gpus = 0;
+  o.groups = "all";
+  (void)simulate_step(s, o);  // warm-up, and the platform holds only the first simulation's GPUs
+  const StepSimResult a = simulate_step(s, o);
+  o.groups = "representative";
+  const StepSimResult r = simulate_step(s, o);
+  EXPECT_EQ(r.stats.ep_groups, 2);
+  EXPECT_EQ(a.stats.ep_groups, 8);
+  report("mixtral-8x7b-64xH100 representative vs all groups", r.result.step_time, a.result.step_time,
+         "representative", "all");
+  EXPECT_LE(std::fabs(rel_err(r.result.step_time, a.result.step_time)), 1e-9);
+  // The automatic microbatch reduction on the same example (6 and 7 of 32 simulated): exact in the
+  // periodic steady state. Measured 1e-13.
+  o.microbatches = 0;
+  const StepSimResult x = simulate_step(s, o);
+  EXPECT_EQ(x.stats.microbatches, (std::vector<int>{6, 7}));
+  report("mixtral-8x7b-64xH100 microbatches 6+7 extrapolated vs all 32", x.result.step_time, r.result.step_time,
+         "reduced", "full");
+  EXPECT_LE(std::fabs(rel_err(x.result.step_time, r.result.step_time)), 1e-9);
+}
+
+// A fresh engine and a reused one simulate the same step: the first all-to-all of a fresh engine once took
+// 88.0 us instead of 77.392 us on the Mixtral example, because destination sinks were created on demand and
+// early messages waited for a rendez-vous; sinks now exist before the first message.
+TEST(StepSimDeterminism, FreshEngineMatchesReusedEngine) {
+  const Scenario s = load_scenario(kMixtral, catalog());
+  StepOptions o;
+  o.microbatches = s.parallelism.microbatches();
+  const StepSimResult first = simulate_step(s, o);
+  const StepSimResult second = simulate_step(s, o);
+  EXPECT_NEAR(first.result.step_time, second.result.step_time, 1e-12 * second.result.step_time);
+}
+
+// ================================================================================ 6. Chrome trace
+
+struct TraceCheck {
+  double latest_end_us = 0;
+  int x_events = 0;
+};
+
+// Parses the trace and checks every "X" event; returns the latest end.
+TraceCheck check_trace(const StepSimResult& d, int gpus) {
+  std::ostringstream os;
+  write_chrome_trace(d, os);
+  const nlohmann::json doc = nlohmann::json::parse(os.str());
+  TraceCheck out;
+  std::map<int, std::vector<std::pair<double, double>>> compute;  // pid → (ts, end) of tid 0
+  for (const auto& e : doc.at("traceEvents")) {
+    if (e.at("ph") != "X") continue;
+    ++out.x_events;
+    const double ts = e.at("ts").get<double>(), dur = e.at("dur").get<double>();
+    const int pid = e.at("pid").get<int>(), tid = e.at("tid").get<int>();
+    EXPECT_GE(ts, 0.0) << e.dump();
+    EXPECT_GE(dur, 0.0) << e.dump();
+    EXPECT_TRUE(pid >= 0 && pid < gpus) << e.dump();
+    EXPECT_TRUE(tid >= 0 && tid <= 2) << e.dump();
+    if (tid == 0) compute[pid].emplace_back(ts, ts + dur);
+    out.latest_end_us = std::max(out.latest_end_us, ts + dur);
+  }
+  for (auto& [pid, v] : compute) {
+    std::sort(v.begin(), v.end());
+    for (std::size_t i = 1; i < v.size(); ++i)
+      EXPECT_GE(v[i].first, v[i - 1].second - 1e-6) << "GPU " << pid << ": compute segments overlap at " << v[i].first << " us";
+  }
+  EXPECT_EQ(doc.at("otherData").at("engine"), "des");
+  return out;
+}
+
+TEST(StepSimTrace, WellFormedSequentialAndEndsWithTheRun) {
+  const Scenario s = load(kNvl, "", {{"/engine/timeline_gpus", -1}});
+  const int m = s.parallelism.microbatches();  // 16 = 4·PP: simulated entirely
+  const StepSimResult full = simulate_step(s, options_of(s));
+  ASSERT_EQ(full.stats.microbatches, std::vector<int>{m});
+  const TraceCheck a = check_trace(full, s.cluster.gpus());
+  EXPECT_GT(a.x_events, 100);
+  // One run: its makespan is the step; the last segment (a GPU's optimizer) ends at it.
+  EXPECT_NEAR(a.latest_end_us, full.result.step_time * 1e6, 1e-9 * full.result.step_time * 1e6);
+
+  // Reduced: mA = 4 and mB = mA + 1 microbatches simulated, the timeline is the second run's. Its makespan
+  // B follows from the result: S = A + B (simulated seconds) and step = A + k (B - A) with
+  // k = (m - mA) / (mB - mA), so B = (step - (1 - k) S) / (2k - 1).
+  StepOptions o = options_of(s);
+  o.microbatches = 4;
+  const StepSimResult red = simulate_step(s, o);
+  ASSERT_EQ(red.stats.microbatches.size(), 2u);
+  const double ma = red.stats.microbatches[0], mb = red.stats.microbatches[1];
+  ASSERT_EQ(ma, 4);
+  const TraceCheck b = check_trace(red, s.cluster.gpus());
+  const double k = (m - ma) / (mb - ma), S = red.stats.simulated_seconds;
+  const double last_run = (red.result.step_time - (1 - k) * S) / (2 * k - 1);
+  EXPECT_LT(last_run, red.result.step_time);
+  EXPECT_LE(b.latest_end_us, S * 1e6);
+  EXPECT_NEAR(b.latest_end_us, last_run * 1e6, 1e-6 * last_run * 1e6);
+}
+
+// ============================================================================== 7. bad options
+
+TEST(StepSimOptions, OutsideTheirSetsThrowConfigError) {
+  const Scenario s = load(kNvl);
+  auto message = [&](StepOptions o) {
+    try {
+      simulate_step(s, o);
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no ConfigError");
+  };
+  StepOptions o;
+  o.groups = "x";
+  EXPECT_NE(message(o).find("groups"), std::string::npos) << message(o);
+  EXPECT_NE(message(o).find("\"x\""), std::string::npos) << message(o);
+  o = StepOptions{};
+  o.aggregation = "pairs";
+  EXPECT_NE(message(o).find("aggregation"), std::string::npos) << message(o);
+  o = StepOptions{};
+  o.microbatches = -1;
+  EXPECT_NE(message(o).find("microbatches"), std::string::npos) << message(o);
+  o = StepOptions{};
+  o.precision_fraction = 0;
+  EXPECT_NE(message(o).find("precision"), std::string::npos) << message(o);
+  // The scenario's engine section is checked when it is read.
+  try {
+    load(kNvl, "", {{"/engine/groups", "x"}});
+    ADD_FAILURE() << "engine.groups \"x\" accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/engine/groups"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace moesim::sim
+
+namespace moesim::sim {
+namespace {
+
+// The platform holds only the first simulation's GPUs: a later simulation that needs others (every EP
+// group after one representative group) is refused with a ConfigError instead of failing inside SimGrid.
+TEST(StepSimOptions, LaterSimulationOutsideThePlatformIsRefused) {
+  const Scenario s = load_scenario(kMixtral, catalog());
+  StepOptions o;
+  o.groups = "representative";
+  (void)simulate_step(s, o);
+  o.groups = "all";
+  try {
+    (void)simulate_step(s, o);
+    FAIL() << "expected a ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("not on this process's platform"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace moesim::sim
