@@ -277,7 +277,8 @@ AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency,
     const std::string dn = t.vertex_name(sw);
     a.pool_out.push_back(zone->create_host("a:" + dn + ".pool-out", 1.0));
     a.pool_in.push_back(zone->create_host("a:" + dn + ".pool-in", 1.0));
-    PartLink pl{dn + ".gpus", dn + ".gpus", LinkKind::kNvlink, pooled, t.link(nvlink_of_gpu[gpus.front()]).latency};
+    // Latency of a GPU → NVSwitch → GPU route: two NVLinks.
+    PartLink pl{dn + ".gpus", dn + ".gpus", LinkKind::kNvlink, pooled, 2 * t.link(nvlink_of_gpu[gpus.front()]).latency};
     pl.sg = make_link(zone, "ap:" + dn, pl, with_latency);
     a.pool_link.push_back(static_cast<int>(a.links.size()));
     a.links.push_back(pl);

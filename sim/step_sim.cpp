@@ -906,6 +906,43 @@ class Runner {
   double t0_ = 0;
 };
 
+// True when pooling NVLink per domain changes nothing: every NVLink domain holds the simulated GPUs of
+// one EP group of one pipeline rank only (so no two collectives and no pipeline transfer share it), and in
+// every MoE layer's all-to-all each GPU of a domain sends the same bytes to the others of its domain and
+// receives the same bytes from them (the combine and the backward all-to-alls are scaled transposes of
+// the dispatch, so checking the dispatch covers them).
+bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
+  if (s.cluster.scale_up.kind == "none" || w.moe_detail.empty()) return false;
+  const auto& par = s.parallelism;
+  const int ep = std::max(1, par.ep), etp = par.etp, stage_gpus = par.tp * par.cp * par.dp, span = ep * etp;
+  const int domain = std::max(1, s.cluster.scale_up.domain_gpus);
+  std::map<int, int> owner;  // domain → rank · groups + group
+  for (int r = 0; r < par.pp; ++r)
+    for (int g = 0; g < groups; ++g)
+      for (int a = 0; a < ep; ++a) {
+        const int dom = (r * stage_gpus + g * span + a * etp) / domain;
+        const auto [it, fresh] = owner.try_emplace(dom, r * groups + g);
+        if (!fresh && it->second != r * groups + g) return false;
+      }
+  for (const auto& d : w.moe_detail) {
+    std::map<int, std::vector<std::pair<double, double>>> per_domain;  // domain → (out, in) per GPU
+    std::vector<double> out(static_cast<std::size_t>(ep), 0.0), in(static_cast<std::size_t>(ep), 0.0);
+    for (int x = 0; x < ep; ++x)
+      for (int y = 0; y < ep; ++y)
+        if (x != y && (x * etp) / domain == (y * etp) / domain) {
+          out[x] += d.wire_bytes[static_cast<std::size_t>(x) * ep + y];
+          in[y] += d.wire_bytes[static_cast<std::size_t>(x) * ep + y];
+        }
+    for (int x = 0; x < ep; ++x) per_domain[(x * etp) / domain].push_back({out[x], in[x]});
+    for (const auto& [dom, v] : per_domain)
+      for (const auto& [o, i] : v)
+        if (std::abs(o - v.front().first) > 1e-9 * std::max(1.0, o) ||
+            std::abs(i - v.front().second) > 1e-9 * std::max(1.0, i))
+          return false;
+  }
+  return true;
+}
+
 void check(const StepOptions& o) {
   if (o.groups != "representative" && o.groups != "all")
     throw ConfigError("des options: groups: expected \"representative\" or \"all\", found \"" + o.groups + "\"");
@@ -927,6 +964,7 @@ std::string fidelity_text(const StepOptions& o, bool agg, bool pool, int groups,
                       : "one representative EP group per pipeline rank (of " + std::to_string(groups_per_stage) + ")";
   f += agg ? "; fabric flows aggregated per node pair and plane" : "; one flow per GPU pair";
   if (pool) f += "; NVLink traffic pooled per domain";
+  if (pool && o.aggregation == "auto") f += " (balanced in every all-to-all: exact)";
   if (sim_m.size() == 1) {
     f += "; all " + std::to_string(m) + " microbatches";
   } else {
@@ -967,7 +1005,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
 
   SimOptions so;
   bool agg = o.aggregation == "node_pair" || o.aggregation == "node";
-  const bool pool = o.aggregation == "node";
+  bool pool = o.aggregation == "node";
   so.aggregate_node_pairs = agg;
   so.precision_fraction = o.precision_fraction;
   {  // The platform holds only the simulated GPUs.
@@ -977,8 +1015,13 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
       for (int g = 0; g < groups; ++g)
         for (int a = 0; a < std::max(1, par.ep); ++a) so.gpus.push_back(r * stage_gpus + g * span + a * par.etp);
   }
-  // auto: per GPU pair while the simulated GPUs fit the per-GPU platform, aggregated beyond.
-  if (o.aggregation == "auto") agg = so.aggregate_node_pairs = static_cast<int>(so.gpus.size()) > so.max_hosts;
+  // auto: NVLink pooled per domain when that changes nothing (every GPU of every domain sends and
+  // receives the same NVLink bytes in every all-to-all); otherwise per GPU pair while the simulated GPUs
+  // fit the per-GPU platform, aggregated per node pair beyond.
+  if (o.aggregation == "auto") {
+    pool = balanced_nvlink(s, w, o.groups == "all" ? std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)) : 1);
+    agg = so.aggregate_node_pairs = pool || static_cast<int>(so.gpus.size()) > so.max_hosts;
+  }
   internal::check_options(so);
   EngineState& st = internal::engine_for(s.cluster, so);
   if (agg && !st.agg) throw ConfigError(st.agg_missing);

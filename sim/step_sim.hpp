@@ -22,8 +22,11 @@
 /// - groups: "representative" simulates one EP group per pipeline rank (the model routes every EP
 ///   group of a stage with the same sample, so groups differ only in the network contention between
 ///   them); "all" simulates every EP group of every stage.
-/// - aggregation: fabric flows folded per (source node, destination node, plane) (SimOptions::
-///   aggregate_node_pairs); "auto" aggregates when the cluster exceeds the per-GPU platform limit.
+/// - aggregation: "node_pair" folds fabric flows per (source node, destination node, plane) (SimOptions::
+///   aggregate_node_pairs); "node" also pools each NVLink domain's traffic into one flow over one link of
+///   the domain's summed NVLink bandwidth (exact when every GPU of the domain carries the same NVLink
+///   bytes); "auto" pools when that holds for every all-to-all, else simulates per GPU pair up to the
+///   per-GPU platform limit and folds per node pair beyond.
 /// - microbatches: simulate mA and mB = mA + one schedule period (DualPipe 2, interleaved pp, else 1)
 ///   microbatches and extrapolate the step linearly to the scenario's m (exact once the pipeline is in
 ///   its periodic steady state); "auto" simulates every microbatch when m <= 4·pp, otherwise mA = 3·pp
@@ -42,7 +45,7 @@ namespace moesim::sim {
 
 struct StepOptions {
   std::string groups = "representative";  ///< representative | all
-  std::string aggregation = "auto";       ///< auto | node_pair | none
+  std::string aggregation = "auto";       ///< auto | node | node_pair | none
   int microbatches = 0;                   ///< simulated microbatches mA (0: auto); mB = mA + period
   double precision_fraction = 1e-4;       ///< surf/precision = this × the first all-to-all's lower bound
   int timeline_gpus = 16;                 ///< GPUs whose streams the timeline records (-1: all simulated)
