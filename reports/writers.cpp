@@ -322,7 +322,7 @@ json compare_json(std::vector<CompareRow> rows) {
       j["mfu"] = r.result.mfu;
       j["memory_gib"] = r.result.memory.total / kGiB;
       j["moe_max_over_mean_gpu"] = r.result.moe_max_over_mean_gpu;
-      j["balanced_step_time_s"] = r.result.balanced_step_time;
+      j["balanced_step_time_s"] = r.result.balanced_step_time > 0 ? json(r.result.balanced_step_time) : json(nullptr);
     }
     a.push_back(j);
   }

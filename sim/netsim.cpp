@@ -411,6 +411,9 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
     sg4::Engine::set_config("network/optim:Lazy");
     sg4::Engine::set_config("network/crosstraffic", false);
     sg4::Engine::set_config("network/TCP-gamma", o.tcp_gamma);
+    // Actor stacks: the step engine's actors (compute streams, senders, sinks, one per pipeline transfer)
+    // need little stack; SimGrid's default 8 MiB per actor costs time and memory at thousands of actors.
+    sg4::Engine::set_config("contexts/stack-size", 256);
     auto* root = sg4::create_full_zone("moesim");
     const bool lat = o.latency_weighted_sharing;
     if (gpu_fits)

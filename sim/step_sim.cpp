@@ -1,6 +1,7 @@
 #include "sim/step_sim.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -906,11 +907,12 @@ class Runner {
   double t0_ = 0;
 };
 
-// True when pooling NVLink per domain changes nothing: every NVLink domain holds the simulated GPUs of
-// one EP group of one pipeline rank only (so no two collectives and no pipeline transfer share it), and in
-// every MoE layer's all-to-all each GPU of a domain sends the same bytes to the others of its domain and
-// receives the same bytes from them (the combine and the backward all-to-alls are scaled transposes of
-// the dispatch, so checking the dispatch covers them).
+// True when pooling NVLink per domain (and folding fabric flows per node pair, which pooling implies)
+// changes nothing: every NVLink domain holds the simulated GPUs of one EP group of one pipeline rank only
+// (so no two collectives and no pipeline transfer share it), and in every MoE layer's all-to-all the GPUs
+// of a domain send and receive equal bytes, both inside the domain and across the fabric (the combine
+// and the backward all-to-alls are scaled transposes of the dispatch, so checking the dispatch covers
+// them; pipeline transfers are equal for every GPU).
 bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
   if (s.cluster.scale_up.kind == "none" || w.moe_detail.empty()) return false;
   const auto& par = s.parallelism;
@@ -924,21 +926,24 @@ bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
         const auto [it, fresh] = owner.try_emplace(dom, r * groups + g);
         if (!fresh && it->second != r * groups + g) return false;
       }
+  // Per GPU: bytes to and from its own domain (NVLink) and to and from other domains (the fabric, which
+  // pooling also folds per node pair: exact when the GPUs of a node load their NICs equally).
+  const auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, a, b}); };
   for (const auto& d : w.moe_detail) {
-    std::map<int, std::vector<std::pair<double, double>>> per_domain;  // domain → (out, in) per GPU
-    std::vector<double> out(static_cast<std::size_t>(ep), 0.0), in(static_cast<std::size_t>(ep), 0.0);
+    std::vector<std::array<double, 4>> load(static_cast<std::size_t>(ep), {0, 0, 0, 0});  // nvl out, in; fabric out, in
     for (int x = 0; x < ep; ++x)
-      for (int y = 0; y < ep; ++y)
-        if (x != y && (x * etp) / domain == (y * etp) / domain) {
-          out[x] += d.wire_bytes[static_cast<std::size_t>(x) * ep + y];
-          in[y] += d.wire_bytes[static_cast<std::size_t>(x) * ep + y];
-        }
-    for (int x = 0; x < ep; ++x) per_domain[(x * etp) / domain].push_back({out[x], in[x]});
-    for (const auto& [dom, v] : per_domain)
-      for (const auto& [o, i] : v)
-        if (std::abs(o - v.front().first) > 1e-9 * std::max(1.0, o) ||
-            std::abs(i - v.front().second) > 1e-9 * std::max(1.0, i))
-          return false;
+      for (int y = 0; y < ep; ++y) {
+        if (x == y) continue;
+        const double b = d.wire_bytes[static_cast<std::size_t>(x) * ep + y];
+        const int k = (x * etp) / domain == (y * etp) / domain ? 0 : 2;
+        load[x][k] += b;
+        load[y][k + 1] += b;
+      }
+    for (int x = 0; x < ep; ++x) {
+      const int first = ((x * etp) / domain) * domain / etp;  // first EP rank of x's domain
+      for (int k = 0; k < 4; ++k)
+        if (!same(load[x][k], load[first][k])) return false;
+    }
   }
   return true;
 }
