@@ -53,7 +53,8 @@ void write_file(const fs::path& path, const std::string& text, bool force) {
   if (!out) throw moesim::IoError(path.string() + ": write failed");
 }
 
-void write_outputs(const std::string& dir, const moesim::Scenario& s, const moesim::models::Result& r, bool force) {
+void write_outputs(const std::string& dir, const moesim::Scenario& s, const moesim::models::Result& r, bool force,
+                   const Json& des = nullptr) {
   fs::path d(dir);
   std::error_code ec;
   fs::create_directories(d, ec);
@@ -66,7 +67,9 @@ void write_outputs(const std::string& dir, const moesim::Scenario& s, const moes
         throw moesim::IoError((d / n).string() +
                               ": refusing to overwrite an existing result (use --force or another --out)");
   write_file(d / "scenario.resolved.json", s.resolved.dump(2) + "\n", force);
-  write_file(d / "result.json", moesim::reports::result_json(s, r).dump(2) + "\n", force);
+  Json result = moesim::reports::result_json(s, r);
+  if (!des.is_null()) result["des"] = des;
+  write_file(d / "result.json", result.dump(2) + "\n", force);
   std::ostringstream csv, layers, table;
   moesim::reports::write_summary_csv(csv, r);
   moesim::reports::write_layers_csv(layers, r);
@@ -251,7 +254,7 @@ int run_cmd(const std::string& path, const std::string& format, const std::strin
     if (des) write_des_extras(std::cout, *des);
   }
   if (!dir.empty()) {
-    write_outputs(dir, s, r, force);
+    write_outputs(dir, s, r, force, des ? des_json(*des) : Json(nullptr));
     if (des) write_des_files(dir, *des, force);
   }
   return r.feasible ? kOk : kInfeasible;
