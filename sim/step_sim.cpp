@@ -1045,7 +1045,15 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   } else {
     sim_m = {base, base + step};
   }
-  for (int x : sim_m) models::check_schedule_order_args(par.schedule, par.pp, vpp, x);
+  for (int x : sim_m) {
+    try {
+      models::check_schedule_order_args(par.schedule, par.pp, vpp, x);
+    } catch (const ConfigError& e) {
+      throw ConfigError(located_message(s.source, "/engine/microbatches",
+                                        "a count the schedule can run (" + std::string(e.what()) + ")",
+                                        std::to_string(o.microbatches)));
+    }
+  }
 
   StepSimResult out;
   Runner runner(s, w, o, st, agg, pool);
