@@ -331,18 +331,18 @@ class ProgramBuilder {
   const double* emb() const { return w_.ranks.front().embedding_seconds; }
   const double* head() const { return w_.ranks.back().head_seconds; }
 
-  void forward(Program& p, const ChunkStep& st, int v) const {
+  void forward(Program& p, const ChunkStep& st, int v, bool io = true) const {
     const int mb = st.microbatch;
-    if (!first(v)) recv(p, 'F', st.chunk, mb, v);
+    if (io && !first(v)) recv(p, 'F', st.chunk, mb, v);
     if (first(v)) compute(p, emb()[0], 'F', -1, mb, v, "embedding");
     for (int b : stage_blocks_[v]) forward_block(p, b, mb, v);
     if (last(v)) compute(p, head()[0], 'F', -1, mb, v, "head+loss");
-    if (!last(v)) send(p, 'F', st.chunk, v + 1, mb);
+    if (io && !last(v)) send(p, 'F', st.chunk, v + 1, mb);
   }
 
-  void backward(Program& p, const ChunkStep& st, int v, bool with_w) const {
+  void backward(Program& p, const ChunkStep& st, int v, bool with_w, bool io = true) const {
     const int mb = st.microbatch;
-    if (!last(v)) recv(p, 'B', st.chunk, mb, v);
+    if (io && !last(v)) recv(p, 'B', st.chunk, mb, v);
     if (last(v)) {
       compute(p, head()[1], 'B', -1, mb, v, "head");
       if (with_w) compute(p, head()[2], 'W', -1, mb, v, "head weight grads");
@@ -353,7 +353,7 @@ class ProgramBuilder {
       compute(p, emb()[1], 'B', -1, mb, v, "embedding");
       if (with_w) compute(p, emb()[2], 'W', -1, mb, v, "embedding weight grads");
     }
-    if (!first(v)) send(p, 'B', st.chunk, v - 1, mb);
+    if (io && !first(v)) send(p, 'B', st.chunk, v - 1, mb);
   }
 
   void weight(Program& p, const ChunkStep& st, int v) const {
@@ -364,62 +364,49 @@ class ProgramBuilder {
     if (first(v)) compute(p, emb()[2], 'W', -1, mb, v, "embedding weight grads");
   }
 
-  // DualPipe's overlapped F&B pair, block by block (DeepSeek-V3 report Figure 4): the communication
-  // stream runs B's combine, F's dispatch, B's dispatch, F's combine while the compute stream runs F's
-  // attention, B's MLP, F's MLP and B's attention.
+  // DualPipe's overlapped F&B pair (DeepSeek-V3 report §3.2.1, Figure 4): the two chunks share the
+  // compute stream and take turns at their communication points. A chunk runs until it starts an
+  // all-to-all, then the other chunk runs until it starts one, and so on: each all-to-all is in flight
+  // while the other chunk computes (for two MoE blocks this is the report's four slots: B's combine
+  // under F's attention, F's dispatch under B's MLP, B's dispatch under F's MLP, F's combine under B's
+  // attention), and a chunk's dense blocks fill the other's all-to-alls. The chunk with less compute
+  // before its first all-to-all goes first.
   void pair(Program& p, const ChunkStep& fs, int vf, const ChunkStep& bs, int vb) const {
     const bool with_w = bs.pass == ChunkPass::kBW;
-    const int mf = fs.microbatch, mbk = bs.microbatch;
-    if (!first(vf)) recv(p, 'F', fs.chunk, mf, vf);
-    if (!last(vb)) recv(p, 'B', bs.chunk, mbk, vb);
-    if (first(vf)) compute(p, emb()[0], 'F', -1, mf, vf, "embedding");
-    if (last(vb)) {
-      compute(p, head()[1], 'B', -1, mbk, vb, "head");
-      if (with_w) compute(p, head()[2], 'W', -1, mbk, vb, "head weight grads");
-    }
-    const auto& fbl = stage_blocks_[vf];
-    const auto& bbl = stage_blocks_[vb];
-    const std::size_t n = std::max(fbl.size(), bbl.size());
-    for (std::size_t i = 0; i < n; ++i) {
-      const int bf = i < fbl.size() ? fbl[i] : -1;
-      const int bb = i < bbl.size() ? bbl[bbl.size() - 1 - i] : -1;
-      const bool fm = bf >= 0 && segs_[bf].moe >= 0, bm = bb >= 0 && segs_[bb].moe >= 0;
-      if (!(fm && bm) || segs_[bb].pass[1].recompute_a2a) {  // nothing to interleave
-        if (bf >= 0) forward_block(p, bf, mf, vf);
-        if (bb >= 0) backward_block(p, bb, mbk, vb, with_w);
-        continue;
+    if (!first(vf)) recv(p, 'F', fs.chunk, fs.microbatch, vf);
+    if (!last(vb)) recv(p, 'B', bs.chunk, bs.microbatch, vb);
+    Program fa, fb;
+    forward(fa, fs, vf, false);
+    backward(fb, bs, vb, with_w, false);
+    const auto lead = [](const Program& x) {
+      double t = 0;
+      for (const Instr& i : x.ins) {
+        if (i.op == Ins::kReady) return t;
+        t += i.seconds;
       }
-      const BlockSegs& F = segs_[bf];
-      const BlockSegs& B = segs_[bb];
-      const PassSegs& f = F.pass[0];
-      const PassSegs& k = B.pass[1];
-      compute(p, k.post, 'B', B.layer, mbk, vb, "unpermute");
-      ready(p, B.moe, kCombineB, 'B', B.layer, mbk, vb);
-      compute(p, f.pre, 'F', F.layer, mf, vf, "attention+router", f.tp, f.cp);
-      ready(p, F.moe, kDispatchF, 'F', F.layer, mf, vf);
-      wait(p);  // B's combine
-      compute(p, k.shared_down, 'B', B.layer, mbk, vb, "shared down");
-      expert(p, k.experts, B.moe, 'B', B.layer, mbk, vb);
-      ready(p, B.moe, kDispatchB, 'B', B.layer, mbk, vb);
-      wait(p);  // F's dispatch
-      compute(p, f.shared_up, 'F', F.layer, mf, vf, "shared up");
-      expert(p, f.experts, F.moe, 'F', F.layer, mf, vf);
-      ready(p, F.moe, kCombineF, 'F', F.layer, mf, vf);
-      compute(p, f.shared_down, 'F', F.layer, mf, vf, "shared down");
-      wait(p);  // B's dispatch
-      compute(p, k.shared_up, 'B', B.layer, mbk, vb, "shared up");
-      compute(p, k.pre, 'B', B.layer, mbk, vb, "attention+router", k.tp, k.cp);
-      if (with_w) weight_block(p, bb, mbk, vb);
-      wait(p);  // F's combine
-      compute(p, f.post, 'F', F.layer, mf, vf, "unpermute");
+      return t;
+    };
+    const Program* cur = lead(fb) <= lead(fa) ? &fb : &fa;
+    const Program* other = cur == &fb ? &fa : &fb;
+    std::size_t ic = 0, io = 0, cc = 0, co = 0;  // next instruction and collective of cur / other
+    while (ic < cur->ins.size() || io < other->ins.size()) {
+      bool switched = false;
+      while (ic < cur->ins.size()) {
+        const Instr& x = cur->ins[ic++];
+        p.ins.push_back(x);
+        if (x.op == Ins::kReady) {
+          p.colls.push_back(cur->colls[cc++]);
+          switched = true;
+          break;
+        }
+      }
+      (void)switched;
+      std::swap(cur, other);
+      std::swap(ic, io);
+      std::swap(cc, co);
     }
-    if (last(vf)) compute(p, head()[0], 'F', -1, mf, vf, "head+loss");
-    if (first(vb)) {
-      compute(p, emb()[1], 'B', -1, mbk, vb, "embedding");
-      if (with_w) compute(p, emb()[2], 'W', -1, mbk, vb, "embedding weight grads");
-    }
-    if (!last(vf)) send(p, 'F', fs.chunk, vf + 1, mf);
-    if (!first(vb)) send(p, 'B', bs.chunk, vb - 1, mbk);
+    if (!last(vf)) send(p, 'F', fs.chunk, vf + 1, fs.microbatch);
+    if (!first(vb)) send(p, 'B', bs.chunk, vb - 1, bs.microbatch);
   }
 
   const Scenario& s_;
