@@ -4,6 +4,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <memory>
 #include <ostream>
@@ -437,9 +438,11 @@ struct GpuState {
 
 // A pipeline transfer to one GPU: its legs each release `arrived` once done (once in all when it has none).
 struct Message {
-  sg4::SemaphorePtr arrived;
+  sg4::SemaphorePtr arrived;  // released once per leg when it is posted (once in all when it has none)
   int legs = 0;
-  double arrival = 0;  // absolute time the last byte arrived, route latency included
+  std::vector<const internal::Comm*> leg;
+  std::vector<sg4::CommPtr> comms;
+  std::vector<double> posted;
 };
 
 struct LinkAcc {
@@ -582,6 +585,7 @@ class Runner {
 
     groups_state_.assign(static_cast<std::size_t>(par.pp * groups_), Group{});
     sinks_.clear();
+    posters_.clear();
     // Every sink exists, with its mailbox's permanent receiver set, before the first message: a sink
     // created on demand from an actor would let other actors post to its mailbox before the receiver
     // is set, and those transfers would wait for a rendez-vous instead of starting at once.
@@ -592,7 +596,16 @@ class Runner {
         for (const Instr& x : programs[r].ins)
           if (x.op == Ins::kSend)
             for (int a = 0; a < ep_; ++a)
-              for (const Comm& leg : p2p(gpu_of(r, g, a), gpu_of(x.peer_rank, g, a))) sink(leg.dst);
+              for (const Comm& leg : p2p(gpu_of(r, g, a), gpu_of(x.peer_rank, g, a))) {
+                sink(leg.dst);
+                auto [it, fresh] = posters_.try_emplace(leg.src);
+                if (fresh) {
+                  it->second.go = sg4::Semaphore::create(0);
+                  Poster* pp = &it->second;
+                  sg4::ActorPtr actor = sg4::Actor::create("post", leg.src, [this, pp] { poster(*pp); });
+                  actor->daemonize();
+                }
+              }
       }
     for (int r = 0; r < par.pp; ++r)
       for (int g = 0; g < groups_; ++g) {
@@ -698,25 +711,12 @@ class Runner {
             Message& msg = slot(dst, x.key);
             const std::vector<Comm>& legs = p2p(src, dst);
             msg.legs = static_cast<int>(legs.size());
-            if (legs.empty()) {
-              msg.arrival = sg4::Engine::get_clock();
-              msg.arrived->release();
-            }
+            if (legs.empty()) msg.arrived->release();
             for (const Comm& c : legs) {
-              const Comm* leg = &c;
-              Message* mp = &msg;
-              // A one-shot actor on the source host sends the leg to the sink on the destination host.
-              sg4::ActorPtr actor = sg4::Actor::create("p2p", c.src, [this, leg, mp] {
-                static int token = 0;
-                const double start = sg4::Engine::get_clock();
-                sg4::CommPtr act = sink(leg->dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(leg->bytes)));
-                act->wait();
-                const double fin = act->get_finish_time();
-                for (const auto& h : leg->route) link_acc_[h.directed()].add(leg->bytes, start, fin);
-                mp->arrival = std::max(mp->arrival, fin + leg->latency);
-                mp->arrived->release();
-              });
-              actor->daemonize();
+              // The poster actor of the source host sends the leg to the sink on the destination host.
+              Poster& po = posters_.at(c.src);
+              po.jobs.push_back({&c, &msg});
+              po.go->release();
               ++flows;
             }
           }
@@ -730,7 +730,13 @@ class Runner {
             Message& msg = slot(dst, x.key);
             msg.arrived->acquire();
             for (int k = 1; k < msg.legs; ++k) msg.arrived->acquire();
-            arrival = std::max(arrival, msg.arrival);
+            for (std::size_t k = 0; k < msg.comms.size(); ++k) {
+              msg.comms[k]->wait();
+              const double fin = msg.comms[k]->get_finish_time();
+              const internal::Comm& leg = *msg.leg[k];
+              for (const auto& h : leg.route) link_acc_[h.directed()].add(leg.bytes, msg.posted[k], fin);
+              arrival = std::max(arrival, fin + leg.latency);
+            }
             inbox_.erase({dst, x.key});
           }
           const double now = sg4::Engine::get_clock();
@@ -820,6 +826,27 @@ class Runner {
     const std::vector<Comm>* legs = nullptr;
     std::vector<sg4::CommPtr> acts;
   };
+
+  // Pipeline transfers leave from a daemon per source host (one actor per host rather than one per
+  // transfer): it posts each leg to the destination's sink and hands the communication to the receiver.
+  struct Poster {
+    sg4::SemaphorePtr go;
+    std::deque<std::pair<const Comm*, Message*>> jobs;
+  };
+  std::map<sg4::Host*, Poster> posters_;
+
+  void poster(Poster& me) {
+    static int token = 0;
+    for (;;) {
+      me.go->acquire();
+      auto [leg, msg] = me.jobs.front();
+      me.jobs.pop_front();
+      msg->comms.push_back(sink(leg->dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(leg->bytes))));
+      msg->leg.push_back(leg);
+      msg->posted.push_back(sg4::Engine::get_clock());
+      msg->arrived->release();
+    }
+  }
 
   // The mailbox of the sink actor on `host`, created on first use in this run.
   sg4::Mailbox* sink(sg4::Host* host) {
