@@ -462,8 +462,10 @@ struct LinkAcc {
 
 class Runner {
  public:
-  Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg, bool pool)
-      : s_(s), w_(w), o_(o), st_(st), agg_(agg), pool_(pool), builder_(s, w) {
+  Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg, bool pool,
+         bool one_plane)
+      : s_(s), w_(w), o_(o), st_(st), agg_(agg), pool_(pool), one_plane_(one_plane), builder_(s, w) {
+    gpn_ = std::max(1, s.cluster.gpus_per_node);
     const auto& par = s.parallelism;
     stage_gpus_ = par.tp * par.cp * par.dp;
     span_ = std::max(1, par.ep) * par.etp;
@@ -499,6 +501,8 @@ class Runner {
         const double b = d.wire_bytes[static_cast<std::size_t>(x) * ep_ + y] * scale;
         if (b <= 0 || x == y) continue;
         const int src = gpu_of(rank, g, transpose ? y : x), dst = gpu_of(rank, g, transpose ? x : y);
+        // One plane stands for all when every plane carries the same traffic (planes share no link).
+        if (one_plane_ && src / gpn_ != dst / gpn_ && st_.topo->plane_of(src) != 0) continue;
         fl.push_back(FlowSpec{src, dst, b, 0});
       }
     return coll_cache_.emplace(k, internal::fold_flows(st_, fl, agg_, nullptr, pool_)).first->second;
@@ -906,6 +910,8 @@ class Runner {
   EngineState& st_;
   bool agg_;
   bool pool_;
+  bool one_plane_;
+  int gpn_ = 1;
   ProgramBuilder builder_;
   int stage_gpus_ = 1, span_ = 1, ep_ = 1, groups_per_stage_ = 1, groups_ = 1;
   const std::vector<PartLink>* links_ = nullptr;
@@ -962,6 +968,36 @@ bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
   return true;
 }
 
+// True when one fabric plane can stand for all: a rail-optimised fabric with one plane per GPU of a node
+// (planes share no link), every fabric leg of every all-to-all stays in its plane (the sender's and the
+// receiver's local index are equal: DeepEP-style hierarchical dispatch), and for every pair of nodes each
+// plane carries the same bytes. Then every plane's flows meet the same contention as plane 0's, and the
+// collectives end when plane 0's do. Pipeline transfers stay simulated on every plane.
+bool symmetric_planes(const Scenario& s, const models::Workload& w) {
+  const auto& c = s.cluster;
+  const auto& par = s.parallelism;
+  const int gpn = c.gpus_per_node, ep = std::max(1, par.ep);
+  if (c.scale_out.kind != "rail_optimized" || c.scale_out.planes != gpn || gpn < 2 || par.etp != 1 ||
+      w.moe_detail.empty() || (ep * par.etp) % gpn != 0)
+    return false;
+  const auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, a, b}); };
+  for (const auto& d : w.moe_detail) {
+    std::map<std::pair<int, int>, double> first;  // (node a, node b) → plane 0's bytes
+    for (int x = 0; x < ep; ++x)
+      for (int y = 0; y < ep; ++y) {
+        const double b = d.wire_bytes[static_cast<std::size_t>(x) * ep + y];
+        if (x == y || x / gpn == y / gpn) continue;
+        if (x % gpn != y % gpn) {
+          if (b > 0) return false;
+          continue;
+        }
+        const auto [it, fresh] = first.try_emplace({x / gpn, y / gpn}, b);
+        if (!fresh && !same(it->second, b)) return false;
+      }
+  }
+  return true;
+}
+
 void check(const StepOptions& o) {
   if (o.groups != "representative" && o.groups != "all")
     throw ConfigError("des options: groups: expected \"representative\" or \"all\", found \"" + o.groups + "\"");
@@ -976,14 +1012,17 @@ void check(const StepOptions& o) {
                       std::to_string(o.precision_fraction));
 }
 
-std::string fidelity_text(const StepOptions& o, bool agg, bool pool, int groups, int groups_per_stage, int m,
-                          const std::vector<int>& sim_m) {
+std::string fidelity_text(const StepOptions& o, bool agg, bool pool, bool one_plane, int planes, int groups,
+                          int groups_per_stage, int m, const std::vector<int>& sim_m) {
   std::string f = groups == groups_per_stage
                       ? "every EP group of every stage"
                       : "one representative EP group per pipeline rank (of " + std::to_string(groups_per_stage) + ")";
   f += agg ? "; fabric flows aggregated per node pair and plane" : "; one flow per GPU pair";
   if (pool) f += "; NVLink traffic pooled per domain";
   if (pool && o.aggregation == "auto") f += " (balanced in every all-to-all: exact)";
+  if (one_plane)
+    f += "; all-to-alls on fabric plane 0 of " + std::to_string(planes) +
+         " only (every plane carries the same traffic: exact; link usage covers plane 0)";
   if (sim_m.size() == 1) {
     f += "; all " + std::to_string(m) + " microbatches";
   } else {
@@ -1070,7 +1109,8 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   }
 
   StepSimResult out;
-  Runner runner(s, w, o, st, agg, pool);
+  const bool one_plane = (o.aggregation == "auto" || o.aggregation == "node") && symmetric_planes(s, w);
+  Runner runner(s, w, o, st, agg, pool, one_plane);
   const double expected = runner.expected_collective();
   const double precision = expected > 0 ? o.precision_fraction * expected : 1e-9;
   std::vector<Runner::Outcome> runs;
@@ -1106,7 +1146,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   models::Result r = models::evaluate_analytic(s, w);
   const double analytic_step = r.step_time;
   r.engine = "des";
-  r.fidelity = fidelity_text(o, agg, pool, runner.groups(), std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)),
+  r.fidelity = fidelity_text(o, agg, pool, one_plane, s.cluster.scale_out.planes, runner.groups(), std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)),
                              m, sim_m);
   r.step_time = extrap_makespan();
   r.critical_rank = crit.rank;

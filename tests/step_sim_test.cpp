@@ -635,3 +635,41 @@ TEST(StepSimFidelity, AutoPoolsNvlinkOnlyWhenExact) {
 
 }  // namespace
 }  // namespace moesim::sim
+
+namespace moesim::sim {
+namespace {
+
+// With uniform routing and DeepEP-style hierarchical dispatch on a 4-plane rail fabric every plane carries
+// the same traffic and planes share no link, so auto simulates the all-to-alls on plane 0 only: the step is
+// the one of every plane simulated (aggregation "none"), with a quarter of the fabric flows.
+TEST(StepSimFidelity, OnePlaneStandsForAllOnlyWhenSymmetric) {
+  Scenario s = load_scenario(std::string(MOESIM_SOURCE_DIR) + "/tests/data/des/rail-hot-32xH100.json", catalog());
+  s.workload.dispatch = "hierarchical";
+  s.routing.load.generator = "uniform";
+  StepOptions none;
+  none.aggregation = "none";
+  const StepSimResult all_planes = simulate_step(s, none);
+  const StepSimResult one_plane = simulate_step(s, StepOptions{});
+  std::printf("[measured] rail uniform hierarchical: plane 0 only %.12f s (%lld flows), every plane %.12f s (%lld flows)\n",
+              one_plane.result.step_time, one_plane.stats.flows, all_planes.result.step_time, all_planes.stats.flows);
+  EXPECT_NE(one_plane.result.fidelity.find("plane 0 of 4"), std::string::npos) << one_plane.result.fidelity;
+  EXPECT_LT(one_plane.stats.flows, all_planes.stats.flows);
+  EXPECT_NEAR(one_plane.result.step_time, all_planes.result.step_time, 1e-9 * all_planes.result.step_time);
+
+  // A hot expert changes the NVLink fan-out inside the nodes, not the per-node copies on the rails: the
+  // planes still carry the same bytes, and one plane still gives the step of all.
+  s.routing.load.generator = "hot_expert";
+  const StepSimResult hot_one = simulate_step(s, StepOptions{});
+  const StepSimResult hot_all = simulate_step(s, none);
+  EXPECT_NE(hot_one.result.fidelity.find("plane 0 of 4"), std::string::npos) << hot_one.result.fidelity;
+  EXPECT_NEAR(hot_one.result.step_time, hot_all.result.step_time, 1e-9 * hot_all.result.step_time);
+  EXPECT_GT(hot_all.result.step_time, all_planes.result.step_time);
+
+  // Flat dispatch sends across planes (a GPU to another node's GPUs of every local index): no reduction.
+  s.workload.dispatch = "flat";
+  const StepSimResult flat = simulate_step(s, StepOptions{});
+  EXPECT_EQ(flat.result.fidelity.find("plane 0"), std::string::npos) << flat.result.fidelity;
+}
+
+}  // namespace
+}  // namespace moesim::sim
