@@ -405,6 +405,10 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
             "simulate_flows: a SimGrid engine with its own platform already exists in this process");
     } else {
       xbt_log_control_set("root.thresh:warning");        // SimGrid's configuration INFO lines
+      // At exit SimGrid reports the CPU actions of the step engine's daemon actors (killed while waiting at
+      // the end of a simulation) as "not removed before the LMM system destruction": after every result
+      // is out, nothing to act on.
+      xbt_log_control_set("ker_lmm.thresh:error");
       state->engine = new sg4::Engine("moesim-netsim");  // never deleted: one engine per process
     }
     sg4::Engine::set_config("network/model:CM02");
