@@ -661,6 +661,8 @@ TEST(StepSimFidelity, OnePlaneStandsForAllOnlyWhenSymmetric) {
   s.routing.load.generator = "hot_expert";
   const StepSimResult hot_one = simulate_step(s, StepOptions{});
   const StepSimResult hot_all = simulate_step(s, none);
+  std::printf("[measured] rail hot expert hierarchical: plane 0 only %.12f s, every plane %.12f s\n",
+              hot_one.result.step_time, hot_all.result.step_time);
   EXPECT_NE(hot_one.result.fidelity.find("plane 0 of 4"), std::string::npos) << hot_one.result.fidelity;
   EXPECT_NEAR(hot_one.result.step_time, hot_all.result.step_time, 1e-9 * hot_all.result.step_time);
   EXPECT_GT(hot_all.result.step_time, all_planes.result.step_time);
