@@ -392,6 +392,9 @@ class ProgramBuilder {
     std::size_t ic = 0, io = 0, cc = 0, co = 0;  // next instruction and collective of cur / other
     while (ic < cur->ins.size() || io < other->ins.size()) {
       bool switched = false;
+      // A chunk without all-to-alls (dense blocks only) hands over after each compute segment, so that
+      // its blocks spread over the other chunk's all-to-alls instead of all hiding the first one.
+      const bool dense = cur->colls.empty() && !other->colls.empty();
       while (ic < cur->ins.size()) {
         const Instr& x = cur->ins[ic++];
         p.ins.push_back(x);
@@ -400,6 +403,7 @@ class ProgramBuilder {
           switched = true;
           break;
         }
+        if (dense && x.op == Ins::kCompute && io < other->ins.size()) break;
       }
       (void)switched;
       std::swap(cur, other);
