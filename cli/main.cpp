@@ -80,8 +80,6 @@ void write_outputs(const std::string& dir, const moesim::Scenario& s, const moes
   std::cerr << "moesim: wrote " << d.string() << "/{scenario.resolved.json,result.json,summary.csv,layers.csv,summary.txt}\n";
 }
 
-moesim::sim::StepOptions des_options(const moesim::Scenario& s) { return moesim::sim::step_options(s.engine); }
-
 // The discrete-event engine in a child process: SimGrid allows one engine per process, frozen to the
 // first cluster it simulates, and compared variants may change the cluster. The child sends back what a
 // comparison reports.
@@ -95,7 +93,7 @@ moesim::models::Result evaluate_des_isolated(const moesim::Scenario& s) {
     close(fd[0]);
     Json j;
     try {
-      const auto r = moesim::sim::simulate_step(s, des_options(s)).result;
+      const auto r = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine)).result;
       j = {{"ok", true},
            {"feasible", r.feasible},
            {"infeasible_reason", r.infeasible_reason},
@@ -241,7 +239,7 @@ int run_cmd(const std::string& path, const std::string& format, const std::strin
         throw moesim::IoError((fs::path(dir) / n).string() +
                               ": refusing to overwrite an existing result (use --force or another --out)");
   }
-  if (s.engine.kind == "des") des = moesim::sim::simulate_step(s, des_options(s));
+  if (s.engine.kind == "des") des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine));
   moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s);
   if (format == "json") {
     Json j = moesim::reports::result_json(s, r);

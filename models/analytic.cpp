@@ -179,7 +179,6 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   const auto& par = s.parallelism;
   const auto& cl = s.cluster;
   const auto& gpu = cl.gpu;
-  NetworkModel net(cl);
   Result r;
   r.scenario = s.name;
   r.cost_model = w.cost_model;

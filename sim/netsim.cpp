@@ -610,6 +610,38 @@ std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows,
   return comms;
 }
 
+double lower_bound_duration(const std::vector<PartLink>& links, const std::vector<Comm>& comms) {
+  std::vector<double> load(2 * links.size(), 0.0);
+  double last_launch = 0;
+  for (const Comm& c : comms) {
+    last_launch = std::max(last_launch, c.start + c.latency);
+    for (const PartHop& h : c.route) load[h.directed()] += c.bytes;
+  }
+  double busiest = 0;
+  for (std::size_t d = 0; d < load.size(); ++d) busiest = std::max(busiest, load[d] / links[d / 2].bandwidth);
+  return last_launch + busiest;
+}
+
+EngineSettings engine_settings(const EngineState& s, bool aggregated, double expected_duration, int simulation_index) {
+  EngineSettings e;
+  e.simgrid_version = SIMGRID_VERSION_STRING;
+  e.network_model = simgrid::config::get_value<std::string>("network/model");
+  e.network_optim = simgrid::config::get_value<std::string>("network/optim");
+  e.crosstraffic = simgrid::config::get_value<bool>("network/crosstraffic");
+  e.tcp_gamma = simgrid::config::get_value<double>("network/TCP-gamma");
+  e.weight_s = simgrid::config::get_value<double>("network/weight-S");
+  e.surf_precision = simgrid::config::get_value<double>("surf/precision");
+  e.maxmin_precision = simgrid::config::get_value<double>("maxmin/precision");
+  e.expected_duration = expected_duration;
+  e.latency_weighted_sharing = s.latency_weighted;
+  e.aggregated = aggregated;
+  e.hosts = aggregated ? s.agg->hosts : static_cast<int>(s.gpu->hosts.size());
+  e.links = static_cast<int>(aggregated ? s.agg->links.size() : s.gpu->links.size());
+  e.routes = aggregated ? s.agg->routes : s.gpu->routes;
+  e.simulation_index = simulation_index;
+  return e;
+}
+
 }  // namespace internal
 
 SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>& flows,
@@ -629,16 +661,8 @@ SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>
   std::vector<std::vector<int>> comms_of;
   std::vector<Comm> comms = fold_flows(s, flows, agg, &comms_of);
 
-  // surf/precision scaled to a lower bound of the duration: latest launch + busiest directed link.
-  std::vector<double> load(2 * links.size(), 0.0);
-  double last_launch = 0;
-  for (const Comm& c : comms) {
-    last_launch = std::max(last_launch, c.start + c.latency);
-    for (const PartHop& h : c.route) load[h.directed()] += c.bytes;
-  }
-  double busiest = 0;
-  for (std::size_t d = 0; d < load.size(); ++d) busiest = std::max(busiest, load[d] / links[d / 2].bandwidth);
-  const double expected = last_launch + busiest;
+  // surf/precision scaled to a lower bound of the duration.
+  const double expected = lower_bound_duration(links, comms);
   const double precision = expected > 0 ? options.precision_fraction * expected : 1e-9;
 
   const double t0 = sg4::Engine::get_clock();
@@ -664,23 +688,8 @@ SimResult simulate_flows(const ClusterSpec& cluster, const std::vector<FlowSpec>
   if (options.link_usage) res.links = link_usage(links, comms, res.makespan);
   res.simulated_flows = static_cast<int>(comms.size());
 
-  EngineSettings& e = res.settings;
-  e.simgrid_version = SIMGRID_VERSION_STRING;
-  e.network_model = simgrid::config::get_value<std::string>("network/model");
-  e.network_optim = simgrid::config::get_value<std::string>("network/optim");
-  e.crosstraffic = simgrid::config::get_value<bool>("network/crosstraffic");
-  e.tcp_gamma = simgrid::config::get_value<double>("network/TCP-gamma");
-  e.weight_s = simgrid::config::get_value<double>("network/weight-S");
-  e.surf_precision = simgrid::config::get_value<double>("surf/precision");
-  e.maxmin_precision = simgrid::config::get_value<double>("maxmin/precision");
-  e.expected_duration = expected;
-  e.latency_weighted_sharing = s.latency_weighted;
-  e.aggregated = agg;
-  e.hosts = agg ? s.agg->hosts : static_cast<int>(s.gpu->hosts.size());
-  e.links = static_cast<int>(links.size());
-  e.routes = agg ? s.agg->routes : s.gpu->routes;
-  e.simulation_index = s.simulations++;
-  e.clock_offset = t0;
+  res.settings = engine_settings(s, agg, expected, s.simulations++);
+  res.settings.clock_offset = t0;
   return res;
 }
 

@@ -114,6 +114,11 @@ double route_latency(const std::vector<PartLink>& links, const PartPath& r);
 /// equal NVLink traffic, otherwise it hides the busiest GPU's NVLink (docs/des.md).
 std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows, bool aggregate,
                              std::vector<std::vector<int>>* comms_of, bool pool_nvlink = false);
+/// Lower bound of the time `comms` take: the latest launch (start + route latency) plus the busiest
+/// directed link's bytes over its bandwidth. Scales surf/precision.
+double lower_bound_duration(const std::vector<PartLink>& links, const std::vector<Comm>& comms);
+/// The SimGrid settings in force, for the platform part a simulation used (aggregated or per GPU).
+EngineSettings engine_settings(const EngineState& s, bool aggregated, double expected_duration, int simulation_index);
 /// Per-link usage of finished communications.
 std::vector<LinkUsage> link_usage(const std::vector<PartLink>& links, const std::vector<Comm>& comms,
                                   double makespan);

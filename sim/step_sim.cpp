@@ -21,11 +21,6 @@
 #include "scenarios/error.hpp"
 #include "sim/netsim_internal.hpp"
 
-// SimGrid's configuration access (after s4u.hpp, pulled in by netsim_internal.hpp).
-// clang-format off
-#include <simgrid/version.h>
-#include <xbt/config.hpp>
-// clang-format on
 
 namespace moesim::sim {
 namespace {
@@ -184,7 +179,6 @@ class ProgramBuilder {
   Program build(int rank, int m) const {
     Program p;
     const auto order = models::schedule_order(s_.parallelism.schedule, pp_, vpp_, m, rank);
-    m_ = m;
     std::vector<std::pair<int, int>> pending_w;  // (stage, mb) of deferred weight chunks, FIFO
     for (std::size_t i = 0; i < order.size(); ++i) {
       const ChunkStep& st = order[i];
@@ -213,44 +207,37 @@ class ProgramBuilder {
   }
 
  private:
-  int key(char kind, int chunk, int mb) const { return ((kind == 'F' ? 0 : 1) * (vpp_ + 2) + chunk) * m_ + mb; }
+  // Message key of a pipeline transfer to one GPU: unique per (microbatch, direction, receiving chunk).
+  int key(char kind, int chunk, int mb) const { return (mb * 2 + (kind == 'F' ? 0 : 1)) * (vpp_ + 2) + chunk; }
 
-  void compute(Program& p, double sec, char pass, int layer, int mb, int v, const char* what, double tp = 0,
-               double cp = 0) const {
-    if (!(sec > 0)) return;
+  static Instr instr(Ins op, char pass, int layer, int mb, int v, const char* what) {
     Instr x;
-    x.op = Ins::kCompute;
-    x.seconds = sec;
-    x.tp = tp;
-    x.cp = cp;
+    x.op = op;
     x.pass = pass;
     x.layer = layer;
     x.mb = mb;
     x.stage = v;
     x.what = what;
+    return x;
+  }
+  void compute(Program& p, double sec, char pass, int layer, int mb, int v, const char* what, double tp = 0,
+               double cp = 0) const {
+    if (!(sec > 0)) return;
+    Instr x = instr(Ins::kCompute, pass, layer, mb, v, what);
+    x.seconds = sec;
+    x.tp = tp;
+    x.cp = cp;
     p.ins.push_back(x);
   }
   void expert(Program& p, double sec, int moe, char pass, int layer, int mb, int v) const {
     if (!(sec > 0)) return;
-    Instr x;
-    x.op = Ins::kExpert;
+    Instr x = instr(Ins::kExpert, pass, layer, mb, v, "experts");
     x.seconds = sec;
     x.moe = moe;
-    x.pass = pass;
-    x.layer = layer;
-    x.mb = mb;
-    x.stage = v;
-    x.what = "experts";
     p.ins.push_back(x);
   }
   void ready(Program& p, int moe, int kind, char pass, int layer, int mb, int v) const {
-    Instr x;
-    x.op = Ins::kReady;
-    x.pass = pass;
-    x.layer = layer;
-    x.mb = mb;
-    x.stage = v;
-    p.ins.push_back(x);
+    p.ins.push_back(instr(Ins::kReady, pass, layer, mb, v, ""));
     p.colls.push_back(Coll{moe, kind, layer, mb, v, pass});
   }
   void wait(Program& p) const {
@@ -259,13 +246,8 @@ class ProgramBuilder {
     p.ins.push_back(x);
   }
   void recv(Program& p, char kind, int chunk, int mb, int v) const {
-    Instr x;
-    x.op = Ins::kRecv;
+    Instr x = instr(Ins::kRecv, kind, -1, mb, v, kind == 'F' ? "recv activation" : "recv gradient");
     x.key = key(kind, chunk, mb);
-    x.pass = kind;
-    x.mb = mb;
-    x.stage = v;
-    x.what = kind == 'F' ? "recv activation" : "recv gradient";
     p.ins.push_back(x);
   }
   void send(Program& p, char kind, int c, int to_stage, int mb) const {
@@ -391,7 +373,6 @@ class ProgramBuilder {
     const Program* other = cur == &fb ? &fa : &fb;
     std::size_t ic = 0, io = 0, cc = 0, co = 0;  // next instruction and collective of cur / other
     while (ic < cur->ins.size() || io < other->ins.size()) {
-      bool switched = false;
       // A chunk without all-to-alls (dense blocks only) hands over after each compute segment, so that
       // its blocks spread over the other chunk's all-to-alls instead of all hiding the first one.
       const bool dense = cur->colls.empty() && !other->colls.empty();
@@ -400,12 +381,10 @@ class ProgramBuilder {
         p.ins.push_back(x);
         if (x.op == Ins::kReady) {
           p.colls.push_back(cur->colls[cc++]);
-          switched = true;
           break;
         }
         if (dense && x.op == Ins::kCompute && io < other->ins.size()) break;
       }
-      (void)switched;
       std::swap(cur, other);
       std::swap(ic, io);
       std::swap(cc, co);
@@ -417,7 +396,6 @@ class ProgramBuilder {
   const Scenario& s_;
   const models::Workload& w_;
   int pp_ = 1, vpp_ = 1, stages_ = 1;
-  mutable int m_ = 1;
   std::vector<std::vector<int>> stage_blocks_;
   std::vector<BlockSegs> segs_;
   std::vector<double> tail_;
@@ -532,16 +510,7 @@ class Runner {
     for (int r = 0; r < s_.parallelism.pp; ++r)
       for (int b : w_.ranks[r].blocks)
         if (w_.blocks[b].moe_index == moe0) rank0 = r;
-    const auto& comms = collective(rank0, 0, moe0, kDispatchF);
-    std::vector<double> load(2 * links_->size(), 0.0);
-    double lat = 0;
-    for (const Comm& c : comms) {
-      lat = std::max(lat, c.latency);
-      for (const auto& h : c.route) load[h.directed()] += c.bytes;
-    }
-    double busiest = 0;
-    for (std::size_t d = 0; d < load.size(); ++d) busiest = std::max(busiest, load[d] / (*links_)[d / 2].bandwidth);
-    return busiest + lat;
+    return internal::lower_bound_duration(*links_, collective(rank0, 0, moe0, kDispatchF));
   }
 
   struct Outcome {
@@ -1033,7 +1002,6 @@ std::string fidelity_text(const StepOptions& o, bool agg, bool pool, bool one_pl
     f += "; " + std::to_string(sim_m[0]) + " and " + std::to_string(sim_m[1]) + " microbatches simulated, " +
          std::to_string(m) + " extrapolated linearly";
   }
-  (void)o;
   return f;
 }
 
@@ -1193,22 +1161,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   out.stats.collectives = runner.collectives;
   out.stats.flows = runner.flows;
 
-  EngineSettings& e = out.settings;
-  e.simgrid_version = SIMGRID_VERSION_STRING;
-  e.network_model = simgrid::config::get_value<std::string>("network/model");
-  e.network_optim = simgrid::config::get_value<std::string>("network/optim");
-  e.crosstraffic = simgrid::config::get_value<bool>("network/crosstraffic");
-  e.tcp_gamma = simgrid::config::get_value<double>("network/TCP-gamma");
-  e.weight_s = simgrid::config::get_value<double>("network/weight-S");
-  e.surf_precision = simgrid::config::get_value<double>("surf/precision");
-  e.maxmin_precision = simgrid::config::get_value<double>("maxmin/precision");
-  e.expected_duration = expected;
-  e.latency_weighted_sharing = st.latency_weighted;
-  e.aggregated = agg;
-  e.hosts = agg ? st.agg->hosts : static_cast<int>(st.gpu->hosts.size());
-  e.links = agg ? static_cast<int>(st.agg->links.size()) : static_cast<int>(st.gpu->links.size());
-  e.routes = agg ? st.agg->routes : st.gpu->routes;
-  e.simulation_index = st.simulations - 1;
+  out.settings = internal::engine_settings(st, agg, expected, st.simulations - 1);
   return out;
 }
 
