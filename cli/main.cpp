@@ -155,7 +155,7 @@ moesim::models::Result evaluate_des_isolated(const moesim::Scenario& s) {
 }
 
 moesim::models::Result evaluate(const moesim::Scenario& s) {
-  if (s.engine.kind == "des") return evaluate_des_isolated(s);
+  if (s.engine.kind == moesim::EngineKind::kDes) return evaluate_des_isolated(s);
   return moesim::models::evaluate_analytic(s);
 }
 
@@ -226,7 +226,7 @@ int run_cmd(const std::string& path, const std::string& format, const std::strin
             const std::string& engine, const moesim::Catalog& cat) {
   moesim::Scenario s = moesim::load_scenario(path, cat);
   if (!engine.empty()) {
-    s.engine.kind = engine;
+    s.engine.kind = moesim::engine_kinds().get(engine);
     s.resolved["engine"]["kind"] = engine;
   }
   std::optional<moesim::sim::StepSimResult> des;
@@ -239,7 +239,7 @@ int run_cmd(const std::string& path, const std::string& format, const std::strin
         throw moesim::IoError((fs::path(dir) / n).string() +
                               ": refusing to overwrite an existing result (use --force or another --out)");
   }
-  if (s.engine.kind == "des") des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine));
+  if (s.engine.kind == moesim::EngineKind::kDes) des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine));
   moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s);
   if (format == "json") {
     Json j = moesim::reports::result_json(s, r);
@@ -267,7 +267,7 @@ int compare_cmd(const std::vector<std::string>& paths, const std::string& format
     {
       moesim::reports::CompareRow row;
       moesim::Scenario s = moesim::scenario_from_json(base, path, cat);  // the base must be valid
-      if (!engine.empty()) s.engine.kind = engine;
+      if (!engine.empty()) s.engine.kind = moesim::engine_kinds().get(engine);
       row.name = s.name;
       row.result = evaluate(s);
       rows.push_back(std::move(row));
@@ -278,7 +278,7 @@ int compare_cmd(const std::vector<std::string>& paths, const std::string& format
       row.name = patched.value("name", v.name);
       try {
         moesim::Scenario s = moesim::scenario_from_json(patched, path + " (variant " + v.name + ")", cat);
-        if (!engine.empty()) s.engine.kind = engine;
+        if (!engine.empty()) s.engine.kind = moesim::engine_kinds().get(engine);
         row.result = evaluate(s);
       } catch (const moesim::ConfigError& e) {
         row.ok = false;
@@ -301,17 +301,13 @@ int list_cmd(const std::string& what, const moesim::Catalog& cat) {
   if (what.empty() || what == "gpus") show("gpus", moesim::CatalogKind::kGpu);
   if (what.empty() || what == "clusters") show("clusters", moesim::CatalogKind::kCluster);
   if (what.empty() || what == "policies") {
-    std::cout << "placement policies:\n";
-    for (const auto& p : moesim::models::replicated_placement_policies())
-      std::cout << "  " << p.name << "  " << p.description << "\n";
-    std::cout << "load generators (routing.mode \"expected\": uniform, zipf, hot_expert):\n";
-    for (const auto& g : moesim::traces::gate_generators()) std::cout << "  " << g.name << "  " << g.description << "\n";
-    std::cout << "routing policies:\n";
-    for (const auto& p : moesim::traces::routing_policies()) std::cout << "  " << p.name << "  " << p.description << "\n";
-    std::cout << "pipeline schedules:\n";
-    for (const auto& s : moesim::models::schedules()) std::cout << "  " << s.name << "  " << s.description << "\n";
-    std::cout << "all-to-all dispatch:\n  flat  one copy per destination GPU\n"
-              << "  hierarchical  one NIC copy per destination node, NVLink fan-out (DeepEP normal kernels)\n";
+    std::vector<const moesim::RegistryBase*> regs{&moesim::traces::routing_policies(), &moesim::traces::gate_generators(),
+                                                 &moesim::traces::load_profiles(), &moesim::models::placement_policies()};
+    for (const auto* r : moesim::setting_registries()) regs.push_back(r);
+    for (const auto* r : regs) {
+      std::cout << r->title() << ":\n";
+      for (const auto& e : *r) std::cout << "  " << e.name << "  " << e.description << "\n";
+    }
   }
   return kOk;
 }

@@ -86,9 +86,9 @@ int replay_cmd(const std::string& trace, const std::string& format, const std::s
       if (routing["trace"].contains(k)) src[k] = routing["trace"][k];
   routing["trace"] = src;
   Scenario s = scenario_from_json(j, scenario, cat);
-  if (!engine_kind.empty()) s.engine.kind = engine_kind;
+  if (!engine_kind.empty()) s.engine.kind = engine_kinds().get(engine_kind);
   models::ReplayEngine engine;
-  if (s.engine.kind == "des") {
+  if (s.engine.kind == EngineKind::kDes) {
     // Every step and the balanced reference are simulated in this process on the same cluster (one
     // SimGrid engine, reused with clock deltas).
     const sim::StepOptions opt = sim::step_options(s.engine);

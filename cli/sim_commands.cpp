@@ -53,19 +53,18 @@ int topology_cmd(const std::string& scenario, const std::string& dot, const std:
     const models::SlotMap slots =
         !in.slot_maps.empty() ? in.slot_maps.front()
                               : models::SlotMap::from_assignment(
-                                    models::place_experts(s.placement.policy == "round_robin" ? "round_robin" : "contiguous",
-                                                          s.model.moe.experts, p.ep),
+                                    models::place_experts(s.placement.policy, s.model.moe.experts, p.ep),
                                     p.ep);
     const traces::ShareGenerator gen(s.routing.load, s.model.moe.experts, s.model.moe.top_k);
     const models::LayerRouting r = !in.samples.empty() ? models::route_sample(in.samples.front(), slots, ctx)
                                                        : models::route_expected(gen.shares(0), slots, ctx);
     sim::TrafficMatrix tm(topo.gpus());
-    const int stage_gpus = p.tp * p.cp * p.dp, groups = stage_gpus / (p.ep * p.etp);
-    for (int st = 0; st < p.pp; ++st)
-      for (int g = 0; g < groups; ++g)
-        for (int a = 0; a < p.ep; ++a)
-          for (int b = 0; b < p.ep; ++b) {
-            const int ga = st * stage_gpus + g * p.ep * p.etp + a * p.etp, gb = st * stage_gpus + g * p.ep * p.etp + b * p.etp;
+    const Layout& L = s.layout;
+    for (int st = 0; st < L.pp; ++st)
+      for (int g = 0; g < L.ep_groups; ++g)
+        for (int a = 0; a < L.ep; ++a)
+          for (int b = 0; b < L.ep; ++b) {
+            const int ga = L.ep_gpu(st, g, a), gb = L.ep_gpu(st, g, b);
             if (ga != gb) tm(ga, gb) += r.pair_bytes[static_cast<std::size_t>(a) * p.ep + b];
           }
     const sim::LinkLoads loads = topo.link_loads(tm);
@@ -111,13 +110,13 @@ int topology_cmd(const std::string& scenario, const std::string& dot, const std:
     traffic_text = "first MoE layer dispatch (all EP groups at once, one copy per token and destination GPU):\n"
                    "  busiest link " + busiest + ": " + fmt("%.1f MB", (loads.busiest >= 0 ? loads.bytes[loads.busiest] : 0) / 1e6) +
                    ", time lower bound " + fmt("%.3f ms", loads.time_lower_bound * 1e3) +
-                   "; analytic all-to-all (" + s.workload.dispatch + ") " + fmt("%.3f ms", analytic * 1e3) + "\n" +
+                   "; analytic all-to-all (" + to_string(s.workload.dispatch) + ") " + fmt("%.3f ms", analytic * 1e3) + "\n" +
                    des_text;
   }
   if (format == "json") {
     const auto hs = topo.hop_stats();
     std::cout << Json{{"scenario", s.name},
-                      {"kind", s.cluster.scale_out.kind},
+                      {"kind", to_string(s.cluster.scale_out.kind)},
                       {"gpus", topo.gpus()},
                       {"vertices", topo.num_vertices()},
                       {"links", topo.num_links()},

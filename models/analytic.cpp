@@ -6,6 +6,7 @@
 #include "models/compute_cost.hpp"
 #include "models/network.hpp"
 #include "models/routing_source.hpp"
+#include "traces/load.hpp"
 
 namespace moesim::models {
 namespace {
@@ -16,7 +17,6 @@ constexpr double kGiB = 1073741824.0;
 constexpr double kReserveBytes = 2.5 * kGiB;
 constexpr double kFragmentation = 0.05;
 
-double bytes_of(const std::string& dtype) { return dtype == "fp32" ? 4.0 : 2.0; }
 
 ChunkTimes chunk_of(const RankWork& rw) {
   ChunkTimes t;
@@ -95,11 +95,10 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, const C
   const auto& par = s.parallelism;
   const auto& cl = s.cluster;
   const NetworkModel net(cl);
-  const int gpn = cl.scale_up.kind == "none" ? 1 : cl.scale_up.domain_gpus;
   // Data-parallel groups: attention weights are replicated over dp·cp ranks (stride tp), experts over
   // edp ranks (stride ep·etp).
-  const Group dp_group{par.dp * par.cp, std::max(1, std::min(par.dp * par.cp, gpn / std::min(gpn, par.tp)))};
-  const Group edp_group{par.edp, std::max(1, std::min(par.edp, gpn / std::min(gpn, par.ep * par.etp)))};
+  const Group dp_group = s.layout.dp_group();
+  const Group edp_group = s.layout.edp_group();
   const double grad_b = bytes_of(s.workload.grad_dtype), state_b = bytes_of(s.workload.optimizer_state_dtype);
   const double dense_p = params - expert_params, expert_p = expert_params;
   RankSync r;
@@ -141,7 +140,7 @@ RankSync rank_sync(const Scenario& s, const Workload& w, int rank) {
     params += mirror.params;
     expert_params += mirror.expert_params;
   }
-  return sync_of(s, params, expert_params, chunk, par.microbatches());
+  return sync_of(s, params, expert_params, chunk, s.layout.microbatches);
 }
 
 
@@ -152,7 +151,7 @@ Result evaluate_analytic(const Scenario& s) {
   const bool custom = !in.samples.empty() || !in.slot_maps.empty();
   Workload w = build_workload(s, *cm, net, custom ? &in : nullptr);
   Result r = evaluate_analytic(s, w);
-  const bool balanced = s.routing.mode == "expected" && s.routing.load.generator == "uniform" &&
+  const bool balanced = s.routing.mode == RoutingMode::kExpected && traces::is_uniform(s.routing.load) &&
                         s.routing.capacity_factor == 0 && s.placement.redundant_experts == 0;
   r.balanced_step_time = balanced || s.model.moe.experts == 0 ? r.step_time : balanced_step_time(s);
   return r;
@@ -160,7 +159,7 @@ Result evaluate_analytic(const Scenario& s) {
 
 Scenario balanced_scenario(const Scenario& s) {
   Scenario b = s;
-  b.routing.mode = "expected";
+  b.routing.mode = RoutingMode::kExpected;
   b.routing.load.generator = "uniform";
   b.routing.capacity_factor = 0;
   b.placement.policy = "contiguous";
@@ -184,18 +183,16 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   r.cost_model = w.cost_model;
   r.seed = s.routing.load.seed;
   r.gpus = cl.gpus();
-  r.microbatches = par.microbatches();
+  r.microbatches = s.layout.microbatches;
   r.tokens_per_step = double(par.global_batch) * s.workload.seq_len;
   r.model_flops_per_token = w.model_flops_per_token;
   const int M = r.microbatches;
-  const int gpn = cl.scale_up.kind == "none" ? 1 : cl.scale_up.domain_gpus;
   const bool dualpipe = par.schedule == Schedule::kDualPipe;
 
   // Data-parallel groups: attention weights are replicated over dp·cp ranks (stride tp), experts over
   // edp ranks (stride ep·etp).
-  const Group dp_group{par.dp * par.cp, std::max(1, std::min(par.dp * par.cp, gpn / std::min(gpn, par.tp)))};
-  const int ep_span = par.ep * par.etp;
-  const Group edp_group{par.edp, std::max(1, std::min(par.edp, gpn / std::min(gpn, ep_span)))};
+  const Group dp_group = s.layout.dp_group();
+  const Group edp_group = s.layout.edp_group();
   const double grad_b = bytes_of(s.workload.grad_dtype), state_b = bytes_of(s.workload.optimizer_state_dtype);
 
   double worst = -1;

@@ -400,31 +400,6 @@ ExpertPlacement coactivation(const PlacementInput& in) {
 
 // ------------------------------------------------------------------------------------------- registry
 
-using PolicyFn = ExpertPlacement (*)(const PlacementInput&);
-
-struct Entry {
-  PlacementInfo info;
-  PolicyFn fn;
-};
-
-const std::vector<Entry>& registry() {
-  static const std::vector<Entry> kEntries{
-      {{"contiguous", "no replicas; GPU g holds experts [g*E/G, (g+1)*E/G) (Megatron-Core default)"},
-       contiguous},
-      {{"round_robin", "no replicas; expert e on GPU e mod G"}, round_robin},
-      {{"eplb",
-        "DeepSeek EPLB: groups packed onto nodes, hottest experts replicated, replicas packed onto GPUs"},
-       eplb},
-      {{"greedy",
-        "hottest experts replicated, replicas packed heaviest first onto the least loaded GPU (LPT)"},
-       greedy},
-      {{"coactivation",
-        "experts split over nodes to minimise co-activation cut, then replicated and packed by load"},
-       coactivation},
-  };
-  return kEntries;
-}
-
 void validate(const std::string& policy, const PlacementInput& in) {
   for (const auto& [name, v] : {std::pair<const char*, int>{"/num_gpus", in.num_gpus},
                                 {"/num_nodes", in.num_nodes},
@@ -458,24 +433,27 @@ void validate(const std::string& policy, const PlacementInput& in) {
 
 }  // namespace
 
-const std::vector<PlacementInfo>& replicated_placement_policies() {
-  static const std::vector<PlacementInfo> kInfos = [] {
-    std::vector<PlacementInfo> v;
-    for (const auto& e : registry()) v.push_back(e.info);
-    return v;
-  }();
-  return kInfos;
+const Registry<PlacementPolicy>& placement_policies() {
+  static const Registry<PlacementPolicy> r{
+      "placement policy",
+      "placement policies (placement.policy, moesim place --policy)",
+      {{"contiguous", "no replicas; GPU g holds experts [g*E/G, (g+1)*E/G) (Megatron-Core default)",
+        {contiguous, contiguous_assignment, false, false}},
+       {"round_robin", "no replicas; expert e on GPU e mod G", {round_robin, round_robin_assignment, false, false}},
+       {"eplb", "DeepSeek EPLB: groups packed onto nodes, hottest experts replicated, replicas packed onto GPUs",
+        {eplb, contiguous_assignment, true, false}},
+       {"greedy", "hottest experts replicated, replicas packed heaviest first onto the least loaded GPU (LPT)",
+        {greedy, contiguous_assignment, true, false}},
+       {"coactivation",
+        "experts split over nodes to minimise co-activation cut, then replicated and packed by load",
+        {coactivation, contiguous_assignment, true, true}}}};
+  return r;
 }
 
 ExpertPlacement place(const std::string& policy, const PlacementInput& input) {
-  for (const auto& e : registry())
-    if (e.info.name == policy) {
-      validate(policy, input);
-      return e.fn(input);
-    }
-  std::string list;
-  for (const auto& e : registry()) list += (list.empty() ? "" : ", ") + e.info.name;
-  throw ConfigError("replicated placement policy: expected one of " + list + ", found \"" + policy + "\"");
+  const PlacementPolicy& p = placement_policies().get(policy);
+  validate(policy, input);
+  return p.place(input);
 }
 
 ExpertPlacement rebalance_experts(const ExpertLoads& weight, int num_replicas, int num_groups, int num_nodes,

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "models/placement.hpp"  // PlacementInfo
+#include "models/placement.hpp"  // placement_policies()
 
 namespace moesim::models {
 
@@ -54,10 +54,6 @@ struct PlacementInput {
   /// an asymmetric matrix is symmetrised as (c[i][j] + c[j][i]) / 2.
   std::vector<std::vector<std::vector<double>>> coactivation;
 };
-
-/// Registered replicated placement policies: "contiguous", "round_robin", "eplb", "greedy",
-/// "coactivation", each with a one-line description (for `moesim list` and validation).
-const std::vector<PlacementInfo>& replicated_placement_policies();
 
 /// Places the experts of every layer with `policy`. Throws ConfigError for an unknown policy (listing the
 /// registered ones) and for invalid input (message says what was expected and what was found).

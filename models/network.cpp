@@ -12,7 +12,7 @@ int NetworkModel::nodes_per_leaf() const {
   // each leaf, so a leaf serves radix/2 nodes; a classic fat tree connects all of a node's NICs to the
   // same leaf (DeepSeek-V3 report §3.2.2; NVIDIA DGX SuperPOD reference architecture).
   const int host_ports = std::max(1, c_.scale_out.radix / 2);
-  if (c_.scale_out.kind == "rail_optimized") return host_ports;
+  if (c_.scale_out.kind == TopologyKind::kRailOptimized) return host_ports;
   const int nics_per_node = std::max(1, c_.gpus_per_node);
   return std::max(1, host_ports / nics_per_node);
 }
@@ -25,7 +25,7 @@ double NetworkModel::scale_out_bandwidth(int nodes) const {
   const int per_leaf = std::min(nodes, nodes_per_leaf());
   const double cross = nodes > 1 ? 1.0 - double(per_leaf - 1) / double(nodes - 1) : 0.0;
   double factor = std::max(1.0, c_.scale_out.oversubscription * cross);
-  if (c_.scale_out.kind == "torus") {
+  if (c_.scale_out.kind == TopologyKind::kTorus) {
     // k-ary torus: uniform traffic among n nodes crosses on average n/4 links per dimension ring;
     // the per-node injection rate is limited by bisection: ≈ nic · 8 / n for n ≥ 8 (Dally & Towles ch.3).
     factor = std::max(factor, double(nodes) / 8.0);

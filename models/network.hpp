@@ -7,12 +7,8 @@
 
 namespace moesim::models {
 
-/// A communication group: `size` GPUs, `per_node` of which share one NVLink domain.
-struct Group {
-  int size = 1;
-  int per_node = 1;
-  int nodes() const { return (size + per_node - 1) / per_node; }
-};
+/// A communication group: `size` GPUs, `per_node` of which share one NVLink domain (scenarios/layout.hpp).
+using moesim::Group;
 
 /// Per-GPU bytes of one all-to-all on the busiest GPU, split by fabric.
 struct AllToAllBytes {

@@ -28,7 +28,7 @@ ParamCounts count_params(const ModelSpec& m) {
     if (a.qkv_bias) p.attention_per_layer += double(a.heads) * a.head_dim + a.kv_heads * (a.head_dim + a.v_head_dim);
   }
   // SwiGLU FFN has gate, up and down matrices (Shazeer 2020); GELU has up and down.
-  const double mats = m.activation == "swiglu" ? 3.0 : 2.0;
+  const double mats = m.activation == Activation::kSwiglu ? 3.0 : 2.0;
   p.dense_ffn_per_layer = mats * h * m.dense_ffn;
   p.norms_per_layer = 2.0 * h;
   if (m.moe.experts > 0) {

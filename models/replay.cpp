@@ -10,9 +10,9 @@
 namespace moesim::models {
 
 ReplayResult replay(const Scenario& s, int max_steps, const ReplayEngine& engine) {
-  if (s.routing.mode != "trace")
+  if (s.routing.mode != RoutingMode::kTrace)
     throw ConfigError(located_message(s.source, "/routing/mode", "\"trace\" (with a routing.trace source) to replay",
-                                      "\"" + s.routing.mode + "\""));
+                                      std::string("\"") + to_string(s.routing.mode) + "\""));
   check_routing(s);
   ReplayResult out;
   out.engine = engine.name;
@@ -20,7 +20,7 @@ ReplayResult replay(const Scenario& s, int max_steps, const ReplayEngine& engine
   NetworkModel net(s.cluster);
   const ParamCounts pc = count_params(s.model);
   // Bytes that follow an expert when it moves: BF16 weights, the FP32 master copy and two Adam moments.
-  const double state_b = s.workload.optimizer_state_dtype == "fp32" ? 4.0 : 2.0;
+  const double state_b = bytes_of(s.workload.optimizer_state_dtype);
   const double expert_bytes = pc.expert / s.parallelism.etp * (2.0 + (s.workload.master_weights ? 4.0 : 0.0) + 2 * state_b);
   const bool replicated = !((s.placement.policy == "contiguous" || s.placement.policy == "round_robin") &&
                             s.placement.redundant_experts == 0);

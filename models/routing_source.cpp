@@ -4,6 +4,7 @@
 #include <cmath>
 #include <functional>
 
+#include "models/eplb.hpp"
 #include "models/params.hpp"
 #include "scenarios/error.hpp"
 #include "traces/generators.hpp"
@@ -17,13 +18,6 @@ namespace {
 
 [[noreturn]] void bad(const Scenario& s, const std::string& ptr, const std::string& expected, const std::string& found) {
   throw ConfigError(located_message(s.source, ptr, expected, found));
-}
-
-template <class Infos>
-std::string names_of(const Infos& infos) {
-  std::string list;
-  for (const auto& i : infos) list += (list.empty() ? "" : ", ") + i.name;
-  return list;
 }
 
 traces::PolicySpec policy_spec(const Scenario& s) {
@@ -103,13 +97,12 @@ int tokens_per_ep_rank(const Scenario& s) {
 
 RoutingContext routing_context(const Scenario& s) {
   const auto& p = s.parallelism;
-  const int gpn = s.cluster.scale_up.kind == "none" ? 1 : s.cluster.scale_up.domain_gpus;
   RoutingContext ctx;
   ctx.geo.ep = p.ep;
-  ctx.geo.per_node = std::max(1, std::min(p.ep, gpn / std::min(gpn, p.etp)));
+  ctx.geo.per_node = s.layout.ep_group().per_node;
   ctx.geo.top_k = std::max(1, s.model.moe.top_k);
   ctx.geo.node_limit = s.routing.node_limit;
-  ctx.geo.hierarchical = s.workload.dispatch == "hierarchical";
+  ctx.geo.hierarchical = s.workload.dispatch == DispatchMode::kHierarchical;
   ctx.experts = s.model.moe.experts;
   ctx.tokens_per_source = double(p.microbatch_size) * s.workload.seq_len / p.cp / p.tp;
   ctx.capacity_factor = s.routing.capacity_factor;
@@ -117,30 +110,25 @@ RoutingContext routing_context(const Scenario& s) {
   return ctx;
 }
 
-int ep_nodes(const Scenario& s) {
-  const int gpn = s.cluster.scale_up.kind == "none" ? 1 : s.cluster.scale_up.domain_gpus;
-  const int per_node = std::max(1, std::min(s.parallelism.ep, gpn / std::min(gpn, s.parallelism.etp)));
-  return (s.parallelism.ep + per_node - 1) / per_node;
-}
+int ep_nodes(const Scenario& s) { return s.layout.ep_group().nodes(); }
 
 void check_routing(const Scenario& s) {
+  const auto& pl = s.placement;
+  const PlacementPolicy& policy = placement_policies().get(pl.policy, s.source, "/placement/policy");
   if (s.model.moe.experts == 0) return;
   const auto& r = s.routing;
-  const auto& pols = traces::routing_policies();
-  if (std::none_of(pols.begin(), pols.end(), [&](const auto& p) { return p.name == r.policy; }))
-    bad(s, "/routing/policy", "one of " + names_of(pols), "\"" + r.policy + "\"");
-  if (r.node_limit > 0 && r.mode == "sampled" && r.policy != "node_limited")
+  traces::routing_policies().require(r.policy, s.source, "/routing/policy");
+  if (r.node_limit > 0 && r.mode == RoutingMode::kSampled && !traces::uses_node_limit(r.policy))
     bad(s, "/routing/policy", "\"node_limited\" when node_limit is set (the other policies ignore it)",
         "\"" + r.policy + "\"");
-  if (r.mode == "expected") {
-    if (r.load.generator != "uniform" && r.load.generator != "zipf" && r.load.generator != "hot_expert")
+  if (r.mode == RoutingMode::kExpected) {
+    if (!traces::load_profiles().contains(r.load.generator))
       bad(s, "/routing/load/generator",
-          "uniform, zipf or hot_expert in mode \"expected\" (other generators need \"mode\": \"sampled\")",
+          join_names(traces::load_profiles().names()) +
+              " in mode \"expected\" (other generators need \"mode\": \"sampled\")",
           "\"" + r.load.generator + "\"");
-  } else if (r.mode == "sampled") {
-    const auto& gens = traces::gate_generators();
-    if (std::none_of(gens.begin(), gens.end(), [&](const auto& g) { return g.name == r.load.generator; }))
-      bad(s, "/routing/load/generator", "one of " + names_of(gens), "\"" + r.load.generator + "\"");
+  } else if (r.mode == RoutingMode::kSampled) {
+    traces::gate_generators().require(r.load.generator, s.source, "/routing/load/generator");
     try {
       traces::make_routing_policy(policy_spec(s));
       traces::GateScoreGenerator(generator_spec(s), s.model.moe.experts);
@@ -148,13 +136,12 @@ void check_routing(const Scenario& s) {
       throw ConfigError(s.source + ": /routing: " + e.what());
     }
   }
-  const auto& pl = s.placement;
   const int slots = s.model.moe.experts + pl.redundant_experts;
   if (slots % s.parallelism.ep != 0)
     bad(s, "/placement/redundant_experts",
         "experts + redundant_experts divisible by ep (" + std::to_string(s.parallelism.ep) + ")",
         std::to_string(pl.redundant_experts) + " (" + std::to_string(slots) + " slots)");
-  if (pl.redundant_experts > 0 && (pl.policy == "contiguous" || pl.policy == "round_robin"))
+  if (pl.redundant_experts > 0 && !policy.load_aware)
     bad(s, "/placement/policy", "eplb or greedy for redundant experts", "\"" + pl.policy + "\"");
 }
 
@@ -174,7 +161,7 @@ void for_each_trace_step(const Scenario& s, int max_steps,
                          const std::function<void(int, std::vector<traces::RoutingSample>&)>& fn) {
   const auto& t = s.routing.trace;
   const int E = s.model.moe.experts;
-  if (t.format == "moesim") {
+  if (t.format == TraceFormat::kMoesim) {
     traces::TraceReader reader(t.path);
     traces::RoutingSample x;
     std::vector<traces::RoutingSample> step;
@@ -196,7 +183,7 @@ void for_each_trace_step(const Scenario& s, int max_steps,
     return;
   }
   std::vector<traces::RoutingSample> all;
-  if (t.format == "megatron") {
+  if (t.format == TraceFormat::kMegatron) {
     for (auto& m : traces::import_megatron_router_traces(t.path, E))
       if (m.block == traces::MegatronBlock::decoder) all.push_back(std::move(m.sample));
   } else {
@@ -265,18 +252,18 @@ std::vector<std::vector<double>> coactivation_counts(const Scenario& s, const tr
 PlacementResult place_for(const Scenario& s, const ExpertLoads& loads, const std::vector<traces::RoutingSample>* samples) {
   PlacementResult out;
   const auto& pl = s.placement;
-  if ((pl.policy == "contiguous" || pl.policy == "round_robin") && pl.redundant_experts == 0) return out;
+  if (!placement_policies().get(pl.policy).load_aware && pl.redundant_experts == 0) return out;
   PlacementInput in;
   in.weight = loads;
   in.num_replicas = s.model.moe.experts + pl.redundant_experts;
   in.num_gpus = s.parallelism.ep;
   in.num_nodes = pl.nodes > 0 ? pl.nodes : ep_nodes(s);
   in.num_groups = pl.groups > 0 ? pl.groups : std::max(1, s.model.moe.groups);
-  if (pl.policy == "coactivation") {
+  if (placement_policies().get(pl.policy).needs_coactivation) {
     if (samples == nullptr || samples->empty())
       bad(s, "/placement/policy",
           "token-level routing (routing.mode \"sampled\", or a trace with token detail) for \"coactivation\"",
-          "routing mode \"" + s.routing.mode + "\"");
+          std::string("routing mode \"") + to_string(s.routing.mode) + "\"");
     // One matrix per MoE layer, the samples reused cyclically like their loads.
     for (std::size_t l = 0; l < loads.size(); ++l)
       in.coactivation.push_back(coactivation_counts(s, (*samples)[l % samples->size()]));
@@ -295,14 +282,14 @@ RoutingInput routing_input(const Scenario& s) {
   RoutingInput in;
   if (s.model.moe.experts == 0) return in;
   check_routing(s);
-  if (s.routing.mode == "sampled") in.samples = sample_routing(s, 0);
-  if (s.routing.mode == "trace") {
+  if (s.routing.mode == RoutingMode::kSampled) in.samples = sample_routing(s, 0);
+  if (s.routing.mode == RoutingMode::kTrace) {
     auto steps = load_trace_steps(s, 1);
     if (steps.empty()) bad(s, "/routing/trace", "a trace with at least one step", "an empty trace");
     in.samples = std::move(steps.front());
   }
   const auto& pl = s.placement;
-  if ((pl.policy == "contiguous" || pl.policy == "round_robin") && pl.redundant_experts == 0) return in;
+  if (!placement_policies().get(pl.policy).load_aware && pl.redundant_experts == 0) return in;
   const ExpertLoads loads = layer_loads(s, in.samples.empty() ? nullptr : &in.samples);
   in.slot_maps = place_for(s, loads, in.samples.empty() ? nullptr : &in.samples).slot_maps;
   return in;

@@ -203,7 +203,7 @@ double dense_ffn_block(const Ctx& c, Builder& bl) {
   bl.mlp = true;
   const auto& m = c.s.model;
   const double h = m.hidden, T = c.T, f = double(m.dense_ffn) / c.tp;
-  const bool fr = full_rc(c), swiglu = m.activation == "swiglu";
+  const bool fr = full_rc(c), swiglu = m.activation == Activation::kSwiglu;
   bl.memory("ffn.norm", c.T_sp * h * kAct * 2, sel_rc(c));
   if (c.tp > 1 && c.s.parallelism.sequence_parallel) {
     const double bytes = T * h * kAct;
@@ -232,7 +232,7 @@ double moe_block(const Ctx& c, Builder& bl, LayerRouting& r, const EpGeometry& g
   const auto& m = c.s.model;
   const auto& e = m.moe;
   const double h = m.hidden, Tm = c.T_moe, f = double(e.expert_ffn) / c.etp;
-  const bool fr = full_rc(c), swiglu = m.activation == "swiglu";
+  const bool fr = full_rc(c), swiglu = m.activation == Activation::kSwiglu;
   const double mats = swiglu ? 2 : 1;
   double saved = 0;
   bl.memory("moe.norm", c.T_sp * h * kAct * 2, sel_rc(c));
@@ -319,7 +319,6 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   Workload w;
   const auto& m = s.model;
   const auto& par = s.parallelism;
-  const auto& cl = s.cluster;
   w.params = count_params(m);
   w.cost_model = compute.name();
   w.tokens_per_microbatch = double(par.microbatch_size) * s.workload.seq_len;
@@ -327,7 +326,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   w.model_flops_per_token_noncausal = training_flops_per_token(m, s.workload.seq_len, false);
 
   // Rank order inside a stage: tp fastest, then cp, then dp (Megatron-Core); experts: etp, ep, edp.
-  const int gpn = cl.scale_up.kind == "none" ? 1 : cl.scale_up.domain_gpus;
+  const int gpn = s.layout.domain_gpus;
   Ctx c{s, compute, net, s.workload.precision, 0, 0, 0, par.tp, par.cp, par.etp, {}, {}, {}, par.recompute};
   c.T = w.tokens_per_microbatch / par.cp;
   c.T_sp = par.sequence_parallel ? c.T / par.tp : c.T;
@@ -345,9 +344,9 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   SlotMap default_slots;
   if (m.moe.experts > 0)
     default_slots = SlotMap::from_assignment(
-        place_experts(s.placement.policy == "round_robin" ? "round_robin" : "contiguous", m.moe.experts, par.ep), par.ep);
+        place_experts(s.placement.policy, m.moe.experts, par.ep), par.ep);
   const bool replay = routing != nullptr && !routing->samples.empty();
-  const bool same_every_layer = s.routing.load.generator == "uniform" && !replay &&
+  const bool same_every_layer = traces::is_uniform(s.routing.load) && !replay &&
                                 (routing == nullptr || routing->slot_maps.size() <= 1);
   const traces::ShareGenerator gen(s.routing.load, m.moe.experts, m.moe.top_k);
 
@@ -508,7 +507,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     }
     if (par.pp > 1) {  // every rank of a pipeline sends: activations forward, gradients backward
       const double bytes = c.T_sp * h * kAct;
-      const bool cross = int64_t(par.tp) * par.cp * par.dp >= gpn;
+      const bool cross = s.layout.stage_gpus >= gpn;
       rw.p2p_seconds = net.send_recv(bytes, cross);
       rw.p2p_bytes = bytes;
     }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/registry.hpp"
 #include "scenarios/units.hpp"
 
 namespace moesim {
@@ -51,6 +52,21 @@ class ObjectReader {
   /// A string that must be one of `allowed`.
   std::string get_enum(const std::string& key, const std::vector<std::string>& allowed,
                        const std::string& fallback);
+  /// A name registered in `registry`, returned as its value (`fallback` when the key is absent).
+  template <class T>
+  T get_choice(const std::string& key, const Registry<T>& registry, const T& fallback) {
+    if (!has(key)) {
+      known_.insert(key);
+      return fallback;
+    }
+    return registry.get(get_string(key), source_, at(key));
+  }
+  /// A registered name, checked against `registry` (`fallback` when the key is absent).
+  std::string get_name(const std::string& key, const RegistryBase& registry, const std::string& fallback) {
+    std::string v = get_string(key, fallback);
+    registry.require(v, source_, at(key));
+    return v;
+  }
   int64_t get_int(const std::string& key);
   int64_t get_int(const std::string& key, int64_t fallback);
   /// An integer within [lo, hi].

@@ -6,38 +6,6 @@
 
 namespace moesim {
 
-int ParallelismSpec::microbatches() const {
-  int64_t per = static_cast<int64_t>(microbatch_size) * dp;
-  return per > 0 ? static_cast<int>(global_batch / per) : 0;
-}
-
-const char* to_string(AttentionKind k) {
-  switch (k) {
-    case AttentionKind::kMha: return "mha";
-    case AttentionKind::kGqa: return "gqa";
-    case AttentionKind::kMla: return "mla";
-  }
-  return "?";
-}
-const char* to_string(Schedule s) {
-  switch (s) {
-    case Schedule::k1F1B: return "1f1b";
-    case Schedule::kInterleaved: return "interleaved";
-    case Schedule::kZeroBubble: return "zero_bubble";
-    case Schedule::kDualPipe: return "dualpipe";
-  }
-  return "?";
-}
-const char* to_string(Recompute r) {
-  switch (r) {
-    case Recompute::kNone: return "none";
-    case Recompute::kSelective: return "selective";
-    case Recompute::kFull: return "full";
-  }
-  return "?";
-}
-const char* to_string(Precision p) { return p == Precision::kFp8 ? "fp8" : "bf16"; }
-
 namespace {
 
 constexpr int kMaxDim = 1 << 24;
@@ -78,7 +46,7 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
   m.hidden = get_pos(r, "hidden");
   m.vocab = get_pos(r, "vocab");
   m.dense_ffn = get_nonneg(r, "dense_ffn", 0);
-  m.activation = r.get_enum("activation", {"swiglu", "gelu"}, "swiglu");
+  m.activation = r.get_choice("activation", activations(), Activation::kSwiglu);
   m.tied_embeddings = r.get_bool("tied_embeddings", false);
   m.mtp_depth = get_nonneg(r, "mtp_depth", 0);
   m.published_total_params = r.get_number_in("published_total_params", 0, 1e16, 0.0);
@@ -86,9 +54,8 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
   m.source = r.get_string("source", "");
   {
     ObjectReader a(r.child("attention"), source, r.at("attention"));
-    std::string kind = a.get_enum("kind", {"mha", "gqa", "mla"}, "mha");
     auto& at = m.attention;
-    at.kind = kind == "mla" ? AttentionKind::kMla : kind == "gqa" ? AttentionKind::kGqa : AttentionKind::kMha;
+    at.kind = a.get_choice("kind", attention_kinds(), AttentionKind::kMha);
     at.heads = get_pos(a, "heads");
     at.head_dim = get_pos(a, "head_dim");
     at.kv_heads = at.kind == AttentionKind::kMla ? at.heads : get_nonneg(a, "kv_heads", at.heads);
@@ -122,7 +89,7 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
     s.layer_freq = static_cast<int>(e.get_int_in("layer_freq", 1, 1024, 1));
     s.groups = static_cast<int>(e.get_int_in("groups", 1, kMaxDim, 1));
     s.topk_groups = get_nonneg(e, "topk_groups", 0);
-    s.score = e.get_enum("score", {"softmax", "sigmoid"}, "softmax");
+    s.score = e.get_choice("score", router_scores(), RouterScore::kSoftmax);
     e.finish();
     if (s.top_k > s.experts)
       e.fail("top_k", "at most experts (" + std::to_string(s.experts) + ")", std::to_string(s.top_k));
@@ -185,7 +152,7 @@ ClusterSpec cluster_from_json(const Json& j, const std::string& source, const st
   c.gpus_per_node = get_pos(r, "gpus_per_node");
   if (const Json* su = r.optional_child("scale_up")) {
     ObjectReader s(*su, source, r.at("scale_up"));
-    c.scale_up.kind = s.get_enum("kind", {"nvswitch", "none"}, "nvswitch");
+    c.scale_up.kind = s.get_choice("kind", scale_up_kinds(), ScaleUpKind::kNvswitch);
     c.scale_up.bandwidth = s.get_quantity("bandwidth", Dimension::kBandwidth, c.gpu.nvlink_bandwidth);
     c.scale_up.latency = s.get_quantity("latency", Dimension::kTime, 3e-6);
     c.scale_up.domain_gpus = get_nonneg(s, "domain_gpus", 0);
@@ -197,7 +164,7 @@ ClusterSpec cluster_from_json(const Json& j, const std::string& source, const st
   if (c.scale_up.domain_gpus == 0) c.scale_up.domain_gpus = c.gpus_per_node;
   if (const Json* so = r.optional_child("scale_out")) {
     ObjectReader s(*so, source, r.at("scale_out"));
-    c.scale_out.kind = s.get_enum("kind", {"fat_tree", "rail_optimized", "dragonfly", "torus"}, "fat_tree");
+    c.scale_out.kind = s.get_choice("kind", topology_kinds(), TopologyKind::kFatTree);
     c.scale_out.nic_bandwidth = s.get_quantity("nic_bandwidth", Dimension::kBandwidth);
     c.scale_out.latency = s.get_quantity("latency", Dimension::kTime, 3e-6);
     c.scale_out.latency_cross = s.get_quantity("latency_cross", Dimension::kTime, c.scale_out.latency);
@@ -216,17 +183,6 @@ ClusterSpec cluster_from_json(const Json& j, const std::string& source, const st
   }
   return c;
 }
-
-namespace {
-
-Schedule parse_schedule(const std::string& s) {
-  if (s == "interleaved") return Schedule::kInterleaved;
-  if (s == "zero_bubble") return Schedule::kZeroBubble;
-  if (s == "dualpipe") return Schedule::kDualPipe;
-  return Schedule::k1F1B;
-}
-
-}  // namespace
 
 Scenario scenario_from_json(const Json& j, const std::string& source, const Catalog& catalog) {
   Scenario s;
@@ -271,10 +227,9 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
     }
     par.pp = static_cast<int>(p.get_int_in("pp", 1, kMaxDim, 1));
     par.vpp = static_cast<int>(p.get_int_in("vpp", 1, 1024, 1));
-    par.schedule = parse_schedule(p.get_enum("schedule", {"1f1b", "interleaved", "zero_bubble", "dualpipe"}, "1f1b"));
+    par.schedule = p.get_choice("schedule", schedules(), Schedule::k1F1B);
     par.zero = static_cast<int>(p.get_int_in("zero", 0, 3, 1));
-    std::string rc = p.get_enum("recompute", {"none", "selective", "full"}, "none");
-    par.recompute = rc == "full" ? Recompute::kFull : rc == "selective" ? Recompute::kSelective : Recompute::kNone;
+    par.recompute = p.get_choice("recompute", recompute_modes(), Recompute::kNone);
     par.microbatch_size = static_cast<int>(p.get_int_in("microbatch_size", 1, kMaxDim, 1));
     par.global_batch = p.get_int_in("global_batch", 1, int64_t(1) << 40, std::nullopt);
     par.overlap_grad_reduce = p.get_bool("overlap_grad_reduce", true);
@@ -284,15 +239,15 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   {
     ObjectReader w(r.child("workload"), source, "/workload");
     auto& wl = s.workload;
-    wl.kind = w.get_enum("kind", {"training"}, "training");
+    wl.kind = w.get_choice("kind", workload_kinds(), WorkloadKind::kTraining);
     wl.seq_len = static_cast<int>(w.get_int_in("seq_len", 1, kMaxDim, std::nullopt));
-    wl.precision = w.get_enum("precision", {"bf16", "fp8"}, "bf16") == "fp8" ? Precision::kFp8 : Precision::kBf16;
+    wl.precision = w.get_choice("precision", precisions(), Precision::kBf16);
     wl.comm_sms = static_cast<int>(w.get_int_in("comm_sms", 0, 1024, 0));
-    wl.grad_dtype = w.get_enum("grad_dtype", {"fp32", "bf16"}, "fp32");
-    wl.optimizer_state_dtype = w.get_enum("optimizer_state_dtype", {"fp32", "bf16"}, "fp32");
+    wl.grad_dtype = w.get_choice("grad_dtype", dtypes(), Dtype::kFp32);
+    wl.optimizer_state_dtype = w.get_choice("optimizer_state_dtype", dtypes(), Dtype::kFp32);
     wl.master_weights = w.get_bool("master_weights", true);
     wl.causal = w.get_bool("causal", true);
-    wl.dispatch = w.get_enum("dispatch", {"flat", "hierarchical"}, "flat");
+    wl.dispatch = w.get_choice("dispatch", dispatch_modes(), DispatchMode::kFlat);
     wl.shared_expert_overlap = w.get_bool("shared_expert_overlap", true);
     w.finish();
   }
@@ -300,7 +255,7 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
     ObjectReader ro(*rt, source, "/routing");
     auto& rs = s.routing;
     rs.policy = ro.get_string("policy", "softmax_topk");
-    rs.mode = ro.get_enum("mode", {"expected", "sampled", "trace"}, "expected");
+    rs.mode = ro.get_choice("mode", routing_modes(), RoutingMode::kExpected);
     rs.sample_layers = static_cast<int>(ro.get_int_in("sample_layers", 1, 1 << 16, 4));
     rs.node_limit = static_cast<int>(ro.get_int_in("node_limit", 0, kMaxDim, 0));
     rs.capacity_factor = ro.get_number_in("capacity_factor", 0.0, 1024.0, 0.0);
@@ -327,7 +282,7 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
       ObjectReader t(*tr, source, "/routing/trace");
       auto& ts = rs.trace;
       ts.path = t.get_string("path");
-      ts.format = t.get_enum("format", {"moesim", "megatron", "count_table"}, "moesim");
+      ts.format = t.get_choice("format", trace_formats(), TraceFormat::kMoesim);
       ts.model = t.get_string("model", "");
       ts.kind = t.get_string("kind", "expert_counts");
       ts.domain = t.get_string("domain", "");
@@ -337,17 +292,17 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
         const auto slash = source.find_last_of('/');
         if (slash != std::string::npos) ts.path = source.substr(0, slash + 1) + ts.path;
       }
-      if (ts.format == "count_table" && (ts.model.empty() || ts.domain.empty()))
+      if (ts.format == TraceFormat::kCountTable && (ts.model.empty() || ts.domain.empty()))
         t.fail(ts.model.empty() ? "model" : "domain", "a row selector for a count table", "nothing");
     }
-    if (rs.mode == "trace" && rs.trace.path.empty())
+    if (rs.mode == RoutingMode::kTrace && rs.trace.path.empty())
       ro.fail("trace", "a trace source {\"path\": ...} for mode \"trace\"", "nothing");
     ro.finish();
   }
   if (const Json* pl = r.optional_child("placement")) {
     ObjectReader po(*pl, source, "/placement");
     auto& ps = s.placement;
-    ps.policy = po.get_enum("policy", {"contiguous", "round_robin", "eplb", "greedy", "coactivation"}, "contiguous");
+    ps.policy = po.get_string("policy", "contiguous");  // a registered placement (models::placement_policies)
     ps.redundant_experts = static_cast<int>(po.get_int_in("redundant_experts", 0, kMaxDim, 0));
     ps.groups = static_cast<int>(po.get_int_in("groups", 0, kMaxDim, 0));
     ps.nodes = static_cast<int>(po.get_int_in("nodes", 0, kMaxDim, 0));
@@ -356,9 +311,9 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   }
   if (const Json* en = r.optional_child("engine")) {
     ObjectReader eo(*en, source, "/engine");
-    s.engine.kind = eo.get_enum("kind", {"analytic", "des"}, "analytic");
-    s.engine.groups = eo.get_enum("groups", {"representative", "all"}, "representative");
-    s.engine.aggregation = eo.get_enum("aggregation", {"auto", "node", "node_pair", "none"}, "auto");
+    s.engine.kind = eo.get_choice("kind", engine_kinds(), EngineKind::kAnalytic);
+    s.engine.groups = eo.get_choice("groups", des_groups(), DesGroups::kRepresentative);
+    s.engine.aggregation = eo.get_choice("aggregation", aggregations(), Aggregation::kAuto);
     s.engine.microbatches = static_cast<int>(eo.get_int_in("microbatches", 0, 1 << 20, 0));
     s.engine.precision = eo.get_number_in("precision", 1e-9, 0.1, 1e-4);
     s.engine.timeline_gpus = static_cast<int>(eo.get_int_in("timeline_gpus", -1, 1 << 20, 16));
@@ -367,13 +322,10 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   if (const Json* out = r.optional_child("outputs")) {
     ObjectReader oo(*out, source, "/outputs");
     s.outputs.dir = oo.get_string("dir", "");
-    s.outputs.formats = oo.get_string_list("formats", {"table"});
-    for (std::size_t i = 0; i < s.outputs.formats.size(); ++i) {
-      const auto& f = s.outputs.formats[i];
-      if (f != "table" && f != "json" && f != "csv")
-        throw ConfigError(located_message(source, "/outputs/formats/" + std::to_string(i),
-                                          "one of table, json, csv", "\"" + f + "\""));
-    }
+    const auto formats = oo.get_string_list("formats", {"table"});
+    s.outputs.formats.clear();
+    for (std::size_t i = 0; i < formats.size(); ++i)
+      s.outputs.formats.push_back(output_formats().get(formats[i], source, "/outputs/formats/" + std::to_string(i)));
     oo.finish();
   }
   s.calibration = r.get_string("calibration", "");

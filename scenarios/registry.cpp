@@ -18,14 +18,14 @@ int RegistryBase::require(std::string_view name, const std::string& source, cons
   const int i = index_of(name);
   if (i >= 0) return i;
   const std::string found = "\"" + std::string(name) + "\"";
-  if (source.empty() && pointer.empty()) throw ConfigError(kind_ + ": " + expected().insert(0, "expected ") + ", found " + found);
+  if (source.empty() && pointer.empty()) throw ConfigError(kind_ + ": expected " + expected() + ", found " + found);
   throw ConfigError(located_message(source, pointer, expected(), found));
 }
 
 void RegistryBase::add_name(std::string name, std::string description) {
   MOESIM_ASSERT(index_of(name) < 0, kind_ + " \"" + name + "\" registered twice");
   names_.push_back(std::move(name));
-  descriptions_.push_back(std::move(description));
+  infos_.push_back({names_.back(), std::move(description)});
 }
 
 }  // namespace moesim

@@ -22,7 +22,14 @@ namespace moesim {
 /// Joins names with ", " (the form every "expected one of ..." message uses).
 std::string join_names(const std::vector<std::string>& names);
 
+/// A registry entry as `moesim list` prints it.
+struct RegistryInfo {
+  std::string name;
+  std::string description;  ///< one line, with its source
+};
+
 /// The part of a registry that does not depend on its value type: what `moesim list` prints.
+/// Iterating a registry yields its RegistryInfo entries in registration order.
 class RegistryBase {
  public:
   /// `kind` is what one entry is, in the singular ("routing policy"); `title` the plural heading.
@@ -34,7 +41,9 @@ class RegistryBase {
   const std::string& kind() const { return kind_; }
   const std::string& title() const { return title_; }
   const std::vector<std::string>& names() const { return names_; }
-  const std::vector<std::string>& descriptions() const { return descriptions_; }
+  std::size_t size() const { return infos_.size(); }
+  std::vector<RegistryInfo>::const_iterator begin() const { return infos_.begin(); }
+  std::vector<RegistryInfo>::const_iterator end() const { return infos_.end(); }
   /// Index of `name`, or -1.
   int index_of(std::string_view name) const;
   bool contains(std::string_view name) const { return index_of(name) >= 0; }
@@ -49,7 +58,8 @@ class RegistryBase {
 
  private:
   std::string kind_, title_;
-  std::vector<std::string> names_, descriptions_;
+  std::vector<std::string> names_;
+  std::vector<RegistryInfo> infos_;
 };
 
 /// A registry whose entries carry a value of type T (a factory, or an enumerator).

@@ -10,13 +10,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "scenarios/kinds.hpp"
+#include "scenarios/layout.hpp"
+
 namespace moesim {
 
 // ------------------------------------------------------------------------------------------- model
-
-/// Attention variants. MHA: kv_heads == heads; GQA: kv_heads < heads; MLA: DeepSeek's multi-head latent
-/// attention with low-rank compressed queries and keys/values (DeepSeek-V2 report §2.1).
-enum class AttentionKind { kMha, kGqa, kMla };
 
 struct AttentionSpec {
   AttentionKind kind = AttentionKind::kMha;
@@ -42,7 +41,7 @@ struct MoeSpec {
   int layer_freq = 1;         ///< every layer_freq-th layer (after the dense ones) is MoE
   int groups = 1;             ///< expert groups for group-limited routing (DeepSeek n_group)
   int topk_groups = 0;        ///< groups a token may use (DeepSeek topk_group); 0 = all
-  std::string score = "softmax";  ///< router scoring: softmax or sigmoid
+  RouterScore score = RouterScore::kSoftmax;  ///< router scoring
 };
 
 struct ModelSpec {
@@ -51,7 +50,7 @@ struct ModelSpec {
   int hidden = 0;
   int vocab = 0;
   int dense_ffn = 0;    ///< intermediate size of a dense FFN layer
-  std::string activation = "swiglu";  ///< swiglu (3 matrices) or gelu (2 matrices)
+  Activation activation = Activation::kSwiglu;
   bool tied_embeddings = false;
   int mtp_depth = 0;    ///< multi-token-prediction modules (DeepSeek-V3: 1), each one extra block
   AttentionSpec attention;
@@ -88,14 +87,14 @@ struct GpuSpec {
 // ---------------------------------------------------------------------------------------- cluster
 
 struct ScaleUpSpec {
-  std::string kind = "nvswitch";  ///< nvswitch | none
+  ScaleUpKind kind = ScaleUpKind::kNvswitch;
   double bandwidth = 0;           ///< achievable per GPU per direction, bytes/s
   double latency = 0;             ///< s
   int domain_gpus = 0;            ///< GPUs per NVLink domain (0: = gpus_per_node; 72 for NVL72)
 };
 
 struct ScaleOutSpec {
-  std::string kind = "fat_tree";  ///< fat_tree | rail_optimized | dragonfly | torus
+  TopologyKind kind = TopologyKind::kFatTree;
   double nic_bandwidth = 0;       ///< per GPU per direction, bytes/s
   double latency = 0;             ///< s, one hop inside a leaf
   double latency_cross = 0;       ///< s, across leaves/spines (0: = latency)
@@ -117,17 +116,14 @@ struct ClusterSpec {
 
 // ------------------------------------------------------------------------------------ parallelism
 
-enum class Schedule { k1F1B, kInterleaved, kZeroBubble, kDualPipe };
-enum class Recompute { kNone, kSelective, kFull };
-
 struct ParallelismSpec {
   int tp = 1;   ///< attention tensor parallel
   int cp = 1;   ///< context parallel
-  int dp = 0;   ///< attention data parallel (0 until derived: gpus / (tp·cp·pp))
+  int dp = 0;   ///< attention data parallel as given (0: derived); the derived degree is Layout::dp
   bool sequence_parallel = true;  ///< TP with reduce-scatter/all-gather instead of all-reduce
   int ep = 1;   ///< expert parallel
   int etp = 1;  ///< expert tensor parallel
-  int edp = 0;  ///< expert data parallel (0 until derived: tp·cp·dp / (ep·etp))
+  int edp = 0;  ///< expert data parallel as given (0: derived); the derived degree is Layout::edp
   int pp = 1;
   int vpp = 1;  ///< virtual stages per rank (interleaved schedule)
   Schedule schedule = Schedule::k1F1B;
@@ -137,24 +133,21 @@ struct ParallelismSpec {
   int64_t global_batch = 1; ///< sequences per optimizer step
   bool overlap_grad_reduce = true;  ///< overlap DP gradient reduce-scatter with the backward cool-down
   bool overlap_param_gather = false;///< hide the ZeRO parameter all-gather under the next forward
-  int microbatches() const;  ///< per pipeline: global_batch / (microbatch_size · dp)
 };
 
 // --------------------------------------------------------------------------------------- workload
 
-enum class Precision { kBf16, kFp8 };
-
 struct WorkloadSpec {
-  std::string kind = "training";
+  WorkloadKind kind = WorkloadKind::kTraining;
   int seq_len = 4096;
   Precision precision = Precision::kBf16;  ///< GEMM precision (attention core stays BF16)
   int comm_sms = 0;                 ///< SMs reserved for communication kernels
-  std::string grad_dtype = "fp32";  ///< weight-gradient storage: fp32 or bf16
-  std::string optimizer_state_dtype = "fp32";  ///< Adam moments: fp32 or bf16
+  Dtype grad_dtype = Dtype::kFp32;  ///< weight-gradient storage
+  Dtype optimizer_state_dtype = Dtype::kFp32;  ///< Adam moments
   bool master_weights = true;       ///< FP32 master copy
   bool causal = true;
-  std::string dispatch = "flat";    ///< all-to-all: flat (one message per GPU pair) or hierarchical
-                                    ///< (one copy per destination node over the NIC, then NVLink fan-out)
+  DispatchMode dispatch = DispatchMode::kFlat;  ///< all-to-all: one message per GPU pair, or one copy
+                                               ///< per destination node over the NIC, then NVLink fan-out
   bool shared_expert_overlap = true;///< shared experts run while dispatch is in flight
 };
 
@@ -177,13 +170,13 @@ struct LoadSpec {
 /// Where routing decisions come from when they are replayed.
 struct TraceSourceSpec {
   std::string path;              ///< resolved against the scenario file's folder
-  std::string format = "moesim"; ///< moesim | megatron (a folder of router_trace_rank*.jsonl) | count_table
+  TraceFormat format = TraceFormat::kMoesim;
   std::string model, kind = "expert_counts", domain;  ///< count_table row selection
 };
 
 struct RoutingSpec {
   std::string policy = "softmax_topk";  ///< registered routing policy (traces::routing_policies())
-  std::string mode = "expected";  ///< expected (closed-form shares) | sampled (token-level) | trace (replay)
+  RoutingMode mode = RoutingMode::kExpected;
   int sample_layers = 4;          ///< sampled: distinct MoE layers drawn, reused cyclically
   int node_limit = 0;   ///< at most this many nodes per token (DeepSeek M); 0 = unlimited
   double capacity_factor = 0;  ///< 0 = no capacity (no dropping)
@@ -207,9 +200,9 @@ struct PlacementSpec {
 /// Which engine evaluates the scenario and, for the discrete-event engine, its fidelity controls
 /// (sim/step_sim.hpp).
 struct EngineSpec {
-  std::string kind = "analytic";          ///< analytic | des
-  std::string groups = "representative";  ///< des: representative | all (EP groups simulated per stage)
-  std::string aggregation = "auto";       ///< des: auto | node_pair | none (fabric flows per node pair)
+  EngineKind kind = EngineKind::kAnalytic;
+  DesGroups groups = DesGroups::kRepresentative;  ///< des: EP groups simulated per stage
+  Aggregation aggregation = Aggregation::kAuto;   ///< des: fabric flows per GPU pair, node pair or domain
   int microbatches = 0;                   ///< des: simulated microbatches before extrapolation (0: auto)
   double precision = 1e-4;                ///< des: surf/precision as a fraction of one all-to-all
   int timeline_gpus = 16;                 ///< des: GPUs recorded in the Chrome trace (-1: all simulated)
@@ -217,7 +210,7 @@ struct EngineSpec {
 
 struct OutputSpec {
   std::string dir;  ///< empty: no output directory
-  std::vector<std::string> formats{"table"};
+  std::vector<OutputFormat> formats{OutputFormat::kTable};
 };
 
 /// Published figures a scenario is checked against; NaN where not given. Reports print them beside
@@ -237,8 +230,8 @@ struct ReferenceSpec {
   bool empty() const { return source.empty(); }
 };
 
-/// One fully resolved scenario: catalog references replaced by their entries, units resolved,
-/// derived degrees filled in.
+/// One fully resolved scenario: catalog references replaced by their entries, units resolved, the
+/// layout derived.
 struct Scenario {
   int schema_version = 1;
   std::string name;
@@ -252,15 +245,11 @@ struct Scenario {
   EngineSpec engine;
   OutputSpec outputs;
   ReferenceSpec reference;
+  Layout layout;  ///< derived by validate() from cluster and parallelism
   /// Calibration file pricing compute (resolved against the scenario's folder); empty: the roofline
   /// defaults of the GPU catalog.
   std::string calibration;
   nlohmann::json resolved;  ///< the scenario JSON with catalog references inlined (written to outputs)
 };
-
-const char* to_string(AttentionKind k);
-const char* to_string(Schedule s);
-const char* to_string(Recompute r);
-const char* to_string(Precision p);
 
 }  // namespace moesim

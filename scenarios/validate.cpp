@@ -1,4 +1,5 @@
 // Cross-field checks of a scenario. Each message names the pointer the user must change.
+#include <algorithm>
 #include <string>
 
 #include "scenarios/error.hpp"
@@ -26,11 +27,16 @@ void validate(Scenario& s) {
     bad(s, "/cluster/gpus_per_node",
         "at most " + str(c.gpu.max_gpus_per_node) + " GPUs per node (a " + c.gpu.name + " node holds that many)",
         str(c.gpus_per_node));
-  if (c.scale_up.kind != "none" && c.scale_up.bandwidth <= 0)
+  if (c.scale_up.kind != ScaleUpKind::kNone && c.scale_up.bandwidth <= 0)
     bad(s, "/cluster/scale_up/bandwidth", "a positive bandwidth", "0");
   if (c.scale_up.domain_gpus % c.gpus_per_node != 0 && c.gpus_per_node % c.scale_up.domain_gpus != 0)
     bad(s, "/cluster/scale_up/domain_gpus", "a multiple or divisor of gpus_per_node (" + str(c.gpus_per_node) + ")",
         str(c.scale_up.domain_gpus));
+  Layout& L = s.layout;
+  L = Layout{};
+  L.gpus = static_cast<int>(gpus);
+  L.gpus_per_node = c.gpus_per_node;
+  L.domain_gpus = c.scale_up.kind == ScaleUpKind::kNone ? 1 : c.scale_up.domain_gpus;
   if (c.nodes > 1 && c.scale_out.nic_bandwidth <= 0)
     bad(s, "/cluster/scale_out/nic_bandwidth", "a positive bandwidth", "0");
 
@@ -43,10 +49,17 @@ void validate(Scenario& s) {
   if (p.dp != 0 && p.dp != dp)
     bad(s, "/parallelism/attention/dp",
         "tp x cp x dp x pp = " + str(gpus) + " GPUs (dp = " + str(dp) + ")", str(p.dp));
-  p.dp = dp;
+  L.tp = p.tp;
+  L.cp = p.cp;
+  L.dp = dp;
+  L.pp = p.pp;
+  L.vpp = p.vpp;
+  L.ep = p.ep;
+  L.etp = p.etp;
 
   // Expert layout inside one pipeline stage: ep · etp · edp = tp · cp · dp.
-  const int64_t stage_gpus = int64_t(p.tp) * p.cp * p.dp;
+  const int64_t stage_gpus = int64_t(p.tp) * p.cp * dp;
+  L.stage_gpus = static_cast<int>(stage_gpus);
   if (m.moe.experts > 0) {
     if (m.moe.experts % p.ep != 0)
       bad(s, "/parallelism/experts/ep", "a divisor of the expert count " + str(m.moe.experts), str(p.ep));
@@ -57,7 +70,7 @@ void validate(Scenario& s) {
     if (p.edp != 0 && p.edp != edp)
       bad(s, "/parallelism/experts/edp", "ep x etp x edp = " + str(stage_gpus) + " (edp = " + str(edp) + ")",
           str(p.edp));
-    p.edp = edp;
+    L.edp = edp;
     if (m.moe.expert_ffn % p.etp != 0)
       bad(s, "/parallelism/experts/etp", "a divisor of the expert FFN size " + str(m.moe.expert_ffn), str(p.etp));
     if (s.routing.node_limit > 0) {
@@ -70,7 +83,7 @@ void validate(Scenario& s) {
       bad(s, "/routing/load/hot_expert", "an expert id below " + str(m.moe.experts), str(s.routing.load.hot_expert));
   } else {
     if (p.ep != 1) bad(s, "/parallelism/experts/ep", "1 for a dense model", str(p.ep));
-    p.edp = static_cast<int>(stage_gpus);
+    L.edp = static_cast<int>(stage_gpus);
   }
 
   if (m.attention.heads % p.tp != 0)
@@ -85,12 +98,15 @@ void validate(Scenario& s) {
     bad(s, "/parallelism/attention/cp", "a divisor of seq_len", str(p.cp));
 
   // Batch.
-  const int64_t per_step = int64_t(p.microbatch_size) * p.dp;
+  const int64_t per_step = int64_t(p.microbatch_size) * dp;
   if (p.global_batch % per_step != 0)
     bad(s, "/parallelism/global_batch",
-        "a multiple of microbatch_size x dp = " + str(p.microbatch_size) + " x " + str(p.dp) + " = " + str(per_step),
+        "a multiple of microbatch_size x dp = " + str(p.microbatch_size) + " x " + str(dp) + " = " + str(per_step),
         str(p.global_batch));
-  const int M = p.microbatches();
+  const int M = static_cast<int>(p.global_batch / per_step);
+  L.microbatches = M;
+  L.ep_span = L.ep * L.etp;
+  L.ep_groups = std::max(1, L.stage_gpus / L.ep_span);
 
   // Pipeline.
   const int total_blocks = m.layers + m.mtp_depth;
@@ -120,7 +136,7 @@ void validate(Scenario& s) {
     bad(s, "/workload/precision", "bf16 (the GPU " + c.gpu.name + " has no FP8 rate)", "\"fp8\"");
   if (s.workload.comm_sms >= c.gpu.sm_count)
     bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs", str(s.workload.comm_sms));
-  if (s.workload.dispatch == "hierarchical" && c.nodes > 1 && c.scale_out.planes > 1 &&
+  if (s.workload.dispatch == DispatchMode::kHierarchical && c.nodes > 1 && c.scale_out.planes > 1 &&
       c.scale_out.planes != c.gpus_per_node)
     bad(s, "/cluster/scale_out/planes", "1 or gpus_per_node (" + str(c.gpus_per_node) + ") rail planes",
         str(c.scale_out.planes));

@@ -54,8 +54,8 @@ std::string fmt(double v) {
 std::string cluster_key(const ClusterSpec& c) {
   const auto& u = c.scale_up;
   const auto& o = c.scale_out;
-  return std::to_string(c.nodes) + "x" + std::to_string(c.gpus_per_node) + " up{" + u.kind + "," +
-         fmt(u.bandwidth) + "," + fmt(u.latency) + "," + std::to_string(u.domain_gpus) + "} out{" + o.kind +
+  return std::to_string(c.nodes) + "x" + std::to_string(c.gpus_per_node) + " up{" + to_string(u.kind) + "," +
+         fmt(u.bandwidth) + "," + fmt(u.latency) + "," + std::to_string(u.domain_gpus) + "} out{" + to_string(o.kind) +
          "," + fmt(o.nic_bandwidth) + "," + fmt(o.latency) + "," + fmt(o.latency_cross) + "," +
          fmt(o.oversubscription) + "," + std::to_string(o.planes) + "," + std::to_string(o.levels) + "," +
          std::to_string(o.radix) + "}";

@@ -449,11 +449,11 @@ class Runner {
       : s_(s), w_(w), o_(o), st_(st), agg_(agg), pool_(pool), one_plane_(one_plane), builder_(s, w) {
     gpn_ = std::max(1, s.cluster.gpus_per_node);
     const auto& par = s.parallelism;
-    stage_gpus_ = par.tp * par.cp * par.dp;
+    stage_gpus_ = s.layout.stage_gpus;
     span_ = std::max(1, par.ep) * par.etp;
     ep_ = std::max(1, par.ep);
     groups_per_stage_ = std::max(1, stage_gpus_ / span_);
-    groups_ = o.groups == "all" ? groups_per_stage_ : 1;
+    groups_ = o.groups == DesGroups::kAll ? groups_per_stage_ : 1;
     links_ = agg ? &st.agg->links : &st.gpu->links;
     if (st.gpu)
       actor_host_ = st.gpu->hosts.front();
@@ -907,9 +907,9 @@ class Runner {
 // and the backward all-to-alls are scaled transposes of the dispatch, so checking the dispatch covers
 // them; pipeline transfers are equal for every GPU).
 bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
-  if (s.cluster.scale_up.kind == "none" || w.moe_detail.empty()) return false;
+  if (s.cluster.scale_up.kind == ScaleUpKind::kNone || w.moe_detail.empty()) return false;
   const auto& par = s.parallelism;
-  const int ep = std::max(1, par.ep), etp = par.etp, stage_gpus = par.tp * par.cp * par.dp, span = ep * etp;
+  const int ep = std::max(1, par.ep), etp = par.etp, stage_gpus = s.layout.stage_gpus, span = ep * etp;
   const int domain = std::max(1, s.cluster.scale_up.domain_gpus);
   std::map<int, int> owner;  // domain → rank · groups + group
   for (int r = 0; r < par.pp; ++r)
@@ -950,7 +950,7 @@ bool symmetric_planes(const Scenario& s, const models::Workload& w) {
   const auto& c = s.cluster;
   const auto& par = s.parallelism;
   const int gpn = c.gpus_per_node, ep = std::max(1, par.ep);
-  if (c.scale_out.kind != "rail_optimized" || c.scale_out.planes != gpn || gpn < 2 || par.etp != 1 ||
+  if (c.scale_out.kind != TopologyKind::kRailOptimized || c.scale_out.planes != gpn || gpn < 2 || par.etp != 1 ||
       w.moe_detail.empty() || (ep * par.etp) % gpn != 0)
     return false;
   const auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, a, b}); };
@@ -972,11 +972,6 @@ bool symmetric_planes(const Scenario& s, const models::Workload& w) {
 }
 
 void check(const StepOptions& o) {
-  if (o.groups != "representative" && o.groups != "all")
-    throw ConfigError("des options: groups: expected \"representative\" or \"all\", found \"" + o.groups + "\"");
-  if (o.aggregation != "auto" && o.aggregation != "node_pair" && o.aggregation != "node" && o.aggregation != "none")
-    throw ConfigError("des options: aggregation: expected \"auto\", \"node\", \"node_pair\" or \"none\", found \"" +
-                      o.aggregation + "\"");
   if (o.microbatches < 0)
     throw ConfigError("des options: microbatches: expected 0 (auto) or a positive count, found " +
                       std::to_string(o.microbatches));
@@ -992,7 +987,7 @@ std::string fidelity_text(const StepOptions& o, bool agg, bool pool, bool one_pl
                       : "one representative EP group per pipeline rank (of " + std::to_string(groups_per_stage) + ")";
   f += agg ? "; fabric flows aggregated per node pair and plane" : "; one flow per GPU pair";
   if (pool) f += "; NVLink traffic pooled per domain";
-  if (pool && o.aggregation == "auto") f += " (balanced in every all-to-all: exact)";
+  if (pool && o.aggregation == Aggregation::kAuto) f += " (balanced in every all-to-all: exact)";
   if (one_plane)
     f += "; all-to-alls on fabric plane 0 of " + std::to_string(planes) +
          " only (every plane carries the same traffic: exact; link usage covers plane 0)";
@@ -1020,7 +1015,7 @@ StepOptions step_options(const EngineSpec& e) {
 StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const models::RoutingInput* routing) {
   check(o);
   const auto& par = s.parallelism;
-  const int m = par.microbatches();
+  const int m = s.layout.microbatches;
   const int vpp = par.schedule == Schedule::kInterleaved ? par.vpp : 1;
   models::check_schedule_order_args(par.schedule, par.pp, vpp, m);
 
@@ -1034,22 +1029,22 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   const models::Workload w = models::build_workload(s, *cm, net, routing, true);
 
   SimOptions so;
-  bool agg = o.aggregation == "node_pair" || o.aggregation == "node";
-  bool pool = o.aggregation == "node";
+  bool agg = o.aggregation == Aggregation::kNodePair || o.aggregation == Aggregation::kNode;
+  bool pool = o.aggregation == Aggregation::kNode;
   so.aggregate_node_pairs = agg;
   so.precision_fraction = o.precision_fraction;
   {  // The platform holds only the simulated GPUs.
-    const int stage_gpus = par.tp * par.cp * par.dp, span = std::max(1, par.ep) * par.etp;
-    const int groups = o.groups == "all" ? std::max(1, stage_gpus / span) : 1;
-    for (int r = 0; r < par.pp; ++r)
+    const Layout& L = s.layout;
+    const int groups = o.groups == DesGroups::kAll ? L.ep_groups : 1;
+    for (int r = 0; r < L.pp; ++r)
       for (int g = 0; g < groups; ++g)
-        for (int a = 0; a < std::max(1, par.ep); ++a) so.gpus.push_back(r * stage_gpus + g * span + a * par.etp);
+        for (int a = 0; a < L.ep; ++a) so.gpus.push_back(L.ep_gpu(r, g, a));
   }
   // auto: NVLink pooled per domain when that changes nothing (every GPU of every domain sends and
   // receives the same NVLink bytes in every all-to-all); otherwise per GPU pair while the simulated GPUs
   // fit the per-GPU platform, aggregated per node pair beyond.
-  if (o.aggregation == "auto") {
-    pool = balanced_nvlink(s, w, o.groups == "all" ? std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)) : 1);
+  if (o.aggregation == Aggregation::kAuto) {
+    pool = balanced_nvlink(s, w, o.groups == DesGroups::kAll ? s.layout.ep_groups : 1);
     agg = so.aggregate_node_pairs = pool || static_cast<int>(so.gpus.size()) > so.max_hosts;
   }
   internal::check_options(so);
@@ -1081,7 +1076,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   }
 
   StepSimResult out;
-  const bool one_plane = (o.aggregation == "auto" || o.aggregation == "node") && symmetric_planes(s, w);
+  const bool one_plane = (o.aggregation == Aggregation::kAuto || o.aggregation == Aggregation::kNode) && symmetric_planes(s, w);
   Runner runner(s, w, o, st, agg, pool, one_plane);
   const double expected = runner.expected_collective();
   const double precision = expected > 0 ? o.precision_fraction * expected : 1e-9;
@@ -1118,7 +1113,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   models::Result r = models::evaluate_analytic(s, w);
   const double analytic_step = r.step_time;
   r.engine = "des";
-  r.fidelity = fidelity_text(o, agg, pool, one_plane, s.cluster.scale_out.planes, runner.groups(), std::max(1, par.tp * par.cp * par.dp / (std::max(1, par.ep) * par.etp)),
+  r.fidelity = fidelity_text(o, agg, pool, one_plane, s.cluster.scale_out.planes, runner.groups(), s.layout.ep_groups,
                              m, sim_m);
   r.step_time = extrap_makespan();
   r.critical_rank = crit.rank;

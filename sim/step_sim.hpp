@@ -44,8 +44,8 @@
 namespace moesim::sim {
 
 struct StepOptions {
-  std::string groups = "representative";  ///< representative | all
-  std::string aggregation = "auto";       ///< auto | node | node_pair | none
+  DesGroups groups = DesGroups::kRepresentative;  ///< EP groups simulated per stage
+  Aggregation aggregation = Aggregation::kAuto;   ///< fabric flows per GPU pair, node pair or domain
   int microbatches = 0;                   ///< simulated microbatches mA (0: auto); mB = mA + period
   double precision_fraction = 1e-4;       ///< surf/precision = this × the first all-to-all's lower bound
   int timeline_gpus = 16;                 ///< GPUs whose streams the timeline records (-1: all simulated)

@@ -72,35 +72,6 @@ const char* to_string(LinkKind k) {
   return kNames[static_cast<int>(k)];
 }
 
-struct Topology::Builder {
-  TopologyInfo info;
-  void (Topology::*build)();
-};
-
-const std::vector<Topology::Builder>& Topology::builders() {
-  static const std::vector<Builder> kBuilders{
-      {{"fat_tree", "one fat tree of radix-port switches, 2 or 3 levels, D-mod-k routing (Al-Fares 2008)"},
-       &Topology::build_fat_tree},
-      {{"rail_optimized",
-        "`planes` independent fat trees, GPU i of each node on plane i mod planes (DeepSeek-V3 MPFT)"},
-       &Topology::build_rail_optimized},
-      {{"dragonfly", "balanced dragonfly from the radix, minimal local-global-local routing (Kim 2008)"},
-       &Topology::build_dragonfly},
-      {{"torus", "2D/3D wrap-around grid of node routers, dimension-order routing (Dally & Towles)"},
-       &Topology::build_torus},
-  };
-  return kBuilders;
-}
-
-const std::vector<TopologyInfo>& topology_kinds() {
-  static const std::vector<TopologyInfo> kInfos = [] {
-    std::vector<TopologyInfo> v;
-    for (const auto& b : Topology::builders()) v.push_back(b.info);
-    return v;
-  }();
-  return kInfos;
-}
-
 // ------------------------------------------------------------------------------------ construction
 
 int Topology::add_vertex(VertexProps p) {
@@ -132,16 +103,13 @@ Topology::Topology(const ClusterSpec& c) : c_(c) {
   switch_link_latency_ = std::max(0.0, (cross - c.scale_out.latency) / 2);
   shape_.kind = "none";
   if (c.scale_out.nic_bandwidth > 0) {
-    const Builder* chosen = nullptr;
-    for (const auto& b : builders())
-      if (b.info.name == c.scale_out.kind) chosen = &b;
-    if (chosen == nullptr) {
-      std::string list;
-      for (const auto& b : builders()) list += (list.empty() ? "" : ", ") + b.info.name;
-      config_error("scale_out.kind: expected one of " + list + ", found \"" + c.scale_out.kind + "\"");
+    shape_.kind = to_string(c.scale_out.kind);
+    switch (c.scale_out.kind) {
+      case TopologyKind::kFatTree: build_fat_tree(); break;
+      case TopologyKind::kRailOptimized: build_rail_optimized(); break;
+      case TopologyKind::kDragonfly: build_dragonfly(); break;
+      case TopologyKind::kTorus: build_torus(); break;
     }
-    shape_.kind = chosen->info.name;
-    (this->*chosen->build)();
   } else if (c.nodes > 1) {
     config_error("scale_out.nic_bandwidth: expected a positive bandwidth for " + std::to_string(c.nodes) +
                  " nodes, found 0");
@@ -153,9 +121,7 @@ Topology::Topology(const ClusterSpec& c) : c_(c) {
 }
 
 void Topology::build_scale_up() {
-  if (c_.scale_up.kind == "none" || domain_gpus_ == 1) return;
-  if (c_.scale_up.kind != "nvswitch")
-    config_error("scale_up.kind: expected one of nvswitch, none, found \"" + c_.scale_up.kind + "\"");
+  if (c_.scale_up.kind == ScaleUpKind::kNone || domain_gpus_ == 1) return;
   if (c_.scale_up.bandwidth <= 0) config_error("scale_up.bandwidth: expected a positive bandwidth, found 0");
   const int domains = (c_.gpus() + domain_gpus_ - 1) / domain_gpus_;
   for (int d = 0; d < domains; ++d)
@@ -643,7 +609,7 @@ std::string Topology::summary() const {
   else if (s.groups > 0)
     os << " (" << s.groups << " groups of " << s.routers_per_group << " routers, p = h = " << s.global_ports
        << ")";
-  else if (s.kind == "torus")
+  else if (c_.scale_out.kind == TopologyKind::kTorus && c_.scale_out.nic_bandwidth > 0)
     os << " (" << s.dims[0] << " × " << s.dims[1] << " × " << s.dims[2] << ")";
   os << "\nvertices " << num_vertices() << ":";
   for (int k = 0; k <= static_cast<int>(VertexKind::kRouter); ++k)

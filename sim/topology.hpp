@@ -125,14 +125,6 @@ struct HopStats {
   std::int64_t pairs = 0;  ///< ordered pairs counted, gpus · (gpus − 1)
 };
 
-/// A registered topology kind (scale_out.kind), for `moesim list` and validation.
-struct TopologyInfo {
-  std::string name;         ///< the scale_out.kind value
-  std::string description;  ///< one line: construction, routing, source
-};
-/// The registered scale-out topology kinds.
-const std::vector<TopologyInfo>& topology_kinds();
-
 /// A cluster as a graph with deterministic routing. Immutable after construction; all queries are
 /// const and thread-compatible.
 class Topology {
@@ -213,9 +205,6 @@ class Topology {
   std::string summary() const;
 
  private:
-  friend const std::vector<TopologyInfo>& topology_kinds();
-  struct Builder;  // the registry entry: name, description, member building the fabric
-  static const std::vector<Builder>& builders();
 
   int add_vertex(VertexProps p);
   int add_link(int u, int v, double bandwidth, double latency, LinkKind kind);

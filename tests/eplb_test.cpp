@@ -628,7 +628,7 @@ TEST(ReplicatedPlacement, InvalidArgumentsThrowConfigError) {
 
 TEST(ReplicatedPlacement, RegistryListsEveryPolicyWithADescription) {
   std::vector<std::string> names;
-  for (const auto& info : models::replicated_placement_policies()) {
+  for (const auto& info : models::placement_policies()) {
     names.push_back(info.name);
     EXPECT_FALSE(info.description.empty()) << info.name;
   }

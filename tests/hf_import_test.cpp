@@ -51,7 +51,7 @@ TEST(HfImport, DeepSeekV3) {
   EXPECT_EQ(m.hidden, 7168);
   EXPECT_EQ(m.vocab, 129280);
   EXPECT_EQ(m.dense_ffn, 18432);
-  EXPECT_EQ(m.activation, "swiglu");  // hidden_act silu
+  EXPECT_EQ(m.activation, Activation::kSwiglu);  // hidden_act silu
   EXPECT_FALSE(m.tied_embeddings);
   EXPECT_EQ(m.mtp_depth, 1);  // num_nextn_predict_layers
   const auto& a = m.attention;
@@ -74,7 +74,7 @@ TEST(HfImport, DeepSeekV3) {
   EXPECT_EQ(e.layer_freq, 1);
   EXPECT_EQ(e.groups, 8);
   EXPECT_EQ(e.topk_groups, 4);
-  EXPECT_EQ(e.score, "sigmoid");
+  EXPECT_EQ(e.score, RouterScore::kSigmoid);
 }
 
 TEST(HfImport, Mixtral8x7B) {
@@ -84,7 +84,7 @@ TEST(HfImport, Mixtral8x7B) {
   EXPECT_EQ(m.hidden, 4096);
   EXPECT_EQ(m.vocab, 32000);
   EXPECT_EQ(m.dense_ffn, 0);
-  EXPECT_EQ(m.activation, "swiglu");
+  EXPECT_EQ(m.activation, Activation::kSwiglu);
   EXPECT_EQ(m.mtp_depth, 0);
   EXPECT_EQ(m.attention.kind, AttentionKind::kGqa);  // 8 KV heads < 32 heads
   EXPECT_EQ(m.attention.heads, 32);
@@ -119,7 +119,7 @@ TEST(HfImport, Qwen3_30B_A3B) {
   EXPECT_EQ(m.moe.shared_experts, 0);
   EXPECT_EQ(m.moe.first_dense_layers, 0);
   EXPECT_EQ(m.moe.layer_freq, 1);  // decoder_sparse_step
-  EXPECT_EQ(m.moe.score, "softmax");
+  EXPECT_EQ(m.moe.score, RouterScore::kSoftmax);
 }
 
 TEST(HfImport, OLMoE) {

@@ -33,10 +33,10 @@ ClusterSpec cluster(int nodes, int gpn, double nic = 25e9, const char* kind = "f
   c.name = "netsim-test";
   c.nodes = nodes;
   c.gpus_per_node = gpn;
-  c.scale_up.kind = "nvswitch";
+  c.scale_up.kind = ScaleUpKind::kNvswitch;
   c.scale_up.bandwidth = 200e9;
   c.scale_up.latency = 1e-6;
-  c.scale_out.kind = kind;
+  c.scale_out.kind = topology_kinds().get(kind);
   c.scale_out.nic_bandwidth = nic;
   c.scale_out.latency = 2e-6;
   c.scale_out.latency_cross = 3e-6;

@@ -24,11 +24,11 @@ ClusterSpec cluster(int nodes, const char* kind = "fat_tree", double oversub = 1
   c.name = "test";
   c.nodes = nodes;
   c.gpus_per_node = 8;
-  c.scale_up.kind = "nvswitch";
+  c.scale_up.kind = ScaleUpKind::kNvswitch;
   c.scale_up.bandwidth = kNvl;
   c.scale_up.latency = kNvlLat;
   c.scale_up.domain_gpus = 8;
-  c.scale_out.kind = kind;
+  c.scale_out.kind = topology_kinds().get(kind);
   c.scale_out.nic_bandwidth = kNic;
   c.scale_out.latency = kNicLat;
   c.scale_out.latency_cross = kNicLatCross;

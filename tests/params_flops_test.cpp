@@ -26,7 +26,7 @@ ModelSpec deepseek_v3() {
   m.hidden = 7168;
   m.vocab = 129280;
   m.dense_ffn = 18432;
-  m.activation = "swiglu";
+  m.activation = Activation::kSwiglu;
   m.tied_embeddings = false;
   m.mtp_depth = 1;
   m.attention.kind = AttentionKind::kMla;
@@ -46,7 +46,7 @@ ModelSpec deepseek_v3() {
   m.moe.layer_freq = 1;
   m.moe.groups = 8;
   m.moe.topk_groups = 4;
-  m.moe.score = "sigmoid";
+  m.moe.score = RouterScore::kSigmoid;
   return m;
 }
 
@@ -118,7 +118,7 @@ TEST(CountParams, SmallMhaGeluTiedByHand) {
   m.hidden = 64;
   m.vocab = 100;
   m.dense_ffn = 256;
-  m.activation = "gelu";
+  m.activation = Activation::kGelu;
   m.tied_embeddings = true;
   m.attention.kind = AttentionKind::kMha;
   m.attention.heads = 4;
@@ -147,7 +147,7 @@ TEST(CountParams, SmallMhaSwigluUntiedByHand) {
   m.hidden = 64;
   m.vocab = 100;
   m.dense_ffn = 256;
-  m.activation = "swiglu";
+  m.activation = Activation::kSwiglu;
   m.attention.kind = AttentionKind::kMha;
   m.attention.heads = 4;
   m.attention.kv_heads = 4;
@@ -166,7 +166,7 @@ TEST(CountParams, SmallGqaMoeByHand) {
   m.hidden = 128;
   m.vocab = 1000;
   m.dense_ffn = 512;
-  m.activation = "swiglu";
+  m.activation = Activation::kSwiglu;
   m.attention.kind = AttentionKind::kGqa;
   m.attention.heads = 8;
   m.attention.kv_heads = 2;
@@ -263,7 +263,7 @@ TEST(TrainingFlops, SmallMhaByHand) {
   m.hidden = 64;
   m.vocab = 100;
   m.dense_ffn = 256;
-  m.activation = "swiglu";
+  m.activation = Activation::kSwiglu;
   m.attention.kind = AttentionKind::kMha;
   m.attention.heads = 4;
   m.attention.kv_heads = 4;

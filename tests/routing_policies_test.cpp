@@ -400,7 +400,7 @@ TEST(RoutingPolicies, NodeLimitedUsesAtMostNodeLimitNodes) {
   spec.top_k = 8;
   spec.experts_per_node = 4;
   spec.node_limit = 2;
-  spec.score = "sigmoid";
+  spec.score = RouterScore::kSigmoid;
   auto p = make(spec);
   const auto s = route_step(*p, gen("uniform"), 0, 0, 4, 256, 32);
   int max_nodes = 0;

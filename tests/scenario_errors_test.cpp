@@ -143,11 +143,11 @@ TEST(Scenario, BaseIsValidAndDerivesDegrees) {
   EXPECT_EQ(s.parallelism.tp, 2);
   EXPECT_EQ(s.parallelism.cp, 1);
   EXPECT_EQ(s.parallelism.pp, 2);
-  EXPECT_EQ(s.parallelism.dp, 4);   // 16 / (2 x 1 x 2)
+  EXPECT_EQ(s.layout.dp, 4);   // 16 / (2 x 1 x 2)
   EXPECT_EQ(s.parallelism.ep, 4);
   EXPECT_EQ(s.parallelism.etp, 1);
-  EXPECT_EQ(s.parallelism.edp, 2);  // (2 x 1 x 4) / (4 x 1)
-  EXPECT_EQ(s.parallelism.microbatches(), 16);  // 64 / (1 x 4)
+  EXPECT_EQ(s.layout.edp, 2);  // (2 x 1 x 4) / (4 x 1)
+  EXPECT_EQ(s.layout.microbatches, 16);  // 64 / (1 x 4)
   EXPECT_EQ(s.parallelism.schedule, Schedule::k1F1B);
   EXPECT_EQ(s.parallelism.vpp, 1);
   EXPECT_EQ(s.parallelism.zero, 1);
@@ -168,7 +168,7 @@ TEST(Scenario, BaseResolvesUnitsAndDefaults) {
   EXPECT_DOUBLE_EQ(s.cluster.scale_out.nic_bandwidth, 50e9);  // 400 Gbit/s / 8
   EXPECT_DOUBLE_EQ(s.cluster.scale_out.latency, 5e-6);
   EXPECT_DOUBLE_EQ(s.cluster.scale_out.latency_cross, 5e-6);  // defaults to latency
-  EXPECT_EQ(s.cluster.scale_out.kind, "rail_optimized");
+  EXPECT_EQ(s.cluster.scale_out.kind, TopologyKind::kRailOptimized);
   EXPECT_EQ(s.cluster.scale_out.planes, 8);
   EXPECT_DOUBLE_EQ(s.cluster.scale_up.bandwidth, 450e9);
   EXPECT_DOUBLE_EQ(s.cluster.scale_up.latency, 3e-6);
@@ -185,7 +185,7 @@ TEST(Scenario, BaseResolvesUnitsAndDefaults) {
   EXPECT_EQ(s.workload.comm_sms, 20);
   EXPECT_EQ(s.routing.policy, "softmax_topk");
   EXPECT_EQ(s.placement.policy, "contiguous");
-  EXPECT_EQ(s.outputs.formats, std::vector<std::string>{"table"});
+  EXPECT_EQ(s.outputs.formats, std::vector<OutputFormat>{OutputFormat::kTable});
   EXPECT_EQ(s.resolved["model"]["name"], "tiny-moe");
   EXPECT_EQ(s.resolved["cluster"]["gpu"]["name"], "test-gpu");
 }
@@ -195,8 +195,8 @@ TEST(Scenario, ConsistentExplicitDpAndEdpAccepted) {
   j["parallelism"]["attention"]["dp"] = 4;
   j["parallelism"]["experts"]["edp"] = 2;
   Scenario s = scenario_from_json(j, kSource, empty_catalog());
-  EXPECT_EQ(s.parallelism.dp, 4);
-  EXPECT_EQ(s.parallelism.edp, 2);
+  EXPECT_EQ(s.layout.dp, 4);
+  EXPECT_EQ(s.layout.edp, 2);
 }
 
 TEST(Scenario, OtherLayoutDerivesDegrees) {
@@ -206,9 +206,9 @@ TEST(Scenario, OtherLayoutDerivesDegrees) {
   j["parallelism"]["pp"] = 1;
   j["parallelism"]["experts"]["ep"] = 8;
   Scenario s = scenario_from_json(j, kSource, empty_catalog());
-  EXPECT_EQ(s.parallelism.dp, 16);
-  EXPECT_EQ(s.parallelism.edp, 2);
-  EXPECT_EQ(s.parallelism.microbatches(), 4);
+  EXPECT_EQ(s.layout.dp, 16);
+  EXPECT_EQ(s.layout.edp, 2);
+  EXPECT_EQ(s.layout.microbatches, 4);
 }
 
 TEST(Scenario, CommentKeysAreIgnored) {
@@ -241,7 +241,7 @@ TEST(Scenario, LoadScenarioFromFileNamesTheFile) {
   std::string ok = dir.write("ok.json", base().dump(2));
   Scenario s = load_scenario(ok, empty_catalog());
   EXPECT_EQ(s.source, ok);
-  EXPECT_EQ(s.parallelism.dp, 4);
+  EXPECT_EQ(s.layout.dp, 4);
 
   Json j = base();
   j["parallelism"]["experts"]["ep"] = 3;
@@ -573,7 +573,7 @@ TEST(ScenarioErrors, NodeLimitLargerThanEpSpan) {
   k["routing"] = {{"node_limit", 2}};
   Scenario s = scenario_from_json(k, kSource, empty_catalog());
   EXPECT_EQ(s.routing.node_limit, 2);
-  EXPECT_EQ(s.parallelism.edp, 1);
+  EXPECT_EQ(s.layout.edp, 1);
   k["routing"]["node_limit"] = 3;
   expect_located(config_error(k), kSource, "/routing/node_limit", "3");
 }
@@ -636,8 +636,8 @@ TEST(ScenarioCatalog, TempCatalogEntriesResolve) {
   EXPECT_EQ(s.model.name, "alpha");
   EXPECT_EQ(s.cluster.gpu.name, "test-gpu");
   EXPECT_DOUBLE_EQ(s.cluster.gpu.memory_bytes, 80.0 * 1024 * 1024 * 1024);
-  EXPECT_EQ(s.parallelism.dp, 4);
-  EXPECT_EQ(s.parallelism.edp, 2);
+  EXPECT_EQ(s.layout.dp, 4);
+  EXPECT_EQ(s.layout.edp, 2);
   // The resolved JSON inlines the entries, including the cluster's GPU.
   EXPECT_EQ(s.resolved["model"], model);
   EXPECT_EQ(s.resolved["cluster"]["gpu"]["name"], "test-gpu");
@@ -693,8 +693,8 @@ TEST(ScenarioCatalog, RealMixtralModel) {
   EXPECT_EQ(s.model.moe.expert_ffn, 14336);
   EXPECT_EQ(s.model.attention.heads, 32);
   EXPECT_EQ(s.model.attention.kv_heads, 8);
-  EXPECT_EQ(s.parallelism.dp, 4);
-  EXPECT_EQ(s.parallelism.edp, 2);
+  EXPECT_EQ(s.layout.dp, 4);
+  EXPECT_EQ(s.layout.edp, 2);
   EXPECT_EQ(s.resolved["model"], entry);
 }
 
@@ -710,9 +710,9 @@ TEST(ScenarioCatalog, RealDgxH100Cluster) {
   EXPECT_EQ(s.cluster.nodes, 32);
   EXPECT_EQ(s.cluster.gpus_per_node, 8);
   EXPECT_EQ(s.cluster.gpus(), 256);
-  EXPECT_EQ(s.parallelism.dp, 64);
-  EXPECT_EQ(s.parallelism.edp, 32);
-  EXPECT_EQ(s.parallelism.microbatches(), 8);
+  EXPECT_EQ(s.layout.dp, 64);
+  EXPECT_EQ(s.layout.edp, 32);
+  EXPECT_EQ(s.layout.microbatches, 8);
   // H100 SXM datasheet: 989 TFLOP/s dense BF16, 1979 TFLOP/s FP8, 132 SMs, 80 GiB.
   EXPECT_EQ(s.cluster.gpu.sm_count, 132);
   EXPECT_DOUBLE_EQ(s.cluster.gpu.flops_bf16, 989e12);
@@ -753,9 +753,9 @@ TEST(ScenarioCatalog, RealDeepSeekV3OnH800Cluster) {
   })");
   Scenario s = scenario_from_json(j, kSource, real_catalog());
   EXPECT_EQ(s.cluster.gpus(), 2048);
-  EXPECT_EQ(s.parallelism.dp, 128);  // 2048 / 16
-  EXPECT_EQ(s.parallelism.edp, 2);   // 128 / 64
-  EXPECT_EQ(s.parallelism.microbatches(), 120);  // 15360 / 128
+  EXPECT_EQ(s.layout.dp, 128);  // 2048 / 16
+  EXPECT_EQ(s.layout.edp, 2);   // 128 / 64
+  EXPECT_EQ(s.layout.microbatches, 120);  // 15360 / 128
   EXPECT_EQ(s.model.layers, 61);
   EXPECT_EQ(s.model.moe.experts, 256);
   EXPECT_EQ(s.model.moe.top_k, 8);
@@ -805,8 +805,8 @@ TEST(Variants, ApplySetsEp) {
   EXPECT_EQ(base_j["parallelism"]["experts"]["ep"], 4);  // the base is not modified
   Scenario s = scenario_from_json(v, kSource, empty_catalog());
   EXPECT_EQ(s.parallelism.ep, 2);
-  EXPECT_EQ(s.parallelism.dp, 4);
-  EXPECT_EQ(s.parallelism.edp, 4);  // stage of 8 GPUs / ep 2
+  EXPECT_EQ(s.layout.dp, 4);
+  EXPECT_EQ(s.layout.edp, 4);  // stage of 8 GPUs / ep 2
   EXPECT_EQ(s.name, "small-moe/ep2");
 }
 
@@ -816,9 +816,9 @@ TEST(Variants, LeadingSlashAndSeveralPatches) {
   Scenario s = scenario_from_json(apply_variant(base_j, vs[1], kSource), kSource, empty_catalog());
   // pp 1, tp 2 on 16 GPUs: dp = 8; stage = 16 GPUs, ep 4: edp 4; 128 / 8 = 16 microbatches.
   EXPECT_EQ(s.parallelism.pp, 1);
-  EXPECT_EQ(s.parallelism.dp, 8);
-  EXPECT_EQ(s.parallelism.edp, 4);
-  EXPECT_EQ(s.parallelism.microbatches(), 16);
+  EXPECT_EQ(s.layout.dp, 8);
+  EXPECT_EQ(s.layout.edp, 4);
+  EXPECT_EQ(s.layout.microbatches, 16);
 }
 
 TEST(Variants, PatchThatBreaksTheScenarioIsRejectedOnLoad) {

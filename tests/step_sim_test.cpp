@@ -116,7 +116,7 @@ void warm_up(const Scenario& s) { (void)simulate_step(s, options_of(s)); }
 // NVSwitch is one non-blocking vertex), and nothing was extrapolated.
 double agreement(const std::string& variant, int m) {
   const Scenario s = load(kNvl, variant);
-  EXPECT_EQ(s.parallelism.microbatches(), m);
+  EXPECT_EQ(s.layout.microbatches, m);
   const StepSimResult d = simulate_step(s, options_of(s));
   const double analytic = models::evaluate_analytic(s).step_time;
   EXPECT_NEAR(d.result.analytic_step_time, analytic, 1e-12 * analytic);
@@ -161,7 +161,7 @@ TEST(StepSimDense, OneFOneBMatchesHandFormula) {
                       {"activation", "swiglu"},
                       {"attention", {{"kind", "mha"}, {"heads", 16}, {"head_dim", 128}}}};
   const Scenario s = load(kNvl, "", {{"/model", dense}, {"/parallelism/experts/ep", 1}});
-  const int m = s.parallelism.microbatches(), pp = s.parallelism.pp;
+  const int m = s.layout.microbatches, pp = s.parallelism.pp;
   ASSERT_EQ(m, 16);
   ASSERT_EQ(pp, 4);
   const models::Result a = models::evaluate_analytic(s);
@@ -213,7 +213,7 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
 
   const StepSimResult d = simulate_step(s, options_of(s));
   ASSERT_EQ(d.stats.microbatches, std::vector<int>{8});
-  const int stage_gpus = s.parallelism.tp * s.parallelism.cp * s.parallelism.dp;  // 8: one EP group per stage
+  const int stage_gpus = s.parallelism.tp * s.parallelism.cp * s.layout.dp;  // 8: one EP group per stage
   auto ep_index = [&](int gpu) { return (gpu % stage_gpus) / s.parallelism.etp; };
   auto stage_of_gpu = [&](int gpu) { return gpu / stage_gpus; };
 
@@ -362,7 +362,7 @@ TEST(StepSimFidelity, MicrobatchExtrapolation) {
   warm_up(load(kFatTree, "all-microbatches"));
   for (const std::string prefix : {"", "zero-bubble-", "dualpipe-"}) {
     const Scenario sf = load(kFatTree, prefix + "all-microbatches");
-    ASSERT_EQ(sf.parallelism.microbatches(), 16);
+    ASSERT_EQ(sf.layout.microbatches, 16);
     const StepSimResult f = simulate_step(sf, options_of(sf));
     EXPECT_EQ(f.stats.microbatches, std::vector<int>{16});
     for (const std::string reduced : {"2pp", "auto"}) {
@@ -451,14 +451,14 @@ TEST(StepSimFidelity, RepresentativeGroupOnSharedFabric) {
 // microbatches so that the comparison isolates the control.
 TEST(StepSimFidelity, RepresentativeGroupMixtralExample) {
   Scenario s = load_scenario(kMixtral, catalog());
-  ASSERT_EQ(s.parallelism.tp * s.parallelism.dp / (s.parallelism.ep * s.parallelism.etp), 4);
+  ASSERT_EQ(s.parallelism.tp * s.layout.dp / (s.parallelism.ep * s.parallelism.etp), 4);
   StepOptions o;
-  o.microbatches = s.parallelism.microbatches();
+  o.microbatches = s.layout.microbatches;
   o.timeline_gpus = 0;
-  o.groups = "all";
+  o.groups = DesGroups::kAll;
   (void)simulate_step(s, o);  // warm-up, and the platform holds only the first simulation's GPUs
   const StepSimResult a = simulate_step(s, o);
-  o.groups = "representative";
+  o.groups = DesGroups::kRepresentative;
   const StepSimResult r = simulate_step(s, o);
   EXPECT_EQ(r.stats.ep_groups, 2);
   EXPECT_EQ(a.stats.ep_groups, 8);
@@ -481,7 +481,7 @@ TEST(StepSimFidelity, RepresentativeGroupMixtralExample) {
 TEST(StepSimDeterminism, FreshEngineMatchesReusedEngine) {
   const Scenario s = load_scenario(kMixtral, catalog());
   StepOptions o;
-  o.microbatches = s.parallelism.microbatches();
+  o.microbatches = s.layout.microbatches;
   const StepSimResult first = simulate_step(s, o);
   const StepSimResult second = simulate_step(s, o);
   EXPECT_NEAR(first.result.step_time, second.result.step_time, 1e-12 * second.result.step_time);
@@ -524,7 +524,7 @@ TraceCheck check_trace(const StepSimResult& d, int gpus) {
 
 TEST(StepSimTrace, WellFormedSequentialAndEndsWithTheRun) {
   const Scenario s = load(kNvl, "", {{"/engine/timeline_gpus", -1}});
-  const int m = s.parallelism.microbatches();  // 16 = 4·PP: simulated entirely
+  const int m = s.layout.microbatches;  // 16 = 4·PP: simulated entirely
   const StepSimResult full = simulate_step(s, options_of(s));
   ASSERT_EQ(full.stats.microbatches, std::vector<int>{m});
   const TraceCheck a = check_trace(full, s.cluster.gpus());
@@ -562,13 +562,6 @@ TEST(StepSimOptions, OutsideTheirSetsThrowConfigError) {
     return std::string("no ConfigError");
   };
   StepOptions o;
-  o.groups = "x";
-  EXPECT_NE(message(o).find("groups"), std::string::npos) << message(o);
-  EXPECT_NE(message(o).find("\"x\""), std::string::npos) << message(o);
-  o = StepOptions{};
-  o.aggregation = "pairs";
-  EXPECT_NE(message(o).find("aggregation"), std::string::npos) << message(o);
-  o = StepOptions{};
   o.microbatches = -1;
   EXPECT_NE(message(o).find("microbatches"), std::string::npos) << message(o);
   o = StepOptions{};
@@ -594,9 +587,9 @@ namespace {
 TEST(StepSimOptions, LaterSimulationOutsideThePlatformIsRefused) {
   const Scenario s = load_scenario(kMixtral, catalog());
   StepOptions o;
-  o.groups = "representative";
+  o.groups = DesGroups::kRepresentative;
   (void)simulate_step(s, o);
-  o.groups = "all";
+  o.groups = DesGroups::kAll;
   try {
     (void)simulate_step(s, o);
     FAIL() << "expected a ConfigError";
@@ -618,7 +611,7 @@ namespace {
 TEST(StepSimFidelity, AutoPoolsNvlinkOnlyWhenExact) {
   Scenario s = load_scenario(kMixtral, catalog());
   StepOptions pair;
-  pair.aggregation = "none";
+  pair.aggregation = Aggregation::kNone;
   const StepSimResult pooled = simulate_step(s, StepOptions{});
   const StepSimResult per_pair = simulate_step(s, pair);
   std::printf("[measured] mixtral auto (pooled) %.12f s, %lld flows; none %.12f s, %lld flows\n",
@@ -644,10 +637,10 @@ namespace {
 // the one of every plane simulated (aggregation "none"), with a quarter of the fabric flows.
 TEST(StepSimFidelity, OnePlaneStandsForAllOnlyWhenSymmetric) {
   Scenario s = load_scenario(std::string(MOESIM_SOURCE_DIR) + "/tests/data/des/rail-hot-32xH100.json", catalog());
-  s.workload.dispatch = "hierarchical";
+  s.workload.dispatch = DispatchMode::kHierarchical;
   s.routing.load.generator = "uniform";
   StepOptions none;
-  none.aggregation = "none";
+  none.aggregation = Aggregation::kNone;
   const StepSimResult all_planes = simulate_step(s, none);
   const StepSimResult one_plane = simulate_step(s, StepOptions{});
   std::printf("[measured] rail uniform hierarchical: plane 0 only %.12f s (%lld flows), every plane %.12f s (%lld flows)\n",
@@ -668,7 +661,7 @@ TEST(StepSimFidelity, OnePlaneStandsForAllOnlyWhenSymmetric) {
   EXPECT_GT(hot_all.result.step_time, all_planes.result.step_time);
 
   // Flat dispatch sends across planes (a GPU to another node's GPUs of every local index): no reduction.
-  s.workload.dispatch = "flat";
+  s.workload.dispatch = DispatchMode::kFlat;
   const StepSimResult flat = simulate_step(s, StepOptions{});
   EXPECT_EQ(flat.result.fidelity.find("plane 0"), std::string::npos) << flat.result.fidelity;
 }

@@ -37,10 +37,10 @@ ClusterSpec cluster(int nodes, int gpn, const char* kind, int radix, double over
   c.name = "test";
   c.nodes = nodes;
   c.gpus_per_node = gpn;
-  c.scale_up.kind = "nvswitch";
+  c.scale_up.kind = ScaleUpKind::kNvswitch;
   c.scale_up.bandwidth = kNvl;
   c.scale_up.latency = kNvlLat;
-  c.scale_out.kind = kind;
+  c.scale_out.kind = topology_kinds().get(kind);
   c.scale_out.nic_bandwidth = kNic;
   c.scale_out.latency = kLat;
   c.scale_out.latency_cross = kCross;
@@ -68,10 +68,10 @@ int vertex_at(const Topology& t, const Path& p, std::size_t i) {
 TEST(Topology, RegisteredKinds) {
   const auto& kinds = topology_kinds();
   ASSERT_EQ(kinds.size(), 4u);
-  EXPECT_EQ(kinds[0].name, "fat_tree");
-  EXPECT_EQ(kinds[1].name, "rail_optimized");
-  EXPECT_EQ(kinds[2].name, "dragonfly");
-  EXPECT_EQ(kinds[3].name, "torus");
+  EXPECT_EQ(kinds.names()[0], "fat_tree");
+  EXPECT_EQ(kinds.names()[1], "rail_optimized");
+  EXPECT_EQ(kinds.names()[2], "dragonfly");
+  EXPECT_EQ(kinds.names()[3], "torus");
 }
 
 TEST(Topology, FatTreeRadix8FourNodes) {
@@ -322,7 +322,7 @@ TEST(Topology, NoNvSwitchGoesThroughTheLeaf) {
   // scale_up none: GPU 0 → 1 of the same node through its leaf (2 NIC hops); 4-GPU domains inside an
   // 8-GPU node: GPU 0 → 4 likewise, GPU 0 → 3 through nvs0.
   ClusterSpec c = cluster(2, 8, "fat_tree", 64);
-  c.scale_up.kind = "none";
+  c.scale_up.kind = ScaleUpKind::kNone;
   Topology t(c);
   EXPECT_EQ(t.count(VertexKind::kNvSwitch), 0);
   EXPECT_EQ(t.hops(0, 1), 2);
@@ -456,7 +456,7 @@ TEST(Topology, ConfigErrors) {
   // 3 planes do not divide 8 GPUs; planes without NVSwitch cannot forward.
   EXPECT_THROW(Topology(cluster(4, 8, "rail_optimized", 64, 1.0, 3)), ConfigError);
   ClusterSpec none = cluster(4, 8, "rail_optimized", 64, 1.0, 8);
-  none.scale_up.kind = "none";
+  none.scale_up.kind = ScaleUpKind::kNone;
   EXPECT_THROW(Topology{none}, ConfigError);
   ClusterSpec no_nic = cluster(4, 8, "fat_tree", 64);
   no_nic.scale_out.nic_bandwidth = 0;

@@ -62,7 +62,6 @@ void check_hot_expert(const GeneratorSpec& spec, int experts) {
 struct GateProfiles {
   using CheckFn = void (*)(const GeneratorSpec& spec, int experts);
   struct Entry {
-    GeneratorInfo info;
     GateScoreGenerator::BiasFn bias;
     CheckFn check;
   };
@@ -148,61 +147,35 @@ struct GateProfiles {
       bad(spec, "drift_sigma", "a standard deviation >= 0", num(spec.drift_sigma));
   }
 
-  static const std::vector<Entry>& registry() {
-    static const std::vector<Entry> kEntries{
-        {{"uniform", "bias 0: every expert equally likely"}, uniform, check_none},
-        {{"zipf", "bias = log of zipf(s) shares (r+1)^-s over a seeded per-layer permutation of the experts"},
-         zipf,
-         check_zipf},
-        {{"dirichlet", "bias = log p, p ~ Dirichlet(alpha) drawn afresh for every (step, layer)"},
-         dirichlet,
-         check_dirichlet},
-        {{"hot_expert", "expert hot_expert raised to take hot_fraction of the top-1 choices"},
-         hot_expert,
-         check_hot_expert},
-        {{"hot_rank",
-          "the experts of EP rank hot_rank raised to take hot_fraction of the top-1 choices together"},
-         hot_rank,
-         check_hot_rank},
-        {{"rotating", "like hot_expert, the hot expert moving to the next id every step"},
-         rotating,
-         check_hot_expert},
-        {{"bursts", "with probability burst_probability a step is hot (hot_fraction) on a random expert"},
-         bursts,
-         check_bursts},
-        {{"drift", "bias performs a seeded Gaussian random walk across steps, drift_sigma per step, from 0"},
-         drift,
-         check_drift},
-    };
+  static const Registry<Entry>& registry() {
+    static const Registry<Entry> kEntries{
+        "gate generator",
+        "gate-score generators (routing.load.generator in routing mode \"sampled\")",
+        {
+        {"uniform", "bias 0: every expert equally likely", {uniform, check_none}},
+        {"zipf", "bias = log of zipf(s) shares (r+1)^-s over a seeded per-layer permutation of the experts", {zipf, check_zipf}},
+        {"dirichlet", "bias = log p, p ~ Dirichlet(alpha) drawn afresh for every (step, layer)", {dirichlet, check_dirichlet}},
+        {"hot_expert", "expert hot_expert raised to take hot_fraction of the top-1 choices", {hot_expert, check_hot_expert}},
+        {"hot_rank", "the experts of EP rank hot_rank raised to take hot_fraction of the top-1 choices together", {hot_rank, check_hot_rank}},
+        {"rotating", "like hot_expert, the hot expert moving to the next id every step", {rotating, check_hot_expert}},
+        {"bursts", "with probability burst_probability a step is hot (hot_fraction) on a random expert", {bursts, check_bursts}},
+        {"drift", "bias performs a seeded Gaussian random walk across steps, drift_sigma per step, from 0", {drift, check_drift}},
+    }};
     return kEntries;
   }
 };
 
-const std::vector<GeneratorInfo>& gate_generators() {
-  static const std::vector<GeneratorInfo> kInfos = [] {
-    std::vector<GeneratorInfo> v;
-    for (const auto& e : GateProfiles::registry()) v.push_back(e.info);
-    return v;
-  }();
-  return kInfos;
-}
+const RegistryBase& gate_generators() { return GateProfiles::registry(); }
 
 GateScoreGenerator::GateScoreGenerator(GeneratorSpec spec, int experts)
     : spec_(std::move(spec)), experts_(experts) {
-  const GateProfiles::Entry* entry = nullptr;
-  for (const auto& e : GateProfiles::registry())
-    if (e.info.name == spec_.name) entry = &e;
-  if (!entry) {
-    std::string list;
-    for (const auto& e : GateProfiles::registry()) list += (list.empty() ? "" : ", ") + e.info.name;
-    throw ConfigError("gate generator: expected one of " + list + ", found \"" + spec_.name + "\"");
-  }
+  const GateProfiles::Entry* entry = &GateProfiles::registry().get(spec_.name);
   if (experts < 1) bad(spec_, "experts", "at least 1 expert", std::to_string(experts));
   if (!(spec_.noise_scale >= 0 && std::isfinite(spec_.noise_scale)))
     bad(spec_, "noise_scale", "a scale >= 0", num(spec_.noise_scale));
   entry->check(spec_, experts);
   bias_fn_ = entry->bias;
-  if (spec_.name == "zipf") {
+  if (bias_fn_ == &GateProfiles::zipf) {
     zipf_log_p_.resize(static_cast<std::size_t>(experts));
     double sum = 0;
     for (int r = 0; r < experts; ++r) sum += std::pow(r + 1.0, -spec_.s);

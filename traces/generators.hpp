@@ -45,9 +45,8 @@ struct GeneratorSpec {
   double drift_sigma = 0.1;
 };
 
-/// Registered gate-score generators (bias profiles): name and one-line description, for `moesim list`
-/// and error messages. (GeneratorInfo is shared with the share generators of traces/load.hpp.)
-const std::vector<GeneratorInfo>& gate_generators();
+/// Registered gate-score generators (bias profiles, routing.load.generator in routing mode "sampled").
+const RegistryBase& gate_generators();
 
 /// A validated generator for a fixed number of experts. Stateless after construction: every call is a
 /// pure function of (spec, experts, step, layer, source, tokens), so calls may come in any order and

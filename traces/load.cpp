@@ -13,13 +13,21 @@ uint64_t SplitMix64::next() {
   return z ^ (z >> 31);
 }
 
-const std::vector<GeneratorInfo>& load_generators() {
-  static const std::vector<GeneratorInfo> kGenerators{
-      {"uniform", "every expert receives the same share of routed slots"},
-      {"zipf", "share of the expert ranked r is proportional to (r+1)^-s; ranks permuted per layer by the seed"},
-      {"hot_expert", "expert hot_expert takes hot_fraction of the routed slots in every layer; the rest share equally"},
-  };
-  return kGenerators;
+const Registry<LoadProfile>& load_profiles() {
+  static const Registry<LoadProfile> r{
+      "load profile",
+      "load profiles (routing.load.generator in routing mode \"expected\")",
+      {{"uniform", "every expert receives the same share of routed slots", LoadProfile::kUniform},
+       {"zipf", "share of the expert ranked r is proportional to (r+1)^-s; ranks permuted per layer by the seed",
+        LoadProfile::kZipf},
+       {"hot_expert", "expert hot_expert takes hot_fraction of the routed slots in every layer; the rest share equally",
+        LoadProfile::kHotExpert}}};
+  return r;
+}
+
+bool is_uniform(const LoadSpec& load) {
+  const LoadProfile* p = load_profiles().find(load.generator);
+  return p && *p == LoadProfile::kUniform;
 }
 
 void cap_shares(std::vector<double>& shares, double cap) {
@@ -47,8 +55,8 @@ void cap_shares(std::vector<double>& shares, double cap) {
 }
 
 ShareGenerator::ShareGenerator(const LoadSpec& load, int experts, int top_k)
-    : load_(load), experts_(experts), top_k_(top_k) {
-  if (load.generator == "zipf") {
+    : load_(load), profile_(load_profiles().find(load.generator)), experts_(experts), top_k_(top_k) {
+  if (profile_ && *profile_ == LoadProfile::kZipf) {
     rank_weight_.resize(static_cast<std::size_t>(experts));
     double sum = 0;
     for (int r = 0; r < experts; ++r) sum += rank_weight_[r] = std::pow(r + 1.0, -load.zipf_s);
@@ -59,8 +67,9 @@ ShareGenerator::ShareGenerator(const LoadSpec& load, int experts, int top_k)
 std::vector<double> ShareGenerator::shares(int layer) const {
   const int experts = experts_;
   std::vector<double> s(static_cast<std::size_t>(experts), 1.0 / experts);
-  if (load_.generator == "uniform" || experts <= 1) return s;
-  if (load_.generator == "hot_expert") {
+  if (!profile_) load_profiles().require(load_.generator);  // throws, naming the valid profiles
+  if (*profile_ == LoadProfile::kUniform || experts <= 1) return s;
+  if (*profile_ == LoadProfile::kHotExpert) {
     const double rest = (1.0 - load_.hot_fraction) / (experts - 1);
     for (int e = 0; e < experts; ++e) s[e] = e == load_.hot_expert ? load_.hot_fraction : rest;
     if (top_k_ > 0) cap_shares(s, 1.0 / top_k_);

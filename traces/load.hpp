@@ -6,16 +6,17 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/registry.hpp"
 #include "scenarios/scenario.hpp"
 
 namespace moesim::traces {
 
-/// A registered load generator: its name and one-line description (for `moesim list`).
-struct GeneratorInfo {
-  std::string name;
-  std::string description;
-};
-const std::vector<GeneratorInfo>& load_generators();
+/// Load profiles: the closed-form expected shares of routing mode "expected" (routing.load.generator).
+enum class LoadProfile { kUniform, kZipf, kHotExpert };
+/// Registered load profiles.
+const Registry<LoadProfile>& load_profiles();
+/// True when `load` names the uniform profile (every expert the same share in every layer).
+bool is_uniform(const LoadSpec& load);
 
 /// Expected share of routed slots per expert for MoE layer `layer`. The zipf generator assigns ranks
 /// to experts by a permutation drawn from (seed, layer), so layers differ but the same seed gives the
@@ -27,10 +28,13 @@ std::vector<double> expert_shares(const LoadSpec& load, int experts, int top_k, 
 class ShareGenerator {
  public:
   ShareGenerator(const LoadSpec& load, int experts, int top_k);
+  /// Throws ConfigError when load.generator is not a registered load profile (a gate-score generator
+  /// of routing mode "sampled" has no closed-form shares).
   std::vector<double> shares(int layer) const;
 
  private:
   LoadSpec load_;
+  const LoadProfile* profile_;  ///< nullptr: load.generator is no load profile (shares() throws)
   int experts_, top_k_;
   std::vector<double> rank_weight_;  ///< zipf: (r+1)^-s / sum
 };

@@ -24,7 +24,7 @@ std::string num(double v) {
   throw ConfigError(located_message("routing policy \"" + policy + "\"", "/" + field, expected, found));
 }
 
-enum class Score { kSoftmax, kSigmoid };
+using Score = RouterScore;
 
 // Scores of one token's experts, in double: softmax p_e = exp(l_e − max) / Σ exp(l − max), or
 // sigmoid s_e = 1 / (1 + exp(−l_e)).
@@ -389,12 +389,6 @@ class Dynamic : public RoutingPolicy {
 
 // ------------------------------------------------------------------------------------------- registry
 
-Score parse_score(const PolicySpec& spec) {
-  if (spec.score == "softmax") return Score::kSoftmax;
-  if (spec.score == "sigmoid") return Score::kSigmoid;
-  bad(spec.name, "score", "\"softmax\" or \"sigmoid\"", "\"" + spec.score + "\"");
-}
-
 TopK::Options topk_options(const PolicySpec& spec, Score score) {
   TopK::Options o;
   o.name = spec.name;
@@ -426,7 +420,7 @@ std::unique_ptr<RoutingPolicy> make_group_limited(const PolicySpec& spec) {
   if (spec.topk_groups < 1 || spec.topk_groups > spec.groups)
     bad(spec.name, "topk_groups", "a group count in [1, " + std::to_string(spec.groups) + "]",
         std::to_string(spec.topk_groups));
-  auto o = topk_options(spec, parse_score(spec));
+  auto o = topk_options(spec, spec.score);
   o.groups = spec.groups;
   o.keep_groups = spec.topk_groups;
   return std::make_unique<TopK>(o);
@@ -439,7 +433,7 @@ std::unique_ptr<RoutingPolicy> make_node_limited(const PolicySpec& spec) {
     bad(spec.name, "node_limit", "a node count >= 0 (0: unlimited)", std::to_string(spec.node_limit));
   if (spec.experts_per_node < 1)
     bad(spec.name, "experts_per_node", "at least 1 expert per node", std::to_string(spec.experts_per_node));
-  auto o = topk_options(spec, parse_score(spec));
+  auto o = topk_options(spec, spec.score);
   o.experts_per_node = spec.experts_per_node;
   o.keep_groups = spec.node_limit > 0 ? spec.node_limit : std::numeric_limits<int>::max();
   return std::make_unique<TopK>(o);
@@ -454,8 +448,7 @@ std::unique_ptr<RoutingPolicy> make_capacity(const PolicySpec& spec) {
   check_capacity_factor(spec);
   if (spec.base == "capacity" || spec.base == "expert_choice")
     bad(spec.name, "base", "a token-choice policy (not capacity or expert_choice)", "\"" + spec.base + "\"");
-  const auto& names = routing_policies();
-  if (std::none_of(names.begin(), names.end(), [&](const PolicyInfo& p) { return p.name == spec.base; }))
+  if (!routing_policies().contains(spec.base))
     bad(spec.name, "base", "a registered routing policy", "\"" + spec.base + "\"");
   PolicySpec base = spec;
   base.name = spec.base;
@@ -464,7 +457,7 @@ std::unique_ptr<RoutingPolicy> make_capacity(const PolicySpec& spec) {
 
 std::unique_ptr<RoutingPolicy> make_expert_choice(const PolicySpec& spec) {
   check_capacity_factor(spec);
-  return std::make_unique<ExpertChoice>(spec.top_k, spec.capacity_factor, parse_score(spec));
+  return std::make_unique<ExpertChoice>(spec.top_k, spec.capacity_factor, spec.score);
 }
 
 std::unique_ptr<RoutingPolicy> make_hash(const PolicySpec& spec) {
@@ -483,41 +476,32 @@ std::unique_ptr<RoutingPolicy> make_top_p(const PolicySpec& spec) {
   return std::make_unique<Dynamic>(spec.name, true, spec.top_p, spec.max_width, spec.normalize_weights);
 }
 
-struct Entry {
-  PolicyInfo info;
-  std::unique_ptr<RoutingPolicy> (*make)(const PolicySpec&);
-};
-
-const std::vector<Entry>& registry() {
-  static const std::vector<Entry> kEntries{
-      {{"softmax_topk",
-        "top_k experts by softmax probability, weights renormalised over them (Shazeer et al. 2017)"},
-       make_softmax_topk},
-      {{"sigmoid_topk", "top_k by sigmoid score + aux-loss-free balancing bias (DeepSeek-V3)"},
-       make_sigmoid_topk},
-      {{"group_limited_topk",
-        "top_k within the topk_groups best expert groups, groups ranked by top-2 sum (DeepSeek-V3)"},
-       make_group_limited},
-      {{"node_limited",
-        "top_k within at most node_limit nodes (0: any) of experts_per_node experts (DeepSeek-V3)"},
-       make_node_limited},
-      {{"capacity",
-        "policy `base` then capacity_factor·tokens·top_k/experts slots per expert, overflow dropped"},
-       make_capacity},
-      {{"expert_choice",
-        "each expert takes its capacity_factor·tokens·top_k/experts best tokens (Zhou et al. 2022)"},
-       make_expert_choice},
-      {{"hash", "top_k distinct experts from a seeded hash of the token position (Roller et al. 2021)"},
-       make_hash},
-      {{"threshold", "every expert with softmax probability >= threshold, at least 1, at most max_width"},
-       make_threshold},
-      {{"top_p", "smallest set of experts with cumulative softmax probability >= top_p (Huang et al. 2024)"},
-       make_top_p},
-  };
-  return kEntries;
-}
-
 }  // namespace
+
+const Registry<PolicyFactory>& routing_policies() {
+  static const Registry<PolicyFactory> r{
+      "routing policy",
+      "routing policies (routing.policy)",
+      {{"softmax_topk", "top_k experts by softmax probability, weights renormalised over them (Shazeer et al. 2017)",
+        make_softmax_topk},
+       {"sigmoid_topk", "top_k by sigmoid score + aux-loss-free balancing bias (DeepSeek-V3)", make_sigmoid_topk},
+       {"group_limited_topk",
+        "top_k within the topk_groups best expert groups, groups ranked by top-2 sum (DeepSeek-V3)",
+        make_group_limited},
+       {"node_limited",
+        "top_k within at most node_limit nodes (0: any) of experts_per_node experts (DeepSeek-V3)",
+        make_node_limited},
+       {"capacity", "policy `base` then capacity_factor·tokens·top_k/experts slots per expert, overflow dropped",
+        make_capacity},
+       {"expert_choice", "each expert takes its capacity_factor·tokens·top_k/experts best tokens (Zhou et al. 2022)",
+        make_expert_choice},
+       {"hash", "top_k distinct experts from a seeded hash of the token position (Roller et al. 2021)", make_hash},
+       {"threshold", "every expert with softmax probability >= threshold, at least 1, at most max_width",
+        make_threshold},
+       {"top_p", "smallest set of experts with cumulative softmax probability >= top_p (Huang et al. 2024)",
+        make_top_p}}};
+  return r;
+}
 
 void RoutingPolicy::route(const float* logits, int tokens, int experts, RoutedTokens& out,
                           int64_t first_token) {
@@ -534,26 +518,16 @@ void RoutingPolicy::route(const float* logits, int tokens, int experts, RoutedTo
   do_route(logits, tokens, experts, first_token, out);
 }
 
-const std::vector<PolicyInfo>& routing_policies() {
-  static const std::vector<PolicyInfo> kInfos = [] {
-    std::vector<PolicyInfo> v;
-    for (const auto& e : registry()) v.push_back(e.info);
-    return v;
-  }();
-  return kInfos;
+bool uses_node_limit(const std::string& name) {
+  const PolicyFactory* f = routing_policies().find(name);
+  return f && *f == make_node_limited;
 }
 
 std::unique_ptr<RoutingPolicy> make_routing_policy(const PolicySpec& spec) {
-  for (const auto& e : registry()) {
-    if (e.info.name != spec.name) continue;
-    if (spec.top_k < 1) bad(spec.name, "top_k", "at least 1 expert per token", std::to_string(spec.top_k));
-    if (spec.max_width < 0)
-      bad(spec.name, "max_width", "a width >= 0 (0: all experts)", std::to_string(spec.max_width));
-    return e.make(spec);
-  }
-  std::string list;
-  for (const auto& e : registry()) list += (list.empty() ? "" : ", ") + e.info.name;
-  throw ConfigError("routing policy: expected one of " + list + ", found \"" + spec.name + "\"");
+  const PolicyFactory make = routing_policies().get(spec.name);
+  if (spec.top_k < 1) bad(spec.name, "top_k", "at least 1 expert per token", std::to_string(spec.top_k));
+  if (spec.max_width < 0) bad(spec.name, "max_width", "a width >= 0 (0: all experts)", std::to_string(spec.max_width));
+  return make(spec);
 }
 
 RoutingSample route_step(RoutingPolicy& policy, const GeneratorSpec& generator, int step, int layer,

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/kinds.hpp"
 #include "traces/generators.hpp"
 #include "traces/routing_sample.hpp"
 
@@ -20,9 +21,9 @@ struct PolicySpec {
   /// Experts per token (≥ 1). Top-k policies and hash: exactly top_k; capacity and expert_choice: the
   /// nominal k of the capacity formula.
   int top_k = 2;
-  /// group_limited_topk, node_limited and expert_choice: "softmax" or "sigmoid" (softmax_topk,
+  /// group_limited_topk, node_limited and expert_choice: the scoring function (softmax_topk,
   /// threshold and top_p always use softmax, sigmoid_topk always sigmoid).
-  std::string score = "softmax";
+  RouterScore score = RouterScore::kSoftmax;
   /// Top-k policies, threshold, top_p: true = gate weights are the scores renormalised to sum to 1 over
   /// the token's selected experts; false = the raw scores (GShard, Switch, DeepSeek-V2).
   bool normalize_weights = true;
@@ -96,13 +97,13 @@ class RoutingPolicy {
                         RoutedTokens& out) = 0;
 };
 
-/// A registered routing policy: its name and one-line description (for `moesim list`).
-struct PolicyInfo {
-  std::string name;         ///< what PolicySpec::name selects
-  std::string description;  ///< one line, with the source it follows
-};
-/// Registered routing policies.
-const std::vector<PolicyInfo>& routing_policies();
+/// Creates a routing policy from its parameters (the spec's name is the registry's).
+using PolicyFactory = std::unique_ptr<RoutingPolicy> (*)(const PolicySpec&);
+/// Registered routing policies (what PolicySpec::name selects).
+const Registry<PolicyFactory>& routing_policies();
+
+/// True when policy `name` reads PolicySpec::node_limit (the others ignore it).
+bool uses_node_limit(const std::string& name);
 
 /// Creates the policy `spec.name`. Throws ConfigError for an unknown name (listing the registered
 /// ones) or an invalid parameter ("routing policy \"NAME\": /FIELD: expected …, found …").

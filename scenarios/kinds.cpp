@@ -1,0 +1,210 @@
+#include "scenarios/kinds.hpp"
+
+namespace moesim {
+
+const Registry<AttentionKind>& attention_kinds() {
+  static const Registry<AttentionKind> r{
+      "attention kind",
+      "attention kinds (model.attention.kind)",
+      {{"mha", "multi-head attention, kv_heads == heads (Vaswani et al. 2017)", AttentionKind::kMha},
+       {"gqa", "grouped-query attention, kv_heads divides heads (Ainslie et al. 2023)", AttentionKind::kGqa},
+       {"mla", "multi-head latent attention, low-rank compressed K/V (DeepSeek-V2 report §2.1)", AttentionKind::kMla}}};
+  return r;
+}
+
+const Registry<Activation>& activations() {
+  static const Registry<Activation> r{
+      "activation",
+      "FFN activations (model.activation)",
+      {{"swiglu", "gated SiLU, three matrices gate/up/down (Shazeer 2020)", Activation::kSwiglu},
+       {"gelu", "GELU, two matrices up/down (Hendrycks & Gimpel 2016)", Activation::kGelu}}};
+  return r;
+}
+
+const Registry<RouterScore>& router_scores() {
+  static const Registry<RouterScore> r{
+      "router score",
+      "router scoring functions (model.moe.score)",
+      {{"softmax", "softmax over the experts' logits (Shazeer et al. 2017)", RouterScore::kSoftmax},
+       {"sigmoid", "per-expert sigmoid of the logit (DeepSeek-V3 §2.1.2)", RouterScore::kSigmoid}}};
+  return r;
+}
+
+const Registry<ScaleUpKind>& scale_up_kinds() {
+  static const Registry<ScaleUpKind> r{
+      "scale_up.kind",
+      "scale-up networks (cluster.scale_up.kind)",
+      {{"nvswitch", "every GPU of a domain one hop from every other through NVSwitch (DGX H100)",
+        ScaleUpKind::kNvswitch},
+       {"none", "no scale-up network: every GPU pair communicates over the scale-out fabric", ScaleUpKind::kNone}}};
+  return r;
+}
+
+const Registry<TopologyKind>& topology_kinds() {
+  static const Registry<TopologyKind> r{
+      "scale_out.kind",
+      "fabric topologies (cluster.scale_out.kind)",
+      {{"fat_tree", "one fat tree of radix-port switches, 2 or 3 levels, D-mod-k routing (Al-Fares 2008)",
+        TopologyKind::kFatTree},
+       {"rail_optimized",
+        "`planes` independent fat trees, GPU i of each node on plane i mod planes (DeepSeek-V3 MPFT)",
+        TopologyKind::kRailOptimized},
+       {"dragonfly", "balanced dragonfly from the radix, minimal local-global-local routing (Kim 2008)",
+        TopologyKind::kDragonfly},
+       {"torus", "2D/3D wrap-around grid of node routers, dimension-order routing (Dally & Towles)",
+        TopologyKind::kTorus}}};
+  return r;
+}
+
+const Registry<Schedule>& schedules() {
+  static const Registry<Schedule> r{
+      "schedule",
+      "pipeline schedules (parallelism.schedule)",
+      {{"1f1b", "one-forward-one-backward (PipeDream-Flush); bubble (PP-1)(F+B)", Schedule::k1F1B},
+       {"interleaved", "1F1B over vpp virtual stages per rank (Megatron-LM); bubble (PP-1)(F+B)/vpp",
+        Schedule::kInterleaved},
+       {"zero_bubble",
+        "ZB-H1: weight gradients deferred into the bubble (Qi et al. 2024); bubble (PP-1)(F+B-W), B input "
+        "gradients only",
+        Schedule::kZeroBubble},
+       {"dualpipe",
+        "bidirectional DualPipe with overlapped F&B pairs (DeepSeek-V3); bubble (PP/2-1)(F&B+B-3W), B the full "
+        "backward",
+        Schedule::kDualPipe}}};
+  return r;
+}
+
+const Registry<Recompute>& recompute_modes() {
+  static const Registry<Recompute> r{
+      "recompute",
+      "activation recomputation (parallelism.recompute)",
+      {{"none", "every activation kept for the backward", Recompute::kNone},
+       {"selective", "attention core recomputed, its activations dropped (Korthikanti et al. 2022)",
+        Recompute::kSelective},
+       {"full", "each block's forward rerun in the backward; only block inputs kept (Chen et al. 2016)",
+        Recompute::kFull}}};
+  return r;
+}
+
+const Registry<Precision>& precisions() {
+  static const Registry<Precision> r{
+      "precision",
+      "GEMM precisions (workload.precision)",
+      {{"bf16", "BF16 GEMMs, FP32 accumulation", Precision::kBf16},
+       {"fp8", "FP8 GEMMs with fine-grained scaling; attention core in BF16 (DeepSeek-V3 §3.3)", Precision::kFp8}}};
+  return r;
+}
+
+const Registry<WorkloadKind>& workload_kinds() {
+  static const Registry<WorkloadKind> r{
+      "workload kind",
+      "workloads (workload.kind)",
+      {{"training", "one optimizer step: forward, backward, gradient sync, optimizer", WorkloadKind::kTraining}}};
+  return r;
+}
+
+const Registry<Dtype>& dtypes() {
+  static const Registry<Dtype> r{"dtype",
+                                 "storage types (workload.grad_dtype, workload.optimizer_state_dtype)",
+                                 {{"fp32", "4 bytes per element", Dtype::kFp32}, {"bf16", "2 bytes per element", Dtype::kBf16}}};
+  return r;
+}
+
+const Registry<DispatchMode>& dispatch_modes() {
+  static const Registry<DispatchMode> r{
+      "dispatch mode",
+      "expert all-to-all modes (workload.dispatch)",
+      {{"flat", "one message per GPU pair (NCCL all-to-all)", DispatchMode::kFlat},
+       {"hierarchical",
+        "one copy per destination node over the NIC, then NVLink fan-out (DeepEP normal kernels, DeepSeek-V3 §3.2)",
+        DispatchMode::kHierarchical}}};
+  return r;
+}
+
+const Registry<RoutingMode>& routing_modes() {
+  static const Registry<RoutingMode> r{
+      "routing mode",
+      "routing modes (routing.mode)",
+      {{"expected", "closed-form expected shares of a load profile", RoutingMode::kExpected},
+       {"sampled", "token-level routing of seeded gate scores by the routing policy", RoutingMode::kSampled},
+       {"trace", "recorded routing replayed from a trace (routing.trace)", RoutingMode::kTrace}}};
+  return r;
+}
+
+const Registry<TraceFormat>& trace_formats() {
+  static const Registry<TraceFormat> r{
+      "trace format",
+      "routing trace formats (routing.trace.format, --trace-format)",
+      {{"moesim", "moesim's JSON-lines trace (docs/trace-format.md)", TraceFormat::kMoesim},
+       {"megatron", "a folder of Megatron-Core router_trace_rank*.jsonl files", TraceFormat::kMegatron},
+       {"count_table", "per-layer expert count table (CSV rows selected by model, kind and domain)",
+        TraceFormat::kCountTable}}};
+  return r;
+}
+
+const Registry<EngineKind>& engine_kinds() {
+  static const Registry<EngineKind> r{
+      "engine",
+      "engines (engine.kind, --engine)",
+      {{"analytic", "critical path with schedule formulas (models/analytic.hpp), microseconds per scenario",
+        EngineKind::kAnalytic},
+       {"des", "discrete-event simulation of the step on SimGrid 3.32 (sim/step_sim.hpp, docs/des.md)",
+        EngineKind::kDes}}};
+  return r;
+}
+
+const Registry<DesGroups>& des_groups() {
+  static const Registry<DesGroups> r{
+      "engine.groups",
+      "simulated EP groups (engine.groups)",
+      {{"representative", "one EP group per pipeline stage stands for all (docs/des.md)", DesGroups::kRepresentative},
+       {"all", "every EP group of every stage simulated", DesGroups::kAll}}};
+  return r;
+}
+
+const Registry<Aggregation>& aggregations() {
+  static const Registry<Aggregation> r{
+      "engine.aggregation",
+      "fabric flow aggregation (engine.aggregation)",
+      {{"auto", "pool or fold flows only where that is exact or the platform limit requires it", Aggregation::kAuto},
+       {"node", "fold fabric flows per node pair and pool each NVLink domain into one flow", Aggregation::kNode},
+       {"node_pair", "fold fabric flows per (source node, destination node, plane)", Aggregation::kNodePair},
+       {"none", "one flow per GPU pair", Aggregation::kNone}}};
+  return r;
+}
+
+const Registry<OutputFormat>& output_formats() {
+  static const Registry<OutputFormat> r{"output format",
+                                        "result formats (outputs.formats, --format)",
+                                        {{"table", "aligned text for a terminal", OutputFormat::kTable},
+                                         {"json", "result.json schema with a context block", OutputFormat::kJson},
+                                         {"csv", "one row per scenario", OutputFormat::kCsv}}};
+  return r;
+}
+
+const char* to_string(AttentionKind v) { return attention_kinds().name_of(v).c_str(); }
+const char* to_string(Activation v) { return activations().name_of(v).c_str(); }
+const char* to_string(RouterScore v) { return router_scores().name_of(v).c_str(); }
+const char* to_string(ScaleUpKind v) { return scale_up_kinds().name_of(v).c_str(); }
+const char* to_string(TopologyKind v) { return topology_kinds().name_of(v).c_str(); }
+const char* to_string(Schedule v) { return schedules().name_of(v).c_str(); }
+const char* to_string(Recompute v) { return recompute_modes().name_of(v).c_str(); }
+const char* to_string(Precision v) { return precisions().name_of(v).c_str(); }
+const char* to_string(WorkloadKind v) { return workload_kinds().name_of(v).c_str(); }
+const char* to_string(Dtype v) { return dtypes().name_of(v).c_str(); }
+const char* to_string(DispatchMode v) { return dispatch_modes().name_of(v).c_str(); }
+const char* to_string(RoutingMode v) { return routing_modes().name_of(v).c_str(); }
+const char* to_string(TraceFormat v) { return trace_formats().name_of(v).c_str(); }
+const char* to_string(EngineKind v) { return engine_kinds().name_of(v).c_str(); }
+const char* to_string(DesGroups v) { return des_groups().name_of(v).c_str(); }
+const char* to_string(Aggregation v) { return aggregations().name_of(v).c_str(); }
+const char* to_string(OutputFormat v) { return output_formats().name_of(v).c_str(); }
+
+std::vector<const RegistryBase*> setting_registries() {
+  return {&attention_kinds(), &activations(), &router_scores(), &scale_up_kinds(), &topology_kinds(),
+          &schedules(),       &recompute_modes(), &precisions(),  &workload_kinds(), &dtypes(),
+          &dispatch_modes(),  &routing_modes(), &trace_formats(), &engine_kinds(),  &des_groups(),
+          &aggregations(),    &output_formats()};
+}
+
+}  // namespace moesim

@@ -1,0 +1,89 @@
+#pragma once
+/// \file Every enum-like scenario setting, each with the one registry that parses its names and gives
+/// them back (scenarios/registry.hpp). No code compares a setting's name as a string: the loader
+/// parses it here once, and everything downstream switches on the enumerator.
+
+#include "scenarios/registry.hpp"
+
+namespace moesim {
+
+/// Attention variants. MHA: kv_heads == heads; GQA: kv_heads < heads; MLA: DeepSeek's multi-head latent
+/// attention with low-rank compressed queries and keys/values (DeepSeek-V2 report §2.1).
+enum class AttentionKind { kMha, kGqa, kMla };
+/// FFN activation: SwiGLU has three weight matrices (gate, up, down), GELU two.
+enum class Activation { kSwiglu, kGelu };
+/// Router scoring function.
+enum class RouterScore { kSoftmax, kSigmoid };
+/// Scale-up (intra-domain) network.
+enum class ScaleUpKind { kNvswitch, kNone };
+/// Scale-out fabric topologies (sim/topology.hpp builds each).
+enum class TopologyKind { kFatTree, kRailOptimized, kDragonfly, kTorus };
+/// Pipeline schedules (models/schedule.hpp prices each, models/schedule_order.hpp orders its chunks).
+enum class Schedule { k1F1B, kInterleaved, kZeroBubble, kDualPipe };
+/// Activation recomputation.
+enum class Recompute { kNone, kSelective, kFull };
+/// GEMM precision.
+enum class Precision { kBf16, kFp8 };
+/// What is evaluated.
+enum class WorkloadKind { kTraining };
+/// Storage type of gradients and optimizer states.
+enum class Dtype { kFp32, kBf16 };
+/// How the expert all-to-all moves tokens.
+enum class DispatchMode { kFlat, kHierarchical };
+/// Where routing decisions come from.
+enum class RoutingMode { kExpected, kSampled, kTrace };
+/// Routing trace file formats.
+enum class TraceFormat { kMoesim, kMegatron, kCountTable };
+/// Engines evaluating a scenario.
+enum class EngineKind { kAnalytic, kDes };
+/// Discrete-event engine: which EP groups are simulated.
+enum class DesGroups { kRepresentative, kAll };
+/// Discrete-event engine: how fabric flows are aggregated.
+enum class Aggregation { kAuto, kNode, kNodePair, kNone };
+/// Result formats printed or written.
+enum class OutputFormat { kTable, kJson, kCsv };
+
+const Registry<AttentionKind>& attention_kinds();
+const Registry<Activation>& activations();
+const Registry<RouterScore>& router_scores();
+const Registry<ScaleUpKind>& scale_up_kinds();
+const Registry<TopologyKind>& topology_kinds();
+const Registry<Schedule>& schedules();
+const Registry<Recompute>& recompute_modes();
+const Registry<Precision>& precisions();
+const Registry<WorkloadKind>& workload_kinds();
+const Registry<Dtype>& dtypes();
+const Registry<DispatchMode>& dispatch_modes();
+const Registry<RoutingMode>& routing_modes();
+const Registry<TraceFormat>& trace_formats();
+const Registry<EngineKind>& engine_kinds();
+const Registry<DesGroups>& des_groups();
+const Registry<Aggregation>& aggregations();
+const Registry<OutputFormat>& output_formats();
+
+/// The name of a setting's value, e.g. to_string(Schedule::kDualPipe) == "dualpipe".
+const char* to_string(AttentionKind v);
+const char* to_string(Activation v);
+const char* to_string(RouterScore v);
+const char* to_string(ScaleUpKind v);
+const char* to_string(TopologyKind v);
+const char* to_string(Schedule v);
+const char* to_string(Recompute v);
+const char* to_string(Precision v);
+const char* to_string(WorkloadKind v);
+const char* to_string(Dtype v);
+const char* to_string(DispatchMode v);
+const char* to_string(RoutingMode v);
+const char* to_string(TraceFormat v);
+const char* to_string(EngineKind v);
+const char* to_string(DesGroups v);
+const char* to_string(Aggregation v);
+const char* to_string(OutputFormat v);
+
+/// Bytes per element of a storage type.
+inline double bytes_of(Dtype d) { return d == Dtype::kFp32 ? 4.0 : 2.0; }
+
+/// Every settings registry, for `moesim list`.
+std::vector<const RegistryBase*> setting_registries();
+
+}  // namespace moesim
