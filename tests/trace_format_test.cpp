@@ -496,12 +496,13 @@ TEST_F(TraceTest, MegatronImportErrors) {
 
 // ------------------------------------------------------------------------------ expert-count tables
 
+// The rows of the OLMoE routing-analysis table these tests read (tests/data/reference/README.md).
 std::string olmoe_table() {
-  return std::string(MOESIM_SOURCE_DIR) + "/../shared/reference/data/olmoe_mixtral_expert_counts.csv";
+  return std::string(MOESIM_TEST_DATA) + "/reference/olmoe_mixtral_expert_counts.csv";
 }
 
 TEST_F(TraceTest, CountTableImportOlmoe) {
-  if (!fs::exists(olmoe_table())) GTEST_SKIP() << "reference table absent: " << olmoe_table();
+  ASSERT_TRUE(fs::exists(olmoe_table())) << "committed reference table missing: " << olmoe_table();
   const auto arxiv = import_expert_count_table(olmoe_table(), {"olmoe", "expert_counts", "arxiv", 64, 8});
   ASSERT_EQ(arxiv.size(), 3u);  // layers 0, 7, 15
   EXPECT_EQ(arxiv[0].layer, 0);
@@ -548,7 +549,7 @@ TEST_F(TraceTest, CountTableImportOlmoe) {
 }
 
 TEST_F(TraceTest, CountTableImportMixtral) {
-  if (!fs::exists(olmoe_table())) GTEST_SKIP() << "reference table absent: " << olmoe_table();
+  ASSERT_TRUE(fs::exists(olmoe_table())) << "committed reference table missing: " << olmoe_table();
   // Mixtral-8x7B: max/mean between 1.08 and 1.33 (to two decimals) in every domain and layer.
   for (const std::string domain : {"arxiv", "book", "c4", "github", "wikipedia"}) {
     const auto samples = import_expert_count_table(olmoe_table(), {"mistral", "expert_counts", domain, 8, 2});
