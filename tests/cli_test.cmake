@@ -75,6 +75,20 @@ file(READ "${WORK}/keep.jsonl" kept2)
 if(NOT kept2 STREQUAL "mine")
   message(FATAL_ERROR "trace import overwrote an existing file")
 endif()
+# Megatron router traces number layers from 1 and trace MoE layers only; the import writes MoE layers
+# 0..L-1 (tests/data/traces/megatron-moe-layers/README.md: Megatron layer n routes [2n-2, 2n-1],
+# [2n-2, 15] on rank 0 and [2n-2, 2n-1] on rank 1, so MoE layer 0 holds layer 1's tokens).
+expect_run(0 ARGS trace import megatron "${SRC}/tests/data/traces/megatron-moe-layers" -o "${WORK}/megatron.jsonl"
+  --experts 16 STDERR "wrote 4 records")
+file(READ "${WORK}/megatron.jsonl" megatron_trace)
+foreach(want "\"layers\":4,"
+             "{\"step\":0,\"layer\":0,\"tokens\":[[0,1],[0,15],[0,1]],"
+             "{\"step\":0,\"layer\":3,\"tokens\":[[6,7],[6,15],[6,7]],")
+  string(FIND "${megatron_trace}" "${want}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "trace import megatron: ${WORK}/megatron.jsonl lacks ${want}:\n${megatron_trace}")
+  endif()
+endforeach()
 file(WRITE "${WORK}/truncated.jsonl" "{\"format\":\"moesim-routing-trace\",\"version\":1,\"experts\":4,\"top_k\":1,\"sources\":1,\"layers\":1}\n{\"step\":0,\"layer\":0,\"counts\":[[1,2")
 expect_run(3 ARGS trace stats "${WORK}/truncated.jsonl" STDERR "truncated.jsonl:2")
 # A scenario naming a calibration that cannot be read: exit 7, naming the file.
