@@ -4,16 +4,6 @@
 
 namespace moesim::models {
 
-const std::vector<ScheduleInfo>& schedules() {
-  static const std::vector<ScheduleInfo> kSchedules{
-      {"1f1b", "one-forward-one-backward (PipeDream-Flush); bubble (PP-1)(F+B)"},
-      {"interleaved", "1F1B over vpp virtual stages per rank (Megatron-LM); bubble (PP-1)(F+B)/vpp"},
-      {"zero_bubble", "ZB-H1: weight gradients deferred into the bubble (Qi et al. 2024); bubble (PP-1)(F+B-W), B input gradients only"},
-      {"dualpipe", "bidirectional DualPipe with overlapped F&B pairs (DeepSeek-V3); bubble (PP/2-1)(F&B+B-3W), B the full backward"},
-  };
-  return kSchedules;
-}
-
 double activations_in_flight(Schedule s, int pp, int vpp, int rank) {
   switch (s) {
     case Schedule::k1F1B:

@@ -38,12 +38,6 @@ struct SchedulePhases {
 /// (Megatron-Core warm-up count, in stage units); DualPipe PP + 1 on every rank (DeepSeek-V3 Table 2).
 double activations_in_flight(Schedule s, int pp, int vpp, int rank);
 
-struct ScheduleInfo {
-  std::string name;
-  std::string description;
-};
-const std::vector<ScheduleInfo>& schedules();
-
 /// Evaluates a schedule for `pp` ranks, `vpp` virtual stages, `m` microbatches per pipeline.
 /// Bubbles (DeepSeek-V3 report Table 2, where B is the full backward; Narayanan et al. 2021 for
 /// interleaving; Qi et al. 2024 for zero bubble): 1F1B (PP-1)(F+B), interleaved (PP-1)(F+B)/v, ZB1P

@@ -1,22 +1,8 @@
-# End-to-end checks of the moesim command line: exit codes, messages, outputs never overwritten.
+# End-to-end checks of the moesim command line: exit codes, messages, outputs never overwritten. The
+# discrete-event runs are in cli_des_test.cmake (label slow).
 # Invoked by ctest as: cmake -DMOESIM=... -DSRC=... -DWORK=... -P cli_test.cmake
-file(REMOVE_RECURSE "${WORK}")
-file(MAKE_DIRECTORY "${WORK}")
+include("${CMAKE_CURRENT_LIST_DIR}/cli_support.cmake")
 set(EX "${SRC}/scenarios/examples/deepseek-v3-2048xH800.json")
-
-function(expect_run code)
-  cmake_parse_arguments(E "" "STDOUT;STDERR" "ARGS" ${ARGN})
-  execute_process(COMMAND "${MOESIM}" ${E_ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
-  if(NOT rc EQUAL code)
-    message(FATAL_ERROR "moesim ${E_ARGS}: exit ${rc}, expected ${code}\nstdout: ${out}\nstderr: ${err}")
-  endif()
-  if(E_STDOUT AND NOT out MATCHES "${E_STDOUT}")
-    message(FATAL_ERROR "moesim ${E_ARGS}: stdout lacks '${E_STDOUT}':\n${out}")
-  endif()
-  if(E_STDERR AND NOT err MATCHES "${E_STDERR}")
-    message(FATAL_ERROR "moesim ${E_ARGS}: stderr lacks '${E_STDERR}':\n${err}")
-  endif()
-endfunction()
 
 # Success paths.
 expect_run(0 ARGS run ${EX} STDOUT "step time")
@@ -89,6 +75,20 @@ file(READ "${WORK}/keep.jsonl" kept2)
 if(NOT kept2 STREQUAL "mine")
   message(FATAL_ERROR "trace import overwrote an existing file")
 endif()
+# Megatron router traces number layers from 1 and trace MoE layers only; the import writes MoE layers
+# 0..L-1 (tests/data/traces/megatron-moe-layers/README.md: Megatron layer n routes [2n-2, 2n-1],
+# [2n-2, 15] on rank 0 and [2n-2, 2n-1] on rank 1, so MoE layer 0 holds layer 1's tokens).
+expect_run(0 ARGS trace import megatron "${SRC}/tests/data/traces/megatron-moe-layers" -o "${WORK}/megatron.jsonl"
+  --experts 16 STDERR "wrote 4 records")
+file(READ "${WORK}/megatron.jsonl" megatron_trace)
+foreach(want "\"layers\":4,"
+             "{\"step\":0,\"layer\":0,\"tokens\":[[0,1],[0,15],[0,1]],"
+             "{\"step\":0,\"layer\":3,\"tokens\":[[6,7],[6,15],[6,7]],")
+  string(FIND "${megatron_trace}" "${want}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "trace import megatron: ${WORK}/megatron.jsonl lacks ${want}:\n${megatron_trace}")
+  endif()
+endforeach()
 file(WRITE "${WORK}/truncated.jsonl" "{\"format\":\"moesim-routing-trace\",\"version\":1,\"experts\":4,\"top_k\":1,\"sources\":1,\"layers\":1}\n{\"step\":0,\"layer\":0,\"counts\":[[1,2")
 expect_run(3 ARGS trace stats "${WORK}/truncated.jsonl" STDERR "truncated.jsonl:2")
 # A scenario naming a calibration that cannot be read: exit 7, naming the file.
@@ -104,51 +104,5 @@ expect_run(0 ARGS topology "${MIX}" --format json STDOUT "\"bisection_bandwidth_
 expect_run(0 ARGS topology "${MIX}" --dot "${WORK}/g.dot" STDERR "wrote")
 file(WRITE "${WORK}/g.dot" "mine")
 expect_run(5 ARGS topology "${MIX}" --dot "${WORK}/g.dot" STDERR "refusing to overwrite")
-# Discrete-event engine (docs/des.md): the same run twice gives the same bytes; --out adds the trace and
-# the link usage, which are then never overwritten without --force; unknown engines are usage errors.
-set(OLMOE16 "${SRC}/scenarios/examples/olmoe-1b-7b-16xA100.json")
-execute_process(COMMAND "${MOESIM}" run "${OLMOE16}" --engine des --format json
-  RESULT_VARIABLE des_rc1 OUTPUT_VARIABLE des_out1 ERROR_VARIABLE des_err1)
-execute_process(COMMAND "${MOESIM}" run "${OLMOE16}" --engine des --format json
-  RESULT_VARIABLE des_rc2 OUTPUT_VARIABLE des_out2 ERROR_VARIABLE des_err2)
-if(NOT des_rc1 EQUAL 0 OR NOT des_rc2 EQUAL 0)
-  message(FATAL_ERROR "moesim run --engine des: exit ${des_rc1} and ${des_rc2}\n${des_err1}\n${des_err2}")
-endif()
-if(NOT des_out1 MATCHES "\"engine\": \"des\"" OR NOT des_out1 MATCHES "\"analytic_step_time_s\"")
-  message(FATAL_ERROR "moesim run --engine des --format json: no discrete-event result:\n${des_out1}")
-endif()
-if(NOT des_out1 STREQUAL des_out2)
-  file(WRITE "${WORK}/des_run1.json" "${des_out1}")
-  file(WRITE "${WORK}/des_run2.json" "${des_out2}")
-  message(FATAL_ERROR "two identical discrete-event runs printed different bytes (${WORK}/des_run1.json, des_run2.json)")
-endif()
-expect_run(0 ARGS run "${OLMOE16}" --engine des --out "${WORK}/des" STDERR "trace.json")
-foreach(f trace.json links.csv result.json summary.txt)
-  if(NOT EXISTS "${WORK}/des/${f}")
-    message(FATAL_ERROR "moesim run --engine des --out: missing ${WORK}/des/${f}")
-  endif()
-endforeach()
-file(READ "${WORK}/des/trace.json" des_trace)
-string(JSON des_events ERROR_VARIABLE des_json_err LENGTH "${des_trace}" traceEvents)
-if(des_json_err OR des_events LESS 10)
-  message(FATAL_ERROR "trace.json is not a Chrome trace with events (${des_json_err})")
-endif()
-file(STRINGS "${WORK}/des/links.csv" des_links_head LIMIT_COUNT 1)
-if(NOT des_links_head STREQUAL "link,kind,bandwidth_Bps,bytes,busy_s,busy_fraction,utilisation")
-  message(FATAL_ERROR "links.csv header: ${des_links_head}")
-endif()
-file(SHA256 "${WORK}/des/trace.json" des_trace_hash)
-file(SHA256 "${WORK}/des/links.csv" des_links_hash)
-file(SHA256 "${WORK}/des/result.json" des_result_hash)
-expect_run(5 ARGS run "${OLMOE16}" --engine des --out "${WORK}/des" STDERR "refusing to overwrite")
-file(SHA256 "${WORK}/des/trace.json" des_trace_hash2)
-file(SHA256 "${WORK}/des/links.csv" des_links_hash2)
-file(SHA256 "${WORK}/des/result.json" des_result_hash2)
-if(NOT des_trace_hash STREQUAL des_trace_hash2 OR NOT des_links_hash STREQUAL des_links_hash2
-   OR NOT des_result_hash STREQUAL des_result_hash2)
-  message(FATAL_ERROR "a refused discrete-event run changed the existing output files")
-endif()
-expect_run(0 ARGS run "${OLMOE16}" --engine des --out "${WORK}/des" --force)
-expect_run(2 ARGS run "${OLMOE16}" --engine bogus STDERR "--engine")
 
 message(STATUS "cli_test: all checks passed")

@@ -11,8 +11,6 @@
 #include "sim/netsim.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -22,6 +20,7 @@
 
 #include "models/network.hpp"
 #include "scenarios/error.hpp"
+#include "tests/support/subprocess.hpp"
 
 namespace moesim::sim {
 namespace {
@@ -296,32 +295,10 @@ TEST(NetSim, DeterministicAcrossFreshProcesses) {
   const auto flows = uneven_flows(c.gpus());
   std::vector<std::string> outputs;
   for (int run = 0; run < 2; ++run) {
-    int fd[2];
-    ASSERT_EQ(pipe(fd), 0);
-    const pid_t pid = fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      close(fd[0]);
-      const std::string fp = fingerprint(simulate_flows(c, flows));
-      const char* p = fp.data();
-      std::size_t left = fp.size();
-      while (left > 0) {
-        const ssize_t n = write(fd[1], p, left);
-        if (n <= 0) _exit(2);
-        p += n;
-        left -= static_cast<std::size_t>(n);
-      }
-      _exit(0);
-    }
-    close(fd[1]);
-    std::string got;
-    char buf[4096];
-    for (ssize_t n; (n = read(fd[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
-    close(fd[0]);
-    int status = 0;
-    waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    outputs.push_back(got);
+    const test_support::ChildOutput child =
+        test_support::run_in_child([&] { return fingerprint(simulate_flows(c, flows)); });
+    ASSERT_TRUE(child.ok()) << "run " << run << ": " << child.failure;
+    outputs.push_back(child.bytes);
   }
   EXPECT_FALSE(outputs[0].empty());
   EXPECT_EQ(outputs[0], outputs[1]);

@@ -18,7 +18,8 @@
 namespace moesim::models {
 namespace {
 
-// DeepSeek-V3 as in its config_671B.json (shared/reference/published.md), built inline.
+// DeepSeek-V3 as in its config_671B.json (github deepseek-ai/DeepSeek-V3, inference/configs/), built
+// inline: every figure is written here, nothing is read from outside the repository.
 ModelSpec deepseek_v3() {
   ModelSpec m;
   m.name = "deepseek-v3-inline";

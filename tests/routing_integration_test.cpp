@@ -11,7 +11,7 @@
 //   4. Sampled routing: determinism, seeds, node-limited routing.
 //   5. check_routing errors.
 //   6. replay(): rebalancing cost, mean step time, non-trace scenarios; trace layers on models with
-//      dense blocks.
+//      dense blocks; Megatron trace layers (numbered from 1) on MoE layers 0..L-1.
 
 #include <gtest/gtest.h>
 
@@ -1031,6 +1031,34 @@ TEST(Replay, TraceLayersAreMoeLayerIndicesWithDenseBlocks) {
   bool all = true;
   for (int i = 0; i < 3; ++i) all = all && std::abs(r.moe_layers[i].max_over_mean_expert - want[i]) < 1e-12;
   for (int i = 0; i < 3; ++i) EXPECT_NEAR(r.moe_layers[i].max_over_mean_expert, want[i], 1e-12);
+}
+
+// A Megatron-Core router trace replayed (models/routing_source.cpp, trace format "megatron").
+// tests/data/traces/megatron-moe-layers records the 4 MoE layers of small_scenario() as Megatron writes
+// them, layers 1, 2, 3, 4 (README there): at Megatron layer n expert 2n-2 gets 3 of the 6 slots, 2n-1
+// gets 2 and expert 15 gets 1. MoE layer i is Megatron layer i + 1, so its loads are 3 on expert 2i, 2 on
+// 2i + 1, 1 on 15. (Keeping Megatron's numbers, MoE layers 0..3 took the nearest recorded layers
+// 1, 1, 2, 3: hot experts 0, 0, 2, 4.) The 2 ranks are split into ep = 8 sources; the totals stay.
+TEST(Replay, MegatronTraceLayersMapToMoeLayers) {
+  Json j = small_scenario();
+  j["routing"] = {{"mode", "trace"},
+                  {"trace", {{"path", std::string(MOESIM_TEST_DATA) + "/traces/megatron-moe-layers"},
+                             {"format", "megatron"}}}};
+  const Scenario s = small(j);
+  const auto steps = models::load_trace_steps(s);
+  ASSERT_EQ(steps.size(), 1u);
+  ASSERT_EQ(steps[0].size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE("MoE layer " + std::to_string(i));
+    const RoutingSample& x = steps[0][i];
+    EXPECT_EQ(x.layer, i);
+    EXPECT_EQ(x.sources, 8);
+    std::vector<int64_t> want(16, 0);
+    want[2 * i] = 3;
+    want[2 * i + 1] = 2;
+    want[15] = 1;
+    EXPECT_EQ(x.expert_counts(), want);
+  }
 }
 
 }  // namespace

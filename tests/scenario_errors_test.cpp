@@ -668,19 +668,18 @@ TEST(ScenarioCatalog, ErrorInsideEntryNamesTheEntryFile) {
 
 TEST(ScenarioCatalog, RealCatalogUnknownNameListsEntries) {
   std::vector<std::string> names = real_catalog().names(CatalogKind::kModel);
-  if (names.empty()) GTEST_SKIP() << "no model entries under " << catalog_dir() << "/models yet";
+  ASSERT_FALSE(names.empty()) << "no model entries under " << catalog_dir() << "/models";
   Json j = base();
   j["model"] = "catalog:no-such-model";
   std::string m = config_error(j, real_catalog());
   expect_located(m, kSource, "/model", "\"catalog:no-such-model\"");
   for (const auto& n : names) EXPECT_NE(m.find(n), std::string::npos) << n << " missing from: " << m;
-  if (exists("models/deepseek-v3.json")) {
-    EXPECT_NE(m.find("deepseek-v3"), std::string::npos) << m;
-  }
+  ASSERT_TRUE(exists("models/deepseek-v3.json")) << "catalog entry deepseek-v3 missing";
+  EXPECT_NE(m.find("deepseek-v3"), std::string::npos) << m;
 }
 
 TEST(ScenarioCatalog, RealMixtralModel) {
-  if (!exists("models/mixtral-8x7b.json")) GTEST_SKIP() << "catalog entry mixtral-8x7b not written yet";
+  ASSERT_TRUE(exists("models/mixtral-8x7b.json")) << "catalog entry mixtral-8x7b missing";
   Json entry = read_json_file(catalog_dir() + "/models/mixtral-8x7b.json");
   Json j = base();
   j["model"] = "catalog:mixtral-8x7b";
@@ -699,8 +698,8 @@ TEST(ScenarioCatalog, RealMixtralModel) {
 }
 
 TEST(ScenarioCatalog, RealDgxH100Cluster) {
-  if (!exists("clusters/dgx-h100-32.json") || !exists("gpus/h100-sxm.json"))
-    GTEST_SKIP() << "catalog entries dgx-h100-32 / h100-sxm not written yet";
+  ASSERT_TRUE(exists("clusters/dgx-h100-32.json")) << "catalog entry dgx-h100-32 missing";
+  ASSERT_TRUE(exists("gpus/h100-sxm.json")) << "catalog entry h100-sxm missing";
   // 32 DGX H100 nodes of 8 GPUs = 256 GPUs. tp 2, pp 2: dp = 256 / 4 = 64; one stage holds
   // 2 x 64 = 128 GPUs, so ep 4 gives edp = 128 / 4 = 32; 512 / 64 = 8 microbatches per pipeline.
   Json j = base();
@@ -731,9 +730,9 @@ TEST(ScenarioCatalog, RealDgxH100Cluster) {
 }
 
 TEST(ScenarioCatalog, RealDeepSeekV3OnH800Cluster) {
-  if (!exists("models/deepseek-v3.json") || !exists("clusters/deepseek-h800-2048.json") ||
-      !exists("gpus/h800-sxm.json"))
-    GTEST_SKIP() << "DeepSeek catalog entries not written yet";
+  ASSERT_TRUE(exists("models/deepseek-v3.json")) << "catalog entry deepseek-v3 missing";
+  ASSERT_TRUE(exists("clusters/deepseek-h800-2048.json")) << "catalog entry deepseek-h800-2048 missing";
+  ASSERT_TRUE(exists("gpus/h800-sxm.json")) << "catalog entry h800-sxm missing";
   // The DeepSeek-V3 report's layout: pp 16, ep 64, tp 1, DualPipe, FP8, 4-node routing limit,
   // 15360 sequences per step on 2048 H800s.
   Json j = Json::parse(R"({

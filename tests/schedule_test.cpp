@@ -32,10 +32,8 @@ ChunkTimes simple(double f, double b, double w, double p2p = 0) {
 TEST(Schedule, RegistryListsFourSchedules) {
   const auto& s = schedules();
   ASSERT_EQ(s.size(), 4u);
-  EXPECT_EQ(s[0].name, "1f1b");
-  EXPECT_EQ(s[1].name, "interleaved");
-  EXPECT_EQ(s[2].name, "zero_bubble");
-  EXPECT_EQ(s[3].name, "dualpipe");
+  EXPECT_EQ(s.names(), (std::vector<std::string>{"1f1b", "interleaved", "zero_bubble", "dualpipe"}));
+  EXPECT_EQ(s.get("dualpipe"), Schedule::kDualPipe);
 }
 
 TEST(Schedule, OneFOneBTotal) {

@@ -2,7 +2,8 @@
 //   - the moesim trace format round-trips token-level and count-level samples exactly;
 //   - every malformed or inconsistent line is rejected with the right error type and a message that
 //     names the file, the line and what was expected;
-//   - the Megatron-Core router trace importer on tests/data/traces/megatron (counts worked out by hand);
+//   - the Megatron-Core router trace importer on tests/data/traces/megatron (counts worked out by hand),
+//     and Megatron's layer numbers (from 1, MoE layers only) mapped to MoE-layer indices 0..L-1;
 //   - the OLMoE paper's expert-count table (allenai/OLMoE routing_output): max/mean of OLMoE arxiv layer 0
 //     is 204013 / (1671168 / 64) = 7.813, Mixtral's lie in [1.08, 1.33];
 //   - rescaling a sample between source counts, with the largest-remainder rule worked out by hand;
@@ -440,6 +441,63 @@ TEST_F(TraceTest, MegatronImportCountsMatchHandCount) {
   expect_same(back[0], d10);
 }
 
+// Megatron numbers routers by transformer layer from 1, and only MoE layers have one; sample.layer is
+// the moesim MoE-layer index 0..L-1 (traces/import.hpp). tests/data/traces/megatron-moe-layers: a
+// 4-layer all-MoE model traced as Megatron layers 1, 2, 3, 4 on 2 ranks. At Megatron layer n, rank 0
+// routes [2n-2, 2n-1] [2n-2, 15] and rank 1 [2n-2, 2n-1]: expert 2n-2 gets 3 slots, 2n-1 gets 2, 15
+// gets 1. So MoE layer i = Megatron layer i + 1, with 3 slots on expert 2i and 2 on 2i + 1.
+TEST_F(TraceTest, MegatronLayerNumbersBecomeMoeLayerIndices) {
+  const std::string dir = std::string(MOESIM_TEST_DATA) + "/traces/megatron-moe-layers";
+  const auto got = import_megatron_router_traces(dir, 16);
+  ASSERT_EQ(got.size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE("MoE layer " + std::to_string(i));
+    const RoutingSample& x = got[i].sample;
+    EXPECT_EQ(got[i].block, MegatronBlock::decoder);
+    EXPECT_EQ(got[i].megatron_layer, i + 1);
+    EXPECT_EQ(x.layer, i);
+    EXPECT_EQ(x.step, 0);
+    EXPECT_EQ(x.sources, 2);
+    EXPECT_EQ(x.tokens, 3);
+    std::vector<int64_t> want(16, 0);
+    want[2 * i] = 3;
+    want[2 * i + 1] = 2;
+    want[15] = 1;
+    EXPECT_EQ(x.expert_counts(), want);
+  }
+}
+
+TEST_F(TraceTest, MegatronDenseLayerGapsCloseOverTheWholeTrace) {
+  // A 6-layer model with MoE on every second layer (Megatron layer_number 2, 4, 6 carry routers; 1, 3, 5
+  // are dense and leave no record), one rank, records out of order. Step 1 records only layer 4: it is
+  // still MoE layer 1, because the numbering is taken over the whole trace, not step by step. The MTP
+  // module numbers its own layers (here 7): its first layer is MTP layer 0.
+  const auto rec = [](int step, int layer, int expert, const std::string& extra = "") {
+    return "{\"rank\": 0, \"step\": " + std::to_string(step) + ", \"layer\": " + std::to_string(layer) +
+           ", \"num_tokens\": 1, \"topk\": 1, \"top_indices\": [[" + std::to_string(expert) + "]]" + extra +
+           "}\n";
+  };
+  fs::create_directories(dir_ / "gaps");
+  std::ofstream((dir_ / "gaps" / "router_trace_rank0.jsonl").string(), std::ios::binary)
+      << rec(0, 6, 3) << rec(0, 2, 1) << rec(0, 4, 2) << rec(0, 7, 0, R"(, "block": "mtp", "mtp_idx": 0)")
+      << rec(1, 4, 2);
+  const auto got = import_megatron_router_traces((dir_ / "gaps").string(), 4);
+  // Order: (step 0, decoder, 2), (0, decoder, 4), (0, decoder, 6), (0, mtp 0, 7), (1, decoder, 4).
+  ASSERT_EQ(got.size(), 5u);
+  const int want_step[] = {0, 0, 0, 0, 1}, want_megatron[] = {2, 4, 6, 7, 4}, want_layer[] = {0, 1, 2, 0, 1};
+  const int want_expert[] = {1, 2, 3, 0, 2};
+  for (int i = 0; i < 5; ++i) {
+    SCOPED_TRACE("sample " + std::to_string(i));
+    EXPECT_EQ(got[i].block, i == 3 ? MegatronBlock::mtp : MegatronBlock::decoder);
+    EXPECT_EQ(got[i].sample.step, want_step[i]);
+    EXPECT_EQ(got[i].megatron_layer, want_megatron[i]);
+    EXPECT_EQ(got[i].sample.layer, want_layer[i]);
+    std::vector<int64_t> want(4, 0);
+    want[want_expert[i]] = 1;
+    EXPECT_EQ(got[i].sample.expert_counts(), want);
+  }
+}
+
 TEST_F(TraceTest, MegatronImportErrors) {
   const std::string good0 =
       R"({"rank": 0, "step": 0, "layer": 0, "num_tokens": 1, "topk": 2, "top_indices": [[0, 1]]})"
@@ -496,12 +554,13 @@ TEST_F(TraceTest, MegatronImportErrors) {
 
 // ------------------------------------------------------------------------------ expert-count tables
 
+// The rows of the OLMoE routing-analysis table these tests read (tests/data/reference/README.md).
 std::string olmoe_table() {
-  return std::string(MOESIM_SOURCE_DIR) + "/../shared/reference/data/olmoe_mixtral_expert_counts.csv";
+  return std::string(MOESIM_TEST_DATA) + "/reference/olmoe_mixtral_expert_counts.csv";
 }
 
 TEST_F(TraceTest, CountTableImportOlmoe) {
-  if (!fs::exists(olmoe_table())) GTEST_SKIP() << "reference table absent: " << olmoe_table();
+  ASSERT_TRUE(fs::exists(olmoe_table())) << "committed reference table missing: " << olmoe_table();
   const auto arxiv = import_expert_count_table(olmoe_table(), {"olmoe", "expert_counts", "arxiv", 64, 8});
   ASSERT_EQ(arxiv.size(), 3u);  // layers 0, 7, 15
   EXPECT_EQ(arxiv[0].layer, 0);
@@ -548,7 +607,7 @@ TEST_F(TraceTest, CountTableImportOlmoe) {
 }
 
 TEST_F(TraceTest, CountTableImportMixtral) {
-  if (!fs::exists(olmoe_table())) GTEST_SKIP() << "reference table absent: " << olmoe_table();
+  ASSERT_TRUE(fs::exists(olmoe_table())) << "committed reference table missing: " << olmoe_table();
   // Mixtral-8x7B: max/mean between 1.08 and 1.33 (to two decimals) in every domain and layer.
   for (const std::string domain : {"arxiv", "book", "c4", "github", "wikipedia"}) {
     const auto samples = import_expert_count_table(olmoe_table(), {"mistral", "expert_counts", domain, 8, 2});

@@ -6,9 +6,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 #include <tuple>
+#include <utility>
 
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
@@ -206,9 +208,20 @@ std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir
   TopkOrigin topk;
   for (const auto& [rank, path] : files) read_megatron_file(path, rank, experts, topk, samples);
 
+  // Megatron numbers a router by its transformer layer (from 1, dense layers counted), and only MoE
+  // layers have a router: the recorded numbers of a block are its MoE layers in order, with gaps. The
+  // n-th smallest number of a (block, mtp_idx), over all steps and ranks, is MoE layer n - 1.
+  std::map<std::pair<int, int>, std::set<int>> recorded;  // (block, mtp_idx) -> layer numbers
+  for (const auto& entry : samples) {
+    const MegatronKey& key = entry.first;
+    recorded[{std::get<1>(key), std::get<2>(key)}].insert(std::get<3>(key));
+  }
   std::vector<MegatronSample> out;
   out.reserve(samples.size());
   for (auto& [key, ms] : samples) {
+    const std::set<int>& numbers = recorded[{std::get<1>(key), std::get<2>(key)}];
+    ms.megatron_layer = ms.sample.layer;
+    ms.sample.layer = static_cast<int>(std::distance(numbers.begin(), numbers.find(ms.megatron_layer)));
     ms.sample.sources = ranks;
     counts_from_tokens(ms.sample);
     out.push_back(std::move(ms));

@@ -28,10 +28,12 @@ enum class MegatronBlock {
 struct MegatronSample {
   /// sources = number of rank files; token_experts holds the tokens of rank 0, then rank 1, ... (each
   /// rank's records for this key in file order), token_source their ranks, counts derived from them.
-  /// layer is the record's "layer" as written (within the block).
+  /// layer is the MoE layer index of the moesim trace format (0-based, counting MoE layers only; see
+  /// import_megatron_router_traces), not the record's "layer".
   RoutingSample sample;
   MegatronBlock block = MegatronBlock::decoder;
-  int mtp_idx = 0;  ///< the MTP module (0 for decoder records and for MTP records without mtp_idx)
+  int mtp_idx = 0;         ///< the MTP module (0 for decoder records and for MTP records without mtp_idx)
+  int megatron_layer = 0;  ///< the record's "layer" as written (Megatron's layer number within the block)
 };
 
 /// Imports a directory of Megatron-Core router traces: files router_trace_rank{N}.jsonl for ranks
@@ -43,6 +45,16 @@ struct MegatronSample {
 /// Several records of one rank for the same (step, layer, block) — micro-batches — are concatenated.
 /// A rank with no record for a key contributes no tokens to it. Samples are returned ordered by
 /// (step, block: decoder first, mtp_idx, layer).
+/// Layer numbers: Megatron-Core's router tracer (megatron/core/transformer/moe/router_trace.py) writes
+/// the router's layer_number, which counts every transformer layer from 1 (newer versions write the
+/// 0-based N of the module name decoder.layers.N instead). Either way only MoE layers have a router, so
+/// the numbers of a block are its MoE layers in order, with gaps where dense layers sit (DeepSeek-V3,
+/// first 3 layers dense: 4, 5, ..., 61). The importer renumbers each (block, mtp_idx) by rank: the n-th
+/// smallest layer number recorded anywhere in the directory (any step, any rank) becomes
+/// sample.layer = n - 1, the MoE layer index (0..L-1) of the moesim trace format; megatron_layer keeps
+/// the number as written. The numbers must be one numbering for the whole model (not restarted on each
+/// pipeline stage), and every MoE layer must appear in some record, or the layers after a missing one
+/// shift down.
 /// Throws IoError (directory unreadable, no rank files), ParseError (invalid JSON, truncated line),
 /// ConfigError (everything else).
 std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir, int experts);

@@ -1,0 +1,52 @@
+# End-to-end checks of the discrete-event engine through the command line (label slow).
+# Invoked by ctest as: cmake -DMOESIM=... -DSRC=... -DWORK=... -P cli_des_test.cmake
+include("${CMAKE_CURRENT_LIST_DIR}/cli_support.cmake")
+
+# Discrete-event engine (docs/des.md): the same run twice gives the same bytes; --out adds the trace and
+# the link usage, which are then never overwritten without --force; unknown engines are usage errors.
+set(OLMOE16 "${SRC}/scenarios/examples/olmoe-1b-7b-16xA100.json")
+execute_process(COMMAND "${MOESIM}" run "${OLMOE16}" --engine des --format json
+  RESULT_VARIABLE des_rc1 OUTPUT_VARIABLE des_out1 ERROR_VARIABLE des_err1)
+execute_process(COMMAND "${MOESIM}" run "${OLMOE16}" --engine des --format json
+  RESULT_VARIABLE des_rc2 OUTPUT_VARIABLE des_out2 ERROR_VARIABLE des_err2)
+if(NOT des_rc1 EQUAL 0 OR NOT des_rc2 EQUAL 0)
+  message(FATAL_ERROR "moesim run --engine des: exit ${des_rc1} and ${des_rc2}\n${des_err1}\n${des_err2}")
+endif()
+if(NOT des_out1 MATCHES "\"engine\": \"des\"" OR NOT des_out1 MATCHES "\"analytic_step_time_s\"")
+  message(FATAL_ERROR "moesim run --engine des --format json: no discrete-event result:\n${des_out1}")
+endif()
+if(NOT des_out1 STREQUAL des_out2)
+  file(WRITE "${WORK}/des_run1.json" "${des_out1}")
+  file(WRITE "${WORK}/des_run2.json" "${des_out2}")
+  message(FATAL_ERROR "two identical discrete-event runs printed different bytes (${WORK}/des_run1.json, des_run2.json)")
+endif()
+expect_run(0 ARGS run "${OLMOE16}" --engine des --out "${WORK}/des" STDERR "trace.json")
+foreach(f trace.json links.csv result.json summary.txt)
+  if(NOT EXISTS "${WORK}/des/${f}")
+    message(FATAL_ERROR "moesim run --engine des --out: missing ${WORK}/des/${f}")
+  endif()
+endforeach()
+file(READ "${WORK}/des/trace.json" des_trace)
+string(JSON des_events ERROR_VARIABLE des_json_err LENGTH "${des_trace}" traceEvents)
+if(des_json_err OR des_events LESS 10)
+  message(FATAL_ERROR "trace.json is not a Chrome trace with events (${des_json_err})")
+endif()
+file(STRINGS "${WORK}/des/links.csv" des_links_head LIMIT_COUNT 1)
+if(NOT des_links_head STREQUAL "link,kind,bandwidth_Bps,bytes,busy_s,busy_fraction,utilisation")
+  message(FATAL_ERROR "links.csv header: ${des_links_head}")
+endif()
+file(SHA256 "${WORK}/des/trace.json" des_trace_hash)
+file(SHA256 "${WORK}/des/links.csv" des_links_hash)
+file(SHA256 "${WORK}/des/result.json" des_result_hash)
+expect_run(5 ARGS run "${OLMOE16}" --engine des --out "${WORK}/des" STDERR "refusing to overwrite")
+file(SHA256 "${WORK}/des/trace.json" des_trace_hash2)
+file(SHA256 "${WORK}/des/links.csv" des_links_hash2)
+file(SHA256 "${WORK}/des/result.json" des_result_hash2)
+if(NOT des_trace_hash STREQUAL des_trace_hash2 OR NOT des_links_hash STREQUAL des_links_hash2
+   OR NOT des_result_hash STREQUAL des_result_hash2)
+  message(FATAL_ERROR "a refused discrete-event run changed the existing output files")
+endif()
+expect_run(0 ARGS run "${OLMOE16}" --engine des --out "${WORK}/des" --force)
+expect_run(2 ARGS run "${OLMOE16}" --engine bogus STDERR "--engine")
+
+message(STATUS "cli_des_test: all checks passed")
