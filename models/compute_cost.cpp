@@ -61,7 +61,7 @@ double RooflineCostModel::memory_bound(double bytes) const {
 
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
   if (!s.calibration.empty()) {
-    const calibrate::Calibration c = calibrate::read_calibration(s.calibration);
+    const calibrate::Calibration c = calibrate::parse_calibration(s.calibration_text, s.calibration);
     return make_calibrated_cost_model(c, s.cluster.gpu, s.workload.comm_sms);
   }
   return std::make_unique<RooflineCostModel>(s.cluster.gpu, s.workload.comm_sms);

@@ -62,8 +62,9 @@ class RooflineCostModel final : public ComputeCostModel {
   int sms_;  ///< SMs available to compute
 };
 
-/// The compute cost model a scenario asks for: its calibration file if it names one (throws
-/// CalibrationError if unreadable or for another GPU), else the roofline default of the GPU catalog.
+/// The compute cost model a scenario asks for: its calibration (the text the loader read, parsed here;
+/// throws CalibrationError if malformed or for another GPU), else the roofline default of the GPU
+/// catalog. Reads no file.
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s);
 
 }  // namespace moesim::models

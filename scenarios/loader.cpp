@@ -1,8 +1,13 @@
 #include "scenarios/loader.hpp"
 
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 
 #include "scenarios/error.hpp"
+#include "scenarios/params.hpp"
 
 namespace moesim {
 
@@ -15,6 +20,22 @@ int get_pos(ObjectReader& r, const std::string& key) {
 }
 int get_nonneg(ObjectReader& r, const std::string& key, int fallback) {
   return static_cast<int>(r.get_int_in(key, 0, kMaxDim, fallback));
+}
+
+// The whole text of a calibration file; CalibrationError (exit 7) when it cannot be read.
+std::string read_calibration_text(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    throw CalibrationError(
+        located_message(path, "", "a readable calibration file", std::string("none (") + std::strerror(errno) + ")"));
+  std::string text;
+  char buf[1 << 16];
+  std::size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) throw CalibrationError(located_message(path, "", "a readable calibration file", "a read error"));
+  return text;
 }
 
 // Resolves `value` (a "catalog:NAME" string or an inline object) to an object.
@@ -141,37 +162,26 @@ ClusterSpec cluster_from_json(const Json& j, const std::string& source, const st
                               const Catalog& catalog, Json* resolved) {
   ObjectReader r(j, source, pointer);
   ClusterSpec c;
-  c.name = r.get_string("name", "");
+  static const Json kEmpty = Json::object();
   {
     std::string gsrc;
     Json g = resolve_ref(r.child("gpu"), CatalogKind::kGpu, source, r.at("gpu"), catalog, &gsrc);
     c.gpu = gpu_from_json(g, gsrc, gsrc == source ? r.at("gpu") : "");
     if (resolved) (*resolved)["gpu"] = g;
   }
-  c.nodes = get_pos(r, "nodes");
-  c.gpus_per_node = get_pos(r, "gpus_per_node");
-  if (const Json* su = r.optional_child("scale_up")) {
-    ObjectReader s(*su, source, r.at("scale_up"));
-    c.scale_up.kind = s.get_choice("kind", scale_up_kinds(), ScaleUpKind::kNvswitch);
-    c.scale_up.bandwidth = s.get_quantity("bandwidth", Dimension::kBandwidth, c.gpu.nvlink_bandwidth);
-    c.scale_up.latency = s.get_quantity("latency", Dimension::kTime, 3e-6);
-    c.scale_up.domain_gpus = get_nonneg(s, "domain_gpus", 0);
+  cluster_params().read(r, c);
+  {
+    const Json* su = r.optional_child("scale_up");
+    ObjectReader s(su ? *su : kEmpty, source, r.at("scale_up"));
+    c.scale_up.bandwidth = c.gpu.nvlink_bandwidth;  // the default the table derives
+    scale_up_params().read(s, c.scale_up);
     s.finish();
-  } else {
-    c.scale_up.bandwidth = c.gpu.nvlink_bandwidth;
-    c.scale_up.latency = 3e-6;
   }
   if (c.scale_up.domain_gpus == 0) c.scale_up.domain_gpus = c.gpus_per_node;
-  if (const Json* so = r.optional_child("scale_out")) {
+  const Json* so = r.optional_child("scale_out");
+  if (so) {
     ObjectReader s(*so, source, r.at("scale_out"));
-    c.scale_out.kind = s.get_choice("kind", topology_kinds(), TopologyKind::kFatTree);
-    c.scale_out.nic_bandwidth = s.get_quantity("nic_bandwidth", Dimension::kBandwidth);
-    c.scale_out.latency = s.get_quantity("latency", Dimension::kTime, 3e-6);
-    c.scale_out.latency_cross = s.get_quantity("latency_cross", Dimension::kTime, c.scale_out.latency);
-    c.scale_out.oversubscription = s.get_number_in("oversubscription", 1.0, 64.0, 1.0);
-    c.scale_out.planes = static_cast<int>(s.get_int_in("planes", 1, 64, 1));
-    c.scale_out.levels = static_cast<int>(s.get_int_in("levels", 1, 3, 2));
-    c.scale_out.radix = static_cast<int>(s.get_int_in("radix", 2, 4096, 64));
+    scale_out_params().read(s, c.scale_out);
     s.finish();
   } else if (c.nodes > 1) {
     r.fail("scale_out", "a scale_out section for a cluster of more than one node", "nothing");
@@ -180,16 +190,49 @@ ClusterSpec cluster_from_json(const Json& j, const std::string& source, const st
   if (resolved) {
     for (auto it = j.begin(); it != j.end(); ++it)
       if (it.key() != "gpu") (*resolved)[it.key()] = it.value();
+    const Json cl = cluster_params().resolved(c);
+    for (auto it = cl.begin(); it != cl.end(); ++it) (*resolved)[it.key()] = it.value();
+    (*resolved)["scale_up"] = scale_up_params().resolved(c.scale_up);
+    if (so) (*resolved)["scale_out"] = scale_out_params().resolved(c.scale_out);
   }
   return c;
 }
+
+namespace {
+
+// The scenario as the engines see it: every declared parameter with the value used (defaults filled in,
+// derived degrees and resolved paths), for scenario.resolved.json.
+void write_resolved(Scenario& s) {
+  Json& j = s.resolved;
+  const Json top = top_level_params().resolved(s);
+  for (auto it = top.begin(); it != top.end(); ++it) j[it.key()] = it.value();
+  if (!s.calibration.empty()) j["calibration"] = std::filesystem::absolute(s.calibration).string();
+  Json par = parallelism_params().resolved(s.parallelism);
+  par["attention"] = attention_parallel_params().resolved(s.parallelism);
+  par["experts"] = expert_parallel_params().resolved(s.parallelism);
+  par["attention"]["dp"] = s.layout.dp;
+  par["experts"]["edp"] = s.layout.edp;
+  j["parallelism"] = par;
+  j["workload"] = workload_params().resolved(s.workload);
+  Json routing = routing_params().resolved(s.routing);
+  routing["load"] = load_params().resolved(s.routing.load);
+  if (!s.routing.trace.path.empty()) {
+    routing["trace"] = trace_params().resolved(s.routing.trace);
+    routing["trace"]["path"] = std::filesystem::absolute(s.routing.trace.path).string();
+  }
+  j["routing"] = routing;
+  j["placement"] = placement_params().resolved(s.placement);
+  j["engine"] = engine_params().resolved(s.engine);
+  j["outputs"] = output_params().resolved(s.outputs);
+}
+
+}  // namespace
 
 Scenario scenario_from_json(const Json& j, const std::string& source, const Catalog& catalog) {
   Scenario s;
   s.source = source;
   ObjectReader r(j, source, "");
-  s.schema_version = static_cast<int>(r.get_int_in("schema_version", 1, 1, 1));
-  s.name = r.get_string("name");
+  top_level_params().read(r, s);
   s.resolved = j;
   s.resolved.erase("variants");
   r.optional_child("variants");  // read by variants_from_json
@@ -207,85 +250,44 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
     s.cluster = cluster_from_json(c, csrc, csrc == source ? "/cluster" : "", catalog, &res);
     s.resolved["cluster"] = res;
   }
+  static const Json kEmpty = Json::object();
   {
     ObjectReader p(r.child("parallelism"), source, "/parallelism");
     auto& par = s.parallelism;
-    if (const Json* a = p.optional_child("attention")) {
-      ObjectReader at(*a, source, "/parallelism/attention");
-      par.tp = static_cast<int>(at.get_int_in("tp", 1, kMaxDim, 1));
-      par.cp = static_cast<int>(at.get_int_in("cp", 1, kMaxDim, 1));
-      par.dp = static_cast<int>(at.get_int_in("dp", 0, kMaxDim, 0));  // 0: derive
-      par.sequence_parallel = at.get_bool("sequence_parallel", true);
+    {
+      const Json* a = p.optional_child("attention");
+      ObjectReader at(a ? *a : kEmpty, source, "/parallelism/attention");
+      attention_parallel_params().read(at, par);
       at.finish();
     }
-    if (const Json* e = p.optional_child("experts")) {
-      ObjectReader ex(*e, source, "/parallelism/experts");
-      par.ep = static_cast<int>(ex.get_int_in("ep", 1, kMaxDim, 1));
-      par.etp = static_cast<int>(ex.get_int_in("etp", 1, kMaxDim, 1));
-      par.edp = static_cast<int>(ex.get_int_in("edp", 0, kMaxDim, 0));
+    {
+      const Json* e = p.optional_child("experts");
+      ObjectReader ex(e ? *e : kEmpty, source, "/parallelism/experts");
+      expert_parallel_params().read(ex, par);
       ex.finish();
     }
-    par.pp = static_cast<int>(p.get_int_in("pp", 1, kMaxDim, 1));
-    par.vpp = static_cast<int>(p.get_int_in("vpp", 1, 1024, 1));
-    par.schedule = p.get_choice("schedule", schedules(), Schedule::k1F1B);
-    par.zero = static_cast<int>(p.get_int_in("zero", 0, 3, 1));
-    par.recompute = p.get_choice("recompute", recompute_modes(), Recompute::kNone);
-    par.microbatch_size = static_cast<int>(p.get_int_in("microbatch_size", 1, kMaxDim, 1));
-    par.global_batch = p.get_int_in("global_batch", 1, int64_t(1) << 40, std::nullopt);
-    par.overlap_grad_reduce = p.get_bool("overlap_grad_reduce", true);
-    par.overlap_param_gather = p.get_bool("overlap_param_gather", false);
+    parallelism_params().read(p, par);
     p.finish();
   }
   {
     ObjectReader w(r.child("workload"), source, "/workload");
-    auto& wl = s.workload;
-    wl.kind = w.get_choice("kind", workload_kinds(), WorkloadKind::kTraining);
-    wl.seq_len = static_cast<int>(w.get_int_in("seq_len", 1, kMaxDim, std::nullopt));
-    wl.precision = w.get_choice("precision", precisions(), Precision::kBf16);
-    wl.comm_sms = static_cast<int>(w.get_int_in("comm_sms", 0, 1024, 0));
-    wl.grad_dtype = w.get_choice("grad_dtype", dtypes(), Dtype::kFp32);
-    wl.optimizer_state_dtype = w.get_choice("optimizer_state_dtype", dtypes(), Dtype::kFp32);
-    wl.master_weights = w.get_bool("master_weights", true);
-    wl.causal = w.get_bool("causal", true);
-    wl.dispatch = w.get_choice("dispatch", dispatch_modes(), DispatchMode::kFlat);
-    wl.shared_expert_overlap = w.get_bool("shared_expert_overlap", true);
+    workload_params().read(w, s.workload);
     w.finish();
   }
   if (const Json* rt = r.optional_child("routing")) {
     ObjectReader ro(*rt, source, "/routing");
     auto& rs = s.routing;
-    rs.policy = ro.get_string("policy", "softmax_topk");
-    rs.mode = ro.get_choice("mode", routing_modes(), RoutingMode::kExpected);
-    rs.sample_layers = static_cast<int>(ro.get_int_in("sample_layers", 1, 1 << 16, 4));
-    rs.node_limit = static_cast<int>(ro.get_int_in("node_limit", 0, kMaxDim, 0));
-    rs.capacity_factor = ro.get_number_in("capacity_factor", 0.0, 1024.0, 0.0);
-    rs.bias_update_speed = ro.get_number_in("bias_update_speed", 0.0, 1.0, 0.001);
-    rs.threshold = ro.get_number_in("threshold", 0.0, 1.0, 0.1);
-    rs.top_p = ro.get_number_in("top_p", 0.0, 1.0, 0.5);
-    rs.hash_seed = static_cast<uint64_t>(ro.get_int_in("hash_seed", 0, int64_t(1) << 62, 0));
-    rs.capacity_base = ro.get_string("capacity_base", "softmax_topk");
-    if (const Json* ld = ro.optional_child("load")) {
-      ObjectReader l(*ld, source, "/routing/load");
-      rs.load.generator = l.get_string("generator", "uniform");
-      rs.load.zipf_s = l.get_number_in("s", 0.0, 10.0, 1.0);
-      rs.load.alpha = l.get_number_in("alpha", 1e-6, 1e6, 1.0);
-      rs.load.hot_fraction = l.get_number_in("hot_fraction", 0.0, 1.0, 0.0);
-      rs.load.hot_expert = static_cast<int>(l.get_int_in("hot_expert", 0, kMaxDim, 0));
-      rs.load.hot_rank = static_cast<int>(l.get_int_in("hot_rank", 0, kMaxDim, 0));
-      rs.load.burst_probability = l.get_number_in("burst_probability", 0.0, 1.0, 0.1);
-      rs.load.drift_sigma = l.get_number_in("drift_sigma", 0.0, 100.0, 0.1);
-      rs.load.noise_scale = l.get_number_in("noise_scale", 0.0, 100.0, 1.0);
-      rs.load.seed = static_cast<uint64_t>(l.get_int_in("seed", 0, int64_t(1) << 62, 1));
+    routing_params().read(ro, rs);
+    {
+      const Json* ld = ro.optional_child("load");
+      ObjectReader l(ld ? *ld : kEmpty, source, "/routing/load");
+      load_params().read(l, rs.load);
       l.finish();
     }
     if (const Json* tr = ro.optional_child("trace")) {
       ObjectReader t(*tr, source, "/routing/trace");
       auto& ts = rs.trace;
-      ts.path = t.get_string("path");
-      ts.format = t.get_choice("format", trace_formats(), TraceFormat::kMoesim);
-      ts.model = t.get_string("model", "");
-      ts.kind = t.get_string("kind", "expert_counts");
-      ts.domain = t.get_string("domain", "");
+      trace_params().read(t, ts);
       t.finish();
       // Relative paths are relative to the scenario file.
       if (!ts.path.empty() && ts.path[0] != '/') {
@@ -301,38 +303,24 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   }
   if (const Json* pl = r.optional_child("placement")) {
     ObjectReader po(*pl, source, "/placement");
-    auto& ps = s.placement;
-    ps.policy = po.get_string("policy", "contiguous");  // a registered placement (models::placement_policies)
-    ps.redundant_experts = static_cast<int>(po.get_int_in("redundant_experts", 0, kMaxDim, 0));
-    ps.groups = static_cast<int>(po.get_int_in("groups", 0, kMaxDim, 0));
-    ps.nodes = static_cast<int>(po.get_int_in("nodes", 0, kMaxDim, 0));
-    ps.rebalance_every = static_cast<int>(po.get_int_in("rebalance_every", 0, 1 << 30, 0));
+    placement_params().read(po, s.placement);
     po.finish();
   }
   if (const Json* en = r.optional_child("engine")) {
     ObjectReader eo(*en, source, "/engine");
-    s.engine.kind = eo.get_choice("kind", engine_kinds(), EngineKind::kAnalytic);
-    s.engine.groups = eo.get_choice("groups", des_groups(), DesGroups::kRepresentative);
-    s.engine.aggregation = eo.get_choice("aggregation", aggregations(), Aggregation::kAuto);
-    s.engine.microbatches = static_cast<int>(eo.get_int_in("microbatches", 0, 1 << 20, 0));
-    s.engine.precision = eo.get_number_in("precision", 1e-9, 0.1, 1e-4);
-    s.engine.timeline_gpus = static_cast<int>(eo.get_int_in("timeline_gpus", -1, 1 << 20, 16));
+    engine_params().read(eo, s.engine);
     eo.finish();
   }
   if (const Json* out = r.optional_child("outputs")) {
     ObjectReader oo(*out, source, "/outputs");
-    s.outputs.dir = oo.get_string("dir", "");
-    const auto formats = oo.get_string_list("formats", {"table"});
-    s.outputs.formats.clear();
-    for (std::size_t i = 0; i < formats.size(); ++i)
-      s.outputs.formats.push_back(output_formats().get(formats[i], source, "/outputs/formats/" + std::to_string(i)));
+    output_params().read(oo, s.outputs);
     oo.finish();
   }
-  s.calibration = r.get_string("calibration", "");
   if (!s.calibration.empty() && s.calibration[0] != '/') {
     const auto slash = source.find_last_of('/');
     if (slash != std::string::npos) s.calibration = source.substr(0, slash + 1) + s.calibration;
   }
+  if (!s.calibration.empty()) s.calibration_text = read_calibration_text(s.calibration);
   if (const Json* ref = r.optional_child("reference")) {
     ObjectReader re(*ref, source, "/reference");
     auto& rf = s.reference;
@@ -355,6 +343,7 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   }
   r.finish();
   validate(s);
+  write_resolved(s);
   return s;
 }
 

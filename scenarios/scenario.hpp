@@ -249,6 +249,9 @@ struct Scenario {
   /// Calibration file pricing compute (resolved against the scenario's folder); empty: the roofline
   /// defaults of the GPU catalog.
   std::string calibration;
+  /// The calibration file's text, read once when the scenario is loaded (engines read no files);
+  /// calibrate::parse_calibration turns it into the fitted models.
+  std::string calibration_text;
   nlohmann::json resolved;  ///< the scenario JSON with catalog references inlined (written to outputs)
 };
 
