@@ -61,6 +61,7 @@ ProgramBuilder::ProgramBuilder(const Scenario& s, const models::Workload& w) : s
   pp_ = par.pp;
   vpp_ = par.schedule == Schedule::kInterleaved ? par.vpp : 1;
   stages_ = models::pipeline_stages(par.schedule, pp_, vpp_);
+  shared_overlap_ = s.workload.shared_expert_overlap;
   // Blocks per stage: the workload's chunks (chunk ch on rank ch % pp, in order).
   const int chunks = par.pp * par.vpp;
   const std::vector<int> per_chunk = models::split_blocks(static_cast<int>(w.blocks.size()), chunks);
@@ -193,12 +194,16 @@ void ProgramBuilder::forward_block(Program& p, int b, int mb, int v) const {
   compute(p, f.pre, 'F', g.layer, mb, v, g.moe >= 0 ? "attention+router" : "block", f.tp, f.cp, f.etp);
   if (g.moe < 0) return;
   ready(p, g.moe, kDispatchF, 'F', g.layer, mb, v);
-  compute(p, f.shared_up, 'F', g.layer, mb, v, "shared up");
+  if (shared_overlap_) compute(p, f.shared_up, 'F', g.layer, mb, v, "shared up");
   wait(p);
   expert(p, f.experts, g.moe, 'F', g.layer, mb, v);
   ready(p, g.moe, kCombineF, 'F', g.layer, mb, v);
-  compute(p, f.shared_down, 'F', g.layer, mb, v, "shared down");
+  if (shared_overlap_) compute(p, f.shared_down, 'F', g.layer, mb, v, "shared down");
   wait(p);
+  if (!shared_overlap_) {
+    compute(p, f.shared_up, 'F', g.layer, mb, v, "shared up");
+    compute(p, f.shared_down, 'F', g.layer, mb, v, "shared down");
+  }
   compute(p, f.post, 'F', g.layer, mb, v, "unpermute");
 }
 
@@ -215,12 +220,16 @@ void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_
     compute(p, k.pre, 'B', g.layer, mb, v, "block", k.tp, k.cp, k.etp);
   } else {
     compute(p, k.post, 'B', g.layer, mb, v, "unpermute");
+    if (!shared_overlap_) {
+      compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
+      compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
+    }
     ready(p, g.moe, kCombineB, 'B', g.layer, mb, v);
-    compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
+    if (shared_overlap_) compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
     wait(p);
     expert(p, k.experts, g.moe, 'B', g.layer, mb, v);
     ready(p, g.moe, kDispatchB, 'B', g.layer, mb, v);
-    compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
+    if (shared_overlap_) compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
     wait(p);
     compute(p, k.pre, 'B', g.layer, mb, v, "attention+router", k.tp, k.cp, k.etp);
   }

@@ -7,8 +7,10 @@
 /// Pipeline transfers are send and receive instructions. No SimGrid here: sim/des_runner.hpp runs
 /// the programs.
 ///
-/// Shared experts (Megatron-Core's shared-expert overlap): the up-projection runs while the dispatch is
-/// in flight and the down-projection while the combine is; backward mirrors it.
+/// Where the shared experts go (Megatron-Core's shared-expert overlap, workload.shared_expert_overlap):
+/// with the overlap, the up-projection runs while the dispatch is in flight and the down-projection
+/// while the combine is (backward mirrors it); without it, both run after the combine (backward:
+/// before the combine's gradient all-to-all), so every all-to-all is exposed.
 
 #include <cstdint>
 #include <utility>
@@ -128,6 +130,7 @@ class ProgramBuilder {
   const Scenario& s_;
   const models::Workload& w_;
   int pp_ = 1, vpp_ = 1, stages_ = 1;
+  bool shared_overlap_ = true;
   std::vector<std::vector<int>> stage_blocks_;
   std::vector<BlockSegs> segs_;
   std::vector<double> tail_;

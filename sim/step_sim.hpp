@@ -17,7 +17,8 @@
 /// What is not simulated as flows (priced by the analytic network model and run as timed segments):
 /// tensor-, expert-tensor- and context-parallel collectives (blocking, on the compute stream;
 /// NVLink-local), and the data-parallel gradient synchronisation and optimizer after a rank's last
-/// backward (RankSync).
+/// backward (RankSync). Shared experts overlap the all-to-alls only when the scenario's
+/// workload.shared_expert_overlap is on (sim/des_program.hpp).
 ///
 /// Fidelity controls (every result names the ones used, Result::fidelity):
 /// - groups: "representative" simulates one EP group per pipeline rank (the model routes every EP

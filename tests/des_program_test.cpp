@@ -5,7 +5,8 @@
 //      stage 1, two microbatches: every instruction of both ranks in order.
 //   2. A DualPipe F&B pair of two MoE chunks: the four all-to-alls alternate between the chunks in the
 //      DeepSeek-V3 report's order (Figure 4).
-//   3. Segments follow the ops' roles, not their names: renaming every op changes nothing.
+//   3. Shared experts under the all-to-alls only when workload.shared_expert_overlap is on.
+//   4. Segments follow the ops' roles, not their names: renaming every op changes nothing.
 //
 // Scenario: tests/data/des/nvl-moe-16xB200.json reduced to 2 layers, PP2, EP8 (8 GPUs per stage).
 
@@ -170,6 +171,38 @@ TEST(DesProgram, DualPipePairAlternatesAllToAlls) {
   const std::vector<std::string> slots = {"B L0 combine grad mb0", "F L1 dispatch mb3", "B L0 dispatch grad mb0",
                                           "F L1 combine mb3"};
   EXPECT_NE(std::search(colls.begin(), colls.end(), slots.begin(), slots.end()), colls.end());
+}
+
+// Shared experts: with the overlap (default) the up-projection sits between the dispatch's ready and
+// wait and the down-projection between the combine's; without it both follow the combine's wait in
+// forward (and precede the combine-gradient all-to-all in backward): nothing is left under an all-to-all.
+TEST(DesProgram, SharedExpertsUnderAllToAllsOnlyWithOverlap) {
+  const Json base = {{"/model/moe/shared_experts", 1}, {"/model/moe/shared_ffn", 2048},
+                     {"/parallelism/global_batch", 16}};
+  Json off = base;
+  off["/workload/shared_expert_overlap"] = false;
+  const std::vector<std::string> fwd_on = {"C F L1 attention+router mb0", "ready", "C F L1 shared up mb0", "wait",
+                                           "X F L1 mb0", "ready", "C F L1 shared down mb0", "wait",
+                                           "C F L1 unpermute mb0"};
+  const std::vector<std::string> fwd_off = {"C F L1 attention+router mb0", "ready", "wait", "X F L1 mb0", "ready",
+                                            "wait", "C F L1 shared up mb0", "C F L1 shared down mb0",
+                                            "C F L1 unpermute mb0"};
+  const std::vector<std::string> bwd_on = {"C B L1 unpermute mb0", "ready", "C B L1 shared down mb0", "wait",
+                                           "X B L1 mb0", "ready", "C B L1 shared up mb0", "wait",
+                                           "C B L1 attention+router mb0"};
+  const std::vector<std::string> bwd_off = {"C B L1 unpermute mb0", "C B L1 shared down mb0",
+                                            "C B L1 shared up mb0", "ready", "wait", "X B L1 mb0", "ready", "wait",
+                                            "C B L1 attention+router mb0"};
+  for (const bool overlap : {true, false}) {
+    const Scenario s = small(overlap ? base : off);
+    ASSERT_EQ(s.workload.shared_expert_overlap, overlap);
+    const models::Workload w = workload_of(s);
+    const std::vector<std::string> r1 = render(ProgramBuilder(s, w).build(1, 2));
+    // Rank 1, m 2, first microbatch: recv F, then the forward of block 1 (9 instructions), head, then its backward.
+    ASSERT_GE(r1.size(), 1u + 9 + 3 + 9);
+    EXPECT_EQ(std::vector<std::string>(r1.begin() + 1, r1.begin() + 10), overlap ? fwd_on : fwd_off);
+    EXPECT_EQ(std::vector<std::string>(r1.begin() + 13, r1.begin() + 22), overlap ? bwd_on : bwd_off);
+  }
 }
 
 // An op's name is a label: the DES cuts blocks by role. Renaming every op of every block leaves every
