@@ -16,6 +16,8 @@
 #include "models/routing_source.hpp"
 #include "models/placement.hpp"
 #include "models/schedule.hpp"
+#include "reports/chrome_trace.hpp"
+#include "reports/link_usage.hpp"
 #include "reports/writers.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
@@ -212,11 +214,8 @@ void write_des_files(const std::string& dir, const moesim::sim::StepSimResult& d
     if (!force && fs::exists(p / n, ec))
       throw moesim::IoError((p / n).string() + ": refusing to overwrite an existing result (use --force or another --out)");
   std::ostringstream trace, links;
-  moesim::sim::write_chrome_trace(d, trace);
-  links << "link,kind,bandwidth_Bps,bytes,busy_s,busy_fraction,utilisation\n" << std::setprecision(10);
-  for (const auto& l : d.links)
-    links << l.name << "," << moesim::sim::to_string(l.kind) << "," << l.bandwidth << "," << l.bytes << "," << l.busy_time
-          << "," << l.busy_fraction << "," << l.utilisation << "\n";
+  moesim::reports::write_chrome_trace(d, trace);
+  moesim::reports::write_link_usage_csv(d.links, links);
   write_file(p / "trace.json", trace.str(), force);
   write_file(p / "links.csv", links.str(), force);
   std::cerr << "moesim: wrote " << p.string() << "/{trace.json,links.csv} (open trace.json in Perfetto)\n";

@@ -4,18 +4,14 @@
 #include <cmath>
 
 #include "models/compute_cost.hpp"
+#include "models/memory.hpp"
 #include "models/network.hpp"
 #include "models/routing_source.hpp"
+#include "models/throughput.hpp"
 #include "traces/load.hpp"
 
 namespace moesim::models {
 namespace {
-
-constexpr double kGiB = 1073741824.0;
-// CUDA context, communication buffers (NCCL/DeepEP) and allocator fragmentation: a fixed reserve plus
-// a share of what is allocated (PyTorch caching-allocator fragmentation is typically 5-10%).
-constexpr double kReserveBytes = 2.5 * kGiB;
-constexpr double kFragmentation = 0.05;
 
 
 ChunkTimes chunk_of(const RankWork& rw) {
@@ -31,8 +27,9 @@ ChunkTimes chunk_of(const RankWork& rw) {
   t.w_compute = w.compute;
   t.f_overlappable = f.overlappable();
   t.b_overlappable = b.overlappable();
-  t.f_blocking = f.tp_comm;
-  t.b_blocking = b.tp_comm;
+  // Blocking: tensor-parallel and expert-tensor-parallel collectives.
+  t.f_blocking = f.tp_comm + f.etp_comm;
+  t.b_blocking = b.tp_comm + b.etp_comm;
   t.p2p = rw.p2p_seconds;
   return t;
 }
@@ -59,7 +56,7 @@ ChunkTimes average(const ChunkTimes& a, const ChunkTimes& b) {
 // runs in four slots, each slot overlapping one compute component with one communication component
 // (DeepSeek-V3 report Figure 4): ATTN(F) | combine(B); MLP(B)+MLP(W) | dispatch(F);
 // MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Work outside blocks (embedding, head) and
-// blocking collectives add serially.
+// blocking collectives (tensor- and expert-tensor-parallel) add serially.
 double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b) {
   const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
   const PassCost zero;
@@ -72,7 +69,7 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b) {
     const PassCost& W = bk ? bk->pass[2] : zero;
     t += std::max(F.attn_compute, B.combine) + std::max(B.mlp_compute + W.mlp_compute, F.dispatch) +
          std::max(F.mlp_compute, B.dispatch) + std::max(B.attn_compute + W.attn_compute, F.combine);
-    t += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed;
+    t += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed + F.etp_comm + B.etp_comm;
     fb += F.compute;
     bb += B.compute + W.compute;
   }
@@ -85,9 +82,7 @@ struct RankEval {
   ChunkTimes chunk;
   SchedulePhases phases;
   double params = 0, expert_params = 0, activation_bytes = 0, transient_bytes = 0;
-  double pass_exposed[3][3] = {};  // [pass][tp, ep, cp] exposed alone
 };
-
 
 }  // namespace
 
@@ -189,12 +184,6 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   const int M = r.microbatches;
   const bool dualpipe = par.schedule == Schedule::kDualPipe;
 
-  // Data-parallel groups: attention weights are replicated over dp·cp ranks (stride tp), experts over
-  // edp ranks (stride ep·etp).
-  const Group dp_group = s.layout.dp_group();
-  const Group edp_group = s.layout.edp_group();
-  const double grad_b = bytes_of(s.workload.grad_dtype), state_b = bytes_of(s.workload.optimizer_state_dtype);
-
   double worst = -1;
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
@@ -221,9 +210,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
     const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);
-    const double dense_p = e.params - e.expert_params, expert_p = e.expert_params;
     const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp, opt = sync.optimizer;
-    const double shard_dense = sync.shard_dense, shard_expert = sync.shard_expert;
     const double total = e.phases.total() + exposed_dp + opt;
     if (total > worst) {
       worst = total;
@@ -260,18 +247,9 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
 
     // Memory on this rank; the result reports the rank that needs the most.
-    MemoryBreakdown mem;
-    const double all_p = dense_p + expert_p;
-    mem.weights = par.zero == 3 ? 2.0 * (dense_p / dp_group.size + expert_p / edp_group.size) : 2.0 * all_p;
-    mem.master_weights = s.workload.master_weights ? 4.0 * (shard_dense + shard_expert) : 0.0;
-    mem.gradients = par.zero >= 2 ? grad_b * (dense_p / dp_group.size + expert_p / edp_group.size) : grad_b * all_p;
-    mem.optimizer_states = 2.0 * state_b * (shard_dense + shard_expert);
-    mem.activations = e.activation_bytes * activations_in_flight(par.schedule, par.pp, par.vpp, rank) + e.transient_bytes;
-    const double allocated = mem.weights + mem.master_weights + mem.gradients + mem.optimizer_states + mem.activations;
-    mem.overhead = kReserveBytes + kFragmentation * allocated;
-    mem.total = allocated + mem.overhead;
-    mem.capacity = gpu.memory_bytes;
-    mem.fits = mem.total <= mem.capacity;
+    const MemoryBreakdown mem = rank_memory(
+        s, RankHoldings{e.params, e.expert_params, sync.shard_dense + sync.shard_expert, e.activation_bytes, e.transient_bytes},
+        rank);
     if (mem.total > r.memory.total) {
       r.memory = mem;
       r.memory_rank = rank;
@@ -279,23 +257,9 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   }
   if (!r.memory.fits) {
     r.feasible = false;
-    char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "needs %.1f GiB per GPU on pipeline rank %d, the GPU has %.1f GiB (weights %.1f, master %.1f, "
-                  "gradients %.1f, optimizer %.1f, activations %.1f, reserve %.1f)",
-                  r.memory.total / kGiB, r.memory_rank, r.memory.capacity / kGiB, r.memory.weights / kGiB,
-                  r.memory.master_weights / kGiB, r.memory.gradients / kGiB, r.memory.optimizer_states / kGiB,
-                  r.memory.activations / kGiB, r.memory.overhead / kGiB);
-    r.infeasible_reason = buf;
+    r.infeasible_reason = memory_shortfall(r.memory, r.memory_rank);
   }
-
-  r.tokens_per_second = r.tokens_per_step / r.step_time;
-  r.tokens_per_second_per_gpu = r.tokens_per_second / r.gpus;
-  r.achieved_tflops_per_gpu = w.model_flops_per_token_noncausal * r.tokens_per_second_per_gpu / 1e12;
-  r.mfu = r.achieved_tflops_per_gpu * 1e12 / gpu.flops_bf16;
-  r.mfu_causal = w.model_flops_per_token * r.tokens_per_second_per_gpu / gpu.flops_bf16;
-  r.gpu_hours_per_trillion_tokens = 1e12 / r.tokens_per_second_per_gpu / 3600.0;
-  r.cost_per_trillion_tokens = r.gpu_hours_per_trillion_tokens * gpu.price_per_hour;
+  finish_throughput(r, w, gpu);
 
   // Per-layer times.
   for (int rank = 0; rank < par.pp; ++rank) {

@@ -29,6 +29,7 @@ struct MemoryBreakdown {
   bool fits = true;
 };
 
+/// Times of one block, one microbatch, on its pipeline rank.
 struct LayerTime {
   int layer = 0;
   std::string kind;  ///< dense, moe, mtp
@@ -37,6 +38,7 @@ struct LayerTime {
   double max_over_mean_gpu = 1;  ///< MoE layers: per-GPU load imbalance
 };
 
+/// What an engine reports for one scenario (units in each field's comment; times in seconds).
 struct Result {
   int schema_version = kResultSchemaVersion;
   std::string scenario;

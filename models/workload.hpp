@@ -16,17 +16,59 @@
 
 namespace moesim::models {
 
+/// The three passes of a microbatch: forward F, backward for inputs B, backward for weights W.
 enum class Pass { kForward = 0, kBackwardInput = 1, kBackwardWeight = 2 };
+/// How an op is priced: dense GEMM, grouped (per-expert) GEMM, fused attention, memory-bound kernel or
+/// communication.
 enum class OpKind { kGemm, kGroupedGemm, kAttention, kMemory, kComm };
-/// What a communication op is, so a schedule knows what it may overlap.
+/// What a communication op is, so a schedule knows what it may overlap (derived from the op's role).
 enum class CommKind { kNone, kTensor, kContext, kExpertDispatch, kExpertCombine, kExpertTensor };
+
+/// What an op is in its block. Engines place and overlap ops by this tag, never by their names (a name
+/// is a label for tables and traces only).
+enum class OpRole {
+  kNorm,                ///< RMSNorm before attention, the MLP or the MTP projection; MLA's low-rank norms
+  kAttentionProjection, ///< Q, K, V projections (MLA down/up-projections) and the output projection
+  kAttention,           ///< the fused attention kernel
+  kTensorCollective,    ///< tensor-parallel all-gather, reduce-scatter or all-reduce (blocking)
+  kContextExchange,     ///< context-parallel ring exchange of K and V (hidden under attention when it can)
+  kResidual,            ///< residual add after attention or the MLP
+  kDenseFfn,            ///< dense MLP: up-projection, activation, down-projection
+  kRouter,              ///< MoE gate GEMM and top-k selection
+  kPermute,             ///< permutation of token copies into expert order
+  kDispatch,            ///< expert all-to-all towards the experts (backward: gradients back)
+  kCombine,             ///< expert all-to-all back to the tokens (backward: gradients to the experts)
+  kExpertTensorCollective,  ///< expert-tensor-parallel all-gather + reduce-scatter around the expert
+                            ///< GEMMs (blocking; nothing hides it)
+  kExperts,             ///< routed experts: grouped GEMMs and activation
+  kSharedUp,            ///< shared experts' up-projection and activation (under the dispatch when overlapped)
+  kSharedDown,          ///< shared experts' down-projection (under the combine when overlapped)
+  kUnpermute,           ///< un-permutation and weighted sum of the expert outputs
+  kQuantize,            ///< FP8 quantisation of a GEMM's operands (precedes the GEMM it feeds)
+  kMtpProjection,       ///< MTP module's 2h→h projection of the hidden state and the shifted embedding
+  kMtpHead,             ///< MTP module's output head and its loss
+};
+
+/// The communication kind of a role (kNone for compute and memory-bound roles).
+constexpr CommKind comm_kind(OpRole r) {
+  switch (r) {
+    case OpRole::kTensorCollective: return CommKind::kTensor;
+    case OpRole::kContextExchange: return CommKind::kContext;
+    case OpRole::kDispatch: return CommKind::kExpertDispatch;
+    case OpRole::kCombine: return CommKind::kExpertCombine;
+    case OpRole::kExpertTensorCollective: return CommKind::kExpertTensor;
+    default: return CommKind::kNone;
+  }
+}
 
 /// One priced op of one microbatch on the busiest GPU of a pipeline rank.
 struct Op {
-  const char* name = "";
+  const char* name = "";  ///< label for tables and traces (engines read `role`)
+  OpRole role = OpRole::kNorm;
   Pass pass = Pass::kForward;
   OpKind kind = OpKind::kGemm;
-  CommKind comm = CommKind::kNone;
+  CommKind comm = CommKind::kNone;  ///< comm_kind(role)
+  bool recompute = false;  ///< a forward op run again in backward (activation recompute)
   double seconds = 0;
   double work = 0;  ///< FLOPs for compute ops, bytes for memory and communication ops
 };
@@ -34,23 +76,29 @@ struct Op {
 /// Per-pass totals of one block (one microbatch).
 struct PassCost {
   double compute = 0;    ///< compute stream, seconds
-  double tp_comm = 0;    ///< tensor-parallel collectives (blocking in every schedule)
-  double ep_comm = 0;    ///< expert all-to-all (dispatch + combine) and expert-TP collectives
-  double ep_exposed = 0; ///< part of ep_comm not hidden inside the block (shared experts under dispatch)
-  double cp_comm = 0;    ///< context-parallel KV exchange
-  double cp_exposed = 0; ///< part of cp_comm not hidden under the attention kernel
+  double tp_comm = 0;    ///< tensor-parallel collectives (blocking in every schedule), seconds
+  double ep_comm = 0;    ///< expert all-to-all (dispatch + combine), seconds
+  double etp_comm = 0;   ///< expert-tensor-parallel collectives, seconds: blocking, never hidden (neither
+                         ///< under shared experts nor in a DualPipe overlap slot)
+  double ep_exposed = 0; ///< part of ep_comm not hidden inside the block (shared experts under dispatch and
+                         ///< combine), plus etp_comm; seconds
+  double cp_comm = 0;    ///< context-parallel KV exchange, seconds
+  double cp_exposed = 0; ///< part of cp_comm not hidden under the attention kernel, seconds
   double flops = 0;      ///< hardware FLOPs executed (recompute included)
   /// DualPipe's four components of a chunk (DeepSeek-V3 report §3.2.1, Figure 4): attention
-  /// (everything before the dispatch), dispatch, MLP (experts, shared experts, un-permute) and combine.
+  /// (everything before the dispatch), dispatch, MLP (experts, shared experts, un-permute) and combine;
+  /// seconds.
   double attn_compute = 0, mlp_compute = 0, dispatch = 0, combine = 0;
-  /// Time when the block runs alone: compute plus every exposed communication.
+  /// Time when the block runs alone: compute plus every exposed communication, seconds.
   double alone() const { return compute + tp_comm + ep_exposed + cp_exposed; }
-  /// Communication a co-scheduled chunk can hide (DualPipe-style overlap).
+  /// Communication a co-scheduled chunk can hide (DualPipe-style overlap), seconds.
   double overlappable() const { return ep_comm + cp_comm; }
 };
 
+/// A transformer block with a dense MLP, with an MoE layer, or a multi-token-prediction module.
 enum class BlockKind { kDense, kMoe, kMtp };
 
+/// The priced ops and per-pass totals of one block (one microbatch).
 struct BlockCost {
   BlockKind kind = BlockKind::kDense;
   int layer = 0;          ///< block index (MTP blocks follow the main blocks)
@@ -81,6 +129,7 @@ struct MoeLayerDetail {
   std::vector<double> wire_bytes;  ///< ep × ep forward-dispatch bytes as they travel (LayerRouting)
 };
 
+/// The priced workload of one training step (build_workload).
 struct Workload {
   ParamCounts params;
   double tokens_per_microbatch = 0;  ///< per pipeline (mbs · seq)

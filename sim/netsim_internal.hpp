@@ -1,7 +1,8 @@
 #pragma once
-/// \file Internals of the SimGrid platform shared by sim/netsim.cpp and sim/step_sim.cpp: the engine
-/// state of this process, the platform parts and the folding of GPU-to-GPU flows into SimGrid
-/// communications. Include only from sim/*.cpp (it pulls in SimGrid headers).
+/// \file Internals of the SimGrid platform shared by sim/netsim.cpp, sim/netsim_aggregate.cpp and the
+/// step engine (sim/des_runner.cpp, sim/step_sim.cpp): the engine state of this process, the platform
+/// parts and the folding of GPU-to-GPU flows into SimGrid communications. Include only from sim/*.cpp
+/// (it pulls in SimGrid headers).
 
 #include <cstdint>
 #include <memory>
@@ -98,6 +99,23 @@ struct Comm {
 
 
 extern EngineState* g_state;
+
+/// SimGrid's direction of a part hop.
+sg4::LinkInRoute::Direction sg_dir(bool forward);
+/// Creates split-duplex link `name` of `l` in `zone` (latency 0 unless `with_latency`), sealed.
+sg4::SplitDuplexLink* make_link(sg4::NetZone* zone, const std::string& name, const PartLink& l, bool with_latency);
+
+/// Builds the aggregated part (sim/netsim_aggregate.cpp) for the `used` GPUs under `root`.
+AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency, const std::vector<char>& used);
+/// Sizes of the zones the aggregated part needs for the `used` GPUs: largest NVLink domain and largest
+/// plane, in hosts.
+std::pair<int, int> agg_zone_sizes(const Topology& t, const std::vector<char>& used);
+/// Positions of the first and last NIC hops of a path; nullopt when it crosses no NIC.
+std::optional<std::pair<std::size_t, std::size_t>> nic_span(const Topology& t, const Path& path);
+/// Fabric route between GPU classes ca and cb on the contracted links (empty: no fabric between them).
+PartPath class_route(const Topology& t, const AggPart& a, int ca, int cb);
+/// NVLink route between GPUs src and dst on the aggregated part's NVLinks.
+PartPath nvlink_route(const Topology& t, const AggPart& a, int src, int dst);
 
 /// Creates the engine and the platform on first use; afterwards checks that the call matches them.
 EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o);

@@ -15,8 +15,10 @@
 /// the next all-to-all.
 ///
 /// What is not simulated as flows (priced by the analytic network model and run as timed segments):
-/// tensor- and context-parallel collectives (blocking, on the compute stream; NVLink-local), and the
-/// data-parallel gradient synchronisation and optimizer after a rank's last backward (RankSync).
+/// tensor-, expert-tensor- and context-parallel collectives (blocking, on the compute stream;
+/// NVLink-local), and the data-parallel gradient synchronisation and optimizer after a rank's last
+/// backward (RankSync). Shared experts overlap the all-to-alls only when the scenario's
+/// workload.shared_expert_overlap is on (sim/des_program.hpp).
 ///
 /// Fidelity controls (every result names the ones used, Result::fidelity):
 /// - groups: "representative" simulates one EP group per pipeline rank (the model routes every EP
@@ -32,6 +34,10 @@
 ///   its periodic steady state); "auto" simulates every microbatch when m <= 4·pp, otherwise mA = 3·pp
 ///   (DualPipe at mA = 2·pp is not yet periodic: +1.07% on a 256-GPU DeepSeek-V3 layout, 3·pp: -0.01%).
 /// Errors measured against the full simulation are in docs/des.md.
+///
+/// Files: sim/des_program.hpp builds the programs (no SimGrid), sim/des_runner.hpp runs them on SimGrid,
+/// sim/des_fidelity.hpp makes the fidelity choices, this file's simulate_step puts them together.
+/// Writers of the outputs: reports/chrome_trace.hpp (timeline), reports/link_usage.hpp (links).
 
 #include <string>
 #include <vector>
@@ -43,6 +49,7 @@
 
 namespace moesim::sim {
 
+/// The engine's fidelity options (the scenario's engine section).
 struct StepOptions {
   DesGroups groups = DesGroups::kRepresentative;  ///< EP groups simulated per stage
   Aggregation aggregation = Aggregation::kAuto;   ///< fabric flows per GPU pair, node pair or domain
@@ -75,6 +82,7 @@ struct StepStats {
   double simulated_seconds = 0;       ///< simulated time of all runs
 };
 
+/// What one step simulation returns.
 struct StepSimResult {
   models::Result result;              ///< engine "des"; same schema as the analytic engine
   std::vector<TimelineEvent> timeline;  ///< of the last simulation (the mB run when extrapolating)
@@ -89,9 +97,5 @@ struct StepSimResult {
 /// does not fit, moesim::Error if SimGrid fails.
 StepSimResult simulate_step(const Scenario& s, const StepOptions& options = {},
                             const models::RoutingInput* routing = nullptr);
-
-/// Writes the timeline as Chrome trace JSON (open in Perfetto or chrome://tracing): one process per
-/// GPU, one thread per stream, times in microseconds.
-void write_chrome_trace(const StepSimResult& r, std::ostream& out);
 
 }  // namespace moesim::sim

@@ -1,0 +1,340 @@
+#include "models/block_pricing.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace moesim::models {
+namespace {
+
+constexpr double kAct = kActivationBytes;
+using R = OpRole;
+
+struct Builder {
+  const PricingContext& c;
+  BlockCost& b;
+  bool mlp = false;  // ops added now belong to the MLP component
+
+  void add(const char* name, OpRole role, Pass pass, OpKind kind, double seconds, double work, bool recompute = false) {
+    const CommKind comm = comm_kind(role);
+    b.ops.push_back(Op{name, role, pass, kind, comm, recompute, seconds, work});
+    PassCost& pc = b.pass[static_cast<int>(pass)];
+    switch (comm) {
+      case CommKind::kNone:
+        pc.compute += seconds;
+        (mlp ? pc.mlp_compute : pc.attn_compute) += seconds;
+        if (kind != OpKind::kMemory) pc.flops += work;
+        break;
+      case CommKind::kTensor: pc.tp_comm += seconds; break;
+      case CommKind::kContext: pc.cp_comm += seconds; break;
+      case CommKind::kExpertDispatch: pc.ep_comm += seconds; pc.dispatch += seconds; break;
+      case CommKind::kExpertCombine: pc.ep_comm += seconds; pc.combine += seconds; break;
+      case CommKind::kExpertTensor: pc.etp_comm += seconds; break;
+    }
+  }
+  // FP8 GEMMs need their operands quantised with fine-grained scales: the activation before Fprop,
+  // the output gradient before Dgrad, and transposed copies of both before Wgrad (DeepSeek-V3 report
+  // §3.3.2). Each reads BF16 and writes FP8 plus scales: 3 bytes per element moved.
+  void quantize(double m, double n, double k, Precision p) {
+    if (p != Precision::kFp8) return;
+    const char* name = "fp8.quantize";
+    add(name, R::kQuantize, Pass::kForward, OpKind::kMemory, c.cm.memory_bound(3 * m * k), 3 * m * k);
+    add(name, R::kQuantize, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(3 * m * n), 3 * m * n);
+    add(name, R::kQuantize, Pass::kBackwardWeight, OpKind::kMemory, c.cm.memory_bound(3 * (m * k + m * n)),
+        3 * (m * k + m * n));
+  }
+  // A GEMM in forward, its data-gradient in B and its weight-gradient in W (each 2·m·n·k FLOPs).
+  void gemm(const char* name, OpRole role, double m, double n, double k, Precision p, bool recomputed = false) {
+    quantize(m, n, k, p);
+    add(name, role, Pass::kForward, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k);
+    add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, k, n, p), 2 * m * n * k);
+    add(name, role, Pass::kBackwardWeight, OpKind::kGemm, c.cm.gemm(k, n, m, p), 2 * m * n * k);
+    if (recomputed) add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, true);
+  }
+  void grouped(const char* name, const std::vector<double>& rows, double n, double k, Precision p, bool recomputed) {
+    const double total = std::accumulate(rows.begin(), rows.end(), 0.0);
+    quantize(total, n, k, p);
+    const double f = c.cm.grouped_gemm(rows, n, k, p);
+    add(name, R::kExperts, Pass::kForward, OpKind::kGroupedGemm, f, 2 * total * n * k);
+    // dgrad has the same shape per expert with n and k swapped; wgrad reduces over each expert's rows.
+    add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, c.cm.grouped_gemm(rows, k, n, p),
+        2 * total * n * k);
+    add(name, R::kExperts, Pass::kBackwardWeight, OpKind::kGroupedGemm, f, 2 * total * n * k);
+    if (recomputed) add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, f, 2 * total * n * k, true);
+  }
+  // A memory-bound kernel: backward moves about twice the bytes (gradient in, gradient out, saved input).
+  void memory(const char* name, OpRole role, double bytes, bool recomputed = false) {
+    add(name, role, Pass::kForward, OpKind::kMemory, c.cm.memory_bound(bytes), bytes);
+    add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(2 * bytes), 2 * bytes);
+    if (recomputed) add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(bytes), bytes, true);
+  }
+  // A collective in one pass.
+  void comm(const char* name, OpRole role, Pass pass, double seconds, double bytes, bool recompute = false) {
+    add(name, role, pass, OpKind::kComm, seconds, bytes, recompute);
+  }
+};
+
+bool full_rc(const PricingContext& c) { return c.rc == Recompute::kFull; }
+bool sel_rc(const PricingContext& c) { return c.rc != Recompute::kNone; }
+
+// Attention sub-block: norm, (TP all-gather), projections, fused attention, output projection,
+// (TP reduce-scatter). Saved activations are returned in bytes.
+double attention_block(const PricingContext& c, Builder& bl, int layer) {
+  const auto& m = c.s.model;
+  const auto& a = m.attention;
+  const double h = m.hidden, T = c.T;
+  const double H = double(a.heads) / c.tp;
+  const bool fr = full_rc(c), sr = sel_rc(c);
+  double saved = 0;
+  bl.memory("attn.norm", R::kNorm, c.T_sp * h * kAct * 2, sr);
+  saved += c.T_sp * h * kAct;
+  if (c.tp > 1) {
+    const double bytes = T * h * kAct;
+    const double t = c.s.parallelism.sequence_parallel ? c.net.all_gather(bytes, c.tp_group) : 0.0;
+    bl.comm("attn.tp_all_gather", R::kTensorCollective, Pass::kForward, t, bytes);
+    // Backward of an all-gather is a reduce-scatter (and of an all-reduce, an all-reduce).
+    const double tb = c.s.parallelism.sequence_parallel ? c.net.reduce_scatter(bytes, c.tp_group)
+                                                        : c.net.all_reduce(bytes, c.tp_group);
+    bl.comm("attn.tp_all_gather", R::kTensorCollective, Pass::kBackwardInput, tb, bytes);
+  }
+  double qk_dim = a.head_dim, kv_bytes_per_token;
+  const R proj = R::kAttentionProjection;
+  if (a.kind == AttentionKind::kMla) {
+    qk_dim = a.head_dim + a.rope_head_dim;
+    if (a.q_lora_rank > 0) {
+      bl.gemm("attn.q_down", proj, T, a.q_lora_rank, h, c.prec, fr);
+      bl.memory("attn.q_norm", R::kNorm, T * a.q_lora_rank * kAct * 2, sr);
+      bl.gemm("attn.q_up", proj, T, H * qk_dim, a.q_lora_rank, c.prec, sr);
+      saved += T * a.q_lora_rank * kAct * (sr ? 1 : 2);
+    } else {
+      bl.gemm("attn.q_proj", proj, T, H * qk_dim, h, c.prec, fr);
+    }
+    bl.gemm("attn.kv_down", proj, T, a.kv_lora_rank + a.rope_head_dim, h, c.prec, fr);
+    bl.memory("attn.kv_norm", R::kNorm, T * a.kv_lora_rank * kAct * 2, sr);
+    bl.gemm("attn.kv_up", proj, T, H * (a.head_dim + a.v_head_dim), a.kv_lora_rank, c.prec, sr);
+    saved += T * (a.kv_lora_rank + a.rope_head_dim) * kAct * (sr ? 1 : 2);
+    if (!sr) saved += T * H * (qk_dim + qk_dim + a.v_head_dim) * kAct;  // q, k, v after up-projection
+    kv_bytes_per_token = H * (qk_dim + a.v_head_dim) * kAct;
+  } else {
+    const double kvh = std::max(1.0, double(a.kv_heads) / c.tp);
+    const double qkv = (H + kvh) * a.head_dim + kvh * a.v_head_dim;
+    bl.gemm("attn.qkv", proj, T, qkv, h, c.prec, fr);
+    saved += T * qkv * kAct;
+    kv_bytes_per_token = kvh * (a.head_dim + a.v_head_dim) * kAct;
+  }
+  AttentionShape sh;
+  sh.query_tokens = T;
+  sh.heads = H;
+  sh.qk_dim = qk_dim;
+  sh.v_dim = a.v_head_dim;
+  const int seq = c.s.workload.seq_len;
+  const bool windowed = a.sliding_window > 0 && a.sliding_window < seq &&
+                        (a.sliding_window_every == 0 || layer % a.sliding_window_every == 0);
+  sh.kv_tokens = windowed ? a.sliding_window : seq;
+  sh.causal = windowed ? false : c.s.workload.causal;
+  const double af = c.cm.attention(sh, false), ab = c.cm.attention(sh, true);
+  bl.add("attn.core", R::kAttention, Pass::kForward, OpKind::kAttention, af, sh.forward_flops());
+  bl.add("attn.core", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, ab, 2.5 * sh.forward_flops());
+  if (sr)
+    bl.add("attn.core.recompute", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, af, sh.forward_flops(),
+           true);
+  saved += T * H * a.v_head_dim * kAct + T * H * 4.0;  // output and softmax statistics (FP32)
+  if (c.cp > 1) {
+    // Ring attention passes K and V around the cp ranks: (cp-1) hops of this rank's KV, hidden under
+    // the attention kernel when it is long enough (Liu et al. 2023, Ring Attention); backward also
+    // returns dK, dV.
+    const double bytes = (c.cp - 1) * T * kv_bytes_per_token;
+    const double t = (c.cp - 1) * c.net.send_recv(T * kv_bytes_per_token, c.cp_group.nodes() > 1);
+    bl.comm("attn.cp_ring", R::kContextExchange, Pass::kForward, t, bytes);
+    bl.comm("attn.cp_ring", R::kContextExchange, Pass::kBackwardInput, 2 * t, 2 * bytes);
+    bl.b.pass[0].cp_exposed += std::max(0.0, t - af);
+    bl.b.pass[1].cp_exposed += std::max(0.0, 2 * t - ab);
+  }
+  bl.gemm("attn.out", proj, T, h, H * a.v_head_dim, c.prec, fr);
+  if (c.tp > 1) {
+    const double bytes = T * h * kAct;
+    const bool sp = c.s.parallelism.sequence_parallel;
+    const double t = sp ? c.net.reduce_scatter(bytes, c.tp_group) : c.net.all_reduce(bytes, c.tp_group);
+    bl.comm(sp ? "attn.tp_reduce_scatter" : "attn.tp_all_reduce", R::kTensorCollective, Pass::kForward, t, bytes);
+    const double tb = sp ? c.net.all_gather(bytes, c.tp_group) : 0.0;
+    if (sp) bl.comm("attn.tp_reduce_scatter", R::kTensorCollective, Pass::kBackwardInput, tb, bytes);
+  }
+  bl.memory("attn.residual", R::kResidual, c.T_sp * h * kAct * 3);
+  return fr ? c.T_sp * h * kAct : saved;
+}
+
+double dense_ffn_block(const PricingContext& c, Builder& bl) {
+  bl.mlp = true;
+  const auto& m = c.s.model;
+  const double h = m.hidden, T = c.T, f = double(m.dense_ffn) / c.tp;
+  const bool fr = full_rc(c), swiglu = m.activation == Activation::kSwiglu;
+  bl.memory("ffn.norm", R::kNorm, c.T_sp * h * kAct * 2, sel_rc(c));
+  if (c.tp > 1 && c.s.parallelism.sequence_parallel) {
+    const double bytes = T * h * kAct;
+    bl.comm("ffn.tp_all_gather", R::kTensorCollective, Pass::kForward, c.net.all_gather(bytes, c.tp_group), bytes);
+    bl.comm("ffn.tp_all_gather", R::kTensorCollective, Pass::kBackwardInput, c.net.reduce_scatter(bytes, c.tp_group),
+            bytes);
+  }
+  bl.gemm("ffn.up", R::kDenseFfn, T, (swiglu ? 2 : 1) * f, h, c.prec, fr);
+  bl.memory("ffn.act", R::kDenseFfn, T * f * kAct * (swiglu ? 3 : 2), fr);
+  bl.gemm("ffn.down", R::kDenseFfn, T, h, f, c.prec, fr);
+  if (c.tp > 1) {
+    const double bytes = T * h * kAct;
+    const bool sp = c.s.parallelism.sequence_parallel;
+    bl.comm("ffn.tp_reduce", R::kTensorCollective, Pass::kForward,
+            sp ? c.net.reduce_scatter(bytes, c.tp_group) : c.net.all_reduce(bytes, c.tp_group), bytes);
+    bl.comm("ffn.tp_reduce", R::kTensorCollective, Pass::kBackwardInput,
+            sp ? c.net.all_gather(bytes, c.tp_group) : c.net.all_reduce(bytes, c.tp_group), bytes);
+  }
+  bl.memory("ffn.residual", R::kResidual, c.T_sp * h * kAct * 3);
+  if (fr) return 0;
+  return c.T_sp * h * kAct + T * h * kAct + T * f * kAct * (swiglu ? 3 : 2);
+}
+
+double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const EpGeometry& geo) {
+  const auto& m = c.s.model;
+  const auto& e = m.moe;
+  const double h = m.hidden, Tm = c.T_moe, f = double(e.expert_ffn) / c.etp;
+  const bool fr = full_rc(c), swiglu = m.activation == Activation::kSwiglu;
+  const double mats = swiglu ? 2 : 1;
+  double saved = 0;
+  bl.memory("moe.norm", R::kNorm, c.T_sp * h * kAct * 2, sel_rc(c));
+  bl.gemm("moe.router", R::kRouter, Tm, e.experts, h, Precision::kBf16, fr);
+  bl.memory("moe.topk", R::kRouter, Tm * e.experts * 4.0 * 3, fr);
+  bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr);
+  // The permuted copy needs no saving (its backward is an index scatter); the expert inputs below are.
+  saved += c.T_sp * h * kAct + Tm * e.experts * 4.0;
+  // FP8 training caches the expert GEMM inputs and the SwiGLU input in FP8 and recomputes the SwiGLU
+  // output in backward (DeepSeek-V3 report §3.3.3).
+  const double cache = c.prec == Precision::kFp8 ? 1.0 : kAct;
+
+  // Dispatch and combine all-to-all on the EP group. Backward sends gradients the opposite way in BF16.
+  const double fwd_copy = dispatch_bytes_per_token(m.hidden, c.prec), bf16_copy = 2.0 * h;
+  const double t_disp = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, fwd_copy));
+  const double t_comb = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, bf16_copy));
+  const double t_bf16 = t_comb;
+  bl.comm("moe.dispatch", R::kDispatch, Pass::kForward, t_disp, Tm * fwd_copy);
+  bl.comm("moe.combine", R::kCombine, Pass::kForward, t_comb, Tm * bf16_copy);
+  bl.comm("moe.combine", R::kCombine, Pass::kBackwardInput, t_bf16, Tm * bf16_copy);
+  bl.comm("moe.dispatch", R::kDispatch, Pass::kBackwardInput, t_bf16, Tm * bf16_copy);
+  if (fr) {
+    bl.comm("moe.dispatch.recompute", R::kDispatch, Pass::kBackwardInput, t_disp, Tm * fwd_copy, true);
+    bl.comm("moe.combine.recompute", R::kCombine, Pass::kBackwardInput, t_comb, Tm * bf16_copy, true);
+  }
+  const double rows_total = std::accumulate(r.rows.begin(), r.rows.end(), 0.0);
+  bl.mlp = true;
+  if (c.etp > 1) {
+    // Expert tensor parallelism: the dispatched tokens are all-gathered over the etp ranks before the
+    // expert GEMMs and the outputs reduce-scattered after them. The experts wait for the gather and
+    // the combine for the scatter: blocking, like TP collectives (etp_comm, not the dispatch).
+    const double bytes = rows_total * h * kAct;
+    const double t = c.net.all_gather(bytes, c.ep_etp_group) + c.net.reduce_scatter(bytes, c.ep_etp_group);
+    bl.comm("moe.etp_collectives", R::kExpertTensorCollective, Pass::kForward, t, 2 * bytes);
+    bl.comm("moe.etp_collectives", R::kExpertTensorCollective, Pass::kBackwardInput, t, 2 * bytes);
+  }
+  // The busiest GPU's excess over a GPU with the mean load: what imbalance costs in expert GEMMs.
+  r.summary.straggler_seconds =
+      c.cm.grouped_gemm(r.rows, mats * f, h, c.prec) + c.cm.grouped_gemm(r.rows, h, f, c.prec) -
+      c.cm.grouped_gemm(r.mean_rank_rows, mats * f, h, c.prec) - c.cm.grouped_gemm(r.mean_rank_rows, h, f, c.prec);
+  bl.grouped("moe.expert_up", r.rows, mats * f, h, c.prec, fr);
+  bl.memory("moe.expert_act", R::kExperts, rows_total * f * kAct * (swiglu ? 3 : 2), fr);
+  bl.grouped("moe.expert_down", r.rows, h, f, c.prec, fr);
+  saved += rows_total * (h * cache + mats * f * cache + (c.prec == Precision::kFp8 ? 0.0 : f * kAct));
+
+  // Megatron-Core's shared-expert overlap: the shared up-projection (and activation) runs while the
+  // dispatch is in flight, the down-projection while the combine is; backward mirrors it. What hides
+  // the dispatch is every shared-expert op but the down-projection (their FP8 quantisations included).
+  double shared_up[2] = {0, 0}, shared_down[2] = {0, 0};
+  if (e.shared_experts > 0) {
+    const double sf = double(e.shared_experts) * e.shared_ffn;
+    const std::size_t before = bl.b.ops.size();
+    bl.gemm("moe.shared_up", R::kSharedUp, Tm, mats * sf, h, c.prec, fr);
+    bl.memory("moe.shared_act", R::kSharedUp, Tm * sf * kAct * (swiglu ? 3 : 2), fr);
+    bl.gemm("moe.shared_down", R::kSharedDown, Tm, h, sf, c.prec, fr);
+    for (std::size_t i = before; i < bl.b.ops.size(); ++i) {
+      const Op& op = bl.b.ops[i];
+      if (op.pass == Pass::kBackwardWeight) continue;
+      const bool down = op.role == R::kSharedDown;
+      (down ? shared_down : shared_up)[op.pass == Pass::kForward ? 0 : 1] += op.seconds;
+    }
+    saved += Tm * (h + (mats + 1) * sf) * kAct;
+  }
+  bl.memory("moe.unpermute_combine", R::kUnpermute, Tm * e.top_k * h * kAct + Tm * h * 4.0, fr);
+  bl.memory("moe.residual", R::kResidual, c.T_sp * h * kAct * 3);
+  // Exposed expert communication: without the overlap every all-to-all; with it, what the shared
+  // experts do not cover. The expert-TP collectives are exposed either way. (ep_comm - dispatch -
+  // combine is zero up to rounding: kept so that the sums stay bit for bit what they were.)
+  const bool hide = c.s.workload.shared_expert_overlap;
+  for (int p = 0; p < 2; ++p) {
+    PassCost& pc = bl.b.pass[p];
+    pc.ep_exposed = (hide ? std::max(0.0, pc.dispatch - shared_up[p]) + std::max(0.0, pc.combine - shared_down[p]) +
+                                (pc.ep_comm - pc.dispatch - pc.combine)
+                          : pc.ep_comm) +
+                    pc.etp_comm;
+  }
+  return fr ? c.T_sp * h * kAct : saved;
+}
+
+}  // namespace
+
+PricingContext pricing_context(const Scenario& s, const ComputeCostModel& cm, const NetworkModel& net,
+                               double tokens_per_microbatch) {
+  const auto& par = s.parallelism;
+  // Rank order inside a stage: tp fastest, then cp, then dp (Megatron-Core); experts: etp, ep, edp.
+  const Layout& L = s.layout;
+  PricingContext c{s, cm, net, s.workload.precision, 0, 0, 0, par.tp, par.cp, par.etp, {}, {}, {}, par.recompute};
+  c.T = tokens_per_microbatch / par.cp;
+  c.T_sp = par.sequence_parallel ? c.T / par.tp : c.T;
+  c.T_moe = c.T / par.tp;
+  c.tp_group = L.tp_group();
+  c.cp_group = L.cp_group();
+  c.ep_etp_group = L.etp_group();
+  return c;
+}
+
+double price_block(const PricingContext& c, BlockCost& b, int layer, bool mtp, LayerRouting* routing,
+                   const EpGeometry& geo, double& transient) {
+  const auto& m = c.s.model;
+  Builder bl{c, b};
+  double act = 0;
+  if (mtp) {
+    // MTP module (DeepSeek-V3 §2.2): RMSNorm of the hidden state and of the shifted embedding, a
+    // 2h→h projection, one block, then the shared output head and its loss.
+    bl.memory("mtp.norms", R::kNorm, 2 * c.T_sp * m.hidden * kAct * 2);
+    bl.gemm("mtp.proj", R::kMtpProjection, c.T, m.hidden, 2.0 * m.hidden, c.prec);
+    act += c.T_sp * m.hidden * kAct * 3;
+  }
+  act += attention_block(c, bl, layer);
+  bl.mlp = false;
+  act += routing != nullptr ? moe_block(c, bl, *routing, geo) : dense_ffn_block(c, bl);
+  if (mtp) {
+    bl.mlp = true;
+    const double V = double(m.vocab) / c.s.parallelism.tp;
+    bl.gemm("mtp.head", R::kMtpHead, c.T, V, m.hidden, Precision::kBf16);
+    bl.memory("mtp.loss", R::kMtpHead, c.T * V * 4.0 * 3);
+    transient = std::max(transient, c.T * V * 4.0);
+  }
+  return act;
+}
+
+void price_embedding(const PricingContext& c, double seconds[3]) {
+  const double h = c.s.model.hidden;
+  const double bytes = c.T_sp * h * kAct;
+  seconds[0] = c.cm.memory_bound(bytes);
+  seconds[1] = c.cm.memory_bound(2 * bytes);
+  seconds[2] = c.cm.memory_bound(2 * c.T * h * 4.0);  // scatter-add of FP32 gradients
+}
+
+HeadCost price_head(const PricingContext& c) {
+  const double h = c.s.model.hidden;
+  const double V = double(c.s.model.vocab) / c.s.parallelism.tp, T = c.T;
+  HeadCost x;
+  const double f = c.cm.gemm(T, V, h, Precision::kBf16);
+  x.seconds[0] = f + c.cm.memory_bound(T * V * 4.0 * 3) + c.cm.memory_bound(c.T_sp * h * kAct * 2);
+  x.seconds[1] = c.cm.gemm(T, h, V, Precision::kBf16) + c.cm.memory_bound(T * V * 4.0 * 2);
+  x.seconds[2] = c.cm.gemm(h, V, T, Precision::kBf16);
+  x.flops = 2 * T * V * h;
+  x.logits_bytes = T * V * 4.0;
+  return x;
+}
+
+}  // namespace moesim::models

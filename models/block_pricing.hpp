@@ -1,0 +1,58 @@
+#pragma once
+/// \file Block pricing: the ops of one transformer block (attention, dense MLP or MoE layer, MTP module)
+/// for one microbatch on the busiest GPU of a pipeline rank, each priced by the compute cost model or
+/// the analytic network model and tagged with its role (models/workload.hpp). Also the embedding and
+/// the output head, which run outside the blocks on the first and last pipeline stage. build_workload
+/// (models/workload.cpp) calls these; the pipeline partition (models/pipeline_partition.hpp) sums them.
+
+#include "models/compute_cost.hpp"
+#include "models/network.hpp"
+#include "models/routing_model.hpp"
+#include "models/workload.hpp"
+#include "scenarios/scenario.hpp"
+
+namespace moesim::models {
+
+/// BF16 activation bytes per element.
+inline constexpr double kActivationBytes = 2.0;
+
+/// What pricing a block needs: the scenario, the cost models, tokens per GPU and the groups.
+struct PricingContext {
+  const Scenario& s;            ///< the validated scenario
+  const ComputeCostModel& cm;   ///< prices compute and memory-bound kernels, seconds
+  const NetworkModel& net;      ///< prices collectives, seconds
+  Precision prec;          ///< GEMM precision of the workload
+  double T = 0;            ///< tokens per GPU of the attention GEMMs (microbatch tokens ÷ cp)
+  double T_sp = 0;         ///< tokens per GPU of elementwise kernels (÷ tp under sequence parallelism)
+  double T_moe = 0;        ///< tokens per GPU entering the MoE router (T ÷ tp)
+  int tp = 1, cp = 1, etp = 1;  ///< tensor-, context- and expert-tensor-parallel degrees
+  Group tp_group, cp_group, ep_etp_group;  ///< tensor-, context- and expert-tensor-parallel groups
+  Recompute rc = Recompute::kNone;  ///< activation recompute policy
+};
+
+/// The pricing context of scenario `s` for `tokens_per_microbatch` tokens per pipeline (mbs · seq).
+PricingContext pricing_context(const Scenario& s, const ComputeCostModel& cm, const NetworkModel& net,
+                               double tokens_per_microbatch);
+
+/// Prices block `layer` into `b` (its ops and per-pass totals; b.kind and b.layer are set by the
+/// caller): MTP prologue when `mtp`, attention, then the MoE layer when `routing` is given (its routing
+/// on `geo`; also fills routing->summary.straggler_seconds) or the dense MLP, then the MTP head.
+/// Returns the activation bytes one microbatch saves for backward; `transient` is raised to the
+/// working bytes an MTP head's FP32 logits need (held for one microbatch only).
+double price_block(const PricingContext& c, BlockCost& b, int layer, bool mtp, LayerRouting* routing,
+                   const EpGeometry& geo, double& transient);
+
+/// Seconds of the embedding lookup per pass (F, B, W: scatter-add of FP32 gradients).
+void price_embedding(const PricingContext& c, double seconds[3]);
+
+/// The final norm, output head and loss of the last stage (the head stays in BF16, DeepSeek-V3 report
+/// §3.3.1).
+struct HeadCost {
+  double seconds[3] = {};  ///< per pass (F, B, W), seconds
+  double flops = 0;        ///< head GEMM FLOPs of each pass
+  double logits_bytes = 0; ///< FP32 logits of one microbatch, bytes (working memory, not kept in flight)
+};
+/// Prices the last stage's head for one microbatch.
+HeadCost price_head(const PricingContext& c);
+
+}  // namespace moesim::models
