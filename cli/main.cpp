@@ -12,7 +12,6 @@
 
 #include "cli/commands.hpp"
 #include "models/analytic.hpp"
-#include "models/eplb.hpp"
 #include "models/routing_source.hpp"
 #include "models/placement.hpp"
 #include "models/schedule.hpp"

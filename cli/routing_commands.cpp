@@ -4,7 +4,8 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "models/eplb.hpp"
+#include "models/placement.hpp"
+#include "models/placement/metrics.hpp"
 #include "models/replay.hpp"
 #include "sim/step_sim.hpp"
 #include "scenarios/error.hpp"

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "models/analytic.hpp"
+#include "models/placement/metrics.hpp"
 #include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
 

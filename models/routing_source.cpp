@@ -4,8 +4,8 @@
 #include <cmath>
 #include <functional>
 
-#include "models/eplb.hpp"
 #include "models/params.hpp"
+#include "models/placement.hpp"
 #include "scenarios/error.hpp"
 #include "traces/generators.hpp"
 #include "traces/import.hpp"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "models/eplb.hpp"
+#include "models/placement.hpp"
 #include "models/workload.hpp"
 #include "scenarios/scenario.hpp"
 #include "traces/routing_sample.hpp"

@@ -4,6 +4,8 @@
 /// ClusterSpec, with the deterministic routing SimGrid would use (one path per GPU pair) and the
 /// analyses that follow from it: hop counts, bisection bandwidth (max flow), link loads of a traffic
 /// matrix, a GraphViz export and a text summary. Constructions and their sources: docs/topology.md.
+/// Library moesim::topology (no SimGrid); the fabric builders, routing and analyses are defined in
+/// sim/topology_builders.cpp, sim/topology_routes.cpp and sim/topology_analysis.cpp.
 ///
 /// Units: bytes, seconds, bytes/s. Every link is full duplex: `bandwidth` is per direction.
 
@@ -75,6 +77,7 @@ struct Hop {
   /// Same link, same direction.
   bool operator==(const Hop&) const = default;
 };
+/// A route: its hops in order of travel.
 using Path = std::vector<Hop>;
 
 /// The shape a ClusterSpec was turned into (fields that do not apply to the kind stay 0).
@@ -161,13 +164,15 @@ class Topology {
   const VertexProps& vertex(int v) const { return g_[static_cast<std::size_t>(v)]; }
   /// Properties of link `id` (bandwidth bytes/s per direction, latency s).
   const LinkProps& link(int id) const { return g_[links_[id]]; }
-  /// Endpoints of link `id` as built (forward direction goes source → target).
+  /// Vertex link `id` comes from as built (its forward direction goes source → target).
   int link_source(int id) const { return static_cast<int>(boost::source(links_[id], g_)); }
+  /// Vertex link `id` goes to in its forward direction.
   int link_target(int id) const { return static_cast<int>(boost::target(links_[id], g_)); }
-  /// Vertex a hop leaves from / arrives at.
+  /// Vertex a hop leaves from.
   int hop_from(Hop h) const {
     return h.dir == Direction::kForward ? link_source(h.link) : link_target(h.link);
   }
+  /// Vertex a hop arrives at.
   int hop_to(Hop h) const { return h.dir == Direction::kForward ? link_target(h.link) : link_source(h.link); }
   /// Readable vertex name: gpu<node>.<local>, nvs<domain>, leaf<i>.p<plane>, spine<i>.p<plane>,
   /// core<i>.p<plane>, router<node> (torus), router<i>.g<group> (dragonfly).
@@ -179,6 +184,7 @@ class Topology {
   /// multi-plane fabric a destination on another plane is reached through the GPU of the destination
   /// node on the source's plane, then NVLink (DeepSeek-V3 dispatch).
   void path(int src, int dst, Path& out) const;
+  /// The same route, returned.
   Path path(int src, int dst) const;
   /// Links on the route from `src` to `dst`.
   int hops(int src, int dst) const;
@@ -205,15 +211,17 @@ class Topology {
   std::string summary() const;
 
  private:
-
+  // The graph and its NVLink domains: sim/topology.cpp.
   int add_vertex(VertexProps p);
   int add_link(int u, int v, double bandwidth, double latency, LinkKind kind);
   void build_scale_up();
+  // The scale-out fabrics: sim/topology_builders.cpp.
   void build_fat_tree();        // one plane, scale_out.levels levels
   void build_rail_optimized();  // scale_out.planes planes
   void build_fat_tree_planes(int planes, int levels);
   void build_dragonfly();
   void build_torus();
+  // Routing: sim/topology_routes.cpp (the analyses: sim/topology_analysis.cpp).
   void fabric_path(int src, int dst, Path& out) const;
   int forwarding_gpu(int src, int dst) const;
   int domain_of(int gpu) const { return nvswitch_of_.empty() ? -1 : gpu / domain_gpus_; }

@@ -10,7 +10,8 @@
 //     never a larger cut than the contiguous layout;
 //   - rebalance traffic on a hand example; ConfigError for every invalid argument.
 
-#include "models/eplb.hpp"
+#include "models/placement/eplb.hpp"
+#include "models/placement/metrics.hpp"
 
 #include <gtest/gtest.h>
 
