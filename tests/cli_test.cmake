@@ -46,6 +46,11 @@ expect_run(5 ARGS run "${WORK}/does-not-exist.json" STDERR "cannot open")
 expect_run(2 ARGS run STDERR "scenario")
 expect_run(2 ARGS frobnicate)
 expect_run(2 ARGS run ${EX} --format yaml)
+# Each command accepts the formats it writes, by their registered names.
+expect_run(2 ARGS compare ${EX} --format csv STDERR "--format")
+expect_run(2 ARGS run ${EX} --engine fast STDERR "--engine")
+expect_run(2 ARGS replay "${SRC}/traces/data/olmoe-1b-7b-arxiv.jsonl" ${EX} --trace-format csv STDERR "--trace-format")
+expect_run(2 ARGS trace import moesim in.csv -o out.jsonl --experts 8 STDERR "format")
 # A layout that does not fit in memory still reports, and exits 6.
 string(REPLACE "\"recompute\": \"selective\"" "\"recompute\": \"none\"" no_rc "${good}")
 string(REPLACE "\"pp\": 16" "\"pp\": 2" no_rc "${no_rc}")
@@ -95,6 +100,27 @@ expect_run(3 ARGS trace stats "${WORK}/truncated.jsonl" STDERR "truncated.jsonl:
 string(REPLACE "\"name\": \"deepseek-v3-2048xH800\"," "\"name\": \"x\", \"calibration\": \"no-such-calibration.json\"," with_cal "${good}")
 file(WRITE "${WORK}/with_cal.json" "${with_cal}")
 expect_run(7 ARGS run "${WORK}/with_cal.json" STDERR "no-such-calibration.json")
+
+set(OLMOE16 "${SRC}/scenarios/examples/olmoe-1b-7b-16xA100.json")
+file(READ "${OLMOE16}" olmoe16)
+
+# outputs.formats chooses the result files of an output directory: result.json, layers.csv and
+# scenario.resolved.json always, summary.txt for table (the default), summary.csv for csv.
+string(REPLACE "\"engine\": {" "\"outputs\": { \"formats\": [\"csv\"] }, \"engine\": {" csv_only "${olmoe16}")
+file(WRITE "${WORK}/csv_only.json" "${csv_only}")
+expect_run(0 ARGS run "${WORK}/csv_only.json" --out "${WORK}/csv_only" --format json STDOUT "\"schema_version\": 1")
+expect_run(0 ARGS run "${OLMOE16}" --out "${WORK}/table_only")
+foreach(f csv_only/summary.csv csv_only/result.json csv_only/layers.csv csv_only/scenario.resolved.json
+          table_only/summary.txt table_only/result.json table_only/layers.csv table_only/scenario.resolved.json)
+  if(NOT EXISTS "${WORK}/${f}")
+    message(FATAL_ERROR "missing ${WORK}/${f}")
+  endif()
+endforeach()
+foreach(f csv_only/summary.txt table_only/summary.csv)
+  if(EXISTS "${WORK}/${f}")
+    message(FATAL_ERROR "${WORK}/${f}: written, but outputs.formats does not list its format")
+  endif()
+endforeach()
 
 # Topology: summary, SimGrid check of one EP group, GraphViz never overwriting.
 set(MIX "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json")
