@@ -8,8 +8,9 @@ namespace moesim::cli {
 
 /// Evaluates `s` with the discrete-event engine in a child process: SimGrid allows one engine per
 /// process, frozen to the first cluster it simulates, and compared variants may change the cluster.
-/// The child sends back what a comparison reports; a ConfigError in the child is one here.
-/// Throws moesim::Error if the child cannot be started or ends abnormally.
+/// The child sends back the complete Result (reports/result_json.hpp) or its error with its type
+/// (cli/errors.hpp), which is thrown here again: a missing calibration is a CalibrationError in the
+/// parent as in the child. Throws moesim::Error if the child cannot be started or ends abnormally.
 models::Result evaluate_des_isolated(const Scenario& s);
 
 }  // namespace moesim::cli

@@ -122,6 +122,13 @@ foreach(f csv_only/summary.txt table_only/summary.csv)
   endif()
 endforeach()
 
+# compare runs the discrete-event engine in a child process, which hands back the error with its type:
+# a missing calibration exits 7 as with the analytic engine, naming the file.
+string(REPLACE "\"name\": \"olmoe-1b-7b-16xA100\"," "\"name\": \"x\", \"calibration\": \"no-such-calibration.json\"," olmoe_cal "${olmoe16}")
+file(WRITE "${WORK}/olmoe_cal.json" "${olmoe_cal}")
+expect_run(7 ARGS compare "${WORK}/olmoe_cal.json" STDERR "no-such-calibration.json")
+expect_run(7 ARGS compare "${WORK}/olmoe_cal.json" --engine des STDERR "^moesim: error: .*no-such-calibration.json")
+
 # Topology: summary, SimGrid check of one EP group, GraphViz never overwriting.
 set(MIX "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json")
 expect_run(0 ARGS topology "${EX}" STDOUT "bisection: 51200 GB/s")
