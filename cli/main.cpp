@@ -83,6 +83,29 @@ std::vector<std::string> names_of(const moesim::Registry<E>& registry, std::init
   return names;
 }
 
+// CLI11 answers a word that names no subcommand with "A subcommand is required"; this names the word
+// and the subcommands expected where it stands (empty when the command line has no such word).
+std::string unknown_command(CLI::App& app, int argc, char** argv) {
+  CLI::App* at = &app;
+  std::string path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-' || at->get_require_subcommand_min() == 0) return "";
+    const std::vector<CLI::App*> subs = at->get_subcommands([](CLI::App*) { return true; });
+    CLI::App* next = nullptr;
+    for (CLI::App* c : subs)
+      if (c->check_name(word)) next = c;
+    path += (path.empty() ? "" : " ") + word;
+    if (next == nullptr) {
+      std::vector<std::string> names;
+      for (const CLI::App* c : subs) names.push_back(c->get_name());
+      return "unknown command \"" + path + "\": expected one of " + moesim::join_names(names);
+    }
+    at = next;
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -198,6 +221,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (const std::string unknown = unknown_command(app, argc, argv); !unknown.empty()) {
+      std::cerr << "moesim: error: " << unknown << "\n";
+      return kUsage;
+    }
     int code = app.exit(e);
     return code == 0 ? kOk : kUsage;
   }
