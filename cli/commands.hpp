@@ -17,8 +17,8 @@ namespace moesim::cli {
 int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std::optional<EngineKind> engine,
                 const Catalog& cat);
 
-/// `moesim validate SCENARIO...`: loads every file and every variant and checks their routing; throws
-/// the first problem.
+/// `moesim validate SCENARIO...`: loads every file and every variant and runs check_scenario on each;
+/// prints every problem (one line each, naming file and pointer) and returns the exit code of the first.
 int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat);
 
 /// `moesim list [WHAT]`: catalog entries (models, gpus, clusters) and every registry (policies).

@@ -9,6 +9,7 @@
 #include <optional>
 #include <sstream>
 
+#include "cli/check.hpp"
 #include "cli/commands.hpp"
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
@@ -52,6 +53,7 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
     s.engine.kind = *engine;
     s.resolved["engine"]["kind"] = moesim::to_string(*engine);
   }
+  moesim::cli::check_scenario(s);
   const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
   if (!dir.empty()) {  // refuse before a long simulation, not after it
@@ -139,7 +141,7 @@ int main(int argc, char** argv) {
   cmp->add_option("--engine", engine, "Engine (overrides each scenario's engine.kind; des runs each in its own process)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
 
-  auto* val = app.add_subcommand("validate", "Check scenarios without running them");
+  auto* val = app.add_subcommand("validate", "Check scenarios and their variants without running them; lists every problem");
   val->add_option("scenarios", files, "Scenario JSON files")->required();
 
   auto* lst = app.add_subcommand("list", "Show catalog entries and registered policies");

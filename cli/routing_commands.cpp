@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli/check.hpp"
 #include "cli/commands.hpp"
 #include "models/eplb.hpp"
 #include "models/replay.hpp"
@@ -70,6 +71,7 @@ int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::st
   routing["trace"] = src;
   Scenario s = scenario_from_json(j, scenario, cat);
   if (engine_kind) s.engine.kind = *engine_kind;
+  check_scenario(s);
   models::ReplayEngine engine;
   if (s.engine.kind == EngineKind::kDes) {
     // Every step and the balanced reference are simulated in this process on the same cluster (one

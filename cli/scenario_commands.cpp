@@ -3,12 +3,12 @@
 #include <iostream>
 #include <optional>
 
+#include "cli/check.hpp"
 #include "cli/commands.hpp"
 #include "cli/des_process.hpp"
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
 #include "models/placement.hpp"
-#include "models/routing_source.hpp"
 #include "reports/compare.hpp"
 #include "reports/output_dir.hpp"
 #include "scenarios/error.hpp"
@@ -22,6 +22,7 @@ namespace moesim::cli {
 namespace {
 
 models::Result evaluate(const Scenario& s) {
+  check_scenario(s);
   if (s.engine.kind == EngineKind::kDes) return evaluate_des_isolated(s);
   return models::evaluate_analytic(s);
 }
@@ -63,15 +64,36 @@ int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std:
 }
 
 int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat) {
+  int first = kOk;
+  int problems = 0;
+  // Every problem is one line on stderr; the exit code is the first problem's.
+  auto check = [&](auto&& step) {
+    try {
+      step();
+      return true;
+    } catch (const std::exception& e) {
+      std::cerr << error_line(e) << "\n";
+      if (first == kOk) first = exit_code(error_kind(e));
+      ++problems;
+      return false;
+    }
+  };
   for (const auto& f : paths) {
-    Scenario s = load_scenario(f, cat);
-    models::check_routing(s);
-    Json base = read_json_file(f);
-    for (const auto& v : variants_from_json(base, f))
-      models::check_routing(scenario_from_json(apply_variant(base, v, f), f + " (variant " + v.name + ")", cat));
-    std::cout << f << ": ok (" << s.name << ", " << s.cluster.gpus() << " GPUs)\n";
+    const int before = problems;
+    Json base;
+    if (!check([&] { base = read_json_file(f); })) continue;
+    std::vector<Variant> variants;
+    check([&] { variants = variants_from_json(base, f); });
+    std::optional<Scenario> s;
+    check([&] {
+      s = scenario_from_json(base, f, cat);
+      check_scenario(*s);
+    });
+    for (const auto& v : variants)
+      check([&] { check_scenario(scenario_from_json(apply_variant(base, v, f), f + " (variant " + v.name + ")", cat)); });
+    if (problems == before) std::cout << f << ": ok (" << s->name << ", " << s->cluster.gpus() << " GPUs)\n";
   }
-  return kOk;
+  return first;
 }
 
 int list_cmd(const std::string& what, const Catalog& cat) {

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/check.hpp"
 #include "cli/commands.hpp"
 #include "reports/topology.hpp"
 #include "scenarios/error.hpp"
@@ -15,6 +16,7 @@ namespace moesim::cli {
 int topology_cmd(const std::string& scenario, const std::string& dot, OutputFormat format, bool force,
                  bool simulate, const Catalog& cat) {
   Scenario s = load_scenario(scenario, cat);
+  check_scenario(s);
   sim::Topology topo(s.cluster);
   if (!dot.empty()) {
     std::error_code ec;

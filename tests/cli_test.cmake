@@ -104,8 +104,30 @@ string(REPLACE "\"name\": \"deepseek-v3-2048xH800\"," "\"name\": \"x\", \"calibr
 file(WRITE "${WORK}/with_cal.json" "${with_cal}")
 expect_run(7 ARGS run "${WORK}/with_cal.json" STDERR "no-such-calibration.json")
 
+# Every check an engine relies on runs before anything is evaluated, in validate, run and compare alike:
+# here the fabric's buildability (a fat tree of radix 3 cannot wire 16 leaves; 3 rail planes do not
+# divide 8 GPUs per node).
 set(OLMOE16 "${SRC}/scenarios/examples/olmoe-1b-7b-16xA100.json")
 file(READ "${OLMOE16}" olmoe16)
+string(REPLACE "\"radix\": 40" "\"radix\": 3" radix3 "${olmoe16}")
+file(WRITE "${WORK}/radix3.json" "${radix3}")
+string(REPLACE "\"fat_tree\"" "\"rail_optimized\"" rail3 "${olmoe16}")
+string(REPLACE "\"radix\": 40" "\"radix\": 40, \"planes\": 3" rail3 "${rail3}")
+file(WRITE "${WORK}/rail3.json" "${rail3}")
+expect_run(4 ARGS validate "${WORK}/radix3.json" ERRORS 1
+  STDERR "radix3.json: /cluster: cluster topology: 16 leaves per plane exceed a two-level fat tree of radix 3")
+expect_run(4 ARGS validate "${WORK}/rail3.json" ERRORS 1
+  STDERR "rail3.json: /cluster: cluster topology: scale_out.planes: expected a divisor of gpus_per_node \\(8\\), found 3")
+expect_run(4 ARGS run "${WORK}/radix3.json" STDERR "radix3.json: /cluster: cluster topology")
+expect_run(4 ARGS run "${WORK}/rail3.json" --engine analytic STDERR "rail3.json: /cluster: cluster topology")
+expect_run(4 ARGS compare "${WORK}/radix3.json" STDERR "radix3.json: /cluster: cluster topology")
+# validate reports every problem of every file, one line each, and exits with the first one's code.
+expect_run(4 ARGS validate "${WORK}/radix3.json" ${EX} "${WORK}/rail3.json" ERRORS 2
+  STDOUT "deepseek-v3-2048xH800.json: ok" STDERR "radix3.json: /cluster: .*\nmoesim: error: .*rail3.json: /cluster: ")
+expect_run(3 ARGS validate "${WORK}/bad.json" "${WORK}/bad_ep.json" "${WORK}/radix3.json" ERRORS 3
+  STDERR "bad.json:1:.*bad_ep.json: /parallelism/experts/ep: .*radix3.json: /cluster: ")
+expect_run(4 ARGS validate "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json" ERRORS 1
+  STDERR "\\(variant ep3-invalid\\): /parallelism/experts/ep: expected a divisor of the expert count 8, found 3")
 
 # outputs.formats chooses the result files of an output directory: result.json, layers.csv and
 # scenario.resolved.json always, summary.txt for table (the default), summary.csv for csv.
