@@ -1,36 +1,59 @@
 #pragma once
-// Subcommands of the moesim command line that deal with routing, traces and placement. Each returns
-// an exit code (docs/exit-codes.md) and throws moesim errors for main() to map.
+// The subcommands of the moesim command line. Each returns an exit code (cli/errors.hpp,
+// docs/exit-codes.md) and throws moesim errors for main() to map. Settings chosen on the command line
+// arrive as enumerators, parsed once from their registries (scenarios/kinds.hpp) after CLI11 has
+// checked the names.
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "scenarios/catalog.hpp"
+#include "scenarios/kinds.hpp"
 
 namespace moesim::cli {
 
+/// `moesim compare SCENARIO...`: every scenario and its variants, side by side (`engine`: overrides each
+/// scenario's engine.kind; the discrete-event engine runs each evaluation in its own process).
+int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std::optional<EngineKind> engine,
+                const Catalog& cat);
+
+/// `moesim validate SCENARIO...`: loads every file and every variant and runs check_scenario on each;
+/// prints every problem (one line each, naming file and pointer) and returns the exit code of the first.
+int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat);
+
+/// `moesim list [WHAT]`: catalog entries (models, gpus, clusters) and every registry (policies).
+int list_cmd(const std::string& what, const Catalog& cat);
+
+/// `moesim import hf CONFIG`: a Hugging Face config.json as a catalog model entry, on stdout or to `out`.
+int import_hf_cmd(const std::string& path, const std::string& name, const std::string& out, bool force);
+
 struct PlaceArgs {
-  std::string policy = "eplb", weights, format = "json";
+  std::string policy = "eplb", weights;
+  OutputFormat format = OutputFormat::kJson;
   int replicas = 0, groups = 1, nodes = 1, gpus = 1;
 };
 /// `moesim place`: a placement of a layers × experts load matrix; prints {"phy2log","log2phy","logcnt"}.
 int place_cmd(const PlaceArgs& a);
 
-/// `moesim replay TRACE SCENARIO`: the scenario with its routing replaced by the trace, step by step.
-int replay_cmd(const std::string& trace, const std::string& format, const std::string& scenario, int max_steps,
-               const std::string& out_format, const std::string& engine, const Catalog& cat);
+/// `moesim replay TRACE SCENARIO`: the scenario with its routing replaced by the trace (read in
+/// `trace_format`), step by step (`engine`: overrides the scenario's engine.kind).
+int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::string& scenario, int max_steps,
+               OutputFormat format, std::optional<EngineKind> engine, const Catalog& cat);
 
 struct TraceImportArgs {
-  std::string format, input, output, model, kind = "expert_counts", domain;
+  TraceFormat format = TraceFormat::kMegatron;
+  std::string input, output, model, kind = "expert_counts", domain;
   int experts = 0, top_k = 0;
   bool force = false;
 };
 /// `moesim trace import`: a Megatron router-trace folder or a count table → moesim trace format.
 int trace_import_cmd(const TraceImportArgs& a);
 /// `moesim trace stats TRACE`: per step and layer, expert load max/mean and coefficient of variation.
-int trace_stats_cmd(const std::string& path, const std::string& format);
+int trace_stats_cmd(const std::string& path, OutputFormat format);
 
 /// `moesim topology SCENARIO`: the cluster as a graph (summary or JSON, optional GraphViz file) and the
 /// link loads of the first MoE layer's dispatch.
-int topology_cmd(const std::string& scenario, const std::string& dot, const std::string& format, bool force,
+int topology_cmd(const std::string& scenario, const std::string& dot, OutputFormat format, bool force,
                  bool simulate, const Catalog& cat);
 
 /// `moesim calibrate --check FILE`: held-out errors and predicted vs measured per shape.

@@ -4,10 +4,11 @@
 file(REMOVE_RECURSE "${WORK}")
 file(MAKE_DIRECTORY "${WORK}")
 
-# expect_run(CODE ARGS arg... [STDOUT regex] [STDERR regex]): runs moesim with the arguments and fails
-# the test unless it exits with CODE and its output matches the regular expressions.
+# expect_run(CODE ARGS arg... [STDOUT regex] [STDERR regex] [ERRORS n]): runs moesim with the arguments
+# and fails the test unless it exits with CODE, its output matches the regular expressions and (ERRORS)
+# stderr holds exactly n lines starting "moesim: error:".
 function(expect_run code)
-  cmake_parse_arguments(E "" "STDOUT;STDERR" "ARGS" ${ARGN})
+  cmake_parse_arguments(E "" "STDOUT;STDERR;ERRORS" "ARGS" ${ARGN})
   execute_process(COMMAND "${MOESIM}" ${E_ARGS} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
   if(NOT rc EQUAL code)
     message(FATAL_ERROR "moesim ${E_ARGS}: exit ${rc}, expected ${code}\nstdout: ${out}\nstderr: ${err}")
@@ -17,5 +18,12 @@ function(expect_run code)
   endif()
   if(E_STDERR AND NOT err MATCHES "${E_STDERR}")
     message(FATAL_ERROR "moesim ${E_ARGS}: stderr lacks '${E_STDERR}':\n${err}")
+  endif()
+  if(DEFINED E_ERRORS)
+    string(REGEX MATCHALL "(^|\n)moesim: error:" error_lines "${err}")
+    list(LENGTH error_lines n)
+    if(NOT n EQUAL E_ERRORS)
+      message(FATAL_ERROR "moesim ${E_ARGS}: ${n} error lines on stderr, expected ${E_ERRORS}:\n${err}")
+    endif()
   endif()
 endfunction()

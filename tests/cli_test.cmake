@@ -46,6 +46,14 @@ expect_run(5 ARGS run "${WORK}/does-not-exist.json" STDERR "cannot open")
 expect_run(2 ARGS run STDERR "scenario")
 expect_run(2 ARGS frobnicate)
 expect_run(2 ARGS run ${EX} --format yaml)
+# An unknown command is named, with the commands expected where it stands (the CLI's own list).
+expect_run(2 ARGS plan STDERR "^moesim: error: unknown command \"plan\": expected one of run, compare, validate, list, place, replay, trace, topology, calibrate, import\n$")
+expect_run(2 ARGS trace frob STDERR "unknown command \"trace frob\": expected one of import, stats")
+# Each command accepts the formats it writes, by their registered names.
+expect_run(2 ARGS compare ${EX} --format csv STDERR "--format")
+expect_run(2 ARGS run ${EX} --engine fast STDERR "--engine")
+expect_run(2 ARGS replay "${SRC}/traces/data/olmoe-1b-7b-arxiv.jsonl" ${EX} --trace-format csv STDERR "--trace-format")
+expect_run(2 ARGS trace import moesim in.csv -o out.jsonl --experts 8 STDERR "format")
 # A layout that does not fit in memory still reports, and exits 6.
 string(REPLACE "\"recompute\": \"selective\"" "\"recompute\": \"none\"" no_rc "${good}")
 string(REPLACE "\"pp\": 16" "\"pp\": 2" no_rc "${no_rc}")
@@ -95,6 +103,56 @@ expect_run(3 ARGS trace stats "${WORK}/truncated.jsonl" STDERR "truncated.jsonl:
 string(REPLACE "\"name\": \"deepseek-v3-2048xH800\"," "\"name\": \"x\", \"calibration\": \"no-such-calibration.json\"," with_cal "${good}")
 file(WRITE "${WORK}/with_cal.json" "${with_cal}")
 expect_run(7 ARGS run "${WORK}/with_cal.json" STDERR "no-such-calibration.json")
+
+# Every check an engine relies on runs before anything is evaluated, in validate, run and compare alike:
+# here the fabric's buildability (a fat tree of radix 3 cannot wire 16 leaves; 3 rail planes do not
+# divide 8 GPUs per node).
+set(OLMOE16 "${SRC}/scenarios/examples/olmoe-1b-7b-16xA100.json")
+file(READ "${OLMOE16}" olmoe16)
+string(REPLACE "\"radix\": 40" "\"radix\": 3" radix3 "${olmoe16}")
+file(WRITE "${WORK}/radix3.json" "${radix3}")
+string(REPLACE "\"fat_tree\"" "\"rail_optimized\"" rail3 "${olmoe16}")
+string(REPLACE "\"radix\": 40" "\"radix\": 40, \"planes\": 3" rail3 "${rail3}")
+file(WRITE "${WORK}/rail3.json" "${rail3}")
+expect_run(4 ARGS validate "${WORK}/radix3.json" ERRORS 1
+  STDERR "radix3.json: /cluster: cluster topology: 16 leaves per plane exceed a two-level fat tree of radix 3")
+expect_run(4 ARGS validate "${WORK}/rail3.json" ERRORS 1
+  STDERR "rail3.json: /cluster: cluster topology: scale_out.planes: expected a divisor of gpus_per_node \\(8\\), found 3")
+expect_run(4 ARGS run "${WORK}/radix3.json" STDERR "radix3.json: /cluster: cluster topology")
+expect_run(4 ARGS run "${WORK}/rail3.json" --engine analytic STDERR "rail3.json: /cluster: cluster topology")
+expect_run(4 ARGS compare "${WORK}/radix3.json" STDERR "radix3.json: /cluster: cluster topology")
+# validate reports every problem of every file, one line each, and exits with the first one's code.
+expect_run(4 ARGS validate "${WORK}/radix3.json" ${EX} "${WORK}/rail3.json" ERRORS 2
+  STDOUT "deepseek-v3-2048xH800.json: ok" STDERR "radix3.json: /cluster: .*\nmoesim: error: .*rail3.json: /cluster: ")
+expect_run(3 ARGS validate "${WORK}/bad.json" "${WORK}/bad_ep.json" "${WORK}/radix3.json" ERRORS 3
+  STDERR "bad.json:1:.*bad_ep.json: /parallelism/experts/ep: .*radix3.json: /cluster: ")
+expect_run(4 ARGS validate "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json" ERRORS 1
+  STDERR "\\(variant ep3-invalid\\): /parallelism/experts/ep: expected a divisor of the expert count 8, found 3")
+
+# outputs.formats chooses the result files of an output directory: result.json, layers.csv and
+# scenario.resolved.json always, summary.txt for table (the default), summary.csv for csv.
+string(REPLACE "\"engine\": {" "\"outputs\": { \"formats\": [\"csv\"] }, \"engine\": {" csv_only "${olmoe16}")
+file(WRITE "${WORK}/csv_only.json" "${csv_only}")
+expect_run(0 ARGS run "${WORK}/csv_only.json" --out "${WORK}/csv_only" --format json STDOUT "\"schema_version\": 1")
+expect_run(0 ARGS run "${OLMOE16}" --out "${WORK}/table_only")
+foreach(f csv_only/summary.csv csv_only/result.json csv_only/layers.csv csv_only/scenario.resolved.json
+          table_only/summary.txt table_only/result.json table_only/layers.csv table_only/scenario.resolved.json)
+  if(NOT EXISTS "${WORK}/${f}")
+    message(FATAL_ERROR "missing ${WORK}/${f}")
+  endif()
+endforeach()
+foreach(f csv_only/summary.txt table_only/summary.csv)
+  if(EXISTS "${WORK}/${f}")
+    message(FATAL_ERROR "${WORK}/${f}: written, but outputs.formats does not list its format")
+  endif()
+endforeach()
+
+# compare runs the discrete-event engine in a child process, which hands back the error with its type:
+# a missing calibration exits 7 as with the analytic engine, naming the file.
+string(REPLACE "\"name\": \"olmoe-1b-7b-16xA100\"," "\"name\": \"x\", \"calibration\": \"no-such-calibration.json\"," olmoe_cal "${olmoe16}")
+file(WRITE "${WORK}/olmoe_cal.json" "${olmoe_cal}")
+expect_run(7 ARGS compare "${WORK}/olmoe_cal.json" STDERR "no-such-calibration.json")
+expect_run(7 ARGS compare "${WORK}/olmoe_cal.json" --engine des STDERR "^moesim: error: .*no-such-calibration.json")
 
 # Topology: summary, SimGrid check of one EP group, GraphViz never overwriting.
 set(MIX "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json")

@@ -1,0 +1,20 @@
+#include "cli/check.hpp"
+
+#include "models/routing_source.hpp"
+#include "scenarios/error.hpp"
+#include "sim/topology.hpp"
+
+namespace moesim::cli {
+
+void check_scenario(const Scenario& s) {
+  models::check_routing(s);
+  try {
+    const sim::Topology fabric(s.cluster);
+  } catch (const ConfigError& e) {
+    // The topology names the cluster setting in its own terms; the scenario file and the pointer of
+    // the cluster section locate it.
+    throw ConfigError(s.source + ": /cluster: " + e.what());
+  }
+}
+
+}  // namespace moesim::cli

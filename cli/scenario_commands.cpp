@@ -1,0 +1,132 @@
+// `moesim compare`, `validate`, `list` and `import hf`: the commands that read scenarios and catalog
+// entries without writing an output directory.
+#include <iostream>
+#include <optional>
+
+#include "cli/check.hpp"
+#include "cli/commands.hpp"
+#include "cli/des_process.hpp"
+#include "cli/errors.hpp"
+#include "models/analytic.hpp"
+#include "models/placement.hpp"
+#include "reports/compare.hpp"
+#include "reports/output_dir.hpp"
+#include "scenarios/error.hpp"
+#include "scenarios/hf_import.hpp"
+#include "scenarios/loader.hpp"
+#include "traces/generators.hpp"
+#include "traces/load.hpp"
+#include "traces/policies.hpp"
+
+namespace moesim::cli {
+namespace {
+
+models::Result evaluate(const Scenario& s) {
+  check_scenario(s);
+  if (s.engine.kind == EngineKind::kDes) return evaluate_des_isolated(s);
+  return models::evaluate_analytic(s);
+}
+
+}  // namespace
+
+int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std::optional<EngineKind> engine,
+                const Catalog& cat) {
+  std::vector<reports::CompareRow> rows;
+  for (const auto& path : paths) {
+    Json base = read_json_file(path);
+    auto variants = variants_from_json(base, path);
+    {
+      reports::CompareRow row;
+      Scenario s = scenario_from_json(base, path, cat);  // the base must be valid
+      if (engine) s.engine.kind = *engine;
+      row.name = s.name;
+      row.result = evaluate(s);
+      rows.push_back(std::move(row));
+    }
+    for (const auto& v : variants) {
+      reports::CompareRow row;
+      Json patched = apply_variant(base, v, path);
+      row.name = patched.value("name", v.name);
+      try {
+        Scenario s = scenario_from_json(patched, path + " (variant " + v.name + ")", cat);
+        if (engine) s.engine.kind = *engine;
+        row.result = evaluate(s);
+      } catch (const ConfigError& e) {
+        row.ok = false;
+        row.error = e.what();
+      }
+      rows.push_back(std::move(row));
+    }
+  }
+  if (format == OutputFormat::kJson) std::cout << reports::compare_json(rows).dump(2) << "\n";
+  else reports::write_compare_table(std::cout, rows);
+  return kOk;
+}
+
+int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat) {
+  int first = kOk;
+  int problems = 0;
+  // Every problem is one line on stderr; the exit code is the first problem's.
+  auto check = [&](auto&& step) {
+    try {
+      step();
+      return true;
+    } catch (const std::exception& e) {
+      std::cerr << error_line(e) << "\n";
+      if (first == kOk) first = exit_code(error_kind(e));
+      ++problems;
+      return false;
+    }
+  };
+  for (const auto& f : paths) {
+    const int before = problems;
+    Json base;
+    if (!check([&] { base = read_json_file(f); })) continue;
+    std::vector<Variant> variants;
+    check([&] { variants = variants_from_json(base, f); });
+    std::optional<Scenario> s;
+    check([&] {
+      s = scenario_from_json(base, f, cat);
+      check_scenario(*s);
+    });
+    for (const auto& v : variants)
+      check([&] { check_scenario(scenario_from_json(apply_variant(base, v, f), f + " (variant " + v.name + ")", cat)); });
+    if (problems == before) std::cout << f << ": ok (" << s->name << ", " << s->cluster.gpus() << " GPUs)\n";
+  }
+  return first;
+}
+
+int list_cmd(const std::string& what, const Catalog& cat) {
+  auto show = [&](const char* title, CatalogKind k) {
+    std::cout << title << ":\n";
+    for (const auto& n : cat.names(k)) std::cout << "  catalog:" << n << "\n";
+  };
+  if (what.empty() || what == "models") show("models", CatalogKind::kModel);
+  if (what.empty() || what == "gpus") show("gpus", CatalogKind::kGpu);
+  if (what.empty() || what == "clusters") show("clusters", CatalogKind::kCluster);
+  if (what.empty() || what == "policies") {
+    std::vector<const RegistryBase*> regs{&traces::routing_policies(), &traces::gate_generators(),
+                                          &traces::load_profiles(), &models::placement_policies()};
+    for (const auto* r : setting_registries()) regs.push_back(r);
+    for (const auto* r : regs) {
+      std::cout << r->title() << ":\n";
+      for (const auto& e : *r) std::cout << "  " << e.name << "  " << e.description << "\n";
+    }
+  }
+  return kOk;
+}
+
+int import_hf_cmd(const std::string& path, const std::string& name, const std::string& out, bool force) {
+  Json cfg = read_json_file(path);
+  Json m = import_hf_config(cfg, path, name);
+  const std::string text = m.dump(2) + "\n";
+  if (out.empty()) {
+    std::cout << text;
+  } else {
+    reports::write_file(out, text, force);
+    std::cerr << "moesim: wrote " << out << "\n";
+  }
+  return kOk;
+}
+
+}  // namespace moesim::cli

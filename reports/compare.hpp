@@ -1,0 +1,26 @@
+#pragma once
+/// \file `moesim compare`: scenarios and their variants side by side, as a table or JSON.
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/result.hpp"
+
+namespace moesim::reports {
+
+/// One row of a comparison.
+struct CompareRow {
+  std::string name;
+  bool ok = true;          ///< false: the variant failed validation (error holds the message)
+  std::string error;
+  models::Result result;
+};
+/// Side-by-side table sorted by throughput (tokens/s), infeasible and invalid rows last with reasons.
+void write_compare_table(std::ostream& out, std::vector<CompareRow> rows);
+/// The same rows as {"schema_version", "variants": [...]}, in the table's order.
+nlohmann::json compare_json(std::vector<CompareRow> rows);
+
+}  // namespace moesim::reports
