@@ -63,6 +63,15 @@ int calibrate_check_cmd(const std::string& path) {
   return 0;
 }
 
+const Registry<CalibrationPlan>& calibration_plans() {
+  static const Registry<CalibrationPlan> r{
+      "calibration plan",
+      "calibration sweeps (moesim calibrate --plan)",
+      {{"full", "every kernel family over the shapes of docs/calibration.md", CalibrationPlan::kFull},
+       {"smoke", "a few shapes per family: checks the pipeline in seconds", CalibrationPlan::kSmoke}}};
+  return r;
+}
+
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
                       const std::string& command_line, const Catalog& cat) {
 #ifdef MOESIM_WITH_PROFILER
@@ -72,7 +81,9 @@ int calibrate_run_cmd(const std::string& out, const std::string& plan, const std
   std::string name;
   if (!is_catalog_ref(gpu, name)) name = gpu;
   const GpuSpec spec = gpu_from_json(cat.load(CatalogKind::kGpu, name, "--gpu", ""), cat.path(CatalogKind::kGpu, name, "--gpu", ""), "");
-  const calibrate::ProfilePlan p = plan == "smoke" ? calibrate::smoke_profile_plan() : calibrate::default_profile_plan();
+  const calibrate::ProfilePlan p = calibration_plans().get(plan) == CalibrationPlan::kSmoke
+                                       ? calibrate::smoke_profile_plan()
+                                       : calibrate::default_profile_plan();
   calibrate::ProfileResult r = calibrate::run_profile(p, &std::cerr);
   calibrate::print_table(std::cerr, r);
   calibrate::FitOptions o = calibrate::fit_options_for(spec);

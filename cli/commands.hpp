@@ -22,7 +22,12 @@ int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std:
 int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat);
 
 /// `moesim list [WHAT]`: catalog entries (models, gpus, clusters) and every registry (policies).
-int list_cmd(const std::string& what, const Catalog& cat);
+/// What `moesim list` shows.
+enum class ListTopic { kModels, kGpus, kClusters, kPolicies, kParameters };
+const Registry<ListTopic>& list_topics();
+/// `moesim list [TOPIC]`: catalog entries, registries, or the scenario parameters (all but parameters
+/// when no topic is given).
+int list_cmd(std::optional<ListTopic> what, const Catalog& cat);
 
 /// `moesim import hf CONFIG`: a Hugging Face config.json as a catalog model entry, on stdout or to `out`.
 int import_hf_cmd(const std::string& path, const std::string& name, const std::string& out, bool force);
@@ -58,6 +63,9 @@ int topology_cmd(const std::string& scenario, const std::string& dot, OutputForm
 
 /// `moesim calibrate --check FILE`: held-out errors and predicted vs measured per shape.
 int calibrate_check_cmd(const std::string& path);
+/// Calibration sweeps `moesim calibrate --plan` chooses.
+enum class CalibrationPlan { kFull, kSmoke };
+const Registry<CalibrationPlan>& calibration_plans();
 /// `moesim calibrate --out FILE`: profile the kernels on this GPU, fit, write, then check (CUDA builds).
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
                       const std::string& command_line, const Catalog& cat);

@@ -144,8 +144,8 @@ int main(int argc, char** argv) {
   val->add_option("scenarios", files, "Scenario JSON files")->required();
 
   auto* lst = app.add_subcommand("list", "Show catalog entries and registered policies");
-  lst->add_option("what", what, "models, gpus, clusters or policies (default: all)")
-      ->check(CLI::IsMember({"models", "gpus", "clusters", "policies"}));
+  lst->add_option("what", what, "one of " + moesim::join_names(moesim::cli::list_topics().names()) + " (default: all but parameters)")
+      ->check(CLI::IsMember(moesim::cli::list_topics().names()));
 
   moesim::cli::PlaceArgs place_args;
   std::string place_format = moesim::to_string(place_args.format);
@@ -206,7 +206,7 @@ int main(int argc, char** argv) {
   std::string cal_out, cal_check, cal_plan = "full", cal_gpu = "catalog:h100-sxm";
   auto* cal = app.add_subcommand("calibrate", "Measure the MoE kernels on this GPU and fit a calibration file");
   cal->add_option("--out", cal_out, "Calibration file to write (never overwritten without --force)");
-  cal->add_option("--plan", cal_plan, "Sweep plan")->check(CLI::IsMember({"full", "smoke"}));
+  cal->add_option("--plan", cal_plan, "Sweep plan")->check(CLI::IsMember(moesim::cli::calibration_plans().names()));
   cal->add_option("--gpu", cal_gpu, "Catalog GPU whose datasheet peaks the efficiencies refer to");
   cal->add_option("--check", cal_check, "Print predicted against measured for a calibration's held-out shapes");
   cal->add_flag("--force", force, "Overwrite --out if it exists");
@@ -238,7 +238,9 @@ int main(int argc, char** argv) {
     if (*run) return run_cmd(file, out_format, out_dir, force, engine_kind, cat);
     if (*cmp) return moesim::cli::compare_cmd(files, out_format, engine_kind, cat);
     if (*val) return moesim::cli::validate_cmd(files, cat);
-    if (*lst) return moesim::cli::list_cmd(what, cat);
+    if (*lst)
+      return moesim::cli::list_cmd(
+          what.empty() ? std::nullopt : std::optional<moesim::cli::ListTopic>(moesim::cli::list_topics().get(what)), cat);
     if (*hf) return moesim::cli::import_hf_cmd(file, name, output, force);
     if (*plc) {
       place_args.format = formats.get(place_format, "--format");

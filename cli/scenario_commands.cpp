@@ -11,6 +11,7 @@
 #include "models/placement.hpp"
 #include "reports/compare.hpp"
 #include "reports/output_dir.hpp"
+#include "scenarios/params.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/hf_import.hpp"
 #include "scenarios/loader.hpp"
@@ -96,15 +97,30 @@ int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat) {
   return first;
 }
 
-int list_cmd(const std::string& what, const Catalog& cat) {
+const Registry<ListTopic>& list_topics() {
+  static const Registry<ListTopic> r{
+      "list topic",
+      "what `moesim list` shows",
+      {{"models", "catalog MoE architectures (scenarios/catalog/models)", ListTopic::kModels},
+       {"gpus", "catalog GPUs (scenarios/catalog/gpus)", ListTopic::kGpus},
+       {"clusters", "catalog clusters (scenarios/catalog/clusters)", ListTopic::kClusters},
+       {"policies", "every registry: policies, generators, placements and the enum-like settings", ListTopic::kPolicies},
+       {"parameters", "every scenario parameter with type, range, default (docs/scenario-format.md)",
+        ListTopic::kParameters}}};
+  return r;
+}
+
+int list_cmd(std::optional<ListTopic> what, const Catalog& cat) {
   auto show = [&](const char* title, CatalogKind k) {
     std::cout << title << ":\n";
     for (const auto& n : cat.names(k)) std::cout << "  catalog:" << n << "\n";
   };
-  if (what.empty() || what == "models") show("models", CatalogKind::kModel);
-  if (what.empty() || what == "gpus") show("gpus", CatalogKind::kGpu);
-  if (what.empty() || what == "clusters") show("clusters", CatalogKind::kCluster);
-  if (what.empty() || what == "policies") {
+  const auto want = [&](ListTopic t) { return !what || *what == t; };
+  if (want(ListTopic::kModels)) show("models", CatalogKind::kModel);
+  if (want(ListTopic::kGpus)) show("gpus", CatalogKind::kGpu);
+  if (want(ListTopic::kClusters)) show("clusters", CatalogKind::kCluster);
+  if (what == ListTopic::kParameters) std::cout << parameters_markdown();
+  if (want(ListTopic::kPolicies)) {
     std::vector<const RegistryBase*> regs{&traces::routing_policies(), &traces::gate_generators(),
                                           &traces::load_profiles(), &models::placement_policies()};
     for (const auto* r : setting_registries()) regs.push_back(r);

@@ -5,6 +5,7 @@
 
 #include "models/analytic.hpp"
 #include "models/placement/metrics.hpp"
+#include "models/placement.hpp"
 #include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
 
@@ -23,8 +24,8 @@ ReplayResult replay(const Scenario& s, int max_steps, const ReplayEngine& engine
   // Bytes that follow an expert when it moves: BF16 weights, the FP32 master copy and two Adam moments.
   const double state_b = bytes_of(s.workload.optimizer_state_dtype);
   const double expert_bytes = pc.expert / s.parallelism.etp * (2.0 + (s.workload.master_weights ? 4.0 : 0.0) + 2 * state_b);
-  const bool replicated = !((s.placement.policy == "contiguous" || s.placement.policy == "round_robin") &&
-                            s.placement.redundant_experts == 0);
+  const bool replicated =
+      placement_policies().get(s.placement.policy).load_aware || s.placement.redundant_experts > 0;
 
   PlacementResult current;
   ExpertLoads window;

@@ -17,6 +17,16 @@
 #include "traces/trace_format.hpp"
 
 namespace moesim::traces {
+
+const Registry<MegatronBlock>& megatron_blocks() {
+  static const Registry<MegatronBlock> r{
+      "megatron block",
+      "Megatron-Core router-trace blocks",
+      {{"decoder", "the decoder stack", MegatronBlock::decoder},
+       {"mtp", "a multi-token-prediction module, numbered by mtp_idx", MegatronBlock::mtp}}};
+  return r;
+}
+
 namespace {
 
 namespace fs = std::filesystem;
@@ -105,9 +115,9 @@ void read_megatron_file(const std::string& path, int rank, int experts, TopkOrig
     const int layer = static_cast<int>(r.get_int_in("layer", 0, INT_MAX, std::nullopt));
     const int64_t num_tokens = r.get_int_in("num_tokens", 0, INT32_MAX, std::nullopt);
     const int k = static_cast<int>(r.get_int_in("topk", 1, experts, std::nullopt));
-    const std::string block = r.get_enum("block", {"decoder", "mtp"}, "decoder");
+    const MegatronBlock block = r.get_choice("block", megatron_blocks(), MegatronBlock::decoder);
     int mtp_idx = 0;
-    if (block == "mtp") {
+    if (block == MegatronBlock::mtp) {
       mtp_idx = static_cast<int>(r.get_int_in("mtp_idx", 0, INT_MAX, 0));
     } else if (r.has("mtp_idx")) {
       config_fail(src, "/mtp_idx", "no mtp_idx on a decoder record (only \"block\": \"mtp\" has one)",
@@ -125,11 +135,11 @@ void read_megatron_file(const std::string& path, int rank, int experts, TopkOrig
                   describe_json(idx));
     r.finish();
 
-    const MegatronKey key{step, block == "mtp" ? 1 : 0, mtp_idx, layer};
+    const MegatronKey key{step, block == MegatronBlock::mtp ? 1 : 0, mtp_idx, layer};
     auto [it, fresh] = out.try_emplace(key);
     MegatronSample& ms = it->second;
     if (fresh) {
-      ms.block = block == "mtp" ? MegatronBlock::mtp : MegatronBlock::decoder;
+      ms.block = block;
       ms.mtp_idx = mtp_idx;
       ms.sample.step = step;
       ms.sample.layer = layer;

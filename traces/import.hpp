@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/registry.hpp"
 #include "traces/routing_sample.hpp"
 
 namespace moesim::traces {
@@ -23,6 +24,8 @@ enum class MegatronBlock {
   decoder,  ///< the decoder stack ("block": "decoder", the default)
   mtp,      ///< a multi-token-prediction module ("block": "mtp", numbered by "mtp_idx")
 };
+/// The "block" values of a Megatron router-trace record.
+const Registry<MegatronBlock>& megatron_blocks();
 
 /// One imported (step, layer, block): the routing of all ranks together.
 struct MegatronSample {

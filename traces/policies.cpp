@@ -444,9 +444,12 @@ void check_capacity_factor(const PolicySpec& spec) {
     bad(spec.name, "capacity_factor", "a factor > 0", num(spec.capacity_factor));
 }
 
+std::unique_ptr<RoutingPolicy> make_expert_choice(const PolicySpec& spec);
+
 std::unique_ptr<RoutingPolicy> make_capacity(const PolicySpec& spec) {
   check_capacity_factor(spec);
-  if (spec.base == "capacity" || spec.base == "expert_choice")
+  const PolicyFactory* base_factory = routing_policies().find(spec.base);
+  if (base_factory && (*base_factory == make_capacity || *base_factory == make_expert_choice))
     bad(spec.name, "base", "a token-choice policy (not capacity or expert_choice)", "\"" + spec.base + "\"");
   if (!routing_policies().contains(spec.base))
     bad(spec.name, "base", "a registered routing policy", "\"" + spec.base + "\"");
