@@ -27,8 +27,8 @@
 #include "sim/step_sim.hpp"
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
+
+#include "tests/support/subprocess.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -299,42 +299,6 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
 
 // ================================================================================ 4. determinism
 
-// Runs `f` in a child process and returns what it wrote to the pipe (the child exits 0 on success).
-template <class F>
-std::string in_child(F f) {
-  int fd[2];
-  if (pipe(fd) != 0) return "pipe failed";
-  const pid_t pid = fork();
-  if (pid < 0) return "fork failed";
-  if (pid == 0) {
-    close(fd[0]);
-    std::string out;
-    try {
-      out = f();
-    } catch (const std::exception& e) {
-      out = std::string("error: ") + e.what();
-    }
-    const char* p = out.data();
-    std::size_t left = out.size();
-    while (left > 0) {
-      const ssize_t n = write(fd[1], p, left);
-      if (n <= 0) _exit(2);
-      p += n;
-      left -= static_cast<std::size_t>(n);
-    }
-    _exit(0);
-  }
-  close(fd[1]);
-  std::string got;
-  char buf[65536];
-  for (ssize_t n; (n = read(fd[0], buf, sizeof buf)) > 0;) got.append(buf, static_cast<std::size_t>(n));
-  close(fd[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) got += "\nchild failed";
-  return got;
-}
-
 TEST(StepSimDeterminism, FreshProcessesGiveIdenticalBytes) {
   // Contention, a straggler, two EP groups per stage all simulated, every GPU traced: the step time
   // (exact bits, %a) and the serialised Chrome trace of two fresh processes must be identical.
@@ -347,9 +311,12 @@ TEST(StepSimDeterminism, FreshProcessesGiveIdenticalBytes) {
     reports::write_chrome_trace(d, trace);
     return std::string(bits) + trace.str();
   };
-  const std::string first = in_child(run);
-  const std::string second = in_child(run);
-  ASSERT_EQ(first.rfind("error", 0), std::string::npos) << first.substr(0, 500);
+  const test_support::ChildOutput a = test_support::run_in_child(run);
+  const test_support::ChildOutput b = test_support::run_in_child(run);
+  ASSERT_TRUE(a.ok()) << a.failure;
+  ASSERT_TRUE(b.ok()) << b.failure;
+  const std::string& first = a.bytes;
+  const std::string& second = b.bytes;
   EXPECT_GT(first.size(), 10000u);
   EXPECT_TRUE(first == second) << "the two processes differ (sizes " << first.size() << ", " << second.size() << ")";
 }
