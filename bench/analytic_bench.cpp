@@ -11,7 +11,8 @@ namespace {
 const moesim::Scenario& deepseek() {
   static const moesim::Scenario s = [] {
     moesim::Catalog cat({std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"});
-    return moesim::load_scenario(std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/deepseek-v3-2048xH800.json", cat);
+    return moesim::load_scenario(
+        std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/deepseek-v3-2048xH800.json", cat);
   }();
   return s;
 }

@@ -35,30 +35,34 @@ std::string shape_of(const calibrate::Measurement& m) {
 int calibrate_check_cmd(const std::string& path) {
   const calibrate::Calibration c = calibrate::read_calibration(path);
   std::cout << "calibration " << path << ": " << c.device.name << " (" << c.device.sm_count << " SMs, driver "
-            << c.device.driver_version << ", CUDA " << c.device.cuda_version << ", " << c.device.date << ")\n\n";
+            << c.device.driver_version << ", CUDA " << c.device.cuda_version << ", " << c.device.date
+            << ")\n\n";
   std::cout << "held-out prediction error per kernel family:\n"
-            << std::setw(14) << "family" << std::setw(8) << "points" << std::setw(10) << "median" << std::setw(10)
-            << "p95" << std::setw(10) << "max" << "\n";
+            << std::setw(14) << "family" << std::setw(8) << "points" << std::setw(10) << "median"
+            << std::setw(10) << "p95" << std::setw(10) << "max"
+            << "\n";
   for (const auto& [family, e] : c.held_out.families)
     std::cout << std::setw(14) << calibrate::to_string(family) << std::setw(8) << e.count << std::setw(9)
-              << std::fixed << std::setprecision(2) << 100 * e.median << "%" << std::setw(9) << 100 * e.p95 << "%"
-              << std::setw(9) << 100 * e.max << "%\n";
+              << std::fixed << std::setprecision(2) << 100 * e.median << "%" << std::setw(9) << 100 * e.p95
+              << "%" << std::setw(9) << 100 * e.max << "%\n";
   std::cout << "\nheld-out shapes, predicted against measured:\n";
   for (const auto& m : c.measurements) {
     if (!m.held_out) continue;
     const calibrate::FamilyModel* fm = c.model(m.family);
     if (fm == nullptr || !fm->covers(m)) continue;
     const double p = fm->predict(m);
-    std::cout << "  " << std::left << std::setw(13) << calibrate::to_string(m.family) << std::setw(24) << m.variant
-              << std::setw(40) << shape_of(m) << std::right << std::setw(11) << std::setprecision(2) << m.median_s * 1e6
-              << " us" << std::setw(11) << p * 1e6 << " us" << std::setw(9) << std::showpos
-              << 100 * (p - m.median_s) / m.median_s << "%" << std::noshowpos << "\n";
+    std::cout << "  " << std::left << std::setw(13) << calibrate::to_string(m.family) << std::setw(24)
+              << m.variant << std::setw(40) << shape_of(m) << std::right << std::setw(11)
+              << std::setprecision(2) << m.median_s * 1e6 << " us" << std::setw(11) << p * 1e6 << " us"
+              << std::setw(9) << std::showpos << 100 * (p - m.median_s) / m.median_s << "%" << std::noshowpos
+              << "\n";
   }
   if (!c.held_out.layers.empty()) {
     std::cout << "\nwhole layers:\n";
     for (const auto& l : c.held_out.layers)
-      std::cout << "  " << std::left << std::setw(60) << l.name << std::right << std::setw(11) << l.measured_s * 1e6
-                << " us" << std::setw(11) << l.predicted_s * 1e6 << " us" << std::setw(8) << 100 * l.rel_error << "%\n";
+      std::cout << "  " << std::left << std::setw(60) << l.name << std::right << std::setw(11)
+                << l.measured_s * 1e6 << " us" << std::setw(11) << l.predicted_s * 1e6 << " us"
+                << std::setw(8) << 100 * l.rel_error << "%\n";
   }
   return 0;
 }
@@ -80,7 +84,8 @@ int calibrate_run_cmd(const std::string& out, const std::string& plan, const std
     throw IoError(out + ": refusing to overwrite an existing calibration (use --force or another --out)");
   std::string name;
   if (!is_catalog_ref(gpu, name)) name = gpu;
-  const GpuSpec spec = gpu_from_json(cat.load(CatalogKind::kGpu, name, "--gpu", ""), cat.path(CatalogKind::kGpu, name, "--gpu", ""), "");
+  const GpuSpec spec = gpu_from_json(cat.load(CatalogKind::kGpu, name, "--gpu", ""),
+                                     cat.path(CatalogKind::kGpu, name, "--gpu", ""), "");
   const calibrate::ProfilePlan p = calibration_plans().get(plan) == CalibrationPlan::kSmoke
                                        ? calibrate::smoke_profile_plan()
                                        : calibrate::default_profile_plan();
@@ -102,7 +107,8 @@ int calibrate_run_cmd(const std::string& out, const std::string& plan, const std
 #else
   (void)out, (void)plan, (void)gpu, (void)force, (void)command_line, (void)cat;
   throw CalibrationError(
-      "moesim calibrate: expected a build with CUDA and CUPTI (nvcc found at configure time) to measure kernels, "
+      "moesim calibrate: expected a build with CUDA and CUPTI (nvcc found at configure time) to measure "
+      "kernels, "
       "found a build without them; `moesim calibrate --check FILE` works in every build");
 #endif
 }

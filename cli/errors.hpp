@@ -3,9 +3,8 @@
 /// them, and how a child process hands one to its parent without losing its type.
 
 #include <exception>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "scenarios/registry.hpp"
 

@@ -1,7 +1,6 @@
 // moesim command line: argument handling, and the only place that turns errors into exit codes
 // (cli/errors.hpp, docs/exit-codes.md).
 #include <CLI/CLI.hpp>
-
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -36,7 +35,8 @@ void write_des_files(const std::string& dir, const moesim::sim::StepSimResult& d
   std::error_code ec;
   for (const char* n : {"trace.json", "links.csv"})
     if (!force && fs::exists(p / n, ec))
-      throw moesim::IoError((p / n).string() + ": refusing to overwrite an existing result (use --force or another --out)");
+      throw moesim::IoError((p / n).string() +
+                            ": refusing to overwrite an existing result (use --force or another --out)");
   std::ostringstream trace, links;
   moesim::reports::write_chrome_trace(d, trace);
   moesim::reports::write_link_usage_csv(d.links, links);
@@ -65,9 +65,15 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
   const moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s);
   const moesim::sim::StepSimResult* d = des ? &*des : nullptr;
   switch (format) {
-    case moesim::OutputFormat::kJson: std::cout << moesim::reports::result_json(s, r, d).dump(2) << "\n"; break;
-    case moesim::OutputFormat::kCsv: moesim::reports::write_summary_csv(std::cout, r); break;
-    case moesim::OutputFormat::kTable: moesim::reports::write_table(std::cout, s, r, d); break;
+    case moesim::OutputFormat::kJson:
+      std::cout << moesim::reports::result_json(s, r, d).dump(2) << "\n";
+      break;
+    case moesim::OutputFormat::kCsv:
+      moesim::reports::write_summary_csv(std::cout, r);
+      break;
+    case moesim::OutputFormat::kTable:
+      moesim::reports::write_table(std::cout, s, r, d);
+      break;
   }
   if (!dir.empty()) {
     moesim::reports::write_run_outputs(dir, s, r, force, d);
@@ -115,45 +121,59 @@ int main(int argc, char** argv) {
   using moesim::TraceFormat;
   CLI::App app{"moesim: performance model and simulator for Mixture-of-Experts training on GPU clusters"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string(moesim::reports::version()) + " (" + moesim::reports::git_sha() + ")");
+  app.set_version_flag("--version",
+                       std::string(moesim::reports::version()) + " (" + moesim::reports::git_sha() + ")");
   // Settings named on the command line are checked against their registries (or the part of one a
   // command supports) by CLI11 and parsed to their enumerators after parsing.
   const auto& formats = moesim::output_formats();
-  const std::vector<std::string> table_or_json = names_of(formats, {OutputFormat::kTable, OutputFormat::kJson});
+  const std::vector<std::string> table_or_json =
+      names_of(formats, {OutputFormat::kTable, OutputFormat::kJson});
   const std::string table = moesim::to_string(OutputFormat::kTable);
   std::string format = table, out_dir, what, name, output;
   std::vector<std::string> files;
   std::string file, engine;
   bool force = false;
 
-  auto* run = app.add_subcommand("run", "Evaluate a scenario and print its result (exit 6 if it does not fit)");
+  auto* run =
+      app.add_subcommand("run", "Evaluate a scenario and print its result (exit 6 if it does not fit)");
   run->add_option("scenario", file, "Scenario JSON file")->required();
-  run->add_option("--format", format, "Output on stdout")->check(CLI::IsMember(formats.names()))->capture_default_str();
+  run->add_option("--format", format, "Output on stdout")
+      ->check(CLI::IsMember(formats.names()))
+      ->capture_default_str();
   run->add_option("--out", out_dir, "Output directory (overrides the scenario's outputs.dir)");
   run->add_flag("--force", force, "Overwrite existing result files in the output directory");
   run->add_option("--engine", engine, "Engine (overrides the scenario's engine.kind)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
 
-  auto* cmp = app.add_subcommand("compare", "Evaluate scenarios and their variants side by side, by throughput");
+  auto* cmp =
+      app.add_subcommand("compare", "Evaluate scenarios and their variants side by side, by throughput");
   cmp->add_option("scenarios", files, "Scenario JSON files (each with optional \"variants\")")->required();
-  cmp->add_option("--format", format, "Output on stdout")->check(CLI::IsMember(table_or_json))->capture_default_str();
-  cmp->add_option("--engine", engine, "Engine (overrides each scenario's engine.kind; des runs each in its own process)")
+  cmp->add_option("--format", format, "Output on stdout")
+      ->check(CLI::IsMember(table_or_json))
+      ->capture_default_str();
+  cmp->add_option("--engine", engine,
+                  "Engine (overrides each scenario's engine.kind; des runs each in its own process)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
 
-  auto* val = app.add_subcommand("validate", "Check scenarios and their variants without running them; lists every problem");
+  auto* val = app.add_subcommand(
+      "validate", "Check scenarios and their variants without running them; lists every problem");
   val->add_option("scenarios", files, "Scenario JSON files")->required();
 
   auto* lst = app.add_subcommand("list", "Show catalog entries and registered policies");
-  lst->add_option("what", what, "one of " + moesim::join_names(moesim::cli::list_topics().names()) + " (default: all but parameters)")
+  lst->add_option("what", what,
+                  "one of " + moesim::join_names(moesim::cli::list_topics().names()) +
+                      " (default: all but parameters)")
       ->check(CLI::IsMember(moesim::cli::list_topics().names()));
 
   moesim::cli::PlaceArgs place_args;
   std::string place_format = moesim::to_string(place_args.format);
   auto* plc = app.add_subcommand("place", "Place experts on GPUs from a layers x experts load matrix");
   plc->add_option("--policy", place_args.policy, "Placement policy (moesim list policies)");
-  plc->add_option("--weights", place_args.weights, "JSON file: an array of layers, each an array of expert loads")
+  plc->add_option("--weights", place_args.weights,
+                  "JSON file: an array of layers, each an array of expert loads")
       ->required();
-  plc->add_option("--replicas", place_args.replicas, "Physical expert slots per layer (default: the experts)");
+  plc->add_option("--replicas", place_args.replicas,
+                  "Physical expert slots per layer (default: the experts)");
   plc->add_option("--groups", place_args.groups, "Expert groups (hierarchical EPLB)");
   plc->add_option("--nodes", place_args.nodes, "Nodes");
   plc->add_option("--gpus", place_args.gpus, "GPUs (expert-parallel ranks)");
@@ -170,7 +190,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(moesim::trace_formats().names()))
       ->capture_default_str();
   rpl->add_option("--steps", max_steps, "Replay at most this many steps (0: all)");
-  rpl->add_option("--format", format, "Output on stdout")->check(CLI::IsMember(table_or_json))->capture_default_str();
+  rpl->add_option("--format", format, "Output on stdout")
+      ->check(CLI::IsMember(table_or_json))
+      ->capture_default_str();
   rpl->add_option("--engine", engine, "Engine (overrides the scenario's engine.kind)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
 
@@ -178,12 +200,16 @@ int main(int argc, char** argv) {
   std::string import_format;
   auto* trc = app.add_subcommand("trace", "Routing traces: import and inspect");
   trc->require_subcommand(1);
-  auto* trc_imp = trc->add_subcommand("import", "Convert a Megatron router trace or a count table to the moesim format");
+  auto* trc_imp =
+      trc->add_subcommand("import", "Convert a Megatron router trace or a count table to the moesim format");
   trc_imp->add_option("format", import_format, "Format of INPUT")
       ->required()
-      ->check(CLI::IsMember(names_of(moesim::trace_formats(), {TraceFormat::kMegatron, TraceFormat::kCountTable})));
-  trc_imp->add_option("input", ti.input, "Folder of router_trace_rank*.jsonl, or the CSV count table")->required();
-  trc_imp->add_option("-o,--output", ti.output, "Trace file to write (never overwritten without --force)")->required();
+      ->check(CLI::IsMember(
+          names_of(moesim::trace_formats(), {TraceFormat::kMegatron, TraceFormat::kCountTable})));
+  trc_imp->add_option("input", ti.input, "Folder of router_trace_rank*.jsonl, or the CSV count table")
+      ->required();
+  trc_imp->add_option("-o,--output", ti.output, "Trace file to write (never overwritten without --force)")
+      ->required();
   trc_imp->add_option("--experts", ti.experts, "Experts per MoE layer")->required();
   trc_imp->add_option("--top-k", ti.top_k, "Experts per token (count tables)");
   trc_imp->add_option("--model", ti.model, "Count table: model column");
@@ -192,23 +218,32 @@ int main(int argc, char** argv) {
   trc_imp->add_flag("--force", ti.force, "Replace --output if it exists");
   auto* trc_stats = trc->add_subcommand("stats", "Per step and layer expert-load statistics of a trace");
   trc_stats->add_option("trace", trace_file, "moesim trace file")->required();
-  trc_stats->add_option("--format", format, "Output")->check(CLI::IsMember(table_or_json))->capture_default_str();
+  trc_stats->add_option("--format", format, "Output")
+      ->check(CLI::IsMember(table_or_json))
+      ->capture_default_str();
 
   std::string dot_file;
-  auto* topo = app.add_subcommand("topology", "The cluster's network as a graph: hops, bisection, dispatch link loads");
+  auto* topo = app.add_subcommand("topology",
+                                  "The cluster's network as a graph: hops, bisection, dispatch link loads");
   topo->add_option("scenario", file, "Scenario JSON file")->required();
   topo->add_option("--dot", dot_file, "Also write the graph in GraphViz dot to this file");
-  topo->add_option("--format", format, "Output on stdout")->check(CLI::IsMember(table_or_json))->capture_default_str();
+  topo->add_option("--format", format, "Output on stdout")
+      ->check(CLI::IsMember(table_or_json))
+      ->capture_default_str();
   topo->add_flag("--force", force, "Overwrite --dot if it exists");
   bool simulate = false;
-  topo->add_flag("--simulate", simulate, "Also simulate one EP group's dispatch on SimGrid (flows share links)");
+  topo->add_flag("--simulate", simulate,
+                 "Also simulate one EP group's dispatch on SimGrid (flows share links)");
 
   std::string cal_out, cal_check, cal_plan = "full", cal_gpu = "catalog:h100-sxm";
-  auto* cal = app.add_subcommand("calibrate", "Measure the MoE kernels on this GPU and fit a calibration file");
+  auto* cal =
+      app.add_subcommand("calibrate", "Measure the MoE kernels on this GPU and fit a calibration file");
   cal->add_option("--out", cal_out, "Calibration file to write (never overwritten without --force)");
-  cal->add_option("--plan", cal_plan, "Sweep plan")->check(CLI::IsMember(moesim::cli::calibration_plans().names()));
+  cal->add_option("--plan", cal_plan, "Sweep plan")
+      ->check(CLI::IsMember(moesim::cli::calibration_plans().names()));
   cal->add_option("--gpu", cal_gpu, "Catalog GPU whose datasheet peaks the efficiencies refer to");
-  cal->add_option("--check", cal_check, "Print predicted against measured for a calibration's held-out shapes");
+  cal->add_option("--check", cal_check,
+                  "Print predicted against measured for a calibration's held-out shapes");
   cal->add_flag("--force", force, "Overwrite --out if it exists");
 
   auto* imp = app.add_subcommand("import", "Import a model description");
@@ -216,7 +251,8 @@ int main(int argc, char** argv) {
   imp->require_subcommand(1);
   hf->add_option("config", file, "Hugging Face config.json")->required();
   hf->add_option("--name", name, "Catalog entry name");
-  hf->add_option("--output,-o", output, "Write to this file instead of stdout (never overwrites without --force)");
+  hf->add_option("--output,-o", output,
+                 "Write to this file instead of stdout (never overwrites without --force)");
   hf->add_flag("--force", force, "Overwrite --output if it exists");
 
   try {
@@ -240,7 +276,9 @@ int main(int argc, char** argv) {
     if (*val) return moesim::cli::validate_cmd(files, cat);
     if (*lst)
       return moesim::cli::list_cmd(
-          what.empty() ? std::nullopt : std::optional<moesim::cli::ListTopic>(moesim::cli::list_topics().get(what)), cat);
+          what.empty() ? std::nullopt
+                       : std::optional<moesim::cli::ListTopic>(moesim::cli::list_topics().get(what)),
+          cat);
     if (*hf) return moesim::cli::import_hf_cmd(file, name, output, force);
     if (*plc) {
       place_args.format = formats.get(place_format, "--format");
@@ -249,7 +287,8 @@ int main(int argc, char** argv) {
     if (*cal) {
       if (!cal_check.empty()) return moesim::cli::calibrate_check_cmd(cal_check);
       if (cal_out.empty()) {
-        std::cerr << "moesim: error: calibrate: expected --out FILE (measure and fit) or --check FILE, found neither\n";
+        std::cerr << "moesim: error: calibrate: expected --out FILE (measure and fit) or --check FILE, found "
+                     "neither\n";
         return kUsage;
       }
       std::string cmd;
@@ -258,8 +297,8 @@ int main(int argc, char** argv) {
     }
     if (*topo) return moesim::cli::topology_cmd(file, dot_file, out_format, force, simulate, cat);
     if (*rpl)
-      return moesim::cli::replay_cmd(trace_file, moesim::trace_formats().get(trace_format, "--trace-format"), file,
-                                     max_steps, out_format, engine_kind, cat);
+      return moesim::cli::replay_cmd(trace_file, moesim::trace_formats().get(trace_format, "--trace-format"),
+                                     file, max_steps, out_format, engine_kind, cat);
     if (*trc_imp) {
       ti.format = moesim::trace_formats().get(import_format, "trace import FORMAT");
       return moesim::cli::trace_import_cmd(ti);

@@ -10,9 +10,9 @@
 #include "reports/placement.hpp"
 #include "reports/replay.hpp"
 #include "reports/trace_stats.hpp"
-#include "sim/step_sim.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
+#include "sim/step_sim.hpp"
 #include "traces/import.hpp"
 #include "traces/trace_format.hpp"
 
@@ -28,7 +28,8 @@ models::ExpertLoads read_weights(const std::string& path) {
   for (std::size_t l = 0; l < j.size(); ++l) {
     const Json& row = j[l];
     if (!row.is_array())
-      throw ConfigError(located_message(path, "/" + std::to_string(l), "an array of expert loads", describe_json(row)));
+      throw ConfigError(
+          located_message(path, "/" + std::to_string(l), "an array of expert loads", describe_json(row)));
     std::vector<double> r;
     for (std::size_t e = 0; e < row.size(); ++e) {
       if (!row[e].is_number())
@@ -52,8 +53,10 @@ int place_cmd(const PlaceArgs& a) {
   in.num_gpus = a.gpus;
   const models::ExpertPlacement p = models::place(a.policy, in);
   const auto loads = models::gpu_loads(p, in.weight);
-  if (a.format == OutputFormat::kJson) std::cout << reports::placement_json(p, loads).dump() << "\n";
-  else reports::write_placement_table(std::cout, a.policy, p, loads);
+  if (a.format == OutputFormat::kJson)
+    std::cout << reports::placement_json(p, loads).dump() << "\n";
+  else
+    reports::write_placement_table(std::cout, a.policy, p, loads);
   return 0;
 }
 
@@ -85,8 +88,10 @@ int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::st
     engine.balanced = [opt](const Scenario& sc) { return sim::simulate_step(sc, opt).result.step_time; };
   }
   const models::ReplayResult r = models::replay(s, max_steps, engine);
-  if (format == OutputFormat::kJson) std::cout << reports::replay_json(s, trace, r).dump(2) << "\n";
-  else reports::write_replay_table(std::cout, s, trace, r);
+  if (format == OutputFormat::kJson)
+    std::cout << reports::replay_json(s, trace, r).dump(2) << "\n";
+  else
+    reports::write_replay_table(std::cout, s, trace, r);
   return 0;
 }
 
@@ -111,7 +116,8 @@ int trace_import_cmd(const TraceImportArgs& a) {
       break;
     }
     case TraceFormat::kMoesim:
-      throw ConfigError("trace import: expected a format to convert from, found \"moesim\" (the format it writes)");
+      throw ConfigError(
+          "trace import: expected a format to convert from, found \"moesim\" (the format it writes)");
   }
   if (samples.empty()) throw ConfigError(located_message(a.input, "", "at least one routing record", "none"));
   traces::TraceHeader h;

@@ -11,10 +11,10 @@
 #include "models/placement.hpp"
 #include "reports/compare.hpp"
 #include "reports/output_dir.hpp"
-#include "scenarios/params.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/hf_import.hpp"
 #include "scenarios/loader.hpp"
+#include "scenarios/params.hpp"
 #include "traces/generators.hpp"
 #include "traces/load.hpp"
 #include "traces/policies.hpp"
@@ -59,8 +59,10 @@ int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std:
       rows.push_back(std::move(row));
     }
   }
-  if (format == OutputFormat::kJson) std::cout << reports::compare_json(rows).dump(2) << "\n";
-  else reports::write_compare_table(std::cout, rows);
+  if (format == OutputFormat::kJson)
+    std::cout << reports::compare_json(rows).dump(2) << "\n";
+  else
+    reports::write_compare_table(std::cout, rows);
   return kOk;
 }
 
@@ -91,7 +93,9 @@ int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat) {
       check_scenario(*s);
     });
     for (const auto& v : variants)
-      check([&] { check_scenario(scenario_from_json(apply_variant(base, v, f), f + " (variant " + v.name + ")", cat)); });
+      check([&] {
+        check_scenario(scenario_from_json(apply_variant(base, v, f), f + " (variant " + v.name + ")", cat));
+      });
     if (problems == before) std::cout << f << ": ok (" << s->name << ", " << s->cluster.gpus() << " GPUs)\n";
   }
   return first;
@@ -104,7 +108,8 @@ const Registry<ListTopic>& list_topics() {
       {{"models", "catalog MoE architectures (scenarios/catalog/models)", ListTopic::kModels},
        {"gpus", "catalog GPUs (scenarios/catalog/gpus)", ListTopic::kGpus},
        {"clusters", "catalog clusters (scenarios/catalog/clusters)", ListTopic::kClusters},
-       {"policies", "every registry: policies, generators, placements and the enum-like settings", ListTopic::kPolicies},
+       {"policies", "every registry: policies, generators, placements and the enum-like settings",
+        ListTopic::kPolicies},
        {"parameters", "every scenario parameter with type, range, default (docs/scenario-format.md)",
         ListTopic::kParameters}}};
   return r;

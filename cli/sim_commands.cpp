@@ -28,8 +28,10 @@ int topology_cmd(const std::string& scenario, const std::string& dot, OutputForm
     std::cerr << "moesim: wrote " << dot << "\n";
   }
   const auto dispatch = reports::dispatch_loads(s, topo, simulate);
-  if (format == OutputFormat::kJson) std::cout << reports::topology_json(s, topo, dispatch).dump(2) << "\n";
-  else reports::write_topology_table(std::cout, s, topo, dispatch);
+  if (format == OutputFormat::kJson)
+    std::cout << reports::topology_json(s, topo, dispatch).dump(2) << "\n";
+  else
+    reports::write_topology_table(std::cout, s, topo, dispatch);
   return 0;
 }
 

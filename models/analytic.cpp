@@ -13,7 +13,6 @@
 namespace moesim::models {
 namespace {
 
-
 ChunkTimes chunk_of(const RankWork& rw) {
   ChunkTimes t;
   const PassCost& f = rw.pass[0];
@@ -102,7 +101,8 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, const C
   if (par.zero == 0) {
     r.reduce = net.all_reduce(dense_p * grad_b, dp_group) + net.all_reduce(expert_p * grad_b, edp_group);
   } else {
-    r.reduce = net.reduce_scatter(dense_p * grad_b, dp_group) + net.reduce_scatter(expert_p * grad_b, edp_group);
+    r.reduce =
+        net.reduce_scatter(dense_p * grad_b, dp_group) + net.reduce_scatter(expert_p * grad_b, edp_group);
     r.gather = net.all_gather(dense_p * 2.0, dp_group) + net.all_gather(expert_p * 2.0, edp_group);
   }
   // The reduce overlaps the last microbatch's backward (bucketed, Megatron-Core overlap_grad_reduce).
@@ -137,7 +137,6 @@ RankSync rank_sync(const Scenario& s, const Workload& w, int rank) {
   }
   return sync_of(s, params, expert_params, chunk, s.layout.microbatches);
 }
-
 
 Result evaluate_analytic(const Scenario& s) {
   auto cm = make_compute_cost_model(s);
@@ -210,7 +209,8 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
     const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);
-    const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp, opt = sync.optimizer;
+    const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp,
+                 opt = sync.optimizer;
     const double total = e.phases.total() + exposed_dp + opt;
     if (total > worst) {
       worst = total;
@@ -247,9 +247,11 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
 
     // Memory on this rank; the result reports the rank that needs the most.
-    const MemoryBreakdown mem = rank_memory(
-        s, RankHoldings{e.params, e.expert_params, sync.shard_dense + sync.shard_expert, e.activation_bytes, e.transient_bytes},
-        rank);
+    const MemoryBreakdown mem =
+        rank_memory(s,
+                    RankHoldings{e.params, e.expert_params, sync.shard_dense + sync.shard_expert,
+                                 e.activation_bytes, e.transient_bytes},
+                    rank);
     if (mem.total > r.memory.total) {
       r.memory = mem;
       r.memory_rank = rank;
@@ -276,7 +278,8 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       r.layers.push_back(lt);
     }
   }
-  std::sort(r.layers.begin(), r.layers.end(), [](const LayerTime& a, const LayerTime& b) { return a.layer < b.layer; });
+  std::sort(r.layers.begin(), r.layers.end(),
+            [](const LayerTime& a, const LayerTime& b) { return a.layer < b.layer; });
   r.moe_layers = w.moe_layers;
   r.node_traffic = w.node_traffic;
   r.traffic_nodes = w.traffic_nodes;

@@ -15,10 +15,11 @@ Result evaluate_analytic(const Scenario& s, const Workload& w);
 
 /// Data-parallel synchronisation and optimizer of one pipeline rank, seconds.
 struct RankSync {
-  double reduce = 0;      ///< gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1)
-  double gather = 0;      ///< parameter all-gather after the update (ZeRO >= 1)
-  double exposed_dp = 0;  ///< what of reduce and gather the step waits for (ZeRO-3 per-microbatch gathers included)
-  double optimizer = 0;   ///< AdamW update of the local shard (memory-bound)
+  double reduce = 0;  ///< gradient all-reduce (ZeRO-0) or reduce-scatter (ZeRO >= 1)
+  double gather = 0;  ///< parameter all-gather after the update (ZeRO >= 1)
+  double exposed_dp =
+      0;  ///< what of reduce and gather the step waits for (ZeRO-3 per-microbatch gathers included)
+  double optimizer = 0;                      ///< AdamW update of the local shard (memory-bound)
   double shard_dense = 0, shard_expert = 0;  ///< parameters updated locally
 };
 /// For `params` (of which `expert_params`) held by a rank with per-microbatch `chunk` times and `M`

@@ -14,7 +14,8 @@ struct Builder {
   BlockCost& b;
   bool mlp = false;  // ops added now belong to the MLP component
 
-  void add(const char* name, OpRole role, Pass pass, OpKind kind, double seconds, double work, bool recompute = false) {
+  void add(const char* name, OpRole role, Pass pass, OpKind kind, double seconds, double work,
+           bool recompute = false) {
     const CommKind comm = comm_kind(role);
     b.ops.push_back(Op{name, role, pass, kind, comm, recompute, seconds, work});
     PassCost& pc = b.pass[static_cast<int>(pass)];
@@ -24,11 +25,23 @@ struct Builder {
         (mlp ? pc.mlp_compute : pc.attn_compute) += seconds;
         if (kind != OpKind::kMemory) pc.flops += work;
         break;
-      case CommKind::kTensor: pc.tp_comm += seconds; break;
-      case CommKind::kContext: pc.cp_comm += seconds; break;
-      case CommKind::kExpertDispatch: pc.ep_comm += seconds; pc.dispatch += seconds; break;
-      case CommKind::kExpertCombine: pc.ep_comm += seconds; pc.combine += seconds; break;
-      case CommKind::kExpertTensor: pc.etp_comm += seconds; break;
+      case CommKind::kTensor:
+        pc.tp_comm += seconds;
+        break;
+      case CommKind::kContext:
+        pc.cp_comm += seconds;
+        break;
+      case CommKind::kExpertDispatch:
+        pc.ep_comm += seconds;
+        pc.dispatch += seconds;
+        break;
+      case CommKind::kExpertCombine:
+        pc.ep_comm += seconds;
+        pc.combine += seconds;
+        break;
+      case CommKind::kExpertTensor:
+        pc.etp_comm += seconds;
+        break;
     }
   }
   // FP8 GEMMs need their operands quantised with fine-grained scales: the activation before Fprop,
@@ -43,14 +56,17 @@ struct Builder {
         3 * (m * k + m * n));
   }
   // A GEMM in forward, its data-gradient in B and its weight-gradient in W (each 2·m·n·k FLOPs).
-  void gemm(const char* name, OpRole role, double m, double n, double k, Precision p, bool recomputed = false) {
+  void gemm(const char* name, OpRole role, double m, double n, double k, Precision p,
+            bool recomputed = false) {
     quantize(m, n, k, p);
     add(name, role, Pass::kForward, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k);
     add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, k, n, p), 2 * m * n * k);
     add(name, role, Pass::kBackwardWeight, OpKind::kGemm, c.cm.gemm(k, n, m, p), 2 * m * n * k);
-    if (recomputed) add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, true);
+    if (recomputed)
+      add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, true);
   }
-  void grouped(const char* name, const std::vector<double>& rows, double n, double k, Precision p, bool recomputed) {
+  void grouped(const char* name, const std::vector<double>& rows, double n, double k, Precision p,
+               bool recomputed) {
     const double total = std::accumulate(rows.begin(), rows.end(), 0.0);
     quantize(total, n, k, p);
     const double f = c.cm.grouped_gemm(rows, n, k, p);
@@ -59,13 +75,15 @@ struct Builder {
     add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, c.cm.grouped_gemm(rows, k, n, p),
         2 * total * n * k);
     add(name, R::kExperts, Pass::kBackwardWeight, OpKind::kGroupedGemm, f, 2 * total * n * k);
-    if (recomputed) add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, f, 2 * total * n * k, true);
+    if (recomputed)
+      add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, f, 2 * total * n * k, true);
   }
   // A memory-bound kernel: backward moves about twice the bytes (gradient in, gradient out, saved input).
   void memory(const char* name, OpRole role, double bytes, bool recomputed = false) {
     add(name, role, Pass::kForward, OpKind::kMemory, c.cm.memory_bound(bytes), bytes);
     add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(2 * bytes), 2 * bytes);
-    if (recomputed) add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(bytes), bytes, true);
+    if (recomputed)
+      add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(bytes), bytes, true);
   }
   // A collective in one pass.
   void comm(const char* name, OpRole role, Pass pass, double seconds, double bytes, bool recompute = false) {
@@ -73,8 +91,12 @@ struct Builder {
   }
 };
 
-bool full_rc(const PricingContext& c) { return c.rc == Recompute::kFull; }
-bool sel_rc(const PricingContext& c) { return c.rc != Recompute::kNone; }
+bool full_rc(const PricingContext& c) {
+  return c.rc == Recompute::kFull;
+}
+bool sel_rc(const PricingContext& c) {
+  return c.rc != Recompute::kNone;
+}
 
 // Attention sub-block: norm, (TP all-gather), projections, fused attention, output projection,
 // (TP reduce-scatter). Saved activations are returned in bytes.
@@ -135,8 +157,8 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
   bl.add("attn.core", R::kAttention, Pass::kForward, OpKind::kAttention, af, sh.forward_flops());
   bl.add("attn.core", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, ab, 2.5 * sh.forward_flops());
   if (sr)
-    bl.add("attn.core.recompute", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, af, sh.forward_flops(),
-           true);
+    bl.add("attn.core.recompute", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, af,
+           sh.forward_flops(), true);
   saved += T * H * a.v_head_dim * kAct + T * H * 4.0;  // output and softmax statistics (FP32)
   if (c.cp > 1) {
     // Ring attention passes K and V around the cp ranks: (cp-1) hops of this rank's KV, hidden under
@@ -154,7 +176,8 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
     const double bytes = T * h * kAct;
     const bool sp = c.s.parallelism.sequence_parallel;
     const double t = sp ? c.net.reduce_scatter(bytes, c.tp_group) : c.net.all_reduce(bytes, c.tp_group);
-    bl.comm(sp ? "attn.tp_reduce_scatter" : "attn.tp_all_reduce", R::kTensorCollective, Pass::kForward, t, bytes);
+    bl.comm(sp ? "attn.tp_reduce_scatter" : "attn.tp_all_reduce", R::kTensorCollective, Pass::kForward, t,
+            bytes);
     const double tb = sp ? c.net.all_gather(bytes, c.tp_group) : 0.0;
     if (sp) bl.comm("attn.tp_reduce_scatter", R::kTensorCollective, Pass::kBackwardInput, tb, bytes);
   }
@@ -170,9 +193,10 @@ double dense_ffn_block(const PricingContext& c, Builder& bl) {
   bl.memory("ffn.norm", R::kNorm, c.T_sp * h * kAct * 2, sel_rc(c));
   if (c.tp > 1 && c.s.parallelism.sequence_parallel) {
     const double bytes = T * h * kAct;
-    bl.comm("ffn.tp_all_gather", R::kTensorCollective, Pass::kForward, c.net.all_gather(bytes, c.tp_group), bytes);
-    bl.comm("ffn.tp_all_gather", R::kTensorCollective, Pass::kBackwardInput, c.net.reduce_scatter(bytes, c.tp_group),
+    bl.comm("ffn.tp_all_gather", R::kTensorCollective, Pass::kForward, c.net.all_gather(bytes, c.tp_group),
             bytes);
+    bl.comm("ffn.tp_all_gather", R::kTensorCollective, Pass::kBackwardInput,
+            c.net.reduce_scatter(bytes, c.tp_group), bytes);
   }
   bl.gemm("ffn.up", R::kDenseFfn, T, (swiglu ? 2 : 1) * f, h, c.prec, fr);
   bl.memory("ffn.act", R::kDenseFfn, T * f * kAct * (swiglu ? 3 : 2), fr);
@@ -232,9 +256,10 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
     bl.comm("moe.etp_collectives", R::kExpertTensorCollective, Pass::kBackwardInput, t, 2 * bytes);
   }
   // The busiest GPU's excess over a GPU with the mean load: what imbalance costs in expert GEMMs.
-  r.summary.straggler_seconds =
-      c.cm.grouped_gemm(r.rows, mats * f, h, c.prec) + c.cm.grouped_gemm(r.rows, h, f, c.prec) -
-      c.cm.grouped_gemm(r.mean_rank_rows, mats * f, h, c.prec) - c.cm.grouped_gemm(r.mean_rank_rows, h, f, c.prec);
+  r.summary.straggler_seconds = c.cm.grouped_gemm(r.rows, mats * f, h, c.prec) +
+                                c.cm.grouped_gemm(r.rows, h, f, c.prec) -
+                                c.cm.grouped_gemm(r.mean_rank_rows, mats * f, h, c.prec) -
+                                c.cm.grouped_gemm(r.mean_rank_rows, h, f, c.prec);
   bl.grouped("moe.expert_up", r.rows, mats * f, h, c.prec, fr);
   bl.memory("moe.expert_act", R::kExperts, rows_total * f * kAct * (swiglu ? 3 : 2), fr);
   bl.grouped("moe.expert_down", r.rows, h, f, c.prec, fr);
@@ -266,10 +291,11 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   const bool hide = c.s.workload.shared_expert_overlap;
   for (int p = 0; p < 2; ++p) {
     PassCost& pc = bl.b.pass[p];
-    pc.ep_exposed = (hide ? std::max(0.0, pc.dispatch - shared_up[p]) + std::max(0.0, pc.combine - shared_down[p]) +
-                                (pc.ep_comm - pc.dispatch - pc.combine)
-                          : pc.ep_comm) +
-                    pc.etp_comm;
+    pc.ep_exposed =
+        (hide ? std::max(0.0, pc.dispatch - shared_up[p]) + std::max(0.0, pc.combine - shared_down[p]) +
+                    (pc.ep_comm - pc.dispatch - pc.combine)
+              : pc.ep_comm) +
+        pc.etp_comm;
   }
   return fr ? c.T_sp * h * kAct : saved;
 }
@@ -281,7 +307,8 @@ PricingContext pricing_context(const Scenario& s, const ComputeCostModel& cm, co
   const auto& par = s.parallelism;
   // Rank order inside a stage: tp fastest, then cp, then dp (Megatron-Core); experts: etp, ep, edp.
   const Layout& L = s.layout;
-  PricingContext c{s, cm, net, s.workload.precision, 0, 0, 0, par.tp, par.cp, par.etp, {}, {}, {}, par.recompute};
+  PricingContext c{s,  cm, net, s.workload.precision, 0, 0, 0, par.tp, par.cp, par.etp,
+                   {}, {}, {},  par.recompute};
   c.T = tokens_per_microbatch / par.cp;
   c.T_sp = par.sequence_parallel ? c.T / par.tp : c.T;
   c.T_moe = c.T / par.tp;

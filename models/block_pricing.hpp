@@ -21,13 +21,13 @@ struct PricingContext {
   const Scenario& s;            ///< the validated scenario
   const ComputeCostModel& cm;   ///< prices compute and memory-bound kernels, seconds
   const NetworkModel& net;      ///< prices collectives, seconds
-  Precision prec;          ///< GEMM precision of the workload
-  double T = 0;            ///< tokens per GPU of the attention GEMMs (microbatch tokens ÷ cp)
-  double T_sp = 0;         ///< tokens per GPU of elementwise kernels (÷ tp under sequence parallelism)
-  double T_moe = 0;        ///< tokens per GPU entering the MoE router (T ÷ tp)
+  Precision prec;               ///< GEMM precision of the workload
+  double T = 0;                 ///< tokens per GPU of the attention GEMMs (microbatch tokens ÷ cp)
+  double T_sp = 0;              ///< tokens per GPU of elementwise kernels (÷ tp under sequence parallelism)
+  double T_moe = 0;             ///< tokens per GPU entering the MoE router (T ÷ tp)
   int tp = 1, cp = 1, etp = 1;  ///< tensor-, context- and expert-tensor-parallel degrees
   Group tp_group, cp_group, ep_etp_group;  ///< tensor-, context- and expert-tensor-parallel groups
-  Recompute rc = Recompute::kNone;  ///< activation recompute policy
+  Recompute rc = Recompute::kNone;         ///< activation recompute policy
 };
 
 /// The pricing context of scenario `s` for `tokens_per_microbatch` tokens per pipeline (mbs · seq).
@@ -48,9 +48,9 @@ void price_embedding(const PricingContext& c, double seconds[3]);
 /// The final norm, output head and loss of the last stage (the head stays in BF16, DeepSeek-V3 report
 /// §3.3.1).
 struct HeadCost {
-  double seconds[3] = {};  ///< per pass (F, B, W), seconds
-  double flops = 0;        ///< head GEMM FLOPs of each pass
-  double logits_bytes = 0; ///< FP32 logits of one microbatch, bytes (working memory, not kept in flight)
+  double seconds[3] = {};   ///< per pass (F, B, W), seconds
+  double flops = 0;         ///< head GEMM FLOPs of each pass
+  double logits_bytes = 0;  ///< FP32 logits of one microbatch, bytes (working memory, not kept in flight)
 };
 /// Prices the last stage's head for one microbatch.
 HeadCost price_head(const PricingContext& c);

@@ -1,17 +1,19 @@
 #include "models/compute_cost.hpp"
 
-#include "calibrate/calibration.hpp"
-#include "models/calibrated_cost.hpp"
-
 #include <algorithm>
 #include <cmath>
+
+#include "calibrate/calibration.hpp"
+#include "models/calibrated_cost.hpp"
 
 namespace moesim::models {
 
 RooflineCostModel::RooflineCostModel(const GpuSpec& gpu, int comm_sms)
     : gpu_(gpu), sms_(std::max(1, gpu.sm_count - comm_sms)) {}
 
-std::string RooflineCostModel::name() const { return "roofline:" + gpu_.name; }
+std::string RooflineCostModel::name() const {
+  return "roofline:" + gpu_.name;
+}
 
 double RooflineCostModel::tile_time(double k, Precision p) const {
   const double peak = p == Precision::kFp8 ? gpu_.flops_fp8 * gpu_.gemm_efficiency_fp8

@@ -28,7 +28,8 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
   DispatchStats s;
   s.rank_share = std::move(rank_share);
   const double mean = 1.0 / g.ep;
-  s.straggler = static_cast<int>(std::max_element(s.rank_share.begin(), s.rank_share.end()) - s.rank_share.begin());
+  s.straggler =
+      static_cast<int>(std::max_element(s.rank_share.begin(), s.rank_share.end()) - s.rank_share.begin());
   s.max_over_mean = s.rank_share[s.straggler] / mean;
 
   const int per_node = std::max(1, std::min(g.per_node, g.ep));
@@ -40,8 +41,8 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
   std::vector<double> sel(static_cast<std::size_t>(nodes), 1.0);
   if (g.node_limit > 0 && g.node_limit < nodes) {
     sel = q;
-    for (auto& v : sel) v *= g.node_limit;      // expected selections sum to node_limit
-    traces::cap_shares(sel, 1.0);                // a node is selected at most once
+    for (auto& v : sel) v *= g.node_limit;  // expected selections sum to node_limit
+    traces::cap_shares(sel, 1.0);           // a node is selected at most once
   }
   double Q = 0;  // expected share of slots inside the selected nodes
   for (int n = 0; n < nodes; ++n) Q += sel[n] * q[n];
@@ -95,7 +96,8 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
   return s;
 }
 
-AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens, double bytes_per_copy) {
+AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens,
+                               double bytes_per_copy) {
   AllToAllBytes b;
   const double f = tokens * bytes_per_copy;
   b.nic_out = s.nic_out * f;

@@ -10,10 +10,10 @@ namespace moesim::models {
 
 /// How an EP group sits on the cluster and how tokens travel.
 struct EpGeometry {
-  int ep = 1;           ///< EP ranks
-  int per_node = 1;     ///< EP ranks per node
+  int ep = 1;        ///< EP ranks
+  int per_node = 1;  ///< EP ranks per node
   int top_k = 1;
-  int node_limit = 0;   ///< at most this many nodes per token (0: unlimited)
+  int node_limit = 0;         ///< at most this many nodes per token (0: unlimited)
   bool hierarchical = false;  ///< one NIC copy per destination node, then NVLink fan-out (DeepEP normal)
 };
 
@@ -41,6 +41,7 @@ DispatchStats dispatch_stats(const std::vector<double>& expert_shares, const std
 DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g);
 
 /// Bytes of one all-to-all for `tokens` source tokens per GPU and `bytes_per_copy` per token copy.
-AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens, double bytes_per_copy);
+AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens,
+                               double bytes_per_copy);
 
 }  // namespace moesim::models

@@ -13,7 +13,6 @@ constexpr double kGiB = 1073741824.0;
 constexpr double kReserveBytes = 2.5 * kGiB;
 constexpr double kFragmentation = 0.05;
 
-
 }  // namespace
 
 MemoryBreakdown rank_memory(const Scenario& s, const RankHoldings& h, int rank) {
@@ -28,8 +27,10 @@ MemoryBreakdown rank_memory(const Scenario& s, const RankHoldings& h, int rank) 
   mem.master_weights = s.workload.master_weights ? 4.0 * h.shard_params : 0.0;
   mem.gradients = par.zero >= 2 ? grad_b * (dense_p / dp + expert_p / edp) : grad_b * all_p;
   mem.optimizer_states = 2.0 * state_b * h.shard_params;
-  mem.activations = h.activation_bytes * activations_in_flight(par.schedule, par.pp, par.vpp, rank) + h.transient_bytes;
-  const double allocated = mem.weights + mem.master_weights + mem.gradients + mem.optimizer_states + mem.activations;
+  mem.activations =
+      h.activation_bytes * activations_in_flight(par.schedule, par.pp, par.vpp, rank) + h.transient_bytes;
+  const double allocated =
+      mem.weights + mem.master_weights + mem.gradients + mem.optimizer_states + mem.activations;
   mem.overhead = kReserveBytes + kFragmentation * allocated;
   mem.total = allocated + mem.overhead;
   mem.capacity = s.cluster.gpu.memory_bytes;
@@ -39,11 +40,12 @@ MemoryBreakdown rank_memory(const Scenario& s, const RankHoldings& h, int rank) 
 
 std::string memory_shortfall(const MemoryBreakdown& m, int rank) {
   char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "needs %.1f GiB per GPU on pipeline rank %d, the GPU has %.1f GiB (weights %.1f, master %.1f, "
-                "gradients %.1f, optimizer %.1f, activations %.1f, reserve %.1f)",
-                m.total / kGiB, rank, m.capacity / kGiB, m.weights / kGiB, m.master_weights / kGiB,
-                m.gradients / kGiB, m.optimizer_states / kGiB, m.activations / kGiB, m.overhead / kGiB);
+  std::snprintf(
+      buf, sizeof buf,
+      "needs %.1f GiB per GPU on pipeline rank %d, the GPU has %.1f GiB (weights %.1f, master %.1f, "
+      "gradients %.1f, optimizer %.1f, activations %.1f, reserve %.1f)",
+      m.total / kGiB, rank, m.capacity / kGiB, m.weights / kGiB, m.master_weights / kGiB, m.gradients / kGiB,
+      m.optimizer_states / kGiB, m.activations / kGiB, m.overhead / kGiB);
   return buf;
 }
 

@@ -59,7 +59,8 @@ double NetworkModel::reduce_scatter(double bytes, Group g) const {
   const int n_nodes = g.nodes();
   const int local = std::min(g.size, g.per_node);
   double t = 0;
-  if (local > 1) t += double(local - 1) / local * bytes / c_.scale_up.bandwidth + (local - 1) * c_.scale_up.latency;
+  if (local > 1)
+    t += double(local - 1) / local * bytes / c_.scale_up.bandwidth + (local - 1) * c_.scale_up.latency;
   if (n_nodes > 1) {
     const double shard = bytes / local;
     t += double(n_nodes - 1) / n_nodes * shard / scale_out_bandwidth(n_nodes) +
@@ -68,7 +69,9 @@ double NetworkModel::reduce_scatter(double bytes, Group g) const {
   return t;
 }
 
-double NetworkModel::all_gather(double bytes, Group g) const { return reduce_scatter(bytes, g); }
+double NetworkModel::all_gather(double bytes, Group g) const {
+  return reduce_scatter(bytes, g);
+}
 
 double NetworkModel::send_recv(double bytes, bool cross_node) const {
   if (bytes <= 0) return 0.0;

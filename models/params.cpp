@@ -16,8 +16,10 @@ ParamCounts count_params(const ModelSpec& m) {
     // q: h→q_lora→heads·(nope+rope) (or h→heads·(nope+rope) without q compression),
     // kv: h→kv_lora+rope, kv_lora→heads·(nope+v), out: heads·v→h; plus the two latent RMSNorms.
     const double qk = a.head_dim + a.rope_head_dim;
-    double q = a.q_lora_rank > 0 ? h * a.q_lora_rank + double(a.q_lora_rank) * a.heads * qk : h * a.heads * qk;
-    double kv = h * (a.kv_lora_rank + a.rope_head_dim) + double(a.kv_lora_rank) * a.heads * (a.head_dim + a.v_head_dim);
+    double q =
+        a.q_lora_rank > 0 ? h * a.q_lora_rank + double(a.q_lora_rank) * a.heads * qk : h * a.heads * qk;
+    double kv = h * (a.kv_lora_rank + a.rope_head_dim) +
+                double(a.kv_lora_rank) * a.heads * (a.head_dim + a.v_head_dim);
     double o = double(a.heads) * a.v_head_dim * h;
     p.attention_per_layer = q + kv + o + a.q_lora_rank + a.kv_lora_rank;
   } else {
@@ -25,7 +27,8 @@ ParamCounts count_params(const ModelSpec& m) {
     const double q = h * a.heads * a.head_dim, kv = h * a.kv_heads * (a.head_dim + a.v_head_dim);
     const double o = double(a.heads) * a.v_head_dim * h;
     p.attention_per_layer = q + kv + o;
-    if (a.qkv_bias) p.attention_per_layer += double(a.heads) * a.head_dim + a.kv_heads * (a.head_dim + a.v_head_dim);
+    if (a.qkv_bias)
+      p.attention_per_layer += double(a.heads) * a.head_dim + a.kv_heads * (a.head_dim + a.v_head_dim);
   }
   // SwiGLU FFN has gate, up and down matrices (Shazeer 2020); GELU has up and down.
   const double mats = m.activation == Activation::kSwiglu ? 3.0 : 2.0;
@@ -40,7 +43,8 @@ ParamCounts count_params(const ModelSpec& m) {
   p.embedding = double(m.vocab) * h;
   p.head = m.tied_embeddings ? 0.0 : double(m.vocab) * h;
 
-  const double common = m.layers * (p.attention_per_layer + p.norms_per_layer) + p.dense_layers * p.dense_ffn_per_layer +
+  const double common = m.layers * (p.attention_per_layer + p.norms_per_layer) +
+                        p.dense_layers * p.dense_ffn_per_layer +
                         p.moe_layers * (p.shared_per_layer + p.router_per_layer) + p.embedding + p.head + h;
   p.total = common + double(p.moe_layers) * m.moe.experts * p.expert;
   p.active = common + double(p.moe_layers) * m.moe.top_k * p.expert;

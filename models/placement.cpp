@@ -26,7 +26,8 @@ std::vector<int> place_experts(const std::string& policy, int experts, int ep) {
   return placement_policies().get(policy).assign(experts, ep);
 }
 
-std::vector<double> rank_shares(const std::vector<double>& shares, const std::vector<int>& placement, int ep) {
+std::vector<double> rank_shares(const std::vector<double>& shares, const std::vector<int>& placement,
+                                int ep) {
   std::vector<double> r(static_cast<std::size_t>(ep), 0.0);
   for (std::size_t e = 0; e < shares.size(); ++e) r[placement[e]] += shares[e];
   return r;
@@ -36,8 +37,8 @@ std::vector<double> rank_shares(const std::vector<double>& shares, const std::ve
 
 namespace {
 
-using internal::LayerPlan;
 using internal::assemble;
+using internal::LayerPlan;
 using internal::logical_experts;
 using internal::number_text;
 using internal::placement_error;
@@ -122,12 +123,17 @@ const Registry<PlacementPolicy>& placement_policies() {
   static const Registry<PlacementPolicy> r{
       "placement policy",
       "placement policies (placement.policy, moesim place --policy)",
-      {{"contiguous", "no replicas; GPU g holds experts [g*E/G, (g+1)*E/G) (Megatron-Core default)",
+      {{"contiguous",
+        "no replicas; GPU g holds experts [g*E/G, (g+1)*E/G) (Megatron-Core default)",
         {contiguous, contiguous_assignment, false, false}},
-       {"round_robin", "no replicas; expert e on GPU e mod G", {round_robin, round_robin_assignment, false, false}},
-       {"eplb", "DeepSeek EPLB: groups packed onto nodes, hottest experts replicated, replicas packed onto GPUs",
+       {"round_robin",
+        "no replicas; expert e on GPU e mod G",
+        {round_robin, round_robin_assignment, false, false}},
+       {"eplb",
+        "DeepSeek EPLB: groups packed onto nodes, hottest experts replicated, replicas packed onto GPUs",
         {internal::eplb_policy, contiguous_assignment, true, false}},
-       {"greedy", "hottest experts replicated, replicas packed heaviest first onto the least loaded GPU (LPT)",
+       {"greedy",
+        "hottest experts replicated, replicas packed heaviest first onto the least loaded GPU (LPT)",
         {internal::greedy_policy, contiguous_assignment, true, false}},
        {"coactivation",
         "experts split over nodes to minimise co-activation cut, then replicated and packed by load",

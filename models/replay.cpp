@@ -4,8 +4,8 @@
 #include <numeric>
 
 #include "models/analytic.hpp"
-#include "models/placement/metrics.hpp"
 #include "models/placement.hpp"
+#include "models/placement/metrics.hpp"
 #include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
 
@@ -13,7 +13,8 @@ namespace moesim::models {
 
 ReplayResult replay(const Scenario& s, int max_steps, const ReplayEngine& engine) {
   if (s.routing.mode != RoutingMode::kTrace)
-    throw ConfigError(located_message(s.source, "/routing/mode", "\"trace\" (with a routing.trace source) to replay",
+    throw ConfigError(located_message(s.source, "/routing/mode",
+                                      "\"trace\" (with a routing.trace source) to replay",
                                       std::string("\"") + to_string(s.routing.mode) + "\""));
   check_routing(s);
   ReplayResult out;
@@ -23,7 +24,8 @@ ReplayResult replay(const Scenario& s, int max_steps, const ReplayEngine& engine
   const ParamCounts pc = count_params(s.model);
   // Bytes that follow an expert when it moves: BF16 weights, the FP32 master copy and two Adam moments.
   const double state_b = bytes_of(s.workload.optimizer_state_dtype);
-  const double expert_bytes = pc.expert / s.parallelism.etp * (2.0 + (s.workload.master_weights ? 4.0 : 0.0) + 2 * state_b);
+  const double expert_bytes =
+      pc.expert / s.parallelism.etp * (2.0 + (s.workload.master_weights ? 4.0 : 0.0) + 2 * state_b);
   const bool replicated =
       placement_policies().get(s.placement.policy).load_aware || s.placement.redundant_experts > 0;
 
@@ -34,18 +36,21 @@ ReplayResult replay(const Scenario& s, int max_steps, const ReplayEngine& engine
     ReplayStep rs;
     rs.step = step;
     const ExpertLoads loads = layer_loads(s, &samples);
-    if (replicated && (index == 0 || (s.placement.rebalance_every > 0 && since >= s.placement.rebalance_every))) {
+    if (replicated &&
+        (index == 0 || (s.placement.rebalance_every > 0 && since >= s.placement.rebalance_every))) {
       PlacementResult next = place_for(s, index == 0 ? loads : window, &samples);
       if (index > 0) {
         const auto moved = rebalance_bytes(current.placement, next.placement, expert_bytes);
         rs.rebalance_bytes = moved.empty() ? 0.0 : *std::max_element(moved.begin(), moved.end());
-        rs.rebalance_seconds = rs.rebalance_bytes > 0 ? net.send_recv(rs.rebalance_bytes, ep_nodes(s) > 1) : 0.0;
+        rs.rebalance_seconds =
+            rs.rebalance_bytes > 0 ? net.send_recv(rs.rebalance_bytes, ep_nodes(s) > 1) : 0.0;
       }
       current = std::move(next);
       since = 0;
       window.assign(loads.size(), std::vector<double>(loads.empty() ? 0 : loads[0].size(), 0.0));
     }
-    if (window.empty()) window.assign(loads.size(), std::vector<double>(loads.empty() ? 0 : loads[0].size(), 0.0));
+    if (window.empty())
+      window.assign(loads.size(), std::vector<double>(loads.empty() ? 0 : loads[0].size(), 0.0));
     for (std::size_t l = 0; l < loads.size(); ++l)
       for (std::size_t e = 0; e < loads[l].size(); ++e) window[l][e] += loads[l][e];
     ++since;

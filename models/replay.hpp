@@ -12,13 +12,13 @@
 namespace moesim::models {
 
 struct ReplayStep {
-  int step = 0;                      ///< step id in the trace
-  double step_time = 0;              ///< s, including any rebalancing on this step
-  double rebalance_seconds = 0;      ///< s, moving expert weights before this step (0 if none)
-  double rebalance_bytes = 0;        ///< bytes received by the busiest GPU when rebalancing
-  double max_over_mean_gpu = 1;      ///< mean over MoE layers
-  double max_over_mean_expert = 1;   ///< mean over MoE layers
-  double dropped_fraction = 0;       ///< mean over MoE layers
+  int step = 0;                     ///< step id in the trace
+  double step_time = 0;             ///< s, including any rebalancing on this step
+  double rebalance_seconds = 0;     ///< s, moving expert weights before this step (0 if none)
+  double rebalance_bytes = 0;       ///< bytes received by the busiest GPU when rebalancing
+  double max_over_mean_gpu = 1;     ///< mean over MoE layers
+  double max_over_mean_expert = 1;  ///< mean over MoE layers
+  double dropped_fraction = 0;      ///< mean over MoE layers
 };
 
 /// Which engine prices each replayed step. Empty functions: the analytic engine.
@@ -33,9 +33,9 @@ struct ReplayEngine {
 struct ReplayResult {
   std::string engine = "analytic";
   std::vector<ReplayStep> steps;
-  double mean_step_time = 0;         ///< s
-  double balanced_step_time = 0;     ///< s, the same scenario with perfectly balanced routing
-  Result last;                       ///< full result of the last step
+  double mean_step_time = 0;      ///< s
+  double balanced_step_time = 0;  ///< s, the same scenario with perfectly balanced routing
+  Result last;                    ///< full result of the last step
 };
 
 /// Replays the scenario's trace (routing.trace) step by step: each step's samples price the MoE layers;

@@ -51,7 +51,9 @@ std::pair<double, double> max_mean_cv(const std::vector<double>& v) {
 
 namespace {
 
-int per_node_of(const EpGeometry& g) { return std::max(1, std::min(g.per_node, g.ep)); }
+int per_node_of(const EpGeometry& g) {
+  return std::max(1, std::min(g.per_node, g.ep));
+}
 
 // Straggler rows and a mean-load rank's rows from per-rank per-slot rows.
 void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting& out) {
@@ -78,7 +80,8 @@ void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting
 
 }  // namespace
 
-LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& slots, const RoutingContext& ctx) {
+LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& slots,
+                            const RoutingContext& ctx) {
   LayerRouting out;
   const EpGeometry& g = ctx.geo;
   std::vector<double> rank_share(static_cast<std::size_t>(slots.ranks), 0.0);
@@ -97,12 +100,14 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
   }
   std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(slots.ranks));
   for (int r = 0; r < slots.ranks; ++r)
-    for (const auto& [e, frac] : slots.slots[r]) slot_rows[r].push_back(cap > 0 ? cap : expert_rows[e] * frac);
+    for (const auto& [e, frac] : slots.slots[r])
+      slot_rows[r].push_back(cap > 0 ? cap : expert_rows[e] * frac);
   finish_rows(slot_rows, out);
   if (cap > 0) {
     // Capacity buffers are computed padded: every GPU computes cap rows per slot.
     double kept_on_straggler = 0;
-    for (const auto& [e, frac] : slots.slots[out.stats.straggler]) kept_on_straggler += std::min(cap, expert_rows[e]);
+    for (const auto& [e, frac] : slots.slots[out.stats.straggler])
+      kept_on_straggler += std::min(cap, expert_rows[e]);
     out.summary.padded_rows = out.summary.straggler_rows - kept_on_straggler;
     out.summary.max_over_mean_gpu = 1.0;
   }
@@ -123,13 +128,14 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
       double ranks_hit = 0;
       for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) ranks_hit += out.stats.hit_rank[r];
       // Σ over senders s of the copies to ranks r ≠ s of their own node = (senders − 1) · Σ_r hit_rank[r].
-      const double copies = a == n ? (senders - 1) * ranks_hit
-                                   : senders * (g.hierarchical ? out.stats.hit_node[n] : ranks_hit);
+      const double copies =
+          a == n ? (senders - 1) * ranks_hit : senders * (g.hierarchical ? out.stats.hit_node[n] : ranks_hit);
       out.summary.node_traffic[static_cast<std::size_t>(a) * nodes + n] =
           ctx.tokens_per_source * copies * ctx.bytes_per_copy;
     }
   }
-  out.summary.nic_bytes = std::max(out.stats.nic_out, out.stats.nic_in) * ctx.tokens_per_source * ctx.bytes_per_copy;
+  out.summary.nic_bytes =
+      std::max(out.stats.nic_out, out.stats.nic_in) * ctx.tokens_per_source * ctx.bytes_per_copy;
   if (ctx.want_pair_bytes) {
     out.pair_bytes = expected_pair_bytes(out, ctx);
     out.wire_bytes = expected_wire_bytes(out, ctx);
@@ -164,11 +170,13 @@ std::vector<double> expected_pair_bytes(const LayerRouting& r, const RoutingCont
   std::vector<double> m(static_cast<std::size_t>(R) * R, 0.0);
   for (int s = 0; s < R; ++s)
     for (int d = 0; d < R; ++d)
-      m[static_cast<std::size_t>(s) * R + d] = ctx.tokens_per_source * r.stats.hit_rank[d] * ctx.bytes_per_copy;
+      m[static_cast<std::size_t>(s) * R + d] =
+          ctx.tokens_per_source * r.stats.hit_rank[d] * ctx.bytes_per_copy;
   return m;
 }
 
-LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots, const RoutingContext& ctx) {
+LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots,
+                          const RoutingContext& ctx) {
   LayerRouting out;
   const EpGeometry& g = ctx.geo;
   const int R = slots.ranks, S = sample.sources, E = sample.experts;
@@ -187,7 +195,8 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
     out.wire_bytes.assign(static_cast<std::size_t>(R) * R, 0.0);
   }
   auto pair = [&](int src, int dst, double copies) {
-    if (ctx.want_pair_bytes) out.pair_bytes[static_cast<std::size_t>(src) * R + dst] += copies * ctx.bytes_per_copy;
+    if (ctx.want_pair_bytes)
+      out.pair_bytes[static_cast<std::size_t>(src) * R + dst] += copies * ctx.bytes_per_copy;
   };
   auto wire = [&](int src, int dst, double copies) {
     if (ctx.want_pair_bytes && src != dst)
@@ -213,7 +222,8 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
     std::vector<int> ranks_hit, nodes_hit;
     for (int64_t t = 0; t < n_tokens; ++t) {
       const int s = source_of(t) % R;
-      const double scale = per_source[source_of(t)] > 0 ? ctx.tokens_per_source / per_source[source_of(t)] : 0.0;
+      const double scale =
+          per_source[source_of(t)] > 0 ? ctx.tokens_per_source / per_source[source_of(t)] : 0.0;
       ranks_hit.clear();
       nodes_hit.clear();
       for (int k = 0; k < sample.top_k; ++k) {
@@ -227,7 +237,8 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
       const int src_node = s / pn;
       for (int r : ranks_hit) {
         pair(s, r, scale);
-        if (std::find(nodes_hit.begin(), nodes_hit.end(), r / pn) == nodes_hit.end()) nodes_hit.push_back(r / pn);
+        if (std::find(nodes_hit.begin(), nodes_hit.end(), r / pn) == nodes_hit.end())
+          nodes_hit.push_back(r / pn);
       }
       if (g.hierarchical) {
         for (int n : nodes_hit) {
@@ -311,7 +322,8 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
   finish_rows(slot_rows, out);
   std::vector<double> rank_share(static_cast<std::size_t>(R), 0.0);
   double total_rows = 0;
-  for (int r = 0; r < R; ++r) total_rows += rank_share[r] = std::accumulate(slot_rows[r].begin(), slot_rows[r].end(), 0.0);
+  for (int r = 0; r < R; ++r)
+    total_rows += rank_share[r] = std::accumulate(slot_rows[r].begin(), slot_rows[r].end(), 0.0);
   if (total_rows > 0)
     for (auto& x : rank_share) x /= total_rows;
   const int straggler = out.stats.straggler;

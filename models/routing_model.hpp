@@ -40,9 +40,9 @@ struct MoeLayerStats {
   double padded_rows = 0;           ///< rows of padding computed by the busiest GPU
   double dispatch_seconds = 0;      ///< forward dispatch all-to-all
   double combine_seconds = 0;
-  double straggler_seconds = 0;     ///< forward expert GEMMs: busiest GPU minus a GPU with mean load
-  double nic_bytes = 0;             ///< busiest NIC, dispatch, bytes
-  int nodes = 0;                    ///< nodes (NVLink domains) of the EP group
+  double straggler_seconds = 0;  ///< forward expert GEMMs: busiest GPU minus a GPU with mean load
+  double nic_bytes = 0;          ///< busiest NIC, dispatch, bytes
+  int nodes = 0;                 ///< nodes (NVLink domains) of the EP group
   /// Dispatch bytes between nodes of the EP group, nodes × nodes row-major (source node, destination
   /// node), one microbatch; the diagonal is traffic that stays on NVLink.
   std::vector<double> node_traffic;
@@ -51,7 +51,7 @@ struct MoeLayerStats {
 /// The part of a layer's routing the workload prices.
 struct LayerRouting {
   DispatchStats stats;
-  std::vector<double> rows;  ///< rows per slot of the straggler rank
+  std::vector<double> rows;            ///< rows per slot of the straggler rank
   std::vector<double> mean_rank_rows;  ///< rows per slot of a rank with exactly the mean load
   std::vector<double> rank_rows;       ///< rows each EP rank computes (padding included)
   MoeLayerStats summary;
@@ -72,18 +72,21 @@ struct RoutingContext {
   double tokens_per_source = 0;  ///< tokens each EP rank routes per microbatch
   double capacity_factor = 0;    ///< 0: no capacity (expected mode only; sampled policies drop themselves)
   double bytes_per_copy = 0;     ///< dispatch bytes of one token copy
-  bool want_pair_bytes = false;  ///< also fill LayerRouting::pair_bytes and wire_bytes (discrete-event engine)
+  bool want_pair_bytes =
+      false;  ///< also fill LayerRouting::pair_bytes and wire_bytes (discrete-event engine)
 };
 
 /// Expected routing from per-expert shares (sum 1) under `slots`.
-LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& slots, const RoutingContext& ctx);
+LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& slots,
+                            const RoutingContext& ctx);
 
 /// Routing from a sample. The sample's distribution is scaled to ctx.tokens_per_source tokens per
 /// source; its source s feeds EP rank s (sources must equal ranks: rescale traces first). With token-level
 /// detail the dispatch copies are counted exactly (one per distinct destination GPU, or node for
 /// hierarchical dispatch; a replicated expert's tokens go to replicas round-robin); with counts only,
 /// each source row's shares give hit probabilities as in dispatch_stats.
-LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots, const RoutingContext& ctx);
+LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots,
+                          const RoutingContext& ctx);
 
 /// Dispatch bytes between every pair of EP ranks (ep × ep, row = source rank, column = destination
 /// rank; the diagonal stays on the GPU) for one microbatch, one copy per (token, destination GPU): from

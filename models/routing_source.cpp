@@ -16,7 +16,8 @@
 namespace moesim::models {
 namespace {
 
-[[noreturn]] void bad(const Scenario& s, const std::string& ptr, const std::string& expected, const std::string& found) {
+[[noreturn]] void bad(const Scenario& s, const std::string& ptr, const std::string& expected,
+                      const std::string& found) {
   throw ConfigError(located_message(s.source, ptr, expected, found));
 }
 
@@ -59,7 +60,8 @@ traces::GeneratorSpec generator_spec(const Scenario& s) {
 
 // Maps samples keyed by MoE-layer index (the trace format's `layer`) to the model's MoE layers (the
 // nearest recorded MoE layer) and rescales their sources to ep.
-std::vector<traces::RoutingSample> map_to_layers(const Scenario& s, std::vector<traces::RoutingSample> recorded) {
+std::vector<traces::RoutingSample> map_to_layers(const Scenario& s,
+                                                 std::vector<traces::RoutingSample> recorded) {
   const auto blocks = moe_blocks(s.model);
   std::vector<traces::RoutingSample> out;
   if (recorded.empty()) return out;
@@ -72,7 +74,8 @@ std::vector<traces::RoutingSample> map_to_layers(const Scenario& s, std::vector<
     const traces::RoutingSample* best = &recorded.front();
     for (const auto& r : recorded)
       if (std::abs(r.layer - layer) < std::abs(best->layer - layer)) best = &r;
-    traces::RoutingSample x = best->sources == s.parallelism.ep ? *best : traces::rescale_sources(*best, s.parallelism.ep);
+    traces::RoutingSample x =
+        best->sources == s.parallelism.ep ? *best : traces::rescale_sources(*best, s.parallelism.ep);
     x.layer = static_cast<int>(i);
     out.push_back(std::move(x));
   }
@@ -92,7 +95,8 @@ std::vector<int> moe_blocks(const ModelSpec& m) {
 
 int tokens_per_ep_rank(const Scenario& s) {
   const auto& p = s.parallelism;
-  return std::max(1, static_cast<int>(int64_t(p.microbatch_size) * s.workload.seq_len / (int64_t(p.cp) * p.tp)));
+  return std::max(1,
+                  static_cast<int>(int64_t(p.microbatch_size) * s.workload.seq_len / (int64_t(p.cp) * p.tp)));
 }
 
 RoutingContext routing_context(const Scenario& s) {
@@ -110,7 +114,9 @@ RoutingContext routing_context(const Scenario& s) {
   return ctx;
 }
 
-int ep_nodes(const Scenario& s) { return s.layout.ep_group().nodes(); }
+int ep_nodes(const Scenario& s) {
+  return s.layout.ep_group().nodes();
+}
 
 void check_routing(const Scenario& s) {
   const auto& pl = s.placement;
@@ -210,7 +216,8 @@ void for_each_trace_step(const Scenario& s, int max_steps,
 
 std::vector<std::vector<traces::RoutingSample>> load_trace_steps(const Scenario& s, int max_steps) {
   std::vector<std::vector<traces::RoutingSample>> out;
-  for_each_trace_step(s, max_steps, [&](int, std::vector<traces::RoutingSample>& x) { out.push_back(std::move(x)); });
+  for_each_trace_step(s, max_steps,
+                      [&](int, std::vector<traces::RoutingSample>& x) { out.push_back(std::move(x)); });
   return out;
 }
 
@@ -236,7 +243,8 @@ std::vector<std::vector<double>> coactivation_counts(const Scenario& s, const tr
         "token-level routing (routing.mode \"sampled\", or a trace with token detail) for \"coactivation\"",
         "expert counts only");
   const int E = x.experts;
-  std::vector<std::vector<double>> c(static_cast<std::size_t>(E), std::vector<double>(static_cast<std::size_t>(E), 0.0));
+  std::vector<std::vector<double>> c(static_cast<std::size_t>(E),
+                                     std::vector<double>(static_cast<std::size_t>(E), 0.0));
   const std::size_t tokens = x.token_experts.size() / x.top_k;
   for (std::size_t t = 0; t < tokens; ++t)
     for (int i = 0; i < x.top_k; ++i)
@@ -249,7 +257,8 @@ std::vector<std::vector<double>> coactivation_counts(const Scenario& s, const tr
   return c;
 }
 
-PlacementResult place_for(const Scenario& s, const ExpertLoads& loads, const std::vector<traces::RoutingSample>* samples) {
+PlacementResult place_for(const Scenario& s, const ExpertLoads& loads,
+                          const std::vector<traces::RoutingSample>* samples) {
   PlacementResult out;
   const auto& pl = s.placement;
   if (!placement_policies().get(pl.policy).load_aware && pl.redundant_experts == 0) return out;

@@ -7,9 +7,12 @@ namespace moesim::models {
 double activations_in_flight(Schedule s, int pp, int vpp, int rank) {
   switch (s) {
     case Schedule::k1F1B:
-    case Schedule::kZeroBubble: return pp - rank;
-    case Schedule::kInterleaved: return ((pp - rank - 1) * 2.0 + (vpp - 1.0) * pp + 1.0) / vpp;
-    case Schedule::kDualPipe: return pp + 1.0;
+    case Schedule::kZeroBubble:
+      return pp - rank;
+    case Schedule::kInterleaved:
+      return ((pp - rank - 1) * 2.0 + (vpp - 1.0) * pp + 1.0) / vpp;
+    case Schedule::kDualPipe:
+      return pp + 1.0;
   }
   return pp;
 }

@@ -11,23 +11,23 @@ namespace moesim::models {
 
 /// Per-microbatch times of the critical pipeline rank (all its virtual stages together).
 struct ChunkTimes {
-  double f = 0, b = 0, w = 0;        ///< each chunk alone: compute plus exposed communication
+  double f = 0, b = 0, w = 0;  ///< each chunk alone: compute plus exposed communication
   double f_compute = 0, b_compute = 0, w_compute = 0;
   double f_overlappable = 0, b_overlappable = 0;  ///< communication a co-scheduled chunk can hide
   double f_blocking = 0, b_blocking = 0;          ///< communication nothing can hide (TP collectives)
-  double p2p = 0;                    ///< activation send/recv between neighbouring stages
-  double fb_pair = 0;                ///< DualPipe: one overlapped F&B pair, from its components (0: from sums)
+  double p2p = 0;                                 ///< activation send/recv between neighbouring stages
+  double fb_pair = 0;  ///< DualPipe: one overlapped F&B pair, from its components (0: from sums)
 };
 
 /// The step's pipeline part on the critical rank, split into phases.
 struct SchedulePhases {
-  double forward_only = 0;    ///< chunks of F with nothing to overlap (warm-up)
-  double steady = 0;          ///< F and B chunks in steady state (overlapped pairs for DualPipe)
-  double backward_only = 0;   ///< chunks of B with nothing to overlap (cool-down)
-  double weight_only = 0;     ///< deferred W chunks (zero-bubble, DualPipe)
-  double bubble = 0;          ///< idle time waiting on other stages
+  double forward_only = 0;   ///< chunks of F with nothing to overlap (warm-up)
+  double steady = 0;         ///< F and B chunks in steady state (overlapped pairs for DualPipe)
+  double backward_only = 0;  ///< chunks of B with nothing to overlap (cool-down)
+  double weight_only = 0;    ///< deferred W chunks (zero-bubble, DualPipe)
+  double bubble = 0;         ///< idle time waiting on other stages
   int lone_f = 0, pairs = 0, lone_b = 0;
-  double pair_time = 0;       ///< one steady-state unit: F+B(+W), or an overlapped F&B pair
+  double pair_time = 0;              ///< one steady-state unit: F+B(+W), or an overlapped F&B pair
   double activations_in_flight = 0;  ///< microbatches of one stage's activations held at the peak
   double parameter_copies = 1;       ///< model copies per rank (DualPipe: 2)
   double total() const { return forward_only + steady + backward_only + weight_only + bubble; }

@@ -30,7 +30,6 @@ double training_flops_per_token(const ModelSpec& m, int seq_len, bool causal) {
   return 6.0 * matmul + attn;
 }
 
-
 const std::vector<Op>& block_ops(const Workload& w, int b) {
   const BlockCost& x = w.blocks[static_cast<std::size_t>(b)];
   return x.ops_from >= 0 ? w.blocks[static_cast<std::size_t>(x.ops_from)].ops : x.ops;
@@ -56,11 +55,11 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   const EpGeometry& geo = rctx.geo;
   SlotMap default_slots;
   if (m.moe.experts > 0)
-    default_slots = SlotMap::from_assignment(
-        place_experts(s.placement.policy, m.moe.experts, par.ep), par.ep);
+    default_slots =
+        SlotMap::from_assignment(place_experts(s.placement.policy, m.moe.experts, par.ep), par.ep);
   const bool replay = routing != nullptr && !routing->samples.empty();
-  const bool same_every_layer = traces::is_uniform(s.routing.load) && !replay &&
-                                (routing == nullptr || routing->slot_maps.size() <= 1);
+  const bool same_every_layer =
+      traces::is_uniform(s.routing.load) && !replay && (routing == nullptr || routing->slot_maps.size() <= 1);
   const traces::ShareGenerator gen(s.routing.load, m.moe.experts, m.moe.top_k);
 
   // Price every block; identical blocks are priced once and copied.
@@ -104,8 +103,9 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       if (!mtp && dense_template < 0) dense_template = l;
       continue;
     }
-    const SlotMap& slots =
-        routing && !routing->slot_maps.empty() ? routing->slot_maps[moe_count % routing->slot_maps.size()] : default_slots;
+    const SlotMap& slots = routing && !routing->slot_maps.empty()
+                               ? routing->slot_maps[moe_count % routing->slot_maps.size()]
+                               : default_slots;
     LayerRouting r = replay ? route_sample(routing->samples[moe_count % routing->samples.size()], slots, rctx)
                             : route_expected(gen.shares(moe_count), slots, rctx);
     r.summary.layer = l;
@@ -125,7 +125,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     w.moe_layers.push_back(r.summary);
     if (detail) {
       MoeLayerDetail d;
-      const double top = r.rank_rows.empty() ? 0.0 : *std::max_element(r.rank_rows.begin(), r.rank_rows.end());
+      const double top =
+          r.rank_rows.empty() ? 0.0 : *std::max_element(r.rank_rows.begin(), r.rank_rows.end());
       for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
       d.wire_bytes = std::move(r.wire_bytes);
       w.moe_detail.push_back(std::move(d));

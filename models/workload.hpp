@@ -27,37 +27,43 @@ enum class CommKind { kNone, kTensor, kContext, kExpertDispatch, kExpertCombine,
 /// What an op is in its block. Engines place and overlap ops by this tag, never by their names (a name
 /// is a label for tables and traces only).
 enum class OpRole {
-  kNorm,                ///< RMSNorm before attention, the MLP or the MTP projection; MLA's low-rank norms
-  kAttentionProjection, ///< Q, K, V projections (MLA down/up-projections) and the output projection
-  kAttention,           ///< the fused attention kernel
-  kTensorCollective,    ///< tensor-parallel all-gather, reduce-scatter or all-reduce (blocking)
-  kContextExchange,     ///< context-parallel ring exchange of K and V (hidden under attention when it can)
-  kResidual,            ///< residual add after attention or the MLP
-  kDenseFfn,            ///< dense MLP: up-projection, activation, down-projection
-  kRouter,              ///< MoE gate GEMM and top-k selection
-  kPermute,             ///< permutation of token copies into expert order
-  kDispatch,            ///< expert all-to-all towards the experts (backward: gradients back)
-  kCombine,             ///< expert all-to-all back to the tokens (backward: gradients to the experts)
+  kNorm,                 ///< RMSNorm before attention, the MLP or the MTP projection; MLA's low-rank norms
+  kAttentionProjection,  ///< Q, K, V projections (MLA down/up-projections) and the output projection
+  kAttention,            ///< the fused attention kernel
+  kTensorCollective,     ///< tensor-parallel all-gather, reduce-scatter or all-reduce (blocking)
+  kContextExchange,      ///< context-parallel ring exchange of K and V (hidden under attention when it can)
+  kResidual,             ///< residual add after attention or the MLP
+  kDenseFfn,             ///< dense MLP: up-projection, activation, down-projection
+  kRouter,               ///< MoE gate GEMM and top-k selection
+  kPermute,              ///< permutation of token copies into expert order
+  kDispatch,             ///< expert all-to-all towards the experts (backward: gradients back)
+  kCombine,              ///< expert all-to-all back to the tokens (backward: gradients to the experts)
   kExpertTensorCollective,  ///< expert-tensor-parallel all-gather + reduce-scatter around the expert
                             ///< GEMMs (blocking; nothing hides it)
-  kExperts,             ///< routed experts: grouped GEMMs and activation
-  kSharedUp,            ///< shared experts' up-projection and activation (under the dispatch when overlapped)
-  kSharedDown,          ///< shared experts' down-projection (under the combine when overlapped)
-  kUnpermute,           ///< un-permutation and weighted sum of the expert outputs
-  kQuantize,            ///< FP8 quantisation of a GEMM's operands (precedes the GEMM it feeds)
-  kMtpProjection,       ///< MTP module's 2h→h projection of the hidden state and the shifted embedding
-  kMtpHead,             ///< MTP module's output head and its loss
+  kExperts,                 ///< routed experts: grouped GEMMs and activation
+  kSharedUp,       ///< shared experts' up-projection and activation (under the dispatch when overlapped)
+  kSharedDown,     ///< shared experts' down-projection (under the combine when overlapped)
+  kUnpermute,      ///< un-permutation and weighted sum of the expert outputs
+  kQuantize,       ///< FP8 quantisation of a GEMM's operands (precedes the GEMM it feeds)
+  kMtpProjection,  ///< MTP module's 2h→h projection of the hidden state and the shifted embedding
+  kMtpHead,        ///< MTP module's output head and its loss
 };
 
 /// The communication kind of a role (kNone for compute and memory-bound roles).
 constexpr CommKind comm_kind(OpRole r) {
   switch (r) {
-    case OpRole::kTensorCollective: return CommKind::kTensor;
-    case OpRole::kContextExchange: return CommKind::kContext;
-    case OpRole::kDispatch: return CommKind::kExpertDispatch;
-    case OpRole::kCombine: return CommKind::kExpertCombine;
-    case OpRole::kExpertTensorCollective: return CommKind::kExpertTensor;
-    default: return CommKind::kNone;
+    case OpRole::kTensorCollective:
+      return CommKind::kTensor;
+    case OpRole::kContextExchange:
+      return CommKind::kContext;
+    case OpRole::kDispatch:
+      return CommKind::kExpertDispatch;
+    case OpRole::kCombine:
+      return CommKind::kExpertCombine;
+    case OpRole::kExpertTensorCollective:
+      return CommKind::kExpertTensor;
+    default:
+      return CommKind::kNone;
   }
 }
 
@@ -68,23 +74,23 @@ struct Op {
   Pass pass = Pass::kForward;
   OpKind kind = OpKind::kGemm;
   CommKind comm = CommKind::kNone;  ///< comm_kind(role)
-  bool recompute = false;  ///< a forward op run again in backward (activation recompute)
+  bool recompute = false;           ///< a forward op run again in backward (activation recompute)
   double seconds = 0;
   double work = 0;  ///< FLOPs for compute ops, bytes for memory and communication ops
 };
 
 /// Per-pass totals of one block (one microbatch).
 struct PassCost {
-  double compute = 0;    ///< compute stream, seconds
-  double tp_comm = 0;    ///< tensor-parallel collectives (blocking in every schedule), seconds
-  double ep_comm = 0;    ///< expert all-to-all (dispatch + combine), seconds
-  double etp_comm = 0;   ///< expert-tensor-parallel collectives, seconds: blocking, never hidden (neither
-                         ///< under shared experts nor in a DualPipe overlap slot)
-  double ep_exposed = 0; ///< part of ep_comm not hidden inside the block (shared experts under dispatch and
-                         ///< combine), plus etp_comm; seconds
-  double cp_comm = 0;    ///< context-parallel KV exchange, seconds
-  double cp_exposed = 0; ///< part of cp_comm not hidden under the attention kernel, seconds
-  double flops = 0;      ///< hardware FLOPs executed (recompute included)
+  double compute = 0;     ///< compute stream, seconds
+  double tp_comm = 0;     ///< tensor-parallel collectives (blocking in every schedule), seconds
+  double ep_comm = 0;     ///< expert all-to-all (dispatch + combine), seconds
+  double etp_comm = 0;    ///< expert-tensor-parallel collectives, seconds: blocking, never hidden (neither
+                          ///< under shared experts nor in a DualPipe overlap slot)
+  double ep_exposed = 0;  ///< part of ep_comm not hidden inside the block (shared experts under dispatch and
+                          ///< combine), plus etp_comm; seconds
+  double cp_comm = 0;     ///< context-parallel KV exchange, seconds
+  double cp_exposed = 0;  ///< part of cp_comm not hidden under the attention kernel, seconds
+  double flops = 0;       ///< hardware FLOPs executed (recompute included)
   /// DualPipe's four components of a chunk (DeepSeek-V3 report §3.2.1, Figure 4): attention
   /// (everything before the dispatch), dispatch, MLP (experts, shared experts, un-permute) and combine;
   /// seconds.
@@ -101,26 +107,26 @@ enum class BlockKind { kDense, kMoe, kMtp };
 /// The priced ops and per-pass totals of one block (one microbatch).
 struct BlockCost {
   BlockKind kind = BlockKind::kDense;
-  int layer = 0;          ///< block index (MTP blocks follow the main blocks)
+  int layer = 0;  ///< block index (MTP blocks follow the main blocks)
   PassCost pass[3];
-  std::vector<Op> ops;    ///< empty when the block repeats another one (see ops_from)
-  int ops_from = -1;      ///< identical to this block's ops (-1: its own ops are in `ops`)
-  int moe_index = -1;     ///< index into Workload::moe_layers, -1 for dense blocks
+  std::vector<Op> ops;  ///< empty when the block repeats another one (see ops_from)
+  int ops_from = -1;    ///< identical to this block's ops (-1: its own ops are in `ops`)
+  int moe_index = -1;   ///< index into Workload::moe_layers, -1 for dense blocks
 };
 
 /// What one pipeline rank runs per microbatch (all its virtual stages).
 struct RankWork {
   std::vector<int> blocks;  ///< indices into Workload::blocks
   bool embedding = false, head = false;
-  PassCost pass[3];         ///< totals over blocks, embedding and head
-  double p2p_seconds = 0;   ///< activation send to the next stage
-  double params = 0;        ///< parameters held (before DualPipe duplication), split by TP/EP
-  double expert_params = 0; ///< of which routed-expert parameters
+  PassCost pass[3];                  ///< totals over blocks, embedding and head
+  double p2p_seconds = 0;            ///< activation send to the next stage
+  double params = 0;                 ///< parameters held (before DualPipe duplication), split by TP/EP
+  double expert_params = 0;          ///< of which routed-expert parameters
   double embedding_seconds[3] = {};  ///< of pass[].compute: the embedding (first stage)
   double head_seconds[3] = {};       ///< of pass[].compute: final norm, output head and loss (last stage)
-  double p2p_bytes = 0;     ///< activation bytes one GPU sends to the next stage per microbatch
-  double activation_bytes = 0;  ///< activations saved per microbatch (after recompute)
-  double transient_bytes = 0;   ///< working memory of one microbatch not kept in flight (FP32 logits)
+  double p2p_bytes = 0;              ///< activation bytes one GPU sends to the next stage per microbatch
+  double activation_bytes = 0;       ///< activations saved per microbatch (after recompute)
+  double transient_bytes = 0;        ///< working memory of one microbatch not kept in flight (FP32 logits)
 };
 
 /// What the discrete-event engine needs beyond the busiest GPU's prices (Workload::moe_detail).
@@ -139,8 +145,8 @@ struct Workload {
   std::vector<MoeLayerStats> moe_layers;  ///< their node_traffic is left empty (see node_traffic)
   std::vector<double> node_traffic;  ///< first MoE layer's dispatch bytes, nodes × nodes (MoeLayerStats)
   int traffic_nodes = 0;
-  std::vector<RankWork> ranks;   ///< per pipeline rank
-  std::string cost_model;        ///< name of the compute cost model
+  std::vector<RankWork> ranks;  ///< per pipeline rank
+  std::string cost_model;       ///< name of the compute cost model
   /// Per MoE layer (same index as moe_layers), filled only when build_workload is asked for detail.
   std::vector<MoeLayerDetail> moe_detail;
   double dispatch_copy_bytes = 0;  ///< bytes of one forward-dispatched token copy (wire_bytes' unit)

@@ -1,9 +1,8 @@
 #include "reports/chrome_trace.hpp"
 
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace moesim::reports {
 
@@ -24,10 +23,18 @@ void write_chrome_trace(const sim::StepSimResult& r, std::ostream& out) {
                       {"args", args}});
   }
   for (const auto& [gpu, stage] : seen) {
-    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", gpu}, {"args", {{"name", "GPU " + std::to_string(gpu)}}}});
-    events.push_back({{"name", "process_sort_index"}, {"ph", "M"}, {"pid", gpu}, {"args", {{"sort_index", gpu}}}});
+    events.push_back({{"name", "process_name"},
+                      {"ph", "M"},
+                      {"pid", gpu},
+                      {"args", {{"name", "GPU " + std::to_string(gpu)}}}});
+    events.push_back(
+        {{"name", "process_sort_index"}, {"ph", "M"}, {"pid", gpu}, {"args", {{"sort_index", gpu}}}});
     for (int t = 0; t < 3; ++t)
-      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", gpu}, {"tid", t}, {"args", {{"name", kStreams[t]}}}});
+      events.push_back({{"name", "thread_name"},
+                        {"ph", "M"},
+                        {"pid", gpu},
+                        {"tid", t},
+                        {"args", {{"name", kStreams[t]}}}});
   }
   json doc = {{"traceEvents", events},
               {"displayTimeUnit", "ms"},

@@ -37,10 +37,10 @@ void write_compare_table(std::ostream& out, std::vector<CompareRow> rows) {
     }
     const auto& x = r.result;
     out << std::setw(12) << fmt("%.3f", x.step_time) << std::setw(14) << fmt("%.4g", x.tokens_per_second)
-        << std::setw(12) << fmt("%.1f", x.tokens_per_second_per_gpu) << std::setw(8) << fmt("%.1f%%", 100 * x.mfu)
-        << std::setw(10) << fmt("%.3f", x.breakdown.bubble) << std::setw(10) << fmt("%.3f", x.breakdown.exposed_ep)
-        << std::setw(10) << fmt("%.3f", x.moe_max_over_mean_gpu) << std::setw(10) << fmt("%.1f", x.memory.total / kGiB)
-        << "  "
+        << std::setw(12) << fmt("%.1f", x.tokens_per_second_per_gpu) << std::setw(8)
+        << fmt("%.1f%%", 100 * x.mfu) << std::setw(10) << fmt("%.3f", x.breakdown.bubble) << std::setw(10)
+        << fmt("%.3f", x.breakdown.exposed_ep) << std::setw(10) << fmt("%.3f", x.moe_max_over_mean_gpu)
+        << std::setw(10) << fmt("%.1f", x.memory.total / kGiB) << "  "
         << (x.feasible ? "ok" : "INFEASIBLE: " + x.infeasible_reason) << "\n";
   }
 }
@@ -61,7 +61,8 @@ json compare_json(std::vector<CompareRow> rows) {
       j["mfu"] = r.result.mfu;
       j["memory_gib"] = r.result.memory.total / kGiB;
       j["moe_max_over_mean_gpu"] = r.result.moe_max_over_mean_gpu;
-      j["balanced_step_time_s"] = r.result.balanced_step_time > 0 ? json(r.result.balanced_step_time) : json(nullptr);
+      j["balanced_step_time_s"] =
+          r.result.balanced_step_time > 0 ? json(r.result.balanced_step_time) : json(nullptr);
     }
     a.push_back(j);
   }

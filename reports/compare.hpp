@@ -1,11 +1,10 @@
 #pragma once
 /// \file `moesim compare`: scenarios and their variants side by side, as a table or JSON.
 
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "models/result.hpp"
 
@@ -14,7 +13,7 @@ namespace moesim::reports {
 /// One row of a comparison.
 struct CompareRow {
   std::string name;
-  bool ok = true;          ///< false: the variant failed validation (error holds the message)
+  bool ok = true;  ///< false: the variant failed validation (error holds the message)
   std::string error;
   models::Result result;
 };

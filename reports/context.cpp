@@ -11,8 +11,12 @@
 
 namespace moesim::reports {
 
-const char* version() { return MOESIM_VERSION; }
-const char* git_sha() { return MOESIM_GIT_SHA; }
+const char* version() {
+  return MOESIM_VERSION;
+}
+const char* git_sha() {
+  return MOESIM_GIT_SHA;
+}
 
 nlohmann::json context_json(const Scenario& s, const models::Result& r) {
   nlohmann::json c;
@@ -23,13 +27,16 @@ nlohmann::json context_json(const Scenario& s, const models::Result& r) {
   c["engine"] = r.engine;
   c["fidelity"] = r.fidelity;
   c["cost_model"] = r.cost_model;
-  c["calibration"] = s.calibration.empty()
-                         ? "none (roofline defaults from the GPU catalog: datasheet peaks x achievable fractions)"
-                         : s.calibration;
+  c["calibration"] =
+      s.calibration.empty()
+          ? "none (roofline defaults from the GPU catalog: datasheet peaks x achievable fractions)"
+          : s.calibration;
   c["seed"] = r.seed;
   return c;
 }
 
-bool is_des(const models::Result& r) { return engine_kinds().get(r.engine, "result", "/context/engine") == EngineKind::kDes; }
+bool is_des(const models::Result& r) {
+  return engine_kinds().get(r.engine, "result", "/context/engine") == EngineKind::kDes;
+}
 
 }  // namespace moesim::reports

@@ -1,11 +1,10 @@
 #pragma once
 /// \file `moesim place`: an expert placement and the per-GPU load imbalance it leaves, as JSON or a table.
 
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "models/placement.hpp"
 #include "models/placement/metrics.hpp"

@@ -13,7 +13,9 @@ namespace {
 
 using nlohmann::json;
 
-json num(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+json num(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
 
 // Reads the fields of one object of a result document, naming the JSON pointer of a missing or mistyped
 // one. Numbers that were not finite were written as null and come back as NaN.
@@ -26,7 +28,8 @@ class Fields {
   Fields child(const char* key) const { return Fields(at(key), source_, pointer_ + "/" + key); }
   const json& at(const char* key) const {
     const auto it = j_.find(key);
-    if (it == j_.end()) throw ParseError(located_message(source_, pointer_ + "/" + key, "a result field", "none"));
+    if (it == j_.end())
+      throw ParseError(located_message(source_, pointer_ + "/" + key, "a result field", "none"));
     return *it;
   }
   bool has(const char* key) const { return j_.contains(key); }
@@ -53,7 +56,9 @@ class Fields {
     if (!v.is_string()) fail(key, "a string", v);
     return v.get<std::string>();
   }
-  std::string text_or(const char* key, const std::string& fallback) const { return has(key) ? text(key) : fallback; }
+  std::string text_or(const char* key, const std::string& fallback) const {
+    return has(key) ? text(key) : fallback;
+  }
   std::vector<double> numbers(const json& v, const std::string& where) const {
     if (!v.is_array()) fail(where, "an array of numbers", v);
     std::vector<double> out;
@@ -85,7 +90,8 @@ class Fields {
 
 }  // namespace
 
-json result_json(const Scenario& s, const models::Result& r, const sim::StepSimResult* des, ResultDetail detail) {
+json result_json(const Scenario& s, const models::Result& r, const sim::StepSimResult* des,
+                 ResultDetail detail) {
   const bool complete = detail == ResultDetail::kComplete;
   json j;
   j["schema_version"] = r.schema_version;
@@ -107,17 +113,25 @@ json result_json(const Scenario& s, const models::Result& r, const sim::StepSimR
   sm["cost_usd_per_trillion_tokens"] = r.cost_per_trillion_tokens;
   sm["critical_pp_rank"] = r.critical_rank;
   sm["balanced_step_time_s"] = r.balanced_step_time > 0 ? json(r.balanced_step_time) : json(nullptr);
-  sm["imbalance_cost_s"] = r.balanced_step_time > 0 ? json(r.step_time - r.balanced_step_time) : json(nullptr);
+  sm["imbalance_cost_s"] =
+      r.balanced_step_time > 0 ? json(r.step_time - r.balanced_step_time) : json(nullptr);
   if (is_des(r) || complete) sm["analytic_step_time_s"] = r.analytic_step_time;
   const auto& b = r.breakdown;
-  j["breakdown_s"] = {{"compute", b.compute},       {"exposed_tp", b.exposed_tp}, {"exposed_ep", b.exposed_ep},
-                      {"exposed_cp", b.exposed_cp}, {"bubble", b.bubble},         {"exposed_dp", b.exposed_dp},
+  j["breakdown_s"] = {{"compute", b.compute},       {"exposed_tp", b.exposed_tp},
+                      {"exposed_ep", b.exposed_ep}, {"exposed_cp", b.exposed_cp},
+                      {"bubble", b.bubble},         {"exposed_dp", b.exposed_dp},
                       {"optimizer", b.optimizer}};
   const auto& p = r.phases;
-  j["phases"] = {{"forward_only_s", p.forward_only}, {"steady_s", p.steady},   {"backward_only_s", p.backward_only},
-                 {"weight_only_s", p.weight_only},   {"bubble_s", p.bubble},   {"lone_forward_chunks", p.lone_f},
-                 {"steady_units", p.pairs},          {"lone_backward_chunks", p.lone_b},
-                 {"steady_unit_s", p.pair_time},     {"activations_in_flight", p.activations_in_flight},
+  j["phases"] = {{"forward_only_s", p.forward_only},
+                 {"steady_s", p.steady},
+                 {"backward_only_s", p.backward_only},
+                 {"weight_only_s", p.weight_only},
+                 {"bubble_s", p.bubble},
+                 {"lone_forward_chunks", p.lone_f},
+                 {"steady_units", p.pairs},
+                 {"lone_backward_chunks", p.lone_b},
+                 {"steady_unit_s", p.pair_time},
+                 {"activations_in_flight", p.activations_in_flight},
                  {"parameter_copies", p.parameter_copies},
                  {"optimizer_and_grad_sync_s", b.optimizer + b.exposed_dp}};
   const auto& c = r.chunk;
@@ -194,18 +208,19 @@ json result_json(const Scenario& s, const models::Result& r, const sim::StepSimR
   j["layers"] = layers;
   if (!s.reference.empty()) {
     const auto& rf = s.reference;
-    j["reference"] = {{"source", rf.source},
-                      {"step_time_s", num(rf.step_time)},
-                      {"step_time_error", std::isfinite(rf.step_time) ? json((r.step_time - rf.step_time) / rf.step_time)
-                                                                      : json(nullptr)},
-                      {"forward_only_s", num(rf.forward_only)},
-                      {"steady_s", num(rf.steady)},
-                      {"backward_only_s", num(rf.backward_only)},
-                      {"weight_only_s", num(rf.weight_only)},
-                      {"bubble_s", num(rf.bubble)},
-                      {"optimizer_s", num(rf.optimizer)},
-                      {"tokens_per_s_per_gpu", num(rf.tokens_per_second_per_gpu)},
-                      {"mfu", num(rf.mfu)}};
+    j["reference"] = {
+        {"source", rf.source},
+        {"step_time_s", num(rf.step_time)},
+        {"step_time_error",
+         std::isfinite(rf.step_time) ? json((r.step_time - rf.step_time) / rf.step_time) : json(nullptr)},
+        {"forward_only_s", num(rf.forward_only)},
+        {"steady_s", num(rf.steady)},
+        {"backward_only_s", num(rf.backward_only)},
+        {"weight_only_s", num(rf.weight_only)},
+        {"bubble_s", num(rf.bubble)},
+        {"optimizer_s", num(rf.optimizer)},
+        {"tokens_per_s_per_gpu", num(rf.tokens_per_second_per_gpu)},
+        {"mfu", num(rf.mfu)}};
   }
   if (des != nullptr) j["des"] = des_json(*des);
   return j;
@@ -300,7 +315,8 @@ models::Result result_from_json(const json& j, const std::string& source) {
   if (!traffic.is_null()) {
     r.traffic_nodes = static_cast<int>(traffic.size());
     for (std::size_t a = 0; a < traffic.size(); ++a) {
-      const auto row = moe.numbers(traffic[a], "first_layer_dispatch_node_traffic_bytes/" + std::to_string(a));
+      const auto row =
+          moe.numbers(traffic[a], "first_layer_dispatch_node_traffic_bytes/" + std::to_string(a));
       r.node_traffic.insert(r.node_traffic.end(), row.begin(), row.end());
     }
   }
@@ -320,7 +336,8 @@ models::Result result_from_json(const json& j, const std::string& source) {
     l.combine_seconds = x.number("combine_s");
     l.nic_bytes = x.number("busiest_nic_dispatch_bytes");
     if (x.has("nodes")) l.nodes = x.integer<int>("nodes");
-    if (x.has("node_traffic_bytes")) l.node_traffic = x.numbers(x.at("node_traffic_bytes"), "node_traffic_bytes");
+    if (x.has("node_traffic_bytes"))
+      l.node_traffic = x.numbers(x.at("node_traffic_bytes"), "node_traffic_bytes");
     r.moe_layers.push_back(std::move(l));
   }
   for (const Fields& x : doc.objects("layers")) {
@@ -340,8 +357,12 @@ models::Result result_from_json(const json& j, const std::string& source) {
 json des_json(const sim::StepSimResult& d) {
   json links = json::array();
   for (const auto& l : d.links)
-    links.push_back({{"link", l.name}, {"kind", sim::to_string(l.kind)}, {"bandwidth_Bps", l.bandwidth},
-                     {"bytes", l.bytes}, {"busy_s", l.busy_time}, {"busy_fraction", l.busy_fraction},
+    links.push_back({{"link", l.name},
+                     {"kind", sim::to_string(l.kind)},
+                     {"bandwidth_Bps", l.bandwidth},
+                     {"bytes", l.bytes},
+                     {"busy_s", l.busy_time},
+                     {"busy_fraction", l.busy_fraction},
                      {"utilisation", l.utilisation}});
   const auto& e = d.settings;
   return {{"analytic_step_time_s", d.result.analytic_step_time},
@@ -351,9 +372,16 @@ json des_json(const sim::StepSimResult& d) {
           {"compute_segments", d.stats.segments},
           {"all_to_alls", d.stats.collectives},
           {"flows", d.stats.flows},
-          {"simgrid", {{"version", e.simgrid_version}, {"network_model", e.network_model}, {"network_optim", e.network_optim},
-                       {"crosstraffic", e.crosstraffic}, {"tcp_gamma", e.tcp_gamma}, {"surf_precision_s", e.surf_precision},
-                       {"aggregated", e.aggregated}, {"hosts", e.hosts}, {"links", e.links}}},
+          {"simgrid",
+           {{"version", e.simgrid_version},
+            {"network_model", e.network_model},
+            {"network_optim", e.network_optim},
+            {"crosstraffic", e.crosstraffic},
+            {"tcp_gamma", e.tcp_gamma},
+            {"surf_precision_s", e.surf_precision},
+            {"aggregated", e.aggregated},
+            {"hosts", e.hosts},
+            {"links", e.links}}},
           {"links", links}};
 }
 

@@ -27,7 +27,8 @@ enum class ResultDetail {
 /// "grad_sync_s", "memory_bytes", "moe", "layers"}, "reference" when the scenario has published
 /// figures, and "des" (des_json) when `des` is given. Seconds, bytes, tokens; a number that is not
 /// finite is null.
-nlohmann::json result_json(const Scenario& s, const models::Result& r, const sim::StepSimResult* des = nullptr,
+nlohmann::json result_json(const Scenario& s, const models::Result& r,
+                           const sim::StepSimResult* des = nullptr,
                            ResultDetail detail = ResultDetail::kPublished);
 
 /// The inverse of result_json: every field of the Result the document holds (all of them for

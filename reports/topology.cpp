@@ -21,9 +21,9 @@ std::optional<DispatchLoads> dispatch_loads(const Scenario& s, const sim::Topolo
   ctx.want_pair_bytes = true;
   const models::RoutingInput in = models::routing_input(s);
   const models::SlotMap slots =
-      !in.slot_maps.empty()
-          ? in.slot_maps.front()
-          : models::SlotMap::from_assignment(models::place_experts(s.placement.policy, s.model.moe.experts, p.ep), p.ep);
+      !in.slot_maps.empty() ? in.slot_maps.front()
+                            : models::SlotMap::from_assignment(
+                                  models::place_experts(s.placement.policy, s.model.moe.experts, p.ep), p.ep);
   const traces::ShareGenerator gen(s.routing.load, s.model.moe.experts, s.model.moe.top_k);
   const models::LayerRouting r = !in.samples.empty() ? models::route_sample(in.samples.front(), slots, ctx)
                                                      : models::route_expected(gen.shares(0), slots, ctx);
@@ -46,7 +46,8 @@ std::optional<DispatchLoads> dispatch_loads(const Scenario& s, const sim::Topolo
     const bool fwd = loads.busiest % 2 == 0;
     const int a = fwd ? topo.link_source(link) : topo.link_target(link);
     const int b = fwd ? topo.link_target(link) : topo.link_source(link);
-    d.busiest_link = topo.vertex_name(a) + " -> " + topo.vertex_name(b) + " (" + sim::to_string(topo.link(link).kind) + ")";
+    d.busiest_link = topo.vertex_name(a) + " -> " + topo.vertex_name(b) + " (" +
+                     sim::to_string(topo.link(link).kind) + ")";
     d.busiest_link_bytes = loads.bytes[loads.busiest];
   }
   d.time_lower_bound = loads.time_lower_bound;
@@ -77,18 +78,20 @@ void write_topology_table(std::ostream& out, const Scenario& s, const sim::Topol
   if (!dispatch) return;
   const DispatchLoads& d = *dispatch;
   out << "first MoE layer dispatch (all EP groups at once, one copy per token and destination GPU):\n"
-         "  busiest link " << d.busiest_link << ": " << fmt("%.1f MB", d.busiest_link_bytes / 1e6)
-      << ", time lower bound " << fmt("%.3f ms", d.time_lower_bound * 1e3) << "; analytic all-to-all ("
+         "  busiest link "
+      << d.busiest_link << ": " << fmt("%.1f MB", d.busiest_link_bytes / 1e6) << ", time lower bound "
+      << fmt("%.3f ms", d.time_lower_bound * 1e3) << "; analytic all-to-all ("
       << to_string(s.workload.dispatch) << ") " << fmt("%.3f ms", d.analytic_all_to_all * 1e3) << "\n";
   if (d.simulated) {
     const SimulatedDispatch& x = *d.simulated;
     out << "  SimGrid (" << x.network_model << (x.aggregated ? ", flows per node pair" : ", per GPU pair")
-        << "), EP group 0 alone: " << fmt("%.3f ms", x.makespan * 1e3) << " (" << x.flows << " flows; lower bound "
-        << fmt("%.3f ms", x.time_lower_bound * 1e3) << ")\n";
+        << "), EP group 0 alone: " << fmt("%.3f ms", x.makespan * 1e3) << " (" << x.flows
+        << " flows; lower bound " << fmt("%.3f ms", x.time_lower_bound * 1e3) << ")\n";
   }
 }
 
-json topology_json(const Scenario& s, const sim::Topology& topo, const std::optional<DispatchLoads>& dispatch) {
+json topology_json(const Scenario& s, const sim::Topology& topo,
+                   const std::optional<DispatchLoads>& dispatch) {
   json traffic = nullptr;
   if (dispatch) {
     const DispatchLoads& d = *dispatch;
@@ -104,18 +107,15 @@ json topology_json(const Scenario& s, const sim::Topology& topo, const std::opti
                {"busiest_link_bytes", d.busiest_link_bytes},
                {"time_lower_bound_s", d.time_lower_bound},
                {"analytic_all_to_all_s", d.analytic_all_to_all},
-               {"note", "one copy per (token, destination GPU) on the fabric's static routes; the lower bound "
-                        "ignores latency and assumes the busiest link is never idle"}};
+               {"note",
+                "one copy per (token, destination GPU) on the fabric's static routes; the lower bound "
+                "ignores latency and assumes the busiest link is never idle"}};
   }
   const auto hs = topo.hop_stats();
-  return {{"scenario", s.name},
-          {"kind", to_string(s.cluster.scale_out.kind)},
-          {"gpus", topo.gpus()},
-          {"vertices", topo.num_vertices()},
-          {"links", topo.num_links()},
-          {"hops_average", hs.average},
-          {"diameter", hs.diameter},
-          {"bisection_bandwidth_Bps", topo.bisection_bandwidth()},
+  return {{"scenario", s.name},        {"kind", to_string(s.cluster.scale_out.kind)},
+          {"gpus", topo.gpus()},       {"vertices", topo.num_vertices()},
+          {"links", topo.num_links()}, {"hops_average", hs.average},
+          {"diameter", hs.diameter},   {"bisection_bandwidth_Bps", topo.bisection_bandwidth()},
           {"dispatch", traffic}};
 }
 

@@ -2,11 +2,10 @@
 /// \file `moesim topology`: the cluster as a graph (its analyses) and the load the first MoE layer's
 /// dispatch puts on its links, as a table or JSON.
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "scenarios/scenario.hpp"
 #include "sim/topology.hpp"
@@ -27,8 +26,8 @@ struct SimulatedDispatch {
 struct DispatchLoads {
   std::string busiest_link = "none";  ///< "a -> b (kind)"
   double busiest_link_bytes = 0;
-  double time_lower_bound = 0;        ///< s: ignores latency, the busiest link never idle
-  double analytic_all_to_all = 0;     ///< s, the analytic network model's all-to-all of the same bytes
+  double time_lower_bound = 0;     ///< s: ignores latency, the busiest link never idle
+  double analytic_all_to_all = 0;  ///< s, the analytic network model's all-to-all of the same bytes
   std::optional<SimulatedDispatch> simulated;  ///< with `simulate`: EP group 0 of stage 0 on SimGrid
 };
 
@@ -42,6 +41,7 @@ void write_topology_table(std::ostream& out, const Scenario& s, const sim::Topol
 
 /// {"scenario", "kind", "gpus", "vertices", "links", "hops_average", "diameter", "bisection_bandwidth_Bps",
 /// "dispatch"} (dispatch null without experts; seconds, bytes).
-nlohmann::json topology_json(const Scenario& s, const sim::Topology& topo, const std::optional<DispatchLoads>& dispatch);
+nlohmann::json topology_json(const Scenario& s, const sim::Topology& topo,
+                             const std::optional<DispatchLoads>& dispatch);
 
 }  // namespace moesim::reports

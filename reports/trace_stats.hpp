@@ -3,9 +3,8 @@
 /// as the trace is read (a table row per record, or one JSON array at the end).
 
 #include <cstdint>
-#include <ostream>
-
 #include <nlohmann/json.hpp>
+#include <ostream>
 
 #include "scenarios/kinds.hpp"
 #include "traces/import.hpp"

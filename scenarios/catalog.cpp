@@ -15,9 +15,12 @@ namespace fs = std::filesystem;
 
 const char* to_string(CatalogKind k) {
   switch (k) {
-    case CatalogKind::kModel: return "models";
-    case CatalogKind::kGpu: return "gpus";
-    case CatalogKind::kCluster: return "clusters";
+    case CatalogKind::kModel:
+      return "models";
+    case CatalogKind::kGpu:
+      return "gpus";
+    case CatalogKind::kCluster:
+      return "clusters";
   }
   return "?";
 }
@@ -69,9 +72,9 @@ std::string Catalog::path(CatalogKind kind, const std::string& name, const std::
   }
   std::string list;
   for (const auto& n : names(kind)) list += (list.empty() ? "" : ", ") + n;
-  throw ConfigError(located_message(source, pointer,
-                                    std::string("a catalog ") + to_string(kind) + " entry (one of " + list + ")",
-                                    "\"catalog:" + name + "\""));
+  throw ConfigError(located_message(
+      source, pointer, std::string("a catalog ") + to_string(kind) + " entry (one of " + list + ")",
+      "\"catalog:" + name + "\""));
 }
 
 Json Catalog::load(CatalogKind kind, const std::string& name, const std::string& source,

@@ -14,7 +14,8 @@ struct HfReader {
 
   bool has(const char* k) const { return j.contains(k) && !j[k].is_null(); }
   int64_t integer(const char* k) const {
-    if (!has(k)) throw ConfigError(located_message(source, std::string("/") + k, "an integer (required)", "nothing"));
+    if (!has(k))
+      throw ConfigError(located_message(source, std::string("/") + k, "an integer (required)", "nothing"));
     const Json& v = j[k];
     if (!v.is_number_integer() && !v.is_number_unsigned())
       throw ConfigError(located_message(source, std::string("/") + k, "an integer", describe_json(v)));
@@ -38,7 +39,8 @@ struct HfReader {
 }  // namespace
 
 Json import_hf_config(const Json& config, const std::string& source, const std::string& name) {
-  if (!config.is_object()) throw ConfigError(located_message(source, "", "a JSON object (config.json)", describe_json(config)));
+  if (!config.is_object())
+    throw ConfigError(located_message(source, "", "a JSON object (config.json)", describe_json(config)));
   HfReader r{config, source};
   const std::string type = r.string("model_type", "");
   if (type.empty())
@@ -97,10 +99,11 @@ Json import_hf_config(const Json& config, const std::string& source, const std::
         moe["shared_experts"] = 1;
         moe["shared_ffn"] = r.integer("shared_expert_intermediate_size");
       }
-      if (r.has("mlp_only_layers") && config["mlp_only_layers"].is_array() && !config["mlp_only_layers"].empty())
-        throw ConfigError(located_message(source, "/mlp_only_layers",
-                                          "an empty list (dense layers interleaved by index are not modelled)",
-                                          describe_json(config["mlp_only_layers"])));
+      if (r.has("mlp_only_layers") && config["mlp_only_layers"].is_array() &&
+          !config["mlp_only_layers"].empty())
+        throw ConfigError(located_message(
+            source, "/mlp_only_layers", "an empty list (dense layers interleaved by index are not modelled)",
+            describe_json(config["mlp_only_layers"])));
       m["dense_ffn"] = r.integer("intermediate_size", 0);
       moe["score"] = "softmax";
     } else if (type == "olmoe") {
@@ -116,10 +119,11 @@ Json import_hf_config(const Json& config, const std::string& source, const std::
         attn["sliding_window_every"] = 2;
       }
     } else if (r.has("num_local_experts") || r.has("num_experts")) {
-      throw ConfigError(located_message(source, "/model_type",
-                                        "a supported MoE model_type (deepseek_v2, deepseek_v3, mixtral, qwen2_moe, "
-                                        "qwen3_moe, olmoe, gpt_oss)",
-                                        "\"" + type + "\""));
+      throw ConfigError(
+          located_message(source, "/model_type",
+                          "a supported MoE model_type (deepseek_v2, deepseek_v3, mixtral, qwen2_moe, "
+                          "qwen3_moe, olmoe, gpt_oss)",
+                          "\"" + type + "\""));
     } else {
       m["dense_ffn"] = r.integer("intermediate_size");  // llama-style dense model
     }

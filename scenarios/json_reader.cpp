@@ -10,8 +10,10 @@ namespace moesim {
 
 std::string describe_json(const Json& j) {
   switch (j.type()) {
-    case Json::value_t::null: return "null";
-    case Json::value_t::boolean: return std::string("the boolean ") + (j.get<bool>() ? "true" : "false");
+    case Json::value_t::null:
+      return "null";
+    case Json::value_t::boolean:
+      return std::string("the boolean ") + (j.get<bool>() ? "true" : "false");
     case Json::value_t::string: {
       std::string s = j.get<std::string>();
       if (s.size() > 60) s = s.substr(0, 57) + "...";
@@ -19,19 +21,26 @@ std::string describe_json(const Json& j) {
     }
     case Json::value_t::number_integer:
     case Json::value_t::number_unsigned:
-    case Json::value_t::number_float: return "the number " + j.dump();
-    case Json::value_t::object: return "an object";
-    case Json::value_t::array: return "an array of " + std::to_string(j.size());
-    default: return "an unsupported value";
+    case Json::value_t::number_float:
+      return "the number " + j.dump();
+    case Json::value_t::object:
+      return "an object";
+    case Json::value_t::array:
+      return "an array of " + std::to_string(j.size());
+    default:
+      return "an unsupported value";
   }
 }
 
 std::string pointer_escape(const std::string& key) {
   std::string r;
   for (char c : key) {
-    if (c == '~') r += "~0";
-    else if (c == '/') r += "~1";
-    else r += c;
+    if (c == '~')
+      r += "~0";
+    else if (c == '/')
+      r += "~1";
+    else
+      r += c;
   }
   return r;
 }
@@ -72,7 +81,9 @@ ObjectReader::ObjectReader(const Json& j, std::string source, std::string pointe
   if (!j_.is_object()) throw ConfigError(located_message(source_, pointer_, "an object", describe_json(j_)));
 }
 
-bool ObjectReader::has(const std::string& key) const { return j_.contains(key); }
+bool ObjectReader::has(const std::string& key) const {
+  return j_.contains(key);
+}
 
 void ObjectReader::fail(const std::string& key, const std::string& expected, const std::string& found) const {
   throw ConfigError(located_message(source_, key.empty() ? pointer_ : at(key), expected, found));
@@ -147,7 +158,8 @@ double ObjectReader::get_number(const std::string& key, double fallback) {
   return has(key) ? get_number(key) : (known_.insert(key), fallback);
 }
 
-double ObjectReader::get_number_in(const std::string& key, double lo, double hi, std::optional<double> fallback) {
+double ObjectReader::get_number_in(const std::string& key, double lo, double hi,
+                                   std::optional<double> fallback) {
   if (!has(key) && fallback) {
     known_.insert(key);
     return *fallback;
@@ -170,7 +182,8 @@ bool ObjectReader::get_bool(const std::string& key, bool fallback) {
 
 double ObjectReader::get_quantity(const std::string& key, Dimension dim) {
   const Json& v = child(key);
-  if (!v.is_string()) fail(key, std::string(dimension_hint(dim)) + " (a string with a unit)", describe_json(v));
+  if (!v.is_string())
+    fail(key, std::string(dimension_hint(dim)) + " (a string with a unit)", describe_json(v));
   return parse_quantity(v.get<std::string>(), dim, source_, at(key));
 }
 
@@ -186,8 +199,8 @@ std::vector<std::string> ObjectReader::get_string_list(const std::string& key,
   std::vector<std::string> out;
   for (std::size_t i = 0; i < v->size(); ++i) {
     if (!(*v)[i].is_string())
-      throw ConfigError(located_message(source_, at(key) + "/" + std::to_string(i), "a string",
-                                        describe_json((*v)[i])));
+      throw ConfigError(
+          located_message(source_, at(key) + "/" + std::to_string(i), "a string", describe_json((*v)[i])));
     out.push_back((*v)[i].get<std::string>());
   }
   return out;

@@ -2,9 +2,8 @@
 /// \file Strict reading of JSON objects into plain structs: every key a reader does not ask for is an
 /// error, every type mismatch names the JSON pointer, what was expected and what was found.
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>

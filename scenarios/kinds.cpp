@@ -8,7 +8,8 @@ const Registry<AttentionKind>& attention_kinds() {
       "attention kinds (model.attention.kind)",
       {{"mha", "multi-head attention, kv_heads == heads (Vaswani et al. 2017)", AttentionKind::kMha},
        {"gqa", "grouped-query attention, kv_heads divides heads (Ainslie et al. 2023)", AttentionKind::kGqa},
-       {"mla", "multi-head latent attention, low-rank compressed K/V (DeepSeek-V2 report §2.1)", AttentionKind::kMla}}};
+       {"mla", "multi-head latent attention, low-rank compressed K/V (DeepSeek-V2 report §2.1)",
+        AttentionKind::kMla}}};
   return r;
 }
 
@@ -36,7 +37,8 @@ const Registry<ScaleUpKind>& scale_up_kinds() {
       "scale-up networks (cluster.scale_up.kind)",
       {{"nvswitch", "every GPU of a domain one hop from every other through NVSwitch (DGX H100)",
         ScaleUpKind::kNvswitch},
-       {"none", "no scale-up network: every GPU pair communicates over the scale-out fabric", ScaleUpKind::kNone}}};
+       {"none", "no scale-up network: every GPU pair communicates over the scale-out fabric",
+        ScaleUpKind::kNone}}};
   return r;
 }
 
@@ -68,7 +70,8 @@ const Registry<Schedule>& schedules() {
         "gradients only",
         Schedule::kZeroBubble},
        {"dualpipe",
-        "bidirectional DualPipe with overlapped F&B pairs (DeepSeek-V3); bubble (PP/2-1)(F&B+B-3W), B the full "
+        "bidirectional DualPipe with overlapped F&B pairs (DeepSeek-V3); bubble (PP/2-1)(F&B+B-3W), B the "
+        "full "
         "backward",
         Schedule::kDualPipe}}};
   return r;
@@ -91,7 +94,8 @@ const Registry<Precision>& precisions() {
       "precision",
       "GEMM precisions (workload.precision)",
       {{"bf16", "BF16 GEMMs, FP32 accumulation", Precision::kBf16},
-       {"fp8", "FP8 GEMMs with fine-grained scaling; attention core in BF16 (DeepSeek-V3 §3.3)", Precision::kFp8}}};
+       {"fp8", "FP8 GEMMs with fine-grained scaling; attention core in BF16 (DeepSeek-V3 §3.3)",
+        Precision::kFp8}}};
   return r;
 }
 
@@ -99,14 +103,16 @@ const Registry<WorkloadKind>& workload_kinds() {
   static const Registry<WorkloadKind> r{
       "workload kind",
       "workloads (workload.kind)",
-      {{"training", "one optimizer step: forward, backward, gradient sync, optimizer", WorkloadKind::kTraining}}};
+      {{"training", "one optimizer step: forward, backward, gradient sync, optimizer",
+        WorkloadKind::kTraining}}};
   return r;
 }
 
 const Registry<Dtype>& dtypes() {
-  static const Registry<Dtype> r{"dtype",
-                                 "storage types (workload.grad_dtype, workload.optimizer_state_dtype)",
-                                 {{"fp32", "4 bytes per element", Dtype::kFp32}, {"bf16", "2 bytes per element", Dtype::kBf16}}};
+  static const Registry<Dtype> r{
+      "dtype",
+      "storage types (workload.grad_dtype, workload.optimizer_state_dtype)",
+      {{"fp32", "4 bytes per element", Dtype::kFp32}, {"bf16", "2 bytes per element", Dtype::kBf16}}};
   return r;
 }
 
@@ -116,7 +122,8 @@ const Registry<DispatchMode>& dispatch_modes() {
       "expert all-to-all modes (workload.dispatch)",
       {{"flat", "one message per GPU pair (NCCL all-to-all)", DispatchMode::kFlat},
        {"hierarchical",
-        "one copy per destination node over the NIC, then NVLink fan-out (DeepEP normal kernels, DeepSeek-V3 §3.2)",
+        "one copy per destination node over the NIC, then NVLink fan-out (DeepEP normal kernels, DeepSeek-V3 "
+        "§3.2)",
         DispatchMode::kHierarchical}}};
   return r;
 }
@@ -157,7 +164,8 @@ const Registry<DesGroups>& des_groups() {
   static const Registry<DesGroups> r{
       "engine.groups",
       "simulated EP groups (engine.groups)",
-      {{"representative", "one EP group per pipeline stage stands for all (docs/des.md)", DesGroups::kRepresentative},
+      {{"representative", "one EP group per pipeline stage stands for all (docs/des.md)",
+        DesGroups::kRepresentative},
        {"all", "every EP group of every stage simulated", DesGroups::kAll}}};
   return r;
 }
@@ -166,44 +174,81 @@ const Registry<Aggregation>& aggregations() {
   static const Registry<Aggregation> r{
       "engine.aggregation",
       "fabric flow aggregation (engine.aggregation)",
-      {{"auto", "pool or fold flows only where that is exact or the platform limit requires it", Aggregation::kAuto},
-       {"node", "fold fabric flows per node pair and pool each NVLink domain into one flow", Aggregation::kNode},
+      {{"auto", "pool or fold flows only where that is exact or the platform limit requires it",
+        Aggregation::kAuto},
+       {"node", "fold fabric flows per node pair and pool each NVLink domain into one flow",
+        Aggregation::kNode},
        {"node_pair", "fold fabric flows per (source node, destination node, plane)", Aggregation::kNodePair},
        {"none", "one flow per GPU pair", Aggregation::kNone}}};
   return r;
 }
 
 const Registry<OutputFormat>& output_formats() {
-  static const Registry<OutputFormat> r{"output format",
-                                        "result formats (outputs.formats, --format)",
-                                        {{"table", "aligned text for a terminal", OutputFormat::kTable},
-                                         {"json", "result.json schema with a context block", OutputFormat::kJson},
-                                         {"csv", "one row per scenario", OutputFormat::kCsv}}};
+  static const Registry<OutputFormat> r{
+      "output format",
+      "result formats (outputs.formats, --format)",
+      {{"table", "aligned text for a terminal", OutputFormat::kTable},
+       {"json", "result.json schema with a context block", OutputFormat::kJson},
+       {"csv", "one row per scenario", OutputFormat::kCsv}}};
   return r;
 }
 
-const char* to_string(AttentionKind v) { return attention_kinds().name_of(v).c_str(); }
-const char* to_string(Activation v) { return activations().name_of(v).c_str(); }
-const char* to_string(RouterScore v) { return router_scores().name_of(v).c_str(); }
-const char* to_string(ScaleUpKind v) { return scale_up_kinds().name_of(v).c_str(); }
-const char* to_string(TopologyKind v) { return topology_kinds().name_of(v).c_str(); }
-const char* to_string(Schedule v) { return schedules().name_of(v).c_str(); }
-const char* to_string(Recompute v) { return recompute_modes().name_of(v).c_str(); }
-const char* to_string(Precision v) { return precisions().name_of(v).c_str(); }
-const char* to_string(WorkloadKind v) { return workload_kinds().name_of(v).c_str(); }
-const char* to_string(Dtype v) { return dtypes().name_of(v).c_str(); }
-const char* to_string(DispatchMode v) { return dispatch_modes().name_of(v).c_str(); }
-const char* to_string(RoutingMode v) { return routing_modes().name_of(v).c_str(); }
-const char* to_string(TraceFormat v) { return trace_formats().name_of(v).c_str(); }
-const char* to_string(EngineKind v) { return engine_kinds().name_of(v).c_str(); }
-const char* to_string(DesGroups v) { return des_groups().name_of(v).c_str(); }
-const char* to_string(Aggregation v) { return aggregations().name_of(v).c_str(); }
-const char* to_string(OutputFormat v) { return output_formats().name_of(v).c_str(); }
+const char* to_string(AttentionKind v) {
+  return attention_kinds().name_of(v).c_str();
+}
+const char* to_string(Activation v) {
+  return activations().name_of(v).c_str();
+}
+const char* to_string(RouterScore v) {
+  return router_scores().name_of(v).c_str();
+}
+const char* to_string(ScaleUpKind v) {
+  return scale_up_kinds().name_of(v).c_str();
+}
+const char* to_string(TopologyKind v) {
+  return topology_kinds().name_of(v).c_str();
+}
+const char* to_string(Schedule v) {
+  return schedules().name_of(v).c_str();
+}
+const char* to_string(Recompute v) {
+  return recompute_modes().name_of(v).c_str();
+}
+const char* to_string(Precision v) {
+  return precisions().name_of(v).c_str();
+}
+const char* to_string(WorkloadKind v) {
+  return workload_kinds().name_of(v).c_str();
+}
+const char* to_string(Dtype v) {
+  return dtypes().name_of(v).c_str();
+}
+const char* to_string(DispatchMode v) {
+  return dispatch_modes().name_of(v).c_str();
+}
+const char* to_string(RoutingMode v) {
+  return routing_modes().name_of(v).c_str();
+}
+const char* to_string(TraceFormat v) {
+  return trace_formats().name_of(v).c_str();
+}
+const char* to_string(EngineKind v) {
+  return engine_kinds().name_of(v).c_str();
+}
+const char* to_string(DesGroups v) {
+  return des_groups().name_of(v).c_str();
+}
+const char* to_string(Aggregation v) {
+  return aggregations().name_of(v).c_str();
+}
+const char* to_string(OutputFormat v) {
+  return output_formats().name_of(v).c_str();
+}
 
 std::vector<const RegistryBase*> setting_registries() {
-  return {&attention_kinds(), &activations(), &router_scores(), &scale_up_kinds(), &topology_kinds(),
-          &schedules(),       &recompute_modes(), &precisions(),  &workload_kinds(), &dtypes(),
-          &dispatch_modes(),  &routing_modes(), &trace_formats(), &engine_kinds(),  &des_groups(),
+  return {&attention_kinds(), &activations(),     &router_scores(), &scale_up_kinds(), &topology_kinds(),
+          &schedules(),       &recompute_modes(), &precisions(),    &workload_kinds(), &dtypes(),
+          &dispatch_modes(),  &routing_modes(),   &trace_formats(), &engine_kinds(),   &des_groups(),
           &aggregations(),    &output_formats()};
 }
 

@@ -81,7 +81,9 @@ const char* to_string(Aggregation v);
 const char* to_string(OutputFormat v);
 
 /// Bytes per element of a storage type.
-inline double bytes_of(Dtype d) { return d == Dtype::kFp32 ? 4.0 : 2.0; }
+inline double bytes_of(Dtype d) {
+  return d == Dtype::kFp32 ? 4.0 : 2.0;
+}
 
 /// Every settings registry, for `moesim list`.
 std::vector<const RegistryBase*> setting_registries();

@@ -22,10 +22,10 @@ struct Layout {
   int domain_gpus = 1;    ///< GPUs per NVLink domain (1 when the cluster has no scale-up network)
   int tp = 1, cp = 1, dp = 1, pp = 1, vpp = 1;  ///< attention degrees; dp = gpus / (tp·cp·pp)
   int ep = 1, etp = 1, edp = 1;                 ///< expert degrees; ep·etp·edp = stage_gpus
-  int stage_gpus = 1;     ///< GPUs of one pipeline stage: tp·cp·dp
-  int ep_span = 1;        ///< GPUs of one EP group with its expert-TP ranks: ep·etp
-  int ep_groups = 1;      ///< EP groups per pipeline stage: stage_gpus / ep_span
-  int microbatches = 0;   ///< per pipeline and step: global_batch / (microbatch_size · dp)
+  int stage_gpus = 1;                           ///< GPUs of one pipeline stage: tp·cp·dp
+  int ep_span = 1;                              ///< GPUs of one EP group with its expert-TP ranks: ep·etp
+  int ep_groups = 1;                            ///< EP groups per pipeline stage: stage_gpus / ep_span
+  int microbatches = 0;  ///< per pipeline and step: global_batch / (microbatch_size · dp)
 
   /// Member of a group of `size` ranks whose consecutive members are `stride` GPUs apart: members per
   /// NVLink domain.
@@ -38,7 +38,9 @@ struct Layout {
   Group edp_group() const { return {edp, per_domain(edp, ep_span)}; }
   /// Global GPU id of expert-parallel rank `ep_rank` (its first expert-TP rank) of EP group `group` in
   /// pipeline stage `stage`.
-  int ep_gpu(int stage, int group, int ep_rank) const { return stage * stage_gpus + group * ep_span + ep_rank * etp; }
+  int ep_gpu(int stage, int group, int ep_rank) const {
+    return stage * stage_gpus + group * ep_span + ep_rank * etp;
+  }
   /// NVLink domain of a GPU.
   int domain_of(int gpu) const { return gpu / domain_gpus; }
 };

@@ -26,8 +26,8 @@ int get_nonneg(ObjectReader& r, const std::string& key, int fallback) {
 std::string read_calibration_text(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f)
-    throw CalibrationError(
-        located_message(path, "", "a readable calibration file", std::string("none (") + std::strerror(errno) + ")"));
+    throw CalibrationError(located_message(path, "", "a readable calibration file",
+                                           std::string("none (") + std::strerror(errno) + ")"));
   std::string text;
   char buf[1 << 16];
   std::size_t got;
@@ -44,15 +44,16 @@ Json resolve_ref(const Json& value, CatalogKind kind, const std::string& source,
   if (value.is_string()) {
     std::string name;
     if (!is_catalog_ref(value.get<std::string>(), name))
-      throw ConfigError(located_message(source, pointer,
-                                        std::string("an inline object or \"catalog:NAME\" (a ") + to_string(kind) +
-                                            " entry)",
-                                        describe_json(value)));
+      throw ConfigError(located_message(
+          source, pointer,
+          std::string("an inline object or \"catalog:NAME\" (a ") + to_string(kind) + " entry)",
+          describe_json(value)));
     *entry_source = catalog.path(kind, name, source, pointer);
     return read_json_file(*entry_source);
   }
   if (!value.is_object())
-    throw ConfigError(located_message(source, pointer, "an inline object or \"catalog:NAME\"", describe_json(value)));
+    throw ConfigError(
+        located_message(source, pointer, "an inline object or \"catalog:NAME\"", describe_json(value)));
   *entry_source = source;
   return value;
 }
@@ -93,7 +94,8 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
     at.qkv_bias = a.get_bool("qkv_bias", false);
     a.finish();
     if (at.kind != AttentionKind::kMla && at.heads % at.kv_heads != 0)
-      a.fail("kv_heads", "a divisor of heads (" + std::to_string(at.heads) + ")", std::to_string(at.kv_heads));
+      a.fail("kv_heads", "a divisor of heads (" + std::to_string(at.heads) + ")",
+             std::to_string(at.kv_heads));
     if (at.kind == AttentionKind::kMha && at.kv_heads != at.heads)
       a.fail("kv_heads", "kv_heads == heads for kind \"mha\" (use \"gqa\")", std::to_string(at.kv_heads));
   }
@@ -117,7 +119,8 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
     if (s.experts % s.groups != 0)
       e.fail("groups", "a divisor of experts (" + std::to_string(s.experts) + ")", std::to_string(s.groups));
     if (s.topk_groups > s.groups)
-      e.fail("topk_groups", "at most groups (" + std::to_string(s.groups) + ")", std::to_string(s.topk_groups));
+      e.fail("topk_groups", "at most groups (" + std::to_string(s.groups) + ")",
+             std::to_string(s.topk_groups));
     if (s.topk_groups > 0 && s.top_k > s.topk_groups * (s.experts / s.groups))
       e.fail("top_k", "at most topk_groups x experts per group", std::to_string(s.top_k));
     if (s.first_dense_layers > m.layers)
@@ -355,7 +358,8 @@ std::vector<Variant> variants_from_json(const Json& j, const std::string& source
   std::vector<Variant> out;
   if (!j.is_object() || !j.contains("variants")) return out;
   const Json& v = j["variants"];
-  if (!v.is_array()) throw ConfigError(located_message(source, "/variants", "an array of variants", describe_json(v)));
+  if (!v.is_array())
+    throw ConfigError(located_message(source, "/variants", "an array of variants", describe_json(v)));
   for (std::size_t i = 0; i < v.size(); ++i) {
     std::string ptr = "/variants/" + std::to_string(i);
     ObjectReader r(v[i], source, ptr);
@@ -380,11 +384,13 @@ Json apply_variant(const Json& base, const Variant& v, const std::string& source
     try {
       ptr = Json::json_pointer(path);
     } catch (const std::exception&) {
-      throw ConfigError(located_message(source, "/variants (" + v.name + ")", "a JSON pointer", "\"" + it.key() + "\""));
+      throw ConfigError(
+          located_message(source, "/variants (" + v.name + ")", "a JSON pointer", "\"" + it.key() + "\""));
     }
     if (!ptr.empty() && !out.contains(ptr.parent_pointer()))
       throw ConfigError(located_message(source, "/variants (" + v.name + ")",
-                                        "a path whose parent exists in the base scenario", "\"" + it.key() + "\""));
+                                        "a path whose parent exists in the base scenario",
+                                        "\"" + it.key() + "\""));
     try {
       out[ptr] = it.value();
     } catch (const Json::exception&) {  // the parent is a scalar, or an array with a non-index token

@@ -12,14 +12,21 @@ std::string exact_quantity(double value, Dimension dim) {
     std::snprintf(buf, sizeof buf, "%.*g", digits, value);
     if (std::strtod(buf, nullptr) == value) break;
   }
-  const char* unit = dim == Dimension::kBandwidth ? "Bps" : dim == Dimension::kTime ? "s" : dim == Dimension::kFlopRate ? "Flops" : "B";
+  const char* unit = dim == Dimension::kBandwidth  ? "Bps"
+                     : dim == Dimension::kTime     ? "s"
+                     : dim == Dimension::kFlopRate ? "Flops"
+                                                   : "B";
   return std::string(buf) + unit;
 }
 
 namespace params {
 
-std::string range_text(int64_t lo, int64_t hi) { return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]"; }
-std::string range_text(double lo, double hi) { return "[" + number_text(lo) + ", " + number_text(hi) + "]"; }
+std::string range_text(int64_t lo, int64_t hi) {
+  return "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+}
+std::string range_text(double lo, double hi) {
+  return "[" + number_text(lo) + ", " + number_text(hi) + "]";
+}
 std::string number_text(double v) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%g", v);
@@ -44,9 +51,10 @@ const ParamTable<ScaleUpSpec>& scale_up_params() {
   static const ParamTable<ScaleUpSpec> t{
       "/cluster/scale_up",
       {choice("kind", &ScaleUpSpec::kind, scale_up_kinds, ScaleUpKind::kNvswitch, "scale-up network"),
-       derived_quantity<ScaleUpSpec>("bandwidth", &ScaleUpSpec::bandwidth, Dimension::kBandwidth,
-                                     [](const ScaleUpSpec& s) { return s.bandwidth; }, "the GPU's nvlink_bandwidth",
-                                     "achievable per GPU per direction"),
+       derived_quantity<ScaleUpSpec>(
+           "bandwidth", &ScaleUpSpec::bandwidth, Dimension::kBandwidth,
+           [](const ScaleUpSpec& s) { return s.bandwidth; }, "the GPU's nvlink_bandwidth",
+           "achievable per GPU per direction"),
        quantity("latency", &ScaleUpSpec::latency, Dimension::kTime, 3e-6, "one NVLink hop"),
        integer("domain_gpus", &ScaleUpSpec::domain_gpus, 0, kMaxDim, 0,
                "GPUs per NVLink domain (0: gpus_per_node; 72 for NVL72)")}};
@@ -60,10 +68,11 @@ const ParamTable<ScaleOutSpec>& scale_out_params() {
        quantity("nic_bandwidth", &ScaleOutSpec::nic_bandwidth, Dimension::kBandwidth, std::nullopt,
                 "NIC bandwidth per GPU per direction"),
        quantity("latency", &ScaleOutSpec::latency, Dimension::kTime, 3e-6, "one hop inside a leaf"),
-       derived_quantity<ScaleOutSpec>("latency_cross", &ScaleOutSpec::latency_cross, Dimension::kTime,
-                                      [](const ScaleOutSpec& s) { return s.latency; }, "latency",
-                                      "across leaves and spines"),
-       number("oversubscription", &ScaleOutSpec::oversubscription, 1.0, 64.0, 1.0, "leaf up-link oversubscription"),
+       derived_quantity<ScaleOutSpec>(
+           "latency_cross", &ScaleOutSpec::latency_cross, Dimension::kTime,
+           [](const ScaleOutSpec& s) { return s.latency; }, "latency", "across leaves and spines"),
+       number("oversubscription", &ScaleOutSpec::oversubscription, 1.0, 64.0, 1.0,
+              "leaf up-link oversubscription"),
        integer("planes", &ScaleOutSpec::planes, 1, 64, 1, "rail planes (DeepSeek-V3: 8)"),
        integer("levels", &ScaleOutSpec::levels, 1, 3, 2, "switch levels"),
        integer("radix", &ScaleOutSpec::radix, 2, 4096, 64, "switch ports")}};
@@ -86,7 +95,8 @@ const ParamTable<ParallelismSpec>& expert_parallel_params() {
       "/parallelism/experts",
       {integer("ep", &ParallelismSpec::ep, 1, kMaxDim, 1, "expert parallel"),
        integer("etp", &ParallelismSpec::etp, 1, kMaxDim, 1, "expert tensor parallel"),
-       integer("edp", &ParallelismSpec::edp, 0, kMaxDim, 0, "expert data parallel (0: tp·cp·dp / (ep·etp))")}};
+       integer("edp", &ParallelismSpec::edp, 0, kMaxDim, 0,
+               "expert data parallel (0: tp·cp·dp / (ep·etp))")}};
   return t;
 }
 
@@ -97,8 +107,10 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
        integer("vpp", &ParallelismSpec::vpp, 1, 1024, 1, "virtual stages per rank (interleaved schedule)"),
        choice("schedule", &ParallelismSpec::schedule, schedules, Schedule::k1F1B, "pipeline schedule"),
        integer("zero", &ParallelismSpec::zero, 0, 3, 1, "ZeRO stage (distributed optimizer = 1)"),
-       choice("recompute", &ParallelismSpec::recompute, recompute_modes, Recompute::kNone, "activation recomputation"),
-       integer("microbatch_size", &ParallelismSpec::microbatch_size, 1, kMaxDim, 1, "sequences per microbatch"),
+       choice("recompute", &ParallelismSpec::recompute, recompute_modes, Recompute::kNone,
+              "activation recomputation"),
+       integer("microbatch_size", &ParallelismSpec::microbatch_size, 1, kMaxDim, 1,
+               "sequences per microbatch"),
        integer("global_batch", &ParallelismSpec::global_batch, 1, int64_t(1) << 40, std::nullopt,
                "sequences per optimizer step"),
        boolean("overlap_grad_reduce", &ParallelismSpec::overlap_grad_reduce, true,
@@ -116,7 +128,8 @@ const ParamTable<WorkloadSpec>& workload_params() {
        choice("precision", &WorkloadSpec::precision, precisions, Precision::kBf16, "GEMM precision"),
        integer("comm_sms", &WorkloadSpec::comm_sms, 0, 1024, 0, "SMs reserved for communication kernels"),
        choice("grad_dtype", &WorkloadSpec::grad_dtype, dtypes, Dtype::kFp32, "weight-gradient storage"),
-       choice("optimizer_state_dtype", &WorkloadSpec::optimizer_state_dtype, dtypes, Dtype::kFp32, "Adam moments"),
+       choice("optimizer_state_dtype", &WorkloadSpec::optimizer_state_dtype, dtypes, Dtype::kFp32,
+              "Adam moments"),
        boolean("master_weights", &WorkloadSpec::master_weights, true, "FP32 master copy of the weights"),
        boolean("causal", &WorkloadSpec::causal, true, "causal attention mask"),
        choice("dispatch", &WorkloadSpec::dispatch, dispatch_modes, DispatchMode::kFlat, "expert all-to-all"),
@@ -128,12 +141,16 @@ const ParamTable<WorkloadSpec>& workload_params() {
 const ParamTable<RoutingSpec>& routing_params() {
   static const ParamTable<RoutingSpec> t{
       "/routing",
-      {named("policy", &RoutingSpec::policy, "routing policy", "softmax_topk", "how the router picks experts"),
-       choice("mode", &RoutingSpec::mode, routing_modes, RoutingMode::kExpected, "where routing decisions come from"),
+      {named("policy", &RoutingSpec::policy, "routing policy", "softmax_topk",
+             "how the router picks experts"),
+       choice("mode", &RoutingSpec::mode, routing_modes, RoutingMode::kExpected,
+              "where routing decisions come from"),
        integer("sample_layers", &RoutingSpec::sample_layers, 1, 1 << 16, 4,
                "sampled: distinct MoE layers drawn, reused cyclically"),
-       integer("node_limit", &RoutingSpec::node_limit, 0, kMaxDim, 0, "most nodes per token (DeepSeek M; 0: any)"),
-       number("capacity_factor", &RoutingSpec::capacity_factor, 0.0, 1024.0, 0.0, "expert capacity (0: no dropping)"),
+       integer("node_limit", &RoutingSpec::node_limit, 0, kMaxDim, 0,
+               "most nodes per token (DeepSeek M; 0: any)"),
+       number("capacity_factor", &RoutingSpec::capacity_factor, 0.0, 1024.0, 0.0,
+              "expert capacity (0: no dropping)"),
        number("bias_update_speed", &RoutingSpec::bias_update_speed, 0.0, 1.0, 0.001,
               "sigmoid_topk: aux-loss-free bias step (DeepSeek-V3 gamma)"),
        number("threshold", &RoutingSpec::threshold, 0.0, 1.0, 0.1, "threshold policy: least probability"),
@@ -154,7 +171,8 @@ const ParamTable<LoadSpec>& load_params() {
        number("hot_fraction", &LoadSpec::hot_fraction, 0.0, 1.0, 0.0, "share taken by the hot set"),
        integer("hot_expert", &LoadSpec::hot_expert, 0, kMaxDim, 0, "the hot expert"),
        integer("hot_rank", &LoadSpec::hot_rank, 0, kMaxDim, 0, "the hot EP rank"),
-       number("burst_probability", &LoadSpec::burst_probability, 0.0, 1.0, 0.1, "bursts: probability of a hot step"),
+       number("burst_probability", &LoadSpec::burst_probability, 0.0, 1.0, 0.1,
+              "bursts: probability of a hot step"),
        number("drift_sigma", &LoadSpec::drift_sigma, 0.0, 100.0, 0.1, "drift: random-walk step of the bias"),
        number("noise_scale", &LoadSpec::noise_scale, 0.0, 100.0, 1.0, "sampled: scale of the Gumbel noise"),
        integer("seed", &LoadSpec::seed, 0, int64_t(1) << 62, 1, "every random choice derives from it")}};
@@ -164,7 +182,8 @@ const ParamTable<LoadSpec>& load_params() {
 const ParamTable<TraceSourceSpec>& trace_params() {
   static const ParamTable<TraceSourceSpec> t{
       "/routing/trace",
-      {text("path", &TraceSourceSpec::path, std::nullopt, "trace file or folder, relative to the scenario's folder"),
+      {text("path", &TraceSourceSpec::path, std::nullopt,
+            "trace file or folder, relative to the scenario's folder"),
        choice("format", &TraceSourceSpec::format, trace_formats, TraceFormat::kMoesim, "trace format"),
        text("model", &TraceSourceSpec::model, "", "count_table: model column"),
        text("kind", &TraceSourceSpec::kind, "expert_counts", "count_table: kind column"),
@@ -175,11 +194,13 @@ const ParamTable<TraceSourceSpec>& trace_params() {
 const ParamTable<PlacementSpec>& placement_params() {
   static const ParamTable<PlacementSpec> t{
       "/placement",
-      {named("policy", &PlacementSpec::policy, "placement policy", "contiguous", "which GPU holds which expert"),
+      {named("policy", &PlacementSpec::policy, "placement policy", "contiguous",
+             "which GPU holds which expert"),
        integer("redundant_experts", &PlacementSpec::redundant_experts, 0, kMaxDim, 0,
                "extra physical slots per layer (replicas)"),
        integer("groups", &PlacementSpec::groups, 0, kMaxDim, 0, "hierarchical EPLB groups (0: the model's)"),
-       integer("nodes", &PlacementSpec::nodes, 0, kMaxDim, 0, "hierarchical EPLB nodes (0: those one EP group spans)"),
+       integer("nodes", &PlacementSpec::nodes, 0, kMaxDim, 0,
+               "hierarchical EPLB nodes (0: those one EP group spans)"),
        integer("rebalance_every", &PlacementSpec::rebalance_every, 0, 1 << 30, 0,
                "replay: re-place every N steps (0: never)")}};
   return t;
@@ -189,11 +210,14 @@ const ParamTable<EngineSpec>& engine_params() {
   static const ParamTable<EngineSpec> t{
       "/engine",
       {choice("kind", &EngineSpec::kind, engine_kinds, EngineKind::kAnalytic, "engine"),
-       choice("groups", &EngineSpec::groups, des_groups, DesGroups::kRepresentative, "des: EP groups simulated"),
-       choice("aggregation", &EngineSpec::aggregation, aggregations, Aggregation::kAuto, "des: fabric flow aggregation"),
+       choice("groups", &EngineSpec::groups, des_groups, DesGroups::kRepresentative,
+              "des: EP groups simulated"),
+       choice("aggregation", &EngineSpec::aggregation, aggregations, Aggregation::kAuto,
+              "des: fabric flow aggregation"),
        integer("microbatches", &EngineSpec::microbatches, 0, 1 << 20, 0,
                "des: simulated microbatches before extrapolation (0: auto)"),
-       number("precision", &EngineSpec::precision, 1e-9, 0.1, 1e-4, "des: surf/precision, fraction of one all-to-all"),
+       number("precision", &EngineSpec::precision, 1e-9, 0.1, 1e-4,
+              "des: surf/precision, fraction of one all-to-all"),
        integer("timeline_gpus", &EngineSpec::timeline_gpus, -1, 1 << 20, 16,
                "des: GPUs in the Chrome trace (-1: all simulated)")}};
   return t;
@@ -212,8 +236,9 @@ const ParamTable<Scenario>& top_level_params() {
       "",
       {integer("schema_version", &Scenario::schema_version, 1, 1, 1, "scenario format version"),
        text("name", &Scenario::name, std::nullopt, "scenario name"),
-       text("calibration", &Scenario::calibration, "",
-            "calibration file pricing compute, relative to the scenario's folder (\"\": roofline defaults)")}};
+       text(
+           "calibration", &Scenario::calibration, "",
+           "calibration file pricing compute, relative to the scenario's folder (\"\": roofline defaults)")}};
   return t;
 }
 
@@ -245,7 +270,8 @@ std::string parameters_markdown() {
   };
   std::string md = "| parameter | type and range | default | meaning |\n|---|---|---|---|\n";
   for (const auto& p : scenario_parameters())
-    md += "| `" + p.pointer + "` | " + cell(p.type) + " | " + cell(p.default_text) + " | " + cell(p.help) + " |\n";
+    md += "| `" + p.pointer + "` | " + cell(p.type) + " | " + cell(p.default_text) + " | " + cell(p.help) +
+          " |\n";
   return md;
 }
 

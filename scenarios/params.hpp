@@ -76,7 +76,8 @@ std::string number_text(double v);
 
 /// An integer member in [lo, hi]; `def` empty: required.
 template <class S, class T>
-Param<S> integer(const char* key, T S::*m, int64_t lo, int64_t hi, std::optional<int64_t> def, const char* help) {
+Param<S> integer(const char* key, T S::*m, int64_t lo, int64_t hi, std::optional<int64_t> def,
+                 const char* help) {
   return {{key, "integer in " + range_text(lo, hi), def ? std::to_string(*def) : "required", help},
           [=](ObjectReader& r, S& s) { s.*m = static_cast<T>(r.get_int_in(key, lo, hi, def)); },
           [=](const S& s) { return Json(static_cast<int64_t>(s.*m)); }};
@@ -84,7 +85,8 @@ Param<S> integer(const char* key, T S::*m, int64_t lo, int64_t hi, std::optional
 
 /// A number member in [lo, hi]; `def` empty: required.
 template <class S>
-Param<S> number(const char* key, double S::*m, double lo, double hi, std::optional<double> def, const char* help) {
+Param<S> number(const char* key, double S::*m, double lo, double hi, std::optional<double> def,
+                const char* help) {
   return {{key, "number in " + range_text(lo, hi), def ? number_text(*def) : "required", help},
           [=](ObjectReader& r, S& s) { s.*m = r.get_number_in(key, lo, hi, def); },
           [=](const S& s) { return Json(s.*m); }};
@@ -94,15 +96,16 @@ Param<S> number(const char* key, double S::*m, double lo, double hi, std::option
 /// (a default derived from another parameter: the reader is then given `derive`).
 template <class S>
 Param<S> quantity(const char* key, double S::*m, Dimension dim, std::optional<double> def, const char* help) {
-  return {{key, std::string(dimension_hint(dim)), def ? exact_quantity(*def, dim) : "required", help},
-          [=](ObjectReader& r, S& s) { s.*m = def ? r.get_quantity(key, dim, *def) : r.get_quantity(key, dim); },
-          [=](const S& s) { return Json(exact_quantity(s.*m, dim)); }};
+  return {
+      {key, std::string(dimension_hint(dim)), def ? exact_quantity(*def, dim) : "required", help},
+      [=](ObjectReader& r, S& s) { s.*m = def ? r.get_quantity(key, dim, *def) : r.get_quantity(key, dim); },
+      [=](const S& s) { return Json(exact_quantity(s.*m, dim)); }};
 }
 
 /// A quantity whose default is derived from another field of S (`derive(s)`, described by `def_text`).
 template <class S>
-Param<S> derived_quantity(const char* key, double S::*m, Dimension dim, std::function<double(const S&)> derive,
-                          const char* def_text, const char* help) {
+Param<S> derived_quantity(const char* key, double S::*m, Dimension dim,
+                          std::function<double(const S&)> derive, const char* def_text, const char* help) {
   return {{key, std::string(dimension_hint(dim)), def_text, help},
           [=](ObjectReader& r, S& s) { s.*m = r.get_quantity(key, dim, derive(s)); },
           [=](const S& s) { return Json(exact_quantity(s.*m, dim)); }};
@@ -127,7 +130,8 @@ Param<S> text(const char* key, std::string S::*m, std::optional<std::string> def
 /// checked where that registry is visible: models::check_routing).
 template <class S>
 Param<S> named(const char* key, std::string S::*m, const char* what, const char* def, const char* help) {
-  return {{key, std::string("a registered ") + what + " (moesim list policies)", std::string("\"") + def + "\"", help},
+  return {{key, std::string("a registered ") + what + " (moesim list policies)",
+           std::string("\"") + def + "\"", help},
           [=](ObjectReader& r, S& s) { s.*m = r.get_string(key, def); },
           [=](const S& s) { return Json(s.*m); }};
 }

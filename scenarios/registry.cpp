@@ -14,11 +14,13 @@ int RegistryBase::index_of(std::string_view name) const {
   return -1;
 }
 
-int RegistryBase::require(std::string_view name, const std::string& source, const std::string& pointer) const {
+int RegistryBase::require(std::string_view name, const std::string& source,
+                          const std::string& pointer) const {
   const int i = index_of(name);
   if (i >= 0) return i;
   const std::string found = "\"" + std::string(name) + "\"";
-  if (source.empty() && pointer.empty()) throw ConfigError(kind_ + ": expected " + expected() + ", found " + found);
+  if (source.empty() && pointer.empty())
+    throw ConfigError(kind_ + ": expected " + expected() + ", found " + found);
   throw ConfigError(located_message(source, pointer, expected(), found));
 }
 

@@ -5,10 +5,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "scenarios/kinds.hpp"
 #include "scenarios/layout.hpp"
@@ -19,45 +18,45 @@ namespace moesim {
 
 struct AttentionSpec {
   AttentionKind kind = AttentionKind::kMha;
-  int heads = 0;         ///< query heads
-  int kv_heads = 0;      ///< key/value heads (MHA: = heads; ignored for MLA)
-  int head_dim = 0;      ///< query/key head dim; for MLA the non-rotary part (qk_nope_head_dim)
-  int v_head_dim = 0;    ///< value head dim (0: = head_dim)
-  int q_lora_rank = 0;   ///< MLA: query compression rank (0: no compression)
-  int kv_lora_rank = 0;  ///< MLA: key/value compression rank
-  int rope_head_dim = 0; ///< MLA: decoupled rotary dim per head
-  int sliding_window = 0;       ///< tokens; 0 = full attention
-  int sliding_window_every = 0; ///< every k-th layer uses the window (GPT-OSS alternates: 2); 0 = all
+  int heads = 0;                 ///< query heads
+  int kv_heads = 0;              ///< key/value heads (MHA: = heads; ignored for MLA)
+  int head_dim = 0;              ///< query/key head dim; for MLA the non-rotary part (qk_nope_head_dim)
+  int v_head_dim = 0;            ///< value head dim (0: = head_dim)
+  int q_lora_rank = 0;           ///< MLA: query compression rank (0: no compression)
+  int kv_lora_rank = 0;          ///< MLA: key/value compression rank
+  int rope_head_dim = 0;         ///< MLA: decoupled rotary dim per head
+  int sliding_window = 0;        ///< tokens; 0 = full attention
+  int sliding_window_every = 0;  ///< every k-th layer uses the window (GPT-OSS alternates: 2); 0 = all
   bool qkv_bias = false;
 };
 
 struct MoeSpec {
-  int experts = 0;            ///< routed experts per MoE layer (0: dense model)
-  int top_k = 0;              ///< routed experts per token
-  int expert_ffn = 0;         ///< intermediate size of one routed expert
-  int shared_experts = 0;     ///< always-active shared experts
-  int shared_ffn = 0;         ///< intermediate size of one shared expert (0: = expert_ffn)
-  int first_dense_layers = 0; ///< leading layers with a dense FFN instead of MoE (DeepSeek first_k_dense)
-  int layer_freq = 1;         ///< every layer_freq-th layer (after the dense ones) is MoE
-  int groups = 1;             ///< expert groups for group-limited routing (DeepSeek n_group)
-  int topk_groups = 0;        ///< groups a token may use (DeepSeek topk_group); 0 = all
+  int experts = 0;             ///< routed experts per MoE layer (0: dense model)
+  int top_k = 0;               ///< routed experts per token
+  int expert_ffn = 0;          ///< intermediate size of one routed expert
+  int shared_experts = 0;      ///< always-active shared experts
+  int shared_ffn = 0;          ///< intermediate size of one shared expert (0: = expert_ffn)
+  int first_dense_layers = 0;  ///< leading layers with a dense FFN instead of MoE (DeepSeek first_k_dense)
+  int layer_freq = 1;          ///< every layer_freq-th layer (after the dense ones) is MoE
+  int groups = 1;              ///< expert groups for group-limited routing (DeepSeek n_group)
+  int topk_groups = 0;         ///< groups a token may use (DeepSeek topk_group); 0 = all
   RouterScore score = RouterScore::kSoftmax;  ///< router scoring
 };
 
 struct ModelSpec {
   std::string name;
-  int layers = 0;       ///< transformer blocks (excluding MTP modules)
+  int layers = 0;  ///< transformer blocks (excluding MTP modules)
   int hidden = 0;
   int vocab = 0;
-  int dense_ffn = 0;    ///< intermediate size of a dense FFN layer
+  int dense_ffn = 0;  ///< intermediate size of a dense FFN layer
   Activation activation = Activation::kSwiglu;
   bool tied_embeddings = false;
-  int mtp_depth = 0;    ///< multi-token-prediction modules (DeepSeek-V3: 1), each one extra block
+  int mtp_depth = 0;  ///< multi-token-prediction modules (DeepSeek-V3: 1), each one extra block
   AttentionSpec attention;
   MoeSpec moe;
   double published_total_params = 0;  ///< from the model card, for checks (0 = unknown)
   double published_active_params = 0;
-  std::string source;   ///< citation of the dimensions
+  std::string source;  ///< citation of the dimensions
 };
 
 // -------------------------------------------------------------------------------------------- gpu
@@ -66,21 +65,21 @@ struct ModelSpec {
 /// calibration replaces it.
 struct GpuSpec {
   std::string name;
-  double flops_bf16 = 0;   ///< dense peak, flop/s
-  double flops_fp8 = 0;    ///< dense peak, flop/s (0: no FP8)
-  double flops_fp32 = 0;   ///< non-tensor FP32 peak, flop/s
-  double memory_bytes = 0; ///< HBM capacity, bytes
+  double flops_bf16 = 0;        ///< dense peak, flop/s
+  double flops_fp8 = 0;         ///< dense peak, flop/s (0: no FP8)
+  double flops_fp32 = 0;        ///< non-tensor FP32 peak, flop/s
+  double memory_bytes = 0;      ///< HBM capacity, bytes
   double memory_bandwidth = 0;  ///< HBM bandwidth, bytes/s
   int sm_count = 0;
-  double nvlink_bandwidth = 0;  ///< per direction per GPU, bytes/s
-  int max_gpus_per_node = 8;    ///< GPUs one node (baseboard) holds
+  double nvlink_bandwidth = 0;        ///< per direction per GPU, bytes/s
+  int max_gpus_per_node = 8;          ///< GPUs one node (baseboard) holds
   double gemm_efficiency_bf16 = 0.8;  ///< achievable fraction of flops_bf16 for large GEMMs
   double gemm_efficiency_fp8 = 0.67;  ///< achievable fraction of flops_fp8 for large GEMMs
   double attention_efficiency = 0.6;  ///< achievable fraction of flops_bf16 for fused attention (fwd)
   double attention_backward_efficiency = 0.45;  ///< same for the backward pass
-  double memory_efficiency = 0.9;     ///< achievable fraction of memory_bandwidth for streaming kernels
-  double kernel_launch = 4e-6;        ///< fixed cost per kernel, s
-  double price_per_hour = 0;          ///< USD per GPU-hour (0 = unknown)
+  double memory_efficiency = 0.9;  ///< achievable fraction of memory_bandwidth for streaming kernels
+  double kernel_launch = 4e-6;     ///< fixed cost per kernel, s
+  double price_per_hour = 0;       ///< USD per GPU-hour (0 = unknown)
   std::string source;
 };
 
@@ -88,9 +87,9 @@ struct GpuSpec {
 
 struct ScaleUpSpec {
   ScaleUpKind kind = ScaleUpKind::kNvswitch;
-  double bandwidth = 0;           ///< achievable per GPU per direction, bytes/s
-  double latency = 0;             ///< s
-  int domain_gpus = 0;            ///< GPUs per NVLink domain (0: = gpus_per_node; 72 for NVL72)
+  double bandwidth = 0;  ///< achievable per GPU per direction, bytes/s
+  double latency = 0;    ///< s
+  int domain_gpus = 0;   ///< GPUs per NVLink domain (0: = gpus_per_node; 72 for NVL72)
 };
 
 struct ScaleOutSpec {
@@ -101,7 +100,7 @@ struct ScaleOutSpec {
   double oversubscription = 1.0;  ///< leaf up-link oversubscription (2.0 = 2:1)
   int planes = 1;                 ///< rail planes (DeepSeek: 8)
   int levels = 2;
-  int radix = 64;                 ///< switch ports
+  int radix = 64;  ///< switch ports
 };
 
 struct ClusterSpec {
@@ -117,22 +116,22 @@ struct ClusterSpec {
 // ------------------------------------------------------------------------------------ parallelism
 
 struct ParallelismSpec {
-  int tp = 1;   ///< attention tensor parallel
-  int cp = 1;   ///< context parallel
-  int dp = 0;   ///< attention data parallel as given (0: derived); the derived degree is Layout::dp
+  int tp = 1;  ///< attention tensor parallel
+  int cp = 1;  ///< context parallel
+  int dp = 0;  ///< attention data parallel as given (0: derived); the derived degree is Layout::dp
   bool sequence_parallel = true;  ///< TP with reduce-scatter/all-gather instead of all-reduce
-  int ep = 1;   ///< expert parallel
-  int etp = 1;  ///< expert tensor parallel
+  int ep = 1;                     ///< expert parallel
+  int etp = 1;                    ///< expert tensor parallel
   int edp = 0;  ///< expert data parallel as given (0: derived); the derived degree is Layout::edp
   int pp = 1;
   int vpp = 1;  ///< virtual stages per rank (interleaved schedule)
   Schedule schedule = Schedule::k1F1B;
   int zero = 1;  ///< ZeRO stage 0..3 (distributed optimizer = 1)
   Recompute recompute = Recompute::kNone;
-  int microbatch_size = 1;  ///< sequences per microbatch
-  int64_t global_batch = 1; ///< sequences per optimizer step
-  bool overlap_grad_reduce = true;  ///< overlap DP gradient reduce-scatter with the backward cool-down
-  bool overlap_param_gather = false;///< hide the ZeRO parameter all-gather under the next forward
+  int microbatch_size = 1;            ///< sequences per microbatch
+  int64_t global_batch = 1;           ///< sequences per optimizer step
+  bool overlap_grad_reduce = true;    ///< overlap DP gradient reduce-scatter with the backward cool-down
+  bool overlap_param_gather = false;  ///< hide the ZeRO parameter all-gather under the next forward
 };
 
 // --------------------------------------------------------------------------------------- workload
@@ -140,15 +139,15 @@ struct ParallelismSpec {
 struct WorkloadSpec {
   WorkloadKind kind = WorkloadKind::kTraining;
   int seq_len = 4096;
-  Precision precision = Precision::kBf16;  ///< GEMM precision (attention core stays BF16)
-  int comm_sms = 0;                 ///< SMs reserved for communication kernels
-  Dtype grad_dtype = Dtype::kFp32;  ///< weight-gradient storage
+  Precision precision = Precision::kBf16;      ///< GEMM precision (attention core stays BF16)
+  int comm_sms = 0;                            ///< SMs reserved for communication kernels
+  Dtype grad_dtype = Dtype::kFp32;             ///< weight-gradient storage
   Dtype optimizer_state_dtype = Dtype::kFp32;  ///< Adam moments
-  bool master_weights = true;       ///< FP32 master copy
+  bool master_weights = true;                  ///< FP32 master copy
   bool causal = true;
   DispatchMode dispatch = DispatchMode::kFlat;  ///< all-to-all: one message per GPU pair, or one copy
-                                               ///< per destination node over the NIC, then NVLink fan-out
-  bool shared_expert_overlap = true;///< shared experts run while dispatch is in flight
+                                                ///< per destination node over the NIC, then NVLink fan-out
+  bool shared_expert_overlap = true;            ///< shared experts run while dispatch is in flight
 };
 
 // ---------------------------------------------------------------------------- routing & placement
@@ -156,9 +155,9 @@ struct WorkloadSpec {
 struct LoadSpec {
   std::string generator = "uniform";  ///< load generator (traces::gate_generators(); expected mode:
                                       ///< uniform, zipf, hot_expert)
-  double zipf_s = 1.0;       ///< zipf exponent
-  double alpha = 1.0;        ///< dirichlet concentration
-  double hot_fraction = 0.0; ///< hot_expert / hot_rank / rotating / bursts: share taken by the hot set
+  double zipf_s = 1.0;                ///< zipf exponent
+  double alpha = 1.0;                 ///< dirichlet concentration
+  double hot_fraction = 0.0;  ///< hot_expert / hot_rank / rotating / bursts: share taken by the hot set
   int hot_expert = 0;
   int hot_rank = 0;
   double burst_probability = 0.1;
@@ -169,7 +168,7 @@ struct LoadSpec {
 
 /// Where routing decisions come from when they are replayed.
 struct TraceSourceSpec {
-  std::string path;              ///< resolved against the scenario file's folder
+  std::string path;  ///< resolved against the scenario file's folder
   TraceFormat format = TraceFormat::kMoesim;
   std::string model, kind = "expert_counts", domain;  ///< count_table row selection
 };
@@ -177,13 +176,13 @@ struct TraceSourceSpec {
 struct RoutingSpec {
   std::string policy = "softmax_topk";  ///< registered routing policy (traces::routing_policies())
   RoutingMode mode = RoutingMode::kExpected;
-  int sample_layers = 4;          ///< sampled: distinct MoE layers drawn, reused cyclically
-  int node_limit = 0;   ///< at most this many nodes per token (DeepSeek M); 0 = unlimited
-  double capacity_factor = 0;  ///< 0 = no capacity (no dropping)
+  int sample_layers = 4;             ///< sampled: distinct MoE layers drawn, reused cyclically
+  int node_limit = 0;                ///< at most this many nodes per token (DeepSeek M); 0 = unlimited
+  double capacity_factor = 0;        ///< 0 = no capacity (no dropping)
   double bias_update_speed = 0.001;  ///< sigmoid_topk: aux-loss-free bias step (DeepSeek-V3 gamma)
-  double threshold = 0.1;    ///< threshold policy
-  double top_p = 0.5;        ///< top_p policy
-  uint64_t hash_seed = 0;    ///< hash policy
+  double threshold = 0.1;            ///< threshold policy
+  double top_p = 0.5;                ///< top_p policy
+  uint64_t hash_seed = 0;            ///< hash policy
   std::string capacity_base = "softmax_topk";  ///< capacity policy: the policy whose choices it limits
   LoadSpec load;
   TraceSourceSpec trace;
@@ -191,10 +190,10 @@ struct RoutingSpec {
 
 struct PlacementSpec {
   std::string policy = "contiguous";  ///< registered placement policy name
-  int redundant_experts = 0;  ///< extra physical slots per layer (EPLB-style replicas)
-  int groups = 0;             ///< expert groups for hierarchical EPLB (0: the model's groups)
-  int nodes = 0;              ///< nodes for hierarchical EPLB (0: the nodes one EP group spans)
-  int rebalance_every = 0;    ///< replay: re-place every N steps from observed loads (0: never)
+  int redundant_experts = 0;          ///< extra physical slots per layer (EPLB-style replicas)
+  int groups = 0;                     ///< expert groups for hierarchical EPLB (0: the model's groups)
+  int nodes = 0;                      ///< nodes for hierarchical EPLB (0: the nodes one EP group spans)
+  int rebalance_every = 0;            ///< replay: re-place every N steps from observed loads (0: never)
 };
 
 /// Which engine evaluates the scenario and, for the discrete-event engine, its fidelity controls
@@ -203,9 +202,9 @@ struct EngineSpec {
   EngineKind kind = EngineKind::kAnalytic;
   DesGroups groups = DesGroups::kRepresentative;  ///< des: EP groups simulated per stage
   Aggregation aggregation = Aggregation::kAuto;   ///< des: fabric flows per GPU pair, node pair or domain
-  int microbatches = 0;                   ///< des: simulated microbatches before extrapolation (0: auto)
-  double precision = 1e-4;                ///< des: surf/precision as a fraction of one all-to-all
-  int timeline_gpus = 16;                 ///< des: GPUs recorded in the Chrome trace (-1: all simulated)
+  int microbatches = 0;     ///< des: simulated microbatches before extrapolation (0: auto)
+  double precision = 1e-4;  ///< des: surf/precision as a fraction of one all-to-all
+  int timeline_gpus = 16;   ///< des: GPUs recorded in the Chrome trace (-1: all simulated)
 };
 
 struct OutputSpec {
@@ -217,16 +216,16 @@ struct OutputSpec {
 /// the model's own figures.
 struct ReferenceSpec {
   std::string source;
-  double step_time = NAN;         ///< s
-  double forward_only = NAN;      ///< s, pipeline phases (see models/schedule.hpp)
+  double step_time = NAN;     ///< s
+  double forward_only = NAN;  ///< s, pipeline phases (see models/schedule.hpp)
   double steady = NAN;
   double backward_only = NAN;
   double weight_only = NAN;
   double bubble = NAN;
-  double optimizer = NAN;         ///< s, optimizer plus exposed gradient synchronisation
+  double optimizer = NAN;  ///< s, optimizer plus exposed gradient synchronisation
   double tokens_per_second_per_gpu = NAN;
-  double mfu = NAN;               ///< fraction of BF16 peak, non-causal FLOPs
-  double tolerance = 0.15;        ///< relative step-time error a golden test accepts
+  double mfu = NAN;         ///< fraction of BF16 peak, non-causal FLOPs
+  double tolerance = 0.15;  ///< relative step-time error a golden test accepts
   bool empty() const { return source.empty(); }
 };
 

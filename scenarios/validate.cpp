@@ -13,7 +13,9 @@ namespace {
   throw ConfigError(located_message(s.source, ptr, expected, found));
 }
 
-std::string str(int64_t v) { return std::to_string(v); }
+std::string str(int64_t v) {
+  return std::to_string(v);
+}
 
 }  // namespace
 
@@ -25,13 +27,14 @@ void validate(Scenario& s) {
 
   if (c.gpus_per_node > c.gpu.max_gpus_per_node)
     bad(s, "/cluster/gpus_per_node",
-        "at most " + str(c.gpu.max_gpus_per_node) + " GPUs per node (a " + c.gpu.name + " node holds that many)",
+        "at most " + str(c.gpu.max_gpus_per_node) + " GPUs per node (a " + c.gpu.name +
+            " node holds that many)",
         str(c.gpus_per_node));
   if (c.scale_up.kind != ScaleUpKind::kNone && c.scale_up.bandwidth <= 0)
     bad(s, "/cluster/scale_up/bandwidth", "a positive bandwidth", "0");
   if (c.scale_up.domain_gpus % c.gpus_per_node != 0 && c.gpus_per_node % c.scale_up.domain_gpus != 0)
-    bad(s, "/cluster/scale_up/domain_gpus", "a multiple or divisor of gpus_per_node (" + str(c.gpus_per_node) + ")",
-        str(c.scale_up.domain_gpus));
+    bad(s, "/cluster/scale_up/domain_gpus",
+        "a multiple or divisor of gpus_per_node (" + str(c.gpus_per_node) + ")", str(c.scale_up.domain_gpus));
   Layout& L = s.layout;
   L = Layout{};
   L.gpus = static_cast<int>(gpus);
@@ -47,8 +50,8 @@ void validate(Scenario& s) {
         "tp=" + str(p.tp) + " cp=" + str(p.cp) + " pp=" + str(p.pp) + " (product " + str(tcp) + ")");
   const int dp = static_cast<int>(gpus / tcp);
   if (p.dp != 0 && p.dp != dp)
-    bad(s, "/parallelism/attention/dp",
-        "tp x cp x dp x pp = " + str(gpus) + " GPUs (dp = " + str(dp) + ")", str(p.dp));
+    bad(s, "/parallelism/attention/dp", "tp x cp x dp x pp = " + str(gpus) + " GPUs (dp = " + str(dp) + ")",
+        str(p.dp));
   L.tp = p.tp;
   L.cp = p.cp;
   L.dp = dp;
@@ -64,7 +67,8 @@ void validate(Scenario& s) {
     if (m.moe.experts % p.ep != 0)
       bad(s, "/parallelism/experts/ep", "a divisor of the expert count " + str(m.moe.experts), str(p.ep));
     if (stage_gpus % (int64_t(p.ep) * p.etp) != 0)
-      bad(s, "/parallelism/experts", "ep x etp dividing the GPUs of one pipeline stage (" + str(stage_gpus) + ")",
+      bad(s, "/parallelism/experts",
+          "ep x etp dividing the GPUs of one pipeline stage (" + str(stage_gpus) + ")",
           "ep=" + str(p.ep) + " etp=" + str(p.etp));
     const int edp = static_cast<int>(stage_gpus / (int64_t(p.ep) * p.etp));
     if (p.edp != 0 && p.edp != edp)
@@ -72,7 +76,8 @@ void validate(Scenario& s) {
           str(p.edp));
     L.edp = edp;
     if (m.moe.expert_ffn % p.etp != 0)
-      bad(s, "/parallelism/experts/etp", "a divisor of the expert FFN size " + str(m.moe.expert_ffn), str(p.etp));
+      bad(s, "/parallelism/experts/etp", "a divisor of the expert FFN size " + str(m.moe.expert_ffn),
+          str(p.etp));
     if (s.routing.node_limit > 0) {
       int ep_nodes = static_cast<int>((int64_t(p.ep) * p.etp + c.gpus_per_node - 1) / c.gpus_per_node);
       if (s.routing.node_limit > ep_nodes)
@@ -80,20 +85,24 @@ void validate(Scenario& s) {
             str(s.routing.node_limit));
     }
     if (s.routing.load.hot_expert >= m.moe.experts)
-      bad(s, "/routing/load/hot_expert", "an expert id below " + str(m.moe.experts), str(s.routing.load.hot_expert));
+      bad(s, "/routing/load/hot_expert", "an expert id below " + str(m.moe.experts),
+          str(s.routing.load.hot_expert));
   } else {
     if (p.ep != 1) bad(s, "/parallelism/experts/ep", "1 for a dense model", str(p.ep));
     L.edp = static_cast<int>(stage_gpus);
   }
 
   if (m.attention.heads % p.tp != 0)
-    bad(s, "/parallelism/attention/tp", "a divisor of the attention heads (" + str(m.attention.heads) + ")", str(p.tp));
-  if (m.attention.kind == AttentionKind::kGqa && m.attention.kv_heads % p.tp != 0 && p.tp % m.attention.kv_heads != 0)
+    bad(s, "/parallelism/attention/tp", "a divisor of the attention heads (" + str(m.attention.heads) + ")",
+        str(p.tp));
+  if (m.attention.kind == AttentionKind::kGqa && m.attention.kv_heads % p.tp != 0 &&
+      p.tp % m.attention.kv_heads != 0)
     bad(s, "/parallelism/attention/tp",
         "a divisor or multiple of the KV heads (" + str(m.attention.kv_heads) + ")", str(p.tp));
   if (s.workload.seq_len % (2 * p.cp) != 0 && p.cp > 1)
     bad(s, "/parallelism/attention/cp",
-        "2 x cp dividing seq_len " + str(s.workload.seq_len) + " (load-balanced causal context parallelism)", str(p.cp));
+        "2 x cp dividing seq_len " + str(s.workload.seq_len) + " (load-balanced causal context parallelism)",
+        str(p.cp));
   if (p.cp > 1 && s.workload.seq_len % p.cp != 0)
     bad(s, "/parallelism/attention/cp", "a divisor of seq_len", str(p.cp));
 
@@ -101,7 +110,8 @@ void validate(Scenario& s) {
   const int64_t per_step = int64_t(p.microbatch_size) * dp;
   if (p.global_batch % per_step != 0)
     bad(s, "/parallelism/global_batch",
-        "a multiple of microbatch_size x dp = " + str(p.microbatch_size) + " x " + str(dp) + " = " + str(per_step),
+        "a multiple of microbatch_size x dp = " + str(p.microbatch_size) + " x " + str(dp) + " = " +
+            str(per_step),
         str(p.global_batch));
   const int M = static_cast<int>(p.global_batch / per_step);
   L.microbatches = M;
@@ -119,13 +129,16 @@ void validate(Scenario& s) {
     bad(s, "/parallelism/vpp", "at least 2 for the interleaved schedule", str(p.vpp));
   if (p.schedule == Schedule::kInterleaved && M % p.pp != 0)
     bad(s, "/parallelism/global_batch",
-        "microbatches per pipeline (" + str(M) + ") divisible by pp (" + str(p.pp) + ") for the interleaved schedule",
+        "microbatches per pipeline (" + str(M) + ") divisible by pp (" + str(p.pp) +
+            ") for the interleaved schedule",
         str(p.global_batch));
   if (p.schedule == Schedule::kDualPipe) {
-    if (p.pp % 2 != 0 || p.pp < 2) bad(s, "/parallelism/pp", "an even pp of at least 2 for DualPipe", str(p.pp));
+    if (p.pp % 2 != 0 || p.pp < 2)
+      bad(s, "/parallelism/pp", "an even pp of at least 2 for DualPipe", str(p.pp));
     if (M % 2 != 0 || M < 2 * p.pp)
       bad(s, "/parallelism/global_batch",
-          "an even number of microbatches per pipeline of at least 2 x pp = " + str(2 * p.pp) + " for DualPipe",
+          "an even number of microbatches per pipeline of at least 2 x pp = " + str(2 * p.pp) +
+              " for DualPipe",
           str(M) + " microbatches");
   } else if (p.pp > 1 && M < p.pp) {
     bad(s, "/parallelism/global_batch", "at least pp = " + str(p.pp) + " microbatches per pipeline",
@@ -135,7 +148,8 @@ void validate(Scenario& s) {
   if (s.workload.precision == Precision::kFp8 && c.gpu.flops_fp8 <= 0)
     bad(s, "/workload/precision", "bf16 (the GPU " + c.gpu.name + " has no FP8 rate)", "\"fp8\"");
   if (s.workload.comm_sms >= c.gpu.sm_count)
-    bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs", str(s.workload.comm_sms));
+    bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs",
+        str(s.workload.comm_sms));
   if (s.workload.dispatch == DispatchMode::kHierarchical && c.nodes > 1 && c.scale_out.planes > 1 &&
       c.scale_out.planes != c.gpus_per_node)
     bad(s, "/cluster/scale_out/planes", "1 or gpus_per_node (" + str(c.gpus_per_node) + ") rail planes",

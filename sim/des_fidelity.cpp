@@ -19,12 +19,12 @@ void check_step_options(const StepOptions& o) {
                       std::to_string(o.precision_fraction));
 }
 
-std::string fidelity_text(const StepOptions& o, const FlowAggregation& a, bool one_plane, int planes, int groups,
-                          int groups_per_stage, int m, const std::vector<int>& sim_m) {
+std::string fidelity_text(const StepOptions& o, const FlowAggregation& a, bool one_plane, int planes,
+                          int groups, int groups_per_stage, int m, const std::vector<int>& sim_m) {
   const bool agg = a.node_pairs, pool = a.pool;
-  std::string f = groups == groups_per_stage
-                      ? "every EP group of every stage"
-                      : "one representative EP group per pipeline rank (of " + std::to_string(groups_per_stage) + ")";
+  std::string f = groups == groups_per_stage ? "every EP group of every stage"
+                                             : "one representative EP group per pipeline rank (of " +
+                                                   std::to_string(groups_per_stage) + ")";
   f += agg ? "; fabric flows aggregated per node pair and plane" : "; one flow per GPU pair";
   if (pool) f += "; NVLink traffic pooled per domain";
   if (pool && o.aggregation == moesim::Aggregation::kAuto) f += " (balanced in every all-to-all: exact)";
@@ -81,7 +81,8 @@ bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
   // pooling also folds per node pair: exact when the GPUs of a node load their NICs equally).
   const auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, a, b}); };
   for (const auto& d : w.moe_detail) {
-    std::vector<std::array<double, 4>> load(static_cast<std::size_t>(ep), {0, 0, 0, 0});  // nvl out, in; fabric out, in
+    std::vector<std::array<double, 4>> load(static_cast<std::size_t>(ep),
+                                            {0, 0, 0, 0});  // nvl out, in; fabric out, in
     for (int x = 0; x < ep; ++x)
       for (int y = 0; y < ep; ++y) {
         if (x == y) continue;
@@ -108,8 +109,8 @@ bool symmetric_planes(const Scenario& s, const models::Workload& w) {
   const auto& c = s.cluster;
   const auto& par = s.parallelism;
   const int gpn = c.gpus_per_node, ep = std::max(1, par.ep);
-  if (c.scale_out.kind != TopologyKind::kRailOptimized || c.scale_out.planes != gpn || gpn < 2 || par.etp != 1 ||
-      w.moe_detail.empty() || (ep * par.etp) % gpn != 0)
+  if (c.scale_out.kind != TopologyKind::kRailOptimized || c.scale_out.planes != gpn || gpn < 2 ||
+      par.etp != 1 || w.moe_detail.empty() || (ep * par.etp) % gpn != 0)
     return false;
   const auto same = [](double a, double b) { return std::abs(a - b) <= 1e-9 * std::max({1.0, a, b}); };
   for (const auto& d : w.moe_detail) {
@@ -129,10 +130,11 @@ bool symmetric_planes(const Scenario& s, const models::Workload& w) {
   return true;
 }
 
-FlowAggregation choose_aggregation(const Scenario& s, const models::Workload& w, const StepOptions& o, int simulated_gpus,
-                               int max_hosts) {
+FlowAggregation choose_aggregation(const Scenario& s, const models::Workload& w, const StepOptions& o,
+                                   int simulated_gpus, int max_hosts) {
   FlowAggregation a;
-  a.node_pairs = o.aggregation == moesim::Aggregation::kNodePair || o.aggregation == moesim::Aggregation::kNode;
+  a.node_pairs =
+      o.aggregation == moesim::Aggregation::kNodePair || o.aggregation == moesim::Aggregation::kNode;
   a.pool = o.aggregation == moesim::Aggregation::kNode;
   // auto: NVLink pooled per domain when that changes nothing (every GPU of every domain sends and
   // receives the same NVLink bytes in every all-to-all); otherwise per GPU pair while the simulated GPUs
@@ -151,7 +153,9 @@ std::vector<int> microbatch_plan(const Scenario& s, const StepOptions& o) {
   std::vector<int> sim_m;
   // mB - mA: the schedule's period in microbatches (DualPipe adds one per direction, interleaving a
   // group of pp).
-  const int step = par.schedule == Schedule::kDualPipe ? 2 : par.schedule == Schedule::kInterleaved ? par.pp : 1;
+  const int step = par.schedule == Schedule::kDualPipe      ? 2
+                   : par.schedule == Schedule::kInterleaved ? par.pp
+                                                            : 1;
   const int base = o.microbatches > 0 ? o.microbatches : 3 * par.pp;
   if (o.microbatches == 0 && m <= 4 * par.pp) {
     sim_m = {m};

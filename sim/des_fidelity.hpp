@@ -47,8 +47,8 @@ struct FlowAggregation {
 /// The aggregation `o` asks for; "auto": NVLink pooled per domain when balanced_nvlink holds, else per
 /// GPU pair while the `simulated_gpus` fit `max_hosts` (the per-GPU platform limit), per node pair
 /// beyond.
-FlowAggregation choose_aggregation(const Scenario& s, const models::Workload& w, const StepOptions& o, int simulated_gpus,
-                               int max_hosts);
+FlowAggregation choose_aggregation(const Scenario& s, const models::Workload& w, const StepOptions& o,
+                                   int simulated_gpus, int max_hosts);
 
 /// Microbatch counts to simulate for the scenario's m: {m}, or {mA, mA + one schedule period} (DualPipe
 /// 2, interleaved pp, else 1) to extrapolate linearly. "auto" (0) simulates every microbatch when
@@ -61,7 +61,7 @@ std::vector<int> microbatch_plan(const Scenario& s, const StepOptions& o);
 double extrapolate(double a, double b, int m, const std::vector<int>& sim_m);
 
 /// The fidelity sentence every result carries (Result::fidelity).
-std::string fidelity_text(const StepOptions& o, const FlowAggregation& agg, bool one_plane, int planes, int groups,
-                          int groups_per_stage, int m, const std::vector<int>& sim_m);
+std::string fidelity_text(const StepOptions& o, const FlowAggregation& agg, bool one_plane, int planes,
+                          int groups, int groups_per_stage, int m, const std::vector<int>& sim_m);
 
 }  // namespace moesim::sim

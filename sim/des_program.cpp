@@ -33,15 +33,24 @@ BlockSegs segments_of(const models::Workload& w, int b) {
       case OpRole::kCombine:
         if (op.recompute) ps.recompute_a2a = true;
         break;
-      case OpRole::kContextExchange: break;  // its exposed part is added below
-      case OpRole::kSharedDown: ps.shared_down += op.seconds; break;
-      case OpRole::kSharedUp: ps.shared_up += op.seconds; break;
+      case OpRole::kContextExchange:
+        break;  // its exposed part is added below
+      case OpRole::kSharedDown:
+        ps.shared_down += op.seconds;
+        break;
+      case OpRole::kSharedUp:
+        ps.shared_up += op.seconds;
+        break;
       case OpRole::kExperts:
         ps.experts += op.seconds;
         after_experts[p] = true;
         break;
-      case OpRole::kUnpermute: ps.post += op.seconds; break;
-      default: positional += op.seconds; break;
+      case OpRole::kUnpermute:
+        ps.post += op.seconds;
+        break;
+      default:
+        positional += op.seconds;
+        break;
     }
   }
   for (int p = 0; p < 3; ++p) {
@@ -86,9 +95,12 @@ ProgramBuilder::ProgramBuilder(const Scenario& s, const models::Workload& w) : s
 
 std::pair<int, int> ProgramBuilder::locate(int c, int v) const {
   switch (s_.parallelism.schedule) {
-    case Schedule::kInterleaved: return {v % pp_, v / pp_};
-    case Schedule::kDualPipe: return {c == 0 ? v : pp_ - 1 - v, c};
-    default: return {v, 0};
+    case Schedule::kInterleaved:
+      return {v % pp_, v / pp_};
+    case Schedule::kDualPipe:
+      return {c == 0 ? v : pp_ - 1 - v, c};
+    default:
+      return {v, 0};
   }
 }
 
@@ -106,10 +118,18 @@ Program ProgramBuilder::build(int rank, int m) const {
       continue;
     }
     switch (st.pass) {
-      case ChunkPass::kF: forward(p, st, v); break;
-      case ChunkPass::kB: backward(p, st, v, false); break;
-      case ChunkPass::kBW: backward(p, st, v, true); break;
-      case ChunkPass::kW: weight(p, st, v); break;
+      case ChunkPass::kF:
+        forward(p, st, v);
+        break;
+      case ChunkPass::kB:
+        backward(p, st, v, false);
+        break;
+      case ChunkPass::kBW:
+        backward(p, st, v, true);
+        break;
+      case ChunkPass::kW:
+        weight(p, st, v);
+        break;
     }
   }
   Instr t;
@@ -139,8 +159,8 @@ Instr instr(Ins op, char pass, int layer, int mb, int v, const char* what) {
 }
 }  // namespace
 
-void ProgramBuilder::compute(Program& p, double sec, char pass, int layer, int mb, int v, const char* what, double tp,
-                             double cp, double etp) const {
+void ProgramBuilder::compute(Program& p, double sec, char pass, int layer, int mb, int v, const char* what,
+                             double tp, double cp, double etp) const {
   if (!(sec > 0)) return;
   Instr x = instr(Ins::kCompute, pass, layer, mb, v, what);
   x.seconds = sec;
@@ -239,7 +259,8 @@ void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_
 void ProgramBuilder::weight_block(Program& p, int b, int mb, int v) const {
   const BlockSegs& g = segs_[b];
   const PassSegs& x = g.pass[2];
-  compute(p, x.pre + x.shared_up + x.shared_down + x.post, 'W', g.layer, mb, v, "weight grads", x.tp, x.cp, x.etp);
+  compute(p, x.pre + x.shared_up + x.shared_down + x.post, 'W', g.layer, mb, v, "weight grads", x.tp, x.cp,
+          x.etp);
   if (g.moe >= 0) expert(p, x.experts, g.moe, 'W', g.layer, mb, v);
 }
 

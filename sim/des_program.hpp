@@ -25,14 +25,14 @@ namespace moesim::sim {
 /// One pass of one block cut where the communication stream meets the compute stream. Seconds on the
 /// busiest GPU of the rank (the workload's prices); `experts` scales with each GPU's expert rows.
 struct PassSegs {
-  double pre = 0;          ///< everything before the dispatch (attention, router, permute); dense: all
-  double shared_up = 0;    ///< shared experts' up-projection and activation
-  double experts = 0;      ///< routed expert GEMMs and activation
-  double shared_down = 0;  ///< shared experts' down-projection
-  double post = 0;         ///< un-permute, combine weighting, residual
-  double tp = 0;           ///< blocking TP collectives, folded into pre/post
-  double etp = 0;          ///< blocking expert-TP collectives, folded into pre/post
-  double cp = 0;           ///< exposed CP exchange, folded into pre
+  double pre = 0;              ///< everything before the dispatch (attention, router, permute); dense: all
+  double shared_up = 0;        ///< shared experts' up-projection and activation
+  double experts = 0;          ///< routed expert GEMMs and activation
+  double shared_down = 0;      ///< shared experts' down-projection
+  double post = 0;             ///< un-permute, combine weighting, residual
+  double tp = 0;               ///< blocking TP collectives, folded into pre/post
+  double etp = 0;              ///< blocking expert-TP collectives, folded into pre/post
+  double cp = 0;               ///< exposed CP exchange, folded into pre
   bool recompute_a2a = false;  ///< full recompute repeats the forward dispatch and combine in backward
 };
 
@@ -66,20 +66,20 @@ const char* coll_name(int k);
 /// One instruction of a compute stream.
 struct Instr {
   Ins op = Ins::kCompute;
-  char pass = 'F';  ///< 'F', 'B', 'W'; 'S' for the tail
-  int moe = -1;     ///< kExpert: the layer whose per-GPU load scales it
-  int layer = -1;   ///< block index (timeline), -1 outside blocks
-  int mb = -1, stage = -1;  ///< microbatch and pipeline stage
-  double seconds = 0;  ///< kCompute, kExpert, kTail: s; kSend: bytes per GPU
+  char pass = 'F';                 ///< 'F', 'B', 'W'; 'S' for the tail
+  int moe = -1;                    ///< kExpert: the layer whose per-GPU load scales it
+  int layer = -1;                  ///< block index (timeline), -1 outside blocks
+  int mb = -1, stage = -1;         ///< microbatch and pipeline stage
+  double seconds = 0;              ///< kCompute, kExpert, kTail: s; kSend: bytes per GPU
   double tp = 0, etp = 0, cp = 0;  ///< of `seconds`: TP, expert-TP and CP communication, s
-  int peer_rank = -1, key = 0;  ///< kSend: destination pipeline rank and message key; kRecv: key
-  const char* what = "";        ///< segment label (timeline)
+  int peer_rank = -1, key = 0;     ///< kSend: destination pipeline rank and message key; kRecv: key
+  const char* what = "";           ///< segment label (timeline)
 };
 
 /// One all-to-all of a program.
 struct Coll {
-  int moe = 0;             ///< MoE layer index
-  int kind = kDispatchF;   ///< CollKind
+  int moe = 0;                       ///< MoE layer index
+  int kind = kDispatchF;             ///< CollKind
   int layer = 0, mb = 0, stage = 0;  ///< block index, microbatch, pipeline stage (timeline)
   char pass = 'F';                   ///< 'F' or 'B' (full recompute repeats forward all-to-alls in 'B')
 };

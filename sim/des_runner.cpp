@@ -18,8 +18,8 @@ void LinkAcc::add(double b, double a, double z) {
   }
 }
 
-Runner::Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg, bool pool,
-               bool one_plane)
+Runner::Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg,
+               bool pool, bool one_plane)
     : s_(s), w_(w), o_(o), st_(st), agg_(agg), pool_(pool), one_plane_(one_plane), builder_(s, w) {
   gpn_ = std::max(1, s.cluster.gpus_per_node);
   const auto& par = s.parallelism;
@@ -158,7 +158,8 @@ Runner::Outcome Runner::run(int m, bool record) {
       for (int a = 0; a < ep_; ++a) {
         const int gi = class_of_[index(r, g, a)];
         if (gpus_[gi].ep_index != a) continue;
-        sg4::Actor::create("gpu" + std::to_string(gpus_[gi].gpu), actor_host_, [this, gi] { compute_stream(gi); });
+        sg4::Actor::create("gpu" + std::to_string(gpus_[gi].gpu), actor_host_,
+                           [this, gi] { compute_stream(gi); });
       }
     }
   st_.engine->run();
@@ -220,7 +221,8 @@ void Runner::compute_stream(int gi) {
       case Ins::kExpert:
       case Ins::kTail: {
         double sec = x.seconds;
-        if (x.op == Ins::kExpert) sec *= w_.moe_detail[static_cast<std::size_t>(x.moe)].rank_load[me.ep_index];
+        if (x.op == Ins::kExpert)
+          sec *= w_.moe_detail[static_cast<std::size_t>(x.moe)].rank_load[me.ep_index];
         if (!(sec > 0)) break;
         const double a = sg4::Engine::get_clock();
         sg4::this_actor::sleep_for(sec);
@@ -236,7 +238,9 @@ void Runner::compute_stream(int gi) {
         if (me.traced) event(me, 0, label(x), a, sg4::Engine::get_clock(), x.mb, x.stage);
         break;
       }
-      case Ins::kReady: me.ready->release(); break;
+      case Ins::kReady:
+        me.ready->release();
+        break;
       case Ins::kWait: {
         const double a = sg4::Engine::get_clock();
         me.done->acquire();
@@ -339,7 +343,8 @@ void Runner::comm_stream(int r, int g) {
     }
     for (std::size_t k = 0; k < parts.size(); ++k) grp.finished->acquire();
     for (std::size_t i = 0; i < legs.size(); ++i)
-      for (const auto& h : legs[i].route) link_acc_[h.directed()].add(legs[i].bytes, a, grp.acts[i]->get_finish_time());
+      for (const auto& h : legs[i].route)
+        link_acc_[h.directed()].add(legs[i].bytes, a, grp.acts[i]->get_finish_time());
     grp.acts.clear();
     if (lat > 0) sg4::this_actor::sleep_for(lat);
     ++collectives;
@@ -347,8 +352,8 @@ void Runner::comm_stream(int r, int g) {
     const double z = sg4::Engine::get_clock();
     for (int gi : members) {
       if (gpus_[gi].traced)
-        event(gpus_[gi], 1, std::string(1, c.pass) + " L" + std::to_string(c.layer) + " " + coll_name(c.kind), a, z,
-              c.mb, c.stage);
+        event(gpus_[gi], 1, std::string(1, c.pass) + " L" + std::to_string(c.layer) + " " + coll_name(c.kind),
+              a, z, c.mb, c.stage);
       gpus_[gi].done->release();
     }
   }
@@ -360,7 +365,8 @@ void Runner::poster(Poster& me) {
     me.go->acquire();
     auto [leg, msg] = me.jobs.front();
     me.jobs.pop_front();
-    msg->comms.push_back(sink(leg->dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(leg->bytes))));
+    msg->comms.push_back(
+        sink(leg->dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(leg->bytes))));
     msg->leg.push_back(leg);
     msg->posted.push_back(sg4::Engine::get_clock());
     msg->arrived->release();
@@ -392,7 +398,8 @@ void Runner::sender(Group& grp, Sender& me) {
     const std::vector<Comm>& legs = *grp.legs;
     mine.clear();
     for (int i : *me.idx) {
-      sg4::CommPtr act = sink(legs[i].dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(legs[i].bytes)));
+      sg4::CommPtr act =
+          sink(legs[i].dst)->put_async(&token, static_cast<std::uint64_t>(std::llround(legs[i].bytes)));
       grp.acts[i] = act;
       mine.push_back(act);
     }
@@ -409,7 +416,8 @@ const std::vector<std::pair<sg4::Host*, std::vector<int>>>& Runner::parts_of(con
     for (std::size_t i = 0; i < legs.size(); ++i) by[legs[i].src].push_back(static_cast<int>(i));
     // Deterministic order: by the first leg of each host.
     std::vector<std::pair<sg4::Host*, std::vector<int>>> v(by.begin(), by.end());
-    std::sort(v.begin(), v.end(), [](const auto& x, const auto& y) { return x.second.front() < y.second.front(); });
+    std::sort(v.begin(), v.end(),
+              [](const auto& x, const auto& y) { return x.second.front() < y.second.front(); });
     it->second = std::move(v);
   }
   return it->second;

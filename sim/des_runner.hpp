@@ -26,18 +26,18 @@ namespace moesim::sim::internal {
 /// every synchronisation point at the same time: one actor stands for all of them (exact). Each member
 /// still sends and receives its own pipeline flows. Times in seconds.
 struct GpuState {
-  int gpu = 0;   ///< global id of the first member
+  int gpu = 0;                            ///< global id of the first member
   int rank = 0, group = 0, ep_index = 0;  ///< pipeline rank, simulated group, EP index of the first member
   std::vector<int> members;               ///< EP indices of the GPUs this actor stands for
   bool traced = false;                    ///< records timeline events
   sg4::SemaphorePtr ready, done;          ///< to and from the group's communication stream
-  double busy = 0;       ///< compute-stream segments executed (communication segments included)
+  double busy = 0;                 ///< compute-stream segments executed (communication segments included)
   double tp = 0, etp = 0, cp = 0;  ///< of busy: TP, expert-TP and CP communication
-  double wait_comm = 0;  ///< waiting for all-to-alls
-  double wait_p2p = 0;   ///< waiting for pipeline receives
-  double tail = 0;       ///< data-parallel synchronisation and optimizer
-  double finish = -1;    ///< end of the program from the run's start (-1: did not finish)
-  long long segments = 0;  ///< compute segments executed
+  double wait_comm = 0;            ///< waiting for all-to-alls
+  double wait_p2p = 0;             ///< waiting for pipeline receives
+  double tail = 0;                 ///< data-parallel synchronisation and optimizer
+  double finish = -1;              ///< end of the program from the run's start (-1: did not finish)
+  long long segments = 0;          ///< compute segments executed
 };
 
 /// A pipeline transfer to one GPU: its legs each release `arrived` once posted (once in all when it
@@ -64,11 +64,13 @@ class Runner {
  public:
   /// `agg`: fabric flows folded per node pair; `pool`: NVLink pooled per domain; `one_plane`: fabric
   /// all-to-all legs simulated on plane 0 only (sim/des_fidelity.hpp decides all three).
-  Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg, bool pool,
-         bool one_plane);
+  Runner(const Scenario& s, const models::Workload& w, const StepOptions& o, EngineState& st, bool agg,
+         bool pool, bool one_plane);
 
   /// Global id of EP index `a` of group `group` of pipeline rank `rank`.
-  int gpu_of(int rank, int group, int a) const { return rank * stage_gpus_ + group * span_ + a * s_.parallelism.etp; }
+  int gpu_of(int rank, int group, int a) const {
+    return rank * stage_gpus_ + group * span_ + a * s_.parallelism.etp;
+  }
   /// GPUs simulated: pp · groups · ep.
   int simulated_gpus() const { return s_.parallelism.pp * groups_ * ep_; }
   /// EP groups simulated per pipeline rank.
@@ -79,8 +81,8 @@ class Runner {
 
   /// What one run ended with.
   struct Outcome {
-    double makespan = 0;   ///< s, the last GPU's finish
-    int critical = 0;      ///< index into gpus of the GPU that finished last
+    double makespan = 0;  ///< s, the last GPU's finish
+    int critical = 0;     ///< index into gpus of the GPU that finished last
     std::vector<GpuState> gpus;
   };
   /// Simulates the programs for m microbatches; `record` keeps the timeline and the link usage of

@@ -56,10 +56,10 @@ std::string cluster_key(const ClusterSpec& c) {
   const auto& u = c.scale_up;
   const auto& o = c.scale_out;
   return std::to_string(c.nodes) + "x" + std::to_string(c.gpus_per_node) + " up{" + to_string(u.kind) + "," +
-         fmt(u.bandwidth) + "," + fmt(u.latency) + "," + std::to_string(u.domain_gpus) + "} out{" + to_string(o.kind) +
-         "," + fmt(o.nic_bandwidth) + "," + fmt(o.latency) + "," + fmt(o.latency_cross) + "," +
-         fmt(o.oversubscription) + "," + std::to_string(o.planes) + "," + std::to_string(o.levels) + "," +
-         std::to_string(o.radix) + "}";
+         fmt(u.bandwidth) + "," + fmt(u.latency) + "," + std::to_string(u.domain_gpus) + "} out{" +
+         to_string(o.kind) + "," + fmt(o.nic_bandwidth) + "," + fmt(o.latency) + "," + fmt(o.latency_cross) +
+         "," + fmt(o.oversubscription) + "," + std::to_string(o.planes) + "," + std::to_string(o.levels) +
+         "," + std::to_string(o.radix) + "}";
 }
 
 sg4::LinkInRoute::Direction sg_dir(bool forward) {
@@ -82,7 +82,8 @@ PartPath gpu_route(const Topology& t, int src, int dst) {
   return out;
 }
 
-GpuPart build_gpu_part(const Topology& t, sg4::NetZone* root, bool with_latency, const std::vector<char>& used) {
+GpuPart build_gpu_part(const Topology& t, sg4::NetZone* root, bool with_latency,
+                       const std::vector<char>& used) {
   GpuPart p;
   auto* zone = sg4::create_full_zone("gpu");
   zone->set_parent(root);
@@ -150,9 +151,10 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
           std::to_string(s.max_hosts) + "); run other settings in another process");
     for (int g : o.gpus)
       if (g < 0 || g >= static_cast<int>(s.used.size()) || !s.used[g])
-        throw ConfigError("simulate_flows: GPU " + std::to_string(g) +
-                          " is not on this process's platform: the first simulation built it for its own GPUs "
-                          "(SimOptions::gpus); simulate other GPU sets in another process");
+        throw ConfigError(
+            "simulate_flows: GPU " + std::to_string(g) +
+            " is not on this process's platform: the first simulation built it for its own GPUs "
+            "(SimOptions::gpus); simulate other GPU sets in another process");
     return s;
   }
   auto topo = std::make_unique<Topology>(cluster);
@@ -186,7 +188,7 @@ EngineState& engine_for(const ClusterSpec& cluster, const SimOptions& o) {
         throw ConfigError(
             "simulate_flows: a SimGrid engine with its own platform already exists in this process");
     } else {
-      xbt_log_control_set("root.thresh:warning");        // SimGrid's configuration INFO lines
+      xbt_log_control_set("root.thresh:warning");  // SimGrid's configuration INFO lines
       // At exit SimGrid reports the CPU actions of the step engine's daemon actors (killed while waiting at
       // the end of a simulation) as "not removed before the LMM system destruction": after every result
       // is out, nothing to act on.
@@ -350,8 +352,9 @@ std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows,
         sg4::Host* hs = role < 2 ? a.gpu_hosts[x] : a.class_hosts[x];
         sg4::Host* hd = role < 2 ? a.gpu_hosts[y] : a.class_hosts[y];
         if (hs == nullptr || hd == nullptr)
-          throw ConfigError("simulate_flows: flow " + std::to_string(flow) +
-                            " passes through a GPU that is not on this process's platform (SimOptions::gpus)");
+          throw ConfigError(
+              "simulate_flows: flow " + std::to_string(flow) +
+              " passes through a GPU that is not on this process's platform (SimOptions::gpus)");
         Comm c{hs, hd, 0, start, route_latency(links, r), std::move(r), nullptr, 0};
         comms.push_back(std::move(c));
       }
@@ -404,7 +407,8 @@ double lower_bound_duration(const std::vector<PartLink>& links, const std::vecto
   return last_launch + busiest;
 }
 
-EngineSettings engine_settings(const EngineState& s, bool aggregated, double expected_duration, int simulation_index) {
+EngineSettings engine_settings(const EngineState& s, bool aggregated, double expected_duration,
+                               int simulation_index) {
   EngineSettings e;
   e.simgrid_version = SIMGRID_VERSION_STRING;
   e.network_model = simgrid::config::get_value<std::string>("network/model");

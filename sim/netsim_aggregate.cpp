@@ -130,7 +130,8 @@ std::pair<int, int> agg_zone_sizes(const Topology& t, const std::vector<char>& u
   return {dmax, pmax};
 }
 
-AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency, const std::vector<char>& used) {
+AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency,
+                       const std::vector<char>& used) {
   AggPart a;
   contract(t, a);
   const int fabric_links = static_cast<int>(a.links.size());
@@ -184,7 +185,8 @@ AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency,
     a.pool_out.push_back(zone->create_host("a:" + dn + ".pool-out", 1.0));
     a.pool_in.push_back(zone->create_host("a:" + dn + ".pool-in", 1.0));
     // Latency of a GPU → NVSwitch → GPU route: two NVLinks.
-    PartLink pl{dn + ".gpus", dn + ".gpus", LinkKind::kNvlink, pooled, 2 * t.link(nvlink_of_gpu[gpus.front()]).latency};
+    PartLink pl{dn + ".gpus", dn + ".gpus", LinkKind::kNvlink, pooled,
+                2 * t.link(nvlink_of_gpu[gpus.front()]).latency};
     pl.sg = make_link(zone, "ap:" + dn, pl, with_latency);
     a.pool_link.push_back(static_cast<int>(a.links.size()));
     a.links.push_back(pl);
@@ -200,7 +202,8 @@ AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency,
   for (int g = 0; g < t.gpus(); ++g)
     if (used[g] && a.class_of_gpu[g] >= 0) class_used[a.class_of_gpu[g]] = 1;
   for (int c = 0; c < static_cast<int>(a.class_rep.size()); ++c)
-    if (class_used[c]) plane_classes[std::max(0, t.vertex(t.attach_vertex(a.class_rep[c])).plane)].push_back(c);
+    if (class_used[c])
+      plane_classes[std::max(0, t.vertex(t.attach_vertex(a.class_rep[c])).plane)].push_back(c);
   a.class_hosts.assign(a.class_rep.size(), nullptr);
   std::vector<bool> created(fabric_links, false);
   for (auto& [plane, classes] : plane_classes) {

@@ -63,9 +63,9 @@ struct AggPart {
   std::vector<PartLink> links;    // contracted fabric links, then NVLinks, then pooled NVLink domains
   // Pooled NVLink domains (fold_flows with pool_nvlink): per domain two hosts joined by one link whose
   // bandwidth is the sum of the domain's NVLinks (per direction).
-  std::vector<int> domain_of_gpu;         // -1: not in a simulated NVLink domain
+  std::vector<int> domain_of_gpu;  // -1: not in a simulated NVLink domain
   std::vector<sg4::Host*> pool_out, pool_in;
-  std::vector<int> pool_link;             // domain → link id in `links`
+  std::vector<int> pool_link;  // domain → link id in `links`
   std::int64_t routes = 0;
   int hosts = 0;
 };
@@ -80,7 +80,7 @@ struct EngineState {
   std::optional<GpuPart> gpu;
   std::optional<AggPart> agg;
   std::string gpu_missing, agg_missing;  // why a part was not built
-  std::vector<char> used;  // GPUs on the platform (SimOptions::gpus)
+  std::vector<char> used;                // GPUs on the platform (SimOptions::gpus)
   int simulations = 0;
   bool broken = false;
 };
@@ -97,16 +97,17 @@ struct Comm {
   double finish = 0;  // s, relative to the simulation's start
 };
 
-
 extern EngineState* g_state;
 
 /// SimGrid's direction of a part hop.
 sg4::LinkInRoute::Direction sg_dir(bool forward);
 /// Creates split-duplex link `name` of `l` in `zone` (latency 0 unless `with_latency`), sealed.
-sg4::SplitDuplexLink* make_link(sg4::NetZone* zone, const std::string& name, const PartLink& l, bool with_latency);
+sg4::SplitDuplexLink* make_link(sg4::NetZone* zone, const std::string& name, const PartLink& l,
+                                bool with_latency);
 
 /// Builds the aggregated part (sim/netsim_aggregate.cpp) for the `used` GPUs under `root`.
-AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency, const std::vector<char>& used);
+AggPart build_agg_part(const Topology& t, sg4::NetZone* root, bool with_latency,
+                       const std::vector<char>& used);
 /// Sizes of the zones the aggregated part needs for the `used` GPUs: largest NVLink domain and largest
 /// plane, in hosts.
 std::pair<int, int> agg_zone_sizes(const Topology& t, const std::vector<char>& used);
@@ -136,7 +137,8 @@ std::vector<Comm> fold_flows(EngineState& s, const std::vector<FlowSpec>& flows,
 /// directed link's bytes over its bandwidth. Scales surf/precision.
 double lower_bound_duration(const std::vector<PartLink>& links, const std::vector<Comm>& comms);
 /// The SimGrid settings in force, for the platform part a simulation used (aggregated or per GPU).
-EngineSettings engine_settings(const EngineState& s, bool aggregated, double expected_duration, int simulation_index);
+EngineSettings engine_settings(const EngineState& s, bool aggregated, double expected_duration,
+                               int simulation_index);
 /// Per-link usage of finished communications.
 std::vector<LinkUsage> link_usage(const std::vector<PartLink>& links, const std::vector<Comm>& comms,
                                   double makespan);

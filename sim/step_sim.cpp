@@ -61,14 +61,17 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   const std::vector<int> sim_m = microbatch_plan(s, o);
 
   StepSimResult out;
-  const bool one_plane = (o.aggregation == moesim::Aggregation::kAuto || o.aggregation == moesim::Aggregation::kNode) && symmetric_planes(s, w);
+  const bool one_plane =
+      (o.aggregation == moesim::Aggregation::kAuto || o.aggregation == moesim::Aggregation::kNode) &&
+      symmetric_planes(s, w);
   Runner runner(s, w, o, st, agg.node_pairs, agg.pool, one_plane);
   const double expected = runner.expected_collective();
   const double precision = expected > 0 ? o.precision_fraction * expected : 1e-9;
   std::vector<Runner::Outcome> runs;
   try {
     sg4::Engine::set_config("surf/precision", precision);
-    for (std::size_t i = 0; i < sim_m.size(); ++i) runs.push_back(runner.run(sim_m[i], i + 1 == sim_m.size()));
+    for (std::size_t i = 0; i < sim_m.size(); ++i)
+      runs.push_back(runner.run(sim_m[i], i + 1 == sim_m.size()));
   } catch (const moesim::Error&) {
     st.broken = true;
     throw;
@@ -90,8 +93,8 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   models::Result r = models::evaluate_analytic(s, w);
   const double analytic_step = r.step_time;
   r.engine = "des";
-  r.fidelity = fidelity_text(o, agg, one_plane, s.cluster.scale_out.planes, runner.groups(), ep_groups_per_stage(s), m,
-                             sim_m);
+  r.fidelity = fidelity_text(o, agg, one_plane, s.cluster.scale_out.planes, runner.groups(),
+                             ep_groups_per_stage(s), m, sim_m);
   r.step_time = extrapolate(runs[0].makespan, runs.size() == 1 ? 0.0 : runs[1].makespan, m, sim_m);
   r.critical_rank = crit.rank;
   models::Breakdown& bd = r.breakdown;

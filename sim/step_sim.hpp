@@ -53,9 +53,9 @@ namespace moesim::sim {
 struct StepOptions {
   DesGroups groups = DesGroups::kRepresentative;  ///< EP groups simulated per stage
   Aggregation aggregation = Aggregation::kAuto;   ///< fabric flows per GPU pair, node pair or domain
-  int microbatches = 0;                   ///< simulated microbatches mA (0: auto); mB = mA + period
-  double precision_fraction = 1e-4;       ///< surf/precision = this × the first all-to-all's lower bound
-  int timeline_gpus = 16;                 ///< GPUs whose streams the timeline records (-1: all simulated)
+  int microbatches = 0;                           ///< simulated microbatches mA (0: auto); mB = mA + period
+  double precision_fraction = 1e-4;  ///< surf/precision = this × the first all-to-all's lower bound
+  int timeline_gpus = 16;            ///< GPUs whose streams the timeline records (-1: all simulated)
 };
 
 /// The options a scenario's engine section sets.
@@ -63,9 +63,9 @@ StepOptions step_options(const EngineSpec& e);
 
 /// One segment on one GPU stream (Chrome trace "X" event).
 struct TimelineEvent {
-  int gpu = 0;       ///< global GPU id
-  int stream = 0;    ///< 0 compute, 1 expert all-to-all (communication stream), 2 pipeline receive
-  std::string name;  ///< e.g. "F L3 experts", "B L3 combine", "recv F"
+  int gpu = 0;                ///< global GPU id
+  int stream = 0;             ///< 0 compute, 1 expert all-to-all (communication stream), 2 pipeline receive
+  std::string name;           ///< e.g. "F L3 experts", "B L3 combine", "recv F"
   double start = 0, end = 0;  ///< s from the start of the (last) simulation
   int microbatch = -1;
   int stage = -1;
@@ -74,19 +74,19 @@ struct TimelineEvent {
 /// Counters of one engine run.
 struct StepStats {
   int simulated_gpus = 0;
-  int ep_groups = 0;                  ///< simulated EP groups (communication actors)
-  std::vector<int> microbatches;      ///< simulated microbatch counts (one, or mA and mB)
-  long long segments = 0;             ///< compute segments executed
-  long long collectives = 0;          ///< all-to-alls executed
-  long long flows = 0;                ///< SimGrid communications started
-  double simulated_seconds = 0;       ///< simulated time of all runs
+  int ep_groups = 0;              ///< simulated EP groups (communication actors)
+  std::vector<int> microbatches;  ///< simulated microbatch counts (one, or mA and mB)
+  long long segments = 0;         ///< compute segments executed
+  long long collectives = 0;      ///< all-to-alls executed
+  long long flows = 0;            ///< SimGrid communications started
+  double simulated_seconds = 0;   ///< simulated time of all runs
 };
 
 /// What one step simulation returns.
 struct StepSimResult {
-  models::Result result;              ///< engine "des"; same schema as the analytic engine
+  models::Result result;                ///< engine "des"; same schema as the analytic engine
   std::vector<TimelineEvent> timeline;  ///< of the last simulation (the mB run when extrapolating)
-  std::vector<LinkUsage> links;       ///< directed links that carried bytes, of the last simulation
+  std::vector<LinkUsage> links;         ///< directed links that carried bytes, of the last simulation
   StepStats stats;
   EngineSettings settings;
 };

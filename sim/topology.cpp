@@ -51,10 +51,18 @@ Topology::Topology(const ClusterSpec& c) : c_(c) {
   if (c.scale_out.nic_bandwidth > 0) {
     shape_.kind = to_string(c.scale_out.kind);
     switch (c.scale_out.kind) {
-      case TopologyKind::kFatTree: build_fat_tree(); break;
-      case TopologyKind::kRailOptimized: build_rail_optimized(); break;
-      case TopologyKind::kDragonfly: build_dragonfly(); break;
-      case TopologyKind::kTorus: build_torus(); break;
+      case TopologyKind::kFatTree:
+        build_fat_tree();
+        break;
+      case TopologyKind::kRailOptimized:
+        build_rail_optimized();
+        break;
+      case TopologyKind::kDragonfly:
+        build_dragonfly();
+        break;
+      case TopologyKind::kTorus:
+        build_torus();
+        break;
     }
   } else if (c.nodes > 1) {
     config_error("scale_out.nic_bandwidth: expected a positive bandwidth for " + std::to_string(c.nodes) +

@@ -1,7 +1,5 @@
 // What follows from the cluster graph and its routes: hop statistics, bisection bandwidth, link loads of
 // a traffic matrix, a GraphViz export and a text summary.
-#include "sim/topology.hpp"
-
 #include <algorithm>
 #include <boost/graph/graphviz.hpp>
 #include <boost/graph/push_relabel_max_flow.hpp>
@@ -10,6 +8,7 @@
 #include <sstream>
 
 #include "scenarios/error.hpp"
+#include "sim/topology.hpp"
 #include "sim/topology_internal.hpp"
 
 namespace moesim::sim {

@@ -1,10 +1,9 @@
 // The four scale-out fabrics of the cluster graph (docs/topology.md), each after its source.
-#include "sim/topology.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <utility>
 
+#include "sim/topology.hpp"
 #include "sim/topology_internal.hpp"
 
 namespace moesim::sim {

@@ -1,7 +1,7 @@
 // Deterministic routing on the cluster graph: one path per GPU pair (docs/topology.md).
-#include "sim/topology.hpp"
-
 #include <algorithm>
+
+#include "sim/topology.hpp"
 
 namespace moesim::sim {
 namespace {

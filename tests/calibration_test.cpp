@@ -20,9 +20,9 @@
 #include "calibrate/fit.hpp"
 #include "models/analytic.hpp"
 #include "models/calibrated_cost.hpp"
-#include "scenarios/loader.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
+#include "scenarios/loader.hpp"
 #include "traces/load.hpp"
 
 namespace moesim::calibrate {
@@ -695,7 +695,8 @@ TEST(Scenario, NamedCalibrationPricesTheRun) {
   EXPECT_EQ(cm->name().rfind("calibration:", 0), 0u) << cm->name();
   const models::Result calibrated = models::evaluate_analytic(s);
   j.erase("calibration");
-  const models::Result roofline = models::evaluate_analytic(scenario_from_json(j, "roofline-mixtral.json", cat));
+  const models::Result roofline =
+      models::evaluate_analytic(scenario_from_json(j, "roofline-mixtral.json", cat));
   EXPECT_EQ(calibrated.cost_model, cm->name());
   EXPECT_NE(calibrated.step_time, roofline.step_time);  // different compute prices, different step
   // The file is read once, when the scenario is loaded: the engines read no files, so removing it

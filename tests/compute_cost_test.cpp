@@ -3,11 +3,11 @@
 //   GEMM: 128×128 output tiles, waves = ceil(tiles / SMs), one tile = 2·128·128·k / (peak·eff / SMs);
 //   time = max(waves · tile, bytes / (bw · eff)) + launch.
 
+#include "models/compute_cost.hpp"
+
 #include <gtest/gtest.h>
 
 #include <vector>
-
-#include "models/compute_cost.hpp"
 
 namespace moesim::models {
 namespace {
@@ -33,9 +33,13 @@ GpuSpec gpu() {
 
 constexpr double kRel = 1e-12;
 // One 128×128×k tile on one SM at 1e15 · 0.5 / 100 = 5e12 flop/s.
-double tile(double k) { return 2.0 * 128 * 128 * k / (1e15 * 0.5 / 100); }
+double tile(double k) {
+  return 2.0 * 128 * 128 * k / (1e15 * 0.5 / 100);
+}
 
-TEST(Roofline, Name) { EXPECT_EQ(RooflineCostModel(gpu(), 0).name(), "roofline:testgpu"); }
+TEST(Roofline, Name) {
+  EXPECT_EQ(RooflineCostModel(gpu(), 0).name(), "roofline:testgpu");
+}
 
 TEST(Roofline, GemmOneWave) {
   RooflineCostModel cm(gpu(), 0);

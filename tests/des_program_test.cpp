@@ -59,13 +59,27 @@ std::vector<std::string> render(const Program& p) {
     const std::string mb = " mb" + std::to_string(x.mb);
     const std::string layer = x.layer >= 0 ? " L" + std::to_string(x.layer) : "";
     switch (x.op) {
-      case Ins::kCompute: out.push_back("C " + std::string(1, x.pass) + layer + " " + x.what + mb); break;
-      case Ins::kExpert: out.push_back("X " + std::string(1, x.pass) + layer + mb); break;
-      case Ins::kReady: out.push_back("ready"); break;
-      case Ins::kWait: out.push_back("wait"); break;
-      case Ins::kSend: out.push_back("send r" + std::to_string(x.peer_rank) + mb); break;
-      case Ins::kRecv: out.push_back("recv " + std::string(1, x.pass) + mb); break;
-      case Ins::kTail: out.push_back("tail"); break;
+      case Ins::kCompute:
+        out.push_back("C " + std::string(1, x.pass) + layer + " " + x.what + mb);
+        break;
+      case Ins::kExpert:
+        out.push_back("X " + std::string(1, x.pass) + layer + mb);
+        break;
+      case Ins::kReady:
+        out.push_back("ready");
+        break;
+      case Ins::kWait:
+        out.push_back("wait");
+        break;
+      case Ins::kSend:
+        out.push_back("send r" + std::to_string(x.peer_rank) + mb);
+        break;
+      case Ins::kRecv:
+        out.push_back("recv " + std::string(1, x.pass) + mb);
+        break;
+      case Ins::kTail:
+        out.push_back("tail");
+        break;
     }
   }
   return out;
@@ -99,7 +113,8 @@ TEST(DesProgram, OneFOneBTwoStagesByHand) {
 
   std::vector<std::string> r0;
   for (int mb : {0, 1})  // warm-up F0, then F1 of the steady state
-    for (const std::string x : {"C F embedding", "C F L0 block"}) r0.push_back(x + " mb" + std::to_string(mb));
+    for (const std::string x : {"C F embedding", "C F L0 block"})
+      r0.push_back(x + " mb" + std::to_string(mb));
   r0.insert(r0.begin() + 2, "send r1 mb0");
   r0.push_back("send r1 mb1");
   for (int mb : {0, 1})  // BW0 (steady), BW1 (cool-down)
@@ -111,10 +126,27 @@ TEST(DesProgram, OneFOneBTwoStagesByHand) {
 
   std::vector<std::string> r1;
   for (const std::string mb : {" mb0", " mb1"}) {
-    for (const std::string x : {"recv F", "C F L1 attention+router", "ready", "wait", "X F L1", "ready", "wait",
-                                 "C F L1 unpermute", "C F head+loss", "C B head", "C W head weight grads",
-                                 "C B L1 unpermute", "ready", "wait", "X B L1", "ready", "wait",
-                                 "C B L1 attention+router", "C W L1 weight grads", "X W L1", "send r0"})
+    for (const std::string x : {"recv F",
+                                "C F L1 attention+router",
+                                "ready",
+                                "wait",
+                                "X F L1",
+                                "ready",
+                                "wait",
+                                "C F L1 unpermute",
+                                "C F head+loss",
+                                "C B head",
+                                "C W head weight grads",
+                                "C B L1 unpermute",
+                                "ready",
+                                "wait",
+                                "X B L1",
+                                "ready",
+                                "wait",
+                                "C B L1 attention+router",
+                                "C W L1 weight grads",
+                                "X W L1",
+                                "send r0"})
       r1.push_back(x == "ready" || x == "wait" ? x : x + mb);
   }
   r1.push_back("tail");
@@ -154,22 +186,35 @@ TEST(DesProgram, DualPipePairAlternatesAllToAlls) {
   const ProgramBuilder pb(s, w);
   const std::vector<std::string> all = render(pb.build(0, 4));
   const std::vector<std::string> expected = {
-      "recv F mb3", "recv B mb0",
-      "C B L0 unpermute mb0", "ready",                      // B's combine grad ...
-      "C F L1 attention+router mb3", "ready",               // ... under F's attention; F's dispatch ...
-      "wait", "X B L0 mb0", "ready",                        // ... under B's experts; B's dispatch grad ...
-      "wait", "X F L1 mb3", "ready",                        // ... under F's experts; F's combine ...
-      "wait", "C B L0 attention+router mb0", "C W L0 weight grads mb0", "X W L0 mb0", "C B embedding mb0",
-      "C W embedding weight grads mb0",                     // ... under B's attention and the rest of B
-      "wait", "C F L1 unpermute mb3", "C F head+loss mb3"};
+      "recv F mb3",
+      "recv B mb0",
+      "C B L0 unpermute mb0",
+      "ready",  // B's combine grad ...
+      "C F L1 attention+router mb3",
+      "ready",  // ... under F's attention; F's dispatch ...
+      "wait",
+      "X B L0 mb0",
+      "ready",  // ... under B's experts; B's dispatch grad ...
+      "wait",
+      "X F L1 mb3",
+      "ready",  // ... under F's experts; F's combine ...
+      "wait",
+      "C B L0 attention+router mb0",
+      "C W L0 weight grads mb0",
+      "X W L0 mb0",
+      "C B embedding mb0",
+      "C W embedding weight grads mb0",  // ... under B's attention and the rest of B
+      "wait",
+      "C F L1 unpermute mb3",
+      "C F head+loss mb3"};
   std::size_t at = 0;
   while (at < all.size() && all[at] != expected.front()) ++at;
   ASSERT_LE(at + expected.size(), all.size());
   EXPECT_EQ(std::vector<std::string>(all.begin() + at, all.begin() + at + expected.size()), expected);
   const Program p = pb.build(0, 4);
   std::vector<std::string> colls = render(p.colls);
-  const std::vector<std::string> slots = {"B L0 combine grad mb0", "F L1 dispatch mb3", "B L0 dispatch grad mb0",
-                                          "F L1 combine mb3"};
+  const std::vector<std::string> slots = {"B L0 combine grad mb0", "F L1 dispatch mb3",
+                                          "B L0 dispatch grad mb0", "F L1 combine mb3"};
   EXPECT_NE(std::search(colls.begin(), colls.end(), slots.begin(), slots.end()), colls.end());
 }
 
@@ -177,28 +222,41 @@ TEST(DesProgram, DualPipePairAlternatesAllToAlls) {
 // wait and the down-projection between the combine's; without it both follow the combine's wait in
 // forward (and precede the combine-gradient all-to-all in backward): nothing is left under an all-to-all.
 TEST(DesProgram, SharedExpertsUnderAllToAllsOnlyWithOverlap) {
-  const Json base = {{"/model/moe/shared_experts", 1}, {"/model/moe/shared_ffn", 2048},
-                     {"/parallelism/global_batch", 16}};
+  const Json base = {
+      {"/model/moe/shared_experts", 1}, {"/model/moe/shared_ffn", 2048}, {"/parallelism/global_batch", 16}};
   Json off = base;
   off["/workload/shared_expert_overlap"] = false;
-  const std::vector<std::string> fwd_on = {"C F L1 attention+router mb0", "ready", "C F L1 shared up mb0", "wait",
-                                           "X F L1 mb0", "ready", "C F L1 shared down mb0", "wait",
-                                           "C F L1 unpermute mb0"};
-  const std::vector<std::string> fwd_off = {"C F L1 attention+router mb0", "ready", "wait", "X F L1 mb0", "ready",
-                                            "wait", "C F L1 shared up mb0", "C F L1 shared down mb0",
+  const std::vector<std::string> fwd_on = {
+      "C F L1 attention+router mb0", "ready", "C F L1 shared up mb0", "wait", "X F L1 mb0", "ready",
+      "C F L1 shared down mb0",      "wait",  "C F L1 unpermute mb0"};
+  const std::vector<std::string> fwd_off = {"C F L1 attention+router mb0",
+                                            "ready",
+                                            "wait",
+                                            "X F L1 mb0",
+                                            "ready",
+                                            "wait",
+                                            "C F L1 shared up mb0",
+                                            "C F L1 shared down mb0",
                                             "C F L1 unpermute mb0"};
-  const std::vector<std::string> bwd_on = {"C B L1 unpermute mb0", "ready", "C B L1 shared down mb0", "wait",
-                                           "X B L1 mb0", "ready", "C B L1 shared up mb0", "wait",
-                                           "C B L1 attention+router mb0"};
-  const std::vector<std::string> bwd_off = {"C B L1 unpermute mb0", "C B L1 shared down mb0",
-                                            "C B L1 shared up mb0", "ready", "wait", "X B L1 mb0", "ready", "wait",
+  const std::vector<std::string> bwd_on = {
+      "C B L1 unpermute mb0", "ready", "C B L1 shared down mb0",     "wait", "X B L1 mb0", "ready",
+      "C B L1 shared up mb0", "wait",  "C B L1 attention+router mb0"};
+  const std::vector<std::string> bwd_off = {"C B L1 unpermute mb0",
+                                            "C B L1 shared down mb0",
+                                            "C B L1 shared up mb0",
+                                            "ready",
+                                            "wait",
+                                            "X B L1 mb0",
+                                            "ready",
+                                            "wait",
                                             "C B L1 attention+router mb0"};
   for (const bool overlap : {true, false}) {
     const Scenario s = small(overlap ? base : off);
     ASSERT_EQ(s.workload.shared_expert_overlap, overlap);
     const models::Workload w = workload_of(s);
     const std::vector<std::string> r1 = render(ProgramBuilder(s, w).build(1, 2));
-    // Rank 1, m 2, first microbatch: recv F, then the forward of block 1 (9 instructions), head, then its backward.
+    // Rank 1, m 2, first microbatch: recv F, then the forward of block 1 (9 instructions), head, then its
+    // backward.
     ASSERT_GE(r1.size(), 1u + 9 + 3 + 9);
     EXPECT_EQ(std::vector<std::string>(r1.begin() + 1, r1.begin() + 10), overlap ? fwd_on : fwd_off);
     EXPECT_EQ(std::vector<std::string>(r1.begin() + 13, r1.begin() + 22), overlap ? bwd_on : bwd_off);
@@ -208,9 +266,12 @@ TEST(DesProgram, SharedExpertsUnderAllToAllsOnlyWithOverlap) {
 // An op's name is a label: the DES cuts blocks by role. Renaming every op of every block leaves every
 // segment as it was (FP8, shared experts, full recompute, TP2).
 TEST(DesProgram, SegmentsFollowRolesNotNames) {
-  const Scenario s = small({{"/model/moe/shared_experts", 1}, {"/model/moe/shared_ffn", 2048},
-                            {"/workload/precision", "fp8"}, {"/parallelism/recompute", "full"},
-                            {"/parallelism/attention/tp", 2}, {"/parallelism/experts/ep", 4},
+  const Scenario s = small({{"/model/moe/shared_experts", 1},
+                            {"/model/moe/shared_ffn", 2048},
+                            {"/workload/precision", "fp8"},
+                            {"/parallelism/recompute", "full"},
+                            {"/parallelism/attention/tp", 2},
+                            {"/parallelism/experts/ep", 4},
                             {"/parallelism/global_batch", 8}});
   const models::Workload w = workload_of(s);
   models::Workload renamed = w;

@@ -1,4 +1,4 @@
-// Expert placement with redundant experts (models/eplb.cpp), each assertion against a value derived
+// Expert placement with redundant experts (models/placement/), each assertion against a value derived
 // independently of the library:
 //   - DeepSeek EPLB's README example (github.com/deepseek-ai/EPLB): phy2log as printed there; logcnt,
 //     log2phy and GPU loads derived by hand by stepping through eplb.py;
@@ -11,7 +11,6 @@
 //   - rebalance traffic on a hand example; ConfigError for every invalid argument.
 
 #include "models/placement/eplb.hpp"
-#include "models/placement/metrics.hpp"
 
 #include <gtest/gtest.h>
 
@@ -24,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "models/placement/metrics.hpp"
 #include "scenarios/error.hpp"
 
 namespace moesim {

@@ -74,8 +74,10 @@ void expect_shared_experts_cover_everything(const Workload& w) {
       for (const Op& op : block_ops(w, static_cast<int>(i)))
         if (static_cast<int>(op.pass) == p && op.kind != OpKind::kComm) {
           const std::string n = op.name;
-          if (n == "moe.shared_down") shared_down += op.seconds;
-          else if (n.rfind("moe.shared_", 0) == 0) shared_up += op.seconds;
+          if (n == "moe.shared_down")
+            shared_down += op.seconds;
+          else if (n.rfind("moe.shared_", 0) == 0)
+            shared_up += op.seconds;
         }
       ASSERT_GT(shared_up, b.pass[p].ep_comm + kEtpSeconds) << "block " << b.layer << " pass " << p;
       ASSERT_GT(shared_down, b.pass[p].ep_comm) << "block " << b.layer << " pass " << p;
@@ -138,7 +140,8 @@ TEST(ExpertTensorParallel, NotInDualPipeDispatchSlot) {
 
 // The analytic engine honours workload.shared_expert_overlap: off, every all-to-all is exposed.
 TEST(SharedExpertOverlap, OffExposesEveryAllToAll) {
-  const Scenario s = etp_scenario("", {{"/parallelism/experts/etp", 1}, {"/parallelism/experts/ep", 4},
+  const Scenario s = etp_scenario("", {{"/parallelism/experts/etp", 1},
+                                       {"/parallelism/experts/ep", 4},
                                        {"/workload/shared_expert_overlap", false}});
   const Workload w = workload_of(s);
   for (const BlockCost& b : w.blocks)

@@ -43,7 +43,9 @@ std::vector<std::string> examples() {
 }
 
 // Whether an example scenario carries published figures (a top-level "reference" block).
-bool has_reference(const std::string& path) { return moesim::read_json_file(path).contains("reference"); }
+bool has_reference(const std::string& path) {
+  return moesim::read_json_file(path).contains("reference");
+}
 
 // The examples with (published = true) or without a "reference" block.
 std::vector<std::string> examples_with_reference(bool published) {
@@ -53,7 +55,9 @@ std::vector<std::string> examples_with_reference(bool published) {
   return v;
 }
 
-moesim::Catalog catalog() { return moesim::Catalog({kSrc + "/scenarios/catalog"}); }
+moesim::Catalog catalog() {
+  return moesim::Catalog({kSrc + "/scenarios/catalog"});
+}
 
 // The numbers a golden file pins, with their relative tolerance: the model is deterministic, so the
 // tolerance only absorbs floating-point differences between compilers and libm versions.
@@ -188,7 +192,9 @@ std::string test_name(const ::testing::TestParamInfo<std::string>& i) {
 
 class GoldenPublished : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(GoldenPublished, MatchesRecordedNumbers) { check_recorded_numbers(GetParam()); }
+TEST_P(GoldenPublished, MatchesRecordedNumbers) {
+  check_recorded_numbers(GetParam());
+}
 
 TEST_P(GoldenPublished, PublishedFiguresWithinTolerance) {
   auto cat = catalog();
@@ -202,9 +208,13 @@ TEST_P(GoldenPublished, PublishedFiguresWithinTolerance) {
   EXPECT_TRUE(r.feasible) << r.infeasible_reason;
 }
 
-TEST_P(GoldenPublished, VariantsEvaluateOrFailCleanly) { check_variants(GetParam()); }
+TEST_P(GoldenPublished, VariantsEvaluateOrFailCleanly) {
+  check_variants(GetParam());
+}
 
-TEST_P(GoldenPublished, SameScenarioSameBytes) { check_same_bytes(GetParam()); }
+TEST_P(GoldenPublished, SameScenarioSameBytes) {
+  check_same_bytes(GetParam());
+}
 
 INSTANTIATE_TEST_SUITE_P(Examples, GoldenPublished, ::testing::ValuesIn(examples_with_reference(true)),
                          test_name);
@@ -214,11 +224,17 @@ INSTANTIATE_TEST_SUITE_P(Examples, GoldenPublished, ::testing::ValuesIn(examples
 
 class RegressionOnly : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(RegressionOnly, MatchesRecordedNumbers) { check_recorded_numbers(GetParam()); }
+TEST_P(RegressionOnly, MatchesRecordedNumbers) {
+  check_recorded_numbers(GetParam());
+}
 
-TEST_P(RegressionOnly, VariantsEvaluateOrFailCleanly) { check_variants(GetParam()); }
+TEST_P(RegressionOnly, VariantsEvaluateOrFailCleanly) {
+  check_variants(GetParam());
+}
 
-TEST_P(RegressionOnly, SameScenarioSameBytes) { check_same_bytes(GetParam()); }
+TEST_P(RegressionOnly, SameScenarioSameBytes) {
+  check_same_bytes(GetParam());
+}
 
 INSTANTIATE_TEST_SUITE_P(Examples, RegressionOnly, ::testing::ValuesIn(examples_with_reference(false)),
                          test_name);

@@ -3,12 +3,13 @@
 // ignore) are imported, read back with model_from_json, and every modelled dimension is compared with
 // the value in the config file. Then the importer's errors.
 
+#include "scenarios/hf_import.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "scenarios/error.hpp"
-#include "scenarios/hf_import.hpp"
 #include "scenarios/json_reader.hpp"
 #include "scenarios/loader.hpp"
 #include "scenarios/scenario.hpp"
@@ -16,9 +17,13 @@
 namespace moesim {
 namespace {
 
-std::string hf_path(const std::string& file) { return std::string(MOESIM_TEST_DATA) + "/hf/" + file; }
+std::string hf_path(const std::string& file) {
+  return std::string(MOESIM_TEST_DATA) + "/hf/" + file;
+}
 
-Json hf_config(const std::string& file) { return read_json_file(hf_path(file)); }
+Json hf_config(const std::string& file) {
+  return read_json_file(hf_path(file));
+}
 
 // Imports a config file and reads the result back as a ModelSpec.
 ModelSpec import_file(const std::string& file, const std::string& name = "") {
@@ -69,7 +74,7 @@ TEST(HfImport, DeepSeekV3) {
   EXPECT_EQ(e.top_k, 8);
   EXPECT_EQ(e.expert_ffn, 2048);
   EXPECT_EQ(e.shared_experts, 1);
-  EXPECT_EQ(e.shared_ffn, 2048);  // a shared expert is the size of a routed one
+  EXPECT_EQ(e.shared_ffn, 2048);       // a shared expert is the size of a routed one
   EXPECT_EQ(e.first_dense_layers, 3);  // first_k_dense_replace
   EXPECT_EQ(e.layer_freq, 1);
   EXPECT_EQ(e.groups, 8);
@@ -92,7 +97,7 @@ TEST(HfImport, Mixtral8x7B) {
   EXPECT_EQ(m.attention.head_dim, 128);  // no head_dim key: 4096 / 32
   EXPECT_FALSE(m.attention.qkv_bias);
   EXPECT_EQ(m.attention.sliding_window, 0);  // "sliding_window": null
-  EXPECT_EQ(m.moe.experts, 8);  // num_local_experts
+  EXPECT_EQ(m.moe.experts, 8);               // num_local_experts
   EXPECT_EQ(m.moe.top_k, 2);
   EXPECT_EQ(m.moe.expert_ffn, 14336);  // intermediate_size is the expert size in Mixtral
   EXPECT_EQ(m.moe.shared_experts, 0);
@@ -154,7 +159,7 @@ TEST(HfImport, GptOss120B) {
   EXPECT_TRUE(m.attention.qkv_bias);    // attention_bias true
   EXPECT_EQ(m.attention.sliding_window, 128);
   EXPECT_EQ(m.attention.sliding_window_every, 2);  // layer_types alternate sliding / full
-  EXPECT_EQ(m.moe.experts, 128);  // num_local_experts
+  EXPECT_EQ(m.moe.experts, 128);                   // num_local_experts
   EXPECT_EQ(m.moe.top_k, 4);
   EXPECT_EQ(m.moe.expert_ffn, 2880);
   EXPECT_EQ(m.moe.first_dense_layers, 0);
@@ -162,8 +167,8 @@ TEST(HfImport, GptOss120B) {
 
 TEST(HfImport, ExtraKeysArePresentAndIgnored) {
   // The fixtures really carry keys the importer does not model; import must not reject them.
-  for (const char* f : {"deepseek_v3.json", "mixtral_8x7b.json", "qwen3_30b_a3b.json", "olmoe.json",
-                        "gpt_oss_120b.json"}) {
+  for (const char* f :
+       {"deepseek_v3.json", "mixtral_8x7b.json", "qwen3_30b_a3b.json", "olmoe.json", "gpt_oss_120b.json"}) {
     Json c = hf_config(f);
     EXPECT_TRUE(c.contains("torch_dtype") || c.contains("quantization_config")) << f;
     EXPECT_TRUE(c.contains("architectures")) << f;
@@ -230,7 +235,8 @@ TEST(HfImportErrors, MissingDeepSeekKey) {
   Json c = hf_config("deepseek_v3.json");
   c.erase("kv_lora_rank");
   std::string m = message_of<ConfigError>([&] { import_hf_config(c, "ds/config.json", ""); });
-  EXPECT_EQ(m.rfind("ds/config.json: /kv_lora_rank: expected an integer (required), found nothing", 0), 0u) << m;
+  EXPECT_EQ(m.rfind("ds/config.json: /kv_lora_rank: expected an integer (required), found nothing", 0), 0u)
+      << m;
 }
 
 TEST(HfImportErrors, UnsupportedMoeModelType) {

@@ -22,7 +22,9 @@ namespace {
 using models::evaluate_analytic;
 using models::Result;
 
-Catalog catalog() { return Catalog({std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"}); }
+Catalog catalog() {
+  return Catalog({std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"});
+}
 
 // A small dense GQA model:
 //   attention: Wq 1024·16·64 = 1,048,576; Wk + Wv 2·1024·4·64 = 524,288; Wo 16·64·1024 = 1,048,576
@@ -57,8 +59,12 @@ constexpr double kMoeNonExpertLayer = 2621440.0 + 2048.0 + 8192.0;
 constexpr double kExpert = 3.0 * 1024 * 1024;
 
 Json gpu() {
-  return Json{{"name", "test-h100"},       {"flops_bf16", "989TFlops"},     {"flops_fp8", "1979TFlops"},
-              {"memory", "80GiB"},         {"memory_bandwidth", "3.35TBps"}, {"sm_count", 132},
+  return Json{{"name", "test-h100"},
+              {"flops_bf16", "989TFlops"},
+              {"flops_fp8", "1979TFlops"},
+              {"memory", "80GiB"},
+              {"memory_bandwidth", "3.35TBps"},
+              {"sm_count", 132},
               {"nvlink_bandwidth", "450GBps"}};
 }
 
@@ -91,7 +97,9 @@ Json scenario_json(const Json& model, int tp = 1, int pp = 1, int ep = 1, int ze
               {"workload", {{"kind", "training"}, {"seq_len", 1024}, {"precision", "bf16"}}}};
 }
 
-Result eval(const Json& j) { return evaluate_analytic(scenario_from_json(j, "memory_test", catalog())); }
+Result eval(const Json& j) {
+  return evaluate_analytic(scenario_from_json(j, "memory_test", catalog()));
+}
 
 constexpr double kRel = 1e-12;
 #define EXPECT_REL(actual, expected) EXPECT_NEAR((actual), (expected), std::abs(expected) * kRel + 1e-9)
@@ -100,14 +108,15 @@ TEST(Memory, DenseZero1) {
   // 8 GPUs, tp 1, pp 1 → dp 8. P = 126,361,600 on the rank.
   const Result r = eval(scenario_json(dense_model()));
   const double P = kDenseRank;
-  EXPECT_REL(r.memory.weights, 2.0 * P);             // BF16 weights, replicated
-  EXPECT_REL(r.memory.master_weights, 4.0 * P / 8);  // FP32 master, ZeRO-1 sharded over dp 8
-  EXPECT_REL(r.memory.gradients, 4.0 * P);           // FP32 gradients, not sharded under ZeRO-1
+  EXPECT_REL(r.memory.weights, 2.0 * P);                   // BF16 weights, replicated
+  EXPECT_REL(r.memory.master_weights, 4.0 * P / 8);        // FP32 master, ZeRO-1 sharded over dp 8
+  EXPECT_REL(r.memory.gradients, 4.0 * P);                 // FP32 gradients, not sharded under ZeRO-1
   EXPECT_REL(r.memory.optimizer_states, 2 * 4.0 * P / 8);  // Adam m and v in FP32, sharded
   EXPECT_GT(r.memory.activations, 0.0);
   // The total is the sum of its parts and is compared with the 80 GiB capacity.
   const auto& m = r.memory;
-  EXPECT_REL(m.total, m.weights + m.master_weights + m.gradients + m.optimizer_states + m.activations + m.overhead);
+  EXPECT_REL(m.total,
+             m.weights + m.master_weights + m.gradients + m.optimizer_states + m.activations + m.overhead);
   EXPECT_EQ(m.capacity, 80.0 * 1024 * 1024 * 1024);
   EXPECT_EQ(m.fits, m.total <= m.capacity);
   EXPECT_TRUE(r.feasible);
@@ -154,7 +163,7 @@ TEST(Memory, LowPrecisionStatesAndNoMaster) {
   const Result r = eval(j);
   const double P = kDenseRank;
   EXPECT_EQ(r.memory.master_weights, 0.0);
-  EXPECT_REL(r.memory.gradients, 2.0 * P);             // BF16 gradients
+  EXPECT_REL(r.memory.gradients, 2.0 * P);                 // BF16 gradients
   EXPECT_REL(r.memory.optimizer_states, 2 * 2.0 * P / 8);  // two BF16 moments, sharded
 }
 
@@ -229,8 +238,8 @@ TEST(Memory, BigDenseModelOnOneGpuIsInfeasible) {
   EXPECT_NE(r.infeasible_reason.find("GiB"), std::string::npos) << r.infeasible_reason;
   // weights alone: 2 B · (48·(8192·8192·2 + 2·8192·1024 + 3·8192·28672 + 2·8192) + 2·128000·8192
   // + 8192 for the final norm).
-  const double P =
-      48 * (8192.0 * 8192 * 2 + 2.0 * 8192 * 1024 + 3.0 * 8192 * 28672 + 2 * 8192) + 2 * 128000.0 * 8192 + 8192;
+  const double P = 48 * (8192.0 * 8192 * 2 + 2.0 * 8192 * 1024 + 3.0 * 8192 * 28672 + 2 * 8192) +
+                   2 * 128000.0 * 8192 + 8192;
   EXPECT_REL(r.memory.weights, 2.0 * P);
   EXPECT_GT(r.memory.total, r.memory.capacity);
 }
@@ -255,7 +264,8 @@ TEST(StepTime, DeterministicBitForBit) {
 
 void expect_breakdown_sums(const Result& r, const std::string& what) {
   const auto& b = r.breakdown;
-  const double sum = b.compute + b.exposed_tp + b.exposed_ep + b.exposed_cp + b.bubble + b.exposed_dp + b.optimizer;
+  const double sum =
+      b.compute + b.exposed_tp + b.exposed_ep + b.exposed_cp + b.bubble + b.exposed_dp + b.optimizer;
   EXPECT_NEAR(sum, r.step_time, 1e-9 * r.step_time) << what;
   EXPECT_GT(r.step_time, 0.0) << what;
   // Throughput follows from the step time: global batch 16 × 1024 tokens over 8 GPUs.

@@ -5,14 +5,14 @@
 //   hierarchical across nodes: intra-node phase over NVLink with the local count l, then the same ring
 //   formula over the N nodes for a shard bytes / l over each GPU's NIC.
 
-#include <gtest/gtest.h>
-
 #include "models/network.hpp"
+
+#include <gtest/gtest.h>
 
 namespace moesim::models {
 namespace {
 
-constexpr double kNvl = 100e9;      // bytes/s per GPU per direction
+constexpr double kNvl = 100e9;  // bytes/s per GPU per direction
 constexpr double kNvlLat = 2e-6;
 constexpr double kNic = 50e9;
 constexpr double kNicLat = 3e-6;

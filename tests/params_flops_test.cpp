@@ -1,4 +1,4 @@
-// Parameter and FLOP counts (models/params.cpp, models/workload.cpp) against hand computations from
+// Parameter and FLOP counts (models/params.cpp, models/block_pricing.cpp) against hand computations from
 // the model dimensions and against published figures:
 //   - DeepSeek-V3: 671B total / 37B active (DeepSeek-V3 report §4.2), 250 GFLOP per token at sequence
 //     4096 (ISCA'25 Table 2), 432 TFLOP/s per GPU at 1541.7 tokens/s/GPU (ISCA'25 Table 4).
@@ -58,8 +58,8 @@ TEST(CountParams, DeepSeekV3AttentionPerLayerExact) {
   // q_a 7168·1536 = 11,010,048; q_b 1536·128·(128+64) = 37,748,736; kv_a 7168·(512+64) = 4,128,768;
   // kv_b 512·128·(128+128) = 16,777,216; o 128·128·7168 = 117,440,512; latent norms 1536 + 512 = 2048.
   // Sum: 187,107,328.
-  const double expected = 7168.0 * 1536 + 1536.0 * 128 * 192 + 7168.0 * 576 + 512.0 * 128 * 256 +
-                          128.0 * 128 * 7168 + 1536 + 512;
+  const double expected =
+      7168.0 * 1536 + 1536.0 * 128 * 192 + 7168.0 * 576 + 512.0 * 128 * 256 + 128.0 * 128 * 7168 + 1536 + 512;
   EXPECT_EQ(expected, 187107328.0);
   EXPECT_EQ(p.attention_per_layer, expected);
 }
@@ -94,7 +94,8 @@ TEST(CountParams, DeepSeekV3TotalAndActiveMatchPublished) {
   // Exact hand total: 61·(attn + norms) + 3·dense + 58·(shared + router) + emb + head + final norm
   //   + 58·256·expert (total) or 58·8·expert (active).
   const double h = 7168, attn = 187107328.0, expert = 3 * h * 2048;
-  const double common = 61 * (attn + 2 * h) + 3 * (3 * h * 18432) + 58 * (expert + h * 256) + 2 * 129280 * h + h;
+  const double common =
+      61 * (attn + 2 * h) + 3 * (3 * h * 18432) + 58 * (expert + h * 256) + 2 * 129280 * h + h;
   EXPECT_EQ(p.total, common + 58.0 * 256 * expert);
   EXPECT_EQ(p.active, common + 58.0 * 8 * expert);
 }
@@ -255,7 +256,8 @@ TEST(TrainingFlops, DeepSeekV3ExactFormula) {
   EXPECT_NEAR(training_flops_per_token(m, 4096, true), 6 * matmul + attn_causal, 1.0);
   EXPECT_NEAR(training_flops_per_token(m, 4096, false), 6 * matmul + attn_full, 1.0);
   // The causal mask halves exactly the attention term.
-  EXPECT_NEAR(training_flops_per_token(m, 4096, false) - training_flops_per_token(m, 4096, true), attn_causal, 1.0);
+  EXPECT_NEAR(training_flops_per_token(m, 4096, false) - training_flops_per_token(m, 4096, true), attn_causal,
+              1.0);
 }
 
 TEST(TrainingFlops, SmallMhaByHand) {

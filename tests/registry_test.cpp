@@ -18,9 +18,8 @@ namespace {
 enum class Colour { kRed, kGreen };
 
 const Registry<Colour>& colours() {
-  static const Registry<Colour> r{"colour",
-                                  "colours",
-                                  {{"red", "long wavelength", Colour::kRed}, {"green", "middle", Colour::kGreen}}};
+  static const Registry<Colour> r{
+      "colour", "colours", {{"red", "long wavelength", Colour::kRed}, {"green", "middle", Colour::kGreen}}};
   return r;
 }
 
@@ -75,11 +74,15 @@ TEST(SettingRegistries, NamesRoundTrip) {
 TEST(PolicyRegistries, BadNamesListTheRegisteredOnes) {
   traces::PolicySpec p;
   p.name = "top_3";
-  EXPECT_EQ(message_of([&] { traces::make_routing_policy(p); }).rfind("routing policy: expected one of softmax_topk, ", 0),
+  EXPECT_EQ(message_of([&] {
+              traces::make_routing_policy(p);
+            }).rfind("routing policy: expected one of softmax_topk, ", 0),
             0u);
   traces::GeneratorSpec g;
   g.name = "gauss";
-  EXPECT_EQ(message_of([&] { traces::GateScoreGenerator(g, 8); }).rfind("gate generator: expected one of uniform, ", 0),
+  EXPECT_EQ(message_of([&] {
+              traces::GateScoreGenerator(g, 8);
+            }).rfind("gate generator: expected one of uniform, ", 0),
             0u);
   EXPECT_EQ(message_of([] { models::place_experts("eplb_magic", 8, 4); }),
             "placement policy: expected one of contiguous, round_robin, eplb, greedy, coactivation, found "

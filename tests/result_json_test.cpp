@@ -1,13 +1,14 @@
 // Result ⇄ JSON (reports/result_json.hpp): result_from_json(result_json(r)) gives back r, field by
 // field, for a real evaluated scenario and for a Result with every field set; the published document
 // keeps its keys; a document that lacks a field fails naming its pointer.
+#include "reports/result_json.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
 
 #include "models/analytic.hpp"
-#include "reports/result_json.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
 
@@ -20,9 +21,12 @@ using nlohmann::json;
 const std::string kSrc = MOESIM_SOURCE_DIR;
 
 // Exactly equal, NaN equal to NaN: JSON numbers round-trip doubles exactly.
-bool same(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+bool same(double a, double b) {
+  return a == b || (std::isnan(a) && std::isnan(b));
+}
 
-#define EXPECT_SAME(field) EXPECT_TRUE(same(a.field, b.field)) << #field << ": " << a.field << " vs " << b.field
+#define EXPECT_SAME(field) \
+  EXPECT_TRUE(same(a.field, b.field)) << #field << ": " << a.field << " vs " << b.field
 #define EXPECT_EQ_FIELD(field) EXPECT_EQ(a.field, b.field) << #field
 
 // Every field of Result (models/result.hpp), its chunk times, phases, breakdown, memory, layers and MoE

@@ -14,19 +14,17 @@
 //      dense blocks; Megatron trace layers (numbered from 1) on MoE layers 0..L-1.
 
 #include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "models/analytic.hpp"
 #include "models/compute_cost.hpp"
@@ -68,8 +66,8 @@ class TempDir {
  public:
   TempDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() /
-            ("moesim_routing_it_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
+    path_ = fs::temp_directory_path() / ("moesim_routing_it_" + std::to_string(::getpid()) + "_" +
+                                         info->test_suite_name() + "_" + info->name());
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -83,7 +81,9 @@ class TempDir {
   fs::path path_;
 };
 
-double rel_tol(double x) { return 1e-12 * std::max(1.0, std::abs(x)); }
+double rel_tol(double x) {
+  return 1e-12 * std::max(1.0, std::abs(x));
+}
 
 // ============================================================================ 1. route_sample, tiny
 
@@ -112,7 +112,9 @@ RoutingContext ctx4(bool hierarchical) {
 }
 
 // Contiguous: rank r holds experts 2r, 2r+1.
-SlotMap contiguous4() { return SlotMap::from_assignment({0, 0, 1, 1, 2, 2, 3, 3}, 4); }
+SlotMap contiguous4() {
+  return SlotMap::from_assignment({0, 0, 1, 1, 2, 2, 3, 3}, 4);
+}
 
 // Eight tokens, two per source, sources interleaved (token_source is honoured, not equal runs):
 //   t0 src0 {0,1}   t1 src1 {4,6}   t2 src2 {0,4}   t3 src3 {4,2}
@@ -172,10 +174,10 @@ TEST(RouteSampleTiny, FlatDispatchCopiesAndNodeTraffic) {
   // NIC out per source: s0 1, s1 4, s2 1, s3 2 → 4.  NIC in: r0 2 (t2,t7), r1 1, r2 3 (t1,t4,t5), r3 2 → 3.
   // NVLink out: s0 1 (t4), s3 1 (t3) → 1.  NVLink in: r1 1, r2 1 → 1.
   // Copies per source token = count × scale 2 / T 4.
-  EXPECT_NEAR(r.stats.nic_out, 4 * kScale / kT, 1e-12);      // 2.0
-  EXPECT_NEAR(r.stats.nic_in, 3 * kScale / kT, 1e-12);       // 1.5
-  EXPECT_NEAR(r.stats.nvlink_out, 1 * kScale / kT, 1e-12);   // 0.5
-  EXPECT_NEAR(r.stats.nvlink_in, 1 * kScale / kT, 1e-12);    // 0.5
+  EXPECT_NEAR(r.stats.nic_out, 4 * kScale / kT, 1e-12);     // 2.0
+  EXPECT_NEAR(r.stats.nic_in, 3 * kScale / kT, 1e-12);      // 1.5
+  EXPECT_NEAR(r.stats.nvlink_out, 1 * kScale / kT, 1e-12);  // 0.5
+  EXPECT_NEAR(r.stats.nvlink_in, 1 * kScale / kT, 1e-12);   // 0.5
   // Busiest NIC bytes: max(2.0, 1.5) copies per token × T × B = 8000.
   EXPECT_NEAR(r.summary.nic_bytes, 2.0 * kT * kB, 1e-9);
   // Node traffic in copies: (0→0) t4 = 1; (0→1) t1 2 + t4 1 + t5 2 = 5; (1→0) t2, t3, t7 = 3;
@@ -227,7 +229,9 @@ TEST(RouteSampleTiny, HierarchicalTrafficDiagonalIsTrafficThatStaysOnNvlink) {
 // Replicated slots, 3 per rank (12 physical slots over 8 experts):
 //   rank0 [e0, e1, e4]   rank1 [e2, e3, e0]   rank2 [e4, e5, e6]   rank3 [e6, e7, e4]
 // Replicas in rank order: e0 → {r0, r1}; e4 → {r0, r2, r3}; e6 → {r2, r3}.
-SlotMap replicated4() { return SlotMap::from_phy2log({0, 1, 4, 2, 3, 0, 4, 5, 6, 6, 7, 4}, 4, 8); }
+SlotMap replicated4() {
+  return SlotMap::from_phy2log({0, 1, 4, 2, 3, 0, 4, 5, 6, 6, 7, 4}, 4, 8);
+}
 
 TEST(RouteSampleTiny, SlotMapFromPhy2logSharesAndReplicas) {
   const SlotMap m = replicated4();
@@ -237,7 +241,7 @@ TEST(RouteSampleTiny, SlotMapFromPhy2logSharesAndReplicas) {
   // Slot p on rank p / 3; a logical expert with r replicas gets share 1/r per slot.
   ASSERT_EQ(m.slots[1].size(), 3u);
   EXPECT_EQ(m.slots[1][2].first, 0);
-  EXPECT_DOUBLE_EQ(m.slots[1][2].second, 0.5);     // e0: 2 replicas
+  EXPECT_DOUBLE_EQ(m.slots[1][2].second, 0.5);      // e0: 2 replicas
   EXPECT_DOUBLE_EQ(m.slots[0][2].second, 1.0 / 3);  // e4: 3 replicas
   EXPECT_DOUBLE_EQ(m.slots[0][1].second, 1.0);      // e1: 1
   const auto reps = m.replica_ranks();
@@ -492,7 +496,9 @@ TEST(RouteExpected, CapacityPadsAndDrops) {
 
 // ====================================================================== 3. OLMoE arXiv replay
 
-std::string olmoe_example() { return std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/olmoe-arxiv-replay-16xH100.json"; }
+std::string olmoe_example() {
+  return std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/olmoe-arxiv-replay-16xH100.json";
+}
 
 // The trace's records (layer → per-expert counts), parsed here with nlohmann::json.
 std::vector<std::pair<int, std::vector<double>>> olmoe_trace_counts() {
@@ -638,7 +644,9 @@ Json small_scenario() {
 
 const std::string kSmallSource = "/virtual/routing-it.json";
 
-Scenario small(const Json& j) { return scenario_from_json(j, kSmallSource, catalog()); }
+Scenario small(const Json& j) {
+  return scenario_from_json(j, kSmallSource, catalog());
+}
 
 Json sampled_zipf(uint64_t seed) {
   Json j = small_scenario();
@@ -1042,9 +1050,10 @@ TEST(Replay, TraceLayersAreMoeLayerIndicesWithDenseBlocks) {
 // 1, 1, 2, 3: hot experts 0, 0, 2, 4.) The 2 ranks are split into ep = 8 sources; the totals stay.
 TEST(Replay, MegatronTraceLayersMapToMoeLayers) {
   Json j = small_scenario();
-  j["routing"] = {{"mode", "trace"},
-                  {"trace", {{"path", std::string(MOESIM_TEST_DATA) + "/traces/megatron-moe-layers"},
-                             {"format", "megatron"}}}};
+  j["routing"] = {
+      {"mode", "trace"},
+      {"trace",
+       {{"path", std::string(MOESIM_TEST_DATA) + "/traces/megatron-moe-layers"}, {"format", "megatron"}}}};
   const Scenario s = small(j);
   const auto steps = models::load_trace_steps(s);
   ASSERT_EQ(steps.size(), 1u);

@@ -26,7 +26,9 @@ using models::EpGeometry;
 using models::place_experts;
 using models::rank_shares;
 
-double sum(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0); }
+double sum(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0);
+}
 
 LoadSpec zipf(double s, uint64_t seed) {
   LoadSpec l;
@@ -89,7 +91,8 @@ TEST(ExpertShares, SameSeedBitIdenticalDifferentSeedPermutes) {
   std::sort(cs.begin(), cs.end());
   for (std::size_t i = 0; i < as.size(); ++i) EXPECT_NEAR(as[i], cs[i], 1e-15);
   // The hottest expert moves.
-  EXPECT_NE(std::max_element(a.begin(), a.end()) - a.begin(), std::max_element(c.begin(), c.end()) - c.begin());
+  EXPECT_NE(std::max_element(a.begin(), a.end()) - a.begin(),
+            std::max_element(c.begin(), c.end()) - c.begin());
   // Layers differ too under one seed.
   EXPECT_NE(a, traces::expert_shares(zipf(1.0, 42), 128, 8, 6));
 }
@@ -177,7 +180,9 @@ TEST(Placement, RankShares) {
 
 // -------------------------------------------------------------------------------- dispatch stats
 
-std::vector<double> uniform(int e) { return std::vector<double>(static_cast<std::size_t>(e), 1.0 / e); }
+std::vector<double> uniform(int e) {
+  return std::vector<double>(static_cast<std::size_t>(e), 1.0 / e);
+}
 
 TEST(DispatchStats, UniformNodeLimitedHierarchical) {
   // 256 experts on EP64 (4 per rank), 8 ranks per node → 8 nodes; top-8 within at most 4 nodes.

@@ -4,15 +4,13 @@
 // and, where the files exist, against the real scenarios/catalog.
 
 #include <gtest/gtest.h>
-
-#include <nlohmann/json.hpp>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <unistd.h>
 
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
@@ -27,7 +25,9 @@ namespace fs = std::filesystem;
 
 const std::string kSource = "small-moe.json";
 
-std::string catalog_dir() { return std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"; }
+std::string catalog_dir() {
+  return std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog";
+}
 const Catalog& real_catalog() {
   static const Catalog c({catalog_dir()});
   return c;
@@ -130,7 +130,9 @@ std::string parse_error(const Json& j, const Catalog& cat = empty_catalog()) {
   return message_of<ParseError>([&] { scenario_from_json(j, kSource, cat); });
 }
 
-bool exists(const std::string& rel) { return fs::is_regular_file(catalog_dir() + "/" + rel); }
+bool exists(const std::string& rel) {
+  return fs::is_regular_file(catalog_dir() + "/" + rel);
+}
 
 // ---------------------------------------------------------------------------------------- valid case
 
@@ -143,10 +145,10 @@ TEST(Scenario, BaseIsValidAndDerivesDegrees) {
   EXPECT_EQ(s.parallelism.tp, 2);
   EXPECT_EQ(s.parallelism.cp, 1);
   EXPECT_EQ(s.parallelism.pp, 2);
-  EXPECT_EQ(s.layout.dp, 4);   // 16 / (2 x 1 x 2)
+  EXPECT_EQ(s.layout.dp, 4);  // 16 / (2 x 1 x 2)
   EXPECT_EQ(s.parallelism.ep, 4);
   EXPECT_EQ(s.parallelism.etp, 1);
-  EXPECT_EQ(s.layout.edp, 2);  // (2 x 1 x 4) / (4 x 1)
+  EXPECT_EQ(s.layout.edp, 2);            // (2 x 1 x 4) / (4 x 1)
   EXPECT_EQ(s.layout.microbatches, 16);  // 64 / (1 x 4)
   EXPECT_EQ(s.parallelism.schedule, Schedule::k1F1B);
   EXPECT_EQ(s.parallelism.vpp, 1);
@@ -752,8 +754,8 @@ TEST(ScenarioCatalog, RealDeepSeekV3OnH800Cluster) {
   })");
   Scenario s = scenario_from_json(j, kSource, real_catalog());
   EXPECT_EQ(s.cluster.gpus(), 2048);
-  EXPECT_EQ(s.layout.dp, 128);  // 2048 / 16
-  EXPECT_EQ(s.layout.edp, 2);   // 128 / 64
+  EXPECT_EQ(s.layout.dp, 128);            // 2048 / 16
+  EXPECT_EQ(s.layout.edp, 2);             // 128 / 64
   EXPECT_EQ(s.layout.microbatches, 120);  // 15360 / 128
   EXPECT_EQ(s.model.layers, 61);
   EXPECT_EQ(s.model.moe.experts, 256);
@@ -862,8 +864,8 @@ TEST(Variants, MalformedVariantsSection) {
                  "an object");
 
   j["variants"] = Json::parse(R"([{"name": "x", "set": 3}])");
-  expect_located(message_of<ConfigError>([&] { variants_from_json(j, kSource); }), kSource,
-                 "/variants/0/set", "the number 3");
+  expect_located(message_of<ConfigError>([&] { variants_from_json(j, kSource); }), kSource, "/variants/0/set",
+                 "the number 3");
 
   j["variants"] = Json::parse(R"([{"name": "x", "set": {}, "sett": {}}])");
   expect_located(message_of<ConfigError>([&] { variants_from_json(j, kSource); }), kSource,

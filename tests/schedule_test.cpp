@@ -6,11 +6,11 @@
 //   each kind on rank 0, 2× parameters, PP + 1 microbatches of activations.
 // Here B is the backward-input chunk alone and W the backward-weight chunk.
 
+#include "models/schedule.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
-
-#include "models/schedule.hpp"
 
 namespace moesim::models {
 namespace {
@@ -140,7 +140,8 @@ TEST(Schedule, DualPipeCommunicationBoundPair) {
   const SchedulePhases ph = evaluate_schedule(Schedule::kDualPipe, 4, 1, 8, t);
   // Pair = max(3.4, 2.5 + 2.0 + 2·0.1 = 4.7) + 0.12 = 4.82.
   EXPECT_NEAR(ph.pair_time, 4.82, kTol);
-  // PP = 4: lone 3·4/2 − 1 = 5, pairs 3; bubble (2 − 1)(4.82 + (2.3 + 0.4) − 1.2) + (PP − 1)·p2p = 6.32 + 0.3.
+  // PP = 4: lone 3·4/2 − 1 = 5, pairs 3; bubble (2 − 1)(4.82 + (2.3 + 0.4) − 1.2) + (PP − 1)·p2p = 6.32 +
+  // 0.3.
   EXPECT_EQ(ph.lone_f, 5);
   EXPECT_EQ(ph.pairs, 3);
   EXPECT_NEAR(ph.bubble, 6.32 + 0.3, kTol);
@@ -170,9 +171,9 @@ TEST(Schedule, DualPipeWithPublishedDeepSeekChunks) {
   const double want = (8 - 1) * (pair + (B + W) - 3 * W);
   EXPECT_NEAR(ph.bubble, want, 1e-12);
   // The lone and steady phases reproduce the published ones.
-  EXPECT_NEAR(ph.forward_only, 1.127, 1e-9);  // 23 · 49 ms (published 1.13 s)
+  EXPECT_NEAR(ph.forward_only, 1.127, 1e-9);    // 23 · 49 ms (published 1.13 s)
   EXPECT_NEAR(ph.backward_only, 1.9895, 1e-9);  // 23 · 86.5 ms (published 1.99 s)
-  EXPECT_NEAR(ph.weight_only, 0.4807, 1e-9);  // 23 · 20.9 ms (published 0.48 s)
+  EXPECT_NEAR(ph.weight_only, 0.4807, 1e-9);    // 23 · 20.9 ms (published 0.48 s)
   EXPECT_NEAR(ph.steady, 13.95, 1e-9);
   // Note: the published measured bubble is 2.06 s; Table 2's formula gives ≈ 1.32 s from the same
   // chunk times, so the measured bubble includes more than the formula accounts for.

@@ -28,8 +28,6 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/support/subprocess.hpp"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -51,6 +49,7 @@
 #include "scenarios/json_reader.hpp"
 #include "scenarios/loader.hpp"
 #include "scenarios/scenario.hpp"
+#include "tests/support/subprocess.hpp"
 
 namespace moesim::sim {
 namespace {
@@ -83,7 +82,8 @@ Json scenario_json(const std::string& file, const std::string& name, const Json&
 }
 
 Scenario load(const std::string& file, const std::string& name = "", const Json& patch = Json::object()) {
-  return scenario_from_json(scenario_json(file, name, patch), file + (name.empty() ? "" : " (" + name + ")"), catalog());
+  return scenario_from_json(scenario_json(file, name, patch), file + (name.empty() ? "" : " (" + name + ")"),
+                            catalog());
 }
 
 // The engine options a scenario names (as `moesim run` reads them).
@@ -97,19 +97,23 @@ StepOptions options_of(const Scenario& s) {
   return o;
 }
 
-double rel_err(double x, double reference) { return x / reference - 1.0; }
+double rel_err(double x, double reference) {
+  return x / reference - 1.0;
+}
 
 void report(const std::string& what, double value, double reference, const char* value_name,
             const char* reference_name) {
-  std::printf("[measured] %s: %s %.9f s, %s %.9f s, error %+.4f%%\n", what.c_str(), value_name, value, reference_name,
-              reference, 100.0 * rel_err(value, reference));
+  std::printf("[measured] %s: %s %.9f s, %s %.9f s, error %+.4f%%\n", what.c_str(), value_name, value,
+              reference_name, reference, 100.0 * rel_err(value, reference));
 }
 
 // Tests that compare two runs warm the engine first, so that both runs are measured the same way (a
 // fresh engine once differed from a reused one: FreshEngineMatchesReusedEngine below). The warm-up needs
 // the widest set of GPUs of the test: the platform holds only the first simulation's GPUs, and a later
 // simulation needing others is refused with a ConfigError.
-void warm_up(const Scenario& s) { (void)simulate_step(s, options_of(s)); }
+void warm_up(const Scenario& s) {
+  (void)simulate_step(s, options_of(s));
+}
 
 // ============================================================================ 1. agreement with analytic
 
@@ -137,9 +141,13 @@ TEST(StepSimAgreement, OneFOneB) {
   EXPECT_LE(std::fabs(agreement("1f1b-pp2", 8)), 0.02);  // PP2, EP8, m 8 (same cluster)
 }
 
-TEST(StepSimAgreement, Interleaved) { EXPECT_LE(std::fabs(agreement("interleaved-pp2-vpp2", 8)), 0.02); }
+TEST(StepSimAgreement, Interleaved) {
+  EXPECT_LE(std::fabs(agreement("interleaved-pp2-vpp2", 8)), 0.02);
+}
 
-TEST(StepSimAgreement, ZeroBubble) { EXPECT_LE(std::fabs(agreement("zero-bubble-pp4", 16)), 0.02); }
+TEST(StepSimAgreement, ZeroBubble) {
+  EXPECT_LE(std::fabs(agreement("zero-bubble-pp4", 16)), 0.02);
+}
 
 // DualPipe is the one schedule whose analytic bubble is not exact: DeepSeek-V3's Table 2 form
 // (PP/2-1)(F&B + B - 3W) holds for the executed order only when F = B = W (tests/schedule_order_test.cpp,
@@ -147,7 +155,9 @@ TEST(StepSimAgreement, ZeroBubble) { EXPECT_LE(std::fabs(agreement("zero-bubble-
 // evaluator of that test gives a bubble 0.70 ms shorter than the closed form, a constant; the executed
 // overlapped pairs are in turn slightly longer than the analytic four-slot estimate. Measured
 // (docs/des.md): -1.72% at m 8, -0.78% at m 16, -0.09% at m 32. The test runs m 16, inside 2%.
-TEST(StepSimAgreement, DualPipe) { EXPECT_LE(std::fabs(agreement("dualpipe-pp4", 16)), 0.02); }
+TEST(StepSimAgreement, DualPipe) {
+  EXPECT_LE(std::fabs(agreement("dualpipe-pp4", 16)), 0.02);
+}
 
 // ======================================================================= 2. dense 1F1B, hand formula
 
@@ -211,7 +221,8 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
   ASSERT_EQ(w.moe_detail.size(), 16u);
   for (const models::MoeLayerDetail& d : w.moe_detail) {
     ASSERT_EQ(d.rank_load.size(), static_cast<std::size_t>(ep));
-    for (int a = 0; a < ep; ++a) EXPECT_NEAR(d.rank_load[a], a == hot_rank ? 1.0 : q, 1e-9) << "EP rank " << a;
+    for (int a = 0; a < ep; ++a)
+      EXPECT_NEAR(d.rank_load[a], a == hot_rank ? 1.0 : q, 1e-9) << "EP rank " << a;
   }
 
   const StepSimResult d = simulate_step(s, options_of(s));
@@ -255,7 +266,8 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
     const char pass = name[0];
     if (pass == 'F' || pass == 'B') {
       const std::string layer = name.substr(2, name.size() - 2 - 8);  // "L3"
-      const std::string coll = std::string(1, pass) + " " + layer + (pass == 'F' ? " combine" : " dispatch grad");
+      const std::string coll =
+          std::string(1, pass) + " " + layer + (pass == 'F' ? " combine" : " dispatch grad");
       const auto c = seg.find({gpu, 1, coll, mb});
       ASSERT_NE(c, seg.end()) << coll << " mb " << mb << " GPU " << gpu;
       EXPECT_NEAR(c->second->start, h->second->end, 1e-12) << coll;
@@ -287,12 +299,13 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
   // The breakdown is the hot GPU's: its compute is the sum of its compute segments (no TP or CP here).
   double busy = 0;
   for (const TimelineEvent& e : d.timeline)
-    if (e.gpu == latest_gpu && e.stream == 0 && e.name.find("optimizer") == std::string::npos) busy += e.end - e.start;
+    if (e.gpu == latest_gpu && e.stream == 0 && e.name.find("optimizer") == std::string::npos)
+      busy += e.end - e.start;
   EXPECT_NEAR(d.result.breakdown.compute, busy, 1e-9 * busy);
 
   const double balanced = models::balanced_step_time(s);
-  report("hot expert (30% of slots on EP rank 2) DES vs balanced analytic", d.result.step_time, balanced, "des",
-         "balanced");
+  report("hot expert (30% of slots on EP rank 2) DES vs balanced analytic", d.result.step_time, balanced,
+         "des", "balanced");
   EXPECT_GE(d.result.step_time, balanced);
   report("hot expert DES vs analytic", d.result.step_time, d.result.analytic_step_time, "des", "analytic");
 }
@@ -318,7 +331,8 @@ TEST(StepSimDeterminism, FreshProcessesGiveIdenticalBytes) {
   const std::string& first = a.bytes;
   const std::string& second = b.bytes;
   EXPECT_GT(first.size(), 10000u);
-  EXPECT_TRUE(first == second) << "the two processes differ (sizes " << first.size() << ", " << second.size() << ")";
+  EXPECT_TRUE(first == second) << "the two processes differ (sizes " << first.size() << ", " << second.size()
+                               << ")";
 }
 
 // ============================================================================ 5. fidelity controls
@@ -336,12 +350,15 @@ TEST(StepSimFidelity, MicrobatchExtrapolation) {
     const StepSimResult f = simulate_step(sf, options_of(sf));
     EXPECT_EQ(f.stats.microbatches, std::vector<int>{16});
     for (const std::string reduced : {"2pp", "auto"}) {
-      const Scenario sr = reduced == "auto" ? load(kFatTree, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1))
-                                            : load(kFatTree, prefix + reduced);
+      const Scenario sr = reduced == "auto"
+                              ? load(kFatTree, prefix.empty() ? "" : prefix.substr(0, prefix.size() - 1))
+                              : load(kFatTree, prefix + reduced);
       const StepSimResult r = simulate_step(sr, options_of(sr));
       ASSERT_EQ(r.stats.microbatches.size(), 2u);
       EXPECT_EQ(r.stats.microbatches[0], reduced == "auto" ? 6 : 4);
-      report("des-fattree-hot-32xH100 " + (prefix.empty() ? std::string("1f1b") : prefix.substr(0, prefix.size() - 1)) + " microbatches " + std::to_string(r.stats.microbatches[0]) + "+" +
+      report("des-fattree-hot-32xH100 " +
+                 (prefix.empty() ? std::string("1f1b") : prefix.substr(0, prefix.size() - 1)) +
+                 " microbatches " + std::to_string(r.stats.microbatches[0]) + "+" +
                  std::to_string(r.stats.microbatches[1]) + " extrapolated vs all 16",
              r.result.step_time, f.result.step_time, "reduced", "full");
       EXPECT_LE(std::fabs(rel_err(r.result.step_time, f.result.step_time)), 0.005);
@@ -355,15 +372,16 @@ TEST(StepSimFidelity, MicrobatchExtrapolation) {
 // Bound: 0.5%. (The widest GPU set runs first: the platform holds only the first simulation's GPUs.)
 TEST(StepSimFidelity, NodePairAggregationOnRailFabric) {
   warm_up(load(kRail));  // both groups, per GPU pair
-  for (const auto& [none, agg] :
-       {std::pair<std::string, std::string>{"", "node-pair"}, {"representative", "representative-node-pair"}}) {
+  for (const auto& [none, agg] : {std::pair<std::string, std::string>{"", "node-pair"},
+                                  {"representative", "representative-node-pair"}}) {
     const Scenario sn = load(kRail, none), sa = load(kRail, agg);
     const StepSimResult n = simulate_step(sn, options_of(sn));
     const StepSimResult a = simulate_step(sa, options_of(sa));
     EXPECT_FALSE(n.settings.aggregated);
     EXPECT_TRUE(a.settings.aggregated);
     EXPECT_EQ(n.stats.ep_groups, a.stats.ep_groups);
-    report(sn.name + (none.empty() ? " (both groups)" : " (representative group)") + " node_pair vs none", a.result.step_time, n.result.step_time, "node_pair", "none");
+    report(sn.name + (none.empty() ? " (both groups)" : " (representative group)") + " node_pair vs none",
+           a.result.step_time, n.result.step_time, "node_pair", "none");
     EXPECT_LE(std::fabs(rel_err(a.result.step_time, n.result.step_time)), 0.005);
   }
   // Groups do not meet on this fabric: representative and all agree. Measured: equal (1e-15).
@@ -382,8 +400,9 @@ TEST(StepSimFidelity, NodePairAggregationOnRailFabric) {
 // documentation stays true. Bound: between -35% and -10%.
 TEST(StepSimFidelity, NodePairAggregationOnOnePlaneFatTreeUnderestimates) {
   warm_up(load(kFatTree, "pp1-all-groups"));  // the widest GPU set first
-  for (const auto& [none, agg] : {std::pair<std::string, std::string>{"pp1-all-groups", "pp1-node-pair-all-groups"},
-                                  {"pp1", "pp1-node-pair"}}) {
+  for (const auto& [none, agg] :
+       {std::pair<std::string, std::string>{"pp1-all-groups", "pp1-node-pair-all-groups"},
+        {"pp1", "pp1-node-pair"}}) {
     const Scenario sn = load(kFatTree, none, {{"/engine/aggregation", "none"}}), sa = load(kFatTree, agg);
     const StepSimResult n = simulate_step(sn, options_of(sn));
     const StepSimResult a = simulate_step(sa, options_of(sa));
@@ -408,8 +427,8 @@ TEST(StepSimFidelity, RepresentativeGroupOnSharedFabric) {
   const StepSimResult r = simulate_step(sr, options_of(sr));
   EXPECT_EQ(r.stats.ep_groups, 1);
   EXPECT_EQ(a.stats.ep_groups, 2);
-  report("des-fattree-hot-32xH100/pp1 representative vs all groups", r.result.step_time, a.result.step_time, "representative",
-         "all");
+  report("des-fattree-hot-32xH100/pp1 representative vs all groups", r.result.step_time, a.result.step_time,
+         "representative", "all");
   const double err = rel_err(r.result.step_time, a.result.step_time);
   EXPECT_LE(err, 1e-9);
   EXPECT_GT(err, -0.12);
@@ -440,8 +459,8 @@ TEST(StepSimFidelity, RepresentativeGroupMixtralExample) {
   o.microbatches = 0;
   const StepSimResult x = simulate_step(s, o);
   EXPECT_EQ(x.stats.microbatches, (std::vector<int>{6, 7}));
-  report("mixtral-8x7b-64xH100 microbatches 6+7 extrapolated vs all 32", x.result.step_time, r.result.step_time,
-         "reduced", "full");
+  report("mixtral-8x7b-64xH100 microbatches 6+7 extrapolated vs all 32", x.result.step_time,
+         r.result.step_time, "reduced", "full");
   EXPECT_LE(std::fabs(rel_err(x.result.step_time, r.result.step_time)), 1e-9);
 }
 
@@ -486,7 +505,8 @@ TraceCheck check_trace(const StepSimResult& d, int gpus) {
   for (auto& [pid, v] : compute) {
     std::sort(v.begin(), v.end());
     for (std::size_t i = 1; i < v.size(); ++i)
-      EXPECT_GE(v[i].first, v[i - 1].second - 1e-6) << "GPU " << pid << ": compute segments overlap at " << v[i].first << " us";
+      EXPECT_GE(v[i].first, v[i - 1].second - 1e-6)
+          << "GPU " << pid << ": compute segments overlap at " << v[i].first << " us";
   }
   EXPECT_EQ(doc.at("otherData").at("engine"), "des");
   return out;
@@ -567,11 +587,12 @@ TEST(StepSimSharedExperts, OverlapSwitchIsHonoured) {
   warm_up(on);
   const StepSimResult d_on = simulate_step(on, options_of(on));
   const StepSimResult d_off = simulate_step(off, options_of(off));
-  const double a_on = models::evaluate_analytic(on).step_time, a_off = models::evaluate_analytic(off).step_time;
+  const double a_on = models::evaluate_analytic(on).step_time,
+               a_off = models::evaluate_analytic(off).step_time;
   report("shared experts overlapped: DES vs analytic", d_on.result.step_time, a_on, "des", "analytic");
   report("shared experts not overlapped: DES vs analytic", d_off.result.step_time, a_off, "des", "analytic");
-  report("overlap off - on: DES vs (m + PP - 1) H", d_off.result.step_time - d_on.result.step_time, expected, "des",
-         "formula");
+  report("overlap off - on: DES vs (m + PP - 1) H", d_off.result.step_time - d_on.result.step_time, expected,
+         "des", "formula");
   // The same tolerance as the agreement tests of section 1.
   EXPECT_LE(std::fabs(rel_err(d_on.result.step_time, a_on)), 0.02);
   EXPECT_LE(std::fabs(rel_err(d_off.result.step_time, a_off)), 0.02);
@@ -591,8 +612,11 @@ TEST(StepSimSharedExperts, OverlapSwitchIsHonoured) {
 // m · 8 · 51.344 us, reported as expert (not tensor-parallel) communication, and the step agrees with
 // the analytic engine's, which exposes them too. Measured: DES -0.091% against the analytic engine.
 TEST(StepSimExpertTensorParallel, CollectivesAreExposed) {
-  const Scenario s = load(kNvl, "", {{"/parallelism/experts/ep", 2}, {"/parallelism/experts/etp", 2},
-                                     {"/model/moe/shared_experts", 1}, {"/model/moe/shared_ffn", 16384}});
+  const Scenario s = load(kNvl, "",
+                          {{"/parallelism/experts/ep", 2},
+                           {"/parallelism/experts/etp", 2},
+                           {"/model/moe/shared_experts", 1},
+                           {"/model/moe/shared_ffn", 16384}});
   ASSERT_EQ(s.parallelism.tp, 1);
   const int m = s.layout.microbatches;
   const double etp = 2 * (0.5 * 8192.0 * 2048 * 2 / 740e9 + 3e-6);
@@ -671,14 +695,16 @@ TEST(StepSimFidelity, AutoPoolsNvlinkOnlyWhenExact) {
   const StepSimResult per_pair = simulate_step(s, pair);
   std::printf("[measured] mixtral auto (pooled) %.12f s, %lld flows; none %.12f s, %lld flows\n",
               pooled.result.step_time, pooled.stats.flows, per_pair.result.step_time, per_pair.stats.flows);
-  EXPECT_NE(pooled.result.fidelity.find("NVLink traffic pooled"), std::string::npos) << pooled.result.fidelity;
+  EXPECT_NE(pooled.result.fidelity.find("NVLink traffic pooled"), std::string::npos)
+      << pooled.result.fidelity;
   EXPECT_LT(pooled.stats.flows, per_pair.stats.flows);
   EXPECT_NEAR(pooled.result.step_time, per_pair.result.step_time, 1e-9 * per_pair.result.step_time);
 
   s.routing.load.generator = "zipf";
   s.routing.load.alpha = 1.0;
   const StepSimResult skewed = simulate_step(s, StepOptions{});
-  EXPECT_EQ(skewed.result.fidelity.find("NVLink traffic pooled"), std::string::npos) << skewed.result.fidelity;
+  EXPECT_EQ(skewed.result.fidelity.find("NVLink traffic pooled"), std::string::npos)
+      << skewed.result.fidelity;
 }
 
 }  // namespace
@@ -691,15 +717,18 @@ namespace {
 // the same traffic and planes share no link, so auto simulates the all-to-alls on plane 0 only: the step is
 // the one of every plane simulated (aggregation "none"), with a quarter of the fabric flows.
 TEST(StepSimFidelity, OnePlaneStandsForAllOnlyWhenSymmetric) {
-  Scenario s = load_scenario(std::string(MOESIM_SOURCE_DIR) + "/tests/data/des/rail-hot-32xH100.json", catalog());
+  Scenario s =
+      load_scenario(std::string(MOESIM_SOURCE_DIR) + "/tests/data/des/rail-hot-32xH100.json", catalog());
   s.workload.dispatch = DispatchMode::kHierarchical;
   s.routing.load.generator = "uniform";
   StepOptions none;
   none.aggregation = Aggregation::kNone;
   const StepSimResult all_planes = simulate_step(s, none);
   const StepSimResult one_plane = simulate_step(s, StepOptions{});
-  std::printf("[measured] rail uniform hierarchical: plane 0 only %.12f s (%lld flows), every plane %.12f s (%lld flows)\n",
-              one_plane.result.step_time, one_plane.stats.flows, all_planes.result.step_time, all_planes.stats.flows);
+  std::printf(
+      "[measured] rail uniform hierarchical: plane 0 only %.12f s (%lld flows), every plane %.12f s (%lld "
+      "flows)\n",
+      one_plane.result.step_time, one_plane.stats.flows, all_planes.result.step_time, all_planes.stats.flows);
   EXPECT_NE(one_plane.result.fidelity.find("plane 0 of 4"), std::string::npos) << one_plane.result.fidelity;
   EXPECT_LT(one_plane.stats.flows, all_planes.stats.flows);
   EXPECT_NEAR(one_plane.result.step_time, all_planes.result.step_time, 1e-9 * all_planes.result.step_time);

@@ -776,7 +776,8 @@ int64_t resident_bytes() {
 
 TEST_F(TraceTest, TraceStreaming200kRecordsFlatMemory) {
 #if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "AddressSanitizer's quarantine holds freed memory, so resident memory does not measure retention";
+  GTEST_SKIP()
+      << "AddressSanitizer's quarantine holds freed memory, so resident memory does not measure retention";
 #endif
   constexpr int kRecords = 200000;
   constexpr int kLayers = 4;

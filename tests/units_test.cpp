@@ -2,12 +2,13 @@
 // the error messages for malformed quantities, and the formatting helpers. Expected values are worked
 // out by hand in the comments (e.g. 400 Gbit/s = 400e9 / 8 bytes/s = 50e9 bytes/s).
 
+#include "scenarios/units.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "scenarios/error.hpp"
-#include "scenarios/units.hpp"
 
 namespace moesim {
 namespace {
@@ -17,10 +18,18 @@ constexpr double kMi = 1024.0 * 1024.0;
 constexpr double kGi = 1024.0 * 1024.0 * 1024.0;
 constexpr double kTi = 1024.0 * 1024.0 * 1024.0 * 1024.0;
 
-double bw(const char* s) { return parse_quantity(s, Dimension::kBandwidth); }
-double tm(const char* s) { return parse_quantity(s, Dimension::kTime); }
-double fl(const char* s) { return parse_quantity(s, Dimension::kFlopRate); }
-double by(const char* s) { return parse_quantity(s, Dimension::kBytes); }
+double bw(const char* s) {
+  return parse_quantity(s, Dimension::kBandwidth);
+}
+double tm(const char* s) {
+  return parse_quantity(s, Dimension::kTime);
+}
+double fl(const char* s) {
+  return parse_quantity(s, Dimension::kFlopRate);
+}
+double by(const char* s) {
+  return parse_quantity(s, Dimension::kBytes);
+}
 
 // ------------------------------------------------------------------------------------------ bandwidth
 
@@ -124,7 +133,7 @@ TEST(ParseQuantity, BytesDecimalAndBinary) {
   EXPECT_DOUBLE_EQ(by("141GB"), 141e9);
   EXPECT_DOUBLE_EQ(by("2TB"), 2e12);
   EXPECT_DOUBLE_EQ(by("4KiB"), 4.0 * kKi);
-  EXPECT_DOUBLE_EQ(by("512MiB"), 536'870'912.0);  // 512 * 2^20
+  EXPECT_DOUBLE_EQ(by("512MiB"), 536'870'912.0);    // 512 * 2^20
   EXPECT_DOUBLE_EQ(by("80GiB"), 85'899'345'920.0);  // 80 * 2^30
   EXPECT_DOUBLE_EQ(by("80GiB"), 80.0 * kGi);
   EXPECT_DOUBLE_EQ(by("1TiB"), kTi);

@@ -152,20 +152,36 @@ struct GateProfiles {
         "gate generator",
         "gate-score generators (routing.load.generator in routing mode \"sampled\")",
         {
-        {"uniform", "bias 0: every expert equally likely", {uniform, check_none}},
-        {"zipf", "bias = log of zipf(s) shares (r+1)^-s over a seeded per-layer permutation of the experts", {zipf, check_zipf}},
-        {"dirichlet", "bias = log p, p ~ Dirichlet(alpha) drawn afresh for every (step, layer)", {dirichlet, check_dirichlet}},
-        {"hot_expert", "expert hot_expert raised to take hot_fraction of the top-1 choices", {hot_expert, check_hot_expert}},
-        {"hot_rank", "the experts of EP rank hot_rank raised to take hot_fraction of the top-1 choices together", {hot_rank, check_hot_rank}},
-        {"rotating", "like hot_expert, the hot expert moving to the next id every step", {rotating, check_hot_expert}},
-        {"bursts", "with probability burst_probability a step is hot (hot_fraction) on a random expert", {bursts, check_bursts}},
-        {"drift", "bias performs a seeded Gaussian random walk across steps, drift_sigma per step, from 0", {drift, check_drift}},
-    }};
+            {"uniform", "bias 0: every expert equally likely", {uniform, check_none}},
+            {"zipf",
+             "bias = log of zipf(s) shares (r+1)^-s over a seeded per-layer permutation of the experts",
+             {zipf, check_zipf}},
+            {"dirichlet",
+             "bias = log p, p ~ Dirichlet(alpha) drawn afresh for every (step, layer)",
+             {dirichlet, check_dirichlet}},
+            {"hot_expert",
+             "expert hot_expert raised to take hot_fraction of the top-1 choices",
+             {hot_expert, check_hot_expert}},
+            {"hot_rank",
+             "the experts of EP rank hot_rank raised to take hot_fraction of the top-1 choices together",
+             {hot_rank, check_hot_rank}},
+            {"rotating",
+             "like hot_expert, the hot expert moving to the next id every step",
+             {rotating, check_hot_expert}},
+            {"bursts",
+             "with probability burst_probability a step is hot (hot_fraction) on a random expert",
+             {bursts, check_bursts}},
+            {"drift",
+             "bias performs a seeded Gaussian random walk across steps, drift_sigma per step, from 0",
+             {drift, check_drift}},
+        }};
     return kEntries;
   }
 };
 
-const RegistryBase& gate_generators() { return GateProfiles::registry(); }
+const RegistryBase& gate_generators() {
+  return GateProfiles::registry();
+}
 
 GateScoreGenerator::GateScoreGenerator(GeneratorSpec spec, int experts)
     : spec_(std::move(spec)), experts_(experts) {

@@ -18,9 +18,11 @@ const Registry<LoadProfile>& load_profiles() {
       "load profile",
       "load profiles (routing.load.generator in routing mode \"expected\")",
       {{"uniform", "every expert receives the same share of routed slots", LoadProfile::kUniform},
-       {"zipf", "share of the expert ranked r is proportional to (r+1)^-s; ranks permuted per layer by the seed",
+       {"zipf",
+        "share of the expert ranked r is proportional to (r+1)^-s; ranks permuted per layer by the seed",
         LoadProfile::kZipf},
-       {"hot_expert", "expert hot_expert takes hot_fraction of the routed slots in every layer; the rest share equally",
+       {"hot_expert",
+        "expert hot_expert takes hot_fraction of the routed slots in every layer; the rest share equally",
         LoadProfile::kHotExpert}}};
   return r;
 }
@@ -36,7 +38,8 @@ void cap_shares(std::vector<double>& shares, double cap) {
   std::vector<char> capped(shares.size(), 0);
   for (std::size_t iter = 0; iter < shares.size(); ++iter) {
     double fixed = 0, free_sum = 0;
-    for (std::size_t i = 0; i < shares.size(); ++i) (capped[i] ? fixed : free_sum) += capped[i] ? cap : shares[i];
+    for (std::size_t i = 0; i < shares.size(); ++i)
+      (capped[i] ? fixed : free_sum) += capped[i] ? cap : shares[i];
     const double scale = free_sum > 0 ? (total - fixed) / free_sum : 0.0;
     bool changed = false;
     for (std::size_t i = 0; i < shares.size(); ++i) {

@@ -51,6 +51,7 @@ class SplitMix64 {
   uint64_t next();
   /// Uniform in [0, n).
   uint64_t below(uint64_t n) { return next() % n; }
+
  private:
   uint64_t state_;
 };

@@ -485,20 +485,25 @@ const Registry<PolicyFactory>& routing_policies() {
   static const Registry<PolicyFactory> r{
       "routing policy",
       "routing policies (routing.policy)",
-      {{"softmax_topk", "top_k experts by softmax probability, weights renormalised over them (Shazeer et al. 2017)",
+      {{"softmax_topk",
+        "top_k experts by softmax probability, weights renormalised over them (Shazeer et al. 2017)",
         make_softmax_topk},
-       {"sigmoid_topk", "top_k by sigmoid score + aux-loss-free balancing bias (DeepSeek-V3)", make_sigmoid_topk},
+       {"sigmoid_topk", "top_k by sigmoid score + aux-loss-free balancing bias (DeepSeek-V3)",
+        make_sigmoid_topk},
        {"group_limited_topk",
         "top_k within the topk_groups best expert groups, groups ranked by top-2 sum (DeepSeek-V3)",
         make_group_limited},
        {"node_limited",
         "top_k within at most node_limit nodes (0: any) of experts_per_node experts (DeepSeek-V3)",
         make_node_limited},
-       {"capacity", "policy `base` then capacity_factor·tokens·top_k/experts slots per expert, overflow dropped",
+       {"capacity",
+        "policy `base` then capacity_factor·tokens·top_k/experts slots per expert, overflow dropped",
         make_capacity},
-       {"expert_choice", "each expert takes its capacity_factor·tokens·top_k/experts best tokens (Zhou et al. 2022)",
+       {"expert_choice",
+        "each expert takes its capacity_factor·tokens·top_k/experts best tokens (Zhou et al. 2022)",
         make_expert_choice},
-       {"hash", "top_k distinct experts from a seeded hash of the token position (Roller et al. 2021)", make_hash},
+       {"hash", "top_k distinct experts from a seeded hash of the token position (Roller et al. 2021)",
+        make_hash},
        {"threshold", "every expert with softmax probability >= threshold, at least 1, at most max_width",
         make_threshold},
        {"top_p", "smallest set of experts with cumulative softmax probability >= top_p (Huang et al. 2024)",
@@ -529,7 +534,8 @@ bool uses_node_limit(const std::string& name) {
 std::unique_ptr<RoutingPolicy> make_routing_policy(const PolicySpec& spec) {
   const PolicyFactory make = routing_policies().get(spec.name);
   if (spec.top_k < 1) bad(spec.name, "top_k", "at least 1 expert per token", std::to_string(spec.top_k));
-  if (spec.max_width < 0) bad(spec.name, "max_width", "a width >= 0 (0: all experts)", std::to_string(spec.max_width));
+  if (spec.max_width < 0)
+    bad(spec.name, "max_width", "a width >= 0 (0: all experts)", std::to_string(spec.max_width));
   return make(spec);
 }
 

@@ -12,11 +12,11 @@ namespace moesim::traces {
 /// slots). Rows are source ranks (the ranks that hold the tokens before dispatch).
 struct RoutingSample {
   int step = 0;
-  int layer = 0;        ///< MoE layer index (0-based, counting MoE layers only)
-  int sources = 1;      ///< source ranks
-  int experts = 0;      ///< logical experts
-  int top_k = 0;        ///< nominal experts per token (dynamic policies may use fewer or more)
-  int64_t tokens = 0;   ///< tokens routed, all sources together
+  int layer = 0;       ///< MoE layer index (0-based, counting MoE layers only)
+  int sources = 1;     ///< source ranks
+  int experts = 0;     ///< logical experts
+  int top_k = 0;       ///< nominal experts per token (dynamic policies may use fewer or more)
+  int64_t tokens = 0;  ///< tokens routed, all sources together
   /// sources × experts, row-major: slots source s sends to expert e, after capacity dropping.
   std::vector<int64_t> counts;
   int64_t dropped = 0;  ///< slots dropped by a capacity limit
@@ -29,7 +29,9 @@ struct RoutingSample {
   /// Optional: gate weight of every entry of token_experts (empty when unknown).
   std::vector<float> token_weights;
 
-  int64_t count(int source, int expert) const { return counts[static_cast<std::size_t>(source) * experts + expert]; }
+  int64_t count(int source, int expert) const {
+    return counts[static_cast<std::size_t>(source) * experts + expert];
+  }
   /// Slots per expert, summed over sources.
   std::vector<int64_t> expert_counts() const {
     std::vector<int64_t> c(static_cast<std::size_t>(experts), 0);
