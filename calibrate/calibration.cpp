@@ -11,6 +11,7 @@
 
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
+#include "scenarios/loader.hpp"
 
 namespace moesim::calibrate {
 
@@ -554,17 +555,7 @@ Calibration parse_calibration(const std::string& text, const std::string& source
 }
 
 Calibration read_calibration(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    fail_at(path, "", "a readable calibration file", std::string("none (") + std::strerror(errno) + ")");
-  std::string text;
-  char buf[1 << 16];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-  const bool bad = std::ferror(f) != 0;
-  std::fclose(f);
-  if (bad) fail_at(path, "", "a readable calibration file", "a read error");
-  return parse_calibration(text, path);
+  return parse_calibration(read_calibration_text(path), path);
 }
 
 std::string to_text(const Calibration& c) {

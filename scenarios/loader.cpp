@@ -22,22 +22,6 @@ int get_nonneg(ObjectReader& r, const std::string& key, int fallback) {
   return static_cast<int>(r.get_int_in(key, 0, kMaxDim, fallback));
 }
 
-// The whole text of a calibration file; CalibrationError (exit 7) when it cannot be read.
-std::string read_calibration_text(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    throw CalibrationError(located_message(path, "", "a readable calibration file",
-                                           std::string("none (") + std::strerror(errno) + ")"));
-  std::string text;
-  char buf[1 << 16];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-  const bool bad = std::ferror(f) != 0;
-  std::fclose(f);
-  if (bad) throw CalibrationError(located_message(path, "", "a readable calibration file", "a read error"));
-  return text;
-}
-
 // Resolves `value` (a "catalog:NAME" string or an inline object) to an object.
 Json resolve_ref(const Json& value, CatalogKind kind, const std::string& source, const std::string& pointer,
                  const Catalog& catalog, std::string* entry_source) {
@@ -59,6 +43,21 @@ Json resolve_ref(const Json& value, CatalogKind kind, const std::string& source,
 }
 
 }  // namespace
+
+std::string read_calibration_text(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    throw CalibrationError(located_message(path, "", "a readable calibration file",
+                                           std::string("none (") + std::strerror(errno) + ")"));
+  std::string text;
+  char buf[1 << 16];
+  std::size_t got;
+  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+  const bool bad = std::ferror(f) != 0;
+  std::fclose(f);
+  if (bad) throw CalibrationError(located_message(path, "", "a readable calibration file", "a read error"));
+  return text;
+}
 
 ModelSpec model_from_json(const Json& j, const std::string& source, const std::string& pointer) {
   ObjectReader r(j, source, pointer);

@@ -22,6 +22,10 @@ ClusterSpec cluster_from_json(const Json& j, const std::string& source, const st
 /// Throws ParseError / ConfigError with file, pointer, expected and found.
 Scenario scenario_from_json(const Json& j, const std::string& source, const Catalog& catalog);
 
+/// The whole text of a calibration file (read when a scenario names one, and by calibrate::
+/// read_calibration); CalibrationError (exit 7) naming the file when it cannot be read.
+std::string read_calibration_text(const std::string& path);
+
 /// Reads and validates a scenario file.
 Scenario load_scenario(const std::string& path, const Catalog& catalog);
 
