@@ -150,6 +150,18 @@ double positive(ObjectReader& r, const std::string& key, const std::string& what
   return v;
 }
 
+// A fitted value within physical bounds: [lo, hi] (lo exclusive when `open_lo`).
+double bounded(ObjectReader& r, const std::string& key, double lo, double hi, bool open_lo,
+               const std::string& what) {
+  const double v = r.get_number(key);
+  if (!(open_lo ? v > lo : v >= lo) || !(v <= hi)) {
+    char range[96];
+    std::snprintf(range, sizeof range, "%s%g, %g]", open_lo ? "(" : "[", lo, hi);
+    r.fail(key, what + " in " + range, r.child(key).dump());
+  }
+  return v;
+}
+
 const Json& array_child(ObjectReader& r, const std::string& key, const std::string& of) {
   const Json& v = r.child(key);
   if (!v.is_array()) r.fail(key, "an array of " + of, describe_json(v));
@@ -264,13 +276,13 @@ Measurement read_measurement(const Json& j, const std::string& src, const std::s
 GemmParams read_gemm_params(const Json& j, const std::string& src, const std::string& ptr) {
   ObjectReader r(j, src, ptr);
   GemmParams p;
-  p.tile_m = positive(r, "tile_m", "tile edge");
-  p.tile_n = positive(r, "tile_n", "tile edge");
+  p.tile_m = bounded(r, "tile_m", 0, 4096, true, "a tile edge");
+  p.tile_n = bounded(r, "tile_n", 0, 4096, true, "a tile edge");
   p.sm_count = static_cast<int>(r.get_int_in("sm_count", 1, 100000, std::nullopt));
-  p.peak_flops = positive(r, "peak_flops", "peak in flop/s");
-  p.efficiency = positive(r, "efficiency", "efficiency");
-  p.wave_overhead_s = non_negative(r, "wave_overhead_s");
-  p.launch_s = non_negative(r, "launch_s");
+  p.peak_flops = bounded(r, "peak_flops", 1e9, 1e17, false, "a peak in flop/s");
+  p.efficiency = bounded(r, "efficiency", 0, 1, true, "a fitted efficiency (a fraction of the peak)");
+  p.wave_overhead_s = bounded(r, "wave_overhead_s", 0, 1, false, "a time per wave in seconds");
+  p.launch_s = bounded(r, "launch_s", 0, 1, false, "a time per launch in seconds");
   p.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
   r.finish();
   return p;
@@ -298,9 +310,10 @@ FamilyModel read_model(KernelFamily f, const Json& j, const std::string& src, co
     }
   } else {
     const std::string rate_key = f == KernelFamily::kAttention ? "rate_flops_per_s" : "bandwidth_bytes_per_s";
-    m.stream.fixed_s = non_negative(r, "fixed_s");
-    m.stream.rate =
-        positive(r, rate_key, f == KernelFamily::kAttention ? "rate in flop/s" : "bandwidth in bytes/s");
+    m.stream.fixed_s = bounded(r, "fixed_s", 0, 1, false, "a time per launch in seconds");
+    m.stream.rate = f == KernelFamily::kAttention
+                        ? bounded(r, rate_key, 1e9, 1e17, false, "a rate in flop/s")
+                        : bounded(r, rate_key, 1e6, 1e14, false, "a bandwidth in bytes/s");
     m.stream.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
   }
   r.finish();

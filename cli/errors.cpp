@@ -18,10 +18,20 @@ const Registry<ErrorKind>& error_kinds() {
 }
 
 ErrorKind error_kind(const std::exception& e) {
-  if (dynamic_cast<const ParseError*>(&e) != nullptr) return ErrorKind::kParse;
-  if (dynamic_cast<const ConfigError*>(&e) != nullptr) return ErrorKind::kConfig;
-  if (dynamic_cast<const IoError*>(&e) != nullptr) return ErrorKind::kIo;
-  if (dynamic_cast<const CalibrationError*>(&e) != nullptr) return ErrorKind::kCalibration;
+  const auto* err = dynamic_cast<const Error*>(&e);
+  if (err == nullptr) return ErrorKind::kInternal;
+  switch (error_type(*err)) {
+    case ErrorType::kParse:
+      return ErrorKind::kParse;
+    case ErrorType::kConfig:
+      return ErrorKind::kConfig;
+    case ErrorType::kIo:
+      return ErrorKind::kIo;
+    case ErrorType::kCalibration:
+      return ErrorKind::kCalibration;
+    case ErrorType::kOther:
+      break;
+  }
   return ErrorKind::kInternal;
 }
 
@@ -42,8 +52,20 @@ int exit_code(ErrorKind k) {
 }
 
 std::string error_line(const std::exception& e) {
-  return std::string(error_kind(e) == ErrorKind::kInternal ? "moesim: internal error: " : "moesim: error: ") +
-         e.what();
+  // A list of problems (scenarios' Problems) is one line each, every one with the prefix.
+  const std::string prefix =
+      error_kind(e) == ErrorKind::kInternal ? "moesim: internal error: " : "moesim: error: ";
+  const std::string what = e.what();
+  std::string out;
+  std::size_t start = 0;
+  while (true) {
+    const auto end = what.find('\n', start);
+    out += prefix + what.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (end == std::string::npos) break;
+    out += "\n";
+    start = end + 1;
+  }
+  return out;
 }
 
 nlohmann::json error_json(const std::exception& e) {

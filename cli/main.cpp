@@ -172,11 +172,12 @@ int main(int argc, char** argv) {
   plc->add_option("--weights", place_args.weights,
                   "JSON file: an array of layers, each an array of expert loads")
       ->required();
-  plc->add_option("--replicas", place_args.replicas,
-                  "Physical expert slots per layer (default: the experts)");
-  plc->add_option("--groups", place_args.groups, "Expert groups (hierarchical EPLB)");
-  plc->add_option("--nodes", place_args.nodes, "Nodes");
-  plc->add_option("--gpus", place_args.gpus, "GPUs (expert-parallel ranks)");
+  plc->add_option("--replicas", place_args.replicas, "Physical expert slots per layer (default: the experts)")
+      ->check(CLI::Range(1, 1 << 20));
+  plc->add_option("--groups", place_args.groups, "Expert groups (hierarchical EPLB)")
+      ->check(CLI::Range(1, 1 << 20));
+  plc->add_option("--nodes", place_args.nodes, "Nodes")->check(CLI::Range(1, 1 << 20));
+  plc->add_option("--gpus", place_args.gpus, "GPUs (expert-parallel ranks)")->check(CLI::Range(1, 1 << 20));
   plc->add_option("--format", place_format, "Output")
       ->check(CLI::IsMember(names_of(formats, {OutputFormat::kJson, OutputFormat::kTable})))
       ->capture_default_str();
@@ -189,7 +190,8 @@ int main(int argc, char** argv) {
   rpl->add_option("--trace-format", trace_format, "Trace format (megatron: a folder of router traces)")
       ->check(CLI::IsMember(moesim::trace_formats().names()))
       ->capture_default_str();
-  rpl->add_option("--steps", max_steps, "Replay at most this many steps (0: all)");
+  rpl->add_option("--steps", max_steps, "Replay at most this many steps (0: all)")
+      ->check(CLI::Range(0, 1 << 30));
   rpl->add_option("--format", format, "Output on stdout")
       ->check(CLI::IsMember(table_or_json))
       ->capture_default_str();
@@ -210,8 +212,10 @@ int main(int argc, char** argv) {
       ->required();
   trc_imp->add_option("-o,--output", ti.output, "Trace file to write (never overwritten without --force)")
       ->required();
-  trc_imp->add_option("--experts", ti.experts, "Experts per MoE layer")->required();
-  trc_imp->add_option("--top-k", ti.top_k, "Experts per token (count tables)");
+  trc_imp->add_option("--experts", ti.experts, "Experts per MoE layer")
+      ->required()
+      ->check(CLI::Range(1, 1 << 20));
+  trc_imp->add_option("--top-k", ti.top_k, "Experts per token (count tables)")->check(CLI::Range(1, 1 << 20));
   trc_imp->add_option("--model", ti.model, "Count table: model column");
   trc_imp->add_option("--kind", ti.kind, "Count table: kind column");
   trc_imp->add_option("--domain", ti.domain, "Count table: domain column");

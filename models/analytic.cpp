@@ -292,6 +292,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     r.moe_max_over_mean_gpu = imb / w.moe_layers.size();
     r.moe_dropped_fraction = drop / w.moe_layers.size();
   }
+  check_finite(r);
   return r;
 }
 

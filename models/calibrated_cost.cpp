@@ -23,6 +23,30 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
         c.source.empty() ? "calibration of " + c.device.name : c.source, "/device/sm_count",
         "the SM count of the scenario's GPU " + gpu.name + " (" + std::to_string(gpu.sm_count) + ")",
         std::to_string(c.device.sm_count) + " (" + c.device.name + ")"));
+  // A fitted rate above the scenario GPU's datasheet is not a measurement of that GPU (1% for rounding
+  // of the published figures).
+  const std::string file = c.source.empty() ? "calibration of " + c.device.name : c.source;
+  const auto at_most = [&](double v, double peak, const std::string& ptr, const std::string& what) {
+    if (v > peak * 1.01)
+      throw CalibrationError(located_message(
+          file, ptr, what + " of the scenario's GPU " + gpu.name + " (" + std::to_string(peak) + ")",
+          std::to_string(v)));
+  };
+  for (const auto& [f, model] : c.models) {
+    const std::string ptr = std::string("/models/") + calibrate::to_string(f);
+    if (calibrate::is_gemm_family(f)) {
+      for (const auto& [prec, g] : model.gemm)
+        at_most(g.peak_flops * g.efficiency, prec == "fp8" ? gpu.flops_fp8 : gpu.flops_bf16,
+                ptr + "/precisions/" + prec + "/efficiency",
+                "peak_flops x efficiency at most the " + prec + " peak");
+    } else if (f == KernelFamily::kAttention) {
+      at_most(model.stream.rate, std::max(gpu.flops_bf16, gpu.flops_fp8), ptr + "/rate_flops_per_s",
+              "a rate at most the tensor peak");
+    } else {
+      at_most(model.stream.rate, gpu.memory_bandwidth, ptr + "/bandwidth_bytes_per_s",
+              "a bandwidth at most the memory bandwidth");
+    }
+  }
   for (const auto& [f, model] : c.models) {
     if (calibrate::is_gemm_family(f)) {
       auto& slot = f == KernelFamily::kDenseGemm ? dense_ : grouped_;

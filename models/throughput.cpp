@@ -1,5 +1,10 @@
 #include "models/throughput.hpp"
 
+#include <cmath>
+#include <string>
+
+#include "scenarios/error.hpp"
+
 namespace moesim::models {
 
 void finish_throughput(Result& r, const Workload& w, const GpuSpec& gpu) {
@@ -10,6 +15,49 @@ void finish_throughput(Result& r, const Workload& w, const GpuSpec& gpu) {
   r.mfu_causal = w.model_flops_per_token * r.tokens_per_second_per_gpu / gpu.flops_bf16;
   r.gpu_hours_per_trillion_tokens = 1e12 / r.tokens_per_second_per_gpu / 3600.0;
   r.cost_per_trillion_tokens = r.gpu_hours_per_trillion_tokens * gpu.price_per_hour;
+}
+
+void check_finite(const Result& r) {
+  const auto check = [](double v, const std::string& what) {
+    if (!std::isfinite(v))
+      throw Error("a non-finite number reached the result: " + what + " = " + std::to_string(v) +
+                  " (the inputs passed every check; please report the scenario)");
+  };
+  const std::pair<double, const char*> scalars[] = {
+      {r.tokens_per_step, "tokens_per_step"},
+      {r.step_time, "step_time"},
+      {r.tokens_per_second, "tokens_per_second"},
+      {r.tokens_per_second_per_gpu, "tokens_per_second_per_gpu"},
+      {r.model_flops_per_token, "model_flops_per_token"},
+      {r.achieved_tflops_per_gpu, "achieved_tflops_per_gpu"},
+      {r.mfu, "mfu"},
+      {r.mfu_causal, "mfu_causal"},
+      {r.gpu_hours_per_trillion_tokens, "gpu_hours_per_trillion_tokens"},
+      {r.cost_per_trillion_tokens, "cost_per_trillion_tokens"},
+      {r.grad_sync, "grad_sync"},
+      {r.balanced_step_time, "balanced_step_time"},
+      {r.analytic_step_time, "analytic_step_time"},
+      {r.moe_max_over_mean_gpu, "moe_max_over_mean_gpu"},
+      {r.moe_dropped_fraction, "moe_dropped_fraction"},
+      {r.breakdown.compute, "breakdown.compute"},
+      {r.breakdown.exposed_tp, "breakdown.exposed_tp"},
+      {r.breakdown.exposed_ep, "breakdown.exposed_ep"},
+      {r.breakdown.exposed_cp, "breakdown.exposed_cp"},
+      {r.breakdown.bubble, "breakdown.bubble"},
+      {r.breakdown.exposed_dp, "breakdown.exposed_dp"},
+      {r.breakdown.optimizer, "breakdown.optimizer"},
+      {r.memory.total, "memory.total"},
+      {r.memory.activations, "memory.activations"}};
+  for (const auto& [v, name] : scalars) check(v, name);
+  for (const auto& l : r.layers) {
+    const std::string at = "layers[" + std::to_string(l.layer) + "].";
+    check(l.forward, at + "forward");
+    check(l.backward_input, at + "backward_input");
+    check(l.backward_weight, at + "backward_weight");
+    check(l.max_over_mean_gpu, at + "max_over_mean_gpu");
+  }
+  for (std::size_t i = 0; i < r.node_traffic.size(); ++i)
+    check(r.node_traffic[i], "node_traffic[" + std::to_string(i) + "]");
 }
 
 }  // namespace moesim::models

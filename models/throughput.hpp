@@ -14,4 +14,8 @@ namespace moesim::models {
 /// r.tokens_per_step and r.gpus.
 void finish_throughput(Result& r, const Workload& w, const GpuSpec& gpu);
 
+/// Throws moesim::Error (an internal error, exit 1) naming the first number of `r` that is infinite or
+/// NaN: inputs that pass every check must not produce one, and no result may carry one to an output.
+void check_finite(const Result& r);
+
 }  // namespace moesim::models

@@ -4,6 +4,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace moesim {
 
@@ -37,6 +39,37 @@ class IoError : public Error {
 class CalibrationError : public Error {
  public:
   using Error::Error;
+};
+
+/// The kind of a moesim error, so that a list of problems can be raised again with the first one's type.
+enum class ErrorType { kParse, kConfig, kIo, kCalibration, kOther };
+ErrorType error_type(const Error& e);
+[[noreturn]] void throw_error(ErrorType type, const std::string& message);
+
+/// Problems found while reading one input. Reading goes on past a problem wherever what follows does not
+/// depend on it, so that one `moesim validate` names every problem of a file, not only the first.
+class Problems {
+ public:
+  /// Runs `step`; records a moesim::Error it throws and returns false.
+  template <class F>
+  bool check(F&& step) {
+    try {
+      step();
+      return true;
+    } catch (const Error& e) {
+      add(e);
+      return false;
+    }
+  }
+  void add(const Error& e) { list_.push_back({error_type(e), e.what()}); }
+  bool empty() const { return list_.empty(); }
+  std::size_t size() const { return list_.size(); }
+  /// Throws, when any problem was recorded, an error of the first one's type whose message lists every
+  /// problem, one per line.
+  void raise() const;
+
+ private:
+  std::vector<std::pair<ErrorType, std::string>> list_;
 };
 
 /// Builds the canonical message "SOURCE: POINTER: expected EXPECTED, found FOUND".

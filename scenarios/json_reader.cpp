@@ -1,8 +1,13 @@
 #include "scenarios/json_reader.hpp"
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
+#include <vector>
 
 #include "scenarios/error.hpp"
 
@@ -45,9 +50,85 @@ std::string pointer_escape(const std::string& key) {
   return r;
 }
 
+namespace {
+
+// The pointer of the value being parsed, kept from the parser's events: where a duplicate key, too deep
+// a nesting or a number out of range is reported.
+class PointerTracker {
+ public:
+  std::string pointer() const {
+    std::string p;
+    for (const auto& f : frames_) {
+      if (f.in_object) {
+        if (f.has_key) p += "/" + pointer_escape(f.key);
+      } else if (f.count > 0) {
+        p += "/" + std::to_string(f.count - 1);
+      }
+    }
+    return p;
+  }
+  std::size_t depth() const { return frames_.size(); }
+
+  // Returns the duplicate key's name when `key` was already given in the innermost object.
+  bool add_key(const std::string& key) {
+    Frame& f = frames_.back();
+    f.key = key;
+    f.has_key = true;
+    return !f.keys.insert(key).second;
+  }
+  void element_starts() {
+    if (!frames_.empty() && !frames_.back().in_object) ++frames_.back().count;
+  }
+  void open(bool object) {
+    element_starts();
+    frames_.push_back(Frame{object});
+  }
+  void close() { frames_.pop_back(); }
+
+ private:
+  struct Frame {
+    bool in_object;
+    std::set<std::string> keys{};
+    std::string key{};
+    bool has_key = false;
+    std::size_t count = 0;
+  };
+  std::vector<Frame> frames_;
+};
+
+}  // namespace
+
 Json parse_json_text(const std::string& text, const std::string& source) {
+  PointerTracker where;
+  const auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        where.open(event == Json::parse_event_t::object_start);
+        if (where.depth() > kMaxJsonDepth)
+          throw ParseError(located_message(source, where.pointer(),
+                                           "JSON nested at most " + std::to_string(kMaxJsonDepth) + " deep",
+                                           "deeper nesting"));
+        break;
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        where.close();
+        break;
+      case Json::parse_event_t::key: {
+        const std::string key = parsed.get<std::string>();
+        if (where.add_key(key))
+          throw ParseError(located_message(source, where.pointer(), "each key once in an object",
+                                           "\"" + key + "\" a second time"));
+        break;
+      }
+      case Json::parse_event_t::value:
+        where.element_starts();
+        break;
+    }
+    return true;
+  };
   try {
-    return Json::parse(text);
+    return Json::parse(text, callback);
   } catch (const Json::parse_error& e) {
     // nlohmann reports a byte offset; turn it into line:column for the user.
     std::size_t off = e.byte > 0 ? e.byte - 1 : 0;
@@ -65,14 +146,28 @@ Json parse_json_text(const std::string& text, const std::string& source) {
     std::string detail = pos == std::string::npos ? what : what.substr(pos);
     throw ParseError(source + ":" + std::to_string(line) + ":" + std::to_string(col) +
                      ": expected valid JSON, found a " + detail);
+  } catch (const Json::out_of_range& e) {
+    // A number beyond double range (1e400): the parser stops on it, so the innermost key names it.
+    std::string what = e.what();
+    const auto quote = what.find('\'');
+    const std::string literal = quote == std::string::npos ? "" : what.substr(quote);
+    where.element_starts();
+    throw ParseError(located_message(source, where.pointer(), "a number within double range (about 1.8e308)",
+                                     literal.empty() ? "a number that overflows" : "the number " + literal));
   }
 }
 
 Json read_json_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw IoError(located_message(path, "", "a JSON file", "a directory"));
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open file for reading");
+  if (!in)
+    throw IoError(located_message(path, "", "a readable JSON file",
+                                  std::string("none (") + std::strerror(errno) + ")"));
   std::stringstream ss;
   ss << in.rdbuf();
+  if (in.bad()) throw IoError(located_message(path, "", "a readable JSON file", "a read error"));
   return parse_json_text(ss.str(), path);
 }
 
@@ -124,6 +219,8 @@ std::string ObjectReader::get_enum(const std::string& key, const std::vector<std
 
 int64_t ObjectReader::get_int(const std::string& key) {
   const Json& v = child(key);
+  if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+    fail(key, "an integer below 2^63", v.dump());  // would read back negative
   if (v.is_number_integer() || v.is_number_unsigned()) return v.get<int64_t>();
   if (v.is_number_float()) {
     double d = v.get<double>();
@@ -207,12 +304,18 @@ std::vector<std::string> ObjectReader::get_string_list(const std::string& key,
 }
 
 void ObjectReader::finish() const {
+  Problems problems;
+  finish(problems);
+  problems.raise();
+}
+
+void ObjectReader::finish(Problems& problems) const {
+  std::string list;
+  for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
   for (auto it = j_.begin(); it != j_.end(); ++it) {
     if (known_.count(it.key()) || (!it.key().empty() && it.key()[0] == '_')) continue;  // "_comment" etc.
-    std::string list;
-    for (const auto& k : known_) list += (list.empty() ? "" : ", ") + k;
-    throw ConfigError(located_message(source_, at(it.key()), "one of the keys " + list,
-                                      "the unknown key \"" + it.key() + "\""));
+    problems.add(ConfigError(located_message(source_, at(it.key()), "one of the keys " + list,
+                                             "the unknown key \"" + it.key() + "\"")));
   }
 }
 

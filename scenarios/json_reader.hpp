@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/error.hpp"
 #include "scenarios/registry.hpp"
 #include "scenarios/units.hpp"
 
@@ -22,8 +23,13 @@ std::string describe_json(const Json& j);
 /// Escapes a key for use in a JSON pointer (RFC 6901: '~' → "~0", '/' → "~1").
 std::string pointer_escape(const std::string& key);
 
-/// Reads JSON text from a file; throws IoError if unreadable and ParseError (with line and column) if
-/// malformed.
+/// Deepest nesting of objects and arrays any input may have (deeper input is refused before it can
+/// exhaust the stack of a recursive copy).
+constexpr std::size_t kMaxJsonDepth = 64;
+
+/// Reads JSON text from a file; throws IoError if unreadable or a directory and ParseError if malformed
+/// (with line and column), nested deeper than kMaxJsonDepth, holding a key twice in one object or a
+/// number beyond double range (with the JSON pointer).
 Json read_json_file(const std::string& path);
 
 /// Parses JSON text; `source` names it in errors.
@@ -79,8 +85,10 @@ class ObjectReader {
   double get_quantity(const std::string& key, Dimension dim, double fallback);
   std::vector<std::string> get_string_list(const std::string& key, const std::vector<std::string>& fallback);
 
-  /// Throws ConfigError naming the first unknown key and the keys that are allowed here.
+  /// Throws ConfigError naming every unknown key and the keys that are allowed here.
   void finish() const;
+  /// Records a ConfigError for every unknown key in `problems`.
+  void finish(Problems& problems) const;
 
   /// Throws ConfigError at this object's pointer (or at `key` if given).
   [[noreturn]] void fail(const std::string& key, const std::string& expected, const std::string& found) const;

@@ -13,15 +13,6 @@ namespace moesim {
 
 namespace {
 
-constexpr int kMaxDim = 1 << 24;
-
-int get_pos(ObjectReader& r, const std::string& key) {
-  return static_cast<int>(r.get_int_in(key, 1, kMaxDim, std::nullopt));
-}
-int get_nonneg(ObjectReader& r, const std::string& key, int fallback) {
-  return static_cast<int>(r.get_int_in(key, 0, kMaxDim, fallback));
-}
-
 // Resolves `value` (a "catalog:NAME" string or an inline object) to an object.
 Json resolve_ref(const Json& value, CatalogKind kind, const std::string& source, const std::string& pointer,
                  const Catalog& catalog, std::string* entry_source) {
@@ -59,144 +50,169 @@ std::string read_calibration_text(const std::string& path) {
   return text;
 }
 
-ModelSpec model_from_json(const Json& j, const std::string& source, const std::string& pointer) {
-  ObjectReader r(j, source, pointer);
+namespace {
+
+const Json& empty_object() {
+  static const Json kEmpty = Json::object();
+  return kEmpty;
+}
+
+// Runs `checks` (cross-field rules of one section) only when reading the section added no problem: its
+// members may otherwise hold placeholders.
+template <class F>
+void if_read_cleanly(Problems& problems, std::size_t before, F&& checks) {
+  if (problems.size() == before) problems.check(checks);
+}
+
+}  // namespace
+
+ModelSpec model_from_json(const Json& j, const std::string& source, const std::string& pointer,
+                          Problems& problems) {
   ModelSpec m;
-  m.name = r.get_string("name");
-  m.layers = get_pos(r, "layers");
-  m.hidden = get_pos(r, "hidden");
-  m.vocab = get_pos(r, "vocab");
-  m.dense_ffn = get_nonneg(r, "dense_ffn", 0);
-  m.activation = r.get_choice("activation", activations(), Activation::kSwiglu);
-  m.tied_embeddings = r.get_bool("tied_embeddings", false);
-  m.mtp_depth = get_nonneg(r, "mtp_depth", 0);
-  m.published_total_params = r.get_number_in("published_total_params", 0, 1e16, 0.0);
-  m.published_active_params = r.get_number_in("published_active_params", 0, 1e16, 0.0);
-  m.source = r.get_string("source", "");
-  {
+  ObjectReader r(j, source, pointer);
+  const std::size_t before = problems.size();
+  model_params().read(r, m, &problems);
+  problems.check([&] {
     ObjectReader a(r.child("attention"), source, r.at("attention"));
     auto& at = m.attention;
-    at.kind = a.get_choice("kind", attention_kinds(), AttentionKind::kMha);
-    at.heads = get_pos(a, "heads");
-    at.head_dim = get_pos(a, "head_dim");
-    at.kv_heads = at.kind == AttentionKind::kMla ? at.heads : get_nonneg(a, "kv_heads", at.heads);
-    if (at.kind != AttentionKind::kMla && at.kv_heads == 0) at.kv_heads = at.heads;
-    at.v_head_dim = get_nonneg(a, "v_head_dim", 0);
-    if (at.v_head_dim == 0) at.v_head_dim = at.head_dim;
-    if (at.kind == AttentionKind::kMla) {
-      at.q_lora_rank = get_nonneg(a, "q_lora_rank", 0);
-      at.kv_lora_rank = get_pos(a, "kv_lora_rank");
-      at.rope_head_dim = get_nonneg(a, "rope_head_dim", 0);
-    }
-    at.sliding_window = get_nonneg(a, "sliding_window", 0);
-    at.sliding_window_every = get_nonneg(a, "sliding_window_every", 0);
-    at.qkv_bias = a.get_bool("qkv_bias", false);
-    a.finish();
-    if (at.kind != AttentionKind::kMla && at.heads % at.kv_heads != 0)
-      a.fail("kv_heads", "a divisor of heads (" + std::to_string(at.heads) + ")",
-             std::to_string(at.kv_heads));
-    if (at.kind == AttentionKind::kMha && at.kv_heads != at.heads)
-      a.fail("kv_heads", "kv_heads == heads for kind \"mha\" (use \"gqa\")", std::to_string(at.kv_heads));
-  }
+    const std::size_t start = problems.size();
+    attention_params().read(a, at, &problems);
+    a.finish(problems);
+    if_read_cleanly(problems, start, [&] {
+      if (at.kind != AttentionKind::kMla && at.heads % at.kv_heads != 0)
+        a.fail("kv_heads", "a divisor of heads (" + std::to_string(at.heads) + ")",
+               std::to_string(at.kv_heads));
+      if (at.kind == AttentionKind::kMha && at.kv_heads != at.heads)
+        a.fail("kv_heads", "kv_heads == heads for kind \"mha\" (use \"gqa\")", std::to_string(at.kv_heads));
+    });
+  });
   if (const Json* moe = r.optional_child("moe")) {
-    ObjectReader e(*moe, source, r.at("moe"));
-    auto& s = m.moe;
-    s.experts = get_pos(e, "experts");
-    s.top_k = get_pos(e, "top_k");
-    s.expert_ffn = get_pos(e, "expert_ffn");
-    s.shared_experts = get_nonneg(e, "shared_experts", 0);
-    s.shared_ffn = get_nonneg(e, "shared_ffn", 0);
-    if (s.shared_ffn == 0) s.shared_ffn = s.expert_ffn;
-    s.first_dense_layers = get_nonneg(e, "first_dense_layers", 0);
-    s.layer_freq = static_cast<int>(e.get_int_in("layer_freq", 1, 1024, 1));
-    s.groups = static_cast<int>(e.get_int_in("groups", 1, kMaxDim, 1));
-    s.topk_groups = get_nonneg(e, "topk_groups", 0);
-    s.score = e.get_choice("score", router_scores(), RouterScore::kSoftmax);
-    e.finish();
-    if (s.top_k > s.experts)
-      e.fail("top_k", "at most experts (" + std::to_string(s.experts) + ")", std::to_string(s.top_k));
-    if (s.experts % s.groups != 0)
-      e.fail("groups", "a divisor of experts (" + std::to_string(s.experts) + ")", std::to_string(s.groups));
-    if (s.topk_groups > s.groups)
-      e.fail("topk_groups", "at most groups (" + std::to_string(s.groups) + ")",
-             std::to_string(s.topk_groups));
-    if (s.topk_groups > 0 && s.top_k > s.topk_groups * (s.experts / s.groups))
-      e.fail("top_k", "at most topk_groups x experts per group", std::to_string(s.top_k));
-    if (s.first_dense_layers > m.layers)
-      e.fail("first_dense_layers", "at most layers (" + std::to_string(m.layers) + ")",
-             std::to_string(s.first_dense_layers));
-    if (s.first_dense_layers > 0 && m.dense_ffn == 0)
-      r.fail("dense_ffn", "a positive dense FFN size (first_dense_layers > 0)", "0");
-  } else if (m.dense_ffn == 0) {
-    r.fail("dense_ffn", "a positive size for a model without \"moe\"", "nothing");
+    problems.check([&] {
+      ObjectReader e(*moe, source, r.at("moe"));
+      auto& x = m.moe;
+      const std::size_t start = problems.size();
+      moe_params().read(e, x, &problems);
+      e.finish(problems);
+      if_read_cleanly(problems, start, [&] {
+        if (x.top_k > x.experts)
+          e.fail("top_k", "at most experts (" + std::to_string(x.experts) + ")", std::to_string(x.top_k));
+        if (x.experts % x.groups != 0)
+          e.fail("groups", "a divisor of experts (" + std::to_string(x.experts) + ")",
+                 std::to_string(x.groups));
+        if (x.topk_groups > x.groups)
+          e.fail("topk_groups", "at most groups (" + std::to_string(x.groups) + ")",
+                 std::to_string(x.topk_groups));
+        if (x.topk_groups > 0 && x.top_k > x.topk_groups * (x.experts / x.groups))
+          e.fail("top_k", "at most topk_groups x experts per group", std::to_string(x.top_k));
+      });
+    });
   }
-  r.finish();
+  r.finish(problems);
+  if_read_cleanly(problems, before, [&] {
+    if (m.moe.experts > 0) {
+      if (m.moe.first_dense_layers > m.layers)
+        throw ConfigError(located_message(source, r.at("moe") + "/first_dense_layers",
+                                          "at most layers (" + std::to_string(m.layers) + ")",
+                                          std::to_string(m.moe.first_dense_layers)));
+      if (m.moe.first_dense_layers > 0 && m.dense_ffn == 0)
+        r.fail("dense_ffn", "a positive dense FFN size (first_dense_layers > 0)", "0");
+    } else if (m.dense_ffn == 0) {
+      r.fail("dense_ffn", "a positive size for a model without \"moe\"", "nothing");
+    }
+  });
   return m;
 }
 
-GpuSpec gpu_from_json(const Json& j, const std::string& source, const std::string& pointer) {
+ModelSpec model_from_json(const Json& j, const std::string& source, const std::string& pointer) {
+  Problems problems;
+  ModelSpec m;
+  problems.check([&] { m = model_from_json(j, source, pointer, problems); });
+  problems.raise();
+  return m;
+}
+
+Json model_to_json(const ModelSpec& m) {
+  Json j = model_params().resolved(m);
+  Json at = attention_params().resolved(m.attention);
+  // Keys of one attention kind only (elsewhere unknown keys): MLA has no kv_heads, the others no ranks.
+  if (m.attention.kind == AttentionKind::kMla)
+    at.erase("kv_heads");
+  else
+    for (const char* k : {"q_lora_rank", "kv_lora_rank", "rope_head_dim"}) at.erase(k);
+  j["attention"] = at;
+  if (m.moe.experts > 0) j["moe"] = moe_params().resolved(m.moe);
+  return j;
+}
+
+GpuSpec gpu_from_json(const Json& j, const std::string& source, const std::string& pointer,
+                      Problems& problems) {
   ObjectReader r(j, source, pointer);
   GpuSpec g;
-  g.name = r.get_string("name");
-  g.flops_bf16 = r.get_quantity("flops_bf16", Dimension::kFlopRate);
-  g.flops_fp8 = r.get_quantity("flops_fp8", Dimension::kFlopRate, 0.0);
-  g.flops_fp32 = r.get_quantity("flops_fp32", Dimension::kFlopRate, 0.0);
-  g.memory_bytes = r.get_quantity("memory", Dimension::kBytes);
-  g.memory_bandwidth = r.get_quantity("memory_bandwidth", Dimension::kBandwidth);
-  g.sm_count = get_pos(r, "sm_count");
-  g.nvlink_bandwidth = r.get_quantity("nvlink_bandwidth", Dimension::kBandwidth, 0.0);
-  g.max_gpus_per_node = static_cast<int>(r.get_int_in("max_gpus_per_node", 1, 1024, 8));
-  g.gemm_efficiency_bf16 = r.get_number_in("gemm_efficiency_bf16", 0.01, 1.0, 0.8);
-  g.gemm_efficiency_fp8 = r.get_number_in("gemm_efficiency_fp8", 0.01, 1.0, 0.67);
-  g.attention_efficiency = r.get_number_in("attention_efficiency", 0.01, 1.0, 0.6);
-  g.attention_backward_efficiency = r.get_number_in("attention_backward_efficiency", 0.01, 1.0, 0.45);
-  g.memory_efficiency = r.get_number_in("memory_efficiency", 0.01, 1.0, 0.9);
-  g.kernel_launch = r.get_quantity("kernel_launch", Dimension::kTime, 4e-6);
-  g.price_per_hour = r.get_number_in("price_per_hour", 0, 1e6, 0.0);
-  g.source = r.get_string("source", "");
-  r.finish();
-  if (g.flops_bf16 <= 0) r.fail("flops_bf16", "a positive compute rate", "0");
-  if (g.memory_bandwidth <= 0) r.fail("memory_bandwidth", "a positive bandwidth", "0");
+  const std::size_t before = problems.size();
+  gpu_params().read(r, g, &problems);
+  r.finish(problems);
+  if_read_cleanly(problems, before, [&] {
+    if (g.flops_bf16 <= 0) r.fail("flops_bf16", "a positive compute rate", "0");
+    if (g.memory_bandwidth <= 0) r.fail("memory_bandwidth", "a positive bandwidth", "0");
+  });
+  return g;
+}
+
+GpuSpec gpu_from_json(const Json& j, const std::string& source, const std::string& pointer) {
+  Problems problems;
+  GpuSpec g;
+  problems.check([&] { g = gpu_from_json(j, source, pointer, problems); });
+  problems.raise();
   return g;
 }
 
 ClusterSpec cluster_from_json(const Json& j, const std::string& source, const std::string& pointer,
-                              const Catalog& catalog, Json* resolved) {
+                              const Catalog& catalog, Json* resolved, Problems& problems) {
   ObjectReader r(j, source, pointer);
   ClusterSpec c;
-  static const Json kEmpty = Json::object();
-  {
+  const std::size_t before = problems.size();
+  problems.check([&] {
     std::string gsrc;
-    Json g = resolve_ref(r.child("gpu"), CatalogKind::kGpu, source, r.at("gpu"), catalog, &gsrc);
-    c.gpu = gpu_from_json(g, gsrc, gsrc == source ? r.at("gpu") : "");
-    if (resolved) (*resolved)["gpu"] = g;
-  }
-  cluster_params().read(r, c);
-  {
+    const Json g = resolve_ref(r.child("gpu"), CatalogKind::kGpu, source, r.at("gpu"), catalog, &gsrc);
+    c.gpu = gpu_from_json(g, gsrc, gsrc == source ? r.at("gpu") : "", problems);
+  });
+  cluster_params().read(r, c, &problems);
+  problems.check([&] {
     const Json* su = r.optional_child("scale_up");
-    ObjectReader s(su ? *su : kEmpty, source, r.at("scale_up"));
+    ObjectReader s(su ? *su : empty_object(), source, r.at("scale_up"));
     c.scale_up.bandwidth = c.gpu.nvlink_bandwidth;  // the default the table derives
-    scale_up_params().read(s, c.scale_up);
-    s.finish();
-  }
+    scale_up_params().read(s, c.scale_up, &problems);
+    s.finish(problems);
+  });
   if (c.scale_up.domain_gpus == 0) c.scale_up.domain_gpus = c.gpus_per_node;
   const Json* so = r.optional_child("scale_out");
   if (so) {
-    ObjectReader s(*so, source, r.at("scale_out"));
-    scale_out_params().read(s, c.scale_out);
-    s.finish();
-  } else if (c.nodes > 1) {
-    r.fail("scale_out", "a scale_out section for a cluster of more than one node", "nothing");
+    problems.check([&] {
+      ObjectReader s(*so, source, r.at("scale_out"));
+      scale_out_params().read(s, c.scale_out, &problems);
+      s.finish(problems);
+    });
   }
-  r.finish();
-  if (resolved) {
-    for (auto it = j.begin(); it != j.end(); ++it)
-      if (it.key() != "gpu") (*resolved)[it.key()] = it.value();
-    const Json cl = cluster_params().resolved(c);
-    for (auto it = cl.begin(); it != cl.end(); ++it) (*resolved)[it.key()] = it.value();
+  r.finish(problems);
+  if_read_cleanly(problems, before, [&] {
+    if (!so && c.nodes > 1)
+      r.fail("scale_out", "a scale_out section for a cluster of more than one node", "nothing");
+  });
+  if (resolved && problems.size() == before) {
+    *resolved = cluster_params().resolved(c);
+    (*resolved)["gpu"] = gpu_params().resolved(c.gpu);
     (*resolved)["scale_up"] = scale_up_params().resolved(c.scale_up);
     if (so) (*resolved)["scale_out"] = scale_out_params().resolved(c.scale_out);
   }
+  return c;
+}
+
+ClusterSpec cluster_from_json(const Json& j, const std::string& source, const std::string& pointer,
+                              const Catalog& catalog, Json* resolved) {
+  Problems problems;
+  ClusterSpec c;
+  problems.check([&] { c = cluster_from_json(j, source, pointer, catalog, resolved, problems); });
+  problems.raise();
   return c;
 }
 
@@ -207,6 +223,10 @@ namespace {
 void write_resolved(Scenario& s) {
   Json& j = s.resolved;
   const Json top = top_level_params().resolved(s);
+  if (!s.reference.empty()) {
+    j["reference"] = reference_params().resolved(s.reference);
+    j["reference"]["phases"] = reference_phase_params().resolved(s.reference);
+  }
   for (auto it = top.begin(); it != top.end(); ++it) j[it.key()] = it.value();
   if (!s.calibration.empty()) j["calibration"] = std::filesystem::absolute(s.calibration).string();
   Json par = parallelism_params().resolved(s.parallelism);
@@ -233,118 +253,117 @@ void write_resolved(Scenario& s) {
 Scenario scenario_from_json(const Json& j, const std::string& source, const Catalog& catalog) {
   Scenario s;
   s.source = source;
+  Problems problems;
   ObjectReader r(j, source, "");
-  top_level_params().read(r, s);
-  s.resolved = j;
-  s.resolved.erase("variants");
+  top_level_params().read(r, s, &problems);
   r.optional_child("variants");  // read by variants_from_json
 
-  {
+  problems.check([&] {
     std::string msrc;
-    Json m = resolve_ref(r.child("model"), CatalogKind::kModel, source, "/model", catalog, &msrc);
-    s.model = model_from_json(m, msrc, msrc == source ? "/model" : "");
-    s.resolved["model"] = m;
-  }
-  {
+    const Json m = resolve_ref(r.child("model"), CatalogKind::kModel, source, "/model", catalog, &msrc);
+    s.model = model_from_json(m, msrc, msrc == source ? "/model" : "", problems);
+  });
+  Json cluster_resolved;
+  problems.check([&] {
     std::string csrc;
-    Json c = resolve_ref(r.child("cluster"), CatalogKind::kCluster, source, "/cluster", catalog, &csrc);
-    Json res;
-    s.cluster = cluster_from_json(c, csrc, csrc == source ? "/cluster" : "", catalog, &res);
-    s.resolved["cluster"] = res;
-  }
-  static const Json kEmpty = Json::object();
-  {
+    const Json c = resolve_ref(r.child("cluster"), CatalogKind::kCluster, source, "/cluster", catalog, &csrc);
+    s.cluster =
+        cluster_from_json(c, csrc, csrc == source ? "/cluster" : "", catalog, &cluster_resolved, problems);
+  });
+  problems.check([&] {
     ObjectReader p(r.child("parallelism"), source, "/parallelism");
     auto& par = s.parallelism;
-    {
+    problems.check([&] {
       const Json* a = p.optional_child("attention");
-      ObjectReader at(a ? *a : kEmpty, source, "/parallelism/attention");
-      attention_parallel_params().read(at, par);
-      at.finish();
-    }
-    {
+      ObjectReader at(a ? *a : empty_object(), source, "/parallelism/attention");
+      attention_parallel_params().read(at, par, &problems);
+      at.finish(problems);
+    });
+    problems.check([&] {
       const Json* e = p.optional_child("experts");
-      ObjectReader ex(e ? *e : kEmpty, source, "/parallelism/experts");
-      expert_parallel_params().read(ex, par);
-      ex.finish();
-    }
-    parallelism_params().read(p, par);
-    p.finish();
-  }
-  {
+      ObjectReader ex(e ? *e : empty_object(), source, "/parallelism/experts");
+      expert_parallel_params().read(ex, par, &problems);
+      ex.finish(problems);
+    });
+    parallelism_params().read(p, par, &problems);
+    p.finish(problems);
+  });
+  problems.check([&] {
     ObjectReader w(r.child("workload"), source, "/workload");
-    workload_params().read(w, s.workload);
-    w.finish();
-  }
+    workload_params().read(w, s.workload, &problems);
+    w.finish(problems);
+  });
   if (const Json* rt = r.optional_child("routing")) {
-    ObjectReader ro(*rt, source, "/routing");
-    auto& rs = s.routing;
-    routing_params().read(ro, rs);
-    {
-      const Json* ld = ro.optional_child("load");
-      ObjectReader l(ld ? *ld : kEmpty, source, "/routing/load");
-      load_params().read(l, rs.load);
-      l.finish();
-    }
-    if (const Json* tr = ro.optional_child("trace")) {
-      ObjectReader t(*tr, source, "/routing/trace");
-      auto& ts = rs.trace;
-      trace_params().read(t, ts);
-      t.finish();
-      // Relative paths are relative to the scenario file.
-      if (!ts.path.empty() && ts.path[0] != '/') {
-        const auto slash = source.find_last_of('/');
-        if (slash != std::string::npos) ts.path = source.substr(0, slash + 1) + ts.path;
+    problems.check([&] {
+      ObjectReader ro(*rt, source, "/routing");
+      auto& rs = s.routing;
+      routing_params().read(ro, rs, &problems);
+      problems.check([&] {
+        const Json* ld = ro.optional_child("load");
+        ObjectReader l(ld ? *ld : empty_object(), source, "/routing/load");
+        load_params().read(l, rs.load, &problems);
+        l.finish(problems);
+      });
+      if (const Json* tr = ro.optional_child("trace")) {
+        problems.check([&] {
+          ObjectReader t(*tr, source, "/routing/trace");
+          auto& ts = rs.trace;
+          const std::size_t before = problems.size();
+          trace_params().read(t, ts, &problems);
+          t.finish(problems);
+          // Relative paths are relative to the scenario file.
+          if (!ts.path.empty() && ts.path[0] != '/') {
+            const auto slash = source.find_last_of('/');
+            if (slash != std::string::npos) ts.path = source.substr(0, slash + 1) + ts.path;
+          }
+          if_read_cleanly(problems, before, [&] {
+            if (ts.format == TraceFormat::kCountTable && (ts.model.empty() || ts.domain.empty()))
+              t.fail(ts.model.empty() ? "model" : "domain", "a row selector for a count table", "nothing");
+          });
+        });
       }
-      if (ts.format == TraceFormat::kCountTable && (ts.model.empty() || ts.domain.empty()))
-        t.fail(ts.model.empty() ? "model" : "domain", "a row selector for a count table", "nothing");
-    }
-    if (rs.mode == RoutingMode::kTrace && rs.trace.path.empty())
-      ro.fail("trace", "a trace source {\"path\": ...} for mode \"trace\"", "nothing");
-    ro.finish();
+      if (rs.mode == RoutingMode::kTrace && rs.trace.path.empty() && !ro.has("trace"))
+        ro.fail("trace", "a trace source {\"path\": ...} for mode \"trace\"", "nothing");
+      ro.finish(problems);
+    });
   }
-  if (const Json* pl = r.optional_child("placement")) {
-    ObjectReader po(*pl, source, "/placement");
-    placement_params().read(po, s.placement);
-    po.finish();
-  }
-  if (const Json* en = r.optional_child("engine")) {
-    ObjectReader eo(*en, source, "/engine");
-    engine_params().read(eo, s.engine);
-    eo.finish();
-  }
-  if (const Json* out = r.optional_child("outputs")) {
-    ObjectReader oo(*out, source, "/outputs");
-    output_params().read(oo, s.outputs);
-    oo.finish();
-  }
-  if (!s.calibration.empty() && s.calibration[0] != '/') {
-    const auto slash = source.find_last_of('/');
-    if (slash != std::string::npos) s.calibration = source.substr(0, slash + 1) + s.calibration;
-  }
-  if (!s.calibration.empty()) s.calibration_text = read_calibration_text(s.calibration);
+  const auto section = [&](const char* key, const char* pointer, auto& table, auto& spec) {
+    if (const Json* v = r.optional_child(key))
+      problems.check([&] {
+        ObjectReader o(*v, source, pointer);
+        table.read(o, spec, &problems);
+        o.finish(problems);
+      });
+  };
+  section("placement", "/placement", placement_params(), s.placement);
+  section("engine", "/engine", engine_params(), s.engine);
+  section("outputs", "/outputs", output_params(), s.outputs);
   if (const Json* ref = r.optional_child("reference")) {
-    ObjectReader re(*ref, source, "/reference");
-    auto& rf = s.reference;
-    rf.source = re.get_string("source");
-    rf.step_time = re.get_quantity("step_time", Dimension::kTime, NAN);
-    if (const Json* ph = re.optional_child("phases")) {
-      ObjectReader pr(*ph, source, "/reference/phases");
-      rf.forward_only = pr.get_quantity("forward_only", Dimension::kTime, NAN);
-      rf.steady = pr.get_quantity("steady", Dimension::kTime, NAN);
-      rf.backward_only = pr.get_quantity("backward_only", Dimension::kTime, NAN);
-      rf.weight_only = pr.get_quantity("weight_only", Dimension::kTime, NAN);
-      rf.bubble = pr.get_quantity("bubble", Dimension::kTime, NAN);
-      rf.optimizer = pr.get_quantity("optimizer", Dimension::kTime, NAN);
-      pr.finish();
-    }
-    rf.tokens_per_second_per_gpu = re.get_number_in("tokens_per_second_per_gpu", 0, 1e12, NAN);
-    rf.mfu = re.get_number_in("mfu", 0, 1, NAN);
-    rf.tolerance = re.get_number_in("tolerance", 0, 10, 0.15);
-    re.finish();
+    problems.check([&] {
+      ObjectReader re(*ref, source, "/reference");
+      reference_params().read(re, s.reference, &problems);
+      if (const Json* ph = re.optional_child("phases"))
+        problems.check([&] {
+          ObjectReader pr(*ph, source, "/reference/phases");
+          reference_phase_params().read(pr, s.reference, &problems);
+          pr.finish(problems);
+        });
+      re.finish(problems);
+    });
   }
-  r.finish();
-  validate(s);
+  r.finish(problems);
+  // Every path a scenario names is relative to the scenario's folder.
+  for (std::string* path : {&s.calibration, &s.outputs.dir}) {
+    if (path->empty() || (*path)[0] == '/') continue;
+    const auto slash = source.find_last_of('/');
+    if (slash != std::string::npos) *path = source.substr(0, slash + 1) + *path;
+  }
+  if (problems.empty() && !s.calibration.empty())
+    problems.check([&] { s.calibration_text = read_calibration_text(s.calibration); });
+  if (problems.empty()) validate(s, problems);
+  problems.raise();
+  s.resolved["model"] = model_to_json(s.model);
+  s.resolved["cluster"] = cluster_resolved;
   write_resolved(s);
   return s;
 }

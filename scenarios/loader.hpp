@@ -11,15 +11,28 @@
 
 namespace moesim {
 
-/// Reads model dimensions from a JSON object (catalog entry or inline). Pointer prefixes messages.
+/// Reads model dimensions from a JSON object (catalog entry or inline) through the declared tables
+/// (scenarios/params.hpp). Pointer prefixes messages. Throws every problem found, one per line.
 ModelSpec model_from_json(const Json& j, const std::string& source, const std::string& pointer);
+/// The same, recording problems in `problems` and reading on (members with a problem keep defaults).
+ModelSpec model_from_json(const Json& j, const std::string& source, const std::string& pointer,
+                          Problems& problems);
+/// The model entry with every default filled in (it reads back as the same ModelSpec).
+Json model_to_json(const ModelSpec& m);
 GpuSpec gpu_from_json(const Json& j, const std::string& source, const std::string& pointer);
-/// A cluster object whose "gpu" may be a catalog reference.
+GpuSpec gpu_from_json(const Json& j, const std::string& source, const std::string& pointer,
+                      Problems& problems);
+/// A cluster object whose "gpu" may be a catalog reference; `resolved` receives it with every default
+/// filled in.
 ClusterSpec cluster_from_json(const Json& j, const std::string& source, const std::string& pointer,
                               const Catalog& catalog, Json* resolved);
+ClusterSpec cluster_from_json(const Json& j, const std::string& source, const std::string& pointer,
+                              const Catalog& catalog, Json* resolved, Problems& problems);
 
-/// A scenario from JSON (catalog references resolved through `catalog`), validated.
-/// Throws ParseError / ConfigError with file, pointer, expected and found.
+/// A scenario from JSON (catalog references resolved through `catalog`), validated. Reading goes on past
+/// a problem wherever what follows does not depend on it; throws every problem found (ParseError /
+/// ConfigError / CalibrationError of the first one's type), one per line, each with file, pointer,
+/// expected and found.
 Scenario scenario_from_json(const Json& j, const std::string& source, const Catalog& catalog);
 
 /// The whole text of a calibration file (read when a scenario names one, and by calibrate::
@@ -42,8 +55,10 @@ std::vector<Variant> variants_from_json(const Json& j, const std::string& source
 /// patch names a path whose parent does not exist.
 Json apply_variant(const Json& base, const Variant& v, const std::string& source);
 
-/// Checks cross-field consistency (parallel degrees, divisibility, capacities); fills derived degrees
-/// (dp, edp). Throws ConfigError naming the offending pointer.
+/// Checks cross-field consistency (parallel degrees, divisibility, capacities); derives the Layout.
+/// Throws ConfigError naming the offending pointer (every independent problem, one per line).
 void validate(Scenario& s);
+/// The same, recording the problems.
+void validate(Scenario& s, Problems& problems);
 
 }  // namespace moesim

@@ -226,7 +226,7 @@ const ParamTable<EngineSpec>& engine_params() {
 const ParamTable<OutputSpec>& output_params() {
   static const ParamTable<OutputSpec> t{
       "/outputs",
-      {text("dir", &OutputSpec::dir, "", "output directory, relative to the working directory (\"\": none)"),
+      {text("dir", &OutputSpec::dir, "", "output directory, relative to the scenario's folder (\"\": none)"),
        choices("formats", &OutputSpec::formats, output_formats, {OutputFormat::kTable}, "result formats")}};
   return t;
 }
@@ -246,7 +246,11 @@ std::vector<ParamInfo> scenario_parameters() {
   std::vector<ParamInfo> out;
   auto add = [&](const std::vector<ParamInfo>& v) { out.insert(out.end(), v.begin(), v.end()); };
   add(top_level_params().infos());
+  add(model_params().infos());
+  add(attention_params().infos());
+  add(moe_params().infos());
   add(cluster_params().infos());
+  add(gpu_params().infos());
   add(scale_up_params().infos());
   add(scale_out_params().infos());
   add(attention_parallel_params().infos());
@@ -259,6 +263,8 @@ std::vector<ParamInfo> scenario_parameters() {
   add(placement_params().infos());
   add(engine_params().infos());
   add(output_params().infos());
+  add(reference_params().infos());
+  add(reference_phase_params().infos());
   return out;
 }
 

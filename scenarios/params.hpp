@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
 #include "scenarios/registry.hpp"
 #include "scenarios/scenario.hpp"
@@ -40,9 +41,15 @@ struct ParamTable {
   std::string pointer;  ///< the section's pointer, e.g. "/parallelism/experts"
   std::vector<Param<S>> params;
 
-  /// Reads every declared key of `r` into `s` (defaults where absent; ranges checked).
-  void read(ObjectReader& r, S& s) const {
-    for (const auto& p : params) p.read(r, s);
+  /// Reads every declared key of `r` into `s` (defaults where absent; ranges checked). With `problems`,
+  /// a key that cannot be read is recorded there (its member keeps its default) and reading goes on.
+  void read(ObjectReader& r, S& s, Problems* problems = nullptr) const {
+    for (const auto& p : params) {
+      if (problems)
+        problems->check([&] { p.read(r, s); });
+      else
+        p.read(r, s);
+    }
   }
   /// The values `s` holds, every default filled in, as an object (the resolved scenario's section).
   Json resolved(const S& s) const {
@@ -171,6 +178,12 @@ Param<S> choices(const char* key, std::vector<E> S::*m, const Registry<E>& (*reg
 }  // namespace params
 
 /// The section tables the loader reads with.
+const ParamTable<ModelSpec>& model_params();
+const ParamTable<AttentionSpec>& attention_params();
+const ParamTable<MoeSpec>& moe_params();
+const ParamTable<GpuSpec>& gpu_params();
+const ParamTable<ReferenceSpec>& reference_params();
+const ParamTable<ReferenceSpec>& reference_phase_params();
 const ParamTable<ClusterSpec>& cluster_params();
 const ParamTable<ScaleUpSpec>& scale_up_params();
 const ParamTable<ScaleOutSpec>& scale_out_params();

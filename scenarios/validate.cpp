@@ -17,31 +17,93 @@ std::string str(int64_t v) {
   return std::to_string(v);
 }
 
+void derive_layout(Scenario& s);
+
 }  // namespace
 
 void validate(Scenario& s) {
+  Problems problems;
+  validate(s, problems);
+  problems.raise();
+}
+
+void validate(Scenario& s, Problems& problems) {
+  const auto& p = s.parallelism;
+  const auto& m = s.model;
+  const auto& c = s.cluster;
+
+  // Checks that do not depend on one another: each one's problem is recorded and the next runs.
+  const auto independent = [&](auto&& check) { problems.check(check); };
+  independent([&] {
+    if (c.gpus_per_node > c.gpu.max_gpus_per_node)
+      bad(s, "/cluster/gpus_per_node",
+          "at most " + str(c.gpu.max_gpus_per_node) + " GPUs per node (a " + c.gpu.name +
+              " node holds that many)",
+          str(c.gpus_per_node));
+  });
+  independent([&] {
+    if (c.scale_up.kind != ScaleUpKind::kNone && c.scale_up.bandwidth <= 0)
+      bad(s, "/cluster/scale_up/bandwidth", "a positive bandwidth", "0");
+  });
+  independent([&] {
+    if (c.scale_up.domain_gpus % c.gpus_per_node != 0 && c.gpus_per_node % c.scale_up.domain_gpus != 0)
+      bad(s, "/cluster/scale_up/domain_gpus",
+          "a multiple or divisor of gpus_per_node (" + str(c.gpus_per_node) + ")",
+          str(c.scale_up.domain_gpus));
+  });
+  independent([&] {
+    if (c.nodes > 1 && c.scale_out.nic_bandwidth <= 0)
+      bad(s, "/cluster/scale_out/nic_bandwidth", "a positive bandwidth", "0");
+  });
+  independent([&] {
+    if (m.attention.heads % p.tp != 0)
+      bad(s, "/parallelism/attention/tp", "a divisor of the attention heads (" + str(m.attention.heads) + ")",
+          str(p.tp));
+    if (m.attention.kind == AttentionKind::kGqa && m.attention.kv_heads % p.tp != 0 &&
+        p.tp % m.attention.kv_heads != 0)
+      bad(s, "/parallelism/attention/tp",
+          "a divisor or multiple of the KV heads (" + str(m.attention.kv_heads) + ")", str(p.tp));
+  });
+  independent([&] {
+    if (s.workload.seq_len % (2 * p.cp) != 0 && p.cp > 1)
+      bad(s, "/parallelism/attention/cp",
+          "2 x cp dividing seq_len " + str(s.workload.seq_len) +
+              " (load-balanced causal context parallelism)",
+          str(p.cp));
+    if (p.cp > 1 && s.workload.seq_len % p.cp != 0)
+      bad(s, "/parallelism/attention/cp", "a divisor of seq_len", str(p.cp));
+  });
+  independent([&] {
+    if (s.workload.precision == Precision::kFp8 && c.gpu.flops_fp8 <= 0)
+      bad(s, "/workload/precision", "bf16 (the GPU " + c.gpu.name + " has no FP8 rate)", "\"fp8\"");
+  });
+  independent([&] {
+    if (s.workload.comm_sms >= c.gpu.sm_count)
+      bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs",
+          str(s.workload.comm_sms));
+  });
+  independent([&] {
+    if (s.workload.dispatch == DispatchMode::kHierarchical && c.nodes > 1 && c.scale_out.planes > 1 &&
+        c.scale_out.planes != c.gpus_per_node)
+      bad(s, "/cluster/scale_out/planes", "1 or gpus_per_node (" + str(c.gpus_per_node) + ") rail planes",
+          str(c.scale_out.planes));
+  });
+  // The layout: each step needs the degrees the one before derived, so the first problem ends it.
+  problems.check([&] { derive_layout(s); });
+}
+
+namespace {
+
+void derive_layout(Scenario& s) {
   auto& p = s.parallelism;
   const auto& m = s.model;
   const auto& c = s.cluster;
   const int64_t gpus = c.gpus();
-
-  if (c.gpus_per_node > c.gpu.max_gpus_per_node)
-    bad(s, "/cluster/gpus_per_node",
-        "at most " + str(c.gpu.max_gpus_per_node) + " GPUs per node (a " + c.gpu.name +
-            " node holds that many)",
-        str(c.gpus_per_node));
-  if (c.scale_up.kind != ScaleUpKind::kNone && c.scale_up.bandwidth <= 0)
-    bad(s, "/cluster/scale_up/bandwidth", "a positive bandwidth", "0");
-  if (c.scale_up.domain_gpus % c.gpus_per_node != 0 && c.gpus_per_node % c.scale_up.domain_gpus != 0)
-    bad(s, "/cluster/scale_up/domain_gpus",
-        "a multiple or divisor of gpus_per_node (" + str(c.gpus_per_node) + ")", str(c.scale_up.domain_gpus));
   Layout& L = s.layout;
   L = Layout{};
   L.gpus = static_cast<int>(gpus);
   L.gpus_per_node = c.gpus_per_node;
   L.domain_gpus = c.scale_up.kind == ScaleUpKind::kNone ? 1 : c.scale_up.domain_gpus;
-  if (c.nodes > 1 && c.scale_out.nic_bandwidth <= 0)
-    bad(s, "/cluster/scale_out/nic_bandwidth", "a positive bandwidth", "0");
 
   // Attention layout: tp · cp · dp · pp = GPUs.
   const int64_t tcp = int64_t(p.tp) * p.cp * p.pp;
@@ -84,6 +146,11 @@ void validate(Scenario& s) {
         bad(s, "/routing/node_limit", "at most the nodes one EP group spans (" + str(ep_nodes) + ")",
             str(s.routing.node_limit));
     }
+    // Bounded before any placement allocates its slots: a replica of every expert on every other rank.
+    if (s.placement.redundant_experts > int64_t(m.moe.experts) * (p.ep - 1))
+      bad(s, "/placement/redundant_experts",
+          "at most experts x (ep - 1) = " + str(int64_t(m.moe.experts) * (p.ep - 1)) + " replicas",
+          str(s.placement.redundant_experts));
     if (s.routing.load.hot_expert >= m.moe.experts)
       bad(s, "/routing/load/hot_expert", "an expert id below " + str(m.moe.experts),
           str(s.routing.load.hot_expert));
@@ -91,20 +158,6 @@ void validate(Scenario& s) {
     if (p.ep != 1) bad(s, "/parallelism/experts/ep", "1 for a dense model", str(p.ep));
     L.edp = static_cast<int>(stage_gpus);
   }
-
-  if (m.attention.heads % p.tp != 0)
-    bad(s, "/parallelism/attention/tp", "a divisor of the attention heads (" + str(m.attention.heads) + ")",
-        str(p.tp));
-  if (m.attention.kind == AttentionKind::kGqa && m.attention.kv_heads % p.tp != 0 &&
-      p.tp % m.attention.kv_heads != 0)
-    bad(s, "/parallelism/attention/tp",
-        "a divisor or multiple of the KV heads (" + str(m.attention.kv_heads) + ")", str(p.tp));
-  if (s.workload.seq_len % (2 * p.cp) != 0 && p.cp > 1)
-    bad(s, "/parallelism/attention/cp",
-        "2 x cp dividing seq_len " + str(s.workload.seq_len) + " (load-balanced causal context parallelism)",
-        str(p.cp));
-  if (p.cp > 1 && s.workload.seq_len % p.cp != 0)
-    bad(s, "/parallelism/attention/cp", "a divisor of seq_len", str(p.cp));
 
   // Batch.
   const int64_t per_step = int64_t(p.microbatch_size) * dp;
@@ -124,7 +177,8 @@ void validate(Scenario& s) {
     bad(s, "/parallelism/pp", "pp x vpp at most the model's blocks (" + str(total_blocks) + ")",
         "pp=" + str(p.pp) + " vpp=" + str(p.vpp));
   if (p.vpp > 1 && p.schedule != Schedule::kInterleaved)
-    bad(s, "/parallelism/schedule", "\"interleaved\" when vpp > 1", to_string(p.schedule));
+    bad(s, "/parallelism/schedule", "\"interleaved\" when vpp > 1",
+        std::string("\"") + to_string(p.schedule) + "\"");
   if (p.schedule == Schedule::kInterleaved && p.vpp < 2)
     bad(s, "/parallelism/vpp", "at least 2 for the interleaved schedule", str(p.vpp));
   if (p.schedule == Schedule::kInterleaved && M % p.pp != 0)
@@ -144,16 +198,8 @@ void validate(Scenario& s) {
     bad(s, "/parallelism/global_batch", "at least pp = " + str(p.pp) + " microbatches per pipeline",
         str(M) + " microbatches");
   }
-
-  if (s.workload.precision == Precision::kFp8 && c.gpu.flops_fp8 <= 0)
-    bad(s, "/workload/precision", "bf16 (the GPU " + c.gpu.name + " has no FP8 rate)", "\"fp8\"");
-  if (s.workload.comm_sms >= c.gpu.sm_count)
-    bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs",
-        str(s.workload.comm_sms));
-  if (s.workload.dispatch == DispatchMode::kHierarchical && c.nodes > 1 && c.scale_out.planes > 1 &&
-      c.scale_out.planes != c.gpus_per_node)
-    bad(s, "/cluster/scale_out/planes", "1 or gpus_per_node (" + str(c.gpus_per_node) + ") rail planes",
-        str(c.scale_out.planes));
 }
+
+}  // namespace
 
 }  // namespace moesim

@@ -119,6 +119,7 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   r.balanced_step_time = 0;
   models::finish_throughput(r, w, s.cluster.gpu);
   r.analytic_step_time = analytic_step;
+  models::check_finite(r);
   out.result = std::move(r);
 
   out.timeline = runner.take_timeline();

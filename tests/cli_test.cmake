@@ -42,7 +42,7 @@ expect_run(4 ARGS run "${WORK}/bad_key.json" STDERR "/workload/colour: expected 
 string(REPLACE "\"step_time\": \"19.926s\"" "\"step_time\": \"19.926 parsecs\"" bad_unit "${good}")
 file(WRITE "${WORK}/bad_unit.json" "${bad_unit}")
 expect_run(3 ARGS run "${WORK}/bad_unit.json" STDERR "/reference/step_time: expected a time")
-expect_run(5 ARGS run "${WORK}/does-not-exist.json" STDERR "cannot open")
+expect_run(5 ARGS run "${WORK}/does-not-exist.json" STDERR "expected a readable JSON file, found none")
 expect_run(2 ARGS run STDERR "scenario")
 expect_run(2 ARGS frobnicate)
 expect_run(2 ARGS run ${EX} --format yaml)

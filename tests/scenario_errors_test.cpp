@@ -113,6 +113,17 @@ std::string message_of(F&& f) {
   return "";
 }
 
+// Every key of `raw` (recursively) is in `resolved` with the same value: resolving only adds defaults.
+void expect_holds(const Json& resolved, const Json& raw) {
+  for (auto it = raw.begin(); it != raw.end(); ++it) {
+    ASSERT_TRUE(resolved.contains(it.key())) << it.key();
+    if (it.value().is_object())
+      expect_holds(resolved[it.key()], it.value());
+    else
+      EXPECT_EQ(resolved[it.key()], it.value()) << it.key();
+  }
+}
+
 // Checks a located message: file, pointer, "expected" and the found value, in that order of shape.
 void expect_located(const std::string& m, const std::string& source, const std::string& pointer,
                     const std::string& found) {
@@ -396,8 +407,14 @@ TEST(ScenarioErrors, DegreesNotDividingGpuCount) {
   // tp 3 x cp 1 x pp 2 = 6 does not divide 16 GPUs.
   Json j = base();
   j["parallelism"]["attention"]["tp"] = 3;
-  std::string m = config_error(j);
-  expect_located(m, kSource, "/parallelism", "tp=3 cp=1 pp=2 (product 6)");
+  // 3 divides neither the 16 attention heads nor, with pp 2, the 16 GPUs: both problems are reported,
+  // one line each, the independent check first.
+  const std::string m = config_error(j);
+  const auto nl = m.find('\n');
+  ASSERT_NE(nl, std::string::npos) << m;
+  expect_located(m.substr(0, nl), kSource, "/parallelism/attention/tp", "3");
+  EXPECT_NE(m.find("a divisor of the attention heads (16)"), std::string::npos) << m;
+  expect_located(m.substr(nl + 1), kSource, "/parallelism", "tp=3 cp=1 pp=2 (product 6)");
   EXPECT_NE(m.find("dividing the GPU count 16"), std::string::npos) << m;
 }
 
@@ -500,7 +517,7 @@ TEST(ScenarioErrors, InterleavedWithVpp1) {
 TEST(ScenarioErrors, VppWithoutInterleaved) {
   Json j = base();
   j["parallelism"]["vpp"] = 2;
-  expect_located(config_error(j), kSource, "/parallelism/schedule", "1f1b");
+  expect_located(config_error(j), kSource, "/parallelism/schedule", "\"1f1b\"");
 }
 
 TEST(ScenarioErrors, PpTimesVppBeyondLayers) {
@@ -640,8 +657,9 @@ TEST(ScenarioCatalog, TempCatalogEntriesResolve) {
   EXPECT_DOUBLE_EQ(s.cluster.gpu.memory_bytes, 80.0 * 1024 * 1024 * 1024);
   EXPECT_EQ(s.layout.dp, 4);
   EXPECT_EQ(s.layout.edp, 2);
-  // The resolved JSON inlines the entries, including the cluster's GPU.
-  EXPECT_EQ(s.resolved["model"], model);
+  // The resolved JSON inlines the entries, including the cluster's GPU, every default filled in.
+  expect_holds(s.resolved["model"], model);
+  EXPECT_EQ(s.resolved["model"]["moe"]["shared_experts"], 0);  // a default the entry leaves out
   EXPECT_EQ(s.resolved["cluster"]["gpu"]["name"], "test-gpu");
   EXPECT_TRUE(s.resolved["cluster"]["gpu"].is_object());
   EXPECT_EQ(s.resolved["cluster"]["nodes"], 2);
@@ -696,7 +714,12 @@ TEST(ScenarioCatalog, RealMixtralModel) {
   EXPECT_EQ(s.model.attention.kv_heads, 8);
   EXPECT_EQ(s.layout.dp, 4);
   EXPECT_EQ(s.layout.edp, 2);
-  EXPECT_EQ(s.resolved["model"], entry);
+  expect_holds(s.resolved["model"], entry);
+  // What the resolved scenario holds reads back as the same model.
+  const ModelSpec back = model_from_json(s.resolved["model"], "resolved", "/model");
+  EXPECT_EQ(model_to_json(back), s.resolved["model"]);
+  EXPECT_EQ(back.moe.shared_ffn, 14336);  // the default: expert_ffn
+  EXPECT_EQ(back.attention.v_head_dim, 128);
 }
 
 TEST(ScenarioCatalog, RealDgxH100Cluster) {
@@ -721,7 +744,14 @@ TEST(ScenarioCatalog, RealDgxH100Cluster) {
   EXPECT_DOUBLE_EQ(s.cluster.gpu.memory_bytes, 80.0 * 1024 * 1024 * 1024);
   // The resolved JSON inlines the GPU entry in place of "catalog:h100-sxm".
   EXPECT_TRUE(s.resolved["cluster"]["gpu"].is_object());
-  EXPECT_EQ(s.resolved["cluster"]["gpu"], read_json_file(catalog_dir() + "/gpus/h100-sxm.json"));
+  const GpuSpec entry = gpu_from_json(read_json_file(catalog_dir() + "/gpus/h100-sxm.json"), "h100", "");
+  const GpuSpec back = gpu_from_json(s.resolved["cluster"]["gpu"], "resolved", "/cluster/gpu");
+  EXPECT_EQ(back.flops_bf16, entry.flops_bf16);
+  EXPECT_EQ(back.flops_fp32, entry.flops_fp32);  // 66.9 TFLOP/s written so it reads back exactly
+  EXPECT_EQ(back.memory_bytes, entry.memory_bytes);
+  EXPECT_EQ(back.memory_bandwidth, entry.memory_bandwidth);
+  EXPECT_EQ(back.gemm_efficiency_fp8, entry.gemm_efficiency_fp8);
+  EXPECT_EQ(back.kernel_launch, 4e-6);  // the declared default the entry leaves out
 
   // 16 GPUs per node exceed the H100 baseboard's 8.
   Json k = base();
