@@ -25,7 +25,10 @@
 #include <string>
 #include <vector>
 
+#include "models/analytic.hpp"
+#include "reports/output_dir.hpp"
 #include "scenarios/error.hpp"
+#include "scenarios/loader.hpp"
 #include "tests/support/subprocess.hpp"
 
 namespace fs = std::filesystem;
@@ -329,6 +332,42 @@ TEST_F(AtomicFile, OutputDirectoryCreatedOrItsObstacleNamed) {
   EXPECT_EQ(m, path("f") + ": --out: expected an output directory, found a file");
   m = io_error([&] { check_output_dir(path("f/sub/dir"), "--out"); });
   EXPECT_EQ(m, path("f/sub/dir") + ": --out: expected an output directory, found a file at " + path("f"));
+}
+
+// A run's directory: --force replaces the previous run's whole set (here a discrete-event run's
+// trace.json and links.csv and the table's summary.txt, gone after a csv-only analytic run), never a
+// file moesim does not write; without --force any earlier result refuses the run, changing nothing.
+TEST_F(AtomicFile, ForceReplacesThePreviousRunsWholeSetOnly) {
+  const std::string src = MOESIM_SOURCE_DIR;
+  moesim::Scenario s = moesim::load_scenario(src + "/scenarios/examples/olmoe-1b-7b-16xA100.json",
+                                             moesim::Catalog({src + "/scenarios/catalog"}));
+  const moesim::models::Result r = moesim::models::evaluate_analytic(s);
+  const std::string out = path("run");
+  s.outputs.formats = {moesim::OutputFormat::kTable};
+  moesim::reports::write_run_outputs(out, s, r, false, nullptr, "--out");
+  EXPECT_EQ(entries(out),
+            (std::set<std::string>{"scenario.resolved.json", "result.json", "layers.csv", "summary.txt"}));
+  put(out + "/trace.json", "earlier des run");
+  put(out + "/links.csv", "earlier des run");
+  put(out + "/notes.txt", "mine");
+  s.outputs.formats = {moesim::OutputFormat::kCsv};
+  const std::string m =
+      io_error([&] { moesim::reports::write_run_outputs(out, s, r, false, nullptr, "--out"); });
+  EXPECT_NE(m.find("refusing to overwrite an existing result"), std::string::npos) << m;
+  EXPECT_FALSE(fs::exists(out + "/summary.csv"));
+  EXPECT_EQ(read(out + "/trace.json"), "earlier des run");
+  moesim::reports::write_run_outputs(out, s, r, true, nullptr, "--out");
+  EXPECT_EQ(entries(out), (std::set<std::string>{"scenario.resolved.json", "result.json", "layers.csv",
+                                                 "summary.csv", "notes.txt"}));
+  EXPECT_EQ(read(out + "/notes.txt"), "mine");
+  // A directory where a file of the set goes is refused before anything is written, even with force.
+  fs::remove(out + "/layers.csv");
+  fs::create_directories(out + "/layers.csv");
+  const std::string d =
+      io_error([&] { moesim::reports::write_run_outputs(out, s, r, true, nullptr, "--out"); });
+  EXPECT_EQ(d, out +
+                   "/layers.csv: --out: expected a result file to replace, found a directory (a directory is "
+                   "never replaced, even with --force)");
 }
 
 }  // namespace
