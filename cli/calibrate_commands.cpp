@@ -3,13 +3,13 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
-#include <filesystem>
 #include <iomanip>
 #include <iostream>
 
 #include "calibrate/calibration.hpp"
 #include "calibrate/fit.hpp"
 #include "cli/commands.hpp"
+#include "reports/atomic_file.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
 #ifdef MOESIM_WITH_PROFILER
@@ -78,10 +78,9 @@ const Registry<CalibrationPlan>& calibration_plans() {
 
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
                       const std::string& command_line, const Catalog& cat) {
+  // Checked before hours of profiling, and in every build, so a bad --out is the same error everywhere.
+  reports::check_output_file(out, force, "--out");
 #ifdef MOESIM_WITH_PROFILER
-  std::error_code ec;
-  if (!force && std::filesystem::exists(out, ec))
-    throw IoError(out + ": refusing to overwrite an existing calibration (use --force or another --out)");
   std::string name;
   if (!is_catalog_ref(gpu, name)) name = gpu;
   const GpuSpec spec = gpu_from_json(cat.load(CatalogKind::kGpu, name, "--gpu", ""),
@@ -101,11 +100,14 @@ int calibrate_run_cmd(const std::string& out, const std::string& plan, const std
   prov.date = date;
   const calibrate::Calibration c =
       calibrate::calibrate(r.device, r.sweep, std::move(r.measurements), layers, o, prov);
-  calibrate::write_calibration(c, out, force);
+  reports::check_output_file(out, force, "--out");  // again: profiling took long
+  reports::OutputSet file;
+  file.add_with(out, [&](const std::string& temporary) { calibrate::write_calibration(c, temporary); });
+  file.commit();
   std::cerr << "moesim: wrote " << out << "\n";
   return calibrate_check_cmd(out);
 #else
-  (void)out, (void)plan, (void)gpu, (void)force, (void)command_line, (void)cat;
+  (void)plan, (void)gpu, (void)command_line, (void)cat;
   throw CalibrationError(
       "moesim calibrate: expected a build with CUDA and CUPTI (nvcc found at configure time) to measure "
       "kernels, "

@@ -36,8 +36,11 @@ struct PlaceArgs {
   std::string policy = "eplb", weights;
   OutputFormat format = OutputFormat::kJson;
   int replicas = 0, groups = 1, nodes = 1, gpus = 1;
+  std::string output;  ///< file to write instead of stdout (empty: stdout)
+  bool force = false;  ///< replace `output` if it exists
 };
-/// `moesim place`: a placement of a layers × experts load matrix; prints {"phy2log","log2phy","logcnt"}.
+/// `moesim place`: a placement of a layers × experts load matrix; prints {"phy2log","log2phy","logcnt"}
+/// (or writes it to `output`).
 int place_cmd(const PlaceArgs& a);
 
 /// `moesim replay TRACE SCENARIO`: the scenario with its routing replaced by the trace (read in

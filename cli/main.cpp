@@ -1,49 +1,25 @@
 // moesim command line: argument handling, and the only place that turns errors into exit codes
 // (cli/errors.hpp, docs/exit-codes.md).
 #include <CLI/CLI.hpp>
-#include <filesystem>
-#include <fstream>
-#include <iomanip>
 #include <iostream>
 #include <optional>
-#include <sstream>
 
 #include "cli/check.hpp"
 #include "cli/commands.hpp"
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
-#include "reports/chrome_trace.hpp"
-#include "reports/link_usage.hpp"
 #include "reports/writers.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
 #include "sim/step_sim.hpp"
 
-namespace fs = std::filesystem;
 using moesim::Json;
 using moesim::cli::kInfeasible;
 using moesim::cli::kOk;
 using moesim::cli::kUsage;
 
 namespace {
-
-using moesim::reports::write_file;
-
-void write_des_files(const std::string& dir, const moesim::sim::StepSimResult& d, bool force) {
-  fs::path p(dir);
-  std::error_code ec;
-  for (const char* n : {"trace.json", "links.csv"})
-    if (!force && fs::exists(p / n, ec))
-      throw moesim::IoError((p / n).string() +
-                            ": refusing to overwrite an existing result (use --force or another --out)");
-  std::ostringstream trace, links;
-  moesim::reports::write_chrome_trace(d, trace);
-  moesim::reports::write_link_usage_csv(d.links, links);
-  write_file(p / "trace.json", trace.str(), force);
-  write_file(p / "links.csv", links.str(), force);
-  std::cerr << "moesim: wrote " << p.string() << "/{trace.json,links.csv} (open trace.json in Perfetto)\n";
-}
 
 int run_cmd(const std::string& path, moesim::OutputFormat format, const std::string& out_dir, bool force,
             std::optional<moesim::EngineKind> engine, const moesim::Catalog& cat) {
@@ -55,11 +31,10 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
   moesim::cli::check_scenario(s);
   const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
-  if (!dir.empty()) {  // refuse before a long simulation, not after it
-    std::vector<std::string> names = moesim::reports::run_output_files(s.outputs.formats);
-    if (simulate) names.insert(names.end(), {"trace.json", "links.csv"});
-    moesim::reports::check_not_present(dir, names, force);
-  }
+  const std::string dir_option = !out_dir.empty() ? "--out" : "/outputs/dir of " + s.source;
+  if (!dir.empty())  // refuse before a long simulation, not after it
+    moesim::reports::check_run_outputs(dir, moesim::reports::run_output_files(s.outputs.formats, simulate),
+                                       force, dir_option);
   std::optional<moesim::sim::StepSimResult> des;
   if (simulate) des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine));
   const moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s);
@@ -75,10 +50,7 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
       moesim::reports::write_table(std::cout, s, r, d);
       break;
   }
-  if (!dir.empty()) {
-    moesim::reports::write_run_outputs(dir, s, r, force, d);
-    if (des) write_des_files(dir, *des, force);
-  }
+  if (!dir.empty()) moesim::reports::write_run_outputs(dir, s, r, force, d, dir_option);
   return r.feasible ? kOk : kInfeasible;
 }
 
@@ -181,6 +153,9 @@ int main(int argc, char** argv) {
   plc->add_option("--format", place_format, "Output")
       ->check(CLI::IsMember(names_of(formats, {OutputFormat::kJson, OutputFormat::kTable})))
       ->capture_default_str();
+  plc->add_option("-o,--output", place_args.output,
+                  "Write to this file instead of stdout (never overwritten without --force)");
+  plc->add_flag("--force", place_args.force, "Replace --output if it exists");
 
   std::string trace_file, trace_format = moesim::to_string(TraceFormat::kMoesim);
   int max_steps = 0;

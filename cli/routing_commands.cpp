@@ -1,12 +1,14 @@
 // `moesim place`, `replay` and `trace import|stats`: the commands about routing, traces and placement.
 #include <filesystem>
 #include <iostream>
+#include <sstream>
 
 #include "cli/check.hpp"
 #include "cli/commands.hpp"
 #include "models/placement.hpp"
 #include "models/placement/metrics.hpp"
 #include "models/replay.hpp"
+#include "reports/atomic_file.hpp"
 #include "reports/placement.hpp"
 #include "reports/replay.hpp"
 #include "reports/trace_stats.hpp"
@@ -45,6 +47,7 @@ models::ExpertLoads read_weights(const std::string& path) {
 }  // namespace
 
 int place_cmd(const PlaceArgs& a) {
+  if (!a.output.empty()) reports::check_output_file(a.output, a.force, "-o");
   models::PlacementInput in;
   in.weight = read_weights(a.weights);
   in.num_replicas = a.replicas > 0 ? a.replicas : static_cast<int>(in.weight.front().size());
@@ -53,10 +56,17 @@ int place_cmd(const PlaceArgs& a) {
   in.num_gpus = a.gpus;
   const models::ExpertPlacement p = models::place(a.policy, in);
   const auto loads = models::gpu_loads(p, in.weight);
+  std::ostringstream text;
   if (a.format == OutputFormat::kJson)
-    std::cout << reports::placement_json(p, loads).dump() << "\n";
+    text << reports::placement_json(p, loads).dump() << "\n";
   else
-    reports::write_placement_table(std::cout, a.policy, p, loads);
+    reports::write_placement_table(text, a.policy, p, loads);
+  if (a.output.empty()) {
+    std::cout << text.str();
+  } else {
+    reports::write_file(a.output, text.str(), a.force, "-o");
+    std::cerr << "moesim: wrote " << a.output << "\n";
+  }
   return 0;
 }
 
@@ -96,9 +106,7 @@ int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::st
 }
 
 int trace_import_cmd(const TraceImportArgs& a) {
-  std::error_code ec;
-  if (!a.force && std::filesystem::exists(a.output, ec))
-    throw IoError(a.output + ": refusing to overwrite an existing file (use --force or another --output)");
+  reports::check_output_file(a.output, a.force, "-o");
   std::vector<traces::RoutingSample> samples;
   switch (a.format) {
     case TraceFormat::kMegatron:
@@ -127,10 +135,15 @@ int trace_import_cmd(const TraceImportArgs& a) {
   for (const auto& x : samples) h.layers = std::max(h.layers, x.layer + 1);
   h.model = a.model;
   h.note = "imported from " + a.input + " (" + to_string(a.format) + ")";
-  if (a.force) std::filesystem::remove(a.output);
-  traces::TraceWriter w(a.output, h);
-  for (const auto& x : samples) w.write(x);
-  w.close();
+  // The trace is written to a temporary and renamed over the output (reports/atomic_file.hpp); a
+  // directory at the output is refused above, even with --force.
+  reports::OutputSet out;
+  out.add_with(a.output, [&](const std::string& temporary) {
+    traces::TraceWriter w(temporary, h);
+    for (const auto& x : samples) w.write(x);
+    w.close();
+  });
+  out.commit();
   std::cerr << "moesim: wrote " << samples.size() << " records to " << a.output << "\n";
   return 0;
 }

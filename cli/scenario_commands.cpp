@@ -9,8 +9,8 @@
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
 #include "models/placement.hpp"
+#include "reports/atomic_file.hpp"
 #include "reports/compare.hpp"
-#include "reports/output_dir.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/hf_import.hpp"
 #include "scenarios/loader.hpp"
@@ -138,13 +138,14 @@ int list_cmd(std::optional<ListTopic> what, const Catalog& cat) {
 }
 
 int import_hf_cmd(const std::string& path, const std::string& name, const std::string& out, bool force) {
+  if (!out.empty()) reports::check_output_file(out, force, "-o");
   Json cfg = read_json_file(path);
   Json m = import_hf_config(cfg, path, name);
   const std::string text = m.dump(2) + "\n";
   if (out.empty()) {
     std::cout << text;
   } else {
-    reports::write_file(out, text, force);
+    reports::write_file(out, text, force, "-o");
     std::cerr << "moesim: wrote " << out << "\n";
   }
   return kOk;

@@ -1,11 +1,11 @@
 // `moesim topology`: the cluster as a graph, its analyses, and the load the first MoE layer's
 // dispatch puts on every link (reports/topology.hpp).
-#include <filesystem>
-#include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "cli/check.hpp"
 #include "cli/commands.hpp"
+#include "reports/atomic_file.hpp"
 #include "reports/topology.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
@@ -15,16 +15,14 @@ namespace moesim::cli {
 
 int topology_cmd(const std::string& scenario, const std::string& dot, OutputFormat format, bool force,
                  bool simulate, const Catalog& cat) {
+  if (!dot.empty()) reports::check_output_file(dot, force, "--dot");
   Scenario s = load_scenario(scenario, cat);
   check_scenario(s);
   sim::Topology topo(s.cluster);
   if (!dot.empty()) {
-    std::error_code ec;
-    if (!force && std::filesystem::exists(dot, ec))
-      throw IoError(dot + ": refusing to overwrite an existing file (use --force)");
-    std::ofstream out(dot);
-    if (!out) throw IoError(dot + ": cannot open for writing");
-    topo.write_graphviz(out);
+    std::ostringstream graph;
+    topo.write_graphviz(graph);
+    reports::write_file(dot, graph.str(), force, "--dot");
     std::cerr << "moesim: wrote " << dot << "\n";
   }
   const auto dispatch = reports::dispatch_loads(s, topo, simulate);

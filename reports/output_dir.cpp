@@ -2,15 +2,18 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
 
+#include "reports/atomic_file.hpp"
+#include "reports/chrome_trace.hpp"
 #include "reports/csv.hpp"
+#include "reports/link_usage.hpp"
 #include "reports/result_json.hpp"
 #include "reports/table.hpp"
 #include "scenarios/error.hpp"
+#include "sim/step_sim.hpp"
 
 namespace moesim::reports {
 
@@ -19,89 +22,110 @@ namespace fs = std::filesystem;
 namespace {
 
 // The files of an output directory, in the order they are written; `format` set: only when
-// outputs.formats lists it.
+// outputs.formats lists it; `des`: only for a discrete-event run (the writer is then given its result).
 struct OutputFile {
   const char* name;
   std::optional<OutputFormat> format;
+  bool des;
   void (*write)(std::ostream& out, const Scenario& s, const models::Result& r, const sim::StepSimResult* des);
 };
 
 const std::vector<OutputFile>& output_files() {
   static const std::vector<OutputFile> files{
-      {"scenario.resolved.json", std::nullopt,
+      {"scenario.resolved.json", std::nullopt, false,
        [](std::ostream& out, const Scenario& s, const models::Result&, const sim::StepSimResult*) {
          out << s.resolved.dump(2) << "\n";
        }},
-      {"result.json", std::nullopt,
+      {"result.json", std::nullopt, false,
        [](std::ostream& out, const Scenario& s, const models::Result& r, const sim::StepSimResult* des) {
          out << result_json(s, r, des).dump(2) << "\n";
        }},
-      {"summary.csv", OutputFormat::kCsv,
+      {"summary.csv", OutputFormat::kCsv, false,
        [](std::ostream& out, const Scenario&, const models::Result& r, const sim::StepSimResult*) {
          write_summary_csv(out, r);
        }},
-      {"layers.csv", std::nullopt,
+      {"layers.csv", std::nullopt, false,
        [](std::ostream& out, const Scenario&, const models::Result& r, const sim::StepSimResult*) {
          write_layers_csv(out, r);
        }},
-      {"summary.txt", OutputFormat::kTable,
+      {"summary.txt", OutputFormat::kTable, false,
        [](std::ostream& out, const Scenario& s, const models::Result& r, const sim::StepSimResult* des) {
          write_table(out, s, r, des);
+       }},
+      {"trace.json", std::nullopt, true,
+       [](std::ostream& out, const Scenario&, const models::Result&, const sim::StepSimResult* des) {
+         write_chrome_trace(*des, out);
+       }},
+      {"links.csv", std::nullopt, true,
+       [](std::ostream& out, const Scenario&, const models::Result&, const sim::StepSimResult* des) {
+         write_link_usage_csv(des->links, out);
        }},
   };
   return files;
 }
 
-std::vector<const OutputFile*> selected(const std::vector<OutputFormat>& formats) {
+std::vector<const OutputFile*> selected(const std::vector<OutputFormat>& formats, bool des) {
   std::vector<const OutputFile*> out;
   for (const auto& f : output_files())
-    if (!f.format || std::find(formats.begin(), formats.end(), *f.format) != formats.end()) out.push_back(&f);
+    if ((!f.format || std::find(formats.begin(), formats.end(), *f.format) != formats.end()) &&
+        (!f.des || des))
+      out.push_back(&f);
   return out;
 }
 
 }  // namespace
 
-void write_file(const std::string& path, const std::string& text, bool force) {
-  std::error_code ec;
-  if (fs::exists(path, ec) && !force)
-    throw IoError(path + ": refusing to overwrite an existing file (use --force or another --out)");
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw IoError(path + ": cannot open for writing");
-  out << text;
-  if (!out) throw IoError(path + ": write failed");
-}
-
-void check_not_present(const std::string& dir, const std::vector<std::string>& names, bool force) {
-  if (force) return;
-  std::error_code ec;
-  for (const auto& n : names)
-    if (fs::exists(fs::path(dir) / n, ec))
-      throw IoError((fs::path(dir) / n).string() +
-                    ": refusing to overwrite an existing result (use --force or another --out)");
-}
-
-std::vector<std::string> run_output_files(const std::vector<OutputFormat>& formats) {
+std::vector<std::string> known_output_files() {
   std::vector<std::string> names;
-  for (const OutputFile* f : selected(formats)) names.push_back(f->name);
+  for (const auto& f : output_files()) names.push_back(f.name);
   return names;
 }
 
-void write_run_outputs(const std::string& dir, const Scenario& s, const models::Result& r, bool force,
-                       const sim::StepSimResult* des) {
-  const fs::path d(dir);
+std::vector<std::string> run_output_files(const std::vector<OutputFormat>& formats, bool des) {
+  std::vector<std::string> names;
+  for (const OutputFile* f : selected(formats, des)) names.push_back(f->name);
+  return names;
+}
+
+void check_run_outputs(const std::string& dir, const std::vector<std::string>& names, bool force,
+                       const std::string& option) {
+  check_output_dir(dir, option);
   std::error_code ec;
-  fs::create_directories(d, ec);
-  if (ec) throw IoError(dir + ": cannot create output directory: " + ec.message());
-  const std::vector<const OutputFile*> files = selected(s.outputs.formats);
-  check_not_present(dir, run_output_files(s.outputs.formats), force);
-  std::string written;
+  for (const auto& n : known_output_files()) {
+    const fs::path p = fs::path(dir) / n;
+    const fs::file_status st = fs::symlink_status(p, ec);
+    if (!fs::exists(st)) continue;
+    if (!force)
+      throw IoError(p.string() + ": refusing to overwrite an existing result (use --force or another --out)");
+    if (std::find(names.begin(), names.end(), n) != names.end() && !fs::is_regular_file(fs::status(p, ec))) {
+      const bool directory = fs::is_directory(fs::status(p, ec));
+      throw IoError(p.string() + ": " + option + ": expected a result file to replace, found " +
+                    (directory ? "a directory (a directory is never replaced, even with --force)"
+                               : "something other than a regular file"));
+    }
+  }
+}
+
+void write_run_outputs(const std::string& dir, const Scenario& s, const models::Result& r, bool force,
+                       const sim::StepSimResult* des, const std::string& option) {
+  const fs::path d(dir);
+  const std::vector<const OutputFile*> files = selected(s.outputs.formats, des != nullptr);
+  const std::vector<std::string> names = run_output_files(s.outputs.formats, des != nullptr);
+  check_run_outputs(dir, names, force, option);
+  OutputSet set;
   for (const OutputFile* f : files) {
     std::ostringstream text;
     f->write(text, s, r, des);
-    write_file((d / f->name).string(), text.str(), force);
-    written += (written.empty() ? "" : ",") + std::string(f->name);
+    set.add((d / f->name).string(), text.str());
   }
-  std::cerr << "moesim: wrote " << d.string() << "/{" << written << "}\n";
+  // --force replaces the previous run's whole set: what it wrote and this run does not goes with it.
+  for (const auto& n : known_output_files())
+    if (std::find(names.begin(), names.end(), n) == names.end()) set.remove_on_commit((d / n).string());
+  set.commit();
+  std::string written;
+  for (const auto& n : names) written += (written.empty() ? "" : ",") + n;
+  std::cerr << "moesim: wrote " << d.string() << "/{" << written << "}"
+            << (des != nullptr ? " (open trace.json in Perfetto)" : "") << "\n";
 }
 
 }  // namespace moesim::reports

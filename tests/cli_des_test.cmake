@@ -47,6 +47,44 @@ if(NOT des_trace_hash STREQUAL des_trace_hash2 OR NOT des_links_hash STREQUAL de
   message(FATAL_ERROR "a refused discrete-event run changed the existing output files")
 endif()
 expect_run(0 ARGS run "${OLMOE16}" --engine des --out "${WORK}/des" --force)
+# --force replaces the whole set: an analytic run over it removes the discrete-event trace.json and
+# links.csv rather than leaving them beside a result they do not belong to.
+expect_run(0 ARGS run "${OLMOE16}" --engine analytic --out "${WORK}/des" --force)
+foreach(f trace.json links.csv)
+  if(EXISTS "${WORK}/des/${f}")
+    message(FATAL_ERROR "moesim run --force: the previous discrete-event run's ${f} is still there")
+  endif()
+endforeach()
+file(READ "${WORK}/des/result.json" analytic_result)
+if(NOT analytic_result MATCHES "\"engine\": \"analytic\"")
+  message(FATAL_ERROR "moesim run --force: result.json is not the analytic run's")
+endif()
+# A full disk while the last file is written (the 210 kB trace.json past a 100 kB file size limit; with
+# SIGXFSZ ignored write(2) fails with EFBIG as it fails with ENOSPC on a full disk): exit 5 naming the
+# file and the reason, and the new set appears not at all, into an empty directory or over the previous
+# run's set with --force, which stays as it was.
+file(SHA256 "${WORK}/des/result.json" kept_hash)
+foreach(target des_full des)
+  execute_process(COMMAND sh -c "trap '' XFSZ; ulimit -f 100; exec \"$0\" \"$@\"" "${MOESIM}"
+    run "${OLMOE16}" --engine des --out "${WORK}/${target}" --force
+    RESULT_VARIABLE full_rc OUTPUT_VARIABLE full_out ERROR_VARIABLE full_err)
+  if(NOT full_rc EQUAL 5 OR NOT full_err MATCHES "${target}/trace.json: write failed: File too large")
+    message(FATAL_ERROR "full disk: exit ${full_rc}, expected 5 naming trace.json:\n${full_err}")
+  endif()
+  file(GLOB left LIST_DIRECTORIES true "${WORK}/${target}/*" "${WORK}/${target}/.*")
+  list(FILTER left EXCLUDE REGEX "/(scenario.resolved.json|result.json|layers.csv|summary.txt)$")
+  if(left)
+    message(FATAL_ERROR "full disk: files left in ${target}: ${left}")
+  endif()
+endforeach()
+file(SHA256 "${WORK}/des/result.json" kept_hash2)
+if(NOT kept_hash STREQUAL kept_hash2)
+  message(FATAL_ERROR "full disk: the previous run's result.json changed")
+endif()
+file(GLOB fresh "${WORK}/des_full/*")
+if(fresh)
+  message(FATAL_ERROR "full disk: part of the new set appeared: ${fresh}")
+endif()
 expect_run(2 ARGS run "${OLMOE16}" --engine bogus STDERR "--engine")
 
 message(STATUS "cli_des_test: all checks passed")

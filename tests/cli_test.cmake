@@ -147,6 +147,65 @@ foreach(f csv_only/summary.txt table_only/summary.csv)
   endif()
 endforeach()
 
+# How outputs are written (docs/exit-codes.md): every output location is checked before anything is
+# evaluated (stdout stays empty: the result is printed only after evaluation, and an infeasible
+# scenario would exit 6), exit 5 naming it; --force replaces the previous run's whole set and nothing
+# else; a single file is replaced whole, a directory never; no temporary is left behind.
+file(WRITE "${WORK}/not_a_dir" "x")
+expect_run(5 ARGS run "${OLMOE16}" --engine des --out "${WORK}/not_a_dir/out" STDOUT "^$"
+  STDERR "not_a_dir/out: --out: expected an output directory, found a file at .*not_a_dir\n$")
+expect_run(5 ARGS run "${WORK}/oom.json" --out "${WORK}/not_a_dir" STDOUT "^$"
+  STDERR "not_a_dir: --out: expected an output directory, found a file")
+if(EXISTS "/sys/kernel")
+  expect_run(5 ARGS run "${OLMOE16}" --out "/sys/moesim-out" STDOUT "^$"
+    STDERR "/sys/moesim-out: --out: expected an output directory that exists or can be created, found")
+endif()
+file(WRITE "${WORK}/table_only/notes.txt" "mine")
+expect_run(5 ARGS run "${WORK}/csv_only.json" --out "${WORK}/table_only" STDERR "refusing to overwrite")
+if(EXISTS "${WORK}/table_only/summary.csv")
+  message(FATAL_ERROR "a refused run wrote summary.csv")
+endif()
+expect_run(0 ARGS run "${WORK}/csv_only.json" --out "${WORK}/table_only" --force)
+foreach(f summary.csv result.json layers.csv scenario.resolved.json notes.txt)
+  if(NOT EXISTS "${WORK}/table_only/${f}")
+    message(FATAL_ERROR "--force: missing ${WORK}/table_only/${f}")
+  endif()
+endforeach()
+if(EXISTS "${WORK}/table_only/summary.txt")
+  message(FATAL_ERROR "--force kept the previous run's summary.txt beside the new result")
+endif()
+file(READ "${WORK}/table_only/notes.txt" notes)
+file(GLOB hidden "${WORK}/table_only/.*")
+if(NOT notes STREQUAL "mine" OR hidden)
+  message(FATAL_ERROR "--force touched a file moesim does not write, or left a temporary: ${hidden}")
+endif()
+expect_run(0 ARGS trace import megatron "${SRC}/tests/data/traces/megatron-moe-layers" -o "${WORK}/keep.jsonl"
+  --experts 16 --force STDERR "wrote 4 records")
+file(READ "${WORK}/keep.jsonl" replaced)
+if(NOT replaced MATCHES "^{[^\n]*\"format\":\"moesim-routing-trace\"" OR NOT replaced MATCHES "\"layer\":3,")
+  message(FATAL_ERROR "trace import --force did not replace keep.jsonl whole:\n${replaced}")
+endif()
+file(MAKE_DIRECTORY "${WORK}/trace_dir")
+file(WRITE "${WORK}/trace_dir/mine.jsonl" "mine")
+expect_run(5 ARGS trace import megatron "${SRC}/tests/data/traces/megatron-moe-layers" -o "${WORK}/trace_dir"
+  --experts 16 --force STDERR "trace_dir: -o: expected a file to write, found a directory")
+if(NOT EXISTS "${WORK}/trace_dir/mine.jsonl")
+  message(FATAL_ERROR "trace import --force removed a directory's contents")
+endif()
+expect_run(0 ARGS place --policy eplb --weights "${WORK}/w.json" --replicas 16 --groups 4 --nodes 2 --gpus 8
+  -o "${WORK}/place.json" STDOUT "^$")
+file(READ "${WORK}/place.json" placed)
+if(NOT placed MATCHES "\"phy2log\":\\[\\[5,6,5,7,8,4,3,4,10,9,10,2,0,1,11,1\\]")
+  message(FATAL_ERROR "place -o: ${placed}")
+endif()
+expect_run(5 ARGS place --weights "${WORK}/w.json" --gpus 2 -o "${WORK}/place.json" STDERR "refusing to overwrite")
+expect_run(0 ARGS import hf "${SRC}/tests/data/hf/deepseek_v3.json" --name dsv3 -o "${WORK}/dsv3.json")
+file(READ "${WORK}/dsv3.json" dsv3)
+file(GLOB hidden "${WORK}/.*")
+if(NOT dsv3 MATCHES "\"kv_lora_rank\": 512" OR hidden)
+  message(FATAL_ERROR "import hf -o: ${dsv3}; temporaries left: ${hidden}")
+endif()
+
 # compare runs the discrete-event engine in a child process, which hands back the error with its type:
 # a missing calibration exits 7 as with the analytic engine, naming the file.
 string(REPLACE "\"name\": \"olmoe-1b-7b-16xA100\"," "\"name\": \"x\", \"calibration\": \"no-such-calibration.json\"," olmoe_cal "${olmoe16}")
