@@ -1,5 +1,6 @@
 // `moesim compare`, `validate`, `list` and `import hf`: the commands that read scenarios and catalog
 // entries without writing an output directory.
+#include <cstdio>
 #include <iostream>
 #include <optional>
 
@@ -8,6 +9,7 @@
 #include "cli/des_process.hpp"
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
+#include "models/params.hpp"
 #include "models/placement.hpp"
 #include "reports/atomic_file.hpp"
 #include "reports/compare.hpp"
@@ -141,6 +143,8 @@ int import_hf_cmd(const std::string& path, const std::string& name, const std::s
   if (!out.empty()) reports::check_output_file(out, force, "-o");
   Json cfg = read_json_file(path);
   Json m = import_hf_config(cfg, path, name);
+  const ModelSpec spec = model_from_json(m, path + " (imported)", "");
+  const models::ParamCounts p = models::count_params(spec);
   const std::string text = m.dump(2) + "\n";
   if (out.empty()) {
     std::cout << text;
@@ -148,6 +152,17 @@ int import_hf_cmd(const std::string& path, const std::string& name, const std::s
     reports::write_file(out, text, force, "-o");
     std::cerr << "moesim: wrote " << out << "\n";
   }
+  // One line with the counts of models/params.cpp, so they can be held against the model card.
+  const auto billions = [](double v) {
+    char b[32];
+    std::snprintf(b, sizeof b, "%.2fB", v / 1e9);
+    return std::string(b);
+  };
+  std::cerr << "moesim: " << spec.name << ": " << billions(p.total) << " parameters in total, "
+            << billions(p.active) << " active per token (embedding and output layer included";
+  if (spec.mtp_depth > 0)
+    std::cerr << "; " << spec.mtp_depth << " MTP module(s) of " << billions(p.mtp) << " not included";
+  std::cerr << ")\n";
   return kOk;
 }
 

@@ -11,7 +11,9 @@ expect_run(0 ARGS validate ${EX} STDOUT ": ok")
 expect_run(0 ARGS list STDOUT "catalog:deepseek-v3")
 expect_run(0 ARGS list policies STDOUT "dualpipe")
 expect_run(0 ARGS compare "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json" STDOUT "INVALID")
-expect_run(0 ARGS import hf "${SRC}/tests/data/hf/deepseek_v3.json" --name dsv3 STDOUT "\"kv_lora_rank\": 512")
+# import hf prints the parameter counts (DeepSeek-V3 report: 671B total, 37B active) on stderr.
+expect_run(0 ARGS import hf "${SRC}/tests/data/hf/deepseek_v3.json" --name dsv3 STDOUT "\"kv_lora_rank\": 512"
+  STDERR "dsv3: 671\\.[0-9]+B parameters in total, 37\\.[0-9]+B active per token")
 expect_run(0 ARGS --help STDOUT "run")
 
 # Output directory: written once, then refused without --force, never clobbered.
