@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
 
 #include "calibrate/calibration.hpp"
 #include "models/calibrated_cost.hpp"
@@ -63,8 +66,20 @@ double RooflineCostModel::memory_bound(double bytes) const {
 
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
   if (!s.calibration.empty()) {
-    const calibrate::Calibration c = calibrate::parse_calibration(s.calibration_text, s.calibration);
-    return make_calibrated_cost_model(c, s.cluster.gpu, s.workload.comm_sms);
+    // A sweep evaluates one calibration many times: parse each file's text once.
+    static std::mutex mutex;
+    static std::map<std::pair<std::string, std::string>, std::shared_ptr<const calibrate::Calibration>>
+        parsed;
+    std::shared_ptr<const calibrate::Calibration> c;
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      auto& slot = parsed[{s.calibration, s.calibration_text}];
+      if (!slot)
+        slot = std::make_shared<const calibrate::Calibration>(
+            calibrate::parse_calibration(s.calibration_text, s.calibration));
+      c = slot;
+    }
+    return make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms);
   }
   return std::make_unique<RooflineCostModel>(s.cluster.gpu, s.workload.comm_sms);
 }

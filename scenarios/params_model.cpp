@@ -44,14 +44,14 @@ const ParamTable<ModelSpec>& model_params() {
   static const ParamTable<ModelSpec> t{
       "/model",
       {text("name", &ModelSpec::name, std::nullopt, "model name"),
-       integer("layers", &ModelSpec::layers, 1, kMaxDim, std::nullopt, "transformer blocks (without MTP)"),
+       integer("layers", &ModelSpec::layers, 1, 4096, std::nullopt, "transformer blocks (without MTP)"),
        integer("hidden", &ModelSpec::hidden, 1, kMaxDim, std::nullopt, "hidden size"),
        integer("vocab", &ModelSpec::vocab, 1, kMaxDim, std::nullopt, "vocabulary size"),
        integer("dense_ffn", &ModelSpec::dense_ffn, 0, kMaxDim, 0,
                "intermediate size of a dense FFN (required without moe or with first_dense_layers)"),
        choice("activation", &ModelSpec::activation, activations, Activation::kSwiglu, "FFN activation"),
        boolean("tied_embeddings", &ModelSpec::tied_embeddings, false, "output head shares the embedding"),
-       integer("mtp_depth", &ModelSpec::mtp_depth, 0, kMaxDim, 0, "multi-token-prediction modules"),
+       integer("mtp_depth", &ModelSpec::mtp_depth, 0, 16, 0, "multi-token-prediction modules"),
        number("published_total_params", &ModelSpec::published_total_params, 0, 1e16, 0.0,
               "model card's total parameters, for checks (0: unknown)"),
        number("published_active_params", &ModelSpec::published_active_params, 0, 1e16, 0.0,
@@ -98,7 +98,7 @@ const ParamTable<AttentionSpec>& attention_params() {
 const ParamTable<MoeSpec>& moe_params() {
   static const ParamTable<MoeSpec> t{
       "/model/moe",
-      {integer("experts", &MoeSpec::experts, 1, kMaxDim, std::nullopt, "routed experts per MoE layer"),
+      {integer("experts", &MoeSpec::experts, 1, 65536, std::nullopt, "routed experts per MoE layer"),
        integer("top_k", &MoeSpec::top_k, 1, kMaxDim, std::nullopt,
                "routed experts per token (at most experts)"),
        integer("expert_ffn", &MoeSpec::expert_ffn, 1, kMaxDim, std::nullopt,
