@@ -149,6 +149,17 @@ foreach(f csv_only/summary.txt table_only/summary.csv)
   endif()
 endforeach()
 
+# outputs.dir is relative to the scenario's folder, as every other path a scenario names: run from
+# another working directory, the results land beside the scenario.
+file(MAKE_DIRECTORY "${WORK}/reldir" "${WORK}/elsewhere")
+string(REPLACE "\"engine\": {" "\"outputs\": { \"dir\": \"rel_out\" }, \"engine\": {" rel_dir "${olmoe16}")
+file(WRITE "${WORK}/reldir/s.json" "${rel_dir}")
+execute_process(COMMAND "${MOESIM}" run "${WORK}/reldir/s.json" WORKING_DIRECTORY "${WORK}/elsewhere"
+  RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+if(NOT rc EQUAL 0 OR NOT EXISTS "${WORK}/reldir/rel_out/result.json" OR EXISTS "${WORK}/elsewhere/rel_out")
+  message(FATAL_ERROR "outputs.dir \"rel_out\" not resolved beside the scenario (rc ${rc})")
+endif()
+
 # How outputs are written (docs/exit-codes.md): every output location is checked before anything is
 # evaluated (stdout stays empty: the result is printed only after evaluation, and an infeasible
 # scenario would exit 6), exit 5 naming it; --force replaces the previous run's whole set and nothing
