@@ -1,5 +1,9 @@
 #include "cli/check.hpp"
 
+#include <iostream>
+#include <set>
+#include <string>
+
 #include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
 #include "sim/topology.hpp"
@@ -8,6 +12,11 @@ namespace moesim::cli {
 
 void check_scenario(const Scenario& s) {
   models::check_routing(s);
+  // The whole trace, so that one cut short or broken anywhere stops every command before it evaluates.
+  const models::TraceCoverage trace = models::check_trace(s);
+  static std::set<std::string> noted;  // each note once per process (compare checks every variant)
+  if (!trace.note.empty() && noted.insert(trace.note).second)
+    std::cerr << "moesim: note: " << trace.note << "\n";
   try {
     const sim::Topology fabric(s.cluster);
   } catch (const ConfigError& e) {
