@@ -1,5 +1,9 @@
 #include "cli/check.hpp"
 
+#include <iostream>
+#include <set>
+#include <string>
+
 #include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
 #include "sim/topology.hpp"
@@ -7,9 +11,16 @@
 namespace moesim::cli {
 
 void check_scenario(const Scenario& s) {
-  // Routing and fabric do not depend on each other: both are checked, every problem reported.
+  // Routing, the trace and the fabric do not depend on each other: all are checked, every problem reported.
   Problems problems;
   problems.check([&] { models::check_routing(s); });
+  problems.check([&] {
+    // The whole trace, so that one cut short or broken anywhere stops every command before it evaluates.
+    const models::TraceCoverage trace = models::check_trace(s);
+    static std::set<std::string> noted;  // each note once per process (compare checks every variant)
+    if (!trace.note.empty() && noted.insert(trace.note).second)
+      std::cerr << "moesim: note: " << trace.note << "\n";
+  });
   problems.check([&] {
     try {
       const sim::Topology fabric(s.cluster);

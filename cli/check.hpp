@@ -6,8 +6,10 @@
 namespace moesim::cli {
 
 /// Checks a loaded (hence validated) scenario the way the engines would use it: routing policy,
-/// generator and placement against their registries (models::check_routing), and the scale-out
-/// fabric's buildability (sim::Topology). Throws ConfigError naming the scenario file and the pointer.
+/// generator and placement against their registries (models::check_routing), the whole routing trace
+/// in trace mode (models::check_trace; its note on MoE layers filled from the nearest recorded one is
+/// printed once on stderr), and the scale-out fabric's buildability (sim::Topology). Throws
+/// ConfigError naming the scenario file and the pointer (trace errors: the trace file and line).
 /// `validate`, `run`, `compare` and `replay` call it, so a scenario that one accepts the others accept.
 void check_scenario(const Scenario& s);
 

@@ -58,6 +58,8 @@ struct TraceImportArgs {
 int trace_import_cmd(const TraceImportArgs& a);
 /// `moesim trace stats TRACE`: per step and layer, expert load max/mean and coefficient of variation.
 int trace_stats_cmd(const std::string& path, OutputFormat format);
+/// `moesim trace upgrade`: rewrites a version 1 trace in the current version (traces::upgrade_trace).
+int trace_upgrade_cmd(const std::string& input, const std::string& output, bool force);
 
 /// `moesim topology SCENARIO`: the cluster as a graph (summary or JSON, optional GraphViz file) and the
 /// link loads of the first MoE layer's dispatch.

@@ -175,7 +175,7 @@ int main(int argc, char** argv) {
 
   moesim::cli::TraceImportArgs ti;
   std::string import_format;
-  auto* trc = app.add_subcommand("trace", "Routing traces: import and inspect");
+  auto* trc = app.add_subcommand("trace", "Routing traces: import, inspect and upgrade");
   trc->require_subcommand(1);
   auto* trc_imp =
       trc->add_subcommand("import", "Convert a Megatron router trace or a count table to the moesim format");
@@ -200,6 +200,13 @@ int main(int argc, char** argv) {
   trc_stats->add_option("--format", format, "Output")
       ->check(CLI::IsMember(table_or_json))
       ->capture_default_str();
+  std::string upgrade_out;
+  auto* trc_upg = trc->add_subcommand("upgrade", "Rewrite a version 1 moesim trace in the current version");
+  trc_upg->add_option("trace", trace_file, "Version 1 moesim trace file (it must be whole)")->required();
+  trc_upg->add_option("-o,--output", upgrade_out, "Trace file to write (never overwritten without --force)")
+      ->required();
+  bool upgrade_force = false;
+  trc_upg->add_flag("--force", upgrade_force, "Replace --output if it exists");
 
   std::string dot_file;
   auto* topo = app.add_subcommand("topology",
@@ -283,6 +290,7 @@ int main(int argc, char** argv) {
       return moesim::cli::trace_import_cmd(ti);
     }
     if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, out_format);
+    if (*trc_upg) return moesim::cli::trace_upgrade_cmd(trace_file, upgrade_out, upgrade_force);
   } catch (const std::exception& e) {
     std::cerr << moesim::cli::error_line(e) << "\n";
     return moesim::cli::exit_code(moesim::cli::error_kind(e));

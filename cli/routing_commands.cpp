@@ -19,37 +19,10 @@
 #include "traces/trace_format.hpp"
 
 namespace moesim::cli {
-namespace {
-
-models::ExpertLoads read_weights(const std::string& path) {
-  Json j = read_json_file(path);
-  if (!j.is_array() || j.empty())
-    throw ConfigError(located_message(path, "", "a non-empty array of layers, each an array of expert loads",
-                                      describe_json(j)));
-  models::ExpertLoads w;
-  for (std::size_t l = 0; l < j.size(); ++l) {
-    const Json& row = j[l];
-    if (!row.is_array())
-      throw ConfigError(
-          located_message(path, "/" + std::to_string(l), "an array of expert loads", describe_json(row)));
-    std::vector<double> r;
-    for (std::size_t e = 0; e < row.size(); ++e) {
-      if (!row[e].is_number())
-        throw ConfigError(located_message(path, "/" + std::to_string(l) + "/" + std::to_string(e), "a number",
-                                          describe_json(row[e])));
-      r.push_back(row[e].get<double>());
-    }
-    w.push_back(std::move(r));
-  }
-  return w;
-}
-
-}  // namespace
-
 int place_cmd(const PlaceArgs& a) {
   if (!a.output.empty()) reports::check_output_file(a.output, a.force, "-o");
   models::PlacementInput in;
-  in.weight = read_weights(a.weights);
+  in.weight = traces::read_expert_loads(a.weights);
   in.num_replicas = a.replicas > 0 ? a.replicas : static_cast<int>(in.weight.front().size());
   in.num_groups = a.groups;
   in.num_nodes = a.nodes;
@@ -107,26 +80,15 @@ int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::st
 
 int trace_import_cmd(const TraceImportArgs& a) {
   reports::check_output_file(a.output, a.force, "-o");
-  std::vector<traces::RoutingSample> samples;
-  switch (a.format) {
-    case TraceFormat::kMegatron:
-      for (auto& m : traces::import_megatron_router_traces(a.input, a.experts))
-        if (m.block == traces::MegatronBlock::decoder) samples.push_back(std::move(m.sample));
-      break;
-    case TraceFormat::kCountTable: {
-      traces::CountTableQuery q;
-      q.model = a.model;
-      q.kind = a.kind;
-      q.domain = a.domain;
-      q.experts = a.experts;
-      q.top_k = a.top_k;
-      samples = traces::import_expert_count_table(a.input, q);
-      break;
-    }
-    case TraceFormat::kMoesim:
-      throw ConfigError(
-          "trace import: expected a format to convert from, found \"moesim\" (the format it writes)");
-  }
+  traces::ImportSpec spec;
+  spec.format = a.format;
+  spec.path = a.input;
+  spec.experts = a.experts;
+  spec.top_k = a.top_k;
+  spec.model = a.model;
+  spec.kind = a.kind;
+  spec.domain = a.domain;
+  const std::vector<traces::RoutingSample> samples = traces::import_samples(spec);
   if (samples.empty()) throw ConfigError(located_message(a.input, "", "at least one routing record", "none"));
   traces::TraceHeader h;
   h.experts = a.experts;
@@ -145,6 +107,19 @@ int trace_import_cmd(const TraceImportArgs& a) {
   });
   out.commit();
   std::cerr << "moesim: wrote " << samples.size() << " records to " << a.output << "\n";
+  return 0;
+}
+
+int trace_upgrade_cmd(const std::string& input, const std::string& output, bool force) {
+  reports::check_output_file(output, force, "-o");
+  int64_t records = 0;
+  reports::OutputSet out;  // written to a temporary, renamed over the output (reports/atomic_file.hpp)
+  out.add_with(output,
+               [&](const std::string& temporary) { records = traces::upgrade_trace(input, temporary); });
+  out.commit();
+  std::cerr << "moesim: wrote " << records << " records to " << output << " (version "
+            << traces::kTraceFormatVersion << "); version 1 has no end record, so check that " << input
+            << " was whole\n";
   return 0;
 }
 

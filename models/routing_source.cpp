@@ -59,16 +59,12 @@ traces::GeneratorSpec generator_spec(const Scenario& s) {
 }
 
 // Maps samples keyed by MoE-layer index (the trace format's `layer`) to the model's MoE layers (the
-// nearest recorded MoE layer) and rescales their sources to ep.
+// nearest recorded MoE layer; a tie goes to the one recorded first) and rescales their sources to ep.
 std::vector<traces::RoutingSample> map_to_layers(const Scenario& s,
                                                  std::vector<traces::RoutingSample> recorded) {
   const auto blocks = moe_blocks(s.model);
   std::vector<traces::RoutingSample> out;
   if (recorded.empty()) return out;
-  for (auto& r : recorded)
-    if (r.experts != s.model.moe.experts)
-      bad(s, "/routing/trace", "a trace of " + std::to_string(s.model.moe.experts) + " experts (the model's)",
-          std::to_string(r.experts) + " experts in " + s.routing.trace.path);
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const int layer = static_cast<int>(i);
     const traces::RoutingSample* best = &recorded.front();
@@ -78,6 +74,88 @@ std::vector<traces::RoutingSample> map_to_layers(const Scenario& s,
         best->sources == s.parallelism.ep ? *best : traces::rescale_sources(*best, s.parallelism.ep);
     x.layer = static_cast<int>(i);
     out.push_back(std::move(x));
+  }
+  return out;
+}
+
+// What the scenario's model says of a trace: its experts, its MoE layers, and the ep its sources are
+// rescaled to (tokens exchangeable across ranks: ep must divide or be a multiple of the sources).
+void check_trace_shape(const Scenario& s, const std::string& src, int experts, int layers, int sources,
+                       const std::string& layers_what, const std::string& sources_where) {
+  const int E = s.model.moe.experts;
+  const int L = static_cast<int>(moe_blocks(s.model).size());
+  const int ep = s.parallelism.ep;
+  const std::string model = " (the model of " + s.source + ")";
+  if (experts != E)
+    throw ConfigError(
+        located_message(src, "/experts", std::to_string(E) + " experts" + model, std::to_string(experts)));
+  if (layers > L)
+    throw ConfigError(located_message(src, "/layers", "at most " + std::to_string(L) + " MoE layers" + model,
+                                      std::to_string(layers) + " " + layers_what));
+  if (ep % sources != 0 && sources % ep != 0)
+    throw ConfigError(located_message(
+        src, sources_where,
+        "source ranks that divide or are a multiple of ep = " + std::to_string(ep) + " (" + s.source + ")",
+        std::to_string(sources)));
+}
+
+// Streams the scenario's trace as recorded, one step at a time: fn(step, samples as recorded), every
+// sample checked against the model. Stops after max_steps steps when max_steps > 0.
+void for_each_recorded_step(const Scenario& s, int max_steps,
+                            const std::function<void(int, std::vector<traces::RoutingSample>&)>& fn) {
+  const auto& t = s.routing.trace;
+  const int L = static_cast<int>(moe_blocks(s.model).size());
+  if (t.format == TraceFormat::kMoesim) {
+    traces::TraceReader reader(t.path);
+    const traces::TraceHeader& h = reader.header();
+    check_trace_shape(s, t.path + ":1", h.experts, h.layers, h.sources, "(header \"layers\")", "/sources");
+    traces::RoutingSample x;
+    std::vector<traces::RoutingSample> step;
+    int current = -1, done = 0;
+    while (reader.next(x)) {
+      if (x.step != current && !step.empty()) {
+        fn(current, step);
+        step.clear();
+        if (max_steps > 0 && ++done >= max_steps) return;
+      }
+      current = x.step;
+      step.push_back(x);
+    }
+    if (!step.empty()) fn(current, step);
+    return;
+  }
+  traces::ImportSpec spec;
+  spec.format = t.format;
+  spec.path = t.path;
+  spec.experts = s.model.moe.experts;
+  spec.top_k = t.kind == "expert_counts_top1" ? 1 : s.model.moe.top_k;
+  spec.model = t.model;
+  spec.kind = t.kind;
+  spec.domain = t.domain;
+  spec.max_layers = L;
+  const std::vector<traces::RoutingSample> all = traces::import_samples(spec);
+  if (!all.empty())
+    check_trace_shape(s, t.path, all.front().experts, 0, all.front().sources, "",
+                      t.format == TraceFormat::kMegatron ? "rank files" : "sources");
+  int done = 0;
+  for (std::size_t i = 0; i < all.size();) {
+    std::size_t j = i;
+    std::vector<traces::RoutingSample> step;
+    while (j < all.size() && all[j].step == all[i].step) step.push_back(all[j++]);
+    fn(all[i].step, step);
+    i = j;
+    if (max_steps > 0 && ++done >= max_steps) return;
+  }
+}
+
+// "1-6, 8-14, 20" for sorted layer numbers.
+std::string layer_ranges(const std::vector<int>& v) {
+  std::string out;
+  for (std::size_t i = 0; i < v.size();) {
+    std::size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    out += (out.empty() ? "" : ", ") + std::to_string(v[i]) + (j > i ? "-" + std::to_string(v[j]) : "");
+    i = j + 1;
   }
   return out;
 }
@@ -165,53 +243,47 @@ std::vector<traces::RoutingSample> sample_routing(const Scenario& s, int step) {
 
 void for_each_trace_step(const Scenario& s, int max_steps,
                          const std::function<void(int, std::vector<traces::RoutingSample>&)>& fn) {
-  const auto& t = s.routing.trace;
-  const int E = s.model.moe.experts;
-  if (t.format == TraceFormat::kMoesim) {
-    traces::TraceReader reader(t.path);
-    traces::RoutingSample x;
-    std::vector<traces::RoutingSample> step;
-    int current = -1, done = 0;
-    while (reader.next(x)) {
-      if (x.step != current && !step.empty()) {
-        auto mapped = map_to_layers(s, std::move(step));
-        fn(current, mapped);
-        step.clear();
-        if (max_steps > 0 && ++done >= max_steps) return;
-      }
-      current = x.step;
-      step.push_back(x);
-    }
-    if (!step.empty()) {
-      auto mapped = map_to_layers(s, std::move(step));
-      fn(current, mapped);
-    }
-    return;
+  for_each_recorded_step(s, max_steps, [&](int step, std::vector<traces::RoutingSample>& recorded) {
+    auto mapped = map_to_layers(s, std::move(recorded));
+    fn(step, mapped);
+  });
+}
+
+TraceCoverage check_trace(const Scenario& s) {
+  TraceCoverage c;
+  if (s.model.moe.experts == 0 || s.routing.mode != RoutingMode::kTrace) return c;
+  const int L = static_cast<int>(moe_blocks(s.model).size());
+  std::vector<int> missing_steps(static_cast<std::size_t>(L), 0);  // per MoE layer: steps without a record
+  for_each_recorded_step(s, 0, [&](int, std::vector<traces::RoutingSample>& recorded) {
+    std::vector<char> seen(static_cast<std::size_t>(L), 0);
+    for (const auto& x : recorded) seen[x.layer] = 1;
+    for (int l = 0; l < L; ++l) missing_steps[l] += seen[l] ? 0 : 1;
+    ++c.steps;
+    c.records += static_cast<int64_t>(recorded.size());
+  });
+  const std::string& path = s.routing.trace.path;
+  if (c.steps == 0)
+    throw ConfigError(
+        located_message(path, "records", "at least one record (" + s.source + " uses it)", "none"));
+  std::vector<int> always, sometimes;
+  for (int l = 0; l < L; ++l) {
+    if (missing_steps[l] == c.steps)
+      always.push_back(l);
+    else if (missing_steps[l] > 0)
+      sometimes.push_back(l);
   }
-  std::vector<traces::RoutingSample> all;
-  if (t.format == TraceFormat::kMegatron) {
-    for (auto& m : traces::import_megatron_router_traces(t.path, E))
-      if (m.block == traces::MegatronBlock::decoder) all.push_back(std::move(m.sample));
-  } else {
-    traces::CountTableQuery q;
-    q.model = t.model;
-    q.kind = t.kind;
-    q.domain = t.domain;
-    q.experts = E;
-    q.top_k = t.kind == "expert_counts_top1" ? 1 : s.model.moe.top_k;
-    all = traces::import_expert_count_table(t.path, q);
-  }
-  std::stable_sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
-  int done = 0;
-  for (std::size_t i = 0; i < all.size();) {
-    std::size_t j = i;
-    std::vector<traces::RoutingSample> step;
-    while (j < all.size() && all[j].step == all[i].step) step.push_back(all[j++]);
-    auto mapped = map_to_layers(s, std::move(step));
-    fn(all[i].step, mapped);
-    i = j;
-    if (max_steps > 0 && ++done >= max_steps) return;
-  }
+  if (always.empty() && sometimes.empty()) return c;
+  std::string what;
+  if (!always.empty())
+    what = std::to_string(always.size()) + " of the model's " + std::to_string(L) +
+           " MoE layers have no record (layers " + layer_ranges(always) + ")";
+  if (!sometimes.empty())
+    what += (what.empty() ? "" : "; ") + std::to_string(sometimes.size()) + " have none in some of the " +
+            std::to_string(c.steps) + " steps (layers " + layer_ranges(sometimes) + ")";
+  c.note = path + ": " + what +
+           ": each takes the counts of the nearest recorded layer of its step (a tie: the one recorded "
+           "first), see docs/trace-format.md";
+  return c;
 }
 
 std::vector<std::vector<traces::RoutingSample>> load_trace_steps(const Scenario& s, int max_steps) {
@@ -294,7 +366,8 @@ RoutingInput routing_input(const Scenario& s) {
   if (s.routing.mode == RoutingMode::kSampled) in.samples = sample_routing(s, 0);
   if (s.routing.mode == RoutingMode::kTrace) {
     auto steps = load_trace_steps(s, 1);
-    if (steps.empty()) bad(s, "/routing/trace", "a trace with at least one step", "an empty trace");
+    if (steps.empty())
+      bad(s, "/routing/trace", "a trace with at least one step", "no record in " + s.routing.trace.path);
     in.samples = std::move(steps.front());
   }
   const auto& pl = s.placement;

@@ -3,6 +3,7 @@
 /// layer routing samples (sampled by a policy on generated gate scores, or replayed from a trace) and
 /// per layer expert placements (replicated placements computed from the loads).
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,14 +37,31 @@ int ep_nodes(const Scenario& s);
 std::vector<traces::RoutingSample> sample_routing(const Scenario& s, int step);
 
 /// Every step of the scenario's trace source, grouped by step, each sample mapped to the model's MoE
-/// layers (nearest recorded block index) and rescaled to ep sources (tokens exchangeable across ranks).
-/// Reads the whole trace; for long traces use for_each_trace_step.
+/// layers (a MoE layer without a record in its step takes the nearest recorded one; a tie goes to the
+/// one recorded first) and rescaled to ep sources (tokens exchangeable across ranks). Every record is
+/// checked against the model: the trace's experts equal the model's, its layers (the moesim header's
+/// "layers", a Megatron directory's distinct decoder layer numbers, a count table's layer column) are
+/// within the model's MoE layers, its source ranks divide or are a multiple of ep; ConfigError naming
+/// the trace file and line otherwise. Reads the whole trace; for long traces use for_each_trace_step.
 std::vector<std::vector<traces::RoutingSample>> load_trace_steps(const Scenario& s, int max_steps = 0);
 
-/// Streams the scenario's trace one step at a time: `fn(step, samples per MoE layer)`. Stops after
-/// max_steps steps when max_steps > 0.
+/// Streams the scenario's trace one step at a time: `fn(step, samples per MoE layer)`, with the checks
+/// of load_trace_steps. Stops after max_steps steps when max_steps > 0 (the rest is not read: a cut
+/// file is found by check_trace, which reads to the end).
 void for_each_trace_step(const Scenario& s, int max_steps,
                          const std::function<void(int, std::vector<traces::RoutingSample>&)>& fn);
+
+/// What a whole read of a trace found: steps, records, and the note to show when some MoE layers of
+/// the model have no record (they are filled from the nearest recorded layer; empty when none is).
+struct TraceCoverage {
+  int steps = 0;
+  int64_t records = 0;
+  std::string note;
+};
+/// Reads the scenario's whole trace (routing.mode "trace" with a MoE model; otherwise returns an empty
+/// coverage) with every check of the trace's reader and of load_trace_steps, so that a trace cut short
+/// or broken anywhere is refused before anything is evaluated. ConfigError for a trace without records.
+TraceCoverage check_trace(const Scenario& s);
 
 /// Per MoE layer loads (layers × experts) from samples (expert slot counts) or, without samples, the
 /// scenario's expected shares.

@@ -50,7 +50,7 @@ expect_run(2 ARGS frobnicate)
 expect_run(2 ARGS run ${EX} --format yaml)
 # An unknown command is named, with the commands expected where it stands (the CLI's own list).
 expect_run(2 ARGS plan STDERR "^moesim: error: unknown command \"plan\": expected one of run, compare, validate, list, place, replay, trace, topology, calibrate, import\n$")
-expect_run(2 ARGS trace frob STDERR "unknown command \"trace frob\": expected one of import, stats")
+expect_run(2 ARGS trace frob STDERR "unknown command \"trace frob\": expected one of import, stats, upgrade")
 # Each command accepts the formats it writes, by their registered names.
 expect_run(2 ARGS compare ${EX} --format csv STDERR "--format")
 expect_run(2 ARGS run ${EX} --engine fast STDERR "--engine")
@@ -99,8 +99,21 @@ foreach(want "\"layers\":4,"
     message(FATAL_ERROR "trace import megatron: ${WORK}/megatron.jsonl lacks ${want}:\n${megatron_trace}")
   endif()
 endforeach()
-file(WRITE "${WORK}/truncated.jsonl" "{\"format\":\"moesim-routing-trace\",\"version\":1,\"experts\":4,\"top_k\":1,\"sources\":1,\"layers\":1}\n{\"step\":0,\"layer\":0,\"counts\":[[1,2")
+file(WRITE "${WORK}/truncated.jsonl" "{\"format\":\"moesim-routing-trace\",\"version\":2,\"experts\":4,\"top_k\":1,\"sources\":1,\"layers\":1}\n{\"step\":0,\"layer\":0,\"counts\":[[1,2")
 expect_run(3 ARGS trace stats "${WORK}/truncated.jsonl" STDERR "truncated.jsonl:2")
+# Trace format version 2 ends with {"end": true, "records": N}: a version 1 file is refused with the
+# command that converts it, and `trace upgrade` writes it with the end record (2 records here; stats:
+# layer 0 max/mean = 3 / (4 / 4) = 3.000).
+file(WRITE "${WORK}/v1.jsonl" "{\"format\":\"moesim-routing-trace\",\"version\":1,\"experts\":4,\"top_k\":1,\"sources\":1,\"layers\":2}\n{\"step\":0,\"layer\":0,\"counts\":[[3,1,0,0]]}\n{\"step\":0,\"layer\":1,\"tokens\":[[2],[3]]}\n")
+expect_run(4 ARGS trace stats "${WORK}/v1.jsonl" STDERR "moesim trace upgrade")
+file(REMOVE "${WORK}/v2.jsonl")
+expect_run(0 ARGS trace upgrade "${WORK}/v1.jsonl" -o "${WORK}/v2.jsonl" STDERR "wrote 2 records")
+expect_run(0 ARGS trace stats "${WORK}/v2.jsonl" STDOUT "3.000")
+file(READ "${WORK}/v2.jsonl" upgraded)
+string(FIND "${upgraded}" "{\"end\":true,\"records\":2}\n" at)
+if(at EQUAL -1)
+  message(FATAL_ERROR "trace upgrade: ${WORK}/v2.jsonl lacks the end record:\n${upgraded}")
+endif()
 # A scenario naming a calibration that cannot be read: exit 7, naming the file.
 string(REPLACE "\"name\": \"deepseek-v3-2048xH800\"," "\"name\": \"x\", \"calibration\": \"no-such-calibration.json\"," with_cal "${good}")
 file(WRITE "${WORK}/with_cal.json" "${with_cal}")

@@ -509,6 +509,7 @@ std::vector<std::pair<int, std::vector<double>>> olmoe_trace_counts() {
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     const auto j = nlohmann::json::parse(line);
+    if (j.contains("end")) break;  // the end record (docs/trace-format.md)
     std::vector<double> c(64, 0.0);
     for (const auto& row : j.at("counts"))
       for (int e = 0; e < 64; ++e) c[e] += row.at(e).get<double>();
@@ -1069,6 +1070,127 @@ TEST(Replay, MegatronTraceLayersMapToMoeLayers) {
     want[15] = 1;
     EXPECT_EQ(x.expert_counts(), want);
   }
+}
+
+// The trace against the model (models::check_trace, models/routing_source.hpp). small_scenario(): 4 MoE
+// layers of 16 experts, ep 8.
+std::string write_layers_trace(const fs::path& dir, const std::string& name, traces::TraceHeader h,
+                               const std::vector<std::pair<int, int>>& step_layer) {
+  const std::string path = (dir / name).string();
+  traces::TraceWriter w(path, h);
+  for (const auto& [step, layer] : step_layer) {
+    RoutingSample x;
+    x.step = step;
+    x.layer = layer;
+    x.sources = h.sources;
+    x.experts = h.experts;
+    x.top_k = h.top_k;
+    x.counts.assign(static_cast<std::size_t>(h.sources) * h.experts, 1);  // every expert 1 slot per row
+    x.tokens = static_cast<int64_t>(h.sources) * h.experts / h.top_k;
+    w.write_counts(x);
+  }
+  w.close();
+  return path;
+}
+
+Scenario trace_scenario(const std::string& path) {
+  Json j = small_scenario();
+  j["routing"] = {{"mode", "trace"}, {"trace", {{"path", path}}}};
+  return small(j);
+}
+
+TEST(CheckTrace, NoteNamesTheLayersFilledFromTheNearestRecorded) {
+  // The OLMoE example records layers 0, 7 and 15 of 16: 13 layers (1-6, 8-14) are filled.
+  const models::TraceCoverage olmoe = models::check_trace(olmoe_scenario(nullptr));
+  EXPECT_EQ(olmoe.steps, 1);
+  EXPECT_EQ(olmoe.records, 3);
+  EXPECT_NE(olmoe.note.find("13 of the model's 16 MoE layers have no record (layers 1-6, 8-14)"),
+            std::string::npos)
+      << olmoe.note;
+
+  TempDir dir;
+  const traces::TraceHeader h{traces::kTraceFormatVersion, 16, 2, 8, 4, "", ""};
+  // Every layer in both steps: no note.
+  const auto full = models::check_trace(trace_scenario(write_layers_trace(
+      dir.path(), "full.jsonl", h, {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 0}, {1, 1}, {1, 2}, {1, 3}})));
+  EXPECT_EQ(full.steps, 2);
+  EXPECT_EQ(full.records, 8);
+  EXPECT_EQ(full.note, "");
+  // Step 0 has all 4 layers, step 1 only layer 2: layers 0, 1, 3 miss in one of the 2 steps.
+  const auto part = models::check_trace(trace_scenario(
+      write_layers_trace(dir.path(), "part.jsonl", h, {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 2}})));
+  EXPECT_NE(part.note.find("3 have none in some of the 2 steps (layers 0-1, 3)"), std::string::npos)
+      << part.note;
+  // Layer 3 only: 3 of 4 (0-2) never recorded; each takes layer 3's counts.
+  const Scenario s = trace_scenario(write_layers_trace(dir.path(), "last.jsonl", h, {{0, 3}}));
+  EXPECT_NE(models::check_trace(s).note.find("3 of the model's 4 MoE layers have no record (layers 0-2)"),
+            std::string::npos);
+  const auto steps = models::load_trace_steps(s);
+  ASSERT_EQ(steps.size(), 1u);
+  ASSERT_EQ(steps[0].size(), 4u);
+  for (const auto& x : steps[0]) EXPECT_EQ(x.expert_counts(), std::vector<int64_t>(16, 8));  // 8 rows of 1
+}
+
+// Calls check_trace and returns the error message ("" if none).
+template <class E>
+std::string trace_error(const Scenario& s) {
+  try {
+    models::check_trace(s);
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(CheckTrace, TraceMustFitTheModel) {
+  TempDir dir;
+  // More layers than the model's 4 MoE layers (a trace of layer 99 only would say 100 here).
+  const std::string deep =
+      write_layers_trace(dir.path(), "deep.jsonl",
+                         traces::TraceHeader{traces::kTraceFormatVersion, 16, 2, 8, 100, "", ""}, {{0, 99}});
+  std::string m = trace_error<ConfigError>(trace_scenario(deep));
+  EXPECT_NE(m.find(deep + ":1: /layers: expected at most 4 MoE layers"), std::string::npos) << m;
+  EXPECT_NE(m.find("found 100"), std::string::npos) << m;
+  // 8 experts where the model has 16.
+  const std::string narrow =
+      write_layers_trace(dir.path(), "narrow.jsonl",
+                         traces::TraceHeader{traces::kTraceFormatVersion, 8, 2, 8, 4, "", ""}, {{0, 0}});
+  m = trace_error<ConfigError>(trace_scenario(narrow));
+  EXPECT_NE(m.find(narrow + ":1: /experts: expected 16 experts"), std::string::npos) << m;
+  // 3 source ranks cannot be rescaled to ep 8 (neither divides the other); 2 and 16 can.
+  const std::string three =
+      write_layers_trace(dir.path(), "three.jsonl",
+                         traces::TraceHeader{traces::kTraceFormatVersion, 16, 2, 3, 4, "", ""}, {{0, 0}});
+  m = trace_error<ConfigError>(trace_scenario(three));
+  EXPECT_NE(m.find(three + ":1: /sources: expected source ranks that divide or are a multiple of ep = 8"),
+            std::string::npos)
+      << m;
+  for (int sources : {2, 16}) {
+    const std::string ok = write_layers_trace(
+        dir.path(), "s" + std::to_string(sources) + ".jsonl",
+        traces::TraceHeader{traces::kTraceFormatVersion, 16, 2, sources, 4, "", ""}, {{0, 0}});
+    EXPECT_EQ(trace_error<ConfigError>(trace_scenario(ok)), "") << sources;
+  }
+}
+
+TEST(CheckTrace, CutTraceIsFoundByTheWholeRead) {
+  TempDir dir;
+  const traces::TraceHeader h{traces::kTraceFormatVersion, 16, 2, 8, 4, "", ""};
+  const std::string whole = write_layers_trace(dir.path(), "whole.jsonl", h, {{0, 0}, {1, 0}, {2, 0}});
+  // Drop the end record and the last record: every line left is whole.
+  std::ifstream in(whole);
+  std::string text, line;
+  for (int i = 0; i < 3 && std::getline(in, line); ++i) text += line + "\n";
+  const std::string cut = (dir.path() / "cut.jsonl").string();
+  std::ofstream(cut) << text;
+  const Scenario s = trace_scenario(cut);
+  const std::string m = trace_error<ParseError>(s);
+  EXPECT_NE(m.find(cut + ":4: expected the end record"), std::string::npos) << m;
+  // The first step alone (what `run` prices) is still read; replay, which reads to the end, is refused.
+  EXPECT_EQ(models::load_trace_steps(s, 1).size(), 1u);
+  Json j = small_scenario();
+  j["routing"] = {{"mode", "trace"}, {"trace", {{"path", cut}}}};
+  EXPECT_THROW(models::replay(small(j)), ParseError);
 }
 
 }  // namespace

@@ -8,6 +8,11 @@
 //     is 204013 / (1671168 / 64) = 7.813, Mixtral's lie in [1.08, 1.33];
 //   - rescaling a sample between source counts, with the largest-remainder rule worked out by hand;
 //   - expert-load statistics against hand formulas;
+//   - the end record: a trace cut anywhere, even between two records, is refused; version 1 is refused
+//     and upgraded; an unfinished writer leaves no file;
+//   - every record check: numbers range-checked and quoted as written (2^64 - 1, beyond 64 bits,
+//     beyond a double), tokens x top_k = kept + dropped + unfilled, records that route nothing, a token
+//     naming one expert twice; the same in Megatron traces, count tables and expert-load matrices;
 //   - a 200,000-record trace streamed with flat memory.
 
 #include "traces/trace_format.hpp"
@@ -26,6 +31,7 @@
 
 #include "scenarios/error.hpp"
 #include "traces/import.hpp"
+#include "traces/json_numbers.hpp"
 #include "traces/load.hpp"
 #include "traces/routing_sample.hpp"
 
@@ -103,8 +109,12 @@ void expect_read_error(const std::string& p, int64_t line, const std::string& al
 }
 
 const std::string kHeader =
-    R"({"format": "moesim-routing-trace", "version": 1, "experts": 8, "top_k": 2, "sources": 2, "layers": 3})"
+    R"({"format": "moesim-routing-trace", "version": 2, "experts": 8, "top_k": 2, "sources": 2, "layers": 3})"
     "\n";
+// The end record after n records.
+std::string end_record(int n) {
+  return "{\"end\": true, \"records\": " + std::to_string(n) + "}\n";
+}
 
 // ------------------------------------------------------------------------------------- round trips
 
@@ -150,7 +160,9 @@ TEST_F(TraceTest, TraceRoundTripTokenLevel) {
   c.token_experts.clear();
   SplitMix64 rng(42);
   for (int i = 0; i < 6000; ++i) {
-    c.token_experts.push_back(static_cast<int32_t>(rng.below(9)) - 1);
+    int32_t e = static_cast<int32_t>(rng.below(9)) - 1;
+    if (i % 2 == 1 && e >= 0 && e == c.token_experts.back()) e = -1;  // a token names an expert once
+    c.token_experts.push_back(e);
     float w = 0;
     do {
       const uint32_t bits = static_cast<uint32_t>(rng.next());
@@ -184,11 +196,12 @@ TEST_F(TraceTest, TraceRoundTripTokenLevel) {
   EXPECT_EQ(
       std::memcmp(s.token_weights.data(), c.token_weights.data(), c.token_weights.size() * sizeof(float)), 0);
   EXPECT_FALSE(r.next(s));
-  EXPECT_EQ(r.line(), 4);
+  EXPECT_EQ(r.line(), 5);  // header, 3 records, the end record
+  EXPECT_EQ(r.records(), 3);
 }
 
 TEST_F(TraceTest, TraceRoundTripCountLevel) {
-  TraceHeader h{1, 4, 2, 3, 2, "", ""};
+  TraceHeader h{kTraceFormatVersion, 4, 2, 3, 2, "", ""};
   RoutingSample a;
   a.step = 5;
   a.layer = 1;
@@ -196,7 +209,7 @@ TEST_F(TraceTest, TraceRoundTripCountLevel) {
   a.experts = 4;
   a.top_k = 2;
   a.counts = {1, 2, 3, 4, 0, 0, 0, 9, 5, 5, 0, 1};
-  a.tokens = 16;
+  a.tokens = 17;  // 17 x top_k 2 = 34 = 30 kept + 3 dropped + 1 unfilled
   a.dropped = 3;
   a.padded = 7;
   RoutingSample b = a;
@@ -216,7 +229,14 @@ TEST_F(TraceTest, TraceRoundTripCountLevel) {
     w.write(a);
     w.write(b);
     w.write_counts(c);
+    w.close();
   }
+  // The entry no expert filled is stored, so that tokens x top_k = kept + dropped + unfilled holds.
+  std::ifstream in(p);
+  std::string line;
+  std::getline(in, line);
+  std::getline(in, line);
+  EXPECT_NE(line.find("\"unfilled\":1"), std::string::npos) << line;
   const auto got = read_all(p);
   ASSERT_EQ(got.size(), 3u);
   expect_same(got[0], a);
@@ -225,11 +245,14 @@ TEST_F(TraceTest, TraceRoundTripCountLevel) {
   expect_same(got[2], c);
 }
 
-TEST_F(TraceTest, TraceCountRecordDefaultsAndUnterminatedLastLine) {
-  // No "tokens": (kept 6 + dropped 2) / top_k 2 = 4. A valid last line without a newline is read.
+TEST_F(TraceTest, TraceCountRecordAndUnterminatedEndRecord) {
+  // tokens 4 x top_k 2 = kept 6 + dropped 2. The end record may lack its newline (a whole last line).
   const std::string p = write_file(
-      "defaults.jsonl",
-      kHeader + R"({"step": 0, "layer": 0, "counts": [[1,0,0,0,0,0,0,2],[0,0,3,0,0,0,0,0]], "dropped": 2})");
+      "counts-end.jsonl",
+      kHeader +
+          R"({"step": 0, "layer": 0, "tokens": 4, "counts": [[1,0,0,0,0,0,0,2],[0,0,3,0,0,0,0,0]], "dropped": 2})"
+          "\n"
+          R"({"end": true, "records": 1})");
   const auto got = read_all(p);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0].tokens, 4);
@@ -240,7 +263,7 @@ TEST_F(TraceTest, TraceCountRecordDefaultsAndUnterminatedLastLine) {
 
 TEST_F(TraceTest, TraceWriterRefusesOverwriteAndInconsistentSamples) {
   const std::string p = write_file("exists.jsonl", "keep me\n");
-  TraceHeader h{1, 8, 2, 2, 3, "", ""};
+  TraceHeader h{kTraceFormatVersion, 8, 2, 2, 3, "", ""};
   EXPECT_THROW(TraceWriter again(p, h), IoError);
   std::ifstream in(p);
   std::string line;
@@ -262,7 +285,8 @@ TEST_F(TraceTest, TraceWriterRefusesOverwriteAndInconsistentSamples) {
   expect_error<ConfigError>([&] { w.write_counts(wrong); }, path("new.jsonl"), 2, "8 experts");
   w.write_counts(s);
   expect_error<ConfigError>([&] { w.write_counts(s); }, path("new.jsonl"), 3, "(step, layer) once");
-  EXPECT_THROW(TraceWriter bad(path("bad.jsonl"), TraceHeader{1, 8, 9, 2, 3, "", ""}), ConfigError);
+  EXPECT_THROW(TraceWriter bad(path("bad.jsonl"), TraceHeader{kTraceFormatVersion, 8, 9, 2, 3, "", ""}),
+               ConfigError);
 }
 
 // -------------------------------------------------------------------------------------------- errors
@@ -278,12 +302,12 @@ TEST_F(TraceTest, TraceErrorsTokenLevel) {
   expect_read_error<ConfigError>(
       write_file("e2.jsonl", kHeader + R"({"step": 0, "layer": 1, "tokens": [[-2, 1]]})"
                                        "\n"),
-      2, "found -2");
+      2, "found the number -2");
   // Layer outside [0, 3).
   expect_read_error<ConfigError>(
       write_file("e3.jsonl", kHeader + R"({"step": 0, "layer": 3, "tokens": [[0, 1]]})"
                                        "\n"),
-      2, "[0, 3)");
+      2, "[0, 2]");
   expect_read_error<ConfigError>(
       write_file("e4.jsonl", kHeader + R"({"step": 0, "layer": -1, "tokens": [[0, 1]]})"
                                        "\n"),
@@ -333,7 +357,7 @@ TEST_F(TraceTest, TraceErrorsCountLevel) {
       write_file("c3.jsonl",
                  kHeader + R"({"step": 0, "layer": 0, "counts": [[1,0,0,0,0,0,0,0],[1,0,0,-4,0,0,0,0]]})"
                            "\n"),
-      2, "found -4");
+      2, "found the number -4");
   expect_read_error<ConfigError>(
       write_file("c4.jsonl",
                  kHeader + R"({"step": 0, "layer": 0, "counts": [[1,0,0,0,0,0,0,0],[1,0,0,0.5,0,0,0,0]]})"
@@ -360,13 +384,13 @@ TEST_F(TraceTest, TraceErrorsFileStructure) {
   expect_read_error<ConfigError>(
       write_file(
           "t5.jsonl",
-          R"({"format": "moesim-routing-trace", "version": 2, "experts": 8, "top_k": 2, "sources": 2, "layers": 3})"
+          R"({"format": "moesim-routing-trace", "version": 3, "experts": 8, "top_k": 2, "sources": 2, "layers": 3})"
           "\n"),
-      1, "version 1");
+      1, "version 2");
   expect_read_error<ConfigError>(
       write_file(
           "t6.jsonl",
-          R"({"format": "moesim-routing-trace", "version": 1, "experts": 8, "top_k": 9, "sources": 2, "layers": 3})"
+          R"({"format": "moesim-routing-trace", "version": 2, "experts": 8, "top_k": 9, "sources": 2, "layers": 3})"
           "\n"),
       1, "/top_k");
   // Steps going backwards (4 then 3), and a (step, layer) repeated.
@@ -386,7 +410,7 @@ TEST_F(TraceTest, TraceErrorsFileStructure) {
     many += "{\"step\": " + std::to_string(s) + ", \"layer\": 0, \"tokens\": [[0, 1]]}\n";
   many += R"({"step": 50, "layer": 0, "tokens": [[0, 99]]})"
           "\n";
-  expect_read_error<ConfigError>(write_file("t12.jsonl", many), 52, "found 99");
+  expect_read_error<ConfigError>(write_file("t12.jsonl", many), 52, "found the number 99");
   EXPECT_THROW(TraceReader absent(path("absent.jsonl")), IoError);
 }
 
@@ -433,7 +457,7 @@ TEST_F(TraceTest, MegatronImportCountsMatchHandCount) {
   EXPECT_EQ(got[3].sample.expert_counts(), (std::vector<int64_t>{1, 0, 2, 1}));
 
   // An imported sample is consistent with its tokens, so it writes as a token-level record.
-  TraceWriter w(path("imported.jsonl"), TraceHeader{1, 4, 2, 2, 2, "megatron", ""});
+  TraceWriter w(path("imported.jsonl"), TraceHeader{kTraceFormatVersion, 4, 2, 2, 2, "megatron", ""});
   w.write(d10);
   w.close();
   const auto back = read_all(path("imported.jsonl"));
@@ -526,7 +550,7 @@ TEST_F(TraceTest, MegatronImportErrors) {
            "\n"
            R"({"rank": 1, "step": 0, "layer": 1, "num_tokens": 1, "topk": 2, "top_indices": [[4, 1]]})"
            "\n");
-  expect_error<ConfigError>([&] { import_megatron_router_traces(d, 4); }, rank1_file(d), 2, "[0, 4)");
+  expect_error<ConfigError>([&] { import_megatron_router_traces(d, 4); }, rank1_file(d), 2, "[0, 3]");
   // topk 1 in rank 1 after topk 2 in rank 0.
   d = make("m4", good0,
            R"({"rank": 1, "step": 0, "layer": 0, "num_tokens": 1, "topk": 1, "top_indices": [[0]]})"
@@ -657,6 +681,360 @@ TEST_F(TraceTest, CountTableImportErrors) {
   EXPECT_EQ(s[0].counts, (std::vector<int64_t>{2, 4}));
 }
 
+// ------------------------------------------------------------------- end record, version 1, upgrade
+
+// The end record counts the records, so a file cut between two records (where every line is whole)
+// is told from a whole one.
+TEST_F(TraceTest, EndRecordDetectsCutsAtRecordBoundaries) {
+  const std::string r0 = R"({"step": 0, "layer": 0, "tokens": [[0, 1]]})"
+                         "\n";
+  const std::string r1 = R"({"step": 0, "layer": 1, "tokens": [[2, 3]]})"
+                         "\n";
+  const std::string r2 = R"({"step": 1, "layer": 0, "tokens": [[4, 5]]})"
+                         "\n";
+  // Whole: 3 records, then {"end": true, "records": 3}.
+  const std::string whole = write_file("whole.jsonl", kHeader + r0 + r1 + r2 + end_record(3));
+  EXPECT_EQ(read_all(whole).size(), 3u);
+  // Cut after each record: the error is on the line after the last one, and says how many were read.
+  expect_read_error<ParseError>(write_file("cut0.jsonl", kHeader), 2, "\"records\": 0");
+  expect_read_error<ParseError>(write_file("cut2.jsonl", kHeader + r0 + r1), 4, "found the end of the file");
+  expect_read_error<ParseError>(write_file("cut3.jsonl", kHeader + r0 + r1 + r2), 5, "\"records\": 3");
+  // A whole last record without its newline, but no end record: still cut.
+  expect_read_error<ParseError>(write_file("cut-nl.jsonl", kHeader + r0 + r1.substr(0, r1.size() - 1)), 4,
+                                "found the end of the file");
+  // An end record counting other than the records before it; a line after the end record; an end
+  // record with "end" other than true.
+  expect_read_error<ParseError>(write_file("count.jsonl", kHeader + r0 + r1 + end_record(3)), 4,
+                                "found the number 3");
+  expect_read_error<ParseError>(write_file("after.jsonl", kHeader + r0 + end_record(1) + r1), 4,
+                                "after the end record (line 3)");
+  expect_read_error<ConfigError>(write_file("false.jsonl", kHeader + r0 +
+                                                               R"({"end": false, "records": 1})"
+                                                               "\n"),
+                                 3, "/end");
+  // The records are all returned before the check at the end: a streaming reader sees them, then the
+  // error.
+  TraceReader r(write_file("stream.jsonl", kHeader + r0 + r1));
+  RoutingSample s;
+  EXPECT_TRUE(r.next(s));
+  EXPECT_TRUE(r.next(s));
+  EXPECT_THROW(r.next(s), ParseError);
+}
+
+TEST_F(TraceTest, WriterEndsWithCountAndRemovesUnfinishedFiles) {
+  RoutingSample s;
+  s.sources = 1;
+  s.experts = 4;
+  s.top_k = 1;
+  s.token_experts = {0, 3};
+  counts_from_tokens(s);
+  const TraceHeader h{kTraceFormatVersion, 4, 1, 1, 2, "", ""};
+  {
+    TraceWriter w(path("closed.jsonl"), h);
+    w.write(s);
+    s.layer = 1;
+    w.write(s);
+    w.close();
+  }
+  std::ifstream in(path("closed.jsonl"));
+  std::string line, last;
+  int lines = 0;
+  while (std::getline(in, line)) last = line, ++lines;
+  EXPECT_EQ(lines, 4);
+  EXPECT_EQ(last, R"({"end":true,"records":2})");
+  {
+    TraceWriter w(path("unfinished.jsonl"), h);
+    s.layer = 0;
+    w.write(s);
+    EXPECT_TRUE(fs::exists(path("unfinished.jsonl")));
+  }  // destroyed without close(), as when an error stops a conversion: no cut trace is left
+  EXPECT_FALSE(fs::exists(path("unfinished.jsonl")));
+}
+
+TEST_F(TraceTest, Version1IsRefusedAndUpgraded) {
+  const std::string v1 =
+      R"({"format": "moesim-routing-trace", "version": 1, "experts": 8, "top_k": 2, "sources": 2, "layers": 3})"
+      "\n";
+  // Version 1 count records may omit tokens: ⌊(kept 7 + dropped 2) / 2⌋ = 4, so 4 x 2 = 8 slots < 9: the
+  // rule version 1 had cannot hold these counts, and the upgrade says so. With 5 tokens, 10 = 7 + 2 + 1
+  // unfilled.
+  const std::string rec =
+      R"({"step": 0, "layer": 1, "counts": [[1,0,0,0,0,0,0,2],[0,0,4,0,0,0,0,0]], "dropped": 2)";
+  const std::string old_file =
+      write_file("old.jsonl", v1 + rec + ", \"tokens\": 5}\n" +
+                                  R"({"step": 2, "layer": 0, "tokens": [[0, 1], [7, -1]]})"
+                                  "\n");
+  expect_read_error<ConfigError>(old_file, 1, "moesim trace upgrade " + old_file);
+  EXPECT_EQ(upgrade_trace(old_file, path("new.jsonl")), 2);
+  const auto got = read_all(path("new.jsonl"));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].tokens, 5);
+  EXPECT_EQ(got[0].dropped, 2);
+  EXPECT_EQ(got[0].expert_counts(), (std::vector<int64_t>{1, 0, 4, 0, 0, 0, 0, 2}));
+  EXPECT_EQ(got[1].step, 2);
+  EXPECT_EQ(got[1].token_experts, (std::vector<int32_t>{0, 1, 7, -1}));
+  // The default tokens, too few for the slots: refused, and no output is left behind.
+  const std::string short_file = write_file("short.jsonl", v1 + rec + "}\n");
+  expect_error<ConfigError>([&] { upgrade_trace(short_file, path("short-new.jsonl")); }, short_file, 2,
+                            "found tokens 4");
+  EXPECT_FALSE(fs::exists(path("short-new.jsonl")));
+  // An existing output is never overwritten.
+  EXPECT_THROW(upgrade_trace(old_file, path("new.jsonl")), IoError);
+}
+
+// ------------------------------------------------------------------------- numbers and record checks
+
+TEST_F(TraceTest, NumbersAreRangeCheckedAndQuotedAsWritten) {
+  const std::string zeros = ",0,0,0,0,0,0]";
+  auto counts = [&](const std::string& first, const std::string& tokens) {
+    return kHeader + R"({"step": 0, "layer": 0, "tokens": )" + tokens + R"(, "counts": [[)" + first + ",1" +
+           zeros + ",[0,0,0,0,0,0,0,0]]}\n" + end_record(1);
+  };
+  // 2^64 - 1 parses as an unsigned integer; read as int64_t it would be -1.
+  expect_read_error<ConfigError>(write_file("u64.jsonl", counts("18446744073709551615", "1")), 2,
+                                 "found the number 18446744073709551615");
+  // Beyond 64 bits nlohmann keeps only a double: the literal is kept for the message.
+  expect_read_error<ConfigError>(write_file("big.jsonl", counts("99999999999999999999999", "1")), 2,
+                                 "found the number 99999999999999999999999");
+  // Beyond a double: not a number nlohmann can hold (ParseError, with the byte).
+  expect_read_error<ParseError>(write_file("inf.jsonl", counts("1e400", "1")), 2, "1e400");
+  // 2^53 is the bound of a count and of a record's sum: 2^53 + 1 in one count, then 2^53 over two.
+  expect_read_error<ConfigError>(write_file("c53.jsonl", counts("9007199254740993", "1")), 2,
+                                 "[0, 2^53 = 9007199254740992]");
+  expect_read_error<ConfigError>(write_file("sum.jsonl", counts("9007199254740992", "1")), 2,
+                                 "/counts/0/1: expected counts summing to at most 2^53");
+  // tokens x top_k must stay within 2^53: tokens at most 2^52 with top_k 2.
+  expect_read_error<ConfigError>(write_file("tok.jsonl", counts("1", "18446744073709551615")), 2,
+                                 "found the number 18446744073709551615");
+  expect_read_error<ConfigError>(write_file("tok52.jsonl", counts("1", "4503599627370497")), 2,
+                                 "[0, 4503599627370496]");
+  // The step and the header's numbers too.
+  expect_read_error<ConfigError>(
+      write_file("step.jsonl", kHeader + R"({"step": 18446744073709551615, "layer": 0, "tokens": [[0, 1]]})"
+                                         "\n"),
+      2, "found the number 18446744073709551615");
+  expect_read_error<ConfigError>(
+      write_file(
+          "h.jsonl",
+          R"({"format": "moesim-routing-trace", "version": 2, "experts": 70000, "top_k": 2, "sources": 1, "layers": 3})"
+          "\n"),
+      1, "[1, 65536]");
+  // sources x experts above 2^24 cells: 65536 experts on 512 sources.
+  expect_read_error<ConfigError>(
+      write_file(
+          "cells.jsonl",
+          R"({"format": "moesim-routing-trace", "version": 2, "experts": 65536, "top_k": 2, "sources": 512, "layers": 3})"
+          "\n"),
+      1, "16777216");
+}
+
+TEST_F(TraceTest, TokensMustMatchCounts) {
+  auto rec = [&](const std::string& extra) {
+    return kHeader + R"({"step": 0, "layer": 0, "counts": [[1,0,0,0,0,0,0,2],[0,0,3,0,0,0,0,0]])" + extra +
+           "}\n" + end_record(1);
+  };
+  // 6 kept slots, top_k 2: tokens 3 (3 x 2 = 6).
+  EXPECT_EQ(read_all(write_file("ok.jsonl", rec(", \"tokens\": 3")))[0].tokens, 3);
+  // tokens 4 needs 8 = 6 + dropped + unfilled: 2 dropped, or 2 unfilled, or 1 and 1.
+  EXPECT_EQ(read_all(write_file("drop.jsonl", rec(", \"tokens\": 4, \"dropped\": 2")))[0].dropped, 2);
+  EXPECT_EQ(read_all(write_file("unf.jsonl", rec(", \"tokens\": 4, \"unfilled\": 2")))[0].tokens, 4);
+  EXPECT_EQ(
+      read_all(write_file("both.jsonl", rec(", \"tokens\": 4, \"unfilled\": 1, \"dropped\": 1")))[0].tokens,
+      4);
+  // tokens 100 contradicts 6 slots; tokens 2 is too few for them; no tokens at all.
+  expect_read_error<ConfigError>(write_file("many.jsonl", rec(", \"tokens\": 100")), 2,
+                                 "= 6 + 0 + 0 = 6, found tokens 100 (200 slots)");
+  expect_read_error<ConfigError>(write_file("few.jsonl", rec(", \"tokens\": 2")), 2, "found tokens 2");
+  expect_read_error<ConfigError>(write_file("none.jsonl", rec("")), 2, "/tokens");
+  // The writer keeps the identity: tokens x top_k below kept + dropped is refused; above, the
+  // difference is written as unfilled (checked in TraceRoundTripCountLevel).
+  TraceWriter w(path("w.jsonl"), TraceHeader{kTraceFormatVersion, 8, 2, 2, 3, "", ""});
+  RoutingSample s = read_all(write_file("src.jsonl", rec(", \"tokens\": 3")))[0];
+  s.tokens = 2;
+  expect_error<ConfigError>([&] { w.write_counts(s); }, path("w.jsonl"), 2, "tokens 2");
+}
+
+TEST_F(TraceTest, RecordsMustRouteAndNameEachExpertOncePerToken) {
+  // All counts 0; all entries -1; no tokens.
+  expect_read_error<ConfigError>(
+      write_file(
+          "zero.jsonl",
+          kHeader +
+              R"({"step": 0, "layer": 0, "tokens": 0, "counts": [[0,0,0,0,0,0,0,0],[0,0,0,0,0,0,0,0]]})"
+              "\n" +
+              end_record(1)),
+      2, "all 16 counts 0");
+  expect_read_error<ConfigError>(
+      write_file("idle.jsonl", kHeader +
+                                   R"({"step": 0, "layer": 0, "tokens": [[-1, -1]]})"
+                                   "\n" +
+                                   end_record(1)),
+      2, "every entry -1");
+  expect_read_error<ConfigError>(write_file("empty.jsonl", kHeader +
+                                                               R"({"step": 0, "layer": 0, "tokens": []})"
+                                                               "\n" +
+                                                               end_record(1)),
+                                 2, "no tokens");
+  // Token 1 names expert 4 twice; -1 twice is fine (two empty entries).
+  expect_read_error<ConfigError>(
+      write_file("dup.jsonl", kHeader +
+                                  R"({"step": 0, "layer": 0, "tokens": [[0, 1], [4, 4]]})"
+                                  "\n" +
+                                  end_record(1)),
+      2, "/tokens/1/1");
+  const TraceHeader h3{kTraceFormatVersion, 8, 3, 1, 1, "", ""};
+  {
+    std::ofstream(path("minus.jsonl"))
+        << R"({"format": "moesim-routing-trace", "version": 2, "experts": 8, "top_k": 3, "sources": 1, "layers": 1})"
+        << "\n"
+        << R"({"step": 0, "layer": 0, "tokens": [[2, -1, -1]]})"
+        << "\n"
+        << end_record(1);
+  }
+  EXPECT_EQ(read_all(path("minus.jsonl"))[0].slots(), 1);
+  // The writer refuses the same samples.
+  TraceWriter w(path("w.jsonl"), h3);
+  RoutingSample s;
+  s.sources = 1;
+  s.experts = 8;
+  s.top_k = 3;
+  s.token_experts = {5, 1, 5};
+  counts_from_tokens(s);
+  expect_error<ConfigError>([&] { w.write(s); }, path("w.jsonl"), 2, "expert 5 twice");
+  s.token_experts = {-1, -1, -1};
+  counts_from_tokens(s);
+  expect_error<ConfigError>([&] { w.write(s); }, path("w.jsonl"), 2, "all counts 0");
+}
+
+TEST(JsonNumbers, LiteralsKeptWhereTheValueLosesThem) {
+  JsonDoc doc;
+  JsonSyntax err;
+  ASSERT_TRUE(parse_json_doc(
+      R"({"a": [1, 18446744073709551616, 0.5, 2e300], "b": {"c/d": -99999999999999999999}})", doc, err));
+  // Kept: the integers beyond 64 bits and the float above 2^53; not kept: 1 and 0.5.
+  EXPECT_EQ(doc.literals.size(), 3u);
+  EXPECT_EQ(doc.literals.at("/a/1"), "18446744073709551616");
+  EXPECT_EQ(doc.literals.at("/a/3"), "2e300");
+  EXPECT_EQ(doc.literals.at("/b/c~1d"), "-99999999999999999999");
+  EXPECT_EQ(describe_value(doc, "/a/1", doc.value["a"][1]), "the number 18446744073709551616");
+  EXPECT_EQ(doc.value["a"][2].get<double>(), 0.5);
+  try {
+    json_integer(doc, doc.value["a"][1], "x.json", "/a/1", 0, 10, "a count");
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "x.json: /a/1: expected a count, an integer in [0, 10], found the number 18446744073709551616");
+  }
+  EXPECT_EQ(json_integer(doc, doc.value["a"][0], "x.json", "/a/0", 0, 10, "a count"), 1);
+  EXPECT_THROW(json_integer(doc, doc.value["a"][2], "x.json", "/a/2", 0, 10, "a count"), ConfigError);
+  // A syntax error and a number beyond a double: the byte (0-based) and what was found.
+  EXPECT_FALSE(parse_json_doc("[1,\n 2,,]", doc, err));
+  EXPECT_EQ(line_column("[1,\n 2,,]", err.byte), "2:4");
+  EXPECT_NE(err.found.find("syntax error"), std::string::npos) << err.found;
+  EXPECT_FALSE(parse_json_doc("[1e400]", doc, err));
+  EXPECT_EQ(err.found, "the number 1e400, beyond the range of a double");
+}
+
+// ------------------------------------------------------------------------------- importer checks
+
+TEST_F(TraceTest, MegatronChecksNumbersDuplicatesIdleKeysAndLayers) {
+  auto make = [&](const std::string& name, const std::string& rank0) {
+    fs::create_directories(dir_ / name);
+    std::ofstream((dir_ / name / "router_trace_rank0.jsonl").string(), std::ios::binary) << rank0;
+    return (dir_ / name).string();
+  };
+  auto rec = [](const std::string& step, int layer, const std::string& rows, int n) {
+    return "{\"rank\": 0, \"step\": " + step + ", \"layer\": " + std::to_string(layer) +
+           ", \"num_tokens\": " + std::to_string(n) + ", \"topk\": 2, \"top_indices\": [" + rows + "]}\n";
+  };
+  std::string d = make("dup", rec("0", 1, "[0, 1], [3, 3]", 2));
+  expect_error<ConfigError>([&] { import_megatron_router_traces(d, 4); }, d + "/router_trace_rank0.jsonl", 1,
+                            "/top_indices/1/1");
+  d = make("step", rec("18446744073709551615", 1, "[0, 1]", 1));
+  expect_error<ConfigError>([&] { import_megatron_router_traces(d, 4); }, d + "/router_trace_rank0.jsonl", 1,
+                            "found the number 18446744073709551615");
+  // Layer 2 of step 0 has no token on any rank (line 2).
+  d = make("idle", rec("0", 1, "[0, 1]", 1) + rec("0", 2, "", 0));
+  expect_error<ConfigError>([&] { import_megatron_router_traces(d, 4); }, d + "/router_trace_rank0.jsonl", 2,
+                            "0 tokens on every rank");
+  // Layer numbers 1, 2, 7: three MoE layers. With max_layers 2 the third, 7 (line 3), is refused.
+  d = make("layers", rec("0", 1, "[0, 1]", 1) + rec("0", 2, "[0, 1]", 1) + rec("0", 7, "[0, 1]", 1));
+  EXPECT_EQ(import_megatron_router_traces(d, 4, 3).size(), 3u);
+  expect_error<ConfigError>([&] { import_megatron_router_traces(d, 4, 2); }, d + "/router_trace_rank0.jsonl",
+                            3, "found 3 recorded in " + d + ", layer 7 the first beyond them");
+}
+
+TEST_F(TraceTest, CountTableChecksRangesZeroRowsAndLayers) {
+  const std::string head = "model,kind,domain,layer,total,e0,e1\n";
+  auto query = [](int max_layers) {
+    CountTableQuery q{"m", "k", "d", 2, 1};
+    q.max_layers = max_layers;
+    return q;
+  };
+  const std::string big = write_file("big.csv", head + "m,k,d,0,5,99999999999999999999,5\n");
+  expect_error<ConfigError>([&] { import_expert_count_table(big, query(0)); }, big, 2,
+                            "found 99999999999999999999");
+  const std::string neg = write_file("neg.csv", head + "m,k,d,0,5,-1,6\n");
+  expect_error<ConfigError>([&] { import_expert_count_table(neg, query(0)); }, neg, 2, "found -1");
+  const std::string frac = write_file("frac.csv", head + "m,k,d,0,5,2.5,2.5\n");
+  expect_error<ParseError>([&] { import_expert_count_table(frac, query(0)); }, frac, 2, "\"2.5\"");
+  const std::string sum = write_file("sum.csv", head + "m,k,d,0,5,9007199254740992,9007199254740992\n");
+  expect_error<ConfigError>([&] { import_expert_count_table(sum, query(0)); }, sum, 2, "column e1");
+  const std::string zero = write_file("zero.csv", head + "m,k,d,0,0,0,0\n");
+  expect_error<ConfigError>([&] { import_expert_count_table(zero, query(0)); }, zero, 2, "routed slot");
+  const std::string layers = write_file("layers.csv", head + "m,k,d,0,2,1,1\nm,k,d,5,2,1,1\n");
+  EXPECT_EQ(import_expert_count_table(layers, query(6)).size(), 2u);
+  expect_error<ConfigError>([&] { import_expert_count_table(layers, query(5)); }, layers, 3, "[0, 4]");
+}
+
+TEST_F(TraceTest, ImportSamplesIsTheDecoderOrderedByStep) {
+  ImportSpec spec;
+  spec.format = TraceFormat::kMegatron;
+  spec.path = megatron_dir();
+  spec.experts = 4;
+  // tests/data/traces/megatron: decoder (step 1, layers 0 and 1), an MTP module (step 1), decoder
+  // (step 2, layer 0): the MTP sample is not a decoder MoE layer.
+  const auto got = import_samples(spec);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_EQ(got[0].step, 1);
+  EXPECT_EQ(got[1].step, 1);
+  EXPECT_EQ(got[1].layer, 1);
+  EXPECT_EQ(got[2].step, 2);
+  EXPECT_EQ(got[2].expert_counts(), (std::vector<int64_t>{1, 0, 2, 1}));
+  spec.max_layers = 1;  // two decoder layers recorded
+  EXPECT_THROW(import_samples(spec), ConfigError);
+  spec.format = TraceFormat::kMoesim;
+  EXPECT_THROW(import_samples(spec), ConfigError);
+  const std::string table = write_file("t.csv", "model,kind,domain,layer,total,e0,e1\nm,k,d,3,4,1,3\n");
+  spec = ImportSpec{TraceFormat::kCountTable, table, 2, 2, "m", "k", "d", 0};
+  const auto rows = import_samples(spec);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].tokens, 2);  // total 4 / top_k 2
+  EXPECT_EQ(rows[0].layer, 3);
+}
+
+TEST_F(TraceTest, ExpertLoadMatrixChecks) {
+  const std::string ok = write_file("ok.json", "[[1, 2.5, 0, 4], [0, 0, 1e3, 0]]");
+  const auto w = read_expert_loads(ok);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_EQ(w[0], (std::vector<double>{1, 2.5, 0, 4}));
+  EXPECT_EQ(w[1][2], 1000.0);
+  const auto fails = [&](const std::string& name, const std::string& text, const std::string& also) {
+    const std::string p = write_file(name, text);
+    expect_error<ConfigError>([&] { read_expert_loads(p); }, p + ": ", 0, also);
+  };
+  fails("ragged.json", "[[1, 2, 3, 4], [1, 2, 3]]", "/1: expected an array of 4 expert loads");
+  fails("neg.json", "[[1, -2]]", "/0/1: expected a number in [0, 2^53 = 9007199254740992] (an expert load)");
+  fails("nan.json", "[[1, \"NaN\"]]", "found the string \"NaN\"");
+  fails("huge.json", "[[1, 18446744073709551616]]", "found the number 18446744073709551616");
+  fails("zero.json", "[[1, 2], [0, 0]]", "/1: expected at least one load above 0");
+  fails("empty.json", "[]", "a non-empty array of layers");
+  fails("row.json", "[[]]", "/0: expected a non-empty array of expert loads");
+  const std::string inf = write_file("inf.json", "[[1,\n 1e400]]");
+  expect_error<ParseError>([&] { read_expert_loads(inf); }, inf + ":2:", 0, "1e400");
+  EXPECT_THROW(read_expert_loads(path("absent.json")), IoError);
+}
+
 // ----------------------------------------------------------------------------------------- rescaling
 
 RoutingSample two_source_sample() {
@@ -783,7 +1161,7 @@ TEST_F(TraceTest, TraceStreaming200kRecordsFlatMemory) {
   constexpr int kLayers = 4;
   const std::string p = path("long.jsonl");
   {
-    TraceWriter w(p, TraceHeader{1, 8, 2, 1, kLayers, "", "streaming test"});
+    TraceWriter w(p, TraceHeader{kTraceFormatVersion, 8, 2, 1, kLayers, "", "streaming test"});
     RoutingSample s;
     s.sources = 1;
     s.experts = 8;
@@ -794,7 +1172,7 @@ TEST_F(TraceTest, TraceStreaming200kRecordsFlatMemory) {
       s.layer = i % kLayers;
       s.counts[0] = i % 7;
       s.counts[3] = 2;
-      s.tokens = (i % 7 + 2) / 2;
+      s.tokens = (i % 7 + 3) / 2;  // ⌈slots / top_k⌉: one entry unfilled when the slots are odd
       w.write_counts(s);
     }
     w.close();
@@ -813,7 +1191,7 @@ TEST_F(TraceTest, TraceStreaming200kRecordsFlatMemory) {
   const int64_t after = resident_bytes();
   EXPECT_EQ(records, kRecords);
   EXPECT_EQ(slots, expected_slots);
-  EXPECT_EQ(r.line(), kRecords + 1);
+  EXPECT_EQ(r.line(), kRecords + 2);  // the header, the records, the end record
   EXPECT_EQ(s.step, (kRecords - 1) / kLayers);
   // Storing 199,000 samples would take tens of MiB (each holds a vector of 8 counts); a streaming
   // reader stays within a few pages of where it was after the first thousand records.

@@ -14,6 +14,7 @@
 
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
+#include "traces/json_numbers.hpp"
 #include "traces/trace_format.hpp"
 
 namespace moesim::traces {
@@ -75,14 +76,6 @@ class LineReader {
 constexpr const char* kRankPrefix = "router_trace_rank";
 constexpr const char* kRankSuffix = ".jsonl";
 
-int64_t strict_int(const Json& v, const std::string& src, const std::string& ptr,
-                   const std::string& expected) {
-  if (v.is_number_integer() &&
-      !(v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)))
-    return v.get<int64_t>();
-  config_fail(src, ptr, expected, describe_json(v));
-}
-
 using MegatronKey = std::tuple<int, int, int, int>;  // step, block, mtp_idx, layer
 
 struct TopkOrigin {
@@ -90,38 +83,51 @@ struct TopkOrigin {
   std::string where;  // FILE:LINE of the first record
 };
 
+// Per key: FILE:LINE of its first record, and the slots its records route.
+struct KeyOrigin {
+  std::string where;
+  int64_t slots = 0;
+};
+
 void read_megatron_file(const std::string& path, int rank, int experts, TopkOrigin& topk,
-                        std::map<MegatronKey, MegatronSample>& out) {
+                        std::map<MegatronKey, MegatronSample>& out,
+                        std::map<MegatronKey, KeyOrigin>& origins) {
   LineReader lines(path);
   std::string text;
+  JsonDoc doc;
+  JsonSyntax syntax;
+  std::vector<int64_t> stamp(static_cast<std::size_t>(experts), -1);
+  int64_t row_id = 0;  // distinct per row of the file, for the repeated-expert check
   while (lines.next(text)) {
     const std::string src = at_line(path, lines.line());
     if (text.empty())
       throw ParseError(src + ": expected a router record (one JSON object per line), found an empty line");
-    Json j;
-    try {
-      j = Json::parse(text);
-    } catch (const Json::parse_error& e) {
+    if (!parse_json_doc(text, doc, syntax)) {
       if (!lines.terminated())
         throw ParseError(
             src + ": expected a complete JSON record ending in a newline, found a truncated last line");
-      throw ParseError(src + ": expected a JSON object, found invalid JSON (" + e.what() + ")");
+      throw ParseError(src + ":" + num(static_cast<int64_t>(syntax.byte + 1)) +
+                       ": expected a JSON object, found " + syntax.found);
     }
-    ObjectReader r(j, src, "");
-    const int64_t rec_rank = r.get_int("rank");
+    ObjectReader r(doc.value, src, "");
+    const auto field = [&](const char* key, int64_t lo, int64_t hi) {
+      return json_integer(doc, r.child(key), src, std::string("/") + key, lo, hi,
+                          std::string("\"") + key + "\"");
+    };
+    const int64_t rec_rank = field("rank", 0, INT_MAX);
     if (rec_rank != rank)
       config_fail(src, "/rank", "rank " + num(rank) + " (the file name's)", num(rec_rank));
-    const int step = static_cast<int>(r.get_int_in("step", 0, INT_MAX, std::nullopt));
-    const int layer = static_cast<int>(r.get_int_in("layer", 0, INT_MAX, std::nullopt));
-    const int64_t num_tokens = r.get_int_in("num_tokens", 0, INT32_MAX, std::nullopt);
-    const int k = static_cast<int>(r.get_int_in("topk", 1, experts, std::nullopt));
+    const int step = static_cast<int>(field("step", 0, INT_MAX));
+    const int layer = static_cast<int>(field("layer", 0, INT_MAX));
+    const int64_t num_tokens = field("num_tokens", 0, INT32_MAX);
+    const int k = static_cast<int>(field("topk", 1, experts));
     const MegatronBlock block = r.get_choice("block", megatron_blocks(), MegatronBlock::decoder);
     int mtp_idx = 0;
     if (block == MegatronBlock::mtp) {
-      mtp_idx = static_cast<int>(r.get_int_in("mtp_idx", 0, INT_MAX, 0));
+      if (r.has("mtp_idx")) mtp_idx = static_cast<int>(field("mtp_idx", 0, INT_MAX));
     } else if (r.has("mtp_idx")) {
       config_fail(src, "/mtp_idx", "no mtp_idx on a decoder record (only \"block\": \"mtp\" has one)",
-                  describe_json(r.child("mtp_idx")));
+                  describe_value(doc, "/mtp_idx", r.child("mtp_idx")));
     }
     if (topk.topk == 0) {
       topk.topk = k;
@@ -132,12 +138,13 @@ void read_megatron_file(const std::string& path, int rank, int experts, TopkOrig
     const Json& idx = r.child("top_indices");
     if (!idx.is_array() || static_cast<int64_t>(idx.size()) != num_tokens)
       config_fail(src, "/top_indices", "num_tokens = " + num(num_tokens) + " rows of expert ids",
-                  describe_json(idx));
+                  describe_value(doc, "/top_indices", idx));
     r.finish();
 
     const MegatronKey key{step, block == MegatronBlock::mtp ? 1 : 0, mtp_idx, layer};
     auto [it, fresh] = out.try_emplace(key);
     MegatronSample& ms = it->second;
+    KeyOrigin& origin = origins[key];
     if (fresh) {
       ms.block = block;
       ms.mtp_idx = mtp_idx;
@@ -145,17 +152,21 @@ void read_megatron_file(const std::string& path, int rank, int experts, TopkOrig
       ms.sample.layer = layer;
       ms.sample.experts = experts;
       ms.sample.top_k = k;
+      origin.where = src;
     }
-    const std::string expected = "an expert id in [0, " + num(experts) + ")";
+    origin.slots += num_tokens * k;
     for (std::size_t t = 0; t < idx.size(); ++t) {
       const std::string rp = "/top_indices/" + num(static_cast<int64_t>(t));
       const Json& row = idx[t];
       if (!row.is_array() || static_cast<int>(row.size()) != k)
-        config_fail(src, rp, "topk = " + num(k) + " expert ids", describe_json(row));
+        config_fail(src, rp, "topk = " + num(k) + " expert ids", describe_value(doc, rp, row));
+      ++row_id;
       for (int i = 0; i < k; ++i) {
         const std::string ip = rp + "/" + num(i);
-        const int64_t e = strict_int(row[i], src, ip, expected);
-        if (e < 0 || e >= experts) config_fail(src, ip, expected, num(e));
+        const int64_t e = json_integer(doc, row[i], src, ip, 0, experts - 1, "an expert id");
+        if (stamp[e] == row_id)
+          config_fail(src, ip, "topk distinct expert ids per token", "expert " + num(e) + " twice");
+        stamp[e] = row_id;
         ms.sample.token_experts.push_back(static_cast<int32_t>(e));
       }
       ms.sample.token_source.push_back(rank);
@@ -176,18 +187,26 @@ std::vector<std::string> split_csv(const std::string& line) {
   }
 }
 
-int64_t csv_int(const std::string& field, const std::string& src, const std::string& column) {
+// An integer field in [0, hi]: text that is not an integer is a ParseError, an integer out of range a
+// ConfigError, both quoting the field as written.
+int64_t csv_int(const std::string& field, const std::string& src, const std::string& column, int64_t hi,
+                const std::string& what) {
   int64_t v = 0;
   const char* end = field.data() + field.size();
-  auto r = std::from_chars(field.data(), end, v);
-  if (field.empty() || r.ec != std::errc() || r.ptr != end || v < 0)
-    throw ParseError(located_message(src, "column " + column, "a non-negative integer", "\"" + field + "\""));
+  const bool minus = !field.empty() && field[0] == '-';
+  auto r = std::from_chars(field.data() + (minus ? 1 : 0), end, v);
+  const std::string expected = what + ", an integer in " + range_text(0, hi);
+  if (field.size() == (minus ? 1u : 0u) || r.ptr != end ||
+      (r.ec != std::errc() && r.ec != std::errc::result_out_of_range))
+    throw ParseError(located_message(src, "column " + column, expected, "\"" + field + "\""));
+  if (minus || r.ec != std::errc() || v > hi) config_fail(src, "column " + column, expected, field);
   return v;
 }
 
 }  // namespace
 
-std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir, int experts) {
+std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir, int experts,
+                                                          int max_layers) {
   if (experts < 1) config_fail(dir, "experts", "at least 1 expert", num(experts));
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
@@ -215,8 +234,15 @@ std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir
                   "no file for rank " + num(r) + " but one for rank " + num(files.rbegin()->first));
 
   std::map<MegatronKey, MegatronSample> samples;
+  std::map<MegatronKey, KeyOrigin> origins;
   TopkOrigin topk;
-  for (const auto& [rank, path] : files) read_megatron_file(path, rank, experts, topk, samples);
+  for (const auto& [rank, path] : files) read_megatron_file(path, rank, experts, topk, samples, origins);
+  for (const auto& [key, origin] : origins)
+    if (origin.slots == 0)
+      config_fail(origin.where, "/num_tokens",
+                  "at least one token routed at step " + num(std::get<0>(key)) + ", layer " +
+                      num(std::get<3>(key)) + " (on some rank)",
+                  "0 tokens on every rank");
 
   // Megatron numbers a router by its transformer layer (from 1, dense layers counted), and only MoE
   // layers have a router: the recorded numbers of a block are its MoE layers in order, with gaps. The
@@ -225,6 +251,17 @@ std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir
   for (const auto& entry : samples) {
     const MegatronKey& key = entry.first;
     recorded[{std::get<1>(key), std::get<2>(key)}].insert(std::get<3>(key));
+  }
+  const std::set<int>& decoder = recorded[{0, 0}];
+  if (max_layers > 0 && static_cast<int>(decoder.size()) > max_layers) {
+    const int beyond = *std::next(decoder.begin(), max_layers);
+    for (const auto& [key, origin] : origins)
+      if (std::get<1>(key) == 0 && std::get<3>(key) == beyond)
+        config_fail(origin.where, "/layer",
+                    "at most " + num(max_layers) +
+                        " distinct decoder layer numbers (the model's MoE layers, in order)",
+                    num(static_cast<int64_t>(decoder.size())) + " recorded in " + dir + ", layer " +
+                        num(beyond) + " the first beyond them");
   }
   std::vector<MegatronSample> out;
   out.reserve(samples.size());
@@ -281,9 +318,10 @@ std::vector<RoutingSample> import_expert_count_table(const std::string& path, co
     available.insert(f[0] + "/" + f[1] + "/" + f[2]);
     if (f[0] != q.model || f[1] != q.kind || f[2] != q.domain) continue;  // another selection
 
-    const int64_t layer = csv_int(f[3], src, "layer");
-    const int64_t total = csv_int(f[4], src, "total");
-    if (layer > INT_MAX) config_fail(src, "column layer", "a layer <= " + num(INT_MAX), num(layer));
+    const int64_t layer = csv_int(
+        f[3], src, "layer", q.max_layers > 0 ? q.max_layers - 1 : INT_MAX,
+        q.max_layers > 0 ? "a MoE layer of the model (" + num(q.max_layers) + " MoE layers)" : "a layer");
+    const int64_t total = csv_int(f[4], src, "total", kMaxSlots, "the routed slots");
     if (!layers_seen.insert(static_cast<int>(layer)).second)
       config_fail(src, "column layer", "one row per layer for " + q.model + "/" + q.kind + "/" + q.domain,
                   "layer " + num(layer) + " again");
@@ -298,7 +336,10 @@ std::vector<RoutingSample> import_expert_count_table(const std::string& path, co
     for (std::size_t i = 5; i < f.size(); ++i) {
       const int e = static_cast<int>(i - 5);
       const std::string column = "e" + num(e);
-      const int64_t c = csv_int(f[i], src, column);
+      const int64_t c = csv_int(f[i], src, column, kMaxSlots, "a count");
+      if (c > kMaxSlots - sum)
+        config_fail(src, "column " + column, "counts summing to at most 2^53 in one row",
+                    num(c) + " after " + num(sum) + " in the columns before it");
       if (e >= q.experts && c != 0)
         config_fail(src, "column " + column,
                     "0 (the model has " + num(q.experts) + " experts, so columns e" + num(q.experts) +
@@ -309,6 +350,7 @@ std::vector<RoutingSample> import_expert_count_table(const std::string& path, co
     }
     if (sum != total)
       config_fail(src, "column total", "the sum of the expert counts, " + num(sum), num(total));
+    if (total == 0) config_fail(src, "column total", "at least one routed slot (a non-zero count)", "0");
     if (total % q.top_k != 0)
       config_fail(src, "column total", "a multiple of top_k = " + num(q.top_k) + " (slots = tokens x top_k)",
                   num(total));
@@ -325,6 +367,71 @@ std::vector<RoutingSample> import_expert_count_table(const std::string& path, co
                 "none (the file has " + list + ")");
   }
   return out;
+}
+
+std::vector<RoutingSample> import_samples(const ImportSpec& spec) {
+  std::vector<RoutingSample> out;
+  switch (spec.format) {
+    case TraceFormat::kMegatron:
+      for (auto& m : import_megatron_router_traces(spec.path, spec.experts, spec.max_layers))
+        if (m.block == MegatronBlock::decoder) out.push_back(std::move(m.sample));
+      break;
+    case TraceFormat::kCountTable: {
+      CountTableQuery q;
+      q.model = spec.model;
+      q.kind = spec.kind;
+      q.domain = spec.domain;
+      q.experts = spec.experts;
+      q.top_k = spec.top_k;
+      q.max_layers = spec.max_layers;
+      out = import_expert_count_table(spec.path, q);
+      break;
+    }
+    case TraceFormat::kMoesim:
+      config_fail(spec.path, "format", "a format to import (megatron or count_table)",
+                  "\"moesim\" (a moesim trace is read as it is)");
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.step < b.step; });
+  return out;
+}
+
+std::vector<std::vector<double>> read_expert_loads(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path + ": cannot open file for reading");
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw IoError(path + ": read error");
+  JsonDoc doc;
+  JsonSyntax syntax;
+  if (!parse_json_doc(text, doc, syntax))
+    throw ParseError(path + ":" + line_column(text, syntax.byte) + ": expected valid JSON, found " +
+                     syntax.found);
+  const Json& j = doc.value;
+  const std::string shape = "array of layers, each an array of one load per expert";
+  if (!j.is_array() || j.empty()) config_fail(path, "", "a non-empty " + shape, describe_value(doc, "", j));
+  std::vector<std::vector<double>> loads;
+  for (std::size_t l = 0; l < j.size(); ++l) {
+    const std::string lp = "/" + num(static_cast<int64_t>(l));
+    const Json& row = j[l];
+    if (!row.is_array() || row.empty() || (l > 0 && row.size() != loads[0].size()))
+      config_fail(path, lp,
+                  l == 0 ? "a non-empty array of expert loads (layer 0 sets the number of experts)"
+                         : "an array of " + num(static_cast<int64_t>(loads[0].size())) +
+                               " expert loads (as layer 0: layers x experts)",
+                  describe_value(doc, lp, row));
+    std::vector<double> r;
+    r.reserve(row.size());
+    double sum = 0;
+    for (std::size_t e = 0; e < row.size(); ++e) {
+      const std::string ep = lp + "/" + num(static_cast<int64_t>(e));
+      r.push_back(json_number(doc, row[e], path, ep, 0, kMaxSlots, "an expert load"));
+      sum += r.back();
+    }
+    if (sum <= 0)
+      config_fail(path, lp, "at least one load above 0 in each layer",
+                  "all " + num(static_cast<int64_t>(r.size())) + " loads 0");
+    loads.push_back(std::move(r));
+  }
+  return loads;
 }
 
 RoutingSample rescale_sources(const RoutingSample& in, int sources) {

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/kinds.hpp"
 #include "scenarios/registry.hpp"
 #include "traces/routing_sample.hpp"
 
@@ -43,8 +44,12 @@ struct MegatronSample {
 /// N = 0 .. R-1 (other file names are not read; a gap in the ranks is an error). Each line is
 /// {"rank", "step", "layer", "num_tokens", "topk", "top_indices": [[topk expert ids] x num_tokens],
 /// optional "block": "decoder"|"mtp", optional "mtp_idx" (mtp only)}; unknown keys are errors.
-/// Checks: "rank" equals the file's N; num_tokens == len(top_indices); every row has topk ids; every
-/// id is in [0, experts); topk is the same in every record of every file and at most `experts`.
+/// Checks: "rank" equals the file's N; every number an integer in range (quoted as written when
+/// not); num_tokens == len(top_indices); every row has topk distinct ids; every id is in
+/// [0, experts); topk is the same in every record of every file and at most `experts`; every
+/// (step, block, mtp_idx, layer) routes at least one token; with max_layers > 0, the decoder has at
+/// most max_layers distinct layer numbers (the model's MoE layers), the first one beyond named by
+/// its first record.
 /// Several records of one rank for the same (step, layer, block) — micro-batches — are concatenated.
 /// A rank with no record for a key contributes no tokens to it. Samples are returned ordered by
 /// (step, block: decoder first, mtp_idx, layer).
@@ -60,7 +65,8 @@ struct MegatronSample {
 /// shift down.
 /// Throws IoError (directory unreadable, no rank files), ParseError (invalid JSON, truncated line),
 /// ConfigError (everything else).
-std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir, int experts);
+std::vector<MegatronSample> import_megatron_router_traces(const std::string& dir, int experts,
+                                                          int max_layers = 0);
 
 // ------------------------------------------------------------------------------ expert-count tables
 
@@ -72,17 +78,49 @@ struct CountTableQuery {
   std::string domain;   ///< "domain" column, e.g. "arxiv", "c4"
   int experts = 0;      ///< the model's experts: the first `experts` count columns (64 OLMoE, 8 Mixtral)
   int top_k = 0;  ///< slots per token in these counts (8 OLMoE and 2 Mixtral for expert_counts; 1 for top1)
+  int max_layers = 0;  ///< the model's MoE layers: rows of layers beyond are refused (0: no limit)
 };
 
 /// Imports the rows of a per-layer expert-count table that match `query`, in file order. The file:
 /// comment lines starting with '#', then the header model,kind,domain,layer,total,e0,...,e{n-1}, then
 /// one row per (model, kind, domain, layer) with `total` routed slots and a count per expert column.
 /// Each selected row becomes a count-level sample: step 0, its layer, sources 1, tokens = total / top_k.
-/// Checks on selected rows: integer fields, columns e{experts}.. all zero, counts summing to total,
-/// total divisible by top_k, one row per layer; on every row: the header's number of fields.
-/// Throws IoError (unreadable), ParseError (bad header, wrong field count, non-integer field) or
-/// ConfigError (the other checks; no matching row, listing the selections the file has).
+/// Checks on selected rows: integer fields (counts and total in [0, 2^53], their sum too; layer below
+/// max_layers when set), columns e{experts}.. all zero, counts summing to total, total divisible by
+/// top_k and not 0, one row per layer; on every row: the header's number of fields.
+/// Throws IoError (unreadable), ParseError (bad header, wrong field count, a field that is not an
+/// integer) or ConfigError (the other checks; no matching row, listing the selections the file has).
 std::vector<RoutingSample> import_expert_count_table(const std::string& path, const CountTableQuery& query);
+
+// ------------------------------------------------------------------------------------- one entry point
+
+/// What to import, and the model it is for.
+struct ImportSpec {
+  TraceFormat format = TraceFormat::kMegatron;  ///< megatron or count_table
+  std::string path;                             ///< the folder of rank files, or the CSV table
+  int experts = 0;                              ///< the model's experts
+  int top_k = 0;                                ///< count tables: slots per token
+  std::string model;                            ///< count tables: "model" column
+  std::string kind = "expert_counts";           ///< count tables: "kind" column
+  std::string domain;                           ///< count tables: "domain" column
+  int max_layers = 0;  ///< the model's MoE layers: records of layers beyond are refused (0: no limit)
+};
+
+/// The routing samples of a Megatron directory (the decoder's; MTP modules are not decoder MoE
+/// layers) or of a count table's selected rows, ordered by step (stable: within a step, as the
+/// importer returns them). Throws as the importers do, and ConfigError for format moesim (read those
+/// with TraceReader).
+std::vector<RoutingSample> import_samples(const ImportSpec& spec);
+
+// ----------------------------------------------------------------------------- expert-load matrices
+
+/// Reads a layers × experts matrix of expert loads (JSON: an array of layers, each an array of one
+/// number per expert), as `moesim place --weights` takes. Checks, naming the file and the JSON pointer
+/// (syntax errors: LINE:COLUMN): at least one layer and one expert; every layer as long as the
+/// first; every load a finite number in [0, 2^53] (strings such as "NaN" are not numbers; numbers are
+/// quoted as written); at least one load above 0 in every layer (an all-zero layer has no balance to
+/// find). Throws IoError (unreadable), ParseError (not JSON), ConfigError (the rest).
+std::vector<std::vector<double>> read_expert_loads(const std::string& path);
 
 // ----------------------------------------------------------------------------------------- rescaling
 
