@@ -10,13 +10,14 @@
 
 namespace moesim::cli {
 
-void check_scenario(const Scenario& s) {
+models::RoutingInput check_scenario(const Scenario& s) {
   // Routing, the trace and the fabric do not depend on each other: all are checked, every problem reported.
   Problems problems;
+  models::TraceCoverage trace;
   problems.check([&] { models::check_routing(s); });
   problems.check([&] {
     // The whole trace, so that one cut short or broken anywhere stops every command before it evaluates.
-    const models::TraceCoverage trace = models::check_trace(s);
+    trace = models::check_trace(s);
     static std::set<std::string> noted;  // each note once per process (compare checks every variant)
     if (!trace.note.empty() && noted.insert(trace.note).second)
       std::cerr << "moesim: note: " << trace.note << "\n";
@@ -31,6 +32,7 @@ void check_scenario(const Scenario& s) {
     }
   });
   problems.raise();
+  return models::routing_input(s, &trace);
 }
 
 }  // namespace moesim::cli

@@ -1,6 +1,7 @@
 #pragma once
 /// \file The checks every engine relies on, run before anything is evaluated.
 
+#include "models/workload.hpp"
 #include "scenarios/scenario.hpp"
 
 namespace moesim::cli {
@@ -11,6 +12,8 @@ namespace moesim::cli {
 /// printed once on stderr), and the scale-out fabric's buildability (sim::Topology). Throws
 /// ConfigError naming the scenario file and the pointer (trace errors: the trace file and line).
 /// `validate`, `run`, `compare` and `replay` call it, so a scenario that one accepts the others accept.
-void check_scenario(const Scenario& s);
+/// Returns the scenario's routing resolved once (the trace's first step as read here, sampled routing,
+/// placements), which the engines take so that they read no file.
+models::RoutingInput check_scenario(const Scenario& s);
 
 }  // namespace moesim::cli

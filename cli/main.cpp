@@ -28,7 +28,7 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
     s.engine.kind = *engine;
     s.resolved["engine"]["kind"] = moesim::to_string(*engine);
   }
-  moesim::cli::check_scenario(s);
+  const moesim::models::RoutingInput routing = moesim::cli::check_scenario(s);
   const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
   const std::string dir_option = !out_dir.empty() ? "--out" : "/outputs/dir of " + s.source;
@@ -36,8 +36,9 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
     moesim::reports::check_run_outputs(dir, moesim::reports::run_output_files(s.outputs.formats, simulate),
                                        force, dir_option);
   std::optional<moesim::sim::StepSimResult> des;
-  if (simulate) des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine));
-  const moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s);
+  // The engines take the routing resolved by the checks: neither reads a file.
+  if (simulate) des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine), &routing);
+  const moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s, routing);
   const moesim::sim::StepSimResult* d = des ? &*des : nullptr;
   switch (format) {
     case moesim::OutputFormat::kJson:

@@ -25,9 +25,9 @@ namespace moesim::cli {
 namespace {
 
 models::Result evaluate(const Scenario& s) {
-  check_scenario(s);
+  const models::RoutingInput routing = check_scenario(s);
   if (s.engine.kind == EngineKind::kDes) return evaluate_des_isolated(s);
-  return models::evaluate_analytic(s);
+  return models::evaluate_analytic(s, routing);
 }
 
 }  // namespace

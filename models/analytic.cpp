@@ -139,9 +139,12 @@ RankSync rank_sync(const Scenario& s, const Workload& w, int rank) {
 }
 
 Result evaluate_analytic(const Scenario& s) {
+  return evaluate_analytic(s, routing_input(s));
+}
+
+Result evaluate_analytic(const Scenario& s, const RoutingInput& in) {
   auto cm = make_compute_cost_model(s);
   NetworkModel net(s.cluster);
-  const RoutingInput in = routing_input(s);
   const bool custom = !in.samples.empty() || !in.slot_maps.empty();
   Workload w = build_workload(s, *cm, net, custom ? &in : nullptr);
   Result r = evaluate_analytic(s, w);

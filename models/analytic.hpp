@@ -9,6 +9,9 @@ namespace moesim::models {
 /// Evaluates a validated scenario: builds and prices the workload with the scenario's cost model, then
 /// applies the pipeline schedule, data-parallel synchronisation, the optimizer and the memory model.
 Result evaluate_analytic(const Scenario& s);
+/// The same with the routing already resolved (models::routing_input, or the one cli::check_scenario
+/// returns): the engine then reads no file.
+Result evaluate_analytic(const Scenario& s, const RoutingInput& routing);
 
 /// Evaluates an already built workload (for sweeps that reuse it). balanced_step_time is left 0.
 Result evaluate_analytic(const Scenario& s, const Workload& w);

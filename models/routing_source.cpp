@@ -257,6 +257,7 @@ TraceCoverage check_trace(const Scenario& s) {
   for_each_recorded_step(s, 0, [&](int, std::vector<traces::RoutingSample>& recorded) {
     std::vector<char> seen(static_cast<std::size_t>(L), 0);
     for (const auto& x : recorded) seen[x.layer] = 1;
+    if (c.steps == 0) c.first_step = map_to_layers(s, recorded);
     for (int l = 0; l < L; ++l) missing_steps[l] += seen[l] ? 0 : 1;
     ++c.steps;
     c.records += static_cast<int64_t>(recorded.size());
@@ -359,12 +360,14 @@ PlacementResult place_for(const Scenario& s, const ExpertLoads& loads,
   return out;
 }
 
-RoutingInput routing_input(const Scenario& s) {
+RoutingInput routing_input(const Scenario& s, const TraceCoverage* trace) {
   RoutingInput in;
   if (s.model.moe.experts == 0) return in;
   check_routing(s);
   if (s.routing.mode == RoutingMode::kSampled) in.samples = sample_routing(s, 0);
-  if (s.routing.mode == RoutingMode::kTrace) {
+  if (s.routing.mode == RoutingMode::kTrace && trace != nullptr) {
+    in.samples = trace->first_step;
+  } else if (s.routing.mode == RoutingMode::kTrace) {
     auto steps = load_trace_steps(s, 1);
     if (steps.empty())
       bad(s, "/routing/trace", "a trace with at least one step", "no record in " + s.routing.trace.path);

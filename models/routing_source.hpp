@@ -57,6 +57,8 @@ struct TraceCoverage {
   int steps = 0;
   int64_t records = 0;
   std::string note;
+  /// The first step, mapped to the model's MoE layers (what routing_input uses).
+  std::vector<traces::RoutingSample> first_step;
 };
 /// Reads the scenario's whole trace (routing.mode "trace" with a MoE model; otherwise returns an empty
 /// coverage) with every check of the trace's reader and of load_trace_steps, so that a trace cut short
@@ -83,7 +85,8 @@ PlacementResult place_for(const Scenario& s, const ExpertLoads& loads,
 std::vector<std::vector<double>> coactivation_counts(const Scenario& s, const traces::RoutingSample& sample);
 
 /// Everything build_workload needs for one step of a scenario: samples (sampled or trace mode, step 0
-/// of the trace) and placements.
-RoutingInput routing_input(const Scenario& s);
+/// of the trace) and placements. With `trace` (what check_trace read), the trace's first step is taken
+/// from it and no file is read.
+RoutingInput routing_input(const Scenario& s, const TraceCoverage* trace = nullptr);
 
 }  // namespace moesim::models

@@ -1256,5 +1256,23 @@ TEST(Coactivation, SampledScenarioPlacesAndCutsNoMoreThanContiguous) {
   }
 }
 
+// The routing is resolved once, before any engine runs: what check_trace read is all the engines need,
+// so the trace file can be gone by the time the step is evaluated, with the same result.
+TEST(CheckTrace, EnginesReadNoFileOnceRoutingIsResolved) {
+  TempDir dir;
+  const traces::TraceHeader h{traces::kTraceFormatVersion, 16, 2, 8, 4, "", ""};
+  const std::string path =
+      write_layers_trace(dir.path(), "once.jsonl", h, {{0, 0}, {0, 1}, {0, 2}, {0, 3}, {1, 0}});
+  const Scenario s = trace_scenario(path);
+  const models::Result read_by_engine = models::evaluate_analytic(s);
+  const models::TraceCoverage trace = models::check_trace(s);
+  ASSERT_EQ(trace.first_step.size(), 4u);
+  const models::RoutingInput resolved = models::routing_input(s, &trace);
+  std::filesystem::remove(path);
+  const models::Result r = models::evaluate_analytic(s, resolved);
+  EXPECT_EQ(r.step_time, read_by_engine.step_time);
+  EXPECT_EQ(r.moe_max_over_mean_gpu, read_by_engine.moe_max_over_mean_gpu);
+  EXPECT_THROW(models::evaluate_analytic(s), Error);  // without it, the engine would need the file
+}
 }  // namespace
 }  // namespace moesim
