@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "scenarios/error.hpp"
+#include "scenarios/kinds.hpp"
 
 namespace moesim::models {
 
@@ -36,7 +37,9 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
     const std::string ptr = std::string("/models/") + calibrate::to_string(f);
     if (calibrate::is_gemm_family(f)) {
       for (const auto& [prec, g] : model.gemm)
-        at_most(g.peak_flops * g.efficiency, prec == "fp8" ? gpu.flops_fp8 : gpu.flops_bf16,
+        at_most(g.peak_flops * g.efficiency,
+                precisions().get(prec, file, ptr + "/precisions") == Precision::kFp8 ? gpu.flops_fp8
+                                                                                     : gpu.flops_bf16,
                 ptr + "/precisions/" + prec + "/efficiency",
                 "peak_flops x efficiency at most the " + prec + " peak");
     } else if (f == KernelFamily::kAttention) {
