@@ -69,6 +69,10 @@ int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat for
   }
   const auto kernels = reports::kernel_rows((fs::path(dir) / "kernels").string(), cat);
   rows.insert(rows.end(), kernels.begin(), kernels.end());
+  // One block per group (end-to-end, phase, all-to-all, GEMM, attention), files' order within it.
+  std::stable_sort(
+      rows.begin(), rows.end(),
+      [](const reports::AccuracyRow& a, const reports::AccuracyRow& b) { return a.group < b.group; });
 
   switch (format) {
     case OutputFormat::kJson:

@@ -2,8 +2,8 @@
 //   - AccuracyUnit: the statistics, and the kernel rows' predictions recomputed by hand from the
 //     published setting and the catalog entry (DeepEP, DeepGEMM, FlashAttention-3), and the file errors.
 //   - AccuracyGuard: the whole suite through the built binary with both engines, every row held to the
-//     regression bound recorded in scenarios/validation/guards.json (today's |error| plus a margin, not
-//     the project's target; docs/accuracy.md gives both).
+//     regression bound recorded in scenarios/validation/bounds/guards.json (today's |error| plus a margin,
+//     not the project's target; docs/accuracy.md gives both).
 #include "reports/accuracy.hpp"
 
 #include <gtest/gtest.h>
@@ -155,7 +155,7 @@ TEST(AccuracyGuard, EveryRowWithinItsRecordedBound) {
   for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) text.append(buf, n);
   ASSERT_EQ(pclose(p), 0) << cmd;
   const Json out = Json::parse(text);
-  const Json guards = moesim::read_json_file(kValidation + "/guards.json").at("rows");
+  const Json guards = moesim::read_json_file(kValidation + "/bounds/guards.json").at("rows");
 
   std::set<std::string> seen;
   for (const auto& row : out.at("rows")) {
@@ -168,8 +168,9 @@ TEST(AccuracyGuard, EveryRowWithinItsRecordedBound) {
     for (const char* engine : {"analytic", "des"}) {
       if (!g.contains(engine)) continue;
       const Json& e = row.at(engine);
-      if (g.at(engine).at("ok").get<bool>())
+      if (g.at(engine).at("ok").get<bool>()) {
         EXPECT_TRUE(e.at("ok").get<bool>()) << engine << ": " << e.value("note", "");
+      }
       ASSERT_FALSE(e.at("error").is_null()) << engine << ": no prediction";
       EXPECT_LE(std::fabs(e.at("error").get<double>()), g.at(engine).at("bound").get<double>())
           << engine << ": predicted " << e.at("predicted") << " against published " << row.at("published");

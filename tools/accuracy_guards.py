@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Record the regression bounds of the accuracy suite (scenarios/validation/guards.json).
+"""Record the regression bounds of the accuracy suite (scenarios/validation/bounds/guards.json).
 
     build/dev/cli/moesim accuracy --engine both --format json > /tmp/acc.json
-    python3 tools/accuracy_guards.py /tmp/acc.json > scenarios/validation/guards.json
+    python3 tools/accuracy_guards.py /tmp/acc.json > scenarios/validation/bounds/guards.json
 
 Each row's bound is today's |error| rounded up to the next whole percent plus two points, per engine,
 with whether the engine's prediction counted (ok: false where the published run was predicted not to
@@ -41,8 +41,10 @@ def main():
         "median |error| <= 10% and none beyond 25% (docs/accuracy.md).",
         "rows": rows,
     }
-    json.dump(doc, sys.stdout, indent=1, sort_keys=True)
-    sys.stdout.write("\n")
+    # One line per row, so that a change of bounds reads as a diff of the rows it moves.
+    lines = [f'  {json.dumps(k)}: {json.dumps(rows[k], sort_keys=True)}' for k in sorted(rows)]
+    sys.stdout.write('{\n "_comment": ' + json.dumps(doc["_comment"]) + ',\n "rows": {\n')
+    sys.stdout.write(",\n".join(lines) + "\n }\n}\n")
 
 
 if __name__ == "__main__":
