@@ -75,4 +75,12 @@ const Registry<CalibrationPlan>& calibration_plans();
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
                       const std::string& command_line, const Catalog& cat);
 
+/// Which engines `moesim accuracy` runs.
+enum class AccuracyEngine { kAnalytic, kDes, kBoth };
+const Registry<AccuracyEngine>& accuracy_engines();
+/// `moesim accuracy [DIR]`: every validation scenario of DIR (its "reference" figures) and every kernel
+/// row of DIR/kernels, predicted and held against the published figure, with per-group median and
+/// largest |error| per engine (docs/accuracy.md).
+int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat format, const Catalog& cat);
+
 }  // namespace moesim::cli

@@ -242,6 +242,21 @@ int main(int argc, char** argv) {
                  "Write to this file instead of stdout (never overwrites without --force)");
   hf->add_flag("--force", force, "Overwrite --output if it exists");
 
+  std::string acc_dir = MOESIM_VALIDATION_DIR, acc_engine = "both";
+  auto* acc = app.add_subcommand(
+      "accuracy", "Hold every validation scenario and published kernel row against moesim's prediction");
+  acc->add_option("dir", acc_dir,
+                  "Validation folder: scenarios with a reference block, kernels/*.csv (default: the source "
+                  "tree's scenarios/validation)")
+      ->capture_default_str();
+  acc->add_option("--engine", acc_engine,
+                  "Engines run on the scenarios (kernel rows use the shared cost model)")
+      ->check(CLI::IsMember(moesim::cli::accuracy_engines().names()))
+      ->capture_default_str();
+  acc->add_option("--format", format, "Output on stdout")
+      ->check(CLI::IsMember(formats.names()))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -290,6 +305,9 @@ int main(int argc, char** argv) {
       ti.format = moesim::trace_formats().get(import_format, "trace import FORMAT");
       return moesim::cli::trace_import_cmd(ti);
     }
+    if (*acc)
+      return moesim::cli::accuracy_cmd(acc_dir, moesim::cli::accuracy_engines().get(acc_engine, "--engine"),
+                                       out_format, cat);
     if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, out_format);
     if (*trc_upg) return moesim::cli::trace_upgrade_cmd(trace_file, upgrade_out, upgrade_force);
   } catch (const std::exception& e) {

@@ -1,0 +1,242 @@
+#include "reports/accuracy_kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "models/compute_cost.hpp"
+#include "models/dispatch.hpp"
+#include "models/network.hpp"
+#include "scenarios/error.hpp"
+#include "scenarios/loader.hpp"
+
+namespace moesim::reports {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// One data line of a kernel CSV, with what an error message needs to locate a field.
+class CsvLine {
+ public:
+  CsvLine(std::string file, int line, const std::vector<std::string>& header, std::vector<std::string> fields)
+      : file_(std::move(file)), line_(line), fields_(std::move(fields)) {
+    for (std::size_t i = 0; i < header.size(); ++i) index_[header[i]] = i;
+  }
+  const std::string& text(const std::string& column) const { return fields_.at(index_.at(column)); }
+  double number(const std::string& column, double lo, double hi) const {
+    const std::string& t = text(column);
+    std::size_t used = 0;
+    double v = NAN;
+    try {
+      v = std::stod(t, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != t.size() || !std::isfinite(v) || v < lo || v > hi)
+      throw ParseError(located_message(
+          file_, where(column), "a number in [" + fmt_num(lo) + ", " + fmt_num(hi) + "]", "\"" + t + "\""));
+    return v;
+  }
+  int integer(const std::string& column, int lo, int hi) const {
+    const double v = number(column, lo, hi);
+    if (v != std::floor(v))
+      throw ParseError(located_message(file_, where(column), "an integer", "\"" + text(column) + "\""));
+    return static_cast<int>(v);
+  }
+  std::string where(const std::string& column) const {
+    return "line " + std::to_string(line_) + ", column " + column;
+  }
+  const std::string& file() const { return file_; }
+
+ private:
+  static std::string fmt_num(double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  }
+  std::string file_;
+  int line_;
+  std::vector<std::string> fields_;
+  std::map<std::string, std::size_t> index_;
+};
+
+std::vector<std::string> split(const std::string& line) {
+  std::vector<std::string> out;
+  std::string cell;
+  std::istringstream in(line);
+  while (std::getline(in, cell, ',')) out.push_back(cell);
+  if (!line.empty() && line.back() == ',') out.emplace_back();
+  return out;
+}
+
+enum class Kind { kAllToAll, kGemm, kAttention };
+
+const std::vector<std::string>& columns(Kind k) {
+  static const std::vector<std::string> a2a{"name",           "cluster",        "op",    "ep",
+                                            "path",           "tokens",         "top_k", "node_limit",
+                                            "bytes_per_copy", "published_gbps", "source"};
+  static const std::vector<std::string> gemm{
+      "name", "gpu", "table", "groups", "m_per_group", "n", "k", "published_tflops", "source"};
+  static const std::vector<std::string> attn{"name",  "gpu",   "headdim",          "causal", "seqlen",
+                                             "batch", "heads", "published_tflops", "source"};
+  return k == Kind::kAllToAll ? a2a : k == Kind::kGemm ? gemm : attn;
+}
+
+// The catalog entry a row names ("catalog:NAME").
+Json catalog_entry(const CsvLine& l, const std::string& column, CatalogKind kind, const Catalog& cat,
+                   std::string* path) {
+  std::string name;
+  if (!is_catalog_ref(l.text(column), name))
+    throw ParseError(located_message(l.file(), l.where(column), "a catalog reference \"catalog:NAME\"",
+                                     "\"" + l.text(column) + "\""));
+  *path = cat.path(kind, name, l.file(), l.where(column));
+  return cat.load(kind, name, l.file(), l.where(column));
+}
+
+AccuracyRow base_row(const CsvLine& l, AccuracyGroup g, const char* quantity, const char* unit,
+                     const char* published_column) {
+  AccuracyRow r;
+  r.group = g;
+  r.name = l.text("name");
+  r.quantity = quantity;
+  r.unit = unit;
+  r.published = l.number(published_column, 1e-9, 1e9);
+  r.source = l.text("source");
+  r.shared_prediction = true;
+  return r;
+}
+
+// DeepEP-style normal all-to-all: uniform routing of `tokens` per GPU over an EP group laid out on the
+// cluster's nodes, hierarchical dispatch (one NIC copy per destination node, NVLink fan-out). The
+// predicted bandwidth counts the bytes over the bottleneck link kind the row names (NVLink or RDMA),
+// the published definition, divided by the network model's time for the whole all-to-all.
+AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
+  AccuracyRow r = base_row(l, AccuracyGroup::kAllToAll, "bandwidth", "GB/s", "published_gbps");
+  std::string path;
+  const ClusterSpec c = cluster_from_json(catalog_entry(l, "cluster", CatalogKind::kCluster, cat, &path),
+                                          path, "", cat, nullptr);
+  const std::string& link = l.text("path");
+  if (link != "NVLink" && link != "RDMA")
+    throw ParseError(located_message(l.file(), l.where("path"), "NVLink or RDMA", "\"" + link + "\""));
+  models::EpGeometry g;
+  g.ep = l.integer("ep", 1, c.gpus());
+  g.per_node = std::min(g.ep, c.gpus_per_node);
+  g.top_k = l.integer("top_k", 1, 1 << 16);
+  g.node_limit = l.integer("node_limit", 0, 1 << 16);
+  g.hierarchical = true;
+  const auto stats =
+      models::dispatch_stats(std::vector<double>(static_cast<std::size_t>(g.ep), 1.0 / g.ep), g);
+  const auto bytes =
+      models::all_to_all_bytes(stats, g, l.number("tokens", 1, 1e9), l.number("bytes_per_copy", 1, 1e9));
+  const double t = models::NetworkModel(c).all_to_all(bytes);
+  const double moved =
+      link == "NVLink" ? std::max(bytes.nvlink_out, bytes.nvlink_in) : std::max(bytes.nic_out, bytes.nic_in);
+  r.analytic = t > 0 ? moved / t / 1e9 : NAN;
+  return r;
+}
+
+// DeepGEMM FP8: the roofline model on all of the GPU's SMs (no communication SMs reserved).
+AccuracyRow gemm_row(const CsvLine& l, const Catalog& cat) {
+  AccuracyRow r = base_row(l, AccuracyGroup::kGemm, "tflops", "TFLOP/s", "published_tflops");
+  std::string path;
+  const GpuSpec gpu = gpu_from_json(catalog_entry(l, "gpu", CatalogKind::kGpu, cat, &path), path, "");
+  const std::string& table = l.text("table");
+  const int groups = l.integer("groups", 1, 1 << 16);
+  const double m = l.number("m_per_group", 1, 1e9), n = l.number("n", 1, 1e9), k = l.number("k", 1, 1e9);
+  const models::RooflineCostModel model(gpu, 0);
+  double t = 0;
+  if (table == "dense") {
+    t = model.gemm(m, n, k, Precision::kFp8);
+  } else if (table == "grouped_contiguous" || table == "grouped_masked") {
+    const std::vector<double> rows(static_cast<std::size_t>(groups), m);
+    t = model.grouped_gemm(rows, n, k, Precision::kFp8);
+  } else {
+    throw ParseError(located_message(l.file(), l.where("table"),
+                                     "dense, grouped_contiguous or grouped_masked", "\"" + table + "\""));
+  }
+  r.analytic = t > 0 ? 2.0 * groups * m * n * k / t / 1e12 : NAN;
+  return r;
+}
+
+// FlashAttention-3 forward: the roofline model's fused attention for the same shape.
+AccuracyRow attention_row(const CsvLine& l, const Catalog& cat) {
+  AccuracyRow r = base_row(l, AccuracyGroup::kAttention, "tflops", "TFLOP/s", "published_tflops");
+  std::string path;
+  const GpuSpec gpu = gpu_from_json(catalog_entry(l, "gpu", CatalogKind::kGpu, cat, &path), path, "");
+  models::AttentionShape s;
+  const double seq = l.number("seqlen", 1, 1e9);
+  s.query_tokens = l.number("batch", 1, 1e9) * seq;
+  s.kv_tokens = seq;
+  s.heads = l.number("heads", 1, 1e6);
+  s.qk_dim = s.v_dim = l.number("headdim", 1, 1e6);
+  s.causal = l.integer("causal", 0, 1) == 1;
+  const double t = models::RooflineCostModel(gpu, 0).attention(s, false);
+  r.analytic = t > 0 ? s.forward_flops() / t / 1e12 : NAN;
+  return r;
+}
+
+void read_file(const std::string& path, const Catalog& cat, std::vector<AccuracyRow>& rows) {
+  std::ifstream in(path);
+  if (!in) throw IoError(path + ": cannot be read");
+  std::string line;
+  std::vector<std::string> header;
+  Kind kind = Kind::kAllToAll;
+  for (int no = 1; std::getline(in, line); ++no) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> fields = split(line);
+    if (header.empty()) {
+      header = fields;
+      const auto has = [&](const char* c) {
+        return std::find(header.begin(), header.end(), c) != header.end();
+      };
+      if (has("bytes_per_copy"))
+        kind = Kind::kAllToAll;
+      else if (has("m_per_group"))
+        kind = Kind::kGemm;
+      else if (has("headdim"))
+        kind = Kind::kAttention;
+      else
+        throw ParseError(located_message(path, "line " + std::to_string(no),
+                                         "a header with bytes_per_copy (all-to-all), m_per_group (GEMM) or "
+                                         "headdim (attention)",
+                                         "\"" + line + "\""));
+      for (const auto& c : columns(kind))
+        if (!has(c.c_str()))
+          throw ParseError(located_message(path, "line " + std::to_string(no), "a column \"" + c + "\"",
+                                           "\"" + line + "\""));
+      continue;
+    }
+    if (fields.size() != header.size())
+      throw ParseError(located_message(path, "line " + std::to_string(no),
+                                       std::to_string(header.size()) + " comma-separated fields",
+                                       std::to_string(fields.size())));
+    const CsvLine l(path, no, header, std::move(fields));
+    if (kind == Kind::kAllToAll) rows.push_back(all_to_all_row(l, cat));
+    if (kind == Kind::kGemm) rows.push_back(gemm_row(l, cat));
+    if (kind == Kind::kAttention) rows.push_back(attention_row(l, cat));
+  }
+}
+
+}  // namespace
+
+std::vector<AccuracyRow> kernel_rows(const std::string& dir, const Catalog& cat) {
+  std::vector<AccuracyRow> rows;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return rows;
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().extension() == ".csv") files.push_back(e.path().string());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) read_file(f, cat, rows);
+  // Groups in a fixed order (all-to-all, GEMM, attention), files' order within a group.
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const AccuracyRow& a, const AccuracyRow& b) { return a.group < b.group; });
+  return rows;
+}
+
+}  // namespace moesim::reports

@@ -1,0 +1,181 @@
+// `moesim accuracy` (reports/accuracy.hpp, reports/accuracy_kernels.hpp, docs/accuracy.md).
+//   - AccuracyUnit: the statistics, and the kernel rows' predictions recomputed by hand from the
+//     published setting and the catalog entry (DeepEP, DeepGEMM, FlashAttention-3), and the file errors.
+//   - AccuracyGuard: the whole suite through the built binary with both engines, every row held to the
+//     regression bound recorded in scenarios/validation/bounds/guards.json (today's |error| plus a margin,
+//     not the project's target; docs/accuracy.md gives both).
+#include "reports/accuracy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+#include "models/compute_cost.hpp"
+#include "reports/accuracy_kernels.hpp"
+#include "scenarios/error.hpp"
+#include "scenarios/loader.hpp"
+
+namespace fs = std::filesystem;
+using moesim::Json;
+using moesim::reports::AccuracyGroup;
+using moesim::reports::AccuracyRow;
+
+namespace {
+
+const std::string kSrc = MOESIM_SOURCE_DIR;
+const std::string kValidation = kSrc + "/scenarios/validation";
+
+moesim::Catalog catalog() {
+  return moesim::Catalog({kSrc + "/scenarios/catalog"});
+}
+
+const AccuracyRow& find_row(const std::vector<AccuracyRow>& rows, const std::string& name) {
+  for (const auto& r : rows)
+    if (r.name == name) return r;
+  throw std::runtime_error("no row " + name);
+}
+
+// A temporary folder holding one kernel CSV.
+std::string kernel_dir_with(const std::string& file, const std::string& text) {
+  const fs::path d = fs::temp_directory_path() / ("moesim_accuracy_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  std::ofstream(d / file) << text;
+  return d.string();
+}
+
+}  // namespace
+
+TEST(AccuracyUnit, MedianOfOddAndEvenCounts) {
+  EXPECT_DOUBLE_EQ(moesim::reports::median({3, 1, 2}), 2);
+  EXPECT_DOUBLE_EQ(moesim::reports::median({4, 1, 3, 2}), 2.5);
+  EXPECT_TRUE(std::isnan(moesim::reports::median({})));
+}
+
+TEST(AccuracyUnit, SummaryCountsRunsThatDoNotFitAsFailures) {
+  AccuracyRow a;
+  a.published = 10;
+  a.analytic = 8;  // -20 %
+  a.des = 11;      // +10 %
+  AccuracyRow b = a;
+  b.analytic = 10.5;  // +5 %, but predicted not to fit
+  b.analytic_ok = false;
+  b.des = NAN;  // the engine failed
+  b.des_ok = false;
+  EXPECT_DOUBLE_EQ(a.error(false), -0.2);
+  EXPECT_DOUBLE_EQ(a.error(true), 0.1);
+  const auto s = moesim::reports::accuracy_summary({a, b});
+  ASSERT_EQ(s.size(), 1u);
+  EXPECT_EQ(s[0].group, AccuracyGroup::kEndToEnd);
+  EXPECT_EQ(s[0].analytic.rows, 2);
+  EXPECT_EQ(s[0].analytic.failures, 1);
+  EXPECT_NEAR(s[0].analytic.median_abs, 0.125, 1e-12);
+  EXPECT_NEAR(s[0].analytic.max_abs, 0.2, 1e-12);
+  EXPECT_EQ(s[0].des.rows, 1);
+  EXPECT_EQ(s[0].des.failures, 1);
+}
+
+// DeepEP EP8 dispatch stays in one node: every token goes once to every distinct GPU it hits. With
+// uniform routing of top-8 over 8 equal GPUs a GPU is hit with probability h = 1 - (7/8)^8, so each GPU
+// sends 7h copies of 7408 B per token and receives as many; the all-to-all takes bytes / 160 GB/s plus
+// one NVLink latency (3.33 us) on the DeepSeek cluster (catalog:deepseek-h800-2048).
+TEST(AccuracyUnit, DeepEpIntranodeBandwidthFromTheNvlinkModel) {
+  const auto rows = moesim::reports::kernel_rows(kValidation + "/kernels", catalog());
+  const AccuracyRow& r = find_row(rows, "deepep-dispatch-ep8");
+  EXPECT_EQ(r.group, AccuracyGroup::kAllToAll);
+  EXPECT_DOUBLE_EQ(r.published, 153.0);  // DeepEP README, normal kernels, EP8 dispatch
+  const double h = 1 - std::pow(7.0 / 8.0, 8);
+  const double bytes = 7 * h * 4096 * 7408;
+  const double t = bytes / 160e9 + 3.33e-6;
+  EXPECT_NEAR(r.analytic, bytes / t / 1e9, 1e-6);
+}
+
+// DeepGEMM dense M=4096, N=7168, K=16384 on H800: 32 x 56 = 1792 tiles of 128 x 128 over 132 SMs is 14
+// waves of one tile each, a tile taking 2·128·128·K / (FP8 peak · efficiency / 132); plus the launch.
+TEST(AccuracyUnit, DeepGemmDenseRowFromTileWaves) {
+  const auto rows = moesim::reports::kernel_rows(kValidation + "/kernels", catalog());
+  const AccuracyRow& r = find_row(rows, "deepgemm-dense-1x4096-n7168-k16384");
+  EXPECT_DOUBLE_EQ(r.published, 1358.0);
+  const moesim::Json g = moesim::read_json_file(kSrc + "/scenarios/catalog/gpus/h800-sxm.json");
+  const double peak = 1979e12 * g.at("gemm_efficiency_fp8").get<double>();
+  const double tile = 2.0 * 128 * 128 * 16384 / (peak / 132);
+  const double t = 14 * tile + 4e-6;
+  EXPECT_NEAR(r.analytic, 2.0 * 4096 * 7168 * 16384 / t / 1e12, 1e-6);
+}
+
+// FlashAttention-3 forward, head dim 128, non-causal, sequence 4096, batch 4, 16 heads:
+// 4·4·4096²·16·128 FLOPs at the H100's attention efficiency of its BF16 peak, plus the launch.
+TEST(AccuracyUnit, FlashAttentionRowFromItsFlops) {
+  const auto rows = moesim::reports::kernel_rows(kValidation + "/kernels", catalog());
+  const AccuracyRow& r = find_row(rows, "fa3-fwd-d128-full-s4096");
+  const moesim::Json g = moesim::read_json_file(kSrc + "/scenarios/catalog/gpus/h100-sxm.json");
+  const double flops = 4.0 * 4 * 4096.0 * 4096 * 16 * 128;
+  const double t = flops / (989e12 * g.at("attention_efficiency").get<double>()) + 4e-6;
+  EXPECT_NEAR(r.analytic, flops / t / 1e12, 1e-6);
+}
+
+TEST(AccuracyUnit, MalformedKernelFileIsNamedWithLineAndColumn) {
+  const std::string dir =
+      kernel_dir_with("g.csv",
+                      "# comment\nname,gpu,table,groups,m_per_group,n,k,published_tflops,source\n"
+                      "x,catalog:h800-sxm,dense,1,64,2112,seven,206,src\n");
+  try {
+    moesim::reports::kernel_rows(dir, catalog());
+    FAIL() << "a malformed number was accepted";
+  } catch (const moesim::ParseError& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("g.csv"), std::string::npos) << m;
+    EXPECT_NE(m.find("line 3, column k"), std::string::npos) << m;
+    EXPECT_NE(m.find("expected a number"), std::string::npos) << m;
+    EXPECT_NE(m.find("found \"seven\""), std::string::npos) << m;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(AccuracyUnit, UnknownKernelFileKindIsRefused) {
+  const std::string dir = kernel_dir_with("u.csv", "name,what\nx,y\n");
+  EXPECT_THROW(moesim::reports::kernel_rows(dir, catalog()), moesim::ParseError);
+  fs::remove_all(dir);
+}
+
+// The whole suite through the binary, both engines, held to the recorded per-row bounds.
+TEST(AccuracyGuard, EveryRowWithinItsRecordedBound) {
+  const std::string cmd =
+      std::string(MOESIM_BINARY) + " accuracy " + kValidation + " --engine both --format json 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string text;
+  char buf[4096];
+  for (std::size_t n; (n = fread(buf, 1, sizeof buf, p)) > 0;) text.append(buf, n);
+  ASSERT_EQ(pclose(p), 0) << cmd;
+  const Json out = Json::parse(text);
+  const Json guards = moesim::read_json_file(kValidation + "/bounds/guards.json").at("rows");
+
+  std::set<std::string> seen;
+  for (const auto& row : out.at("rows")) {
+    const std::string id = row.at("group").get<std::string>() + "/" + row.at("name").get<std::string>() +
+                           "/" + row.at("quantity").get<std::string>();
+    SCOPED_TRACE(id);
+    seen.insert(id);
+    ASSERT_TRUE(guards.contains(id)) << "no bound recorded (tools/accuracy_guards.py writes them)";
+    const Json& g = guards.at(id);
+    for (const char* engine : {"analytic", "des"}) {
+      if (!g.contains(engine)) continue;
+      const Json& e = row.at(engine);
+      if (g.at(engine).at("ok").get<bool>()) {
+        EXPECT_TRUE(e.at("ok").get<bool>()) << engine << ": " << e.value("note", "");
+      }
+      ASSERT_FALSE(e.at("error").is_null()) << engine << ": no prediction";
+      EXPECT_LE(std::fabs(e.at("error").get<double>()), g.at(engine).at("bound").get<double>())
+          << engine << ": predicted " << e.at("predicted") << " against published " << row.at("published");
+    }
+  }
+  for (auto it = guards.begin(); it != guards.end(); ++it)
+    EXPECT_TRUE(seen.count(it.key())) << it.key() << ": recorded but no longer produced";
+}
