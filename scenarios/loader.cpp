@@ -58,7 +58,7 @@ const Json& empty_object() {
 }
 
 // Runs `checks` (cross-field rules of one section) only when reading the section added no problem: its
-// members may otherwise hold placeholders.
+// members may otherwise hold the defaults left behind by a key that failed to read.
 template <class F>
 void if_read_cleanly(Problems& problems, std::size_t before, F&& checks) {
   if (problems.size() == before) problems.check(checks);
