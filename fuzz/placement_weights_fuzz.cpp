@@ -1,34 +1,24 @@
-// Fuzz target: the load matrix of `moesim place --weights FILE` (a JSON array of layers, each an array
-// of expert loads), placed by every registered policy, then priced per GPU. The command's reader is
-// private to cli/routing_commands.cpp; this target reads the file as it does (an array of arrays of
-// numbers; anything else is an input error) and fuzzes what that reader hands on: the placement's
-// checks, the policies and the per-GPU loads. The matrix doubles as the co-activation input.
+// Fuzz target: the load matrix of `moesim place --weights FILE` (traces::read_expert_loads), then, as the
+// command does, every registered placement policy on it and the per-GPU loads. The matrix doubles as
+// the co-activation input; a few (replicas, GPUs, nodes, groups) settings besides the command's defaults.
 #include "fuzz/fuzz_input.hpp"
 #include "models/placement.hpp"
 #include "models/placement/metrics.hpp"
 #include "scenarios/error.hpp"
-#include "scenarios/json_reader.hpp"
+#include "traces/import.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
   namespace m = moesim::models;
+  const std::string path =
+      moesim::fuzz::write_file(moesim::fuzz::fresh_dir(), "weights.json", moesim::fuzz::text(data, size));
   m::PlacementInput in;
   try {
-    const moesim::Json j = moesim::parse_json_text(moesim::fuzz::text(data, size), "weights.json");
-    if (!j.is_array()) return 0;
-    for (const moesim::Json& row : j) {
-      if (!row.is_array()) return 0;
-      in.weight.emplace_back();
-      for (const moesim::Json& v : row) {
-        if (!v.is_number()) return 0;
-        in.weight.back().push_back(v.get<double>());
-      }
-    }
+    in.weight = moesim::traces::read_expert_loads(path);
   } catch (const moesim::Error&) {
     return 0;
   }
-  const int n = in.weight.empty() ? 0 : static_cast<int>(in.weight.front().size());
+  const int n = static_cast<int>(in.weight.front().size());
   in.coactivation = {in.weight};
-  // (replicas, gpus, nodes, groups): the command's defaults, then replicas spread over nodes and groups.
   const int settings[][4] = {{n, 1, 1, 1}, {2 * n, 2, 1, 1}, {n + 4, 4, 2, 2}, {4 * n, 8, 2, 4}};
   for (const std::string& policy : m::placement_policies().names())
     for (const auto& s : settings) {
