@@ -12,6 +12,7 @@
 #include "models/network.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
+#include "scenarios/text_input.hpp"
 
 namespace moesim::reports {
 
@@ -180,12 +181,17 @@ AccuracyRow attention_row(const CsvLine& l, const Catalog& cat) {
 }
 
 void read_file(const std::string& path, const Catalog& cat, std::vector<AccuracyRow>& rows) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(path + ": cannot be read");
   std::string line;
   std::vector<std::string> header;
   Kind kind = Kind::kAllToAll;
-  for (int no = 1; std::getline(in, line); ++no) {
+  for (int no = 1;; ++no) {
+    const LineRead got = read_line(in, line);
+    if (got == LineRead::kEnd) break;
+    if (got == LineRead::kTooLong)
+      throw ParseError(path + ":" + std::to_string(no) + ": expected a line of at most " +
+                       describe_bytes(kMaxLineBytes) + ", found a longer one");
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.empty() || line[0] == '#') continue;
     std::vector<std::string> fields = split(line);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "scenarios/error.hpp"
+#include "scenarios/text_input.hpp"
 
 namespace moesim {
 
@@ -158,17 +159,12 @@ Json parse_json_text(const std::string& text, const std::string& source) {
 }
 
 Json read_json_file(const std::string& path) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec))
-    throw IoError(located_message(path, "", "a JSON file", "a directory"));
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw IoError(located_message(path, "", "a readable JSON file",
-                                  std::string("none (") + std::strerror(errno) + ")"));
-  std::stringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw IoError(located_message(path, "", "a readable JSON file", "a read error"));
-  return parse_json_text(ss.str(), path);
+  TextFile f = read_text_file(path);
+  if (f.status != TextRead::kOk)
+    throw IoError(located_message(path, "",
+                                  f.status == TextRead::kDirectory ? "a JSON file" : "a readable JSON file",
+                                  describe_failed_read(f)));
+  return parse_json_text(f.text, path);
 }
 
 ObjectReader::ObjectReader(const Json& j, std::string source, std::string pointer)

@@ -8,6 +8,7 @@
 
 #include "scenarios/error.hpp"
 #include "scenarios/params.hpp"
+#include "scenarios/text_input.hpp"
 
 namespace moesim {
 
@@ -36,18 +37,10 @@ Json resolve_ref(const Json& value, CatalogKind kind, const std::string& source,
 }  // namespace
 
 std::string read_calibration_text(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    throw CalibrationError(located_message(path, "", "a readable calibration file",
-                                           std::string("none (") + std::strerror(errno) + ")"));
-  std::string text;
-  char buf[1 << 16];
-  std::size_t got;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
-  const bool bad = std::ferror(f) != 0;
-  std::fclose(f);
-  if (bad) throw CalibrationError(located_message(path, "", "a readable calibration file", "a read error"));
-  return text;
+  TextFile f = read_text_file(path);
+  if (f.status != TextRead::kOk)
+    throw CalibrationError(located_message(path, "", "a readable calibration file", describe_failed_read(f)));
+  return std::move(f.text);
 }
 
 namespace {

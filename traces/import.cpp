@@ -14,6 +14,7 @@
 
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
+#include "scenarios/text_input.hpp"
 #include "traces/json_numbers.hpp"
 #include "traces/trace_format.hpp"
 
@@ -52,7 +53,11 @@ class LineReader {
     if (!in_) throw IoError(path_ + ": cannot open file for reading");
   }
   bool next(std::string& text) {
-    if (!std::getline(in_, text)) {
+    const LineRead got = read_line(in_, text);
+    if (got == LineRead::kTooLong)
+      throw ParseError(at_line(path_, line_ + 1) + ": expected a line of at most " +
+                       describe_bytes(kMaxLineBytes) + ", found a longer one");
+    if (got == LineRead::kEnd) {
       if (in_.bad()) throw IoError(path_ + ": read error after line " + num(line_));
       return false;
     }
@@ -396,10 +401,11 @@ std::vector<RoutingSample> import_samples(const ImportSpec& spec) {
 }
 
 std::vector<std::vector<double>> read_expert_loads(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(path + ": cannot open file for reading");
-  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  if (in.bad()) throw IoError(path + ": read error");
+  TextFile file = read_text_file(path);
+  if (file.status != TextRead::kOk)
+    throw IoError(
+        located_message(path, "", "a readable JSON file of expert loads", describe_failed_read(file)));
+  const std::string& text = file.text;
   JsonDoc doc;
   JsonSyntax syntax;
   if (!parse_json_doc(text, doc, syntax))

@@ -9,6 +9,7 @@
 
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
+#include "scenarios/text_input.hpp"
 #include "traces/json_numbers.hpp"
 
 namespace moesim::traces {
@@ -21,6 +22,21 @@ std::string num(int64_t v) {
 // "FILE:LINE", the source every message of a line starts with.
 std::string at_line(const std::string& path, int64_t line) {
   return path + ":" + num(line);
+}
+
+// std::getline with a bound on the line's length: a file without newlines (a binary file, /dev/zero) ends
+// with an error instead of filling memory.
+bool getline_bounded(std::istream& in, std::string& text, const std::string& path, int64_t line) {
+  switch (read_line(in, text)) {
+    case LineRead::kLine:
+      return true;
+    case LineRead::kEnd:
+      return false;
+    case LineRead::kTooLong:
+      break;
+  }
+  throw ParseError(at_line(path, line) + ": expected a line of at most " + describe_bytes(kMaxLineBytes) +
+                   ", found a longer one (not a moesim trace?)");
 }
 
 [[noreturn]] void config_fail(const std::string& src, const std::string& ptr, const std::string& expected,
@@ -470,7 +486,7 @@ void read_tokens(const JsonDoc& doc, ObjectReader& r, const std::string& src, co
 TraceReader::TraceReader(const std::string& path, TraceVersions versions)
     : path_(path), in_(path, std::ios::binary) {
   if (!in_) throw IoError(path_ + ": cannot open trace for reading");
-  if (!std::getline(in_, text_))
+  if (!getline_bounded(in_, text_, path_, 1))
     throw ParseError(at_line(path_, 1) + ": expected " + header_hint() + ", found an empty file");
   line_ = 1;
   const bool terminated = !in_.eof();
@@ -532,12 +548,12 @@ bool TraceReader::end_of_file() {
 bool TraceReader::next(RoutingSample& s) {
   if (ended_) {
     // The end record was the last line: anything after it is not part of the trace.
-    if (!std::getline(in_, text_)) return end_of_file();
+    if (!getline_bounded(in_, text_, path_, line_ + 1)) return end_of_file();
     throw ParseError(at_line(path_, line_ + 1) +
                      ": expected the end of the file after the end record (line " + num(line_) +
                      "), found another line");
   }
-  if (!std::getline(in_, text_)) return end_of_file();
+  if (!getline_bounded(in_, text_, path_, line_ + 1)) return end_of_file();
   ++line_;
   const bool terminated = !in_.eof();
   if (!text_.empty() && text_.back() == '\r') text_.pop_back();
