@@ -17,6 +17,11 @@ namespace moesim::cli {
 int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std::optional<EngineKind> engine,
                 const Catalog& cat);
 
+/// `moesim plan PLAN`: the search of plan/search.hpp; the ranked plans and the Pareto front on stdout or
+/// in `output` (never replaced without `force`); `jobs` threads (0: one per core).
+int plan_cmd(const std::string& path, OutputFormat format, const std::string& output, bool force, int jobs,
+             const Catalog& cat);
+
 /// `moesim validate SCENARIO...`: loads every file and every variant and runs check_scenario on each;
 /// prints every problem (one line each, naming file and pointer) and returns the exit code of the first.
 int validate_cmd(const std::vector<std::string>& paths, const Catalog& cat);

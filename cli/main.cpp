@@ -257,6 +257,22 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember(formats.names()))
       ->capture_default_str();
 
+  std::string plan_file, plan_output;
+  bool plan_force = false;
+  int plan_jobs = 0;
+  auto* pln = app.add_subcommand(
+      "plan", "Search layouts and cluster sizes for the cheapest way to train a target (docs/plan.md)");
+  pln->add_option("plan", plan_file, "Plan file (JSON)")->required();
+  pln->add_option("--format", format, "Output format")
+      ->check(CLI::IsMember(formats.names()))
+      ->capture_default_str();
+  pln->add_option("--output,-o", plan_output,
+                  "Write to this file instead of stdout (never overwrites without --force)");
+  pln->add_flag("--force", plan_force, "Overwrite --output if it exists");
+  pln->add_option("--jobs,-j", plan_jobs, "Threads evaluating layouts (0: one per core; same result for any)")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -276,6 +292,7 @@ int main(int argc, char** argv) {
     if (*run) return run_cmd(file, out_format, out_dir, force, engine_kind, cat);
     if (*cmp) return moesim::cli::compare_cmd(files, out_format, engine_kind, cat);
     if (*val) return moesim::cli::validate_cmd(files, cat);
+    if (*pln) return moesim::cli::plan_cmd(plan_file, out_format, plan_output, plan_force, plan_jobs, cat);
     if (*lst)
       return moesim::cli::list_cmd(
           what.empty() ? std::nullopt

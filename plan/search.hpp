@@ -1,0 +1,78 @@
+#pragma once
+/// \file The planner's search: every layout and cluster size of a plan, pruned by divisibility before
+/// anything is priced, evaluated with the analytic engine, then ranked by cost with days, energy and
+/// goodput (docs/plan.md).
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/workload.hpp"
+#include "plan/plan_file.hpp"
+
+namespace moesim::plan {
+
+/// One evaluated candidate.
+struct Candidate {
+  int hardware = 0;  ///< index into PlanSpec::hardware
+  int nodes = 0, gpus = 0;
+  int tp = 1, cp = 1, pp = 1, vpp = 1, dp = 1, ep = 1, etp = 1, zero = 1, microbatch_size = 1;
+  Recompute recompute = Recompute::kNone;
+  Schedule schedule = Schedule::k1F1B;
+
+  double step_time_s = 0;
+  double tokens_per_s_per_gpu = 0;
+  double mfu = 0;
+  double memory_headroom = 0;  ///< (capacity − need) / capacity on the fullest GPU
+  double solve_days = 0;       ///< failure-free
+  double wall_days = 0;        ///< with interruptions, checkpoints and restarts
+  double goodput = 1;
+  double checkpoint_interval_s = 0;
+  double gpu_hours = 0;  ///< at wall time
+  double usd = 0;
+  double mwh = 0;  ///< facility energy over the wall time
+  double joules_per_token = 0;
+  bool meets_deadline = true;
+};
+
+/// What the search did.
+struct SearchCounts {
+  int64_t enumerated = 0;  ///< combinations of cluster size and layout values
+  int64_t pruned = 0;      ///< rejected by divisibility before pricing (GPUs, batch, experts, layers)
+  int64_t invalid = 0;     ///< rejected by the scenario rules (validate) before pricing
+  int64_t evaluated = 0;   ///< priced by the analytic engine
+  int64_t infeasible = 0;  ///< priced, but do not fit in memory
+  int64_t feasible = 0;
+};
+
+struct PlanResult {
+  SearchCounts counts;
+  std::vector<Candidate> best;    ///< the best `top` feasible plans, best first
+  std::vector<Candidate> pareto;  ///< feasible plans no other beats on both wall days and dollars, by days
+  double checkpoint_bytes = 0;    ///< saved state: weights, master weights and Adam moments
+  /// The base scenario's own layout priced as a plan (when a hardware entry is its cluster and it fits),
+  /// and its rank among the feasible plans (1: none is better; the layout itself may also be enumerated).
+  std::optional<Candidate> base;
+  bool base_evaluated = false;
+  int64_t base_rank = 0;
+};
+
+/// The routing an evaluation uses for a scenario (nullptr: the scenario's expected shares). The command
+/// line resolves traces and sampled routing once per expert-parallel layout.
+using RoutingFor = std::function<const models::RoutingInput*(const Scenario&)>;
+
+/// Orders feasible plans: those meeting the deadline first, then by dollars, then by wall days, then by
+/// fewer GPUs and the layout values (so the order is total and the output deterministic).
+bool better(const Candidate& a, const Candidate& b);
+
+/// Bytes a checkpoint holds for `s`: every parameter's weights in the training dtype, its FP32 master
+/// copy (when kept) and two Adam moments (docs/plan.md).
+double checkpoint_bytes(const Scenario& s);
+
+/// Runs the search on `jobs` threads (the result is the same for any number). `routing` must be safe to
+/// call from several threads.
+PlanResult search(const PlanSpec& p, const RoutingFor& routing, int jobs = 1);
+
+}  // namespace moesim::plan
