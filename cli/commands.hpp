@@ -18,9 +18,11 @@ int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std:
                 const Catalog& cat);
 
 /// `moesim plan PLAN`: the search of plan/search.hpp; the ranked plans and the Pareto front on stdout or
-/// in `output` (never replaced without `force`); `jobs` threads (0: one per core).
+/// in `output` (never replaced without `force`); `jobs` threads (0: one per core); the best `confirm`
+/// plans re-run with the discrete-event engine; error bars from the published runs of `validation_dir`
+/// (empty: none).
 int plan_cmd(const std::string& path, OutputFormat format, const std::string& output, bool force, int jobs,
-             const Catalog& cat);
+             int confirm, const std::string& validation_dir, const Catalog& cat);
 
 /// `moesim validate SCENARIO...`: loads every file and every variant and runs check_scenario on each;
 /// prints every problem (one line each, naming file and pointer) and returns the exit code of the first.

@@ -259,7 +259,8 @@ int main(int argc, char** argv) {
 
   std::string plan_file, plan_output;
   bool plan_force = false;
-  int plan_jobs = 0;
+  int plan_jobs = 0, plan_confirm = 3;
+  std::string plan_validation = MOESIM_VALIDATION_DIR;
   auto* pln = app.add_subcommand(
       "plan", "Search layouts and cluster sizes for the cheapest way to train a target (docs/plan.md)");
   pln->add_option("plan", plan_file, "Plan file (JSON)")->required();
@@ -271,6 +272,14 @@ int main(int argc, char** argv) {
   pln->add_flag("--force", plan_force, "Overwrite --output if it exists");
   pln->add_option("--jobs,-j", plan_jobs, "Threads evaluating layouts (0: one per core; same result for any)")
       ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
+  pln->add_option("--confirm", plan_confirm,
+                  "Best plans re-run with the discrete-event engine, one child process each (0: none)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  pln->add_option("--validation", plan_validation,
+                  "Published runs whose measured errors give the error bars (\"\": none; default: the source "
+                  "tree's scenarios/validation)")
       ->capture_default_str();
 
   try {
@@ -292,7 +301,9 @@ int main(int argc, char** argv) {
     if (*run) return run_cmd(file, out_format, out_dir, force, engine_kind, cat);
     if (*cmp) return moesim::cli::compare_cmd(files, out_format, engine_kind, cat);
     if (*val) return moesim::cli::validate_cmd(files, cat);
-    if (*pln) return moesim::cli::plan_cmd(plan_file, out_format, plan_output, plan_force, plan_jobs, cat);
+    if (*pln)
+      return moesim::cli::plan_cmd(plan_file, out_format, plan_output, plan_force, plan_jobs, plan_confirm,
+                                   plan_validation, cat);
     if (*lst)
       return moesim::cli::list_cmd(
           what.empty() ? std::nullopt

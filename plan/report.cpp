@@ -44,6 +44,12 @@ Json candidate_json(const PlanSpec& p, const Candidate& c) {
   j["mwh"] = c.mwh;
   j["joules_per_token"] = c.joules_per_token;
   j["meets_deadline"] = c.meets_deadline;
+  if (c.des_step_time_s > 0) {
+    j["des_step_time_s"] = c.des_step_time_s;
+    j["des_days"] = c.wall_days * c.des_step_time_s / c.step_time_s;
+  } else if (!c.des_note.empty()) {
+    j["des_note"] = c.des_note;
+  }
   return j;
 }
 
@@ -83,7 +89,7 @@ void write_plan_table(std::ostream& out, const PlanSpec& p, const PlanResult& r)
   if (p.within_days > 0) out << " within " << fmt("%g", p.within_days) << " days";
   out << "\nsearch: " << n.enumerated << " enumerated, " << n.pruned << " pruned by divisibility, "
       << n.invalid << " invalid, " << n.evaluated << " evaluated (analytic), " << n.infeasible
-      << " out of memory, " << n.feasible << " feasible\n";
+      << " out of memory, " << n.feasible << " feasible, " << n.confirmed << " confirmed (discrete-event)\n";
   out << "checkpoint: " << fmt("%.3g", r.checkpoint_bytes / 1e12) << " TB; failures "
       << fmt("%.3g", p.reliability.failures_per_gpu_hour) << " per GPU-hour, restart "
       << fmt("%g", p.reliability.restart_s) << " s\n\n";
@@ -105,6 +111,21 @@ void write_plan_table(std::ostream& out, const PlanSpec& p, const PlanResult& r)
                   c.meets_deadline ? " " : "!", c.gpu_hours, c.usd, c.mwh);
     out << line;
   }
+  bool confirmed = false;
+  for (const Candidate& c : r.best) confirmed = confirmed || c.des_step_time_s > 0 || !c.des_note.empty();
+  if (confirmed) {
+    out << "\ndiscrete-event confirmation (step time, analytic -> discrete-event, and the days it gives):\n";
+    for (std::size_t i = 0; i < r.best.size(); ++i) {
+      const Candidate& c = r.best[i];
+      if (c.des_step_time_s > 0)
+        out << "  " << i + 1 << ": " << fmt("%.3f", c.step_time_s) << " s -> "
+            << fmt("%.3f", c.des_step_time_s) << " s ("
+            << fmt("%+.1f%%", 100 * (c.des_step_time_s / c.step_time_s - 1)) << "), "
+            << fmt("%.2f", c.wall_days * c.des_step_time_s / c.step_time_s) << " days\n";
+      else if (!c.des_note.empty())
+        out << "  " << i + 1 << ": " << c.des_note << "\n";
+    }
+  }
   if (r.best.size() > 1) out << "\nrunner-up: " << why_lost(p, r.best[0], r.best[1]) << "\n";
   if (r.base) {
     const Candidate& b = *r.base;
@@ -118,6 +139,27 @@ void write_plan_table(std::ostream& out, const PlanSpec& p, const PlanResult& r)
   }
   if (p.within_days > 0 && !r.best[0].meets_deadline)
     out << "no plan meets the deadline: '!' marks days beyond it\n";
+  if (r.error_bars && !r.error_bars->runs.empty()) {
+    const ErrorBars& e = *r.error_bars;
+    const Candidate& b = r.best[0];
+    out << "\nerror bars of the best plan, from " << e.runs.size() << " published runs held against the "
+        << e.engine << " engine (published / predicted time p10 " << fmt("%.3f", e.p10) << ", p50 "
+        << fmt("%.3f", e.p50) << ", p90 " << fmt("%.3f", e.p90)
+        << "; moesim accuracy, docs/accuracy.md):\n  days " << fmt("%.2f", b.wall_days * e.p10) << " / "
+        << fmt("%.2f", b.wall_days * e.p50) << " / " << fmt("%.2f", b.wall_days * e.p90) << ", USD "
+        << fmt("%.4g", b.usd * e.p10) << " / " << fmt("%.4g", b.usd * e.p50) << " / "
+        << fmt("%.4g", b.usd * e.p90) << " (p10 / p50 / p90)\n";
+  }
+  if (!r.sensitivity.empty()) {
+    out << "\nsensitivity of the best plan (days and USD at each end):\n";
+    for (const auto& x : r.sensitivity) {
+      const auto end = [&](bool fits, double d, double u) {
+        return fits ? fmt("%.2f", d) + " days " + fmt("%.4g", u) + " USD" : std::string("does not fit");
+      };
+      out << "  " << x.factor << ": " << x.low << " -> " << end(x.fits_low, x.days_low, x.usd_low) << "; "
+          << x.high << " -> " << end(x.fits_high, x.days_high, x.usd_high) << "\n";
+    }
+  }
   out << "\nPareto front (no other plan is both faster and cheaper):\n";
   for (const Candidate& c : r.pareto) {
     std::snprintf(line, sizeof line, "  %8.2f days %12.4g USD  %6d x %-18s %s\n", c.wall_days, c.usd, c.gpus,
@@ -137,9 +179,37 @@ Json plan_json(const PlanSpec& p, const PlanResult& r) {
                       {"checkpoint_bytes_per_s_per_gpu", p.reliability.checkpoint_bytes_per_s_per_gpu}};
   const SearchCounts& n = r.counts;
   j["search"] = {{"enumerated", n.enumerated}, {"pruned", n.pruned},         {"invalid", n.invalid},
-                 {"evaluated", n.evaluated},   {"infeasible", n.infeasible}, {"feasible", n.feasible}};
+                 {"evaluated", n.evaluated},   {"infeasible", n.infeasible}, {"feasible", n.feasible},
+                 {"confirmed", n.confirmed}};
   j["plans"] = Json::array();
-  for (const auto& c : r.best) j["plans"].push_back(candidate_json(p, c));
+  for (const auto& c : r.best) {
+    Json cj = candidate_json(p, c);
+    if (r.error_bars) {
+      const ErrorBars& e = *r.error_bars;
+      cj["days_p10_p50_p90"] = {c.wall_days * e.p10, c.wall_days * e.p50, c.wall_days * e.p90};
+      cj["usd_p10_p50_p90"] = {c.usd * e.p10, c.usd * e.p50, c.usd * e.p90};
+    }
+    j["plans"].push_back(cj);
+  }
+  if (r.error_bars) {
+    const ErrorBars& e = *r.error_bars;
+    Json runs = Json::array();
+    for (const auto& x : e.runs) runs.push_back({{"run", x.run}, {"published_over_predicted_time", x.ratio}});
+    j["error_bars"] = {{"engine", e.engine}, {"p10", e.p10}, {"p50", e.p50}, {"p90", e.p90}, {"runs", runs}};
+  }
+  if (!r.sensitivity.empty()) {
+    Json t = Json::array();
+    const auto num = [](double v) { return std::isfinite(v) ? Json(v) : Json(); };
+    for (const auto& x : r.sensitivity)
+      t.push_back({{"factor", x.factor},
+                   {"low", x.low},
+                   {"high", x.high},
+                   {"days_low", num(x.days_low)},
+                   {"days_high", num(x.days_high)},
+                   {"usd_low", num(x.usd_low)},
+                   {"usd_high", num(x.usd_high)}});
+    j["sensitivity"] = t;
+  }
   if (r.best.size() > 1) j["runner_up_lost"] = why_lost(p, r.best[0], r.best[1]);
   if (r.base) {
     j["base"] = candidate_json(p, *r.base);

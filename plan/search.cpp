@@ -59,9 +59,6 @@ double checkpoint_bytes(const Scenario& s) {
   return params * (weights + master + moments);
 }
 
-namespace {
-
-// Prices `c` (validated, routing resolved) as a plan on hardware `hi`; false if it does not fit.
 bool price(const PlanSpec& p, int hi, const Scenario& c, const models::RoutingInput* ri, double ckpt_bytes,
            Candidate& k) {
   const Hardware& hw = p.hardware[hi];
@@ -110,7 +107,17 @@ bool price(const PlanSpec& p, int hi, const Scenario& c, const models::RoutingIn
   return true;
 }
 
-}  // namespace
+Scenario scenario_of(const PlanSpec& p, const Candidate& k) {
+  Scenario c = p.base;
+  c.cluster = p.hardware[k.hardware].cluster;
+  c.cluster.nodes = k.nodes;
+  ParallelismSpec& par = c.parallelism;
+  par.tp = k.tp, par.cp = k.cp, par.pp = k.pp, par.vpp = k.vpp, par.dp = 0;
+  par.ep = k.ep, par.etp = k.etp, par.edp = 0, par.zero = k.zero;
+  par.microbatch_size = k.microbatch_size, par.recompute = k.recompute, par.schedule = k.schedule;
+  validate(c);
+  return c;
+}
 
 namespace {
 

@@ -11,6 +11,7 @@
 
 #include "models/workload.hpp"
 #include "plan/plan_file.hpp"
+#include "plan/uncertainty_types.hpp"
 
 namespace moesim::plan {
 
@@ -35,6 +36,10 @@ struct Candidate {
   double mwh = 0;  ///< facility energy over the wall time
   double joules_per_token = 0;
   bool meets_deadline = true;
+  /// Confirmation by the discrete-event engine (set by the caller): its step time (0: not confirmed) or
+  /// why it could not run.
+  double des_step_time_s = 0;
+  std::string des_note;
 };
 
 /// What the search did.
@@ -45,6 +50,7 @@ struct SearchCounts {
   int64_t evaluated = 0;   ///< priced by the analytic engine
   int64_t infeasible = 0;  ///< priced, but do not fit in memory
   int64_t feasible = 0;
+  int64_t confirmed = 0;  ///< best plans re-run with the discrete-event engine
 };
 
 struct PlanResult {
@@ -57,6 +63,10 @@ struct PlanResult {
   std::optional<Candidate> base;
   bool base_evaluated = false;
   int64_t base_rank = 0;
+  /// Filled by the caller (plan/uncertainty.hpp): the spread of days and dollars the accuracy suite's
+  /// measured errors give, and the best plan's sensitivity to the inputs it rests on.
+  std::optional<ErrorBars> error_bars;
+  std::vector<Sensitivity> sensitivity;
 };
 
 /// The routing an evaluation uses for a scenario (nullptr: the scenario's expected shares). The command
@@ -70,6 +80,14 @@ bool better(const Candidate& a, const Candidate& b);
 /// Bytes a checkpoint holds for `s`: every parameter's weights in the training dtype, its FP32 master
 /// copy (when kept) and two Adam moments (docs/plan.md).
 double checkpoint_bytes(const Scenario& s);
+
+/// The scenario a candidate stands for, validated.
+Scenario scenario_of(const PlanSpec& p, const Candidate& c);
+
+/// Prices the validated scenario `s` as a plan on hardware `hardware` (analytic engine, goodput, energy,
+/// cost); false if it does not fit in memory.
+bool price(const PlanSpec& p, int hardware, const Scenario& s, const models::RoutingInput* routing,
+           double checkpoint_bytes, Candidate& out);
 
 /// Runs the search on `jobs` threads (the result is the same for any number). `routing` must be safe to
 /// call from several threads.

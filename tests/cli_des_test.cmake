@@ -87,4 +87,21 @@ if(fresh)
 endif()
 expect_run(2 ARGS run "${OLMOE16}" --engine bogus STDERR "--engine")
 
+# moesim plan: the best plan confirmed by the discrete-event engine; the same plan file gives the same
+# bytes, on any number of threads.
+set(PLAN "${SRC}/tests/data/plans/olmoe-a100.json")
+expect_run(0 ARGS plan "${PLAN}" --confirm 1 --format json -o "${WORK}/plan-a.json" -j 1
+           STDERR "confirming plan 1 with the discrete-event engine")
+expect_run(0 ARGS plan "${PLAN}" --confirm 1 --format json -o "${WORK}/plan-b.json" -j 2)
+file(READ "${WORK}/plan-a.json" plan_a)
+file(READ "${WORK}/plan-b.json" plan_b)
+if(NOT plan_a STREQUAL plan_b)
+  message(FATAL_ERROR "moesim plan: two runs of the same plan file differ")
+endif()
+if(NOT plan_a MATCHES "\"des_step_time_s\"" OR NOT plan_a MATCHES "\"confirmed\": 1")
+  message(FATAL_ERROR "moesim plan: the best plan was not confirmed:\n${plan_a}")
+endif()
+expect_run(5 ARGS plan "${PLAN}" --confirm 0 -o "${WORK}/plan-a.json" STDERR "refusing to overwrite")
+expect_run(0 ARGS plan "${PLAN}" --confirm 0 --format csv STDOUT "^rank,cluster,gpus,nodes,tp")
+
 message(STATUS "cli_des_test: all checks passed")

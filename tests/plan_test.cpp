@@ -10,6 +10,7 @@
 #include "plan/plan_file.hpp"
 #include "plan/report.hpp"
 #include "plan/search.hpp"
+#include "plan/uncertainty.hpp"
 #include "scenarios/error.hpp"
 
 namespace moesim::plan {
@@ -166,6 +167,45 @@ TEST(Plans, SmallExampleHasFeasiblePlans) {
   EXPECT_GT(r.counts.feasible, 0);
   ASSERT_FALSE(r.best.empty());
   EXPECT_LE(r.best[0].gpus, 64);
+}
+
+TEST(Uncertainty, QuantilesByHand) {
+  // Sorted 1, 2, 3, 4, 10; type 7: h = (n − 1)·q. q = 0.1: h = 0.4 → 1 + 0.4·(2 − 1) = 1.4; q = 0.5: h = 2
+  // → 3; q = 0.9: h = 3.6 → 4 + 0.6·(10 − 4) = 7.6.
+  const std::vector<double> v{10, 2, 4, 1, 3};
+  EXPECT_DOUBLE_EQ(quantile(v, 0.1), 1.4);
+  EXPECT_DOUBLE_EQ(quantile(v, 0.5), 3);
+  EXPECT_DOUBLE_EQ(quantile(v, 0.9), 7.6);
+  EXPECT_TRUE(std::isnan(quantile({}, 0.5)));
+  const ErrorBars e = error_bars({{"b", 2}, {"a", 1}, {"c", 4}, {"d", 3}, {"e", 10}});
+  EXPECT_DOUBLE_EQ(e.p10, 1.4);
+  EXPECT_DOUBLE_EQ(e.p50, 3);
+  EXPECT_DOUBLE_EQ(e.p90, 7.6);
+  EXPECT_EQ(e.runs.front().run, "a");
+  const ErrorBars none = error_bars({});
+  EXPECT_EQ(none.p10, 1);
+  EXPECT_EQ(none.p90, 1);
+}
+
+TEST(Uncertainty, SensitivityMovesTheRightWay) {
+  const PlanSpec p = read_plan(write_plan("small.json", small_plan()).string(), Catalog());
+  const PlanResult r = search(p, nullptr);
+  ASSERT_FALSE(r.best.empty());
+  const auto t = sensitivity(p, r.best[0], nullptr);
+  ASSERT_EQ(t.size(), 3u);
+  // Balanced routing is never slower than zipf(1.0) popularity; more bandwidth never slower; fewer
+  // failures never slower.
+  for (const auto& x : t) {
+    ASSERT_TRUE(x.fits_low) << x.factor;
+    if (!x.fits_high) continue;
+    if (x.factor == "network bandwidth")
+      EXPECT_GE(x.days_low, x.days_high);
+    else
+      EXPECT_LE(x.days_low, x.days_high) << x.factor;
+  }
+  // The failure-rate factor changes only goodput: its two ends bracket the plan's own days.
+  EXPECT_LT(t[2].days_low, r.best[0].wall_days);
+  EXPECT_GT(t[2].days_high, r.best[0].wall_days);
 }
 
 TEST(PlanFile, ErrorsNameFilePointerExpectedFound) {
