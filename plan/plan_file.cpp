@@ -159,10 +159,12 @@ PlanSpec plan_from_json(const Json& j, const std::string& source, const Catalog&
     x.microbatch_size = int_list(q, "microbatch_size", 1, 65536, x.microbatch_size);
     x.recompute = name_list(q, "recompute", recompute_modes(), x.recompute);
     x.schedule = name_list(q, "schedule", schedules(), x.schedule);
+    x.dispatch = name_list(q, "dispatch", dispatch_modes(), x.dispatch);
     x.tp_within_node = q.get_bool("tp_within_node", true);
     q.finish();
   }
   if (p.search.schedule.empty()) p.search.schedule = {p.base.parallelism.schedule};
+  if (p.search.dispatch.empty()) p.search.dispatch = {p.base.workload.dispatch};
 
   if (const Json* rel = r.optional_child("reliability")) {
     ObjectReader q(*rel, source, "/reliability");

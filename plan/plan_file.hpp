@@ -29,8 +29,9 @@ struct SearchSpace {
   std::vector<int> tp{1, 2, 4, 8}, cp{1}, pp{1, 2, 4, 8, 16}, vpp{1}, ep{1, 2, 4, 8, 16, 32, 64, 128, 256},
       etp{1}, zero{1}, microbatch_size{1, 2, 4};
   std::vector<Recompute> recompute{Recompute::kNone, Recompute::kSelective, Recompute::kFull};
-  std::vector<Schedule> schedule;  ///< empty: the base scenario's
-  bool tp_within_node = true;      ///< TP · CP stays inside one NVLink domain (Megatron's practice)
+  std::vector<Schedule> schedule;      ///< empty: the base scenario's
+  std::vector<DispatchMode> dispatch;  ///< empty: the base scenario's
+  bool tp_within_node = true;          ///< TP · CP stays inside one NVLink domain (Megatron's practice)
 };
 
 struct PlanSpec {

@@ -29,7 +29,8 @@ Json candidate_json(const PlanSpec& p, const Candidate& c) {
                  {"zero", c.zero},
                  {"microbatch_size", c.microbatch_size},
                  {"recompute", recompute_modes().name_of(c.recompute)},
-                 {"schedule", schedules().name_of(c.schedule)}};
+                 {"schedule", schedules().name_of(c.schedule)},
+                 {"dispatch", dispatch_modes().name_of(c.dispatch)}};
   j["step_time_s"] = c.step_time_s;
   j["tokens_per_s_per_gpu"] = c.tokens_per_s_per_gpu;
   j["mfu"] = c.mfu;
@@ -79,7 +80,8 @@ std::string layout_text(const Candidate& c) {
   o << "tp" << c.tp << " cp" << c.cp << " pp" << c.pp;
   if (c.vpp > 1) o << " vpp" << c.vpp;
   o << " dp" << c.dp << " ep" << c.ep << " etp" << c.etp << " zero" << c.zero << " mbs" << c.microbatch_size
-    << " " << recompute_modes().name_of(c.recompute) << " " << schedules().name_of(c.schedule);
+    << " " << recompute_modes().name_of(c.recompute) << " " << schedules().name_of(c.schedule) << " "
+    << dispatch_modes().name_of(c.dispatch);
   return o.str();
 }
 
@@ -166,6 +168,12 @@ void write_plan_table(std::ostream& out, const PlanSpec& p, const PlanResult& r)
                   p.hardware[c.hardware].label.c_str(), layout_text(c).c_str());
     out << line;
   }
+  out << "\nPareto front of days and energy:\n";
+  for (const Candidate& c : r.pareto_energy) {
+    std::snprintf(line, sizeof line, "  %8.2f days %12.4g MWh  %6d x %-18s %s\n", c.wall_days, c.mwh, c.gpus,
+                  p.hardware[c.hardware].label.c_str(), layout_text(c).c_str());
+    out << line;
+  }
 }
 
 Json plan_json(const PlanSpec& p, const PlanResult& r) {
@@ -217,11 +225,14 @@ Json plan_json(const PlanSpec& p, const PlanResult& r) {
   }
   j["pareto"] = Json::array();
   for (const auto& c : r.pareto) j["pareto"].push_back(candidate_json(p, c));
+  j["pareto_energy"] = Json::array();
+  for (const auto& c : r.pareto_energy) j["pareto_energy"].push_back(candidate_json(p, c));
   return j;
 }
 
 void write_plan_csv(std::ostream& out, const PlanSpec& p, const PlanResult& r) {
-  out << "rank,cluster,gpus,nodes,tp,cp,pp,vpp,dp,ep,etp,zero,microbatch_size,recompute,schedule,step_time_s,"
+  out << "rank,cluster,gpus,nodes,tp,cp,pp,vpp,dp,ep,etp,zero,microbatch_size,recompute,schedule,dispatch,"
+         "step_time_s,"
          "tokens_per_s_per_gpu,mfu,memory_headroom,days_without_failures,days,goodput,gpu_hours,usd,mwh,"
          "joules_per_token,meets_deadline\n";
   char buf[64];
@@ -234,10 +245,11 @@ void write_plan_csv(std::ostream& out, const PlanSpec& p, const PlanResult& r) {
     out << i + 1 << "," << p.hardware[c.hardware].label << "," << c.gpus << "," << c.nodes << "," << c.tp
         << "," << c.cp << "," << c.pp << "," << c.vpp << "," << c.dp << "," << c.ep << "," << c.etp << ","
         << c.zero << "," << c.microbatch_size << "," << recompute_modes().name_of(c.recompute) << ","
-        << schedules().name_of(c.schedule) << "," << g(c.step_time_s) << "," << g(c.tokens_per_s_per_gpu)
-        << "," << g(c.mfu) << "," << g(c.memory_headroom) << "," << g(c.solve_days) << "," << g(c.wall_days)
-        << "," << g(c.goodput) << "," << g(c.gpu_hours) << "," << g(c.usd) << "," << g(c.mwh) << ","
-        << g(c.joules_per_token) << "," << (c.meets_deadline ? "true" : "false") << "\n";
+        << schedules().name_of(c.schedule) << "," << dispatch_modes().name_of(c.dispatch) << ","
+        << g(c.step_time_s) << "," << g(c.tokens_per_s_per_gpu) << "," << g(c.mfu) << ","
+        << g(c.memory_headroom) << "," << g(c.solve_days) << "," << g(c.wall_days) << "," << g(c.goodput)
+        << "," << g(c.gpu_hours) << "," << g(c.usd) << "," << g(c.mwh) << "," << g(c.joules_per_token) << ","
+        << (c.meets_deadline ? "true" : "false") << "\n";
   }
 }
 

@@ -18,20 +18,28 @@ namespace {
 
 auto layout_key(const Candidate& c) {
   return std::make_tuple(c.hardware, c.gpus, c.tp, c.cp, c.pp, c.vpp, c.ep, c.etp, c.zero, c.microbatch_size,
-                         static_cast<int>(c.recompute), static_cast<int>(c.schedule));
+                         static_cast<int>(c.recompute), static_cast<int>(c.schedule),
+                         static_cast<int>(c.dispatch));
 }
 
-// Keeps `front` the feasible plans that no other plan beats on both wall days and dollars.
+// Keeps `front` the feasible plans that no other plan beats on both wall days and `cost` (dollars or
+// energy); among equal ones, the first by layout.
+template <double Candidate::*cost>
 void add_to_front(std::vector<Candidate>& front, const Candidate& c) {
   for (const auto& f : front)
-    if (f.wall_days <= c.wall_days && f.usd <= c.usd &&
-        (f.wall_days < c.wall_days || f.usd < c.usd || layout_key(f) < layout_key(c)))
+    if (f.wall_days <= c.wall_days && f.*cost <= c.*cost &&
+        (f.wall_days < c.wall_days || f.*cost < c.*cost || layout_key(f) < layout_key(c)))
       return;
   front.erase(
       std::remove_if(front.begin(), front.end(),
-                     [&](const Candidate& f) { return c.wall_days <= f.wall_days && c.usd <= f.usd; }),
+                     [&](const Candidate& f) { return c.wall_days <= f.wall_days && c.*cost <= f.*cost; }),
       front.end());
   front.push_back(c);
+}
+
+void add_to_fronts(std::vector<Candidate>& usd, std::vector<Candidate>& energy, const Candidate& c) {
+  add_to_front<&Candidate::usd>(usd, c);
+  add_to_front<&Candidate::mwh>(energy, c);
 }
 
 void add_to_best(std::vector<Candidate>& best, const Candidate& c, int top) {
@@ -70,7 +78,7 @@ bool price(const PlanSpec& p, int hi, const Scenario& c, const models::RoutingIn
   k.gpus = c.cluster.gpus();
   k.tp = par.tp, k.cp = par.cp, k.pp = par.pp, k.vpp = par.vpp, k.dp = c.layout.dp, k.ep = par.ep;
   k.etp = par.etp, k.zero = par.zero, k.microbatch_size = par.microbatch_size;
-  k.recompute = par.recompute, k.schedule = par.schedule;
+  k.recompute = par.recompute, k.schedule = par.schedule, k.dispatch = c.workload.dispatch;
   k.step_time_s = r.step_time;
   k.tokens_per_s_per_gpu = r.tokens_per_second_per_gpu;
   k.mfu = r.mfu;
@@ -115,6 +123,7 @@ Scenario scenario_of(const PlanSpec& p, const Candidate& k) {
   par.tp = k.tp, par.cp = k.cp, par.pp = k.pp, par.vpp = k.vpp, par.dp = 0;
   par.ep = k.ep, par.etp = k.etp, par.edp = 0, par.zero = k.zero;
   par.microbatch_size = k.microbatch_size, par.recompute = k.recompute, par.schedule = k.schedule;
+  c.workload.dispatch = k.dispatch;
   validate(c);
   return c;
 }
@@ -126,12 +135,13 @@ struct Task {
   int hardware, nodes, tp, cp, pp, vpp, ep, etp, zero, microbatch_size;
   Recompute recompute;
   Schedule schedule;
+  DispatchMode dispatch;
 };
 
 // What one worker found over its share of the tasks.
 struct Partial {
   SearchCounts counts;
-  std::vector<Candidate> best, pareto;
+  std::vector<Candidate> best, pareto, pareto_energy;
   int64_t above_base = 0;
 };
 
@@ -152,6 +162,7 @@ void run_tasks(const PlanSpec& p, const RoutingFor& routing, const std::vector<T
       par.tp = t.tp, par.cp = t.cp, par.pp = t.pp, par.vpp = t.vpp, par.dp = 0;
       par.ep = t.ep, par.etp = t.etp, par.edp = 0, par.zero = t.zero;
       par.microbatch_size = t.microbatch_size, par.recompute = t.recompute, par.schedule = t.schedule;
+      c.workload.dispatch = t.dispatch;
       const models::RoutingInput* ri = nullptr;
       try {
         validate(c);
@@ -169,7 +180,7 @@ void run_tasks(const PlanSpec& p, const RoutingFor& routing, const std::vector<T
       ++out.counts.feasible;
       if (base && better(k, *base)) ++out.above_base;
       add_to_best(out.best, k, p.top);
-      add_to_front(out.pareto, k);
+      add_to_fronts(out.pareto, out.pareto_energy, k);
     }
   }
 }
@@ -209,26 +220,27 @@ PlanResult search(const PlanSpec& p, const RoutingFor& routing, int jobs) {
                   for (int zero : x.zero)
                     for (int mbs : x.microbatch_size)
                       for (Recompute rc : x.recompute)
-                        for (Schedule sch : x.schedule) {
-                          ++out.counts.enumerated;
-                          const int64_t mp = int64_t{tp} * cp * pp;
-                          const bool interleaved = sch == Schedule::kInterleaved;
-                          if (gpus % mp != 0 || (x.tp_within_node && tp * cp > domain) ||
-                              (experts == 0 ? ep != 1 || etp != 1 : experts % ep != 0) ||
-                              pp > p.base.model.layers || (vpp > 1) != interleaved ||
-                              (interleaved && pp < 2)) {
-                            ++out.counts.pruned;
-                            continue;
+                        for (Schedule sch : x.schedule)
+                          for (DispatchMode dm : x.dispatch) {
+                            ++out.counts.enumerated;
+                            const int64_t mp = int64_t{tp} * cp * pp;
+                            const bool interleaved = sch == Schedule::kInterleaved;
+                            if (gpus % mp != 0 || (x.tp_within_node && tp * cp > domain) ||
+                                (experts == 0 ? ep != 1 || etp != 1 : experts % ep != 0) ||
+                                pp > p.base.model.layers || (vpp > 1) != interleaved ||
+                                (interleaved && pp < 2)) {
+                              ++out.counts.pruned;
+                              continue;
+                            }
+                            const int64_t dp = gpus / mp;
+                            if (batch % (dp * mbs) != 0 ||
+                                (p.ramp_start_batch > 0 && p.ramp_start_batch % (dp * mbs) != 0) ||
+                                (int64_t{tp} * cp * dp) % (int64_t{ep} * etp) != 0) {
+                              ++out.counts.pruned;
+                              continue;
+                            }
+                            tasks.push_back({hi, nodes, tp, cp, pp, vpp, ep, etp, zero, mbs, rc, sch, dm});
                           }
-                          const int64_t dp = gpus / mp;
-                          if (batch % (dp * mbs) != 0 ||
-                              (p.ramp_start_batch > 0 && p.ramp_start_batch % (dp * mbs) != 0) ||
-                              (int64_t{tp} * cp * dp) % (int64_t{ep} * etp) != 0) {
-                            ++out.counts.pruned;
-                            continue;
-                          }
-                          tasks.push_back({hi, nodes, tp, cp, pp, vpp, ep, etp, zero, mbs, rc, sch});
-                        }
     }
   }
   const int workers = std::max(1, std::min<int>(jobs, static_cast<int>(tasks.size() / 64) + 1));
@@ -262,12 +274,14 @@ PlanResult search(const PlanSpec& p, const RoutingFor& routing, int jobs) {
     out.counts.feasible += part.counts.feasible;
     out.base_rank += part.above_base;
     for (const auto& c : part.best) add_to_best(out.best, c, p.top);
-    for (const auto& c : part.pareto) add_to_front(out.pareto, c);
+    for (const auto& c : part.pareto) add_to_front<&Candidate::usd>(out.pareto, c);
+    for (const auto& c : part.pareto_energy) add_to_front<&Candidate::mwh>(out.pareto_energy, c);
   }
   if (out.base) ++out.base_rank;  // 1-based: plans ranked above it, plus one
-  std::sort(out.pareto.begin(), out.pareto.end(), [](const Candidate& a, const Candidate& b) {
-    return a.wall_days != b.wall_days ? a.wall_days < b.wall_days : layout_key(a) < layout_key(b);
-  });
+  for (auto* front : {&out.pareto, &out.pareto_energy})
+    std::sort(front->begin(), front->end(), [](const Candidate& a, const Candidate& b) {
+      return a.wall_days != b.wall_days ? a.wall_days < b.wall_days : layout_key(a) < layout_key(b);
+    });
   return out;
 }
 

@@ -22,6 +22,7 @@ struct Candidate {
   int tp = 1, cp = 1, pp = 1, vpp = 1, dp = 1, ep = 1, etp = 1, zero = 1, microbatch_size = 1;
   Recompute recompute = Recompute::kNone;
   Schedule schedule = Schedule::k1F1B;
+  DispatchMode dispatch = DispatchMode::kFlat;
 
   double step_time_s = 0;
   double tokens_per_s_per_gpu = 0;
@@ -57,7 +58,8 @@ struct PlanResult {
   SearchCounts counts;
   std::vector<Candidate> best;    ///< the best `top` feasible plans, best first
   std::vector<Candidate> pareto;  ///< feasible plans no other beats on both wall days and dollars, by days
-  double checkpoint_bytes = 0;    ///< saved state: weights, master weights and Adam moments
+  std::vector<Candidate> pareto_energy;  ///< the same for wall days and energy (MWh)
+  double checkpoint_bytes = 0;           ///< saved state: weights, master weights and Adam moments
   /// The base scenario's own layout priced as a plan (when a hardware entry is its cluster and it fits),
   /// and its rank among the feasible plans (1: none is better; the layout itself may also be enumerated).
   std::optional<Candidate> base;
