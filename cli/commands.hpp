@@ -55,6 +55,20 @@ int place_cmd(const PlaceArgs& a);
 int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::string& scenario, int max_steps,
                OutputFormat format, std::optional<EngineKind> engine, const Catalog& cat);
 
+struct SweepArgs {
+  std::string file, out;
+  int jobs = 1;       ///< worker processes
+  std::string shard;  ///< "K/N"; empty: from Slurm or MPI variables, else 0/1
+  std::optional<EngineKind> engine;
+};
+/// `moesim sweep SWEEP --out DIR`: this shard's points not yet in DIR/points, each evaluated in a worker
+/// process and written to DIR/points/ID.json (ID: a stable hash of the patched scenario); a failed point
+/// records its error and exit code. docs/sweep.md.
+int sweep_cmd(const SweepArgs& a, const Catalog& cat);
+/// `moesim report merge DIR`: every point file of a sweep folder into DIR/merged.csv and merged.json,
+/// in point order, one file at a time.
+int report_merge_cmd(const std::string& dir);
+
 struct TraceImportArgs {
   TraceFormat format = TraceFormat::kMegatron;
   std::string input, output, model, kind = "expert_counts", domain;

@@ -282,6 +282,28 @@ int main(int argc, char** argv) {
                   "tree's scenarios/validation)")
       ->capture_default_str();
 
+  moesim::cli::SweepArgs sweep_args;
+  std::string sweep_engine;
+  auto* swp = app.add_subcommand(
+      "sweep",
+      "Evaluate every point of a sweep file in worker processes, sharded and resumable (docs/sweep.md)");
+  swp->add_option("sweep", sweep_args.file, "Sweep file (JSON)")->required();
+  swp->add_option("--out", sweep_args.out, "Folder for the points (resumes a sweep already there)")
+      ->required();
+  swp->add_option("--jobs,-j", sweep_args.jobs, "Worker processes")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  swp->add_option("--shard", sweep_args.shard,
+                  "K/N: run shard K of N (default: from SLURM_ARRAY_TASK_ID or the MPI rank, else 0/1)");
+  swp->add_option("--engine", sweep_engine, "Override every point's engine.kind")
+      ->check(CLI::IsMember(moesim::engine_kinds().names()));
+  std::string report_dir;
+  auto* rep = app.add_subcommand("report", "Reports of output folders");
+  auto* rep_merge =
+      rep->add_subcommand("merge", "Gather a sweep folder's points into merged.csv and merged.json");
+  rep_merge->add_option("dir", report_dir, "Sweep folder (moesim sweep --out DIR)")->required();
+  rep->require_subcommand(1);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -301,6 +323,11 @@ int main(int argc, char** argv) {
     if (*run) return run_cmd(file, out_format, out_dir, force, engine_kind, cat);
     if (*cmp) return moesim::cli::compare_cmd(files, out_format, engine_kind, cat);
     if (*val) return moesim::cli::validate_cmd(files, cat);
+    if (*swp) {
+      if (!sweep_engine.empty()) sweep_args.engine = moesim::engine_kinds().get(sweep_engine, "--engine");
+      return moesim::cli::sweep_cmd(sweep_args, cat);
+    }
+    if (*rep_merge) return moesim::cli::report_merge_cmd(report_dir);
     if (*pln)
       return moesim::cli::plan_cmd(plan_file, out_format, plan_output, plan_force, plan_jobs, plan_confirm,
                                    plan_validation, cat);
