@@ -9,6 +9,8 @@
 //   3. A hot expert: its EP rank's expert segments are longer by the inverse load ratio derived from the
 //      expected shares, the group waits for it at every all-to-all, it finishes last, and the step is no
 //      shorter than the analytic balanced-routing step.
+//   3b. DualPipe under routing skew (two layers with different busiest GPUs): the overlapped pair by hand
+//      (the busiest GPU of the sum), against both engines.
 //   4. Determinism: two fresh processes (fork before any SimGrid engine exists) give the same bytes.
 //   5. Fidelity controls against the full simulation (tests/data/des/{fattree,rail}-hot-32xH100.json,
 //      scenarios/examples/mixtral-8x7b-64xH100.json): microbatch extrapolation, node-pair aggregation,
