@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "models/compute_cost.hpp"
 #include "models/memory.hpp"
@@ -50,31 +51,88 @@ ChunkTimes average(const ChunkTimes& a, const ChunkTimes& b) {
   return t;
 }
 
+// The per-GPU expert loads of block `b` (rows ÷ the busiest GPU's rows), or nullptr for a dense block.
+const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
+  if (b == nullptr || b->moe_index < 0 || static_cast<std::size_t>(b->moe_index) >= w.moe_detail.size())
+    return nullptr;
+  const std::vector<double>& l = w.moe_detail[static_cast<std::size_t>(b->moe_index)].rank_load;
+  return l.empty() ? nullptr : &l;
+}
+
 // One overlapped DualPipe pair: the forward chunk of rank `f` and the backward chunk of rank `b`,
 // block by block (the forward's i-th block beside the backward's i-th from the end). Each block pair
 // runs in four slots, each slot overlapping one compute component with one communication component
 // (DeepSeek-V3 report Figure 4): ATTN(F) | combine(B); MLP(B)+MLP(W) | dispatch(F);
 // MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Work outside blocks (embedding, head) and
 // blocking collectives (tensor- and expert-tensor-parallel) add serially.
-double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b) {
+//
+// The two streams run with their real dependencies, on every GPU of the EP group: a slot's computation
+// needs the previous slot's all-to-all (its input), and an all-to-all needs the previous slot's
+// computation finished on every GPU of the group (it carries that output) and the communication stream
+// free. A GPU therefore runs the computations of two consecutive slots back to back when it is not
+// the one the all-to-all between them waits for: with the same load on every GPU this is the sum over
+// slots of max(compute, communication); with per-GPU loads that differ from layer to layer (the F
+// chunk's layer and the B chunk's layer have different busiest GPUs) a GPU's expert work of one layer
+// follows its expert work of the other without waiting, and the pair takes the busiest GPU of the sum,
+// not the sum of each layer's busiest GPU (docs/model.md, Schedules). Routed-expert time on GPU g is
+// the busiest GPU's price times g's rank_load, as in the discrete-event engine. `c` is scratch space.
+double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, std::vector<double>& c) {
   const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
+  std::size_t gpus = 1;
+  for (const auto& d : w.moe_detail) gpus = std::max(gpus, d.rank_load.size());
+  c.assign(gpus, 0.0);
   const PassCost zero;
-  double t = 0, fb = 0, bb = 0, fw = 0;
+  double q = 0, cmax = 0, serial = 0, fb = 0, bb = 0;
+  // One slot: computation `base + experts · load[g]` on every GPU g, beside the all-to-all `comm`.
+  auto slot = [&](double base, double experts, const std::vector<double>* load, double comm) {
+    const double comm_start = std::max(q, cmax);
+    double top = 0;
+    for (std::size_t g = 0; g < gpus; ++g) {
+      const double l = load != nullptr && g < load->size() ? (*load)[g] : 1.0;
+      c[g] = std::max(c[g], q) + base + experts * l;
+      top = std::max(top, c[g]);
+    }
+    q = comm_start + comm;
+    cmax = top;
+  };
   for (std::size_t i = 0; i < n; ++i) {
     const BlockCost* bf = i < nf ? &w.blocks[f.blocks[i]] : nullptr;
     const BlockCost* bk = i < nb ? &w.blocks[b.blocks[nb - 1 - i]] : nullptr;
     const PassCost& F = bf ? bf->pass[0] : zero;
     const PassCost& B = bk ? bk->pass[1] : zero;
     const PassCost& W = bk ? bk->pass[2] : zero;
-    t += std::max(F.attn_compute, B.combine) + std::max(B.mlp_compute + W.mlp_compute, F.dispatch) +
-         std::max(F.mlp_compute, B.dispatch) + std::max(B.attn_compute + W.attn_compute, F.combine);
-    t += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed + F.etp_comm + B.etp_comm;
+    const std::vector<double>* lf = loads_of(w, bf);
+    const std::vector<double>* lb = loads_of(w, bk);
+    slot(F.attn_compute, 0, nullptr, B.combine);
+    slot(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb, F.dispatch);
+    slot(F.mlp_compute - F.experts, F.experts, lf, B.dispatch);
+    slot(B.attn_compute + W.attn_compute, 0, nullptr, F.combine);
+    serial += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed + F.etp_comm + B.etp_comm;
     fb += F.compute;
     bb += B.compute + W.compute;
   }
   // Embedding, head and loss: the rank totals minus what its blocks account for.
-  fw = (f.pass[0].compute - fb) + (b.pass[1].compute + b.pass[2].compute - bb);
-  return t + fw;
+  const double fw = (f.pass[0].compute - fb) + (b.pass[1].compute + b.pass[2].compute - bb);
+  return std::max(q, cmax) + serial + fw;
+}
+
+// What a weight-gradient chunk run alone (zero bubble, DualPipe) saves against the sum of its blocks'
+// busiest-GPU prices, seconds (<= 0). Nothing synchronises the EP group inside such a chunk (it has no
+// all-to-all), so each GPU runs its own expert rows of every layer back to back and the chunk takes the
+// busiest GPU of the sum: max over GPUs g of sum over blocks of W.experts * (load_g - 1), 0 when every
+// layer has the same busiest GPU. `c` is scratch space.
+double lone_weight_saving(const Workload& w, const RankWork& rw, std::vector<double>& c) {
+  std::size_t gpus = 0;
+  for (const auto& d : w.moe_detail) gpus = std::max(gpus, d.rank_load.size());
+  if (gpus == 0) return 0;
+  c.assign(gpus, 0.0);
+  for (int bi : rw.blocks) {
+    const BlockCost& b = w.blocks[static_cast<std::size_t>(bi)];
+    const std::vector<double>* l = loads_of(w, &b);
+    if (l == nullptr) continue;
+    for (std::size_t g = 0; g < gpus && g < l->size(); ++g) c[g] += b.pass[2].experts * ((*l)[g] - 1.0);
+  }
+  return *std::max_element(c.begin(), c.end());
 }
 
 struct RankEval {
@@ -187,6 +245,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   const bool dualpipe = par.schedule == Schedule::kDualPipe;
 
   double worst = -1;
+  std::vector<double> scratch;  // per-GPU compute stream of a DualPipe pair
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
     RankEval e;
@@ -205,9 +264,16 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       e.activation_bytes = 0.5 * (rw.activation_bytes + mirror.activation_bytes);
       e.transient_bytes = std::max(rw.transient_bytes, mirror.transient_bytes);
     }
+    if (dualpipe || par.schedule == Schedule::kZeroBubble) {
+      // Deferred weight-gradient chunks run alone: the busiest GPU of their sum.
+      double saving = lone_weight_saving(w, rw, scratch);
+      if (dualpipe) saving = 0.5 * (saving + lone_weight_saving(w, w.ranks[par.pp - 1 - rank], scratch));
+      e.chunk.w += saving;
+      e.chunk.w_compute += saving;
+    }
     if (dualpipe) {
       const RankWork& mirror = w.ranks[par.pp - 1 - rank];
-      e.chunk.fb_pair = 0.5 * (dualpipe_pair(w, rw, mirror) + dualpipe_pair(w, mirror, rw));
+      e.chunk.fb_pair = 0.5 * (dualpipe_pair(w, rw, mirror, scratch) + dualpipe_pair(w, mirror, rw, scratch));
     }
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 

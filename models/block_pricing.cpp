@@ -23,6 +23,7 @@ struct Builder {
       case CommKind::kNone:
         pc.compute += seconds;
         (mlp ? pc.mlp_compute : pc.attn_compute) += seconds;
+        if (role == R::kExperts) pc.experts += seconds;
         if (kind != OpKind::kMemory) pc.flops += work;
         break;
       case CommKind::kTensor:

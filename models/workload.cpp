@@ -92,7 +92,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       MoeLayerStats st = w.moe_layers[w.blocks[moe_template].moe_index];
       st.layer = l;
       w.moe_layers.push_back(st);
-      if (detail) w.moe_detail.push_back(w.moe_detail[w.blocks[moe_template].moe_index]);
+      w.moe_detail.push_back(w.moe_detail[w.blocks[moe_template].moe_index]);
       saved[l] = saved[moe_template];
       continue;
     }
@@ -123,14 +123,12 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     }
     r.summary.node_traffic.clear();
     w.moe_layers.push_back(r.summary);
-    if (detail) {
-      MoeLayerDetail d;
-      const double top =
-          r.rank_rows.empty() ? 0.0 : *std::max_element(r.rank_rows.begin(), r.rank_rows.end());
-      for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
-      d.wire_bytes = std::move(r.wire_bytes);
-      w.moe_detail.push_back(std::move(d));
-    }
+    MoeLayerDetail d;
+    const double top = r.rank_rows.empty() ? 0.0 : *std::max_element(r.rank_rows.begin(), r.rank_rows.end());
+    d.rank_load.reserve(r.rank_rows.size());
+    for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
+    if (detail) d.wire_bytes = std::move(r.wire_bytes);
+    w.moe_detail.push_back(std::move(d));
     if (!mtp && moe_template < 0) moe_template = l;
   }
 

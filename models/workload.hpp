@@ -95,6 +95,9 @@ struct PassCost {
   /// (everything before the dispatch), dispatch, MLP (experts, shared experts, un-permute) and combine;
   /// seconds.
   double attn_compute = 0, mlp_compute = 0, dispatch = 0, combine = 0;
+  /// Of compute (and mlp_compute): the routed experts (OpRole::kExperts), priced on the busiest GPU; a
+  /// GPU with fewer rows takes this times its MoeLayerDetail::rank_load, seconds.
+  double experts = 0;
   /// Time when the block runs alone: compute plus every exposed communication, seconds.
   double alone() const { return compute + tp_comm + ep_exposed + cp_exposed; }
   /// Communication a co-scheduled chunk can hide (DualPipe-style overlap), seconds.
@@ -129,10 +132,11 @@ struct RankWork {
   double transient_bytes = 0;        ///< working memory of one microbatch not kept in flight (FP32 logits)
 };
 
-/// What the discrete-event engine needs beyond the busiest GPU's prices (Workload::moe_detail).
+/// What the engines need beyond the busiest GPU's prices (Workload::moe_detail).
 struct MoeLayerDetail {
   std::vector<double> rank_load;   ///< rows each EP rank computes ÷ the busiest rank's rows (1 for it)
-  std::vector<double> wire_bytes;  ///< ep × ep forward-dispatch bytes as they travel (LayerRouting)
+  std::vector<double> wire_bytes;  ///< ep × ep forward-dispatch bytes as they travel (LayerRouting);
+                                   ///< filled only when build_workload is asked for detail
 };
 
 /// The priced workload of one training step (build_workload).
@@ -147,7 +151,8 @@ struct Workload {
   int traffic_nodes = 0;
   std::vector<RankWork> ranks;  ///< per pipeline rank
   std::string cost_model;       ///< name of the compute cost model
-  /// Per MoE layer (same index as moe_layers), filled only when build_workload is asked for detail.
+  /// Per MoE layer (same index as moe_layers): the per-GPU loads always (DualPipe's overlapped pairs
+  /// need them in the analytic engine), the wire bytes only when build_workload is asked for detail.
   std::vector<MoeLayerDetail> moe_detail;
   double dispatch_copy_bytes = 0;  ///< bytes of one forward-dispatched token copy (wire_bytes' unit)
   double bf16_copy_bytes = 0;      ///< bytes of one BF16 token copy (combine, backward)
@@ -166,7 +171,7 @@ struct RoutingInput {
 };
 
 /// Builds and prices the workload of one step. Without `routing`, every MoE layer uses the expected
-/// shares of the scenario's load generator. `detail` also fills Workload::moe_detail.
+/// shares of the scenario's load generator. `detail` also fills MoeLayerDetail::wire_bytes.
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
                         const RoutingInput* routing = nullptr, bool detail = false);
 
