@@ -79,18 +79,42 @@ double grouped_gemm_tiles(std::span<const double> rows, double n, double tile_m,
   return tiles;
 }
 
+double element_bytes(const std::string& precision) {
+  return precision == "fp8" ? 1.0 : 2.0;
+}
+
+double gemm_bytes(double m, double n, double k, double elem) {
+  if (m <= 0 || n <= 0 || k <= 0) return 0.0;
+  return elem * (m * k + k * n) + 2.0 * m * n;
+}
+
+double grouped_gemm_bytes(std::span<const double> rows, double n, double k, double elem) {
+  double bytes = 0;
+  for (double r : rows) bytes += gemm_bytes(r, n, k, elem);
+  return bytes;
+}
+
 double GemmParams::tile_time(double k) const {
   return 2.0 * tile_m * tile_n * k / (peak_flops / sm_count) / efficiency;
 }
 
-double GemmParams::time(double tiles, double k, int sms) const {
+double GemmParams::time(double tiles, double k, int sms, double bytes) const {
   if (tiles <= 0 || k <= 0) return 0.0;
   const double waves = std::ceil(tiles / std::max(1, sms));
-  return waves * (tile_time(k) + wave_overhead_s) + launch_s;
+  return waves * (tile_time(k) + wave_overhead_s) + bytes * s_per_byte + launch_s;
 }
 
 double StreamParams::time(double amount) const {
   return amount <= 0 ? 0.0 : fixed_s + amount / rate;
+}
+
+double StreamParams::attention_time(double flops, double scores, double query_rows) const {
+  if (flops <= 0) return 0.0;
+  return fixed_s + flops / rate + scores * s_per_score + query_rows * s_per_query_row;
+}
+
+double attention_scores(const Measurement& m) {
+  return m.k > 0 ? m.flops / (2.0 * m.k) : 0.0;
 }
 
 bool FamilyModel::covers(const Measurement& m) const {
@@ -100,15 +124,18 @@ bool FamilyModel::covers(const Measurement& m) const {
 
 double FamilyModel::predict(const Measurement& m) const {
   MOESIM_ASSERT(covers(m), std::string("measurement not covered by the ") + to_string(family) + " model");
+  const double elem = element_bytes(m.precision);
   if (family == KernelFamily::kDenseGemm) {
     const GemmParams& p = gemm.at(m.precision);
-    return p.time(gemm_tiles(m.m, m.n, p.tile_m, p.tile_n), m.k, p.sm_count);
+    return p.time(gemm_tiles(m.m, m.n, p.tile_m, p.tile_n), m.k, p.sm_count, gemm_bytes(m.m, m.n, m.k, elem));
   }
   if (family == KernelFamily::kGroupedGemm) {
     const GemmParams& p = gemm.at(m.precision);
-    return p.time(grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n), m.k, p.sm_count);
+    return p.time(grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n), m.k, p.sm_count,
+                  grouped_gemm_bytes(m.rows, m.n, m.k, elem));
   }
-  return stream.time(family == KernelFamily::kAttention ? m.flops : m.bytes);
+  if (family == KernelFamily::kAttention) return stream.attention_time(m.flops, attention_scores(m), m.m);
+  return stream.time(m.bytes);
 }
 
 const FamilyModel* Calibration::model(KernelFamily f) const {
@@ -267,6 +294,11 @@ Measurement read_measurement(const Json& j, const std::string& src, const std::s
     if (!(m.k > 0)) r.fail("k", "a positive GEMM dimension for a " + fam + " measurement", found("k"));
   } else if (m.family == KernelFamily::kAttention) {
     if (!(m.flops > 0)) r.fail("flops", "the positive FLOPs of an attention measurement", found("flops"));
+    // The shape terms need both the query rows (m) and the head dims (k), or neither.
+    if ((m.m > 0) != (m.k > 0))
+      r.fail(m.m > 0 ? "k" : "m",
+             "both m (query tokens x heads) and k (qk + v head dims) of an attention measurement, or neither",
+             found(m.m > 0 ? "k" : "m"));
   } else if (!(m.bytes > 0)) {
     r.fail("bytes", "the positive bytes moved by a " + fam + " measurement", found("bytes"));
   }
@@ -283,6 +315,8 @@ GemmParams read_gemm_params(const Json& j, const std::string& src, const std::st
   p.efficiency = bounded(r, "efficiency", 0, 1, true, "a fitted efficiency (a fraction of the peak)");
   p.wave_overhead_s = bounded(r, "wave_overhead_s", 0, 1, false, "a time per wave in seconds");
   p.launch_s = bounded(r, "launch_s", 0, 1, false, "a time per launch in seconds");
+  if (r.has("s_per_byte"))
+    p.s_per_byte = bounded(r, "s_per_byte", 0, 1e-6, false, "a time per byte in seconds");
   p.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
   r.finish();
   return p;
@@ -314,6 +348,14 @@ FamilyModel read_model(KernelFamily f, const Json& j, const std::string& src, co
     m.stream.rate = f == KernelFamily::kAttention
                         ? bounded(r, rate_key, 1e9, 1e17, false, "a rate in flop/s")
                         : bounded(r, rate_key, 1e6, 1e14, false, "a bandwidth in bytes/s");
+    if (f == KernelFamily::kAttention) {
+      if (r.has("s_per_score"))
+        m.stream.s_per_score =
+            bounded(r, "s_per_score", 0, 1e-6, false, "a time per score element in seconds");
+      if (r.has("s_per_query_row"))
+        m.stream.s_per_query_row =
+            bounded(r, "s_per_query_row", 0, 1e-3, false, "a time per query row in seconds");
+    }
     m.stream.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
   }
   r.finish();
@@ -514,14 +556,18 @@ OJson to_ojson(const FamilyModel& m) {
   if (is_gemm_family(m.family)) {
     OJson precs = OJson::object();
     for (const auto& [prec, p] : m.gemm)
-      precs[prec] = OJson{{"tile_m", p.tile_m},         {"tile_n", p.tile_n},
-                          {"sm_count", p.sm_count},     {"peak_flops", p.peak_flops},
-                          {"efficiency", p.efficiency}, {"wave_overhead_s", p.wave_overhead_s},
-                          {"launch_s", p.launch_s},     {"fitted_on", p.fitted_on}};
+      precs[prec] = OJson{
+          {"tile_m", p.tile_m},         {"tile_n", p.tile_n},         {"sm_count", p.sm_count},
+          {"peak_flops", p.peak_flops}, {"efficiency", p.efficiency}, {"wave_overhead_s", p.wave_overhead_s},
+          {"launch_s", p.launch_s},     {"s_per_byte", p.s_per_byte}, {"fitted_on", p.fitted_on}};
     j["precisions"] = precs;
   } else {
     j["fixed_s"] = m.stream.fixed_s;
     j[m.family == KernelFamily::kAttention ? "rate_flops_per_s" : "bandwidth_bytes_per_s"] = m.stream.rate;
+    if (m.family == KernelFamily::kAttention) {
+      j["s_per_score"] = m.stream.s_per_score;
+      j["s_per_query_row"] = m.stream.s_per_query_row;
+    }
     j["fitted_on"] = m.stream.fitted_on;
   }
   return j;

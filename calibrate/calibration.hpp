@@ -50,12 +50,21 @@ struct SweepPlan {
 double gemm_tiles(double m, double n, double tile_m, double tile_n);
 /// Output tiles of a grouped GEMM: Σ_g ⌈rows[g] / tile_m⌉ · ⌈n / tile_n⌉ over groups with rows > 0.
 double grouped_gemm_tiles(std::span<const double> rows, double n, double tile_m, double tile_n);
+/// Bytes of an input element at `precision` ("fp8": 1, otherwise 2).
+double element_bytes(const std::string& precision);
+/// HBM bytes of a dense GEMM: elem·(m·k + k·n) inputs + 2·m·n BF16 output (0 if any dimension is ≤ 0).
+double gemm_bytes(double m, double n, double k, double elem);
+/// HBM bytes of a grouped GEMM: Σ over groups with rows > 0 of elem·(rows·k + k·n) + 2·rows·n (each active
+/// group reads its own weights once).
+double grouped_gemm_bytes(std::span<const double> rows, double n, double k, double elem);
 
 /// Fitted GEMM model of one precision (NVIDIA "Matrix Multiplication Background" guide, tile and wave
 /// quantisation):
-///   time = waves · (tile_time(k) + wave_overhead_s) + launch_s,   waves = ⌈tiles / SMs⌉,
-///   tile_time(k) = 2 · tile_m · tile_n · k / (peak_flops / sm_count) / efficiency.
-/// The wave overhead is the per-k term: it makes the achieved efficiency grow with k.
+///   time = waves · (tile_time(k) + wave_overhead_s) + bytes · s_per_byte + launch_s,
+///   waves = ⌈tiles / SMs⌉,   tile_time(k) = 2 · tile_m · tile_n · k / (peak_flops / sm_count) / efficiency.
+/// The wave overhead is the per-k term: it makes the achieved efficiency grow with k. The byte term (HBM
+/// bytes of operands and output, gemm_bytes) is the traffic not hidden behind the math: it prices the
+/// skinny, bandwidth-bound shapes (0 when the fit was not asked for it).
 struct GemmParams {
   double tile_m = 128;    ///< output tile rows
   double tile_n = 128;    ///< output tile columns
@@ -64,24 +73,40 @@ struct GemmParams {
   double efficiency = 0;  ///< fitted: achieved fraction of the per-SM peak inside a tile's k loop
   double wave_overhead_s = 0;  ///< fitted: fixed cost per wave (pipeline fill, epilogue), s
   double launch_s = 0;         ///< fitted: fixed cost per launch, s
+  double s_per_byte = 0;       ///< fitted: seconds per HBM byte not hidden behind the math (0: no term)
   int fitted_on = 0;           ///< measurements the fit used
 
   /// One tile_m × tile_n × k tile on one SM, excluding the wave overhead. Seconds.
   double tile_time(double k) const;
-  /// The model's time for `tiles` output tiles of depth k on `sms` SMs (0 if tiles ≤ 0 or k ≤ 0). Seconds.
-  double time(double tiles, double k, int sms) const;
+  /// The model's time for `tiles` output tiles of depth k moving `bytes` through HBM on `sms` SMs (0 if
+  /// tiles ≤ 0 or k ≤ 0). Seconds.
+  double time(double tiles, double k, int sms, double bytes = 0) const;
 };
 
 /// Fitted model of a streaming family (amount = bytes read + written, rate = bytes/s) or of attention
-/// (amount = FLOPs, rate = flop/s): time = fixed_s + amount / rate.
+/// (amount = FLOPs, rate = flop/s): time = fixed_s + amount / rate. Attention adds two shape terms
+/// (FlashAttention-3, Shah et al. 2024, §3: the softmax's exponentials run on the multi-function units,
+/// not the tensor cores, so their cost grows with the score elements, not with the head dim; and every
+/// query tile pays a prologue and epilogue, loading Q and writing O):
+///   time = fixed_s + FLOPs / rate + scores · s_per_score + query_rows · s_per_query_row,
+/// scores = query tokens · kv tokens · heads (halved under a causal mask), query_rows = query tokens · heads.
 struct StreamParams {
-  double fixed_s = 0;  ///< fitted: fixed cost per launch, s
-  double rate = 0;     ///< fitted: bytes/s or flop/s
-  int fitted_on = 0;   ///< measurements the fit used
+  double fixed_s = 0;          ///< fitted: fixed cost per launch, s
+  double rate = 0;             ///< fitted: bytes/s or flop/s
+  int fitted_on = 0;           ///< measurements the fit used
+  double s_per_score = 0;      ///< attention only, fitted: seconds per score element
+  double s_per_query_row = 0;  ///< attention only, fitted: seconds per query row (token · head)
 
   /// Seconds for `amount` bytes or FLOPs (0 if amount ≤ 0).
   double time(double amount) const;
+  /// Attention: seconds for `flops` with `scores` score elements over `query_rows` query rows (0 if
+  /// flops ≤ 0).
+  double attention_time(double flops, double scores, double query_rows) const;
 };
+
+/// Attention measurements record their shape as m = query rows (query tokens · heads), k = the qk plus v
+/// head dims, flops = 2 · scores · k. These give the shape terms of StreamParams::attention_time.
+double attention_scores(const Measurement& m);
 
 /// The fitted model of one kernel family.
 struct FamilyModel {

@@ -18,20 +18,30 @@ namespace {
   throw CalibrationError("calibration fit: " + what + ": expected " + expected + ", found " + found);
 }
 
-// min ‖A·x − b‖² subject to x[0] > 0 and x[j] ≥ 0 for j > 0. A has at most a handful of columns, so the
-// exact solution is found by enumeration: the optimum is the unconstrained least-squares solution on
-// its support (the columns whose constraint is inactive), so the best feasible solution over all
-// supports that contain column 0 is the optimum (Lawson & Hanson 1974, ch. 23). Columns are scaled to
-// unit norm first so that the rank test of the pivoted QR is not fooled by units (s versus waves).
-// Returns nullopt if no support yields x[0] > 0. Among equal residuals the smaller support wins.
-std::optional<Eigen::VectorXd> nonnegative_least_squares(const Eigen::MatrixXd& a, const Eigen::VectorXd& b) {
+// min ‖A·x − b‖² subject to x[0] > 0 (or x[0] ≥ lo0 when lo0 > 0) and x[j] ≥ 0 for j > 0. A has at most
+// a handful of columns, so the exact solution is found by enumeration: with y0 = x[0] − lo0 the problem is
+// non-negative least squares, whose optimum is the unconstrained least-squares solution on its support
+// (the columns whose constraint is inactive), so the best feasible solution over all supports is the
+// optimum (Lawson & Hanson 1974, ch. 23). Without a bound, supports must contain column 0 with x[0] > 0.
+// Columns are scaled to unit norm first so that the rank test of the pivoted QR is not fooled by units
+// (s versus waves). Returns nullopt if no support is feasible. Among equal residuals the smaller support
+// wins.
+// `lo_last` > 0 likewise bounds the last column from below (x[last] ≥ lo_last).
+std::optional<Eigen::VectorXd> nonnegative_least_squares(const Eigen::MatrixXd& a, const Eigen::VectorXd& b,
+                                                         double lo0 = 0, double lo_last = 0) {
   const int cols = static_cast<int>(a.cols());
+  const bool bounded = lo0 > 0;
+  Eigen::VectorXd lo = Eigen::VectorXd::Zero(cols);
+  lo(0) = lo0;
+  if (cols > 1) lo(cols - 1) = lo_last;
+  const Eigen::VectorXd rhs = b - a * lo;
   Eigen::VectorXd scale(cols);
   for (int j = 0; j < cols; ++j) scale(j) = a.col(j).norm() > 0 ? a.col(j).norm() : 1.0;
   const Eigen::MatrixXd as = a * scale.cwiseInverse().asDiagonal();
 
   std::vector<unsigned> supports;
-  for (unsigned mask = 1; mask < (1u << cols); mask += 2) supports.push_back(mask);  // bit 0 always set
+  for (unsigned mask = 0; mask < (1u << cols); ++mask)
+    if (bounded || (mask & 1u)) supports.push_back(mask);
   std::stable_sort(supports.begin(), supports.end(),
                    [](unsigned x, unsigned y) { return std::popcount(x) < std::popcount(y); });
 
@@ -41,20 +51,23 @@ std::optional<Eigen::VectorXd> nonnegative_least_squares(const Eigen::MatrixXd& 
     std::vector<int> idx;
     for (int j = 0; j < cols; ++j)
       if (mask & (1u << j)) idx.push_back(j);
+    Eigen::VectorXd xs = Eigen::VectorXd::Zero(static_cast<Eigen::Index>(idx.size()));
     Eigen::MatrixXd sub(as.rows(), static_cast<Eigen::Index>(idx.size()));
     for (std::size_t c = 0; c < idx.size(); ++c) sub.col(static_cast<Eigen::Index>(c)) = as.col(idx[c]);
-    Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(sub);
-    if (qr.rank() < static_cast<Eigen::Index>(idx.size())) continue;
-    const Eigen::VectorXd xs = qr.solve(b);
-    if (!(xs(0) > 0)) continue;
-    if ((xs.array() < 0).any()) continue;
-    const double residual = (sub * xs - b).squaredNorm();
+    if (!idx.empty()) {
+      Eigen::ColPivHouseholderQR<Eigen::MatrixXd> qr(sub);
+      if (qr.rank() < static_cast<Eigen::Index>(idx.size())) continue;
+      xs = qr.solve(rhs);
+      if (!bounded && !(xs(0) > 0)) continue;
+      if ((xs.array() < 0).any()) continue;
+    }
+    const double residual = idx.empty() ? rhs.squaredNorm() : (sub * xs - rhs).squaredNorm();
     if (residual < best_residual * (1 - 1e-12)) {
       best_residual = residual;
       Eigen::VectorXd x = Eigen::VectorXd::Zero(cols);
       for (std::size_t c = 0; c < idx.size(); ++c)
         x(idx[c]) = xs(static_cast<Eigen::Index>(c)) / scale(idx[c]);
-      best = x;
+      best = x + lo;
     }
   }
   return best;
@@ -86,42 +99,60 @@ GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::strin
   p.efficiency = 1.0;  // so that tile_time(k) below is the ideal time
   const auto n = static_cast<Eigen::Index>(pts.size());
   // Rows divided by the measured time: the residuals are relative errors.
-  Eigen::MatrixXd a(n, 3);
+  Eigen::MatrixXd a(n, o.gemm_byte_term ? 4 : 3);
   Eigen::VectorXd b = Eigen::VectorXd::Ones(n);
   for (Eigen::Index i = 0; i < n; ++i) {
     const Measurement& m = *pts[static_cast<std::size_t>(i)];
-    const double tiles = m.family == KernelFamily::kGroupedGemm
-                             ? grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n)
-                             : gemm_tiles(m.m, m.n, p.tile_m, p.tile_n);
+    const bool grouped = m.family == KernelFamily::kGroupedGemm;
+    const double tiles = grouped ? grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n)
+                                 : gemm_tiles(m.m, m.n, p.tile_m, p.tile_n);
     const double waves = std::ceil(tiles / sm_count);
-    a(i, 0) = waves * p.tile_time(m.k) / m.median_s;  // × 1/efficiency
-    a(i, 1) = waves / m.median_s;                     // × wave overhead
-    a(i, 2) = 1.0 / m.median_s;                       // × launch
+    const Eigen::Index launch = o.gemm_byte_term ? 3 : 2;  // the launch column is the last one
+    a(i, 0) = waves * p.tile_time(m.k) / m.median_s;       // × 1/efficiency
+    a(i, 1) = waves / m.median_s;                          // × wave overhead
+    a(i, launch) = 1.0 / m.median_s;                       // × launch
+    if (o.gemm_byte_term) {
+      const double elem = element_bytes(m.precision);
+      a(i, 2) = (grouped ? grouped_gemm_bytes(m.rows, m.n, m.k, elem) : gemm_bytes(m.m, m.n, m.k, elem)) /
+                m.median_s;  // × seconds per byte
+    }
   }
-  auto x = nonnegative_least_squares(a, b);
+  // 1/efficiency ≥ 1: no tile runs faster than the datasheet peak; launch ≥ the floor of FitOptions.
+  auto x = nonnegative_least_squares(a, b, 1.0, o.min_launch_s);
   if (!x)
     fit_error(what, "a positive efficiency", "none that fits (check the reference peak and the shapes)");
   p.efficiency = 1.0 / (*x)(0);
   p.wave_overhead_s = (*x)(1);
-  p.launch_s = (*x)(2);
+  p.launch_s = (*x)(a.cols() - 1);
+  if (o.gemm_byte_term) p.s_per_byte = (*x)(2);
   p.fitted_on = static_cast<int>(pts.size());
   return p;
 }
 
-StreamParams fit_stream(const std::vector<const Measurement*>& pts, const std::string& what, bool flops) {
+// `max_rate` > 0 bounds the fitted rate (the datasheet peak or bandwidth).
+StreamParams fit_stream(const std::vector<const Measurement*>& pts, const std::string& what, bool flops,
+                        double max_rate) {
   const auto n = static_cast<Eigen::Index>(pts.size());
-  Eigen::MatrixXd a(n, 2);
+  Eigen::MatrixXd a(n, flops ? 4 : 2);
   Eigen::VectorXd b = Eigen::VectorXd::Ones(n);
   for (Eigen::Index i = 0; i < n; ++i) {
     const Measurement& m = *pts[static_cast<std::size_t>(i)];
     a(i, 0) = (flops ? m.flops : m.bytes) / m.median_s;  // × 1/rate
     a(i, 1) = 1.0 / m.median_s;                          // × fixed
+    if (flops) {
+      a(i, 2) = attention_scores(m) / m.median_s;  // × seconds per score (0 without a shape)
+      a(i, 3) = m.m / m.median_s;                  // × seconds per query row
+    }
   }
-  auto x = nonnegative_least_squares(a, b);
+  auto x = nonnegative_least_squares(a, b, max_rate > 0 ? 1.0 / max_rate : 0.0);
   if (!x) fit_error(what, flops ? "a positive flop rate" : "a positive bandwidth", "none that fits");
   StreamParams s;
   s.rate = 1.0 / (*x)(0);
   s.fixed_s = (*x)(1);
+  if (flops) {
+    s.s_per_score = (*x)(2);
+    s.s_per_query_row = (*x)(3);
+  }
   s.fitted_on = static_cast<int>(pts.size());
   return s;
 }
@@ -132,6 +163,7 @@ FitOptions fit_options_for(const GpuSpec& gpu) {
   FitOptions o;
   if (gpu.flops_bf16 > 0) o.peak_flops["bf16"] = gpu.flops_bf16;
   if (gpu.flops_fp8 > 0) o.peak_flops["fp8"] = gpu.flops_fp8;
+  o.memory_bandwidth = gpu.memory_bandwidth;
   return o;
 }
 
@@ -165,7 +197,13 @@ FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int s
         fit_error(w, "a reference peak for " + prec + " in FitOptions::peak_flops", "none");
       model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o);
     } else {
-      model.stream = fit_stream(pts, w, f == KernelFamily::kAttention);
+      const bool attention = f == KernelFamily::kAttention;
+      double max_rate = o.memory_bandwidth;
+      if (attention) {
+        auto peak = o.peak_flops.find("bf16");
+        max_rate = peak == o.peak_flops.end() ? 0.0 : peak->second;
+      }
+      model.stream = fit_stream(pts, w, attention, max_rate);
     }
   }
   return model;

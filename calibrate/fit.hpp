@@ -22,9 +22,17 @@ struct FitOptions {
   std::map<KernelFamily, std::string> variants;
   double tile_m = 128;  ///< output tile rows the GEMM models quantise to
   double tile_n = 128;  ///< output tile columns
+  /// Fit GEMMs with a fourth unknown, seconds per HBM byte (GemmParams::s_per_byte); off: that term is 0.
+  bool gemm_byte_term = false;
+  /// The least fixed cost per GEMM launch, s (a fitted launch_s is at least this; 0: no floor).
+  double min_launch_s = 0;
+  /// HBM bandwidth of the device, bytes/s: the fitted bandwidths of memory-bound families are at most
+  /// this (0: unbounded). Attention rates are at most peak_flops["bf16"] when it is given.
+  double memory_bandwidth = 0;
 };
 
-/// Options with the datasheet peaks of a catalog GPU (flops_bf16, and flops_fp8 when it has FP8).
+/// Options with the datasheet peaks of a catalog GPU (flops_bf16, and flops_fp8 when it has FP8) and its
+/// memory bandwidth.
 FitOptions fit_options_for(const GpuSpec& gpu);
 
 /// The measurements that make up one layer, for the whole-layer check.
@@ -41,9 +49,13 @@ void mark_held_out(std::vector<Measurement>& ms, int every);
 /// Fits the model of family `f` to the measurements of `ms` that are of that family and its variant
 /// and not held out, on a device with `sm_count` SMs:
 /// - GEMMs, per precision: time = waves · (tile_time(k) / efficiency + wave_overhead) + launch
-///   (GemmParams), unknowns 1/efficiency > 0, wave_overhead ≥ 0, launch ≥ 0;
-/// - memory-bound families: time = fixed + bytes / bandwidth, unknowns 1/bandwidth > 0, fixed ≥ 0;
-/// - attention: time = fixed + FLOPs / rate, likewise.
+///   [+ bytes · s_per_byte with FitOptions::gemm_byte_term] (GemmParams), unknowns 1/efficiency ≥ 1
+///   (efficiency at most 1), wave_overhead ≥ 0, launch ≥ FitOptions::min_launch_s, s_per_byte ≥ 0;
+/// - memory-bound families: time = fixed + bytes / bandwidth, unknowns 1/bandwidth > 0 (bandwidth at
+///   most FitOptions::memory_bandwidth when given), fixed ≥ 0;
+/// - attention: time = fixed + FLOPs / rate + scores · s_per_score + query_rows · s_per_query_row
+///   (StreamParams::attention_time; the shape terms are 0 for measurements without m and k), rate at most
+///   the BF16 peak when given, the others ≥ 0.
 /// Minimises Σ ((predicted − measured) / measured)² under those sign constraints (exactly, by trying
 /// every support of the few unknowns, each solved by column-pivoting Householder QR). Throws
 /// CalibrationError if there are too few measurements (3 per GEMM precision, 2 otherwise), a GEMM

@@ -28,7 +28,8 @@ struct Measurement {
   std::string variant;  ///< backend, e.g. "cublas_strided_batched", "per_expert_loop", "ours"
   std::string precision = "bf16";
   double m = 0, n = 0,
-         k = 0;  ///< GEMM shape (m = rows); other families: m = tokens, n = experts, k = top_k or hidden
+         k = 0;  ///< GEMM shape (m = rows); attention: m = query tokens · heads, n = kv tokens, k = qk + v
+                 ///< head dims; other families: m = tokens, n = experts, k = top_k or hidden
   std::vector<double> rows;  ///< grouped GEMM: rows per expert
   double bytes = 0;          ///< bytes read + written (memory-bound families)
   double flops = 0;          ///< useful FLOPs

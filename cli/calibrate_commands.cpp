@@ -8,8 +8,10 @@
 
 #include "calibrate/calibration.hpp"
 #include "calibrate/fit.hpp"
+#include "calibrate/published.hpp"
 #include "cli/commands.hpp"
 #include "reports/atomic_file.hpp"
+#include "reports/context.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
 #ifdef MOESIM_WITH_PROFILER
@@ -74,6 +76,28 @@ const Registry<CalibrationPlan>& calibration_plans() {
       {{"full", "every kernel family over the shapes of docs/calibration.md", CalibrationPlan::kFull},
        {"smoke", "a few shapes per family: checks the pipeline in seconds", CalibrationPlan::kSmoke}}};
   return r;
+}
+
+int calibrate_published_cmd(const std::string& dir, const std::string& out, const std::string& gpu,
+                            bool force, const std::string& command_line, const Catalog& cat) {
+  reports::check_output_file(out, force, "--out");
+  std::string name;
+  if (!is_catalog_ref(gpu, name)) name = gpu;
+  const GpuSpec spec = gpu_from_json(cat.load(CatalogKind::kGpu, name, "--gpu", ""),
+                                     cat.path(CatalogKind::kGpu, name, "--gpu", ""), "");
+  calibrate::Provenance prov;
+  prov.command = command_line;
+  prov.git_sha = reports::git_sha();
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  prov.date = date;
+  const calibrate::Calibration c = calibrate::calibrate_from_published(dir, spec, 4, prov);
+  reports::OutputSet file;
+  file.add_with(out, [&](const std::string& temporary) { calibrate::write_calibration(c, temporary); });
+  file.commit();
+  std::cerr << "moesim: wrote " << out << "\n";
+  return calibrate_check_cmd(out);
 }
 
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,

@@ -92,6 +92,10 @@ int calibrate_check_cmd(const std::string& path);
 /// Calibration sweeps `moesim calibrate --plan` chooses.
 enum class CalibrationPlan { kFull, kSmoke };
 const Registry<CalibrationPlan>& calibration_plans();
+/// `moesim calibrate --from-published DIR --out FILE`: fit published kernel tables
+/// (calibrate/published.hpp), every 4th row of each family and precision held out, write, then check.
+int calibrate_published_cmd(const std::string& dir, const std::string& out, const std::string& gpu,
+                            bool force, const std::string& command_line, const Catalog& cat);
 /// `moesim calibrate --out FILE`: profile the kernels on this GPU, fit, write, then check (CUDA builds).
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
                       const std::string& command_line, const Catalog& cat);

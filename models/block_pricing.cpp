@@ -224,7 +224,9 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   double saved = 0;
   bl.memory("moe.norm", R::kNorm, c.T_sp * h * kAct * 2, sel_rc(c));
   bl.gemm("moe.router", R::kRouter, Tm, e.experts, h, Precision::kBf16, fr);
-  bl.memory("moe.topk", R::kRouter, Tm * e.experts * 4.0 * 3, fr);
+  // Softmax/sigmoid and top-k read the FP32 logits once (4·T·E bytes) and write each token's K expert
+  // indices and weights (4 + 4 bytes each): 4·T·E + 8·T·K.
+  bl.memory("moe.topk", R::kRouter, Tm * e.experts * 4.0 + Tm * e.top_k * 8.0, fr);
   bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr);
   // The permuted copy needs no saving (its backward is an index scatter); the expert inputs below are.
   saved += c.T_sp * h * kAct + Tm * e.experts * 4.0;

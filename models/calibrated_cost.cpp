@@ -89,23 +89,33 @@ bool CalibratedCostModel::calibrated(KernelFamily f, Precision p) const {
 double CalibratedCostModel::gemm(double m, double n, double k, Precision p) const {
   const auto& g = gemm_params(KernelFamily::kDenseGemm, p);
   if (!g) return roofline_.gemm(m, n, k, p);
-  return g->time(calibrate::gemm_tiles(m, n, g->tile_m, g->tile_n), k, sms_);
+  const double bytes =
+      g->s_per_byte > 0 ? calibrate::gemm_bytes(m, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
+  return g->time(calibrate::gemm_tiles(m, n, g->tile_m, g->tile_n), k, sms_, bytes);
 }
 
 double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n, double k,
                                          Precision p) const {
   const auto& g = gemm_params(KernelFamily::kGroupedGemm, p);
   if (!g) return roofline_.grouped_gemm(rows, n, k, p);
-  return g->time(calibrate::grouped_gemm_tiles(rows, n, g->tile_m, g->tile_n), k, sms_);
+  const double bytes =
+      g->s_per_byte > 0 ? calibrate::grouped_gemm_bytes(rows, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
+  return g->time(calibrate::grouped_gemm_tiles(rows, n, g->tile_m, g->tile_n), k, sms_, bytes);
 }
 
 double CalibratedCostModel::attention(const AttentionShape& s, bool backward) const {
   if (!attention_) return roofline_.attention(s, backward);
-  const double flops = s.forward_flops() * (backward ? 2.5 : 1.0);
-  if (flops <= 0) return 0.0;
-  double rate = attention_->rate * double(std::min(sms_, attention_sm_count_)) / attention_sm_count_;
-  if (backward) rate *= gpu_.attention_backward_efficiency / gpu_.attention_efficiency;
-  return attention_->fixed_s + flops / rate;
+  const double fwd = s.forward_flops();
+  if (fwd <= 0) return 0.0;
+  // The fitted terms are SM-time: with fewer SMs every one of them takes longer in proportion.
+  const double share = double(attention_sm_count_) / std::min(sms_, attention_sm_count_);
+  const double scores = fwd / (2.0 * (s.qk_dim + s.v_dim));
+  const double t_fwd =
+      (attention_->attention_time(fwd, scores, s.query_tokens * s.heads) - attention_->fixed_s);
+  // Backward: 2.5x the forward work (FlashAttention-2 §3.1) at the backward/forward efficiency ratio of
+  // the GPU spec, since the published sweeps time the forward kernel only.
+  const double scale = backward ? 2.5 * gpu_.attention_efficiency / gpu_.attention_backward_efficiency : 1.0;
+  return attention_->fixed_s + t_fwd * share * scale;
 }
 
 double CalibratedCostModel::memory_bound(double bytes) const {

@@ -19,9 +19,10 @@ namespace moesim::models {
 /// reserved for communication:
 /// - GEMMs (dense, grouped): calibrate::GemmParams::time with the waves counted over the SMs left after
 ///   comm_sms (the per-SM tile time is the measured one);
-/// - attention forward: fixed + FLOPs / (rate · available SMs / SMs); backward: 2.5× the forward FLOPs
-///   (FlashAttention-2 §3.1) at the rate scaled by the GPU spec's attention_backward_efficiency /
-///   attention_efficiency, since the sweep times the forward kernel only;
+/// - attention forward: fixed + (FLOPs / rate + scores · s_per_score + query_rows · s_per_query_row) ·
+///   SMs / available SMs (StreamParams::attention_time); backward: the same variable part × 2.5
+///   (FlashAttention-2 §3.1) × attention_efficiency / attention_backward_efficiency of the GPU spec, since
+///   the sweep times the forward kernel only;
 /// - memory_bound(bytes): the "copy" family (fixed + bytes / bandwidth);
 /// - whatever the calibration lacks (a family, or a GEMM precision): RooflineCostModel on `gpu`.
 /// The model copies what it needs: the calibration may be destroyed afterwards.

@@ -65,7 +65,11 @@ double RooflineCostModel::memory_bound(double bytes) const {
 }
 
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
-  if (!s.calibration.empty()) {
+  // The scenario's own calibration, else its GPU's default one, else the roofline.
+  const bool own = !s.calibration.empty();
+  const std::string& file = own ? s.calibration : s.gpu_calibration;
+  const std::string& text = own ? s.calibration_text : s.gpu_calibration_text;
+  if (!file.empty()) {
     // A sweep evaluates one calibration many times: parse each file's text once.
     static std::mutex mutex;
     static std::map<std::pair<std::string, std::string>, std::shared_ptr<const calibrate::Calibration>>
@@ -73,10 +77,9 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
     std::shared_ptr<const calibrate::Calibration> c;
     {
       const std::lock_guard<std::mutex> lock(mutex);
-      auto& slot = parsed[{s.calibration, s.calibration_text}];
+      auto& slot = parsed[{file, text}];
       if (!slot)
-        slot = std::make_shared<const calibrate::Calibration>(
-            calibrate::parse_calibration(s.calibration_text, s.calibration));
+        slot = std::make_shared<const calibrate::Calibration>(calibrate::parse_calibration(text, file));
       c = slot;
     }
     return make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms);

@@ -140,21 +140,33 @@ AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
   return r;
 }
 
-// DeepGEMM FP8: the roofline model on all of the GPU's SMs (no communication SMs reserved).
+// The compute cost model the engines price this row's GPU with, on all of its SMs (no communication SMs
+// reserved): the GPU's default calibration when its catalog entry names one, else the roofline.
+std::unique_ptr<models::ComputeCostModel> cost_model(const CsvLine& l, const Catalog& cat) {
+  std::string path;
+  Scenario s;
+  s.cluster.gpu = gpu_from_json(catalog_entry(l, "gpu", CatalogKind::kGpu, cat, &path), path, "");
+  s.workload.comm_sms = 0;
+  if (!s.cluster.gpu.calibration.empty()) {
+    s.gpu_calibration = gpu_calibration_path(s.cluster.gpu, cat, path, "/calibration");
+    s.gpu_calibration_text = read_calibration_text(s.gpu_calibration);
+  }
+  return models::make_compute_cost_model(s);
+}
+
+// DeepGEMM FP8: the engines' compute cost model (cost_model).
 AccuracyRow gemm_row(const CsvLine& l, const Catalog& cat) {
   AccuracyRow r = base_row(l, AccuracyGroup::kGemm, "tflops", "TFLOP/s", "published_tflops");
-  std::string path;
-  const GpuSpec gpu = gpu_from_json(catalog_entry(l, "gpu", CatalogKind::kGpu, cat, &path), path, "");
   const std::string& table = l.text("table");
   const int groups = l.integer("groups", 1, 1 << 16);
   const double m = l.number("m_per_group", 1, 1e9), n = l.number("n", 1, 1e9), k = l.number("k", 1, 1e9);
-  const models::RooflineCostModel model(gpu, 0);
+  const auto model = cost_model(l, cat);
   double t = 0;
   if (table == "dense") {
-    t = model.gemm(m, n, k, Precision::kFp8);
+    t = model->gemm(m, n, k, Precision::kFp8);
   } else if (table == "grouped_contiguous" || table == "grouped_masked") {
     const std::vector<double> rows(static_cast<std::size_t>(groups), m);
-    t = model.grouped_gemm(rows, n, k, Precision::kFp8);
+    t = model->grouped_gemm(rows, n, k, Precision::kFp8);
   } else {
     throw ParseError(located_message(l.file(), l.where("table"),
                                      "dense, grouped_contiguous or grouped_masked", "\"" + table + "\""));
@@ -163,11 +175,9 @@ AccuracyRow gemm_row(const CsvLine& l, const Catalog& cat) {
   return r;
 }
 
-// FlashAttention-3 forward: the roofline model's fused attention for the same shape.
+// FlashAttention-3 forward: the engines' fused attention (cost_model) for the same shape.
 AccuracyRow attention_row(const CsvLine& l, const Catalog& cat) {
   AccuracyRow r = base_row(l, AccuracyGroup::kAttention, "tflops", "TFLOP/s", "published_tflops");
-  std::string path;
-  const GpuSpec gpu = gpu_from_json(catalog_entry(l, "gpu", CatalogKind::kGpu, cat, &path), path, "");
   models::AttentionShape s;
   const double seq = l.number("seqlen", 1, 1e9);
   s.query_tokens = l.number("batch", 1, 1e9) * seq;
@@ -175,7 +185,7 @@ AccuracyRow attention_row(const CsvLine& l, const Catalog& cat) {
   s.heads = l.number("heads", 1, 1e6);
   s.qk_dim = s.v_dim = l.number("headdim", 1, 1e6);
   s.causal = l.integer("causal", 0, 1) == 1;
-  const double t = models::RooflineCostModel(gpu, 0).attention(s, false);
+  const double t = cost_model(l, cat)->attention(s, false);
   r.analytic = t > 0 ? s.forward_flops() / t / 1e12 : NAN;
   return r;
 }

@@ -21,6 +21,8 @@ const char* to_string(CatalogKind k) {
       return "gpus";
     case CatalogKind::kCluster:
       return "clusters";
+    case CatalogKind::kCalibration:
+      return "calibrations";
   }
   return "?";
 }

@@ -1,6 +1,7 @@
 #pragma once
 /// \file The catalog: published MoE architectures, GPUs and clusters as JSON files under
-/// scenarios/catalog/{models,gpus,clusters}/NAME.json, referenced from scenarios as "catalog:NAME".
+/// scenarios/catalog/{models,gpus,clusters}/NAME.json, referenced from scenarios as "catalog:NAME", and the
+/// calibrations GPU entries name as their default (scenarios/catalog/calibrations/NAME.json).
 
 #include <string>
 #include <vector>
@@ -10,7 +11,7 @@
 
 namespace moesim {
 
-enum class CatalogKind { kModel, kGpu, kCluster };
+enum class CatalogKind { kModel, kGpu, kCluster, kCalibration };
 
 /// Catalog directories searched in order: $MOESIM_CATALOG (colon-separated), then the source tree's
 /// scenarios/catalog recorded at build time.

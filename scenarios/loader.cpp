@@ -36,6 +36,15 @@ Json resolve_ref(const Json& value, CatalogKind kind, const std::string& source,
 
 }  // namespace
 
+std::string gpu_calibration_path(const GpuSpec& gpu, const Catalog& catalog, const std::string& source,
+                                 const std::string& pointer) {
+  std::string name;
+  if (!is_catalog_ref(gpu.calibration, name))
+    throw ConfigError(located_message(source, pointer, "a catalog calibration \"catalog:NAME\"",
+                                      "\"" + gpu.calibration + "\""));
+  return catalog.path(CatalogKind::kCalibration, name, source, pointer);
+}
+
 std::string read_calibration_text(const std::string& path) {
   TextFile f = read_text_file(path);
   if (f.status != TextRead::kOk)
@@ -353,6 +362,11 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   }
   if (problems.empty() && !s.calibration.empty())
     problems.check([&] { s.calibration_text = read_calibration_text(s.calibration); });
+  if (problems.empty() && s.calibration.empty() && !s.cluster.gpu.calibration.empty())
+    problems.check([&] {
+      s.gpu_calibration = gpu_calibration_path(s.cluster.gpu, catalog, source, "/cluster/gpu/calibration");
+      s.gpu_calibration_text = read_calibration_text(s.gpu_calibration);
+    });
   if (problems.empty()) validate(s, problems);
   problems.raise();
   s.resolved["model"] = model_to_json(s.model);

@@ -149,6 +149,8 @@ const ParamTable<GpuSpec>& gpu_params() {
               "roofline: achievable fraction of memory_bandwidth"),
        quantity("kernel_launch", &GpuSpec::kernel_launch, Dimension::kTime, 4e-6, "fixed cost per kernel"),
        number("price_per_hour", &GpuSpec::price_per_hour, 0, 1e6, 0.0, "USD per GPU-hour (0: unknown)"),
+       text("calibration", &GpuSpec::calibration, "",
+            "default calibration when the scenario names none: catalog:NAME (\"\": roofline)"),
        text("source", &GpuSpec::source, "", "citation of the datasheet")}};
   return t;
 }

@@ -80,6 +80,9 @@ struct GpuSpec {
   double memory_efficiency = 0.9;  ///< achievable fraction of memory_bandwidth for streaming kernels
   double kernel_launch = 4e-6;     ///< fixed cost per kernel, s
   double price_per_hour = 0;       ///< USD per GPU-hour (0 = unknown)
+  /// Default calibration pricing compute on this GPU when the scenario names none: "catalog:NAME"
+  /// (scenarios/catalog/calibrations/NAME.json); "": the roofline defaults above.
+  std::string calibration;
   std::string source;
 };
 
@@ -251,6 +254,9 @@ struct Scenario {
   /// The calibration file's text, read once when the scenario is loaded (engines read no files);
   /// calibrate::parse_calibration turns it into the fitted models.
   std::string calibration_text;
+  /// The GPU's default calibration (cluster.gpu.calibration) resolved to its file, and that file's text,
+  /// read by the loader; used when `calibration` is empty.
+  std::string gpu_calibration, gpu_calibration_text;
   nlohmann::json resolved;  ///< the scenario JSON with catalog references inlined (written to outputs)
 };
 

@@ -96,27 +96,40 @@ TEST(AccuracyUnit, DeepEpIntranodeBandwidthFromTheNvlinkModel) {
   EXPECT_NEAR(r.analytic, bytes / t / 1e9, 1e-6);
 }
 
-// DeepGEMM dense M=4096, N=7168, K=16384 on H800: 32 x 56 = 1792 tiles of 128 x 128 over 132 SMs is 14
-// waves of one tile each, a tile taking 2·128·128·K / (FP8 peak · efficiency / 132); plus the launch.
+// DeepGEMM dense M=4096, N=7168, K=16384 on H800, priced by the H800's calibration (its catalog default):
+// 64 x 56 = 3584 tiles of 64 x 128 over 132 SMs is 28 waves, a tile taking 2·64·128·K / (FP8 peak / 132)
+// / efficiency, plus the wave overhead per wave, the FP8 operands and BF16 output at s_per_byte, the launch.
 TEST(AccuracyUnit, DeepGemmDenseRowFromTileWaves) {
   const auto rows = moesim::reports::kernel_rows(kValidation + "/kernels", catalog());
   const AccuracyRow& r = find_row(rows, "deepgemm-dense-1x4096-n7168-k16384");
   EXPECT_DOUBLE_EQ(r.published, 1358.0);
   const moesim::Json g = moesim::read_json_file(kSrc + "/scenarios/catalog/gpus/h800-sxm.json");
-  const double peak = 1979e12 * g.at("gemm_efficiency_fp8").get<double>();
-  const double tile = 2.0 * 128 * 128 * 16384 / (peak / 132);
-  const double t = 14 * tile + 4e-6;
+  ASSERT_EQ(g.at("calibration").get<std::string>(), "catalog:h800-sxm");
+  const moesim::Json p = moesim::read_json_file(kSrc + "/scenarios/catalog/calibrations/h800-sxm.json")
+                             .at("models")
+                             .at("dense_gemm")
+                             .at("precisions")
+                             .at("fp8");
+  const double tile = 2.0 * 64 * 128 * 16384 / (1979e12 / 132) / p.at("efficiency").get<double>();
+  const double bytes = 4096.0 * 16384 + 16384.0 * 7168 + 2.0 * 4096 * 7168;
+  const double t = 28 * (tile + p.at("wave_overhead_s").get<double>()) +
+                   bytes * p.at("s_per_byte").get<double>() + p.at("launch_s").get<double>();
   EXPECT_NEAR(r.analytic, 2.0 * 4096 * 7168 * 16384 / t / 1e12, 1e-6);
 }
 
-// FlashAttention-3 forward, head dim 128, non-causal, sequence 4096, batch 4, 16 heads:
-// 4·4·4096²·16·128 FLOPs at the H100's attention efficiency of its BF16 peak, plus the launch.
+// FlashAttention-3 forward, head dim 128, non-causal, sequence 4096, batch 4, 16 heads, priced by the
+// H100's calibration: fixed + FLOPs / rate + scores · s_per_score + query rows · s_per_query_row, with
+// 4·4·4096²·16·128 FLOPs, 4·4096²·16 scores and 4·4096·16 query rows.
 TEST(AccuracyUnit, FlashAttentionRowFromItsFlops) {
   const auto rows = moesim::reports::kernel_rows(kValidation + "/kernels", catalog());
   const AccuracyRow& r = find_row(rows, "fa3-fwd-d128-full-s4096");
-  const moesim::Json g = moesim::read_json_file(kSrc + "/scenarios/catalog/gpus/h100-sxm.json");
+  const moesim::Json a = moesim::read_json_file(kSrc + "/scenarios/catalog/calibrations/h100-sxm.json")
+                             .at("models")
+                             .at("attention");
   const double flops = 4.0 * 4 * 4096.0 * 4096 * 16 * 128;
-  const double t = flops / (989e12 * g.at("attention_efficiency").get<double>()) + 4e-6;
+  const double t = a.at("fixed_s").get<double>() + flops / a.at("rate_flops_per_s").get<double>() +
+                   4.0 * 4096 * 4096 * 16 * a.at("s_per_score").get<double>() +
+                   4.0 * 4096 * 16 * a.at("s_per_query_row").get<double>();
   EXPECT_NEAR(r.analytic, flops / t / 1e12, 1e-6);
 }
 

@@ -1,0 +1,222 @@
+// Published-kernel calibrations (calibrate/published.hpp, scenarios/catalog/calibrations/): the fitted
+// files reproduce held-out published kernel rows, stay within physical bounds, are what the tool fits
+// today, and price GEMMs of a scenario that names no calibration. Expected values come from the CSV rows
+// read here and the model formulas written out by hand:
+//   GEMM:      t = ⌈tiles / SMs⌉ · (2·64·128·k / (peak / SMs) / eff + wave_overhead) + bytes · s_per_byte +
+//   launch,
+//              tiles = groups · ⌈m/64⌉ · ⌈n/128⌉, bytes = groups · (e·(m·k + k·n) + 2·m·n), e = 1 (FP8), 2
+//              (BF16);
+//   attention: t = fixed + FLOPs / rate + scores · s_per_score + query_rows · s_per_query_row.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "calibrate/calibration.hpp"
+#include "calibrate/fit.hpp"
+#include "calibrate/published.hpp"
+#include "models/compute_cost.hpp"
+#include "scenarios/catalog.hpp"
+#include "scenarios/error.hpp"
+#include "scenarios/loader.hpp"
+
+namespace moesim::calibrate {
+namespace {
+
+const std::string kRepo = MOESIM_SOURCE_DIR;
+const std::string kPublished = kRepo + "/scenarios/catalog/calibrations/published";
+
+const Catalog& catalog() {
+  static const Catalog c({kRepo + "/scenarios/catalog"});
+  return c;
+}
+
+GpuSpec catalog_gpu(const std::string& name) {
+  return gpu_from_json(catalog().load(CatalogKind::kGpu, name, "test", ""),
+                       catalog().path(CatalogKind::kGpu, name, "test", ""), "");
+}
+
+// A CSV as rows of column → text (header first; '#' lines skipped).
+std::vector<std::map<std::string, std::string>> read_csv(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::map<std::string, std::string>> rows;
+  std::vector<std::string> header;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> f;
+    std::string cell;
+    std::istringstream ls(line);
+    while (std::getline(ls, cell, ',')) f.push_back(cell);
+    if (line.back() == ',') f.emplace_back();
+    if (header.empty()) {
+      header = f;
+      continue;
+    }
+    std::map<std::string, std::string> r;
+    for (std::size_t i = 0; i < header.size() && i < f.size(); ++i) r[header[i]] = f[i];
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// The GEMM formula of the file header, by hand.
+double gemm_by_hand(const GemmParams& p, double groups, double m, double n, double k, double elem) {
+  const double tiles = groups * std::ceil(m / 64) * std::ceil(n / 128);
+  const double waves = std::ceil(tiles / 132);
+  const double tile = 2.0 * 64 * 128 * k / (p.peak_flops / 132) / p.efficiency;
+  const double bytes = groups * (elem * (m * k + k * n) + 2 * m * n);
+  return waves * (tile + p.wave_overhead_s) + bytes * p.s_per_byte + p.launch_s;
+}
+
+TEST(PublishedCalibration, HeldOutDeepGemmRowsWithinTenPercent) {
+  const Calibration c = read_calibration(kRepo + "/scenarios/catalog/calibrations/h800-sxm.json");
+  // Rows of the first release, in file order; every 4th of dense and of grouped was held out of the fit.
+  std::map<std::string, int> seen;
+  std::vector<double> errors;
+  for (const auto& r : read_csv(kPublished + "/deepgemm_h800_fp8.csv")) {
+    if (r.at("commit") != kDeepGemmCommit) continue;
+    const bool dense = r.at("table") == "dense";
+    if (++seen[dense ? "dense" : "grouped"] % 4 != 0) continue;
+    const double g = std::stod(r.at("groups")), m = std::stod(r.at("m_per_group")), n = std::stod(r.at("n")),
+                 k = std::stod(r.at("k"));
+    const double measured = 2 * g * m * n * k / (std::stod(r.at("tflops")) * 1e12);
+    const auto& p = c.model(dense ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm)->gemm.at("fp8");
+    errors.push_back(std::fabs(gemm_by_hand(p, g, m, n, k, 1.0) - measured) / measured);
+  }
+  ASSERT_EQ(errors.size(), 4u + 2u);  // 18 dense rows, 10 grouped rows
+  EXPECT_LT(median(errors), 0.10);
+}
+
+TEST(PublishedCalibration, HeldOutFlashAttentionRowsWithinTenPercent) {
+  const Calibration c = read_calibration(kRepo + "/scenarios/catalog/calibrations/h100-sxm.json");
+  const StreamParams& a = c.model(KernelFamily::kAttention)->stream;
+  int seen = 0;
+  std::vector<double> errors;
+  for (const auto& r : read_csv(kPublished + "/fa3_h100_fwd.csv")) {
+    if (r.at("method") != "FlashAttention-3" || r.at("tflops").empty()) continue;
+    if (++seen % 4 != 0) continue;
+    const double d = std::stod(r.at("headdim")), s = std::stod(r.at("seqlen")), b = std::stod(r.at("batch")),
+                 h = std::stod(r.at("heads"));
+    const double half = r.at("causal") == "1" ? 0.5 : 1.0;
+    const double flops = 4 * b * s * s * h * d * half, scores = b * s * s * h * half;
+    const double measured = flops / (std::stod(r.at("tflops")) * 1e12);
+    const double predicted =
+        a.fixed_s + flops / a.rate + scores * a.s_per_score + b * s * h * a.s_per_query_row;
+    errors.push_back(std::fabs(predicted - measured) / measured);
+  }
+  ASSERT_EQ(errors.size(), 8u);  // 35 FlashAttention-3 rows with a figure
+  EXPECT_LT(median(errors), 0.10);
+}
+
+TEST(PublishedCalibration, FittedValuesArePhysical) {
+  for (const char* gpu : {"h100-sxm", "h800-sxm"}) {
+    const Calibration c = read_calibration(kRepo + "/scenarios/catalog/calibrations/" + gpu + ".json");
+    const GpuSpec spec = catalog_gpu(gpu);
+    for (auto f : {KernelFamily::kDenseGemm, KernelFamily::kGroupedGemm})
+      for (const char* prec : {"bf16", "fp8"}) {
+        const GemmParams& p = c.model(f)->gemm.at(prec);
+        EXPECT_GT(p.efficiency, 0.3) << gpu << " " << to_string(f) << " " << prec;
+        EXPECT_LE(p.efficiency, 1.0) << gpu << " " << to_string(f) << " " << prec;
+        EXPECT_EQ(p.peak_flops, std::string(prec) == "fp8" ? spec.flops_fp8 : spec.flops_bf16);
+      }
+    EXPECT_LE(c.model(KernelFamily::kAttention)->stream.rate, spec.flops_bf16);
+    // Copy: the two guide figures, 0.88 µs for an empty kernel and 3.02 TB/s for a large copy.
+    const StreamParams& copy = c.model(KernelFamily::kCopy)->stream;
+    EXPECT_NEAR(copy.fixed_s, 0.88e-6, 0.01e-6);
+    EXPECT_NEAR(copy.rate, 3.02e12, 0.01e12);
+    EXPECT_EQ(c.device.sm_count, 132);
+  }
+}
+
+TEST(PublishedCalibration, CatalogFilesAreWhatTheToolFits) {
+  for (const char* gpu : {"h100-sxm", "h800-sxm"}) {
+    const Calibration file = read_calibration(kRepo + "/scenarios/catalog/calibrations/" + gpu + ".json");
+    const Calibration fresh = calibrate_from_published(kPublished, catalog_gpu(gpu), 4, file.provenance);
+    EXPECT_EQ(to_text(fresh), to_text(file)) << gpu << ": regenerate with moesim calibrate --from-published";
+  }
+}
+
+TEST(PublishedCalibration, EfficiencyIsBoundedByOne) {
+  // Tiles that run 1.25x faster than the datasheet allows: the fit stops at efficiency 1 and lets the
+  // other terms take up what they can, rather than write an efficiency the reader refuses.
+  GemmParams truth;
+  truth.tile_m = 64;
+  truth.tile_n = 128;
+  truth.sm_count = 132;
+  truth.peak_flops = 989e12;
+  truth.efficiency = 1.25;
+  std::vector<Measurement> ms;
+  for (double m : {1024.0, 8192.0, 65536.0})
+    for (double k : {1024.0, 8192.0}) {
+      Measurement x;
+      x.family = KernelFamily::kDenseGemm;
+      x.variant = "v";
+      x.m = m, x.n = 4096, x.k = k;
+      x.median_s = truth.time(gemm_tiles(m, 4096, 64, 128), k, 132);
+      x.repetitions = 1;
+      ms.push_back(x);
+    }
+  FitOptions o;
+  o.peak_flops["bf16"] = 989e12;
+  o.tile_m = 64;
+  const FamilyModel fit = fit_family(KernelFamily::kDenseGemm, ms, 132, o);
+  EXPECT_EQ(fit.gemm.at("bf16").efficiency, 1.0);
+}
+
+TEST(PublishedCalibration, ScenarioWithoutCalibrationUsesTheGpuDefault) {
+  const Scenario s = load_scenario(kRepo + "/scenarios/examples/mixtral-8x7b-64xH100.json", catalog());
+  ASSERT_TRUE(s.calibration.empty());
+  ASSERT_EQ(s.cluster.gpu.calibration, "catalog:h100-sxm");
+  const auto cm = models::make_compute_cost_model(s);
+  EXPECT_EQ(cm->name(), "calibration:h100-sxm.json");
+  // 8192 x 14336 x 4096 BF16 dense GEMM on the SMs left after comm_sms, by hand from the file's fit.
+  const Calibration c = read_calibration(kRepo + "/scenarios/catalog/calibrations/h100-sxm.json");
+  const GemmParams& p = c.model(KernelFamily::kDenseGemm)->gemm.at("bf16");
+  const int sms = 132 - s.workload.comm_sms;
+  const double tiles = (8192 / 64) * (14336 / 128);
+  const double bytes = 2.0 * (8192.0 * 4096 + 4096.0 * 14336) + 2.0 * 8192 * 14336;
+  const double want =
+      std::ceil(tiles / sms) * (2.0 * 64 * 128 * 4096 / (989e12 / 132) / p.efficiency + p.wave_overhead_s) +
+      bytes * p.s_per_byte + p.launch_s;
+  EXPECT_NEAR(cm->gemm(8192, 14336, 4096, Precision::kBf16), want, 1e-12 * want);
+}
+
+TEST(PublishedCalibration, BadTablesNameFileLineAndColumn) {
+  const auto dir = std::filesystem::temp_directory_path() / "moesim_published_test";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir / "figures.csv");
+    f << "source,family,variant,precision,groups,m_per_group,n,k,bytes,published,unit\n"
+      << "x,copy,memcpy,bf16,0,0,0,0,1e9,fast,TB/s\n";
+  }
+  try {
+    published_measurements(dir.string(), nullptr);
+    FAIL() << "expected a CalibrationError";
+  } catch (const CalibrationError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("figures.csv"), std::string::npos) << what;
+    EXPECT_NE(what.find("line 2, column published"), std::string::npos) << what;
+    EXPECT_NE(what.find("expected a number"), std::string::npos) << what;
+    EXPECT_NE(what.find("found \"fast\""), std::string::npos) << what;
+  }
+  EXPECT_THROW(published_measurements((dir / "missing").string(), nullptr), CalibrationError);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace moesim::calibrate
