@@ -90,6 +90,8 @@ struct ScaleUpSpec {
   double bandwidth = 0;  ///< achievable per GPU per direction, bytes/s
   double latency = 0;    ///< s
   int domain_gpus = 0;   ///< GPUs per NVLink domain (0: = gpus_per_node; 72 for NVL72)
+  /// Fraction of `bandwidth` an expert all-to-all kernel sustains on NVLink (DeepEP normal kernels).
+  double all_to_all_efficiency = 0.85;
 };
 
 struct ScaleOutSpec {
@@ -101,6 +103,8 @@ struct ScaleOutSpec {
   int planes = 1;                 ///< rail planes (DeepSeek: 8)
   int levels = 2;
   int radix = 64;  ///< switch ports
+  /// Fraction of `nic_bandwidth` an expert all-to-all kernel sustains over RDMA (DeepEP normal kernels).
+  double all_to_all_efficiency = 0.87;
 };
 
 struct ClusterSpec {
@@ -110,6 +114,7 @@ struct ClusterSpec {
   int gpus_per_node = 0;
   ScaleUpSpec scale_up;
   ScaleOutSpec scale_out;
+  double all_to_all_overhead = 1.66e-6;  ///< s, fixed cost of one expert all-to-all beyond link latency
   int gpus() const { return nodes * gpus_per_node; }
 };
 
