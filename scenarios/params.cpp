@@ -140,7 +140,9 @@ const ParamTable<WorkloadSpec>& workload_params() {
        boolean("causal", &WorkloadSpec::causal, true, "causal attention mask"),
        choice("dispatch", &WorkloadSpec::dispatch, dispatch_modes, DispatchMode::kFlat, "expert all-to-all"),
        boolean("shared_expert_overlap", &WorkloadSpec::shared_expert_overlap, true,
-               "shared experts run while dispatch and combine are in flight")}};
+               "shared experts run while dispatch and combine are in flight"),
+       boolean("fp8_dispatch_grad", &WorkloadSpec::fp8_dispatch_grad, false,
+               "backward all-to-all toward the experts in FP8 (DeepSeek-V3 §3.3.2; needs precision fp8)")}};
   return t;
 }
 

@@ -153,6 +153,9 @@ struct WorkloadSpec {
   DispatchMode dispatch = DispatchMode::kFlat;  ///< all-to-all: one message per GPU pair, or one copy
                                                 ///< per destination node over the NIC, then NVLink fan-out
   bool shared_expert_overlap = true;            ///< shared experts run while dispatch is in flight
+  /// The backward all-to-all in the dispatch direction (the combine's gradient) sends FP8 activation
+  /// gradients with their scales, as DeepSeek-V3 does (report §3.3.2); needs precision fp8.
+  bool fp8_dispatch_grad = false;
 };
 
 // ---------------------------------------------------------------------------- routing & placement

@@ -51,7 +51,12 @@ const std::vector<Comm>& Runner::collective(int rank, int g, int moe, int kind) 
   auto it = coll_cache_.find(k);
   if (it != coll_cache_.end()) return it->second;
   const models::MoeLayerDetail& d = w_.moe_detail[static_cast<std::size_t>(moe)];
-  const double scale = kind == kDispatchF ? 1.0 : w_.bf16_copy_bytes / w_.dispatch_copy_bytes;
+  // wire_bytes are forward-dispatch bytes; the combine's gradient travels the same way in its own
+  // precision, the combine and the dispatch's gradient the other way in BF16.
+  const double copy = kind == kDispatchF  ? w_.dispatch_copy_bytes
+                      : kind == kCombineB ? w_.grad_dispatch_copy_bytes
+                                          : w_.bf16_copy_bytes;
+  const double scale = copy / w_.dispatch_copy_bytes;
   const bool transpose = kind == kCombineF || kind == kDispatchB;
   std::vector<FlowSpec> fl;
   for (int x = 0; x < ep_; ++x)
