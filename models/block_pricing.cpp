@@ -234,15 +234,18 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   // output in backward (DeepSeek-V3 report §3.3.3).
   const double cache = c.prec == Precision::kFp8 ? 1.0 : kAct;
 
-  // Dispatch and combine all-to-all on the EP group. Backward sends gradients the opposite way in BF16.
+  // Dispatch and combine all-to-all on the EP group; backward sends gradients the opposite way. Toward
+  // the experts (forward dispatch, the combine's gradient) in FP8 where the recipe says so, back to the
+  // tokens (forward combine, the dispatch's gradient) in BF16 (DeepSeek-V3 report §3.3.2).
   const double fwd_copy = dispatch_bytes_per_token(m.hidden, c.prec), bf16_copy = 2.0 * h;
+  const double grad_copy = grad_dispatch_bytes_per_token(c.s.workload, m.hidden);
   const double t_disp = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, fwd_copy));
   const double t_comb = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, bf16_copy));
-  const double t_bf16 = t_comb;
+  const double t_grad = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, grad_copy));
   bl.comm("moe.dispatch", R::kDispatch, Pass::kForward, t_disp, Tm * fwd_copy);
   bl.comm("moe.combine", R::kCombine, Pass::kForward, t_comb, Tm * bf16_copy);
-  bl.comm("moe.combine", R::kCombine, Pass::kBackwardInput, t_bf16, Tm * bf16_copy);
-  bl.comm("moe.dispatch", R::kDispatch, Pass::kBackwardInput, t_bf16, Tm * bf16_copy);
+  bl.comm("moe.combine", R::kCombine, Pass::kBackwardInput, t_grad, Tm * grad_copy);
+  bl.comm("moe.dispatch", R::kDispatch, Pass::kBackwardInput, t_comb, Tm * bf16_copy);
   if (fr) {
     bl.comm("moe.dispatch.recompute", R::kDispatch, Pass::kBackwardInput, t_disp, Tm * fwd_copy, true);
     bl.comm("moe.combine.recompute", R::kCombine, Pass::kBackwardInput, t_comb, Tm * bf16_copy, true);

@@ -50,14 +50,30 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
   const int k = g.top_k;
   s.hit_rank.assign(static_cast<std::size_t>(g.ep), 0.0);
   s.hit_node.assign(static_cast<std::size_t>(nodes), 0.0);
-  for (int r = 0; r < g.ep; ++r) {
-    const int n = r / per_node;
-    const double c = std::min(1.0, s.rank_share[r] / Q);
-    s.hit_rank[r] = sel[n] * (1.0 - miss_prob(c, k));
-  }
-  for (int n = 0; n < nodes; ++n) {
-    const double c = std::min(1.0, q[n] / Q);
-    s.hit_node[n] = sel[n] * (1.0 - miss_prob(c, k));
+  const bool limited = g.node_limit > 0 && g.node_limit < nodes;
+  if (limited && k >= g.node_limit) {
+    // Node-limited routing (DeepSeek-V3 report §2.1.2) ranks nodes by the sum of their best
+    // top_k/node_limit expert scores and then takes the top_k experts inside the chosen nodes, so every
+    // chosen node holds some of them: a selected node is hit. Its expected slots are top_k · q_n / Q
+    // (at least one), drawn inside it in proportion to its ranks' shares.
+    for (int n = 0; n < nodes; ++n) s.hit_node[n] = sel[n];
+    for (int r = 0; r < g.ep; ++r) {
+      const int n = r / per_node;
+      if (q[n] <= 0) continue;
+      const double slots = std::max(1.0, k * q[n] / Q);
+      const double c = std::min(1.0, s.rank_share[r] / q[n]);
+      s.hit_rank[r] = sel[n] * (1.0 - std::pow(1.0 - c, slots));
+    }
+  } else {
+    for (int r = 0; r < g.ep; ++r) {
+      const int n = r / per_node;
+      const double c = std::min(1.0, s.rank_share[r] / Q);
+      s.hit_rank[r] = sel[n] * (1.0 - miss_prob(c, k));
+    }
+    for (int n = 0; n < nodes; ++n) {
+      const double c = std::min(1.0, q[n] / Q);
+      s.hit_node[n] = sel[n] * (1.0 - miss_prob(c, k));
+    }
   }
 
   const double sum_rank = std::accumulate(s.hit_rank.begin(), s.hit_rank.end(), 0.0);

@@ -29,11 +29,13 @@ struct DispatchStats {
 };
 
 /// Computes expected dispatch statistics. A token picks top_k experts with probabilities proportional
-/// to their shares; with a node limit it first picks node_limit nodes, each with probability
-/// proportional to its share (capped at 1), then experts within them. The probability that a token hits
-/// a rank holding share c of its candidate slots is 1 - (1 - c)^top_k (sampling with replacement, a
-/// close approximation of top-k without replacement when c·top_k ≪ top_k²; DeepSeek-V3 report §2.1.2
-/// for node-limited routing).
+/// to their shares; the probability that it hits a rank holding share c of its candidate slots is
+/// 1 - (1 - c)^top_k (sampling with replacement, a close approximation of top-k without replacement
+/// when c·top_k ≪ top_k²). With a node limit (DeepSeek-V3 report §2.1.2) it first picks node_limit
+/// nodes, each with probability proportional to its share (capped at 1); when top_k ≥ node_limit every
+/// picked node is hit (the nodes are ranked by their best experts), receiving top_k·q/Q of the slots
+/// (q its share, Q the expected share of the picked nodes), so a token reaches node_limit nodes, as
+/// sampled routing does.
 DispatchStats dispatch_stats(const std::vector<double>& expert_shares, const std::vector<int>& placement,
                              const EpGeometry& g);
 

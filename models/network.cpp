@@ -79,13 +79,36 @@ double NetworkModel::send_recv(double bytes, bool cross_node) const {
   return bytes / c_.scale_up.bandwidth + c_.scale_up.latency;
 }
 
+double NetworkModel::all_to_all_bandwidth(bool cross_node, int nodes) const {
+  return cross_node ? scale_out_bandwidth(nodes) * c_.scale_out.all_to_all_efficiency
+                    : c_.scale_up.bandwidth * c_.scale_up.all_to_all_efficiency;
+}
+
+double NetworkModel::all_to_all_wire_scale(bool cross_node) const {
+  return 1.0 / (cross_node ? c_.scale_out.all_to_all_efficiency : c_.scale_up.all_to_all_efficiency);
+}
+
 double NetworkModel::all_to_all(const AllToAllBytes& b) const {
+  // Sustained fractions and overhead (defaults in scenarios/params.cpp) from DeepEP's H800 kernel rows,
+  // shared/reference/data/kernels/deepep_h800.csv (README @3b1045db, lines 19-22 and 32-37). DeepEP
+  // prints "logical" bandwidth: bytes the rank receives over NVLink, or sends per destination node over
+  // RDMA, its own GPU/node included (tests/test_internode.py). Under uniform routing the real share is
+  // (n-1)/n of it, so:
+  //   NVLink, EP8 (line 19): 153 and 158 GB/s logical · 7/8 = 133.9, 138.3 of 160 GB/s → 0.837, 0.864;
+  //     mean 0.85.
+  //   RDMA, EP32 (line 21) 58/57 GB/s · 3/4 and EP64 (line 22) 51/50 GB/s · 7/8, of 50 GB/s →
+  //     0.870, 0.855, 0.893, 0.875; mean 0.873. (EP16, line 20, is NVLink-bound: a check, not an input.)
+  //   Overhead: each low-latency row (lines 32-37, EP8-256, 128 tokens · 8 copies, 7408 B dispatch,
+  //     14336 B combine) gives two latencies for two byte counts; their intercept t_d - B_d·(t_c-t_d)/
+  //     (B_c-B_d) is -2.7, 6.2, 2.4, 7.4, 2.7, 16.5 us, median 4.46 us, of which one in-leaf IB hop
+  //     (2.8 us) is already the latency term: 1.66 us.
   double nic = 0, nvl = 0;
   if (b.nic_out > 0 || b.nic_in > 0)
-    nic = std::max(b.nic_out, b.nic_in) / scale_out_bandwidth(b.nodes) + scale_out_latency(b.nodes);
+    nic = std::max(b.nic_out, b.nic_in) / all_to_all_bandwidth(true, b.nodes) + scale_out_latency(b.nodes);
   if (b.nvlink_out > 0 || b.nvlink_in > 0)
-    nvl = std::max(b.nvlink_out, b.nvlink_in) / c_.scale_up.bandwidth + c_.scale_up.latency;
-  return std::max(nic, nvl);
+    nvl = std::max(b.nvlink_out, b.nvlink_in) / all_to_all_bandwidth(false, 1) + c_.scale_up.latency;
+  if (nic <= 0 && nvl <= 0) return 0.0;
+  return c_.all_to_all_overhead + std::max(nic, nvl);
 }
 
 }  // namespace moesim::models

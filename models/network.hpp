@@ -33,9 +33,19 @@ class NetworkModel {
   double all_gather(double bytes, Group g) const;
   /// Point-to-point transfer between neighbouring pipeline stages. Seconds.
   double send_recv(double bytes, bool cross_node) const;
-  /// All-to-all(v): max over fabrics of busiest-GPU bytes / bandwidth, plus one latency per fabric
-  /// crossed. Seconds.
+  /// Expert all-to-all(v): the cluster's fixed all-to-all overhead plus the slower fabric, each fabric
+  /// taking its busiest GPU's bytes over the bandwidth an all-to-all kernel sustains on it
+  /// (all_to_all_bandwidth) plus its latency. The NIC and NVLink legs run concurrently (DeepEP's RDMA
+  /// senders and NVLink forwarders are pipelined in chunks). Seconds.
   double all_to_all(const AllToAllBytes& b) const;
+  /// Bandwidth per GPU per direction an expert all-to-all sustains over the NIC (`nodes` > 1) or over
+  /// NVLink: the link rate times the fabric's all_to_all_efficiency. Bytes/s.
+  double all_to_all_bandwidth(bool cross_node, int nodes) const;
+  /// Factor on an all-to-all message's bytes that makes a simulated link at full rate take the time the
+  /// analytic model gives it: 1 / all_to_all_efficiency of the fabric the message crosses.
+  double all_to_all_wire_scale(bool cross_node) const;
+  /// Fixed cost of one expert all-to-all beyond link latency (notify/handshake). Seconds.
+  double all_to_all_overhead() const { return c_.all_to_all_overhead; }
 
   /// Scale-out bandwidth per GPU for traffic among `nodes` consecutive nodes: the NIC rate divided by
   /// the oversubscription met by the share of traffic that must leave the leaf switch.

@@ -14,6 +14,10 @@ double dispatch_bytes_per_token(int hidden, Precision p) {
   return p == Precision::kFp8 ? hidden + hidden / 128.0 * 4.0 + 16.0 : 2.0 * hidden;
 }
 
+double grad_dispatch_bytes_per_token(const WorkloadSpec& w, int hidden) {
+  return dispatch_bytes_per_token(hidden, w.fp8_dispatch_grad ? Precision::kFp8 : Precision::kBf16);
+}
+
 double training_flops_per_token(const ModelSpec& m, int seq_len, bool causal) {
   const ParamCounts p = count_params(m);
   // Matmul parameters a token touches: active minus the input embedding (a lookup) and norms.
@@ -52,6 +56,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   rctx.want_pair_bytes = detail;
   w.dispatch_copy_bytes = rctx.bytes_per_copy;
   w.bf16_copy_bytes = 2.0 * m.hidden;
+  w.grad_dispatch_copy_bytes = grad_dispatch_bytes_per_token(s.workload, m.hidden);
   const EpGeometry& geo = rctx.geo;
   SlotMap default_slots;
   if (m.moe.experts > 0)

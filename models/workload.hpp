@@ -154,8 +154,10 @@ struct Workload {
   /// Per MoE layer (same index as moe_layers): the per-GPU loads always (DualPipe's overlapped pairs
   /// need them in the analytic engine), the wire bytes only when build_workload is asked for detail.
   std::vector<MoeLayerDetail> moe_detail;
-  double dispatch_copy_bytes = 0;  ///< bytes of one forward-dispatched token copy (wire_bytes' unit)
-  double bf16_copy_bytes = 0;      ///< bytes of one BF16 token copy (combine, backward)
+  double dispatch_copy_bytes = 0;       ///< bytes of one forward-dispatched token copy (wire_bytes' unit)
+  double bf16_copy_bytes = 0;           ///< bytes of one BF16 token copy (combine, backward)
+  double grad_dispatch_copy_bytes = 0;  ///< bytes of one copy of the combine's gradient (backward, toward
+                                        ///< the experts): FP8 with scales or BF16 (fp8_dispatch_grad)
 };
 
 /// The ops of block `b` (shared with an identical earlier block where the workload priced it once).
@@ -182,6 +184,9 @@ std::vector<int> split_blocks(int blocks, int chunks);
 /// Bytes of one dispatched token copy: FP8 with one FP32 scale per 128 values plus 16 bytes of routing
 /// metadata (DeepEP README: 7168 → 7408 bytes), or BF16.
 double dispatch_bytes_per_token(int hidden, Precision p);
+/// Bytes of one copy of the combine's gradient sent back toward the experts: FP8 as the forward
+/// dispatch when the workload's fp8_dispatch_grad says so (DeepSeek-V3 report §3.3.2), BF16 otherwise.
+double grad_dispatch_bytes_per_token(const WorkloadSpec& w, int hidden);
 
 /// Model training FLOPs per token (forward + backward = 3× forward), main model without MTP, as in the
 /// DeepSeek-V3 ISCA'25 Table 2 convention: 6·(active matmul parameters) + attention 6·S·H·(dqk+dv)·(½ if

@@ -113,8 +113,10 @@ AccuracyRow base_row(const CsvLine& l, AccuracyGroup g, const char* quantity, co
 
 // DeepEP-style normal all-to-all: uniform routing of `tokens` per GPU over an EP group laid out on the
 // cluster's nodes, hierarchical dispatch (one NIC copy per destination node, NVLink fan-out). The
-// predicted bandwidth counts the bytes over the bottleneck link kind the row names (NVLink or RDMA),
-// the published definition, divided by the network model's time for the whole all-to-all.
+// predicted bandwidth is DeepEP's "logical" bandwidth (tests/test_intranode.py, test_internode.py):
+// NVLink, the copies a GPU receives from every rank of the group, its own included; RDMA, one copy per
+// distinct destination node of each source token, its own node included; divided by the network
+// model's time for the whole all-to-all (which moves only the copies that leave the GPU or node).
 AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
   AccuracyRow r = base_row(l, AccuracyGroup::kAllToAll, "bandwidth", "GB/s", "published_gbps");
   std::string path;
@@ -131,12 +133,15 @@ AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
   g.hierarchical = true;
   const auto stats =
       models::dispatch_stats(std::vector<double>(static_cast<std::size_t>(g.ep), 1.0 / g.ep), g);
-  const auto bytes =
-      models::all_to_all_bytes(stats, g, l.number("tokens", 1, 1e9), l.number("bytes_per_copy", 1, 1e9));
+  const double tokens = l.number("tokens", 1, 1e9), copy = l.number("bytes_per_copy", 1, 1e9);
+  const auto bytes = models::all_to_all_bytes(stats, g, tokens, copy);
   const double t = models::NetworkModel(c).all_to_all(bytes);
-  const double moved =
-      link == "NVLink" ? std::max(bytes.nvlink_out, bytes.nvlink_in) : std::max(bytes.nic_out, bytes.nic_in);
-  r.analytic = t > 0 ? moved / t / 1e9 : NAN;
+  double copies = 0;
+  if (link == "NVLink")
+    copies = *std::max_element(stats.hit_rank.begin(), stats.hit_rank.end()) * g.ep;
+  else
+    for (double h : stats.hit_node) copies += h;
+  r.analytic = t > 0 ? tokens * copies * copy / t / 1e9 : NAN;
   return r;
 }
 

@@ -43,7 +43,9 @@ const ParamTable<ClusterSpec>& cluster_params() {
       {text("name", &ClusterSpec::name, "", "cluster name (results name it)"),
        integer("nodes", &ClusterSpec::nodes, 1, kMaxDim, std::nullopt, "nodes"),
        integer("gpus_per_node", &ClusterSpec::gpus_per_node, 1, kMaxDim, std::nullopt,
-               "GPUs per node (at most the GPU's max_gpus_per_node)")}};
+               "GPUs per node (at most the GPU's max_gpus_per_node)"),
+       quantity("all_to_all_overhead", &ClusterSpec::all_to_all_overhead, Dimension::kTime, 1.66e-6,
+                "fixed cost of one expert all-to-all beyond the link latency (DeepEP low-latency rows)")}};
   return t;
 }
 
@@ -57,7 +59,9 @@ const ParamTable<ScaleUpSpec>& scale_up_params() {
            "achievable per GPU per direction"),
        quantity("latency", &ScaleUpSpec::latency, Dimension::kTime, 3e-6, "one NVLink hop"),
        integer("domain_gpus", &ScaleUpSpec::domain_gpus, 0, kMaxDim, 0,
-               "GPUs per NVLink domain (0: gpus_per_node; 72 for NVL72)")}};
+               "GPUs per NVLink domain (0: gpus_per_node; 72 for NVL72)"),
+       number("all_to_all_efficiency", &ScaleUpSpec::all_to_all_efficiency, 0.01, 1.0, 0.85,
+              "fraction of bandwidth an expert all-to-all sustains (DeepEP EP8 rows)")}};
   return t;
 }
 
@@ -75,7 +79,9 @@ const ParamTable<ScaleOutSpec>& scale_out_params() {
               "leaf up-link oversubscription"),
        integer("planes", &ScaleOutSpec::planes, 1, 64, 1, "rail planes (DeepSeek-V3: 8)"),
        integer("levels", &ScaleOutSpec::levels, 1, 3, 2, "switch levels"),
-       integer("radix", &ScaleOutSpec::radix, 2, 4096, 64, "switch ports")}};
+       integer("radix", &ScaleOutSpec::radix, 2, 4096, 64, "switch ports"),
+       number("all_to_all_efficiency", &ScaleOutSpec::all_to_all_efficiency, 0.01, 1.0, 0.87,
+              "fraction of nic_bandwidth an expert all-to-all sustains (DeepEP EP32/EP64 rows)")}};
   return t;
 }
 
@@ -134,7 +140,9 @@ const ParamTable<WorkloadSpec>& workload_params() {
        boolean("causal", &WorkloadSpec::causal, true, "causal attention mask"),
        choice("dispatch", &WorkloadSpec::dispatch, dispatch_modes, DispatchMode::kFlat, "expert all-to-all"),
        boolean("shared_expert_overlap", &WorkloadSpec::shared_expert_overlap, true,
-               "shared experts run while dispatch and combine are in flight")}};
+               "shared experts run while dispatch and combine are in flight"),
+       boolean("fp8_dispatch_grad", &WorkloadSpec::fp8_dispatch_grad, false,
+               "backward all-to-all toward the experts in FP8 (DeepSeek-V3 §3.3.2; needs precision fp8)")}};
   return t;
 }
 

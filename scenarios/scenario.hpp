@@ -93,6 +93,8 @@ struct ScaleUpSpec {
   double bandwidth = 0;  ///< achievable per GPU per direction, bytes/s
   double latency = 0;    ///< s
   int domain_gpus = 0;   ///< GPUs per NVLink domain (0: = gpus_per_node; 72 for NVL72)
+  /// Fraction of `bandwidth` an expert all-to-all kernel sustains on NVLink (DeepEP normal kernels).
+  double all_to_all_efficiency = 0.85;
 };
 
 struct ScaleOutSpec {
@@ -104,6 +106,8 @@ struct ScaleOutSpec {
   int planes = 1;                 ///< rail planes (DeepSeek: 8)
   int levels = 2;
   int radix = 64;  ///< switch ports
+  /// Fraction of `nic_bandwidth` an expert all-to-all kernel sustains over RDMA (DeepEP normal kernels).
+  double all_to_all_efficiency = 0.87;
 };
 
 struct ClusterSpec {
@@ -113,6 +117,7 @@ struct ClusterSpec {
   int gpus_per_node = 0;
   ScaleUpSpec scale_up;
   ScaleOutSpec scale_out;
+  double all_to_all_overhead = 1.66e-6;  ///< s, fixed cost of one expert all-to-all beyond link latency
   int gpus() const { return nodes * gpus_per_node; }
 };
 
@@ -151,6 +156,9 @@ struct WorkloadSpec {
   DispatchMode dispatch = DispatchMode::kFlat;  ///< all-to-all: one message per GPU pair, or one copy
                                                 ///< per destination node over the NIC, then NVLink fan-out
   bool shared_expert_overlap = true;            ///< shared experts run while dispatch is in flight
+  /// The backward all-to-all in the dispatch direction (the combine's gradient) sends FP8 activation
+  /// gradients with their scales, as DeepSeek-V3 does (report §3.3.2); needs precision fp8.
+  bool fp8_dispatch_grad = false;
 };
 
 // ---------------------------------------------------------------------------- routing & placement

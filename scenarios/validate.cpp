@@ -78,6 +78,12 @@ void validate(Scenario& s, Problems& problems) {
       bad(s, "/workload/precision", "bf16 (the GPU " + c.gpu.name + " has no FP8 rate)", "\"fp8\"");
   });
   independent([&] {
+    if (s.workload.fp8_dispatch_grad && s.workload.precision != Precision::kFp8)
+      bad(s, "/workload/fp8_dispatch_grad",
+          std::string("false with precision \"") + to_string(s.workload.precision) + "\"",
+          "true (FP8 gradient dispatch needs precision fp8)");
+  });
+  independent([&] {
     if (s.workload.comm_sms >= c.gpu.sm_count)
       bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs",
           str(s.workload.comm_sms));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/network.hpp"
 #include "scenarios/error.hpp"
 
 namespace moesim::sim::internal {
@@ -22,6 +23,11 @@ Runner::Runner(const Scenario& s, const models::Workload& w, const StepOptions& 
                bool pool, bool one_plane)
     : s_(s), w_(w), o_(o), st_(st), agg_(agg), pool_(pool), one_plane_(one_plane), builder_(s, w) {
   gpn_ = std::max(1, s.cluster.gpus_per_node);
+  domain_ = s.cluster.scale_up.kind == ScaleUpKind::kNone ? 1 : std::max(1, s.layout.domain_gpus);
+  const models::NetworkModel net(s.cluster);
+  nic_scale_ = net.all_to_all_wire_scale(true);
+  nvl_scale_ = net.all_to_all_wire_scale(false);
+  a2a_overhead_ = net.all_to_all_overhead();
   const auto& par = s.parallelism;
   stage_gpus_ = s.layout.stage_gpus;
   span_ = std::max(1, par.ep) * par.etp;
@@ -45,7 +51,12 @@ const std::vector<Comm>& Runner::collective(int rank, int g, int moe, int kind) 
   auto it = coll_cache_.find(k);
   if (it != coll_cache_.end()) return it->second;
   const models::MoeLayerDetail& d = w_.moe_detail[static_cast<std::size_t>(moe)];
-  const double scale = kind == kDispatchF ? 1.0 : w_.bf16_copy_bytes / w_.dispatch_copy_bytes;
+  // wire_bytes are forward-dispatch bytes; the combine's gradient travels the same way in its own
+  // precision, the combine and the dispatch's gradient the other way in BF16.
+  const double copy = kind == kDispatchF  ? w_.dispatch_copy_bytes
+                      : kind == kCombineB ? w_.grad_dispatch_copy_bytes
+                                          : w_.bf16_copy_bytes;
+  const double scale = copy / w_.dispatch_copy_bytes;
   const bool transpose = kind == kCombineF || kind == kDispatchB;
   std::vector<FlowSpec> fl;
   for (int x = 0; x < ep_; ++x)
@@ -55,9 +66,18 @@ const std::vector<Comm>& Runner::collective(int rank, int g, int moe, int kind) 
       const int src = gpu_of(rank, g, transpose ? y : x), dst = gpu_of(rank, g, transpose ? x : y);
       // One plane stands for all when every plane carries the same traffic (planes share no link).
       if (one_plane_ && src / gpn_ != dst / gpn_ && st_.topo->plane_of(src) != 0) continue;
-      fl.push_back(FlowSpec{src, dst, b, 0});
+      // Whole bytes, so that flows folded into one leg sum exactly (as the unscaled sizes do).
+      const double wire = std::round(b * (src / domain_ != dst / domain_ ? nic_scale_ : nvl_scale_));
+      fl.push_back(FlowSpec{src, dst, wire, 0});
     }
   return coll_cache_.emplace(k, fold_flows(st_, fl, agg_, nullptr, pool_)).first->second;
+}
+
+// The wire scale of a folded leg: the NIC's when its route leaves the NVLink domain.
+double Runner::leg_scale(const Comm& leg) const {
+  for (const auto& h : leg.route)
+    if ((*links_)[static_cast<std::size_t>(h.link)].kind != LinkKind::kNvlink) return nic_scale_;
+  return nvl_scale_;
 }
 
 const std::vector<Comm>& Runner::p2p(int src, int dst) {
@@ -342,11 +362,14 @@ void Runner::comm_stream(int r, int g) {
       it->second.go->release();
     }
     for (std::size_t k = 0; k < parts.size(); ++k) grp.finished->acquire();
-    for (std::size_t i = 0; i < legs.size(); ++i)
+    // Link usage counts the bytes the routing really moves, not the efficiency-scaled ones.
+    for (std::size_t i = 0; i < legs.size(); ++i) {
+      const double moved = legs[i].bytes / leg_scale(legs[i]);
       for (const auto& h : legs[i].route)
-        link_acc_[h.directed()].add(legs[i].bytes, a, grp.acts[i]->get_finish_time());
+        link_acc_[h.directed()].add(moved, a, grp.acts[i]->get_finish_time());
+    }
     grp.acts.clear();
-    if (lat > 0) sg4::this_actor::sleep_for(lat);
+    if (lat + a2a_overhead_ > 0) sg4::this_actor::sleep_for(lat + a2a_overhead_);
     ++collectives;
     flows += static_cast<long long>(legs.size());
     const double z = sg4::Engine::get_clock();

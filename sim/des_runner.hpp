@@ -141,6 +141,12 @@ class Runner {
   bool pool_;
   bool one_plane_;
   int gpn_ = 1;
+  int domain_ = 1;  // GPUs per NVLink domain
+  // All-to-all legs carry bytes / efficiency of the fabric they cross, so that a link at full rate
+  // takes the time the analytic model gives them (models::NetworkModel::all_to_all_wire_scale); each
+  // collective ends with the model's fixed all-to-all overhead after its legs' latency.
+  double nic_scale_ = 1, nvl_scale_ = 1, a2a_overhead_ = 0;
+  double leg_scale(const Comm& leg) const;
   ProgramBuilder builder_;
   int stage_gpus_ = 1, span_ = 1, ep_ = 1, groups_per_stage_ = 1, groups_ = 1;
   const std::vector<PartLink>* links_ = nullptr;

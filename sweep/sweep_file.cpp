@@ -62,7 +62,7 @@ Json range_values(ObjectReader& r) {
 }  // namespace
 
 std::string stable_hash(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
   for (const unsigned char c : text) {
     h ^= c;
     h *= 1099511628211ull;

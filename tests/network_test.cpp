@@ -9,6 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <utility>
+
 namespace moesim::models {
 namespace {
 
@@ -163,28 +166,97 @@ TEST(Network, SendRecv) {
 }
 
 TEST(Network, AllToAllIsMaxOfFabricsWithLatency) {
-  NetworkModel net(cluster(4));
+  // Round figures for the all-to-all's sustained fractions and fixed cost: NVLink 0.8 · 100 = 80 GB/s,
+  // NIC 0.5 · 50 = 25 GB/s, 1 µs per collective.
+  ClusterSpec c = cluster(4);
+  c.scale_up.all_to_all_efficiency = 0.8;
+  c.scale_out.all_to_all_efficiency = 0.5;
+  c.all_to_all_overhead = 1e-6;
+  NetworkModel net(c);
   AllToAllBytes b;
   b.nic_out = 1e8;
   b.nic_in = 2e8;
   b.nvlink_out = 3e8;
   b.nvlink_in = 1e8;
   b.nodes = 4;
-  // NIC: max(1e8, 2e8) / 50e9 = 4 ms + 3 µs; NVLink: 3e8 / 100e9 = 3 ms + 2 µs → NIC wins.
-  EXPECT_NEAR(net.all_to_all(b), 4e-3 + 3e-6, 1e-15);
-  // Make NVLink the bottleneck: 6e8 / 100e9 = 6 ms + 2 µs.
-  b.nvlink_in = 6e8;
-  EXPECT_NEAR(net.all_to_all(b), 6e-3 + 2e-6, 1e-15);
-  // NVLink only (single node): 3e8 / 100e9 + 2 µs.
+  // 1 µs + max(NIC: max(1e8, 2e8) / 25e9 = 8 ms + 3 µs, NVLink: 3e8 / 80e9 = 3.75 ms + 2 µs).
+  EXPECT_NEAR(net.all_to_all(b), 1e-6 + 8e-3 + 3e-6, 1e-15);
+  // Make NVLink the bottleneck: 8e8 / 80e9 = 10 ms + 2 µs.
+  b.nvlink_in = 8e8;
+  EXPECT_NEAR(net.all_to_all(b), 1e-6 + 10e-3 + 2e-6, 1e-15);
+  // NVLink only (single node): 3e8 / 80e9 + 2 µs.
   AllToAllBytes local;
   local.nvlink_out = 3e8;
-  EXPECT_NEAR(net.all_to_all(local), 3e-3 + 2e-6, 1e-15);
-  // NIC only across 16 nodes of a 2:1 fat tree: 2e8 / 31.25e9 + 5 µs (cross-leaf latency).
-  NetworkModel over(cluster(16, "fat_tree", 2.0));
+  EXPECT_NEAR(net.all_to_all(local), 1e-6 + 3.75e-3 + 2e-6, 1e-15);
+  // NIC only across 16 nodes of a 2:1 fat tree: 2e8 / (0.5 · 31.25e9) + 5 µs (cross-leaf latency).
+  c.nodes = 16;
+  c.scale_out.oversubscription = 2.0;
+  NetworkModel over(c);
   AllToAllBytes wide;
   wide.nic_out = 2e8;
   wide.nodes = 16;
-  EXPECT_NEAR(over.all_to_all(wide), 2e8 / 31.25e9 + 5e-6, 1e-15);
+  EXPECT_NEAR(over.all_to_all(wide), 1e-6 + 2e8 / 15.625e9 + 5e-6, 1e-15);
+  // The discrete-event engine carries bytes / efficiency at full link rate: 1/0.5 and 1/0.8.
+  EXPECT_DOUBLE_EQ(net.all_to_all_wire_scale(true), 2.0);
+  EXPECT_DOUBLE_EQ(net.all_to_all_wire_scale(false), 1.25);
+}
+
+// DeepEP normal kernels on H800 (shared/reference/data/kernels/deepep_h800.csv, README @3b1045db lines
+// 19-22): 4096 tokens per GPU, top-8 of 256 experts in at most 4 nodes, dispatch 7408 B (FP8 + scales),
+// combine 14336 B (BF16), published as "logical" GB/s (own GPU / own node included). The cluster is
+// DeepSeek's: 160 GB/s NVLink (3.33 µs), one 50 GB/s NIC per GPU (2.8 µs), rail-optimised, 64 ports;
+// the all-to-all fractions and overhead are the defaults.
+TEST(Network, DeepEpNormalKernelRows) {
+  ClusterSpec c;
+  c.nodes = 256;
+  c.gpus_per_node = 8;
+  c.scale_up.bandwidth = 160e9;
+  c.scale_up.latency = 3.33e-6;
+  c.scale_out.kind = TopologyKind::kRailOptimized;
+  c.scale_out.nic_bandwidth = 50e9;
+  c.scale_out.latency = 2.8e-6;
+  c.scale_out.latency_cross = 3.7e-6;
+  c.scale_out.radix = 64;
+  const NetworkModel net(c);
+  const double T = 4096, fp8 = 7408, bf16 = 14336, lat_nvl = 3.33e-6 + 1.66e-6, lat_nic = 2.8e-6 + 1.66e-6;
+
+  // EP8 (one node): a rank is hit with p = 1 − (7/8)^8 (32 of 256 experts). It receives 7 · p · T
+  // copies over NVLink at 0.85 · 160 GB/s; DeepEP counts 8 · p · T (its own included).
+  const double p8 = 1 - std::pow(7.0 / 8, 8);
+  for (auto [bytes, published] : {std::pair{fp8, 153.0}, std::pair{bf16, 158.0}}) {
+    AllToAllBytes b;
+    b.nvlink_in = b.nvlink_out = 7 * p8 * T * bytes;
+    const double t = net.all_to_all(b);
+    EXPECT_NEAR(t, b.nvlink_in / (0.85 * 160e9) + lat_nvl, 1e-12);
+    // 0.85 was taken from these two rows (mean of 0.837 and 0.864): each within 3 %.
+    EXPECT_NEAR(8 * p8 * T * bytes / t / 1e9, published, 0.03 * published);
+  }
+  // EP32 (4 nodes; DeepEP's test keeps min(nodes, 4) groups, so no limit): a node is hit with
+  // q = 1 − (3/4)^8; 3 · q · T copies leave over the NIC at 0.87 · 50 GB/s, DeepEP counts 4 · q · T.
+  // The NVLink forwarding (4 · q · T arrivals, each to 8 · p32 / q ranks, 7/8 of them other GPUs,
+  // p32 = 1 − (31/32)^8) stays below it.
+  const double q32 = 1 - std::pow(0.75, 8), p32 = 1 - std::pow(31.0 / 32, 8);
+  for (auto [bytes, published] : {std::pair{fp8, 58.0}, std::pair{bf16, 57.0}}) {
+    AllToAllBytes b;
+    b.nic_in = b.nic_out = 3 * q32 * T * bytes;
+    b.nvlink_in = b.nvlink_out = 4 * q32 * (8 * p32 / q32) * 7.0 / 8 * T * bytes;
+    b.nodes = 4;
+    const double t = net.all_to_all(b);
+    EXPECT_NEAR(t, b.nic_out / (0.87 * 50e9) + lat_nic, 1e-12);
+    EXPECT_NEAR(4 * q32 * T * bytes / t / 1e9, published, 0.03 * published);
+  }
+  // EP16 (2 nodes, not an input of the fractions): q = 1 − (1/2)^8 and a rank is hit with
+  // p = 1 − (15/16)^8; the NVLink forwarding, 2 · q · (8p/q) · 7/8 = 14 p copies per token, is the
+  // bottleneck: 14 p · T · 7408 / 136 GB/s. DeepEP counts 2 · q · T RDMA copies: published 43 GB/s,
+  // predicted ≈ 47.8 (+11 %).
+  const double q16 = 1 - std::pow(0.5, 8), p16 = 1 - std::pow(15.0 / 16, 8);
+  AllToAllBytes b16;
+  b16.nic_in = b16.nic_out = q16 * T * fp8;
+  b16.nvlink_in = b16.nvlink_out = 14 * p16 * T * fp8;
+  b16.nodes = 2;
+  const double t16 = net.all_to_all(b16);
+  EXPECT_NEAR(t16, b16.nvlink_out / (0.85 * 160e9) + lat_nvl, 1e-12);
+  EXPECT_NEAR(2 * q16 * T * fp8 / t16 / 1e9, 43.0, 0.15 * 43.0);
 }
 
 }  // namespace

@@ -335,5 +335,16 @@ TEST(DispatchBytes, DeepEpReadme) {
   EXPECT_EQ(dispatch_bytes_per_token(4096, Precision::kBf16), 8192.0);
 }
 
+TEST(DispatchBytes, GradientTowardTheExpertsFollowsTheRecipe) {
+  // DeepSeek-V3 (§3.3.2) sends the activation gradient before the MoE down-projections in FP8: the
+  // combine's gradient costs 7408 B per copy for hidden 7168, like the forward dispatch; without the
+  // flag BF16, 14336 B.
+  WorkloadSpec w;
+  w.precision = Precision::kFp8;
+  EXPECT_EQ(grad_dispatch_bytes_per_token(w, 7168), 14336.0);
+  w.fp8_dispatch_grad = true;
+  EXPECT_EQ(grad_dispatch_bytes_per_token(w, 7168), 7408.0);
+}
+
 }  // namespace
 }  // namespace moesim::models

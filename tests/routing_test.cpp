@@ -2,8 +2,9 @@
 // statistics of one MoE layer (models/dispatch.cpp), each against hand formulas:
 //   - uniform shares 1/E; zipf shares ∝ (r+1)^-s; water-filling cap at 1/top_k preserving the sum;
 //   - a token choosing top_k of the candidate slots with replacement hits a destination holding share c
-//     of them with probability 1 − (1 − c)^top_k; with a node limit M of N equally loaded nodes each node
-//     is a candidate with probability M/N and then holds 1/M of the candidate slots.
+//     of them with probability 1 − (1 − c)^top_k; with a node limit M ≤ top_k of N equally loaded nodes
+//     each node is picked with probability M/N, and a picked node is hit and receives top_k/M of the
+//     slots (checked against a Monte-Carlo sample of DeepSeek's node-limited gate).
 
 #include <gtest/gtest.h>
 
@@ -11,6 +12,9 @@
 #include <cmath>
 #include <functional>
 #include <numeric>
+#include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "models/dispatch.hpp"
@@ -193,15 +197,15 @@ TEST(DispatchStats, UniformNodeLimitedHierarchical) {
   g.node_limit = 4;
   g.hierarchical = true;
   const auto s = dispatch_stats(uniform(256), place_experts("contiguous", 256, 64), g);
-  // Each node is a candidate with probability 4/8 = 1/2 and then holds 1/4 of the candidate slots:
-  // P(hit node) = 1/2 · (1 − (3/4)^8); expected distinct nodes per token 8 · that = 4 · (1 − (3/4)^8).
-  const double node_hit = 0.5 * (1 - std::pow(0.75, 8));
-  const double distinct_nodes = 4 * (1 - std::pow(0.75, 8));
+  // Each node is picked with probability 4/8 = 1/2, and a picked node is hit: P(hit node) = 1/2,
+  // expected distinct nodes per token 4.
+  const double node_hit = 0.5;
+  const double distinct_nodes = 4;
   ASSERT_EQ(s.hit_node.size(), 8u);
   for (double v : s.hit_node) EXPECT_NEAR(v, node_hit, 1e-12);
   EXPECT_NEAR(sum(s.hit_node), distinct_nodes, 1e-12);
-  // A rank holds 1/8 of its node, i.e. 1/32 of the candidate slots: P(hit rank) = 1/2 · (1 − (31/32)^8).
-  const double rank_hit = 0.5 * (1 - std::pow(31.0 / 32, 8));
+  // A picked node receives 8/4 = 2 slots; a rank holds 1/8 of its node: P(hit rank) = 1/2 · (1 − (7/8)^2).
+  const double rank_hit = 0.5 * (1 - std::pow(7.0 / 8, 2));
   ASSERT_EQ(s.hit_rank.size(), 64u);
   for (double v : s.hit_rank) EXPECT_NEAR(v, rank_hit, 1e-12);
   // One NIC copy per remote node hit: 7 of the 8 nodes are remote → distinct_nodes · 7/8.
@@ -216,6 +220,71 @@ TEST(DispatchStats, UniformNodeLimitedHierarchical) {
   // Uniform load: perfectly balanced.
   EXPECT_DOUBLE_EQ(s.max_over_mean, 1.0);
   for (double v : s.rank_share) EXPECT_DOUBLE_EQ(v, 1.0 / 64);
+}
+
+// DeepSeek-V3's node-limited gate (report §2.1.2), written out independently of traces/: every expert
+// gets an i.i.d. score, each node is ranked by the sum of its top_k/M best scores, the M best nodes are
+// kept, and the token takes the top_k experts inside them. Returns the mean distinct destination
+// nodes and ranks per token over `tokens` tokens drawn with a fixed seed.
+std::pair<double, double> sampled_node_limited(int nodes, int ranks_per_node, int experts_per_rank, int m,
+                                               int k, int tokens) {
+  std::mt19937_64 gen(20240521);
+  const int per_node = ranks_per_node * experts_per_rank, experts = nodes * per_node,
+            top = std::max(1, k / m);
+  std::vector<double> score(static_cast<std::size_t>(experts)), node_score(static_cast<std::size_t>(nodes));
+  std::vector<int> order(static_cast<std::size_t>(nodes)), cand;
+  double node_sum = 0, rank_sum = 0;
+  for (int t = 0; t < tokens; ++t) {
+    for (double& x : score) x = double(gen() >> 11) * 0x1.0p-53;
+    for (int n = 0; n < nodes; ++n) {
+      std::vector<double> v(score.begin() + n * per_node, score.begin() + (n + 1) * per_node);
+      std::partial_sort(v.begin(), v.begin() + top, v.end(), std::greater<>());
+      node_score[n] = std::accumulate(v.begin(), v.begin() + top, 0.0);
+    }
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + m, order.end(),
+                      [&](int a, int b) { return node_score[a] > node_score[b]; });
+    cand.clear();
+    for (int i = 0; i < m; ++i)
+      for (int e = order[i] * per_node; e < (order[i] + 1) * per_node; ++e) cand.push_back(e);
+    std::partial_sort(cand.begin(), cand.begin() + k, cand.end(),
+                      [&](int a, int b) { return score[a] > score[b]; });
+    std::vector<int> hit_nodes, hit_ranks;
+    for (int i = 0; i < k; ++i) {
+      hit_nodes.push_back(cand[i] / per_node);
+      hit_ranks.push_back(cand[i] / experts_per_rank);
+    }
+    for (auto* v : {&hit_nodes, &hit_ranks}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    node_sum += double(hit_nodes.size());
+    rank_sum += double(hit_ranks.size());
+  }
+  return {node_sum / tokens, rank_sum / tokens};
+}
+
+TEST(DispatchStats, NodeLimitedMatchesSampledRouting) {
+  // DeepSeek-V3 on EP64: 256 experts, 8 nodes of 8 ranks, top-8 within 4 nodes. The sample gives
+  // ≈ 3.96 distinct nodes and ≈ 7.5 distinct ranks per token (the former closed form said 3.60 nodes).
+  struct Case {
+    int nodes, ranks_per_node, experts_per_rank, m, k;
+  };
+  for (const Case c : {Case{8, 8, 4, 4, 8}, Case{16, 8, 2, 4, 8}, Case{8, 8, 4, 2, 6}}) {
+    EpGeometry g;
+    g.ep = c.nodes * c.ranks_per_node;
+    g.per_node = c.ranks_per_node;
+    g.top_k = c.k;
+    g.node_limit = c.m;
+    g.hierarchical = true;
+    const int experts = g.ep * c.experts_per_rank;
+    const auto s = dispatch_stats(uniform(experts), place_experts("contiguous", experts, g.ep), g);
+    const auto [nodes, ranks] =
+        sampled_node_limited(c.nodes, c.ranks_per_node, c.experts_per_rank, c.m, c.k, 20000);
+    SCOPED_TRACE("nodes " + std::to_string(c.nodes) + ", M " + std::to_string(c.m));
+    EXPECT_NEAR(sum(s.hit_node), nodes, 0.015 * nodes);
+    EXPECT_NEAR(sum(s.hit_rank), ranks, 0.03 * ranks);
+  }
 }
 
 TEST(DispatchStats, UniformFlatWithoutNodeLimit) {

@@ -573,6 +573,17 @@ TEST(ScenarioErrors, CommSmsNotBelowSmCount) {
   EXPECT_NO_THROW(scenario_from_json(j, kSource, empty_catalog()));
 }
 
+TEST(ScenarioErrors, Fp8GradientDispatchNeedsFp8) {
+  Json j = base();  // precision bf16
+  j["workload"]["fp8_dispatch_grad"] = true;
+  std::string m = config_error(j);
+  expect_located(m, kSource, "/workload/fp8_dispatch_grad", "true");
+  EXPECT_NE(m.find("precision \"bf16\""), std::string::npos) << m;
+
+  j["workload"]["precision"] = "fp8";
+  EXPECT_TRUE(scenario_from_json(j, kSource, empty_catalog()).workload.fp8_dispatch_grad);
+}
+
 // -------------------------------------------------------------------------------------------- routing
 
 TEST(ScenarioErrors, NodeLimitLargerThanEpSpan) {

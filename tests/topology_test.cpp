@@ -393,7 +393,12 @@ TEST(Topology, AllToAllOnOversubscribedTree) {
   EXPECT_NEAR(uplink_min, 48 * b, 1e-6);
   EXPECT_EQ(t.link(l.busiest / 2).kind, LinkKind::kUplink);
   EXPECT_NEAR(l.time_lower_bound, 48 * b / kNic, 1e-15);
-  models::NetworkModel net(t.cluster());
+  // The link-level bound is at full link rate: the analytic model with the all-to-all fractions at 1
+  // and no fixed overhead.
+  ClusterSpec line_rate = t.cluster();
+  line_rate.scale_up.all_to_all_efficiency = line_rate.scale_out.all_to_all_efficiency = 1.0;
+  line_rate.all_to_all_overhead = 0;
+  models::NetworkModel net(line_rate);
   models::AllToAllBytes bytes;
   bytes.nic_out = bytes.nic_in = 24 * b;
   bytes.nvlink_out = bytes.nvlink_in = 7 * b;
