@@ -176,10 +176,19 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
   for (int64_t i = shard.k; i < total; i += shard.n) {
     ++mine;
     const sweep::Point p = sweep::make_point(spec, i);
-    if (fs::exists(points / (p.id + ".json")))
+    if (fs::exists(points / (p.id + ".json"))) {
       ++done;
-    else
+      // A worker of a killed sweep may have written its point but not removed its claim.
+      const fs::path c = points / (p.id + ".claim");
+      if (fs::exists(c)) {
+        std::ifstream in(c);
+        long holder = 0;
+        in >> holder;
+        if (!pid_alive(static_cast<pid_t>(holder))) fs::remove(c);
+      }
+    } else {
       todo.push_back(i);
+    }
   }
   std::cerr << "moesim: sweep " << spec.name << ": " << total << " points; shard " << shard.k << "/"
             << shard.n << (shard.from.empty() ? "" : " (" + shard.from + ")") << ": " << mine << " points, "
@@ -237,6 +246,8 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
         const Json out = run_point(spec, p, a.engine, cat);
         append_line(dir / "computed.log", p.id);
         reports::write_file((points / (p.id + ".json")).string(), out.dump() + "\n", true, "--out");
+        std::error_code ignore;
+        fs::remove(points / (p.id + ".claim"), ignore);  // the point is written: nobody needs the claim
       } catch (...) {
         code = 1;
       }
