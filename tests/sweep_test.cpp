@@ -1,7 +1,5 @@
 // Sweep files (sweep/sweep_file.hpp): points of a product and of a zip in the documented order, ranges,
 // stable point names, errors naming file and place, and shards from flags, Slurm and MPI variables.
-#include "sweep/sweep_file.hpp"
-
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -10,6 +8,7 @@
 #include <set>
 
 #include "scenarios/error.hpp"
+#include "sweep/sweep_file.hpp"
 
 namespace moesim::sweep {
 namespace {
@@ -46,9 +45,10 @@ TEST(Sweep, ProductLastAxisFastest) {
 }
 
 TEST(Sweep, ZipAndRange) {
-  const SweepSpec s = from(R"([{"pointer": "/parallelism/experts/ep", "range": {"from": 2, "to": 8, "step": 2}},
+  const SweepSpec s =
+      from(R"([{"pointer": "/parallelism/experts/ep", "range": {"from": 2, "to": 8, "step": 2}},
                                 {"pointer": "/parallelism/microbatch_size", "values": [1, 2, 3, 4]}])",
-                           R"(, "combine": "zip")");
+           R"(, "combine": "zip")");
   ASSERT_EQ(point_count(s), 4);
   EXPECT_EQ(make_point(s, 2).values["/parallelism/experts/ep"], 6);
   EXPECT_EQ(make_point(s, 2).values["/parallelism/microbatch_size"], 3);
@@ -74,13 +74,16 @@ TEST(Sweep, ErrorsNamePlace) {
       EXPECT_NE(m.find(found), std::string::npos) << m;
     }
   };
-  fails(R"([{"pointer": "/parallelism/nope/ep", "values": [1]}])", "", "/axes/0/pointer", "/parallelism/nope/ep");
+  fails(R"([{"pointer": "/parallelism/nope/ep", "values": [1]}])", "", "/axes/0/pointer",
+        "/parallelism/nope/ep");
   fails(R"([{"pointer": "/parallelism/pp", "values": []}])", "", "/axes/0/values", "found");
-  fails(R"([{"pointer": "/parallelism/pp", "range": {"from": 4, "to": 2}}])", "", "/axes/0/range/to", "found");
-  fails(R"([{"pointer": "/parallelism/pp", "values": [1], "range": {"from": 1, "to": 2}}])", "", "/axes/0/range",
-        "both");
-  fails(R"([{"pointer": "/parallelism/pp", "values": [1, 2]}, {"pointer": "/parallelism/tp", "values": [1]}])",
-        R"(, "combine": "zip")", "/axes/1", "1 values");
+  fails(R"([{"pointer": "/parallelism/pp", "range": {"from": 4, "to": 2}}])", "", "/axes/0/range/to",
+        "found");
+  fails(R"([{"pointer": "/parallelism/pp", "values": [1], "range": {"from": 1, "to": 2}}])", "",
+        "/axes/0/range", "both");
+  fails(
+      R"([{"pointer": "/parallelism/pp", "values": [1, 2]}, {"pointer": "/parallelism/tp", "values": [1]}])",
+      R"(, "combine": "zip")", "/axes/1", "1 values");
   fails(R"([])", "", "/axes", "found");
 }
 
