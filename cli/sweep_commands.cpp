@@ -171,7 +171,7 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
 
   // This shard's points not yet finished.
   const int64_t total = sweep::point_count(spec);
-  std::vector<int64_t> todo;
+  std::vector<int64_t> pending;
   int64_t mine = 0, done = 0;
   for (int64_t i = shard.k; i < total; i += shard.n) {
     ++mine;
@@ -187,12 +187,12 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
         if (!pid_alive(static_cast<pid_t>(holder))) fs::remove(c);
       }
     } else {
-      todo.push_back(i);
+      pending.push_back(i);
     }
   }
   std::cerr << "moesim: sweep " << spec.name << ": " << total << " points; shard " << shard.k << "/"
             << shard.n << (shard.from.empty() ? "" : " (" + shard.from + ")") << ": " << mine << " points, "
-            << done << " already done, " << todo.size() << " to run on " << a.jobs << " worker"
+            << done << " already done, " << pending.size() << " to run on " << a.jobs << " worker"
             << (a.jobs > 1 ? "s" : "") << "\n";
 
   Progress progress(mine, done);
@@ -223,7 +223,7 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
     running.erase(it);
     progress.update(done, failed);
   };
-  for (const int64_t i : todo) {
+  for (const int64_t i : pending) {
     while (static_cast<int>(running.size()) >= a.jobs) {
       int status = 0;
       const pid_t pid = ::waitpid(-1, &status, 0);

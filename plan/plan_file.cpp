@@ -1,15 +1,12 @@
 #include "plan/plan_file.hpp"
 
 #include <algorithm>
-#include <filesystem>
 
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
 #include "scenarios/loader.hpp"
 
 namespace moesim::plan {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -109,17 +106,7 @@ PlanSpec plan_from_json(const Json& j, const std::string& source, const Catalog&
   p.name = r.get_string("name");
   r.optional_child("_comment");
 
-  const Json& sc = r.child("scenario");
-  if (!sc.is_string()) r.fail("scenario", "the path of the base scenario file", describe_json(sc));
-  fs::path sp = sc.get<std::string>();
-  if (sp.is_relative()) sp = fs::path(source).parent_path() / sp;
-  sp = sp.lexically_normal();
-  std::error_code ec;
-  if (!fs::is_regular_file(sp, ec))
-    throw IoError(
-        located_message(source, "/scenario", "a scenario file",
-                        sp.string() + (fs::exists(sp, ec) ? " (not a regular file)" : " (no such file)")));
-  p.base = load_scenario(sp.string(), catalog);
+  p.base = load_scenario(read_scenario_path(r, "scenario"), catalog);
   p.base.resolved = Json();  // not written by the planner; copied per candidate otherwise
 
   ObjectReader t(r.child("target"), source, "/target");

@@ -130,14 +130,6 @@ Scenario scenario_of(const PlanSpec& p, const Candidate& k) {
 
 namespace {
 
-// A layout that passed the divisibility checks, waiting to be validated and priced.
-struct Task {
-  int hardware, nodes, tp, cp, pp, vpp, ep, etp, zero, microbatch_size;
-  Recompute recompute;
-  Schedule schedule;
-  DispatchMode dispatch;
-};
-
 // What one worker found over its share of the tasks.
 struct Partial {
   SearchCounts counts;
@@ -145,7 +137,7 @@ struct Partial {
   int64_t above_base = 0;
 };
 
-void run_tasks(const PlanSpec& p, const RoutingFor& routing, const std::vector<Task>& tasks,
+void run_tasks(const PlanSpec& p, const RoutingFor& routing, const std::vector<Candidate>& tasks,
                std::atomic<std::size_t>& next, double ckpt_bytes, const std::optional<Candidate>& base,
                Partial& out) {
   constexpr std::size_t kChunk = 64;
@@ -154,18 +146,10 @@ void run_tasks(const PlanSpec& p, const RoutingFor& routing, const std::vector<T
     if (first >= tasks.size()) return;
     const std::size_t last = std::min(tasks.size(), first + kChunk);
     for (std::size_t i = first; i < last; ++i) {
-      const Task& t = tasks[i];
-      Scenario c = p.base;
-      c.cluster = p.hardware[t.hardware].cluster;
-      c.cluster.nodes = t.nodes;
-      ParallelismSpec& par = c.parallelism;
-      par.tp = t.tp, par.cp = t.cp, par.pp = t.pp, par.vpp = t.vpp, par.dp = 0;
-      par.ep = t.ep, par.etp = t.etp, par.edp = 0, par.zero = t.zero;
-      par.microbatch_size = t.microbatch_size, par.recompute = t.recompute, par.schedule = t.schedule;
-      c.workload.dispatch = t.dispatch;
       const models::RoutingInput* ri = nullptr;
+      Scenario c;
       try {
-        validate(c);
+        c = scenario_of(p, tasks[i]);
         if (routing) ri = routing(c);
       } catch (const Error&) {
         ++out.counts.invalid;
@@ -173,7 +157,7 @@ void run_tasks(const PlanSpec& p, const RoutingFor& routing, const std::vector<T
       }
       ++out.counts.evaluated;
       Candidate k;
-      if (!price(p, t.hardware, c, ri, ckpt_bytes, k)) {
+      if (!price(p, tasks[i].hardware, c, ri, ckpt_bytes, k)) {
         ++out.counts.infeasible;
         continue;
       }
@@ -204,7 +188,7 @@ PlanResult search(const PlanSpec& p, const RoutingFor& routing, int jobs) {
   const SearchSpace& x = p.search;
   const int experts = p.base.model.moe.experts;
   const int64_t batch = p.base.parallelism.global_batch;
-  std::vector<Task> tasks;
+  std::vector<Candidate> tasks;  // layouts that passed the divisibility checks, to validate and price
   for (int hi = 0; hi < static_cast<int>(p.hardware.size()); ++hi) {
     const Hardware& hw = p.hardware[hi];
     const int gpn = hw.cluster.gpus_per_node;
@@ -239,7 +223,11 @@ PlanResult search(const PlanSpec& p, const RoutingFor& routing, int jobs) {
                               ++out.counts.pruned;
                               continue;
                             }
-                            tasks.push_back({hi, nodes, tp, cp, pp, vpp, ep, etp, zero, mbs, rc, sch, dm});
+                            Candidate t;
+                            t.hardware = hi, t.nodes = nodes, t.tp = tp, t.cp = cp, t.pp = pp, t.vpp = vpp;
+                            t.ep = ep, t.etp = etp, t.zero = zero, t.microbatch_size = mbs;
+                            t.recompute = rc, t.schedule = sch, t.dispatch = dm;
+                            tasks.push_back(t);
                           }
     }
   }

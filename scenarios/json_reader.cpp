@@ -315,4 +315,18 @@ void ObjectReader::finish(Problems& problems) const {
   }
 }
 
+std::string read_scenario_path(ObjectReader& r, const std::string& key) {
+  const Json& sc = r.child(key);
+  if (!sc.is_string()) r.fail(key, "the path of the base scenario file", describe_json(sc));
+  std::filesystem::path sp = sc.get<std::string>();
+  if (sp.is_relative()) sp = std::filesystem::path(r.source()).parent_path() / sp;
+  sp = sp.lexically_normal();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(sp, ec))
+    throw IoError(located_message(
+        r.source(), r.at(key), "a scenario file",
+        sp.string() + (std::filesystem::exists(sp, ec) ? " (not a regular file)" : " (no such file)")));
+  return sp.string();
+}
+
 }  // namespace moesim

@@ -32,6 +32,11 @@ constexpr std::size_t kMaxJsonDepth = 64;
 /// number beyond double range (with the JSON pointer).
 Json read_json_file(const std::string& path);
 
+/// The base-scenario path of a plan or sweep file: `key` of `r` must be a string naming an existing
+/// regular file, relative to the folder of r's source file. Returns it normalised; ConfigError for a
+/// non-string, IoError naming the file and key when nothing readable is there.
+std::string read_scenario_path(class ObjectReader& r, const std::string& key);
+
 /// Parses JSON text; `source` names it in errors.
 Json parse_json_text(const std::string& text, const std::string& source);
 

@@ -2,13 +2,10 @@
 
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 
 #include "scenarios/error.hpp"
 
 namespace moesim::sweep {
-
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -79,17 +76,7 @@ SweepSpec sweep_from_json(const Json& j, const std::string& source) {
   r.get_int_in("schema_version", 1, 1, 1);
   s.name = r.get_string("name");
   r.optional_child("_comment");
-  const Json& sc = r.child("scenario");
-  if (!sc.is_string()) r.fail("scenario", "the path of the base scenario file", describe_json(sc));
-  fs::path sp = sc.get<std::string>();
-  if (sp.is_relative()) sp = fs::path(source).parent_path() / sp;
-  sp = sp.lexically_normal();
-  std::error_code ec;
-  if (!fs::is_regular_file(sp, ec))
-    throw IoError(
-        located_message(source, "/scenario", "a scenario file",
-                        sp.string() + (fs::exists(sp, ec) ? " (not a regular file)" : " (no such file)")));
-  s.base_path = sp.string();
+  s.base_path = read_scenario_path(r, "scenario");
   s.base = read_json_file(s.base_path);
   if (!s.base.is_object())
     throw ConfigError(located_message(s.base_path, "", "a scenario object", describe_json(s.base)));
