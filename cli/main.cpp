@@ -8,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
+#include "models/op_table.hpp"
 #include "reports/writers.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
@@ -22,7 +23,7 @@ using moesim::cli::kUsage;
 namespace {
 
 int run_cmd(const std::string& path, moesim::OutputFormat format, const std::string& out_dir, bool force,
-            std::optional<moesim::EngineKind> engine, const moesim::Catalog& cat) {
+            bool ops, std::optional<moesim::EngineKind> engine, const moesim::Catalog& cat) {
   moesim::Scenario s = moesim::load_scenario(path, cat);
   if (engine) {
     s.engine.kind = *engine;
@@ -40,18 +41,36 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
   if (simulate) des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine), &routing);
   const moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s, routing);
   const moesim::sim::StepSimResult* d = des ? &*des : nullptr;
-  switch (format) {
-    case moesim::OutputFormat::kJson:
-      std::cout << moesim::reports::result_json(s, r, d).dump(2) << "\n";
-      break;
-    case moesim::OutputFormat::kCsv:
-      moesim::reports::write_summary_csv(std::cout, r);
-      break;
-    case moesim::OutputFormat::kTable:
-      moesim::reports::write_table(std::cout, s, r, d);
-      break;
+  // Both engines run the same priced workload: its ops are listed once, whichever engine ran.
+  std::vector<moesim::models::OpRow> op_rows;
+  if (ops || !dir.empty()) op_rows = moesim::models::op_rows(s, routing);
+  if (ops) {
+    switch (format) {
+      case moesim::OutputFormat::kJson:
+        std::cout << moesim::reports::ops_json(op_rows).dump(2) << "\n";
+        break;
+      case moesim::OutputFormat::kCsv:
+        moesim::reports::write_ops_csv(std::cout, op_rows);
+        break;
+      case moesim::OutputFormat::kTable:
+        moesim::reports::write_ops_table(std::cout, op_rows, r.critical_rank);
+        break;
+    }
   }
-  if (!dir.empty()) moesim::reports::write_run_outputs(dir, s, r, force, d, dir_option);
+  if (!ops) {
+    switch (format) {
+      case moesim::OutputFormat::kJson:
+        std::cout << moesim::reports::result_json(s, r, d).dump(2) << "\n";
+        break;
+      case moesim::OutputFormat::kCsv:
+        moesim::reports::write_summary_csv(std::cout, r);
+        break;
+      case moesim::OutputFormat::kTable:
+        moesim::reports::write_table(std::cout, s, r, d);
+        break;
+    }
+  }
+  if (!dir.empty()) moesim::reports::write_run_outputs(dir, s, r, force, d, op_rows, dir_option);
   return r.feasible ? kOk : kInfeasible;
 }
 
@@ -115,6 +134,11 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   run->add_option("--out", out_dir, "Output directory (overrides the scenario's outputs.dir)");
   run->add_flag("--force", force, "Overwrite existing result files in the output directory");
+  bool ops = false;
+  run->add_flag(
+      "--ops", ops,
+      "Print every op instead of the result: the critical pipeline rank's ops summed by op and pass "
+      "(table), or every rank's ops per block (csv, json); --out writes ops.csv either way");
   run->add_option("--engine", engine, "Engine (overrides the scenario's engine.kind)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
 
@@ -322,7 +346,7 @@ int main(int argc, char** argv) {
     const OutputFormat out_format = formats.get(format, "--format");
     std::optional<EngineKind> engine_kind;
     if (!engine.empty()) engine_kind = moesim::engine_kinds().get(engine, "--engine");
-    if (*run) return run_cmd(file, out_format, out_dir, force, engine_kind, cat);
+    if (*run) return run_cmd(file, out_format, out_dir, force, ops, engine_kind, cat);
     if (*cmp) return moesim::cli::compare_cmd(files, out_format, engine_kind, cat);
     if (*val) return moesim::cli::validate_cmd(files, cat);
     if (*swp) {

@@ -15,9 +15,9 @@ struct Builder {
   bool mlp = false;  // ops added now belong to the MLP component
 
   void add(const char* name, OpRole role, Pass pass, OpKind kind, double seconds, double work,
-           bool recompute = false) {
+           bool recompute = false, Precision precision = Precision::kBf16) {
     const CommKind comm = comm_kind(role);
-    b.ops.push_back(Op{name, role, pass, kind, comm, recompute, seconds, work});
+    b.ops.push_back(Op{name, role, pass, kind, comm, recompute, seconds, work, precision});
     PassCost& pc = b.pass[static_cast<int>(pass)];
     switch (comm) {
       case CommKind::kNone:
@@ -60,24 +60,24 @@ struct Builder {
   void gemm(const char* name, OpRole role, double m, double n, double k, Precision p,
             bool recomputed = false) {
     quantize(m, n, k, p);
-    add(name, role, Pass::kForward, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k);
-    add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, k, n, p), 2 * m * n * k);
-    add(name, role, Pass::kBackwardWeight, OpKind::kGemm, c.cm.gemm(k, n, m, p), 2 * m * n * k);
+    add(name, role, Pass::kForward, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, false, p);
+    add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, k, n, p), 2 * m * n * k, false, p);
+    add(name, role, Pass::kBackwardWeight, OpKind::kGemm, c.cm.gemm(k, n, m, p), 2 * m * n * k, false, p);
     if (recomputed)
-      add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, true);
+      add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, true, p);
   }
   void grouped(const char* name, const std::vector<double>& rows, double n, double k, Precision p,
                bool recomputed) {
     const double total = std::accumulate(rows.begin(), rows.end(), 0.0);
     quantize(total, n, k, p);
     const double f = c.cm.grouped_gemm(rows, n, k, p);
-    add(name, R::kExperts, Pass::kForward, OpKind::kGroupedGemm, f, 2 * total * n * k);
+    add(name, R::kExperts, Pass::kForward, OpKind::kGroupedGemm, f, 2 * total * n * k, false, p);
     // dgrad has the same shape per expert with n and k swapped; wgrad reduces over each expert's rows.
     add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, c.cm.grouped_gemm(rows, k, n, p),
-        2 * total * n * k);
-    add(name, R::kExperts, Pass::kBackwardWeight, OpKind::kGroupedGemm, f, 2 * total * n * k);
+        2 * total * n * k, false, p);
+    add(name, R::kExperts, Pass::kBackwardWeight, OpKind::kGroupedGemm, f, 2 * total * n * k, false, p);
     if (recomputed)
-      add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, f, 2 * total * n * k, true);
+      add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, f, 2 * total * n * k, true, p);
   }
   // A memory-bound kernel: backward moves about twice the bytes (gradient in, gradient out, saved input).
   void memory(const char* name, OpRole role, double bytes, bool recomputed = false) {

@@ -118,6 +118,28 @@ double CalibratedCostModel::attention(const AttentionShape& s, bool backward) co
   return attention_->fixed_s + t_fwd * share * scale;
 }
 
+std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
+  const std::string at = label_ + " /models/";
+  switch (kind) {
+    case OpKind::kGemm:
+    case OpKind::kGroupedGemm: {
+      const KernelFamily f = kind == OpKind::kGemm ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm;
+      if (!gemm_params(f, p)) return roofline_.priced_by(kind, p);
+      return at + calibrate::to_string(f) + "/precisions/" + to_string(p);
+    }
+    case OpKind::kAttention:
+      if (!attention_) return roofline_.priced_by(kind, p);
+      return at + "attention (backward: x2.5 x attention_efficiency / attention_backward_efficiency of " +
+             gpu_.name + ")";
+    case OpKind::kMemory:
+      if (!memory_.count(KernelFamily::kCopy)) return roofline_.priced_by(kind, p);
+      return at + "copy";
+    case OpKind::kComm:
+      break;
+  }
+  return "";
+}
+
 double CalibratedCostModel::memory_bound(double bytes) const {
   return memory_bound_kernel(KernelFamily::kCopy, bytes);
 }

@@ -38,6 +38,7 @@ class CalibratedCostModel final : public ComputeCostModel {
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
   double attention(const AttentionShape& s, bool backward) const override;
   double memory_bound(double bytes) const override;
+  std::string priced_by(OpKind kind, Precision p) const override;
 
   /// A memory-bound kernel of family `f` (router, permute, swiglu, combine, copy) moving `bytes` (reads
   /// plus writes); memory_bound(bytes) if the calibration has no model of `f`. Seconds.

@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <sstream>
 
 #include "calibrate/calibration.hpp"
 #include "models/calibrated_cost.hpp"
@@ -62,6 +63,31 @@ double RooflineCostModel::attention(const AttentionShape& s, bool backward) cons
 double RooflineCostModel::memory_bound(double bytes) const {
   if (bytes <= 0) return 0.0;
   return bytes / (gpu_.memory_bandwidth * gpu_.memory_efficiency) + gpu_.kernel_launch;
+}
+
+std::string RooflineCostModel::priced_by(OpKind kind, Precision p) const {
+  const auto num = [](double v) {
+    std::ostringstream o;
+    o << v;
+    return o.str();
+  };
+  const std::string launch = " kernel_launch=" + num(gpu_.kernel_launch);
+  switch (kind) {
+    case OpKind::kGemm:
+    case OpKind::kGroupedGemm:
+      return name() +
+             (p == Precision::kFp8 ? " gemm_efficiency_fp8=" + num(gpu_.gemm_efficiency_fp8)
+                                   : " gemm_efficiency_bf16=" + num(gpu_.gemm_efficiency_bf16)) +
+             launch;
+    case OpKind::kAttention:
+      return name() + " attention_efficiency=" + num(gpu_.attention_efficiency) +
+             " attention_backward_efficiency=" + num(gpu_.attention_backward_efficiency) + launch;
+    case OpKind::kMemory:
+      return name() + " memory_efficiency=" + num(gpu_.memory_efficiency) + launch;
+    case OpKind::kComm:
+      break;
+  }
+  return "";
 }
 
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {

@@ -11,6 +11,10 @@
 
 namespace moesim::models {
 
+/// How an op is priced: dense GEMM, grouped (per-expert) GEMM, fused attention, memory-bound kernel or
+/// communication.
+enum class OpKind { kGemm, kGroupedGemm, kAttention, kMemory, kComm };
+
 /// Shape of fused attention for one microbatch on one GPU.
 struct AttentionShape {
   double query_tokens = 0;  ///< tokens whose queries this GPU computes
@@ -39,6 +43,10 @@ class ComputeCostModel {
   virtual double attention(const AttentionShape& s, bool backward) const = 0;
   /// A streaming, memory-bound kernel moving `bytes` through HBM (reads plus writes). Seconds.
   virtual double memory_bound(double bytes) const = 0;
+  /// What prices a compute op of `kind` at precision `p` (GEMMs; others ignore it): the calibration
+  /// entry ("h100-sxm.json /models/dense_gemm/precisions/fp8") or the roofline parameters
+  /// ("roofline:H100-SXM gemm_efficiency_fp8=0.67"), for per-op output. kComm: "" (the network prices it).
+  virtual std::string priced_by(OpKind kind, Precision p) const = 0;
 };
 
 /// Roofline model from the GPU catalog: max(FLOPs / achievable rate, bytes / achievable bandwidth)
@@ -53,6 +61,7 @@ class RooflineCostModel final : public ComputeCostModel {
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
   double attention(const AttentionShape& s, bool backward) const override;
   double memory_bound(double bytes) const override;
+  std::string priced_by(OpKind kind, Precision p) const override;
 
   static constexpr double kTile = 128;  ///< output tile edge (rows and columns)
 

@@ -18,9 +18,6 @@ namespace moesim::models {
 
 /// The three passes of a microbatch: forward F, backward for inputs B, backward for weights W.
 enum class Pass { kForward = 0, kBackwardInput = 1, kBackwardWeight = 2 };
-/// How an op is priced: dense GEMM, grouped (per-expert) GEMM, fused attention, memory-bound kernel or
-/// communication.
-enum class OpKind { kGemm, kGroupedGemm, kAttention, kMemory, kComm };
 /// What a communication op is, so a schedule knows what it may overlap (derived from the op's role).
 enum class CommKind { kNone, kTensor, kContext, kExpertDispatch, kExpertCombine, kExpertTensor };
 
@@ -76,7 +73,8 @@ struct Op {
   CommKind comm = CommKind::kNone;  ///< comm_kind(role)
   bool recompute = false;           ///< a forward op run again in backward (activation recompute)
   double seconds = 0;
-  double work = 0;  ///< FLOPs for compute ops, bytes for memory and communication ops
+  double work = 0;                         ///< FLOPs for compute ops, bytes for memory and communication ops
+  Precision precision = Precision::kBf16;  ///< of a GEMM's operands (what priced it)
 };
 
 /// Per-pass totals of one block (one microbatch).

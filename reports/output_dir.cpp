@@ -10,6 +10,7 @@
 #include "reports/chrome_trace.hpp"
 #include "reports/csv.hpp"
 #include "reports/link_usage.hpp"
+#include "reports/ops.hpp"
 #include "reports/result_json.hpp"
 #include "reports/table.hpp"
 #include "scenarios/error.hpp"
@@ -21,45 +22,40 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// What a run's files are written from.
+struct Run {
+  const Scenario& s;
+  const models::Result& r;
+  const sim::StepSimResult* des;
+  const std::vector<models::OpRow>& ops;
+};
+
 // The files of an output directory, in the order they are written; `format` set: only when
 // outputs.formats lists it; `des`: only for a discrete-event run (the writer is then given its result).
 struct OutputFile {
   const char* name;
   std::optional<OutputFormat> format;
   bool des;
-  void (*write)(std::ostream& out, const Scenario& s, const models::Result& r, const sim::StepSimResult* des);
+  void (*write)(std::ostream& out, const Run& run);
 };
 
 const std::vector<OutputFile>& output_files() {
   static const std::vector<OutputFile> files{
       {"scenario.resolved.json", std::nullopt, false,
-       [](std::ostream& out, const Scenario& s, const models::Result&, const sim::StepSimResult*) {
-         out << s.resolved.dump(2) << "\n";
-       }},
+       [](std::ostream& out, const Run& x) { out << x.s.resolved.dump(2) << "\n"; }},
       {"result.json", std::nullopt, false,
-       [](std::ostream& out, const Scenario& s, const models::Result& r, const sim::StepSimResult* des) {
-         out << result_json(s, r, des).dump(2) << "\n";
-       }},
+       [](std::ostream& out, const Run& x) { out << result_json(x.s, x.r, x.des).dump(2) << "\n"; }},
       {"summary.csv", OutputFormat::kCsv, false,
-       [](std::ostream& out, const Scenario&, const models::Result& r, const sim::StepSimResult*) {
-         write_summary_csv(out, r);
-       }},
+       [](std::ostream& out, const Run& x) { write_summary_csv(out, x.r); }},
       {"layers.csv", std::nullopt, false,
-       [](std::ostream& out, const Scenario&, const models::Result& r, const sim::StepSimResult*) {
-         write_layers_csv(out, r);
-       }},
+       [](std::ostream& out, const Run& x) { write_layers_csv(out, x.r); }},
+      {"ops.csv", std::nullopt, false, [](std::ostream& out, const Run& x) { write_ops_csv(out, x.ops); }},
       {"summary.txt", OutputFormat::kTable, false,
-       [](std::ostream& out, const Scenario& s, const models::Result& r, const sim::StepSimResult* des) {
-         write_table(out, s, r, des);
-       }},
+       [](std::ostream& out, const Run& x) { write_table(out, x.s, x.r, x.des); }},
       {"trace.json", std::nullopt, true,
-       [](std::ostream& out, const Scenario&, const models::Result&, const sim::StepSimResult* des) {
-         write_chrome_trace(*des, out);
-       }},
+       [](std::ostream& out, const Run& x) { write_chrome_trace(*x.des, out); }},
       {"links.csv", std::nullopt, true,
-       [](std::ostream& out, const Scenario&, const models::Result&, const sim::StepSimResult* des) {
-         write_link_usage_csv(des->links, out);
-       }},
+       [](std::ostream& out, const Run& x) { write_link_usage_csv(x.des->links, out); }},
   };
   return files;
 }
@@ -107,7 +103,8 @@ void check_run_outputs(const std::string& dir, const std::vector<std::string>& n
 }
 
 void write_run_outputs(const std::string& dir, const Scenario& s, const models::Result& r, bool force,
-                       const sim::StepSimResult* des, const std::string& option) {
+                       const sim::StepSimResult* des, const std::vector<models::OpRow>& ops,
+                       const std::string& option) {
   const fs::path d(dir);
   const std::vector<const OutputFile*> files = selected(s.outputs.formats, des != nullptr);
   const std::vector<std::string> names = run_output_files(s.outputs.formats, des != nullptr);
@@ -115,7 +112,7 @@ void write_run_outputs(const std::string& dir, const Scenario& s, const models::
   OutputSet set;
   for (const OutputFile* f : files) {
     std::ostringstream text;
-    f->write(text, s, r, des);
+    f->write(text, Run{s, r, des, ops});
     set.add((d / f->name).string(), text.str());
   }
   // --force replaces the previous run's whole set: what it wrote and this run does not goes with it.

@@ -9,6 +9,7 @@
 #include "reports/compare.hpp"
 #include "reports/context.hpp"
 #include "reports/csv.hpp"
+#include "reports/ops.hpp"
 #include "reports/output_dir.hpp"
 #include "reports/placement.hpp"
 #include "reports/replay.hpp"

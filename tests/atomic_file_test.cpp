@@ -344,27 +344,27 @@ TEST_F(AtomicFile, ForceReplacesThePreviousRunsWholeSetOnly) {
   const moesim::models::Result r = moesim::models::evaluate_analytic(s);
   const std::string out = path("run");
   s.outputs.formats = {moesim::OutputFormat::kTable};
-  moesim::reports::write_run_outputs(out, s, r, false, nullptr, "--out");
-  EXPECT_EQ(entries(out),
-            (std::set<std::string>{"scenario.resolved.json", "result.json", "layers.csv", "summary.txt"}));
+  moesim::reports::write_run_outputs(out, s, r, false, nullptr, {}, "--out");
+  EXPECT_EQ(entries(out), (std::set<std::string>{"scenario.resolved.json", "result.json", "layers.csv",
+                                                 "ops.csv", "summary.txt"}));
   put(out + "/trace.json", "earlier des run");
   put(out + "/links.csv", "earlier des run");
   put(out + "/notes.txt", "mine");
   s.outputs.formats = {moesim::OutputFormat::kCsv};
   const std::string m =
-      io_error([&] { moesim::reports::write_run_outputs(out, s, r, false, nullptr, "--out"); });
+      io_error([&] { moesim::reports::write_run_outputs(out, s, r, false, nullptr, {}, "--out"); });
   EXPECT_NE(m.find("refusing to overwrite an existing result"), std::string::npos) << m;
   EXPECT_FALSE(fs::exists(out + "/summary.csv"));
   EXPECT_EQ(read(out + "/trace.json"), "earlier des run");
-  moesim::reports::write_run_outputs(out, s, r, true, nullptr, "--out");
+  moesim::reports::write_run_outputs(out, s, r, true, nullptr, {}, "--out");
   EXPECT_EQ(entries(out), (std::set<std::string>{"scenario.resolved.json", "result.json", "layers.csv",
-                                                 "summary.csv", "notes.txt"}));
+                                                 "ops.csv", "summary.csv", "notes.txt"}));
   EXPECT_EQ(read(out + "/notes.txt"), "mine");
   // A directory where a file of the set goes is refused before anything is written, even with force.
   fs::remove(out + "/layers.csv");
   fs::create_directories(out + "/layers.csv");
   const std::string d =
-      io_error([&] { moesim::reports::write_run_outputs(out, s, r, true, nullptr, "--out"); });
+      io_error([&] { moesim::reports::write_run_outputs(out, s, r, true, nullptr, {}, "--out"); });
   EXPECT_EQ(d, out +
                    "/layers.csv: --out: expected a result file to replace, found a directory (a directory is "
                    "never replaced, even with --force)");

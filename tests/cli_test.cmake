@@ -18,7 +18,7 @@ expect_run(0 ARGS --help STDOUT "run")
 
 # Output directory: written once, then refused without --force, never clobbered.
 expect_run(0 ARGS run ${EX} --out "${WORK}/out")
-foreach(f scenario.resolved.json result.json summary.csv layers.csv summary.txt)
+foreach(f scenario.resolved.json result.json summary.csv layers.csv ops.csv summary.txt)
   if(NOT EXISTS "${WORK}/out/${f}")
     message(FATAL_ERROR "missing ${WORK}/out/${f}")
   endif()
@@ -144,14 +144,26 @@ expect_run(3 ARGS validate "${WORK}/bad.json" "${WORK}/bad_ep.json" "${WORK}/rad
 expect_run(4 ARGS validate "${SRC}/scenarios/examples/mixtral-8x7b-64xH100.json" ERRORS 1
   STDERR "\\(variant ep3-invalid\\): /parallelism/experts/ep: expected a divisor of the expert count 8, found 3")
 
-# outputs.formats chooses the result files of an output directory: result.json, layers.csv and
+# Per-op output (ops.csv under --out, and --ops on stdout): DeepSeek-V3 on H800, whose GEMMs its GPU's
+# default calibration prices; the expert GEMMs name their calibration entry.
+file(READ "${WORK}/out/ops.csv" ops_csv)
+if(NOT ops_csv MATCHES "^pp_rank,stage,layer,block,op,pass,kind,recompute,count,flops,bytes,seconds,total_seconds,priced_by\n")
+  message(FATAL_ERROR "ops.csv: unexpected header:\n${ops_csv}")
+endif()
+expect_run(0 ARGS run ${EX} --ops STDOUT "ops of pipeline rank [0-9]+, one GPU, one step")
+expect_run(0 ARGS run ${EX} --ops --format csv STDOUT ",moe\\.expert_up,F,grouped_gemm,0,")
+expect_run(0 ARGS run ${EX} --ops --format json
+  STDOUT "\"priced_by\": \"h800-sxm\\.json /models/grouped_gemm/precisions/fp8\"")
+
+# outputs.formats chooses the result files of an output directory: result.json, layers.csv, ops.csv and
 # scenario.resolved.json always, summary.txt for table (the default), summary.csv for csv.
 string(REPLACE "\"engine\": {" "\"outputs\": { \"formats\": [\"csv\"] }, \"engine\": {" csv_only "${olmoe16}")
 file(WRITE "${WORK}/csv_only.json" "${csv_only}")
 expect_run(0 ARGS run "${WORK}/csv_only.json" --out "${WORK}/csv_only" --format json STDOUT "\"schema_version\": 1")
 expect_run(0 ARGS run "${OLMOE16}" --out "${WORK}/table_only")
-foreach(f csv_only/summary.csv csv_only/result.json csv_only/layers.csv csv_only/scenario.resolved.json
-          table_only/summary.txt table_only/result.json table_only/layers.csv table_only/scenario.resolved.json)
+foreach(f csv_only/summary.csv csv_only/result.json csv_only/layers.csv csv_only/ops.csv
+          csv_only/scenario.resolved.json table_only/summary.txt table_only/result.json table_only/layers.csv
+          table_only/ops.csv table_only/scenario.resolved.json)
   if(NOT EXISTS "${WORK}/${f}")
     message(FATAL_ERROR "missing ${WORK}/${f}")
   endif()

@@ -1,0 +1,139 @@
+#include "models/op_table.hpp"
+
+#include "models/block_pricing.hpp"
+
+namespace moesim::models {
+namespace {
+
+const char* block_name(BlockKind k) {
+  switch (k) {
+    case BlockKind::kDense:
+      return "dense";
+    case BlockKind::kMoe:
+      return "moe";
+    case BlockKind::kMtp:
+      return "mtp";
+  }
+  return "";
+}
+
+// What prices a collective (models/network.hpp).
+std::string network_entry(CommKind c) {
+  switch (c) {
+    case CommKind::kExpertDispatch:
+    case CommKind::kExpertCombine:
+      return "network all_to_all (scale_up/scale_out all_to_all_efficiency, cluster all_to_all_overhead)";
+    case CommKind::kTensor:
+    case CommKind::kExpertTensor:
+      return "network ring collective (scale_up/scale_out bandwidth and latency)";
+    case CommKind::kContext:
+      return "network send_recv (scale_up/scale_out bandwidth and latency)";
+    case CommKind::kNone:
+      break;
+  }
+  return "";
+}
+
+void add_stage(const Scenario& s, const Workload& w, const ComputeCostModel& cm, const NetworkModel& net,
+               int rank, int stage, double count, std::vector<OpRow>& rows) {
+  const RankWork& rw = w.ranks[static_cast<std::size_t>(stage)];
+  const PricingContext c = pricing_context(s, cm, net, w.tokens_per_microbatch);
+  const auto row = [&](int layer, const char* block, const char* name, Pass p, OpKind k, double flops,
+                       double bytes, double seconds, Precision prec) {
+    OpRow r;
+    r.pp_rank = rank;
+    r.stage = stage;
+    r.layer = layer;
+    r.block = block;
+    r.name = name;
+    r.pass = p;
+    r.kind = k;
+    r.count = count;
+    r.flops = flops;
+    r.bytes = bytes;
+    r.seconds = seconds;
+    r.priced_by = cm.priced_by(k, prec);
+    rows.push_back(std::move(r));
+  };
+  if (rw.embedding) {
+    // price_embedding: the lookup (F), its gradient (B) and the FP32 scatter-add (W).
+    const double bytes = c.T_sp * s.model.hidden * kActivationBytes;
+    const double b[3] = {bytes, 2 * bytes, 2 * c.T * s.model.hidden * 4.0};
+    for (int p = 0; p < 3; ++p)
+      row(-1, "embedding", "embedding", static_cast<Pass>(p), OpKind::kMemory, 0, b[p],
+          rw.embedding_seconds[p], Precision::kBf16);
+  }
+  for (int b : rw.blocks) {
+    const BlockCost& bc = w.blocks[static_cast<std::size_t>(b)];
+    for (const Op& op : block_ops(w, b)) {
+      const bool compute = op.kind != OpKind::kMemory && op.kind != OpKind::kComm;
+      row(bc.layer, block_name(bc.kind), op.name, op.pass, op.kind, compute ? op.work : 0,
+          compute ? 0 : op.work, op.seconds, op.precision);
+      rows.back().recompute = op.recompute;
+      if (op.kind == OpKind::kComm) rows.back().priced_by = network_entry(op.comm);
+    }
+  }
+  if (rw.head) {
+    const HeadCost h = price_head(c);
+    for (int p = 0; p < 3; ++p)
+      row(-1, "head", "head", static_cast<Pass>(p), OpKind::kGemm, h.flops, 0, rw.head_seconds[p],
+          Precision::kBf16);
+  }
+}
+
+}  // namespace
+
+const char* pass_name(Pass p) {
+  switch (p) {
+    case Pass::kForward:
+      return "F";
+    case Pass::kBackwardInput:
+      return "B";
+    case Pass::kBackwardWeight:
+      return "W";
+  }
+  return "";
+}
+
+const char* op_kind_name(OpKind k) {
+  switch (k) {
+    case OpKind::kGemm:
+      return "gemm";
+    case OpKind::kGroupedGemm:
+      return "grouped_gemm";
+    case OpKind::kAttention:
+      return "attention";
+    case OpKind::kMemory:
+      return "memory";
+    case OpKind::kComm:
+      return "comm";
+  }
+  return "";
+}
+
+std::vector<OpRow> op_rows(const Scenario& s, const Workload& w, const ComputeCostModel& cm,
+                           const NetworkModel& net) {
+  std::vector<OpRow> rows;
+  const int pp = s.parallelism.pp;
+  const double M = s.layout.microbatches;
+  const bool dualpipe = s.parallelism.schedule == Schedule::kDualPipe;
+  for (int rank = 0; rank < pp; ++rank) {
+    if (!dualpipe) {
+      add_stage(s, w, cm, net, rank, rank, M, rows);
+      continue;
+    }
+    add_stage(s, w, cm, net, rank, rank, M / 2, rows);
+    if (pp - 1 - rank != rank) add_stage(s, w, cm, net, rank, pp - 1 - rank, M / 2, rows);
+  }
+  return rows;
+}
+
+std::vector<OpRow> op_rows(const Scenario& s, const RoutingInput& routing) {
+  const auto cm = make_compute_cost_model(s);
+  const NetworkModel net(s.cluster);
+  const bool custom = !routing.samples.empty() || !routing.slot_maps.empty();
+  const Workload w = build_workload(s, *cm, net, custom ? &routing : nullptr);
+  return op_rows(s, w, *cm, net);
+}
+
+}  // namespace moesim::models

@@ -1,0 +1,49 @@
+#pragma once
+/// \file Per-op output (`moesim run --ops`, ops.csv): every op each GPU of each pipeline rank runs in one
+/// training step, with how often it runs, its FLOPs or bytes, its time and what priced it, so that a
+/// prediction can be laid beside a profiler trace kernel by kernel.
+
+#include <string>
+#include <vector>
+
+#include "models/compute_cost.hpp"
+#include "models/network.hpp"
+#include "models/workload.hpp"
+#include "scenarios/scenario.hpp"
+
+namespace moesim::models {
+
+/// One op on one GPU of a pipeline rank (the busiest GPU for expert ops, as the engines price them).
+struct OpRow {
+  int pp_rank = 0;    ///< pipeline rank whose GPU runs it
+  int stage = 0;      ///< pipeline stage whose blocks these are (DualPipe: the rank's own or its mirror)
+  int layer = -1;     ///< block index; -1 for the embedding and the head
+  std::string block;  ///< dense, moe, mtp, embedding, head
+  std::string name;   ///< op label (attn.qkv, moe.expert_up, ...)
+  Pass pass = Pass::kForward;
+  OpKind kind = OpKind::kGemm;
+  bool recompute = false;  ///< a forward op run again in backward
+  double count = 0;        ///< executions per training step on one GPU of the rank
+  double flops = 0;        ///< per execution: GEMM and attention FLOPs (0 for memory and communication)
+  double bytes = 0;        ///< per execution: bytes moved by a memory-bound kernel or a collective
+  double seconds = 0;      ///< per execution
+  std::string priced_by;   ///< the calibration entry, roofline parameters or network model that priced it
+};
+
+/// The rows of every pipeline rank, in rank, stage, block and execution order. `cm` and `net` must be the
+/// models `w` was priced with. A rank runs each of its blocks once per microbatch; under DualPipe a rank
+/// holds stage r and pp-1-r and runs each for half the microbatches. The step-level work (data-parallel
+/// gradient reduce, optimizer, pipeline sends) is in the result's breakdown, not here.
+std::vector<OpRow> op_rows(const Scenario& s, const Workload& w, const ComputeCostModel& cm,
+                           const NetworkModel& net);
+
+/// The rows of scenario `s` priced as the engines price it: its compute cost model, the analytic network
+/// model, and `routing` (the routing check_scenario resolved) where it replaces the expected shares.
+std::vector<OpRow> op_rows(const Scenario& s, const RoutingInput& routing);
+
+/// "F", "B" or "W".
+const char* pass_name(Pass p);
+/// gemm, grouped_gemm, attention, memory, comm.
+const char* op_kind_name(OpKind k);
+
+}  // namespace moesim::models

@@ -1,0 +1,178 @@
+// Per-op output (models/op_table.hpp, reports/ops.hpp): what `moesim run --ops` prints and ops.csv holds,
+// checked against counts and FLOPs worked out by hand.
+//
+// Scenario: tests/data/des/nvl-moe-16xB200.json: 16 MoE layers, hidden 2048, MHA 16 heads of 128, 16
+// experts top-2 with SwiGLU FFN 2048, 16 B200 (no calibration: the roofline prices it), PP4 (4 blocks per
+// stage), EP4, TP1, CP1, so DP = 16 / 4 = 4; seq 4096, mbs 1, global batch 64, BF16.
+//   microbatches per pipeline M = 64 / (1 · 4) = 16: every block op runs 16 times per step;
+//   attn.qkv: m = 4096 tokens, n = (16 + 16) · 128 + 16 · 128 = 6144, k = 2048:
+//     2 · 4096 · 6144 · 2048 = 103,079,215,104 FLOPs per execution;
+//   moe.expert_up on the busiest GPU: 4 EP ranks × 4096 tokens × top-2 / 16 experts = 2048 rows per
+//     expert, 4 experts per GPU = 8192 rows; n = 2 · 2048 (gate and up), k = 2048:
+//     2 · 8192 · 4096 · 2048 = 137,438,953,472 FLOPs.
+
+#include "models/op_table.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+
+#include "models/block_pricing.hpp"
+#include "models/routing_source.hpp"
+#include "reports/ops.hpp"
+#include "scenarios/catalog.hpp"
+#include "scenarios/json_reader.hpp"
+#include "scenarios/loader.hpp"
+
+namespace moesim::models {
+namespace {
+
+const Catalog& catalog() {
+  static const Catalog c({std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"});
+  return c;
+}
+
+Scenario scenario(const Json& patch = Json::object()) {
+  const std::string file = std::string(MOESIM_TEST_DATA) + "/des/nvl-moe-16xB200.json";
+  Json j = read_json_file(file);
+  j.erase("variants");
+  for (auto it = patch.begin(); it != patch.end(); ++it) j[Json::json_pointer(it.key())] = it.value();
+  return scenario_from_json(j, file, catalog());
+}
+
+std::vector<OpRow> rows_of(const Scenario& s) {
+  return op_rows(s, routing_input(s));
+}
+
+TEST(OpTable, CountsAndFlopsByHand) {
+  const Scenario s = scenario();
+  const std::vector<OpRow> rows = rows_of(s);
+  int qkv_forward = 0, up_forward = 0;
+  for (const OpRow& r : rows) {
+    EXPECT_DOUBLE_EQ(r.count, 16.0) << r.name;
+    if (r.name == "attn.qkv" && r.pass == Pass::kForward) {
+      ++qkv_forward;
+      EXPECT_DOUBLE_EQ(r.flops, 103079215104.0);
+      EXPECT_EQ(r.kind, OpKind::kGemm);
+      EXPECT_EQ(r.bytes, 0.0);
+      EXPECT_EQ(r.layer / 4, r.pp_rank) << "4 consecutive blocks per stage";
+    }
+    if (r.name == "moe.expert_up" && r.pass == Pass::kForward) {
+      ++up_forward;
+      EXPECT_DOUBLE_EQ(r.flops, 137438953472.0);
+      EXPECT_EQ(r.kind, OpKind::kGroupedGemm);
+    }
+  }
+  EXPECT_EQ(qkv_forward, 16);  // one per block, every block on one rank
+  EXPECT_EQ(up_forward, 16);
+}
+
+TEST(OpTable, EmbeddingOnFirstStageHeadOnLast) {
+  const std::vector<OpRow> rows = rows_of(scenario());
+  int embedding = 0, head = 0;
+  for (const OpRow& r : rows) {
+    if (r.block == "embedding") {
+      ++embedding;
+      EXPECT_EQ(r.pp_rank, 0);
+    }
+    if (r.block == "head") {
+      ++head;
+      EXPECT_EQ(r.pp_rank, 3);
+      // Head GEMM: 2 · 4096 tokens · vocab 1024 · hidden 2048 per pass.
+      EXPECT_DOUBLE_EQ(r.flops, 2.0 * 4096 * 1024 * 2048);
+    }
+  }
+  EXPECT_EQ(embedding, 3);  // F, B, W
+  EXPECT_EQ(head, 3);
+}
+
+// Every compute and memory-bound op of a rank, times its count, adds up to the rank's compute per
+// microbatch (the engines' sum) times the microbatches.
+TEST(OpTable, RowsAddUpToTheRanksCompute) {
+  const Scenario s = scenario();
+  const auto cm = make_compute_cost_model(s);
+  const NetworkModel net(s.cluster);
+  const Workload w = build_workload(s, *cm, net);
+  const std::vector<OpRow> rows = op_rows(s, w, *cm, net);
+  for (int rank = 0; rank < 4; ++rank) {
+    double sum = 0;
+    for (const OpRow& r : rows)
+      if (r.pp_rank == rank && r.kind != OpKind::kComm) sum += r.count * r.seconds;
+    const RankWork& rw = w.ranks[rank];
+    const double expected = 16 * (rw.pass[0].compute + rw.pass[1].compute + rw.pass[2].compute);
+    EXPECT_NEAR(sum, expected, 1e-12 * expected) << "rank " << rank;
+  }
+}
+
+TEST(OpTable, PricedByNamesTheRooflineParameters) {
+  const Scenario s = scenario();
+  for (const OpRow& r : rows_of(s)) {
+    if (r.kind == OpKind::kComm) {
+      EXPECT_EQ(r.priced_by.rfind("network ", 0), 0u) << r.priced_by;
+      continue;
+    }
+    EXPECT_EQ(r.priced_by.rfind("roofline:" + s.cluster.gpu.name, 0), 0u) << r.priced_by;
+    if (r.kind == OpKind::kGemm || r.kind == OpKind::kGroupedGemm) {
+      std::ostringstream eff;
+      eff << "gemm_efficiency_bf16=" << s.cluster.gpu.gemm_efficiency_bf16;
+      EXPECT_NE(r.priced_by.find(eff.str()), std::string::npos) << r.priced_by;
+    }
+  }
+}
+
+// On an H100 in FP8 the GPU's default calibration prices the expert GEMMs: the row names its entry.
+TEST(OpTable, PricedByNamesTheCalibrationEntry) {
+  const Scenario s = scenario({{"/cluster/gpu", "catalog:h100-sxm"}, {"/workload/precision", "fp8"}});
+  bool seen = false;
+  for (const OpRow& r : rows_of(s)) {
+    if (r.name != "moe.expert_up") continue;
+    seen = true;
+    EXPECT_NE(r.priced_by.find("/models/grouped_gemm/precisions/fp8"), std::string::npos) << r.priced_by;
+  }
+  EXPECT_TRUE(seen);
+}
+
+// DualPipe: a rank holds stage r and stage pp-1-r, each for half the microbatches.
+TEST(OpTable, DualPipeHalvesTheCountsOverTwoStages) {
+  const Scenario s = scenario({{"/parallelism/schedule", "dualpipe"}});
+  const std::vector<OpRow> rows = rows_of(s);
+  bool own = false, mirror = false;
+  for (const OpRow& r : rows) {
+    EXPECT_DOUBLE_EQ(r.count, 8.0) << r.name;
+    if (r.pp_rank != 0) continue;
+    EXPECT_TRUE(r.stage == 0 || r.stage == 3) << r.stage;
+    own |= r.stage == 0;
+    mirror |= r.stage == 3;
+  }
+  EXPECT_TRUE(own);
+  EXPECT_TRUE(mirror);
+}
+
+TEST(OpsCsv, OneLinePerRowAndQuotedFields) {
+  OpRow r;
+  r.name = "attn.qkv";
+  r.block = "moe";
+  r.layer = 2;
+  r.count = 16;
+  r.flops = 1e11;
+  r.seconds = 2e-4;
+  r.priced_by = "entry, with a comma and \"quotes\"";
+  std::ostringstream out;
+  reports::write_ops_csv(out, {r, r});
+  const std::string text = out.str();
+  EXPECT_EQ(text.rfind("pp_rank,stage,layer,block,op,pass,kind,recompute,count,flops,bytes,seconds,"
+                       "total_seconds,priced_by\n",
+                       0),
+            0u);
+  EXPECT_NE(text.find("0,0,2,moe,attn.qkv,F,gemm,0,16,1e+11,0,0.0002,0.0032,"
+                      "\"entry, with a comma and \"\"quotes\"\"\"\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 3);
+}
+
+}  // namespace
+}  // namespace moesim::models
