@@ -4,7 +4,9 @@
 # SECONDS_PER_TARGET (default 30; 0: no time bound) and RUNS, executions per target (default 0: no
 # bound); at least one bound is required. Each target starts from build/fuzz/corpus/TARGET, seeded by
 # fuzz/seed.sh (inputs that reach new code are added there). Two targets run at a time
-# (MOESIM_FUZZ_JOBS). Exits non-zero if any target finds a crash, undefined behaviour, a leak, an input
+# (MOESIM_FUZZ_JOBS). MOESIM_FUZZ_PRESET (default fuzz) names the preset whose tree builds them: `asan`
+# builds the fuzz targets beside the sanitizer suite with the same flags (what CI uses: one build for
+# both). Exits non-zero if any target finds a crash, undefined behaviour, a leak, an input
 # taking more than 10 s or more than 2048 MB: the input is saved under build/fuzz/findings/TARGET/, the
 # report is in build/fuzz/logs/TARGET.log. Prints, per target, the executions done and the seconds.
 set -euo pipefail
@@ -20,9 +22,10 @@ fi
 targets=(scenario_fuzz:json hf_import_fuzz:json calibration_fuzz:json trace_fuzz:json megatron_fuzz:json
          count_table_fuzz:csv placement_weights_fuzz:json)
 
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz
-build=build/fuzz
+preset=${MOESIM_FUZZ_PRESET:-fuzz}
+cmake --preset "$preset" >/dev/null
+cmake --build --preset "$preset" --target fuzzers
+build=build/$preset
 bash fuzz/seed.sh "$build/corpus"
 mkdir -p "$build/logs"
 
