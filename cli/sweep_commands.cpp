@@ -244,8 +244,10 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
       int code = 0;
       try {
         const Json out = run_point(spec, p, a.engine, cat);
-        append_line(dir / "computed.log", p.id);
         reports::write_file((points / (p.id + ".json")).string(), out.dump() + "\n", true, "--out");
+        // Logged once written: a point killed before its file exists is computed again and logged then,
+        // one killed after is never computed again; so no id is ever logged twice.
+        append_line(dir / "computed.log", p.id);
         std::error_code ignore;
         fs::remove(points / (p.id + ".claim"), ignore);  // the point is written: nobody needs the claim
       } catch (...) {
