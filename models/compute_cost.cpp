@@ -90,6 +90,46 @@ std::string RooflineCostModel::priced_by(OpKind kind, Precision p) const {
   return "";
 }
 
+namespace {
+
+// Every kernel of `inner` at `speed` times its rate (Scenario::compute_speed).
+class ScaledCostModel final : public ComputeCostModel {
+ public:
+  ScaledCostModel(std::unique_ptr<ComputeCostModel> inner, double speed)
+      : inner_(std::move(inner)), slow_(1.0 / speed) {
+    std::ostringstream o;
+    o << " x" << speed << " (what-if compute speed)";
+    suffix_ = o.str();
+  }
+  std::string name() const override { return inner_->name() + suffix_; }
+  double gemm(double m, double n, double k, Precision p) const override {
+    return inner_->gemm(m, n, k, p) * slow_;
+  }
+  double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override {
+    return inner_->grouped_gemm(rows, n, k, p) * slow_;
+  }
+  double attention(const AttentionShape& s, bool backward) const override {
+    return inner_->attention(s, backward) * slow_;
+  }
+  double memory_bound(double bytes) const override { return inner_->memory_bound(bytes) * slow_; }
+  std::string priced_by(OpKind kind, Precision p) const override {
+    const std::string by = inner_->priced_by(kind, p);
+    return by.empty() ? by : by + suffix_;
+  }
+
+ private:
+  std::unique_ptr<ComputeCostModel> inner_;
+  double slow_;
+  std::string suffix_;
+};
+
+std::unique_ptr<ComputeCostModel> scaled(std::unique_ptr<ComputeCostModel> m, double speed) {
+  if (speed == 1.0) return m;
+  return std::make_unique<ScaledCostModel>(std::move(m), speed);
+}
+
+}  // namespace
+
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
   // The scenario's own calibration, else its GPU's default one, else the roofline.
   const bool own = !s.calibration.empty();
@@ -108,9 +148,9 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
         slot = std::make_shared<const calibrate::Calibration>(calibrate::parse_calibration(text, file));
       c = slot;
     }
-    return make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms);
+    return scaled(make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms), s.compute_speed);
   }
-  return std::make_unique<RooflineCostModel>(s.cluster.gpu, s.workload.comm_sms);
+  return scaled(std::make_unique<RooflineCostModel>(s.cluster.gpu, s.workload.comm_sms), s.compute_speed);
 }
 
 }  // namespace moesim::models

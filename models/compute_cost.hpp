@@ -73,8 +73,8 @@ class RooflineCostModel final : public ComputeCostModel {
 
 /// The compute cost model a scenario asks for: its calibration (the text the loader read, parsed here;
 /// throws CalibrationError if malformed or for another GPU), else its GPU's default calibration
-/// (GpuSpec::calibration, read by the loader likewise), else the roofline default of the GPU catalog.
-/// Reads no file.
+/// (GpuSpec::calibration, read by the loader likewise), else the roofline default of the GPU catalog;
+/// every kernel at Scenario::compute_speed times its rate. Reads no file.
 std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s);
 
 }  // namespace moesim::models

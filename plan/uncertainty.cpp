@@ -78,6 +78,17 @@ std::vector<Sensitivity> sensitivity(const PlanSpec& p, const Candidate& c,
     out.push_back(x);
   }
   {
+    // Every kernel's rate (the calibration's or the roofline's) at x0.8 and x1.2: the size of the
+    // compute model's kernel-level errors (docs/accuracy.md: GEMM and attention rows within about 25%).
+    Sensitivity x{"compute speed", "x0.8 (every kernel)", "x1.2 (every kernel)"};
+    for (const double f : {0.8, 1.2}) {
+      Scenario s = base;
+      s.compute_speed = f;
+      fill(x, f < 1, reprice(p, c, s, routing, k), k);
+    }
+    out.push_back(x);
+  }
+  {
     Sensitivity x{"failure rate", "x0.5", "x2"};
     for (const double f : {0.5, 2.0}) {
       PlanSpec q = p;

@@ -266,6 +266,10 @@ struct Scenario {
   /// read by the loader; used when `calibration` is empty.
   std::string gpu_calibration, gpu_calibration_text;
   nlohmann::json resolved;  ///< the scenario JSON with catalog references inlined (written to outputs)
+  /// What-if multiplier on the rate of every compute and memory-bound kernel (the planner's compute
+  /// sensitivity: 0.8 = every kernel takes 1/0.8 as long). Not a scenario-file setting: files always
+  /// give 1, so no scenario can tune its compute to a published figure.
+  double compute_speed = 1.0;
 };
 
 }  // namespace moesim

@@ -194,20 +194,29 @@ TEST(Uncertainty, SensitivityMovesTheRightWay) {
   const PlanResult r = search(p, nullptr);
   ASSERT_FALSE(r.best.empty());
   const auto t = sensitivity(p, r.best[0], nullptr);
-  ASSERT_EQ(t.size(), 3u);
-  // Balanced routing is never slower than zipf(1.0) popularity; more bandwidth never slower; fewer
-  // failures never slower.
+  ASSERT_EQ(t.size(), 4u);
+  // Balanced routing is never slower than zipf(1.0) popularity; more bandwidth or faster kernels never
+  // slower; fewer failures never slower.
   for (const auto& x : t) {
     ASSERT_TRUE(x.fits_low) << x.factor;
     if (!x.fits_high) continue;
-    if (x.factor == "network bandwidth")
-      EXPECT_GE(x.days_low, x.days_high);
+    if (x.factor == "network bandwidth" || x.factor == "compute speed")
+      EXPECT_GE(x.days_low, x.days_high) << x.factor;
     else
       EXPECT_LE(x.days_low, x.days_high) << x.factor;
   }
+  // Compute speed: slower kernels take longer than the plan, faster ones less; the step cannot stretch
+  // by more than the compute does (x1/0.8), nor shrink by more (x1/1.2).
+  ASSERT_EQ(t[2].factor, "compute speed");
+  ASSERT_TRUE(t[2].fits_high);
+  const double days = r.best[0].wall_days;
+  EXPECT_GT(t[2].days_low, days);
+  EXPECT_LE(t[2].days_low, days / 0.8 * (1 + 1e-9));
+  EXPECT_LT(t[2].days_high, days);
+  EXPECT_GE(t[2].days_high, days / 1.2 * (1 - 1e-9));
   // The failure-rate factor changes only goodput: its two ends bracket the plan's own days.
-  EXPECT_LT(t[2].days_low, r.best[0].wall_days);
-  EXPECT_GT(t[2].days_high, r.best[0].wall_days);
+  EXPECT_LT(t[3].days_low, days);
+  EXPECT_GT(t[3].days_high, days);
 }
 
 TEST(PlanFile, ErrorsNameFilePointerExpectedFound) {
