@@ -75,11 +75,11 @@ const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
 // chunk's layer and the B chunk's layer have different busiest GPUs) a GPU's expert work of one layer
 // follows its expert work of the other without waiting, and the pair takes the busiest GPU of the sum,
 // not the sum of each layer's busiest GPU (docs/model.md, Schedules). Routed-expert time on GPU g is
-// the busiest GPU's price times g's rank_load, as in the discrete-event engine. `c` is scratch space.
-double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, std::vector<double>& c) {
+// the busiest GPU's price times g's rank_load, as in the discrete-event engine. `gpus`: uneven_gpus(w)
+// (1 when every GPU carries the same load: one stands for all). `c` is scratch space.
+double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, std::size_t gpus,
+                     std::vector<double>& c) {
   const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
-  std::size_t gpus = 1;
-  for (const auto& d : w.moe_detail) gpus = std::max(gpus, d.rank_load.size());
   c.assign(gpus, 0.0);
   const PassCost zero;
   double q = 0, cmax = 0, serial = 0, fb = 0, bb = 0;
@@ -120,11 +120,9 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
 // busiest-GPU prices, seconds (<= 0). Nothing synchronises the EP group inside such a chunk (it has no
 // all-to-all), so each GPU runs its own expert rows of every layer back to back and the chunk takes the
 // busiest GPU of the sum: max over GPUs g of sum over blocks of W.experts * (load_g - 1), 0 when every
-// layer has the same busiest GPU. `c` is scratch space.
-double lone_weight_saving(const Workload& w, const RankWork& rw, std::vector<double>& c) {
-  std::size_t gpus = 0;
-  for (const auto& d : w.moe_detail) gpus = std::max(gpus, d.rank_load.size());
-  if (gpus == 0) return 0;
+// layer has the same busiest GPU. `gpus`: uneven_gpus(w). `c` is scratch space.
+double lone_weight_saving(const Workload& w, const RankWork& rw, std::size_t gpus, std::vector<double>& c) {
+  if (gpus <= 1) return 0;  // every GPU's load is the busiest one's: nothing to save
   c.assign(gpus, 0.0);
   for (int bi : rw.blocks) {
     const BlockCost& b = w.blocks[static_cast<std::size_t>(bi)];
@@ -133,6 +131,18 @@ double lone_weight_saving(const Workload& w, const RankWork& rw, std::vector<dou
     for (std::size_t g = 0; g < gpus && g < l->size(); ++g) c[g] += b.pass[2].experts * ((*l)[g] - 1.0);
   }
   return *std::max_element(c.begin(), c.end());
+}
+
+// The GPUs whose expert loads the DualPipe and lone-W sums must follow one by one: the EP degree when
+// some MoE layer loads its GPUs unevenly, else 1 (with every load 1, one GPU stands for all, bit for bit).
+std::size_t uneven_gpus(const Workload& w) {
+  std::size_t gpus = 1;
+  bool uneven = false;
+  for (const auto& d : w.moe_detail) {
+    gpus = std::max(gpus, d.rank_load.size());
+    for (double l : d.rank_load) uneven |= l != 1.0;
+  }
+  return uneven ? gpus : 1;
 }
 
 struct RankEval {
@@ -246,6 +256,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
 
   double worst = -1;
   std::vector<double> scratch;  // per-GPU compute stream of a DualPipe pair
+  const std::size_t gpus = dualpipe || par.schedule == Schedule::kZeroBubble ? uneven_gpus(w) : 1;
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
     RankEval e;
@@ -266,14 +277,16 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
     if (dualpipe || par.schedule == Schedule::kZeroBubble) {
       // Deferred weight-gradient chunks run alone: the busiest GPU of their sum.
-      double saving = lone_weight_saving(w, rw, scratch);
-      if (dualpipe) saving = 0.5 * (saving + lone_weight_saving(w, w.ranks[par.pp - 1 - rank], scratch));
+      double saving = lone_weight_saving(w, rw, gpus, scratch);
+      if (dualpipe)
+        saving = 0.5 * (saving + lone_weight_saving(w, w.ranks[par.pp - 1 - rank], gpus, scratch));
       e.chunk.w += saving;
       e.chunk.w_compute += saving;
     }
     if (dualpipe) {
       const RankWork& mirror = w.ranks[par.pp - 1 - rank];
-      e.chunk.fb_pair = 0.5 * (dualpipe_pair(w, rw, mirror, scratch) + dualpipe_pair(w, mirror, rw, scratch));
+      e.chunk.fb_pair =
+          0.5 * (dualpipe_pair(w, rw, mirror, gpus, scratch) + dualpipe_pair(w, mirror, rw, gpus, scratch));
     }
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <vector>
 
 #include "calibrate/calibration.hpp"
 #include "models/calibrated_cost.hpp"
@@ -137,16 +138,21 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
   const std::string& text = own ? s.calibration_text : s.gpu_calibration_text;
   if (!file.empty()) {
     // A sweep evaluates one calibration many times: parse each file's text once.
+    // Keyed by file, then by text, so that a lookup copies neither (this runs on every evaluation).
     static std::mutex mutex;
-    static std::map<std::pair<std::string, std::string>, std::shared_ptr<const calibrate::Calibration>>
+    static std::map<std::string,
+                    std::vector<std::pair<std::string, std::shared_ptr<const calibrate::Calibration>>>>
         parsed;
     std::shared_ptr<const calibrate::Calibration> c;
     {
       const std::lock_guard<std::mutex> lock(mutex);
-      auto& slot = parsed[{file, text}];
-      if (!slot)
-        slot = std::make_shared<const calibrate::Calibration>(calibrate::parse_calibration(text, file));
-      c = slot;
+      auto& texts = parsed[file];
+      for (const auto& [t, cal] : texts)
+        if (t == text) c = cal;
+      if (!c) {
+        c = std::make_shared<const calibrate::Calibration>(calibrate::parse_calibration(text, file));
+        texts.emplace_back(text, c);
+      }
     }
     return scaled(make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms), s.compute_speed);
   }
