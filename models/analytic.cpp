@@ -213,8 +213,7 @@ Result evaluate_analytic(const Scenario& s) {
 Result evaluate_analytic(const Scenario& s, const RoutingInput& in) {
   auto cm = make_compute_cost_model(s);
   NetworkModel net(s.cluster);
-  const bool custom = !in.samples.empty() || !in.slot_maps.empty();
-  Workload w = build_workload(s, *cm, net, custom ? &in : nullptr);
+  Workload w = build_workload(s, *cm, net, routing_override(in));
   Result r = evaluate_analytic(s, w);
   const bool balanced = s.routing.mode == RoutingMode::kExpected && traces::is_uniform(s.routing.load) &&
                         s.routing.capacity_factor == 0 && s.placement.redundant_experts == 0;

@@ -131,8 +131,7 @@ std::vector<OpRow> op_rows(const Scenario& s, const Workload& w, const ComputeCo
 std::vector<OpRow> op_rows(const Scenario& s, const RoutingInput& routing) {
   const auto cm = make_compute_cost_model(s);
   const NetworkModel net(s.cluster);
-  const bool custom = !routing.samples.empty() || !routing.slot_maps.empty();
-  const Workload w = build_workload(s, *cm, net, custom ? &routing : nullptr);
+  const Workload w = build_workload(s, *cm, net, routing_override(routing));
   return op_rows(s, w, *cm, net);
 }
 

@@ -170,6 +170,12 @@ struct RoutingInput {
   std::vector<SlotMap> slot_maps;
 };
 
+/// `in` when it replaces the expected shares (it holds samples or placements), else nullptr: what
+/// build_workload takes for a resolved RoutingInput.
+inline const RoutingInput* routing_override(const RoutingInput& in) {
+  return in.samples.empty() && in.slot_maps.empty() ? nullptr : &in;
+}
+
 /// Builds and prices the workload of one step. Without `routing`, every MoE layer uses the expected
 /// shares of the scenario's load generator. `detail` also fills MoeLayerDetail::wire_bytes.
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
