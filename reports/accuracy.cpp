@@ -65,7 +65,7 @@ void fill(std::vector<AccuracyRow>& rows, const models::Result& r, bool des_engi
     if (row.quantity == "step_time") v = r.step_time;
     if (row.quantity == "tokens_per_s_per_gpu") v = r.tokens_per_second_per_gpu;
     if (row.quantity == "mfu") v = r.mfu;
-    if (!des_engine) {
+    {
       const auto& p = r.phases;
       if (row.quantity == "phase_forward_only") v = p.forward_only;
       if (row.quantity == "phase_steady") v = p.steady;

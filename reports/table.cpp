@@ -59,13 +59,10 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r,
   if (r.cost_per_trillion_tokens > 0)
     row("USD per 1T tokens", fmt("%.4g", r.cost_per_trillion_tokens), 0, NAN, "");
   const auto& p = r.phases;
-  if (is_des(r)) {
-    out << "\n  pipeline (" << to_string(s.parallelism.schedule) << ", " << r.microbatches
-        << " microbatches): executed in the simulation; the critical GPU is on PP rank " << r.critical_rank
-        << "\n";
-  } else {
+  {
     out << "\n  pipeline phases on PP rank " << r.critical_rank << " (" << to_string(s.parallelism.schedule)
-        << ", " << r.microbatches << " microbatches)\n";
+        << ", " << r.microbatches << " microbatches"
+        << (is_des(r) ? "; as executed in the simulation by the critical GPU" : "") << ")\n";
     row("forward-only chunks (1F) x" + std::to_string(p.lone_f), secs(p.forward_only), p.forward_only,
         rf.forward_only, secs(rf.forward_only));
     row("steady state (1F1B) x" + std::to_string(p.pairs), secs(p.steady), p.steady, rf.steady,

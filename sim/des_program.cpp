@@ -104,11 +104,65 @@ std::pair<int, int> ProgramBuilder::locate(int c, int v) const {
   }
 }
 
+std::vector<ChunkPhase> chunk_phases(Schedule s, const std::vector<ChunkStep>& order) {
+  const std::size_t n = order.size();
+  std::vector<ChunkPhase> out(n, kPhaseSteady);
+  const auto lone = [&](std::size_t i) {
+    const ChunkPass ps = order[i].pass;
+    return ps == ChunkPass::kF ? kPhaseForwardOnly : ps == ChunkPass::kW ? kPhaseWeightOnly : kPhaseBackwardOnly;
+  };
+  if (s == Schedule::kDualPipe) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (order[i].pass == ChunkPass::kF && order[i].overlap_next && i + 1 < n)
+        ++i;  // an overlapped F&B pair: both steady
+      else
+        out[i] = lone(i);
+    }
+    return out;
+  }
+  // Warm-up forwards, then steady units (F then B or BW, zero bubble with its W), then the cool-down.
+  // The steady state starts with the forward just before the first backward and ends with the first
+  // backward (and W) after the last forward; without a forward after the first backward there is none.
+  std::size_t first_b = n, last_f = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    const ChunkPass ps = order[i].pass;
+    if (ps == ChunkPass::kF) last_f = i;
+    if ((ps == ChunkPass::kB || ps == ChunkPass::kBW) && first_b == n) first_b = i;
+  }
+  const bool steady = first_b < n && last_f < n && last_f > first_b;
+  if (!steady) {
+    for (std::size_t i = 0; i < n; ++i) out[i] = lone(i);
+    return out;
+  }
+  std::size_t last_warm = first_b;  // the forward just before the first backward opens the steady state
+  while (last_warm > 0 && order[last_warm - 1].pass != ChunkPass::kF) --last_warm;
+  for (std::size_t i = 0; i + 1 < last_warm; ++i)
+    if (order[i].pass == ChunkPass::kF) out[i] = kPhaseForwardOnly;
+  bool b_seen = false, w_seen = false;  // after the last forward: the first B and W close the steady state
+  for (std::size_t i = last_f + 1; i < n; ++i) {
+    bool& seen = order[i].pass == ChunkPass::kW ? w_seen : b_seen;
+    if (seen) out[i] = lone(i);
+    seen = true;
+  }
+  return out;
+}
+
 Program ProgramBuilder::build(int rank, int m) const {
   Program p;
   const auto order = models::schedule_order(s_.parallelism.schedule, pp_, vpp_, m, rank);
+  const std::vector<ChunkPhase> phases = chunk_phases(s_.parallelism.schedule, order);
   for (std::size_t i = 0; i < order.size(); ++i) {
     const ChunkStep& st = order[i];
+    const std::size_t from = p.ins.size();
+    const ChunkPhase ph = phases[i];
+    struct Tag {  // marks the instructions this step appended with its phase
+      Program& p;
+      std::size_t from;
+      ChunkPhase ph;
+      ~Tag() {
+        for (std::size_t k = from; k < p.ins.size(); ++k) p.ins[k].phase = ph;
+      }
+    } tag{p, from, ph};
     const int v = models::stage_of(s_.parallelism.schedule, pp_, vpp_, rank, st.chunk);
     if (st.pass == ChunkPass::kF && st.overlap_next && i + 1 < order.size()) {
       const ChunkStep& nb = order[i + 1];

@@ -47,6 +47,21 @@ struct BlockSegs {
 /// segments, every other op before or after the routed experts by its position in the block.
 BlockSegs segments_of(const models::Workload& w, int b);
 
+/// Pipeline phase of a chunk on its rank, as the analytic engine counts them (models::SchedulePhases).
+enum ChunkPhase : std::uint8_t {
+  kPhaseSteady = 0,    ///< steady state: between the first backward and the last forward, or an overlapped pair
+  kPhaseForwardOnly,   ///< a forward before the rank's first backward (warm-up); DualPipe: any lone forward
+  kPhaseBackwardOnly,  ///< a backward after the rank's last forward (cool-down); DualPipe: any lone backward
+  kPhaseWeightOnly,    ///< a deferred weight chunk after the rank's last forward; DualPipe: any lone W
+  kPhaseCount
+};
+
+/// The phase of every step of `order` (one rank's schedule_order for `s`). An F step with overlap_next
+/// and the step after it (DualPipe's F&B pair) are steady. Other steps: DualPipe by pass (lone F, B or
+/// BW, W); the other schedules by position (F before the first B or BW: forward-only; B or BW after
+/// the last F: backward-only; W after the last F: weight-only; everything between: steady).
+std::vector<ChunkPhase> chunk_phases(Schedule s, const std::vector<models::ChunkStep>& order);
+
 /// Instruction kinds of a compute stream.
 enum class Ins : std::uint8_t {
   kCompute,  ///< a timed segment
@@ -74,6 +89,7 @@ struct Instr {
   double tp = 0, etp = 0, cp = 0;  ///< of `seconds`: TP, expert-TP and CP communication, s
   int peer_rank = -1, key = 0;     ///< kSend: destination pipeline rank and message key; kRecv: key
   const char* what = "";           ///< segment label (timeline)
+  ChunkPhase phase = kPhaseSteady;  ///< pipeline phase of the chunk the instruction belongs to
 };
 
 /// One all-to-all of a program.

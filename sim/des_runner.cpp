@@ -250,6 +250,7 @@ void Runner::compute_stream(int gi) {
           me.tail += sec;
         } else {
           me.busy += sec;
+          me.phase[x.phase] += sec;
           me.tp += x.tp;
           me.etp += x.etp;
           me.cp += x.cp;
@@ -265,6 +266,7 @@ void Runner::compute_stream(int gi) {
         const double a = sg4::Engine::get_clock();
         me.done->acquire();
         me.wait_comm += sg4::Engine::get_clock() - a;
+        me.phase[x.phase] += sg4::Engine::get_clock() - a;
         break;
       }
       case Ins::kSend: {

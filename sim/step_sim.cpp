@@ -8,6 +8,7 @@
 #include "models/compute_cost.hpp"
 #include "models/network.hpp"
 #include "models/routing_source.hpp"
+#include "models/schedule.hpp"
 #include "models/schedule_order.hpp"
 #include "models/throughput.hpp"
 #include "scenarios/error.hpp"
@@ -31,6 +32,35 @@ StepOptions step_options(const EngineSpec& e) {
   o.timeline_gpus = e.timeline_gpus;
   return o;
 }
+
+namespace {
+// The pipeline phases of rank `rank` as executed: each phase's chunks' compute and all-to-all waits
+// (`phase_time(ChunkPhase)`, extrapolated), the bubble as the rest of the pipeline part `pipeline`
+// (pipeline receive waits), chunk counts from the rank's schedule order at m microbatches.
+template <class PhaseTime>
+models::SchedulePhases executed_phases(const Scenario& s, int rank, int m, double pipeline, PhaseTime phase_time) {
+  const auto& par = s.parallelism;
+  const int vpp = par.schedule == Schedule::kInterleaved ? par.vpp : 1;
+  models::SchedulePhases ph;
+  ph.forward_only = phase_time(kPhaseForwardOnly);
+  ph.steady = phase_time(kPhaseSteady);
+  ph.backward_only = phase_time(kPhaseBackwardOnly);
+  ph.weight_only = phase_time(kPhaseWeightOnly);
+  ph.bubble = std::max(0.0, pipeline - (ph.forward_only + ph.steady + ph.backward_only + ph.weight_only));
+  const auto order = models::schedule_order(par.schedule, par.pp, vpp, m, rank);
+  const auto phases = chunk_phases(par.schedule, order);
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    const bool f = order[i].pass == models::ChunkPass::kF;
+    const bool b = order[i].pass == models::ChunkPass::kB || order[i].pass == models::ChunkPass::kBW;
+    if (phases[i] == kPhaseForwardOnly && f) ++ph.lone_f;
+    if (phases[i] == kPhaseBackwardOnly && b) ++ph.lone_b;
+    if (phases[i] == kPhaseSteady && f) ++ph.pairs;
+  }
+  ph.activations_in_flight = models::activations_in_flight(par.schedule, par.pp, vpp, rank);
+  ph.parameter_copies = par.schedule == Schedule::kDualPipe ? 2 : 1;
+  return ph;
+}
+}  // namespace
 
 StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const models::RoutingInput* routing) {
   check_step_options(o);
@@ -113,9 +143,9 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   // Pipeline receive waits, and whatever the critical GPU finished before the step's end.
   bd.bubble = std::max(0.0, r.step_time - (busy + wait_comm + bd.exposed_dp + bd.optimizer));
   r.grad_sync = sync.reduce + sync.gather;
-  r.phases = models::SchedulePhases{};
-  r.phases.bubble = bd.bubble;
-  r.phases.steady = r.step_time - bd.bubble - bd.exposed_dp - bd.optimizer;
+  r.phases = executed_phases(s, crit.rank, m, r.step_time - bd.exposed_dp - bd.optimizer, [&](int k) {
+    return extrap([k](const GpuState& g) { return g.phase[k]; });
+  });
   r.balanced_step_time = 0;
   models::finish_throughput(r, w, s.cluster.gpu);
   r.analytic_step_time = analytic_step;

@@ -134,6 +134,21 @@ double agreement(const std::string& variant, int m) {
   EXPECT_FALSE(d.links.empty());
   for (const LinkUsage& l : d.links) EXPECT_EQ(l.kind, LinkKind::kNvlink) << l.name;
   report(s.name + " DES vs analytic", d.result.step_time, analytic, "des", "analytic");
+  // The executed phases add up to the step, and count the chunks the analytic engine counts on the same
+  // rank (DualPipe: lone chunks and overlapped pairs; the others: warm-up, steady and cool-down).
+  const models::SchedulePhases& ph = d.result.phases;
+  const models::Breakdown& bd = d.result.breakdown;
+  EXPECT_NEAR(ph.total() + bd.exposed_dp + bd.optimizer, d.result.step_time, 1e-9 * d.result.step_time);
+  if (d.result.critical_rank == 0 && s.parallelism.schedule != Schedule::kInterleaved) {
+    const models::Result a = models::evaluate_analytic(s);
+    EXPECT_EQ(ph.lone_f, a.phases.lone_f);
+    EXPECT_EQ(ph.lone_b, a.phases.lone_b);
+    EXPECT_EQ(ph.pairs, a.phases.pairs);
+  }
+  std::printf("[measured] %s DES phases on PP rank %d: 1F %.6f s x%d, steady %.6f s x%d, 1B %.6f s x%d, "
+              "1W %.6f s, bubble %.6f s\n",
+              s.name.c_str(), d.result.critical_rank, ph.forward_only, ph.lone_f, ph.steady, ph.pairs,
+              ph.backward_only, ph.lone_b, ph.weight_only, ph.bubble);
   return rel_err(d.result.step_time, analytic);
 }
 
@@ -199,6 +214,45 @@ TEST(StepSimDense, OneFOneBMatchesHandFormula) {
   const models::RankWork& rw = w.ranks[static_cast<std::size_t>(d.result.critical_rank)];
   EXPECT_NEAR(d.result.breakdown.compute, m * (rw.pass[0].compute + rw.pass[1].compute + rw.pass[2].compute),
               1e-9 * formula);
+}
+
+// The same dense 1F1B pipeline, phase by phase, by hand: the critical rank r runs warm = PP-r-1 forward
+// chunks alone, m - warm steady F + BW units and warm lone BW chunks; the bubble is what remains of the
+// step after them and the tail (its receive waits).
+TEST(StepSimDense, OneFOneBPhasesMatchHandFormula) {
+  const Json dense = {{"name", "des-test-dense"},
+                      {"layers", 16},
+                      {"hidden", 2048},
+                      {"vocab", 1024},
+                      {"dense_ffn", 8192},
+                      {"activation", "swiglu"},
+                      {"attention", {{"kind", "mha"}, {"heads", 16}, {"head_dim", 128}}}};
+  const Scenario s = load(kNvl, "", {{"/model", dense}, {"/parallelism/experts/ep", 1}});
+  const int m = s.layout.microbatches, pp = s.parallelism.pp;
+  ASSERT_EQ(m, 16);
+  ASSERT_EQ(pp, 4);
+  const StepSimResult d = simulate_step(s, options_of(s));
+  auto cm = models::make_compute_cost_model(s);
+  const models::Workload w = models::build_workload(s, *cm, models::NetworkModel(s.cluster));
+  const int r = d.result.critical_rank;
+  const models::RankWork& rw = w.ranks[static_cast<std::size_t>(r)];
+  const double f = rw.pass[0].compute, bw = rw.pass[1].compute + rw.pass[2].compute;
+  const int warm = pp - r - 1;
+  const models::SchedulePhases& ph = d.result.phases;
+  const double tol = 1e-9 * d.result.step_time;
+  EXPECT_EQ(ph.lone_f, warm);
+  EXPECT_EQ(ph.lone_b, warm);
+  EXPECT_EQ(ph.pairs, m - warm);
+  EXPECT_NEAR(ph.forward_only, warm * f, tol);
+  EXPECT_NEAR(ph.steady, (m - warm) * (f + bw), tol);
+  EXPECT_NEAR(ph.backward_only, warm * bw, tol);
+  EXPECT_NEAR(ph.weight_only, 0.0, tol);
+  const double tail = d.result.breakdown.exposed_dp + d.result.breakdown.optimizer;
+  EXPECT_NEAR(ph.bubble, d.result.step_time - tail - m * (f + bw), tol);
+  // The fill and drain leave about (PP-1)(F+B+W) idle on every rank.
+  EXPECT_NEAR(ph.bubble, (pp - 1) * (f + bw), 0.05 * (pp - 1) * (f + bw));
+  std::printf("[measured] dense 1F1B PP4 m16, rank %d: 1F %.6f s, steady %.6f s, 1B %.6f s, bubble %.6f s\n", r,
+              ph.forward_only, ph.steady, ph.backward_only, ph.bubble);
 }
 
 // =================================================================================== 3. straggler
