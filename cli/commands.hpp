@@ -68,6 +68,9 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat);
 /// `moesim report merge DIR`: every point file of a sweep folder into DIR/merged.csv and merged.json,
 /// in point order, one file at a time.
 int report_merge_cmd(const std::string& dir);
+/// `moesim report DIR`: DIR/report.html and DIR/report-specs/ from the results in DIR (run, merged sweep,
+/// plan.json, compare.json, accuracy.json). docs/report.md.
+int report_html_cmd(const std::string& dir);
 
 struct TraceImportArgs {
   TraceFormat format = TraceFormat::kMegatron;

@@ -9,6 +9,7 @@
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
 #include "models/op_table.hpp"
+#include "reports/html_report.hpp"
 #include "reports/writers.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
@@ -23,7 +24,7 @@ using moesim::cli::kUsage;
 namespace {
 
 int run_cmd(const std::string& path, moesim::OutputFormat format, const std::string& out_dir, bool force,
-            bool ops, std::optional<moesim::EngineKind> engine, const moesim::Catalog& cat) {
+            bool ops, bool report, std::optional<moesim::EngineKind> engine, const moesim::Catalog& cat) {
   moesim::Scenario s = moesim::load_scenario(path, cat);
   if (engine) {
     s.engine.kind = *engine;
@@ -33,9 +34,15 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
   const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
   const std::string dir_option = !out_dir.empty() ? "--out" : "/outputs/dir of " + s.source;
+  if (report && dir.empty())
+    throw moesim::ConfigError(
+        "--report: expected an output directory (--out DIR or the scenario's "
+        "/outputs/dir), found none");
   if (!dir.empty())  // refuse before a long simulation, not after it
     moesim::reports::check_run_outputs(dir, moesim::reports::run_output_files(s.outputs.formats, simulate),
                                        force, dir_option);
+  std::optional<moesim::reports::VegaBundle> vega;
+  if (report) vega = moesim::reports::load_vega_bundle();
   std::optional<moesim::sim::StepSimResult> des;
   // The engines take the routing resolved by the checks: neither reads a file.
   if (simulate) des = moesim::sim::simulate_step(s, moesim::sim::step_options(s.engine), &routing);
@@ -71,6 +78,10 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
     }
   }
   if (!dir.empty()) moesim::reports::write_run_outputs(dir, s, r, force, d, op_rows, dir_option);
+  if (vega) {
+    const std::string page = moesim::reports::write_report(dir, moesim::reports::build_report(dir), *vega);
+    std::cerr << "moesim: report: " << page << "\n";
+  }
   return r.feasible ? kOk : kInfeasible;
 }
 
@@ -139,6 +150,10 @@ int main(int argc, char** argv) {
       "--ops", ops,
       "Print every op instead of the result: the critical pipeline rank's ops summed by op and pass "
       "(table), or every rank's ops per block (csv, json); --out writes ops.csv either way");
+  bool run_report = false;
+  run->add_flag("--report", run_report,
+                "Also write report.html (interactive charts) into the output directory (needs --out or "
+                "outputs.dir)");
   run->add_option("--engine", engine, "Engine (overrides the scenario's engine.kind)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
 
@@ -324,11 +339,17 @@ int main(int argc, char** argv) {
   swp->add_option("--engine", sweep_engine, "Override every point's engine.kind")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
   std::string report_dir;
-  auto* rep = app.add_subcommand("report", "Reports of output folders");
+  auto* rep = app.add_subcommand(
+      "report",
+      "Write DIR/report.html (interactive charts and tables) from an output folder (docs/report.md)");
+  rep->add_option(
+      "dir", report_dir,
+      "Output folder: a run (--out), a merged sweep, or a folder holding plan.json, compare.json or "
+      "accuracy.json");
   auto* rep_merge =
       rep->add_subcommand("merge", "Gather a sweep folder's points into merged.csv and merged.json");
   rep_merge->add_option("dir", report_dir, "Sweep folder (moesim sweep --out DIR)")->required();
-  rep->require_subcommand(1);
+  rep->require_subcommand(0, 1);
 
   try {
     app.parse(argc, argv);
@@ -346,7 +367,7 @@ int main(int argc, char** argv) {
     const OutputFormat out_format = formats.get(format, "--format");
     std::optional<EngineKind> engine_kind;
     if (!engine.empty()) engine_kind = moesim::engine_kinds().get(engine, "--engine");
-    if (*run) return run_cmd(file, out_format, out_dir, force, ops, engine_kind, cat);
+    if (*run) return run_cmd(file, out_format, out_dir, force, ops, run_report, engine_kind, cat);
     if (*cmp) return moesim::cli::compare_cmd(files, out_format, engine_kind, cat);
     if (*val) return moesim::cli::validate_cmd(files, cat);
     if (*swp) {
@@ -354,6 +375,14 @@ int main(int argc, char** argv) {
       return moesim::cli::sweep_cmd(sweep_args, cat);
     }
     if (*rep_merge) return moesim::cli::report_merge_cmd(report_dir);
+    if (*rep) {
+      if (report_dir.empty()) {
+        std::cerr << "moesim: error: report: expected an output folder (moesim report DIR) or `merge DIR`, "
+                     "found neither\n";
+        return kUsage;
+      }
+      return moesim::cli::report_html_cmd(report_dir);
+    }
     if (*pln)
       return moesim::cli::plan_cmd(plan_file, out_format, plan_output, plan_force, plan_jobs, plan_confirm,
                                    plan_validation, cat);

@@ -109,7 +109,9 @@ std::vector<ChunkPhase> chunk_phases(Schedule s, const std::vector<ChunkStep>& o
   std::vector<ChunkPhase> out(n, kPhaseSteady);
   const auto lone = [&](std::size_t i) {
     const ChunkPass ps = order[i].pass;
-    return ps == ChunkPass::kF ? kPhaseForwardOnly : ps == ChunkPass::kW ? kPhaseWeightOnly : kPhaseBackwardOnly;
+    return ps == ChunkPass::kF   ? kPhaseForwardOnly
+           : ps == ChunkPass::kW ? kPhaseWeightOnly
+                                 : kPhaseBackwardOnly;
   };
   if (s == Schedule::kDualPipe) {
     for (std::size_t i = 0; i < n; ++i) {

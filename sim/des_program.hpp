@@ -49,7 +49,7 @@ BlockSegs segments_of(const models::Workload& w, int b);
 
 /// Pipeline phase of a chunk on its rank, as the analytic engine counts them (models::SchedulePhases).
 enum ChunkPhase : std::uint8_t {
-  kPhaseSteady = 0,    ///< steady state: between the first backward and the last forward, or an overlapped pair
+  kPhaseSteady = 0,  ///< steady state: between the first backward and the last forward, or an overlapped pair
   kPhaseForwardOnly,   ///< a forward before the rank's first backward (warm-up); DualPipe: any lone forward
   kPhaseBackwardOnly,  ///< a backward after the rank's last forward (cool-down); DualPipe: any lone backward
   kPhaseWeightOnly,    ///< a deferred weight chunk after the rank's last forward; DualPipe: any lone W
@@ -81,14 +81,14 @@ const char* coll_name(int k);
 /// One instruction of a compute stream.
 struct Instr {
   Ins op = Ins::kCompute;
-  char pass = 'F';                 ///< 'F', 'B', 'W'; 'S' for the tail
-  int moe = -1;                    ///< kExpert: the layer whose per-GPU load scales it
-  int layer = -1;                  ///< block index (timeline), -1 outside blocks
-  int mb = -1, stage = -1;         ///< microbatch and pipeline stage
-  double seconds = 0;              ///< kCompute, kExpert, kTail: s; kSend: bytes per GPU
-  double tp = 0, etp = 0, cp = 0;  ///< of `seconds`: TP, expert-TP and CP communication, s
-  int peer_rank = -1, key = 0;     ///< kSend: destination pipeline rank and message key; kRecv: key
-  const char* what = "";           ///< segment label (timeline)
+  char pass = 'F';                  ///< 'F', 'B', 'W'; 'S' for the tail
+  int moe = -1;                     ///< kExpert: the layer whose per-GPU load scales it
+  int layer = -1;                   ///< block index (timeline), -1 outside blocks
+  int mb = -1, stage = -1;          ///< microbatch and pipeline stage
+  double seconds = 0;               ///< kCompute, kExpert, kTail: s; kSend: bytes per GPU
+  double tp = 0, etp = 0, cp = 0;   ///< of `seconds`: TP, expert-TP and CP communication, s
+  int peer_rank = -1, key = 0;      ///< kSend: destination pipeline rank and message key; kRecv: key
+  const char* what = "";            ///< segment label (timeline)
   ChunkPhase phase = kPhaseSteady;  ///< pipeline phase of the chunk the instruction belongs to
 };
 

@@ -36,9 +36,10 @@ struct GpuState {
   double wait_comm = 0;            ///< waiting for all-to-alls
   double wait_p2p = 0;             ///< waiting for pipeline receives
   double tail = 0;                 ///< data-parallel synchronisation and optimizer
-  double phase[kPhaseCount] = {};  ///< busy plus all-to-all waits, per pipeline phase of the chunk (ChunkPhase)
-  double finish = -1;              ///< end of the program from the run's start (-1: did not finish)
-  long long segments = 0;          ///< compute segments executed
+  double phase[kPhaseCount] =
+      {};                  ///< busy plus all-to-all waits, per pipeline phase of the chunk (ChunkPhase)
+  double finish = -1;      ///< end of the program from the run's start (-1: did not finish)
+  long long segments = 0;  ///< compute segments executed
 };
 
 /// A pipeline transfer to one GPU: its legs each release `arrived` once posted (once in all when it

@@ -38,7 +38,8 @@ namespace {
 // (`phase_time(ChunkPhase)`, extrapolated), the bubble as the rest of the pipeline part `pipeline`
 // (pipeline receive waits), chunk counts from the rank's schedule order at m microbatches.
 template <class PhaseTime>
-models::SchedulePhases executed_phases(const Scenario& s, int rank, int m, double pipeline, PhaseTime phase_time) {
+models::SchedulePhases executed_phases(const Scenario& s, int rank, int m, double pipeline,
+                                       PhaseTime phase_time) {
   const auto& par = s.parallelism;
   const int vpp = par.schedule == Schedule::kInterleaved ? par.vpp : 1;
   models::SchedulePhases ph;
@@ -143,9 +144,8 @@ StepSimResult simulate_step(const Scenario& s, const StepOptions& o, const model
   // Pipeline receive waits, and whatever the critical GPU finished before the step's end.
   bd.bubble = std::max(0.0, r.step_time - (busy + wait_comm + bd.exposed_dp + bd.optimizer));
   r.grad_sync = sync.reduce + sync.gather;
-  r.phases = executed_phases(s, crit.rank, m, r.step_time - bd.exposed_dp - bd.optimizer, [&](int k) {
-    return extrap([k](const GpuState& g) { return g.phase[k]; });
-  });
+  r.phases = executed_phases(s, crit.rank, m, r.step_time - bd.exposed_dp - bd.optimizer,
+                             [&](int k) { return extrap([k](const GpuState& g) { return g.phase[k]; }); });
   r.balanced_step_time = 0;
   models::finish_throughput(r, w, s.cluster.gpu);
   r.analytic_step_time = analytic_step;

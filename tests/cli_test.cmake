@@ -260,4 +260,16 @@ expect_run(0 ARGS topology "${MIX}" --dot "${WORK}/g.dot" STDERR "wrote")
 file(WRITE "${WORK}/g.dot" "mine")
 expect_run(5 ARGS topology "${MIX}" --dot "${WORK}/g.dot" STDERR "refusing to overwrite")
 
+# report: the page of a run folder, written with the run or afterwards; folders and flags it refuses.
+expect_run(0 ARGS run "${MIX}" --out "${WORK}/rep" --report STDERR "report: .*rep/report.html")
+if(NOT EXISTS "${WORK}/rep/report.html" OR NOT EXISTS "${WORK}/rep/report-specs/breakdown.vl.json")
+  message(FATAL_ERROR "run --report: no report.html or report-specs/breakdown.vl.json in ${WORK}/rep")
+endif()
+expect_run(0 ARGS report "${WORK}/rep" STDERR "report: 6 charts into")
+expect_run(2 ARGS report STDERR "expected an output folder")
+expect_run(5 ARGS report "${WORK}/no-such-folder" STDERR "no-such-folder: expected an output folder of moesim, found nothing")
+file(MAKE_DIRECTORY "${WORK}/rep-empty")
+expect_run(5 ARGS report "${WORK}/rep-empty" STDERR "expected result.json, merged.json, plan.json, compare.json or accuracy.json, found none")
+expect_run(4 ARGS run "${MIX}" --report STDERR "--report: expected an output directory")
+
 message(STATUS "cli_test: all checks passed")

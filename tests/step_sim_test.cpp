@@ -145,10 +145,11 @@ double agreement(const std::string& variant, int m) {
     EXPECT_EQ(ph.lone_b, a.phases.lone_b);
     EXPECT_EQ(ph.pairs, a.phases.pairs);
   }
-  std::printf("[measured] %s DES phases on PP rank %d: 1F %.6f s x%d, steady %.6f s x%d, 1B %.6f s x%d, "
-              "1W %.6f s, bubble %.6f s\n",
-              s.name.c_str(), d.result.critical_rank, ph.forward_only, ph.lone_f, ph.steady, ph.pairs,
-              ph.backward_only, ph.lone_b, ph.weight_only, ph.bubble);
+  std::printf(
+      "[measured] %s DES phases on PP rank %d: 1F %.6f s x%d, steady %.6f s x%d, 1B %.6f s x%d, "
+      "1W %.6f s, bubble %.6f s\n",
+      s.name.c_str(), d.result.critical_rank, ph.forward_only, ph.lone_f, ph.steady, ph.pairs,
+      ph.backward_only, ph.lone_b, ph.weight_only, ph.bubble);
   return rel_err(d.result.step_time, analytic);
 }
 
@@ -251,8 +252,8 @@ TEST(StepSimDense, OneFOneBPhasesMatchHandFormula) {
   EXPECT_NEAR(ph.bubble, d.result.step_time - tail - m * (f + bw), tol);
   // The fill and drain leave about (PP-1)(F+B+W) idle on every rank.
   EXPECT_NEAR(ph.bubble, (pp - 1) * (f + bw), 0.05 * (pp - 1) * (f + bw));
-  std::printf("[measured] dense 1F1B PP4 m16, rank %d: 1F %.6f s, steady %.6f s, 1B %.6f s, bubble %.6f s\n", r,
-              ph.forward_only, ph.steady, ph.backward_only, ph.bubble);
+  std::printf("[measured] dense 1F1B PP4 m16, rank %d: 1F %.6f s, steady %.6f s, 1B %.6f s, bubble %.6f s\n",
+              r, ph.forward_only, ph.steady, ph.backward_only, ph.bubble);
 }
 
 // =================================================================================== 3. straggler
