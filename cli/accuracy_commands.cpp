@@ -28,7 +28,9 @@ const Registry<AccuracyEngine>& accuracy_engines() {
   return r;
 }
 
-int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat format, const Catalog& cat) {
+int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat format,
+                 const ReportTarget& report, const Catalog& cat) {
+  const std::optional<reports::VegaBundle> vega = prepare_report(report);  // refuse before any work
   std::error_code ec;
   if (!fs::is_directory(dir, ec))
     throw IoError(located_message(dir, "DIR", "a folder of validation scenarios (*.json)",
@@ -85,6 +87,7 @@ int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat for
       reports::write_accuracy_table(std::cout, rows, engines);
       break;
   }
+  if (vega) finish_report(report, *vega, reports::accuracy_json(rows, engines).dump(2) + "\n");
   return kOk;
 }
 

@@ -7,22 +7,32 @@
 #include <string>
 #include <vector>
 
+#include "reports/html_report.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/kinds.hpp"
 
 namespace moesim::cli {
 
+/// `--report DIR` of compare, plan and accuracy: the command's JSON result as DIR/NAME and the HTML report
+/// of DIR (reports/html_report.hpp). Empty dir: no report.
+struct ReportTarget {
+  std::string dir;
+  std::string name;    ///< compare.json, plan.json, accuracy.json
+  bool force = false;  ///< replace an existing DIR/NAME
+};
+
 /// `moesim compare SCENARIO...`: every scenario and its variants, side by side (`engine`: overrides each
 /// scenario's engine.kind; the discrete-event engine runs each evaluation in its own process).
-int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std::optional<EngineKind> engine,
-                const Catalog& cat);
+int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, const ReportTarget& report,
+                std::optional<EngineKind> engine, const Catalog& cat);
 
 /// `moesim plan PLAN`: the search of plan/search.hpp; the ranked plans and the Pareto front on stdout or
 /// in `output` (never replaced without `force`); `jobs` threads (0: one per core); the best `confirm`
 /// plans re-run with the discrete-event engine; error bars from the published runs of `validation_dir`
 /// (empty: none).
-int plan_cmd(const std::string& path, OutputFormat format, const std::string& output, bool force, int jobs,
-             int confirm, const std::string& validation_dir, const Catalog& cat);
+int plan_cmd(const std::string& path, OutputFormat format, const std::string& output,
+             const ReportTarget& report, bool force, int jobs, int confirm, const std::string& validation_dir,
+             const Catalog& cat);
 
 /// `moesim validate SCENARIO...`: loads every file and every variant and runs check_scenario on each;
 /// prints every problem (one line each, naming file and pointer) and returns the exit code of the first.
@@ -72,6 +82,12 @@ int report_merge_cmd(const std::string& dir);
 /// plan.json, compare.json, accuracy.json). docs/report.md.
 int report_html_cmd(const std::string& dir);
 
+/// Checks a ReportTarget before any work: DIR can be created and written, DIR/NAME is not there unless
+/// force, the chart libraries are readable. Returns them (nullopt without a target).
+std::optional<reports::VegaBundle> prepare_report(const ReportTarget& t);
+/// Writes `json_text` as DIR/NAME, then DIR/report.html from the folder.
+void finish_report(const ReportTarget& t, const reports::VegaBundle& vega, const std::string& json_text);
+
 struct TraceImportArgs {
   TraceFormat format = TraceFormat::kMegatron;
   std::string input, output, model, kind = "expert_counts", domain;
@@ -109,6 +125,7 @@ const Registry<AccuracyEngine>& accuracy_engines();
 /// `moesim accuracy [DIR]`: every validation scenario of DIR (its "reference" figures) and every kernel
 /// row of DIR/kernels, predicted and held against the published figure, with per-group median and
 /// largest |error| per engine (docs/accuracy.md).
-int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat format, const Catalog& cat);
+int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat format,
+                 const ReportTarget& report, const Catalog& cat);
 
 }  // namespace moesim::cli

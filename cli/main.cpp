@@ -49,8 +49,9 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
   const moesim::models::Result r = des ? des->result : moesim::models::evaluate_analytic(s, routing);
   const moesim::sim::StepSimResult* d = des ? &*des : nullptr;
   // Both engines run the same priced workload: its ops are listed once, whichever engine ran.
-  std::vector<moesim::models::OpRow> op_rows;
-  if (ops || !dir.empty()) op_rows = moesim::models::op_rows(s, routing);
+  moesim::models::RunTables tables;
+  if (ops || !dir.empty()) tables = moesim::models::run_tables(s, routing);
+  const std::vector<moesim::models::OpRow>& op_rows = tables.ops;
   if (ops) {
     switch (format) {
       case moesim::OutputFormat::kJson:
@@ -77,7 +78,8 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
         break;
     }
   }
-  if (!dir.empty()) moesim::reports::write_run_outputs(dir, s, r, force, d, op_rows, dir_option);
+  if (!dir.empty())
+    moesim::reports::write_run_outputs(dir, s, r, force, d, op_rows, dir_option, tables.gpu_load);
   if (vega) {
     const std::string page = moesim::reports::write_report(dir, moesim::reports::build_report(dir), *vega);
     std::cerr << "moesim: report: " << page << "\n";
@@ -163,6 +165,11 @@ int main(int argc, char** argv) {
   cmp->add_option("--format", format, "Output on stdout")
       ->check(CLI::IsMember(table_or_json))
       ->capture_default_str();
+  std::string compare_report;
+  bool compare_force = false;
+  cmp->add_option("--report", compare_report,
+                  "Also write DIR/compare.json and DIR/report.html, interactive charts (docs/report.md)");
+  cmp->add_flag("--force", compare_force, "Replace an existing DIR/compare.json of --report");
   cmp->add_option("--engine", engine,
                   "Engine (overrides each scenario's engine.kind; des runs each in its own process)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
@@ -297,6 +304,11 @@ int main(int argc, char** argv) {
   acc->add_option("--format", format, "Output on stdout")
       ->check(CLI::IsMember(formats.names()))
       ->capture_default_str();
+  std::string acc_report;
+  bool acc_force = false;
+  acc->add_option("--report", acc_report,
+                  "Also write DIR/accuracy.json and DIR/report.html, interactive charts (docs/report.md)");
+  acc->add_flag("--force", acc_force, "Replace an existing DIR/accuracy.json of --report");
 
   std::string plan_file, plan_output;
   bool plan_force = false;
@@ -310,7 +322,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   pln->add_option("--output,-o", plan_output,
                   "Write to this file instead of stdout (never overwrites without --force)");
-  pln->add_flag("--force", plan_force, "Overwrite --output if it exists");
+  pln->add_flag("--force", plan_force, "Overwrite --output (and --report's plan.json) if it exists");
+  std::string plan_report;
+  pln->add_option("--report", plan_report,
+                  "Also write DIR/plan.json and DIR/report.html, interactive charts (docs/report.md)");
   pln->add_option("--jobs,-j", plan_jobs, "Threads evaluating layouts (0: one per core; same result for any)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
@@ -368,7 +383,9 @@ int main(int argc, char** argv) {
     std::optional<EngineKind> engine_kind;
     if (!engine.empty()) engine_kind = moesim::engine_kinds().get(engine, "--engine");
     if (*run) return run_cmd(file, out_format, out_dir, force, ops, run_report, engine_kind, cat);
-    if (*cmp) return moesim::cli::compare_cmd(files, out_format, engine_kind, cat);
+    if (*cmp)
+      return moesim::cli::compare_cmd(files, out_format, {compare_report, "compare.json", compare_force},
+                                      engine_kind, cat);
     if (*val) return moesim::cli::validate_cmd(files, cat);
     if (*swp) {
       if (!sweep_engine.empty()) sweep_args.engine = moesim::engine_kinds().get(sweep_engine, "--engine");
@@ -384,8 +401,8 @@ int main(int argc, char** argv) {
       return moesim::cli::report_html_cmd(report_dir);
     }
     if (*pln)
-      return moesim::cli::plan_cmd(plan_file, out_format, plan_output, plan_force, plan_jobs, plan_confirm,
-                                   plan_validation, cat);
+      return moesim::cli::plan_cmd(plan_file, out_format, plan_output, {plan_report, "plan.json", plan_force},
+                                   plan_force, plan_jobs, plan_confirm, plan_validation, cat);
     if (*lst)
       return moesim::cli::list_cmd(
           what.empty() ? std::nullopt
@@ -419,7 +436,7 @@ int main(int argc, char** argv) {
     }
     if (*acc)
       return moesim::cli::accuracy_cmd(acc_dir, moesim::cli::accuracy_engines().get(acc_engine, "--engine"),
-                                       out_format, cat);
+                                       out_format, {acc_report, "accuracy.json", acc_force}, cat);
     if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, out_format);
     if (*trc_upg) return moesim::cli::trace_upgrade_cmd(trace_file, upgrade_out, upgrade_force);
   } catch (const std::exception& e) {

@@ -62,9 +62,11 @@ std::vector<plan::TimeRatio> measured_time_ratios(const std::string& dir, const 
 
 }  // namespace
 
-int plan_cmd(const std::string& path, OutputFormat format, const std::string& output, bool force, int jobs,
-             int confirm, const std::string& validation_dir, const Catalog& cat) {
+int plan_cmd(const std::string& path, OutputFormat format, const std::string& output,
+             const ReportTarget& report, bool force, int jobs, int confirm, const std::string& validation_dir,
+             const Catalog& cat) {
   if (!output.empty()) reports::check_output_file(output, force, "--output");
+  const std::optional<reports::VegaBundle> vega = prepare_report(report);
   const plan::PlanSpec p = plan::read_plan(path, cat);
   // The base scenario's routing, trace and fabric are checked once, with its own layout: a bad trace is
   // reported here rather than as every candidate being invalid.
@@ -125,6 +127,7 @@ int plan_cmd(const std::string& path, OutputFormat format, const std::string& ou
     reports::write_file(output, text.str(), force, "--output");
     std::cerr << "moesim: wrote " << output << "\n";
   }
+  if (vega) finish_report(report, *vega, plan::plan_json(p, r).dump(2) + "\n");
   return 0;
 }
 

@@ -32,8 +32,9 @@ models::Result evaluate(const Scenario& s) {
 
 }  // namespace
 
-int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std::optional<EngineKind> engine,
-                const Catalog& cat) {
+int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, const ReportTarget& report,
+                std::optional<EngineKind> engine, const Catalog& cat) {
+  const std::optional<reports::VegaBundle> vega = prepare_report(report);  // refuse before any work
   std::vector<reports::CompareRow> rows;
   for (const auto& path : paths) {
     Json base = read_json_file(path);
@@ -65,6 +66,7 @@ int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, std:
     std::cout << reports::compare_json(rows).dump(2) << "\n";
   else
     reports::write_compare_table(std::cout, rows);
+  if (vega) finish_report(report, *vega, reports::compare_json(rows).dump(2) + "\n");
   return kOk;
 }
 

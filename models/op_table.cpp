@@ -135,4 +135,26 @@ std::vector<OpRow> op_rows(const Scenario& s, const RoutingInput& routing) {
   return op_rows(s, w, *cm, net);
 }
 
+std::vector<std::vector<double>> expert_gpu_loads(const Workload& w) {
+  std::vector<std::vector<double>> out;
+  out.reserve(w.moe_detail.size());
+  for (const MoeLayerDetail& d : w.moe_detail) {
+    double sum = 0;
+    for (double x : d.rank_load) sum += x;
+    const double mean = d.rank_load.empty() ? 0 : sum / static_cast<double>(d.rank_load.size());
+    std::vector<double> row;
+    row.reserve(d.rank_load.size());
+    for (double x : d.rank_load) row.push_back(mean > 0 ? x / mean : 1.0);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
+RunTables run_tables(const Scenario& s, const RoutingInput& routing) {
+  const auto cm = make_compute_cost_model(s);
+  const NetworkModel net(s.cluster);
+  const Workload w = build_workload(s, *cm, net, routing_override(routing));
+  return RunTables{op_rows(s, w, *cm, net), expert_gpu_loads(w)};
+}
+
 }  // namespace moesim::models

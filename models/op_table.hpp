@@ -41,6 +41,18 @@ std::vector<OpRow> op_rows(const Scenario& s, const Workload& w, const ComputeCo
 /// model, and `routing` (the routing check_scenario resolved) where it replaces the expected shares.
 std::vector<OpRow> op_rows(const Scenario& s, const RoutingInput& routing);
 
+/// Per MoE layer of `w`, in order (Workload::moe_detail): each EP rank's routed-expert rows over the mean
+/// of its group (all 1 under balanced routing; the busiest rank gates the layer's all-to-alls).
+std::vector<std::vector<double>> expert_gpu_loads(const Workload& w);
+
+/// What a run's output directory lists beside the result: the op rows and the per-GPU expert loads of
+/// one priced workload (as op_rows(s, routing) prices it).
+struct RunTables {
+  std::vector<OpRow> ops;
+  std::vector<std::vector<double>> gpu_load;  ///< expert_gpu_loads
+};
+RunTables run_tables(const Scenario& s, const RoutingInput& routing);
+
 /// "F", "B" or "W".
 const char* pass_name(Pass p);
 /// gemm, grouped_gemm, attention, memory, comm.

@@ -373,6 +373,52 @@ void run_charts(const fs::path& dir, HtmlReport& rep) {
               "(result.json /moe/layers); the busiest GPU gates every all-to-all of its layer.",
               s, t));
   }
+  // Per-GPU expert load per MoE layer.
+  if (fs::exists(dir / "expert_load.csv")) {
+    const Csv c = read_csv(dir / "expert_load.csv");
+    rep.sources.push_back(c.file);
+    const int c_moe = c.column("moe_layer"), c_layer = c.column("layer"), c_rank = c.column("ep_rank"),
+              c_load = c.column("load_over_mean");
+    Json v = Json::array();
+    HtmlTable t{{"MoE layer", "block", "busiest EP rank", "its load / mean", "least load / mean"}, {}};
+    std::map<int, std::tuple<int, int, double, double>> per;  // moe layer -> block, busiest rank, max, min
+    int ranks = 0;
+    for (std::size_t i = 0; i < c.rows.size(); ++i) {
+      const int m = static_cast<int>(c.number(i, c_moe)), g = static_cast<int>(c.number(i, c_rank));
+      const double x = c.number(i, c_load);
+      ranks = std::max(ranks, g + 1);
+      v.push_back({{"moe_layer", m}, {"ep_rank", g}, {"load", x}});
+      auto [it, fresh] = per.try_emplace(m, static_cast<int>(c.number(i, c_layer)), g, x, x);
+      auto& [block, busiest, hi, lo] = it->second;
+      if (!fresh && x > hi) {
+        hi = x;
+        busiest = g;
+      }
+      if (!fresh) lo = std::min(lo, x);
+    }
+    for (const auto& [m, e] : per)
+      t.rows.push_back({std::to_string(m), std::to_string(std::get<0>(e)), std::to_string(std::get<1>(e)),
+                        g4(std::get<2>(e)), g4(std::get<3>(e))});
+    if (!v.empty()) {
+      const int layers = static_cast<int>(per.size());
+      Json s =
+          base_spec(v, std::min(900, std::max(160, 14 * ranks)), std::min(700, std::max(120, 10 * layers)));
+      s["mark"] = {{"type", "rect"}, {"tooltip", true}};
+      s["encoding"] = {
+          {"x", {{"field", "ep_rank"}, {"type", "ordinal"}, {"title", "EP rank (GPU of the group)"}}},
+          {"y", {{"field", "moe_layer"}, {"type", "ordinal"}, {"title", "MoE layer"}}},
+          {"color",
+           {{"field", "load"},
+            {"type", "quantitative"},
+            {"title", "load / mean"},
+            {"scale", {{"scheme", "orangered"}}}}}};
+      rep.charts.push_back(
+          chart("gpu-load", "Expert load per GPU and layer",
+                "Routed-expert rows each GPU of an expert-parallel group computes, over the group's "
+                "mean, per MoE layer (expert_load.csv); the hottest cell of a row gates that layer.",
+                s, t));
+    }
+  }
   // Node x node all-to-all bytes of the first MoE layer.
   if (d.has("/moe/first_layer_dispatch_node_traffic_bytes")) {
     const Json& m = d.array("/moe/first_layer_dispatch_node_traffic_bytes");

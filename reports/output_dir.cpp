@@ -1,6 +1,7 @@
 #include "reports/output_dir.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <optional>
@@ -28,7 +29,21 @@ struct Run {
   const models::Result& r;
   const sim::StepSimResult* des;
   const std::vector<models::OpRow>& ops;
+  const std::vector<std::vector<double>>& gpu_load;
 };
+
+// expert_load.csv: one row per MoE layer and EP rank.
+void write_expert_load_csv(std::ostream& out, const Run& x) {
+  out << "moe_layer,layer,ep_rank,load_over_mean\n";
+  char b[32];
+  for (std::size_t i = 0; i < x.gpu_load.size(); ++i) {
+    const int layer = i < x.r.moe_layers.size() ? x.r.moe_layers[i].layer : -1;
+    for (std::size_t g = 0; g < x.gpu_load[i].size(); ++g) {
+      std::snprintf(b, sizeof b, "%.10g", x.gpu_load[i][g]);
+      out << i << "," << layer << "," << g << "," << b << "\n";
+    }
+  }
+}
 
 // The files of an output directory, in the order they are written; `format` set: only when
 // outputs.formats lists it; `des`: only for a discrete-event run (the writer is then given its result).
@@ -50,6 +65,7 @@ const std::vector<OutputFile>& output_files() {
       {"layers.csv", std::nullopt, false,
        [](std::ostream& out, const Run& x) { write_layers_csv(out, x.r); }},
       {"ops.csv", std::nullopt, false, [](std::ostream& out, const Run& x) { write_ops_csv(out, x.ops); }},
+      {"expert_load.csv", std::nullopt, false, write_expert_load_csv},
       {"summary.txt", OutputFormat::kTable, false,
        [](std::ostream& out, const Run& x) { write_table(out, x.s, x.r, x.des); }},
       {"trace.json", std::nullopt, true,
@@ -104,7 +120,7 @@ void check_run_outputs(const std::string& dir, const std::vector<std::string>& n
 
 void write_run_outputs(const std::string& dir, const Scenario& s, const models::Result& r, bool force,
                        const sim::StepSimResult* des, const std::vector<models::OpRow>& ops,
-                       const std::string& option) {
+                       const std::string& option, const std::vector<std::vector<double>>& gpu_load) {
   const fs::path d(dir);
   const std::vector<const OutputFile*> files = selected(s.outputs.formats, des != nullptr);
   const std::vector<std::string> names = run_output_files(s.outputs.formats, des != nullptr);
@@ -112,7 +128,7 @@ void write_run_outputs(const std::string& dir, const Scenario& s, const models::
   OutputSet set;
   for (const OutputFile* f : files) {
     std::ostringstream text;
-    f->write(text, Run{s, r, des, ops});
+    f->write(text, Run{s, r, des, ops, gpu_load});
     set.add((d / f->name).string(), text.str());
   }
   // --force replaces the previous run's whole set: what it wrote and this run does not goes with it.

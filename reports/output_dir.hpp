@@ -18,14 +18,15 @@ struct StepSimResult;
 namespace moesim::reports {
 
 /// Every file a run can write into its output directory, in the order they are written:
-/// scenario.resolved.json, result.json, summary.csv, layers.csv, ops.csv, summary.txt, trace.json,
-/// links.csv.
+/// scenario.resolved.json, result.json, summary.csv, layers.csv, ops.csv, expert_load.csv, summary.txt,
+/// trace.json, links.csv.
 /// These are the only files `force` removes; nothing else in the directory is ever touched.
 std::vector<std::string> known_output_files();
 
 /// The files write_run_outputs writes for `formats` (outputs.formats): scenario.resolved.json,
-/// result.json, layers.csv and ops.csv always; summary.txt for table, summary.csv for csv (json adds nothing:
-/// result.json is every run's record); trace.json and links.csv when `des` (a discrete-event run).
+/// result.json, layers.csv, ops.csv and expert_load.csv always; summary.txt for table, summary.csv for csv
+/// (json adds nothing: result.json is every run's record); trace.json and links.csv when `des` (a
+/// discrete-event run).
 std::vector<std::string> run_output_files(const std::vector<OutputFormat>& formats, bool des);
 
 /// Checks, before anything is evaluated, that `dir` can receive a run whose files are `names`:
@@ -37,12 +38,14 @@ void check_run_outputs(const std::string& dir, const std::vector<std::string>& n
 
 /// Writes run_output_files(s.outputs.formats, des != nullptr) into `dir` as one set: the resolved
 /// scenario, the result document (with the "des" section when `des` is given), the per-layer CSV, the
-/// per-op CSV of `ops` (reports/ops.hpp), the table and summary CSV as listed, the Chrome trace and the link
-/// usage. With `force`, the known output files this run does not write (an earlier run's trace.json or
-/// summary.csv) are removed with the same commit. Checks first (check_run_outputs); logs the files on stderr.
-/// `option` names where the directory came from ("--out", or the scenario's /outputs/dir), for messages.
+/// per-op CSV of `ops` (reports/ops.hpp), the per-GPU expert loads `gpu_load` (models::expert_gpu_loads;
+/// expert_load.csv: moe_layer, layer, ep_rank, load_over_mean), the table and summary CSV as listed, the
+/// Chrome trace and the link usage. With `force`, the known output files this run does not write (an earlier
+/// run's trace.json or summary.csv) are removed with the same commit. Checks first (check_run_outputs); logs
+/// the files on stderr. `option` names where the directory came from ("--out", or the scenario's
+/// /outputs/dir), for messages.
 void write_run_outputs(const std::string& dir, const Scenario& s, const models::Result& r, bool force,
                        const sim::StepSimResult* des, const std::vector<models::OpRow>& ops,
-                       const std::string& option);
+                       const std::string& option, const std::vector<std::vector<double>>& gpu_load = {});
 
 }  // namespace moesim::reports

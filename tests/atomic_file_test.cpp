@@ -346,7 +346,7 @@ TEST_F(AtomicFile, ForceReplacesThePreviousRunsWholeSetOnly) {
   s.outputs.formats = {moesim::OutputFormat::kTable};
   moesim::reports::write_run_outputs(out, s, r, false, nullptr, {}, "--out");
   EXPECT_EQ(entries(out), (std::set<std::string>{"scenario.resolved.json", "result.json", "layers.csv",
-                                                 "ops.csv", "summary.txt"}));
+                                                 "ops.csv", "expert_load.csv", "summary.txt"}));
   put(out + "/trace.json", "earlier des run");
   put(out + "/links.csv", "earlier des run");
   put(out + "/notes.txt", "mine");
@@ -358,7 +358,7 @@ TEST_F(AtomicFile, ForceReplacesThePreviousRunsWholeSetOnly) {
   EXPECT_EQ(read(out + "/trace.json"), "earlier des run");
   moesim::reports::write_run_outputs(out, s, r, true, nullptr, {}, "--out");
   EXPECT_EQ(entries(out), (std::set<std::string>{"scenario.resolved.json", "result.json", "layers.csv",
-                                                 "ops.csv", "summary.csv", "notes.txt"}));
+                                                 "ops.csv", "expert_load.csv", "summary.csv", "notes.txt"}));
   EXPECT_EQ(read(out + "/notes.txt"), "mine");
   // A directory where a file of the set goes is refused before anything is written, even with force.
   fs::remove(out + "/layers.csv");

@@ -21,6 +21,7 @@
 #include "reports/output_dir.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
+#include "scenarios/json_reader.hpp"
 #include "scenarios/loader.hpp"
 
 namespace moesim::reports {
@@ -69,9 +70,43 @@ RunDir deepseek_run(const std::string& name) {
                       catalog());
   const models::RoutingInput routing = models::routing_input(d.s);
   d.r = models::evaluate_analytic(d.s, routing);
-  d.ops = models::op_rows(d.s, routing);
-  write_run_outputs(d.dir.string(), d.s, d.r, true, nullptr, d.ops, "--out");
+  models::RunTables t = models::run_tables(d.s, routing);
+  d.ops = t.ops;
+  write_run_outputs(d.dir.string(), d.s, d.r, true, nullptr, d.ops, "--out", t.gpu_load);
   return d;
+}
+
+// Under zipf-skewed routing the heat map's hottest GPU of every MoE layer is the busiest-GPU ratio the
+// analytic engine reports for that layer (result.json /moe/layers, computed apart from expert_load.csv),
+// and each layer's loads average to one.
+TEST(HtmlReport, GpuLoadHeatMapUnderSkew) {
+  const fs::path dir = fresh_dir("skew");
+  Json j = read_json_file(std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/mixtral-8x7b-64xH100.json");
+  j.erase("variants");
+  j["routing"]["load"] = {{"generator", "zipf"}, {"s", 1.2}, {"seed", 7}};
+  const Scenario s = scenario_from_json(j, "mixtral-zipf", catalog());
+  const models::RoutingInput routing = models::routing_input(s);
+  const models::Result r = models::evaluate_analytic(s, routing);
+  const models::RunTables t = models::run_tables(s, routing);
+  write_run_outputs(dir.string(), s, r, true, nullptr, t.ops, "--out", t.gpu_load);
+  const HtmlReport rep = build_report(dir.string());
+  const Json& v = chart_of(rep, "gpu-load").spec["data"]["values"];
+  ASSERT_EQ(r.moe_layers.size(), t.gpu_load.size());
+  const std::size_t ep = static_cast<std::size_t>(s.parallelism.ep);
+  ASSERT_EQ(v.size(), r.moe_layers.size() * ep);
+  std::map<int, std::pair<double, double>> row;  // moe layer -> max, sum
+  for (const auto& e : v) {
+    auto& [hi, sum] = row[e["moe_layer"].get<int>()];
+    hi = std::max(hi, e["load"].get<double>());
+    sum += e["load"].get<double>();
+  }
+  double skew = 0;
+  for (std::size_t i = 0; i < r.moe_layers.size(); ++i) {
+    EXPECT_NEAR(row[static_cast<int>(i)].first, r.moe_layers[i].max_over_mean_gpu, 1e-8) << i;
+    EXPECT_NEAR(row[static_cast<int>(i)].second / static_cast<double>(ep), 1.0, 1e-8) << i;
+    skew = std::max(skew, r.moe_layers[i].max_over_mean_gpu);
+  }
+  EXPECT_GT(skew, 1.5);  // the zipf(1.2) routing is skewed
 }
 
 TEST(HtmlReport, RunChartsCarryTheResultsNumbers) {

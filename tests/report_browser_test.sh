@@ -22,19 +22,15 @@ run "$moesim" report "$work/des"
 run "$moesim" sweep "$src/scenarios/sweeps/olmoe-ep-batch.json" --out "$work/sweep" -j 2
 run "$moesim" report merge "$work/sweep"
 run "$moesim" report "$work/sweep"
-mkdir -p "$work/plan" "$work/compare" "$work/accuracy"
-run "$moesim" plan "$src/scenarios/plans/qwen3-30b-h100.json" --format json --confirm 0 -o "$work/plan/plan.json"
-run "$moesim" report "$work/plan"
-"$moesim" compare "$src/scenarios/examples/mixtral-8x7b-64xH100.json" --format json >"$work/compare/compare.json" ||
-  fail "compare failed"
-run "$moesim" report "$work/compare"
-"$moesim" accuracy --engine analytic --format json >"$work/accuracy/accuracy.json" || fail "accuracy failed"
-run "$moesim" report "$work/accuracy"
+# plan, compare and accuracy write their JSON and the page with --report.
+run "$moesim" plan "$src/scenarios/plans/qwen3-30b-h100.json" --confirm 0 --report "$work/plan"
+run "$moesim" compare "$src/scenarios/examples/mixtral-8x7b-64xH100.json" --report "$work/compare"
+run "$moesim" accuracy --engine analytic --report "$work/accuracy"
 
 # Charts each report must show (ids), beyond which any extra chart must also draw.
 declare -A want=(
-  [run]="breakdown phases layers expert-load node-traffic ops"
-  [des]="breakdown phases layers expert-load node-traffic ops links timeline"
+  [run]="breakdown phases layers expert-load gpu-load node-traffic ops"
+  [des]="breakdown phases layers expert-load gpu-load node-traffic ops links timeline"
   [sweep]="sweep sweep-points"
   [plan]="plans pareto pareto-energy tornado"
   [compare]="compare"
