@@ -63,7 +63,8 @@ int place_cmd(const PlaceArgs& a);
 /// `moesim replay TRACE SCENARIO`: the scenario with its routing replaced by the trace (read in
 /// `trace_format`), step by step (`engine`: overrides the scenario's engine.kind).
 int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::string& scenario, int max_steps,
-               OutputFormat format, std::optional<EngineKind> engine, const Catalog& cat);
+               OutputFormat format, const ReportTarget& report, std::optional<EngineKind> engine,
+               const Catalog& cat);
 
 struct SweepArgs {
   std::string file, out;

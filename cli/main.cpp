@@ -217,6 +217,11 @@ int main(int argc, char** argv) {
   rpl->add_option("--format", format, "Output on stdout")
       ->check(CLI::IsMember(table_or_json))
       ->capture_default_str();
+  std::string replay_report;
+  bool replay_force = false;
+  rpl->add_option("--report", replay_report,
+                  "Also write DIR/replay.json and DIR/report.html, interactive charts (docs/report.md)");
+  rpl->add_flag("--force", replay_force, "Replace an existing DIR/replay.json of --report");
   rpl->add_option("--engine", engine, "Engine (overrides the scenario's engine.kind)")
       ->check(CLI::IsMember(moesim::engine_kinds().names()));
 
@@ -429,7 +434,8 @@ int main(int argc, char** argv) {
     if (*topo) return moesim::cli::topology_cmd(file, dot_file, out_format, force, simulate, cat);
     if (*rpl)
       return moesim::cli::replay_cmd(trace_file, moesim::trace_formats().get(trace_format, "--trace-format"),
-                                     file, max_steps, out_format, engine_kind, cat);
+                                     file, max_steps, out_format,
+                                     {replay_report, "replay.json", replay_force}, engine_kind, cat);
     if (*trc_imp) {
       ti.format = moesim::trace_formats().get(import_format, "trace import FORMAT");
       return moesim::cli::trace_import_cmd(ti);

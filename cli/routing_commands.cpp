@@ -44,7 +44,9 @@ int place_cmd(const PlaceArgs& a) {
 }
 
 int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::string& scenario, int max_steps,
-               OutputFormat format, std::optional<EngineKind> engine_kind, const Catalog& cat) {
+               OutputFormat format, const ReportTarget& report, std::optional<EngineKind> engine_kind,
+               const Catalog& cat) {
+  const std::optional<reports::VegaBundle> vega = prepare_report(report);  // refuse before any work
   Json j = read_json_file(scenario);
   if (!j.is_object()) throw ConfigError(located_message(scenario, "", "a scenario object", describe_json(j)));
   // The trace replaces the scenario's routing source; its path is taken as given on the command line.
@@ -75,6 +77,7 @@ int replay_cmd(const std::string& trace, TraceFormat trace_format, const std::st
     std::cout << reports::replay_json(s, trace, r).dump(2) << "\n";
   else
     reports::write_replay_table(std::cout, s, trace, r);
+  if (vega) finish_report(report, *vega, reports::replay_json(s, trace, r).dump(2) + "\n");
   return 0;
 }
 

@@ -773,6 +773,65 @@ void compare_charts(const fs::path& dir, HtmlReport& rep) {
                              hbar(v, "variant", "tokens_per_s_per_gpu", "tokens/s/GPU", "fits"), t));
 }
 
+// ------------------------------------------------------------------------------------- replay
+
+void replay_charts(const fs::path& dir, HtmlReport& rep) {
+  const Doc d = read_doc(dir / "replay.json");
+  rep.sources.push_back(d.file);
+  const double balanced = d.number("/balanced_step_time_s");
+  rep.facts.push_back(
+      {"replay", d.text("/scenario") + " on " + d.text("/trace") + ", placement " + d.text("/placement")});
+  rep.facts.push_back(
+      {"mean step", g4(d.number("/mean_step_time_s")) + " s (balanced routing " + g4(balanced) + " s)"});
+  const Json& steps = d.array("/steps");
+  Json v = Json::array();
+  HtmlTable t{{"step", "step time (s)", "busiest GPU / mean", "busiest expert / mean", "rebalance (s)"}, {}};
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const std::string p = "/steps/" + std::to_string(i);
+    const double step = d.number(p + "/step"), st = d.number(p + "/step_time_s"),
+                 g = d.number(p + "/max_over_mean_gpu"), e = d.number(p + "/max_over_mean_expert"),
+                 rb = d.number(p + "/rebalance_s");
+    v.push_back({{"step", step}, {"series", "replayed routing"}, {"seconds", st}});
+    v.push_back({{"step", step}, {"series", "balanced routing"}, {"seconds", balanced}});
+    t.rows.push_back({g4(step), g4(st), g4(g), g4(e), g4(rb)});
+  }
+  Json s = base_spec(v, 700, 260);
+  s["mark"] = {{"type", "line"}, {"point", true}, {"tooltip", true}};
+  s["encoding"] = {{"x", {{"field", "step"}, {"type", "quantitative"}, {"title", "trace step"}}},
+                   {"y",
+                    {{"field", "seconds"},
+                     {"type", "quantitative"},
+                     {"scale", {{"zero", false}}},
+                     {"title", "step time (s)"}}},
+                   {"color", {{"field", "series"}, {"type", "nominal"}, {"title", nullptr}}}};
+  rep.charts.push_back(
+      chart("replay-steps", "Step time over the trace",
+            "Each replayed step with its recorded routing against the same step with perfectly "
+            "balanced routing (replay.json /steps).",
+            s, t));
+  const Json& layers = d.array("/last_step_layers");
+  Json lv = Json::array();
+  HtmlTable lt{{"MoE layer", "busiest GPU / mean", "busiest expert / mean", "straggler (ms)"}, {}};
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    const std::string p = "/last_step_layers/" + std::to_string(i);
+    const double l = d.number(p + "/layer"), g = d.number(p + "/max_over_mean_gpu"),
+                 e = d.number(p + "/max_over_mean_expert");
+    lv.push_back({{"layer", l}, {"of", "busiest GPU / mean"}, {"ratio", g}});
+    lv.push_back({{"layer", l}, {"of", "busiest expert / mean"}, {"ratio", e}});
+    lt.rows.push_back({g4(l), g4(g), g4(e), g4(1e3 * d.number(p + "/straggler_s"))});
+  }
+  Json ls = base_spec(lv, 700, 220);
+  ls["mark"] = {{"type", "bar"}, {"tooltip", true}};
+  ls["encoding"] = {{"x", {{"field", "layer"}, {"type", "ordinal"}, {"title", "MoE layer"}}},
+                    {"xOffset", {{"field", "of"}}},
+                    {"y", {{"field", "ratio"}, {"type", "quantitative"}, {"title", "max / mean load"}}},
+                    {"color", {{"field", "of"}, {"type", "nominal"}, {"title", nullptr}}}};
+  rep.charts.push_back(chart("replay-layers", "Imbalance per layer, last step",
+                             "The last replayed step's busiest GPU and expert over the mean, per MoE layer "
+                             "(replay.json /last_step_layers): placement spreads hot experts over GPUs.",
+                             ls, lt));
+}
+
 // ----------------------------------------------------------------------------------- accuracy
 
 void accuracy_charts(const fs::path& dir, HtmlReport& rep) {
@@ -839,11 +898,8 @@ HtmlReport build_report(const std::string& dir_text) {
   HtmlReport r;
   r.title = "moesim report: " + fs::absolute(dir, ec).lexically_normal().filename().string();
   const std::pair<const char*, void (*)(const fs::path&, HtmlReport&)> kinds[] = {
-      {"result.json", run_charts},
-      {"merged.json", sweep_charts},
-      {"plan.json", plan_charts},
-      {"compare.json", compare_charts},
-      {"accuracy.json", accuracy_charts}};
+      {"result.json", run_charts},      {"merged.json", sweep_charts},  {"plan.json", plan_charts},
+      {"compare.json", compare_charts}, {"replay.json", replay_charts}, {"accuracy.json", accuracy_charts}};
   bool any = false;
   for (const auto& [file, fill] : kinds) {
     if (!fs::exists(dir / file, ec)) continue;
@@ -854,9 +910,10 @@ HtmlReport build_report(const std::string& dir_text) {
     std::string hint;
     if (fs::is_directory(dir / "points", ec))
       hint = " (a sweep folder: run `moesim report merge " + dir_text + "` first)";
-    throw IoError(
-        dir_text +
-        ": expected result.json, merged.json, plan.json, compare.json or accuracy.json, found none" + hint);
+    throw IoError(dir_text +
+                  ": expected result.json, merged.json, plan.json, compare.json, replay.json or "
+                  "accuracy.json, found none" +
+                  hint);
   }
   return r;
 }

@@ -2,7 +2,7 @@
 /// \file `moesim report PATH`: one self-contained HTML page (DIR/report.html) with interactive Vega-Lite
 /// charts of whatever moesim wrote into an output folder: a run (result.json, with ops.csv, and for the
 /// discrete-event engine trace.json and links.csv), a merged sweep (merged.json), a plan (plan.json), a
-/// comparison (compare.json) and an accuracy suite (accuracy.json). Vega, Vega-Lite and vega-embed are
+/// comparison (compare.json), a trace replay (replay.json) and an accuracy suite (accuracy.json). Vega, Vega-Lite and vega-embed are
 /// the vendored builds in third_party/vega (tools/refresh_vega.sh), inlined into the page, so it opens
 /// offline; nothing is fetched. Every chart has a table of the same numbers beside it, and each chart's
 /// Vega-Lite spec (data inline) is also written to DIR/report-specs/ID.vl.json. docs/report.md.
@@ -50,7 +50,8 @@ struct VegaBundle {
 VegaBundle load_vega_bundle();
 
 /// Builds the report of an output folder from every file it recognises there (result.json, merged.json,
-/// plan.json, compare.json, accuracy.json; a run's ops.csv, trace.json and links.csv add charts).
+/// plan.json, compare.json, replay.json, accuracy.json; a run's ops.csv, expert_load.csv, trace.json and
+/// links.csv add charts).
 /// Throws IoError when `dir` is not a readable folder or holds none of them (the message lists what was
 /// looked for), ParseError or ConfigError naming the file and JSON pointer (or CSV line and column) when
 /// one of them is malformed.

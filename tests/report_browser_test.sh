@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `moesim report` opened in a real browser: headless Chromium (Debian's chromium) loads the report of a
-# run (analytic), a run (discrete-event: timeline and links), a merged sweep, a plan, a comparison and the
+# run (analytic), a run (discrete-event: timeline and links), a merged sweep, a plan, a comparison, a replay and the
 # accuracy suite, each offline from its one file; every chart must have drawn (its container reaches
 # data-state="drawn" with marks in its SVG), the page must log no error and no warning, and the table
 # beside each chart must hold rows. A screenshot of each report is kept in WORK_DIR.
@@ -26,6 +26,8 @@ run "$moesim" report "$work/sweep"
 run "$moesim" plan "$src/scenarios/plans/qwen3-30b-h100.json" --confirm 0 --report "$work/plan"
 run "$moesim" compare "$src/scenarios/examples/mixtral-8x7b-64xH100.json" --report "$work/compare"
 run "$moesim" accuracy --engine analytic --report "$work/accuracy"
+run "$moesim" replay "$src/traces/data/olmoe-1b-7b-arxiv.jsonl" "$src/scenarios/examples/olmoe-arxiv-replay-16xH100.json" \
+  --report "$work/replay"
 
 # Charts each report must show (ids), beyond which any extra chart must also draw.
 declare -A want=(
@@ -34,8 +36,9 @@ declare -A want=(
   [sweep]="sweep sweep-points"
   [plan]="plans pareto pareto-energy tornado"
   [compare]="compare"
+  [replay]="replay-steps replay-layers"
   [accuracy]="accuracy")
-for kind in run des sweep plan compare accuracy; do
+for kind in run des sweep plan compare replay accuracy; do
   page="$work/$kind/report.html"
   [[ -s $page ]] || fail "$kind: no report.html"
   for id in ${want[$kind]}; do
@@ -77,4 +80,4 @@ PY
     fail "$kind: screenshot failed"
   [[ -s "$work/$kind.png" ]] || fail "$kind: empty screenshot"
 done
-echo "report_browser_test: every chart of six reports drawn; screenshots in $work"
+echo "report_browser_test: every chart of seven reports drawn; screenshots in $work"
