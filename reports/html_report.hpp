@@ -2,10 +2,11 @@
 /// \file `moesim report PATH`: one self-contained HTML page (DIR/report.html) with interactive Vega-Lite
 /// charts of whatever moesim wrote into an output folder: a run (result.json, with ops.csv, and for the
 /// discrete-event engine trace.json and links.csv), a merged sweep (merged.json), a plan (plan.json), a
-/// comparison (compare.json), a trace replay (replay.json) and an accuracy suite (accuracy.json). Vega, Vega-Lite and vega-embed are
-/// the vendored builds in third_party/vega (tools/refresh_vega.sh), inlined into the page, so it opens
-/// offline; nothing is fetched. Every chart has a table of the same numbers beside it, and each chart's
-/// Vega-Lite spec (data inline) is also written to DIR/report-specs/ID.vl.json. docs/report.md.
+/// comparison (compare.json), a trace replay (replay.json) and an accuracy suite (accuracy.json). Vega,
+/// Vega-Lite and vega-embed are the vendored builds in third_party/vega (tools/refresh_vega.sh), inlined into
+/// the page, so it opens offline; nothing is fetched. Every chart has a table of the same numbers beside it,
+/// and each chart's Vega-Lite spec (data inline) is also written to DIR/report-specs/ID.vl.json.
+/// docs/report.md.
 
 #include <string>
 #include <utility>
