@@ -78,10 +78,50 @@ void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting
   out.stats.max_over_mean = mx;
 }
 
+LayerRouting route_expected_uncached(const std::vector<double>& shares, const SlotMap& slots,
+                                     const RoutingContext& ctx);
+
+// The inputs of one route_expected call, compared exactly: equal inputs give the same result bit for bit.
+struct RouteKey {
+  std::vector<double> shares;
+  SlotMap slots;
+  RoutingContext ctx;
+  bool same(const std::vector<double>& sh, const SlotMap& sl, const RoutingContext& c) const {
+    const EpGeometry &a = ctx.geo, &b = c.geo;
+    return a.ep == b.ep && a.per_node == b.per_node && a.top_k == b.top_k && a.node_limit == b.node_limit &&
+           a.hierarchical == b.hierarchical && ctx.experts == c.experts &&
+           ctx.tokens_per_source == c.tokens_per_source && ctx.capacity_factor == c.capacity_factor &&
+           ctx.bytes_per_copy == c.bytes_per_copy && ctx.want_pair_bytes == c.want_pair_bytes &&
+           slots.ranks == sl.ranks && slots.experts == sl.experts && shares == sh && slots.slots == sl.slots;
+  }
+};
+
 }  // namespace
 
+// Layouts that share an EP group (the planner prices thousands that differ only in TP, PP or batch) route
+// the same way: the last few results are kept per thread and returned for exactly equal inputs.
 LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& slots,
                             const RoutingContext& ctx) {
+  if (ctx.want_pair_bytes) return route_expected_uncached(shares, slots, ctx);  // ep x ep matrices: not kept
+  constexpr std::size_t kKept = 8;
+  thread_local std::vector<std::pair<RouteKey, LayerRouting>> kept;
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    if (!kept[i].first.same(shares, slots, ctx)) continue;
+    if (i > 0)
+      std::rotate(kept.begin(), kept.begin() + static_cast<std::ptrdiff_t>(i),
+                  kept.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+    return kept.front().second;
+  }
+  LayerRouting out = route_expected_uncached(shares, slots, ctx);
+  if (kept.size() == kKept) kept.pop_back();
+  kept.insert(kept.begin(), {RouteKey{shares, slots, ctx}, out});
+  return out;
+}
+
+namespace {
+
+LayerRouting route_expected_uncached(const std::vector<double>& shares, const SlotMap& slots,
+                                     const RoutingContext& ctx) {
   LayerRouting out;
   const EpGeometry& g = ctx.geo;
   std::vector<double> rank_share(static_cast<std::size_t>(slots.ranks), 0.0);
@@ -142,6 +182,8 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
   }
   return out;
 }
+
+}  // namespace
 
 std::vector<double> expected_wire_bytes(const LayerRouting& r, const RoutingContext& ctx) {
   const EpGeometry& g = ctx.geo;

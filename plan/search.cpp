@@ -124,6 +124,13 @@ Scenario scenario_of(const PlanSpec& p, const Candidate& k) {
   par.ep = k.ep, par.etp = k.etp, par.edp = 0, par.zero = k.zero;
   par.microbatch_size = k.microbatch_size, par.recompute = k.recompute, par.schedule = k.schedule;
   c.workload.dispatch = k.dispatch;
+  // Node-limited routing (DeepSeek-V3: at most 4 nodes per token) bounds nothing once an EP group spans
+  // fewer nodes: such a layout routes without the limit, it is not invalid.
+  if (c.routing.node_limit > 0) {
+    const int64_t per_node = std::max(1, c.cluster.gpus_per_node);
+    const int ep_nodes = static_cast<int>((int64_t(k.ep) * k.etp + per_node - 1) / per_node);
+    c.routing.node_limit = std::min(c.routing.node_limit, std::max(1, ep_nodes));
+  }
   validate(c);
   return c;
 }

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "models/analytic.hpp"
 #include "plan/goodput.hpp"
 #include "plan/plan_file.hpp"
 #include "plan/report.hpp"
@@ -160,6 +161,27 @@ TEST(Plans, DeepSeekOwnLayoutNearPublishedGpuHours) {
   ASSERT_FALSE(r.best.empty());
   EXPECT_LE(r.best[0].usd, r.base->usd);
   EXPECT_GE(r.base_rank, 1);
+}
+
+// DeepSeek-V3 limits each token to 4 nodes; a layout whose EP group spans one or two nodes is not
+// invalid, the limit bounds nothing there. The planner prices it as the same scenario without the limit.
+TEST(Search, NodeLimitAboveTheEpGroupRoutesUnlimited) {
+  const PlanSpec p =
+      read_plan(std::string(MOESIM_SOURCE_DIR) + "/scenarios/plans/deepseek-v3-h800.json", Catalog());
+  ASSERT_EQ(p.base.routing.node_limit, 4);
+  Candidate k;
+  k.nodes = 32, k.gpus = 256, k.tp = 1, k.pp = 16, k.ep = 8, k.etp = 1, k.zero = 1, k.microbatch_size = 1;
+  k.schedule = Schedule::kDualPipe;
+  k.dispatch = p.base.workload.dispatch;
+  const Scenario planned = scenario_of(p, k);  // no error: EP8 spans one node of 8 GPUs
+  EXPECT_EQ(planned.routing.node_limit, 1);
+  Scenario unlimited = planned;
+  unlimited.routing.node_limit = 0;
+  EXPECT_EQ(models::evaluate_analytic(planned).step_time, models::evaluate_analytic(unlimited).step_time);
+  k.ep = 16;  // two nodes
+  EXPECT_EQ(scenario_of(p, k).routing.node_limit, 2);
+  k.nodes = 256, k.gpus = 2048, k.ep = 64;  // eight nodes: the limit holds
+  EXPECT_EQ(scenario_of(p, k).routing.node_limit, 4);
 }
 
 TEST(Plans, SmallExampleHasFeasiblePlans) {

@@ -434,6 +434,28 @@ TEST(RouteExpected, UniformSharesReproduceDispatchStats) {
   }
 }
 
+// route_expected keeps its last results per thread (the planner prices thousands of layouts that share
+// an EP group): each input must still get its own result when calls alternate between inputs that differ
+// in one field or one share.
+TEST(RouteExpected, AlternatingInputsGetTheirOwnResults) {
+  const std::vector<double> uniform(8, 1.0 / 8);
+  std::vector<double> skew = uniform;
+  skew[0] += 0.125;  // expert 0 (rank 0) twice as popular, expert 7 (rank 3) never chosen
+  skew[7] -= 0.125;
+  RoutingContext a = ctx4(false);
+  a.tokens_per_source = 100;
+  RoutingContext b = a;
+  b.tokens_per_source = 50;
+  for (int round = 0; round < 3; ++round) {
+    // Rows of the busiest rank: ep·T·top_k/ranks = 4·T·2/4 = 2T under uniform shares.
+    EXPECT_NEAR(models::route_expected(uniform, contiguous4(), a).summary.straggler_rows, 200.0, 1e-12);
+    EXPECT_NEAR(models::route_expected(uniform, contiguous4(), b).summary.straggler_rows, 100.0, 1e-12);
+    // Skewed: rank 0 holds 3/8 of the slots, mean 1/4: max/mean 1.5.
+    EXPECT_NEAR(models::route_expected(skew, contiguous4(), a).summary.max_over_mean_gpu, 1.5, 1e-12);
+    EXPECT_NEAR(models::route_expected(uniform, contiguous4(), a).summary.max_over_mean_gpu, 1.0, 1e-12);
+  }
+}
+
 TEST(RouteExpected, FlatTrafficDiagonalExcludesCopiesToSelf) {
   RoutingContext c = ctx4(false);
   c.tokens_per_source = 100;
