@@ -135,22 +135,26 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
   // The scenario's own calibration, else its GPU's default one, else the roofline.
   const bool own = !s.calibration.empty();
   const std::string& file = own ? s.calibration : s.gpu_calibration;
-  const std::string& text = own ? s.calibration_text : s.gpu_calibration_text;
+  const SharedText& text = own ? s.calibration_text : s.gpu_calibration_text;
   if (!file.empty()) {
     // A sweep evaluates one calibration many times: parse each file's text once.
-    // Keyed by file, then by text, so that a lookup copies neither (this runs on every evaluation).
+    // Keyed by file, then by text, so that a lookup copies neither (this runs on every evaluation); copies
+    // of one loaded scenario share the text's buffer and match without comparing it.
     static std::mutex mutex;
     static std::map<std::string,
-                    std::vector<std::pair<std::string, std::shared_ptr<const calibrate::Calibration>>>>
+                    std::vector<std::pair<SharedText, std::shared_ptr<const calibrate::Calibration>>>>
         parsed;
     std::shared_ptr<const calibrate::Calibration> c;
     {
       const std::lock_guard<std::mutex> lock(mutex);
       auto& texts = parsed[file];
       for (const auto& [t, cal] : texts)
-        if (t == text) c = cal;
+        if (t.same_buffer(text) || t.str() == text.str()) {
+          c = cal;
+          break;
+        }
       if (!c) {
-        c = std::make_shared<const calibrate::Calibration>(calibrate::parse_calibration(text, file));
+        c = std::make_shared<const calibrate::Calibration>(calibrate::parse_calibration(text.str(), file));
         texts.emplace_back(text, c);
       }
     }

@@ -13,6 +13,10 @@ SlotMap SlotMap::from_assignment(const std::vector<int>& expert_rank, int ranks)
   m.ranks = ranks;
   m.experts = static_cast<int>(expert_rank.size());
   m.slots.resize(static_cast<std::size_t>(ranks));
+  std::vector<int> per_rank(static_cast<std::size_t>(ranks), 0);
+  for (int r : expert_rank) ++per_rank[static_cast<std::size_t>(r)];
+  for (int r = 0; r < ranks; ++r)
+    m.slots[static_cast<std::size_t>(r)].reserve(static_cast<std::size_t>(per_rank[r]));
   for (int e = 0; e < m.experts; ++e) m.slots[expert_rank[e]].push_back({e, 1.0});
   return m;
 }

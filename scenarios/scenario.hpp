@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -240,6 +241,30 @@ struct ReferenceSpec {
   bool empty() const { return source.empty(); }
 };
 
+/// Text read once and shared by every copy of a scenario (a calibration file of tens of kilobytes):
+/// copying a scenario, as the planner does for every layout, copies a pointer, not the text.
+class SharedText {
+ public:
+  SharedText() = default;
+  SharedText(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}  // NOLINT
+  SharedText& operator=(std::string text) {
+    text_ = std::make_shared<const std::string>(std::move(text));
+    return *this;
+  }
+  /// The text ("" when none was read).
+  const std::string& str() const { return text_ ? *text_ : empty_text(); }
+  bool empty() const { return str().empty(); }
+  /// Whether both hold the very same buffer (then their texts are equal without comparing them).
+  bool same_buffer(const SharedText& o) const { return text_ != nullptr && text_ == o.text_; }
+
+ private:
+  static const std::string& empty_text() {
+    static const std::string e;
+    return e;
+  }
+  std::shared_ptr<const std::string> text_;
+};
+
 /// One fully resolved scenario: catalog references replaced by their entries, units resolved, the
 /// layout derived.
 struct Scenario {
@@ -261,10 +286,11 @@ struct Scenario {
   std::string calibration;
   /// The calibration file's text, read once when the scenario is loaded (engines read no files);
   /// calibrate::parse_calibration turns it into the fitted models.
-  std::string calibration_text;
+  SharedText calibration_text;
   /// The GPU's default calibration (cluster.gpu.calibration) resolved to its file, and that file's text,
   /// read by the loader; used when `calibration` is empty.
-  std::string gpu_calibration, gpu_calibration_text;
+  std::string gpu_calibration;
+  SharedText gpu_calibration_text;
   nlohmann::json resolved;  ///< the scenario JSON with catalog references inlined (written to outputs)
   /// What-if multiplier on the rate of every compute and memory-bound kernel (the planner's compute
   /// sensitivity: 0.8 = every kernel takes 1/0.8 as long). Not a scenario-file setting: files always
