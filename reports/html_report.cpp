@@ -14,6 +14,7 @@
 
 #include "reports/atomic_file.hpp"
 #include "scenarios/error.hpp"
+#include "scenarios/text_input.hpp"
 
 #ifndef MOESIM_VEGA_DIR
 #define MOESIM_VEGA_DIR "third_party/vega"
@@ -26,13 +27,11 @@ namespace {
 
 // ------------------------------------------------------------------------------------------- reading
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw IoError(p.string() + ": cannot read the file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (in.bad()) throw IoError(p.string() + ": read failed");
-  return s.str();
+std::string read_text(const fs::path& p, const std::string& what) {
+  TextFile f = read_text_file(p.string());
+  if (f.status != TextRead::kOk)
+    throw IoError(p.string() + ": expected " + what + ", found " + describe_failed_read(f));
+  return std::move(f.text);
 }
 
 std::string found_text(const Json& v) {
@@ -106,7 +105,7 @@ struct Csv {
 };
 
 Csv read_csv(const fs::path& p) {
-  const std::string text = read_text(p);
+  const std::string text = read_text(p, "a readable CSV file");
   Csv c{p.string(), {}, {}};
   std::vector<std::string> row;
   std::string cell;
@@ -205,25 +204,16 @@ std::string html_escape(const std::string& s) {
 // backslash before "/" or "!" keeps the same meaning in a JavaScript string, regular expression or JSON
 // string, the only places either can occur.
 std::string script_safe(const std::string& s) {
+  const auto at = [&](std::size_t i, const char* word) {  // `word` (lower case) starts at i, any case
+    for (std::size_t k = 0; word[k] != '\0'; ++k)
+      if (i + k >= s.size() || std::tolower(static_cast<unsigned char>(s[i + k])) != word[k]) return false;
+    return true;
+  };
   std::string o;
   o.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '<' && i + 1 < s.size()) {
-      const bool close = s[i + 1] == '/' && [&] {
-        static const char* kWord = "script";
-        for (int k = 0; k < 6; ++k) {
-          const std::size_t at = i + 2 + static_cast<std::size_t>(k);
-          if (at >= s.size() || std::tolower(static_cast<unsigned char>(s[at])) != kWord[k]) return false;
-        }
-        return true;
-      }();
-      const bool comment = s.compare(i, 4, "<!--") == 0;
-      if (close || comment) {
-        o += "<\\";
-        continue;
-      }
-    }
     o += s[i];
+    if (at(i, "</script") || at(i, "<!--")) o += '\\';  // "<\/script", "<\!--"
   }
   return o;
 }
@@ -244,6 +234,28 @@ Json hbar(const Json& values, const std::string& label, const std::string& value
   s["encoding"] = {{"y", {{"field", label}, {"type", "nominal"}, {"sort", nullptr}, {"title", nullptr}}},
                    {"x", {{"field", value}, {"type", "quantitative"}, {"title", title}}}};
   if (!color.empty()) s["encoding"]["color"] = {{"field", color}, {"type", "nominal"}};
+  return s;
+}
+
+// Busiest GPU and busiest expert over the mean, per MoE layer: the two series of an imbalance chart.
+void add_imbalance(Json& v, double layer, double gpu, double expert) {
+  v.push_back({{"layer", layer}, {"of", "busiest GPU / mean"}, {"ratio", gpu}});
+  v.push_back({{"layer", layer}, {"of", "busiest expert / mean"}, {"ratio", expert}});
+}
+
+// The imbalance chart of add_imbalance's values: lines over the layers, or bars side by side per layer.
+Json imbalance_spec(const Json& v, bool bars) {
+  Json s = base_spec(v, 700, 220);
+  s["mark"] = bars ? Json{{"type", "bar"}, {"tooltip", true}}
+                   : Json{{"type", "line"}, {"point", true}, {"tooltip", true}};
+  s["encoding"] = {
+      {"x", {{"field", "layer"}, {"type", bars ? "ordinal" : "quantitative"}, {"title", "MoE layer"}}},
+      {"y", {{"field", "ratio"}, {"type", "quantitative"}, {"title", "max / mean load"}}},
+      {"color", {{"field", "of"}, {"type", "nominal"}, {"title", nullptr}}}};
+  if (bars)
+    s["encoding"]["xOffset"] = {{"field", "of"}};
+  else
+    s["encoding"]["y"]["scale"] = {{"zero", false}};
   return s;
 }
 
@@ -353,20 +365,11 @@ void run_charts(const fs::path& dir, HtmlReport& rep) {
       const std::string p = "/moe/layers/" + std::to_string(i);
       const double l = d.number(p + "/layer"), g = d.number(p + "/max_over_mean_gpu"),
                    e = d.number(p + "/max_over_mean_expert");
-      v.push_back({{"layer", l}, {"of", "busiest GPU / mean"}, {"ratio", g}});
-      v.push_back({{"layer", l}, {"of", "busiest expert / mean"}, {"ratio", e}});
+      add_imbalance(v, l, g, e);
       t.rows.push_back(
           {g4(l), g4(g), g4(e), g4(1e6 * d.number(p + "/dispatch_s")), g4(1e6 * d.number(p + "/combine_s"))});
     }
-    Json s = base_spec(v, 700, 220);
-    s["mark"] = {{"type", "line"}, {"point", true}, {"tooltip", true}};
-    s["encoding"] = {{"x", {{"field", "layer"}, {"type", "quantitative"}, {"title", "MoE layer"}}},
-                     {"y",
-                      {{"field", "ratio"},
-                       {"type", "quantitative"},
-                       {"scale", {{"zero", false}}},
-                       {"title", "max / mean load"}}},
-                     {"color", {{"field", "of"}, {"type", "nominal"}, {"title", nullptr}}}};
+    const Json s = imbalance_spec(v, false);
     rep.charts.push_back(
         chart("expert-load", "Routing imbalance per MoE layer",
               "Load of the busiest GPU and the busiest expert over the mean, per MoE layer "
@@ -816,16 +819,10 @@ void replay_charts(const fs::path& dir, HtmlReport& rep) {
     const std::string p = "/last_step_layers/" + std::to_string(i);
     const double l = d.number(p + "/layer"), g = d.number(p + "/max_over_mean_gpu"),
                  e = d.number(p + "/max_over_mean_expert");
-    lv.push_back({{"layer", l}, {"of", "busiest GPU / mean"}, {"ratio", g}});
-    lv.push_back({{"layer", l}, {"of", "busiest expert / mean"}, {"ratio", e}});
+    add_imbalance(lv, l, g, e);
     lt.rows.push_back({g4(l), g4(g), g4(e), g4(1e3 * d.number(p + "/straggler_s"))});
   }
-  Json ls = base_spec(lv, 700, 220);
-  ls["mark"] = {{"type", "bar"}, {"tooltip", true}};
-  ls["encoding"] = {{"x", {{"field", "layer"}, {"type", "ordinal"}, {"title", "MoE layer"}}},
-                    {"xOffset", {{"field", "of"}}},
-                    {"y", {{"field", "ratio"}, {"type", "quantitative"}, {"title", "max / mean load"}}},
-                    {"color", {{"field", "of"}, {"type", "nominal"}, {"title", nullptr}}}};
+  const Json ls = imbalance_spec(lv, true);
   rep.charts.push_back(chart("replay-layers", "Imbalance per layer, last step",
                              "The last replayed step's busiest GPU and expert over the mean, per MoE layer "
                              "(replay.json /last_step_layers): placement spreads hot experts over GPUs.",
@@ -882,10 +879,11 @@ VegaBundle load_vega_bundle() {
   VegaBundle b;
   b.dir = env != nullptr && *env != '\0' ? env : MOESIM_VEGA_DIR;
   const fs::path d(b.dir);
-  b.vega = read_text(d / "vega.min.js");
-  b.vega_lite = read_text(d / "vega-lite.min.js");
-  b.vega_embed = read_text(d / "vega-embed.min.js");
-  b.versions = read_text(d / "VERSIONS");
+  const std::string what = "a vendored chart library (tools/refresh_vega.sh writes it)";
+  b.vega = read_text(d / "vega.min.js", what);
+  b.vega_lite = read_text(d / "vega-lite.min.js", what);
+  b.vega_embed = read_text(d / "vega-embed.min.js", what);
+  b.versions = read_text(d / "VERSIONS", what);
   return b;
 }
 

@@ -157,36 +157,20 @@ Program ProgramBuilder::build(int rank, int m) const {
     const ChunkStep& st = order[i];
     const std::size_t from = p.ins.size();
     const ChunkPhase ph = phases[i];
-    struct Tag {  // marks the instructions this step appended with its phase
-      Program& p;
-      std::size_t from;
-      ChunkPhase ph;
-      ~Tag() {
-        for (std::size_t k = from; k < p.ins.size(); ++k) p.ins[k].phase = ph;
-      }
-    } tag{p, from, ph};
     const int v = models::stage_of(s_.parallelism.schedule, pp_, vpp_, rank, st.chunk);
     if (st.pass == ChunkPass::kF && st.overlap_next && i + 1 < order.size()) {
       const ChunkStep& nb = order[i + 1];
       const int vb = models::stage_of(s_.parallelism.schedule, pp_, vpp_, rank, nb.chunk);
       pair(p, st, v, nb, vb);
       ++i;
-      continue;
+    } else if (st.pass == ChunkPass::kF) {
+      forward(p, st, v);
+    } else if (st.pass == ChunkPass::kW) {
+      weight(p, st, v);
+    } else {
+      backward(p, st, v, st.pass == ChunkPass::kBW);
     }
-    switch (st.pass) {
-      case ChunkPass::kF:
-        forward(p, st, v);
-        break;
-      case ChunkPass::kB:
-        backward(p, st, v, false);
-        break;
-      case ChunkPass::kBW:
-        backward(p, st, v, true);
-        break;
-      case ChunkPass::kW:
-        weight(p, st, v);
-        break;
-    }
+    for (std::size_t k = from; k < p.ins.size(); ++k) p.ins[k].phase = ph;  // the step's instructions
   }
   Instr t;
   t.op = Ins::kTail;

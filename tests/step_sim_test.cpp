@@ -179,11 +179,8 @@ TEST(StepSimAgreement, DualPipe) {
 
 // ======================================================================= 2. dense 1F1B, hand formula
 
-// A dense model (no MoE, EP1) on the same cluster; pipeline transfers are 16 MiB over 740 GB/s NVLink
-// (about 25 us) against chunks of milliseconds. Rank order in 1F1B (PipeDream-Flush): the critical rank
-// runs m forward and m backward chunks and waits (PP-1)(F+B+W) in the fill and drain, then the data-
-// parallel gradient synchronisation and the optimizer (the tail, priced by formula in both engines).
-TEST(StepSimDense, OneFOneBMatchesHandFormula) {
+// A dense model (no MoE, EP1) on the NVLink-domain cluster: PP4, m 16.
+Scenario dense_scenario() {
   const Json dense = {{"name", "des-test-dense"},
                       {"layers", 16},
                       {"hidden", 2048},
@@ -191,7 +188,15 @@ TEST(StepSimDense, OneFOneBMatchesHandFormula) {
                       {"dense_ffn", 8192},
                       {"activation", "swiglu"},
                       {"attention", {{"kind", "mha"}, {"heads", 16}, {"head_dim", 128}}}};
-  const Scenario s = load(kNvl, "", {{"/model", dense}, {"/parallelism/experts/ep", 1}});
+  return load(kNvl, "", {{"/model", dense}, {"/parallelism/experts/ep", 1}});
+}
+
+// A dense model (no MoE, EP1) on the same cluster; pipeline transfers are 16 MiB over 740 GB/s NVLink
+// (about 25 us) against chunks of milliseconds. Rank order in 1F1B (PipeDream-Flush): the critical rank
+// runs m forward and m backward chunks and waits (PP-1)(F+B+W) in the fill and drain, then the data-
+// parallel gradient synchronisation and the optimizer (the tail, priced by formula in both engines).
+TEST(StepSimDense, OneFOneBMatchesHandFormula) {
+  const Scenario s = dense_scenario();
   const int m = s.layout.microbatches, pp = s.parallelism.pp;
   ASSERT_EQ(m, 16);
   ASSERT_EQ(pp, 4);
@@ -221,14 +226,7 @@ TEST(StepSimDense, OneFOneBMatchesHandFormula) {
 // chunks alone, m - warm steady F + BW units and warm lone BW chunks; the bubble is what remains of the
 // step after them and the tail (its receive waits).
 TEST(StepSimDense, OneFOneBPhasesMatchHandFormula) {
-  const Json dense = {{"name", "des-test-dense"},
-                      {"layers", 16},
-                      {"hidden", 2048},
-                      {"vocab", 1024},
-                      {"dense_ffn", 8192},
-                      {"activation", "swiglu"},
-                      {"attention", {{"kind", "mha"}, {"heads", 16}, {"head_dim", 128}}}};
-  const Scenario s = load(kNvl, "", {{"/model", dense}, {"/parallelism/experts/ep", 1}});
+  const Scenario s = dense_scenario();
   const int m = s.layout.microbatches, pp = s.parallelism.pp;
   ASSERT_EQ(m, 16);
   ASSERT_EQ(pp, 4);
