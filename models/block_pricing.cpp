@@ -15,9 +15,10 @@ struct Builder {
   bool mlp = false;  // ops added now belong to the MLP component
 
   void add(const char* name, OpRole role, Pass pass, OpKind kind, double seconds, double work,
-           bool recompute = false, Precision precision = Precision::kBf16) {
+           bool recompute = false, Precision precision = Precision::kBf16,
+           MemoryKernel memory = MemoryKernel::kStream) {
     const CommKind comm = comm_kind(role);
-    b.ops.push_back(Op{name, role, pass, kind, comm, recompute, seconds, work, precision});
+    b.ops.push_back(Op{name, role, pass, kind, comm, recompute, seconds, work, precision, memory});
     PassCost& pc = b.pass[static_cast<int>(pass)];
     switch (comm) {
       case CommKind::kNone:
@@ -79,18 +80,27 @@ struct Builder {
     if (recomputed)
       add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, f, 2 * total * n * k, true, p);
   }
-  // A memory-bound kernel: backward moves about twice the bytes (gradient in, gradient out, saved input).
-  void memory(const char* name, OpRole role, double bytes, bool recomputed = false) {
-    add(name, role, Pass::kForward, OpKind::kMemory, c.cm.memory_bound(bytes), bytes);
-    add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(2 * bytes), 2 * bytes);
+  // A memory-bound kernel of family `k`: backward moves about twice the bytes (gradient in, gradient
+  // out, saved input) through the backward kernel of the same family, priced at the family's rate.
+  void memory(const char* name, OpRole role, double bytes, bool recomputed = false,
+              MemoryKernel k = MemoryKernel::kStream) {
+    const auto P = Precision::kBf16;
+    add(name, role, Pass::kForward, OpKind::kMemory, c.cm.memory_kernel(k, bytes), bytes, false, P, k);
+    add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_kernel(k, 2 * bytes), 2 * bytes, false,
+        P, k);
     if (recomputed)
-      add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(bytes), bytes, true);
+      add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_kernel(k, bytes), bytes, true, P, k);
   }
   // A collective in one pass.
   void comm(const char* name, OpRole role, Pass pass, double seconds, double bytes, bool recompute = false) {
     add(name, role, pass, OpKind::kComm, seconds, bytes, recompute);
   }
 };
+
+// The activation's kernel family: SwiGLU has its own measured rate; other activations stream.
+MemoryKernel act_kernel(bool swiglu) {
+  return swiglu ? MemoryKernel::kSwiglu : MemoryKernel::kStream;
+}
 
 bool full_rc(const PricingContext& c) {
   return c.rc == Recompute::kFull;
@@ -200,7 +210,7 @@ double dense_ffn_block(const PricingContext& c, Builder& bl) {
             c.net.reduce_scatter(bytes, c.tp_group), bytes);
   }
   bl.gemm("ffn.up", R::kDenseFfn, T, (swiglu ? 2 : 1) * f, h, c.prec, fr);
-  bl.memory("ffn.act", R::kDenseFfn, T * f * kAct * (swiglu ? 3 : 2), fr);
+  bl.memory("ffn.act", R::kDenseFfn, T * f * kAct * (swiglu ? 3 : 2), fr, act_kernel(swiglu));
   bl.gemm("ffn.down", R::kDenseFfn, T, h, f, c.prec, fr);
   if (c.tp > 1) {
     const double bytes = T * h * kAct;
@@ -226,8 +236,8 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   bl.gemm("moe.router", R::kRouter, Tm, e.experts, h, Precision::kBf16, fr);
   // Softmax/sigmoid and top-k read the FP32 logits once (4·T·E bytes) and write each token's K expert
   // indices and weights (4 + 4 bytes each): 4·T·E + 8·T·K.
-  bl.memory("moe.topk", R::kRouter, Tm * e.experts * 4.0 + Tm * e.top_k * 8.0, fr);
-  bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr);
+  bl.memory("moe.topk", R::kRouter, Tm * e.experts * 4.0 + Tm * e.top_k * 8.0, fr, MemoryKernel::kRouter);
+  bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr, MemoryKernel::kPermute);
   // The permuted copy needs no saving (its backward is an index scatter); the expert inputs below are.
   saved += c.T_sp * h * kAct + Tm * e.experts * 4.0;
   // FP8 training caches the expert GEMM inputs and the SwiGLU input in FP8 and recomputes the SwiGLU
@@ -267,7 +277,7 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
                                 c.cm.grouped_gemm(r.mean_rank_rows, mats * f, h, c.prec) -
                                 c.cm.grouped_gemm(r.mean_rank_rows, h, f, c.prec);
   bl.grouped("moe.expert_up", r.rows, mats * f, h, c.prec, fr);
-  bl.memory("moe.expert_act", R::kExperts, rows_total * f * kAct * (swiglu ? 3 : 2), fr);
+  bl.memory("moe.expert_act", R::kExperts, rows_total * f * kAct * (swiglu ? 3 : 2), fr, act_kernel(swiglu));
   bl.grouped("moe.expert_down", r.rows, h, f, c.prec, fr);
   saved += rows_total * (h * cache + mats * f * cache + (c.prec == Precision::kFp8 ? 0.0 : f * kAct));
 
@@ -279,7 +289,7 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
     const double sf = double(e.shared_experts) * e.shared_ffn;
     const std::size_t before = bl.b.ops.size();
     bl.gemm("moe.shared_up", R::kSharedUp, Tm, mats * sf, h, c.prec, fr);
-    bl.memory("moe.shared_act", R::kSharedUp, Tm * sf * kAct * (swiglu ? 3 : 2), fr);
+    bl.memory("moe.shared_act", R::kSharedUp, Tm * sf * kAct * (swiglu ? 3 : 2), fr, act_kernel(swiglu));
     bl.gemm("moe.shared_down", R::kSharedDown, Tm, h, sf, c.prec, fr);
     for (std::size_t i = before; i < bl.b.ops.size(); ++i) {
       const Op& op = bl.b.ops[i];
@@ -289,7 +299,8 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
     }
     saved += Tm * (h + (mats + 1) * sf) * kAct;
   }
-  bl.memory("moe.unpermute_combine", R::kUnpermute, Tm * e.top_k * h * kAct + Tm * h * 4.0, fr);
+  bl.memory("moe.unpermute_combine", R::kUnpermute, Tm * e.top_k * h * kAct + Tm * h * 4.0, fr,
+            MemoryKernel::kCombine);
   bl.memory("moe.residual", R::kResidual, c.T_sp * h * kAct * 3);
   // Exposed expert communication: without the overlap every all-to-all; with it, what the shared
   // experts do not cover. The expert-TP collectives are exposed either way. (ep_comm - dispatch -

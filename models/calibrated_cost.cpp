@@ -14,6 +14,24 @@ namespace {
 std::size_t index(Precision p) {
   return p == Precision::kFp8 ? 1 : 0;
 }
+KernelFamily family_of(MemoryKernel k) {
+  switch (k) {
+    case MemoryKernel::kRouter:
+      return KernelFamily::kRouter;
+    case MemoryKernel::kPermute:
+      return KernelFamily::kPermute;
+    case MemoryKernel::kSwiglu:
+      return KernelFamily::kSwiglu;
+    case MemoryKernel::kCombine:
+      return KernelFamily::kCombine;
+    case MemoryKernel::kStream:
+      break;
+  }
+  return KernelFamily::kCopy;
+}
+constexpr MemoryKernel kMemoryKernels[] = {MemoryKernel::kStream, MemoryKernel::kRouter,
+                                           MemoryKernel::kPermute, MemoryKernel::kSwiglu,
+                                           MemoryKernel::kCombine};
 }  // namespace
 
 CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms)
@@ -66,6 +84,13 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
     } else {
       memory_[f] = model.stream;
     }
+  }
+  for (MemoryKernel k : kMemoryKernels) {
+    const auto i = static_cast<std::size_t>(k);
+    KernelFamily f = family_of(k);
+    if (!memory_.count(f)) f = KernelFamily::kCopy;
+    memory_family_[i] = f;
+    if (auto it = memory_.find(f); it != memory_.end()) memory_kernel_[i] = it->second;
   }
 }
 
@@ -137,23 +162,27 @@ std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
       return at + "attention (backward: x2.5 x attention_efficiency / attention_backward_efficiency of " +
              gpu_.name + ")";
     case OpKind::kMemory:
-      if (!memory_.count(KernelFamily::kCopy)) return roofline_.priced_by(kind, p);
-      return at + "copy";
+      return priced_by_memory(MemoryKernel::kStream);
     case OpKind::kComm:
       break;
   }
   return "";
 }
 
-double CalibratedCostModel::memory_bound(double bytes) const {
-  return memory_bound_kernel(KernelFamily::kCopy, bytes);
+std::string CalibratedCostModel::priced_by_memory(MemoryKernel k) const {
+  const auto i = static_cast<std::size_t>(k);
+  if (!memory_kernel_[i]) return roofline_.priced_by(OpKind::kMemory, Precision::kBf16);
+  return label_ + " /models/" + calibrate::to_string(memory_family_[i]);
 }
 
-double CalibratedCostModel::memory_bound_kernel(KernelFamily f, double bytes) const {
-  auto it = memory_.find(f);
-  if (it != memory_.end()) return it->second.time(bytes);
-  if (f != KernelFamily::kCopy) return memory_bound(bytes);
-  return roofline_.memory_bound(bytes);
+double CalibratedCostModel::memory_kernel(MemoryKernel k, double bytes) const {
+  const auto& m = memory_kernel_[static_cast<std::size_t>(k)];
+  if (!m) return roofline_.memory_bound(bytes);
+  return m->time(bytes);
+}
+
+double CalibratedCostModel::memory_bound(double bytes) const {
+  return memory_kernel(MemoryKernel::kStream, bytes);
 }
 
 std::unique_ptr<ComputeCostModel> make_calibrated_cost_model(const calibrate::Calibration& c,

@@ -23,7 +23,8 @@ namespace moesim::models {
 ///   SMs / available SMs (StreamParams::attention_time); backward: the same variable part × 2.5
 ///   (FlashAttention-2 §3.1) × attention_efficiency / attention_backward_efficiency of the GPU spec, since
 ///   the sweep times the forward kernel only;
-/// - memory_bound(bytes): the "copy" family (fixed + bytes / bandwidth);
+/// - memory_bound(bytes): the "copy" family (fixed + bytes / bandwidth); memory_kernel(k, bytes): the
+///   family of k (router, permute, swiglu, combine) where the calibration has it, else the copy family;
 /// - whatever the calibration lacks (a family, or a GEMM precision): RooflineCostModel on `gpu`.
 /// The model copies what it needs: the calibration may be destroyed afterwards.
 class CalibratedCostModel final : public ComputeCostModel {
@@ -38,11 +39,10 @@ class CalibratedCostModel final : public ComputeCostModel {
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
   double attention(const AttentionShape& s, bool backward) const override;
   double memory_bound(double bytes) const override;
+  double memory_kernel(MemoryKernel k, double bytes) const override;
   std::string priced_by(OpKind kind, Precision p) const override;
+  std::string priced_by_memory(MemoryKernel k) const override;
 
-  /// A memory-bound kernel of family `f` (router, permute, swiglu, combine, copy) moving `bytes` (reads
-  /// plus writes); memory_bound(bytes) if the calibration has no model of `f`. Seconds.
-  double memory_bound_kernel(calibrate::KernelFamily f, double bytes) const;
   /// Whether `f` (for GEMMs: at precision `p`) is priced from the calibration rather than the roofline.
   bool calibrated(calibrate::KernelFamily f, Precision p = Precision::kBf16) const;
 
@@ -57,6 +57,9 @@ class CalibratedCostModel final : public ComputeCostModel {
   std::optional<calibrate::StreamParams> attention_;
   int attention_sm_count_ = 0;  ///< SMs of the device attention was measured on
   std::map<calibrate::KernelFamily, calibrate::StreamParams> memory_;
+  /// memory_ by MemoryKernel (index), resolved once: the family's model, else the copy family's, else none.
+  std::array<std::optional<calibrate::StreamParams>, 5> memory_kernel_;
+  std::array<calibrate::KernelFamily, 5> memory_family_{};  ///< the family that prices each MemoryKernel
 };
 
 /// The calibrated compute cost model of `c` on `gpu` with `comm_sms` SMs reserved for communication.

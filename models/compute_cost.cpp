@@ -13,6 +13,22 @@
 
 namespace moesim::models {
 
+const char* to_string(MemoryKernel k) {
+  switch (k) {
+    case MemoryKernel::kStream:
+      return "stream";
+    case MemoryKernel::kRouter:
+      return "router";
+    case MemoryKernel::kPermute:
+      return "permute";
+    case MemoryKernel::kSwiglu:
+      return "swiglu";
+    case MemoryKernel::kCombine:
+      return "combine";
+  }
+  return "stream";
+}
+
 RooflineCostModel::RooflineCostModel(const GpuSpec& gpu, int comm_sms)
     : gpu_(gpu), sms_(std::max(1, gpu.sm_count - comm_sms)) {}
 
@@ -113,9 +129,15 @@ class ScaledCostModel final : public ComputeCostModel {
     return inner_->attention(s, backward) * slow_;
   }
   double memory_bound(double bytes) const override { return inner_->memory_bound(bytes) * slow_; }
+  double memory_kernel(MemoryKernel k, double bytes) const override {
+    return inner_->memory_kernel(k, bytes) * slow_;
+  }
   std::string priced_by(OpKind kind, Precision p) const override {
     const std::string by = inner_->priced_by(kind, p);
     return by.empty() ? by : by + suffix_;
+  }
+  std::string priced_by_memory(MemoryKernel k) const override {
+    return inner_->priced_by_memory(k) + suffix_;
   }
 
  private:

@@ -15,6 +15,15 @@ namespace moesim::models {
 /// communication.
 enum class OpKind { kGemm, kGroupedGemm, kAttention, kMemory, kComm };
 
+/// Memory-bound kernel families priced apart, each at its own measured bandwidth where the cost model
+/// has one: a plain stream (norms, residual adds, FP8 casts, copies), the router's softmax/sigmoid and
+/// top-k, the permutation of token copies into expert order, the SwiGLU activation, and the
+/// un-permutation with the weighted sum of each token's expert outputs.
+enum class MemoryKernel { kStream, kRouter, kPermute, kSwiglu, kCombine };
+
+/// "stream", "router", "permute", "swiglu", "combine".
+const char* to_string(MemoryKernel k);
+
 /// Shape of fused attention for one microbatch on one GPU.
 struct AttentionShape {
   double query_tokens = 0;  ///< tokens whose queries this GPU computes
@@ -43,6 +52,17 @@ class ComputeCostModel {
   virtual double attention(const AttentionShape& s, bool backward) const = 0;
   /// A streaming, memory-bound kernel moving `bytes` through HBM (reads plus writes). Seconds.
   virtual double memory_bound(double bytes) const = 0;
+  /// A memory-bound kernel of family `k` moving `bytes` (reads plus writes). Seconds. By default every
+  /// family streams like memory_bound.
+  virtual double memory_kernel(MemoryKernel k, double bytes) const {
+    (void)k;
+    return memory_bound(bytes);
+  }
+  /// What prices a memory-bound kernel of family `k` (for per-op output); by default what prices kMemory.
+  virtual std::string priced_by_memory(MemoryKernel k) const {
+    (void)k;
+    return priced_by(OpKind::kMemory, Precision::kBf16);
+  }
   /// What prices a compute op of `kind` at precision `p` (GEMMs; others ignore it): the calibration
   /// entry ("h100-sxm.json /models/dense_gemm/precisions/fp8") or the roofline parameters
   /// ("roofline:H100-SXM gemm_efficiency_fp8=0.67"), for per-op output. kComm: "" (the network prices it).

@@ -71,6 +71,7 @@ void add_stage(const Scenario& s, const Workload& w, const ComputeCostModel& cm,
           compute ? 0 : op.work, op.seconds, op.precision);
       rows.back().recompute = op.recompute;
       if (op.kind == OpKind::kComm) rows.back().priced_by = network_entry(op.comm);
+      if (op.kind == OpKind::kMemory) rows.back().priced_by = cm.priced_by_memory(op.memory);
     }
   }
   if (rw.head) {

@@ -75,6 +75,7 @@ struct Op {
   double seconds = 0;
   double work = 0;                         ///< FLOPs for compute ops, bytes for memory and communication ops
   Precision precision = Precision::kBf16;  ///< of a GEMM's operands (what priced it)
+  MemoryKernel memory = MemoryKernel::kStream;  ///< of a memory-bound op: the kernel family that priced it
 };
 
 /// Per-pass totals of one block (one microbatch).

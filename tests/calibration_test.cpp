@@ -607,8 +607,8 @@ TEST(CalibratedCost, MemoryBoundAndAttention) {
   // memory_bound prices with the copy model: 3 µs + 4e9 B / 2e12 B/s = 2.003 ms.
   EXPECT_NEAR(cm.memory_bound(4e9), 2.003e-3, 1e-15);
   // Permute has its own model: 4 µs + 1e9 / 1e12 = 1.004 ms; combine has none → the copy model.
-  EXPECT_NEAR(cm.memory_bound_kernel(KernelFamily::kPermute, 1e9), 1.004e-3, 1e-15);
-  EXPECT_NEAR(cm.memory_bound_kernel(KernelFamily::kCombine, 4e9), 2.003e-3, 1e-15);
+  EXPECT_NEAR(cm.memory_kernel(MemoryKernel::kPermute, 1e9), 1.004e-3, 1e-15);
+  EXPECT_NEAR(cm.memory_kernel(MemoryKernel::kCombine, 4e9), 2.003e-3, 1e-15);
   // Attention: 4096 × 4096 tokens, 32 heads, 128 + 128 dims, causal: 2·4096²·32·256 / 2 = 137438953472
   // FLOPs; forward 10 µs + F / 4e14; backward 2.5 F at 4e14 · 0.45 / 0.6 = 3e14.
   AttentionShape s;
@@ -645,7 +645,7 @@ TEST(CalibratedCost, FallsBackToTheRooflineAndSaysSo) {
   EXPECT_EQ(cm.grouped_gemm(rows, 1536, 2048, Precision::kFp8),
             roof.grouped_gemm(rows, 1536, 2048, Precision::kFp8));
   EXPECT_EQ(cm.memory_bound(1e9), roof.memory_bound(1e9));
-  EXPECT_EQ(cm.memory_bound_kernel(KernelFamily::kSwiglu, 1e9), roof.memory_bound(1e9));
+  EXPECT_EQ(cm.memory_kernel(MemoryKernel::kSwiglu, 1e9), roof.memory_bound(1e9));
   EXPECT_TRUE(cm.calibrated(KernelFamily::kPermute));
   EXPECT_FALSE(cm.calibrated(KernelFamily::kAttention));
   EXPECT_FALSE(cm.calibrated(KernelFamily::kDenseGemm, Precision::kFp8));

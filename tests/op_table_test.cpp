@@ -20,6 +20,7 @@
 #include <sstream>
 #include <string>
 
+#include "calibrate/calibration.hpp"
 #include "models/block_pricing.hpp"
 #include "models/routing_source.hpp"
 #include "reports/ops.hpp"
@@ -133,6 +134,39 @@ TEST(OpTable, PricedByNamesTheCalibrationEntry) {
     EXPECT_NE(r.priced_by.find("/models/grouped_gemm/precisions/fp8"), std::string::npos) << r.priced_by;
   }
   EXPECT_TRUE(seen);
+}
+
+// The MoE block's memory-bound ops are priced by their own kernel family of the H100 calibration, at the
+// bytes worked out by hand (4096 tokens, top-2 of 16 experts, h = 2048, expert FFN 2048, 8192 rows on the
+// busiest GPU): router 4·4096·16 + 8·4096·2 = 327,680; permute 2·4096·2·2048·2 = 67,108,864; SwiGLU
+// 3·8192·2048·2 = 100,663,296; un-permute and weighted sum 4096·2·2048·2 + 4096·2048·4 = 67,108,864.
+TEST(OpTable, MoeMemoryOpsArePricedByTheirKernelFamily) {
+  const Scenario s = scenario({{"/cluster/gpu", "catalog:h100-sxm"}});
+  const calibrate::Calibration c = calibrate::read_calibration(
+      std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog/calibrations/h100-sxm.json");
+  struct Want {
+    const char* op;
+    calibrate::KernelFamily family;
+    double bytes;
+  };
+  const Want wants[] = {{"moe.topk", calibrate::KernelFamily::kRouter, 327680.0},
+                        {"moe.permute", calibrate::KernelFamily::kPermute, 67108864.0},
+                        {"moe.expert_act", calibrate::KernelFamily::kSwiglu, 100663296.0},
+                        {"moe.unpermute_combine", calibrate::KernelFamily::kCombine, 67108864.0},
+                        {"moe.norm", calibrate::KernelFamily::kCopy, 4096.0 * 2048 * 2 * 2}};
+  int seen = 0;
+  for (const OpRow& r : rows_of(s)) {
+    if (r.pass != Pass::kForward || r.layer != 0) continue;
+    for (const Want& w : wants) {
+      if (r.name != w.op) continue;
+      ++seen;
+      EXPECT_DOUBLE_EQ(r.bytes, w.bytes) << w.op;
+      const double want = c.model(w.family)->stream.time(w.bytes);
+      EXPECT_NEAR(r.seconds, want, 1e-12 * want) << w.op;
+      EXPECT_EQ(r.priced_by, std::string("h100-sxm.json /models/") + calibrate::to_string(w.family)) << w.op;
+    }
+  }
+  EXPECT_EQ(seen, 5);
 }
 
 // DualPipe: a rank holds stage r and stage pp-1-r, each for half the microbatches.

@@ -138,8 +138,43 @@ TEST(PublishedCalibration, FittedValuesArePhysical) {
     const StreamParams& copy = c.model(KernelFamily::kCopy)->stream;
     EXPECT_NEAR(copy.fixed_s, 0.88e-6, 0.01e-6);
     EXPECT_NEAR(copy.rate, 3.02e12, 0.01e12);
+    // Memory-bound families, each from its guide figure with the empty kernel as its launch floor:
+    // permute 2.66 and 2.82 TB/s at 1 GiB (least squares through both: about their mean), combine
+    // 0.475 TB/s, SwiGLU 1.07 TB/s.
+    const StreamParams& permute = c.model(KernelFamily::kPermute)->stream;
+    EXPECT_NEAR(permute.fixed_s, 0.88e-6, 0.01e-6);
+    EXPECT_GT(permute.rate, 2.66e12);
+    EXPECT_LT(permute.rate, 2.82e12);
+    EXPECT_NEAR(c.model(KernelFamily::kCombine)->stream.rate, 0.475e12, 0.001e12);
+    EXPECT_NEAR(c.model(KernelFamily::kSwiglu)->stream.rate, 1.07e12, 0.001e12);
+    // Router: 35 us at 4·8192·8 + 8·8192·2 = 393216 B and 167 us at 4·8192·256 + 8·8192·8 = 8912896 B:
+    // the line through both has 8519680 B per 132 us, 64.54 GB/s, and 35 - 393216 / 64.54e9 s = 28.908 us.
+    const StreamParams& router = c.model(KernelFamily::kRouter)->stream;
+    EXPECT_NEAR(router.rate, 8519680.0 / 132e-6, 1e6);
+    EXPECT_NEAR(router.fixed_s, 35e-6 - 393216.0 / (8519680.0 / 132e-6), 1e-9);
     EXPECT_EQ(c.device.sm_count, 132);
   }
+}
+
+TEST(PublishedCalibration, MoeMemoryKernelsArePricedByTheirFamily) {
+  // The MoE block's memory-bound ops take their family's rate: on DeepSeek-V3 (h = 7168, top-8 of 256)
+  // with 4096 tokens, the forward un-permutation and weighted sum moves 4096·8·7168·2 + 4096·7168·4 bytes
+  // at the combine rate, the permutation 2·4096·8·7168·2 at the permute rate, and the routed SwiGLU
+  // 3·(rows)·2048·2 at the SwiGLU rate; the per-op table names each family.
+  const Scenario s = load_scenario(kRepo + "/scenarios/examples/deepseek-v3-2048xH800.json", catalog());
+  const auto cm = models::make_compute_cost_model(s);
+  const Calibration c = read_calibration(kRepo + "/scenarios/catalog/calibrations/h800-sxm.json");
+  const auto at = [&](KernelFamily f, double bytes) { return c.model(f)->stream.time(bytes); };
+  const double combine = 4096.0 * 8 * 7168 * 2 + 4096.0 * 7168 * 4, permute = 2.0 * 4096 * 8 * 7168 * 2;
+  EXPECT_NEAR(cm->memory_kernel(models::MemoryKernel::kCombine, combine), at(KernelFamily::kCombine, combine),
+              1e-15);
+  EXPECT_NEAR(cm->memory_kernel(models::MemoryKernel::kPermute, permute), at(KernelFamily::kPermute, permute),
+              1e-15);
+  // The combine at 0.475 TB/s is 6.4x slower than a copy of the same bytes at 3.02 TB/s.
+  EXPECT_GT(cm->memory_kernel(models::MemoryKernel::kCombine, combine), 6.0 * cm->memory_bound(combine));
+  EXPECT_EQ(cm->memory_kernel(models::MemoryKernel::kStream, combine), cm->memory_bound(combine));
+  EXPECT_EQ(cm->priced_by_memory(models::MemoryKernel::kCombine), "h800-sxm.json /models/combine");
+  EXPECT_EQ(cm->priced_by_memory(models::MemoryKernel::kStream), "h800-sxm.json /models/copy");
 }
 
 TEST(PublishedCalibration, CatalogFilesAreWhatTheToolFits) {
