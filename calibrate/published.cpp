@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <iomanip>
 #include <map>
 #include <sstream>
 
@@ -292,6 +293,65 @@ Calibration calibrate_from_published(const std::string& dir, const GpuSpec& gpu,
                " with a per-byte term; rows:";
   for (const auto& s : sources) sweep.note += " " + s + ";";
   return calibrate(device, sweep, std::move(ms), {}, published_fit_options(gpu), std::move(provenance));
+}
+
+Calibration scale_calibration(const Calibration& c, const GpuSpec& from, const GpuSpec& to,
+                              Provenance provenance) {
+  const std::string src = c.source.empty() ? "calibration of " + c.device.name : c.source;
+  if (c.device.name != from.name || c.device.sm_count != from.sm_count)
+    throw CalibrationError(located_message(
+        src, "/device", "a calibration of " + from.name + " (" + std::to_string(from.sm_count) + " SMs)",
+        c.device.name + " (" + std::to_string(c.device.sm_count) + " SMs)"));
+  const auto ratio = [&](double a, double b, const char* what) {
+    if (!(a > 0) || !(b > 0))
+      throw CalibrationError(located_message(
+          src, "/device",
+          std::string("a positive datasheet ") + what + " on " + from.name + " and " + to.name,
+          std::to_string(b) + " and " + std::to_string(a)));
+    return a / b;
+  };
+  const double mem = ratio(to.memory_bandwidth, from.memory_bandwidth, "memory bandwidth");
+  const double bf16 = ratio(to.flops_bf16, from.flops_bf16, "BF16 peak");
+  const double fp8 = ratio(to.flops_fp8, from.flops_fp8, "FP8 peak");
+  Calibration out;
+  out.device.name = to.name;
+  out.device.sm_count = to.sm_count;
+  out.sweep = c.sweep;
+  out.sweep.name = "scaled";
+  out.sweep.warmup = out.sweep.repetitions = 0;
+  out.sweep.held_out_every = 0;
+  const auto num = [](double v) {
+    std::ostringstream o;
+    o << std::setprecision(4) << v;
+    return o.str();
+  };
+  out.sweep.note =
+      "no kernel measured on " + to.name + ": the models of " + from.name + " carried by datasheet ratios (" +
+      to.name + "/" + from.name + ": BF16 peak x" + num(bf16) + ", FP8 peak x" + num(fp8) +
+      ", memory bandwidth x" + num(mem) + ", SMs " + std::to_string(from.sm_count) + " -> " +
+      std::to_string(to.sm_count) +
+      "); GEMM efficiencies, per-wave and launch costs and memory-bound fixed costs as measured on " +
+      from.name + ". Source fit: " + c.sweep.note;
+  for (const auto& [f, model] : c.models) {
+    FamilyModel m = model;
+    if (is_gemm_family(f)) {
+      for (auto& [prec, g] : m.gemm) {
+        g.peak_flops = prec == "fp8" ? to.flops_fp8 : to.flops_bf16;
+        g.sm_count = to.sm_count;
+        g.s_per_byte /= mem;
+      }
+    } else if (f == KernelFamily::kAttention) {
+      m.stream.rate *= bf16;
+      m.stream.s_per_score /= bf16;
+      m.stream.s_per_query_row /= bf16;
+    } else {
+      m.stream.rate *= mem;
+    }
+    out.models[f] = m;
+  }
+  for (const auto& [f, stats] : c.held_out.families) out.held_out.families[f] = ErrorStats{};
+  out.provenance = std::move(provenance);
+  return out;
 }
 
 }  // namespace moesim::calibrate

@@ -60,4 +60,15 @@ FitOptions published_fit_options(const GpuSpec& gpu);
 Calibration calibrate_from_published(const std::string& dir, const GpuSpec& gpu, int held_out_every,
                                      Provenance provenance);
 
+/// Calibration `c`, fitted on GPU `from`, carried to GPU `to` (no kernel measured on it) by datasheet
+/// ratios: every GEMM keeps its fitted efficiency, tile, per-wave and launch costs and takes `to`'s peak
+/// of its precision and SM count (so a tile runs at `to`'s per-SM peak times the measured efficiency);
+/// its per-byte term scales by the memory bandwidth ratio from/to; attention's rate scales by the BF16
+/// peak ratio to/from and its shape terms by the inverse; every memory-bound family's bandwidth scales by
+/// the memory bandwidth ratio to/from, its fixed cost stays. The result holds no measurements (none was
+/// taken on `to`); its sweep note and provenance name the source and the ratios. Throws CalibrationError
+/// if `c` was not fitted on `from` (device name or SM count differ) or a ratio is not positive.
+Calibration scale_calibration(const Calibration& c, const GpuSpec& from, const GpuSpec& to,
+                              Provenance provenance);
+
 }  // namespace moesim::calibrate

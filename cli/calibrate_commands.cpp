@@ -100,6 +100,33 @@ int calibrate_published_cmd(const std::string& dir, const std::string& out, cons
   return calibrate_check_cmd(out);
 }
 
+int calibrate_scaled_cmd(const std::string& from_file, const std::string& out, const std::string& gpu,
+                         bool force, const std::string& command_line, const Catalog& cat) {
+  reports::check_output_file(out, force, "--out");
+  const auto spec_of = [&](const std::string& ref, const std::string& flag) {
+    std::string name;
+    if (!is_catalog_ref(ref, name)) name = ref;
+    return gpu_from_json(cat.load(CatalogKind::kGpu, name, flag, ""),
+                         cat.path(CatalogKind::kGpu, name, flag, ""), "");
+  };
+  const GpuSpec to = spec_of(gpu, "--gpu");
+  const calibrate::Calibration c = calibrate::read_calibration(from_file);
+  const GpuSpec from = spec_of(c.device.name, from_file + ": /device/name");
+  calibrate::Provenance prov;
+  prov.command = command_line;
+  prov.git_sha = reports::git_sha();
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  prov.date = date;
+  const calibrate::Calibration scaled = calibrate::scale_calibration(c, from, to, prov);
+  reports::OutputSet file;
+  file.add_with(out, [&](const std::string& temporary) { calibrate::write_calibration(scaled, temporary); });
+  file.commit();
+  std::cerr << "moesim: wrote " << out << "\n";
+  return 0;
+}
+
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
                       const std::string& command_line, const Catalog& cat) {
   // Checked before hours of profiling, and in every build, so a bad --out is the same error everywhere.

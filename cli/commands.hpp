@@ -116,6 +116,10 @@ const Registry<CalibrationPlan>& calibration_plans();
 /// (calibrate/published.hpp), every 4th row of each family and precision held out, write, then check.
 int calibrate_published_cmd(const std::string& dir, const std::string& out, const std::string& gpu,
                             bool force, const std::string& command_line, const Catalog& cat);
+/// `moesim calibrate --scale-from CAL --gpu GPU --out FILE`: carry calibration CAL (fitted on the catalog
+/// GPU its device names) to GPU by datasheet ratios (calibrate::scale_calibration) and write it.
+int calibrate_scaled_cmd(const std::string& from_file, const std::string& out, const std::string& gpu,
+                         bool force, const std::string& command_line, const Catalog& cat);
 /// `moesim calibrate --out FILE`: profile the kernels on this GPU, fit, write, then check (CUDA builds).
 int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
                       const std::string& command_line, const Catalog& cat);

@@ -273,7 +273,7 @@ int main(int argc, char** argv) {
   topo->add_flag("--simulate", simulate,
                  "Also simulate one EP group's dispatch on SimGrid (flows share links)");
 
-  std::string cal_out, cal_check, cal_plan = "full", cal_gpu = "catalog:h100-sxm", cal_published;
+  std::string cal_out, cal_check, cal_plan = "full", cal_gpu = "catalog:h100-sxm", cal_published, cal_scale;
   auto* cal =
       app.add_subcommand("calibrate", "Measure the MoE kernels on this GPU and fit a calibration file");
   cal->add_option("--out", cal_out, "Calibration file to write (never overwritten without --force)");
@@ -284,6 +284,10 @@ int main(int argc, char** argv) {
                   "Print predicted against measured for a calibration's held-out shapes");
   cal->add_option("--from-published", cal_published,
                   "Fit the published kernel tables of this folder (no GPU needed) instead of measuring");
+  cal->add_option("--scale-from", cal_scale,
+                  "Carry this calibration (of a catalog GPU) to --gpu by datasheet ratios, for a GPU with "
+                  "no kernel measurements")
+      ->excludes("--from-published");
   cal->add_flag("--force", force, "Overwrite --out if it exists");
 
   auto* imp = app.add_subcommand("import", "Import a model description");
@@ -429,6 +433,8 @@ int main(int argc, char** argv) {
       for (int i = 0; i < argc; ++i) cmd += (i ? " " : "") + std::string(argv[i]);
       if (!cal_published.empty())
         return moesim::cli::calibrate_published_cmd(cal_published, cal_out, cal_gpu, force, cmd, cat);
+      if (!cal_scale.empty())
+        return moesim::cli::calibrate_scaled_cmd(cal_scale, cal_out, cal_gpu, force, cmd, cat);
       return moesim::cli::calibrate_run_cmd(cal_out, cal_plan, cal_gpu, force, cmd, cat);
     }
     if (*topo) return moesim::cli::topology_cmd(file, dot_file, out_format, force, simulate, cat);

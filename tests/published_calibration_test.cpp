@@ -185,6 +185,52 @@ TEST(PublishedCalibration, CatalogFilesAreWhatTheToolFits) {
   }
 }
 
+// B200 and H200 have no kernel table of their own: their catalog calibrations are the H100's carried by
+// datasheet ratios, and the files are what the tool writes.
+TEST(PublishedCalibration, ScaledCatalogFilesAreTheH100sByDatasheetRatios) {
+  const Calibration h100 = read_calibration(kRepo + "/scenarios/catalog/calibrations/h100-sxm.json");
+  for (const char* gpu : {"b200", "h200-sxm"}) {
+    const Calibration file = read_calibration(kRepo + "/scenarios/catalog/calibrations/" + gpu + ".json");
+    const GpuSpec to = catalog_gpu(gpu), from = catalog_gpu("h100-sxm");
+    Calibration source = h100;
+    source.source.clear();
+    EXPECT_EQ(to_text(scale_calibration(source, from, to, file.provenance)), to_text(file))
+        << gpu << ": regenerate with moesim calibrate --scale-from";
+    EXPECT_EQ(file.device.sm_count, to.sm_count);
+    EXPECT_TRUE(file.measurements.empty());
+    // By hand: B200 2250 / 989 TFLOP/s BF16, 8 / 3.35 TB/s; H200 the same peaks, 4.8 / 3.35 TB/s.
+    const double mem = std::string(gpu) == "b200" ? 8.0 / 3.35 : 4.8 / 3.35;
+    const double bf16 = std::string(gpu) == "b200" ? 2250.0 / 989 : 1.0;
+    for (auto f : {KernelFamily::kCopy, KernelFamily::kPermute, KernelFamily::kCombine, KernelFamily::kSwiglu,
+                   KernelFamily::kRouter}) {
+      EXPECT_NEAR(file.model(f)->stream.rate, h100.model(f)->stream.rate * mem,
+                  1e-6 * file.model(f)->stream.rate);
+      EXPECT_EQ(file.model(f)->stream.fixed_s, h100.model(f)->stream.fixed_s);
+    }
+    const StreamParams &a = file.model(KernelFamily::kAttention)->stream,
+                       &b = h100.model(KernelFamily::kAttention)->stream;
+    EXPECT_NEAR(a.rate, b.rate * bf16, 1e-9 * a.rate);
+    EXPECT_NEAR(a.s_per_score, b.s_per_score / bf16, 1e-9 * b.s_per_score);
+    for (auto f : {KernelFamily::kDenseGemm, KernelFamily::kGroupedGemm})
+      for (const char* prec : {"bf16", "fp8"}) {
+        const GemmParams &g = file.model(f)->gemm.at(prec), &h = h100.model(f)->gemm.at(prec);
+        EXPECT_EQ(g.efficiency, h.efficiency);
+        EXPECT_EQ(g.peak_flops, std::string(prec) == "fp8" ? to.flops_fp8 : to.flops_bf16);
+        EXPECT_EQ(g.sm_count, to.sm_count);
+        EXPECT_NEAR(g.s_per_byte, h.s_per_byte / mem, 1e-9 * h.s_per_byte + 1e-30);
+      }
+  }
+  // A calibration of another GPU than the one it is said to come from is refused, naming the file.
+  try {
+    scale_calibration(h100, catalog_gpu("b200"), catalog_gpu("h200-sxm"), {});
+    ADD_FAILURE() << "expected a CalibrationError";
+  } catch (const CalibrationError& e) {
+    EXPECT_NE(std::string(e.what()).find("h100-sxm.json: /device: expected a calibration of b200"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(PublishedCalibration, EfficiencyIsBoundedByOne) {
   // Tiles that run 1.25x faster than the datasheet allows: the fit stops at efficiency 1 and lets the
   // other terms take up what they can, rather than write an efficiency the reader refuses.
