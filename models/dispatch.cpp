@@ -76,6 +76,16 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
     }
   }
 
+  if (g.low_latency) {
+    // Each of a token's top_k slots is its own message: rank r receives top_k · share(r) copies of each
+    // source token, all over the NIC; a GPU keeps the copies for its own experts.
+    const double max_share = s.rank_share[s.straggler];
+    double out = 0;
+    for (int r = 0; r < g.ep; ++r) out = std::max(out, k * (1.0 - s.rank_share[r]));
+    s.nic_out = out;
+    s.nic_in = k * max_share * (g.ep - 1);
+    return s;
+  }
   const double sum_rank = std::accumulate(s.hit_rank.begin(), s.hit_rank.end(), 0.0);
   const double sum_node = std::accumulate(s.hit_node.begin(), s.hit_node.end(), 0.0);
   const double max_rank = *std::max_element(s.hit_rank.begin(), s.hit_rank.end());

@@ -15,6 +15,10 @@ struct EpGeometry {
   int top_k = 1;
   int node_limit = 0;         ///< at most this many nodes per token (0: unlimited)
   bool hierarchical = false;  ///< one NIC copy per destination node, then NVLink fan-out (DeepEP normal)
+  /// Every (token, expert) copy straight to the expert's GPU over the NIC (RDMA), the GPU's own node
+  /// included, without merging copies bound for one GPU or node (DeepEP low-latency kernels, which send
+  /// each of a token's top-k copies on its own IBGDA write). Overrides `hierarchical`.
+  bool low_latency = false;
 };
 
 /// Expected routing statistics of one MoE layer, per source token.

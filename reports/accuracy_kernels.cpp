@@ -28,6 +28,7 @@ class CsvLine {
     for (std::size_t i = 0; i < header.size(); ++i) index_[header[i]] = i;
   }
   const std::string& text(const std::string& column) const { return fields_.at(index_.at(column)); }
+  bool has(const std::string& column) const { return index_.count(column) > 0; }
   double number(const std::string& column, double lo, double hi) const {
     const std::string& t = text(column);
     std::size_t used = 0;
@@ -77,9 +78,11 @@ std::vector<std::string> split(const std::string& line) {
 enum class Kind { kAllToAll, kGemm, kAttention };
 
 const std::vector<std::string>& columns(Kind k) {
-  static const std::vector<std::string> a2a{"name",           "cluster",        "op",    "ep",
-                                            "path",           "tokens",         "top_k", "node_limit",
-                                            "bytes_per_copy", "published_gbps", "source"};
+  // All-to-all rows hold published_gbps (normal kernels: bandwidth) or published_us (low-latency
+  // kernels: latency); read_file checks that one of them is there.
+  static const std::vector<std::string> a2a{"name",   "cluster",        "op",    "ep",
+                                            "path",   "tokens",         "top_k", "node_limit",
+                                            "kernel", "bytes_per_copy", "source"};
   static const std::vector<std::string> gemm{
       "name", "gpu", "table", "groups", "m_per_group", "n", "k", "published_tflops", "source"};
   static const std::vector<std::string> attn{"name",  "gpu",   "headdim",          "causal", "seqlen",
@@ -111,31 +114,45 @@ AccuracyRow base_row(const CsvLine& l, AccuracyGroup g, const char* quantity, co
   return r;
 }
 
-// DeepEP-style normal all-to-all: uniform routing of `tokens` per GPU over an EP group laid out on the
-// cluster's nodes, hierarchical dispatch (one NIC copy per destination node, NVLink fan-out). The
-// predicted bandwidth is DeepEP's "logical" bandwidth (tests/test_intranode.py, test_internode.py):
-// NVLink, the copies a GPU receives from every rank of the group, its own included; RDMA, one copy per
-// distinct destination node of each source token, its own node included; divided by the network
-// model's time for the whole all-to-all (which moves only the copies that leave the GPU or node).
+// DeepEP's all-to-all kernels, uniform routing of `tokens` per GPU over an EP group laid out on the
+// cluster's nodes, priced by the network model (NetworkModel::all_to_all):
+// - kernel "normal": hierarchical dispatch (one NIC copy per destination node, NVLink fan-out). The
+//   predicted bandwidth is DeepEP's "logical" bandwidth (tests/test_intranode.py, test_internode.py):
+//   NVLink, the copies a GPU receives from every rank of the group, its own included; RDMA, one copy per
+//   distinct destination node of each source token, its own node included; divided by the model's time
+//   for the whole all-to-all (which moves only the copies that leave the GPU or node).
+// - kernel "low_latency": every (token, expert) copy over the NIC (EpGeometry::low_latency); the row
+//   holds the kernel's latency, and the prediction is the model's time.
 AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
-  AccuracyRow r = base_row(l, AccuracyGroup::kAllToAll, "bandwidth", "GB/s", "published_gbps");
+  const bool latency = l.has("published_us");
+  AccuracyRow r = latency ? base_row(l, AccuracyGroup::kAllToAll, "latency", "us", "published_us")
+                          : base_row(l, AccuracyGroup::kAllToAll, "bandwidth", "GB/s", "published_gbps");
   std::string path;
   const ClusterSpec c = cluster_from_json(catalog_entry(l, "cluster", CatalogKind::kCluster, cat, &path),
                                           path, "", cat, nullptr);
   const std::string& link = l.text("path");
   if (link != "NVLink" && link != "RDMA")
     throw ParseError(located_message(l.file(), l.where("path"), "NVLink or RDMA", "\"" + link + "\""));
+  const std::string& kernel = l.text("kernel");
+  if (kernel != "normal" && kernel != "low_latency")
+    throw ParseError(
+        located_message(l.file(), l.where("kernel"), "normal or low_latency", "\"" + kernel + "\""));
   models::EpGeometry g;
   g.ep = l.integer("ep", 1, c.gpus());
   g.per_node = std::min(g.ep, c.gpus_per_node);
   g.top_k = l.integer("top_k", 1, 1 << 16);
   g.node_limit = l.integer("node_limit", 0, 1 << 16);
-  g.hierarchical = true;
+  g.hierarchical = kernel == "normal";
+  g.low_latency = kernel == "low_latency";
   const auto stats =
       models::dispatch_stats(std::vector<double>(static_cast<std::size_t>(g.ep), 1.0 / g.ep), g);
   const double tokens = l.number("tokens", 1, 1e9), copy = l.number("bytes_per_copy", 1, 1e9);
   const auto bytes = models::all_to_all_bytes(stats, g, tokens, copy);
   const double t = models::NetworkModel(c).all_to_all(bytes);
+  if (latency) {
+    r.analytic = t > 0 ? t * 1e6 : NAN;
+    return r;
+  }
   double copies = 0;
   if (link == "NVLink")
     copies = *std::max_element(stats.hit_rank.begin(), stats.hit_rank.end()) * g.ep;
@@ -230,6 +247,11 @@ void read_file(const std::string& path, const Catalog& cat, std::vector<Accuracy
         if (!has(c.c_str()))
           throw ParseError(located_message(path, "line " + std::to_string(no), "a column \"" + c + "\"",
                                            "\"" + line + "\""));
+      if (kind == Kind::kAllToAll && has("published_gbps") == has("published_us"))
+        throw ParseError(located_message(path, "line " + std::to_string(no),
+                                         "one column \"published_gbps\" (bandwidth) or \"published_us\" "
+                                         "(latency)",
+                                         "\"" + line + "\""));
       continue;
     }
     if (fields.size() != header.size())

@@ -99,6 +99,49 @@ TEST(AccuracyUnit, DeepEpIntranodeBandwidthFromTheNvlinkModel) {
   EXPECT_NEAR(r.analytic, bytes * 8 / 7 / t / 1e9, 1e-6);
 }
 
+// DeepEP low-latency EP8 dispatch: 128 tokens, each of its 8 copies its own RDMA message (one node, still
+// over the NIC); a GPU keeps 1 of 8 and sends 7 · 128 copies of 7408 B at 0.87 of 50 GB/s, plus one
+// in-leaf IB latency (2.8 us) and the all-to-all overhead (1.66 us). Every low-latency row (EP8-256) is
+// within 10% of DeepEP's published latency.
+TEST(AccuracyUnit, DeepEpLowLatencyFromEveryCopyOverTheNic) {
+  const auto rows = moesim::reports::kernel_rows(kValidation + "/kernels", catalog());
+  const AccuracyRow& r = find_row(rows, "deepep-ll-dispatch-ep8");
+  EXPECT_EQ(r.quantity, "latency");
+  EXPECT_DOUBLE_EQ(r.published, 163.0);  // DeepEP README, low-latency kernels, EP8 dispatch
+  const double t = 7.0 * 128 * 7408 / (0.87 * 50e9) + 2.8e-6 + 1.66e-6;
+  EXPECT_NEAR(r.analytic, t * 1e6, 1e-6);
+  int low_latency = 0;
+  for (const AccuracyRow& x : rows) {
+    if (x.name.rfind("deepep-ll-", 0) != 0) continue;
+    ++low_latency;
+    EXPECT_LT(std::abs(x.analytic - x.published) / x.published, 0.10) << x.name;
+  }
+  EXPECT_EQ(low_latency, 12);  // dispatch and combine at EP 8, 16, 32, 64, 128, 256
+}
+
+TEST(AccuracyUnit, AllToAllRowNeedsOnePublishedFigure) {
+  const std::string head = "name,cluster,kernel,op,ep,path,tokens,top_k,node_limit,bytes_per_copy,";
+  const std::string dir = kernel_dir_with(
+      "a.csv",
+      head +
+          "published_gbps,published_us,source\nx,catalog:deepseek-h800-2048,normal,dispatch,8,NVLink,"
+          "4096,8,4,7408,153,160,src\n");
+  EXPECT_THROW(moesim::reports::kernel_rows(dir, catalog()), moesim::ParseError);
+  fs::remove_all(dir);
+  const std::string bad = kernel_dir_with(
+      "b.csv",
+      head + "published_us,source\nx,catalog:deepseek-h800-2048,fast,dispatch,8,RDMA,128,8,0,7408,160,src\n");
+  try {
+    moesim::reports::kernel_rows(bad, catalog());
+    FAIL() << "an unknown kernel was accepted";
+  } catch (const moesim::ParseError& e) {
+    EXPECT_NE(std::string(e.what()).find("line 2, column kernel: expected normal or low_latency"),
+              std::string::npos)
+        << e.what();
+  }
+  fs::remove_all(bad);
+}
+
 // DeepGEMM dense M=4096, N=7168, K=16384 on H800, priced by the H800's calibration (its catalog default):
 // 64 x 56 = 3584 tiles of 64 x 128 over 132 SMs is 28 waves, a tile taking 2·64·128·K / (FP8 peak / 132)
 // / efficiency, plus the wave overhead per wave, the FP8 operands and BF16 output at s_per_byte, the launch.

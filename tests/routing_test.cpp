@@ -321,6 +321,31 @@ TEST(DispatchStats, SingleNodeStaysOnNvlink) {
   EXPECT_NEAR(s.nvlink_in, 7 * hit, 1e-12);
 }
 
+TEST(DispatchStats, LowLatencySendsEveryCopyOverTheNic) {
+  // DeepEP low-latency kernels: each of a token's 8 copies is its own RDMA message, one node or many.
+  EpGeometry g;
+  g.ep = 8;
+  g.per_node = 8;
+  g.top_k = 8;
+  g.hierarchical = true;  // overridden
+  g.low_latency = true;
+  auto s = dispatch_stats(uniform(64), place_experts("contiguous", 64, 8), g);
+  // Uniform: a GPU keeps its own 8/8 · 1 = 1 copy per token and sends 7; the busiest receiver gets 1 copy
+  // from each of 7 peers per source token.
+  EXPECT_NEAR(s.nic_out, 7.0, 1e-12);
+  EXPECT_NEAR(s.nic_in, 7.0, 1e-12);
+  EXPECT_EQ(s.nvlink_out, 0.0);
+  EXPECT_EQ(s.nvlink_in, 0.0);
+  // 256 GPUs over 32 nodes: 8 · 255/256 copies out, 255 · 8/256 in; 128 tokens of 7408 bytes.
+  g.ep = 256;
+  s = dispatch_stats(uniform(256), place_experts("contiguous", 256, 256), g);
+  EXPECT_NEAR(s.nic_out, 8.0 * 255 / 256, 1e-12);
+  EXPECT_NEAR(s.nic_in, 255 * 8.0 / 256, 1e-12);
+  const auto b = all_to_all_bytes(s, g, 128, 7408);
+  EXPECT_NEAR(b.nic_out, 128 * 7408 * 8.0 * 255 / 256, 1e-6);
+  EXPECT_EQ(b.nodes, 32);
+}
+
 TEST(DispatchStats, HotExpertImbalance) {
   // 256 experts, expert 5 takes hot_fraction 0.5 → capped at 1/8; the other 255 share 7/8.
   LoadSpec l;
