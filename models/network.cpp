@@ -5,7 +5,8 @@
 
 namespace moesim::models {
 
-NetworkModel::NetworkModel(const ClusterSpec& c) : c_(c) {}
+NetworkModel::NetworkModel(const ClusterSpec& c)
+    : c_{c.scale_up, c.scale_out, c.gpus_per_node, c.all_to_all_overhead} {}
 
 int NetworkModel::nodes_per_leaf() const {
   // A leaf switch gives half its ports to hosts. A rail-optimised plane connects one NIC per node to

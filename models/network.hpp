@@ -58,7 +58,15 @@ class NetworkModel {
   int nodes_per_leaf() const;
 
  private:
-  ClusterSpec c_;
+  /// What of the cluster the model reads: plain numbers, copied without the GPU entry's and the cluster's
+  /// strings (the planner builds a model for every layout it prices).
+  struct Fabric {
+    ScaleUpSpec scale_up;
+    ScaleOutSpec scale_out;
+    int gpus_per_node = 0;
+    double all_to_all_overhead = 0;
+  };
+  Fabric c_;
 };
 
 }  // namespace moesim::models

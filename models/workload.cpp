@@ -1,6 +1,8 @@
 #include "models/workload.hpp"
 
 #include <algorithm>
+#include <array>
+#include <string>
 
 #include "models/block_pricing.hpp"
 #include "models/pipeline_partition.hpp"
@@ -34,6 +36,31 @@ double training_flops_per_token(const ModelSpec& m, int seq_len, bool causal) {
   return 6.0 * matmul + attn;
 }
 
+namespace {
+// The slot map of a placement policy that depends only on (policy, experts, EP ranks), kept per thread
+// for the last eight such triples: the planner prices thousands of layouts that share one (a slot map
+// allocates one vector per EP rank). The reference stays valid until eight other triples were asked for
+// on this thread.
+const SlotMap& default_slot_map(const std::string& policy, int experts, int ep) {
+  struct Entry {
+    std::string policy;
+    int experts = -1, ep = -1;
+    SlotMap map;
+  };
+  thread_local std::array<Entry, 8> cache;
+  thread_local std::size_t next = 0;
+  for (const Entry& e : cache)
+    if (e.experts == experts && e.ep == ep && e.policy == policy) return e.map;
+  Entry& e = cache[next];
+  next = (next + 1) % cache.size();
+  e.map = SlotMap::from_assignment(place_experts(policy, experts, ep), ep);
+  e.policy = policy;
+  e.experts = experts;
+  e.ep = ep;
+  return e.map;
+}
+}  // namespace
+
 const std::vector<Op>& block_ops(const Workload& w, int b) {
   const BlockCost& x = w.blocks[static_cast<std::size_t>(b)];
   return x.ops_from >= 0 ? w.blocks[static_cast<std::size_t>(x.ops_from)].ops : x.ops;
@@ -58,10 +85,11 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   w.bf16_copy_bytes = 2.0 * m.hidden;
   w.grad_dispatch_copy_bytes = grad_dispatch_bytes_per_token(s.workload, m.hidden);
   const EpGeometry& geo = rctx.geo;
-  SlotMap default_slots;
-  if (m.moe.experts > 0)
-    default_slots =
-        SlotMap::from_assignment(place_experts(s.placement.policy, m.moe.experts, par.ep), par.ep);
+  static const SlotMap kNoSlots;
+  const bool own_slots = routing && !routing->slot_maps.empty();
+  const SlotMap& default_slots = m.moe.experts > 0 && !own_slots
+                                     ? default_slot_map(s.placement.policy, m.moe.experts, par.ep)
+                                     : kNoSlots;
   const bool replay = routing != nullptr && !routing->samples.empty();
   const bool same_every_layer =
       traces::is_uniform(s.routing.load) && !replay && (routing == nullptr || routing->slot_maps.size() <= 1);
@@ -70,6 +98,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   // Price every block; identical blocks are priced once and copied.
   const int total_blocks = m.layers + m.mtp_depth;
   w.blocks.resize(static_cast<std::size_t>(total_blocks));
+  w.moe_layers.reserve(static_cast<std::size_t>(total_blocks));
+  w.moe_detail.reserve(static_cast<std::size_t>(total_blocks));
   std::vector<double> saved(static_cast<std::size_t>(total_blocks), 0.0);
   int dense_template = -1, moe_template = -1, moe_count = 0;
   double saved_transient = 0;  // logits are consumed by the loss right away: held for one microbatch
