@@ -256,6 +256,14 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   double worst = -1;
   std::vector<double> scratch;  // per-GPU compute stream of a DualPipe pair
   const std::size_t gpus = dualpipe || par.schedule == Schedule::kZeroBubble ? uneven_gpus(w) : 1;
+  // DualPipe: rank r overlaps stage r's forward with stage pp-1-r's backward and the reverse, as its
+  // mirror does; each ordered pair is priced once and both ranks read it.
+  std::vector<double> pair_fb;
+  if (dualpipe) {
+    pair_fb.resize(static_cast<std::size_t>(par.pp));
+    for (int rank = 0; rank < par.pp; ++rank)
+      pair_fb[rank] = dualpipe_pair(w, w.ranks[rank], w.ranks[par.pp - 1 - rank], gpus, scratch);
+  }
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
     RankEval e;
@@ -283,9 +291,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       e.chunk.w_compute += saving;
     }
     if (dualpipe) {
-      const RankWork& mirror = w.ranks[par.pp - 1 - rank];
-      e.chunk.fb_pair =
-          0.5 * (dualpipe_pair(w, rw, mirror, gpus, scratch) + dualpipe_pair(w, mirror, rw, gpus, scratch));
+      e.chunk.fb_pair = 0.5 * (pair_fb[rank] + pair_fb[par.pp - 1 - rank]);
     }
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
@@ -345,6 +351,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   finish_throughput(r, w, gpu);
 
   // Per-layer times.
+  r.layers.reserve(w.blocks.size());
   for (int rank = 0; rank < par.pp; ++rank) {
     for (int bi : w.ranks[rank].blocks) {
       const BlockCost& b = w.blocks[bi];
