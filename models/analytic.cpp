@@ -255,7 +255,9 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
 
   double worst = -1;
   std::vector<double> scratch;  // per-GPU compute stream of a DualPipe pair
-  const std::size_t gpus = dualpipe || par.schedule == Schedule::kZeroBubble ? uneven_gpus(w) : 1;
+  const bool ep_overlap = par.ep_overlap && !dualpipe && par.schedule != Schedule::kZeroBubble;
+  const std::size_t gpus =
+      dualpipe || ep_overlap || par.schedule == Schedule::kZeroBubble ? uneven_gpus(w) : 1;
   // DualPipe: rank r overlaps stage r's forward with stage pp-1-r's backward and the reverse, as its
   // mirror does; each ordered pair is priced once and both ranks read it.
   std::vector<double> pair_fb;
@@ -293,6 +295,9 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     if (dualpipe) {
       e.chunk.fb_pair = 0.5 * (pair_fb[rank] + pair_fb[par.pp - 1 - rank]);
     }
+    // Combined 1F1B: a steady unit overlaps this rank's forward chunk with its backward chunk, block by
+    // block, as a DualPipe pair does.
+    if (ep_overlap) e.chunk.fb_pair = dualpipe_pair(w, rw, rw, gpus, scratch);
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
     const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);

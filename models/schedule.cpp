@@ -27,11 +27,14 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       const double v = s == Schedule::kInterleaved ? vpp : 1;
       const double B = t.b + t.w;
       // Rank 0: PP-1 warm-up forwards, M-PP+1 steady F+B, PP-1 cool-down backwards; idle (PP-1)(F+B)/v.
-      const int warm = std::min(m, pp - 1);
+      // Combined 1F1B (ep_overlap, fb_pair > 0): one more warm-up forward and cool-down backward, and
+      // each steady unit one overlapped pair (models/schedule_order.hpp, overlap_ep_pairs).
+      const int warm = std::min(m, pp - 1 + (t.fb_pair > 0 ? 1 : 0));
       ph.lone_f = warm;
       ph.lone_b = warm;
       ph.pairs = m - warm;
-      ph.pair_time = t.f + B;
+      // Combined 1F1B (ep_overlap): a steady unit is one overlapped F&B pair (fb_pair).
+      ph.pair_time = t.fb_pair > 0 ? t.fb_pair : t.f + B;
       ph.forward_only = warm * t.f;
       ph.steady = ph.pairs * ph.pair_time;
       ph.backward_only = warm * B;

@@ -243,6 +243,35 @@ void check_schedule_order_args(Schedule s, int pp, int vpp, int m) {
   }
 }
 
+std::vector<ChunkStep> overlap_ep_pairs(const std::vector<ChunkStep>& order) {
+  std::vector<ChunkStep> out;
+  out.reserve(order.size());
+  std::size_t last_f = order.size();  // the last forward step
+  for (std::size_t i = 0; i < order.size(); ++i)
+    if (order[i].pass == ChunkPass::kF) last_f = i;
+  bool pending = false;
+  ChunkStep held;  // a backward waiting for the next forward
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    ChunkStep st = order[i];
+    const bool backward = st.pass == ChunkPass::kB || st.pass == ChunkPass::kBW;
+    if (st.pass == ChunkPass::kF && pending) {
+      st.overlap_next = true;
+      out.push_back(st);
+      out.push_back(held);
+      pending = false;
+    } else if (backward && last_f < order.size() && i < last_f && !pending) {
+      held = st;
+      pending = true;
+    } else {
+      if (pending) out.push_back(held);
+      pending = false;
+      out.push_back(st);
+    }
+  }
+  if (pending) out.push_back(held);
+  return out;
+}
+
 std::vector<ChunkStep> schedule_order(Schedule s, int pp, int vpp, int m, int rank) {
   check_schedule_order_args(s, pp, vpp, m);
   check_rank(s, pp, rank);

@@ -74,6 +74,15 @@ void check_schedule_order_args(Schedule s, int pp, int vpp, int m);
 ///    `_forward_backward_chunk` is an F step with overlap_next = true followed by its BW step; the
 ///    middle ranks' first step-4 F and B are issued separately (not overlapped), as in the reference.
 /// Throws ConfigError as check_schedule_order_args does, and when rank is outside 0..pp-1.
+/// `order` (a 1F1B or interleaved rank order) as Megatron-Core's combined 1F1B runs it
+/// (ParallelismSpec::ep_overlap, `--overlap-moe-expert-parallel-comm`): every backward step that has a
+/// forward step after it waits for that forward and runs overlapped with it (the F step's overlap_next),
+/// so each rank runs one more warm-up forward, then pairs of one microbatch's forward with an earlier
+/// microbatch's backward, then one more cool-down backward. A backward never pairs with its own
+/// microbatch's forward, and the pipeline keeps its dependencies (rank r+1's backward of a microbatch
+/// precedes rank r's).
+std::vector<ChunkStep> overlap_ep_pairs(const std::vector<ChunkStep>& order);
+
 std::vector<ChunkStep> schedule_order(Schedule s, int pp, int vpp, int m, int rank);
 
 /// Stages along one microbatch's path: pp·vpp for interleaved, pp otherwise.

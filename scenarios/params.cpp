@@ -122,7 +122,11 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
        boolean("overlap_grad_reduce", &ParallelismSpec::overlap_grad_reduce, true,
                "DP gradient reduce-scatter under the backward cool-down"),
        boolean("overlap_param_gather", &ParallelismSpec::overlap_param_gather, false,
-               "ZeRO parameter all-gather under the next forward")}};
+               "ZeRO parameter all-gather under the next forward"),
+       boolean("ep_overlap", &ParallelismSpec::ep_overlap, false,
+               "Megatron-Core combined 1F1B (--overlap-moe-expert-parallel-comm): each steady-state forward "
+               "chunk and the backward chunk before it overlap their all-to-alls with each other's compute "
+               "(1f1b with pp 1, or interleaved)")}};
   return t;
 }
 

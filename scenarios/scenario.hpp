@@ -141,6 +141,10 @@ struct ParallelismSpec {
   int64_t global_batch = 1;           ///< sequences per optimizer step
   bool overlap_grad_reduce = true;    ///< overlap DP gradient reduce-scatter with the backward cool-down
   bool overlap_param_gather = false;  ///< hide the ZeRO parameter all-gather under the next forward
+  /// Megatron-Core's combined 1F1B (`--overlap-moe-expert-parallel-comm`): in the steady state of 1F1B
+  /// and interleaved schedules, each forward chunk and the backward chunk after it run as one overlapped
+  /// pair, one's all-to-all under the other's computation (as a DualPipe pair does).
+  bool ep_overlap = false;
 };
 
 // --------------------------------------------------------------------------------------- workload

@@ -192,6 +192,19 @@ void derive_layout(Scenario& s) {
         "microbatches per pipeline (" + str(M) + ") divisible by pp (" + str(p.pp) +
             ") for the interleaved schedule",
         str(p.global_batch));
+  if (p.ep_overlap && (p.schedule == Schedule::kDualPipe || p.schedule == Schedule::kZeroBubble))
+    bad(s, "/parallelism/ep_overlap",
+        std::string("false with the ") + to_string(p.schedule) +
+            " schedule (combined 1F1B applies to 1f1b and interleaved; DualPipe overlaps its pairs "
+            "itself)",
+        "true");
+  // Megatron-Core runs combined 1F1B with one pipeline stage or the interleaved schedule: a pair
+  // receives both inputs before it starts, which plain 1F1B's one-chunk offset between neighbouring
+  // ranks cannot feed without stalling every other step.
+  else if (p.ep_overlap && p.schedule == Schedule::k1F1B && p.pp > 1)
+    bad(s, "/parallelism/ep_overlap",
+        "false with 1f1b and pp > 1 (combined 1F1B needs pp 1 or the interleaved schedule)",
+        "true with pp " + str(p.pp));
   if (p.schedule == Schedule::kDualPipe) {
     if (p.pp % 2 != 0 || p.pp < 2)
       bad(s, "/parallelism/pp", "an even pp of at least 2 for DualPipe", str(p.pp));

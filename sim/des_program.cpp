@@ -151,7 +151,8 @@ std::vector<ChunkPhase> chunk_phases(Schedule s, const std::vector<ChunkStep>& o
 
 Program ProgramBuilder::build(int rank, int m) const {
   Program p;
-  const auto order = models::schedule_order(s_.parallelism.schedule, pp_, vpp_, m, rank);
+  auto order = models::schedule_order(s_.parallelism.schedule, pp_, vpp_, m, rank);
+  if (s_.parallelism.ep_overlap) order = models::overlap_ep_pairs(order);
   const std::vector<ChunkPhase> phases = chunk_phases(s_.parallelism.schedule, order);
   for (std::size_t i = 0; i < order.size(); ++i) {
     const ChunkStep& st = order[i];
@@ -350,6 +351,9 @@ void ProgramBuilder::weight(Program& p, const ChunkStep& st, int v) const {
 // before its first all-to-all goes first.
 void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkStep& bs, int vb) const {
   const bool with_w = bs.pass == ChunkPass::kBW;
+  // Both inputs are received before the pair and both outputs sent after it (DualPipe, and Megatron-Core's
+  // combined 1F1B, whose pipeline offsets between ranks leave room for it: interleaved warm-ups differ
+  // by two chunks from one rank to the next).
   if (!first(vf)) recv(p, 'F', fs.chunk, fs.microbatch, vf);
   if (!last(vb)) recv(p, 'B', bs.chunk, bs.microbatch, vb);
   Program fa, fb;

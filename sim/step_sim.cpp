@@ -48,7 +48,8 @@ models::SchedulePhases executed_phases(const Scenario& s, int rank, int m, doubl
   ph.backward_only = phase_time(kPhaseBackwardOnly);
   ph.weight_only = phase_time(kPhaseWeightOnly);
   ph.bubble = std::max(0.0, pipeline - (ph.forward_only + ph.steady + ph.backward_only + ph.weight_only));
-  const auto order = models::schedule_order(par.schedule, par.pp, vpp, m, rank);
+  auto order = models::schedule_order(par.schedule, par.pp, vpp, m, rank);
+  if (par.ep_overlap) order = models::overlap_ep_pairs(order);
   const auto phases = chunk_phases(par.schedule, order);
   for (std::size_t i = 0; i < order.size(); ++i) {
     const bool f = order[i].pass == models::ChunkPass::kF;

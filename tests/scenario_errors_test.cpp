@@ -520,6 +520,24 @@ TEST(ScenarioErrors, VppWithoutInterleaved) {
   expect_located(config_error(j), kSource, "/parallelism/schedule", "\"1f1b\"");
 }
 
+// Combined 1F1B is a 1F1B and interleaved mode: DualPipe overlaps its own pairs, zero bubble is not
+// modelled with it.
+TEST(ScenarioErrors, EpOverlapOnlyWithOneFOneBOrInterleaved) {
+  Json j = base();
+  j["parallelism"]["ep_overlap"] = true;
+  j["parallelism"]["schedule"] = "zero_bubble";
+  const std::string m = config_error(j);
+  expect_located(m, kSource, "/parallelism/ep_overlap", "true");
+  EXPECT_NE(m.find("false with the zero_bubble schedule"), std::string::npos) << m;
+  // Plain 1F1B over pipeline stages: Megatron runs combined 1F1B with pp 1 or interleaved only.
+  j["parallelism"]["schedule"] = "1f1b";
+  const std::string pp = config_error(j);
+  expect_located(pp, kSource, "/parallelism/ep_overlap", "true with pp 2");
+  j["parallelism"]["schedule"] = "interleaved";
+  j["parallelism"]["vpp"] = 2;
+  EXPECT_TRUE(scenario_from_json(j, kSource, empty_catalog()).parallelism.ep_overlap);
+}
+
 TEST(ScenarioErrors, PpTimesVppBeyondLayers) {
   // pp 2 x vpp 8 = 16 > 8 blocks.
   Json j = base();

@@ -229,6 +229,44 @@ std::string label(Schedule s, int pp, int vpp, int m, Times t) {
 
 // ------------------------------------------------------------------------------------------- 1F1B
 
+// Combined 1F1B: every backward with a forward after it waits for that forward and pairs with it.
+// PP2, 4 microbatches. Rank 0 (1F1B: F0 F1 B0 F2 B1 F3 B2 B3) becomes F0 F1 F2* B0 F3* B1 B2 B3; the last
+// rank (F0 B0 F1 B1 F2 B2 F3 B3) becomes F0 F1* B0 F2* B1 F3* B2 B3: never a backward beside its own
+// microbatch's forward, one more warm-up forward than 1F1B.
+TEST(ScheduleOrder, CombinedOneFOneBPairsEachBackwardWithTheNextForward) {
+  const auto text = [](const std::vector<ChunkStep>& o) {
+    std::string t;
+    for (const ChunkStep& st : o) {
+      t += st.pass == ChunkPass::kF ? "F" : "B";
+      t += std::to_string(st.microbatch);
+      if (st.overlap_next) t += "*";
+      t += " ";
+    }
+    return t;
+  };
+  EXPECT_EQ(text(overlap_ep_pairs(schedule_order(Schedule::k1F1B, 2, 1, 4, 0))),
+            "F0 F1 F2* B0 F3* B1 B2 B3 ");
+  EXPECT_EQ(text(overlap_ep_pairs(schedule_order(Schedule::k1F1B, 2, 1, 4, 1))),
+            "F0 F1* B0 F2* B1 F3* B2 B3 ");
+  // One stage: one lone forward, M - 1 pairs, one lone backward.
+  EXPECT_EQ(text(overlap_ep_pairs(schedule_order(Schedule::k1F1B, 1, 1, 3, 0))), "F0 F1* B0 F2* B1 B2 ");
+  // Interleaved keeps every step, and every pair is a forward followed by a backward of another microbatch
+  // or chunk.
+  const auto base = schedule_order(Schedule::kInterleaved, 2, 2, 4, 0);
+  const auto o = overlap_ep_pairs(base);
+  ASSERT_EQ(o.size(), base.size());
+  int pairs = 0;
+  for (std::size_t i = 0; i < o.size(); ++i)
+    if (o[i].overlap_next) {
+      ++pairs;
+      ASSERT_LT(i + 1, o.size());
+      EXPECT_EQ(o[i].pass, ChunkPass::kF);
+      EXPECT_NE(o[i + 1].pass, ChunkPass::kF);
+      EXPECT_FALSE(o[i].microbatch == o[i + 1].microbatch && o[i].chunk == o[i + 1].chunk);
+    }
+  EXPECT_GT(pairs, 0);
+}
+
 TEST(ScheduleOrder, OneFOneBMakespan) {
   for (Times t : kRatios)
     for (int pp : {2, 4, 8})
