@@ -21,6 +21,33 @@
 namespace moesim::cli {
 namespace {
 
+// The catalog GPU `ref` names ("catalog:NAME" or NAME); `where` names the flag or field in errors.
+GpuSpec catalog_gpu_spec(const std::string& ref, const std::string& where, const Catalog& cat) {
+  std::string name;
+  if (!is_catalog_ref(ref, name)) name = ref;
+  return gpu_from_json(cat.load(CatalogKind::kGpu, name, where, ""),
+                       cat.path(CatalogKind::kGpu, name, where, ""), "");
+}
+
+// A calibration's provenance: the command line and the time now (UTC); the caller adds the commit.
+calibrate::Provenance provenance_now(const std::string& command_line) {
+  calibrate::Provenance prov;
+  prov.command = command_line;
+  const std::time_t now = std::time(nullptr);
+  char date[32];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+  prov.date = date;
+  return prov;
+}
+
+// Writes `c` to `out` atomically (nothing half-written) and says so.
+void write_calibration_file(const calibrate::Calibration& c, const std::string& out) {
+  reports::OutputSet file;
+  file.add_with(out, [&](const std::string& temporary) { calibrate::write_calibration(c, temporary); });
+  file.commit();
+  std::cerr << "moesim: wrote " << out << "\n";
+}
+
 std::string shape_of(const calibrate::Measurement& m) {
   char buf[128];
   if (!m.rows.empty())
@@ -81,49 +108,24 @@ const Registry<CalibrationPlan>& calibration_plans() {
 int calibrate_published_cmd(const std::string& dir, const std::string& out, const std::string& gpu,
                             bool force, const std::string& command_line, const Catalog& cat) {
   reports::check_output_file(out, force, "--out");
-  std::string name;
-  if (!is_catalog_ref(gpu, name)) name = gpu;
-  const GpuSpec spec = gpu_from_json(cat.load(CatalogKind::kGpu, name, "--gpu", ""),
-                                     cat.path(CatalogKind::kGpu, name, "--gpu", ""), "");
-  calibrate::Provenance prov;
-  prov.command = command_line;
+  const GpuSpec spec = catalog_gpu_spec(gpu, "--gpu", cat);
+  calibrate::Provenance prov = provenance_now(command_line);
   prov.git_sha = reports::git_sha();
-  const std::time_t now = std::time(nullptr);
-  char date[32];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  prov.date = date;
   const calibrate::Calibration c = calibrate::calibrate_from_published(dir, spec, 4, prov);
-  reports::OutputSet file;
-  file.add_with(out, [&](const std::string& temporary) { calibrate::write_calibration(c, temporary); });
-  file.commit();
-  std::cerr << "moesim: wrote " << out << "\n";
+  write_calibration_file(c, out);
   return calibrate_check_cmd(out);
 }
 
 int calibrate_scaled_cmd(const std::string& from_file, const std::string& out, const std::string& gpu,
                          bool force, const std::string& command_line, const Catalog& cat) {
   reports::check_output_file(out, force, "--out");
-  const auto spec_of = [&](const std::string& ref, const std::string& flag) {
-    std::string name;
-    if (!is_catalog_ref(ref, name)) name = ref;
-    return gpu_from_json(cat.load(CatalogKind::kGpu, name, flag, ""),
-                         cat.path(CatalogKind::kGpu, name, flag, ""), "");
-  };
-  const GpuSpec to = spec_of(gpu, "--gpu");
+  const GpuSpec to = catalog_gpu_spec(gpu, "--gpu", cat);
   const calibrate::Calibration c = calibrate::read_calibration(from_file);
-  const GpuSpec from = spec_of(c.device.name, from_file + ": /device/name");
-  calibrate::Provenance prov;
-  prov.command = command_line;
+  const GpuSpec from = catalog_gpu_spec(c.device.name, from_file + ": /device/name", cat);
+  calibrate::Provenance prov = provenance_now(command_line);
   prov.git_sha = reports::git_sha();
-  const std::time_t now = std::time(nullptr);
-  char date[32];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  prov.date = date;
   const calibrate::Calibration scaled = calibrate::scale_calibration(c, from, to, prov);
-  reports::OutputSet file;
-  file.add_with(out, [&](const std::string& temporary) { calibrate::write_calibration(scaled, temporary); });
-  file.commit();
-  std::cerr << "moesim: wrote " << out << "\n";
+  write_calibration_file(scaled, out);
   return 0;
 }
 
@@ -132,10 +134,7 @@ int calibrate_run_cmd(const std::string& out, const std::string& plan, const std
   // Checked before hours of profiling, and in every build, so a bad --out is the same error everywhere.
   reports::check_output_file(out, force, "--out");
 #ifdef MOESIM_WITH_PROFILER
-  std::string name;
-  if (!is_catalog_ref(gpu, name)) name = gpu;
-  const GpuSpec spec = gpu_from_json(cat.load(CatalogKind::kGpu, name, "--gpu", ""),
-                                     cat.path(CatalogKind::kGpu, name, "--gpu", ""), "");
+  const GpuSpec spec = catalog_gpu_spec(gpu, "--gpu", cat);
   const calibrate::ProfilePlan p = calibration_plans().get(plan) == CalibrationPlan::kSmoke
                                        ? calibrate::smoke_profile_plan()
                                        : calibrate::default_profile_plan();
@@ -143,19 +142,11 @@ int calibrate_run_cmd(const std::string& out, const std::string& plan, const std
   calibrate::print_table(std::cerr, r);
   calibrate::FitOptions o = calibrate::fit_options_for(spec);
   const auto layers = calibrate::layers_for(r, o.variants);
-  calibrate::Provenance prov;
-  prov.command = command_line;
-  const std::time_t now = std::time(nullptr);
-  char date[32];
-  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-  prov.date = date;
+  const calibrate::Provenance prov = provenance_now(command_line);
   const calibrate::Calibration c =
       calibrate::calibrate(r.device, r.sweep, std::move(r.measurements), layers, o, prov);
   reports::check_output_file(out, force, "--out");  // again: profiling took long
-  reports::OutputSet file;
-  file.add_with(out, [&](const std::string& temporary) { calibrate::write_calibration(c, temporary); });
-  file.commit();
-  std::cerr << "moesim: wrote " << out << "\n";
+  write_calibration_file(c, out);
   return calibrate_check_cmd(out);
 #else
   (void)plan, (void)gpu, (void)command_line, (void)cat;

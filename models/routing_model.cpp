@@ -93,7 +93,7 @@ struct RouteKey {
   bool same(const std::vector<double>& sh, const SlotMap& sl, const RoutingContext& c) const {
     const EpGeometry &a = ctx.geo, &b = c.geo;
     return a.ep == b.ep && a.per_node == b.per_node && a.top_k == b.top_k && a.node_limit == b.node_limit &&
-           a.hierarchical == b.hierarchical && ctx.experts == c.experts &&
+           a.hierarchical == b.hierarchical && a.low_latency == b.low_latency && ctx.experts == c.experts &&
            ctx.tokens_per_source == c.tokens_per_source && ctx.capacity_factor == c.capacity_factor &&
            ctx.bytes_per_copy == c.bytes_per_copy && ctx.want_pair_bytes == c.want_pair_bytes &&
            slots.ranks == sl.ranks && slots.experts == sl.experts && shares == sh && slots.slots == sl.slots;
