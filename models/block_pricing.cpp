@@ -105,8 +105,9 @@ MemoryKernel act_kernel(bool swiglu) {
 bool full_rc(const PricingContext& c) {
   return c.rc == Recompute::kFull;
 }
-bool sel_rc(const PricingContext& c) {
-  return c.rc != Recompute::kNone;
+// The module is rerun in the backward: by full recomputation or by selective recomputation naming it.
+bool rc(const PricingContext& c, RecomputeModule m) {
+  return full_rc(c) || c.recomputes(m);
 }
 
 // Attention sub-block: norm, (TP all-gather), projections, fused attention, output projection,
@@ -116,10 +117,13 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
   const auto& a = m.attention;
   const double h = m.hidden, T = c.T;
   const double H = double(a.heads) / c.tp;
-  const bool fr = full_rc(c), sr = sel_rc(c);
+  const bool fr = full_rc(c), ln = rc(c, RecomputeModule::kLayernorm);
+  const bool up = rc(c, RecomputeModule::kMlaUpProj), core = rc(c, RecomputeModule::kCoreAttn);
   double saved = 0;
-  bl.memory("attn.norm", R::kNorm, c.T_sp * h * kAct * 2, sr);
-  saved += c.T_sp * h * kAct;
+  // The norm keeps its input (the residual stream) for its backward and, unless recomputed, its output
+  // for the projection's weight gradient.
+  bl.memory("attn.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
+  saved += c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct);
   if (c.tp > 1) {
     const double bytes = T * h * kAct;
     const double t = c.s.parallelism.sequence_parallel ? c.net.all_gather(bytes, c.tp_group) : 0.0;
@@ -135,17 +139,17 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
     qk_dim = a.head_dim + a.rope_head_dim;
     if (a.q_lora_rank > 0) {
       bl.gemm("attn.q_down", proj, T, a.q_lora_rank, h, c.prec, fr);
-      bl.memory("attn.q_norm", R::kNorm, T * a.q_lora_rank * kAct * 2, sr);
-      bl.gemm("attn.q_up", proj, T, H * qk_dim, a.q_lora_rank, c.prec, sr);
-      saved += T * a.q_lora_rank * kAct * (sr ? 1 : 2);
+      bl.memory("attn.q_norm", R::kNorm, T * a.q_lora_rank * kAct * 2, up);
+      bl.gemm("attn.q_up", proj, T, H * qk_dim, a.q_lora_rank, c.prec, up);
+      saved += T * a.q_lora_rank * kAct * (up ? 1 : 2);
     } else {
       bl.gemm("attn.q_proj", proj, T, H * qk_dim, h, c.prec, fr);
     }
     bl.gemm("attn.kv_down", proj, T, a.kv_lora_rank + a.rope_head_dim, h, c.prec, fr);
-    bl.memory("attn.kv_norm", R::kNorm, T * a.kv_lora_rank * kAct * 2, sr);
-    bl.gemm("attn.kv_up", proj, T, H * (a.head_dim + a.v_head_dim), a.kv_lora_rank, c.prec, sr);
-    saved += T * (a.kv_lora_rank + a.rope_head_dim) * kAct * (sr ? 1 : 2);
-    if (!sr) saved += T * H * (qk_dim + qk_dim + a.v_head_dim) * kAct;  // q, k, v after up-projection
+    bl.memory("attn.kv_norm", R::kNorm, T * a.kv_lora_rank * kAct * 2, up);
+    bl.gemm("attn.kv_up", proj, T, H * (a.head_dim + a.v_head_dim), a.kv_lora_rank, c.prec, up);
+    saved += T * (a.kv_lora_rank + a.rope_head_dim) * kAct * (up ? 1 : 2);
+    if (!up) saved += T * H * (qk_dim + qk_dim + a.v_head_dim) * kAct;  // q, k, v after up-projection
     kv_bytes_per_token = H * (qk_dim + a.v_head_dim) * kAct;
   } else {
     const double kvh = std::max(1.0, double(a.kv_heads) / c.tp);
@@ -167,7 +171,7 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
   const double af = c.cm.attention(sh, false), ab = c.cm.attention(sh, true);
   bl.add("attn.core", R::kAttention, Pass::kForward, OpKind::kAttention, af, sh.forward_flops());
   bl.add("attn.core", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, ab, 2.5 * sh.forward_flops());
-  if (sr)
+  if (core)
     bl.add("attn.core.recompute", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, af,
            sh.forward_flops(), true);
   saved += T * H * a.v_head_dim * kAct + T * H * 4.0;  // output and softmax statistics (FP32)
@@ -200,8 +204,10 @@ double dense_ffn_block(const PricingContext& c, Builder& bl) {
   bl.mlp = true;
   const auto& m = c.s.model;
   const double h = m.hidden, T = c.T, f = double(m.dense_ffn) / c.tp;
-  const bool fr = full_rc(c), swiglu = m.activation == Activation::kSwiglu;
-  bl.memory("ffn.norm", R::kNorm, c.T_sp * h * kAct * 2, sel_rc(c));
+  // "mlp" reruns the whole dense MLP (the norm before it is "layernorm").
+  const bool fr = rc(c, RecomputeModule::kMlp), ln = rc(c, RecomputeModule::kLayernorm);
+  const bool swiglu = m.activation == Activation::kSwiglu;
+  bl.memory("ffn.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
   if (c.tp > 1 && c.s.parallelism.sequence_parallel) {
     const double bytes = T * h * kAct;
     bl.comm("ffn.tp_all_gather", R::kTensorCollective, Pass::kForward, c.net.all_gather(bytes, c.tp_group),
@@ -221,28 +227,36 @@ double dense_ffn_block(const PricingContext& c, Builder& bl) {
             sp ? c.net.all_gather(bytes, c.tp_group) : c.net.all_reduce(bytes, c.tp_group), bytes);
   }
   bl.memory("ffn.residual", R::kResidual, c.T_sp * h * kAct * 3);
-  if (fr) return 0;
-  return c.T_sp * h * kAct + T * h * kAct + T * f * kAct * (swiglu ? 3 : 2);
+  if (full_rc(c)) return 0;
+  // The norm's input, then (unless recomputed) its output, the MLP's input.
+  const double input = c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct);
+  if (fr) return input + (ln ? c.T_sp * h * kAct : 0.0);  // the checkpointed MLP keeps its input
+  return input + T * f * kAct * (swiglu ? 3 : 2);
 }
 
 double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const EpGeometry& geo) {
   const auto& m = c.s.model;
   const auto& e = m.moe;
   const double h = m.hidden, Tm = c.T_moe, f = double(e.expert_ffn) / c.etp;
-  const bool fr = full_rc(c), swiglu = m.activation == Activation::kSwiglu;
+  // "moe" reruns the whole MoE layer (its all-to-alls included) as full recomputation does.
+  const bool fr = rc(c, RecomputeModule::kMoe), ln = rc(c, RecomputeModule::kLayernorm);
+  const bool swiglu = m.activation == Activation::kSwiglu;
   const double mats = swiglu ? 2 : 1;
   double saved = 0;
-  bl.memory("moe.norm", R::kNorm, c.T_sp * h * kAct * 2, sel_rc(c));
+  bl.memory("moe.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
+  // The norm's input and, unless recomputed, its output (the router's and the permute's input).
+  const double input = c.T_sp * h * kAct + (ln ? 0.0 : Tm * h * kAct);
   bl.gemm("moe.router", R::kRouter, Tm, e.experts, h, Precision::kBf16, fr);
   // Softmax/sigmoid and top-k read the FP32 logits once (4·T·E bytes) and write each token's K expert
   // indices and weights (4 + 4 bytes each): 4·T·E + 8·T·K.
   bl.memory("moe.topk", R::kRouter, Tm * e.experts * 4.0 + Tm * e.top_k * 8.0, fr, MemoryKernel::kRouter);
   bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr, MemoryKernel::kPermute);
   // The permuted copy needs no saving (its backward is an index scatter); the expert inputs below are.
-  saved += c.T_sp * h * kAct + Tm * e.experts * 4.0;
+  saved += input + Tm * e.experts * 4.0;
   // FP8 training caches the expert GEMM inputs and the SwiGLU input in FP8 and recomputes the SwiGLU
-  // output in backward (DeepSeek-V3 report §3.3.3).
+  // output in backward (DeepSeek-V3 report §3.3.3), as "moe_act" does in BF16.
   const double cache = c.prec == Precision::kFp8 ? 1.0 : kAct;
+  const bool act_rc = fr || rc(c, RecomputeModule::kMoeAct) || c.prec == Precision::kFp8;
 
   // Dispatch and combine all-to-all on the EP group; backward sends gradients the opposite way. Toward
   // the experts (forward dispatch, the combine's gradient) in FP8 where the recipe says so, back to the
@@ -277,9 +291,10 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
                                 c.cm.grouped_gemm(r.mean_rank_rows, mats * f, h, c.prec) -
                                 c.cm.grouped_gemm(r.mean_rank_rows, h, f, c.prec);
   bl.grouped("moe.expert_up", r.rows, mats * f, h, c.prec, fr);
-  bl.memory("moe.expert_act", R::kExperts, rows_total * f * kAct * (swiglu ? 3 : 2), fr, act_kernel(swiglu));
+  bl.memory("moe.expert_act", R::kExperts, rows_total * f * kAct * (swiglu ? 3 : 2), act_rc,
+            act_kernel(swiglu));
   bl.grouped("moe.expert_down", r.rows, h, f, c.prec, fr);
-  saved += rows_total * (h * cache + mats * f * cache + (c.prec == Precision::kFp8 ? 0.0 : f * kAct));
+  saved += rows_total * (h * cache + mats * f * cache + (act_rc ? 0.0 : f * kAct));
 
   // Megatron-Core's shared-expert overlap: the shared up-projection (and activation) runs while the
   // dispatch is in flight, the down-projection while the combine is; backward mirrors it. What hides
@@ -287,17 +302,18 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   double shared_up[2] = {0, 0}, shared_down[2] = {0, 0};
   if (e.shared_experts > 0) {
     const double sf = double(e.shared_experts) * e.shared_ffn;
+    const bool src = fr || rc(c, RecomputeModule::kSharedExperts);
     const std::size_t before = bl.b.ops.size();
-    bl.gemm("moe.shared_up", R::kSharedUp, Tm, mats * sf, h, c.prec, fr);
-    bl.memory("moe.shared_act", R::kSharedUp, Tm * sf * kAct * (swiglu ? 3 : 2), fr, act_kernel(swiglu));
-    bl.gemm("moe.shared_down", R::kSharedDown, Tm, h, sf, c.prec, fr);
+    bl.gemm("moe.shared_up", R::kSharedUp, Tm, mats * sf, h, c.prec, src);
+    bl.memory("moe.shared_act", R::kSharedUp, Tm * sf * kAct * (swiglu ? 3 : 2), src, act_kernel(swiglu));
+    bl.gemm("moe.shared_down", R::kSharedDown, Tm, h, sf, c.prec, src);
     for (std::size_t i = before; i < bl.b.ops.size(); ++i) {
       const Op& op = bl.b.ops[i];
       if (op.pass == Pass::kBackwardWeight) continue;
       const bool down = op.role == R::kSharedDown;
       (down ? shared_down : shared_up)[op.pass == Pass::kForward ? 0 : 1] += op.seconds;
     }
-    saved += Tm * (h + (mats + 1) * sf) * kAct;
+    if (!src) saved += Tm * (h + (mats + 1) * sf) * kAct;
   }
   bl.memory("moe.unpermute_combine", R::kUnpermute, Tm * e.top_k * h * kAct + Tm * h * 4.0, fr,
             MemoryKernel::kCombine);
@@ -314,7 +330,8 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
               : pc.ep_comm) +
         pc.etp_comm;
   }
-  return fr ? c.T_sp * h * kAct : saved;
+  if (full_rc(c)) return c.T_sp * h * kAct;
+  return fr ? input : saved;
 }
 
 }  // namespace
@@ -326,6 +343,7 @@ PricingContext pricing_context(const Scenario& s, const ComputeCostModel& cm, co
   const Layout& L = s.layout;
   PricingContext c{s,  cm, net, s.workload.precision, 0, 0, 0, par.tp, par.cp, par.etp,
                    {}, {}, {},  par.recompute};
+  for (RecomputeModule m : par.recompute_modules) c.rc_modules |= 1u << static_cast<unsigned>(m);
   c.T = tokens_per_microbatch / par.cp;
   c.T_sp = par.sequence_parallel ? c.T / par.tp : c.T;
   c.T_moe = c.T / par.tp;

@@ -28,6 +28,12 @@ struct PricingContext {
   int tp = 1, cp = 1, etp = 1;  ///< tensor-, context- and expert-tensor-parallel degrees
   Group tp_group, cp_group, ep_etp_group;  ///< tensor-, context- and expert-tensor-parallel groups
   Recompute rc = Recompute::kNone;         ///< activation recompute policy
+  unsigned rc_modules = 0;                 ///< with selective recompute: bit m set = RecomputeModule m reruns
+
+  /// True when selective recomputation reruns module `m`.
+  bool recomputes(RecomputeModule m) const {
+    return rc == Recompute::kSelective && (rc_modules >> static_cast<unsigned>(m) & 1u) != 0;
+  }
 };
 
 /// The pricing context of scenario `s` for `tokens_per_microbatch` tokens per pipeline (mbs · seq).

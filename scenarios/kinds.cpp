@@ -82,10 +82,31 @@ const Registry<Recompute>& recompute_modes() {
       "recompute",
       "activation recomputation (parallelism.recompute)",
       {{"none", "every activation kept for the backward", Recompute::kNone},
-       {"selective", "attention core recomputed, its activations dropped (Korthikanti et al. 2022)",
+       {"selective",
+        "the modules of parallelism.recompute_modules rerun in the backward, their activations dropped "
+        "(Korthikanti et al. 2022; default: the attention core)",
         Recompute::kSelective},
        {"full", "each block's forward rerun in the backward; only block inputs kept (Chen et al. 2016)",
         Recompute::kFull}}};
+  return r;
+}
+
+const Registry<RecomputeModule>& recompute_modules() {
+  static const Registry<RecomputeModule> r{
+      "recompute module",
+      "what selective recomputation reruns (parallelism.recompute_modules, Megatron-Core's "
+      "--recompute-modules)",
+      {{"core_attn", "the attention core (softmax(QK^T)V); nothing saved with fused attention kernels",
+        RecomputeModule::kCoreAttn},
+       {"moe_act", "the experts' activation (SwiGLU); its output is not kept", RecomputeModule::kMoeAct},
+       {"layernorm", "the norms before attention and MLP; their outputs are not kept",
+        RecomputeModule::kLayernorm},
+       {"mla_up_proj", "MLA's query and key-value up-projections and their norms; q, k, v are not kept",
+        RecomputeModule::kMlaUpProj},
+       {"mlp", "the dense MLP layers (not MoE layers); only their input is kept", RecomputeModule::kMlp},
+       {"moe", "the whole MoE layer, all-to-alls included; only its input is kept", RecomputeModule::kMoe},
+       {"shared_experts", "the shared experts; their activations are not kept",
+        RecomputeModule::kSharedExperts}}};
   return r;
 }
 
@@ -214,6 +235,9 @@ const char* to_string(Schedule v) {
 const char* to_string(Recompute v) {
   return recompute_modes().name_of(v).c_str();
 }
+const char* to_string(RecomputeModule v) {
+  return recompute_modules().name_of(v).c_str();
+}
 const char* to_string(Precision v) {
   return precisions().name_of(v).c_str();
 }
@@ -247,7 +271,7 @@ const char* to_string(OutputFormat v) {
 
 std::vector<const RegistryBase*> setting_registries() {
   return {&attention_kinds(), &activations(),     &router_scores(), &scale_up_kinds(), &topology_kinds(),
-          &schedules(),       &recompute_modes(), &precisions(),    &workload_kinds(), &dtypes(),
+          &schedules(),       &recompute_modes(), &recompute_modules(), &precisions(),    &workload_kinds(), &dtypes(),
           &dispatch_modes(),  &routing_modes(),   &trace_formats(), &engine_kinds(),   &des_groups(),
           &aggregations(),    &output_formats()};
 }

@@ -22,6 +22,8 @@ enum class TopologyKind { kFatTree, kRailOptimized, kDragonfly, kTorus };
 enum class Schedule { k1F1B, kInterleaved, kZeroBubble, kDualPipe };
 /// Activation recomputation.
 enum class Recompute { kNone, kSelective, kFull };
+/// What selective recomputation reruns (Megatron-Core's --recompute-modules).
+enum class RecomputeModule { kCoreAttn, kMoeAct, kLayernorm, kMlaUpProj, kMlp, kMoe, kSharedExperts };
 /// GEMM precision.
 enum class Precision { kBf16, kFp8 };
 /// What is evaluated.
@@ -50,6 +52,7 @@ const Registry<ScaleUpKind>& scale_up_kinds();
 const Registry<TopologyKind>& topology_kinds();
 const Registry<Schedule>& schedules();
 const Registry<Recompute>& recompute_modes();
+const Registry<RecomputeModule>& recompute_modules();
 const Registry<Precision>& precisions();
 const Registry<WorkloadKind>& workload_kinds();
 const Registry<Dtype>& dtypes();
@@ -69,6 +72,7 @@ const char* to_string(ScaleUpKind v);
 const char* to_string(TopologyKind v);
 const char* to_string(Schedule v);
 const char* to_string(Recompute v);
+const char* to_string(RecomputeModule v);
 const char* to_string(Precision v);
 const char* to_string(WorkloadKind v);
 const char* to_string(Dtype v);

@@ -115,6 +115,10 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
        integer("zero", &ParallelismSpec::zero, 0, 3, 1, "ZeRO stage (distributed optimizer = 1)"),
        choice("recompute", &ParallelismSpec::recompute, recompute_modes, Recompute::kNone,
               "activation recomputation"),
+       choices("recompute_modules", &ParallelismSpec::recompute_modules, recompute_modules,
+               {RecomputeModule::kCoreAttn},
+               "what selective recomputation reruns (Megatron-Core --recompute-modules); ignored unless "
+               "recompute is \"selective\""),
        integer("microbatch_size", &ParallelismSpec::microbatch_size, 1, kMaxDim, 1,
                "sequences per microbatch"),
        integer("global_batch", &ParallelismSpec::global_batch, 1, int64_t(1) << 40, std::nullopt,

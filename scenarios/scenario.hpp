@@ -137,6 +137,8 @@ struct ParallelismSpec {
   Schedule schedule = Schedule::k1F1B;
   int zero = 1;  ///< ZeRO stage 0..3 (distributed optimizer = 1)
   Recompute recompute = Recompute::kNone;
+  /// What "selective" recomputes (Megatron-Core's default: the attention core); unused otherwise.
+  std::vector<RecomputeModule> recompute_modules{RecomputeModule::kCoreAttn};
   int microbatch_size = 1;            ///< sequences per microbatch
   int64_t global_batch = 1;           ///< sequences per optimizer step
   bool overlap_grad_reduce = true;    ///< overlap DP gradient reduce-scatter with the backward cool-down

@@ -71,6 +71,84 @@ TEST(OpTable, CountsAndFlopsByHand) {
   EXPECT_EQ(up_forward, 16);
 }
 
+// Selective recomputation by module (Megatron-Core's --recompute-modules), against the shapes of the file
+// header: the busiest GPU's 8192 expert rows, expert FFN 2048, SwiGLU, BF16, 4 MoE blocks per stage.
+//   moe.expert_act moves rows · f · 2 bytes · 3 (gate and up read, output written) = 100,663,296 bytes;
+//   dropping its output saves rows · f · 2 bytes = 33,554,432 per block, 134,217,728 per stage;
+//   layernorm drops the two norm outputs, 2 · 4096 · 2048 · 2 bytes = 33,554,432 per block.
+std::vector<OpRow> recomputed(const std::vector<OpRow>& rows, int rank) {
+  std::vector<OpRow> out;
+  for (const OpRow& r : rows)
+    if (r.pp_rank == rank && r.recompute) out.push_back(r);
+  return out;
+}
+
+double forward_seconds(const std::vector<OpRow>& rows, const std::string& name, int rank) {
+  for (const OpRow& r : rows)
+    if (r.pp_rank == rank && r.name == name && r.pass == Pass::kForward && !r.recompute) return r.seconds;
+  return -1;
+}
+
+TEST(OpTable, SelectiveRecomputeRerunsTheNamedModules) {
+  // The default module list: the attention core only, once per block, priced as its forward.
+  const std::vector<OpRow> core = rows_of(scenario({{"/parallelism/recompute", "selective"}}));
+  const auto core_rc = recomputed(core, 1);
+  ASSERT_EQ(core_rc.size(), 4u);
+  for (const OpRow& r : core_rc) {
+    EXPECT_EQ(r.name, "attn.core.recompute");
+    EXPECT_EQ(r.pass, Pass::kBackwardInput);
+    EXPECT_DOUBLE_EQ(r.seconds, forward_seconds(core, "attn.core", 1));
+  }
+  // moe_act: the experts' SwiGLU again in the backward, nothing else.
+  const std::vector<OpRow> act = rows_of(
+      scenario({{"/parallelism/recompute", "selective"}, {"/parallelism/recompute_modules", {"moe_act"}}}));
+  const auto act_rc = recomputed(act, 1);
+  ASSERT_EQ(act_rc.size(), 4u);
+  for (const OpRow& r : act_rc) {
+    EXPECT_EQ(r.name, "moe.expert_act");
+    EXPECT_DOUBLE_EQ(r.bytes, 8192.0 * 2048 * 2 * 3);
+    EXPECT_DOUBLE_EQ(r.seconds, forward_seconds(act, "moe.expert_act", 1));
+  }
+  // moe: the whole MoE layer, its dispatch and combine included.
+  const std::vector<OpRow> moe = rows_of(
+      scenario({{"/parallelism/recompute", "selective"}, {"/parallelism/recompute_modules", {"moe"}}}));
+  int up = 0, dispatch = 0, combine = 0, attention = 0;
+  for (const OpRow& r : recomputed(moe, 1)) {
+    if (r.name == "moe.expert_up") {
+      ++up;
+      EXPECT_DOUBLE_EQ(r.flops, 137438953472.0);
+    }
+    dispatch += r.name == "moe.dispatch.recompute";
+    combine += r.name == "moe.combine.recompute";
+    attention += r.name.rfind("attn.", 0) == 0;
+  }
+  EXPECT_EQ(up, 4);
+  EXPECT_EQ(dispatch, 4);
+  EXPECT_EQ(combine, 4);
+  EXPECT_EQ(attention, 0);
+  // Recompute is not what "none" or "full" read: the list is ignored there.
+  const std::vector<OpRow> none = rows_of(scenario({{"/parallelism/recompute_modules", {"moe"}}}));
+  EXPECT_TRUE(recomputed(none, 1).empty());
+}
+
+TEST(OpTable, SelectiveRecomputeDropsTheModulesActivations) {
+  const auto saved = [](const Json& patch) {
+    const Scenario s = scenario(patch);
+    const auto cm = make_compute_cost_model(s);
+    const NetworkModel net(s.cluster);
+    return build_workload(s, *cm, net).ranks[1].activation_bytes;
+  };
+  const double core = saved({{"/parallelism/recompute", "selective"}});
+  const double none = saved({{"/parallelism/recompute", "none"}});
+  EXPECT_DOUBLE_EQ(core, none) << "fused attention keeps nothing the core recompute could drop";
+  const double act =
+      saved({{"/parallelism/recompute", "selective"}, {"/parallelism/recompute_modules", {"moe_act"}}});
+  EXPECT_DOUBLE_EQ(none - act, 4 * 8192.0 * 2048 * 2);
+  const double ln =
+      saved({{"/parallelism/recompute", "selective"}, {"/parallelism/recompute_modules", {"layernorm"}}});
+  EXPECT_DOUBLE_EQ(none - ln, 4 * 2 * 4096.0 * 2048 * 2);
+}
+
 TEST(OpTable, EmbeddingOnFirstStageHeadOnLast) {
   const std::vector<OpRow> rows = rows_of(scenario());
   int embedding = 0, head = 0;
