@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "scenarios/pipeline_layout.hpp"
+
 namespace moesim::models {
 
 std::vector<int> split_blocks(int blocks, int chunks) {
@@ -15,6 +17,14 @@ std::vector<int> split_blocks(int blocks, int chunks) {
   return n;
 }
 
+std::vector<int> chunk_blocks(const Scenario& s, int blocks) {
+  const auto& par = s.parallelism;
+  if (par.pipeline_layout.empty()) return split_blocks(blocks, par.pp * par.vpp);
+  std::vector<int> n;
+  for (const LayoutStage& st : parse_pipeline_layout(par.pipeline_layout)) n.push_back(st.decoder + st.mtp);
+  return n;
+}
+
 void partition_pipeline(const PricingContext& c, const std::vector<double>& saved, double saved_transient,
                         Workload& w) {
   const Scenario& s = c.s;
@@ -22,7 +32,7 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
   const auto& par = s.parallelism;
   const int gpn = s.layout.domain_gpus;
   const int chunks = par.pp * par.vpp;
-  const std::vector<int> per_chunk = split_blocks(static_cast<int>(w.blocks.size()), chunks);
+  const std::vector<int> per_chunk = chunk_blocks(s, static_cast<int>(w.blocks.size()));
   w.ranks.resize(static_cast<std::size_t>(par.pp));
   int next = 0;
   for (int ch = 0; ch < chunks; ++ch) {

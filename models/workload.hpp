@@ -186,6 +186,11 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
 /// chunks first (the first and last also carry the embedding and the head).
 std::vector<int> split_blocks(int blocks, int chunks);
 
+/// Blocks per virtual stage (pp · vpp chunks, chunk ch on rank ch % pp) for scenario `s` with `blocks`
+/// blocks: its parallelism.pipeline_layout's decoder and MTP layers per stage when one is given, else
+/// split_blocks.
+std::vector<int> chunk_blocks(const Scenario& s, int blocks);
+
 /// Bytes of one dispatched token copy: FP8 with one FP32 scale per 128 values plus 16 bytes of routing
 /// metadata (DeepEP README: 7168 → 7408 bytes), or BF16.
 double dispatch_bytes_per_token(int hidden, Precision p);

@@ -270,10 +270,10 @@ const char* to_string(OutputFormat v) {
 }
 
 std::vector<const RegistryBase*> setting_registries() {
-  return {&attention_kinds(), &activations(),     &router_scores(), &scale_up_kinds(), &topology_kinds(),
-          &schedules(),       &recompute_modes(), &recompute_modules(), &precisions(),    &workload_kinds(), &dtypes(),
-          &dispatch_modes(),  &routing_modes(),   &trace_formats(), &engine_kinds(),   &des_groups(),
-          &aggregations(),    &output_formats()};
+  return {&attention_kinds(), &activations(),     &router_scores(),     &scale_up_kinds(), &topology_kinds(),
+          &schedules(),       &recompute_modes(), &recompute_modules(), &precisions(),     &workload_kinds(),
+          &dtypes(),          &dispatch_modes(),  &routing_modes(),     &trace_formats(),  &engine_kinds(),
+          &des_groups(),      &aggregations(),    &output_formats()};
 }
 
 }  // namespace moesim

@@ -139,6 +139,8 @@ struct ParallelismSpec {
   Recompute recompute = Recompute::kNone;
   /// What "selective" recomputes (Megatron-Core's default: the attention core); unused otherwise.
   std::vector<RecomputeModule> recompute_modules{RecomputeModule::kCoreAttn};
+  /// Megatron-Core's pipeline layout (scenarios/pipeline_layout.hpp); empty: layers split evenly.
+  std::string pipeline_layout;
   int microbatch_size = 1;            ///< sequences per microbatch
   int64_t global_batch = 1;           ///< sequences per optimizer step
   bool overlap_grad_reduce = true;    ///< overlap DP gradient reduce-scatter with the backward cool-down

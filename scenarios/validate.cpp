@@ -1,9 +1,12 @@
 // Cross-field checks of a scenario. Each message names the pointer the user must change.
 #include <algorithm>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
+#include "scenarios/pipeline_layout.hpp"
 
 namespace moesim {
 namespace {
@@ -179,7 +182,17 @@ void derive_layout(Scenario& s) {
 
   // Pipeline.
   const int total_blocks = m.layers + m.mtp_depth;
-  if (int64_t(p.pp) * p.vpp > total_blocks)
+  if (!p.pipeline_layout.empty()) {
+    std::vector<LayoutStage> stages;
+    try {
+      stages = parse_pipeline_layout(p.pipeline_layout);
+    } catch (const std::invalid_argument& e) {
+      bad(s, "/parallelism/pipeline_layout", "a pipeline layout (E, t, m, L, '|', X*n, (...)*n)",
+          "\"" + p.pipeline_layout + "\", " + e.what());
+    }
+    const LayoutProblem why = check_pipeline_layout(stages, m.layers, m.mtp_depth, p.pp * p.vpp);
+    if (!why.expected.empty()) bad(s, "/parallelism/pipeline_layout", why.expected, why.found);
+  } else if (int64_t(p.pp) * p.vpp > total_blocks)
     bad(s, "/parallelism/pp", "pp x vpp at most the model's blocks (" + str(total_blocks) + ")",
         "pp=" + str(p.pp) + " vpp=" + str(p.vpp));
   if (p.vpp > 1 && p.schedule != Schedule::kInterleaved)

@@ -73,7 +73,7 @@ ProgramBuilder::ProgramBuilder(const Scenario& s, const models::Workload& w) : s
   shared_overlap_ = s.workload.shared_expert_overlap;
   // Blocks per stage: the workload's chunks (chunk ch on rank ch % pp, in order).
   const int chunks = par.pp * par.vpp;
-  const std::vector<int> per_chunk = models::split_blocks(static_cast<int>(w.blocks.size()), chunks);
+  const std::vector<int> per_chunk = models::chunk_blocks(s, static_cast<int>(w.blocks.size()));
   std::vector<std::vector<int>> chunk_blocks(static_cast<std::size_t>(chunks));
   int next = 0;
   for (int ch = 0; ch < chunks; ++ch)

@@ -149,6 +149,27 @@ TEST(OpTable, SelectiveRecomputeDropsTheModulesActivations) {
   EXPECT_DOUBLE_EQ(none - ln, 4 * 2 * 4096.0 * 2048 * 2);
 }
 
+// A pipeline layout decides the blocks of each rank: "Et*7|t*3|t*3|t*3L" puts 7 of the 16 blocks on
+// rank 0 and 3 on each other rank; the per-rank op rows follow, and the ranks' compute sums with them.
+TEST(OpTable, PipelineLayoutPlacesTheBlocks) {
+  const Scenario s = scenario({{"/parallelism/pipeline_layout", "Et*7|t*3|t*3|t*3L"}});
+  const std::vector<OpRow> rows = rows_of(s);
+  int qkv[4] = {0, 0, 0, 0};
+  for (const OpRow& r : rows)
+    if (r.name == "attn.qkv" && r.pass == Pass::kForward) ++qkv[r.pp_rank];
+  EXPECT_EQ(qkv[0], 7);
+  EXPECT_EQ(qkv[1], 3);
+  EXPECT_EQ(qkv[2], 3);
+  EXPECT_EQ(qkv[3], 3);
+  const auto cm = make_compute_cost_model(s);
+  const NetworkModel net(s.cluster);
+  const Workload w = build_workload(s, *cm, net);
+  const Workload even = build_workload(scenario(), *cm, net);
+  // Rank 0 has its 4 blocks of the even split plus 3 more, each priced alike (same shapes, balanced).
+  const double block = even.ranks[1].pass[0].compute / 4;
+  EXPECT_NEAR(w.ranks[0].pass[0].compute - even.ranks[0].pass[0].compute, 3 * block, 1e-12 * block);
+}
+
 TEST(OpTable, EmbeddingOnFirstStageHeadOnLast) {
   const std::vector<OpRow> rows = rows_of(scenario());
   int embedding = 0, head = 0;

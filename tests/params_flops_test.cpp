@@ -9,10 +9,13 @@
 
 #include <cstdint>
 #include <numeric>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "models/params.hpp"
 #include "models/workload.hpp"
+#include "scenarios/pipeline_layout.hpp"
 #include "traces/load.hpp"
 
 namespace moesim::models {
@@ -288,6 +291,75 @@ TEST(SplitBlocks, DeepSeekV3SixtyTwoOverSixteen) {
   EXPECT_EQ(n.front(), 3);
   EXPECT_EQ(n.back(), 3);
   for (int c = 1; c < 15; ++c) EXPECT_EQ(n[c], 4) << "chunk " << c;
+}
+
+// ---------------------------------------------------------------------------------- pipeline layout
+
+// Decoder and MTP layers per stage of a parsed layout.
+std::vector<int> blocks_per_stage(const std::string& layout) {
+  std::vector<int> n;
+  for (const LayoutStage& st : parse_pipeline_layout(layout)) n.push_back(st.decoder + st.mtp);
+  return n;
+}
+
+TEST(PipelineLayout, DeepSeekV3RecipeLayoutIsTheEvenSplit) {
+  // Megatron-Bridge's DeepSeek-V3 PP8 VP4 layout "Et|(tt|)*30mL": 32 stages, embedding and one layer,
+  // thirty stages of two layers, then MTP and loss. 62 blocks over 32 chunks split evenly give the same.
+  const auto st = parse_pipeline_layout("Et|(tt|)*30mL");
+  ASSERT_EQ(st.size(), 32u);
+  EXPECT_TRUE(st.front().embedding);
+  EXPECT_EQ(st.front().decoder, 1);
+  EXPECT_TRUE(st.back().loss);
+  EXPECT_EQ(st.back().mtp, 1);
+  EXPECT_EQ(st.back().decoder, 0);
+  EXPECT_EQ(blocks_per_stage("Et|(tt|)*30mL"), split_blocks(62, 32));
+  EXPECT_TRUE(check_pipeline_layout(st, 61, 1, 32).expected.empty());
+}
+
+TEST(PipelineLayout, RepeatsSymbolsGroupsAndEmptyStages) {
+  // "Et*4|(t*4|)*14tmL" (DeepSeek-V3 at PP8 VP2): 4, then fourteen 4s, then 1 + MTP = 2.
+  std::vector<int> want{4};
+  want.insert(want.end(), 14, 4);
+  want.push_back(2);
+  EXPECT_EQ(blocks_per_stage("Et*4|(t*4|)*14tmL"), want);
+  EXPECT_EQ(blocks_per_stage("Etttt|(tttt|)*14tmL"), want);
+  // Embedding and loss on stages of their own: 0, 1 x 3, 0. Nested groups multiply; spaces are ignored.
+  EXPECT_EQ(blocks_per_stage("E|(t|)*3L"), (std::vector<int>{0, 1, 1, 1, 0}));
+  EXPECT_EQ(blocks_per_stage("E| ((t|)*2)*2 L"), (std::vector<int>{0, 1, 1, 1, 1, 0}));
+}
+
+TEST(PipelineLayout, MalformedStringsNameTheCharacter) {
+  const auto message = [](const std::string& layout) {
+    try {
+      parse_pipeline_layout(layout);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message("E|(t|*3L"), "at character 9: expected ')' before the end");
+  EXPECT_EQ(message("Et)"), "at character 3: ')' without '('");
+  EXPECT_EQ(message("Etx|L"), "at character 3: unknown symbol 'x' (expected E, t, m, L, '|', '(' or ')')");
+  EXPECT_EQ(message("Et*|L"), "at character 4: expected a repeat count after '*'");
+  EXPECT_EQ(message("(t|)*0"), "at character 7: a repeat count of 0 (counts start at 1)");
+  EXPECT_EQ(message("(t*1000|)*1000"), "expands beyond 1000000 symbols");
+}
+
+TEST(PipelineLayout, ChecksWhatTheModelAndPipelineNeed) {
+  const auto problem = [](const std::string& layout, int layers, int mtp, int stages) {
+    const LayoutProblem p = check_pipeline_layout(parse_pipeline_layout(layout), layers, mtp, stages);
+    return p.expected + " / " + p.found;
+  };
+  EXPECT_EQ(problem("Et|tL", 2, 0, 3), "3 stages (pp x vpp) / 2");
+  EXPECT_EQ(problem("Et|tL", 3, 0, 2), "3 decoder layers 't' / 2");
+  EXPECT_EQ(problem("Et|tL", 2, 1, 2), "1 MTP layers 'm' / 0");
+  EXPECT_EQ(problem("Et|mtL", 2, 1, 2),
+            "MTP layers after every decoder layer / a decoder layer in stage 1 after an MTP layer");
+  EXPECT_EQ(problem("t|EtL", 2, 0, 2), "the embedding 'E' in stage 0 / it in stage 1");
+  EXPECT_EQ(problem("EtL|t", 2, 0, 2), "the loss 'L' in the last stage / it in stage 0");
+  EXPECT_EQ(problem("t|t", 2, 0, 2), "one embedding 'E' (in stage 0) / 0");
+  EXPECT_EQ(problem("Et|t", 2, 0, 2), "one loss 'L' (in the last stage) / 0");
+  EXPECT_EQ(problem("Et|tL", 2, 0, 2), " / ");
 }
 
 TEST(SplitBlocks, EvenSplitAndSingleChunk) {
