@@ -34,6 +34,26 @@ std::vector<int> int_list(ObjectReader& r, const std::string& key, int lo, int h
   return out;
 }
 
+// A list of distinct booleans; `fallback` when the key is absent.
+std::vector<bool> bool_list(ObjectReader& r, const std::string& key, std::vector<bool> fallback) {
+  const Json* v = r.optional_child(key);
+  if (!v) return fallback;
+  if (!v->is_array() || v->empty() || v->size() > 2)
+    r.fail(key, "an array of one or two distinct booleans ([false, true])", describe_json(*v));
+  std::vector<bool> out;
+  for (std::size_t i = 0; i < v->size(); ++i) {
+    const Json& e = (*v)[i];
+    const std::string ptr = r.at(key) + "/" + std::to_string(i);
+    if (!e.is_boolean())
+      throw ConfigError(located_message(r.source(), ptr, "true or false", describe_json(e)));
+    const bool x = e.get<bool>();
+    if (std::find(out.begin(), out.end(), x) != out.end())
+      throw ConfigError(located_message(r.source(), ptr, "a value not listed before", describe_json(e)));
+    out.push_back(x);
+  }
+  return out;
+}
+
 template <class T>
 std::vector<T> name_list(ObjectReader& r, const std::string& key, const Registry<T>& registry,
                          std::vector<T> fallback) {
@@ -147,11 +167,13 @@ PlanSpec plan_from_json(const Json& j, const std::string& source, const Catalog&
     x.recompute = name_list(q, "recompute", recompute_modes(), x.recompute);
     x.schedule = name_list(q, "schedule", schedules(), x.schedule);
     x.dispatch = name_list(q, "dispatch", dispatch_modes(), x.dispatch);
+    x.ep_overlap = bool_list(q, "ep_overlap", x.ep_overlap);
     x.tp_within_node = q.get_bool("tp_within_node", true);
     q.finish();
   }
   if (p.search.schedule.empty()) p.search.schedule = {p.base.parallelism.schedule};
   if (p.search.dispatch.empty()) p.search.dispatch = {p.base.workload.dispatch};
+  if (p.search.ep_overlap.empty()) p.search.ep_overlap = {p.base.parallelism.ep_overlap};
 
   if (const Json* rel = r.optional_child("reliability")) {
     ObjectReader q(*rel, source, "/reliability");

@@ -31,6 +31,7 @@ struct SearchSpace {
   std::vector<Recompute> recompute{Recompute::kNone, Recompute::kSelective, Recompute::kFull};
   std::vector<Schedule> schedule;      ///< empty: the base scenario's
   std::vector<DispatchMode> dispatch;  ///< empty: the base scenario's
+  std::vector<bool> ep_overlap;        ///< combined 1F1B off/on (parallelism.ep_overlap); empty: the base's
   bool tp_within_node = true;          ///< TP · CP stays inside one NVLink domain (Megatron's practice)
 };
 

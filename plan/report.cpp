@@ -30,7 +30,8 @@ Json candidate_json(const PlanSpec& p, const Candidate& c) {
                  {"microbatch_size", c.microbatch_size},
                  {"recompute", recompute_modes().name_of(c.recompute)},
                  {"schedule", schedules().name_of(c.schedule)},
-                 {"dispatch", dispatch_modes().name_of(c.dispatch)}};
+                 {"dispatch", dispatch_modes().name_of(c.dispatch)},
+                 {"ep_overlap", c.ep_overlap}};
   j["step_time_s"] = c.step_time_s;
   j["tokens_per_s_per_gpu"] = c.tokens_per_s_per_gpu;
   j["mfu"] = c.mfu;
@@ -82,6 +83,7 @@ std::string layout_text(const Candidate& c) {
   o << " dp" << c.dp << " ep" << c.ep << " etp" << c.etp << " zero" << c.zero << " mbs" << c.microbatch_size
     << " " << recompute_modes().name_of(c.recompute) << " " << schedules().name_of(c.schedule) << " "
     << dispatch_modes().name_of(c.dispatch);
+  if (c.ep_overlap) o << " ep_overlap";
   return o.str();
 }
 
@@ -232,7 +234,7 @@ Json plan_json(const PlanSpec& p, const PlanResult& r) {
 
 void write_plan_csv(std::ostream& out, const PlanSpec& p, const PlanResult& r) {
   out << "rank,cluster,gpus,nodes,tp,cp,pp,vpp,dp,ep,etp,zero,microbatch_size,recompute,schedule,dispatch,"
-         "step_time_s,"
+         "ep_overlap,step_time_s,"
          "tokens_per_s_per_gpu,mfu,memory_headroom,days_without_failures,days,goodput,gpu_hours,usd,mwh,"
          "joules_per_token,meets_deadline\n";
   char buf[64];
@@ -246,10 +248,10 @@ void write_plan_csv(std::ostream& out, const PlanSpec& p, const PlanResult& r) {
         << "," << c.cp << "," << c.pp << "," << c.vpp << "," << c.dp << "," << c.ep << "," << c.etp << ","
         << c.zero << "," << c.microbatch_size << "," << recompute_modes().name_of(c.recompute) << ","
         << schedules().name_of(c.schedule) << "," << dispatch_modes().name_of(c.dispatch) << ","
-        << g(c.step_time_s) << "," << g(c.tokens_per_s_per_gpu) << "," << g(c.mfu) << ","
-        << g(c.memory_headroom) << "," << g(c.solve_days) << "," << g(c.wall_days) << "," << g(c.goodput)
-        << "," << g(c.gpu_hours) << "," << g(c.usd) << "," << g(c.mwh) << "," << g(c.joules_per_token) << ","
-        << (c.meets_deadline ? "true" : "false") << "\n";
+        << (c.ep_overlap ? "true" : "false") << "," << g(c.step_time_s) << "," << g(c.tokens_per_s_per_gpu)
+        << "," << g(c.mfu) << "," << g(c.memory_headroom) << "," << g(c.solve_days) << "," << g(c.wall_days)
+        << "," << g(c.goodput) << "," << g(c.gpu_hours) << "," << g(c.usd) << "," << g(c.mwh) << ","
+        << g(c.joules_per_token) << "," << (c.meets_deadline ? "true" : "false") << "\n";
   }
 }
 

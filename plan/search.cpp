@@ -19,7 +19,7 @@ namespace {
 auto layout_key(const Candidate& c) {
   return std::make_tuple(c.hardware, c.gpus, c.tp, c.cp, c.pp, c.vpp, c.ep, c.etp, c.zero, c.microbatch_size,
                          static_cast<int>(c.recompute), static_cast<int>(c.schedule),
-                         static_cast<int>(c.dispatch));
+                         static_cast<int>(c.dispatch), c.ep_overlap);
 }
 
 // Keeps `front` the feasible plans that no other plan beats on both wall days and `cost` (dollars or
@@ -79,6 +79,7 @@ bool price(const PlanSpec& p, int hi, const Scenario& c, const models::RoutingIn
   k.tp = par.tp, k.cp = par.cp, k.pp = par.pp, k.vpp = par.vpp, k.dp = c.layout.dp, k.ep = par.ep;
   k.etp = par.etp, k.zero = par.zero, k.microbatch_size = par.microbatch_size;
   k.recompute = par.recompute, k.schedule = par.schedule, k.dispatch = c.workload.dispatch;
+  k.ep_overlap = par.ep_overlap;
   k.step_time_s = r.step_time;
   k.tokens_per_s_per_gpu = r.tokens_per_second_per_gpu;
   k.mfu = r.mfu;
@@ -123,7 +124,10 @@ Scenario scenario_of(const PlanSpec& p, const Candidate& k) {
   par.tp = k.tp, par.cp = k.cp, par.pp = k.pp, par.vpp = k.vpp, par.dp = 0;
   par.ep = k.ep, par.etp = k.etp, par.edp = 0, par.zero = k.zero;
   par.microbatch_size = k.microbatch_size, par.recompute = k.recompute, par.schedule = k.schedule;
+  par.ep_overlap = k.ep_overlap;
   c.workload.dispatch = k.dispatch;
+  // The base scenario's pipeline layout names its own stage count; other stage counts split evenly.
+  if (k.pp * k.vpp != p.base.parallelism.pp * p.base.parallelism.vpp) par.pipeline_layout.clear();
   // Node-limited routing (DeepSeek-V3: at most 4 nodes per token) bounds nothing once an EP group spans
   // fewer nodes: such a layout routes without the limit, it is not invalid.
   if (c.routing.node_limit > 0) {
@@ -212,30 +216,36 @@ PlanResult search(const PlanSpec& p, const RoutingFor& routing, int jobs) {
                     for (int mbs : x.microbatch_size)
                       for (Recompute rc : x.recompute)
                         for (Schedule sch : x.schedule)
-                          for (DispatchMode dm : x.dispatch) {
-                            ++out.counts.enumerated;
-                            const int64_t mp = int64_t{tp} * cp * pp;
-                            const bool interleaved = sch == Schedule::kInterleaved;
-                            if (gpus % mp != 0 || (x.tp_within_node && tp * cp > domain) ||
-                                (experts == 0 ? ep != 1 || etp != 1 : experts % ep != 0) ||
-                                pp > p.base.model.layers || (vpp > 1) != interleaved ||
-                                (interleaved && pp < 2)) {
-                              ++out.counts.pruned;
-                              continue;
+                          for (DispatchMode dm : x.dispatch)
+                            for (bool ov : x.ep_overlap) {
+                              ++out.counts.enumerated;
+                              const int64_t mp = int64_t{tp} * cp * pp;
+                              const bool interleaved = sch == Schedule::kInterleaved;
+                              // Combined 1F1B pairs steady-state chunks of 1F1B without a pipeline or of
+                              // the interleaved schedule, of a model with experts.
+                              const bool overlap_ok =
+                                  !ov ||
+                                  (experts > 0 && (interleaved || (sch == Schedule::k1F1B && pp == 1)));
+                              if (gpus % mp != 0 || (x.tp_within_node && tp * cp > domain) ||
+                                  (experts == 0 ? ep != 1 || etp != 1 : experts % ep != 0) ||
+                                  pp > p.base.model.layers || (vpp > 1) != interleaved ||
+                                  (interleaved && pp < 2) || !overlap_ok) {
+                                ++out.counts.pruned;
+                                continue;
+                              }
+                              const int64_t dp = gpus / mp;
+                              if (batch % (dp * mbs) != 0 ||
+                                  (p.ramp_start_batch > 0 && p.ramp_start_batch % (dp * mbs) != 0) ||
+                                  (int64_t{tp} * cp * dp) % (int64_t{ep} * etp) != 0) {
+                                ++out.counts.pruned;
+                                continue;
+                              }
+                              Candidate t;
+                              t.hardware = hi, t.nodes = nodes, t.tp = tp, t.cp = cp, t.pp = pp, t.vpp = vpp;
+                              t.ep = ep, t.etp = etp, t.zero = zero, t.microbatch_size = mbs;
+                              t.recompute = rc, t.schedule = sch, t.dispatch = dm, t.ep_overlap = ov;
+                              tasks.push_back(t);
                             }
-                            const int64_t dp = gpus / mp;
-                            if (batch % (dp * mbs) != 0 ||
-                                (p.ramp_start_batch > 0 && p.ramp_start_batch % (dp * mbs) != 0) ||
-                                (int64_t{tp} * cp * dp) % (int64_t{ep} * etp) != 0) {
-                              ++out.counts.pruned;
-                              continue;
-                            }
-                            Candidate t;
-                            t.hardware = hi, t.nodes = nodes, t.tp = tp, t.cp = cp, t.pp = pp, t.vpp = vpp;
-                            t.ep = ep, t.etp = etp, t.zero = zero, t.microbatch_size = mbs;
-                            t.recompute = rc, t.schedule = sch, t.dispatch = dm;
-                            tasks.push_back(t);
-                          }
     }
   }
   const int workers = std::max(1, std::min<int>(jobs, static_cast<int>(tasks.size() / 64) + 1));

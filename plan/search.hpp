@@ -23,6 +23,7 @@ struct Candidate {
   Recompute recompute = Recompute::kNone;
   Schedule schedule = Schedule::k1F1B;
   DispatchMode dispatch = DispatchMode::kFlat;
+  bool ep_overlap = false;  ///< Megatron-Core's combined 1F1B (parallelism.ep_overlap)
 
   double step_time_s = 0;
   double tokens_per_s_per_gpu = 0;

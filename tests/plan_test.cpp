@@ -136,6 +136,34 @@ TEST(Search, CountsByHand) {
                           [&](const Candidate& c) { return c.usd == r.best[0].usd; }));
 }
 
+// search/ep_overlap doubles the layouts enumerated. Combined 1F1B pairs chunks of 1F1B only without a
+// pipeline (this plan has no interleaving), so the overlapped layouts kept are the pp 1 ones among the 16
+// that CountsByHand keeps: 8 GPUs: ep 1, 8 (tp 1, 2: 4); 16 GPUs: ep 1, 8, 16 (6); 10 in all. Each
+// overlapped plan's step time is the analytic engine's on its scenario with parallelism.ep_overlap set,
+// and never above the same layout without it.
+TEST(Search, EpOverlapIsSearchedWhereMegatronAllowsIt) {
+  const PlanSpec off = read_plan(write_plan("small.json", small_plan()).string(), Catalog());
+  const PlanResult r_off = search(off, nullptr);
+  const PlanSpec both = read_plan(
+      write_plan("overlap.json", small_plan(R"(, "ep_overlap": [false, true])")).string(), Catalog());
+  const PlanResult r = search(both, nullptr);
+  EXPECT_EQ(r.counts.enumerated, 2 * r_off.counts.enumerated);
+  EXPECT_EQ(r.counts.invalid + r.counts.evaluated, 16 + 10);
+  bool some_overlap = false;
+  for (const Candidate& c : r.best) {
+    if (!c.ep_overlap) continue;
+    some_overlap = true;
+    EXPECT_EQ(c.pp, 1);
+    Scenario s = scenario_of(both, c);
+    EXPECT_TRUE(s.parallelism.ep_overlap);
+    EXPECT_DOUBLE_EQ(models::evaluate_analytic(s).step_time, c.step_time_s);
+    s.parallelism.ep_overlap = false;
+    EXPECT_LE(c.step_time_s, models::evaluate_analytic(s).step_time) << layout_text(c);
+    EXPECT_NE(layout_text(c).find("ep_overlap"), std::string::npos);
+  }
+  EXPECT_TRUE(some_overlap);
+}
+
 TEST(Search, SameInputSameBytes) {
   const PlanSpec p = read_plan(write_plan("small.json", small_plan()).string(), Catalog());
   const std::string one = plan_json(p, search(p, nullptr)).dump();
@@ -260,6 +288,8 @@ TEST(PlanFile, ErrorsNameFilePointerExpectedFound) {
   expect_error(t, "/search/tp/1", "1");
   expect_error(small_plan(R"(, "tp": [4])"), "/search/tp", "a second time");
   expect_error(small_plan(R"(, "pipeline": [2])"), "/search/pipeline", "pipeline");
+  expect_error(small_plan(R"(, "ep_overlap": [true, true])"), "/search/ep_overlap/1", "true");
+  expect_error(small_plan(R"(, "ep_overlap": ["yes"])"), "/search/ep_overlap/0", "yes");
   t = small_plan();
   t.replace(t.find("\"max_gpus\": 16"), 14, "\"max_gpus\": 4");
   expect_error(t, "/hardware/0/max_gpus", "4");
