@@ -84,7 +84,9 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   const PassCost zero;
   double q = 0, cmax = 0, serial = 0, fb = 0, bb = 0;
   // One slot: computation `base + experts · load[g]` on every GPU g, beside the all-to-all `comm`.
+  // Beside an all-to-all the computation has the SMs the communication kernels leave.
   auto slot = [&](double base, double experts, const std::vector<double>* load, double comm) {
+    if (comm > 0) base *= w.overlap_slowdown, experts *= w.overlap_slowdown;
     const double comm_start = std::max(q, cmax);
     double top = 0;
     for (std::size_t g = 0; g < gpus; ++g) {

@@ -76,6 +76,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   w.tokens_per_microbatch = double(par.microbatch_size) * s.workload.seq_len;
   w.model_flops_per_token = training_flops_per_token(m, s.workload.seq_len, s.workload.causal);
   w.model_flops_per_token_noncausal = training_flops_per_token(m, s.workload.seq_len, false);
+  const int sms = s.cluster.gpu.sm_count - s.workload.comm_sms, taken = s.workload.overlap_comm_sms;
+  if (taken > 0 && sms > taken) w.overlap_slowdown = double(sms) / double(sms - taken);
   const PricingContext c = pricing_context(s, compute, net, w.tokens_per_microbatch);
 
   // Routing geometry: the same context every routing consumer uses (models/routing_source.hpp).

@@ -157,6 +157,10 @@ struct Workload {
   double bf16_copy_bytes = 0;           ///< bytes of one BF16 token copy (combine, backward)
   double grad_dispatch_copy_bytes = 0;  ///< bytes of one copy of the combine's gradient (backward, toward
                                         ///< the experts): FP8 with scales or BF16 (fp8_dispatch_grad)
+  /// Compute that runs while an expert all-to-all is in flight (DualPipe and combined-1F1B pairs) loses
+  /// the SMs the all-to-all kernels take (workload.overlap_comm_sms): it takes (sm_count − comm_sms) /
+  /// (sm_count − comm_sms − overlap_comm_sms) times its price, throughput in proportion to SMs.
+  double overlap_slowdown = 1;
 };
 
 /// The ops of block `b` (shared with an identical earlier block where the workload priced it once).

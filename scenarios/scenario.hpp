@@ -156,8 +156,9 @@ struct ParallelismSpec {
 struct WorkloadSpec {
   WorkloadKind kind = WorkloadKind::kTraining;
   int seq_len = 4096;
-  Precision precision = Precision::kBf16;      ///< GEMM precision (attention core stays BF16)
-  int comm_sms = 0;                            ///< SMs reserved for communication kernels
+  Precision precision = Precision::kBf16;  ///< GEMM precision (attention core stays BF16)
+  int comm_sms = 0;                        ///< SMs reserved for communication kernels
+  int overlap_comm_sms = 0;  ///< SMs the all-to-all kernels take from computation that runs beside them
   Dtype grad_dtype = Dtype::kFp32;             ///< weight-gradient storage
   Dtype optimizer_state_dtype = Dtype::kFp32;  ///< Adam moments
   bool master_weights = true;                  ///< FP32 master copy

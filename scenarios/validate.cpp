@@ -90,6 +90,12 @@ void validate(Scenario& s, Problems& problems) {
     if (s.workload.comm_sms >= c.gpu.sm_count)
       bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs",
           str(s.workload.comm_sms));
+    if (s.workload.comm_sms + s.workload.overlap_comm_sms >= c.gpu.sm_count)
+      bad(s, "/workload/overlap_comm_sms",
+          "fewer than the " + str(c.gpu.sm_count - s.workload.comm_sms) +
+              " SMs left after comm_sms (the GPU's " + str(c.gpu.sm_count) + " less " +
+              str(s.workload.comm_sms) + ")",
+          str(s.workload.overlap_comm_sms));
   });
   independent([&] {
     if (s.workload.dispatch == DispatchMode::kHierarchical && c.nodes > 1 && c.scale_out.planes > 1 &&

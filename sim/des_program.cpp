@@ -370,13 +370,25 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
   const Program* cur = lead(fb) <= lead(fa) ? &fb : &fa;
   const Program* other = cur == &fb ? &fa : &fb;
   std::size_t ic = 0, io = 0, cc = 0, co = 0;  // next instruction and collective of cur / other
+  // Once the first all-to-all has started, the pair's computation runs beside one and has the SMs the
+  // communication kernels leave (its TP, expert-TP and CP communication keeps its time).
+  bool started = false;
+  const double slow = w_.overlap_slowdown;
+  const auto emit = [&](Instr x) {
+    if (started && slow != 1.0 && (x.op == Ins::kCompute || x.op == Ins::kExpert)) {
+      const double comm = x.tp + x.etp + x.cp;
+      x.seconds = comm + (x.seconds - comm) * slow;
+    }
+    if (x.op == Ins::kReady) started = true;
+    p.ins.push_back(x);
+  };
   while (ic < cur->ins.size() || io < other->ins.size()) {
     // A chunk without all-to-alls (dense blocks only) hands over after each compute segment, so that
     // its blocks spread over the other chunk's all-to-alls instead of all hiding the first one.
     const bool dense = cur->colls.empty() && !other->colls.empty();
     while (ic < cur->ins.size()) {
       const Instr& x = cur->ins[ic++];
-      p.ins.push_back(x);
+      emit(x);
       if (x.op == Ins::kReady) {
         p.colls.push_back(cur->colls[cc++]);
         break;

@@ -213,6 +213,29 @@ TEST(StepSimAgreement, CombinedOneFOneBEpOverlap) {
   EXPECT_LE(std::fabs(ep_overlap_agreement("interleaved-pp2-vpp2", Json::object())), 0.02);
 }
 
+// The SMs DeepEP's kernels take from overlapping computation (workload.overlap_comm_sms): on the B200
+// (148 SMs) 37 of them leave 111, so computation beside an all-to-all takes 148 / 111 = 4/3 of its price.
+// Lone chunks (no all-to-all beside them) keep their times; the overlapped pairs and the step grow; the
+// two engines, each applying it in its own way (analytic: per slot with an all-to-all; DES: every
+// computation of a pair after its first all-to-all started), agree within 2%.
+TEST(StepSimAgreement, OverlapCommSmsSlowOnlyOverlappedComputation) {
+  const Json base{{"/parallelism/pp", 1}, {"/parallelism/experts/ep", 16}, {"/parallelism/ep_overlap", true}};
+  Json taken = base;
+  taken["/workload/overlap_comm_sms"] = 37;
+  const Scenario s0 = load(kNvl, "", base), s = load(kNvl, "", taken);
+  ASSERT_EQ(s.cluster.gpu.sm_count, 148);
+  const models::Result a0 = models::evaluate_analytic(s0), a = models::evaluate_analytic(s);
+  EXPECT_DOUBLE_EQ(a.chunk.f, a0.chunk.f);
+  EXPECT_DOUBLE_EQ(a.chunk.b, a0.chunk.b);
+  EXPECT_GT(a.chunk.fb_pair, a0.chunk.fb_pair);
+  EXPECT_GT(a.step_time, a0.step_time);
+  warm_up(s);
+  const StepSimResult d = simulate_step(s, options_of(s)), d0 = simulate_step(s0, options_of(s0));
+  EXPECT_GT(d.result.step_time, d0.result.step_time);
+  report("overlap_comm_sms 37 DES vs analytic", d.result.step_time, a.step_time, "des", "analytic");
+  EXPECT_LE(std::fabs(rel_err(d.result.step_time, a.step_time)), 0.02);
+}
+
 // ======================================================================= 2. dense 1F1B, hand formula
 
 // A dense model (no MoE, EP1) on the NVLink-domain cluster: PP4, m 16.
