@@ -10,6 +10,7 @@
 #include "reports/html_report.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/kinds.hpp"
+#include "traces/requests.hpp"
 
 namespace moesim::cli {
 
@@ -99,6 +100,9 @@ struct TraceImportArgs {
 int trace_import_cmd(const TraceImportArgs& a);
 /// `moesim trace stats TRACE`: per step and layer, expert load max/mean and coefficient of variation.
 int trace_stats_cmd(const std::string& path, OutputFormat format);
+/// `moesim trace requests`: reads a serving request trace, every row checked, and prints its statistics.
+int request_trace_cmd(const std::string& path, traces::RequestFormat format, bool skip_failed,
+                      OutputFormat out);
 /// `moesim trace upgrade`: rewrites a version 1 trace in the current version (traces::upgrade_trace).
 int trace_upgrade_cmd(const std::string& input, const std::string& output, bool force);
 

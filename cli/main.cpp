@@ -252,6 +252,21 @@ int main(int argc, char** argv) {
   trc_stats->add_option("--format", format, "Output")
       ->check(CLI::IsMember(table_or_json))
       ->capture_default_str();
+  std::string req_format = "auto";
+  bool req_skip_failed = false;
+  auto* trc_req = trc->add_subcommand(
+      "requests",
+      "Serving request traces (moesim, Azure LLM inference, BurstGPT CSV): check every row, print "
+      "arrival rate, burstiness and length percentiles");
+  trc_req->add_option("trace", trace_file, "Request trace file (CSV)")->required();
+  trc_req->add_option("--trace-format", req_format, "auto (from the header), moesim, azure or burstgpt")
+      ->check(CLI::IsMember({"auto", "moesim", "azure", "burstgpt"}))
+      ->capture_default_str();
+  trc_req->add_flag("--skip-failed", req_skip_failed,
+                    "BurstGPT: skip failed requests (0 response tokens) and report how many");
+  trc_req->add_option("--format", format, "Output")
+      ->check(CLI::IsMember(table_or_json))
+      ->capture_default_str();
   std::string upgrade_out;
   auto* trc_upg = trc->add_subcommand("upgrade", "Rewrite a version 1 moesim trace in the current version");
   trc_upg->add_option("trace", trace_file, "Version 1 moesim trace file (it must be whole)")->required();
@@ -450,6 +465,10 @@ int main(int argc, char** argv) {
       return moesim::cli::accuracy_cmd(acc_dir, moesim::cli::accuracy_engines().get(acc_engine, "--engine"),
                                        out_format, {acc_report, "accuracy.json", acc_force}, cat);
     if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, out_format);
+    if (*trc_req)
+      return moesim::cli::request_trace_cmd(trace_file,
+                                            moesim::traces::request_format(req_format, "--trace-format"),
+                                            req_skip_failed, out_format);
     if (*trc_upg) return moesim::cli::trace_upgrade_cmd(trace_file, upgrade_out, upgrade_force);
   } catch (const std::exception& e) {
     std::cerr << moesim::cli::error_line(e) << "\n";

@@ -1,4 +1,5 @@
 // `moesim place`, `replay` and `trace import|stats`: the commands about routing, traces and placement.
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <sstream>
@@ -16,6 +17,7 @@
 #include "scenarios/loader.hpp"
 #include "sim/step_sim.hpp"
 #include "traces/import.hpp"
+#include "traces/requests.hpp"
 #include "traces/trace_format.hpp"
 
 namespace moesim::cli {
@@ -123,6 +125,54 @@ int trace_upgrade_cmd(const std::string& input, const std::string& output, bool 
   std::cerr << "moesim: wrote " << records << " records to " << output << " (version "
             << traces::kTraceFormatVersion << "); version 1 has no end record, so check that " << input
             << " was whole\n";
+  return 0;
+}
+
+int request_trace_cmd(const std::string& path, traces::RequestFormat format, bool skip_failed,
+                      OutputFormat out) {
+  const traces::RequestTrace t = traces::read_request_trace(path, format, skip_failed);
+  const traces::RequestStats s = traces::request_stats(t.requests);
+  if (out == OutputFormat::kJson) {
+    Json j = {{"file", path},
+              {"format", traces::to_string(t.format)},
+              {"requests", s.requests},
+              {"skipped_failed", t.skipped_failed},
+              {"duration_s", s.duration_s},
+              {"rate_per_s", s.rate_per_s},
+              {"interarrival_cv", s.interarrival_cv},
+              {"cached_share", s.cached_share},
+              {"input_tokens",
+               {{"mean", s.input_mean},
+                {"p50", s.input_p50},
+                {"p90", s.input_p90},
+                {"p99", s.input_p99},
+                {"max", s.input_max}}},
+              {"output_tokens",
+               {{"mean", s.output_mean},
+                {"p50", s.output_p50},
+                {"p90", s.output_p90},
+                {"p99", s.output_p99},
+                {"max", s.output_max}}}};
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  char buf[256];
+  std::cout << path << " (" << traces::to_string(t.format) << "): " << s.requests << " requests";
+  if (t.skipped_failed > 0) std::cout << " (failed requests skipped: " << t.skipped_failed << ")";
+  std::snprintf(buf, sizeof buf, "\n  over %.6g s: %.6g requests/s, inter-arrival CV %.3g (1: Poisson)\n",
+                s.duration_s, s.rate_per_s, s.interarrival_cv);
+  std::cout << buf;
+  std::snprintf(buf, sizeof buf, "  %-14s %10s %10s %10s %10s %10s\n", "tokens", "mean", "p50", "p90", "p99",
+                "max");
+  std::cout << buf;
+  std::snprintf(buf, sizeof buf, "  %-14s %10.1f %10.0f %10.0f %10.0f %10.0f\n", "input", s.input_mean,
+                s.input_p50, s.input_p90, s.input_p99, s.input_max);
+  std::cout << buf;
+  std::snprintf(buf, sizeof buf, "  %-14s %10.1f %10.0f %10.0f %10.0f %10.0f\n", "output", s.output_mean,
+                s.output_p50, s.output_p90, s.output_p99, s.output_max);
+  std::cout << buf;
+  std::snprintf(buf, sizeof buf, "  prefix-cache share of input tokens: %.1f%%\n", 100.0 * s.cached_share);
+  std::cout << buf;
   return 0;
 }
 

@@ -22,6 +22,7 @@ seed hf_import_fuzz "$root"/tests/data/hf/*.json
 seed calibration_fuzz "$root"/fuzz/seeds/calibration/*.json
 seed trace_fuzz "$root"/traces/data/*.jsonl "$root"/fuzz/seeds/trace/*.jsonl
 seed placement_weights_fuzz "$root"/fuzz/seeds/placement_weights/*.json
+seed request_trace_fuzz "$root"/fuzz/seeds/requests/*.bin
 
 # Megatron router traces (fuzz/megatron_fuzz.cpp): one byte of --experts, then the rank files
 # separated by NUL bytes. The test folders' READMEs give their experts.

@@ -20,7 +20,7 @@ if ((seconds <= 0 && runs <= 0)); then
 fi
 # Target and whether it reads JSON (then fuzz/json.dict is its dictionary).
 targets=(scenario_fuzz:json hf_import_fuzz:json calibration_fuzz:json trace_fuzz:json megatron_fuzz:json
-         count_table_fuzz:csv placement_weights_fuzz:json)
+         count_table_fuzz:csv request_trace_fuzz:csv placement_weights_fuzz:json)
 
 preset=${MOESIM_FUZZ_PRESET:-fuzz}
 cmake --preset "$preset" >/dev/null

@@ -1,0 +1,149 @@
+// Serving request traces (traces/requests.hpp): the three formats read to the same requests, statistics
+// worked out by hand, and every kind of bad row rejected with the file, the line, what was expected and
+// what was found.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "scenarios/error.hpp"
+#include "traces/requests.hpp"
+
+namespace moesim::traces {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string write(const std::string& name, const std::string& text) {
+  const fs::path dir = fs::temp_directory_path() / "moesim-request-trace-test";
+  fs::create_directories(dir);
+  const fs::path f = dir / name;
+  std::ofstream(f, std::ios::binary) << text;
+  return f.string();
+}
+
+TEST(RequestTrace, ThreeFormatsReadTheSameRequests) {
+  // Arrivals 0, 0.5 and 2 s after the first; lengths (100, 10), (200, 20), (300, 30).
+  const auto m = read_request_trace(
+      write("m.csv", "arrival_s,input_tokens,output_tokens\n0,100,10\n0.5,200,20\n2,300,30\n"));
+  const auto a = read_request_trace(write("a.csv",
+                                          "TIMESTAMP,ContextTokens,GeneratedTokens\r\n"
+                                          "2023-11-16 23:59:59.5000000,100,10\r\n"
+                                          "2023-11-17 00:00:00.0000000,200,20\r\n"
+                                          "2023-11-17 00:00:01.5,300,30\r\n"));
+  const auto b =
+      read_request_trace(write("b.csv",
+                               "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                               "7,ChatGPT,100,10,110,Conversation log\n"
+                               "7.5,GPT-4,200,20,220,API log\n"
+                               "9,ChatGPT,300,30,330,Conversation log\n"));
+  EXPECT_EQ(m.format, RequestFormat::kMoesim);
+  EXPECT_EQ(a.format, RequestFormat::kAzure);
+  EXPECT_EQ(b.format, RequestFormat::kBurstGpt);
+  for (const RequestTrace* t : {&m, &a, &b}) {
+    ASSERT_EQ(t->requests.size(), 3u);
+    EXPECT_DOUBLE_EQ(t->requests[0].arrival_s, 0.0);
+    EXPECT_NEAR(t->requests[1].arrival_s, 0.5, 1e-6);  // across midnight for the Azure rows
+    EXPECT_NEAR(t->requests[2].arrival_s, 2.0, 1e-6);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(t->requests[i].input_tokens, 100 * (i + 1));
+      EXPECT_EQ(t->requests[i].output_tokens, 10 * (i + 1));
+    }
+  }
+}
+
+TEST(RequestTrace, StatisticsByHand) {
+  // Five requests' inputs 10, 20, 30, 40, 1000: mean 220; nearest-rank p50 30 (rank 3), p90 and p99 1000.
+  // Cached 5 + 0 + 15 + 0 + 500 of 1100 input tokens: 520 / 1100.
+  const auto t = read_request_trace(write("s.csv",
+                                          "input_tokens,arrival_s,output_tokens,cached_tokens\n"
+                                          "10,0,1,5\n20,1,2,0\n30,2,3,15\n40,6,4,0\n1000,6,5,500\n"));
+  const RequestStats s = request_stats(t.requests);
+  EXPECT_EQ(s.requests, 5);
+  EXPECT_DOUBLE_EQ(s.duration_s, 6.0);
+  EXPECT_DOUBLE_EQ(s.rate_per_s, 4.0 / 6.0);
+  // Gaps 1, 1, 4, 0: mean 1.5, squared deviations 0.25, 0.25, 6.25, 2.25 → variance 2.25, sd 1.5, CV 1.
+  EXPECT_NEAR(s.interarrival_cv, 1.0, 1e-12);
+  EXPECT_DOUBLE_EQ(s.input_mean, 220.0);
+  EXPECT_DOUBLE_EQ(s.input_p50, 30.0);
+  EXPECT_DOUBLE_EQ(s.input_p90, 1000.0);
+  EXPECT_DOUBLE_EQ(s.input_max, 1000.0);
+  EXPECT_DOUBLE_EQ(s.output_mean, 3.0);
+  EXPECT_DOUBLE_EQ(s.output_p50, 3.0);
+  EXPECT_DOUBLE_EQ(s.cached_share, 520.0 / 1100.0);
+}
+
+std::string error_of(const std::string& name, const std::string& text, RequestFormat f = RequestFormat::kAuto,
+                     bool skip = false) {
+  try {
+    read_request_trace(write(name, text), f, skip);
+  } catch (const ParseError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+void expect_message(const std::string& m, const std::string& where, const std::string& expected,
+                    const std::string& found) {
+  EXPECT_NE(m.find(where), std::string::npos) << m;
+  EXPECT_NE(m.find("expected " + expected), std::string::npos) << m;
+  EXPECT_NE(m.find("found " + found), std::string::npos) << m;
+}
+
+TEST(RequestTrace, BadRowsNameFileLineExpectedFound) {
+  const std::string h = "arrival_s,input_tokens,output_tokens\n";
+  expect_message(error_of("neg.csv", h + "-1,10,1\n"), "neg.csv:2", "an arrival time of at least 0 s",
+                 "\"-1\"");
+  expect_message(error_of("order.csv", h + "0,10,1\n5,10,1\n4,10,1\n"), "order.csv:4",
+                 "arrival times that never decrease", "\"4\"");
+  expect_message(error_of("zero.csv", h + "0,10,0\n"), "zero.csv:2",
+                 "output_tokens an integer in [1, 16777216]", "\"0\"");
+  expect_message(error_of("huge.csv", h + "0,99999999,5\n"), "huge.csv:2",
+                 "input_tokens an integer in [1, 16777216]", "\"99999999\"");
+  expect_message(error_of("frac.csv", h + "0,10.5,5\n"), "frac.csv:2", "input_tokens an integer", "\"10.5\"");
+  expect_message(error_of("text.csv", h + "soon,10,5\n"), "text.csv:2", "an arrival time in seconds",
+                 "\"soon\"");
+  expect_message(error_of("cut.csv", h + "0,10,5\n1,10"), "cut.csv:3", "3 comma-separated columns",
+                 "2 in \"1,10\" (the file ends here: truncated?)");
+  expect_message(error_of("blank.csv", h + "0,10,5\n\n1,10,5\n"), "blank.csv:3", "a request",
+                 "an empty line");
+  expect_message(error_of("cache.csv", "arrival_s,input_tokens,output_tokens,cached_tokens\n0,10,5,11\n"),
+                 "cache.csv:2", "cached_tokens at most input_tokens (10)", "11");
+  expect_message(error_of("header.csv", "time,in,out\n0,1,1\n"), "header.csv:1", "a header of a moesim",
+                 "\"time,in,out\"");
+  expect_message(error_of("none.csv", h), "none.csv:1", "at least one request after the header", "none");
+  expect_message(error_of("empty.csv", ""), "empty.csv:1", "a header", "an empty file");
+  expect_message(error_of("azure.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-13-01 00:00:00,10,5\n"),
+                 "azure.csv:2", "TIMESTAMP a date and time", "\"2023-13-01 00:00:00\"");
+  // A format asked for by name must match the header.
+  expect_message(error_of("as.csv", h + "0,10,5\n", RequestFormat::kAzure), "as.csv:1",
+                 "the columns TIMESTAMP, ContextTokens, GeneratedTokens",
+                 "\"arrival_s,input_tokens,output_tokens\"");
+}
+
+TEST(RequestTrace, BurstGptFailuresAreAnErrorOrCountedWhenSkipped) {
+  const std::string text =
+      "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+      "0,ChatGPT,100,10,110,Conversation log\n"
+      "3,ChatGPT,50,0,50,Conversation log\n"
+      "4,GPT-4,70,7,77,API log\n";
+  expect_message(error_of("fail.csv", text), "fail.csv:3", "Response tokens at least 1", "\"0\"");
+  const auto t = read_request_trace(write("fail.csv", text), RequestFormat::kAuto, true);
+  EXPECT_EQ(t.skipped_failed, 1);
+  ASSERT_EQ(t.requests.size(), 2u);
+  EXPECT_DOUBLE_EQ(t.requests[1].arrival_s, 4.0);
+  expect_message(error_of("allfail.csv",
+                          "Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type\n"
+                          "0,ChatGPT,100,0,100,Conversation log\n",
+                          RequestFormat::kAuto, true),
+                 "allfail.csv:2", "at least one request after the header", "1 failed requests only");
+}
+
+TEST(RequestTrace, UnreadableFileIsAnIoError) {
+  EXPECT_THROW(read_request_trace("/nonexistent/requests.csv"), IoError);
+}
+
+}  // namespace
+}  // namespace moesim::traces

@@ -1,0 +1,64 @@
+#pragma once
+/// \file Request traces for serving: one request per line with its arrival time and its input and output
+/// token counts, read from the formats users have:
+///
+/// | format | header (columns in any order; others ignored) | arrival |
+/// |---|---|---|
+/// | `moesim` | `arrival_s,input_tokens,output_tokens[,cached_tokens]` | seconds from the trace start |
+/// | `azure` | `TIMESTAMP,ContextTokens,GeneratedTokens` (Azure LLM inference traces 2023 and 2024, github
+/// Azure/AzurePublicDataset) | a date and time `YYYY-MM-DD HH:MM:SS[.fraction]`, taken relative to the first
+/// row | | `burstgpt` | `Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type` (github
+/// HPMLL/BurstGPT) | seconds from the trace start |
+///
+/// Every row is checked; a bad one throws ParseError naming the file, the line, what was expected and
+/// what was found: a wrong column count, a number that does not parse, a negative or decreasing arrival
+/// time, a token count below 1 or above kMaxRequestTokens, cached tokens outside [0, input], a header of
+/// no known format, a file with no request. Nothing is skipped silently: BurstGPT's failed requests (0
+/// response tokens) are an error unless `skip_failed`, and then they are counted in the result.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace moesim::traces {
+
+/// Largest input or output length accepted, tokens (2^24: beyond every published context window).
+inline constexpr int64_t kMaxRequestTokens = int64_t{1} << 24;
+
+struct Request {
+  double arrival_s = 0;       ///< seconds from the trace's first request (the moesim format: as written)
+  int64_t input_tokens = 0;   ///< prompt tokens
+  int64_t output_tokens = 0;  ///< generated tokens
+  int64_t cached_tokens = 0;  ///< prompt tokens served from a prefix cache
+};
+
+enum class RequestFormat { kAuto, kMoesim, kAzure, kBurstGpt };
+/// "auto", "moesim", "azure", "burstgpt".
+const char* to_string(RequestFormat f);
+/// The format named `name` (one of to_string's); throws ConfigError naming `what` otherwise.
+RequestFormat request_format(const std::string& name, const std::string& what);
+
+struct RequestTrace {
+  RequestFormat format = RequestFormat::kMoesim;  ///< the format read (detected when asked for auto)
+  std::vector<Request> requests;                  ///< in file order (arrival times never decrease)
+  int64_t skipped_failed = 0;  ///< BurstGPT rows with 0 response tokens, skipped on request
+};
+
+/// Reads the request trace at `path` (see the file comment). Throws IoError when it cannot be read.
+RequestTrace read_request_trace(const std::string& path, RequestFormat format = RequestFormat::kAuto,
+                                bool skip_failed = false);
+
+/// Summary statistics of a trace.
+struct RequestStats {
+  int64_t requests = 0;
+  double duration_s = 0;       ///< last arrival − first arrival
+  double rate_per_s = 0;       ///< (requests − 1) / duration (0 for one request or zero duration)
+  double interarrival_cv = 0;  ///< coefficient of variation of the gaps (1 for Poisson arrivals)
+  double input_mean = 0, input_p50 = 0, input_p90 = 0, input_p99 = 0, input_max = 0;
+  double output_mean = 0, output_p50 = 0, output_p90 = 0, output_p99 = 0, output_max = 0;
+  double cached_share = 0;  ///< cached tokens / input tokens, over the trace
+};
+/// Percentiles by the nearest rank (the smallest value with at least p of the requests at or below it).
+RequestStats request_stats(const std::vector<Request>& requests);
+
+}  // namespace moesim::traces
