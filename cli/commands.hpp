@@ -100,6 +100,14 @@ struct TraceImportArgs {
 int trace_import_cmd(const TraceImportArgs& a);
 /// `moesim trace stats TRACE`: per step and layer, expert load max/mean and coefficient of variation.
 int trace_stats_cmd(const std::string& path, OutputFormat format);
+/// `moesim trace generate-requests`: the generator's options and where to write.
+struct GenerateRequestsArgs {
+  traces::RequestGeneratorSpec spec;
+  std::string input = "lognormal:1024:1", output_dist = "lognormal:256:1";
+  std::string output;
+  bool force = false;
+};
+int generate_requests_cmd(const GenerateRequestsArgs& a);
 /// `moesim trace requests`: reads a serving request trace, every row checked, and prints its statistics.
 int request_trace_cmd(const std::string& path, traces::RequestFormat format, bool skip_failed,
                       OutputFormat out);

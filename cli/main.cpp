@@ -267,6 +267,31 @@ int main(int argc, char** argv) {
   trc_req->add_option("--format", format, "Output")
       ->check(CLI::IsMember(table_or_json))
       ->capture_default_str();
+  moesim::cli::GenerateRequestsArgs gr;
+  auto* trc_gen = trc->add_subcommand(
+      "generate-requests",
+      "Write a synthetic serving request trace (moesim CSV): gamma inter-arrival gaps at a rate and "
+      "coefficient of variation (1: Poisson), lengths from distributions, seeded");
+  trc_gen->add_option("-o,--output", gr.output, "Request trace to write (never overwritten without --force)")
+      ->required();
+  trc_gen->add_option("--requests", gr.spec.requests, "Requests")
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 27))
+      ->capture_default_str();
+  trc_gen->add_option("--rate", gr.spec.rate_per_s, "Mean arrivals per second")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  trc_gen->add_option("--cv", gr.spec.cv, "Coefficient of variation of the gaps (1: Poisson)")
+      ->check(CLI::Range(1e-3, 100.0))
+      ->capture_default_str();
+  trc_gen->add_option("--input-tokens", gr.input, "fixed:N, uniform:A:B or lognormal:MEDIAN:SIGMA")
+      ->capture_default_str();
+  trc_gen->add_option("--output-tokens", gr.output_dist, "fixed:N, uniform:A:B or lognormal:MEDIAN:SIGMA")
+      ->capture_default_str();
+  trc_gen->add_option("--cached-fraction", gr.spec.cached_fraction, "Prefix-cached share of each prompt")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  trc_gen->add_option("--seed", gr.spec.seed, "Seed")->capture_default_str();
+  trc_gen->add_flag("--force", gr.force, "Replace --output if it exists");
   std::string upgrade_out;
   auto* trc_upg = trc->add_subcommand("upgrade", "Rewrite a version 1 moesim trace in the current version");
   trc_upg->add_option("trace", trace_file, "Version 1 moesim trace file (it must be whole)")->required();
@@ -465,6 +490,7 @@ int main(int argc, char** argv) {
       return moesim::cli::accuracy_cmd(acc_dir, moesim::cli::accuracy_engines().get(acc_engine, "--engine"),
                                        out_format, {acc_report, "accuracy.json", acc_force}, cat);
     if (*trc_stats) return moesim::cli::trace_stats_cmd(trace_file, out_format);
+    if (*trc_gen) return moesim::cli::generate_requests_cmd(gr);
     if (*trc_req)
       return moesim::cli::request_trace_cmd(trace_file,
                                             moesim::traces::request_format(req_format, "--trace-format"),

@@ -128,6 +128,19 @@ int trace_upgrade_cmd(const std::string& input, const std::string& output, bool 
   return 0;
 }
 
+int generate_requests_cmd(const GenerateRequestsArgs& a) {
+  traces::RequestGeneratorSpec spec = a.spec;
+  spec.input = traces::parse_length_dist(a.input, "--input-tokens");
+  spec.output = traces::parse_length_dist(a.output_dist, "--output-tokens");
+  reports::check_output_file(a.output, a.force, "-o");
+  const std::vector<traces::Request> requests = traces::generate_requests(spec);
+  reports::OutputSet out;
+  out.add(a.output, traces::request_trace_csv(requests));
+  out.commit();
+  std::cerr << "moesim: wrote " << requests.size() << " requests to " << a.output << "\n";
+  return 0;
+}
+
 int request_trace_cmd(const std::string& path, traces::RequestFormat format, bool skip_failed,
                       OutputFormat out) {
   const traces::RequestTrace t = traces::read_request_trace(path, format, skip_failed);

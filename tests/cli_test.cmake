@@ -50,7 +50,7 @@ expect_run(2 ARGS frobnicate)
 expect_run(2 ARGS run ${EX} --format yaml)
 # An unknown command is named, with the commands expected where it stands (the CLI's own list).
 expect_run(2 ARGS frob STDERR "^moesim: error: unknown command \"frob\": expected one of run, compare, validate, list, place, replay, trace, topology, calibrate, import, accuracy, plan, sweep, report\n$")
-expect_run(2 ARGS trace frob STDERR "unknown command \"trace frob\": expected one of import, stats, requests, upgrade")
+expect_run(2 ARGS trace frob STDERR "unknown command \"trace frob\": expected one of import, stats, requests, generate-requests, upgrade")
 # Each command accepts the formats it writes, by their registered names.
 expect_run(2 ARGS compare ${EX} --format csv STDERR "--format")
 expect_run(2 ARGS run ${EX} --engine fast STDERR "--engine")

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <optional>
 
 #include "scenarios/error.hpp"
+#include "traces/generators.hpp"
+#include "traces/load.hpp"
 
 namespace moesim::traces {
 namespace {
@@ -41,7 +44,7 @@ std::vector<std::string> split(const std::string& s) {
   return out;
 }
 
-std::string quoted(const std::string& s) {
+std::string shown(const std::string& s) {
   return "\"" + (s.size() > 60 ? s.substr(0, 60) + "..." : s) + "\"";
 }
 
@@ -139,8 +142,8 @@ int64_t tokens(const std::string& path, int64_t line, const std::string& field, 
   const auto v = number(field);
   const std::string what = std::string(column) + " an integer in [" + std::to_string(lo) + ", " +
                            std::to_string(kMaxRequestTokens) + "]";
-  if (!v || *v != std::floor(*v)) bad(path, line, what, quoted(field));
-  if (*v < double(lo) || *v > double(kMaxRequestTokens)) bad(path, line, what, quoted(field));
+  if (!v || *v != std::floor(*v)) bad(path, line, what, shown(field));
+  if (*v < double(lo) || *v > double(kMaxRequestTokens)) bad(path, line, what, shown(field));
   return static_cast<int64_t>(*v);
 }
 
@@ -186,7 +189,7 @@ RequestTrace read_request_trace(const std::string& path, RequestFormat format, b
   } else {
     cols = columns_of(header, format);
   }
-  if (!cols) bad(path, 1, expected_header(format), quoted(text));
+  if (!cols) bad(path, 1, expected_header(format), shown(text));
   t.format = cols->format;
   const bool azure = cols->format == RequestFormat::kAzure;
   double first = 0, previous = 0;
@@ -198,19 +201,19 @@ RequestTrace read_request_trace(const std::string& path, RequestFormat format, b
     const std::vector<std::string> f = split(text);
     if (f.size() != cols->count)
       bad(path, line, std::to_string(cols->count) + " comma-separated columns as the header",
-          std::to_string(f.size()) + " in " + quoted(text) +
+          std::to_string(f.size()) + " in " + shown(text) +
               (in.eof() ? " (the file ends here: truncated?)" : ""));
     const std::string& a = f[static_cast<std::size_t>(cols->arrival)];
     const auto when = azure ? datetime(a) : number(a);
     if (!when)
       bad(path, line,
           azure ? "TIMESTAMP a date and time YYYY-MM-DD HH:MM:SS[.fraction]" : "an arrival time in seconds",
-          quoted(a));
-    if (!azure && *when < 0) bad(path, line, "an arrival time of at least 0 s", quoted(a));
+          shown(a));
+    if (!azure && *when < 0) bad(path, line, "an arrival time of at least 0 s", shown(a));
     if (any && *when < previous)
       bad(path, line,
           "arrival times that never decrease (the line before arrives at " + std::to_string(previous) + ")",
-          quoted(a));
+          shown(a));
     Request r;
     const char* in_name = cols->format == RequestFormat::kMoesim ? "input_tokens"
                           : azure                                ? "ContextTokens"
@@ -225,7 +228,7 @@ RequestTrace read_request_trace(const std::string& path, RequestFormat format, b
         bad(path, line,
             "Response tokens at least 1 (BurstGPT marks failed requests with 0: skip them with "
             "--skip-failed)",
-            quoted(o));
+            shown(o));
       ++t.skipped_failed;
       previous = *when;
       if (!any) first = *when;
@@ -250,6 +253,98 @@ RequestTrace read_request_trace(const std::string& path, RequestFormat format, b
     bad(path, line, "at least one request after the header",
         t.skipped_failed > 0 ? std::to_string(t.skipped_failed) + " failed requests only" : "none");
   return t;
+}
+
+LengthDist parse_length_dist(const std::string& text, const std::string& what) {
+  const std::string expected =
+      "a length distribution fixed:N, uniform:A:B (1 <= A <= B) or lognormal:MEDIAN:SIGMA (MEDIAN >= 1, "
+      "SIGMA >= 0), token counts at most " +
+      std::to_string(kMaxRequestTokens);
+  const auto fail = [&]() -> LengthDist {
+    throw ConfigError(what + ": expected " + expected + ", found \"" + text + "\"");
+  };
+  std::vector<std::string> parts;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i <= text.size(); ++i)
+    if (i == text.size() || text[i] == ':') parts.push_back(text.substr(start, i - start)), start = i + 1;
+  std::vector<double> v;
+  for (std::size_t i = 1; i < parts.size(); ++i) {
+    const auto x = number(parts[i]);
+    if (!x) return fail();
+    v.push_back(*x);
+  }
+  const double mx = double(kMaxRequestTokens);
+  const auto whole = [&](double x) { return x == std::floor(x) && x >= 1 && x <= mx; };
+  LengthDist d;
+  if (parts[0] == "fixed" && v.size() == 1 && whole(v[0])) {
+    d.kind = LengthDist::Kind::kFixed, d.a = v[0];
+  } else if (parts[0] == "uniform" && v.size() == 2 && whole(v[0]) && whole(v[1]) && v[0] <= v[1]) {
+    d.kind = LengthDist::Kind::kUniform, d.a = v[0], d.b = v[1];
+  } else if (parts[0] == "lognormal" && v.size() == 2 && v[0] >= 1 && v[0] <= mx && v[1] >= 0 && v[1] <= 10) {
+    d.kind = LengthDist::Kind::kLognormal, d.a = v[0], d.b = v[1];
+  } else {
+    return fail();
+  }
+  return d;
+}
+
+namespace {
+
+int64_t draw_length(const LengthDist& d, SplitMix64& rng) {
+  double x = d.a;
+  switch (d.kind) {
+    case LengthDist::Kind::kFixed:
+      break;
+    case LengthDist::Kind::kUniform:
+      x = d.a + std::floor(uniform_open01(rng) * (d.b - d.a + 1));
+      x = std::min(x, d.b);
+      break;
+    case LengthDist::Kind::kLognormal:
+      x = std::round(d.a * std::exp(d.b * standard_normal(rng)));
+      break;
+  }
+  return static_cast<int64_t>(std::clamp(x, 1.0, double(kMaxRequestTokens)));
+}
+
+}  // namespace
+
+std::vector<Request> generate_requests(const RequestGeneratorSpec& spec) {
+  if (!(spec.rate_per_s > 0) || !std::isfinite(spec.rate_per_s) || !(spec.cv > 0) ||
+      !std::isfinite(spec.cv) || spec.requests < 1 ||
+      !(spec.cached_fraction >= 0 && spec.cached_fraction <= 1))
+    throw ConfigError(
+        "request generator: expected rate > 0, cv > 0, requests >= 1 and cached fraction in "
+        "[0, 1], found rate " +
+        std::to_string(spec.rate_per_s) + ", cv " + std::to_string(spec.cv) + ", requests " +
+        std::to_string(spec.requests) + ", cached fraction " + std::to_string(spec.cached_fraction));
+  SplitMix64 arrivals(spec.seed), lengths(spec.seed ^ 0x9E3779B97F4A7C15ULL);
+  // Gamma(shape k, scale θ): mean kθ = 1 / rate, CV 1 / sqrt(k).
+  const double shape = 1.0 / (spec.cv * spec.cv), scale = 1.0 / (spec.rate_per_s * shape);
+  std::vector<Request> out;
+  out.reserve(static_cast<std::size_t>(spec.requests));
+  double t = 0;
+  for (int64_t i = 0; i < spec.requests; ++i) {
+    if (i > 0) t += scale * gamma_variate(arrivals, shape);
+    Request r;
+    r.arrival_s = t;
+    r.input_tokens = draw_length(spec.input, lengths);
+    r.output_tokens = draw_length(spec.output, lengths);
+    r.cached_tokens = static_cast<int64_t>(std::floor(spec.cached_fraction * double(r.input_tokens)));
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::string request_trace_csv(const std::vector<Request>& requests) {
+  std::string s = "arrival_s,input_tokens,output_tokens,cached_tokens\n";
+  char buf[96];
+  for (const Request& r : requests) {
+    std::snprintf(buf, sizeof buf, "%.17g,%lld,%lld,%lld\n", r.arrival_s,
+                  static_cast<long long>(r.input_tokens), static_cast<long long>(r.output_tokens),
+                  static_cast<long long>(r.cached_tokens));
+    s += buf;
+  }
+  return s;
 }
 
 RequestStats request_stats(const std::vector<Request>& requests) {

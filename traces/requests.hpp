@@ -48,6 +48,37 @@ struct RequestTrace {
 RequestTrace read_request_trace(const std::string& path, RequestFormat format = RequestFormat::kAuto,
                                 bool skip_failed = false);
 
+/// A request length distribution: "fixed:N", "uniform:A:B" (integers A..B) or "lognormal:MEDIAN:SIGMA"
+/// (exp of a normal with that median and log-space standard deviation, rounded), every draw clamped to
+/// [1, kMaxRequestTokens].
+struct LengthDist {
+  enum class Kind { kFixed, kUniform, kLognormal };
+  Kind kind = Kind::kFixed;
+  double a = 1, b = 1;  ///< fixed: a; uniform: a..b; lognormal: median a, sigma b
+};
+/// Parses `text`; throws ConfigError naming `what` (e.g. "--input-tokens") with what was expected.
+LengthDist parse_length_dist(const std::string& text, const std::string& what);
+
+/// Synthetic requests: inter-arrival gaps from a gamma distribution with mean 1 / rate and coefficient of
+/// variation cv (cv 1: exponential gaps, Poisson arrivals; above 1: burstier; below 1: more regular),
+/// lengths from their distributions, and floor(cached_fraction · input) prefix-cached tokens. The first
+/// request arrives at 0. Every draw comes from a SplitMix64 stream seeded with `seed`: the same spec
+/// gives the same requests, bit for bit.
+struct RequestGeneratorSpec {
+  int64_t requests = 1000;
+  double rate_per_s = 1;
+  double cv = 1;
+  LengthDist input{LengthDist::Kind::kFixed, 1024, 0};
+  LengthDist output{LengthDist::Kind::kFixed, 256, 0};
+  double cached_fraction = 0;
+  uint64_t seed = 1;
+};
+std::vector<Request> generate_requests(const RequestGeneratorSpec& spec);
+
+/// The moesim request-trace CSV of `requests` (header arrival_s,input_tokens,output_tokens,cached_tokens;
+/// arrival times with 17 significant digits, so read_request_trace gives them back exactly).
+std::string request_trace_csv(const std::vector<Request>& requests);
+
 /// Summary statistics of a trace.
 struct RequestStats {
   int64_t requests = 0;
