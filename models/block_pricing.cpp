@@ -52,6 +52,14 @@ struct Builder {
   void quantize(double m, double n, double k, Precision p) {
     if (p != Precision::kFp8) return;
     const char* name = "fp8.quantize";
+    // Per-tensor current scaling finds the tensor's amax in a pass of its own (2 bytes read per element)
+    // before casting the activation (F) and the output gradient (B); the transposed copies for Wgrad reuse
+    // those scales. The other recipes compute their scales inside the cast.
+    if (c.s.workload.fp8_recipe == Fp8Recipe::kCurrent) {
+      add("fp8.amax", R::kQuantize, Pass::kForward, OpKind::kMemory, c.cm.memory_bound(2 * m * k), 2 * m * k);
+      add("fp8.amax", R::kQuantize, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(2 * m * n),
+          2 * m * n);
+    }
     add(name, R::kQuantize, Pass::kForward, OpKind::kMemory, c.cm.memory_bound(3 * m * k), 3 * m * k);
     add(name, R::kQuantize, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_bound(3 * m * n), 3 * m * n);
     add(name, R::kQuantize, Pass::kBackwardWeight, OpKind::kMemory, c.cm.memory_bound(3 * (m * k + m * n)),

@@ -137,6 +137,26 @@ const Registry<Dtype>& dtypes() {
   return r;
 }
 
+const Registry<Fp8Recipe>& fp8_recipes() {
+  static const Registry<Fp8Recipe> r{
+      "FP8 recipe",
+      "how FP8 training scales its tensors (workload.fp8_recipe; Transformer Engine's recipes)",
+      {{"blockwise",
+        "1x128 activation and 128x128 weight scales computed inside the cast (DeepSeek-V3 report §3.3; TE "
+        "Float8BlockScaling)",
+        Fp8Recipe::kBlockwise},
+       {"current",
+        "one scale per tensor from its own amax, found by a pass over the tensor before the cast (TE "
+        "Float8CurrentScaling: nvte_compute_amax, then the cast)",
+        Fp8Recipe::kCurrent},
+       {"delayed",
+        "one scale per tensor from the amax history; the cast records the new amax (TE DelayedScaling)",
+        Fp8Recipe::kDelayed},
+       {"mxfp8", "a scale per 32 elements computed inside the cast (Blackwell; TE MXFP8BlockScaling)",
+        Fp8Recipe::kMxfp8}}};
+  return r;
+}
+
 const Registry<DispatchMode>& dispatch_modes() {
   static const Registry<DispatchMode> r{
       "dispatch mode",
@@ -244,6 +264,9 @@ const char* to_string(Precision v) {
 const char* to_string(WorkloadKind v) {
   return workload_kinds().name_of(v).c_str();
 }
+const char* to_string(Fp8Recipe v) {
+  return fp8_recipes().name_of(v).c_str();
+}
 const char* to_string(Dtype v) {
   return dtypes().name_of(v).c_str();
 }
@@ -272,8 +295,8 @@ const char* to_string(OutputFormat v) {
 std::vector<const RegistryBase*> setting_registries() {
   return {&attention_kinds(), &activations(),     &router_scores(),     &scale_up_kinds(), &topology_kinds(),
           &schedules(),       &recompute_modes(), &recompute_modules(), &precisions(),     &workload_kinds(),
-          &dtypes(),          &dispatch_modes(),  &routing_modes(),     &trace_formats(),  &engine_kinds(),
-          &des_groups(),      &aggregations(),    &output_formats()};
+          &dtypes(),          &fp8_recipes(),     &dispatch_modes(),    &routing_modes(),  &trace_formats(),
+          &engine_kinds(),    &des_groups(),      &aggregations(),      &output_formats()};
 }
 
 }  // namespace moesim

@@ -30,6 +30,8 @@ enum class Precision { kBf16, kFp8 };
 enum class WorkloadKind { kTraining };
 /// Storage type of gradients and optimizer states.
 enum class Dtype { kFp32, kBf16 };
+/// How FP8 training scales its tensors (Transformer Engine's recipes).
+enum class Fp8Recipe { kBlockwise, kCurrent, kDelayed, kMxfp8 };
 /// How the expert all-to-all moves tokens.
 enum class DispatchMode { kFlat, kHierarchical };
 /// Where routing decisions come from.
@@ -56,6 +58,7 @@ const Registry<RecomputeModule>& recompute_modules();
 const Registry<Precision>& precisions();
 const Registry<WorkloadKind>& workload_kinds();
 const Registry<Dtype>& dtypes();
+const Registry<Fp8Recipe>& fp8_recipes();
 const Registry<DispatchMode>& dispatch_modes();
 const Registry<RoutingMode>& routing_modes();
 const Registry<TraceFormat>& trace_formats();
@@ -76,6 +79,7 @@ const char* to_string(RecomputeModule v);
 const char* to_string(Precision v);
 const char* to_string(WorkloadKind v);
 const char* to_string(Dtype v);
+const char* to_string(Fp8Recipe v);
 const char* to_string(DispatchMode v);
 const char* to_string(RoutingMode v);
 const char* to_string(TraceFormat v);

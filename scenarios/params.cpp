@@ -157,7 +157,10 @@ const ParamTable<WorkloadSpec>& workload_params() {
        boolean("shared_expert_overlap", &WorkloadSpec::shared_expert_overlap, true,
                "shared experts run while dispatch and combine are in flight"),
        boolean("fp8_dispatch_grad", &WorkloadSpec::fp8_dispatch_grad, false,
-               "backward all-to-all toward the experts in FP8 (DeepSeek-V3 §3.3.2; needs precision fp8)")}};
+               "backward all-to-all toward the experts in FP8 (DeepSeek-V3 §3.3.2; needs precision fp8)"),
+       choice("fp8_recipe", &WorkloadSpec::fp8_recipe, fp8_recipes, Fp8Recipe::kBlockwise,
+              "how FP8 GEMM operands are scaled (precision fp8): current scaling adds an amax pass over each "
+              "activation and gradient before its cast")}};
   return t;
 }
 

@@ -169,6 +169,7 @@ struct WorkloadSpec {
   /// The backward all-to-all in the dispatch direction (the combine's gradient) sends FP8 activation
   /// gradients with their scales, as DeepSeek-V3 does (report §3.3.2); needs precision fp8.
   bool fp8_dispatch_grad = false;
+  Fp8Recipe fp8_recipe = Fp8Recipe::kBlockwise;  ///< how FP8 GEMM operands are scaled (precision fp8)
 };
 
 // ---------------------------------------------------------------------------- routing & placement

@@ -170,6 +170,32 @@ TEST(OpTable, PipelineLayoutPlacesTheBlocks) {
   EXPECT_NEAR(w.ranks[0].pass[0].compute - even.ranks[0].pass[0].compute, 3 * block, 1e-12 * block);
 }
 
+// FP8 current scaling (workload.fp8_recipe "current") adds an amax pass before each activation and
+// gradient cast: for attn.qkv (m 4096, n 6144, k 2048) 2·m·k = 16,777,216 bytes read in forward and
+// 2·m·n = 50,331,648 in backward; the blockwise recipe computes its scales inside the cast and adds none.
+TEST(OpTable, CurrentScalingAddsAnAmaxPassPerCast) {
+  const auto amax_rows = [](const std::vector<OpRow>& rows) {
+    std::vector<OpRow> out;
+    for (const OpRow& r : rows)
+      if (r.name == "fp8.amax" && r.pp_rank == 0) out.push_back(r);
+    return out;
+  };
+  const std::vector<OpRow> block = rows_of(scenario({{"/workload/precision", "fp8"}}));
+  EXPECT_TRUE(amax_rows(block).empty());
+  const std::vector<OpRow> current =
+      rows_of(scenario({{"/workload/precision", "fp8"}, {"/workload/fp8_recipe", "current"}}));
+  const auto rows = amax_rows(current);
+  ASSERT_FALSE(rows.empty());
+  bool f = false, b = false;
+  for (const OpRow& r : rows) {
+    EXPECT_NE(r.pass, Pass::kBackwardWeight);
+    f = f || (r.pass == Pass::kForward && r.bytes == 2.0 * 4096 * 2048);
+    b = b || (r.pass == Pass::kBackwardInput && r.bytes == 2.0 * 4096 * 6144);
+  }
+  EXPECT_TRUE(f);
+  EXPECT_TRUE(b);
+}
+
 TEST(OpTable, EmbeddingOnFirstStageHeadOnLast) {
   const std::vector<OpRow> rows = rows_of(scenario());
   int embedding = 0, head = 0;
