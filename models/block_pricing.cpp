@@ -365,6 +365,7 @@ double price_block(const PricingContext& c, BlockCost& b, int layer, bool mtp, L
                    const EpGeometry& geo, double& transient) {
   const auto& m = c.s.model;
   Builder bl{c, b};
+  b.ops.reserve(96);  // an FP8 MoE block with shared experts adds about 80 ops
   double act = 0;
   if (mtp) {
     // MTP module (DeepSeek-V3 §2.2): RMSNorm of the hidden state and of the shifted embedding, a

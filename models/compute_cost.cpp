@@ -146,6 +146,27 @@ class ScaledCostModel final : public ComputeCostModel {
   std::string suffix_;
 };
 
+// A cost model built once and shared (read-only, so safe across threads): every call forwarded.
+class SharedCostModel final : public ComputeCostModel {
+ public:
+  explicit SharedCostModel(std::shared_ptr<const ComputeCostModel> m) : m_(std::move(m)) {}
+  std::string name() const override { return m_->name(); }
+  double gemm(double m, double n, double k, Precision p) const override { return m_->gemm(m, n, k, p); }
+  double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override {
+    return m_->grouped_gemm(rows, n, k, p);
+  }
+  double attention(const AttentionShape& s, bool backward) const override {
+    return m_->attention(s, backward);
+  }
+  double memory_bound(double bytes) const override { return m_->memory_bound(bytes); }
+  double memory_kernel(MemoryKernel k, double bytes) const override { return m_->memory_kernel(k, bytes); }
+  std::string priced_by(OpKind kind, Precision p) const override { return m_->priced_by(kind, p); }
+  std::string priced_by_memory(MemoryKernel k) const override { return m_->priced_by_memory(k); }
+
+ private:
+  std::shared_ptr<const ComputeCostModel> m_;
+};
+
 std::unique_ptr<ComputeCostModel> scaled(std::unique_ptr<ComputeCostModel> m, double speed) {
   if (speed == 1.0) return m;
   return std::make_unique<ScaledCostModel>(std::move(m), speed);
@@ -166,6 +187,16 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
     static std::map<std::string,
                     std::vector<std::pair<SharedText, std::shared_ptr<const calibrate::Calibration>>>>
         parsed;
+    // The model built from a calibration for a GPU and an SM reservation, kept for the next evaluation
+    // of the same three (a plan or a sweep evaluates them thousands of times; at most kModels each).
+    struct Built {
+      const calibrate::Calibration* calibration;
+      GpuSpec gpu;
+      int comm_sms;
+      std::shared_ptr<const ComputeCostModel> model;
+    };
+    static std::vector<Built> built;
+    constexpr std::size_t kModels = 64;
     std::shared_ptr<const calibrate::Calibration> c;
     {
       const std::lock_guard<std::mutex> lock(mutex);
@@ -179,8 +210,18 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
         c = std::make_shared<const calibrate::Calibration>(calibrate::parse_calibration(text.str(), file));
         texts.emplace_back(text, c);
       }
+      for (const Built& b : built)
+        if (b.calibration == c.get() && b.comm_sms == s.workload.comm_sms && b.gpu == s.cluster.gpu)
+          return scaled(std::make_unique<SharedCostModel>(b.model), s.compute_speed);
     }
-    return scaled(make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms), s.compute_speed);
+    // Built outside the lock (its checks may throw CalibrationError); kept only when it succeeds.
+    std::shared_ptr<const ComputeCostModel> model =
+        make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms);
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      if (built.size() < kModels) built.push_back({c.get(), s.cluster.gpu, s.workload.comm_sms, model});
+    }
+    return scaled(std::make_unique<SharedCostModel>(std::move(model)), s.compute_speed);
   }
   return scaled(std::make_unique<RooflineCostModel>(s.cluster.gpu, s.workload.comm_sms), s.compute_speed);
 }

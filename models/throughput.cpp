@@ -18,9 +18,10 @@ void finish_throughput(Result& r, const Workload& w, const GpuSpec& gpu) {
 }
 
 void check_finite(const Result& r) {
-  const auto check = [](double v, const std::string& what) {
+  // The name is a string only for a number that fails (this runs on every evaluation).
+  const auto check = [](double v, const auto& what) {
     if (!std::isfinite(v))
-      throw Error("a non-finite number reached the result: " + what + " = " + std::to_string(v) +
+      throw Error("a non-finite number reached the result: " + std::string(what) + " = " + std::to_string(v) +
                   " (the inputs passed every check; please report the scenario)");
   };
   const std::pair<double, const char*> scalars[] = {

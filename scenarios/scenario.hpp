@@ -85,6 +85,7 @@ struct GpuSpec {
   /// (scenarios/catalog/calibrations/NAME.json); "": the roofline defaults above.
   std::string calibration;
   std::string source;
+  bool operator==(const GpuSpec&) const = default;
 };
 
 // ---------------------------------------------------------------------------------------- cluster
