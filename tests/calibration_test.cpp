@@ -705,6 +705,16 @@ TEST(Scenario, NamedCalibrationPricesTheRun) {
   const models::Result again = models::evaluate_analytic(s);
   EXPECT_EQ(again.step_time, calibrated.step_time);
   EXPECT_EQ(again.cost_model, calibrated.cost_model);
+  // The built cost model is shared between evaluations of the same calibration, GPU and SM reservation
+  // only: the same calibration on a GPU whose BF16 peak is below the fitted rate is refused every time
+  // (it is never taken from the first scenario's model), and the first scenario still prices as before.
+  Scenario slow = s;
+  slow.cluster.gpu.flops_bf16 = 1e12;
+  for (int i = 0; i < 2; ++i) EXPECT_THROW((void)models::evaluate_analytic(slow), CalibrationError);
+  Scenario reserved = s;
+  reserved.workload.comm_sms = 20;  // fewer SMs for the GEMM waves: a model of its own, slower compute
+  EXPECT_GT(models::evaluate_analytic(reserved).breakdown.compute, calibrated.breakdown.compute);
+  EXPECT_EQ(models::evaluate_analytic(s).step_time, calibrated.step_time);
   // A calibration that cannot be read stops loading with a CalibrationError naming the file.
   j["calibration"] = "/nonexistent/cal.json";
   try {
