@@ -190,10 +190,14 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
       pending.push_back(i);
     }
   }
-  std::cerr << "moesim: sweep " << spec.name << ": " << total << " points; shard " << shard.k << "/"
-            << shard.n << (shard.from.empty() ? "" : " (" + shard.from + ")") << ": " << mine << " points, "
-            << done << " already done, " << pending.size() << " to run on " << a.jobs << " worker"
-            << (a.jobs > 1 ? "s" : "") << "\n";
+  // Each status line goes out in one write: the ranks of an MPI job share one stderr, and a line
+  // written in pieces interleaves with theirs.
+  std::ostringstream head;
+  head << "moesim: sweep " << spec.name << ": " << total << " points; shard " << shard.k << "/" << shard.n
+       << (shard.from.empty() ? "" : " (" + shard.from + ")") << ": " << mine << " points, " << done
+       << " already done, " << pending.size() << " to run on " << a.jobs << " worker"
+       << (a.jobs > 1 ? "s" : "") << "\n";
+  std::cerr << head.str() << std::flush;
 
   Progress progress(mine, done);
   int64_t failed = 0;
@@ -263,9 +267,10 @@ int sweep_cmd(const SweepArgs& a, const Catalog& cat) {
     if (pid > 0) finish_child(pid, status);
   }
   progress.finish();
-  std::cerr << "moesim: sweep " << spec.name << ": shard " << shard.k << "/" << shard.n << ": " << done
-            << " of " << mine << " points present, " << failed << " failed this run; results in "
-            << points.string() << "\n";
+  std::ostringstream tail;
+  tail << "moesim: sweep " << spec.name << ": shard " << shard.k << "/" << shard.n << ": " << done << " of "
+       << mine << " points present, " << failed << " failed this run; results in " << points.string() << "\n";
+  std::cerr << tail.str() << std::flush;
   return 0;
 }
 
