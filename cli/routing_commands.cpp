@@ -145,6 +145,9 @@ int request_trace_cmd(const std::string& path, traces::RequestFormat format, boo
                       OutputFormat out) {
   const traces::RequestTrace t = traces::read_request_trace(path, format, skip_failed);
   const traces::RequestStats s = traces::request_stats(t.requests);
+  const auto lengths = [](const traces::RequestStats::Lengths& l) {
+    return Json{{"mean", l.mean}, {"p50", l.p50}, {"p90", l.p90}, {"p99", l.p99}, {"max", l.max}};
+  };
   if (out == OutputFormat::kJson) {
     Json j = {{"file", path},
               {"format", traces::to_string(t.format)},
@@ -154,18 +157,8 @@ int request_trace_cmd(const std::string& path, traces::RequestFormat format, boo
               {"rate_per_s", s.rate_per_s},
               {"interarrival_cv", s.interarrival_cv},
               {"cached_share", s.cached_share},
-              {"input_tokens",
-               {{"mean", s.input_mean},
-                {"p50", s.input_p50},
-                {"p90", s.input_p90},
-                {"p99", s.input_p99},
-                {"max", s.input_max}}},
-              {"output_tokens",
-               {{"mean", s.output_mean},
-                {"p50", s.output_p50},
-                {"p90", s.output_p90},
-                {"p99", s.output_p99},
-                {"max", s.output_max}}}};
+              {"input_tokens", lengths(s.input)},
+              {"output_tokens", lengths(s.output)}};
     std::cout << j.dump(2) << "\n";
     return 0;
   }
@@ -178,12 +171,11 @@ int request_trace_cmd(const std::string& path, traces::RequestFormat format, boo
   std::snprintf(buf, sizeof buf, "  %-14s %10s %10s %10s %10s %10s\n", "tokens", "mean", "p50", "p90", "p99",
                 "max");
   std::cout << buf;
-  std::snprintf(buf, sizeof buf, "  %-14s %10.1f %10.0f %10.0f %10.0f %10.0f\n", "input", s.input_mean,
-                s.input_p50, s.input_p90, s.input_p99, s.input_max);
-  std::cout << buf;
-  std::snprintf(buf, sizeof buf, "  %-14s %10.1f %10.0f %10.0f %10.0f %10.0f\n", "output", s.output_mean,
-                s.output_p50, s.output_p90, s.output_p99, s.output_max);
-  std::cout << buf;
+  for (const auto& [name, l] : {std::pair{"input", &s.input}, std::pair{"output", &s.output}}) {
+    std::snprintf(buf, sizeof buf, "  %-14s %10.1f %10.0f %10.0f %10.0f %10.0f\n", name, l->mean, l->p50,
+                  l->p90, l->p99, l->max);
+    std::cout << buf;
+  }
   std::snprintf(buf, sizeof buf, "  prefix-cache share of input tokens: %.1f%%\n", 100.0 * s.cached_share);
   std::cout << buf;
   return 0;

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "scenarios/pipeline_layout.hpp"
-
 namespace moesim::models {
 
 std::vector<int> split_blocks(int blocks, int chunks) {
@@ -18,11 +16,8 @@ std::vector<int> split_blocks(int blocks, int chunks) {
 }
 
 std::vector<int> chunk_blocks(const Scenario& s, int blocks) {
-  const auto& par = s.parallelism;
-  if (par.pipeline_layout.empty()) return split_blocks(blocks, par.pp * par.vpp);
-  std::vector<int> n;
-  for (const LayoutStage& st : parse_pipeline_layout(par.pipeline_layout)) n.push_back(st.decoder + st.mtp);
-  return n;
+  if (!s.layout.stage_blocks.empty()) return s.layout.stage_blocks;
+  return split_blocks(blocks, s.parallelism.pp * s.parallelism.vpp);
 }
 
 void partition_pipeline(const PricingContext& c, const std::vector<double>& saved, double saved_transient,

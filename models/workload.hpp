@@ -191,8 +191,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
 std::vector<int> split_blocks(int blocks, int chunks);
 
 /// Blocks per virtual stage (pp · vpp chunks, chunk ch on rank ch % pp) for scenario `s` with `blocks`
-/// blocks: its parallelism.pipeline_layout's decoder and MTP layers per stage when one is given, else
-/// split_blocks.
+/// blocks: the pipeline layout's blocks per stage (Layout::stage_blocks) when the scenario names one,
+/// else split_blocks.
 std::vector<int> chunk_blocks(const Scenario& s, int blocks);
 
 /// Bytes of one dispatched token copy: FP8 with one FP32 scale per 128 values plus 16 bytes of routing

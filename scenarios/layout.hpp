@@ -7,6 +7,8 @@
 /// ranks run tp fastest, then cp, then dp; the expert ranks of the same GPUs run etp fastest, then ep,
 /// then edp. Stage r holds GPUs [r·stage_gpus, (r+1)·stage_gpus).
 
+#include <vector>
+
 namespace moesim {
 
 /// Shape of one communication group: its size and how many of its members share one NVLink domain.
@@ -26,6 +28,9 @@ struct Layout {
   int ep_span = 1;                              ///< GPUs of one EP group with its expert-TP ranks: ep·etp
   int ep_groups = 1;                            ///< EP groups per pipeline stage: stage_gpus / ep_span
   int microbatches = 0;  ///< per pipeline and step: global_batch / (microbatch_size · dp)
+  /// Blocks (decoder and MTP layers) of each of the pp · vpp stages that parallelism.pipeline_layout
+  /// names, parsed once here; empty without a layout (the blocks are split evenly).
+  std::vector<int> stage_blocks;
 
   /// Member of a group of `size` ranks whose consecutive members are `stride` GPUs apart: members per
   /// NVLink domain.

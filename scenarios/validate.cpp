@@ -198,6 +198,8 @@ void derive_layout(Scenario& s) {
     }
     const LayoutProblem why = check_pipeline_layout(stages, m.layers, m.mtp_depth, p.pp * p.vpp);
     if (!why.expected.empty()) bad(s, "/parallelism/pipeline_layout", why.expected, why.found);
+    L.stage_blocks.clear();
+    for (const LayoutStage& st : stages) L.stage_blocks.push_back(st.decoder + st.mtp);
   } else if (int64_t(p.pp) * p.vpp > total_blocks)
     bad(s, "/parallelism/pp", "pp x vpp at most the model's blocks (" + str(total_blocks) + ")",
         "pp=" + str(p.pp) + " vpp=" + str(p.vpp));

@@ -68,12 +68,12 @@ TEST(RequestTrace, StatisticsByHand) {
   EXPECT_DOUBLE_EQ(s.rate_per_s, 4.0 / 6.0);
   // Gaps 1, 1, 4, 0: mean 1.5, squared deviations 0.25, 0.25, 6.25, 2.25 → variance 2.25, sd 1.5, CV 1.
   EXPECT_NEAR(s.interarrival_cv, 1.0, 1e-12);
-  EXPECT_DOUBLE_EQ(s.input_mean, 220.0);
-  EXPECT_DOUBLE_EQ(s.input_p50, 30.0);
-  EXPECT_DOUBLE_EQ(s.input_p90, 1000.0);
-  EXPECT_DOUBLE_EQ(s.input_max, 1000.0);
-  EXPECT_DOUBLE_EQ(s.output_mean, 3.0);
-  EXPECT_DOUBLE_EQ(s.output_p50, 3.0);
+  EXPECT_DOUBLE_EQ(s.input.mean, 220.0);
+  EXPECT_DOUBLE_EQ(s.input.p50, 30.0);
+  EXPECT_DOUBLE_EQ(s.input.p90, 1000.0);
+  EXPECT_DOUBLE_EQ(s.input.max, 1000.0);
+  EXPECT_DOUBLE_EQ(s.output.mean, 3.0);
+  EXPECT_DOUBLE_EQ(s.output.p50, 3.0);
   EXPECT_DOUBLE_EQ(s.cached_share, 520.0 / 1100.0);
 }
 
@@ -156,10 +156,10 @@ TEST(RequestGenerator, PoissonArrivalsAndLengthsMatchTheirDistributions) {
   const RequestStats s = request_stats(r);
   EXPECT_NEAR(s.rate_per_s, 10.0, 0.2);
   EXPECT_NEAR(s.interarrival_cv, 1.0, 0.02);
-  EXPECT_NEAR(s.input_p50, 1024.0, 0.03 * 1024);  // the lognormal's median
+  EXPECT_NEAR(s.input.p50, 1024.0, 0.03 * 1024);  // the lognormal's median
   // Its mean is median · exp(sigma^2 / 2) = 1024 · e^0.5 = 1688.3 (heavier-tailed: 3%).
-  EXPECT_NEAR(s.input_mean, 1024.0 * std::exp(0.5), 0.03 * 1688.3);
-  EXPECT_NEAR(s.output_mean, 200.0, 2.0);
+  EXPECT_NEAR(s.input.mean, 1024.0 * std::exp(0.5), 0.03 * 1688.3);
+  EXPECT_NEAR(s.output.mean, 200.0, 2.0);
   int64_t lo = 1 << 30, hi = 0;
   for (const Request& x : r) {
     lo = std::min(lo, x.output_tokens), hi = std::max(hi, x.output_tokens);
@@ -176,8 +176,8 @@ TEST(RequestGenerator, BurstyGapsHaveTheirCoefficientOfVariation) {
   const RequestStats s = request_stats(generate_requests(g));
   EXPECT_NEAR(s.rate_per_s, 5.0, 0.25);
   EXPECT_NEAR(s.interarrival_cv, 2.0, 0.1);
-  EXPECT_DOUBLE_EQ(s.input_p50, 4096.0);
-  EXPECT_DOUBLE_EQ(s.input_max, 4096.0);
+  EXPECT_DOUBLE_EQ(s.input.p50, 4096.0);
+  EXPECT_DOUBLE_EQ(s.input.max, 4096.0);
 }
 
 TEST(RequestGenerator, SameSeedSameBytesAndTheCsvReadsBackExactly) {

@@ -90,6 +90,8 @@ struct Columns {
   RequestFormat format;
   int arrival = -1, input = -1, output = -1, cached = -1;
   std::size_t count = 0;
+  const char* input_name = "";   ///< the input column's name in this format
+  const char* output_name = "";  ///< the output column's name
 };
 
 int find(const std::vector<std::string>& h, const char* name) {
@@ -101,23 +103,22 @@ int find(const std::vector<std::string>& h, const char* name) {
 std::optional<Columns> columns_of(const std::vector<std::string>& h, RequestFormat f) {
   Columns c{f};
   c.count = h.size();
+  const char* arrival = "";
   switch (f) {
     case RequestFormat::kMoesim:
-      c.arrival = find(h, "arrival_s"), c.input = find(h, "input_tokens"),
-      c.output = find(h, "output_tokens");
+      arrival = "arrival_s", c.input_name = "input_tokens", c.output_name = "output_tokens";
       c.cached = find(h, "cached_tokens");
       break;
     case RequestFormat::kAzure:
-      c.arrival = find(h, "TIMESTAMP"), c.input = find(h, "ContextTokens"),
-      c.output = find(h, "GeneratedTokens");
+      arrival = "TIMESTAMP", c.input_name = "ContextTokens", c.output_name = "GeneratedTokens";
       break;
     case RequestFormat::kBurstGpt:
-      c.arrival = find(h, "Timestamp"), c.input = find(h, "Request tokens"),
-      c.output = find(h, "Response tokens");
+      arrival = "Timestamp", c.input_name = "Request tokens", c.output_name = "Response tokens";
       break;
     case RequestFormat::kAuto:
       return std::nullopt;
   }
+  c.arrival = find(h, arrival), c.input = find(h, c.input_name), c.output = find(h, c.output_name);
   if (c.arrival < 0 || c.input < 0 || c.output < 0) return std::nullopt;
   return c;
 }
@@ -214,14 +215,11 @@ RequestTrace read_request_trace(const std::string& path, RequestFormat format, b
       bad(path, line,
           "arrival times that never decrease (the line before arrives at " + std::to_string(previous) + ")",
           shown(a));
+    if (!any) first = *when;
+    any = true;
+    previous = *when;
     Request r;
-    const char* in_name = cols->format == RequestFormat::kMoesim ? "input_tokens"
-                          : azure                                ? "ContextTokens"
-                                                                 : "Request tokens";
-    const char* out_name = cols->format == RequestFormat::kMoesim ? "output_tokens"
-                           : azure                                ? "GeneratedTokens"
-                                                                  : "Response tokens";
-    r.input_tokens = tokens(path, line, f[static_cast<std::size_t>(cols->input)], in_name, 1);
+    r.input_tokens = tokens(path, line, f[static_cast<std::size_t>(cols->input)], cols->input_name, 1);
     const std::string& o = f[static_cast<std::size_t>(cols->output)];
     if (cols->format == RequestFormat::kBurstGpt && number(o) == 0.0) {
       if (!skip_failed)
@@ -230,21 +228,15 @@ RequestTrace read_request_trace(const std::string& path, RequestFormat format, b
             "--skip-failed)",
             shown(o));
       ++t.skipped_failed;
-      previous = *when;
-      if (!any) first = *when;
-      any = true;
       continue;
     }
-    r.output_tokens = tokens(path, line, o, out_name, 1);
+    r.output_tokens = tokens(path, line, o, cols->output_name, 1);
     if (cols->cached >= 0) {
       r.cached_tokens = tokens(path, line, f[static_cast<std::size_t>(cols->cached)], "cached_tokens", 0);
       if (r.cached_tokens > r.input_tokens)
         bad(path, line, "cached_tokens at most input_tokens (" + std::to_string(r.input_tokens) + ")",
             std::to_string(r.cached_tokens));
     }
-    if (!any) first = *when;
-    any = true;
-    previous = *when;
     r.arrival_s = cols->format == RequestFormat::kMoesim ? *when : *when - first;
     t.requests.push_back(r);
   }
@@ -376,16 +368,15 @@ RequestStats request_stats(const std::vector<Request>& requests) {
     std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k - 1), v.end());
     return v[k - 1];
   };
-  const auto fill = [&](std::vector<double>& v, double& mean, double& p50, double& p90, double& p99,
-                        double& mx) {
+  const auto fill = [&](std::vector<double>& v, RequestStats::Lengths& l) {
     double sum = 0;
     for (double x : v) sum += x;
-    mean = sum / double(v.size());
-    p50 = pct(v, 0.5), p90 = pct(v, 0.9), p99 = pct(v, 0.99);
-    mx = *std::max_element(v.begin(), v.end());
+    l.mean = sum / double(v.size());
+    l.p50 = pct(v, 0.5), l.p90 = pct(v, 0.9), l.p99 = pct(v, 0.99);
+    l.max = *std::max_element(v.begin(), v.end());
   };
-  fill(in, s.input_mean, s.input_p50, s.input_p90, s.input_p99, s.input_max);
-  fill(out, s.output_mean, s.output_p50, s.output_p90, s.output_p99, s.output_max);
+  fill(in, s.input);
+  fill(out, s.output);
   s.cached_share = input > 0 ? cached / input : 0;
   return s;
 }

@@ -85,8 +85,10 @@ struct RequestStats {
   double duration_s = 0;       ///< last arrival − first arrival
   double rate_per_s = 0;       ///< (requests − 1) / duration (0 for one request or zero duration)
   double interarrival_cv = 0;  ///< coefficient of variation of the gaps (1 for Poisson arrivals)
-  double input_mean = 0, input_p50 = 0, input_p90 = 0, input_p99 = 0, input_max = 0;
-  double output_mean = 0, output_p50 = 0, output_p90 = 0, output_p99 = 0, output_max = 0;
+  struct Lengths {
+    double mean = 0, p50 = 0, p90 = 0, p99 = 0, max = 0;
+  };
+  Lengths input, output;    ///< tokens
   double cached_share = 0;  ///< cached tokens / input tokens, over the trace
 };
 /// Percentiles by the nearest rank (the smallest value with at least p of the requests at or below it).
