@@ -98,10 +98,15 @@ double GemmParams::tile_time(double k) const {
   return 2.0 * tile_m * tile_n * k / (peak_flops / sm_count) / efficiency;
 }
 
-double GemmParams::time(double tiles, double k, int sms, double bytes) const {
+double GemmParams::time(double tiles, double k, int sms, double bytes, double launches) const {
   if (tiles <= 0 || k <= 0) return 0.0;
   const double waves = std::ceil(tiles / std::max(1, sms));
-  return waves * (tile_time(k) + wave_overhead_s) + bytes * s_per_byte + launch_s;
+  return waves * (tile_time(k) + wave_overhead_s) + bytes * s_per_byte + launch_s * launches;
+}
+
+double GemmParams::launches(std::span<const double> rows) const {
+  if (!launch_per_group) return 1.0;
+  return static_cast<double>(std::count_if(rows.begin(), rows.end(), [](double r) { return r > 0; }));
 }
 
 double StreamParams::time(double amount) const {
@@ -132,7 +137,7 @@ double FamilyModel::predict(const Measurement& m) const {
   if (family == KernelFamily::kGroupedGemm) {
     const GemmParams& p = gemm.at(m.precision);
     return p.time(grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n), m.k, p.sm_count,
-                  grouped_gemm_bytes(m.rows, m.n, m.k, elem));
+                  grouped_gemm_bytes(m.rows, m.n, m.k, elem), p.launches(m.rows));
   }
   if (family == KernelFamily::kAttention) return stream.attention_time(m.flops, attention_scores(m), m.m);
   return stream.time(m.bytes);
@@ -275,6 +280,7 @@ Measurement read_measurement(const Json& j, const std::string& src, const std::s
   m.kernel_names = r.get_string_list("kernel_names", {});
   m.launch = r.get_string("launch", "");
   m.held_out = r.get_bool("held_out", false);
+  m.point = r.get_string("point", "");
   r.finish();
 
   if (m.p10_s > 0 && m.p10_s > m.median_s) r.fail("p10_s", "at most median_s", r.child("p10_s").dump());
@@ -318,6 +324,7 @@ GemmParams read_gemm_params(const Json& j, const std::string& src, const std::st
   if (r.has("s_per_byte"))
     p.s_per_byte = bounded(r, "s_per_byte", 0, 1e-6, false, "a time per byte in seconds");
   p.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
+  p.launch_per_group = r.get_bool("launch_per_group", false);
   r.finish();
   return p;
 }
@@ -528,27 +535,73 @@ Calibration parse_json(const Json& j, const std::string& src) {
   return c;
 }
 
+Profile parse_profile_json(const Json& j, const std::string& src) {
+  ObjectReader r(j, src, "");
+  const std::string format = r.get_string("format");
+  if (format != kProfileFormat) r.fail("format", in_quotes(kProfileFormat), in_quotes(format));
+  const Json& version = r.child("version");
+  if (!version.is_number_integer() || version.get<int64_t>() != kProfileVersion)
+    r.fail("version", std::to_string(kProfileVersion) + " (the profile version this moesim reads)",
+           describe_json(version));
+  Profile p;
+  p.device = read_device(r.child("device"), src);
+  p.sweep = read_sweep(r.child("sweep"), src);
+  const Json& ms = array_child(r, "measurements", "measurements");
+  for (std::size_t i = 0; i < ms.size(); ++i) {
+    const std::string ptr = "/measurements/" + std::to_string(i);
+    p.measurements.push_back(read_measurement(ms[i], src, ptr));
+    const KernelFamily f = p.measurements.back().family;
+    if (std::find(p.sweep.families.begin(), p.sweep.families.end(), f) == p.sweep.families.end())
+      fail_at(src, ptr + "/family", "a family listed in /sweep/families", in_quotes(to_string(f)));
+  }
+  const Json& layers = array_child(r, "layers", "whole-layer timings");
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    ObjectReader lr(layers[i], src, "/layers/" + std::to_string(i));
+    LayerSpec l;
+    l.name = lr.get_string("name");
+    const Json& comps = array_child(lr, "components", "measurement indices");
+    if (comps.empty()) lr.fail("components", "at least one measurement index", "an empty array");
+    for (std::size_t c = 0; c < comps.size(); ++c) {
+      const Json& v = comps[c];
+      const std::string ptr = lr.at("components") + "/" + std::to_string(c);
+      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
+        fail_at(src, ptr, "a measurement index", describe_json(v));
+      if (v.get<uint64_t>() >= p.measurements.size())
+        fail_at(src, ptr, "an index into /measurements (below " + std::to_string(p.measurements.size()) + ")",
+                v.dump());
+      l.components.push_back(static_cast<std::size_t>(v.get<uint64_t>()));
+    }
+    l.measured_s = positive(lr, "measured_s", "time in seconds");
+    lr.finish();
+    p.layers.push_back(std::move(l));
+  }
+  r.finish();
+  return p;
+}
+
 // -------------------------------------------------------------------------------------------- writer
 
 using OJson = nlohmann::ordered_json;
 
 OJson to_ojson(const Measurement& m) {
-  return OJson{{"family", to_string(m.family)},
-               {"variant", m.variant},
-               {"precision", m.precision},
-               {"m", m.m},
-               {"n", m.n},
-               {"k", m.k},
-               {"rows", m.rows},
-               {"bytes", m.bytes},
-               {"flops", m.flops},
-               {"median_s", m.median_s},
-               {"p10_s", m.p10_s},
-               {"p90_s", m.p90_s},
-               {"repetitions", m.repetitions},
-               {"kernel_names", m.kernel_names},
-               {"launch", m.launch},
-               {"held_out", m.held_out}};
+  OJson j{{"family", to_string(m.family)},
+          {"variant", m.variant},
+          {"precision", m.precision},
+          {"m", m.m},
+          {"n", m.n},
+          {"k", m.k},
+          {"rows", m.rows},
+          {"bytes", m.bytes},
+          {"flops", m.flops},
+          {"median_s", m.median_s},
+          {"p10_s", m.p10_s},
+          {"p90_s", m.p90_s},
+          {"repetitions", m.repetitions},
+          {"kernel_names", m.kernel_names},
+          {"launch", m.launch},
+          {"held_out", m.held_out}};
+  if (!m.point.empty()) j["point"] = m.point;  // absent in files without points
+  return j;
 }
 
 OJson to_ojson(const FamilyModel& m) {
@@ -560,6 +613,8 @@ OJson to_ojson(const FamilyModel& m) {
           {"tile_m", p.tile_m},         {"tile_n", p.tile_n},         {"sm_count", p.sm_count},
           {"peak_flops", p.peak_flops}, {"efficiency", p.efficiency}, {"wave_overhead_s", p.wave_overhead_s},
           {"launch_s", p.launch_s},     {"s_per_byte", p.s_per_byte}, {"fitted_on", p.fitted_on}};
+    for (const auto& [prec, p] : m.gemm)
+      if (p.launch_per_group) precs[prec]["launch_per_group"] = true;  // absent: one launch
     j["precisions"] = precs;
   } else {
     j["fixed_s"] = m.stream.fixed_s;
@@ -601,6 +656,39 @@ std::string indent(const std::string& s) {
   return out;
 }
 
+OJson to_ojson(const DeviceInfo& d) {
+  return OJson{{"name", d.name},
+               {"sm_count", d.sm_count},
+               {"sm_clock_mhz", d.sm_clock_mhz},
+               {"memory_clock_mhz", d.memory_clock_mhz},
+               {"memory_bytes", d.memory_bytes},
+               {"driver_version", d.driver_version},
+               {"cuda_version", d.cuda_version},
+               {"cublas_version", d.cublas_version},
+               {"date", d.date},
+               {"host", d.host}};
+}
+
+OJson to_ojson(const SweepPlan& s) {
+  std::vector<std::string> fams;
+  for (KernelFamily f : s.families) fams.push_back(to_string(f));
+  return OJson{{"name", s.name},
+               {"families", fams},
+               {"precisions", s.precisions},
+               {"warmup", s.warmup},
+               {"repetitions", s.repetitions},
+               {"flush_bytes", s.flush_bytes},
+               {"held_out_every", s.held_out_every},
+               {"note", s.note}};
+}
+
+std::string measurement_lines(const std::vector<Measurement>& ms) {
+  std::string out = "  \"measurements\": [";
+  for (std::size_t i = 0; i < ms.size(); ++i) out += (i ? ",\n    " : "\n    ") + to_ojson(ms[i]).dump();
+  out += ms.empty() ? "]\n" : "\n  ]\n";
+  return out;
+}
+
 }  // namespace
 
 Calibration parse_calibration(const std::string& text, const std::string& source) {
@@ -618,27 +706,8 @@ Calibration read_calibration(const std::string& path) {
 }
 
 std::string to_text(const Calibration& c) {
-  const DeviceInfo& d = c.device;
-  const OJson device{{"name", d.name},
-                     {"sm_count", d.sm_count},
-                     {"sm_clock_mhz", d.sm_clock_mhz},
-                     {"memory_clock_mhz", d.memory_clock_mhz},
-                     {"memory_bytes", d.memory_bytes},
-                     {"driver_version", d.driver_version},
-                     {"cuda_version", d.cuda_version},
-                     {"cublas_version", d.cublas_version},
-                     {"date", d.date},
-                     {"host", d.host}};
-  std::vector<std::string> fams;
-  for (KernelFamily f : c.sweep.families) fams.push_back(to_string(f));
-  const OJson sweep{{"name", c.sweep.name},
-                    {"families", fams},
-                    {"precisions", c.sweep.precisions},
-                    {"warmup", c.sweep.warmup},
-                    {"repetitions", c.sweep.repetitions},
-                    {"flush_bytes", c.sweep.flush_bytes},
-                    {"held_out_every", c.sweep.held_out_every},
-                    {"note", c.sweep.note}};
+  const OJson device = to_ojson(c.device);
+  const OJson sweep = to_ojson(c.sweep);
   const OJson models = family_object(c.models, [](const FamilyModel& m) { return to_ojson(m); });
   OJson layers = OJson::array();
   for (const LayerCheck& l : c.held_out.layers)
@@ -661,10 +730,7 @@ std::string to_text(const Calibration& c) {
   out += "  \"sweep\": " + indent(sweep.dump(2)) + ",\n";
   out += "  \"models\": " + indent(models.dump(2)) + ",\n";
   out += "  \"held_out\": " + indent(held_out.dump(2)) + ",\n";
-  out += "  \"measurements\": [";
-  for (std::size_t i = 0; i < c.measurements.size(); ++i)
-    out += (i ? ",\n    " : "\n    ") + to_ojson(c.measurements[i]).dump();
-  out += c.measurements.empty() ? "]\n}\n" : "\n  ]\n}\n";
+  out += measurement_lines(c.measurements) + "}\n";
   return out;
 }
 
@@ -679,6 +745,35 @@ void write_calibration(const Calibration& c, const std::string& path, bool overw
   const bool wrote = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   const bool closed = std::fclose(f) == 0;
   if (!wrote || !closed) throw IoError(path + ": write failed: " + std::strerror(errno));
+}
+
+std::string profile_to_text(const Profile& p) {
+  OJson layers = OJson::array();
+  for (const LayerSpec& l : p.layers)
+    layers.push_back(OJson{{"name", l.name}, {"components", l.components}, {"measured_s", l.measured_s}});
+  std::string out = "{\n";
+  out += "  \"format\": " + OJson(kProfileFormat).dump() + ",\n";
+  out += "  \"version\": " + std::to_string(kProfileVersion) + ",\n";
+  out += "  \"device\": " + indent(to_ojson(p.device).dump(2)) + ",\n";
+  out += "  \"sweep\": " + indent(to_ojson(p.sweep).dump(2)) + ",\n";
+  out += "  \"layers\": " + indent(layers.dump(2)) + ",\n";
+  out += measurement_lines(p.measurements) + "}\n";
+  return out;
+}
+
+Profile parse_profile(const std::string& text, const std::string& source) {
+  try {
+    return parse_profile_json(parse_json_text(text, source), source);
+  } catch (const CalibrationError&) {
+    throw;
+  } catch (const Error& e) {
+    throw CalibrationError(e.what());
+  }
+}
+
+Profile read_profile(const std::string& path) {
+  return parse_profile(read_calibration_text(path, "kernel profile file (moesim calibrate --measurements)"),
+                       path);
 }
 
 }  // namespace moesim::calibrate

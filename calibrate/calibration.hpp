@@ -60,7 +60,7 @@ double grouped_gemm_bytes(std::span<const double> rows, double n, double k, doub
 
 /// Fitted GEMM model of one precision (NVIDIA "Matrix Multiplication Background" guide, tile and wave
 /// quantisation):
-///   time = waves · (tile_time(k) + wave_overhead_s) + bytes · s_per_byte + launch_s,
+///   time = waves · (tile_time(k) + wave_overhead_s) + bytes · s_per_byte + launch_s · launches,
 ///   waves = ⌈tiles / SMs⌉,   tile_time(k) = 2 · tile_m · tile_n · k / (peak_flops / sm_count) / efficiency.
 /// The wave overhead is the per-k term: it makes the achieved efficiency grow with k. The byte term (HBM
 /// bytes of operands and output, gemm_bytes) is the traffic not hidden behind the math: it prices the
@@ -75,12 +75,16 @@ struct GemmParams {
   double launch_s = 0;         ///< fitted: fixed cost per launch, s
   double s_per_byte = 0;       ///< fitted: seconds per HBM byte not hidden behind the math (0: no term)
   int fitted_on = 0;           ///< measurements the fit used
+  /// Grouped GEMMs run as one launch per non-empty group (a per-expert loop): launch_s is paid per group.
+  bool launch_per_group = false;
 
   /// One tile_m × tile_n × k tile on one SM, excluding the wave overhead. Seconds.
   double tile_time(double k) const;
-  /// The model's time for `tiles` output tiles of depth k moving `bytes` through HBM on `sms` SMs (0 if
-  /// tiles ≤ 0 or k ≤ 0). Seconds.
-  double time(double tiles, double k, int sms, double bytes = 0) const;
+  /// The model's time for `tiles` output tiles of depth k moving `bytes` through HBM on `sms` SMs in
+  /// `launches` launches (0 if tiles ≤ 0 or k ≤ 0). Seconds.
+  double time(double tiles, double k, int sms, double bytes = 0, double launches = 1) const;
+  /// Launches of a grouped GEMM over `rows`: the non-empty groups with launch_per_group, else 1.
+  double launches(std::span<const double> rows) const;
 };
 
 /// Fitted model of a streaming family (amount = bytes read + written, rate = bytes/s) or of attention
@@ -165,6 +169,33 @@ struct Calibration {
   /// The model of family `f`, or nullptr if the calibration has none.
   const FamilyModel* model(KernelFamily f) const;
 };
+
+/// The measurements that make up one layer, for the whole-layer check.
+struct LayerSpec {
+  std::string name;
+  std::vector<std::size_t> components;  ///< indices into the measurements
+  double measured_s = 0;  ///< the layer's measured time, s; 0: the sum of the components' medians
+};
+
+inline constexpr const char* kProfileFormat = "moesim-kernel-profile";
+inline constexpr int kProfileVersion = 1;
+
+/// A profiling run before any fit (`moesim calibrate --measurements FILE` writes it, `--refit FILE`
+/// fits it): the device, the sweep, every measurement of every variant, and the whole layers timed.
+struct Profile {
+  DeviceInfo device;
+  SweepPlan sweep;
+  std::vector<Measurement> measurements;
+  std::vector<LayerSpec> layers;
+};
+
+/// The profile file's exact text (deterministic, one measurement per line).
+std::string profile_to_text(const Profile& p);
+/// Reads and checks a profile file; CalibrationError ("FILE: POINTER: expected ..., found ...") for a
+/// wrong format or version, an unknown key, a wrong type, an impossible value, a measurement of a family
+/// the sweep does not list, or a layer component index out of range.
+Profile parse_profile(const std::string& text, const std::string& source);
+Profile read_profile(const std::string& path);
 
 /// Reads and checks a calibration file. Throws CalibrationError ("FILE: POINTER: expected ..., found
 /// ...") for a missing or unreadable file, malformed JSON, a wrong format or version, an unknown key, a

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <set>
@@ -89,14 +90,17 @@ std::string variant_of(KernelFamily f, const std::vector<Measurement>& ms, const
             seen.empty() ? "no measurements" : "the variants " + list);
 }
 
-GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::string& what, int sm_count,
-                    double peak, const FitOptions& o) {
+// Fits one tile shape; nullopt if no positive efficiency fits. `residual` gets Σ relative error².
+std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& pts, int sm_count, double peak,
+                                        const FitOptions& o, double tile_m, double tile_n, bool per_group,
+                                        double& residual) {
   GemmParams p;
-  p.tile_m = o.tile_m;
-  p.tile_n = o.tile_n;
+  p.tile_m = tile_m;
+  p.tile_n = tile_n;
   p.sm_count = sm_count;
   p.peak_flops = peak;
   p.efficiency = 1.0;  // so that tile_time(k) below is the ideal time
+  p.launch_per_group = per_group;
   const auto n = static_cast<Eigen::Index>(pts.size());
   // Rows divided by the measured time: the residuals are relative errors.
   Eigen::MatrixXd a(n, o.gemm_byte_term ? 4 : 3);
@@ -107,10 +111,10 @@ GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::strin
     const double tiles = grouped ? grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n)
                                  : gemm_tiles(m.m, m.n, p.tile_m, p.tile_n);
     const double waves = std::ceil(tiles / sm_count);
-    const Eigen::Index launch = o.gemm_byte_term ? 3 : 2;  // the launch column is the last one
-    a(i, 0) = waves * p.tile_time(m.k) / m.median_s;       // × 1/efficiency
-    a(i, 1) = waves / m.median_s;                          // × wave overhead
-    a(i, launch) = 1.0 / m.median_s;                       // × launch
+    const Eigen::Index launch = o.gemm_byte_term ? 3 : 2;              // the launch column is the last one
+    a(i, 0) = waves * p.tile_time(m.k) / m.median_s;                   // × 1/efficiency
+    a(i, 1) = waves / m.median_s;                                      // × wave overhead
+    a(i, launch) = (grouped ? p.launches(m.rows) : 1.0) / m.median_s;  // × launch
     if (o.gemm_byte_term) {
       const double elem = element_bytes(m.precision);
       a(i, 2) = (grouped ? grouped_gemm_bytes(m.rows, m.n, m.k, elem) : gemm_bytes(m.m, m.n, m.k, elem)) /
@@ -119,14 +123,34 @@ GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::strin
   }
   // 1/efficiency ≥ 1: no tile runs faster than the datasheet peak; launch ≥ the floor of FitOptions.
   auto x = nonnegative_least_squares(a, b, 1.0, o.min_launch_s);
-  if (!x)
-    fit_error(what, "a positive efficiency", "none that fits (check the reference peak and the shapes)");
+  if (!x) return std::nullopt;
   p.efficiency = 1.0 / (*x)(0);
   p.wave_overhead_s = (*x)(1);
   p.launch_s = (*x)(a.cols() - 1);
   if (o.gemm_byte_term) p.s_per_byte = (*x)(2);
   p.fitted_on = static_cast<int>(pts.size());
+  residual = (a * *x - b).squaredNorm();
   return p;
+}
+
+GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::string& what, int sm_count,
+                    double peak, const FitOptions& o, bool per_group) {
+  std::vector<std::pair<double, double>> tiles = {{o.tile_m, o.tile_n}};
+  for (const auto& t : o.tile_candidates)
+    if (std::find(tiles.begin(), tiles.end(), t) == tiles.end()) tiles.push_back(t);
+  std::optional<GemmParams> best;
+  double best_residual = std::numeric_limits<double>::infinity();
+  for (const auto& [tm, tn] : tiles) {
+    double residual = 0;
+    auto p = fit_gemm_tile(pts, sm_count, peak, o, tm, tn, per_group, residual);
+    if (p && residual < best_residual * (1 - 1e-12)) {  // ties keep the earlier (default) tile
+      best = p;
+      best_residual = residual;
+    }
+  }
+  if (!best)
+    fit_error(what, "a positive efficiency", "none that fits (check the reference peak and the shapes)");
+  return *best;
 }
 
 // `max_rate` > 0 bounds the fitted rate (the datasheet peak or bandwidth).
@@ -172,6 +196,14 @@ void mark_held_out(std::vector<Measurement>& ms, int every) {
   for (Measurement& m : ms) m.held_out = every > 0 && ++seen[m.family] % every == 0;
 }
 
+void mark_held_out_points(std::vector<Measurement>& ms, const std::vector<std::string>& points, int every) {
+  if (points.empty()) return mark_held_out(ms, every);
+  std::map<KernelFamily, int> seen;
+  for (Measurement& m : ms)
+    m.held_out = m.point.empty() ? every > 0 && ++seen[m.family] % every == 0
+                                 : std::find(points.begin(), points.end(), m.point) != points.end();
+}
+
 FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int sm_count,
                        const FitOptions& o) {
   if (sm_count < 1) fit_error(to_string(f), "a device with at least one SM", std::to_string(sm_count));
@@ -195,7 +227,10 @@ FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int s
       auto peak = o.peak_flops.find(prec);
       if (peak == o.peak_flops.end() || !(peak->second > 0))
         fit_error(w, "a reference peak for " + prec + " in FitOptions::peak_flops", "none");
-      model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o);
+      const bool per_group = f == KernelFamily::kGroupedGemm &&
+                             std::find(o.per_group_launch_variants.begin(), o.per_group_launch_variants.end(),
+                                       model.variant) != o.per_group_launch_variants.end();
+      model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o, per_group);
     } else {
       const bool attention = f == KernelFamily::kAttention;
       double max_rate = o.memory_bandwidth;
@@ -291,6 +326,84 @@ Calibration calibrate(DeviceInfo device, SweepPlan sweep, std::vector<Measuremen
   c.sweep = std::move(sweep);
   c.measurements = std::move(ms);
   c.provenance = std::move(provenance);
+  return c;
+}
+
+std::map<KernelFamily, std::string> profiler_variants() {
+  return {{KernelFamily::kRouter, "ours_softmax"},
+          {KernelFamily::kPermute, "ours"},
+          {KernelFamily::kGroupedGemm, "cublas_per_expert"},
+          {KernelFamily::kDenseGemm, "cublas"},
+          {KernelFamily::kCopy, "cuda_memcpy"}};
+}
+
+std::vector<LayerSpec> layers_with_variants(const std::vector<Measurement>& ms,
+                                            const std::vector<LayerSpec>& layers,
+                                            const std::map<KernelFamily, std::string>& variants) {
+  std::vector<LayerSpec> out;
+  for (const LayerSpec& l : layers) {
+    const bool covered = std::all_of(l.components.begin(), l.components.end(), [&](std::size_t i) {
+      if (i >= ms.size()) return true;  // validate() names the bad index
+      const auto v = variants.find(ms[i].family);
+      return v == variants.end() || v->second == ms[i].variant;
+    });
+    if (covered) out.push_back(l);
+  }
+  return out;
+}
+
+Calibration calibrate_profile(const Profile& p, FitOptions o, Provenance provenance) {
+  if (o.variants.empty()) o.variants = profiler_variants();
+  // The byte term prices the weight-bound shapes (decode: a few rows per expert against all its weights);
+  // cuBLAS picks its tile per shape, so the fit tries the common Hopper tiles.
+  o.gemm_byte_term = true;
+  if (o.tile_candidates.empty()) o.tile_candidates = {{128, 256}, {256, 128}, {128, 64}, {64, 128}};
+  // A family the profile has no measurements of keeps no variant choice (variant_of would reject it).
+  for (auto it = o.variants.begin(); it != o.variants.end();) {
+    const KernelFamily f = it->first;
+    const bool measured = std::any_of(p.measurements.begin(), p.measurements.end(),
+                                      [f](const Measurement& m) { return m.family == f; });
+    it = measured ? std::next(it) : o.variants.erase(it);
+  }
+  return calibrate(p.device, p.sweep, p.measurements,
+                   layers_with_variants(p.measurements, p.layers, o.variants), o, std::move(provenance));
+}
+
+Calibration fill_from(Calibration c, const Calibration& other) {
+  const std::string src = other.source.empty() ? "calibration of " + other.device.name : other.source;
+  if (other.device.sm_count != c.device.sm_count)
+    throw CalibrationError(src + ": /device/sm_count: expected " + std::to_string(c.device.sm_count) +
+                           " (the SMs of the calibration it completes), found " +
+                           std::to_string(other.device.sm_count));
+  std::vector<std::string> filled;
+  for (KernelFamily f : all_families()) {
+    const FamilyModel* theirs = other.model(f);
+    if (theirs == nullptr) continue;
+    auto mine = c.models.find(f);
+    if (mine == c.models.end()) {
+      c.models[f] = *theirs;
+      for (const Measurement& m : other.measurements)
+        if (theirs->covers(m)) c.measurements.push_back(m);
+      if (auto st = other.held_out.families.find(f); st != other.held_out.families.end())
+        c.held_out.families[f] = st->second;
+      if (std::find(c.sweep.families.begin(), c.sweep.families.end(), f) == c.sweep.families.end())
+        c.sweep.families.push_back(f);
+      filled.push_back(to_string(f));
+      continue;
+    }
+    if (!is_gemm_family(f)) continue;
+    for (const auto& [prec, params] : theirs->gemm)
+      if (!mine->second.gemm.count(prec)) {
+        mine->second.gemm[prec] = params;
+        filled.push_back(std::string(to_string(f)) + " " + prec);
+      }
+  }
+  if (!filled.empty()) {
+    std::string list;
+    for (const auto& x : filled) list += (list.empty() ? "" : ", ") + x;
+    c.sweep.note += (c.sweep.note.empty() ? "" : "; ") + std::string("not measured here, from ") +
+                    std::filesystem::path(src).filename().string() + ": " + list;
+  }
   return c;
 }
 

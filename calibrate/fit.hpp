@@ -22,6 +22,12 @@ struct FitOptions {
   std::map<KernelFamily, std::string> variants;
   double tile_m = 128;  ///< output tile rows the GEMM models quantise to
   double tile_n = 128;  ///< output tile columns
+  /// More (tile_m, tile_n) shapes to try: each GEMM precision keeps the tile (of these and the one above)
+  /// whose fit has the least squared relative residual, as cuBLAS's heuristics pick a tile per shape
+  /// family (128×256 and 256×128 for large Hopper GEMMs, 128×64 for small ones).
+  std::vector<std::pair<double, double>> tile_candidates;
+  /// Grouped-GEMM variants that launch once per non-empty group (GemmParams::launch_per_group).
+  std::vector<std::string> per_group_launch_variants = {"cublas_per_expert"};
   /// Fit GEMMs with a fourth unknown, seconds per HBM byte (GemmParams::s_per_byte); off: that term is 0.
   bool gemm_byte_term = false;
   /// The least fixed cost per GEMM launch, s (a fitted launch_s is at least this; 0: no floor).
@@ -35,16 +41,14 @@ struct FitOptions {
 /// memory bandwidth.
 FitOptions fit_options_for(const GpuSpec& gpu);
 
-/// The measurements that make up one layer, for the whole-layer check.
-struct LayerSpec {
-  std::string name;
-  std::vector<std::size_t> components;  ///< indices into the measurements
-  double measured_s = 0;  ///< the layer's measured time, s; 0: the sum of the components' medians
-};
-
 /// Marks the n-th, 2n-th, ... measurement of each family (in their order in `ms`) held out and clears the
 /// mark on all others; `every` ≤ 0 clears every mark. Deterministic: no random choice.
 void mark_held_out(std::vector<Measurement>& ms, int every);
+
+/// Holds out every measurement whose point is in `points` (validation on models the fit never saw) and
+/// none of the other points' measurements; measurements without a point follow mark_held_out(ms, every),
+/// as every measurement does when `points` is empty.
+void mark_held_out_points(std::vector<Measurement>& ms, const std::vector<std::string>& points, int every);
 
 /// Fits the model of family `f` to the measurements of `ms` that are of that family and its variant
 /// and not held out, on a device with `sm_count` SMs:
@@ -86,5 +90,28 @@ HeldOut validate(const std::map<KernelFamily, FamilyModel>& models, const std::v
 /// measurements.
 Calibration calibrate(DeviceInfo device, SweepPlan sweep, std::vector<Measurement> ms,
                       const std::vector<LayerSpec>& layers, const FitOptions& o, Provenance provenance);
+
+/// The variant fitted per family for the profiler's measurements (calibrate/profiler.hpp lists what it
+/// writes): router "ours_softmax", permute "ours" (compact rows), grouped_gemm "cublas_grouped" (one
+/// cuBLAS grouped launch over the real rows, as Transformer Engine's grouped GEMM runs), dense_gemm
+/// "cublas", copy "cuda_memcpy"; swiglu and combine have one variant each.
+std::map<KernelFamily, std::string> profiler_variants();
+
+/// The layer checks of `layers` whose every component has the variant `variants` names for its family
+/// (families not named accept any variant): what calibrate() can validate after fitting those variants.
+std::vector<LayerSpec> layers_with_variants(const std::vector<Measurement>& ms,
+                                            const std::vector<LayerSpec>& layers,
+                                            const std::map<KernelFamily, std::string>& variants);
+
+/// Completes `c` with what `other` (a calibration of a device with the same SM count) has and `c` lacks:
+/// whole families (the model, its held-out statistics, the measurements it covers) and, for GEMM
+/// families `c` has, the precisions it lacks (their parameters only: the measurements belong to another
+/// variant). The sweep's note names `other` and what came from it. Throws CalibrationError (naming
+/// other.source) when the SM counts differ.
+Calibration fill_from(Calibration c, const Calibration& other);
+
+/// Fits a recorded profile: `o.variants` (profiler_variants() when empty) picks the variant per family,
+/// the layer checks of those variants are validated, and the calibration is assembled (calibrate()).
+Calibration calibrate_profile(const Profile& p, FitOptions o, Provenance provenance);
 
 }  // namespace moesim::calibrate

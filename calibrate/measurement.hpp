@@ -39,6 +39,9 @@ struct Measurement {
   std::vector<std::string> kernel_names;  ///< CUPTI kernel names of one launch (to see which kernel ran)
   std::string launch;                     ///< grid/block of the main kernel, free text
   bool held_out = false;                  ///< not used for fitting; used to report prediction error
+  /// The profile point (a model's layer shape, e.g. "deepseek-v3") it was measured at; empty for the
+  /// copy ceilings and published rows. Whole points are held out to validate on unseen models.
+  std::string point;
 };
 
 /// The device and software a set of measurements came from.

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <ctime>
@@ -161,6 +162,9 @@ class Tracer {
 
 struct Timing {
   double median_s = 0, p10_s = 0, p90_s = 0;
+  /// Median of the CUDA-event time from before the launch to after it on the stream: kernels, memcpys,
+  /// memsets, launch gaps and host synchronisation inside the launch (what a whole layer costs).
+  double wall_median_s = 0;
   int repetitions = 0;
   std::vector<std::string> names;
   std::string launch;
@@ -201,7 +205,7 @@ class Timer {
   Timing time(const std::function<void()>& launch, bool count_memcpy = false) {
     for (int w = 0; w < warmup_; ++w) launch();
     tracer_.take();
-    std::vector<double> times;
+    std::vector<double> times, walls;
     std::vector<Record> first;
     for (int r = 0; r < repetitions_; ++r) {
       MOESIM_CUDA_CHECK(cudaMemsetAsync(flush_.get(), r & 0xff, flush_.bytes(), stream_));
@@ -210,6 +214,9 @@ class Timer {
       launch();
       MOESIM_CUDA_CHECK(cudaEventRecord(end_, stream_));
       std::vector<Record> recs = tracer_.take();
+      float wall_ms = 0;
+      MOESIM_CUDA_CHECK(cudaEventElapsedTime(&wall_ms, begin_, end_));
+      walls.push_back(wall_ms * 1e-3);
       double t = 0;
       if (tracer_.cupti()) {
         std::vector<Record> kept;
@@ -220,9 +227,7 @@ class Timer {
           }
         if (r == 0) first = std::move(kept);
       } else {
-        float ms = 0;
-        MOESIM_CUDA_CHECK(cudaEventElapsedTime(&ms, begin_, end_));
-        t = ms * 1e-3;
+        t = wall_ms * 1e-3;
       }
       times.push_back(t);
     }
@@ -233,6 +238,8 @@ class Timer {
     out.p10_s = quantile(times, 0.1);
     out.p90_s = quantile(times, 0.9);
     out.repetitions = static_cast<int>(n);
+    std::sort(walls.begin(), walls.end());
+    out.wall_median_s = n % 2 ? walls[n / 2] : 0.5 * (walls[n / 2 - 1] + walls[n / 2]);
     const Record* longest = nullptr;
     for (const auto& rec : first) {
       if (std::find(out.names.begin(), out.names.end(), rec.name) == out.names.end())
@@ -276,11 +283,14 @@ std::string kernel_driver_version() {
   std::ifstream f("/proc/driver/nvidia/version");
   std::string line;
   if (f && std::getline(f, line)) {
+    // "NVRM version: NVIDIA UNIX x86_64 Kernel Module  580.65.06 ..." or "... Open Kernel Module for
+    // x86_64  580.159.04 ...": the first word after "Kernel Module" that is a dotted number.
     const auto at = line.find("Kernel Module");
     if (at != std::string::npos) {
       std::istringstream rest(line.substr(at + 13));
       std::string v;
-      if (rest >> v) return v;
+      while (rest >> v)
+        if (std::isdigit(static_cast<unsigned char>(v[0])) && v.find('.') != std::string::npos) return v;
     }
   }
   int d = 0;
@@ -388,6 +398,7 @@ void run_point(const ProfilePlan& plan, const ProfilePoint& pt, uint64_t seed, T
   fill_uniform(y.get(), y.size(), -1.0f, 1.0f, seed + 8, s);
 
   auto add = [&](Measurement m, double mm, double n, double k, double bytes, double flops) {
+    m.point = pt.name;
     m.m = mm;
     m.n = n;
     m.k = k;
@@ -460,7 +471,10 @@ void run_point(const ProfilePlan& plan, const ProfilePoint& pt, uint64_t seed, T
   std::map<GemmBackend, std::vector<size_t>> i_gemm;  // per backend: gate/up, down
   for (const Shape& sh : shapes) {
     const double flops = 2.0 * rows_total * sh.n * sh.k;
-    const double bytes = bf * (rows_total * sh.k + static_cast<double>(E) * sh.n * sh.k + rows_total * sh.n);
+    // Weights of the experts that have rows only: an empty expert's weights are never read.
+    const double used = static_cast<double>(
+        std::count_if(host_rows.begin(), host_rows.end(), [](int32_t r) { return r > 0; }));
+    const double bytes = bf * (rows_total * sh.k + used * sh.n * sh.k + rows_total * sh.n);
     for (GemmBackend b : plan.backends) {
       const bool strided = b == GemmBackend::kCublasStridedBatched;
       if (strided && !padded) continue;
@@ -510,7 +524,10 @@ void run_point(const ProfilePlan& plan, const ProfilePoint& pt, uint64_t seed, T
     pl.spec.components = {i_router, strided ? i_permute_padded : i_permute,
                           gi[0],    strided ? i_swiglu_padded : i_swiglu,
                           gi[1],    i_combine};
-    pl.spec.measured_s = t.median_s;
+    // Event time, not the kernel sum: the layer's memsets, launch gaps (one per expert for the per-expert
+    // backend) and host synchronisation are part of what the layer costs; its components' kernel sums
+    // are not, so the whole-layer check shows what the per-kernel models leave out.
+    pl.spec.measured_s = t.wall_median_s;
     result.layers.push_back(std::move(pl));
   }
 }
@@ -527,10 +544,14 @@ ProfilePlan default_profile_plan() {
   };
   add("mixtral-8x7b", {4096, 16384}, 8, 4096, 14336, 2, {0.0, 1.0});
   add("qwen3-30b-a3b", {4096, 16384}, 128, 2048, 768, 8, {0.0, 0.5, 1.0});
-  add("deepseek-v3", {4096, 8192}, 256, 7168, 2048, 8, {0.0, 1.0}, 8, 4);
-  add("deepseek-v3-decode", {256}, 256, 7168, 2048, 8, {0.0}, 8, 4);
+  add("qwen3-235b-a22b", {4096, 8192}, 128, 4096, 1536, 8, {0.0, 1.0});
+  add("deepseek-v3", {2048, 4096, 8192}, 256, 7168, 2048, 8, {0.0, 1.0}, 8, 4);
+  add("deepseek-v3-decode", {64, 256}, 256, 7168, 2048, 8, {0.0}, 8, 4);
   add("olmoe", {8192}, 64, 2048, 1024, 8, {0.0, 1.5});
-  add("gpt-oss-120b", {8192}, 128, 2880, 2880, 4, {0.0});
+  add("gpt-oss-120b", {8192}, 128, 2880, 2880, 4, {0.0, 1.0});
+  add("gpt-oss-120b-decode", {128}, 128, 2880, 2880, 4, {0.0});
+  add("qwen3-30b-a3b-decode", {128}, 128, 2048, 768, 8, {0.0});
+  plan.held_out_points = {"olmoe", "gpt-oss-120b", "gpt-oss-120b-decode", "qwen3-30b-a3b-decode"};
   return plan;
 }
 
@@ -539,10 +560,12 @@ ProfilePlan smoke_profile_plan() {
   plan.name = "smoke";
   plan.points.push_back(ProfilePoint{"smoke-softmax", 1024, 16, 256, 128, 2, 0.5, 1, 1});
   plan.points.push_back(ProfilePoint{"smoke-sigmoid-grouped", 512, 32, 128, 64, 4, 0.0, 4, 2});
+  // A second softmax point: the fit of the router's softmax variant needs two.
+  plan.points.push_back(ProfilePoint{"smoke-softmax", 2048, 16, 256, 128, 2, 0.0, 1, 1});
   plan.warmup = 2;
   plan.repetitions = 20;
   plan.flush_bytes = 128.0 * 1024 * 1024;
-  plan.copy_bytes = {64.0 * 1024 * 1024};
+  plan.copy_bytes = {64.0 * 1024 * 1024, 128.0 * 1024 * 1024};  // two sizes: the copy fit needs two
   return plan;
 }
 
@@ -571,7 +594,6 @@ ProfileResult run_profile(const ProfilePlan& plan, std::ostream* log) {
   try {
     Timer timer(tracer, stream, plan);
     kernels::ExpertGemm gemm;
-    const double clock_start = kernels::measure_sm_clock_mhz();
 
     // Ceilings: device-to-device copy, by cudaMemcpy and by our 16-byte copy kernel.
     for (double bytes : plan.copy_bytes) {
@@ -592,20 +614,26 @@ ProfileResult run_profile(const ProfilePlan& plan, std::ostream* log) {
       add_copy("ours", timer.time([&] { kernels::copy_bytes(src.get(), dst.get(), n, stream); }));
     }
 
-    for (size_t i = 0; i < plan.points.size(); ++i)
+    // The SM clock is read right after each point's kernels, while the clock still answers to their
+    // load (an idle GPU reads its idle clock); the calibration records the median of those reads.
+    std::vector<double> clocks;
+    for (size_t i = 0; i < plan.points.size(); ++i) {
       run_point(plan, plan.points[i], plan.seed * 1000003ull + i * 7919ull, timer, gemm, stream, result, log);
-
-    const double clock_end = kernels::measure_sm_clock_mhz();
-    result.device.sm_clock_mhz = static_cast<int>(std::lround(0.5 * (clock_start + clock_end)));
-    if (log)
-      *log << "SM clock measured on the device: " << std::lround(clock_start) << " MHz at the start, "
-           << std::lround(clock_end) << " MHz at the end" << std::endl;
+      clocks.push_back(kernels::measure_sm_clock_mhz());
+    }
+    if (!clocks.empty()) {
+      std::sort(clocks.begin(), clocks.end());
+      result.device.sm_clock_mhz = static_cast<int>(std::lround(clocks[clocks.size() / 2]));
+      if (log)
+        *log << "SM clock read after each point: " << std::lround(clocks.front()) << " to "
+             << std::lround(clocks.back()) << " MHz, median " << result.device.sm_clock_mhz << std::endl;
+    }
   } catch (...) {
     cudaStreamDestroy(stream);
     throw;
   }
   MOESIM_CUDA_CHECK(cudaStreamDestroy(stream));
-  mark_held_out(result.measurements, plan.held_out_every);
+  mark_held_out_points(result.measurements, plan.held_out_points, plan.held_out_every);
 
   SweepPlan& sw = result.sweep;
   sw.name = plan.name;
@@ -624,22 +652,21 @@ ProfileResult run_profile(const ProfilePlan& plan, std::ostream* log) {
   note << plan.points.size() << " MoE layer shapes; "
        << (plan.use_cupti ? "CUPTI kernel times" : "CUDA event times")
        << "; L2 flushed by a memset between repetitions; random data (splitmix64), seed " << plan.seed;
+  if (!plan.held_out_points.empty()) {
+    note << "; held out whole:";
+    for (const auto& p : plan.held_out_points) note << " " << p;
+  }
   sw.note = note.str();
   return result;
 }
 
-std::vector<LayerSpec> layers_for(const ProfileResult& r,
-                                  const std::map<KernelFamily, std::string>& variants) {
-  std::vector<LayerSpec> out;
-  for (const ProfiledLayer& l : r.layers) {
-    const bool covered = std::all_of(l.spec.components.begin(), l.spec.components.end(), [&](size_t i) {
-      const Measurement& m = r.measurements.at(i);
-      const auto v = variants.find(m.family);
-      return v == variants.end() || v->second == m.variant;
-    });
-    if (covered) out.push_back(l.spec);
-  }
-  return out;
+Profile to_profile(const ProfileResult& r) {
+  Profile p;
+  p.device = r.device;
+  p.sweep = r.sweep;
+  p.measurements = r.measurements;
+  for (const ProfiledLayer& l : r.layers) p.layers.push_back(l.spec);
+  return p;
 }
 
 void print_table(std::ostream& os, const ProfileResult& r) {

@@ -56,7 +56,7 @@ struct ProfilePlan {
   /// Bytes written between repetitions to evict the L2 (H100: 50 MB L2).
   double flush_bytes = 256.0 * 1024 * 1024;
   /// Sizes of the device-to-device copy ceiling, in bytes (read once and written once each).
-  std::vector<double> copy_bytes = {256.0 * 1024 * 1024, 1024.0 * 1024 * 1024};
+  std::vector<double> copy_bytes = {128.0 * 1024 * 1024, 512.0 * 1024 * 1024, 2048.0 * 1024 * 1024};
   bool dense_ceiling = true;  ///< time a dense cuBLAS GEMM of the same total rows beside each expert GEMM
   /// The strided-batched backend is skipped at a point whose padded [E, max rows, H] buffers would
   /// exceed this many bytes (skewed routing pads every expert to the largest).
@@ -65,16 +65,20 @@ struct ProfilePlan {
   /// false: time each launch with CUDA events instead of CUPTI (no kernel names), so the profiler can
   /// run under Nsight Compute or compute-sanitizer, which cannot share the device with CUPTI tracing.
   bool use_cupti = true;
-  /// Every n-th measurement of each family (in sweep order) is held out: mark_held_out(ms, n).
+  /// Every measurement at these points (ProfilePoint::name) is held out, the others' none: the fit is
+  /// validated on models it never saw. Measurements without a point (the copy ceilings) and every
+  /// measurement when this is empty: every n-th of each family (in sweep order) is held out.
+  std::vector<std::string> held_out_points;
   int held_out_every = 5;
 };
 
-/// The sweep behind a calibration file (name "full"): Mixtral-8x7B, Qwen3-30B-A3B, DeepSeek-V3
-/// (sigmoid, 8 groups, 4 per token), OLMoE and gpt-oss-120b expert shapes at training batch sizes, plus
-/// a decode-sized DeepSeek-V3 point, balanced and zipf-skewed.
+/// The sweep behind a calibration file (name "full"): Mixtral-8x7B, Qwen3-30B-A3B, Qwen3-235B-A22B,
+/// DeepSeek-V3 (sigmoid, 8 groups, 4 per token), OLMoE and gpt-oss-120b expert shapes at training batch
+/// sizes, balanced and zipf-skewed, and decode-sized DeepSeek-V3, Qwen3-30B-A3B and gpt-oss-120b points.
+/// OLMoE, gpt-oss-120b (training and decode) and the Qwen3-30B-A3B decode point are held out whole.
 ProfilePlan default_profile_plan();
 
-/// A tiny plan (two small points, 20 repetitions, name "smoke") that checks the profiler in seconds.
+/// A tiny plan (three small points, 20 repetitions, name "smoke") that checks the profiler in seconds.
 ProfilePlan smoke_profile_plan();
 
 /// One whole-layer forward (MoeLayer::forward) timed beside its components.
@@ -96,16 +100,14 @@ struct ProfileResult {
 /// Variants the profiler writes, per family: router "ours_softmax" or "ours_sigmoid_grouped";
 /// permute "ours" (compact) or "ours_padded"; swiglu, combine "ours"; grouped_gemm the backend name
 /// ("cublas_strided_batched", "cublas_per_expert", "cublas_grouped"); dense_gemm "cublas"; copy
-/// "cuda_memcpy" or "ours". calibrate() fits one variant per family (FitOptions::variants).
+/// "cuda_memcpy" or "ours". calibrate_profile() fits one variant per family (profiler_variants()).
 
 /// Runs `plan` on the current CUDA device. Progress lines go to `log` when given. Throws
 /// CalibrationError (no device, CUPTI unavailable, invalid plan) and kernels::CudaError.
 ProfileResult run_profile(const ProfilePlan& plan, std::ostream* log = nullptr);
 
-/// The layer checks whose every component has the variant `variants` names for its family (families
-/// not named accept any variant): what calibrate() can validate after fitting those variants.
-std::vector<LayerSpec> layers_for(const ProfileResult& r,
-                                  const std::map<KernelFamily, std::string>& variants);
+/// The run as a profile file holds it (every measurement, the whole layers' timings).
+Profile to_profile(const ProfileResult& r);
 
 /// A fixed-width table: family, variant, shape, median µs, achieved TFLOP/s or TB/s, kernels.
 void print_table(std::ostream& os, const ProfileResult& r);

@@ -1,10 +1,12 @@
 // `moesim calibrate`: measure kernels on this machine's GPU and fit a calibration file (CUDA builds),
 // and `moesim calibrate --check FILE`: predicted against measured for the held-out shapes (any build).
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <iomanip>
 #include <iostream>
+#include <map>
 
 #include "calibrate/calibration.hpp"
 #include "calibrate/fit.hpp"
@@ -70,10 +72,35 @@ int calibrate_check_cmd(const std::string& path) {
             << std::setw(14) << "family" << std::setw(8) << "points" << std::setw(10) << "median"
             << std::setw(10) << "p95" << std::setw(10) << "max"
             << "\n";
-  for (const auto& [family, e] : c.held_out.families)
-    std::cout << std::setw(14) << calibrate::to_string(family) << std::setw(8) << e.count << std::setw(9)
-              << std::fixed << std::setprecision(2) << 100 * e.median << "%" << std::setw(9) << 100 * e.p95
-              << "%" << std::setw(9) << 100 * e.max << "%\n";
+  for (const auto& [family, e] : c.held_out.families) {
+    std::cout << std::setw(14) << calibrate::to_string(family) << std::setw(8) << e.count;
+    if (e.count == 0) {  // nothing of this family held out in this file (e.g. carried from another)
+      std::cout << std::setw(10) << "-" << std::setw(10) << "-" << std::setw(10) << "-"
+                << "\n";
+      continue;
+    }
+    std::cout << std::setw(9) << std::fixed << std::setprecision(2) << 100 * e.median << "%" << std::setw(9)
+              << 100 * e.p95 << "%" << std::setw(9) << 100 * e.max << "%\n";
+  }
+  // Per point: whole models the fit never saw, training shapes and decode shapes reported apart.
+  std::map<std::string, std::vector<double>> by_point;
+  for (const auto& m : c.measurements) {
+    if (!m.held_out || m.point.empty()) continue;
+    const calibrate::FamilyModel* fm = c.model(m.family);
+    if (fm == nullptr || !fm->covers(m)) continue;
+    by_point[m.point].push_back(std::fabs(fm->predict(m) - m.median_s) / m.median_s);
+  }
+  if (!by_point.empty()) {
+    std::cout << "\nheld-out error per point (every kernel of a model shape the fit never saw):\n"
+              << std::setw(24) << "point" << std::setw(8) << "points" << std::setw(10) << "median"
+              << std::setw(10) << "max"
+              << "\n";
+    for (const auto& [point, errors] : by_point) {
+      const calibrate::ErrorStats e = calibrate::error_stats(errors);
+      std::cout << std::setw(24) << point << std::setw(8) << e.count << std::setw(9) << std::fixed
+                << std::setprecision(2) << 100 * e.median << "%" << std::setw(9) << 100 * e.max << "%\n";
+    }
+  }
   std::cout << "\nheld-out shapes, predicted against measured:\n";
   for (const auto& m : c.measurements) {
     if (!m.held_out) continue;
@@ -129,22 +156,46 @@ int calibrate_scaled_cmd(const std::string& from_file, const std::string& out, c
   return 0;
 }
 
-int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
-                      const std::string& command_line, const Catalog& cat) {
+int calibrate_refit_cmd(const std::string& profile_file, const std::string& fill, const std::string& out,
+                        const std::string& gpu, bool force, const std::string& command_line,
+                        const Catalog& cat) {
+  reports::check_output_file(out, force, "--out");
+  const calibrate::Profile p = calibrate::read_profile(profile_file);
+  const GpuSpec spec = catalog_gpu_spec(gpu, "--gpu", cat);
+  calibrate::Provenance prov = provenance_now(command_line);
+  prov.git_sha = reports::git_sha();
+  calibrate::Calibration c = calibrate::calibrate_profile(p, calibrate::fit_options_for(spec), prov);
+  if (!fill.empty()) c = calibrate::fill_from(std::move(c), calibrate::read_calibration(fill));
+  write_calibration_file(c, out);
+  return calibrate_check_cmd(out);
+}
+
+int calibrate_run_cmd(const std::string& out, const std::string& measurements, const std::string& plan,
+                      const std::string& gpu, bool force, const std::string& command_line,
+                      const Catalog& cat) {
   // Checked before hours of profiling, and in every build, so a bad --out is the same error everywhere.
   reports::check_output_file(out, force, "--out");
+  if (!measurements.empty()) reports::check_output_file(measurements, force, "--measurements");
 #ifdef MOESIM_WITH_PROFILER
   const GpuSpec spec = catalog_gpu_spec(gpu, "--gpu", cat);
   const calibrate::ProfilePlan p = calibration_plans().get(plan) == CalibrationPlan::kSmoke
                                        ? calibrate::smoke_profile_plan()
                                        : calibrate::default_profile_plan();
-  calibrate::ProfileResult r = calibrate::run_profile(p, &std::cerr);
+  const calibrate::ProfileResult r = calibrate::run_profile(p, &std::cerr);
   calibrate::print_table(std::cerr, r);
-  calibrate::FitOptions o = calibrate::fit_options_for(spec);
-  const auto layers = calibrate::layers_for(r, o.variants);
-  const calibrate::Provenance prov = provenance_now(command_line);
+  calibrate::Profile profile = calibrate::to_profile(r);
+  if (!measurements.empty()) {
+    // Written before the fit, so the measurements survive a fit that fails (`--refit` fits them again).
+    reports::check_output_file(measurements, force, "--measurements");
+    reports::OutputSet file;
+    file.add(measurements, calibrate::profile_to_text(profile));
+    file.commit();
+    std::cerr << "moesim: wrote " << measurements << "\n";
+  }
+  calibrate::Provenance prov = provenance_now(command_line);
+  prov.git_sha = reports::git_sha();
   const calibrate::Calibration c =
-      calibrate::calibrate(r.device, r.sweep, std::move(r.measurements), layers, o, prov);
+      calibrate::calibrate_profile(profile, calibrate::fit_options_for(spec), prov);
   reports::check_output_file(out, force, "--out");  // again: profiling took long
   write_calibration_file(c, out);
   return calibrate_check_cmd(out);
@@ -152,8 +203,8 @@ int calibrate_run_cmd(const std::string& out, const std::string& plan, const std
   (void)plan, (void)gpu, (void)command_line, (void)cat;
   throw CalibrationError(
       "moesim calibrate: expected a build with CUDA and CUPTI (nvcc found at configure time) to measure "
-      "kernels, "
-      "found a build without them; `moesim calibrate --check FILE` works in every build");
+      "kernels, found a build without them; `moesim calibrate --check FILE` and `--refit FILE` work in "
+      "every build");
 #endif
 }
 

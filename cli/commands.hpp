@@ -132,9 +132,16 @@ int calibrate_published_cmd(const std::string& dir, const std::string& out, cons
 /// GPU its device names) to GPU by datasheet ratios (calibrate::scale_calibration) and write it.
 int calibrate_scaled_cmd(const std::string& from_file, const std::string& out, const std::string& gpu,
                          bool force, const std::string& command_line, const Catalog& cat);
-/// `moesim calibrate --out FILE`: profile the kernels on this GPU, fit, write, then check (CUDA builds).
-int calibrate_run_cmd(const std::string& out, const std::string& plan, const std::string& gpu, bool force,
-                      const std::string& command_line, const Catalog& cat);
+/// `moesim calibrate --out FILE [--measurements RAW]`: profile the kernels on this GPU, write every
+/// measurement to RAW first when given, fit the profiler's variants, write, then check (CUDA builds).
+int calibrate_run_cmd(const std::string& out, const std::string& measurements, const std::string& plan,
+                      const std::string& gpu, bool force, const std::string& command_line,
+                      const Catalog& cat);
+/// `moesim calibrate --refit RAW [--fill-from CAL] --out FILE`: fit a recorded profile (any build),
+/// complete it with what CAL has and the profile lacks (calibrate::fill_from), write, then check.
+int calibrate_refit_cmd(const std::string& profile_file, const std::string& fill, const std::string& out,
+                        const std::string& gpu, bool force, const std::string& command_line,
+                        const Catalog& cat);
 
 /// Which engines `moesim accuracy` runs.
 enum class AccuracyEngine { kAnalytic, kDes, kBoth };

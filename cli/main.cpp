@@ -313,7 +313,8 @@ int main(int argc, char** argv) {
   topo->add_flag("--simulate", simulate,
                  "Also simulate one EP group's dispatch on SimGrid (flows share links)");
 
-  std::string cal_out, cal_check, cal_plan = "full", cal_gpu = "catalog:h100-sxm", cal_published, cal_scale;
+  std::string cal_out, cal_check, cal_plan = "full", cal_gpu = "catalog:h100-sxm", cal_published, cal_scale,
+                                  cal_measurements, cal_refit, cal_fill;
   auto* cal =
       app.add_subcommand("calibrate", "Measure the MoE kernels on this GPU and fit a calibration file");
   cal->add_option("--out", cal_out, "Calibration file to write (never overwritten without --force)");
@@ -328,7 +329,17 @@ int main(int argc, char** argv) {
                   "Carry this calibration (of a catalog GPU) to --gpu by datasheet ratios, for a GPU with "
                   "no kernel measurements")
       ->excludes("--from-published");
-  cal->add_flag("--force", force, "Overwrite --out if it exists");
+  cal->add_option("--measurements", cal_measurements,
+                  "Also write every measurement of the run to this profile file, before fitting");
+  cal->add_option("--refit", cal_refit,
+                  "Fit a profile file written by --measurements (no GPU needed) instead of measuring")
+      ->excludes("--from-published")
+      ->excludes("--scale-from");
+  cal->add_option(
+         "--fill-from", cal_fill,
+         "With --refit: take the families and GEMM precisions the profile lacks from this calibration")
+      ->needs("--refit");
+  cal->add_flag("--force", force, "Overwrite --out (and --measurements) if it exists");
 
   auto* imp = app.add_subcommand("import", "Import a model description");
   auto* hf = imp->add_subcommand("hf", "Turn a Hugging Face config.json into a catalog model entry");
@@ -475,7 +486,9 @@ int main(int argc, char** argv) {
         return moesim::cli::calibrate_published_cmd(cal_published, cal_out, cal_gpu, force, cmd, cat);
       if (!cal_scale.empty())
         return moesim::cli::calibrate_scaled_cmd(cal_scale, cal_out, cal_gpu, force, cmd, cat);
-      return moesim::cli::calibrate_run_cmd(cal_out, cal_plan, cal_gpu, force, cmd, cat);
+      if (!cal_refit.empty())
+        return moesim::cli::calibrate_refit_cmd(cal_refit, cal_fill, cal_out, cal_gpu, force, cmd, cat);
+      return moesim::cli::calibrate_run_cmd(cal_out, cal_measurements, cal_plan, cal_gpu, force, cmd, cat);
     }
     if (*topo) return moesim::cli::topology_cmd(file, dot_file, out_format, force, simulate, cat);
     if (*rpl)

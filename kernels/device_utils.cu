@@ -37,16 +37,19 @@ __host__ __device__ inline uint64_t splitmix64(uint64_t x) {
 }
 
 // Uniform in (0, 1): 24 random bits, never 0 (Gumbel takes log(−log u)).
+// In (0, 1): 23 random bits at the centres of 2^23 cells, every one exactly representable (24 bits
+// would round the top cell, 1 − 2^-25, up to 1).
 __device__ inline float unit(uint64_t seed, uint64_t i) {
-  const uint32_t bits = static_cast<uint32_t>(splitmix64(seed ^ splitmix64(i)) >> 40);
-  return (static_cast<float>(bits) + 0.5f) * (1.0f / 16777216.0f);
+  const uint32_t bits = static_cast<uint32_t>(splitmix64(seed ^ splitmix64(i)) >> 41);
+  return (static_cast<float>(bits) + 0.5f) * (1.0f / 8388608.0f);
 }
 
 template <typename T>
 __global__ void fill_uniform_kernel(T* p, size_t n, float lo, float hi, uint64_t seed) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const float v = lo + (hi - lo) * unit(seed, i);
+    float v = lo + (hi - lo) * unit(seed, i);
+    if (!(v < hi)) v = lo;  // lo + (hi − lo)·u can round up to hi; keep [lo, hi)
     if constexpr (sizeof(T) == 2)
       reinterpret_cast<__nv_bfloat16*>(p)[i] = __float2bfloat16_rn(v);
     else

@@ -39,14 +39,20 @@ class DeviceBuffer {
   size_t size() const { return n_; }
   size_t bytes() const { return n_ * sizeof(T); }
 
-  /// Synchronous copies; sizes must match (ConfigError otherwise).
+  /// Copies ordered against every stream, non-blocking ones included: the device is idle before a
+  /// download starts (so kernels still writing the buffer on any stream finish first) and after an
+  /// upload returns (a pageable upload may return before its DMA lands). Sizes must match (ConfigError).
   void upload(const std::vector<T>& v) {
     if (v.size() != n_) throw ConfigError("DeviceBuffer::upload: size mismatch");
-    if (n_ > 0) MOESIM_CUDA_CHECK(cudaMemcpy(p_, v.data(), bytes(), cudaMemcpyHostToDevice));
+    if (n_ == 0) return;
+    MOESIM_CUDA_CHECK(cudaMemcpy(p_, v.data(), bytes(), cudaMemcpyHostToDevice));
+    MOESIM_CUDA_CHECK(cudaDeviceSynchronize());
   }
   std::vector<T> download() const {
     std::vector<T> v(n_);
-    if (n_ > 0) MOESIM_CUDA_CHECK(cudaMemcpy(v.data(), p_, bytes(), cudaMemcpyDeviceToHost));
+    if (n_ == 0) return v;
+    MOESIM_CUDA_CHECK(cudaDeviceSynchronize());
+    MOESIM_CUDA_CHECK(cudaMemcpy(v.data(), p_, bytes(), cudaMemcpyDeviceToHost));
     return v;
   }
 

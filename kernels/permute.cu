@@ -55,9 +55,19 @@ __global__ void __launch_bounds__(kTile)
   const bool active = t < tokens;
   const int word = threadIdx.x >> 5;
   const unsigned bit = 1u << (threadIdx.x & 31);
+  // An assignment is routed only if its expert id is in [0, E) and no earlier slot of the token names the
+  // same expert: ids come from traces too, and a bad one must not index shared memory or give two
+  // assignments one row. Unrouted assignments get rank −1 and row_map −1 and count nowhere.
+  uint32_t routed = 0;  // bit k: slot k routed (K ≤ 32)
   if (active)
-    for (int k = 0; k < top_k; ++k)
-      atomicOr(&bits[topk_idx[static_cast<size_t>(t) * top_k + k] * kWords + word], bit);
+    for (int k = 0; k < top_k; ++k) {
+      const int e = topk_idx[static_cast<size_t>(t) * top_k + k];
+      bool ok = e >= 0 && e < experts;
+      for (int j = 0; ok && j < k; ++j) ok = topk_idx[static_cast<size_t>(t) * top_k + j] != e;
+      if (!ok) continue;
+      routed |= 1u << k;
+      atomicOr(&bits[e * kWords + word], bit);
+    }
   __syncthreads();
 
   for (int e = threadIdx.x; e < experts; e += blockDim.x) {
@@ -69,6 +79,10 @@ __global__ void __launch_bounds__(kTile)
   if (active)
     for (int k = 0; k < top_k; ++k) {
       const size_t a = static_cast<size_t>(t) * top_k + k;
+      if (!((routed >> k) & 1u)) {
+        rank_in_tile[a] = -1;
+        continue;
+      }
       const unsigned* b = &bits[topk_idx[a] * kWords];
       int r = __popc(b[word] & (bit - 1u));
       for (int w = 0; w < word; ++w) r += __popc(b[w]);
@@ -154,9 +168,10 @@ __global__ void __launch_bounds__(kScatterBlock) permute_scatter_kernel(ScatterP
   if (threadIdx.x < p.top_k) {
     const size_t a = static_cast<size_t>(t) * p.top_k + threadIdx.x;
     const int e = p.topk_idx[a];
-    const int rank = p.tile_base[static_cast<size_t>(t / kTile) * p.experts + e] + p.rank_in_tile[a];
+    const int in_tile = p.rank_in_tile[a];  // −1: not routed (bad or repeated expert id)
+    const int rank = in_tile < 0 ? 0 : p.tile_base[static_cast<size_t>(t / kTile) * p.experts + e] + in_tile;
     int64_t d = -1;
-    if (p.capacity == 0 || rank < p.capacity)
+    if (in_tile >= 0 && (p.capacity == 0 || rank < p.capacity))
       d = p.padded ? static_cast<int64_t>(e) * p.capacity + rank : static_cast<int64_t>(p.offsets[e]) + rank;
     p.row_map[a] = static_cast<int32_t>(d);
     dest[threadIdx.x] = d;

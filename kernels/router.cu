@@ -10,6 +10,7 @@
 #include <math_constants.h>
 
 #include <algorithm>
+#include <cfloat>
 #include <climits>
 
 #include "kernels/device.hpp"
@@ -132,7 +133,13 @@ __global__ void __launch_bounds__(kRouterBlock) router_kernel(RouterParams p) {
     }
     float sel[VPT];
 #pragma unroll
-    for (int j = 0; j < VPT; ++j) sel[j] = e0 + j < E ? s[j] + bias[j] : kNegInf;
+    for (int j = 0; j < VPT; ++j) {
+      sel[j] = e0 + j < E ? s[j] + bias[j] : kNegInf;
+      // A NaN score (NaN or infinite logits) ranks below every number but above a taken expert (−inf),
+      // so every argmax round names a distinct expert in [0, E): NaN compares false and would leave
+      // the winner's index at INT_MAX.
+      if (isnan(sel[j])) sel[j] = -FLT_MAX;
+    }
 
     // Group (node) limit: lane g holds group g's score, ranks it, and a ballot gives the kept groups.
     if (p.groups > 1) {

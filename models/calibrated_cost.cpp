@@ -130,7 +130,8 @@ double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n,
   if (!g) return roofline_.grouped_gemm(rows, n, k, p);
   const double bytes =
       g->s_per_byte > 0 ? calibrate::grouped_gemm_bytes(rows, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
-  return g->time(calibrate::grouped_gemm_tiles(rows, n, g->tile_m, g->tile_n), k, sms_, bytes);
+  return g->time(calibrate::grouped_gemm_tiles(rows, n, g->tile_m, g->tile_n), k, sms_, bytes,
+                 g->launches(rows));
 }
 
 double CalibratedCostModel::attention(const AttentionShape& s, bool backward) const {

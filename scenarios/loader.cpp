@@ -45,10 +45,11 @@ std::string gpu_calibration_path(const GpuSpec& gpu, const Catalog& catalog, con
   return catalog.path(CatalogKind::kCalibration, name, source, pointer);
 }
 
-std::string read_calibration_text(const std::string& path) {
+std::string read_calibration_text(const std::string& path, const char* what) {
   TextFile f = read_text_file(path);
   if (f.status != TextRead::kOk)
-    throw CalibrationError(located_message(path, "", "a readable calibration file", describe_failed_read(f)));
+    throw CalibrationError(
+        located_message(path, "", std::string("a readable ") + what, describe_failed_read(f)));
   return std::move(f.text);
 }
 

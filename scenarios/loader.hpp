@@ -37,7 +37,7 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
 
 /// The whole text of a calibration file (read when a scenario names one, and by calibrate::
 /// read_calibration); CalibrationError (exit 7) naming the file when it cannot be read.
-std::string read_calibration_text(const std::string& path);
+std::string read_calibration_text(const std::string& path, const char* what = "calibration file");
 /// The file of a GPU's default calibration (GpuSpec::calibration, "catalog:NAME"): the catalog's
 /// calibrations/NAME.json. ConfigError naming `source` and `pointer` if it is not a catalog reference or
 /// there is no such entry. Call only when gpu.calibration is not empty.

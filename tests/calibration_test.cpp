@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <numeric>
 #include <sstream>
 #include <vector>
 
@@ -722,6 +724,203 @@ TEST(Scenario, NamedCalibrationPricesTheRun) {
     FAIL() << "expected CalibrationError";
   } catch (const CalibrationError& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/cal.json"), std::string::npos) << e.what();
+  }
+}
+
+// ------------------------------------------------------------------------------- profiles (measured)
+
+// Measurements shaped as the profiler writes them (calibrate/profiler.cpp): every family in several
+// variants, points named, whole layers of each backend. Times come from known models, so the fit of
+// the profiler's variants must give those models back.
+GemmParams true_per_expert() {
+  GemmParams p = true_dense();
+  p.tile_n = 256;  // not the default tile: the fit must find it among its candidates
+  p.efficiency = 0.7;
+  p.wave_overhead_s = 1e-6;
+  p.launch_s = 4e-6;
+  p.s_per_byte = 1.0 / 4e12;
+  p.launch_per_group = true;
+  return p;
+}
+
+Profile profiler_shaped() {
+  Profile p;
+  p.device = device();
+  p.sweep.name = "test";
+  p.sweep.families = {KernelFamily::kDenseGemm, KernelFamily::kGroupedGemm, KernelFamily::kRouter,
+                      KernelFamily::kPermute,   KernelFamily::kSwiglu,      KernelFamily::kCombine,
+                      KernelFamily::kCopy};
+  const GemmParams g = true_per_expert();
+  const StreamParams stream{2e-6, 3e12, 0};
+  auto add = [&](Measurement m, const std::string& point) {
+    m.point = point;
+    p.measurements.push_back(std::move(m));
+    return p.measurements.size() - 1;
+  };
+  for (double bytes : {1e8, 1e9}) {
+    for (const char* v : {"cuda_memcpy", "ours"}) {
+      Measurement x = make(KernelFamily::kCopy, stream.time(bytes) * (v[0] == 'o' ? 1.1 : 1.0));
+      x.variant = v;
+      x.bytes = bytes;
+      add(x, "");
+    }
+  }
+  int i = 0;
+  for (const char* point : {"a", "b", "c", "d"}) {
+    const int experts = 8 << (2 * (i++ % 3));  // 8, 32, 128, 8
+    const double tokens = 4096.0 * i;
+    auto stream_m = [&](KernelFamily f, const char* variant, double bytes) {
+      Measurement x = make(f, stream.time(bytes));
+      x.variant = variant;
+      x.bytes = bytes;
+      return add(x, point);
+    };
+    const std::size_t router = stream_m(KernelFamily::kRouter, "ours_softmax", 4 * tokens * experts);
+    stream_m(KernelFamily::kRouter, "ours_sigmoid_grouped", 5 * tokens * experts);
+    const std::size_t permute = stream_m(KernelFamily::kPermute, "ours", 1e7 * i);
+    const std::size_t permute_padded = stream_m(KernelFamily::kPermute, "ours_padded", 2e7 * i);
+    const std::size_t swiglu = stream_m(KernelFamily::kSwiglu, "ours", 3e7 * i);
+    const std::size_t combine = stream_m(KernelFamily::kCombine, "ours", 4e7 * i);
+    std::vector<double> rows(experts);
+    for (int e = 0; e < experts; ++e)
+      rows[e] = e % 3 == 2 ? 0 : std::round(2 * tokens / experts * (1 + e % 2));
+    std::map<std::string, std::vector<std::size_t>> gemms;
+    for (auto [n, k] : {std::pair{2048.0 * i, 4096.0}, std::pair{4096.0, 1024.0 * i}}) {
+      for (const char* v : {"cublas_per_expert", "cublas_grouped", "cublas_strided_batched"}) {
+        GemmParams q = g;
+        if (v[7] != 'p') q.efficiency = 0.4, q.launch_per_group = false;  // other backends: other speeds
+        Measurement x =
+            make(KernelFamily::kGroupedGemm, q.time(grouped_gemm_tiles(rows, n, q.tile_m, q.tile_n), k, kSms,
+                                                    grouped_gemm_bytes(rows, n, k, 2), q.launches(rows)));
+        x.variant = v;
+        x.rows = rows;
+        x.n = n, x.k = k;
+        gemms[v].push_back(add(x, point));
+      }
+      const double m = std::accumulate(rows.begin(), rows.end(), 0.0);
+      Measurement d = make(KernelFamily::kDenseGemm, true_dense().time(gemm_tiles(m, n, 128, 128), k, kSms));
+      d.variant = "cublas";
+      d.m = m, d.n = n, d.k = k;
+      add(d, point);
+    }
+    for (const auto& [v, gi] : gemms) {
+      const bool padded = v == "cublas_strided_batched";
+      p.layers.push_back(LayerSpec{std::string(point) + " " + v,
+                                   {router, padded ? permute_padded : permute, gi[0], swiglu, gi[1], combine},
+                                   1e-3});
+    }
+  }
+  return p;
+}
+
+TEST(Profile, FileRoundTripIsIdentical) {
+  Profile p = profiler_shaped();
+  const std::string text = profile_to_text(p);
+  const Profile back = parse_profile(text, "round trip");
+  EXPECT_EQ(profile_to_text(back), text);
+  ASSERT_EQ(back.measurements.size(), p.measurements.size());
+  for (std::size_t i = 0; i < p.measurements.size(); ++i) {
+    expect_same(back.measurements[i], p.measurements[i]);
+    EXPECT_EQ(back.measurements[i].point, p.measurements[i].point);
+  }
+  ASSERT_EQ(back.layers.size(), p.layers.size());
+  EXPECT_EQ(back.layers[3].components, p.layers[3].components);
+  EXPECT_EQ(back.layers[3].name, p.layers[3].name);
+  EXPECT_EQ(back.device.name, p.device.name);
+}
+
+TEST(Profile, ProfilerVariantsFitTheKnownModels) {
+  Profile p = profiler_shaped();
+  mark_held_out_points(p.measurements, {"d"}, 5);
+  FitOptions o = options();
+  const Calibration c = calibrate_profile(p, o, {});
+  for (const auto& [f, v] : profiler_variants()) EXPECT_EQ(c.model(f)->variant, v) << to_string(f);
+  // The per-expert backend's model comes back: its tile among the candidates, a launch per non-empty
+  // expert, the byte term.
+  const GemmParams want = true_per_expert(), got = c.model(KernelFamily::kGroupedGemm)->gemm.at("bf16");
+  EXPECT_EQ(got.tile_m, want.tile_m);
+  EXPECT_EQ(got.tile_n, want.tile_n);
+  EXPECT_TRUE(got.launch_per_group);
+  EXPECT_NEAR(got.efficiency, want.efficiency, 1e-6);
+  EXPECT_NEAR(got.launch_s, want.launch_s, 1e-6 * want.launch_s);
+  EXPECT_NEAR(got.s_per_byte, want.s_per_byte, 1e-6 * want.s_per_byte);
+  EXPECT_NEAR(got.wave_overhead_s, want.wave_overhead_s, 1e-6 * want.wave_overhead_s);
+  // Held out: point d whole, nothing of a, b, c; d's per-expert GEMMs are predicted exactly.
+  for (const Measurement& m : c.measurements) EXPECT_EQ(m.held_out, m.point == "d") << m.point;
+  EXPECT_NEAR(c.held_out.families.at(KernelFamily::kGroupedGemm).max, 0.0, 1e-9);
+  EXPECT_EQ(c.held_out.families.at(KernelFamily::kGroupedGemm).count, 2);
+  // Layer checks: the per-expert layer of each point (softmax router, compact permute), not the others.
+  ASSERT_EQ(c.held_out.layers.size(), 4u);
+  for (const LayerCheck& l : c.held_out.layers)
+    EXPECT_NE(l.name.find("cublas_per_expert"), std::string::npos) << l.name;
+  // And the calibration file reads back.
+  EXPECT_EQ(to_text(parse_calibration(to_text(c), "fit")), to_text(c));
+}
+
+TEST(Profile, PerGroupLaunchesCountNonEmptyGroups) {
+  GemmParams p;
+  p.sm_count = 100;
+  p.peak_flops = 1e15;
+  p.efficiency = 0.5;
+  p.launch_s = 5e-6;
+  const std::vector<double> rows{300, 0, 128, 1};
+  EXPECT_EQ(p.launches(rows), 1.0);
+  p.launch_per_group = true;
+  EXPECT_EQ(p.launches(rows), 3.0);
+  // 10 tiles of 128×128 at n = 256: one wave, 2·128·128·2048 / 1e13 / 0.5 = 13.4217728 µs, 3 launches.
+  EXPECT_NEAR(p.time(grouped_gemm_tiles(rows, 256, 128, 128), 2048, 100, 0, p.launches(rows)),
+              13.4217728e-6 + 3 * 5e-6, 1e-15);
+  // The flag survives the file and is absent when off (older files read unchanged).
+  Calibration c = full_calibration();
+  c.models[KernelFamily::kGroupedGemm].gemm["bf16"].launch_per_group = true;
+  const std::string text = to_text(c);
+  EXPECT_NE(text.find("\"launch_per_group\": true"), std::string::npos);
+  EXPECT_TRUE(
+      parse_calibration(text, "t").model(KernelFamily::kGroupedGemm)->gemm.at("bf16").launch_per_group);
+  EXPECT_EQ(to_text(full_calibration()).find("launch_per_group"), std::string::npos);
+}
+
+TEST(Profile, HeldOutPointsAndEveryNth) {
+  std::vector<Measurement> ms;
+  for (const char* point : {"", "a", "b", "", "a", "", "b", ""}) {
+    ms.push_back(make(KernelFamily::kCopy, 1e-3));
+    ms.back().point = point;
+  }
+  mark_held_out_points(ms, {"b"}, 2);
+  // Pointless copies: the 2nd and 4th of them; points: b only.
+  const std::vector<bool> want{false, false, true, true, false, false, true, true};
+  for (std::size_t i = 0; i < ms.size(); ++i) EXPECT_EQ(ms[i].held_out, want[i]) << i;
+  mark_held_out_points(ms, {}, 3);  // no points named: every 3rd of the family
+  for (std::size_t i = 0; i < ms.size(); ++i) EXPECT_EQ(ms[i].held_out, i % 3 == 2) << i;
+}
+
+TEST(Profile, FillFromTakesMissingFamiliesAndPrecisions) {
+  Profile p = profiler_shaped();
+  const Calibration measured = calibrate_profile(p, options(), {});
+  Calibration other = full_calibration();  // dense, grouped (bf16), copy, attention: see full_calibration
+  other.models[KernelFamily::kDenseGemm].gemm["fp8"] = true_dense();
+  other.models[KernelFamily::kDenseGemm].gemm["fp8"].fitted_on = 10;
+  other.source = "/x/other.json";
+  ASSERT_EQ(measured.model(KernelFamily::kAttention), nullptr);
+  const Calibration c = fill_from(measured, other);
+  ASSERT_NE(c.model(KernelFamily::kAttention), nullptr);
+  EXPECT_EQ(c.model(KernelFamily::kAttention)->stream.rate,
+            other.model(KernelFamily::kAttention)->stream.rate);
+  EXPECT_EQ(c.model(KernelFamily::kDenseGemm)->gemm.count("fp8"), 1u);
+  // What was measured stays as measured.
+  EXPECT_EQ(c.model(KernelFamily::kDenseGemm)->gemm.at("bf16").efficiency,
+            measured.model(KernelFamily::kDenseGemm)->gemm.at("bf16").efficiency);
+  EXPECT_EQ(c.model(KernelFamily::kCopy)->variant, "cuda_memcpy");
+  EXPECT_NE(c.sweep.note.find("from other.json: dense_gemm fp8, attention"), std::string::npos)
+      << c.sweep.note;
+  EXPECT_EQ(to_text(parse_calibration(to_text(c), "filled")), to_text(c));
+  other.device.sm_count = 148;
+  try {
+    (void)fill_from(measured, other);
+    FAIL() << "expected CalibrationError";
+  } catch (const CalibrationError& e) {
+    EXPECT_NE(std::string(e.what()).find("/x/other.json: /device/sm_count: expected 132"), std::string::npos)
+        << e.what();
   }
 }
 

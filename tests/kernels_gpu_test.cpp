@@ -8,7 +8,8 @@
 //   - the whole layer: |d| ≤ 2^-5·|ref| + 2^-7·max|ref| (four bf16 roundings chained).
 // Without a device every test skips with "no CUDA device: GPU test skipped" (ctest label gpu).
 // With MOESIM_WITH_PROFILER, a profiler smoke sweep runs too; MOESIM_PROFILE=full runs the default
-// sweep instead and MOESIM_PROFILE_OUT=FILE.csv writes its measurements (see docs/kernels.md).
+// sweep instead, MOESIM_PROFILE_OUT=FILE.csv writes its measurements and MOESIM_PROFILE_JSON=FILE the
+// profile file that `moesim calibrate --refit` fits (see docs/kernels.md).
 
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
@@ -127,6 +128,7 @@ struct RouterCase {
   ScoreFunction score;
   int groups, topk_groups, group_top;
   bool bias;
+  bool normalize = true;
 };
 
 class GpuRouter : public Gpu, public ::testing::WithParamInterface<RouterCase> {};
@@ -141,6 +143,7 @@ TEST_P(GpuRouter, MatchesReference) {
   c.groups = p.groups;
   c.topk_groups = p.topk_groups;
   c.group_score_top = p.group_top;
+  c.normalize = p.normalize;
   c.scale = p.score == ScoreFunction::kSigmoid ? 2.5f : 1.0f;
   const size_t TK = static_cast<size_t>(c.tokens) * c.top_k;
   const auto logits = normal_floats(static_cast<size_t>(c.tokens) * c.experts, 2.0f, 100 + p.experts);
@@ -197,22 +200,91 @@ TEST_P(GpuRouter, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, GpuRouter,
     ::testing::Values(
-        RouterCase{1001, 8, 2, ScoreFunction::kSoftmax, 1, 1, 2, false},     // Mixtral, 2-lane teams
-        RouterCase{777, 8, 2, ScoreFunction::kSigmoid, 4, 2, 2, true},       // widened team
-        RouterCase{513, 30, 4, ScoreFunction::kSoftmax, 1, 1, 2, false},     // scalar loads
-        RouterCase{4096, 64, 6, ScoreFunction::kSoftmax, 1, 1, 2, true},     // OLMoE-like
-        RouterCase{2048, 128, 8, ScoreFunction::kSoftmax, 8, 4, 2, false},   // fast group path
-        RouterCase{1500, 160, 6, ScoreFunction::kSoftmax, 8, 3, 1, false},   // generic group path
-        RouterCase{8192, 256, 8, ScoreFunction::kSigmoid, 8, 4, 2, true},    // DeepSeek-V3
-        RouterCase{1000, 384, 8, ScoreFunction::kSoftmax, 1, 1, 2, false},   // 16 per lane
-        RouterCase{600, 1000, 4, ScoreFunction::kSigmoid, 10, 5, 2, true}),  // 32 per lane
+        RouterCase{1001, 8, 2, ScoreFunction::kSoftmax, 1, 1, 2, false},           // Mixtral, 2-lane teams
+        RouterCase{777, 8, 2, ScoreFunction::kSigmoid, 4, 2, 2, true},             // widened team
+        RouterCase{513, 30, 4, ScoreFunction::kSoftmax, 1, 1, 2, false},           // scalar loads
+        RouterCase{4096, 64, 6, ScoreFunction::kSoftmax, 1, 1, 2, true},           // OLMoE-like
+        RouterCase{2048, 128, 8, ScoreFunction::kSoftmax, 8, 4, 2, false},         // fast group path
+        RouterCase{1500, 160, 6, ScoreFunction::kSoftmax, 8, 3, 1, false},         // generic group path
+        RouterCase{8192, 256, 8, ScoreFunction::kSigmoid, 8, 4, 2, true},          // DeepSeek-V3
+        RouterCase{1000, 384, 8, ScoreFunction::kSoftmax, 1, 1, 2, false},         // 16 per lane
+        RouterCase{600, 1000, 4, ScoreFunction::kSigmoid, 10, 5, 2, true},         // 32 per lane
+        RouterCase{512, 8, 8, ScoreFunction::kSoftmax, 1, 1, 2, false},            // top-k slots > lanes
+        RouterCase{300, 64, 32, ScoreFunction::kSoftmax, 1, 1, 2, false},          // K = 32 (the limit)
+        RouterCase{100, 1, 1, ScoreFunction::kSoftmax, 1, 1, 2, false},            // one expert
+        RouterCase{1024, 256, 8, ScoreFunction::kSigmoid, 32, 8, 2, true},         // 32 groups
+        RouterCase{2048, 256, 8, ScoreFunction::kSigmoid, 8, 4, 2, true, false}),  // unnormalised
     [](const ::testing::TestParamInfo<RouterCase>& i) {
       const RouterCase& p = i.param;
       return "T" + std::to_string(p.tokens) + "_E" + std::to_string(p.experts) + "_K" +
              std::to_string(p.top_k) + (p.score == ScoreFunction::kSoftmax ? "_softmax" : "_sigmoid") +
              (p.groups > 1 ? "_G" + std::to_string(p.topk_groups) + "of" + std::to_string(p.groups) : "") +
-             (p.bias ? "_bias" : "");
+             (p.bias ? "_bias" : "") + (p.normalize ? "" : "_raw");
     });
+
+// Logits that start 4 bytes past a 16-byte boundary take the scalar loads and route as the reference.
+TEST_F(Gpu, RouterReadsUnalignedLogits) {
+  RouterConfig c;
+  c.tokens = 999;
+  c.experts = 64;
+  c.top_k = 6;
+  const size_t n = static_cast<size_t>(c.tokens) * c.experts;
+  const auto logits = normal_floats(n, 2.0f, 301);
+  const auto ref = router_ref(c, logits);
+  std::vector<float> shifted(n + 1, 0.0f);
+  std::copy(logits.begin(), logits.end(), shifted.begin() + 1);
+  auto d = uploaded(shifted);
+  auto idx = poisoned<int32_t>(static_cast<size_t>(c.tokens) * c.top_k);
+  auto w = poisoned<float>(idx.size());
+  auto counts = poisoned<int32_t>(c.experts);
+  launch_router(c, RouterArgs{d.get() + 1, nullptr, idx.get(), w.get(), counts.get()}, nullptr);
+  sync();
+  const auto g = idx.download();
+  int differ = 0;
+  for (size_t i = 0; i < g.size(); ++i) differ += g[i] != ref.topk_idx[i];
+  EXPECT_LE(differ, 2 * c.top_k) << "indices differ from the reference";
+  const auto hc = counts.download();
+  EXPECT_EQ(std::accumulate(hc.begin(), hc.end(), int64_t{0}), static_cast<int64_t>(g.size()));
+}
+
+// NaN and infinite logits never index outside [0, E): every slot names a distinct expert, the histogram
+// sums to T·K (a NaN once left the argmax at INT_MAX and the histogram write out of bounds).
+TEST_F(Gpu, RouterSurvivesNanAndInfiniteLogits) {
+  for (ScoreFunction score : {ScoreFunction::kSoftmax, ScoreFunction::kSigmoid}) {
+    RouterConfig c;
+    c.tokens = 300;
+    c.experts = 256;
+    c.top_k = 8;
+    c.score = score;
+    if (score == ScoreFunction::kSigmoid) c.node_limited(8, 4);
+    auto logits = normal_floats(static_cast<size_t>(c.tokens) * c.experts, 2.0f, 302);
+    for (int t = 0; t < c.tokens; ++t)
+      for (int e = 0; e < c.experts; ++e) {
+        float& v = logits[static_cast<size_t>(t) * c.experts + e];
+        if (t % 3 == 0) v = std::nanf("");  // the whole row NaN
+        if (t % 3 == 1 && e % 17 == 0) v = (e % 2) ? INFINITY : std::nanf("");
+      }
+    auto d = uploaded(logits);
+    auto idx = poisoned<int32_t>(static_cast<size_t>(c.tokens) * c.top_k);
+    auto w = poisoned<float>(idx.size());
+    auto counts = poisoned<int32_t>(c.experts);
+    launch_router(c, RouterArgs{d.get(), nullptr, idx.get(), w.get(), counts.get()}, nullptr);
+    sync();
+    const auto g = idx.download();
+    for (int t = 0; t < c.tokens; ++t) {
+      std::set<int32_t> seen;
+      for (int k = 0; k < c.top_k; ++k) {
+        const int32_t e = g[static_cast<size_t>(t) * c.top_k + k];
+        ASSERT_GE(e, 0) << "token " << t;
+        ASSERT_LT(e, c.experts) << "token " << t;
+        seen.insert(e);
+      }
+      EXPECT_EQ(seen.size(), static_cast<size_t>(c.top_k)) << "token " << t << " names an expert twice";
+    }
+    const auto hc = counts.download();
+    EXPECT_EQ(std::accumulate(hc.begin(), hc.end(), int64_t{0}), static_cast<int64_t>(g.size()));
+  }
+}
 
 TEST_F(Gpu, RouterWithNoTokensZeroesTheHistogram) {
   RouterConfig c;
@@ -295,7 +367,12 @@ INSTANTIATE_TEST_SUITE_P(
                       PermuteCase{1500, 64, 6, 512, 160, RowLayout::kPadded},   // padded [E, C, H]
                       PermuteCase{700, 16, 2, 20, 0, RowLayout::kCompact},      // H % 8 ≠ 0: scalar path
                       PermuteCase{1, 8, 2, 64, 0, RowLayout::kCompact},         // one token
-                      PermuteCase{3000, 1000, 8, 16, 0, RowLayout::kCompact}),  // 1000 experts in the scan
+                      PermuteCase{3000, 1000, 8, 16, 0, RowLayout::kCompact},   // 1000 experts in the scan
+                      PermuteCase{600, 32, 4, 7168, 0, RowLayout::kCompact},    // H > 4096 (DeepSeek-V3)
+                      PermuteCase{256, 16, 2, 64, 0, RowLayout::kCompact},      // exactly one tile
+                      PermuteCase{257, 16, 2, 64, 0, RowLayout::kCompact},      // one token into tile 2
+                      PermuteCase{512, 16, 2, 64, 40, RowLayout::kCompact},     // two full tiles, drops
+                      PermuteCase{511, 16, 2, 64, 70, RowLayout::kPadded}),     // 512-token tile edge
     [](const ::testing::TestParamInfo<PermuteCase>& i) {
       const PermuteCase& p = i.param;
       return "T" + std::to_string(p.tokens) + "_E" + std::to_string(p.experts) + "_K" +
@@ -303,7 +380,60 @@ INSTANTIATE_TEST_SUITE_P(
              (p.layout == RowLayout::kPadded ? "_padded" : "_compact");
     });
 
+// Expert ids out of [0, E) or repeated within a token are not routed (row_map −1, counted nowhere); the
+// others are permuted exactly as the reference permutes the same routing with those slots removed.
+TEST_F(Gpu, PermuteSkipsBadAndRepeatedExpertIds) {
+  const PermuteConfig c{700, 16, 4, 64, 0, RowLayout::kCompact};
+  auto idx = skewed_routes(c.tokens, c.experts, c.top_k, 303);
+  std::vector<bool> bad(idx.size(), false);
+  for (int t = 0; t < c.tokens; t += 7) {
+    const size_t a = static_cast<size_t>(t) * c.top_k;
+    idx[a + 1] = (t % 2) ? -3 : c.experts + t;  // out of range
+    idx[a + 3] = idx[a];                        // repeated
+    bad[a + 1] = bad[a + 3] = true;
+  }
+  const auto x = normal_bf16(static_cast<size_t>(c.tokens) * c.hidden, 1.0f, 304);
+  auto d_idx = uploaded(idx);
+  auto d_x = uploaded(x);
+  auto rows = poisoned<Bf16>(static_cast<size_t>(permuted_rows_bound(c)) * c.hidden);
+  auto row_map = poisoned<int32_t>(idx.size());
+  auto kept = poisoned<int32_t>(c.experts);
+  auto offsets = poisoned<int32_t>(c.experts + 1);
+  auto dropped = poisoned<int32_t>(1);
+  DeviceBuffer<char> scratch(permute_scratch_bytes(c));
+  launch_permute(c,
+                 PermuteArgs{d_idx.get(), d_x.get(), rows.get(), row_map.get(), kept.get(), offsets.get(),
+                             dropped.get(), scratch.get()},
+                 nullptr);
+  sync();
+  const auto g_map = row_map.download();
+  const auto g_kept = kept.download();
+  // Expected: per expert, the good assignments in token order.
+  std::vector<int32_t> want_kept(c.experts, 0);
+  for (size_t a = 0; a < idx.size(); ++a)
+    if (!bad[a]) ++want_kept[idx[a]];
+  EXPECT_EQ(g_kept, want_kept);
+  EXPECT_EQ(dropped.download(), std::vector<int32_t>{0});
+  std::vector<int32_t> next(c.experts + 1, 0);
+  for (int e = 0; e < c.experts; ++e) next[e + 1] = next[e] + want_kept[e];
+  for (size_t a = 0; a < idx.size(); ++a) {
+    if (bad[a]) {
+      EXPECT_EQ(g_map[a], -1) << "assignment " << a;
+      continue;
+    }
+    EXPECT_EQ(g_map[a], next[idx[a]]++) << "assignment " << a;
+  }
+}
+
 // ---------------------------------------------------------------- SwiGLU and combine
+
+TEST_F(Gpu, SwigluWithNoRowsWritesNothing) {
+  auto a = poisoned<Bf16>(16);
+  DeviceBuffer<Bf16> h(32);
+  launch_swiglu(0, 8, h.get(), a.get(), nullptr);
+  sync();
+  for (Bf16 v : a.download()) EXPECT_TRUE(std::isnan(to_float(v)));
+}
 
 class GpuSwiglu : public Gpu, public ::testing::WithParamInterface<int> {};
 
@@ -347,24 +477,47 @@ TEST_P(GpuCombine, BitExact) {
   expect_close(out.download(), ref, 0.0, 0.0, "combine H=" + std::to_string(hidden));
 }
 
-INSTANTIATE_TEST_SUITE_P(Hidden, GpuCombine, ::testing::Values(1024, 20));  // 20: scalar path
+INSTANTIATE_TEST_SUITE_P(Hidden, GpuCombine, ::testing::Values(1024, 20, 7168));  // 20: scalar path
+
+// A token whose every assignment was dropped combines to zero.
+TEST_F(Gpu, CombineOfAllDroppedTokensIsZero) {
+  const CombineConfig c{50, 4, 256};
+  const std::vector<int32_t> map(static_cast<size_t>(c.tokens) * c.top_k, -1);
+  const std::vector<float> w(map.size(), 0.25f);
+  const auto y = normal_bf16(16 * 256, 1.0f, 305);
+  auto d_y = uploaded(y);
+  auto d_map = uploaded(map);
+  auto d_w = uploaded(w);
+  auto out = poisoned<Bf16>(static_cast<size_t>(c.tokens) * c.hidden);
+  launch_combine(c, CombineArgs{d_y.get(), d_map.get(), d_w.get(), out.get()}, nullptr);
+  sync();
+  for (Bf16 v : out.download()) ASSERT_EQ(to_float(v), 0.0f);
+}
 
 // ---------------------------------------------------------------- expert GEMMs
 
 struct GemmCase {
   GemmBackend backend;
   RowLayout layout;
+  int experts = 8, n = 96, k = 136;  // 8 experts: the fixed skewed rows below; more: seeded rows
 };
 
 class GpuExpertGemm : public Gpu, public ::testing::WithParamInterface<GemmCase> {};
 
 TEST_P(GpuExpertGemm, MatchesReference) {
   const GemmCase p = GetParam();
-  const int n = 96, k = 136;
+  const int n = p.n, k = p.k;
   ExpertRows er;
   er.layout = p.layout;
   er.capacity = 100;
   er.rows = {0, 1, 37, 64, 5, 0, 100, 17};  // skewed, with empty experts
+  if (p.experts != 8) {
+    std::mt19937 rng(60);
+    std::uniform_int_distribution<int> d(0, 40);
+    er.rows.assign(p.experts, 0);
+    for (int e = 0; e < p.experts; ++e) er.rows[e] = e % 5 == 0 ? 0 : d(rng);  // every fifth empty
+    er.capacity = *std::max_element(er.rows.begin(), er.rows.end());
+  }
   const int E = static_cast<int>(er.rows.size());
   const int64_t R = er.total_rows();
   const auto x = normal_bf16(static_cast<size_t>(R) * k, 1.0f, 61);
@@ -397,16 +550,26 @@ TEST_P(GpuExpertGemm, MatchesReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, GpuExpertGemm,
-                         ::testing::Values(GemmCase{GemmBackend::kCublasStridedBatched, RowLayout::kPadded},
-                                           GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kCompact},
-                                           GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kPadded},
-                                           GemmCase{GemmBackend::kCublasGrouped, RowLayout::kCompact},
-                                           GemmCase{GemmBackend::kCublasGrouped, RowLayout::kPadded}),
-                         [](const ::testing::TestParamInfo<GemmCase>& i) {
-                           return to_string(i.param.backend) +
-                                  (i.param.layout == RowLayout::kPadded ? "_padded" : "_compact");
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Backends, GpuExpertGemm,
+    ::testing::Values(GemmCase{GemmBackend::kCublasStridedBatched, RowLayout::kPadded},
+                      GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kCompact},
+                      GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kPadded},
+                      GemmCase{GemmBackend::kCublasGrouped, RowLayout::kCompact},
+                      GemmCase{GemmBackend::kCublasGrouped, RowLayout::kPadded},
+                      // DeepSeek-V3's 256 experts; n and k not multiples of 8
+                      GemmCase{GemmBackend::kCublasGrouped, RowLayout::kCompact, 256, 96, 136},
+                      GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kCompact, 256, 96, 136},
+                      GemmCase{GemmBackend::kCublasStridedBatched, RowLayout::kPadded, 256, 96, 136},
+                      GemmCase{GemmBackend::kCublasGrouped, RowLayout::kCompact, 8, 100, 136},
+                      GemmCase{GemmBackend::kCublasGrouped, RowLayout::kCompact, 8, 96, 130},
+                      GemmCase{GemmBackend::kCublasPerExpert, RowLayout::kCompact, 8, 100, 130},
+                      GemmCase{GemmBackend::kCublasStridedBatched, RowLayout::kPadded, 8, 100, 130}),
+    [](const ::testing::TestParamInfo<GemmCase>& i) {
+      return to_string(i.param.backend) + (i.param.layout == RowLayout::kPadded ? "_padded" : "_compact") +
+             "_E" + std::to_string(i.param.experts) + "_n" + std::to_string(i.param.n) + "_k" +
+             std::to_string(i.param.k);
+    });
 
 TEST_F(Gpu, ExpertGemmRejectsTheHookAndWrongLayouts) {
   ExpertGemm gemm;
@@ -431,6 +594,8 @@ struct LayerCase {
   GemmBackend backend;
   int capacity;
   ScoreFunction score;
+  int tokens = 333, experts = 16, top_k = 4, hidden = 128, ffn = 64, groups = 4, topk_groups = 2;
+  const char* name = "";
 };
 
 class GpuMoeLayer : public Gpu, public ::testing::WithParamInterface<LayerCase> {};
@@ -438,17 +603,17 @@ class GpuMoeLayer : public Gpu, public ::testing::WithParamInterface<LayerCase> 
 TEST_P(GpuMoeLayer, MatchesReference) {
   const LayerCase p = GetParam();
   MoeLayerConfig c;
-  c.router.tokens = 333;
-  c.router.experts = 16;
-  c.router.top_k = 4;
+  c.router.tokens = p.tokens;
+  c.router.experts = p.experts;
+  c.router.top_k = p.top_k;
   c.router.score = p.score;
   if (p.score == ScoreFunction::kSigmoid) {
-    c.router.groups = 4;
-    c.router.topk_groups = 2;
+    c.router.groups = p.groups;
+    c.router.topk_groups = p.topk_groups;
     c.router.scale = 2.5f;
   }
-  c.hidden = 128;
-  c.ffn = 64;
+  c.hidden = p.hidden;
+  c.ffn = p.ffn;
   c.capacity = p.capacity;
   c.backend = p.backend;
   const int T = c.router.tokens, E = c.router.experts, H = c.hidden, F = c.ffn;
@@ -488,6 +653,10 @@ TEST_P(GpuMoeLayer, MatchesReference) {
   }
   if (c.capacity > 0) {
     EXPECT_GT(ref.permute.dropped, 0) << "the case should drop";
+  } else {
+    const auto kept = download(b.kept_counts, E);
+    EXPECT_EQ(std::accumulate(kept.begin(), kept.end(), int64_t{0}), int64_t{T} * c.router.top_k)
+        << "dropless rows must sum to T·K";
   }
   expect_close(out.download(), ref.out, 1.0 / 32, max_abs(ref.out) / 128,
                "layer out (" + to_string(c.backend) + ")");
@@ -500,10 +669,16 @@ INSTANTIATE_TEST_SUITE_P(
                       LayerCase{GemmBackend::kCublasPerExpert, 0, ScoreFunction::kSoftmax},
                       LayerCase{GemmBackend::kCublasPerExpert, 70, ScoreFunction::kSigmoid},
                       LayerCase{GemmBackend::kCublasGrouped, 0, ScoreFunction::kSigmoid},
-                      LayerCase{GemmBackend::kCublasGrouped, 70, ScoreFunction::kSoftmax}),
+                      LayerCase{GemmBackend::kCublasGrouped, 70, ScoreFunction::kSoftmax},
+                      // DeepSeek-V3-like: 256 experts, top-8, 8 groups (nodes) with 4 per token, H=7168
+                      // (F kept small so the CPU reference stays quick); a training batch and a decode one
+                      LayerCase{GemmBackend::kCublasGrouped, 0, ScoreFunction::kSigmoid, 64, 256, 8, 7168, 32,
+                                8, 4, "_deepseek"},
+                      LayerCase{GemmBackend::kCublasPerExpert, 0, ScoreFunction::kSigmoid, 4, 256, 8, 7168,
+                                32, 8, 4, "_deepseek_decode"}),
     [](const ::testing::TestParamInfo<LayerCase>& i) {
       return to_string(i.param.backend) + "_cap" + std::to_string(i.param.capacity) +
-             (i.param.score == ScoreFunction::kSoftmax ? "_softmax" : "_sigmoid_grouped");
+             (i.param.score == ScoreFunction::kSoftmax ? "_softmax" : "_sigmoid_grouped") + i.param.name;
     });
 
 // ---------------------------------------------------------------- helpers
@@ -549,6 +724,10 @@ TEST_F(Gpu, ProfilerSweep) {
   const calibrate::ProfileResult r = calibrate::run_profile(plan, &std::cout);
   calibrate::print_table(std::cout, r);
   if (const char* out = std::getenv("MOESIM_PROFILE_OUT")) write_csv(out, r);
+  if (const char* out = std::getenv("MOESIM_PROFILE_JSON")) {  // a profile file for `calibrate --refit`
+    std::ofstream f(out);
+    f << calibrate::profile_to_text(calibrate::to_profile(r));
+  }
 
   EXPECT_FALSE(r.device.name.empty());
   EXPECT_GT(r.device.sm_count, 0);
@@ -596,10 +775,26 @@ TEST_F(Gpu, ProfilerSweep) {
     for (size_t i = 0; i < order.size(); ++i)
       EXPECT_EQ(r.measurements.at(l.spec.components[i]).family, order[i]);
   }
+  const calibrate::Profile profile = calibrate::to_profile(r);
   const auto per_expert =
-      calibrate::layers_for(r, {{calibrate::KernelFamily::kGroupedGemm, "cublas_per_expert"},
-                                {calibrate::KernelFamily::kPermute, "ours"}});
+      calibrate::layers_with_variants(profile.measurements, profile.layers,
+                                      {{calibrate::KernelFamily::kGroupedGemm, "cublas_per_expert"},
+                                       {calibrate::KernelFamily::kPermute, "ours"}});
   EXPECT_EQ(per_expert.size(), plan.points.size());
+
+  // What `moesim calibrate` does next: the profile survives its file, and the profiler's variants fit.
+  const calibrate::Profile back = calibrate::parse_profile(calibrate::profile_to_text(profile), "round trip");
+  ASSERT_EQ(back.measurements.size(), profile.measurements.size());
+  EXPECT_EQ(calibrate::profile_to_text(back), calibrate::profile_to_text(profile));
+  calibrate::FitOptions o;
+  o.peak_flops["bf16"] = 989.4e12;  // any positive reference peak: efficiencies are fractions of it
+  const calibrate::Calibration c = calibrate::calibrate_profile(profile, o, {});
+  EXPECT_EQ(c.model(calibrate::KernelFamily::kGroupedGemm)->variant, "cublas_per_expert");
+  const auto softmax_points = std::count_if(plan.points.begin(), plan.points.end(),
+                                            [](const calibrate::ProfilePoint& pt) { return pt.groups == 1; });
+  EXPECT_EQ(c.model(calibrate::KernelFamily::kRouter)->variant, "ours_softmax");
+  // One per-expert layer per softmax point: the grouped points' router is another variant.
+  EXPECT_EQ(c.held_out.layers.size(), static_cast<size_t>(softmax_points));
 }
 #endif
 
