@@ -35,14 +35,17 @@ const char* to_string(KernelFamily f) {
       return "copy";
     case KernelFamily::kAttention:
       return "attention";
+    case KernelFamily::kAttentionBackward:
+      return "attention_backward";
   }
   return "unknown";
 }
 
 const std::vector<KernelFamily>& all_families() {
   static const std::vector<KernelFamily> kAll{
-      KernelFamily::kDenseGemm, KernelFamily::kGroupedGemm, KernelFamily::kRouter, KernelFamily::kPermute,
-      KernelFamily::kSwiglu,    KernelFamily::kCombine,     KernelFamily::kCopy,   KernelFamily::kAttention};
+      KernelFamily::kDenseGemm, KernelFamily::kGroupedGemm, KernelFamily::kRouter,
+      KernelFamily::kPermute,   KernelFamily::kSwiglu,      KernelFamily::kCombine,
+      KernelFamily::kCopy,      KernelFamily::kAttention,   KernelFamily::kAttentionBackward};
   return kAll;
 }
 
@@ -56,13 +59,17 @@ bool is_gemm_family(KernelFamily f) {
   return f == KernelFamily::kDenseGemm || f == KernelFamily::kGroupedGemm;
 }
 
+bool is_attention_family(KernelFamily f) {
+  return f == KernelFamily::kAttention || f == KernelFamily::kAttentionBackward;
+}
+
 bool is_memory_bound_family(KernelFamily f) {
-  return !is_gemm_family(f) && f != KernelFamily::kAttention;
+  return !is_gemm_family(f) && !is_attention_family(f);
 }
 
 const char* model_form(KernelFamily f) {
   if (is_gemm_family(f)) return "tile_waves";
-  if (f == KernelFamily::kAttention) return "fixed_plus_flops_over_rate";
+  if (is_attention_family(f)) return "fixed_plus_flops_over_rate";
   return "fixed_plus_bytes_over_bandwidth";
 }
 
@@ -104,6 +111,18 @@ double GemmParams::time(double tiles, double k, int sms, double bytes, double la
   return waves * (tile_time(k) + wave_overhead_s) + bytes * s_per_byte + launch_s * launches;
 }
 
+double GemmParams::grouped_tiles(std::span<const double> rows, double n) const {
+  if (!padded_groups || rows.empty()) return grouped_gemm_tiles(rows, n, tile_m, tile_n);
+  const double widest = *std::max_element(rows.begin(), rows.end());
+  return static_cast<double>(rows.size()) * gemm_tiles(widest, n, tile_m, tile_n);
+}
+
+double GemmParams::grouped_bytes(std::span<const double> rows, double n, double k, double elem) const {
+  if (!padded_groups || rows.empty()) return grouped_gemm_bytes(rows, n, k, elem);
+  const double widest = *std::max_element(rows.begin(), rows.end());
+  return static_cast<double>(rows.size()) * gemm_bytes(widest, n, k, elem);
+}
+
 double GemmParams::launches(std::span<const double> rows) const {
   if (!launch_per_group) return 1.0;
   return static_cast<double>(std::count_if(rows.begin(), rows.end(), [](double r) { return r > 0; }));
@@ -119,7 +138,10 @@ double StreamParams::attention_time(double flops, double scores, double query_ro
 }
 
 double attention_scores(const Measurement& m) {
-  return m.k > 0 ? m.flops / (2.0 * m.k) : 0.0;
+  if (!(m.k > 0)) return 0.0;
+  // A backward measurement's FLOPs are 2.5 × its forward's (FlashAttention-2 §3.1).
+  const double forward = m.family == KernelFamily::kAttentionBackward ? m.flops / 2.5 : m.flops;
+  return forward / (2.0 * m.k);
 }
 
 bool FamilyModel::covers(const Measurement& m) const {
@@ -136,10 +158,10 @@ double FamilyModel::predict(const Measurement& m) const {
   }
   if (family == KernelFamily::kGroupedGemm) {
     const GemmParams& p = gemm.at(m.precision);
-    return p.time(grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n), m.k, p.sm_count,
-                  grouped_gemm_bytes(m.rows, m.n, m.k, elem), p.launches(m.rows));
+    return p.time(p.grouped_tiles(m.rows, m.n), m.k, p.sm_count, p.grouped_bytes(m.rows, m.n, m.k, elem),
+                  p.launches(m.rows));
   }
-  if (family == KernelFamily::kAttention) return stream.attention_time(m.flops, attention_scores(m), m.m);
+  if (is_attention_family(family)) return stream.attention_time(m.flops, attention_scores(m), m.m);
   return stream.time(m.bytes);
 }
 
@@ -298,7 +320,7 @@ Measurement read_measurement(const Json& j, const std::string& src, const std::s
     }
     if (!(m.n > 0)) r.fail("n", "a positive GEMM dimension for a " + fam + " measurement", found("n"));
     if (!(m.k > 0)) r.fail("k", "a positive GEMM dimension for a " + fam + " measurement", found("k"));
-  } else if (m.family == KernelFamily::kAttention) {
+  } else if (is_attention_family(m.family)) {
     if (!(m.flops > 0)) r.fail("flops", "the positive FLOPs of an attention measurement", found("flops"));
     // The shape terms need both the query rows (m) and the head dims (k), or neither.
     if ((m.m > 0) != (m.k > 0))
@@ -325,6 +347,7 @@ GemmParams read_gemm_params(const Json& j, const std::string& src, const std::st
     p.s_per_byte = bounded(r, "s_per_byte", 0, 1e-6, false, "a time per byte in seconds");
   p.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
   p.launch_per_group = r.get_bool("launch_per_group", false);
+  p.padded_groups = r.get_bool("padded_groups", false);
   r.finish();
   return p;
 }
@@ -350,12 +373,11 @@ FamilyModel read_model(KernelFamily f, const Json& j, const std::string& src, co
       m.gemm[it.key()] = read_gemm_params(it.value(), src, p_ptr);
     }
   } else {
-    const std::string rate_key = f == KernelFamily::kAttention ? "rate_flops_per_s" : "bandwidth_bytes_per_s";
+    const std::string rate_key = is_attention_family(f) ? "rate_flops_per_s" : "bandwidth_bytes_per_s";
     m.stream.fixed_s = bounded(r, "fixed_s", 0, 1, false, "a time per launch in seconds");
-    m.stream.rate = f == KernelFamily::kAttention
-                        ? bounded(r, rate_key, 1e9, 1e17, false, "a rate in flop/s")
-                        : bounded(r, rate_key, 1e6, 1e14, false, "a bandwidth in bytes/s");
-    if (f == KernelFamily::kAttention) {
+    m.stream.rate = is_attention_family(f) ? bounded(r, rate_key, 1e9, 1e17, false, "a rate in flop/s")
+                                           : bounded(r, rate_key, 1e6, 1e14, false, "a bandwidth in bytes/s");
+    if (is_attention_family(f)) {
       if (r.has("s_per_score"))
         m.stream.s_per_score =
             bounded(r, "s_per_score", 0, 1e-6, false, "a time per score element in seconds");
@@ -615,11 +637,13 @@ OJson to_ojson(const FamilyModel& m) {
           {"launch_s", p.launch_s},     {"s_per_byte", p.s_per_byte}, {"fitted_on", p.fitted_on}};
     for (const auto& [prec, p] : m.gemm)
       if (p.launch_per_group) precs[prec]["launch_per_group"] = true;  // absent: one launch
+    for (const auto& [prec, p] : m.gemm)
+      if (p.padded_groups) precs[prec]["padded_groups"] = true;  // absent: real rows
     j["precisions"] = precs;
   } else {
     j["fixed_s"] = m.stream.fixed_s;
-    j[m.family == KernelFamily::kAttention ? "rate_flops_per_s" : "bandwidth_bytes_per_s"] = m.stream.rate;
-    if (m.family == KernelFamily::kAttention) {
+    j[is_attention_family(m.family) ? "rate_flops_per_s" : "bandwidth_bytes_per_s"] = m.stream.rate;
+    if (is_attention_family(m.family)) {
       j["s_per_score"] = m.stream.s_per_score;
       j["s_per_query_row"] = m.stream.s_per_query_row;
     }

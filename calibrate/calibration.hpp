@@ -30,6 +30,8 @@ std::optional<KernelFamily> family_from_string(std::string_view name);
 bool is_gemm_family(KernelFamily f);
 /// Router, permute, SwiGLU, combine, copy: priced as fixed + bytes / bandwidth.
 bool is_memory_bound_family(KernelFamily f);
+/// attention or attention_backward: priced from FLOPs and the attention shape terms.
+bool is_attention_family(KernelFamily f);
 /// The "form" string files carry for a family's model: "tile_waves", "fixed_plus_bytes_over_bandwidth"
 /// or "fixed_plus_flops_over_rate".
 const char* model_form(KernelFamily f);
@@ -77,6 +79,9 @@ struct GemmParams {
   int fitted_on = 0;           ///< measurements the fit used
   /// Grouped GEMMs run as one launch per non-empty group (a per-expert loop): launch_s is paid per group.
   bool launch_per_group = false;
+  /// Grouped GEMMs run every group at the largest group's rows (a strided batch over a padded
+  /// [groups, capacity] buffer): the padding costs tiles and bytes, so skew costs what it costs.
+  bool padded_groups = false;
 
   /// One tile_m × tile_n × k tile on one SM, excluding the wave overhead. Seconds.
   double tile_time(double k) const;
@@ -85,6 +90,11 @@ struct GemmParams {
   double time(double tiles, double k, int sms, double bytes = 0, double launches = 1) const;
   /// Launches of a grouped GEMM over `rows`: the non-empty groups with launch_per_group, else 1.
   double launches(std::span<const double> rows) const;
+  /// Output tiles of a grouped GEMM over `rows` (grouped_gemm_tiles, or every group at the largest
+  /// group's rows with padded_groups).
+  double grouped_tiles(std::span<const double> rows, double n) const;
+  /// HBM bytes of a grouped GEMM over `rows` with `elem`-byte inputs (grouped_gemm_bytes, or padded).
+  double grouped_bytes(std::span<const double> rows, double n, double k, double elem) const;
 };
 
 /// Fitted model of a streaming family (amount = bytes read + written, rate = bytes/s) or of attention
@@ -109,7 +119,8 @@ struct StreamParams {
 };
 
 /// Attention measurements record their shape as m = query rows (query tokens · heads), k = the qk plus v
-/// head dims, flops = 2 · scores · k. These give the shape terms of StreamParams::attention_time.
+/// head dims, flops = 2 · scores · k (a backward measurement: 2.5 times that). These give the shape terms
+/// of StreamParams::attention_time.
 double attention_scores(const Measurement& m);
 
 /// The fitted model of one kernel family.

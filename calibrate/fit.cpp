@@ -93,7 +93,7 @@ std::string variant_of(KernelFamily f, const std::vector<Measurement>& ms, const
 // Fits one tile shape; nullopt if no positive efficiency fits. `residual` gets Σ relative error².
 std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& pts, int sm_count, double peak,
                                         const FitOptions& o, double tile_m, double tile_n, bool per_group,
-                                        double& residual) {
+                                        bool padded, double& residual) {
   GemmParams p;
   p.tile_m = tile_m;
   p.tile_n = tile_n;
@@ -101,6 +101,7 @@ std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& p
   p.peak_flops = peak;
   p.efficiency = 1.0;  // so that tile_time(k) below is the ideal time
   p.launch_per_group = per_group;
+  p.padded_groups = padded;
   const auto n = static_cast<Eigen::Index>(pts.size());
   // Rows divided by the measured time: the residuals are relative errors.
   Eigen::MatrixXd a(n, o.gemm_byte_term ? 4 : 3);
@@ -108,8 +109,7 @@ std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& p
   for (Eigen::Index i = 0; i < n; ++i) {
     const Measurement& m = *pts[static_cast<std::size_t>(i)];
     const bool grouped = m.family == KernelFamily::kGroupedGemm;
-    const double tiles = grouped ? grouped_gemm_tiles(m.rows, m.n, p.tile_m, p.tile_n)
-                                 : gemm_tiles(m.m, m.n, p.tile_m, p.tile_n);
+    const double tiles = grouped ? p.grouped_tiles(m.rows, m.n) : gemm_tiles(m.m, m.n, p.tile_m, p.tile_n);
     const double waves = std::ceil(tiles / sm_count);
     const Eigen::Index launch = o.gemm_byte_term ? 3 : 2;              // the launch column is the last one
     a(i, 0) = waves * p.tile_time(m.k) / m.median_s;                   // × 1/efficiency
@@ -117,7 +117,7 @@ std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& p
     a(i, launch) = (grouped ? p.launches(m.rows) : 1.0) / m.median_s;  // × launch
     if (o.gemm_byte_term) {
       const double elem = element_bytes(m.precision);
-      a(i, 2) = (grouped ? grouped_gemm_bytes(m.rows, m.n, m.k, elem) : gemm_bytes(m.m, m.n, m.k, elem)) /
+      a(i, 2) = (grouped ? p.grouped_bytes(m.rows, m.n, m.k, elem) : gemm_bytes(m.m, m.n, m.k, elem)) /
                 m.median_s;  // × seconds per byte
     }
   }
@@ -134,7 +134,7 @@ std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& p
 }
 
 GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::string& what, int sm_count,
-                    double peak, const FitOptions& o, bool per_group) {
+                    double peak, const FitOptions& o, bool per_group, bool padded) {
   std::vector<std::pair<double, double>> tiles = {{o.tile_m, o.tile_n}};
   for (const auto& t : o.tile_candidates)
     if (std::find(tiles.begin(), tiles.end(), t) == tiles.end()) tiles.push_back(t);
@@ -142,7 +142,7 @@ GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::strin
   double best_residual = std::numeric_limits<double>::infinity();
   for (const auto& [tm, tn] : tiles) {
     double residual = 0;
-    auto p = fit_gemm_tile(pts, sm_count, peak, o, tm, tn, per_group, residual);
+    auto p = fit_gemm_tile(pts, sm_count, peak, o, tm, tn, per_group, padded, residual);
     if (p && residual < best_residual * (1 - 1e-12)) {  // ties keep the earlier (default) tile
       best = p;
       best_residual = residual;
@@ -230,9 +230,12 @@ FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int s
       const bool per_group = f == KernelFamily::kGroupedGemm &&
                              std::find(o.per_group_launch_variants.begin(), o.per_group_launch_variants.end(),
                                        model.variant) != o.per_group_launch_variants.end();
-      model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o, per_group);
+      const bool padded = f == KernelFamily::kGroupedGemm &&
+                          std::find(o.padded_variants.begin(), o.padded_variants.end(), model.variant) !=
+                              o.padded_variants.end();
+      model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o, per_group, padded);
     } else {
-      const bool attention = f == KernelFamily::kAttention;
+      const bool attention = is_attention_family(f);
       double max_rate = o.memory_bandwidth;
       if (attention) {
         auto peak = o.peak_flops.find("bf16");

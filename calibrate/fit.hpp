@@ -28,6 +28,8 @@ struct FitOptions {
   std::vector<std::pair<double, double>> tile_candidates;
   /// Grouped-GEMM variants that launch once per non-empty group (GemmParams::launch_per_group).
   std::vector<std::string> per_group_launch_variants = {"cublas_per_expert"};
+  /// Grouped-GEMM variants that pad every group to the largest (GemmParams::padded_groups).
+  std::vector<std::string> padded_variants = {"cublas_strided_batched"};
   /// Fit GEMMs with a fourth unknown, seconds per HBM byte (GemmParams::s_per_byte); off: that term is 0.
   bool gemm_byte_term = false;
   /// The least fixed cost per GEMM launch, s (a fitted launch_s is at least this; 0: no floor).

@@ -10,14 +10,15 @@ namespace moesim::calibrate {
 
 /// A kernel family: the unit a cost model is fitted for.
 enum class KernelFamily {
-  kDenseGemm,    ///< cuBLAS dense GEMM (attention projections, dense FFN): m, n, k
-  kGroupedGemm,  ///< expert GEMM over per-expert row counts (rows), shared n, k
-  kRouter,       ///< router scoring + top-k: tokens, experts, top_k
-  kPermute,      ///< tokens → expert-contiguous rows: bytes moved
-  kSwiglu,       ///< SwiGLU activation: bytes moved
-  kCombine,      ///< unpermute + weighted combine: bytes moved
-  kCopy,         ///< device-to-device copy (bandwidth ceiling): bytes moved
-  kAttention,    ///< fused attention: FLOPs
+  kDenseGemm,          ///< cuBLAS dense GEMM (attention projections, dense FFN): m, n, k
+  kGroupedGemm,        ///< expert GEMM over per-expert row counts (rows), shared n, k
+  kRouter,             ///< router scoring + top-k: tokens, experts, top_k
+  kPermute,            ///< tokens → expert-contiguous rows: bytes moved
+  kSwiglu,             ///< SwiGLU activation: bytes moved
+  kCombine,            ///< unpermute + weighted combine: bytes moved
+  kCopy,               ///< device-to-device copy (bandwidth ceiling): bytes moved
+  kAttention,          ///< fused attention forward: FLOPs
+  kAttentionBackward,  ///< fused attention backward: FLOPs (2.5 × the forward's), same shape terms
 };
 
 const char* to_string(KernelFamily f);

@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-enum class Table { kDeepGemm, kFlashAttention, kFigures };
+enum class Table { kDeepGemm, kFlashAttention, kFigures, kAttentionTimes };
 
 // One data line of a table, with what an error message needs to locate a field.
 class Row {
@@ -78,7 +78,12 @@ const std::vector<std::string>& columns(Table t) {
   static const std::vector<std::string> figures{"source", "family",      "variant", "precision",
                                                 "groups", "m_per_group", "n",       "k",
                                                 "bytes",  "published",   "unit"};
-  return t == Table::kDeepGemm ? deepgemm : t == Table::kFlashAttention ? fa : figures;
+  static const std::vector<std::string> times{"source", "kernel", "direction", "batch",  "heads",
+                                              "seqlen", "qk_dim", "v_dim",     "causal", "median_us"};
+  return t == Table::kDeepGemm         ? deepgemm
+         : t == Table::kFlashAttention ? fa
+         : t == Table::kAttentionTimes ? times
+                                       : figures;
 }
 
 // Every published row is of variant "published" (the fitter fits one variant per family, and a family's
@@ -140,6 +145,30 @@ std::optional<Measurement> flash_attention_row(const Row& r) {
            "4 * batch * seqlen^2 * heads * headdim, halved when causal (" + std::to_string(want) + ")",
            r.text("fwd_flops"));
   m.median_s = m.flops / (r.number("tflops", 1e-3, 1e5) * 1e12);
+  if (causal) m.kernel_names[0] += " causal";
+  return m;
+}
+
+// A timed attention kernel (columns direction, batch, heads, seqlen, qk_dim, v_dim, causal, median_us):
+// backward rows are attention_backward measurements (FLOPs 2.5 × the forward's); forward rows are kept
+// in the table beside them and not read.
+std::optional<Measurement> attention_time_row(const Row& r) {
+  const std::string& direction = r.text("direction");
+  if (direction != "forward" && direction != "backward")
+    r.fail("direction", "forward or backward", "\"" + direction + "\"");
+  if (direction == "forward") return std::nullopt;
+  if (r.empty("kernel")) r.fail("kernel", "the kernel's name", "an empty field");
+  Measurement m = base(KernelFamily::kAttentionBackward, r.text("kernel") + " backward", "bf16", r);
+  const double seq = r.number("seqlen", 1, 1e9), batch = r.number("batch", 1, 1e9);
+  const double heads = r.number("heads", 1, 1e6);
+  const double qk = r.number("qk_dim", 1, 1e5), v = r.number("v_dim", 1, 1e5);
+  const bool causal = r.integer("causal", 0, 1) == 1;
+  m.m = batch * seq * heads;
+  m.n = seq;
+  m.k = qk + v;
+  const double scores = batch * heads * seq * seq * (causal ? 0.5 : 1.0);
+  m.flops = 2.5 * 2.0 * scores * (qk + v);
+  m.median_s = r.number("median_us", 1e-3, 1e9) * 1e-6;
   if (causal) m.kernel_names[0] += " causal";
   return m;
 }
@@ -208,11 +237,14 @@ void read_table(const std::string& path, std::vector<Measurement>& out, std::vec
         table = Table::kFlashAttention;
       else if (index.count("family") && index.count("unit"))
         table = Table::kFigures;
+      else if (index.count("direction") && index.count("qk_dim"))
+        table = Table::kAttentionTimes;
       else
         throw CalibrationError(located_message(path, "line " + std::to_string(no),
                                                "a header of a DeepGEMM table (commit, m_per_group), a "
-                                               "FlashAttention table (method, headdim) or a "
-                                               "figures table (family, unit)",
+                                               "FlashAttention table (method, headdim), a "
+                                               "figures table (family, unit) or an attention times table "
+                                               "(direction, qk_dim)",
                                                "\"" + line + "\""));
       for (const auto& c : columns(table))
         if (!index.count(c))
@@ -227,6 +259,7 @@ void read_table(const std::string& path, std::vector<Measurement>& out, std::vec
     const Row r(path, no, index, std::move(fields));
     const std::optional<Measurement> m = table == Table::kDeepGemm         ? deepgemm_row(r)
                                          : table == Table::kFlashAttention ? flash_attention_row(r)
+                                         : table == Table::kAttentionTimes ? attention_time_row(r)
                                                                            : figure_row(r);
     if (!m) continue;
     out.push_back(*m);
@@ -340,7 +373,7 @@ Calibration scale_calibration(const Calibration& c, const GpuSpec& from, const G
         g.sm_count = to.sm_count;
         g.s_per_byte /= mem;
       }
-    } else if (f == KernelFamily::kAttention) {
+    } else if (is_attention_family(f)) {
       m.stream.rate *= bf16;
       m.stream.s_per_score /= bf16;
       m.stream.s_per_query_row /= bf16;

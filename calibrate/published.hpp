@@ -37,6 +37,10 @@ inline constexpr double kEmptyKernelS = 0.88e-6;
 /// - FlashAttention forward (columns method, headdim, causal, seqlen, batch, heads, tflops, fwd_flops):
 ///   rows of method FlashAttention-3 with a figure; attention, BF16, m = batch
 ///   · seqlen · heads, n = seqlen, k = 2 · headdim, flops = fwd_flops, median_s = flops / tflops;
+/// - attention times (columns kernel, direction, batch, heads, seqlen, qk_dim, v_dim, causal, median_us):
+///   backward rows only, attention_backward, BF16, m = batch · seqlen · heads, n = seqlen, k = qk + v,
+///   flops = 2.5 · 2 · scores · k (scores halved when causal), median_s = median_us (forward rows are
+///   read as context and not used);
 /// - figures (columns source, family, variant, precision, groups, m_per_group, n, k, bytes, published,
 ///   unit): one measurement per row; unit TFLOP/s (GEMMs: time = FLOPs / figure), TB/s (bytes / figure)
 ///   or us (the time itself).

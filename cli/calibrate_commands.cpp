@@ -69,11 +69,11 @@ int calibrate_check_cmd(const std::string& path) {
             << c.device.driver_version << ", CUDA " << c.device.cuda_version << ", " << c.device.date
             << ")\n\n";
   std::cout << "held-out prediction error per kernel family:\n"
-            << std::setw(14) << "family" << std::setw(8) << "points" << std::setw(10) << "median"
+            << std::setw(19) << "family" << std::setw(8) << "points" << std::setw(10) << "median"
             << std::setw(10) << "p95" << std::setw(10) << "max"
             << "\n";
   for (const auto& [family, e] : c.held_out.families) {
-    std::cout << std::setw(14) << calibrate::to_string(family) << std::setw(8) << e.count;
+    std::cout << std::setw(19) << calibrate::to_string(family) << std::setw(8) << e.count;
     if (e.count == 0) {  // nothing of this family held out in this file (e.g. carried from another)
       std::cout << std::setw(10) << "-" << std::setw(10) << "-" << std::setw(10) << "-"
                 << "\n";
@@ -107,7 +107,7 @@ int calibrate_check_cmd(const std::string& path) {
     const calibrate::FamilyModel* fm = c.model(m.family);
     if (fm == nullptr || !fm->covers(m)) continue;
     const double p = fm->predict(m);
-    std::cout << "  " << std::left << std::setw(13) << calibrate::to_string(m.family) << std::setw(24)
+    std::cout << "  " << std::left << std::setw(19) << calibrate::to_string(m.family) << std::setw(24)
               << m.variant << std::setw(40) << shape_of(m) << std::right << std::setw(11)
               << std::setprecision(2) << m.median_s * 1e6 << " us" << std::setw(11) << p * 1e6 << " us"
               << std::setw(9) << std::showpos << 100 * (p - m.median_s) / m.median_s << "%" << std::noshowpos

@@ -65,7 +65,7 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
         at_most(g.peak_flops * g.efficiency, fp8 ? gpu.flops_fp8 : gpu.flops_bf16, f, "/precisions", prec,
                 "peak_flops x efficiency at most the");
       }
-    } else if (f == KernelFamily::kAttention) {
+    } else if (calibrate::is_attention_family(f)) {
       at_most(model.stream.rate, std::max(gpu.flops_bf16, gpu.flops_fp8), f, "/rate_flops_per_s", "",
               "a rate at most the tensor peak");
     } else {
@@ -81,6 +81,8 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
     } else if (f == KernelFamily::kAttention) {
       attention_ = model.stream;
       attention_sm_count_ = c.device.sm_count;
+    } else if (f == KernelFamily::kAttentionBackward) {
+      attention_backward_ = model.stream;
     } else {
       memory_[f] = model.stream;
     }
@@ -129,9 +131,8 @@ double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n,
   const auto& g = gemm_params(KernelFamily::kGroupedGemm, p);
   if (!g) return roofline_.grouped_gemm(rows, n, k, p);
   const double bytes =
-      g->s_per_byte > 0 ? calibrate::grouped_gemm_bytes(rows, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
-  return g->time(calibrate::grouped_gemm_tiles(rows, n, g->tile_m, g->tile_n), k, sms_, bytes,
-                 g->launches(rows));
+      g->s_per_byte > 0 ? g->grouped_bytes(rows, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
+  return g->time(g->grouped_tiles(rows, n), k, sms_, bytes, g->launches(rows));
 }
 
 double CalibratedCostModel::attention(const AttentionShape& s, bool backward) const {
@@ -141,10 +142,16 @@ double CalibratedCostModel::attention(const AttentionShape& s, bool backward) co
   // The fitted terms are SM-time: with fewer SMs every one of them takes longer in proportion.
   const double share = double(attention_sm_count_) / std::min(sms_, attention_sm_count_);
   const double scores = fwd / (2.0 * (s.qk_dim + s.v_dim));
+  if (backward && attention_backward_) {
+    // Backward measured: 2.5x the forward FLOPs (FlashAttention-2 §3.1) at the fitted backward rate and
+    // shape terms, on the same share of the SMs.
+    const calibrate::StreamParams& b = *attention_backward_;
+    return b.fixed_s + (b.attention_time(2.5 * fwd, scores, s.query_tokens * s.heads) - b.fixed_s) * share;
+  }
   const double t_fwd =
       (attention_->attention_time(fwd, scores, s.query_tokens * s.heads) - attention_->fixed_s);
-  // Backward: 2.5x the forward work (FlashAttention-2 §3.1) at the backward/forward efficiency ratio of
-  // the GPU spec, since the published sweeps time the forward kernel only.
+  // Backward without a measured backward: 2.5x the forward work at the backward/forward efficiency ratio
+  // of the GPU spec.
   const double scale = backward ? 2.5 * gpu_.attention_efficiency / gpu_.attention_backward_efficiency : 1.0;
   return attention_->fixed_s + t_fwd * share * scale;
 }
@@ -160,6 +167,7 @@ std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
     }
     case OpKind::kAttention:
       if (!attention_) return roofline_.priced_by(kind, p);
+      if (attention_backward_) return at + "attention (backward: /models/attention_backward)";
       return at + "attention (backward: x2.5 x attention_efficiency / attention_backward_efficiency of " +
              gpu_.name + ")";
     case OpKind::kMemory:

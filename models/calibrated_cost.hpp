@@ -20,9 +20,9 @@ namespace moesim::models {
 /// - GEMMs (dense, grouped): calibrate::GemmParams::time with the waves counted over the SMs left after
 ///   comm_sms (the per-SM tile time is the measured one);
 /// - attention forward: fixed + (FLOPs / rate + scores · s_per_score + query_rows · s_per_query_row) ·
-///   SMs / available SMs (StreamParams::attention_time); backward: the same variable part × 2.5
-///   (FlashAttention-2 §3.1) × attention_efficiency / attention_backward_efficiency of the GPU spec, since
-///   the sweep times the forward kernel only;
+///   SMs / available SMs (StreamParams::attention_time); backward: the attention_backward model at 2.5×
+///   the forward FLOPs (FlashAttention-2 §3.1) when the calibration has one, else the forward's variable
+///   part × 2.5 × attention_efficiency / attention_backward_efficiency of the GPU spec;
 /// - memory_bound(bytes): the "copy" family (fixed + bytes / bandwidth); memory_kernel(k, bytes): the
 ///   family of k (router, permute, swiglu, combine) where the calibration has it, else the copy family;
 /// - whatever the calibration lacks (a family, or a GEMM precision): RooflineCostModel on `gpu`.
@@ -55,6 +55,7 @@ class CalibratedCostModel final : public ComputeCostModel {
   std::string label_;
   std::array<std::optional<calibrate::GemmParams>, 2> dense_, grouped_;  ///< indexed by Precision
   std::optional<calibrate::StreamParams> attention_;
+  std::optional<calibrate::StreamParams> attention_backward_;  ///< measured backward, when the file has it
   int attention_sm_count_ = 0;  ///< SMs of the device attention was measured on
   std::map<calibrate::KernelFamily, calibrate::StreamParams> memory_;
   /// memory_ by MemoryKernel (index), resolved once: the family's model, else the copy family's, else none.

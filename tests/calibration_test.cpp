@@ -623,6 +623,22 @@ TEST(CalibratedCost, MemoryBoundAndAttention) {
   // 20 SMs for communication: the rate scales by 80 / 100.
   const CalibratedCostModel comm(hand_calibration(), gpu(), 20);
   EXPECT_NEAR(comm.attention(s, false), 1e-5 + f / (4e14 * 0.8), 1e-15);
+  // A measured backward replaces the ratio: 20 µs + 2.5 F / 2.5e14 + scores · 1e-13 + query rows · 1e-9,
+  // scores = 4096² · 32 / 2 (causal) = 268435456, query rows = 4096 · 32; on 80 of 100 SMs the variable
+  // part takes 100 / 80.
+  Calibration with_backward = hand_calibration();
+  calibrate::FamilyModel b = stream_model(KernelFamily::kAttentionBackward, 2e-5, 2.5e14);
+  b.stream.s_per_score = 1e-13;
+  b.stream.s_per_query_row = 1e-9;
+  with_backward.models[KernelFamily::kAttentionBackward] = b;
+  const double variable = 2.5 * f / 2.5e14 + 268435456.0 * 1e-13 + 4096.0 * 32 * 1e-9;
+  EXPECT_NEAR(CalibratedCostModel(with_backward, gpu(), 0).attention(s, true), 2e-5 + variable, 1e-15);
+  EXPECT_NEAR(CalibratedCostModel(with_backward, gpu(), 20).attention(s, true), 2e-5 + variable / 0.8, 1e-15);
+  EXPECT_NEAR(CalibratedCostModel(with_backward, gpu(), 0).attention(s, false), 1e-5 + f / 4e14, 1e-15);
+  EXPECT_NE(CalibratedCostModel(with_backward, gpu(), 0)
+                .priced_by(OpKind::kAttention, Precision::kBf16)
+                .find("/models/attention_backward"),
+            std::string::npos);
 }
 
 TEST(CalibratedCost, FallsBackToTheRooflineAndSaysSo) {
@@ -789,9 +805,10 @@ Profile profiler_shaped() {
       for (const char* v : {"cublas_per_expert", "cublas_grouped", "cublas_strided_batched"}) {
         GemmParams q = g;
         if (v[7] != 'p') q.efficiency = 0.4, q.launch_per_group = false;  // other backends: other speeds
+        q.padded_groups = v[7] == 's';  // the strided batch pads every expert to the largest
         Measurement x =
-            make(KernelFamily::kGroupedGemm, q.time(grouped_gemm_tiles(rows, n, q.tile_m, q.tile_n), k, kSms,
-                                                    grouped_gemm_bytes(rows, n, k, 2), q.launches(rows)));
+            make(KernelFamily::kGroupedGemm,
+                 q.time(q.grouped_tiles(rows, n), k, kSms, q.grouped_bytes(rows, n, k, 2), q.launches(rows)));
         x.variant = v;
         x.rows = rows;
         x.n = n, x.k = k;
@@ -855,6 +872,28 @@ TEST(Profile, ProfilerVariantsFitTheKnownModels) {
     EXPECT_NE(l.name.find("cublas_per_expert"), std::string::npos) << l.name;
   // And the calibration file reads back.
   EXPECT_EQ(to_text(parse_calibration(to_text(c), "fit")), to_text(c));
+}
+
+// The strided-batched backend computes every expert at the largest expert's rows: fitted as such, its
+// efficiency is the kernel's, not one that absorbed the padding.
+TEST(Profile, PaddedVariantIsFittedOnPaddedRows) {
+  Profile p = profiler_shaped();
+  FitOptions o = options();
+  o.variants = profiler_variants();
+  o.variants[KernelFamily::kGroupedGemm] = "cublas_strided_batched";
+  const Calibration c = calibrate_profile(p, o, {});
+  const GemmParams& g = c.model(KernelFamily::kGroupedGemm)->gemm.at("bf16");
+  EXPECT_TRUE(g.padded_groups);
+  EXPECT_FALSE(g.launch_per_group);
+  EXPECT_NEAR(g.efficiency, 0.4, 1e-6);
+  // By hand: rows {300, 0, 128, 1}, n 256, 128 × 128 tiles: real rows 3·2 + 0 + 1·2 + 1·2 = 10 tiles;
+  // padded, four groups of 300 rows: 4 · 3 · 2 = 24 tiles, and 4 · (2·(300·64 + 64·256) + 2·300·256) bytes.
+  GemmParams q;
+  const std::vector<double> rows{300, 0, 128, 1};
+  EXPECT_EQ(q.grouped_tiles(rows, 256), 10.0);
+  q.padded_groups = true;
+  EXPECT_EQ(q.grouped_tiles(rows, 256), 24.0);
+  EXPECT_EQ(q.grouped_bytes(rows, 256, 64, 2), 4 * (2.0 * (300 * 64 + 64 * 256) + 2.0 * 300 * 256));
 }
 
 TEST(Profile, PerGroupLaunchesCountNonEmptyGroups) {

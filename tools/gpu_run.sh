@@ -59,10 +59,12 @@ step calibrate "${CALIBRATE_S:-240}" "$bin_moesim" calibrate --plan full --gpu "
   --measurements "$out/$gpu-profile.json" --out "$out/$gpu.json" --force
 grep -E 'held-out|^ +[a-z_]+ +[0-9]+ +[0-9.]+%|SM clock|wrote' "$out/calibrate.log" | head -20 | tee -a "$out/summary.txt"
 
-# 3. PyTorch at the same shapes, where torch is installed.
+# 3. PyTorch at the same shapes, and its FP8 GEMMs, casts and attention, where torch is installed.
 if python3 -c 'import torch' 2>/dev/null; then
   step torch "${TORCH_S:-60}" python3 "$root/tools/torch_kernels.py" "$out/torch.json"
   tail -25 "$out/torch.log" | tee -a "$out/summary.txt"
+  step torch_fp8_attention "${TORCH_S:-60}" python3 "$root/tools/torch_fp8_attention.py" "$out/fp8_attention.json"
+  tail -40 "$out/torch_fp8_attention.log" | tee -a "$out/summary.txt"
 fi
 
 # The figures: copy ceiling, router, memory-bound kernels as a share of it, expert against dense GEMMs,
