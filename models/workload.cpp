@@ -79,6 +79,10 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   const int sms = s.cluster.gpu.sm_count - s.workload.comm_sms, taken = s.workload.overlap_comm_sms;
   if (taken > 0 && sms > taken) w.overlap_slowdown = double(sms) / double(sms - taken);
   const PricingContext c = pricing_context(s, compute, net, w.tokens_per_microbatch);
+  // Full recomputation by layer count: with the block method only the first recompute_num_layers
+  // blocks of each pipeline stage rerun; the others are priced without recomputation.
+  PricingContext c_kept = c;
+  c_kept.rc = Recompute::kNone;
 
   // Routing geometry: the same context every routing consumer uses (models/routing_source.hpp).
   RoutingContext rctx = routing_context(s);
@@ -103,12 +107,29 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   w.moe_layers.reserve(static_cast<std::size_t>(total_blocks));
   w.moe_detail.reserve(static_cast<std::size_t>(total_blocks));
   std::vector<double> saved(static_cast<std::size_t>(total_blocks), 0.0);
-  int dense_template = -1, moe_template = -1, moe_count = 0;
+  std::vector<double> saved_full(saved);  // what a block keeps before uniform groups share one input
+  // Each block's position in its pipeline stage (virtual stage), for recomputation by layer count.
+  std::vector<int> stage_position(static_cast<std::size_t>(total_blocks), 0);
+  {
+    int next = 0;
+    for (int n : chunk_blocks(s, total_blocks))
+      for (int i = 0; i < n && next < total_blocks; ++i) stage_position[static_cast<std::size_t>(next++)] = i;
+  }
+  const bool full = par.recompute == Recompute::kFull;
+  const int rc_layers = par.recompute_num_layers;
+  int dense_template[2] = {-1, -1}, moe_template[2] = {-1, -1}, moe_count = 0;
   double saved_transient = 0;  // logits are consumed by the loss right away: held for one microbatch
   for (int l = 0; l < total_blocks; ++l) {
     const bool mtp = l >= m.layers;
     const bool moe = mtp ? m.moe.experts > 0 : is_moe_layer(m, l);
     const bool windowed_layer = m.attention.sliding_window > 0;  // attention differs by layer parity
+    const int pos = stage_position[static_cast<std::size_t>(l)];
+    // Rerun by full recomputation: every block (uniform), or the first rc_layers of the stage (block).
+    const bool rerun = full && (par.recompute_method == RecomputeMethod::kUniform || pos < rc_layers);
+    const PricingContext& cl = full && !rerun ? c_kept : c;
+    // Uniform groups of rc_layers blocks keep one input per group: the group's first block's.
+    const bool group_input =
+        !(full && par.recompute_method == RecomputeMethod::kUniform && rc_layers > 1) || pos % rc_layers == 0;
     BlockCost& b = w.blocks[l];
     auto repeat = [&](int from) {
       const BlockCost& t = w.blocks[from];
@@ -118,26 +139,28 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       b.moe_index = t.moe_index;
       b.layer = l;
     };
-    if (!moe && !mtp && dense_template >= 0 && !windowed_layer) {
-      repeat(dense_template);
-      saved[l] = saved[dense_template];
+    const int dt = dense_template[rerun], mt = moe_template[rerun];
+    if (!moe && !mtp && dt >= 0 && !windowed_layer) {
+      repeat(dt);
+      saved[l] = group_input ? saved_full[dt] : 0.0;
       continue;
     }
-    if (moe && !mtp && same_every_layer && moe_template >= 0 && !windowed_layer) {
-      repeat(moe_template);
+    if (moe && !mtp && same_every_layer && mt >= 0 && !windowed_layer) {
+      repeat(mt);
       b.moe_index = moe_count++;
-      MoeLayerStats st = w.moe_layers[w.blocks[moe_template].moe_index];
+      MoeLayerStats st = w.moe_layers[w.blocks[mt].moe_index];
       st.layer = l;
       w.moe_layers.push_back(st);
-      w.moe_detail.push_back(w.moe_detail[w.blocks[moe_template].moe_index]);
-      saved[l] = saved[moe_template];
+      w.moe_detail.push_back(w.moe_detail[w.blocks[mt].moe_index]);
+      saved[l] = group_input ? saved_full[mt] : 0.0;
       continue;
     }
     b.layer = l;
     b.kind = mtp ? BlockKind::kMtp : moe ? BlockKind::kMoe : BlockKind::kDense;
     if (!moe) {
-      saved[l] = price_block(c, b, l, mtp, nullptr, geo, saved_transient);
-      if (!mtp && dense_template < 0) dense_template = l;
+      saved_full[l] = price_block(cl, b, l, mtp, nullptr, geo, saved_transient);
+      saved[l] = group_input ? saved_full[l] : 0.0;
+      if (!mtp && dense_template[rerun] < 0) dense_template[rerun] = l;
       continue;
     }
     const SlotMap& slots = routing && !routing->slot_maps.empty()
@@ -146,7 +169,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     LayerRouting r = replay ? route_sample(routing->samples[moe_count % routing->samples.size()], slots, rctx)
                             : route_expected(gen.shares(moe_count), slots, rctx);
     r.summary.layer = l;
-    saved[l] = price_block(c, b, l, mtp, &r, geo, saved_transient);
+    saved_full[l] = price_block(cl, b, l, mtp, &r, geo, saved_transient);
+    saved[l] = group_input ? saved_full[l] : 0.0;
     for (const Op& op : b.ops) {
       if (op.pass != Pass::kForward) continue;
       if (op.comm == CommKind::kExpertDispatch) r.summary.dispatch_seconds += op.seconds;
@@ -166,7 +190,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
     if (detail) d.wire_bytes = std::move(r.wire_bytes);
     w.moe_detail.push_back(std::move(d));
-    if (!mtp && moe_template < 0) moe_template = l;
+    if (!mtp && moe_template[rerun] < 0) moe_template[rerun] = l;
   }
 
   partition_pipeline(c, saved, saved_transient, w);

@@ -91,6 +91,22 @@ const Registry<Recompute>& recompute_modes() {
   return r;
 }
 
+const Registry<RecomputeMethod>& recompute_methods() {
+  static const Registry<RecomputeMethod> r{
+      "recompute method",
+      "which layers full recomputation reruns (parallelism.recompute_method, Megatron-Core's "
+      "--recompute-method)",
+      {{"uniform",
+        "every layer reruns; each group of recompute_num_layers consecutive layers of a pipeline stage "
+        "keeps only its input",
+        RecomputeMethod::kUniform},
+       {"block",
+        "the first recompute_num_layers layers of each pipeline stage (virtual stage) rerun, keeping their "
+        "inputs; the others keep every activation",
+        RecomputeMethod::kBlock}}};
+  return r;
+}
+
 const Registry<RecomputeModule>& recompute_modules() {
   static const Registry<RecomputeModule> r{
       "recompute module",
@@ -293,10 +309,11 @@ const char* to_string(OutputFormat v) {
 }
 
 std::vector<const RegistryBase*> setting_registries() {
-  return {&attention_kinds(), &activations(),     &router_scores(),     &scale_up_kinds(), &topology_kinds(),
-          &schedules(),       &recompute_modes(), &recompute_modules(), &precisions(),     &workload_kinds(),
-          &dtypes(),          &fp8_recipes(),     &dispatch_modes(),    &routing_modes(),  &trace_formats(),
-          &engine_kinds(),    &des_groups(),      &aggregations(),      &output_formats()};
+  return {&attention_kinds(),   &activations(),    &router_scores(),   &scale_up_kinds(),
+          &topology_kinds(),    &schedules(),      &recompute_modes(), &recompute_modules(),
+          &recompute_methods(), &precisions(),     &workload_kinds(),  &dtypes(),
+          &fp8_recipes(),       &dispatch_modes(), &routing_modes(),   &trace_formats(),
+          &engine_kinds(),      &des_groups(),     &aggregations(),    &output_formats()};
 }
 
 }  // namespace moesim

@@ -22,6 +22,8 @@ enum class TopologyKind { kFatTree, kRailOptimized, kDragonfly, kTorus };
 enum class Schedule { k1F1B, kInterleaved, kZeroBubble, kDualPipe };
 /// Activation recomputation.
 enum class Recompute { kNone, kSelective, kFull };
+/// Which layers full recomputation reruns (Megatron-Core's --recompute-method).
+enum class RecomputeMethod { kUniform, kBlock };
 /// What selective recomputation reruns (Megatron-Core's --recompute-modules).
 enum class RecomputeModule { kCoreAttn, kMoeAct, kLayernorm, kMlaUpProj, kMlp, kMoe, kSharedExperts };
 /// GEMM precision.
@@ -55,6 +57,7 @@ const Registry<TopologyKind>& topology_kinds();
 const Registry<Schedule>& schedules();
 const Registry<Recompute>& recompute_modes();
 const Registry<RecomputeModule>& recompute_modules();
+const Registry<RecomputeMethod>& recompute_methods();
 const Registry<Precision>& precisions();
 const Registry<WorkloadKind>& workload_kinds();
 const Registry<Dtype>& dtypes();

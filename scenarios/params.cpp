@@ -119,6 +119,15 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
                {RecomputeModule::kCoreAttn},
                "what selective recomputation reruns (Megatron-Core --recompute-modules); ignored unless "
                "recompute is \"selective\""),
+       choice(
+           "recompute_method", &ParallelismSpec::recompute_method, recompute_methods,
+           RecomputeMethod::kUniform,
+           "with recompute \"full\": uniform (every layer reruns, groups of recompute_num_layers keep "
+           "one input) or block (the first recompute_num_layers layers of each stage rerun); Megatron-Core "
+           "--recompute-method"),
+       integer("recompute_num_layers", &ParallelismSpec::recompute_num_layers, 0, kMaxDim, 0,
+               "with recompute \"full\": layers per recomputed group (uniform) or recomputed layers per "
+               "stage (block); 0: every layer alone (Megatron-Core --recompute-num-layers)"),
        text("pipeline_layout", &ParallelismSpec::pipeline_layout, std::string(""),
             "Megatron-Core pipeline layout: stages split by '|', E embedding, t decoder layer, m MTP layer, "
             "L loss, X*n and (...)*n repeat, e.g. \"Et|(tt|)*30mL\" (empty: layers split evenly)"),

@@ -140,6 +140,10 @@ struct ParallelismSpec {
   Recompute recompute = Recompute::kNone;
   /// What "selective" recomputes (Megatron-Core's default: the attention core); unused otherwise.
   std::vector<RecomputeModule> recompute_modules{RecomputeModule::kCoreAttn};
+  /// With "full": which layers rerun (Megatron-Core's --recompute-method) and how many
+  /// (--recompute-num-layers; 0: unset, every layer alone).
+  RecomputeMethod recompute_method = RecomputeMethod::kUniform;
+  int recompute_num_layers = 0;
   /// Megatron-Core's pipeline layout (scenarios/pipeline_layout.hpp); empty: layers split evenly.
   std::string pipeline_layout;
   int microbatch_size = 1;            ///< sequences per microbatch

@@ -174,6 +174,18 @@ void derive_layout(Scenario& s) {
     L.edp = static_cast<int>(stage_gpus);
   }
 
+  // Full recomputation by layer count (Megatron-Core accepts --recompute-method and
+  // --recompute-num-layers only with --recompute-granularity full).
+  if ((p.recompute_num_layers > 0 || p.recompute_method == RecomputeMethod::kBlock) &&
+      p.recompute != Recompute::kFull)
+    bad(s, p.recompute_num_layers > 0 ? "/parallelism/recompute_num_layers" : "/parallelism/recompute_method",
+        "parallelism.recompute \"full\" (a layer count or method applies to full recomputation only)",
+        std::string("recompute \"") + to_string(p.recompute) + "\"");
+  if (p.recompute_method == RecomputeMethod::kBlock && p.recompute_num_layers < 1)
+    bad(s, "/parallelism/recompute_num_layers",
+        "at least 1 with recompute_method \"block\" (the layers of each stage that rerun)",
+        str(p.recompute_num_layers));
+
   // Batch.
   const int64_t per_step = int64_t(p.microbatch_size) * dp;
   if (p.global_batch % per_step != 0)

@@ -149,6 +149,53 @@ TEST(OpTable, SelectiveRecomputeDropsTheModulesActivations) {
   EXPECT_DOUBLE_EQ(none - ln, 4 * 2 * 4096.0 * 2048 * 2);
 }
 
+// Full recomputation by layer count (Megatron-Core --recompute-method, --recompute-num-layers), 4 blocks
+// per stage: "block" with 1 reruns the first block of each stage only, so rank 1 has 1 block's recompute
+// ops where full uniform has 4, and keeps 3 blocks' activations whole plus 1 block's inputs; "uniform" with 2
+// reruns every block and keeps one block's inputs per group of 2 (2 per stage instead of 4).
+TEST(OpTable, FullRecomputeByLayerCount) {
+  const auto workload = [](const Json& patch) {
+    const Scenario s = scenario(patch);
+    const auto cm = make_compute_cost_model(s);
+    const NetworkModel net(s.cluster);
+    return build_workload(s, *cm, net);
+  };
+  const auto qkv_reruns = [](const Json& patch) {
+    int n = 0;
+    for (const OpRow& r : rows_of(scenario(patch)))
+      n += r.pp_rank == 1 && r.recompute && r.name == "attn.qkv";
+    return n;
+  };
+  const Json full = {{"/parallelism/recompute", "full"}};
+  const Json block1 = {{"/parallelism/recompute", "full"},
+                       {"/parallelism/recompute_method", "block"},
+                       {"/parallelism/recompute_num_layers", 1}};
+  const Json uniform2 = {{"/parallelism/recompute", "full"},
+                         {"/parallelism/recompute_method", "uniform"},
+                         {"/parallelism/recompute_num_layers", 2}};
+  EXPECT_EQ(qkv_reruns(full), 4);
+  EXPECT_EQ(qkv_reruns(block1), 1);
+  EXPECT_EQ(qkv_reruns(uniform2), 4);
+  const Workload w_full = workload(full), w_none = workload({{"/parallelism/recompute", "none"}});
+  const Workload w_block = workload(block1), w_uniform = workload(uniform2);
+  // What a rerun block keeps: its input and its MoE sub-block's, each 4096 tokens × hidden 2048 × 2 bytes.
+  const double input = 2 * 4096.0 * 2048 * 2;
+  EXPECT_DOUBLE_EQ(w_full.ranks[1].activation_bytes, 4 * input);
+  EXPECT_DOUBLE_EQ(w_uniform.ranks[1].activation_bytes, 2 * input);
+  EXPECT_DOUBLE_EQ(w_block.ranks[1].activation_bytes, input + 3 * w_none.ranks[1].activation_bytes / 4);
+  // Backward compute: block 1 adds one block's rerun to no recompute, a quarter of what full adds.
+  const double rerun_all = w_full.ranks[1].pass[1].compute - w_none.ranks[1].pass[1].compute;
+  EXPECT_GT(rerun_all, 0);
+  EXPECT_NEAR(w_block.ranks[1].pass[1].compute - w_none.ranks[1].pass[1].compute, rerun_all / 4,
+              1e-9 * rerun_all);
+  EXPECT_DOUBLE_EQ(w_uniform.ranks[1].pass[1].compute, w_full.ranks[1].pass[1].compute);
+  // Unset, the layer count changes nothing: uniform with 1 is full recomputation as before.
+  const Workload w_uniform1 =
+      workload({{"/parallelism/recompute", "full"}, {"/parallelism/recompute_num_layers", 1}});
+  EXPECT_DOUBLE_EQ(w_uniform1.ranks[1].activation_bytes, w_full.ranks[1].activation_bytes);
+  EXPECT_DOUBLE_EQ(w_uniform1.ranks[1].pass[1].compute, w_full.ranks[1].pass[1].compute);
+}
+
 // A pipeline layout decides the blocks of each rank: "Et*7|t*3|t*3|t*3L" puts 7 of the 16 blocks on
 // rank 0 and 3 on each other rank; the per-rank op rows follow, and the ranks' compute sums with them.
 TEST(OpTable, PipelineLayoutPlacesTheBlocks) {
