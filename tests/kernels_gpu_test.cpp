@@ -320,6 +320,29 @@ std::vector<int32_t> skewed_routes(int tokens, int experts, int top_k, uint32_t 
   return router_ref(rc, logits).topk_idx;
 }
 
+// What launch_permute wrote, every output poisoned before the launch.
+struct PermuteOut {
+  std::vector<int32_t> row_map, kept, offsets, dropped;
+  std::vector<Bf16> rows;
+};
+
+PermuteOut run_permute(const PermuteConfig& c, const std::vector<int32_t>& idx, const std::vector<Bf16>& x) {
+  auto d_idx = uploaded(idx);
+  auto d_x = uploaded(x);
+  auto rows = poisoned<Bf16>(static_cast<size_t>(permuted_rows_bound(c)) * c.hidden);
+  auto row_map = poisoned<int32_t>(idx.size());
+  auto kept = poisoned<int32_t>(c.experts);
+  auto offsets = poisoned<int32_t>(c.experts + 1);
+  auto dropped = poisoned<int32_t>(1);
+  DeviceBuffer<char> scratch(permute_scratch_bytes(c));
+  launch_permute(c,
+                 PermuteArgs{d_idx.get(), d_x.get(), rows.get(), row_map.get(), kept.get(), offsets.get(),
+                             dropped.get(), scratch.get()},
+                 nullptr);
+  sync();
+  return {row_map.download(), kept.download(), offsets.download(), dropped.download(), rows.download()};
+}
+
 TEST_P(GpuPermute, MatchesReference) {
   const PermuteCase p = GetParam();
   const PermuteConfig c{p.tokens, p.experts, p.top_k, p.hidden, p.capacity, p.layout};
@@ -330,26 +353,13 @@ TEST_P(GpuPermute, MatchesReference) {
     EXPECT_GT(ref.dropped, 0) << "the case should drop";
   }
 
-  const size_t TK = idx.size();
-  auto d_idx = uploaded(idx);
-  auto d_x = uploaded(x);
-  auto rows = poisoned<Bf16>(static_cast<size_t>(permuted_rows_bound(c)) * c.hidden);
-  auto row_map = poisoned<int32_t>(TK);
-  auto kept = poisoned<int32_t>(c.experts);
-  auto offsets = poisoned<int32_t>(c.experts + 1);
-  auto dropped = poisoned<int32_t>(1);
-  DeviceBuffer<char> scratch(permute_scratch_bytes(c));
-  launch_permute(c,
-                 PermuteArgs{d_idx.get(), d_x.get(), rows.get(), row_map.get(), kept.get(), offsets.get(),
-                             dropped.get(), scratch.get()},
-                 nullptr);
-  sync();
-  EXPECT_EQ(row_map.download(), ref.row_map);
-  EXPECT_EQ(kept.download(), ref.kept_counts);
-  EXPECT_EQ(offsets.download(), ref.offsets);
-  EXPECT_EQ(dropped.download(), std::vector<int32_t>{ref.dropped});
+  const PermuteOut g = run_permute(c, idx, x);
+  EXPECT_EQ(g.row_map, ref.row_map);
+  EXPECT_EQ(g.kept, ref.kept_counts);
+  EXPECT_EQ(g.offsets, ref.offsets);
+  EXPECT_EQ(g.dropped, std::vector<int32_t>{ref.dropped});
   // Kept rows must be bit-identical copies; padding rows (padded layout) are not written.
-  const auto g_rows = rows.download();
+  const auto& g_rows = g.rows;
   size_t wrong = 0;
   for (int32_t r : ref.row_map) {
     if (r < 0) continue;
@@ -393,27 +403,15 @@ TEST_F(Gpu, PermuteSkipsBadAndRepeatedExpertIds) {
     bad[a + 1] = bad[a + 3] = true;
   }
   const auto x = normal_bf16(static_cast<size_t>(c.tokens) * c.hidden, 1.0f, 304);
-  auto d_idx = uploaded(idx);
-  auto d_x = uploaded(x);
-  auto rows = poisoned<Bf16>(static_cast<size_t>(permuted_rows_bound(c)) * c.hidden);
-  auto row_map = poisoned<int32_t>(idx.size());
-  auto kept = poisoned<int32_t>(c.experts);
-  auto offsets = poisoned<int32_t>(c.experts + 1);
-  auto dropped = poisoned<int32_t>(1);
-  DeviceBuffer<char> scratch(permute_scratch_bytes(c));
-  launch_permute(c,
-                 PermuteArgs{d_idx.get(), d_x.get(), rows.get(), row_map.get(), kept.get(), offsets.get(),
-                             dropped.get(), scratch.get()},
-                 nullptr);
-  sync();
-  const auto g_map = row_map.download();
-  const auto g_kept = kept.download();
+  const PermuteOut g = run_permute(c, idx, x);
+  const auto& g_map = g.row_map;
+  const auto& g_kept = g.kept;
   // Expected: per expert, the good assignments in token order.
   std::vector<int32_t> want_kept(c.experts, 0);
   for (size_t a = 0; a < idx.size(); ++a)
     if (!bad[a]) ++want_kept[idx[a]];
   EXPECT_EQ(g_kept, want_kept);
-  EXPECT_EQ(dropped.download(), std::vector<int32_t>{0});
+  EXPECT_EQ(g.dropped, std::vector<int32_t>{0});
   std::vector<int32_t> next(c.experts + 1, 0);
   for (int e = 0; e < c.experts; ++e) next[e + 1] = next[e] + want_kept[e];
   for (size_t a = 0; a < idx.size(); ++a) {

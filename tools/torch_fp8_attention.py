@@ -7,31 +7,15 @@ Timed with CUDA events, L2 flushed (256 MiB write) before each repetition, media
 random data. Writes a JSON list to the path given and prints a table.
 """
 import json
-import statistics
 import sys
 
 import torch
 import torch.nn.functional as F
+from torch_bench import Bench
 
-REPS, WARMUP = 20, 3
+bench = Bench(reps=20, warmup=3)
 dev = torch.device("cuda")
-flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
-rows = []
-
-
-def timed(fn):
-    for _ in range(WARMUP):
-        fn()
-    times = []
-    for _ in range(REPS):
-        flush.zero_()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e-3)
-    return statistics.median(times)
+timed, record, safe = bench.timed, bench.record, bench.safe
 
 
 def kernels(fn):
@@ -48,22 +32,6 @@ def kernels(fn):
         return " | ".join(x[:70] for x in seen[:4])
     except Exception as e:  # the profiler is a label, not a figure
         return f"profiler: {e!r}"[:80]
-
-
-def record(kind, shape, seconds, flops=0.0, nbytes=0.0, note="", names=""):
-    r = {"kind": kind, "shape": shape, "median_us": seconds * 1e6, "note": note, "kernels": names}
-    if flops:
-        r["tflops"] = flops / seconds / 1e12
-    if nbytes:
-        r["tbps"] = nbytes / seconds / 1e12
-    rows.append(r)
-
-
-def safe(fn):
-    try:
-        fn()
-    except Exception as e:
-        rows.append({"kind": "error", "shape": fn.__name__, "median_us": 0, "note": repr(e)[:300], "kernels": ""})
 
 
 GEMMS = [(4096, 7168, 7168), (16384, 7168, 7168), (16384, 4096, 7168), (16384, 7168, 2048), (8192, 2112, 7168),
@@ -87,10 +55,8 @@ def fp8_gemms():
         sa = torch.ones((m, 1), device=dev, dtype=torch.float32)
         sb = torch.ones((1, n), device=dev, dtype=torch.float32)
         f_row = lambda: torch._scaled_mm(a8, b8.t(), scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16)
-        safe_row = lambda: record("gemm_fp8_rowwise", shape, timed(f_row), flops=flops, note="row-wise scales",
-                                  names=kernels(f_row))
-        safe_row.__name__ = f"rowwise {shape}"
-        safe(safe_row)
+        safe(lambda: record("gemm_fp8_rowwise", shape, timed(f_row), flops=flops, note="row-wise scales",
+                            names=kernels(f_row)), f"rowwise {shape}")
 
 
 def fp8_casts():
@@ -137,8 +103,6 @@ for f in (fp8_gemms, fp8_casts, attention):
     safe(f)
 with open(sys.argv[1] if len(sys.argv) > 1 else "fp8_attention.json", "w") as fh:
     json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(),
-               "cudnn": torch.backends.cudnn.version(), "rows": rows}, fh, indent=1)
+               "cudnn": torch.backends.cudnn.version(), "rows": bench.rows}, fh, indent=1)
 print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}, cuDNN {torch.backends.cudnn.version()}")
-for r in rows:
-    rate = f"{r['tflops']:.0f} TF/s" if "tflops" in r else (f"{r['tbps']:.2f} TB/s" if "tbps" in r else "")
-    print(f"{r['kind']:17s} {r['shape']:34s} {r['median_us']:10.1f} us {rate:>11s}  {r['note'][:60]}  {r['kernels'][:90]}")
+bench.print_rows()

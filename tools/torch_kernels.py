@@ -6,46 +6,14 @@ Timed with CUDA events around each launch, the L2 flushed by a 256 MiB write bef
 median of 25 after 3 warm-ups; random data. Writes a JSON list to the path given and prints a table.
 """
 import json
-import statistics
 import sys
 
 import torch
+from torch_bench import Bench
 
-REPS, WARMUP = 25, 3
+bench = Bench(reps=25, warmup=3)
 dev = torch.device("cuda")
-flush = torch.empty(256 << 20, dtype=torch.uint8, device=dev)
-rows_out = []
-
-
-def timed(fn):
-    for _ in range(WARMUP):
-        fn()
-    times = []
-    for _ in range(REPS):
-        flush.zero_()
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) * 1e-3)
-    return statistics.median(times)
-
-
-def record(kind, shape, seconds, flops=0.0, nbytes=0.0, note=""):
-    r = {"kind": kind, "shape": shape, "median_us": seconds * 1e6, "note": note}
-    if flops:
-        r["tflops"] = flops / seconds / 1e12
-    if nbytes:
-        r["tbps"] = nbytes / seconds / 1e12
-    rows_out.append(r)
-
-
-def safe(fn):
-    try:
-        fn()
-    except Exception as e:  # one failing kernel must not hide the others
-        rows_out.append({"kind": "error", "shape": fn.__name__, "median_us": 0, "note": repr(e)[:200]})
+timed, record = bench.timed, bench.record
 
 
 def copy():
@@ -101,11 +69,9 @@ def permute():
 
 
 for f in (copy, dense, grouped, router, permute):
-    safe(f)
+    bench.safe(f)
 with open(sys.argv[1] if len(sys.argv) > 1 else "torch.json", "w") as fh:
-    json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "rows": rows_out}, fh,
+    json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(), "rows": bench.rows}, fh,
               indent=1)
 print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
-for r in rows_out:
-    rate = f"{r['tflops']:.0f} TF/s" if "tflops" in r else (f"{r['tbps']:.2f} TB/s" if "tbps" in r else "")
-    print(f"{r['kind']:13s} {r['shape']:34s} {r['median_us']:11.1f} us {rate:>12s}  {r['note']}")
+bench.print_rows()
