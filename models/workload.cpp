@@ -83,6 +83,10 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   // blocks of each pipeline stage rerun; the others are priced without recomputation.
   PricingContext c_kept = c;
   c_kept.rc = Recompute::kNone;
+  // FP8 training with decoder layers kept in BF16 at the start and the end: those blocks' GEMMs are BF16.
+  PricingContext c_bf16 = c, c_kept_bf16 = c_kept;
+  c_bf16.prec = c_kept_bf16.prec = Precision::kBf16;
+  const PricingContext* contexts[4] = {&c, &c_kept, &c_bf16, &c_kept_bf16};
 
   // Routing geometry: the same context every routing consumer uses (models/routing_source.hpp).
   RoutingContext rctx = routing_context(s);
@@ -117,7 +121,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   }
   const bool full = par.recompute == Recompute::kFull;
   const int rc_layers = par.recompute_num_layers;
-  int dense_template[2] = {-1, -1}, moe_template[2] = {-1, -1}, moe_count = 0;
+  int dense_template[4] = {-1, -1, -1, -1}, moe_template[4] = {-1, -1, -1, -1}, moe_count = 0;
+  const int bf16_start = s.workload.bf16_layers_at_start, bf16_end = s.workload.bf16_layers_at_end;
   double saved_transient = 0;  // logits are consumed by the loss right away: held for one microbatch
   for (int l = 0; l < total_blocks; ++l) {
     const bool mtp = l >= m.layers;
@@ -126,7 +131,10 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     const int pos = stage_position[static_cast<std::size_t>(l)];
     // Rerun by full recomputation: every block (uniform), or the first rc_layers of the stage (block).
     const bool rerun = full && (par.recompute_method == RecomputeMethod::kUniform || pos < rc_layers);
-    const PricingContext& cl = full && !rerun ? c_kept : c;
+    // A decoder layer among the first or last kept in BF16 (MTP blocks keep the workload's precision).
+    const bool bf16 = !mtp && (l < bf16_start || l >= m.layers - bf16_end);
+    const int key = (full && !rerun ? 1 : 0) + (bf16 ? 2 : 0);
+    const PricingContext& cl = *contexts[key];
     // Uniform groups of rc_layers blocks keep one input per group: the group's first block's.
     const bool group_input =
         !(full && par.recompute_method == RecomputeMethod::kUniform && rc_layers > 1) || pos % rc_layers == 0;
@@ -139,7 +147,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       b.moe_index = t.moe_index;
       b.layer = l;
     };
-    const int dt = dense_template[rerun], mt = moe_template[rerun];
+    const int dt = dense_template[key], mt = moe_template[key];
     if (!moe && !mtp && dt >= 0 && !windowed_layer) {
       repeat(dt);
       saved[l] = group_input ? saved_full[dt] : 0.0;
@@ -160,7 +168,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     if (!moe) {
       saved_full[l] = price_block(cl, b, l, mtp, nullptr, geo, saved_transient);
       saved[l] = group_input ? saved_full[l] : 0.0;
-      if (!mtp && dense_template[rerun] < 0) dense_template[rerun] = l;
+      if (!mtp && dense_template[key] < 0) dense_template[key] = l;
       continue;
     }
     const SlotMap& slots = routing && !routing->slot_maps.empty()
@@ -190,7 +198,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
     if (detail) d.wire_bytes = std::move(r.wire_bytes);
     w.moe_detail.push_back(std::move(d));
-    if (!mtp && moe_template[rerun] < 0) moe_template[rerun] = l;
+    if (!mtp && moe_template[key] < 0) moe_template[key] = l;
   }
 
   partition_pipeline(c, saved, saved_transient, w);

@@ -167,6 +167,12 @@ const ParamTable<WorkloadSpec>& workload_params() {
                "shared experts run while dispatch and combine are in flight"),
        boolean("fp8_dispatch_grad", &WorkloadSpec::fp8_dispatch_grad, false,
                "backward all-to-all toward the experts in FP8 (DeepSeek-V3 §3.3.2; needs precision fp8)"),
+       integer("bf16_layers_at_start", &WorkloadSpec::bf16_layers_at_start, 0, kMaxDim, 0,
+               "with precision fp8: the first decoder layers whose GEMMs stay BF16 (Megatron-Core "
+               "--first-last-layers-bf16 --num-layers-at-start-in-bf16)"),
+       integer(
+           "bf16_layers_at_end", &WorkloadSpec::bf16_layers_at_end, 0, kMaxDim, 0,
+           "with precision fp8: the last decoder layers whose GEMMs stay BF16 (--num-layers-at-end-in-bf16)"),
        choice("fp8_recipe", &WorkloadSpec::fp8_recipe, fp8_recipes, Fp8Recipe::kBlockwise,
               "how FP8 GEMM operands are scaled (precision fp8): current scaling adds an amax pass over each "
               "activation and gradient before its cast")}};

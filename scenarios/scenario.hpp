@@ -175,6 +175,10 @@ struct WorkloadSpec {
   /// gradients with their scales, as DeepSeek-V3 does (report §3.3.2); needs precision fp8.
   bool fp8_dispatch_grad = false;
   Fp8Recipe fp8_recipe = Fp8Recipe::kBlockwise;  ///< how FP8 GEMM operands are scaled (precision fp8)
+  /// With precision fp8: decoder layers kept in BF16 at the start and at the end of the model
+  /// (Megatron-Core --first-last-layers-bf16, --num-layers-at-start-in-bf16, --num-layers-at-end-in-bf16).
+  int bf16_layers_at_start = 0;
+  int bf16_layers_at_end = 0;
 };
 
 // ---------------------------------------------------------------------------- routing & placement

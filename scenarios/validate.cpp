@@ -87,6 +87,18 @@ void validate(Scenario& s, Problems& problems) {
           "true (FP8 gradient dispatch needs precision fp8)");
   });
   independent([&] {
+    const int start = s.workload.bf16_layers_at_start, end = s.workload.bf16_layers_at_end;
+    if ((start > 0 || end > 0) && s.workload.precision != Precision::kFp8)
+      bad(s, start > 0 ? "/workload/bf16_layers_at_start" : "/workload/bf16_layers_at_end",
+          std::string("0 with precision \"") + to_string(s.workload.precision) +
+              "\" (BF16 layers apply to FP8 training)",
+          str(start > 0 ? start : end));
+    if (int64_t(start) + end > s.model.layers)
+      bad(s, "/workload/bf16_layers_at_end",
+          "at most the model's " + str(s.model.layers) + " layers with bf16_layers_at_start " + str(start),
+          str(end));
+  });
+  independent([&] {
     if (s.workload.comm_sms >= c.gpu.sm_count)
       bad(s, "/workload/comm_sms", "fewer than the GPU's " + str(c.gpu.sm_count) + " SMs",
           str(s.workload.comm_sms));

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <sstream>
 #include <string>
 
@@ -194,6 +195,32 @@ TEST(OpTable, FullRecomputeByLayerCount) {
       workload({{"/parallelism/recompute", "full"}, {"/parallelism/recompute_num_layers", 1}});
   EXPECT_DOUBLE_EQ(w_uniform1.ranks[1].activation_bytes, w_full.ranks[1].activation_bytes);
   EXPECT_DOUBLE_EQ(w_uniform1.ranks[1].pass[1].compute, w_full.ranks[1].pass[1].compute);
+}
+
+// FP8 training with the first and last decoder layers in BF16 (Megatron-Core --first-last-layers-bf16):
+// layers 0 and 15 of the 16 price their GEMMs at BF16 and quantize nothing; layers 1-14 are FP8.
+TEST(OpTable, Fp8WithFirstAndLastLayersInBf16) {
+  const Scenario s = scenario({{"/workload/precision", "fp8"},
+                               {"/workload/bf16_layers_at_start", 1},
+                               {"/workload/bf16_layers_at_end", 1}});
+  std::map<int, int> quantize;
+  std::map<int, std::string> qkv;
+  for (const OpRow& r : rows_of(s)) {
+    if (r.name == "fp8.quantize") ++quantize[r.layer];
+    if (r.name == "attn.qkv" && r.pass == Pass::kForward) qkv[r.layer] = r.priced_by;
+  }
+  ASSERT_EQ(qkv.size(), 16u);
+  for (int l = 0; l < 16; ++l) {
+    const bool bf16 = l == 0 || l == 15;
+    EXPECT_EQ(quantize.count(l), bf16 ? 0u : 1u) << "layer " << l;
+    EXPECT_NE(qkv[l].find(bf16 ? "precisions/bf16" : "precisions/fp8"), std::string::npos) << qkv[l];
+  }
+  // Unset, every layer is FP8.
+  int all = 0;
+  for (const OpRow& r : rows_of(scenario({{"/workload/precision", "fp8"}})))
+    all += r.name == "attn.qkv" && r.pass == Pass::kForward &&
+           r.priced_by.find("precisions/fp8") != std::string::npos;
+  EXPECT_EQ(all, 16);
 }
 
 // A pipeline layout decides the blocks of each rank: "Et*7|t*3|t*3|t*3L" puts 7 of the 16 blocks on
