@@ -87,7 +87,7 @@ double grouped_gemm_tiles(std::span<const double> rows, double n, double tile_m,
 }
 
 double element_bytes(const std::string& precision) {
-  return precision == "fp8" ? 1.0 : 2.0;
+  return precision == "bf16" ? 2.0 : 1.0;  // fp8 and fp8_tensor inputs are one byte
 }
 
 double gemm_bytes(double m, double n, double k, double elem) {
@@ -174,7 +174,9 @@ const FamilyModel* Calibration::model(KernelFamily f) const {
 
 namespace {
 
-const std::vector<std::string> kPrecisions{"bf16", "fp8"};
+// fp8_tensor: FP8 GEMMs with one scale per tensor (cuBLASLt, as Transformer Engine's current and delayed
+// scaling run them); fp8: the blockwise kernels (DeepGEMM).
+const std::vector<std::string> kPrecisions{"bf16", "fp8", "fp8_tensor"};
 
 std::string family_list() {
   std::string s;
@@ -264,7 +266,8 @@ SweepPlan read_sweep(const Json& j, const std::string& src) {
   s.precisions = r.get_string_list("precisions", {});
   for (std::size_t i = 0; i < s.precisions.size(); ++i)
     if (std::find(kPrecisions.begin(), kPrecisions.end(), s.precisions[i]) == kPrecisions.end())
-      fail_at(src, r.at("precisions") + "/" + std::to_string(i), "bf16 or fp8", in_quotes(s.precisions[i]));
+      fail_at(src, r.at("precisions") + "/" + std::to_string(i), "bf16, fp8 or fp8_tensor",
+              in_quotes(s.precisions[i]));
   s.warmup = static_cast<int>(r.get_int_in("warmup", 0, 1 << 30, 0));
   s.repetitions = static_cast<int>(r.get_int_in("repetitions", 0, 1 << 30, 0));
   s.flush_bytes = non_negative(r, "flush_bytes", 0.0);
@@ -369,7 +372,8 @@ FamilyModel read_model(KernelFamily f, const Json& j, const std::string& src, co
     for (auto it = precs.begin(); it != precs.end(); ++it) {
       const std::string p_ptr = r.at("precisions") + "/" + pointer_escape(it.key());
       if (std::find(kPrecisions.begin(), kPrecisions.end(), it.key()) == kPrecisions.end())
-        fail_at(src, p_ptr, "a precision (bf16 or fp8)", "the unknown key " + in_quotes(it.key()));
+        fail_at(src, p_ptr, "a precision (bf16, fp8 or fp8_tensor)",
+                "the unknown key " + in_quotes(it.key()));
       m.gemm[it.key()] = read_gemm_params(it.value(), src, p_ptr);
     }
   } else {

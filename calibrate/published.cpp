@@ -177,7 +177,8 @@ std::optional<Measurement> figure_row(const Row& r) {
   const auto f = family_from_string(r.text("family"));
   if (!f) r.fail("family", "a kernel family", "\"" + r.text("family") + "\"");
   const std::string& prec = r.text("precision");
-  if (prec != "bf16" && prec != "fp8") r.fail("precision", "bf16 or fp8", "\"" + prec + "\"");
+  if (prec != "bf16" && prec != "fp8" && prec != "fp8_tensor")
+    r.fail("precision", "bf16, fp8 or fp8_tensor", "\"" + prec + "\"");
   if (r.empty("variant")) r.fail("variant", "a backend name", "an empty field");
   Measurement m = base(*f, r.text("variant"), prec, r);
   const std::string& unit = r.text("unit");
@@ -369,7 +370,7 @@ Calibration scale_calibration(const Calibration& c, const GpuSpec& from, const G
     FamilyModel m = model;
     if (is_gemm_family(f)) {
       for (auto& [prec, g] : m.gemm) {
-        g.peak_flops = prec == "fp8" ? to.flops_fp8 : to.flops_bf16;
+        g.peak_flops = prec == "bf16" ? to.flops_bf16 : to.flops_fp8;
         g.sm_count = to.sm_count;
         g.s_per_byte /= mem;
       }

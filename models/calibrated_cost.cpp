@@ -34,7 +34,8 @@ constexpr MemoryKernel kMemoryKernels[] = {MemoryKernel::kStream, MemoryKernel::
                                            MemoryKernel::kCombine};
 }  // namespace
 
-CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms)
+CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms,
+                                         bool fp8_per_tensor)
     : roofline_(gpu, comm_sms), gpu_(gpu), sms_(std::max(1, gpu.sm_count - comm_sms)) {
   label_ = c.source.empty() ? c.device.name : std::filesystem::path(c.source).filename().string();
   if (c.device.sm_count != gpu.sm_count)
@@ -61,7 +62,7 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
     if (calibrate::is_gemm_family(f)) {
       for (const auto& [prec, g] : model.gemm) {
         // parse_calibration accepted only the registry's precision names.
-        const bool fp8 = prec == to_string(Precision::kFp8);
+        const bool fp8 = prec != to_string(Precision::kBf16);  // fp8, fp8_tensor
         at_most(g.peak_flops * g.efficiency, fp8 ? gpu.flops_fp8 : gpu.flops_bf16, f, "/precisions", prec,
                 "peak_flops x efficiency at most the");
       }
@@ -78,6 +79,11 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
       auto& slot = f == KernelFamily::kDenseGemm ? dense_ : grouped_;
       for (Precision p : {Precision::kBf16, Precision::kFp8})
         if (auto it = model.gemm.find(to_string(p)); it != model.gemm.end()) slot[index(p)] = it->second;
+      if (fp8_per_tensor && f == KernelFamily::kDenseGemm)
+        if (auto it = model.gemm.find("fp8_tensor"); it != model.gemm.end()) {
+          slot[index(Precision::kFp8)] = it->second;
+          dense_fp8_key_ = "fp8_tensor";
+        }
     } else if (f == KernelFamily::kAttention) {
       attention_ = model.stream;
       attention_sm_count_ = c.device.sm_count;
@@ -163,7 +169,8 @@ std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
     case OpKind::kGroupedGemm: {
       const KernelFamily f = kind == OpKind::kGemm ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm;
       if (!gemm_params(f, p)) return roofline_.priced_by(kind, p);
-      return at + calibrate::to_string(f) + "/precisions/" + to_string(p);
+      const bool tensor = f == KernelFamily::kDenseGemm && p == Precision::kFp8;
+      return at + calibrate::to_string(f) + "/precisions/" + (tensor ? dense_fp8_key_ : to_string(p));
     }
     case OpKind::kAttention:
       if (!attention_) return roofline_.priced_by(kind, p);
@@ -195,8 +202,9 @@ double CalibratedCostModel::memory_bound(double bytes) const {
 }
 
 std::unique_ptr<ComputeCostModel> make_calibrated_cost_model(const calibrate::Calibration& c,
-                                                             const GpuSpec& gpu, int comm_sms) {
-  return std::make_unique<CalibratedCostModel>(c, gpu, comm_sms);
+                                                             const GpuSpec& gpu, int comm_sms,
+                                                             bool fp8_per_tensor) {
+  return std::make_unique<CalibratedCostModel>(c, gpu, comm_sms, fp8_per_tensor);
 }
 
 }  // namespace moesim::models

@@ -30,7 +30,10 @@ namespace moesim::models {
 class CalibratedCostModel final : public ComputeCostModel {
  public:
   /// Throws CalibrationError if the calibration was measured on a GPU with another SM count.
-  CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms);
+  /// `fp8_per_tensor`: the FP8 recipe scales per tensor (current or delayed scaling, cuBLASLt GEMMs), so
+  /// FP8 dense GEMMs take the calibration's "fp8_tensor" fit where it has one.
+  CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms,
+                      bool fp8_per_tensor = false);
 
   /// "calibration:<file name, or the device name if the calibration was not read from a file>", followed
   /// by " (roofline for ...)" listing what falls back to the roofline.
@@ -54,6 +57,7 @@ class CalibratedCostModel final : public ComputeCostModel {
   int sms_;  ///< SMs available to compute
   std::string label_;
   std::array<std::optional<calibrate::GemmParams>, 2> dense_, grouped_;  ///< indexed by Precision
+  const char* dense_fp8_key_ = "fp8";  ///< the calibration precision dense FP8 GEMMs are priced from
   std::optional<calibrate::StreamParams> attention_;
   std::optional<calibrate::StreamParams> attention_backward_;  ///< measured backward, when the file has it
   int attention_sm_count_ = 0;  ///< SMs of the device attention was measured on
@@ -66,6 +70,7 @@ class CalibratedCostModel final : public ComputeCostModel {
 /// The calibrated compute cost model of `c` on `gpu` with `comm_sms` SMs reserved for communication.
 /// Throws CalibrationError as the constructor does.
 std::unique_ptr<ComputeCostModel> make_calibrated_cost_model(const calibrate::Calibration& c,
-                                                             const GpuSpec& gpu, int comm_sms);
+                                                             const GpuSpec& gpu, int comm_sms,
+                                                             bool fp8_per_tensor = false);
 
 }  // namespace moesim::models

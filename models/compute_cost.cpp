@@ -193,10 +193,15 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
       const calibrate::Calibration* calibration;
       GpuSpec gpu;
       int comm_sms;
+      bool fp8_per_tensor;
       std::shared_ptr<const ComputeCostModel> model;
     };
     static std::vector<Built> built;
     constexpr std::size_t kModels = 64;
+    // Per-tensor FP8 recipes (current and delayed scaling) run cuBLASLt FP8 GEMMs, not blockwise kernels.
+    const bool per_tensor =
+        s.workload.precision == Precision::kFp8 &&
+        (s.workload.fp8_recipe == Fp8Recipe::kCurrent || s.workload.fp8_recipe == Fp8Recipe::kDelayed);
     std::shared_ptr<const calibrate::Calibration> c;
     {
       const std::lock_guard<std::mutex> lock(mutex);
@@ -211,15 +216,17 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
         texts.emplace_back(text, c);
       }
       for (const Built& b : built)
-        if (b.calibration == c.get() && b.comm_sms == s.workload.comm_sms && b.gpu == s.cluster.gpu)
+        if (b.calibration == c.get() && b.comm_sms == s.workload.comm_sms && b.gpu == s.cluster.gpu &&
+            b.fp8_per_tensor == per_tensor)
           return scaled(std::make_unique<SharedCostModel>(b.model), s.compute_speed);
     }
     // Built outside the lock (its checks may throw CalibrationError); kept only when it succeeds.
     std::shared_ptr<const ComputeCostModel> model =
-        make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms);
+        make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms, per_tensor);
     {
       const std::lock_guard<std::mutex> lock(mutex);
-      if (built.size() < kModels) built.push_back({c.get(), s.cluster.gpu, s.workload.comm_sms, model});
+      if (built.size() < kModels)
+        built.push_back({c.get(), s.cluster.gpu, s.workload.comm_sms, per_tensor, model});
     }
     return scaled(std::make_unique<SharedCostModel>(std::move(model)), s.compute_speed);
   }

@@ -604,6 +604,30 @@ TEST(CalibratedCost, GroupedGemmCountsTilesPerExpert) {
               1e-15);
 }
 
+// Per-tensor FP8 recipes price dense FP8 GEMMs with the "fp8_tensor" fit (cuBLASLt), the others with
+// "fp8" (blockwise kernels); grouped GEMMs keep "fp8" either way.
+TEST(CalibratedCost, PerTensorFp8TakesItsOwnDenseFit) {
+  Calibration c = hand_calibration();
+  c.models[KernelFamily::kDenseGemm].gemm["fp8"] = c.models[KernelFamily::kDenseGemm].gemm.at("bf16");
+  c.models[KernelFamily::kDenseGemm].gemm["fp8"].efficiency = 0.25;
+  c.models[KernelFamily::kDenseGemm].gemm["fp8_tensor"] = c.models[KernelFamily::kDenseGemm].gemm.at("bf16");
+  c.models[KernelFamily::kDenseGemm].gemm["fp8_tensor"].efficiency = 0.5;
+  const CalibratedCostModel blockwise(c, gpu(), 0), tensor(c, gpu(), 0, true);
+  // One 128×128×4096 tile on one SM at 1e15 / 100 flop/s: 2·128·128·4096 / 1e13 = 13.4217728 µs ÷ efficiency,
+  // + 1 µs wave overhead + 5 µs launch.
+  EXPECT_NEAR(blockwise.gemm(128, 128, 4096, Precision::kFp8), 13.4217728e-6 / 0.25 + 1e-6 + 5e-6, 1e-15);
+  EXPECT_NEAR(tensor.gemm(128, 128, 4096, Precision::kFp8), 13.4217728e-6 / 0.5 + 1e-6 + 5e-6, 1e-15);
+  EXPECT_NE(tensor.priced_by(OpKind::kGemm, Precision::kFp8).find("precisions/fp8_tensor"),
+            std::string::npos);
+  EXPECT_NE(blockwise.priced_by(OpKind::kGemm, Precision::kFp8).find("precisions/fp8"), std::string::npos);
+  EXPECT_EQ(tensor.gemm(128, 128, 4096, Precision::kBf16), blockwise.gemm(128, 128, 4096, Precision::kBf16));
+  // Without an fp8_tensor fit the flag changes nothing.
+  Calibration only_blockwise = c;
+  only_blockwise.models[KernelFamily::kDenseGemm].gemm.erase("fp8_tensor");
+  EXPECT_EQ(CalibratedCostModel(only_blockwise, gpu(), 0, true).gemm(128, 128, 4096, Precision::kFp8),
+            blockwise.gemm(128, 128, 4096, Precision::kFp8));
+}
+
 TEST(CalibratedCost, MemoryBoundAndAttention) {
   const CalibratedCostModel cm(hand_calibration(), gpu(), 0);
   // memory_bound prices with the copy model: 3 µs + 4e9 B / 2e12 B/s = 2.003 ms.
