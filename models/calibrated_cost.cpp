@@ -79,10 +79,10 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
       auto& slot = f == KernelFamily::kDenseGemm ? dense_ : grouped_;
       for (Precision p : {Precision::kBf16, Precision::kFp8})
         if (auto it = model.gemm.find(to_string(p)); it != model.gemm.end()) slot[index(p)] = it->second;
-      if (fp8_per_tensor && f == KernelFamily::kDenseGemm)
+      if (fp8_per_tensor)
         if (auto it = model.gemm.find("fp8_tensor"); it != model.gemm.end()) {
           slot[index(Precision::kFp8)] = it->second;
-          dense_fp8_key_ = "fp8_tensor";
+          (f == KernelFamily::kDenseGemm ? dense_fp8_key_ : grouped_fp8_key_) = "fp8_tensor";
         }
     } else if (f == KernelFamily::kAttention) {
       attention_ = model.stream;
@@ -169,8 +169,8 @@ std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
     case OpKind::kGroupedGemm: {
       const KernelFamily f = kind == OpKind::kGemm ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm;
       if (!gemm_params(f, p)) return roofline_.priced_by(kind, p);
-      const bool tensor = f == KernelFamily::kDenseGemm && p == Precision::kFp8;
-      return at + calibrate::to_string(f) + "/precisions/" + (tensor ? dense_fp8_key_ : to_string(p));
+      const char* fp8_key = f == KernelFamily::kDenseGemm ? dense_fp8_key_ : grouped_fp8_key_;
+      return at + calibrate::to_string(f) + "/precisions/" + (p == Precision::kFp8 ? fp8_key : to_string(p));
     }
     case OpKind::kAttention:
       if (!attention_) return roofline_.priced_by(kind, p);

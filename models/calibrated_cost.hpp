@@ -31,7 +31,7 @@ class CalibratedCostModel final : public ComputeCostModel {
  public:
   /// Throws CalibrationError if the calibration was measured on a GPU with another SM count.
   /// `fp8_per_tensor`: the FP8 recipe scales per tensor (current or delayed scaling, cuBLASLt GEMMs), so
-  /// FP8 dense GEMMs take the calibration's "fp8_tensor" fit where it has one.
+  /// FP8 dense and grouped GEMMs take the calibration's "fp8_tensor" fits where it has them.
   CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms,
                       bool fp8_per_tensor = false);
 
@@ -57,7 +57,8 @@ class CalibratedCostModel final : public ComputeCostModel {
   int sms_;  ///< SMs available to compute
   std::string label_;
   std::array<std::optional<calibrate::GemmParams>, 2> dense_, grouped_;  ///< indexed by Precision
-  const char* dense_fp8_key_ = "fp8";  ///< the calibration precision dense FP8 GEMMs are priced from
+  const char* dense_fp8_key_ = "fp8";    ///< the calibration precision dense FP8 GEMMs are priced from
+  const char* grouped_fp8_key_ = "fp8";  ///< likewise for grouped (expert) FP8 GEMMs
   std::optional<calibrate::StreamParams> attention_;
   std::optional<calibrate::StreamParams> attention_backward_;  ///< measured backward, when the file has it
   int attention_sm_count_ = 0;  ///< SMs of the device attention was measured on

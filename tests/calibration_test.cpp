@@ -604,8 +604,8 @@ TEST(CalibratedCost, GroupedGemmCountsTilesPerExpert) {
               1e-15);
 }
 
-// Per-tensor FP8 recipes price dense FP8 GEMMs with the "fp8_tensor" fit (cuBLASLt), the others with
-// "fp8" (blockwise kernels); grouped GEMMs keep "fp8" either way.
+// Per-tensor FP8 recipes price dense and grouped FP8 GEMMs with the "fp8_tensor" fits (cuBLASLt), the
+// others with "fp8" (blockwise kernels).
 TEST(CalibratedCost, PerTensorFp8TakesItsOwnDenseFit) {
   Calibration c = hand_calibration();
   c.models[KernelFamily::kDenseGemm].gemm["fp8"] = c.models[KernelFamily::kDenseGemm].gemm.at("bf16");
@@ -621,6 +621,23 @@ TEST(CalibratedCost, PerTensorFp8TakesItsOwnDenseFit) {
             std::string::npos);
   EXPECT_NE(blockwise.priced_by(OpKind::kGemm, Precision::kFp8).find("precisions/fp8"), std::string::npos);
   EXPECT_EQ(tensor.gemm(128, 128, 4096, Precision::kBf16), blockwise.gemm(128, 128, 4096, Precision::kBf16));
+  // Grouped: no fp8_tensor fit here, so both price with "fp8" (here: none, the roofline) alike; with one,
+  // the per-tensor model takes it.
+  const std::vector<double> rows{300, 0, 128, 1};
+  EXPECT_EQ(tensor.grouped_gemm(rows, 256, 2048, Precision::kFp8),
+            blockwise.grouped_gemm(rows, 256, 2048, Precision::kFp8));
+  c.models[KernelFamily::kGroupedGemm].gemm["fp8_tensor"] =
+      c.models[KernelFamily::kGroupedGemm].gemm.at("bf16");
+  const CalibratedCostModel grouped_tensor(c, gpu(), 0, true);
+  // Its fp8_tensor fit is the BF16 one (no byte term): the same time, which the blockwise model does not
+  // give.
+  EXPECT_EQ(grouped_tensor.grouped_gemm(rows, 256, 2048, Precision::kFp8),
+            grouped_tensor.grouped_gemm(rows, 256, 2048, Precision::kBf16));
+  EXPECT_NE(grouped_tensor.grouped_gemm(rows, 256, 2048, Precision::kFp8),
+            blockwise.grouped_gemm(rows, 256, 2048, Precision::kFp8));
+  EXPECT_NE(grouped_tensor.priced_by(OpKind::kGroupedGemm, Precision::kFp8)
+                .find("grouped_gemm/precisions/fp8_tensor"),
+            std::string::npos);
   // Without an fp8_tensor fit the flag changes nothing.
   Calibration only_blockwise = c;
   only_blockwise.models[KernelFamily::kDenseGemm].gemm.erase("fp8_tensor");

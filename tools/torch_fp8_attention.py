@@ -59,6 +59,51 @@ def fp8_gemms():
                             names=kernels(f_row)), f"rowwise {shape}")
 
 
+# Expert GEMMs as Transformer Engine's grouped linear runs them under per-tensor FP8 recipes: one cuBLASLt
+# GEMM per local expert. The loop is captured in a CUDA graph and replayed, so Python's launch cost is not
+# timed (the graph keeps the GPU-side gaps between launches). Local experts, rows per expert, n, k.
+GROUPED = [(16, 2048, 3072, 4096), (16, 2048, 4096, 1536), (8, 2048, 1536, 2048), (8, 2048, 2048, 768),
+           (4, 4096, 4096, 7168), (4, 4096, 7168, 2048), (16, 512, 3072, 4096), (8, 512, 1536, 2048),
+           (32, 1024, 4096, 7168), (32, 256, 4096, 7168)]
+
+
+def graphed(fn):
+    """fn captured in a CUDA graph (after a warm-up on a side stream); returns the replay."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return g.replay
+
+
+def fp8_grouped():
+    e4m3 = torch.float8_e4m3fn
+    one = torch.ones((), device=dev, dtype=torch.float32)
+    for e, rows, n, k in GROUPED:
+        xs = [torch.randn(rows, k, device=dev, dtype=torch.bfloat16) for _ in range(e)]
+        ws = [torch.randn(n, k, device=dev, dtype=torch.bfloat16) for _ in range(e)]
+        x8, w8 = [x.to(e4m3) for x in xs], [w.to(e4m3) for w in ws]
+        flops = 2.0 * e * rows * n * k
+        shape = f"E{e} {rows}x{n}x{k}"
+
+        def loop_fp8():
+            for x, w in zip(x8, w8):
+                torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+
+        def loop_bf16():
+            for x, w in zip(xs, ws):
+                x @ w.t()
+
+        safe(lambda: record("grouped_fp8_tensor", shape, timed(graphed(loop_fp8)), flops=flops,
+                            note="per-expert cuBLASLt loop, CUDA graph", names=kernels(loop_fp8)), f"fp8 {shape}")
+        safe(lambda: record("grouped_bf16", shape, timed(graphed(loop_bf16)), flops=flops,
+                            note="per-expert cuBLAS loop, CUDA graph", names=kernels(loop_bf16)), f"bf16 {shape}")
+
+
 def fp8_casts():
     e4m3 = torch.float8_e4m3fn
     for n in (16384 * 7168, 65536 * 2048):
@@ -99,7 +144,7 @@ def attention():
                names=kernels(fwd_bwd))
 
 
-for f in (fp8_gemms, fp8_casts, attention):
+for f in (fp8_gemms, fp8_grouped, fp8_casts, attention):
     safe(f)
 with open(sys.argv[1] if len(sys.argv) > 1 else "fp8_attention.json", "w") as fh:
     json.dump({"torch": torch.__version__, "device": torch.cuda.get_device_name(),
