@@ -330,11 +330,14 @@ int main(int argc, char** argv) {
                   "no kernel measurements")
       ->excludes("--from-published");
   cal->add_option("--measurements", cal_measurements,
-                  "Also write every measurement of the run to this profile file, before fitting");
+                  "Also write every measurement of the run to this profile file, before fitting")
+      ->excludes("--from-published")
+      ->excludes("--scale-from");
   cal->add_option("--refit", cal_refit,
                   "Fit a profile file written by --measurements (no GPU needed) instead of measuring")
       ->excludes("--from-published")
-      ->excludes("--scale-from");
+      ->excludes("--scale-from")
+      ->excludes("--measurements");
   cal->add_option(
          "--fill-from", cal_fill,
          "With --refit: take the families and GEMM precisions the profile lacks from this calibration")

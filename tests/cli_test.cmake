@@ -286,3 +286,6 @@ expect_run(0 ARGS calibrate --refit "${CAL}/measured/h200-sxm-profile.json" --fi
 expect_run(0 ARGS calibrate --check "${WORK}/h200.json" STDOUT "grouped_gemm +cublas_per_expert +64 groups")
 expect_run(5 ARGS calibrate --refit "${CAL}/measured/h200-sxm-profile.json" --gpu catalog:h200-sxm --out "${WORK}/h200.json"
            STDERR "h200.json: --out: refusing to overwrite")
+# --measurements belongs to a measuring run: with --refit it would be ignored, so it is refused.
+expect_run(2 ARGS calibrate --refit "${CAL}/measured/h200-sxm-profile.json" --measurements "${WORK}/p.json"
+           --out "${WORK}/h200-2.json" STDERR "--measurements excludes --refit")
