@@ -65,9 +65,12 @@ std::string shape_of(const calibrate::Measurement& m) {
 
 int calibrate_check_cmd(const std::string& path) {
   const calibrate::Calibration c = calibrate::read_calibration(path);
-  std::cout << "calibration " << path << ": " << c.device.name << " (" << c.device.sm_count << " SMs, driver "
-            << c.device.driver_version << ", CUDA " << c.device.cuda_version << ", " << c.device.date
-            << ")\n\n";
+  // Published and scaled calibrations have no driver, CUDA version or date: say only what the file has.
+  std::string where = std::to_string(c.device.sm_count) + " SMs";
+  if (!c.device.driver_version.empty()) where += ", driver " + c.device.driver_version;
+  if (!c.device.cuda_version.empty()) where += ", CUDA " + c.device.cuda_version;
+  if (!c.device.date.empty()) where += ", " + c.device.date;
+  std::cout << "calibration " << path << ": " << c.device.name << " (" << where << ")\n\n";
   std::cout << "held-out prediction error per kernel family:\n"
             << std::setw(19) << "family" << std::setw(8) << "points" << std::setw(10) << "median"
             << std::setw(10) << "p95" << std::setw(10) << "max"
