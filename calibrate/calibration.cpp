@@ -414,13 +414,11 @@ ErrorStats read_stats(const Json& j, const std::string& src, const std::string& 
   return s;
 }
 
-LayerCheck read_layer(const Json& j, const std::string& src, const std::string& ptr,
-                      std::size_t measurements) {
-  ObjectReader r(j, src, ptr);
-  LayerCheck l;
-  l.name = r.get_string("name");
+// A layer's "components": a non-empty array of indices into the file's `measurements` measurements.
+std::vector<std::size_t> read_components(ObjectReader& r, const std::string& src, std::size_t measurements) {
   const Json& comps = array_child(r, "components", "measurement indices");
   if (comps.empty()) r.fail("components", "at least one measurement index", "an empty array");
+  std::vector<std::size_t> out;
   for (std::size_t i = 0; i < comps.size(); ++i) {
     const Json& v = comps[i];
     if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
@@ -429,8 +427,17 @@ LayerCheck read_layer(const Json& j, const std::string& src, const std::string& 
     if (idx >= measurements)
       fail_at(src, r.at("components") + "/" + std::to_string(i),
               "an index into /measurements (below " + std::to_string(measurements) + ")", v.dump());
-    l.components.push_back(static_cast<std::size_t>(idx));
+    out.push_back(static_cast<std::size_t>(idx));
   }
+  return out;
+}
+
+LayerCheck read_layer(const Json& j, const std::string& src, const std::string& ptr,
+                      std::size_t measurements) {
+  ObjectReader r(j, src, ptr);
+  LayerCheck l;
+  l.name = r.get_string("name");
+  l.components = read_components(r, src, measurements);
   l.measured_s = positive(r, "measured_s", "time in seconds");
   l.predicted_s = positive(r, "predicted_s", "time in seconds");
   l.rel_error = non_negative(r, "rel_error");
@@ -585,18 +592,7 @@ Profile parse_profile_json(const Json& j, const std::string& src) {
     ObjectReader lr(layers[i], src, "/layers/" + std::to_string(i));
     LayerSpec l;
     l.name = lr.get_string("name");
-    const Json& comps = array_child(lr, "components", "measurement indices");
-    if (comps.empty()) lr.fail("components", "at least one measurement index", "an empty array");
-    for (std::size_t c = 0; c < comps.size(); ++c) {
-      const Json& v = comps[c];
-      const std::string ptr = lr.at("components") + "/" + std::to_string(c);
-      if (!v.is_number_unsigned() && !(v.is_number_integer() && v.get<int64_t>() >= 0))
-        fail_at(src, ptr, "a measurement index", describe_json(v));
-      if (v.get<uint64_t>() >= p.measurements.size())
-        fail_at(src, ptr, "an index into /measurements (below " + std::to_string(p.measurements.size()) + ")",
-                v.dump());
-      l.components.push_back(static_cast<std::size_t>(v.get<uint64_t>()));
-    }
+    l.components = read_components(lr, src, p.measurements.size());
     l.measured_s = positive(lr, "measured_s", "time in seconds");
     lr.finish();
     p.layers.push_back(std::move(l));
