@@ -635,10 +635,10 @@ OJson to_ojson(const FamilyModel& m) {
           {"tile_m", p.tile_m},         {"tile_n", p.tile_n},         {"sm_count", p.sm_count},
           {"peak_flops", p.peak_flops}, {"efficiency", p.efficiency}, {"wave_overhead_s", p.wave_overhead_s},
           {"launch_s", p.launch_s},     {"s_per_byte", p.s_per_byte}, {"fitted_on", p.fitted_on}};
-    for (const auto& [prec, p] : m.gemm)
-      if (p.launch_per_group) precs[prec]["launch_per_group"] = true;  // absent: one launch
-    for (const auto& [prec, p] : m.gemm)
-      if (p.padded_groups) precs[prec]["padded_groups"] = true;  // absent: real rows
+    for (const auto& [prec, p] : m.gemm) {  // the flags are written only when set: older files read unchanged
+      if (p.launch_per_group) precs[prec]["launch_per_group"] = true;
+      if (p.padded_groups) precs[prec]["padded_groups"] = true;
+    }
     j["precisions"] = precs;
   } else {
     j["fixed_s"] = m.stream.fixed_s;

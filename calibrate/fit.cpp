@@ -227,12 +227,11 @@ FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int s
       auto peak = o.peak_flops.find(prec);
       if (peak == o.peak_flops.end() || !(peak->second > 0))
         fit_error(w, "a reference peak for " + prec + " in FitOptions::peak_flops", "none");
-      const bool per_group = f == KernelFamily::kGroupedGemm &&
-                             std::find(o.per_group_launch_variants.begin(), o.per_group_launch_variants.end(),
-                                       model.variant) != o.per_group_launch_variants.end();
-      const bool padded = f == KernelFamily::kGroupedGemm &&
-                          std::find(o.padded_variants.begin(), o.padded_variants.end(), model.variant) !=
-                              o.padded_variants.end();
+      const auto named = [&](const std::vector<std::string>& list) {
+        return f == KernelFamily::kGroupedGemm &&
+               std::find(list.begin(), list.end(), model.variant) != list.end();
+      };
+      const bool per_group = named(o.per_group_launch_variants), padded = named(o.padded_variants);
       model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o, per_group, padded);
     } else {
       const bool attention = is_attention_family(f);

@@ -111,16 +111,18 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   w.moe_layers.reserve(static_cast<std::size_t>(total_blocks));
   w.moe_detail.reserve(static_cast<std::size_t>(total_blocks));
   std::vector<double> saved(static_cast<std::size_t>(total_blocks), 0.0);
-  std::vector<double> saved_full(saved);  // what a block keeps before uniform groups share one input
-  // Each block's position in its pipeline stage (virtual stage), for recomputation by layer count.
-  std::vector<int> stage_position(static_cast<std::size_t>(total_blocks), 0);
-  {
+  const bool full = par.recompute == Recompute::kFull;
+  const int rc_layers = par.recompute_num_layers;
+  const bool block_method = full && par.recompute_method == RecomputeMethod::kBlock;
+  const bool uniform_groups = full && par.recompute_method == RecomputeMethod::kUniform && rc_layers > 1;
+  // Each block's position in its pipeline stage (virtual stage): only recomputation by layer count needs it.
+  std::vector<int> stage_position;
+  if (block_method || uniform_groups) {
+    stage_position.assign(static_cast<std::size_t>(total_blocks), 0);
     int next = 0;
     for (int n : chunk_blocks(s, total_blocks))
       for (int i = 0; i < n && next < total_blocks; ++i) stage_position[static_cast<std::size_t>(next++)] = i;
   }
-  const bool full = par.recompute == Recompute::kFull;
-  const int rc_layers = par.recompute_num_layers;
   int dense_template[4] = {-1, -1, -1, -1}, moe_template[4] = {-1, -1, -1, -1}, moe_count = 0;
   const int bf16_start = s.workload.bf16_layers_at_start, bf16_end = s.workload.bf16_layers_at_end;
   double saved_transient = 0;  // logits are consumed by the loss right away: held for one microbatch
@@ -128,16 +130,12 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     const bool mtp = l >= m.layers;
     const bool moe = mtp ? m.moe.experts > 0 : is_moe_layer(m, l);
     const bool windowed_layer = m.attention.sliding_window > 0;  // attention differs by layer parity
-    const int pos = stage_position[static_cast<std::size_t>(l)];
     // Rerun by full recomputation: every block (uniform), or the first rc_layers of the stage (block).
-    const bool rerun = full && (par.recompute_method == RecomputeMethod::kUniform || pos < rc_layers);
+    const bool rerun = full && (!block_method || stage_position[static_cast<std::size_t>(l)] < rc_layers);
     // A decoder layer among the first or last kept in BF16 (MTP blocks keep the workload's precision).
     const bool bf16 = !mtp && (l < bf16_start || l >= m.layers - bf16_end);
     const int key = (full && !rerun ? 1 : 0) + (bf16 ? 2 : 0);
     const PricingContext& cl = *contexts[key];
-    // Uniform groups of rc_layers blocks keep one input per group: the group's first block's.
-    const bool group_input =
-        !(full && par.recompute_method == RecomputeMethod::kUniform && rc_layers > 1) || pos % rc_layers == 0;
     BlockCost& b = w.blocks[l];
     auto repeat = [&](int from) {
       const BlockCost& t = w.blocks[from];
@@ -150,7 +148,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     const int dt = dense_template[key], mt = moe_template[key];
     if (!moe && !mtp && dt >= 0 && !windowed_layer) {
       repeat(dt);
-      saved[l] = group_input ? saved_full[dt] : 0.0;
+      saved[l] = saved[dt];
       continue;
     }
     if (moe && !mtp && same_every_layer && mt >= 0 && !windowed_layer) {
@@ -160,14 +158,13 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       st.layer = l;
       w.moe_layers.push_back(st);
       w.moe_detail.push_back(w.moe_detail[w.blocks[mt].moe_index]);
-      saved[l] = group_input ? saved_full[mt] : 0.0;
+      saved[l] = saved[mt];
       continue;
     }
     b.layer = l;
     b.kind = mtp ? BlockKind::kMtp : moe ? BlockKind::kMoe : BlockKind::kDense;
     if (!moe) {
-      saved_full[l] = price_block(cl, b, l, mtp, nullptr, geo, saved_transient);
-      saved[l] = group_input ? saved_full[l] : 0.0;
+      saved[l] = price_block(cl, b, l, mtp, nullptr, geo, saved_transient);
       if (!mtp && dense_template[key] < 0) dense_template[key] = l;
       continue;
     }
@@ -177,8 +174,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     LayerRouting r = replay ? route_sample(routing->samples[moe_count % routing->samples.size()], slots, rctx)
                             : route_expected(gen.shares(moe_count), slots, rctx);
     r.summary.layer = l;
-    saved_full[l] = price_block(cl, b, l, mtp, &r, geo, saved_transient);
-    saved[l] = group_input ? saved_full[l] : 0.0;
+    saved[l] = price_block(cl, b, l, mtp, &r, geo, saved_transient);
     for (const Op& op : b.ops) {
       if (op.pass != Pass::kForward) continue;
       if (op.comm == CommKind::kExpertDispatch) r.summary.dispatch_seconds += op.seconds;
@@ -201,6 +197,11 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     if (!mtp && moe_template[key] < 0) moe_template[key] = l;
   }
 
+  // Uniform groups of rc_layers blocks keep one input per group: the group's first block's.
+  if (uniform_groups)
+    for (int l = 0; l < total_blocks; ++l)
+      if (stage_position[static_cast<std::size_t>(l)] % rc_layers != 0)
+        saved[static_cast<std::size_t>(l)] = 0;
   partition_pipeline(c, saved, saved_transient, w);
   return w;
 }
