@@ -13,7 +13,9 @@ namespace moesim::cli {
 /// ConfigError naming the scenario file and the pointer (trace errors: the trace file and line).
 /// `validate`, `run`, `compare` and `replay` call it, so a scenario that one accepts the others accept.
 /// Returns the scenario's routing resolved once (the trace's first step as read here, sampled routing,
-/// placements), which the engines take so that they read no file.
+/// placements), which the engines take so that they read no file. A serving scenario is checked by
+/// models::check_serving instead of the routing and trace checks (its request trace read whole) and
+/// gets an empty RoutingInput.
 models::RoutingInput check_scenario(const Scenario& s);
 
 }  // namespace moesim::cli

@@ -9,11 +9,14 @@
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
 #include "models/op_table.hpp"
+#include "models/serving.hpp"
 #include "reports/html_report.hpp"
+#include "reports/serving.hpp"
 #include "reports/writers.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
+#include "sim/serving_sim.hpp"
 #include "sim/step_sim.hpp"
 
 using moesim::Json;
@@ -23,6 +26,43 @@ using moesim::cli::kUsage;
 
 namespace {
 
+// A serving scenario: the request-level engines of models/serving.hpp (analytic) and sim/serving_sim.hpp
+// (discrete-event), their table, JSON or CSV, and the run's output directory.
+int run_serving(const moesim::Scenario& s, moesim::OutputFormat format, const std::string& out_dir,
+                bool force, bool ops, bool report) {
+  for (const auto& [flag, given] : {std::pair{"--ops", ops}, {"--report", report}})
+    if (given)
+      throw moesim::ConfigError(
+          std::string(flag) + ": expected a training scenario, found " + s.source +
+          " with workload.kind \"serving\" (a serving run writes its table, JSON, CSV and "
+          "per-request files)");
+  moesim::cli::check_scenario(s);
+  const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
+  const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
+  const std::string dir_option = !out_dir.empty() ? "--out" : "/outputs/dir of " + s.source;
+  if (!dir.empty())
+    moesim::reports::check_run_outputs(
+        dir, moesim::reports::serving_output_files(s.outputs.formats, simulate), force, dir_option);
+  const std::vector<moesim::traces::Request> requests = moesim::models::serving_requests(s);
+  std::vector<moesim::models::ServedRequest> rows;
+  const moesim::models::ServingResult r = simulate ? moesim::sim::simulate_serving(s, requests, &rows)
+                                                   : moesim::models::evaluate_serving_analytic(s, requests);
+  switch (format) {
+    case moesim::OutputFormat::kJson:
+      std::cout << moesim::reports::serving_json(s, r).dump(2) << "\n";
+      break;
+    case moesim::OutputFormat::kCsv:
+      moesim::reports::write_serving_csv(std::cout, r);
+      break;
+    case moesim::OutputFormat::kTable:
+      moesim::reports::write_serving_table(std::cout, s, r);
+      break;
+  }
+  if (!dir.empty())
+    moesim::reports::write_serving_outputs(dir, s, r, force, dir_option, simulate ? &rows : nullptr);
+  return r.feasible ? kOk : kInfeasible;
+}
+
 int run_cmd(const std::string& path, moesim::OutputFormat format, const std::string& out_dir, bool force,
             bool ops, bool report, std::optional<moesim::EngineKind> engine, const moesim::Catalog& cat) {
   moesim::Scenario s = moesim::load_scenario(path, cat);
@@ -30,6 +70,8 @@ int run_cmd(const std::string& path, moesim::OutputFormat format, const std::str
     s.engine.kind = *engine;
     s.resolved["engine"]["kind"] = moesim::to_string(*engine);
   }
+  if (s.workload.kind == moesim::WorkloadKind::kServing)
+    return run_serving(s, format, out_dir, force, ops, report);
   const moesim::models::RoutingInput routing = moesim::cli::check_scenario(s);
   const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;

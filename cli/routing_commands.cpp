@@ -150,7 +150,7 @@ int request_trace_cmd(const std::string& path, traces::RequestFormat format, boo
   };
   if (out == OutputFormat::kJson) {
     Json j = {{"file", path},
-              {"format", traces::to_string(t.format)},
+              {"format", moesim::to_string(t.format)},
               {"requests", s.requests},
               {"skipped_failed", t.skipped_failed},
               {"duration_s", s.duration_s},
@@ -163,7 +163,7 @@ int request_trace_cmd(const std::string& path, traces::RequestFormat format, boo
     return 0;
   }
   char buf[256];
-  std::cout << path << " (" << traces::to_string(t.format) << "): " << s.requests << " requests";
+  std::cout << path << " (" << moesim::to_string(t.format) << "): " << s.requests << " requests";
   if (t.skipped_failed > 0) std::cout << " (failed requests skipped: " << t.skipped_failed << ")";
   std::snprintf(buf, sizeof buf, "\n  over %.6g s: %.6g requests/s, inter-arrival CV %.3g (1: Poisson)\n",
                 s.duration_s, s.rate_per_s, s.interarrival_cv);

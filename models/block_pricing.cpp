@@ -17,6 +17,7 @@ struct Builder {
   void add(const char* name, OpRole role, Pass pass, OpKind kind, double seconds, double work,
            bool recompute = false, Precision precision = Precision::kBf16,
            MemoryKernel memory = MemoryKernel::kStream) {
+    if (c.serving != nullptr && pass != Pass::kForward) return;  // inference runs the forward pass only
     const CommKind comm = comm_kind(role);
     b.ops.push_back(Op{name, role, pass, kind, comm, recompute, seconds, work, precision, memory});
     PassCost& pc = b.pass[static_cast<int>(pass)];
@@ -118,9 +119,117 @@ bool rc(const PricingContext& c, RecomputeModule m) {
   return full_rc(c) || c.recomputes(m);
 }
 
+// Attention of a serving iteration: norm, projections, the decode and prefill attention kernels, the KV
+// cache write, output projection and (tp > 1) its all-reduce. MLA decodes with the up-projections absorbed
+// into the query and output (DeepSeek-V2 report §2.1.2: attention over the 576-wide latent, one KV head)
+// and prefills with them expanded (multi-head attention over the up-projected keys and values), as SGLang
+// and vLLM run it.
+double serving_attention_block(const PricingContext& c, Builder& bl, int layer) {
+  const ServingBatch& sb = *c.serving;
+  const auto& m = c.s.model;
+  const auto& a = m.attention;
+  const double h = m.hidden, T = c.T;
+  const double H = double(a.heads) / c.tp;
+  const double Td = sb.decode_seqs * sb.decode_queries, Tp = sb.prefill_tokens;
+  const R proj = R::kAttentionProjection;
+  const bool windowed =
+      a.sliding_window > 0 && (a.sliding_window_every == 0 || layer % a.sliding_window_every == 0);
+  const double window = windowed ? double(a.sliding_window) : 0.0;
+  const auto seen = [&](double kv) { return window > 0 ? std::min(kv, window) : kv; };
+  bl.memory("attn.norm", R::kNorm, T * h * kAct * 2);
+  double kv_per_token = 0;  // KV cache bytes one token adds to this layer on this GPU
+  if (a.kind == AttentionKind::kMla) {
+    const double qk_dim = a.head_dim + a.rope_head_dim, latent = a.kv_lora_rank + a.rope_head_dim;
+    if (a.q_lora_rank > 0) {
+      bl.gemm("attn.q_down", proj, T, a.q_lora_rank, h, c.prec);
+      bl.memory("attn.q_norm", R::kNorm, T * a.q_lora_rank * kAct * 2);
+      bl.gemm("attn.q_up", proj, T, H * qk_dim, a.q_lora_rank, c.prec);
+    } else {
+      bl.gemm("attn.q_proj", proj, T, H * qk_dim, h, c.prec);
+    }
+    bl.gemm("attn.kv_down", proj, T, latent, h, c.prec);
+    bl.memory("attn.kv_norm", R::kNorm, T * a.kv_lora_rank * kAct * 2);
+    kv_per_token = latent * sb.kv_elem_bytes;
+    if (Td > 0) {
+      // Absorbed: each head's query is mapped into the latent space and its output back (one small GEMM
+      // per head over the decode tokens, BF16 batched GEMMs).
+      const std::vector<double> rows(static_cast<std::size_t>(H), Td);
+      bl.add("attn.q_absorb", proj, Pass::kForward, OpKind::kGroupedGemm,
+             c.cm.grouped_gemm(rows, a.kv_lora_rank, a.head_dim, Precision::kBf16),
+             2 * Td * H * a.kv_lora_rank * a.head_dim);
+      DecodeAttentionShape d;
+      d.sequences = sb.decode_seqs;
+      d.query_per_seq = sb.decode_queries;
+      d.kv_per_seq = seen(sb.decode_kv);
+      d.heads = H;
+      d.kv_heads = 1;
+      d.qk_dim = latent;
+      d.v_dim = a.kv_lora_rank;
+      d.kv_bytes = sb.decode_seqs * d.kv_per_seq * kv_per_token;
+      bl.add("attn.decode", R::kAttention, Pass::kForward, OpKind::kAttention,
+             decode_attention_seconds(c.cm, d), d.flops());
+      bl.add("attn.o_absorb", proj, Pass::kForward, OpKind::kGroupedGemm,
+             c.cm.grouped_gemm(rows, a.v_head_dim, a.kv_lora_rank, Precision::kBf16),
+             2 * Td * H * a.kv_lora_rank * a.v_head_dim);
+    }
+    if (Tp > 0) {
+      // Expanded: the latents of every context token of the prefilled sequences are up-projected.
+      bl.gemm("attn.kv_up", proj, sb.prefill_context, H * (a.head_dim + a.v_head_dim), a.kv_lora_rank,
+              c.prec);
+      AttentionShape sh;
+      sh.query_tokens = Tp;
+      sh.kv_tokens = seen(sb.prefill_kv);
+      sh.heads = H;
+      sh.qk_dim = qk_dim;
+      sh.v_dim = a.v_head_dim;
+      sh.causal = false;  // prefill_kv already counts only the visible keys
+      bl.add("attn.prefill", R::kAttention, Pass::kForward, OpKind::kAttention, c.cm.attention(sh, false),
+             sh.forward_flops());
+    }
+  } else {
+    const double kvh = std::max(1.0, double(a.kv_heads) / c.tp);
+    bl.gemm("attn.qkv", proj, T, (H + kvh) * a.head_dim + kvh * a.v_head_dim, h, c.prec);
+    kv_per_token = kvh * (a.head_dim + a.v_head_dim) * sb.kv_elem_bytes;
+    if (Td > 0) {
+      DecodeAttentionShape d;
+      d.sequences = sb.decode_seqs;
+      d.query_per_seq = sb.decode_queries;
+      d.kv_per_seq = seen(sb.decode_kv);
+      d.heads = H;
+      d.kv_heads = kvh;
+      d.qk_dim = a.head_dim;
+      d.v_dim = a.v_head_dim;
+      d.kv_bytes = sb.decode_seqs * d.kv_per_seq * kv_per_token;
+      bl.add("attn.decode", R::kAttention, Pass::kForward, OpKind::kAttention,
+             decode_attention_seconds(c.cm, d), d.flops());
+    }
+    if (Tp > 0) {
+      AttentionShape sh;
+      sh.query_tokens = Tp;
+      sh.kv_tokens = seen(sb.prefill_kv);
+      sh.heads = H;
+      sh.qk_dim = a.head_dim;
+      sh.v_dim = a.v_head_dim;
+      sh.causal = false;
+      bl.add("attn.prefill", R::kAttention, Pass::kForward, OpKind::kAttention, c.cm.attention(sh, false),
+             sh.forward_flops());
+    }
+  }
+  bl.memory("attn.kv_write", R::kAttention, T * kv_per_token * 2);  // read the new K, V; write the cache
+  bl.gemm("attn.out", proj, T, h, H * a.v_head_dim, c.prec);
+  if (c.tp > 1) {
+    const double bytes = T * h * kAct;
+    bl.comm("attn.tp_all_reduce", R::kTensorCollective, Pass::kForward, c.net.all_reduce(bytes, c.tp_group),
+            bytes);
+  }
+  bl.memory("attn.residual", R::kResidual, T * h * kAct * 3);
+  return 0;
+}
+
 // Attention sub-block: norm, (TP all-gather), projections, fused attention, output projection,
 // (TP reduce-scatter). Saved activations are returned in bytes.
 double attention_block(const PricingContext& c, Builder& bl, int layer) {
+  if (c.serving != nullptr) return serving_attention_block(c, bl, layer);
   const auto& m = c.s.model;
   const auto& a = m.attention;
   const double h = m.hidden, T = c.T;

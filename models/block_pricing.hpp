@@ -16,6 +16,22 @@ namespace moesim::models {
 /// BF16 activation bytes per element.
 inline constexpr double kActivationBytes = 2.0;
 
+/// One serving iteration on one attention-DP rank, as its attention kernels see it: the decoding sequences
+/// (a few query tokens each against their KV cache) and the prompt tokens prefilled in the same iteration.
+struct ServingBatch {
+  double decode_seqs = 0;     ///< sequences decoding
+  double decode_queries = 1;  ///< query tokens per decoding sequence (1 + speculative tokens)
+  double decode_kv = 0;       ///< mean cached tokens a decoding sequence attends to
+  double prefill_tokens = 0;  ///< prompt tokens computed this iteration
+  double prefill_seqs = 0;    ///< sequences those tokens belong to
+  double prefill_kv = 0;      ///< mean tokens a prompt token attends to (cached prefix and earlier tokens)
+  double prefill_context =
+      0;  ///< cached plus new tokens of the prefilled sequences (MLA expands their latents)
+  double kv_elem_bytes = 2;  ///< KV cache element size, bytes
+  /// Tokens the GEMMs of this iteration process.
+  double tokens() const { return decode_seqs * decode_queries + prefill_tokens; }
+};
+
 /// What pricing a block needs: the scenario, the cost models, tokens per GPU and the groups.
 struct PricingContext {
   const Scenario& s;            ///< the validated scenario
@@ -28,7 +44,10 @@ struct PricingContext {
   int tp = 1, cp = 1, etp = 1;  ///< tensor-, context- and expert-tensor-parallel degrees
   Group tp_group, cp_group, ep_etp_group;  ///< tensor-, context- and expert-tensor-parallel groups
   Recompute rc = Recompute::kNone;         ///< activation recompute policy
-  unsigned rc_modules = 0;                 ///< with selective recompute: bit m set = RecomputeModule m reruns
+  /// Serving: the iteration's attention (null: a training microbatch of sequences of seq_len tokens). With
+  /// it, only forward ops are priced.
+  const ServingBatch* serving = nullptr;
+  unsigned rc_modules = 0;  ///< with selective recompute: bit m set = RecomputeModule m reruns
 
   /// True when selective recomputation reruns module `m`.
   bool recomputes(RecomputeModule m) const {

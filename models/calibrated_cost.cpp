@@ -141,6 +141,11 @@ double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n,
   return g->time(g->grouped_tiles(rows, n), k, sms_, bytes, g->launches(rows));
 }
 
+double CalibratedCostModel::attention_work(const AttentionShape& s) const {
+  if (!attention_) return roofline_.attention_work(s);
+  return attention(s, false) - attention_->fixed_s;
+}
+
 double CalibratedCostModel::attention(const AttentionShape& s, bool backward) const {
   if (!attention_) return roofline_.attention(s, backward);
   const double fwd = s.forward_flops();

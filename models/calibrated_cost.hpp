@@ -41,6 +41,7 @@ class CalibratedCostModel final : public ComputeCostModel {
   double gemm(double m, double n, double k, Precision p) const override;
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
   double attention(const AttentionShape& s, bool backward) const override;
+  double attention_work(const AttentionShape& s) const override;
   double memory_bound(double bytes) const override;
   double memory_kernel(MemoryKernel k, double bytes) const override;
   std::string priced_by(OpKind kind, Precision p) const override;

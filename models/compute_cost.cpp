@@ -77,6 +77,25 @@ double RooflineCostModel::attention(const AttentionShape& s, bool backward) cons
   return flops / rate + gpu_.kernel_launch;
 }
 
+double decode_attention_seconds(const ComputeCostModel& cm, const DecodeAttentionShape& s) {
+  if (s.sequences <= 0 || s.kv_per_seq <= 0) return 0.0;
+  AttentionShape a;
+  const double group = s.kv_heads > 0 ? std::max(1.0, s.heads / s.kv_heads) : 1.0;
+  a.query_tokens = s.sequences * s.query_per_seq * group;
+  a.kv_tokens = s.kv_per_seq;
+  a.heads = s.heads / group;
+  a.qk_dim = s.qk_dim;
+  a.v_dim = s.v_dim;
+  a.causal = false;
+  return std::max(cm.attention_work(a), cm.memory_bound(s.kv_bytes));
+}
+
+double RooflineCostModel::attention_work(const AttentionShape& s) const {
+  const double flops = s.forward_flops();
+  if (flops <= 0) return 0.0;
+  return flops / (gpu_.flops_bf16 * gpu_.attention_efficiency * double(sms_) / gpu_.sm_count);
+}
+
 double RooflineCostModel::memory_bound(double bytes) const {
   if (bytes <= 0) return 0.0;
   return bytes / (gpu_.memory_bandwidth * gpu_.memory_efficiency) + gpu_.kernel_launch;
@@ -128,6 +147,7 @@ class ScaledCostModel final : public ComputeCostModel {
   double attention(const AttentionShape& s, bool backward) const override {
     return inner_->attention(s, backward) * slow_;
   }
+  double attention_work(const AttentionShape& s) const override { return inner_->attention_work(s) * slow_; }
   double memory_bound(double bytes) const override { return inner_->memory_bound(bytes) * slow_; }
   double memory_kernel(MemoryKernel k, double bytes) const override {
     return inner_->memory_kernel(k, bytes) * slow_;
@@ -158,6 +178,7 @@ class SharedCostModel final : public ComputeCostModel {
   double attention(const AttentionShape& s, bool backward) const override {
     return m_->attention(s, backward);
   }
+  double attention_work(const AttentionShape& s) const override { return m_->attention_work(s); }
   double memory_bound(double bytes) const override { return m_->memory_bound(bytes); }
   double memory_kernel(MemoryKernel k, double bytes) const override { return m_->memory_kernel(k, bytes); }
   std::string priced_by(OpKind kind, Precision p) const override { return m_->priced_by(kind, p); }

@@ -3,6 +3,7 @@
 /// every compute op through this interface, so a measured calibration replaces the roofline default
 /// without changes elsewhere.
 
+#include <algorithm>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,6 +40,21 @@ struct AttentionShape {
   }
 };
 
+/// Decode attention of one iteration on one GPU: each of `sequences` sequences brings `query_per_seq`
+/// query tokens (1, or more with speculative tokens) and attends to `kv_per_seq` cached tokens.
+struct DecodeAttentionShape {
+  double sequences = 0;
+  double query_per_seq = 1;
+  double kv_per_seq = 0;  ///< mean attended KV tokens per sequence
+  double heads = 0;       ///< query heads on this GPU
+  double kv_heads = 1;    ///< KV heads on this GPU (absorbed MLA: 1)
+  double qk_dim = 0;      ///< per-head query/key dim (absorbed MLA: kv_lora_rank + rope dim)
+  double v_dim = 0;       ///< per-head value dim (absorbed MLA: kv_lora_rank)
+  double kv_bytes = 0;    ///< KV cache bytes the kernel reads (every sequence's cache, all KV heads)
+  /// FLOPs: 2 · queries · KV · heads · (dqk + dv), no mask (every cached token is visible).
+  double flops() const { return 2.0 * sequences * query_per_seq * kv_per_seq * heads * (qk_dim + v_dim); }
+};
+
 class ComputeCostModel {
  public:
   virtual ~ComputeCostModel() = default;
@@ -50,6 +66,11 @@ class ComputeCostModel {
   virtual double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const = 0;
   /// Fused attention forward (or backward: recomputation plus gradients). Seconds.
   virtual double attention(const AttentionShape& s, bool backward) const = 0;
+  /// The forward attention kernel's time without its fixed cost: what its FLOPs and shape take once it
+  /// runs. By default attention() less attention() of an empty shape. Seconds.
+  virtual double attention_work(const AttentionShape& s) const {
+    return std::max(0.0, attention(s, false) - attention(AttentionShape{}, false));
+  }
   /// A streaming, memory-bound kernel moving `bytes` through HBM (reads plus writes). Seconds.
   virtual double memory_bound(double bytes) const = 0;
   /// A memory-bound kernel of family `k` moving `bytes` (reads plus writes). Seconds. By default every
@@ -80,6 +101,7 @@ class RooflineCostModel final : public ComputeCostModel {
   double gemm(double m, double n, double k, Precision p) const override;
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
   double attention(const AttentionShape& s, bool backward) const override;
+  double attention_work(const AttentionShape& s) const override;
   double memory_bound(double bytes) const override;
   std::string priced_by(OpKind kind, Precision p) const override;
 
@@ -90,6 +112,17 @@ class RooflineCostModel final : public ComputeCostModel {
   GpuSpec gpu_;
   int sms_;  ///< SMs available to compute
 };
+
+/// Decode attention (flash-decoding): the slower of its FLOPs at the fused-attention rate and its KV cache
+/// read at the streaming rate (memory_bound, with the streaming kernel's fixed cost). The FLOPs are priced
+/// as attention_work() of the same FLOPs with the query heads that share a KV head stacked as the rows of
+/// one tile (decode kernels do this: FlashMLA puts h_q · s_q rows against one latent KV head), no mask;
+/// the fused kernel's fixed cost, fitted on prefill-sized kernels, is left out (decode kernels split the
+/// KV sequence over the SMs instead). Decode kernels
+/// read each cached token once per KV head group, so large batches run at the streaming rate (cuDNN SDPA
+/// decode on an H200: 4.3-4.4 TB/s, scenarios/catalog/calibrations/measured/h200-torch-serving.json;
+/// FlashMLA on an H800: 3000 GB/s memory-bound, 660 TFLOP/s compute-bound).
+double decode_attention_seconds(const ComputeCostModel& cm, const DecodeAttentionShape& s);
 
 /// The compute cost model a scenario asks for: its calibration (the text the loader read, parsed here;
 /// throws CalibrationError if malformed or for another GPU), else its GPU's default calibration

@@ -8,6 +8,7 @@
 #include "models/pipeline_partition.hpp"
 #include "models/placement.hpp"
 #include "models/routing_source.hpp"
+#include "scenarios/error.hpp"
 #include "traces/load.hpp"
 
 namespace moesim::models {
@@ -68,6 +69,10 @@ const std::vector<Op>& block_ops(const Workload& w, int b) {
 
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
                         const RoutingInput* routing, bool detail) {
+  if (s.workload.kind == WorkloadKind::kServing)
+    throw ConfigError(located_message(
+        s.source, "/workload/kind", "\"training\" for this command (a serving scenario runs with moesim run)",
+        "\"serving\""));
   Workload w;
   const auto& m = s.model;
   const auto& par = s.parallelism;

@@ -90,6 +90,8 @@ std::vector<const OutputFile*> selected(const std::vector<OutputFormat>& formats
 std::vector<std::string> known_output_files() {
   std::vector<std::string> names;
   for (const auto& f : output_files()) names.push_back(f.name);
+  // A serving run's own files (reports/serving.hpp).
+  for (const char* n : {"requests.csv", "kv_usage.csv"}) names.push_back(n);
   return names;
 }
 

@@ -19,7 +19,7 @@ namespace moesim::reports {
 
 /// Every file a run can write into its output directory, in the order they are written:
 /// scenario.resolved.json, result.json, summary.csv, layers.csv, ops.csv, expert_load.csv, summary.txt,
-/// trace.json, links.csv.
+/// trace.json, links.csv; and a serving run's requests.csv and kv_usage.csv (reports/serving.hpp).
 /// These are the only files `force` removes; nothing else in the directory is ever touched.
 std::vector<std::string> known_output_files();
 

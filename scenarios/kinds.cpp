@@ -141,7 +141,55 @@ const Registry<WorkloadKind>& workload_kinds() {
       "workload kind",
       "workloads (workload.kind)",
       {{"training", "one optimizer step: forward, backward, gradient sync, optimizer",
-        WorkloadKind::kTraining}}};
+        WorkloadKind::kTraining},
+       {"serving", "inference serving: requests, prefill and decode iterations on serving instances",
+        WorkloadKind::kServing}}};
+  return r;
+}
+
+const Registry<ServingRole>& serving_roles() {
+  static const Registry<ServingRole> r{
+      "serving role",
+      "what a serving instance runs (serving.instances[].role)",
+      {{"colocated", "prefill and decode on the same instance, chunked prefill mixed into decode iterations",
+        ServingRole::kColocated},
+       {"prefill", "prefill only; the KV cache goes to a decode instance over the fabric",
+        ServingRole::kPrefill},
+       {"decode", "decode only, from KV caches received from prefill instances", ServingRole::kDecode}}};
+  return r;
+}
+
+const Registry<KvDtype>& kv_dtypes() {
+  static const Registry<KvDtype> r{
+      "KV cache type",
+      "KV cache element types (serving.kv_dtype)",
+      {{"bf16", "2 bytes per element", KvDtype::kBf16},
+       {"fp8", "1 byte per element (FP8 KV cache; scales are not counted)", KvDtype::kFp8}}};
+  return r;
+}
+
+const Registry<RequestFormat>& request_formats() {
+  static const Registry<RequestFormat> r{
+      "request trace format",
+      "request trace formats (serving.requests.format, moesim requests --format)",
+      {{"auto", "detected from the header line", RequestFormat::kAuto},
+       {"moesim", "arrival_s,input_tokens,output_tokens[,cached_tokens]", RequestFormat::kMoesim},
+       {"azure", "Azure LLM inference traces: TIMESTAMP,ContextTokens,GeneratedTokens",
+        RequestFormat::kAzure},
+       {"burstgpt", "BurstGPT: Timestamp,Model,Request tokens,Response tokens,Total tokens,Log Type",
+        RequestFormat::kBurstGpt}}};
+  return r;
+}
+
+const Registry<A2aKernel>& a2a_kernels() {
+  static const Registry<A2aKernel> r{
+      "all-to-all kernel",
+      "expert all-to-all kernels of a serving instance (serving.instances[].all_to_all)",
+      {{"auto", "low_latency for decode instances, normal otherwise", A2aKernel::kAuto},
+       {"normal", "DeepEP normal kernels: NVLink forwarding inside a node, one copy per destination node",
+        A2aKernel::kNormal},
+       {"low_latency", "DeepEP low-latency kernels: every token copy straight to its GPU over RDMA",
+        A2aKernel::kLowLatency}}};
   return r;
 }
 
@@ -280,6 +328,18 @@ const char* to_string(Precision v) {
 const char* to_string(WorkloadKind v) {
   return workload_kinds().name_of(v).c_str();
 }
+const char* to_string(ServingRole v) {
+  return serving_roles().name_of(v).c_str();
+}
+const char* to_string(KvDtype v) {
+  return kv_dtypes().name_of(v).c_str();
+}
+const char* to_string(RequestFormat v) {
+  return request_formats().name_of(v).c_str();
+}
+const char* to_string(A2aKernel v) {
+  return a2a_kernels().name_of(v).c_str();
+}
 const char* to_string(Fp8Recipe v) {
   return fp8_recipes().name_of(v).c_str();
 }
@@ -309,11 +369,12 @@ const char* to_string(OutputFormat v) {
 }
 
 std::vector<const RegistryBase*> setting_registries() {
-  return {&attention_kinds(),   &activations(),    &router_scores(),   &scale_up_kinds(),
-          &topology_kinds(),    &schedules(),      &recompute_modes(), &recompute_modules(),
-          &recompute_methods(), &precisions(),     &workload_kinds(),  &dtypes(),
-          &fp8_recipes(),       &dispatch_modes(), &routing_modes(),   &trace_formats(),
-          &engine_kinds(),      &des_groups(),     &aggregations(),    &output_formats()};
+  return {&attention_kinds(),   &activations(),     &router_scores(),   &scale_up_kinds(),
+          &topology_kinds(),    &schedules(),       &recompute_modes(), &recompute_modules(),
+          &recompute_methods(), &precisions(),      &workload_kinds(),  &serving_roles(),
+          &a2a_kernels(),       &dtypes(),          &fp8_recipes(),     &dispatch_modes(),
+          &routing_modes(),     &trace_formats(),   &engine_kinds(),    &des_groups(),
+          &aggregations(),      &request_formats(), &kv_dtypes(),       &output_formats()};
 }
 
 }  // namespace moesim

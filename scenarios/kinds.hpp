@@ -29,7 +29,12 @@ enum class RecomputeModule { kCoreAttn, kMoeAct, kLayernorm, kMlaUpProj, kMlp, k
 /// GEMM precision.
 enum class Precision { kBf16, kFp8 };
 /// What is evaluated.
-enum class WorkloadKind { kTraining };
+enum class WorkloadKind { kTraining, kServing };
+/// What a serving instance runs: prefill and decode together, or one phase (disaggregated serving).
+enum class ServingRole { kColocated, kPrefill, kDecode };
+/// Which expert all-to-all kernels a serving instance uses: DeepEP's normal (throughput) kernels, its
+/// low-latency kernels (every token copy straight over the NIC), or the role's usual choice.
+enum class A2aKernel { kAuto, kNormal, kLowLatency };
 /// Storage type of gradients and optimizer states.
 enum class Dtype { kFp32, kBf16 };
 /// How FP8 training scales its tensors (Transformer Engine's recipes).
@@ -46,6 +51,10 @@ enum class EngineKind { kAnalytic, kDes };
 enum class DesGroups { kRepresentative, kAll };
 /// Discrete-event engine: how fabric flows are aggregated.
 enum class Aggregation { kAuto, kNode, kNodePair, kNone };
+/// KV cache element type.
+enum class KvDtype { kBf16, kFp8 };
+/// Request trace formats for serving (traces/requests.hpp documents their columns).
+enum class RequestFormat { kAuto, kMoesim, kAzure, kBurstGpt };
 /// Result formats printed or written.
 enum class OutputFormat { kTable, kJson, kCsv };
 
@@ -60,6 +69,8 @@ const Registry<RecomputeModule>& recompute_modules();
 const Registry<RecomputeMethod>& recompute_methods();
 const Registry<Precision>& precisions();
 const Registry<WorkloadKind>& workload_kinds();
+const Registry<ServingRole>& serving_roles();
+const Registry<A2aKernel>& a2a_kernels();
 const Registry<Dtype>& dtypes();
 const Registry<Fp8Recipe>& fp8_recipes();
 const Registry<DispatchMode>& dispatch_modes();
@@ -68,6 +79,8 @@ const Registry<TraceFormat>& trace_formats();
 const Registry<EngineKind>& engine_kinds();
 const Registry<DesGroups>& des_groups();
 const Registry<Aggregation>& aggregations();
+const Registry<RequestFormat>& request_formats();
+const Registry<KvDtype>& kv_dtypes();
 const Registry<OutputFormat>& output_formats();
 
 /// The name of a setting's value, e.g. to_string(Schedule::kDualPipe) == "dualpipe".
@@ -81,6 +94,10 @@ const char* to_string(Recompute v);
 const char* to_string(RecomputeModule v);
 const char* to_string(Precision v);
 const char* to_string(WorkloadKind v);
+const char* to_string(ServingRole v);
+const char* to_string(A2aKernel v);
+const char* to_string(RequestFormat v);
+const char* to_string(KvDtype v);
 const char* to_string(Dtype v);
 const char* to_string(Fp8Recipe v);
 const char* to_string(DispatchMode v);

@@ -232,12 +232,26 @@ void write_resolved(Scenario& s) {
   }
   for (auto it = top.begin(); it != top.end(); ++it) j[it.key()] = it.value();
   if (!s.calibration.empty()) j["calibration"] = std::filesystem::absolute(s.calibration).string();
-  Json par = parallelism_params().resolved(s.parallelism);
-  par["attention"] = attention_parallel_params().resolved(s.parallelism);
-  par["experts"] = expert_parallel_params().resolved(s.parallelism);
-  par["attention"]["dp"] = s.layout.dp;
-  par["experts"]["edp"] = s.layout.edp;
-  j["parallelism"] = par;
+  if (s.workload.kind == WorkloadKind::kServing) {
+    Json sv = serving_params().resolved(s.serving);
+    sv["instances"] = Json::array();
+    for (const ServingInstanceSpec& in : s.serving.instances) {
+      Json i = serving_instance_params().resolved(in);
+      i["gpu"] = in.gpu_spec.name;
+      sv["instances"].push_back(std::move(i));
+    }
+    sv["requests"] = request_params().resolved(s.serving.requests);
+    if (!s.serving.requests.trace.empty())
+      sv["requests"]["trace"] = std::filesystem::absolute(s.serving.requests.trace).string();
+    j["serving"] = sv;
+  } else {
+    Json par = parallelism_params().resolved(s.parallelism);
+    par["attention"] = attention_parallel_params().resolved(s.parallelism);
+    par["experts"] = expert_parallel_params().resolved(s.parallelism);
+    par["attention"]["dp"] = s.layout.dp;
+    par["experts"]["edp"] = s.layout.edp;
+    j["parallelism"] = par;
+  }
   j["workload"] = workload_params().resolved(s.workload);
   Json routing = routing_params().resolved(s.routing);
   routing["load"] = load_params().resolved(s.routing.load);
@@ -249,6 +263,59 @@ void write_resolved(Scenario& s) {
   j["placement"] = placement_params().resolved(s.placement);
   j["engine"] = engine_params().resolved(s.engine);
   j["outputs"] = output_params().resolved(s.outputs);
+}
+
+}  // namespace
+
+namespace {
+
+// The serving section: its settings, the instance kinds (a non-empty array) and the request source.
+void read_serving(const Json& j, const std::string& source, const Catalog& catalog, Scenario& s,
+                  Problems& problems) {
+  (void)catalog;
+  ObjectReader r(j, source, "/serving");
+  ServingSpec& sv = s.serving;
+  serving_params().read(r, sv, &problems);
+  problems.check([&] {
+    const Json& list = r.child("instances");
+    if (!list.is_array() || list.empty())
+      r.fail("instances", "a non-empty array of serving instances ({\"role\": ..., \"nodes\": ...})",
+             describe_json(list));
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      ServingInstanceSpec in;
+      problems.check([&] {
+        ObjectReader ir(list[i], source, "/serving/instances/" + std::to_string(i));
+        serving_instance_params().read(ir, in, &problems);
+        ir.finish(problems);
+      });
+      sv.instances.push_back(in);
+    }
+  });
+  problems.check([&] {
+    const Json* q = r.optional_child("requests");
+    ObjectReader qr(q ? *q : empty_object(), source, "/serving/requests");
+    request_params().read(qr, sv.requests, &problems);
+    qr.finish(problems);
+  });
+  r.finish(problems);
+}
+
+void resolve_instance_gpu(Scenario& s, std::size_t i, const Catalog& catalog) {
+  ServingInstanceSpec& in = s.serving.instances[i];
+  const std::string ptr = "/serving/instances/" + std::to_string(i) + "/gpu";
+  if (in.gpu.empty()) {
+    in.gpu_spec = s.cluster.gpu;
+  } else {
+    std::string gsrc;
+    const Json g = resolve_ref(Json(in.gpu), CatalogKind::kGpu, s.source, ptr, catalog, &gsrc);
+    in.gpu_spec = gpu_from_json(g, gsrc, gsrc == s.source ? ptr : "");
+  }
+  // The instance's own GPU brings its own default calibration (the scenario's calibration file, when it
+  // names one, prices every instance and must be for that GPU).
+  if (s.calibration.empty() && !in.gpu_spec.calibration.empty()) {
+    in.gpu_calibration = gpu_calibration_path(in.gpu_spec, catalog, s.source, ptr);
+    in.gpu_calibration_text = read_calibration_text(in.gpu_calibration);
+  }
 }
 
 }  // namespace
@@ -274,28 +341,47 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
         cluster_from_json(c, csrc, csrc == source ? "/cluster" : "", catalog, &cluster_resolved, problems);
   });
   problems.check([&] {
-    ObjectReader p(r.child("parallelism"), source, "/parallelism");
-    auto& par = s.parallelism;
-    problems.check([&] {
-      const Json* a = p.optional_child("attention");
-      ObjectReader at(a ? *a : empty_object(), source, "/parallelism/attention");
-      attention_parallel_params().read(at, par, &problems);
-      at.finish(problems);
-    });
-    problems.check([&] {
-      const Json* e = p.optional_child("experts");
-      ObjectReader ex(e ? *e : empty_object(), source, "/parallelism/experts");
-      expert_parallel_params().read(ex, par, &problems);
-      ex.finish(problems);
-    });
-    parallelism_params().read(p, par, &problems);
-    p.finish(problems);
-  });
-  problems.check([&] {
     ObjectReader w(r.child("workload"), source, "/workload");
     workload_params().read(w, s.workload, &problems);
     w.finish(problems);
   });
+  // A serving scenario gives its layouts per instance (/serving/instances), a training one in /parallelism.
+  const bool serving = s.workload.kind == WorkloadKind::kServing;
+  if (!serving) {
+    problems.check([&] {
+      ObjectReader p(r.child("parallelism"), source, "/parallelism");
+      auto& par = s.parallelism;
+      problems.check([&] {
+        const Json* a = p.optional_child("attention");
+        ObjectReader at(a ? *a : empty_object(), source, "/parallelism/attention");
+        attention_parallel_params().read(at, par, &problems);
+        at.finish(problems);
+      });
+      problems.check([&] {
+        const Json* e = p.optional_child("experts");
+        ObjectReader ex(e ? *e : empty_object(), source, "/parallelism/experts");
+        expert_parallel_params().read(ex, par, &problems);
+        ex.finish(problems);
+      });
+      parallelism_params().read(p, par, &problems);
+      p.finish(problems);
+    });
+  } else if (r.has("parallelism")) {
+    problems.check([&] {
+      r.fail("parallelism",
+             "no parallelism section in a serving scenario (each of /serving/instances gives its own tp; "
+             "experts run expert-parallel over the instance's GPUs)",
+             "one");
+    });
+  }
+  if (const Json* sv = r.optional_child("serving")) {
+    if (!serving)
+      problems.check([&] { r.fail("serving", "no serving section with workload.kind \"training\"", "one"); });
+    else
+      problems.check([&] { read_serving(*sv, source, catalog, s, problems); });
+  } else if (serving) {
+    problems.check([&] { r.fail("serving", "a serving section for workload.kind \"serving\"", "nothing"); });
+  }
   if (const Json* rt = r.optional_child("routing")) {
     problems.check([&] {
       ObjectReader ro(*rt, source, "/routing");
@@ -356,7 +442,7 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
   }
   r.finish(problems);
   // Every path a scenario names is relative to the scenario's folder.
-  for (std::string* path : {&s.calibration, &s.outputs.dir}) {
+  for (std::string* path : {&s.calibration, &s.outputs.dir, &s.serving.requests.trace}) {
     if (path->empty() || (*path)[0] == '/') continue;
     const auto slash = source.find_last_of('/');
     if (slash != std::string::npos) *path = source.substr(0, slash + 1) + *path;
@@ -368,7 +454,10 @@ Scenario scenario_from_json(const Json& j, const std::string& source, const Cata
       s.gpu_calibration = gpu_calibration_path(s.cluster.gpu, catalog, source, "/cluster/gpu/calibration");
       s.gpu_calibration_text = read_calibration_text(s.gpu_calibration);
     });
-  if (problems.empty()) validate(s, problems);
+  if (problems.empty() && serving)
+    for (std::size_t i = 0; i < s.serving.instances.size(); ++i)
+      problems.check([&] { resolve_instance_gpu(s, i, catalog); });
+  if (problems.empty()) serving ? validate_serving(s, problems) : validate(s, problems);
   problems.raise();
   s.resolved["model"] = model_to_json(s.model);
   s.resolved["cluster"] = cluster_resolved;

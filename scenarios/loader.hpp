@@ -65,5 +65,8 @@ Json apply_variant(const Json& base, const Variant& v, const std::string& source
 void validate(Scenario& s);
 /// The same, recording the problems.
 void validate(Scenario& s, Problems& problems);
+/// Checks of a serving scenario (workload.kind "serving"): the instances against the cluster and the
+/// model, the serving settings against each other. Records every independent problem.
+void validate_serving(Scenario& s, Problems& problems);
 
 }  // namespace moesim

@@ -179,6 +179,74 @@ const ParamTable<WorkloadSpec>& workload_params() {
   return t;
 }
 
+const ParamTable<ServingSpec>& serving_params() {
+  static const ParamTable<ServingSpec> t{
+      "/serving",
+      {quantity("ttft_slo", &ServingSpec::ttft_slo, Dimension::kTime, 0.0,
+                "time to first token a request must meet to count as goodput (0: no SLO)"),
+       quantity("tpot_slo", &ServingSpec::tpot_slo, Dimension::kTime, 0.0,
+                "mean time per output token after the first a request must meet (0: no SLO)"),
+       choice("kv_dtype", &ServingSpec::kv_dtype, kv_dtypes, KvDtype::kBf16, "KV cache element type"),
+       integer("kv_block_tokens", &ServingSpec::kv_block_tokens, 1, 1 << 16, 64,
+               "tokens per KV cache block (paged attention allocates whole blocks)"),
+       number("kv_memory_fraction", &ServingSpec::kv_memory_fraction, 0.01, 1.0, 0.9,
+              "share of the GPU memory left after weights and activations that holds the KV cache"),
+       integer("mtp_tokens", &ServingSpec::mtp_tokens, 0, 8, 0,
+               "speculative tokens per decode iteration from the model's MTP modules (at most mtp_depth)"),
+       number("mtp_acceptance", &ServingSpec::mtp_acceptance, 0.0, 1.0, 0.8,
+              "probability that each speculative token is accepted (DeepSeek-V3 report §5.4.3: 0.85-0.9)"),
+       integer("decode_batch", &ServingSpec::decode_batch, 0, 1 << 20, 0,
+               "analytic engine: sequences per attention-DP rank in a decode batch (0: what the load, the KV "
+               "cache and max_running give)")}};
+  return t;
+}
+
+const ParamTable<ServingInstanceSpec>& serving_instance_params() {
+  static const ParamTable<ServingInstanceSpec> t{
+      "/serving/instances/*",
+      {choice("role", &ServingInstanceSpec::role, serving_roles, ServingRole::kColocated,
+              "what the instance runs"),
+       integer("count", &ServingInstanceSpec::count, 1, kMaxDim, 1, "instances of this kind"),
+       integer("nodes", &ServingInstanceSpec::nodes, 1, kMaxDim, 1, "nodes per instance"),
+       integer("tp", &ServingInstanceSpec::tp, 1, kMaxDim, 1,
+               "attention tensor parallel (attention data parallel over the instance's other GPUs)"),
+       text("gpu", &ServingInstanceSpec::gpu, "",
+            "GPU of these nodes, a catalog reference such as \"catalog:h200-sxm\" (\"\": the cluster's)"),
+       integer("max_batch_tokens", &ServingInstanceSpec::max_batch_tokens, 1, 1 << 24, 8192,
+               "tokens one attention-DP rank computes per iteration (prefill chunks included)"),
+       integer("max_running", &ServingInstanceSpec::max_running, 1, 1 << 20, 256,
+               "sequences one attention-DP rank holds in its running batch"),
+       boolean("two_microbatch", &ServingInstanceSpec::two_microbatch, false,
+               "split each iteration's batch in two halves whose all-to-alls run under each other's compute"),
+       choice("all_to_all", &ServingInstanceSpec::all_to_all, a2a_kernels, A2aKernel::kAuto,
+              "expert all-to-all kernels"),
+       integer("redundant_experts", &ServingInstanceSpec::redundant_experts, 0, kMaxDim, 0,
+               "extra expert slots per MoE layer holding replicas of the busiest experts (EPLB)")}};
+  return t;
+}
+
+const ParamTable<RequestSourceSpec>& request_params() {
+  static const ParamTable<RequestSourceSpec> t{
+      "/serving/requests",
+      {text("trace", &RequestSourceSpec::trace, "",
+            "request trace, relative to the scenario's folder (\"\": the generator below)"),
+       choice("format", &RequestSourceSpec::format, request_formats, RequestFormat::kAuto,
+              "request trace format"),
+       boolean("skip_failed", &RequestSourceSpec::skip_failed, false,
+               "BurstGPT: skip failed requests (0 response tokens) instead of refusing the trace"),
+       integer("count", &RequestSourceSpec::count, 1, int64_t(1) << 30, 1000, "generator: requests"),
+       number("rate", &RequestSourceSpec::rate, 1e-9, 1e9, 1.0, "generator: mean arrivals per second"),
+       number("cv", &RequestSourceSpec::cv, 0.0, 100.0, 1.0,
+              "generator: coefficient of variation of the gaps between arrivals (1: Poisson)"),
+       text("input", &RequestSourceSpec::input, "fixed:1024",
+            "generator: input tokens, fixed:N, uniform:A:B or lognormal:MEDIAN:SIGMA"),
+       text("output", &RequestSourceSpec::output, "fixed:256", "generator: output tokens, same forms"),
+       number("cached_fraction", &RequestSourceSpec::cached_fraction, 0.0, 1.0, 0.0,
+              "generator: share of each prompt served from the prefix cache"),
+       integer("seed", &RequestSourceSpec::seed, 0, int64_t(1) << 62, 1, "generator: seed")}};
+  return t;
+}
+
 const ParamTable<RoutingSpec>& routing_params() {
   static const ParamTable<RoutingSpec> t{
       "/routing",
@@ -298,6 +366,9 @@ std::vector<ParamInfo> scenario_parameters() {
   add(expert_parallel_params().infos());
   add(parallelism_params().infos());
   add(workload_params().infos());
+  add(serving_params().infos());
+  add(serving_instance_params().infos());
+  add(request_params().infos());
   add(routing_params().infos());
   add(load_params().infos());
   add(trace_params().infos());

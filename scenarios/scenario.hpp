@@ -181,6 +181,84 @@ struct WorkloadSpec {
   int bf16_layers_at_end = 0;
 };
 
+/// Text read once and shared by every copy of a scenario (a calibration file of tens of kilobytes):
+/// copying a scenario, as the planner does for every layout, copies a pointer, not the text.
+class SharedText {
+ public:
+  SharedText() = default;
+  SharedText(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}  // NOLINT
+  SharedText& operator=(std::string text) {
+    text_ = std::make_shared<const std::string>(std::move(text));
+    return *this;
+  }
+  /// The text ("" when none was read).
+  const std::string& str() const { return text_ ? *text_ : empty_text(); }
+  bool empty() const { return str().empty(); }
+  /// Whether both hold the very same buffer (then their texts are equal without comparing them).
+  bool same_buffer(const SharedText& o) const { return text_ != nullptr && text_ == o.text_; }
+
+ private:
+  static const std::string& empty_text() {
+    static const std::string e;
+    return e;
+  }
+  std::shared_ptr<const std::string> text_;
+};
+
+// ---------------------------------------------------------------------------------------- serving
+
+/// One kind of serving instance (a deployment unit: the GPUs that hold one copy of the model) and how
+/// many of it run. An instance spans `nodes` nodes of the cluster's shape; attention runs tensor-parallel
+/// over `tp` GPUs and data-parallel over the instance's GPUs / tp; the MoE layers run expert-parallel
+/// over all of the instance's GPUs (DeepSeek/SGLang style).
+struct ServingInstanceSpec {
+  ServingRole role = ServingRole::kColocated;
+  int count = 1;  ///< instances of this kind
+  int nodes = 1;  ///< nodes per instance
+  int tp = 1;     ///< attention tensor parallel
+  /// The GPU of this kind's nodes: a catalog reference ("catalog:h800-sxm") or empty for the cluster's.
+  std::string gpu;
+  GpuSpec gpu_spec;                 ///< resolved: the named GPU, or the cluster's
+  std::string gpu_calibration;      ///< resolved default calibration file of gpu_spec ("" = roofline)
+  SharedText gpu_calibration_text;  ///< its text, read by the loader
+  int max_batch_tokens = 8192;      ///< tokens one attention-DP rank computes per iteration (chunked prefill)
+  int max_running = 256;            ///< sequences one attention-DP rank holds in its running batch
+  /// Decode: the two halves of the batch alternate so that one half's expert all-to-all runs under the
+  /// other's computation (DeepSeek's two-microbatch overlap).
+  bool two_microbatch = false;
+  A2aKernel all_to_all = A2aKernel::kAuto;
+  int redundant_experts = 0;  ///< extra expert slots per MoE layer (EPLB replicas of the busiest experts)
+};
+
+/// Where requests come from: a request trace (traces/requests.hpp) or the seeded generator.
+struct RequestSourceSpec {
+  std::string trace;  ///< request trace path (resolved against the scenario's folder); "" = generator
+  RequestFormat format = RequestFormat::kAuto;
+  bool skip_failed = false;          ///< BurstGPT: skip failed requests (0 response tokens), counting them
+  int64_t count = 1000;              ///< generator: requests
+  double rate = 1;                   ///< generator: mean arrivals per second
+  double cv = 1;                     ///< generator: coefficient of variation of the gaps (1: Poisson)
+  std::string input = "fixed:1024";  ///< generator: input length distribution (traces::LengthDist)
+  std::string output = "fixed:256";  ///< generator: output length distribution
+  double cached_fraction = 0;        ///< generator: share of each prompt served from the prefix cache
+  uint64_t seed = 1;
+};
+
+struct ServingSpec {
+  std::vector<ServingInstanceSpec> instances;
+  RequestSourceSpec requests;
+  double ttft_slo = 0;  ///< s, time to first token a request must meet to count as goodput (0: none)
+  double tpot_slo = 0;  ///< s, mean time per output token after the first (0: none)
+  KvDtype kv_dtype = KvDtype::kBf16;  ///< KV cache element type
+  int kv_block_tokens = 64;           ///< tokens per KV cache block (paged attention)
+  double kv_memory_fraction = 0.9;    ///< share of the memory left after weights given to the KV cache
+  int mtp_tokens = 0;                 ///< speculative tokens per iteration from the MTP modules
+  double mtp_acceptance = 0.8;        ///< probability each speculative token is accepted
+  /// Analytic engine: sequences per attention-DP rank in a decode batch (0: what the load, the KV cache and
+  /// max_running allow).
+  int decode_batch = 0;
+};
+
 // ---------------------------------------------------------------------------- routing & placement
 
 struct LoadSpec {
@@ -260,30 +338,6 @@ struct ReferenceSpec {
   bool empty() const { return source.empty(); }
 };
 
-/// Text read once and shared by every copy of a scenario (a calibration file of tens of kilobytes):
-/// copying a scenario, as the planner does for every layout, copies a pointer, not the text.
-class SharedText {
- public:
-  SharedText() = default;
-  SharedText(std::string text) : text_(std::make_shared<const std::string>(std::move(text))) {}  // NOLINT
-  SharedText& operator=(std::string text) {
-    text_ = std::make_shared<const std::string>(std::move(text));
-    return *this;
-  }
-  /// The text ("" when none was read).
-  const std::string& str() const { return text_ ? *text_ : empty_text(); }
-  bool empty() const { return str().empty(); }
-  /// Whether both hold the very same buffer (then their texts are equal without comparing them).
-  bool same_buffer(const SharedText& o) const { return text_ != nullptr && text_ == o.text_; }
-
- private:
-  static const std::string& empty_text() {
-    static const std::string e;
-    return e;
-  }
-  std::shared_ptr<const std::string> text_;
-};
-
 /// One fully resolved scenario: catalog references replaced by their entries, units resolved, the
 /// layout derived.
 struct Scenario {
@@ -294,6 +348,7 @@ struct Scenario {
   ClusterSpec cluster;
   ParallelismSpec parallelism;
   WorkloadSpec workload;
+  ServingSpec serving;  ///< workload.kind serving only
   RoutingSpec routing;
   PlacementSpec placement;
   EngineSpec engine;

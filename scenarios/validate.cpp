@@ -22,20 +22,9 @@ std::string str(int64_t v) {
 
 void derive_layout(Scenario& s);
 
-}  // namespace
-
-void validate(Scenario& s) {
-  Problems problems;
-  validate(s, problems);
-  problems.raise();
-}
-
-void validate(Scenario& s, Problems& problems) {
-  const auto& p = s.parallelism;
-  const auto& m = s.model;
+// The cluster's own consistency (training and serving alike).
+void validate_cluster(const Scenario& s, Problems& problems) {
   const auto& c = s.cluster;
-
-  // Checks that do not depend on one another: each one's problem is recorded and the next runs.
   const auto independent = [&](auto&& check) { problems.check(check); };
   independent([&] {
     if (c.gpus_per_node > c.gpu.max_gpus_per_node)
@@ -58,6 +47,24 @@ void validate(Scenario& s, Problems& problems) {
     if (c.nodes > 1 && c.scale_out.nic_bandwidth <= 0)
       bad(s, "/cluster/scale_out/nic_bandwidth", "a positive bandwidth", "0");
   });
+}
+
+}  // namespace
+
+void validate(Scenario& s) {
+  Problems problems;
+  validate(s, problems);
+  problems.raise();
+}
+
+void validate(Scenario& s, Problems& problems) {
+  const auto& p = s.parallelism;
+  const auto& m = s.model;
+  const auto& c = s.cluster;
+
+  // Checks that do not depend on one another: each one's problem is recorded and the next runs.
+  const auto independent = [&](auto&& check) { problems.check(check); };
+  validate_cluster(s, problems);
   independent([&] {
     if (m.attention.heads % p.tp != 0)
       bad(s, "/parallelism/attention/tp", "a divisor of the attention heads (" + str(m.attention.heads) + ")",
@@ -265,5 +272,115 @@ void derive_layout(Scenario& s) {
 }
 
 }  // namespace
+
+}  // namespace moesim
+
+namespace moesim {
+
+void validate_serving(Scenario& s, Problems& problems) {
+  const auto& m = s.model;
+  const auto& c = s.cluster;
+  const auto& sv = s.serving;
+  const auto independent = [&](auto&& check) { problems.check(check); };
+  validate_cluster(s, problems);
+  s.layout = Layout{};
+  s.layout.gpus = c.gpus();
+  s.layout.gpus_per_node = c.gpus_per_node;
+  s.layout.domain_gpus = c.scale_up.kind == ScaleUpKind::kNone ? 1 : c.scale_up.domain_gpus;
+
+  independent([&] {
+    int colocated = 0, prefill = 0, decode = 0;
+    for (const ServingInstanceSpec& in : sv.instances)
+      (in.role == ServingRole::kColocated ? colocated
+       : in.role == ServingRole::kPrefill ? prefill
+                                          : decode) += 1;
+    if (colocated > 0 && prefill + decode > 0)
+      bad(s, "/serving/instances",
+          "either colocated instances or prefill and decode instances (disaggregated), not both",
+          str(colocated) + " colocated, " + str(prefill) + " prefill, " + str(decode) + " decode");
+    if (colocated == 0 && (prefill == 0 || decode == 0))
+      bad(s, "/serving/instances", "prefill and decode instances both, for disaggregated serving",
+          prefill == 0 ? "no prefill instance" : "no decode instance");
+  });
+  independent([&] {
+    int64_t nodes = 0;
+    for (const ServingInstanceSpec& in : sv.instances) nodes += int64_t(in.count) * in.nodes;
+    if (nodes > c.nodes)
+      bad(s, "/serving/instances",
+          "instances (count x nodes) within the cluster's " + str(c.nodes) + " nodes", str(nodes) + " nodes");
+  });
+  for (std::size_t i = 0; i < sv.instances.size(); ++i) {
+    const ServingInstanceSpec& in = sv.instances[i];
+    const std::string at = "/serving/instances/" + str(int64_t(i));
+    const int64_t gpus = int64_t(in.nodes) * c.gpus_per_node;
+    independent([&] {
+      if (c.gpus_per_node > in.gpu_spec.max_gpus_per_node)
+        bad(s, at + "/gpu", "a GPU whose node holds the cluster's " + str(c.gpus_per_node) + " GPUs per node",
+            in.gpu_spec.name + " (" + str(in.gpu_spec.max_gpus_per_node) + " per node)");
+    });
+    independent([&] {
+      if (gpus % in.tp != 0)
+        bad(s, at + "/tp", "a divisor of the instance's " + str(gpus) + " GPUs", str(in.tp));
+      if (m.attention.heads % in.tp != 0)
+        bad(s, at + "/tp", "a divisor of the attention heads (" + str(m.attention.heads) + ")", str(in.tp));
+      if (m.attention.kind == AttentionKind::kGqa && m.attention.kv_heads % in.tp != 0 &&
+          in.tp % m.attention.kv_heads != 0)
+        bad(s, at + "/tp", "a divisor or multiple of the KV heads (" + str(m.attention.kv_heads) + ")",
+            str(in.tp));
+    });
+    independent([&] {
+      if (m.moe.experts == 0) {
+        if (in.redundant_experts > 0)
+          bad(s, at + "/redundant_experts", "0 for a dense model", str(in.redundant_experts));
+        return;
+      }
+      const int64_t slots = int64_t(m.moe.experts) + in.redundant_experts;
+      if (slots % gpus != 0)
+        bad(s, at + "/redundant_experts",
+            "experts + redundant_experts a multiple of the instance's " + str(gpus) +
+                " GPUs (experts run expert-parallel over all of them; the model has " + str(m.moe.experts) +
+                " experts)",
+            str(in.redundant_experts) + " (" + str(slots) + " slots)");
+      if (in.redundant_experts > int64_t(m.moe.experts) * (gpus - 1))
+        bad(s, at + "/redundant_experts", "at most experts x (GPUs - 1) replicas", str(in.redundant_experts));
+      if (s.routing.node_limit > in.nodes)
+        bad(s, "/routing/node_limit",
+            "at most the nodes of every instance (" + str(in.nodes) + " for " + at + ")",
+            str(s.routing.node_limit));
+    });
+    independent([&] {
+      if (s.workload.precision == Precision::kFp8 && in.gpu_spec.flops_fp8 <= 0)
+        bad(s, "/workload/precision", "bf16 (the GPU " + in.gpu_spec.name + " of " + at + " has no FP8 rate)",
+            "\"fp8\"");
+      if (s.workload.comm_sms >= in.gpu_spec.sm_count)
+        bad(s, "/workload/comm_sms",
+            "fewer than the " + in.gpu_spec.name + "'s " + str(in.gpu_spec.sm_count) + " SMs",
+            str(s.workload.comm_sms));
+    });
+    independent([&] {
+      if (sv.decode_batch > in.max_running && in.role != ServingRole::kPrefill)
+        bad(s, "/serving/decode_batch", "at most max_running of " + at + " (" + str(in.max_running) + ")",
+            str(sv.decode_batch));
+    });
+  }
+  independent([&] {
+    if (sv.mtp_tokens > m.mtp_depth)
+      bad(s, "/serving/mtp_tokens",
+          "at most the model's " + str(m.mtp_depth) + " MTP modules (model.mtp_depth)", str(sv.mtp_tokens));
+  });
+  independent([&] {
+    if (s.routing.mode == RoutingMode::kTrace)
+      bad(s, "/routing/mode",
+          "expected or sampled in a serving scenario (each iteration's routing comes from the load "
+          "generator)",
+          "\"trace\"");
+  });
+  independent([&] {
+    if (s.workload.fp8_dispatch_grad || s.workload.bf16_layers_at_start > 0 ||
+        s.workload.bf16_layers_at_end > 0)
+      bad(s, s.workload.fp8_dispatch_grad ? "/workload/fp8_dispatch_grad" : "/workload/bf16_layers_at_start",
+          "training settings left at their defaults in a serving scenario", "a training setting");
+  });
+}
 
 }  // namespace moesim

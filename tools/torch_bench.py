@@ -1,4 +1,4 @@
-"""Timing and result rows shared by tools/torch_kernels.py and tools/torch_fp8_attention.py: CUDA events
+"""Timing, kernel names, CUDA-graph capture and result rows shared by tools/torch_*.py: CUDA events
 around each call, the L2 flushed by a 256 MiB write before each repetition, the median of `reps` after
 `warmup` calls; a failing measurement becomes an error row instead of ending the script."""
 import statistics
@@ -46,3 +46,32 @@ class Bench:
             rate = f"{r['tflops']:.0f} TF/s" if "tflops" in r else (f"{r['tbps']:.2f} TB/s" if "tbps" in r else "")
             print(f"{r['kind']:17s} {r['shape']:{width}s} {r['median_us']:10.1f} us {rate:>11s}  {r['note'][:60]}"
                   f"  {r['kernels'][:90]}")
+
+
+def kernels(fn):
+    """Names of the GPU kernels one call runs (torch.profiler)."""
+    try:
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        seen = []
+        for n in names:
+            if n not in seen:
+                seen.append(n)
+        return " | ".join(x[:70] for x in seen[:4])
+    except Exception as e:  # the profiler is a label, not a figure
+        return f"profiler: {e!r}"[:80]
+
+
+def graphed(fn):
+    """fn captured in a CUDA graph (after a warm-up on a side stream); returns the replay."""
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        fn()
+    torch.cuda.current_stream().wait_stream(s)
+    g = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(g):
+        fn()
+    return g.replay

@@ -11,27 +11,11 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from torch_bench import Bench
+from torch_bench import Bench, graphed, kernels
 
 bench = Bench(reps=20, warmup=3)
 dev = torch.device("cuda")
 timed, record, safe = bench.timed, bench.record, bench.safe
-
-
-def kernels(fn):
-    """Names of the GPU kernels one call runs (torch.profiler)."""
-    try:
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-            fn()
-            torch.cuda.synchronize()
-        names = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-        seen = []
-        for n in names:
-            if n not in seen:
-                seen.append(n)
-        return " | ".join(x[:70] for x in seen[:4])
-    except Exception as e:  # the profiler is a label, not a figure
-        return f"profiler: {e!r}"[:80]
 
 
 GEMMS = [(4096, 7168, 7168), (16384, 7168, 7168), (16384, 4096, 7168), (16384, 7168, 2048), (8192, 2112, 7168),
@@ -65,19 +49,6 @@ def fp8_gemms():
 GROUPED = [(16, 2048, 3072, 4096), (16, 2048, 4096, 1536), (8, 2048, 1536, 2048), (8, 2048, 2048, 768),
            (4, 4096, 4096, 7168), (4, 4096, 7168, 2048), (16, 512, 3072, 4096), (8, 512, 1536, 2048),
            (32, 1024, 4096, 7168), (32, 256, 4096, 7168)]
-
-
-def graphed(fn):
-    """fn captured in a CUDA graph (after a warm-up on a side stream); returns the replay."""
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        fn()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        fn()
-    return g.replay
 
 
 def fp8_grouped():

@@ -150,25 +150,9 @@ int64_t tokens(const std::string& path, int64_t line, const std::string& field, 
 
 }  // namespace
 
-const char* to_string(RequestFormat f) {
-  switch (f) {
-    case RequestFormat::kAuto:
-      return "auto";
-    case RequestFormat::kMoesim:
-      return "moesim";
-    case RequestFormat::kAzure:
-      return "azure";
-    case RequestFormat::kBurstGpt:
-      return "burstgpt";
-  }
-  return "auto";
-}
-
 RequestFormat request_format(const std::string& name, const std::string& what) {
-  for (RequestFormat f :
-       {RequestFormat::kAuto, RequestFormat::kMoesim, RequestFormat::kAzure, RequestFormat::kBurstGpt})
-    if (name == to_string(f)) return f;
-  throw ConfigError(what + ": expected one of auto, moesim, azure, burstgpt, found \"" + name + "\"");
+  if (const RequestFormat* f = request_formats().find(name)) return *f;
+  throw ConfigError(what + ": expected " + request_formats().expected() + ", found \"" + name + "\"");
 }
 
 RequestTrace read_request_trace(const std::string& path, RequestFormat format, bool skip_failed) {

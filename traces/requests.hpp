@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "scenarios/kinds.hpp"
+
 namespace moesim::traces {
 
 /// Largest input or output length accepted, tokens (2^24: beyond every published context window).
@@ -32,10 +34,8 @@ struct Request {
   int64_t cached_tokens = 0;  ///< prompt tokens served from a prefix cache
 };
 
-enum class RequestFormat { kAuto, kMoesim, kAzure, kBurstGpt };
-/// "auto", "moesim", "azure", "burstgpt".
-const char* to_string(RequestFormat f);
-/// The format named `name` (one of to_string's); throws ConfigError naming `what` otherwise.
+using moesim::RequestFormat;  // scenarios/kinds.hpp: "auto", "moesim", "azure", "burstgpt"
+/// The format named `name` (one of request_formats()'s); throws ConfigError naming `what` otherwise.
 RequestFormat request_format(const std::string& name, const std::string& what);
 
 struct RequestTrace {

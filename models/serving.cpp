@@ -1,0 +1,257 @@
+#include "models/serving.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "models/params.hpp"
+#include "models/placement.hpp"
+#include "models/routing_source.hpp"
+#include "models/workload.hpp"
+#include "scenarios/error.hpp"
+#include "traces/load.hpp"
+
+namespace moesim::models {
+namespace {
+
+bool low_latency_kernels(const ServingInstanceSpec& in) {
+  return in.all_to_all == A2aKernel::kLowLatency ||
+         (in.all_to_all == A2aKernel::kAuto && in.role == ServingRole::kDecode);
+}
+
+double weight_elem_bytes(const Scenario& s) {
+  return s.workload.precision == Precision::kFp8 ? 1.0 : 2.0;
+}
+
+}  // namespace
+
+Scenario instance_scenario(const Scenario& s, int i) {
+  const ServingInstanceSpec& in = s.serving.instances.at(static_cast<std::size_t>(i));
+  Scenario x = s;
+  x.resolved = nlohmann::json();
+  x.cluster.nodes = in.nodes;
+  x.cluster.gpu = in.gpu_spec;
+  if (!in.gpu.empty()) {
+    x.gpu_calibration = in.gpu_calibration;
+    x.gpu_calibration_text = in.gpu_calibration_text;
+  }
+  const int gpus = in.nodes * s.cluster.gpus_per_node;
+  const int dp = gpus / in.tp;
+  ParallelismSpec p;
+  p.tp = in.tp;
+  p.sequence_parallel = false;  // inference TP all-reduces after attention; no sequence parallelism
+  p.ep = s.model.moe.experts > 0 ? gpus : 1;
+  p.pp = 1;
+  p.recompute = Recompute::kNone;
+  p.recompute_modules.clear();
+  p.microbatch_size = 1;
+  p.global_batch = dp;
+  x.parallelism = p;
+  x.placement.redundant_experts = in.redundant_experts;
+  // DeepEP's normal kernels forward inside a node over NVLink (one NIC copy per destination node).
+  if (!low_latency_kernels(in)) x.workload.dispatch = DispatchMode::kHierarchical;
+  Layout& L = x.layout;
+  L = Layout{};
+  L.gpus = gpus;
+  L.gpus_per_node = s.cluster.gpus_per_node;
+  L.domain_gpus = s.cluster.scale_up.kind == ScaleUpKind::kNone ? 1 : s.cluster.scale_up.domain_gpus;
+  L.tp = in.tp;
+  L.dp = dp;
+  L.ep = p.ep;
+  L.edp = gpus / p.ep;
+  L.stage_gpus = gpus;
+  L.ep_span = p.ep;
+  L.ep_groups = 1;
+  L.microbatches = 1;
+  return x;
+}
+
+double tokens_per_iteration(int mtp, double p) {
+  double t = 1, q = 1;
+  for (int i = 0; i < mtp; ++i) t += (q *= p);
+  return t;
+}
+
+// ------------------------------------------------------------------------------------------ pricer
+
+struct IterationPricer::Impl {
+  RoutingContext rctx;
+  std::vector<SlotMap> slot_maps;           ///< per MoE layer (one entry when every layer is placed alike)
+  std::vector<std::vector<double>> shares;  ///< per MoE layer, expected shares
+  bool same_every_layer = false;
+  bool two_microbatch = false;
+  int mtp_blocks = 0;
+};
+
+IterationPricer::IterationPricer(const Scenario& s, int instance)
+    : inst_(instance_scenario(s, instance)), impl_(std::make_unique<Impl>()) {
+  const ServingInstanceSpec& in = s.serving.instances.at(static_cast<std::size_t>(instance));
+  cm_ = make_compute_cost_model(inst_);
+  net_ = std::make_unique<NetworkModel>(inst_.cluster);
+  const auto& m = inst_.model;
+  Impl& d = *impl_;
+  d.mtp_blocks = s.serving.mtp_tokens > 0 ? std::min(m.mtp_depth, s.serving.mtp_tokens) : 0;
+  d.two_microbatch = in.two_microbatch;
+  if (m.moe.experts > 0) {
+    d.rctx = routing_context(inst_);
+    d.rctx.geo.low_latency = low_latency_kernels(in);
+    d.rctx.capacity_factor = 0;  // inference drops no token
+    const ExpertLoads loads = layer_loads(inst_, nullptr);
+    d.shares = loads;
+    PlacementResult placed = place_for(inst_, loads);
+    if (!placed.slot_maps.empty())
+      d.slot_maps = std::move(placed.slot_maps);
+    else
+      d.slot_maps.push_back(SlotMap::from_assignment(
+          place_experts(inst_.placement.policy, m.moe.experts, inst_.parallelism.ep), inst_.parallelism.ep));
+    d.same_every_layer = traces::is_uniform(inst_.routing.load) && d.slot_maps.size() == 1;
+  }
+  if (m.attention.sliding_window > 0) d.same_every_layer = false;
+
+  // Memory: weights per GPU, the activation workspace of one iteration, the KV cache per token.
+  const ParamCounts pc = count_params(m);
+  const double tp = inst_.parallelism.tp, w = weight_elem_bytes(inst_);
+  const int gpus = inst_.layout.gpus;
+  const double slots = m.moe.experts > 0 ? double(m.moe.experts + in.redundant_experts) / gpus : 0.0;
+  const double blocks = m.layers + (d.mtp_blocks > 0 ? m.mtp_depth : 0);
+  weight_bytes_ = w * (pc.attention_per_layer / tp * blocks + pc.dense_ffn_per_layer / tp * pc.dense_layers +
+                       (pc.shared_per_layer / tp + slots * pc.expert) * pc.moe_layers) +
+                  2.0 * (pc.router_per_layer * pc.moe_layers + pc.norms_per_layer * blocks +
+                         (pc.embedding + pc.head) / tp + (d.mtp_blocks > 0 ? pc.mtp / tp : 0.0));
+  const auto& a = m.attention;
+  const double kv_elem = s.serving.kv_dtype == KvDtype::kFp8 ? 1.0 : 2.0;
+  const double per_layer = a.kind == AttentionKind::kMla ? double(a.kv_lora_rank + a.rope_head_dim) * kv_elem
+                                                         : std::max(1.0, double(a.kv_heads) / tp) *
+                                                               (a.head_dim + a.v_head_dim) * kv_elem;
+  kv_bytes_per_token_ = per_layer * blocks;
+  // Workspace: the live activations of one layer at max_batch_tokens tokens (residual, normed input,
+  // attention output, the top-k permuted copies, the widest FFN intermediate), BF16, and the FP32 logits
+  // of max_running sequences.
+  const double T = in.max_batch_tokens, h = m.hidden;
+  const double ffn = std::max(double(m.dense_ffn) / tp, double(m.moe.expert_ffn) * std::max(1, m.moe.top_k));
+  workspace_bytes_ =
+      T * (4.0 * h + m.moe.top_k * h + 2.0 * ffn) * 2.0 + double(in.max_running) * m.vocab / tp * 4.0;
+  const double budget =
+      inst_.cluster.gpu.memory_bytes * s.serving.kv_memory_fraction - weight_bytes_ - workspace_bytes_;
+  const double block = s.serving.kv_block_tokens;
+  kv_capacity_tokens_ =
+      budget <= 0 ? budget / kv_bytes_per_token_ : std::floor(budget / kv_bytes_per_token_ / block) * block;
+}
+
+IterationPricer::~IterationPricer() = default;
+
+// Forward-only totals of one block: what an iteration adds for it.
+struct IterationPricer::BlockTotals {
+  double compute = 0, tp = 0, ep = 0, ep_exposed = 0, attention = 0, experts = 0, imbalance = 1;
+  bool moe = false;
+};
+
+namespace {
+
+IterationPricer::BlockTotals totals(const BlockCost& b) {
+  IterationPricer::BlockTotals t;
+  const PassCost& f = b.pass[0];
+  t.compute = f.compute;
+  t.tp = f.tp_comm;
+  t.ep = f.ep_comm + f.etp_comm;
+  t.ep_exposed = f.ep_exposed;
+  t.experts = f.experts;
+  for (const Op& op : b.ops)
+    if (op.role == OpRole::kAttention && op.kind == OpKind::kAttention) t.attention += op.seconds;
+  return t;
+}
+
+}  // namespace
+
+// The blocks of one iteration over `batch`, forward only; identical blocks priced once.
+std::vector<IterationPricer::BlockTotals> IterationPricer::price_blocks(const ServingBatch& batch) const {
+  const auto& m = inst_.model;
+  const Impl& d = *impl_;
+  PricingContext c = pricing_context(inst_, *cm_, *net_, batch.tokens());
+  c.serving = &batch;
+  RoutingContext rctx = d.rctx;
+  rctx.tokens_per_source = c.T_moe;
+  double transient = 0;
+  const int total = m.layers + d.mtp_blocks;
+  int moe_index = 0;
+  BlockTotals dense_t, moe_t;
+  bool have_dense = false, have_moe = false;
+  std::vector<BlockTotals> out;
+  out.reserve(static_cast<std::size_t>(total));
+  for (int l = 0; l < total; ++l) {
+    const bool mtp = l >= m.layers;
+    const bool moe = m.moe.experts > 0 && (mtp || is_moe_layer(m, l));
+    if (!mtp && d.same_every_layer && (moe ? have_moe : have_dense)) {
+      out.push_back(moe ? moe_t : dense_t);
+      moe_index += moe ? 1 : 0;
+      continue;
+    }
+    BlockCost b;
+    b.layer = l;
+    if (moe) {
+      const std::size_t li = static_cast<std::size_t>(moe_index++);
+      LayerRouting r =
+          route_expected(d.shares[li % d.shares.size()], d.slot_maps[li % d.slot_maps.size()], rctx);
+      price_block(c, b, l, mtp, &r, rctx.geo, transient);
+      BlockTotals t = totals(b);
+      t.moe = true;
+      t.imbalance = r.summary.max_over_mean_gpu;
+      if (!mtp && !have_moe) moe_t = t, have_moe = true;
+      out.push_back(t);
+    } else {
+      price_block(c, b, l, mtp, nullptr, rctx.geo, transient);
+      const BlockTotals t = totals(b);
+      if (!mtp && !have_dense) dense_t = t, have_dense = true;
+      out.push_back(t);
+    }
+  }
+  return out;
+}
+
+IterationCost IterationPricer::price(const ServingBatch& batch) const {
+  IterationCost out;
+  const double T = batch.tokens();
+  if (T <= 0) return out;
+  const auto& m = inst_.model;
+  double imbalance = 0;
+  int moe_layers = 0;
+  if (impl_->two_microbatch) {
+    // Two halves alternate: one half's all-to-all and TP all-reduce run under the other's computation,
+    // so a block takes twice the longer of a half's compute and a half's communication.
+    ServingBatch half = batch;
+    half.decode_seqs /= 2;
+    half.prefill_tokens /= 2;
+    half.prefill_seqs /= 2;
+    half.prefill_context /= 2;
+    for (const BlockTotals& t : price_blocks(half)) {
+      const double comm = t.tp + t.ep;
+      out.compute += 2 * t.compute;
+      out.exposed_comm += 2 * std::max(0.0, comm - t.compute);
+      out.all_to_all += 2 * t.ep;
+      out.attention += 2 * t.attention;
+      out.experts += 2 * t.experts;
+      if (t.moe) imbalance += t.imbalance, ++moe_layers;
+    }
+  } else {
+    for (const BlockTotals& t : price_blocks(batch)) {
+      out.compute += t.compute;
+      out.exposed_comm += t.tp + t.ep_exposed;
+      out.all_to_all += t.ep;
+      out.attention += t.attention;
+      out.experts += t.experts;
+      if (t.moe) imbalance += t.imbalance, ++moe_layers;
+    }
+  }
+  // Embedding lookup; the output head and sampling over the tokens that need logits (every decode
+  // query, the last prompt token of each prefilled sequence).
+  const double h = m.hidden, V = double(m.vocab) / inst_.parallelism.tp;
+  const double Th = batch.decode_seqs * batch.decode_queries + batch.prefill_seqs;
+  out.compute += cm_->memory_bound(T * h * kActivationBytes);
+  if (Th > 0) out.compute += cm_->gemm(Th, V, h, Precision::kBf16) + cm_->memory_bound(Th * V * 4.0 * 2);
+  out.seconds = out.compute + out.exposed_comm;
+  out.max_over_mean_gpu = moe_layers > 0 ? imbalance / moe_layers : 1.0;
+  return out;
+}
+
+}  // namespace moesim::models

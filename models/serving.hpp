@@ -1,0 +1,163 @@
+#pragma once
+/// \file Inference serving: what one iteration of a serving instance costs, what the KV cache holds, and
+/// the analytic engine's steady state at a given load.
+///
+/// An instance (scenarios: ServingInstanceSpec) holds one copy of the model on `nodes` nodes: attention
+/// runs tensor-parallel over tp GPUs and data-parallel over the instance's GPUs / tp (each attention-DP
+/// rank has its own running batch), the MoE layers run expert-parallel over all of its GPUs. An iteration
+/// is one forward pass of every block over the tokens of every DP rank's batch, priced on the busiest GPU
+/// with the training path's block pricing (models/block_pricing.hpp) in forward-only mode: the same
+/// GEMM, grouped-GEMM, memory-bound and all-to-all prices, with decode attention priced from its KV cache
+/// read (models/compute_cost.hpp, decode_attention_seconds).
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/block_pricing.hpp"
+#include "models/compute_cost.hpp"
+#include "models/network.hpp"
+#include "models/routing_model.hpp"
+#include "scenarios/scenario.hpp"
+#include "traces/requests.hpp"
+
+namespace moesim::models {
+
+/// Scenario `s` re-shaped to instance kind `i` of its serving section: the cluster of one instance
+/// (its nodes, its GPU and that GPU's default calibration), attention tp and dp, experts expert-parallel
+/// over all its GPUs (with the instance's redundant experts), one pipeline stage, and its layout.
+Scenario instance_scenario(const Scenario& s, int i);
+
+/// The time of one iteration of an instance and where it goes (busiest GPU, seconds).
+struct IterationCost {
+  double seconds = 0;            ///< the iteration
+  double compute = 0;            ///< compute and memory-bound kernels
+  double exposed_comm = 0;       ///< communication on the critical path (all-to-all, TP all-reduce)
+  double all_to_all = 0;         ///< expert dispatch + combine, hidden or not
+  double attention = 0;          ///< attention kernels (decode and prefill)
+  double experts = 0;            ///< routed-expert GEMMs and activation
+  double max_over_mean_gpu = 1;  ///< per-GPU expert load imbalance, mean over MoE layers
+};
+
+/// Prices iterations of one instance kind. Built once per instance kind; price() is const and cheap
+/// enough to call for every simulated iteration.
+class IterationPricer {
+ public:
+  IterationPricer(const Scenario& s, int instance);
+  ~IterationPricer();
+  IterationPricer(const IterationPricer&) = delete;
+  IterationPricer& operator=(const IterationPricer&) = delete;
+
+  /// One iteration over `batch` (per attention-DP rank; every rank runs the same batch), each MoE layer
+  /// routed by the scenario's expected shares.
+  IterationCost price(const ServingBatch& batch) const;
+
+  const Scenario& scenario() const { return inst_; }
+  const ComputeCostModel& cost_model() const { return *cm_; }
+  const NetworkModel& network() const { return *net_; }
+  int dp() const { return inst_.layout.dp; }
+  int gpus() const { return inst_.layout.gpus; }
+  /// KV cache bytes one token adds on one GPU, all layers (MTP modules included).
+  double kv_bytes_per_token() const { return kv_bytes_per_token_; }
+  /// Model bytes one GPU holds (weights at the workload's precision, norms and embeddings in BF16).
+  double weight_bytes() const { return weight_bytes_; }
+  /// Activation workspace one GPU reserves for an iteration of max_batch_tokens tokens, bytes.
+  double workspace_bytes() const { return workspace_bytes_; }
+  /// Tokens of KV cache one attention-DP rank can hold: (memory · kv_memory_fraction − weights −
+  /// workspace) / kv_bytes_per_token, whole blocks only; ≤ 0 when the weights do not fit.
+  double kv_capacity_tokens() const { return kv_capacity_tokens_; }
+
+  /// Forward-only totals of one block of an iteration (serving.cpp).
+  struct BlockTotals;
+
+ private:
+  struct Impl;
+  std::vector<BlockTotals> price_blocks(const ServingBatch& batch) const;
+  Scenario inst_;
+  std::unique_ptr<ComputeCostModel> cm_;
+  std::unique_ptr<NetworkModel> net_;
+  std::unique_ptr<Impl> impl_;
+  double kv_bytes_per_token_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0, kv_capacity_tokens_ = 0;
+};
+
+/// Tokens emitted per sequence per decode iteration with `mtp` speculative tokens each accepted with
+/// probability `p` (a draft is kept up to its first rejection): 1 + p + p² + … + p^mtp.
+double tokens_per_iteration(int mtp, double p);
+
+/// The requests of a serving scenario: its trace (read and checked) or its generator's output. Throws
+/// ConfigError / ParseError naming the file and place (a length distribution that does not parse, a
+/// request longer than workload.seq_len).
+std::vector<traces::Request> serving_requests(const Scenario& s);
+
+/// Checks what the loader cannot (registries of other libraries, files): routing and placement names,
+/// a load-aware placement where instances hold redundant experts, the request source. Throws.
+void check_serving(const Scenario& s);
+
+/// Percentiles of a latency over the requests of a run (seconds); NaN where the engine gives none.
+struct LatencyStats {
+  double mean = 0, p50 = 0, p90 = 0, p99 = 0;
+};
+
+/// What one instance kind does at the steady state.
+struct InstanceResult {
+  ServingRole role = ServingRole::kColocated;
+  std::string gpu;
+  int count = 0, gpus = 0, dp = 0;  ///< instances, GPUs per instance, attention-DP ranks per instance
+  double decode_batch = 0;          ///< sequences per DP rank decoding each iteration
+  double prefill_tokens = 0;        ///< prompt tokens per DP rank per iteration
+  IterationCost iteration;          ///< one iteration at that batch
+  double utilization = 0;           ///< share of the instance's capacity the load takes (≥ 1: saturated)
+  double kv_capacity_tokens = 0;    ///< per DP rank
+  double kv_used_tokens = 0;        ///< per DP rank, mean over the run
+  double weight_bytes = 0, workspace_bytes = 0, kv_bytes_per_token = 0;  ///< per GPU
+  double input_tokens_per_s_per_gpu = 0;   ///< prompt tokens (cached included) taken in
+  double output_tokens_per_s_per_gpu = 0;  ///< tokens generated
+};
+
+/// One request as the discrete-event engine served it.
+struct ServedRequest {
+  double arrival = 0, first_token = 0, finish = 0;  ///< s
+  int64_t input = 0, output = 0, cached = 0;        ///< tokens
+  int instance = 0;     ///< the decode (or colocated) instance replica that served it, numbered over kinds
+  int preemptions = 0;  ///< times its KV cache was taken back for lack of blocks
+};
+
+/// Nearest-rank percentiles and the mean of `v` (reordered); NaN for an empty vector.
+LatencyStats latency_stats(std::vector<double>& v);
+
+/// The result of a serving scenario (both engines).
+struct ServingResult {
+  std::string scenario, engine = "analytic", fidelity, cost_model;
+  uint64_t seed = 0;
+  bool feasible = true;
+  std::string infeasible_reason;
+  bool saturated = false;  ///< the load exceeds what the instances serve: queues grow without bound
+  std::string saturation;  ///< which instance kind saturates, with its capacity and the demand
+  int gpus = 0, nodes = 0;
+  int64_t requests = 0;     ///< requests offered (analytic) or completed (discrete-event)
+  double offered_rate = 0;  ///< requests per second offered
+  double mean_input = 0, mean_output = 0, mean_cached = 0;  ///< tokens per request
+  double duration = 0;           ///< s, simulated (discrete-event) or the arrivals' span
+  LatencyStats ttft, tpot, e2e;  ///< seconds
+  double requests_per_s = 0, input_tokens_per_s = 0, output_tokens_per_s = 0;  ///< served
+  double output_tokens_per_s_per_gpu = 0, input_tokens_per_s_per_gpu = 0;
+  double goodput_requests_per_s = 0;  ///< requests per second meeting both SLOs
+  double slo_attainment = 0;          ///< share of requests meeting both SLOs
+  double all_to_all_share = 0;        ///< of a decode iteration: expert all-to-all / iteration time
+  /// Decode: the time per output token if nothing but the expert all-to-all took time (every MoE layer's
+  /// dispatch and combine, both microbatches), the bound DeepSeek states (ISCA'25 §2.3.2).
+  double decode_comm_bound_tpot = 0;
+  std::vector<InstanceResult> instances;
+  /// Discrete-event engine: KV cache tokens in use over time (per DP rank, mean over ranks) and the
+  /// per-iteration expert load max/mean of one decode instance (time, value), sampled.
+  std::vector<std::pair<double, double>> kv_usage, expert_load;
+};
+
+/// The analytic engine: the steady state of every instance kind at the load the requests offer (their
+/// mean rate and lengths): decode batch from Little's law (concurrency = arrivals × decode time), capped
+/// by max_running, the KV cache and the TPOT SLO; prefill utilisation and an M/D/1 queueing wait; KV
+/// transfer over the fabric for disaggregated instances. Mean latencies only (percentiles need the
+/// discrete-event engine).
+ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<traces::Request>& requests);
+
+}  // namespace moesim::models

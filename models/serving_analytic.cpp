@@ -1,0 +1,328 @@
+// The request source of a serving scenario, its checks, and the analytic engine's steady state.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "models/placement.hpp"
+#include "models/routing_source.hpp"
+#include "models/serving.hpp"
+#include "scenarios/error.hpp"
+
+namespace moesim::models {
+namespace {
+
+[[noreturn]] void bad(const Scenario& s, const std::string& ptr, const std::string& expected,
+                      const std::string& found) {
+  throw ConfigError(located_message(s.source, ptr, expected, found));
+}
+
+std::string num(double v) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.4g", v);
+  return b;
+}
+
+// What the analytic engine needs of the requests: their rate and the means it prices with.
+struct Load {
+  double rate = 0;                                         // requests per second
+  double input = 0, output = 0, cached = 0, uncached = 0;  // mean tokens per request
+  double decode_context = 0;    // mean context of a decoding sequence, weighted by its decode iterations
+  double prefill_attended = 0;  // mean keys a prompt token attends to
+  double prefill_context = 1;   // prompt tokens (cached included) per uncached prompt token
+  double span = 0;              // s, first to last arrival
+  int64_t count = 0;
+};
+
+Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
+  Load L;
+  L.count = static_cast<int64_t>(rq.size());
+  if (rq.empty()) return L;
+  double in = 0, out = 0, cached = 0, unc = 0, dctx = 0, pattended = 0;
+  for (const traces::Request& r : rq) {
+    const double I = double(r.input_tokens), O = double(r.output_tokens), C = double(r.cached_tokens);
+    in += I, out += O, cached += C, unc += I - C;
+    dctx += I * O + O * (O - 1) / 2;
+    pattended += (I * (I + 1) - C * (C + 1)) / 2;
+  }
+  const double n = double(rq.size());
+  L.input = in / n, L.output = out / n, L.cached = cached / n, L.uncached = unc / n;
+  L.decode_context = out > 0 ? dctx / out : L.input;
+  L.prefill_attended = unc > 0 ? pattended / unc : 0;
+  L.prefill_context = unc > 0 ? in / unc : 1;
+  L.span = rq.back().arrival_s - rq.front().arrival_s;
+  // The generator's offered rate; a trace's mean rate over its span.
+  if (s.serving.requests.trace.empty())
+    L.rate = s.serving.requests.rate;
+  else
+    L.rate = rq.size() > 1 && L.span > 0 ? (n - 1) / L.span : 0;
+  return L;
+}
+
+ServingBatch decode_batch(double seqs, double context, int queries, double kv_elem) {
+  ServingBatch b;
+  b.decode_seqs = seqs;
+  b.decode_queries = queries;
+  b.decode_kv = context;
+  b.kv_elem_bytes = kv_elem;
+  return b;
+}
+
+void add_prefill(ServingBatch& b, double tokens, const Load& L) {
+  b.prefill_tokens = tokens;
+  b.prefill_seqs = L.uncached > 0 ? tokens / L.uncached : 0;
+  b.prefill_kv = L.prefill_attended;
+  b.prefill_context = tokens * L.prefill_context;
+}
+
+}  // namespace
+
+LatencyStats latency_stats(std::vector<double>& v) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (v.empty()) return {nan, nan, nan, nan};
+  double sum = 0;
+  for (double x : v) sum += x;
+  const auto pct = [&](double p) {
+    std::size_t k = static_cast<std::size_t>(std::ceil(p * double(v.size())));
+    k = std::clamp<std::size_t>(k, 1, v.size());
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k - 1), v.end());
+    return v[k - 1];
+  };
+  LatencyStats l;
+  l.mean = sum / double(v.size());
+  l.p50 = pct(0.5), l.p90 = pct(0.9), l.p99 = pct(0.99);
+  return l;
+}
+
+std::vector<traces::Request> serving_requests(const Scenario& s) {
+  const RequestSourceSpec& q = s.serving.requests;
+  std::vector<traces::Request> out;
+  if (!q.trace.empty()) {
+    out = traces::read_request_trace(q.trace, q.format, q.skip_failed).requests;
+  } else {
+    traces::RequestGeneratorSpec g;
+    g.requests = q.count;
+    g.rate_per_s = q.rate;
+    g.cv = q.cv;
+    g.input = traces::parse_length_dist(q.input, s.source + ": /serving/requests/input");
+    g.output = traces::parse_length_dist(q.output, s.source + ": /serving/requests/output");
+    g.cached_fraction = q.cached_fraction;
+    g.seed = q.seed;
+    out = traces::generate_requests(g);
+  }
+  const int64_t limit = s.workload.seq_len;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const traces::Request& r = out[i];
+    if (r.input_tokens + r.output_tokens > limit) {
+      const std::string where = q.trace.empty() ? "generated request " + std::to_string(i + 1)
+                                                : "request " + std::to_string(i + 1) + " of " + q.trace;
+      bad(s, "/workload/seq_len",
+          "every request within seq_len tokens (input + output); " + where + " has " +
+              std::to_string(r.input_tokens) + " + " + std::to_string(r.output_tokens),
+          std::to_string(limit));
+    }
+  }
+  return out;
+}
+
+void check_serving(const Scenario& s) {
+  check_routing(s);
+  if (s.model.moe.experts > 0)
+    for (std::size_t i = 0; i < s.serving.instances.size(); ++i)
+      if (s.serving.instances[i].redundant_experts > 0 &&
+          !placement_policies().get(s.placement.policy).load_aware)
+        bad(s, "/placement/policy",
+            "a load-aware placement (eplb, greedy) for the redundant experts of /serving/instances/" +
+                std::to_string(i),
+            "\"" + s.placement.policy + "\"");
+  if (s.routing.mode != RoutingMode::kExpected && s.engine.kind == EngineKind::kAnalytic)
+    bad(s, "/routing/mode",
+        "\"expected\" for the analytic engine of a serving scenario (sampled routing per "
+        "iteration needs engine \"des\")",
+        std::string("\"") + to_string(s.routing.mode) + "\"");
+  (void)serving_requests(s);
+}
+
+// ------------------------------------------------------------------------------------- analytic
+
+ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<traces::Request>& requests) {
+  ServingResult R;
+  R.scenario = s.name;
+  R.engine = "analytic";
+  R.fidelity = "steady state (closed form: Little's law, M/D/1 queueing)";
+  R.seed = s.serving.requests.seed;
+  const Load L = load_of(s, requests);
+  R.requests = L.count;
+  R.offered_rate = L.rate;
+  R.mean_input = L.input, R.mean_output = L.output, R.mean_cached = L.cached;
+  R.duration = L.span;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double acc = tokens_per_iteration(s.serving.mtp_tokens, s.serving.mtp_acceptance);
+  const int queries = 1 + s.serving.mtp_tokens;
+  const double kv_elem = s.serving.kv_dtype == KvDtype::kFp8 ? 1.0 : 2.0;
+
+  // Instance kinds and their attention-DP ranks by role.
+  std::vector<std::unique_ptr<IterationPricer>> pricers;
+  double decode_ranks = 0, prefill_ranks = 0;
+  bool colocated = false;
+  for (std::size_t i = 0; i < s.serving.instances.size(); ++i) {
+    const ServingInstanceSpec& in = s.serving.instances[i];
+    pricers.push_back(std::make_unique<IterationPricer>(s, static_cast<int>(i)));
+    const double ranks = double(in.count) * pricers.back()->dp();
+    if (in.role != ServingRole::kPrefill) decode_ranks += ranks;
+    if (in.role != ServingRole::kDecode) prefill_ranks += ranks;
+    colocated = colocated || in.role == ServingRole::kColocated;
+    R.gpus += in.count * pricers.back()->gpus();
+    R.nodes += in.count * in.nodes;
+    if (R.cost_model.empty()) R.cost_model = pricers.back()->cost_model().name();
+  }
+
+  double ttft = 0, tpot = 0, served = L.rate;  // served: requests per second the instances sustain
+  double ttft_prefill = 0, kv_transfer = 0;
+  for (std::size_t i = 0; i < s.serving.instances.size(); ++i) {
+    const ServingInstanceSpec& in = s.serving.instances[i];
+    const IterationPricer& P = *pricers[i];
+    InstanceResult ir;
+    ir.role = in.role;
+    ir.gpu = P.scenario().cluster.gpu.name;
+    ir.count = in.count;
+    ir.gpus = P.gpus();
+    ir.dp = P.dp();
+    ir.kv_capacity_tokens = P.kv_capacity_tokens();
+    ir.weight_bytes = P.weight_bytes();
+    ir.workspace_bytes = P.workspace_bytes();
+    ir.kv_bytes_per_token = P.kv_bytes_per_token();
+    if (ir.kv_capacity_tokens <= 0 && R.feasible) {
+      R.feasible = false;
+      R.infeasible_reason =
+          std::string(to_string(in.role)) + " instance: weights " + num(ir.weight_bytes / 1e9) +
+          " GB and workspace " + num(ir.workspace_bytes / 1e9) + " GB leave no KV cache in " +
+          num(P.scenario().cluster.gpu.memory_bytes * s.serving.kv_memory_fraction / 1e9) + " GB per GPU";
+    }
+    const double budget = in.max_batch_tokens;
+    if (in.role == ServingRole::kPrefill) {
+      // Full chunks of max_batch_tokens prompt tokens; M/D/1 wait for one iteration's service.
+      const double lam = prefill_ranks > 0 ? L.rate / prefill_ranks : 0;
+      ServingBatch full;
+      full.kv_elem_bytes = kv_elem;
+      add_prefill(full, budget, L);
+      const IterationCost cf = P.price(full);
+      const double capacity = budget / cf.seconds;  // uncached tokens per second per DP rank
+      const double demand = lam * L.uncached;
+      ir.utilization = demand / capacity;
+      ServingBatch one;
+      one.kv_elem_bytes = kv_elem;
+      add_prefill(one, std::min(budget, std::max(1.0, L.uncached)), L);
+      const IterationCost c1 = P.price(one);
+      const double service = c1.seconds * std::max(1.0, L.uncached / budget);
+      const double rho = std::min(ir.utilization, 0.999999);
+      ttft_prefill = service + rho / (2 * (1 - rho)) * cf.seconds;
+      ir.prefill_tokens = budget;  // the iteration shown is a full chunk; utilization is the load's share
+      ir.iteration = cf;
+      ir.input_tokens_per_s_per_gpu = std::min(demand, capacity) * L.prefill_context * P.dp() / P.gpus();
+      if (ir.utilization >= 1) {
+        R.saturated = true;
+        R.saturation = "prefill: " + num(capacity * prefill_ranks) + " prompt tokens/s of capacity for " +
+                       num(demand * prefill_ranks) + " offered";
+        served = std::min(served, capacity * prefill_ranks / std::max(1e-300, L.uncached));
+      }
+      // The KV cache of a prompt moves to a decode instance: each GPU of the DP rank sends its share.
+      kv_transfer = P.network().send_recv(L.input * P.kv_bytes_per_token(), true);
+    } else {
+      // Decode (and, colocated, the prompt tokens mixed in): concurrency from Little's law, capped.
+      const double lam = decode_ranks > 0 ? L.rate / decode_ranks : 0;
+      const bool mixed = in.role == ServingRole::kColocated;
+      const double ctx = L.decode_context;
+      const double cap_kv =
+          ir.kv_capacity_tokens > 0 ? std::floor(ir.kv_capacity_tokens / std::max(1.0, ctx)) : 0;
+      double cap = std::min<double>(in.max_running, cap_kv);
+      const auto iter = [&](double b) {
+        ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
+        if (mixed) add_prefill(x, std::min(std::max(0.0, budget - b * queries), 0.0), L);
+        return x;
+      };
+      // The TPOT SLO caps the batch: the largest batch whose iteration meets it.
+      if (s.serving.tpot_slo > 0 && cap >= 1) {
+        double lo = 1, hi = cap;
+        if (P.price(iter(lo)).seconds / acc > s.serving.tpot_slo) {
+          cap = 1;
+        } else {
+          while (hi - lo > 1) {
+            const double mid = std::floor((lo + hi) / 2);
+            (P.price(iter(mid)).seconds / acc <= s.serving.tpot_slo ? lo : hi) = mid;
+          }
+          cap = P.price(iter(hi)).seconds / acc <= s.serving.tpot_slo ? hi : lo;
+        }
+      }
+      cap = std::max(cap, 1.0);
+      double b = s.serving.decode_batch > 0 ? double(s.serving.decode_batch) : 1.0, p = 0, t = 0;
+      IterationCost c;
+      for (int k = 0; k < 200; ++k) {
+        ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
+        if (mixed) add_prefill(x, p, L);
+        c = P.price(x);
+        t = c.seconds;
+        if (s.serving.decode_batch > 0) {
+          if (!mixed) break;
+          p = std::min(lam * L.uncached * t, std::max(0.0, budget - b * queries));
+          continue;
+        }
+        const double nb = std::min(cap, std::max(1.0, lam * L.output * t / acc));
+        const double np = mixed ? std::min(lam * L.uncached * t, std::max(0.0, budget - nb * queries)) : 0.0;
+        if (std::abs(nb - b) < 1e-9 * b && std::abs(np - p) <= 1e-9 * std::max(1.0, p)) break;
+        b = nb, p = np;
+      }
+      ir.decode_batch = b;
+      ir.prefill_tokens = p;
+      ir.iteration = c;
+      ir.kv_used_tokens = b * ctx + (mixed ? p * L.prefill_context : 0.0);
+      const double out_capacity = b * acc / t;  // tokens per second per DP rank at this batch
+      const double out_demand = lam * L.output;
+      ir.utilization = out_demand / std::max(1e-300, out_capacity);
+      bool over = s.serving.decode_batch == 0 && ir.utilization > 1 + 1e-6;
+      if (mixed) {
+        const double prefill_demand = lam * L.uncached * t;
+        over = over || prefill_demand > std::max(0.0, budget - b * queries) * (1 + 1e-6);
+      }
+      if (over) {
+        R.saturated = true;
+        R.saturation = std::string(to_string(in.role)) + ": " + num(out_capacity * decode_ranks) +
+                       " output tokens/s at a batch of " + num(b) + " per DP rank for " +
+                       num(out_demand * decode_ranks) + " offered";
+        served = std::min(served, out_capacity * decode_ranks / std::max(1e-300, L.output));
+      }
+      tpot = t / acc;
+      const double out_rate = std::min(out_demand, out_capacity);
+      ir.output_tokens_per_s_per_gpu = out_rate * P.dp() / P.gpus();
+      if (mixed) {
+        ir.input_tokens_per_s_per_gpu =
+            std::min(lam, served / std::max(1.0, decode_ranks)) * L.input * P.dp() / P.gpus();
+        // A prompt is chunked over the iterations' spare token budget, after waiting its turn.
+        const double spare = std::max(1.0, budget - b * queries);
+        const double rho = std::min(0.999999, p / spare);
+        ttft = rho / (2 * (1 - rho)) * t + std::ceil(std::max(1.0, L.uncached) / spare) * t;
+      }
+      R.all_to_all_share = c.seconds > 0 ? c.all_to_all / c.seconds : 0;
+      // The all-to-all bound: the iteration with nothing but its expert all-to-alls.
+      R.decode_comm_bound_tpot = c.all_to_all / acc;
+    }
+    R.instances.push_back(ir);
+  }
+  if (!colocated) ttft = ttft_prefill + kv_transfer + tpot * acc;  // first token after the first decode step
+  R.ttft = {ttft, nan, nan, nan};
+  R.tpot = {tpot, nan, nan, nan};
+  const double e2e = ttft + std::max(0.0, L.output - 1) * tpot;
+  R.e2e = {e2e, nan, nan, nan};
+  if (R.saturated) R.ttft.mean = R.e2e.mean = std::numeric_limits<double>::infinity();
+  R.requests_per_s = served;
+  R.input_tokens_per_s = served * L.input;
+  R.output_tokens_per_s = served * L.output;
+  R.output_tokens_per_s_per_gpu = R.gpus > 0 ? R.output_tokens_per_s / R.gpus : 0;
+  R.input_tokens_per_s_per_gpu = R.gpus > 0 ? R.input_tokens_per_s / R.gpus : 0;
+  const bool meets = (s.serving.ttft_slo <= 0 || R.ttft.mean <= s.serving.ttft_slo) &&
+                     (s.serving.tpot_slo <= 0 || R.tpot.mean <= s.serving.tpot_slo * (1 + 1e-9));
+  R.slo_attainment = meets ? 1.0 : 0.0;
+  R.goodput_requests_per_s = meets ? served : 0.0;
+  return R;
+}
+
+}  // namespace moesim::models
