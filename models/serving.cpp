@@ -145,6 +145,7 @@ IterationPricer::~IterationPricer() = default;
 struct IterationPricer::BlockTotals {
   double compute = 0, tp = 0, ep = 0, ep_exposed = 0, attention = 0, experts = 0, imbalance = 1;
   bool moe = false;
+  std::vector<std::pair<const char*, double>> ops;  // forward ops, in block order
 };
 
 namespace {
@@ -157,8 +158,10 @@ IterationPricer::BlockTotals totals(const BlockCost& b) {
   t.ep = f.ep_comm + f.etp_comm;
   t.ep_exposed = f.ep_exposed;
   t.experts = f.experts;
-  for (const Op& op : b.ops)
+  for (const Op& op : b.ops) {
     if (op.role == OpRole::kAttention && op.kind == OpKind::kAttention) t.attention += op.seconds;
+    t.ops.emplace_back(op.name, op.seconds);
+  }
   return t;
 }
 
@@ -216,6 +219,15 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
   const auto& m = inst_.model;
   double imbalance = 0;
   int moe_layers = 0;
+  const auto add_ops = [&](const BlockTotals& t, double times) {
+    for (const auto& [name, sec] : t.ops) {
+      auto it = std::find_if(out.ops.begin(), out.ops.end(), [&](const auto& o) { return o.first == name; });
+      if (it == out.ops.end())
+        out.ops.emplace_back(name, times * sec);
+      else
+        it->second += times * sec;
+    }
+  };
   if (impl_->two_microbatch) {
     // Two halves alternate: one half's all-to-all and TP all-reduce run under the other's computation,
     // so a block takes twice the longer of a half's compute and a half's communication.
@@ -232,6 +244,7 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
       out.attention += 2 * t.attention;
       out.experts += 2 * t.experts;
       if (t.moe) imbalance += t.imbalance, ++moe_layers;
+      add_ops(t, 2);
     }
   } else {
     for (const BlockTotals& t : price_blocks(batch)) {
@@ -241,14 +254,19 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
       out.attention += t.attention;
       out.experts += t.experts;
       if (t.moe) imbalance += t.imbalance, ++moe_layers;
+      add_ops(t, 1);
     }
   }
   // Embedding lookup; the output head and sampling over the tokens that need logits (every decode
   // query, the last prompt token of each prefilled sequence).
   const double h = m.hidden, V = double(m.vocab) / inst_.parallelism.tp;
   const double Th = batch.decode_seqs * batch.decode_queries + batch.prefill_seqs;
-  out.compute += cm_->memory_bound(T * h * kActivationBytes);
-  if (Th > 0) out.compute += cm_->gemm(Th, V, h, Precision::kBf16) + cm_->memory_bound(Th * V * 4.0 * 2);
+  const double embedding = cm_->memory_bound(T * h * kActivationBytes);
+  const double head =
+      Th > 0 ? cm_->gemm(Th, V, h, Precision::kBf16) + cm_->memory_bound(Th * V * 4.0 * 2) : 0.0;
+  out.compute += embedding + head;
+  out.ops.emplace_back("embedding", embedding);
+  out.ops.emplace_back("head", head);
   out.seconds = out.compute + out.exposed_comm;
   out.max_over_mean_gpu = moe_layers > 0 ? imbalance / moe_layers : 1.0;
   return out;

@@ -37,6 +37,9 @@ struct IterationCost {
   double attention = 0;          ///< attention kernels (decode and prefill)
   double experts = 0;            ///< routed-expert GEMMs and activation
   double max_over_mean_gpu = 1;  ///< per-GPU expert load imbalance, mean over MoE layers
+  /// Seconds per op name summed over the blocks (the head and embedding as "head" and "embedding"), in
+  /// the order first priced; two microbatches: both halves.
+  std::vector<std::pair<std::string, double>> ops;
 };
 
 /// Prices iterations of one instance kind. Built once per instance kind; price() is const and cheap

@@ -1,5 +1,6 @@
 #include "reports/serving.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
@@ -92,6 +93,11 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                     {"kv_bytes_per_token_per_gpu", i.kv_bytes_per_token},
                     {"input_tokens_per_s_per_gpu", i.input_tokens_per_s_per_gpu},
                     {"output_tokens_per_s_per_gpu", i.output_tokens_per_s_per_gpu}});
+  for (std::size_t k = 0; k < r.instances.size(); ++k) {
+    nlohmann::json ops = nlohmann::json::object();
+    for (const auto& [name, sec] : r.instances[k].iteration.ops) ops[name] = sec;
+    inst[k]["iteration_ops_s"] = ops;
+  }
   j["instances"] = inst;
   nlohmann::json kv = nlohmann::json::array(), load = nlohmann::json::array();
   for (const auto& [t, v] : r.kv_usage) kv.push_back({t, v});
@@ -139,6 +145,15 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
         << ", experts " << ms(i.iteration.experts) << "), exposed communication "
         << ms(i.iteration.exposed_comm) << ", expert all-to-all " << ms(i.iteration.all_to_all)
         << ", expert load max/mean " << fmt("%.3f", i.iteration.max_over_mean_gpu) << "\n";
+    if (!i.iteration.ops.empty()) {
+      auto ops = i.iteration.ops;
+      std::stable_sort(ops.begin(), ops.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+      out << "    largest ops:";
+      for (std::size_t k = 0; k < std::min<std::size_t>(6, ops.size()); ++k)
+        out << (k ? ", " : " ") << ops[k].first << " " << ms(ops[k].second);
+      out << "\n";
+    }
     out << "    throughput per GPU: " << fmt("%.4g", i.input_tokens_per_s_per_gpu) << " input, "
         << fmt("%.4g", i.output_tokens_per_s_per_gpu) << " output tokens/s; per node ("
         << s.cluster.gpus_per_node

@@ -45,6 +45,7 @@ struct Req {
   double first = -1, finish = -1;
   int instance = -1, preemptions = 0;
   bool decoding = false;  // in its rank's running set
+  bool joined = false;    // joined the running set in this iteration's prefill (decodes from the next one)
 };
 
 struct Rank {
@@ -53,6 +54,7 @@ struct Rank {
   std::vector<int> running;     // decoding
   int64_t blocks_free = 0, blocks_total = 0;
   int64_t queued_tokens = 0;  // prompt tokens waiting or prefilling (prefill-side load)
+  int64_t incoming = 0;       // KV caches on their way to this rank (decode side)
   int64_t admissions = 0;
   sg4::Host* host = nullptr;
   bool idle() const { return waiting.empty() && prefilling.empty() && running.empty(); }
@@ -168,9 +170,10 @@ Rank& ServingSim::least_loaded(bool prefill_side, int* replica) {
     const ServingRole role = kinds_[static_cast<std::size_t>(x->kind)].role;
     if (prefill_side ? role == ServingRole::kDecode : role == ServingRole::kPrefill) continue;
     for (Rank& r : x->ranks) {
-      const double load = prefill_side && role == ServingRole::kPrefill
-                              ? double(r.queued_tokens)
-                              : double(r.waiting.size() + r.prefilling.size() + r.running.size());
+      const double load =
+          prefill_side && role == ServingRole::kPrefill
+              ? double(r.queued_tokens)
+              : double(r.waiting.size() + r.prefilling.size() + r.running.size() + r.incoming);
       if (load < best_load) best_load = load, best = &r, *replica = x->number;
     }
   }
@@ -264,12 +267,16 @@ void ServingSim::start_transfer(Replica& from, Rank& r, int id) {
       double(req_[static_cast<std::size_t>(id)].context) * k.pricer->kv_bytes_per_token() * k.spec->tp;
   Rank* src = &r;
   Replica* src_rep = &from;
-  sg4::Actor::create("kv" + std::to_string(id), r.host, [this, src, src_rep, id, bytes] {
-    int rep = 0;
-    Rank& dst = least_loaded(false, &rep);
+  // The destination is chosen (and counted in its load) now, so that the transfers started together spread.
+  int rep = 0;
+  Rank* dst_rank = &least_loaded(false, &rep);
+  ++dst_rank->incoming;
+  req_[static_cast<std::size_t>(id)].instance = rep;
+  sg4::Actor::create("kv" + std::to_string(id), r.host, [this, src, src_rep, id, bytes, dst_rank, rep] {
+    Rank& dst = *dst_rank;
     Req& q = req_[static_cast<std::size_t>(id)];
-    q.instance = rep;
     sg4::Comm::sendto(src->host, dst.host, bytes);
+    --dst.incoming;
     src->blocks_free += q.blocks;
     q.blocks = 0;
     src_rep->cv->notify_all();
@@ -399,6 +406,7 @@ void ServingSim::instance_loop(Replica& x) {
         } else {
           r.running.push_back(id);
           q.decoding = true;
+          q.joined = true;
         }
       }
       if (prefill_role) continue;
@@ -406,8 +414,11 @@ void ServingSim::instance_loop(Replica& x) {
       const std::vector<int> ids = r.running;
       for (int id : ids) {
         Req& q = req_[static_cast<std::size_t>(id)];
-        if (!q.decoding || q.first >= now)
-          continue;  // preempted above, or joined in this iteration's prefill
+        if (q.joined) {  // joined in this iteration's prefill: decodes from the next one
+          q.joined = false;
+          continue;
+        }
+        if (!q.decoding) continue;  // preempted above
         int64_t emitted = 1;
         for (int d = 0; d < s_.serving.mtp_tokens && uniform(x.rng) < p; ++d) ++emitted;
         emitted = std::min(emitted, q.r->output_tokens - q.generated);
