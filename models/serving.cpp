@@ -81,6 +81,7 @@ struct IterationPricer::Impl {
   std::vector<std::vector<double>> shares;  ///< per MoE layer, expected shares
   bool same_every_layer = false;
   bool two_microbatch = false;
+  double overlap_slowdown = 1;  ///< compute beside the normal all-to-all kernels runs on fewer SMs
   int mtp_blocks = 0;
 };
 
@@ -93,6 +94,11 @@ IterationPricer::IterationPricer(const Scenario& s, int instance)
   Impl& d = *impl_;
   d.mtp_blocks = s.serving.mtp_tokens > 0 ? std::min(m.mtp_depth, s.serving.mtp_tokens) : 0;
   d.two_microbatch = in.two_microbatch;
+  // DeepEP's normal kernels take workload.overlap_comm_sms SMs from the computation they overlap; its
+  // low-latency kernels receive through hooks and take none (DeepEP README).
+  const int sms = inst_.cluster.gpu.sm_count - s.workload.comm_sms, taken = s.workload.overlap_comm_sms;
+  if (!low_latency_kernels(in) && taken > 0 && sms > taken)
+    d.overlap_slowdown = double(sms) / double(sms - taken);
   if (m.moe.experts > 0) {
     d.rctx = routing_context(inst_);
     d.rctx.geo.low_latency = low_latency_kernels(in);
@@ -236,10 +242,11 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
     half.prefill_tokens /= 2;
     half.prefill_seqs /= 2;
     half.prefill_context /= 2;
+    const double slow = impl_->overlap_slowdown;
     for (const BlockTotals& t : price_blocks(half)) {
       const double comm = t.tp + t.ep;
-      out.compute += 2 * t.compute;
-      out.exposed_comm += 2 * std::max(0.0, comm - t.compute);
+      out.compute += 2 * t.compute * slow;
+      out.exposed_comm += 2 * std::max(0.0, comm - t.compute * slow);
       out.all_to_all += 2 * t.ep;
       out.attention += 2 * t.attention;
       out.experts += 2 * t.experts;

@@ -177,6 +177,31 @@ TEST(ServingKernels, DecodeAttentionAgainstH200Measurements) {
   EXPECT_LT(a.back(), 0.25) << "max |error|";
 }
 
+// Instances on different GPUs: each is priced by its own GPU and that GPU's calibration.
+TEST(ServingScenario, InstancesOnTheirOwnGpus) {
+  Json j = colocated();
+  j["serving"]["instances"] = Json::array(
+      {{{"role", "prefill"}, {"nodes", 1}, {"gpu", "catalog:h200-sxm"}}, {{"role", "decode"}, {"nodes", 1}}});
+  const Scenario s = load_json(j);
+  const IterationPricer pre(s, 0), dec(s, 1);
+  EXPECT_EQ(pre.scenario().cluster.gpu.name, "h200-sxm");
+  EXPECT_EQ(dec.scenario().cluster.gpu.name, "h100-sxm");
+  EXPECT_NE(pre.cost_model().name().find("h200-sxm.json"), std::string::npos) << pre.cost_model().name();
+  EXPECT_NE(dec.cost_model().name().find("h100-sxm.json"), std::string::npos) << dec.cost_model().name();
+  // The H200's extra memory holds KV cache: the same weights and workspace, 0.9 of the difference.
+  EXPECT_DOUBLE_EQ(pre.weight_bytes(), dec.weight_bytes());
+  const double extra =
+      (pre.scenario().cluster.gpu.memory_bytes - dec.scenario().cluster.gpu.memory_bytes) * 0.9;
+  EXPECT_GT(extra, 0);
+  EXPECT_NEAR(pre.kv_capacity_tokens() - dec.kv_capacity_tokens(), extra / pre.kv_bytes_per_token(), 64);
+  ServingBatch b;
+  b.prefill_tokens = 4096;
+  b.prefill_seqs = 4;
+  b.prefill_kv = 512;
+  b.prefill_context = 4096;
+  EXPECT_LT(pre.price(b).seconds, dec.price(b).seconds);  // same work, the faster GPU
+}
+
 TEST(ServingScenario, TrainingCommandsRefuseAServingScenario) {
   const Scenario s = load_json(colocated());
   try {
