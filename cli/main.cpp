@@ -30,19 +30,23 @@ namespace {
 // (discrete-event), their table, JSON or CSV, and the run's output directory.
 int run_serving(const moesim::Scenario& s, moesim::OutputFormat format, const std::string& out_dir,
                 bool force, bool ops, bool report) {
-  for (const auto& [flag, given] : {std::pair{"--ops", ops}, {"--report", report}})
-    if (given)
-      throw moesim::ConfigError(
-          std::string(flag) + ": expected a training scenario, found " + s.source +
-          " with workload.kind \"serving\" (a serving run writes its table, JSON, CSV and "
-          "per-request files)");
+  if (ops)
+    throw moesim::ConfigError(
+        "--ops: expected a training scenario, found " + s.source +
+        " with workload.kind \"serving\" (a serving result lists each instance's iteration "
+        "by op: iteration_ops_s in --format json)");
   moesim::cli::check_scenario(s);
   const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
   const std::string dir_option = !out_dir.empty() ? "--out" : "/outputs/dir of " + s.source;
+  if (report && dir.empty())
+    throw moesim::ConfigError(
+        "--report: expected an output directory (--out DIR or the scenario's /outputs/dir), found none");
   if (!dir.empty())
     moesim::reports::check_run_outputs(
         dir, moesim::reports::serving_output_files(s.outputs.formats, simulate), force, dir_option);
+  std::optional<moesim::reports::VegaBundle> vega;
+  if (report) vega = moesim::reports::load_vega_bundle();
   const std::vector<moesim::traces::Request> requests = moesim::models::serving_requests(s);
   std::vector<moesim::models::ServedRequest> rows;
   const moesim::models::ServingResult r = simulate ? moesim::sim::simulate_serving(s, requests, &rows)
@@ -60,6 +64,10 @@ int run_serving(const moesim::Scenario& s, moesim::OutputFormat format, const st
   }
   if (!dir.empty())
     moesim::reports::write_serving_outputs(dir, s, r, force, dir_option, simulate ? &rows : nullptr);
+  if (vega) {
+    const std::string page = moesim::reports::write_report(dir, moesim::reports::build_report(dir), *vega);
+    std::cerr << "moesim: report: " << page << "\n";
+  }
   return r.feasible ? kOk : kInfeasible;
 }
 

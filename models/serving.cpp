@@ -226,12 +226,13 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
   double imbalance = 0;
   int moe_layers = 0;
   const auto add_ops = [&](const BlockTotals& t, double times) {
-    for (const auto& [name, sec] : t.ops) {
+    for (const auto& op : t.ops) {
+      const std::string name = op.first;
       auto it = std::find_if(out.ops.begin(), out.ops.end(), [&](const auto& o) { return o.first == name; });
       if (it == out.ops.end())
-        out.ops.emplace_back(name, times * sec);
+        out.ops.emplace_back(name, times * op.second);
       else
-        it->second += times * sec;
+        it->second += times * op.second;
     }
   };
   if (impl_->two_microbatch) {

@@ -228,49 +228,89 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       // The KV cache of a prompt moves to a decode instance: each GPU of the DP rank sends its share.
       kv_transfer = P.network().send_recv(L.input * P.kv_bytes_per_token(), true);
     } else {
-      // Decode (and, colocated, the prompt tokens mixed in): concurrency from Little's law, capped.
+      // Decode (and, colocated, the prompts mixed in): concurrency from Little's law, capped.
       const double lam = decode_ranks > 0 ? L.rate / decode_ranks : 0;
       const bool mixed = in.role == ServingRole::kColocated;
-      const double ctx = L.decode_context;
+      const double ctx = L.decode_context, U = std::max(1.0, L.uncached);
       const double cap_kv =
           ir.kv_capacity_tokens > 0 ? std::floor(ir.kv_capacity_tokens / std::max(1.0, ctx)) : 0;
       double cap = std::min<double>(in.max_running, cap_kv);
-      const auto iter = [&](double b) {
-        ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
-        if (mixed) add_prefill(x, std::min(std::max(0.0, budget - b * queries), 0.0), L);
-        return x;
+      // Colocated: every DP rank iterates in lockstep (the expert all-to-all joins them), so an iteration
+      // in which any rank prefills a prompt chunk takes the time of one with that chunk. Prompts reach the
+      // instance as a Poisson stream; one needs ceil(U / spare) chunks of the spare token budget.
+      const double lam_instance = lam * P.dp();
+      const auto spare = [&](double b) { return std::max(1.0, budget - b * queries); };
+      const auto chunks = [&](double b) { return std::ceil(U / spare(b)); };
+      struct Mix {
+        IterationCost plain, chunk;   // without and with a prompt chunk
+        double share = 0;             // of iterations with a chunk
+        double mean = 0, second = 0;  // E[t], E[t^2]
       };
-      // The TPOT SLO caps the batch: the largest batch whose iteration meets it.
+      const auto mix = [&](double b) {
+        Mix m;
+        m.plain = P.price(decode_batch(b, ctx, queries, kv_elem));
+        m.chunk = m.plain;
+        m.mean = m.second = 0;
+        if (mixed) {
+          ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
+          add_prefill(x, std::min(U, spare(b)), L);
+          x.prefill_seqs = 1;
+          m.chunk = P.price(x);
+          double t = m.plain.seconds;
+          for (int k = 0; k < 100; ++k) {  // the share depends on the iteration time it sets
+            m.share = 1 - std::exp(-lam_instance * chunks(b) * t);
+            const double nt = m.share * m.chunk.seconds + (1 - m.share) * m.plain.seconds;
+            if (std::abs(nt - t) <= 1e-12 * t) break;
+            t = nt;
+          }
+        }
+        m.mean = m.share * m.chunk.seconds + (1 - m.share) * m.plain.seconds;
+        m.second =
+            m.share * m.chunk.seconds * m.chunk.seconds + (1 - m.share) * m.plain.seconds * m.plain.seconds;
+        return m;
+      };
+      // The TPOT SLO caps the batch: the largest batch whose mean iteration meets it.
       if (s.serving.tpot_slo > 0 && cap >= 1) {
         double lo = 1, hi = cap;
-        if (P.price(iter(lo)).seconds / acc > s.serving.tpot_slo) {
+        if (mix(lo).mean / acc > s.serving.tpot_slo) {
           cap = 1;
         } else {
           while (hi - lo > 1) {
             const double mid = std::floor((lo + hi) / 2);
-            (P.price(iter(mid)).seconds / acc <= s.serving.tpot_slo ? lo : hi) = mid;
+            (mix(mid).mean / acc <= s.serving.tpot_slo ? lo : hi) = mid;
           }
-          cap = P.price(iter(hi)).seconds / acc <= s.serving.tpot_slo ? hi : lo;
+          cap = mix(hi).mean / acc <= s.serving.tpot_slo ? hi : lo;
         }
       }
       cap = std::max(cap, 1.0);
-      double b = s.serving.decode_batch > 0 ? double(s.serving.decode_batch) : 1.0, p = 0, t = 0;
-      IterationCost c;
-      for (int k = 0; k < 200; ++k) {
-        ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
-        if (mixed) add_prefill(x, p, L);
-        c = P.price(x);
-        t = c.seconds;
-        if (s.serving.decode_batch > 0) {
-          if (!mixed) break;
-          p = std::min(lam * L.uncached * t, std::max(0.0, budget - b * queries));
-          continue;
+      double b = s.serving.decode_batch > 0 ? double(s.serving.decode_batch) : 1.0;
+      Mix m = mix(b);
+      if (s.serving.decode_batch == 0)
+        for (int k = 0; k < 200; ++k) {
+          const double nb = std::min(cap, std::max(1.0, lam * L.output * m.mean / acc));
+          if (std::abs(nb - b) < 1e-9 * b) break;
+          b = nb;
+          m = mix(b);
         }
-        const double nb = std::min(cap, std::max(1.0, lam * L.output * t / acc));
-        const double np = mixed ? std::min(lam * L.uncached * t, std::max(0.0, budget - nb * queries)) : 0.0;
-        if (std::abs(nb - b) < 1e-9 * b && std::abs(np - p) <= 1e-9 * std::max(1.0, p)) break;
-        b = nb, p = np;
+      const double t = m.mean;
+      // What an average iteration costs: the two kinds in their shares.
+      IterationCost c = m.plain;
+      if (mixed) {
+        const auto blend = [&](double x, double y) { return m.share * y + (1 - m.share) * x; };
+        c.seconds = t;
+        c.compute = blend(m.plain.compute, m.chunk.compute);
+        c.exposed_comm = blend(m.plain.exposed_comm, m.chunk.exposed_comm);
+        c.all_to_all = blend(m.plain.all_to_all, m.chunk.all_to_all);
+        c.attention = blend(m.plain.attention, m.chunk.attention);
+        c.experts = blend(m.plain.experts, m.chunk.experts);
+        for (auto& [name, sec] : c.ops) {
+          double with = 0;
+          for (const auto& [n2, s2] : m.chunk.ops)
+            if (n2 == name) with = s2;
+          sec = blend(sec, with);
+        }
       }
+      const double p = mixed ? lam * U * t : 0.0;  // prompt tokens per rank per iteration, on average
       ir.decode_batch = b;
       ir.prefill_tokens = p;
       ir.iteration = c;
@@ -279,10 +319,7 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       const double out_demand = lam * L.output;
       ir.utilization = out_demand / std::max(1e-300, out_capacity);
       bool over = s.serving.decode_batch == 0 && ir.utilization > 1 + 1e-6;
-      if (mixed) {
-        const double prefill_demand = lam * L.uncached * t;
-        over = over || prefill_demand > std::max(0.0, budget - b * queries) * (1 + 1e-6);
-      }
+      if (mixed) over = over || p > spare(b) * (1 + 1e-6);
       if (over) {
         R.saturated = true;
         R.saturation = std::string(to_string(in.role)) + ": " + num(out_capacity * decode_ranks) +
@@ -296,10 +333,10 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       if (mixed) {
         ir.input_tokens_per_s_per_gpu =
             std::min(lam, served / std::max(1.0, decode_ranks)) * L.input * P.dp() / P.gpus();
-        // A prompt is chunked over the iterations' spare token budget, after waiting its turn.
-        const double spare = std::max(1.0, budget - b * queries);
-        const double rho = std::min(0.999999, p / spare);
-        ttft = rho / (2 * (1 - rho)) * t + std::ceil(std::max(1.0, L.uncached) / spare) * t;
+        // A prompt arrives during an iteration (it waits for the rest of it: E[t^2] / 2E[t]), waits its
+        // turn for the rank's spare budget (M/D/1), then takes its chunks' iterations.
+        const double rho = std::min(0.999999, p / spare(b));
+        ttft = m.second / (2 * t) + rho / (2 * (1 - rho)) * m.chunk.seconds + chunks(b) * m.chunk.seconds;
       }
       R.all_to_all_share = c.seconds > 0 ? c.all_to_all / c.seconds : 0;
       // The all-to-all bound: the iteration with nothing but its expert all-to-alls.

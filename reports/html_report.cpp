@@ -263,11 +263,172 @@ HtmlChart chart(std::string id, std::string title, std::string caption, Json spe
   return HtmlChart{std::move(id), std::move(title), std::move(caption), std::move(spec), std::move(table)};
 }
 
+// ------------------------------------------------------------------------------------ serving
+
+// A line over time of `v` ({t, y} rows).
+Json time_line(const Json& v, const std::string& y_title) {
+  Json s = base_spec(v, 700, 220);
+  s["mark"] = {{"type", "line"}, {"tooltip", true}};
+  s["encoding"] = {{"x", {{"field", "t"}, {"type", "quantitative"}, {"title", "simulated time (s)"}}},
+                   {"y", {{"field", "y"}, {"type", "quantitative"}, {"title", y_title}}}};
+  return s;
+}
+
+// A serving run's result.json (reports/serving.hpp) and, from the discrete-event engine, requests.csv.
+void serving_charts(const fs::path& dir, const Doc& d, HtmlReport& rep) {
+  const std::string scen = d.text("/scenario"), engine = d.text("/engine");
+  rep.facts.push_back({"serving run", scen + " (" + engine + " engine)"});
+  const auto ms = [&](const std::string& ptr) {
+    return d.at(ptr).is_null() ? std::string("-") : g4(1e3 * d.number(ptr)) + " ms";
+  };
+  rep.facts.push_back({"TTFT mean / p99", ms("/latency/ttft_s/mean") + " / " + ms("/latency/ttft_s/p99")});
+  rep.facts.push_back({"TPOT mean / p99", ms("/latency/tpot_s/mean") + " / " + ms("/latency/tpot_s/p99")});
+  rep.facts.push_back({"output tokens/s/GPU", g4(d.number("/throughput/output_tokens_per_s_per_gpu"))});
+  rep.facts.push_back({"goodput (requests/s)", g4(d.number("/slo/goodput_requests_per_s"))});
+  // Latency percentiles.
+  {
+    Json v = Json::array();
+    HtmlTable t{{"latency", "mean (ms)", "p50 (ms)", "p90 (ms)", "p99 (ms)"}, {}};
+    for (const auto& [key, name] :
+         {std::pair{"ttft_s", "TTFT"}, {"tpot_s", "TPOT"}, {"e2e_s", "end-to-end"}}) {
+      std::vector<std::string> row{name};
+      for (const char* stat : {"mean", "p50", "p90", "p99"}) {
+        const std::string ptr = std::string("/latency/") + key + "/" + stat;
+        const bool has = !d.at(ptr).is_null();
+        if (has) v.push_back({{"latency", name}, {"statistic", stat}, {"ms", 1e3 * d.number(ptr)}});
+        row.push_back(has ? g4(1e3 * d.number(ptr)) : "-");
+      }
+      t.rows.push_back(row);
+    }
+    // Points on a log scale: TPOT is milliseconds where end to end is seconds.
+    Json s = hbar(v, "latency", "ms", "milliseconds (log scale)", "statistic");
+    s["mark"] = {{"type", "point"}, {"filled", true}, {"size", 90}, {"tooltip", true}};
+    s["encoding"]["yOffset"] = {{"field", "statistic"}};
+    s["encoding"]["x"]["scale"] = {{"type", "log"}};
+    rep.charts.push_back(chart("serving-latency", "Latency",
+                               "Time to first token, time per output token and end to end (result.json "
+                               "/latency; percentiles from the discrete-event engine only).",
+                               s, t));
+  }
+  // Each instance kind's iteration.
+  {
+    Json v = Json::array();
+    HtmlTable t{{"instance", "iteration (ms)", "attention (ms)", "experts (ms)", "other compute (ms)",
+                 "exposed comm (ms)", "all-to-all (ms)", "batch (seqs)", "prompt tokens"},
+                {}};
+    const Json& inst = d.array("/instances");
+    for (std::size_t i = 0; i < inst.size(); ++i) {
+      const std::string p = "/instances/" + std::to_string(i);
+      const std::string name = d.text(p + "/role") + " " + std::to_string(i);
+      const double att = d.number(p + "/attention_s"), exp = d.number(p + "/experts_s");
+      const double other = d.number(p + "/compute_s") - att - exp, comm = d.number(p + "/exposed_comm_s");
+      for (const auto& [part, x] : {std::pair{"attention", att},
+                                    {"routed experts", exp},
+                                    {"other compute", other},
+                                    {"exposed communication", comm}})
+        v.push_back({{"instance", name}, {"part", part}, {"ms", 1e3 * x}});
+      t.rows.push_back({name, g4(1e3 * d.number(p + "/iteration_s")), g4(1e3 * att), g4(1e3 * exp),
+                        g4(1e3 * other), g4(1e3 * comm), g4(1e3 * d.number(p + "/all_to_all_s")),
+                        g4(d.number(p + "/decode_batch")), g4(d.number(p + "/prefill_tokens"))});
+    }
+    Json s = hbar(v, "instance", "ms", "milliseconds per iteration", "part");
+    rep.charts.push_back(chart("serving-iteration", "One iteration of each instance kind",
+                               "The busiest GPU's iteration at the engine's batch, split by kernel family "
+                               "(result.json /instances); the all-to-all column counts hidden time too.",
+                               s, t));
+    // The largest ops of the first decode-capable instance.
+    for (std::size_t i = 0; i < inst.size(); ++i) {
+      const std::string p = "/instances/" + std::to_string(i);
+      if (d.text(p + "/role") == "prefill" || !inst[i].contains("iteration_ops_s")) continue;
+      std::vector<std::pair<std::string, double>> ops;
+      for (auto it = inst[i]["iteration_ops_s"].begin(); it != inst[i]["iteration_ops_s"].end(); ++it)
+        ops.emplace_back(it.key(), d.number(p + "/iteration_ops_s/" + it.key()));
+      std::stable_sort(ops.begin(), ops.end(),
+                       [](const auto& a, const auto& b) { return a.second > b.second; });
+      if (ops.size() > 15) ops.resize(15);
+      Json ov = Json::array();
+      HtmlTable ot{{"op", "ms per iteration"}, {}};
+      for (const auto& [name, x] : ops) {
+        ov.push_back({{"op", name}, {"ms", 1e3 * x}});
+        ot.rows.push_back({name, g4(1e3 * x)});
+      }
+      if (!ops.empty())
+        rep.charts.push_back(chart("serving-ops", "Where a decode iteration goes",
+                                   "Seconds per op summed over the blocks of one iteration of " +
+                                       d.text(p + "/role") + " instance " + std::to_string(i) +
+                                       " (result.json /instances/" + std::to_string(i) +
+                                       "/iteration_ops_s; communication ops counted whole, hidden or not).",
+                                   hbar(ov, "op", "ms", "milliseconds per iteration"), ot));
+      break;
+    }
+  }
+  // Time series of the discrete-event engine.
+  for (const auto& [key, id, title, ytitle] :
+       {std::tuple{"/kv_usage", "serving-kv", "KV cache in use", "tokens per DP rank"},
+        {"/expert_load", "serving-expert-load", "Expert load per iteration", "busiest GPU / mean"}}) {
+    const Json& a = d.array(key);
+    if (a.empty()) continue;
+    Json v = Json::array();
+    HtmlTable t{{"time (s)", ytitle}, {}};
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const std::string p = std::string(key) + "/" + std::to_string(i);
+      const double x = d.number(p + "/0"), y = d.number(p + "/1");
+      v.push_back({{"t", x}, {"y", y}});
+      if (i % std::max<std::size_t>(1, a.size() / 20) == 0) t.rows.push_back({g4(x), g4(y)});
+    }
+    rep.charts.push_back(chart(id, title,
+                               std::string("The first decode instance over the run (result.json ") + key +
+                                   "; the table shows every " +
+                                   std::to_string(std::max<std::size_t>(1, a.size() / 20)) + "th point).",
+                               time_line(v, ytitle), t));
+  }
+  // Per-request latencies: their distribution.
+  std::error_code ec;
+  if (fs::exists(dir / "requests.csv", ec)) {
+    const Csv c = read_csv(dir / "requests.csv");
+    rep.sources.push_back(c.file);
+    const int c_ttft = c.column("ttft_s"), c_e2e = c.column("e2e_s");
+    std::vector<double> ttft, e2e;
+    for (std::size_t r = 0; r < c.rows.size(); ++r) {
+      ttft.push_back(c.number(r, c_ttft));
+      e2e.push_back(c.number(r, c_e2e));
+    }
+    std::sort(ttft.begin(), ttft.end());
+    std::sort(e2e.begin(), e2e.end());
+    Json v = Json::array();
+    HtmlTable t{{"share of requests", "TTFT (s)", "end-to-end (s)"}, {}};
+    const std::size_t n = ttft.size();
+    const std::size_t points = std::min<std::size_t>(n, 400);
+    for (std::size_t k = 1; k <= points; ++k) {
+      const std::size_t i = (k * n + points - 1) / points - 1;
+      const double share = double(i + 1) / double(n);
+      v.push_back({{"latency", "TTFT"}, {"s", ttft[i]}, {"share", share}});
+      v.push_back({{"latency", "end-to-end"}, {"s", e2e[i]}, {"share", share}});
+    }
+    for (double q : {0.5, 0.9, 0.99, 1.0}) {
+      const std::size_t i = std::min(n - 1, static_cast<std::size_t>(std::ceil(q * double(n))) - 1);
+      t.rows.push_back({g4(q), g4(ttft[i]), g4(e2e[i])});
+    }
+    Json s = base_spec(v, 700, 240);
+    s["mark"] = {{"type", "line"}, {"tooltip", true}};
+    s["encoding"] = {
+        {"x", {{"field", "s"}, {"type", "quantitative"}, {"title", "seconds"}, {"scale", {{"type", "log"}}}}},
+        {"y", {{"field", "share"}, {"type", "quantitative"}, {"title", "share of requests at or below"}}},
+        {"color", {{"field", "latency"}, {"type", "nominal"}, {"title", nullptr}}}};
+    if (n > 0)
+      rep.charts.push_back(chart("serving-requests", "Latency of every request",
+                                 "Cumulative share of the " + std::to_string(n) +
+                                     " requests by time to first token and end to end (requests.csv).",
+                                 s, t));
+  }
+}
+
 // ---------------------------------------------------------------------------------------- run
 
 void run_charts(const fs::path& dir, HtmlReport& rep) {
   const Doc d = read_doc(dir / "result.json");
   rep.sources.push_back(d.file);
+  if (d.has("/kind") && d.at("/kind") == "serving") return serving_charts(dir, d, rep);
   const double step = d.number("/summary/step_time_s");
   const std::string scen = d.has("/context/scenario") ? d.text("/context/scenario") : dir.filename().string();
   const std::string engine = d.has("/context/engine") ? d.text("/context/engine") : "";

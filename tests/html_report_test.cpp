@@ -18,11 +18,14 @@
 #include "models/analytic.hpp"
 #include "models/op_table.hpp"
 #include "models/routing_source.hpp"
+#include "models/serving.hpp"
 #include "reports/output_dir.hpp"
+#include "reports/serving.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/json_reader.hpp"
 #include "scenarios/loader.hpp"
+#include "sim/serving_sim.hpp"
 
 namespace moesim::reports {
 namespace {
@@ -107,6 +110,42 @@ TEST(HtmlReport, GpuLoadHeatMapUnderSkew) {
     skew = std::max(skew, r.moe_layers[i].max_over_mean_gpu);
   }
   EXPECT_GT(skew, 1.5);  // the zipf(1.2) routing is skewed
+}
+
+// A serving run simulated request by request: the latency chart carries the result's percentiles, the
+// per-request chart is the cumulative distribution of the requests' own latencies (its last point the
+// slowest request), and the KV series is the result's.
+TEST(HtmlReport, ServingChartsCarryTheResultsNumbers) {
+  const fs::path dir = fresh_dir("serving");
+  Json j = read_json_file(std::string(MOESIM_SOURCE_DIR) +
+                          "/scenarios/examples/serving/qwen3-30b-a3b-h100-colocated.json");
+  j["serving"]["requests"]["count"] = 300;
+  const Scenario s = scenario_from_json(j, "serving.json", catalog());
+  std::vector<models::ServedRequest> served;
+  const models::ServingResult r = sim::simulate_serving(s, models::serving_requests(s), &served);
+  write_serving_outputs(dir.string(), s, r, true, "--out", &served);
+  const HtmlReport rep = build_report(dir.string());
+  const Json& lat = chart_of(rep, "serving-latency").spec["data"]["values"];
+  int checked = 0;
+  for (const auto& e : lat) {
+    const models::LatencyStats& l = e["latency"] == "TTFT" ? r.ttft : e["latency"] == "TPOT" ? r.tpot : r.e2e;
+    const std::string st = e["statistic"];
+    const double want = st == "mean" ? l.mean : st == "p50" ? l.p50 : st == "p90" ? l.p90 : l.p99;
+    EXPECT_NEAR(e["ms"].get<double>(), 1e3 * want, 1e-9 * 1e3 * want) << e.dump();
+    ++checked;
+  }
+  EXPECT_EQ(checked, 12);
+  double slowest = 0;
+  for (const auto& q : served) slowest = std::max(slowest, q.finish - q.arrival);
+  const Json& cdf = chart_of(rep, "serving-requests").spec["data"]["values"];
+  double last = 0, share = 0;
+  for (const auto& e : cdf)
+    if (e["latency"] == "end-to-end") last = e["s"].get<double>(), share = e["share"].get<double>();
+  EXPECT_NEAR(last, slowest, 1e-9 * slowest);
+  EXPECT_DOUBLE_EQ(share, 1.0);
+  const Json& kv = chart_of(rep, "serving-kv").spec["data"]["values"];
+  ASSERT_EQ(kv.size(), r.kv_usage.size());
+  EXPECT_DOUBLE_EQ(kv[0]["y"].get<double>(), r.kv_usage[0].second);
 }
 
 TEST(HtmlReport, RunChartsCarryTheResultsNumbers) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `moesim report` opened in a real browser: headless Chromium (Debian's chromium) loads the report of a
-# run (analytic), a run (discrete-event: timeline and links), a merged sweep, a plan, a comparison, a replay and the
-# accuracy suite, each offline from its one file; every chart must have drawn (its container reaches
+# run (analytic), a run (discrete-event: timeline and links), a merged sweep, a plan, a comparison, a replay, the
+# accuracy suite and two serving runs (analytic; discrete-event with per-request latencies), each offline from its one file; every chart must have drawn (its container reaches
 # data-state="drawn" with marks in its SVG), the page must log no error and no warning, and the table
 # beside each chart must hold rows. A screenshot of each report is kept in WORK_DIR.
 #   bash tests/report_browser_test.sh MOESIM SOURCE_DIR WORK_DIR
@@ -26,6 +26,8 @@ run "$moesim" report "$work/sweep"
 run "$moesim" plan "$src/scenarios/plans/qwen3-30b-h100.json" --confirm 0 --report "$work/plan"
 run "$moesim" compare "$src/scenarios/examples/mixtral-8x7b-64xH100.json" --report "$work/compare"
 run "$moesim" accuracy --engine analytic --report "$work/accuracy"
+run "$moesim" run "$src/scenarios/examples/serving/deepseek-v3-h800-disaggregated.json" --out "$work/serving" --report
+run "$moesim" run "$src/scenarios/examples/serving/qwen3-30b-a3b-h100-colocated.json" --out "$work/serving-des" --report
 run "$moesim" replay "$src/traces/data/olmoe-1b-7b-arxiv.jsonl" "$src/scenarios/examples/olmoe-arxiv-replay-16xH100.json" \
   --report "$work/replay"
 
@@ -37,8 +39,10 @@ declare -A want=(
   [plan]="plans pareto pareto-energy tornado"
   [compare]="compare"
   [replay]="replay-steps replay-layers"
-  [accuracy]="accuracy")
-for kind in run des sweep plan compare replay accuracy; do
+  [accuracy]="accuracy"
+  [serving]="serving-latency serving-iteration serving-ops"
+  [serving-des]="serving-latency serving-iteration serving-kv serving-expert-load serving-requests")
+for kind in run des sweep plan compare replay accuracy serving serving-des; do
   page="$work/$kind/report.html"
   [[ -s $page ]] || fail "$kind: no report.html"
   for id in ${want[$kind]}; do
@@ -80,4 +84,4 @@ PY
     fail "$kind: screenshot failed"
   [[ -s "$work/$kind.png" ]] || fail "$kind: empty screenshot"
 done
-echo "report_browser_test: every chart of seven reports drawn; screenshots in $work"
+echo "report_browser_test: every chart of nine reports drawn; screenshots in $work"

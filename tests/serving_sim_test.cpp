@@ -115,3 +115,29 @@ TEST(ServingSim, LoadedRunCompletesEveryRequest) {
 
 }  // namespace
 }  // namespace moesim::sim
+
+namespace moesim::sim {
+namespace {
+
+// The two engines on one colocated instance at a moderate load: the analytic steady state (Little's law,
+// lockstep iterations with a prompt chunk in a Poisson share of them) against the simulated requests.
+TEST(ServingSim, AgreesWithTheAnalyticSteadyState) {
+  Json j = base();
+  j["serving"]["requests"] = {{"count", 1500},
+                              {"rate", 12},
+                              {"input", "lognormal:1024:1.0"},
+                              {"output", "lognormal:256:0.8"},
+                              {"cached_fraction", 0.25},
+                              {"seed", 7}};
+  const Scenario s = scenario_from_json(j, "steady.json", catalog());
+  const auto rq = models::serving_requests(s);
+  const models::ServingResult a = models::evaluate_serving_analytic(s, rq);
+  const models::ServingResult d = simulate_serving(s, rq);
+  ASSERT_FALSE(a.saturated);
+  EXPECT_NEAR(d.tpot.mean / a.tpot.mean, 1.0, 0.10) << "DES " << d.tpot.mean << " analytic " << a.tpot.mean;
+  EXPECT_NEAR(d.e2e.mean / a.e2e.mean, 1.0, 0.10) << "DES " << d.e2e.mean << " analytic " << a.e2e.mean;
+  EXPECT_NEAR(d.ttft.mean / a.ttft.mean, 1.0, 0.5) << "DES " << d.ttft.mean << " analytic " << a.ttft.mean;
+}
+
+}  // namespace
+}  // namespace moesim::sim

@@ -113,6 +113,7 @@ TEST(ServingAnalytic, DecodeBatchFollowsLittlesLaw) {
 // is the capacity.
 TEST(ServingAnalytic, OverloadSaturates) {
   Json j = colocated(2000, 5000);
+  j["serving"]["tpot_slo"] = "0s";  // no SLO: max_running caps the batch
   const Scenario s = load_json(j);
   const ServingResult r = evaluate_serving_analytic(s, serving_requests(s));
   EXPECT_TRUE(r.saturated);
