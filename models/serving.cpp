@@ -67,6 +67,27 @@ Scenario instance_scenario(const Scenario& s, int i) {
   return x;
 }
 
+double blom_quantile(int n) {
+  if (n <= 1) return 0.0;
+  // Φ⁻¹(q) by Newton's method on the normal CDF 0.5 erfc(−z/√2).
+  const double q = (double(n) - 0.375) / (double(n) + 0.25);
+  double z = 0;
+  for (int i = 0; i < 60; ++i) {
+    const double cdf = 0.5 * std::erfc(-z / std::sqrt(2.0));
+    const double pdf = std::exp(-0.5 * z * z) / std::sqrt(2.0 * 3.141592653589793);
+    const double step = (cdf - q) / pdf;
+    z -= step;
+    if (std::abs(step) < 1e-13) break;
+  }
+  return z;
+}
+
+double expected_busiest_load(double copies, int gpus) {
+  if (gpus <= 1 || copies <= 0) return 1.0;
+  const double g = gpus, mean = copies / g;
+  return std::max(1.0, 1.0 + blom_quantile(gpus) * std::sqrt(mean * (1.0 - 1.0 / g)) / mean);
+}
+
 double tokens_per_iteration(int mtp, double p) {
   double t = 1, q = 1;
   for (int i = 0; i < mtp; ++i) t += (q *= p);

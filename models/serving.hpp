@@ -83,6 +83,17 @@ class IterationPricer {
   double kv_bytes_per_token_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0, kv_capacity_tokens_ = 0;
 };
 
+/// Blom's approximation of the expected largest of n standard normal draws: Φ⁻¹((n − 0.375) / (n + 0.25))
+/// (0 for n ≤ 1).
+double blom_quantile(int n);
+
+/// Expected busiest-GPU expert load over the expected one when an iteration routes `copies` token copies
+/// evenly over `gpus` GPUs: each GPU's count is approximately normal with mean c = copies / gpus and
+/// variance c (1 − 1/gpus), and the largest of `gpus` such counts is expected at Blom's order-statistic
+/// quantile Φ⁻¹((gpus − 0.375) / (gpus + 0.25)) standard deviations above the mean. At least 1. Small decode
+/// batches are skewed: 2,300 copies on 144 GPUs (16 each) give about 1.7.
+double expected_busiest_load(double copies, int gpus);
+
 /// Tokens emitted per sequence per decode iteration with `mtp` speculative tokens each accepted with
 /// probability `p` (a draft is kept up to its first rejection): 1 + p + p² + … + p^mtp.
 double tokens_per_iteration(int mtp, double p);

@@ -31,6 +31,8 @@ struct Load {
   double prefill_context = 1;   // prompt tokens (cached included) per uncached prompt token
   double span = 0;              // s, first to last arrival
   int64_t count = 0;
+  // Per prompt: uncached tokens, the keys they attend to in all, their prompt length; mean and deviation.
+  double tokens_mean = 0, tokens_sd = 0, pairs_mean = 0, pairs_sd = 0, context_mean = 0, context_sd = 0;
 };
 
 Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
@@ -46,6 +48,18 @@ Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
   }
   const double n = double(rq.size());
   L.input = in / n, L.output = out / n, L.cached = cached / n, L.uncached = unc / n;
+  const auto moments = [&](auto f, double& mean, double& sd) {
+    double sum = 0, sq = 0;
+    for (const traces::Request& r : rq) {
+      const double x = f(double(r.input_tokens), double(r.cached_tokens));
+      sum += x, sq += x * x;
+    }
+    mean = sum / n;
+    sd = std::sqrt(std::max(0.0, sq / n - mean * mean));
+  };
+  moments([](double I, double C) { return I - C; }, L.tokens_mean, L.tokens_sd);
+  moments([](double I, double C) { return (I * (I + 1) - C * (C + 1)) / 2; }, L.pairs_mean, L.pairs_sd);
+  moments([](double I, double) { return I; }, L.context_mean, L.context_sd);
   L.decode_context = out > 0 ? dctx / out : L.input;
   L.prefill_attended = unc > 0 ? pattended / unc : 0;
   L.prefill_context = unc > 0 ? in / unc : 1;
@@ -58,6 +72,45 @@ Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
   return L;
 }
 
+// The prompts cut, in arrival order, into chunks of `budget` uncached tokens (a prompt may span chunks, a
+// chunk several prompts), and the chunk the busiest of `ranks` lockstep DP ranks holds: the mean plus
+// Blom's quantile for `ranks` standard deviations of each chunk's attended keys (the sum over its tokens
+// of the keys each one sees) and of its context (the prompt tokens its prompts' attention covers).
+struct Chunks {
+  double pairs = 0, context = 0, seqs = 0;  // of the busiest rank's chunk
+};
+Chunks busiest_chunk(const std::vector<traces::Request>& rq, double budget, int ranks) {
+  std::vector<double> pairs, context, seqs;
+  double p = 0, c = 0, n = 0, room = budget;
+  for (const traces::Request& r : rq) {
+    double a = double(r.cached_tokens);
+    const double end = double(r.input_tokens);
+    while (a < end) {
+      const double b = std::min(end, a + room);
+      p += (b * (b + 1) - a * (a + 1)) / 2;
+      c += b;
+      n += 1;
+      room -= b - a;
+      a = b;
+      if (room <= 0) {
+        pairs.push_back(p), context.push_back(c), seqs.push_back(n);
+        p = c = n = 0, room = budget;
+      }
+    }
+  }
+  if (pairs.empty()) pairs.push_back(p), context.push_back(c), seqs.push_back(n);
+  const auto top = [&](const std::vector<double>& v) {
+    double mean = 0, var = 0;
+    for (double x : v) mean += x;
+    mean /= double(v.size());
+    for (double x : v) var += (x - mean) * (x - mean);
+    return mean + blom_quantile(ranks) * std::sqrt(var / double(v.size()));
+  };
+  double mean_seqs = 0;
+  for (double x : seqs) mean_seqs += x;
+  return {top(pairs), top(context), mean_seqs / double(seqs.size())};
+}
+
 ServingBatch decode_batch(double seqs, double context, int queries, double kv_elem) {
   ServingBatch b;
   b.decode_seqs = seqs;
@@ -65,6 +118,19 @@ ServingBatch decode_batch(double seqs, double context, int queries, double kv_el
   b.decode_kv = context;
   b.kv_elem_bytes = kv_elem;
   return b;
+}
+
+// Sampled routing: the routed experts of an iteration at the expected busiest-GPU load of its token copies
+// (every DP rank's batch alike), as the discrete-event engine draws it per iteration.
+IterationCost priced(const IterationPricer& P, const Scenario& s, const ServingBatch& b) {
+  IterationCost c = P.price(b);
+  if (s.routing.mode != RoutingMode::kSampled || s.model.moe.experts == 0) return c;
+  const double f = expected_busiest_load(b.tokens() * P.dp() * std::max(1, s.model.moe.top_k), P.gpus());
+  c.seconds += c.experts * (f - 1);
+  c.compute += c.experts * (f - 1);
+  c.experts *= f;
+  c.max_over_mean_gpu *= f;
+  return c;
 }
 
 void add_prefill(ServingBatch& b, double tokens, const Load& L) {
@@ -134,11 +200,6 @@ void check_serving(const Scenario& s) {
             "a load-aware placement (eplb, greedy) for the redundant experts of /serving/instances/" +
                 std::to_string(i),
             "\"" + s.placement.policy + "\"");
-  if (s.routing.mode != RoutingMode::kExpected && s.engine.kind == EngineKind::kAnalytic)
-    bad(s, "/routing/mode",
-        "\"expected\" for the analytic engine of a serving scenario (sampled routing per "
-        "iteration needs engine \"des\")",
-        std::string("\"") + to_string(s.routing.mode) + "\"");
   (void)serving_requests(s);
 }
 
@@ -148,7 +209,10 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
   ServingResult R;
   R.scenario = s.name;
   R.engine = "analytic";
-  R.fidelity = "steady state (closed form: Little's law, M/D/1 queueing)";
+  R.fidelity = s.routing.mode == RoutingMode::kSampled
+                   ? "steady state (closed form: Little's law, M/D/1 queueing; expected busiest-GPU load per "
+                     "iteration)"
+                   : "steady state (closed form: Little's law, M/D/1 queueing)";
   R.seed = s.serving.requests.seed;
   const Load L = load_of(s, requests);
   R.requests = L.count;
@@ -202,22 +266,50 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
     if (in.role == ServingRole::kPrefill) {
       // Full chunks of max_batch_tokens prompt tokens; M/D/1 wait for one iteration's service.
       const double lam = prefill_ranks > 0 ? L.rate / prefill_ranks : 0;
+      // Every rank runs in lockstep: an iteration takes the busiest rank's chunk. At capacity every rank
+      // holds a full chunk of the prompt stream (busiest_chunk); below it, the prompts that arrived
+      // during the last iteration, k = arrivals x iteration, spread over the ranks: the busiest holds
+      // m = max(1, k / dp) of them, m x mean + sqrt(m) x deviation x Blom's quantile for min(k, dp) ranks.
       ServingBatch full;
       full.kv_elem_bytes = kv_elem;
       add_prefill(full, budget, L);
-      const IterationCost cf = P.price(full);
+      const Chunks busiest = busiest_chunk(requests, budget, P.dp());
+      full.prefill_kv = busiest.pairs / budget;
+      full.prefill_context = busiest.context;
+      full.prefill_seqs = busiest.seqs;
+      const IterationCost cf = priced(P, s, full);
       const double capacity = budget / cf.seconds;  // uncached tokens per second per DP rank
       const double demand = lam * L.uncached;
       ir.utilization = demand / capacity;
-      ServingBatch one;
-      one.kv_elem_bytes = kv_elem;
-      add_prefill(one, std::min(budget, std::max(1.0, L.uncached)), L);
-      const IterationCost c1 = P.price(one);
-      const double service = c1.seconds * std::max(1.0, L.uncached / budget);
+      const auto partial = [&](double k) {
+        const double m = std::max(1.0, k / P.dp());
+        const double z = blom_quantile(static_cast<int>(std::max(1.0, std::min(k, double(P.dp())))));
+        const double tokens = m * L.tokens_mean + std::sqrt(m) * L.tokens_sd * z;
+        if (tokens >= budget) return cf;
+        ServingBatch x;
+        x.kv_elem_bytes = kv_elem;
+        x.prefill_tokens = std::max(1.0, tokens);
+        x.prefill_seqs = m;
+        x.prefill_kv = (m * L.pairs_mean + std::sqrt(m) * L.pairs_sd * z) / x.prefill_tokens;
+        x.prefill_context = m * L.context_mean + std::sqrt(m) * L.context_sd * z;
+        return priced(P, s, x);
+      };
+      IterationCost ci = partial(1);
+      const double lam_instance = lam * P.dp();
+      for (int k = 0; k < 100 && ir.utilization < 1; ++k) {
+        const IterationCost next = partial(std::max(1.0, lam_instance * ci.seconds));
+        const bool done = std::abs(next.seconds - ci.seconds) <= 1e-9 * ci.seconds;
+        ci = next;
+        if (done) break;
+      }
+      if (ir.utilization >= 1) ci = cf;
+      // TTFT: the rest of the iteration in progress, its own iteration (as many as its chunks need),
+      // and an M/D/1 wait for full chunks as the load nears capacity.
       const double rho = std::min(ir.utilization, 0.999999);
-      ttft_prefill = service + rho / (2 * (1 - rho)) * cf.seconds;
-      ir.prefill_tokens = budget;  // the iteration shown is a full chunk; utilization is the load's share
-      ir.iteration = cf;
+      ttft_prefill = ci.seconds / 2 + ci.seconds * std::max(1.0, std::ceil(L.uncached / budget)) +
+                     rho / (2 * (1 - rho)) * cf.seconds;
+      ir.prefill_tokens = ci.seconds == cf.seconds ? budget : std::min(budget, L.uncached * lam * ci.seconds);
+      ir.iteration = ci;
       ir.input_tokens_per_s_per_gpu = std::min(demand, capacity) * L.prefill_context * P.dp() / P.gpus();
       if (ir.utilization >= 1) {
         R.saturated = true;
@@ -248,14 +340,14 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       };
       const auto mix = [&](double b) {
         Mix m;
-        m.plain = P.price(decode_batch(b, ctx, queries, kv_elem));
+        m.plain = priced(P, s, decode_batch(b, ctx, queries, kv_elem));
         m.chunk = m.plain;
         m.mean = m.second = 0;
         if (mixed) {
           ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
           add_prefill(x, std::min(U, spare(b)), L);
           x.prefill_seqs = 1;
-          m.chunk = P.price(x);
+          m.chunk = priced(P, s, x);
           double t = m.plain.seconds;
           for (int k = 0; k < 100; ++k) {  // the share depends on the iteration time it sets
             m.share = 1 - std::exp(-lam_instance * chunks(b) * t);

@@ -141,3 +141,26 @@ TEST(ServingSim, AgreesWithTheAnalyticSteadyState) {
 
 }  // namespace
 }  // namespace moesim::sim
+
+namespace moesim::sim {
+namespace {
+
+// Disaggregated, on DeepSeek's deployment at 10 requests/s (the one-hour benchmark cut to 3,000 requests;
+// sampled routing, lognormal lengths): the analytic engine's lockstep prefill (the busiest rank's chunk of
+// the prompts that arrived during the last iteration) and decode against the simulation.
+TEST(ServingSim, DisaggregatedAgreesWithTheAnalyticSteadyState) {
+  std::ifstream in(std::string(MOESIM_SOURCE_DIR) + "/bench/serving-deepseek-v3-decode-1h.json");
+  Json j = Json::parse(in);
+  j["serving"]["requests"]["count"] = 3000;
+  const Scenario s = scenario_from_json(j, "deepseek.json", catalog());
+  const auto rq = models::serving_requests(s);
+  const models::ServingResult a = models::evaluate_serving_analytic(s, rq);
+  const models::ServingResult d = simulate_serving(s, rq);
+  ASSERT_FALSE(a.saturated);
+  EXPECT_NEAR(d.tpot.mean / a.tpot.mean, 1.0, 0.10) << "DES " << d.tpot.mean << " analytic " << a.tpot.mean;
+  EXPECT_NEAR(d.ttft.mean / a.ttft.mean, 1.0, 0.20) << "DES " << d.ttft.mean << " analytic " << a.ttft.mean;
+  EXPECT_NEAR(d.e2e.mean / a.e2e.mean, 1.0, 0.10) << "DES " << d.e2e.mean << " analytic " << a.e2e.mean;
+}
+
+}  // namespace
+}  // namespace moesim::sim
