@@ -9,6 +9,7 @@
 #include "cli/des_process.hpp"
 #include "cli/errors.hpp"
 #include "models/analytic.hpp"
+#include "models/serving.hpp"
 #include "reports/accuracy.hpp"
 #include "reports/accuracy_kernels.hpp"
 #include "scenarios/error.hpp"
@@ -48,6 +49,27 @@ int accuracy_cmd(const std::string& dir, AccuracyEngine engine, OutputFormat for
       throw ConfigError(located_message(f, "/reference",
                                         "a published reference (every validation scenario has one)", "none"));
     check_scenario(s);
+    if (s.workload.kind == WorkloadKind::kServing) {
+      std::optional<models::ServingResult> analytic, des;
+      std::string des_error;
+      if (engines.analytic) analytic = models::evaluate_serving_analytic(s, models::serving_requests(s));
+      if (engines.des) {
+        std::cerr << "moesim: accuracy: simulating " << s.name << "\n";
+        try {
+          des = evaluate_serving_des_isolated(s);
+        } catch (const std::exception& e) {
+          des_error = error_line(e);
+        }
+      }
+      auto r = reports::serving_rows(s, analytic ? &*analytic : nullptr, des ? &*des : nullptr);
+      if (!des_error.empty())
+        for (auto& row : r) {
+          row.des_ok = false;
+          row.des_note = "the discrete-event engine failed: " + des_error;
+        }
+      rows.insert(rows.end(), r.begin(), r.end());
+      continue;
+    }
     std::optional<models::Result> analytic, des;
     std::string des_error;
     if (engines.analytic) analytic = models::evaluate_analytic(s);

@@ -3,29 +3,35 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <functional>
 #include <iostream>
 #include <string>
 
 #include "cli/errors.hpp"
 #include "reports/result_json.hpp"
+#include "reports/serving.hpp"
 #include "scenarios/error.hpp"
+#include "sim/serving_sim.hpp"
 #include "sim/step_sim.hpp"
 
 namespace moesim::cli {
 
-models::Result evaluate_des_isolated(const Scenario& s) {
+namespace {
+
+// Runs `work` in a child process and returns the JSON it produced, or throws the error it raised (with
+// its type). `what` names the evaluation in messages.
+nlohmann::json in_child(const std::function<nlohmann::json()>& work, const std::string& what) {
   int fd[2];
-  if (pipe(fd) != 0) throw Error("compare: cannot create a pipe for the simulation process");
+  if (pipe(fd) != 0) throw Error("cannot create a pipe for the simulation process of " + what);
   std::cout.flush();
   std::cerr.flush();
   const pid_t pid = fork();
-  if (pid < 0) throw Error("compare: cannot fork the simulation process");
+  if (pid < 0) throw Error("cannot fork the simulation process of " + what);
   if (pid == 0) {
     close(fd[0]);
     nlohmann::json j;
     try {
-      const auto r = sim::simulate_step(s, sim::step_options(s.engine)).result;
-      j = {{"result", reports::result_json(s, r, nullptr, reports::ResultDetail::kComplete)}};
+      j = {{"result", work()}};
     } catch (const std::exception& e) {
       j = {{"error", error_json(e)}};
     }
@@ -47,10 +53,29 @@ models::Result evaluate_des_isolated(const Scenario& s) {
   int status = 0;
   waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || text.empty())
-    throw Error("compare: the simulation process of \"" + s.name + "\" ended abnormally");
+    throw Error("the simulation process of " + what + " ended abnormally");
   const nlohmann::json j = nlohmann::json::parse(text);
   if (j.contains("error")) throw_error_json(j.at("error"));
-  return reports::result_from_json(j.at("result"), "compare: the simulation process of \"" + s.name + "\"");
+  return j.at("result");
+}
+
+}  // namespace
+
+models::Result evaluate_des_isolated(const Scenario& s) {
+  const nlohmann::json r = in_child(
+      [&] {
+        return reports::result_json(s, sim::simulate_step(s, sim::step_options(s.engine)).result, nullptr,
+                                    reports::ResultDetail::kComplete);
+      },
+      "\"" + s.name + "\"");
+  return reports::result_from_json(r, "compare: the simulation process of \"" + s.name + "\"");
+}
+
+models::ServingResult evaluate_serving_des_isolated(const Scenario& s) {
+  const nlohmann::json r = in_child(
+      [&] { return reports::serving_json(s, sim::simulate_serving(s, models::serving_requests(s))); },
+      "\"" + s.name + "\"");
+  return reports::serving_result_from_json(r, "the simulation process of \"" + s.name + "\"");
 }
 
 }  // namespace moesim::cli

@@ -2,6 +2,7 @@
 /// \file The discrete-event engine in a child process, for commands that evaluate several clusters.
 
 #include "models/result.hpp"
+#include "models/serving.hpp"
 #include "scenarios/scenario.hpp"
 
 namespace moesim::cli {
@@ -12,5 +13,9 @@ namespace moesim::cli {
 /// (cli/errors.hpp), which is thrown here again: a missing calibration is a CalibrationError in the
 /// parent as in the child. Throws moesim::Error if the child cannot be started or ends abnormally.
 models::Result evaluate_des_isolated(const Scenario& s);
+
+/// The same for a serving scenario (sim/serving_sim.hpp): its requests simulated in a child process; the
+/// result comes back through its JSON (reports/serving.hpp).
+models::ServingResult evaluate_serving_des_isolated(const Scenario& s);
 
 }  // namespace moesim::cli

@@ -42,6 +42,7 @@ std::vector<plan::TimeRatio> measured_time_ratios(const std::string& dir, const 
   std::vector<plan::TimeRatio> out;
   for (const auto& f : files) {
     const Scenario s = load_scenario(f, cat);
+    if (s.workload.kind == WorkloadKind::kServing) continue;  // training step times only
     const models::RoutingInput routing = check_scenario(s);
     const models::Result a = models::evaluate_analytic(s, routing);
     const auto rows = reports::end_to_end_rows(s, &a, nullptr);

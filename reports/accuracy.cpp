@@ -17,6 +17,8 @@ const char* to_string(AccuracyGroup g) {
       return "end-to-end";
     case AccuracyGroup::kPhase:
       return "phase";
+    case AccuracyGroup::kServing:
+      return "serving";
     case AccuracyGroup::kAllToAll:
       return "all-to-all";
     case AccuracyGroup::kGemm:
@@ -120,12 +122,61 @@ json stats_json(const AccuracyStats& s) {
 
 std::vector<AccuracyGroupStats> accuracy_summary(const std::vector<AccuracyRow>& rows) {
   std::vector<AccuracyGroupStats> out;
-  for (AccuracyGroup g : {AccuracyGroup::kEndToEnd, AccuracyGroup::kPhase, AccuracyGroup::kAllToAll,
-                          AccuracyGroup::kGemm, AccuracyGroup::kAttention}) {
+  for (AccuracyGroup g : {AccuracyGroup::kEndToEnd, AccuracyGroup::kPhase, AccuracyGroup::kServing,
+                          AccuracyGroup::kAllToAll, AccuracyGroup::kGemm, AccuracyGroup::kAttention}) {
     if (std::none_of(rows.begin(), rows.end(), [&](const AccuracyRow& r) { return r.group == g; })) continue;
     out.push_back({g, stats_of(rows, g, false), stats_of(rows, g, true)});
   }
   return out;
+}
+
+std::vector<AccuracyRow> serving_rows(const Scenario& s, const models::ServingResult* analytic,
+                                      const models::ServingResult* des) {
+  std::vector<AccuracyRow> rows;
+  const ReferenceSpec& rf = s.reference;
+  const auto add = [&](const char* quantity, const char* unit, double published) {
+    if (!std::isfinite(published)) return;
+    AccuracyRow r;
+    r.group = AccuracyGroup::kServing;
+    r.name = s.name;
+    r.quantity = quantity;
+    r.unit = unit;
+    r.published = published;
+    r.source = rf.source;
+    rows.push_back(r);
+  };
+  add("input_tokens_per_s_per_node", "tokens/s", rf.input_tokens_per_second_per_node);
+  add("output_tokens_per_s_per_node", "tokens/s", rf.output_tokens_per_second_per_node);
+  add("ttft", "s", rf.ttft);
+  add("tpot", "s", rf.tpot);
+  add("e2e", "s", rf.e2e);
+  const double gpn = s.cluster.gpus_per_node;
+  const auto fill_serving = [&](const models::ServingResult& r, bool des_engine) {
+    // Per node of the instance kinds that take prompts in (input) or put tokens out (output).
+    double in = 0, in_gpus = 0, out = 0, out_gpus = 0;
+    for (const auto& i : r.instances) {
+      const double g = double(i.gpus) * i.count;
+      if (i.role != ServingRole::kDecode) in += i.input_tokens_per_s_per_gpu * g, in_gpus += g;
+      if (i.role != ServingRole::kPrefill) out += i.output_tokens_per_s_per_gpu * g, out_gpus += g;
+    }
+    for (auto& row : rows) {
+      double v = NAN;
+      if (row.quantity == "input_tokens_per_s_per_node" && in_gpus > 0) v = in / in_gpus * gpn;
+      if (row.quantity == "output_tokens_per_s_per_node" && out_gpus > 0) v = out / out_gpus * gpn;
+      if (row.quantity == "ttft") v = r.ttft.mean;
+      if (row.quantity == "tpot") v = r.tpot.mean;
+      if (row.quantity == "e2e") v = r.e2e.mean;
+      (des_engine ? row.des : row.analytic) = std::isfinite(v) ? v : NAN;
+      if (!r.feasible) {
+        (des_engine ? row.des_ok : row.analytic_ok) = false;
+        (des_engine ? row.des_note : row.analytic_note) =
+            "published as running, predicted not to fit: " + r.infeasible_reason;
+      }
+    }
+  };
+  if (analytic != nullptr) fill_serving(*analytic, false);
+  if (des != nullptr) fill_serving(*des, true);
+  return rows;
 }
 
 std::vector<AccuracyRow> end_to_end_rows(const Scenario& s, const models::Result* analytic,

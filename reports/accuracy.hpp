@@ -10,14 +10,15 @@
 #include <vector>
 
 #include "models/result.hpp"
+#include "models/serving.hpp"
 #include "scenarios/scenario.hpp"
 
 namespace moesim::reports {
 
 /// What a row measures: a whole training step, or one kernel family of the cost model.
 /// (Pipeline phases are rows of their own group: one run publishes several.)
-enum class AccuracyGroup { kEndToEnd, kPhase, kAllToAll, kGemm, kAttention };
-/// "end-to-end", "phase", "all-to-all", "GEMM", "attention".
+enum class AccuracyGroup { kEndToEnd, kPhase, kServing, kAllToAll, kGemm, kAttention };
+/// "end-to-end", "phase", "serving", "all-to-all", "GEMM", "attention".
 const char* to_string(AccuracyGroup g);
 
 /// The engines a report shows.
@@ -72,6 +73,13 @@ double median(std::vector<double> v);
 /// the schedule and reports no phases). `analytic` / `des` may be null (engine not run).
 std::vector<AccuracyRow> end_to_end_rows(const Scenario& s, const models::Result* analytic,
                                          const models::Result* des);
+
+/// The rows of a serving validation scenario (workload.kind "serving") its "reference" block gives, group
+/// "serving": input_tokens_per_s_per_node (prompt tokens, cached included, per node of the prefill or
+/// colocated instances), output_tokens_per_s_per_node (per node of the decode or colocated instances),
+/// ttft, tpot and e2e (means, s). `analytic` / `des` may be null.
+std::vector<AccuracyRow> serving_rows(const Scenario& s, const models::ServingResult* analytic,
+                                      const models::ServingResult* des);
 
 /// Aligned table: one line per row, then the per-group summary.
 void write_accuracy_table(std::ostream& out, const std::vector<AccuracyRow>& rows, AccuracyEngines engines);

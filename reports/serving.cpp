@@ -5,12 +5,14 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <sstream>
 
 #include "reports/atomic_file.hpp"
 #include "reports/context.hpp"
 #include "reports/internal/format.hpp"
 #include "reports/output_dir.hpp"
+#include "scenarios/error.hpp"
 
 namespace moesim::reports {
 namespace {
@@ -105,6 +107,53 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
   j["kv_usage"] = kv;
   j["expert_load"] = load;
   return j;
+}
+
+models::ServingResult serving_result_from_json(const nlohmann::json& j, const std::string& what) {
+  const auto at = [&](const std::string& ptr) -> const nlohmann::json& {
+    const nlohmann::json::json_pointer p(ptr);
+    if (!j.contains(p)) throw ParseError(what + ": " + ptr + ": expected a value, found nothing");
+    return j.at(p);
+  };
+  const auto num = [&](const std::string& ptr) {
+    const nlohmann::json& v = at(ptr);
+    if (v.is_null()) return std::numeric_limits<double>::quiet_NaN();
+    if (!v.is_number()) throw ParseError(what + ": " + ptr + ": expected a number, found " + v.dump());
+    return v.get<double>();
+  };
+  const auto lat = [&](const std::string& ptr) {
+    return models::LatencyStats{num(ptr + "/mean"), num(ptr + "/p50"), num(ptr + "/p90"), num(ptr + "/p99")};
+  };
+  models::ServingResult r;
+  r.scenario = at("/scenario").get<std::string>();
+  r.engine = at("/engine").get<std::string>();
+  r.feasible = at("/feasible").get<bool>();
+  if (!r.feasible) r.infeasible_reason = at("/infeasible_reason").get<std::string>();
+  r.saturated = at("/saturated").get<bool>();
+  r.gpus = static_cast<int>(num("/gpus"));
+  r.nodes = static_cast<int>(num("/nodes"));
+  r.ttft = lat("/latency/ttft_s");
+  r.tpot = lat("/latency/tpot_s");
+  r.e2e = lat("/latency/e2e_s");
+  r.requests_per_s = num("/throughput/requests_per_s");
+  r.output_tokens_per_s_per_gpu = num("/throughput/output_tokens_per_s_per_gpu");
+  r.input_tokens_per_s_per_gpu = num("/throughput/input_tokens_per_s_per_gpu");
+  const nlohmann::json& inst = at("/instances");
+  for (std::size_t i = 0; i < inst.size(); ++i) {
+    const std::string p = "/instances/" + std::to_string(i);
+    models::InstanceResult ir;
+    const std::string role = at(p + "/role").get<std::string>();
+    const ServingRole* known = serving_roles().find(role);
+    if (known == nullptr)
+      throw ParseError(what + ": " + p + "/role: expected a serving role, found \"" + role + "\"");
+    ir.role = *known;
+    ir.count = static_cast<int>(num(p + "/count"));
+    ir.gpus = static_cast<int>(num(p + "/gpus"));
+    ir.input_tokens_per_s_per_gpu = num(p + "/input_tokens_per_s_per_gpu");
+    ir.output_tokens_per_s_per_gpu = num(p + "/output_tokens_per_s_per_gpu");
+    r.instances.push_back(ir);
+  }
+  return r;
 }
 
 void write_serving_table(std::ostream& out, const Scenario& s, const models::ServingResult& r) {

@@ -17,6 +17,9 @@ namespace moesim::reports {
 /// {mean, p50, p90, p99}, "tpot", "e2e"}, "throughput", "slo", "instances": [...], "kv_usage",
 /// "expert_load"}; seconds and tokens; a figure the engine does not give is null.
 nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r);
+/// Back from serving_json: the scalars, the latencies and the instances (not the time series). Throws
+/// ParseError naming `what` and the pointer for a document that is not one.
+models::ServingResult serving_result_from_json(const nlohmann::json& j, const std::string& what);
 /// The console table.
 void write_serving_table(std::ostream& out, const Scenario& s, const models::ServingResult& r);
 /// One header line and one row.

@@ -14,7 +14,11 @@ namespace {
 template <class S>
 Param<S> optional_number(const char* key, double S::*m, double lo, double hi, const char* help) {
   return {{key, "number in " + range_text(lo, hi), "none", help},
-          [=](ObjectReader& r, S& s) { s.*m = r.get_number_in(key, lo, hi, NAN); },
+          [=](ObjectReader& r, S& s) {
+            // null is "none", as the resolved scenario writes an absent figure.
+            const Json* v = r.optional_child(key);
+            s.*m = v == nullptr || v->is_null() ? NAN : r.get_number_in(key, lo, hi, NAN);
+          },
           [=](const S& s) { return std::isnan(s.*m) ? Json(nullptr) : Json(s.*m); }};
 }
 
@@ -22,7 +26,10 @@ Param<S> optional_number(const char* key, double S::*m, double lo, double hi, co
 template <class S>
 Param<S> optional_quantity(const char* key, double S::*m, Dimension dim, const char* help) {
   return {{key, std::string(dimension_hint(dim)), "none", help},
-          [=](ObjectReader& r, S& s) { s.*m = r.get_quantity(key, dim, NAN); },
+          [=](ObjectReader& r, S& s) {
+            const Json* v = r.optional_child(key);
+            s.*m = v == nullptr || v->is_null() ? NAN : r.get_quantity(key, dim, NAN);
+          },
           [=](const S& s) { return std::isnan(s.*m) ? Json(nullptr) : Json(exact_quantity(s.*m, dim)); }};
 }
 
@@ -163,6 +170,15 @@ const ParamTable<ReferenceSpec>& reference_params() {
        optional_number("tokens_per_second_per_gpu", &ReferenceSpec::tokens_per_second_per_gpu, 0, 1e12,
                        "published throughput"),
        optional_number("mfu", &ReferenceSpec::mfu, 0, 1, "published MFU (fraction of BF16 peak)"),
+       optional_number("input_tokens_per_second_per_node", &ReferenceSpec::input_tokens_per_second_per_node,
+                       0, 1e12,
+                       "serving: prompt tokens (cached included) per second per prefill (or colocated) node"),
+       optional_number("output_tokens_per_second_per_node", &ReferenceSpec::output_tokens_per_second_per_node,
+                       0, 1e12, "serving: output tokens per second per decode (or colocated) node"),
+       optional_quantity("ttft", &ReferenceSpec::ttft, Dimension::kTime, "serving: mean time to first token"),
+       optional_quantity("tpot", &ReferenceSpec::tpot, Dimension::kTime,
+                         "serving: mean time per output token"),
+       optional_quantity("e2e", &ReferenceSpec::e2e, Dimension::kTime, "serving: mean end-to-end latency"),
        number("tolerance", &ReferenceSpec::tolerance, 0, 10, 0.15,
               "relative step-time error a check accepts")}};
   return t;

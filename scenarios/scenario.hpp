@@ -333,7 +333,13 @@ struct ReferenceSpec {
   double bubble = NAN;
   double optimizer = NAN;  ///< s, optimizer plus exposed gradient synchronisation
   double tokens_per_second_per_gpu = NAN;
-  double mfu = NAN;         ///< fraction of BF16 peak, non-causal FLOPs
+  double mfu = NAN;  ///< fraction of BF16 peak, non-causal FLOPs
+  /// Serving: prompt tokens (cached included) per second per node of the prefill (or colocated)
+  /// instances, output tokens per second per node of the decode (or colocated) instances, and mean
+  /// latencies (s).
+  double input_tokens_per_second_per_node = NAN;
+  double output_tokens_per_second_per_node = NAN;
+  double ttft = NAN, tpot = NAN, e2e = NAN;
   double tolerance = 0.15;  ///< relative step-time error a golden test accepts
   bool empty() const { return source.empty(); }
 };

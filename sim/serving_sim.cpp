@@ -66,6 +66,7 @@ struct Kind {
   const ServingInstanceSpec* spec = nullptr;
   std::map<std::array<int64_t, 6>, IterationCost> memo;
   std::vector<double> rank_share;  // expected share of routed copies per GPU (first MoE layer)
+  int64_t running_cap = 0;         // sequences a rank may run: max_running, and the TPOT SLO's batch
   // Run totals over the iterations of every replica of this kind.
   double iterations = 0, busy = 0, decode_seqs = 0, prefill_tokens = 0, all_to_all = 0, compute = 0,
          exposed = 0;
@@ -108,6 +109,7 @@ class ServingSim {
   int64_t completed_ = 0;
   bool disaggregated_ = false;
   double kv_elem_ = 2;
+  double decode_context_ = 0;  // mean context of a decoding sequence over the requests
   sg4::MutexPtr done_mutex_;
   sg4::ConditionVariablePtr done_cv_;
   std::vector<std::pair<double, double>> kv_usage_, expert_load_;
@@ -132,6 +134,31 @@ void ServingSim::build() {
     disaggregated_ = disaggregated_ || in.role != ServingRole::kColocated;
     const int gpus = kind.pricer->gpus();
     kind.rank_share.assign(static_cast<std::size_t>(gpus), 1.0 / gpus);
+    kind.running_cap = in.max_running;
+    if (s_.serving.tpot_slo > 0 && in.role != ServingRole::kPrefill) {
+      // SLO-aware admission: at most the largest batch whose decode iteration (at the requests' mean
+      // decode context) meets the TPOT SLO, as the analytic engine caps it.
+      const double acc = models::tokens_per_iteration(s_.serving.mtp_tokens, s_.serving.mtp_acceptance);
+      const auto meets = [&](int64_t b) {
+        models::ServingBatch x;
+        x.decode_seqs = double(b);
+        x.decode_queries = queries_;
+        x.decode_kv = decode_context_;
+        x.kv_elem_bytes = kv_elem_;
+        return kind.pricer->price(x).seconds / acc <= s_.serving.tpot_slo;
+      };
+      int64_t lo = 1, hi = in.max_running;
+      if (!meets(lo)) {
+        hi = 1;
+      } else {
+        while (hi - lo > 1) {
+          const int64_t mid = (lo + hi) / 2;
+          (meets(mid) ? lo : hi) = mid;
+        }
+        if (!meets(hi)) hi = lo;
+      }
+      kind.running_cap = hi;
+    }
     const double cap = kind.pricer->kv_capacity_tokens();
     for (int c = 0; c < in.count; ++c) {
       auto x = std::make_unique<Replica>();
@@ -203,7 +230,9 @@ bool ServingSim::admit(Replica& x, Rank& r) {
   while (!r.waiting.empty()) {
     const int id = r.waiting.front();
     Req& q = req_[static_cast<std::size_t>(id)];
-    if (int64_t(r.prefilling.size() + r.running.size()) >= in.max_running) break;
+    if (int64_t(r.prefilling.size() + r.running.size()) >=
+        kinds_[static_cast<std::size_t>(x.kind)].running_cap)
+      break;
     const bool decode_only = in.role == ServingRole::kDecode;
     const int64_t need =
         decode_only ? blocks_for(q.context + 1) - q.blocks : blocks_for(q.context + q.prompt + 1);
@@ -471,6 +500,14 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
   sg4::Engine::set_config("network/crosstraffic", false);
   sg4::Engine::set_config("network/TCP-gamma", 1e12);
   sg4::Engine::set_config("contexts/stack-size", 256);
+  {
+    double num = 0, den = 0;
+    for (const auto& q : rq_) {
+      const double I = double(q.input_tokens), O = double(q.output_tokens);
+      num += I * O + O * (O - 1) / 2, den += O;
+    }
+    decode_context_ = den > 0 ? num / den : 0;
+  }
   build();
   // A request that cannot fit alone in a rank's KV cache would wait for ever: refuse the run instead.
   for (const auto& x : replicas_) {
@@ -577,8 +614,10 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
     ir.utilization = span > 0 ? k.busy / replicas / span : 0;
     ir.kv_used_tokens = k.busy > 0 ? k.kv_used / k.busy : 0;
     const double gpus = double(ir.gpus) * replicas;
-    ir.input_tokens_per_s_per_gpu = span > 0 ? k.input_tokens / span / gpus : 0;
-    ir.output_tokens_per_s_per_gpu = span > 0 ? k.output_tokens / span / gpus : 0;
+    // While iterating: the instance kind's rate over the time its replicas spent in iterations.
+    const double busy = k.busy / replicas;
+    ir.input_tokens_per_s_per_gpu = busy > 0 ? k.input_tokens / busy / gpus : 0;
+    ir.output_tokens_per_s_per_gpu = busy > 0 ? k.output_tokens / busy / gpus : 0;
     if (k.role != ServingRole::kPrefill && ir.iteration.seconds > 0) {
       R.all_to_all_share = ir.iteration.all_to_all / ir.iteration.seconds;
       R.decode_comm_bound_tpot =
