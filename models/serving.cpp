@@ -88,6 +88,25 @@ double expected_busiest_load(double copies, int gpus) {
   return std::max(1.0, 1.0 + blom_quantile(gpus) * std::sqrt(mean * (1.0 - 1.0 / g)) / mean);
 }
 
+double decode_context(const std::vector<traces::Request>& requests) {
+  double num = 0, den = 0;
+  for (const traces::Request& q : requests) {
+    const double I = double(q.input_tokens), O = double(q.output_tokens);
+    num += I * O + O * (O - 1) / 2, den += O;
+  }
+  return den > 0 ? num / den : 0.0;
+}
+
+int64_t largest_batch(int64_t most, const std::function<bool(int64_t)>& meets) {
+  int64_t lo = 1, hi = most;
+  if (!meets(lo)) return 1;
+  while (hi - lo > 1) {
+    const int64_t mid = (lo + hi) / 2;
+    (meets(mid) ? lo : hi) = mid;
+  }
+  return meets(hi) ? hi : lo;
+}
+
 double tokens_per_iteration(int mtp, double p) {
   double t = 1, q = 1;
   for (int i = 0; i < mtp; ++i) t += (q *= p);

@@ -10,6 +10,7 @@
 /// GEMM, grouped-GEMM, memory-bound and all-to-all prices, with decode attention priced from its KV cache
 /// read (models/compute_cost.hpp, decode_attention_seconds).
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -97,6 +98,14 @@ double expected_busiest_load(double copies, int gpus);
 /// Tokens emitted per sequence per decode iteration with `mtp` speculative tokens each accepted with
 /// probability `p` (a draft is kept up to its first rejection): 1 + p + p² + … + p^mtp.
 double tokens_per_iteration(int mtp, double p);
+
+/// Mean context of a decoding sequence over `requests`, each weighted by its decode iterations (its output
+/// tokens): Σ (input · output + output · (output − 1) / 2) / Σ output; 0 for no output.
+double decode_context(const std::vector<traces::Request>& requests);
+
+/// The largest batch in [1, most] for which `meets` holds, for a `meets` that holds up to some batch and not
+/// beyond (binary search); 1 when it does not hold even there.
+int64_t largest_batch(int64_t most, const std::function<bool(int64_t)>& meets);
 
 /// The requests of a serving scenario: its trace (read and checked) or its generator's output. Throws
 /// ConfigError / ParseError naming the file and place (a length distribution that does not parse, a

@@ -39,11 +39,10 @@ Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
   Load L;
   L.count = static_cast<int64_t>(rq.size());
   if (rq.empty()) return L;
-  double in = 0, out = 0, cached = 0, unc = 0, dctx = 0, pattended = 0;
+  double in = 0, out = 0, cached = 0, unc = 0, pattended = 0;
   for (const traces::Request& r : rq) {
     const double I = double(r.input_tokens), O = double(r.output_tokens), C = double(r.cached_tokens);
     in += I, out += O, cached += C, unc += I - C;
-    dctx += I * O + O * (O - 1) / 2;
     pattended += (I * (I + 1) - C * (C + 1)) / 2;
   }
   const double n = double(rq.size());
@@ -60,7 +59,7 @@ Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
   moments([](double I, double C) { return I - C; }, L.tokens_mean, L.tokens_sd);
   moments([](double I, double C) { return (I * (I + 1) - C * (C + 1)) / 2; }, L.pairs_mean, L.pairs_sd);
   moments([](double I, double) { return I; }, L.context_mean, L.context_sd);
-  L.decode_context = out > 0 ? dctx / out : L.input;
+  L.decode_context = decode_context(rq);
   L.prefill_attended = unc > 0 ? pattended / unc : 0;
   L.prefill_context = unc > 0 ? in / unc : 1;
   L.span = rq.back().arrival_s - rq.front().arrival_s;
@@ -362,18 +361,9 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
         return m;
       };
       // The TPOT SLO caps the batch: the largest batch whose mean iteration meets it.
-      if (s.serving.tpot_slo > 0 && cap >= 1) {
-        double lo = 1, hi = cap;
-        if (mix(lo).mean / acc > s.serving.tpot_slo) {
-          cap = 1;
-        } else {
-          while (hi - lo > 1) {
-            const double mid = std::floor((lo + hi) / 2);
-            (mix(mid).mean / acc <= s.serving.tpot_slo ? lo : hi) = mid;
-          }
-          cap = mix(hi).mean / acc <= s.serving.tpot_slo ? hi : lo;
-        }
-      }
+      if (s.serving.tpot_slo > 0 && cap >= 1)
+        cap = double(largest_batch(
+            int64_t(cap), [&](int64_t b) { return mix(double(b)).mean / acc <= s.serving.tpot_slo; }));
       cap = std::max(cap, 1.0);
       double b = s.serving.decode_batch > 0 ? double(s.serving.decode_batch) : 1.0;
       Mix m = mix(b);

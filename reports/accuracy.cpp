@@ -130,20 +130,30 @@ std::vector<AccuracyGroupStats> accuracy_summary(const std::vector<AccuracyRow>&
   return out;
 }
 
+namespace {
+
+// A row for one figure of a scenario's reference block, when the block gives it.
+void add_reference_row(std::vector<AccuracyRow>& rows, const Scenario& s, AccuracyGroup group,
+                       const char* quantity, const char* unit, double published) {
+  if (!std::isfinite(published)) return;
+  AccuracyRow r;
+  r.group = group;
+  r.name = s.name;
+  r.quantity = quantity;
+  r.unit = unit;
+  r.published = published;
+  r.source = s.reference.source;
+  rows.push_back(r);
+}
+
+}  // namespace
+
 std::vector<AccuracyRow> serving_rows(const Scenario& s, const models::ServingResult* analytic,
                                       const models::ServingResult* des) {
   std::vector<AccuracyRow> rows;
   const ReferenceSpec& rf = s.reference;
   const auto add = [&](const char* quantity, const char* unit, double published) {
-    if (!std::isfinite(published)) return;
-    AccuracyRow r;
-    r.group = AccuracyGroup::kServing;
-    r.name = s.name;
-    r.quantity = quantity;
-    r.unit = unit;
-    r.published = published;
-    r.source = rf.source;
-    rows.push_back(r);
+    add_reference_row(rows, s, AccuracyGroup::kServing, quantity, unit, published);
   };
   add("input_tokens_per_s_per_node", "tokens/s", rf.input_tokens_per_second_per_node);
   add("output_tokens_per_s_per_node", "tokens/s", rf.output_tokens_per_second_per_node);
@@ -184,16 +194,9 @@ std::vector<AccuracyRow> end_to_end_rows(const Scenario& s, const models::Result
   std::vector<AccuracyRow> rows;
   const ReferenceSpec& rf = s.reference;
   auto add = [&](const char* quantity, const char* unit, double published) {
-    if (!std::isfinite(published)) return;
-    AccuracyRow r;
-    r.group =
-        std::string(quantity).rfind("phase_", 0) == 0 ? AccuracyGroup::kPhase : AccuracyGroup::kEndToEnd;
-    r.name = s.name;
-    r.quantity = quantity;
-    r.unit = unit;
-    r.published = published;
-    r.source = rf.source;
-    rows.push_back(r);
+    const bool phase = std::string(quantity).rfind("phase_", 0) == 0;
+    add_reference_row(rows, s, phase ? AccuracyGroup::kPhase : AccuracyGroup::kEndToEnd, quantity, unit,
+                      published);
   };
   add("step_time", "s", rf.step_time);
   add("tokens_per_s_per_gpu", "tokens/s", rf.tokens_per_second_per_gpu);

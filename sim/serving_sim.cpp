@@ -147,17 +147,7 @@ void ServingSim::build() {
         x.kv_elem_bytes = kv_elem_;
         return kind.pricer->price(x).seconds / acc <= s_.serving.tpot_slo;
       };
-      int64_t lo = 1, hi = in.max_running;
-      if (!meets(lo)) {
-        hi = 1;
-      } else {
-        while (hi - lo > 1) {
-          const int64_t mid = (lo + hi) / 2;
-          (meets(mid) ? lo : hi) = mid;
-        }
-        if (!meets(hi)) hi = lo;
-      }
-      kind.running_cap = hi;
+      kind.running_cap = models::largest_batch(in.max_running, meets);
     }
     const double cap = kind.pricer->kv_capacity_tokens();
     for (int c = 0; c < in.count; ++c) {
@@ -500,14 +490,7 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
   sg4::Engine::set_config("network/crosstraffic", false);
   sg4::Engine::set_config("network/TCP-gamma", 1e12);
   sg4::Engine::set_config("contexts/stack-size", 256);
-  {
-    double num = 0, den = 0;
-    for (const auto& q : rq_) {
-      const double I = double(q.input_tokens), O = double(q.output_tokens);
-      num += I * O + O * (O - 1) / 2, den += O;
-    }
-    decode_context_ = den > 0 ? num / den : 0;
-  }
+  decode_context_ = models::decode_context(rq_);
   build();
   // A request that cannot fit alone in a rank's KV cache would wait for ever: refuse the run instead.
   for (const auto& x : replicas_) {

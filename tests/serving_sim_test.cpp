@@ -113,11 +113,17 @@ TEST(ServingSim, LoadedRunCompletesEveryRequest) {
   for (const auto& [t, load] : r.expert_load) EXPECT_GE(load, 1.0);
 }
 
-}  // namespace
-}  // namespace moesim::sim
-
-namespace moesim::sim {
-namespace {
+// Both engines on the scenario's requests, the means of the simulation within the given shares of the
+// analytic steady state's.
+void expect_engines_agree(const Scenario& s, double tpot, double ttft, double e2e) {
+  const auto rq = models::serving_requests(s);
+  const models::ServingResult a = models::evaluate_serving_analytic(s, rq);
+  const models::ServingResult d = simulate_serving(s, rq);
+  ASSERT_FALSE(a.saturated);
+  EXPECT_NEAR(d.tpot.mean / a.tpot.mean, 1.0, tpot) << "DES " << d.tpot.mean << " analytic " << a.tpot.mean;
+  EXPECT_NEAR(d.ttft.mean / a.ttft.mean, 1.0, ttft) << "DES " << d.ttft.mean << " analytic " << a.ttft.mean;
+  EXPECT_NEAR(d.e2e.mean / a.e2e.mean, 1.0, e2e) << "DES " << d.e2e.mean << " analytic " << a.e2e.mean;
+}
 
 // The two engines on one colocated instance at a moderate load: the analytic steady state (Little's law,
 // lockstep iterations with a prompt chunk in a Poisson share of them) against the simulated requests.
@@ -129,21 +135,8 @@ TEST(ServingSim, AgreesWithTheAnalyticSteadyState) {
                               {"output", "lognormal:256:0.8"},
                               {"cached_fraction", 0.25},
                               {"seed", 7}};
-  const Scenario s = scenario_from_json(j, "steady.json", catalog());
-  const auto rq = models::serving_requests(s);
-  const models::ServingResult a = models::evaluate_serving_analytic(s, rq);
-  const models::ServingResult d = simulate_serving(s, rq);
-  ASSERT_FALSE(a.saturated);
-  EXPECT_NEAR(d.tpot.mean / a.tpot.mean, 1.0, 0.10) << "DES " << d.tpot.mean << " analytic " << a.tpot.mean;
-  EXPECT_NEAR(d.e2e.mean / a.e2e.mean, 1.0, 0.10) << "DES " << d.e2e.mean << " analytic " << a.e2e.mean;
-  EXPECT_NEAR(d.ttft.mean / a.ttft.mean, 1.0, 0.5) << "DES " << d.ttft.mean << " analytic " << a.ttft.mean;
+  expect_engines_agree(scenario_from_json(j, "steady.json", catalog()), 0.10, 0.5, 0.10);
 }
-
-}  // namespace
-}  // namespace moesim::sim
-
-namespace moesim::sim {
-namespace {
 
 // Disaggregated, on DeepSeek's deployment at 10 requests/s (the one-hour benchmark cut to 3,000 requests;
 // sampled routing, lognormal lengths): the analytic engine's lockstep prefill (the busiest rank's chunk of
@@ -152,14 +145,7 @@ TEST(ServingSim, DisaggregatedAgreesWithTheAnalyticSteadyState) {
   std::ifstream in(std::string(MOESIM_SOURCE_DIR) + "/bench/serving-deepseek-v3-decode-1h.json");
   Json j = Json::parse(in);
   j["serving"]["requests"]["count"] = 3000;
-  const Scenario s = scenario_from_json(j, "deepseek.json", catalog());
-  const auto rq = models::serving_requests(s);
-  const models::ServingResult a = models::evaluate_serving_analytic(s, rq);
-  const models::ServingResult d = simulate_serving(s, rq);
-  ASSERT_FALSE(a.saturated);
-  EXPECT_NEAR(d.tpot.mean / a.tpot.mean, 1.0, 0.10) << "DES " << d.tpot.mean << " analytic " << a.tpot.mean;
-  EXPECT_NEAR(d.ttft.mean / a.ttft.mean, 1.0, 0.20) << "DES " << d.ttft.mean << " analytic " << a.ttft.mean;
-  EXPECT_NEAR(d.e2e.mean / a.e2e.mean, 1.0, 0.10) << "DES " << d.e2e.mean << " analytic " << a.e2e.mean;
+  expect_engines_agree(scenario_from_json(j, "deepseek.json", catalog()), 0.10, 0.20, 0.10);
 }
 
 }  // namespace
