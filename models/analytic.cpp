@@ -62,41 +62,51 @@ const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
 // One overlapped DualPipe pair: the forward chunk of rank `f` and the backward chunk of rank `b`,
 // block by block (the forward's i-th block beside the backward's i-th from the end). Each block pair
 // runs in four slots, each slot overlapping one compute component with one communication component
-// (DeepSeek-V3 report Figure 4): ATTN(F) | combine(B); MLP(B)+MLP(W) | dispatch(F);
-// MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Work outside blocks (embedding, head) and
-// blocking collectives (tensor- and expert-tensor-parallel) add serially.
+// (DeepSeek-V3 report Figure 4; Megatron-Core's combined 1F1B runs the same order,
+// megatron/core/models/common/model_chunk_schedule_plan.py): ATTN(F) | combine(B);
+// MLP(B)+MLP(W) | dispatch(F); MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Work outside blocks
+// (embedding, head) and blocking collectives (tensor- and expert-tensor-parallel) add serially.
 //
-// The two streams run with their real dependencies, on every GPU of the EP group: a slot's computation
-// needs the previous slot's all-to-all (its input), and an all-to-all needs the previous slot's
-// computation finished on every GPU of the group (it carries that output) and the communication stream
-// free. A GPU therefore runs the computations of two consecutive slots back to back when it is not
-// the one the all-to-all between them waits for: with the same load on every GPU this is the sum over
-// slots of max(compute, communication); with per-GPU loads that differ from layer to layer (the F
-// chunk's layer and the B chunk's layer have different busiest GPUs) a GPU's expert work of one layer
-// follows its expert work of the other without waiting, and the pair takes the busiest GPU of the sum,
-// not the sum of each layer's busiest GPU (docs/model.md, Schedules). Routed-expert time on GPU g is
-// the busiest GPU's price times g's rank_load, as in the discrete-event engine. `gpus`: uneven_gpus(w)
-// (1 when every GPU carries the same load: one stands for all). `c` is scratch space.
+// With delayed weight gradients (`delay_w`, Megatron-Core --delay-wgrad-compute) the compute stream
+// runs ATTN(F), MLP(B), MLP(W), MLP(F), ATTN(B), ATTN(W): B's dispatch waits for MLP(B) only and runs
+// beside MLP(W) and MLP(F), and the next block's combine(B) waits for ATTN(B) only and runs beside
+// ATTN(W) and the next ATTN(F).
+//
+// The two streams run with their real dependencies, on every GPU of the EP group: a computation needs
+// the all-to-all that carries its input, and an all-to-all needs the computation that produces what it
+// carries finished on every GPU of the group, and the communication stream free. A GPU therefore runs
+// consecutive computations back to back when it is not the one the all-to-all between them waits for:
+// with the same load on every GPU and without delayed weight gradients this is the sum over slots of
+// max(compute, communication); with per-GPU loads that differ from layer to layer (the F chunk's layer
+// and the B chunk's layer have different busiest GPUs) a GPU's expert work of one layer follows its
+// expert work of the other without waiting, and the pair takes the busiest GPU of the sum, not the sum
+// of each layer's busiest GPU (docs/model.md, Schedules). Routed-expert time on GPU g is the busiest
+// GPU's price times g's rank_load, as in the discrete-event engine. A computation beside an all-to-all
+// has the SMs the communication kernels leave. `gpus`: uneven_gpus(w) (1 when every GPU carries the
+// same load: one stands for all). `c` is scratch space.
 double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, std::size_t gpus,
-                     std::vector<double>& c) {
+                     std::vector<double>& c, bool delay_w) {
   const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
   c.assign(gpus, 0.0);
   const PassCost zero;
-  double q = 0, cmax = 0, serial = 0, fb = 0, bb = 0;
-  // One slot: computation `base + experts · load[g]` on every GPU g, beside the all-to-all `comm`.
-  // Beside an all-to-all the computation has the SMs the communication kernels leave.
-  auto slot = [&](double base, double experts, const std::vector<double>* load, double comm) {
-    if (comm > 0) base *= w.overlap_slowdown, experts *= w.overlap_slowdown;
-    const double comm_start = std::max(q, cmax);
+  double q = 0, serial = 0, fb = 0, bb = 0;
+  // Runs computation `base + experts · load[g]` on every GPU g once `after` has passed (the end of the
+  // all-to-all carrying its input; 0: no wait), beside an all-to-all of `beside` seconds; returns when
+  // the last GPU finishes it.
+  auto run = [&](double base, double experts, const std::vector<double>* load, double after, double beside) {
+    if (beside > 0) base *= w.overlap_slowdown, experts *= w.overlap_slowdown;
     double top = 0;
     for (std::size_t g = 0; g < gpus; ++g) {
       const double l = load != nullptr && g < load->size() ? (*load)[g] : 1.0;
-      c[g] = std::max(c[g], q) + base + experts * l;
+      c[g] = std::max(c[g], after) + base + experts * l;
       top = std::max(top, c[g]);
     }
-    q = comm_start + comm;
-    cmax = top;
+    return top;
   };
+  // Starts an all-to-all of `comm` seconds once its input is ready everywhere (`ready`) and the
+  // communication stream is free; returns its end.
+  auto send = [&](double ready, double comm) { return q = std::max(q, ready) + comm; };
+  double attn_b_done = 0;  // the previous block pair's ATTN(B) finished on every GPU
   for (std::size_t i = 0; i < n; ++i) {
     const BlockCost* bf = i < nf ? &w.blocks[f.blocks[i]] : nullptr;
     const BlockCost* bk = i < nb ? &w.blocks[b.blocks[nb - 1 - i]] : nullptr;
@@ -105,14 +115,35 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
     const PassCost& W = bk ? bk->pass[2] : zero;
     const std::vector<double>* lf = loads_of(w, bf);
     const std::vector<double>* lb = loads_of(w, bk);
-    slot(F.attn_compute, 0, nullptr, B.combine);
-    slot(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb, F.dispatch);
-    slot(F.mlp_compute - F.experts, F.experts, lf, B.dispatch);
-    slot(B.attn_compute + W.attn_compute, 0, nullptr, F.combine);
+    const double combine_f_prev = q;
+    const double combine_b = send(attn_b_done, B.combine);
+    const double attn_f = run(F.attn_compute, 0, nullptr, combine_f_prev, B.combine);
+    const double dispatch_f = send(attn_f, F.dispatch);
+    double mlp_b;
+    if (delay_w) {
+      mlp_b = run(B.mlp_compute - B.experts, B.experts, lb, combine_b, F.dispatch);
+      run(W.mlp_compute - W.experts, W.experts, lb, 0, B.dispatch);
+    } else {
+      mlp_b = run(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb, combine_b,
+                  F.dispatch);
+    }
+    const double dispatch_b = send(mlp_b, B.dispatch);
+    const double mlp_f = run(F.mlp_compute - F.experts, F.experts, lf, dispatch_f, B.dispatch);
+    send(mlp_f, F.combine);
+    if (delay_w) {
+      attn_b_done = run(B.attn_compute, 0, nullptr, dispatch_b, F.combine);
+      // Beside the next block's combine(B), if the chunk has one.
+      const double next_combine = i + 1 < nb ? w.blocks[b.blocks[nb - 2 - i]].pass[1].combine : 0.0;
+      run(W.attn_compute, 0, nullptr, 0, next_combine);
+    } else {
+      attn_b_done = run(B.attn_compute + W.attn_compute, 0, nullptr, dispatch_b, F.combine);
+    }
     serial += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed + F.etp_comm + B.etp_comm;
     fb += F.compute;
     bb += B.compute + W.compute;
   }
+  double cmax = 0;
+  for (double x : c) cmax = std::max(cmax, x);
   // Embedding, head and loss: the rank totals minus what its blocks account for.
   const double fw = (f.pass[0].compute - fb) + (b.pass[1].compute + b.pass[2].compute - bb);
   return std::max(q, cmax) + serial + fw;
@@ -266,7 +297,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   if (dualpipe) {
     pair_fb.resize(static_cast<std::size_t>(par.pp));
     for (int rank = 0; rank < par.pp; ++rank)
-      pair_fb[rank] = dualpipe_pair(w, w.ranks[rank], w.ranks[par.pp - 1 - rank], gpus, scratch);
+      pair_fb[rank] = dualpipe_pair(w, w.ranks[rank], w.ranks[par.pp - 1 - rank], gpus, scratch, false);
   }
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
@@ -299,7 +330,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
     // Combined 1F1B: a steady unit overlaps this rank's forward chunk with its backward chunk, block by
     // block, as a DualPipe pair does.
-    if (ep_overlap) e.chunk.fb_pair = dualpipe_pair(w, rw, rw, gpus, scratch);
+    if (ep_overlap) e.chunk.fb_pair = dualpipe_pair(w, rw, rw, gpus, scratch, par.delay_wgrad);
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
     const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);

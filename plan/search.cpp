@@ -125,6 +125,7 @@ Scenario scenario_of(const PlanSpec& p, const Candidate& k) {
   par.ep = k.ep, par.etp = k.etp, par.edp = 0, par.zero = k.zero;
   par.microbatch_size = k.microbatch_size, par.recompute = k.recompute, par.schedule = k.schedule;
   par.ep_overlap = k.ep_overlap;
+  par.delay_wgrad = k.ep_overlap && p.base.parallelism.delay_wgrad;  // the base's choice, where it applies
   c.workload.dispatch = k.dispatch;
   // The base scenario's pipeline layout names its own stage count; other stage counts split evenly.
   if (k.pp * k.vpp != p.base.parallelism.pp * p.base.parallelism.vpp) par.pipeline_layout.clear();

@@ -142,7 +142,11 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
        boolean("ep_overlap", &ParallelismSpec::ep_overlap, false,
                "Megatron-Core combined 1F1B (--overlap-moe-expert-parallel-comm): each steady-state forward "
                "chunk and the backward chunk before it overlap their all-to-alls with each other's compute "
-               "(1f1b with pp 1, or interleaved)")}};
+               "(1f1b with pp 1, or interleaved)"),
+       boolean("delay_wgrad", &ParallelismSpec::delay_wgrad, false,
+               "with ep_overlap: Megatron-Core --delay-wgrad-compute, the backward chunk's expert weight "
+               "gradients run beside its dispatch all-to-all and each block's attention weight gradients "
+               "beside the next block's combine, instead of before them")}};
   return t;
 }
 

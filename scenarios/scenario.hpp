@@ -154,6 +154,10 @@ struct ParallelismSpec {
   /// and interleaved schedules, each forward chunk and the backward chunk after it run as one overlapped
   /// pair, one's all-to-all under the other's computation (as a DualPipe pair does).
   bool ep_overlap = false;
+  /// Megatron-Core's `--delay-wgrad-compute` (with ep_overlap only): in a combined-1F1B pair the
+  /// backward chunk's expert weight gradients run after the input gradients, beside its dispatch
+  /// all-to-all, and each block's attention weight gradients beside the next block's combine.
+  bool delay_wgrad = false;
 };
 
 // --------------------------------------------------------------------------------------- workload

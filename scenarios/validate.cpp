@@ -257,6 +257,11 @@ void derive_layout(Scenario& s) {
     bad(s, "/parallelism/ep_overlap",
         "false with 1f1b and pp > 1 (combined 1F1B needs pp 1 or the interleaved schedule)",
         "true with pp " + str(p.pp));
+  if (p.delay_wgrad && !p.ep_overlap)
+    bad(s, "/parallelism/delay_wgrad",
+        "false without parallelism.ep_overlap (delayed weight gradients fill the combined-1F1B pair's "
+        "all-to-alls)",
+        "true with ep_overlap false");
   if (p.schedule == Schedule::kDualPipe) {
     if (p.pp % 2 != 0 || p.pp < 2)
       bad(s, "/parallelism/pp", "an even pp of at least 2 for DualPipe", str(p.pp));

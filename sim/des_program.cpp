@@ -268,7 +268,14 @@ void ProgramBuilder::forward_block(Program& p, int b, int mb, int v) const {
   compute(p, f.post, 'F', g.layer, mb, v, "unpermute");
 }
 
-void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_w) const {
+// The routed experts' weight gradients go where Megatron-Core computes them: with the input gradients,
+// before the dispatch all-to-all that carries those (TE's grouped GEMM backward computes both), and the
+// attention's after its input gradients. With delayed weight gradients (`delay_w`, inside a combined-1F1B
+// pair) the dispatch leaves after the input gradients and the expert weight gradients run beside it, and
+// the attention's wait for the next block's combine (megatron/core/models/common/
+// model_chunk_schedule_plan.py, TransformerLayerSchedulePlan.run).
+void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_w, bool delay_w,
+                                    int& pending) const {
   const BlockSegs& g = segs_[b];
   const PassSegs& k = g.pass[1];
   if (g.moe >= 0 && k.recompute_a2a) {  // full recompute: the forward's all-to-alls again
@@ -278,23 +285,52 @@ void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_
     wait(p);
   }
   if (g.moe < 0) {
+    if (pending >= 0) attention_weight(p, pending, mb, v, false), pending = -1;
     compute(p, k.pre, 'B', g.layer, mb, v, "block", k.tp, k.cp, k.etp);
-  } else {
-    compute(p, k.post, 'B', g.layer, mb, v, "unpermute");
-    if (!shared_overlap_) {
-      compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
-      compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
-    }
-    ready(p, g.moe, kCombineB, 'B', g.layer, mb, v);
-    if (shared_overlap_) compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
-    wait(p);
-    expert(p, k.experts, g.moe, 'B', g.layer, mb, v);
-    ready(p, g.moe, kDispatchB, 'B', g.layer, mb, v);
-    if (shared_overlap_) compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
-    wait(p);
-    compute(p, k.pre, 'B', g.layer, mb, v, "attention+router", k.tp, k.cp, k.etp);
+    if (with_w) weight_block(p, b, mb, v);
+    return;
   }
-  if (with_w) weight_block(p, b, mb, v);
+  compute(p, k.post, 'B', g.layer, mb, v, "unpermute");
+  if (!shared_overlap_) {
+    compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
+    compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
+  }
+  ready(p, g.moe, kCombineB, 'B', g.layer, mb, v);
+  if (pending >= 0) attention_weight(p, pending, mb, v, true), pending = -1;
+  if (shared_overlap_) compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
+  wait(p);
+  expert(p, k.experts, g.moe, 'B', g.layer, mb, v);
+  if (with_w && !delay_w) mlp_weight(p, b, mb, v, false);
+  ready(p, g.moe, kDispatchB, 'B', g.layer, mb, v);
+  if (with_w && delay_w) mlp_weight(p, b, mb, v, true);
+  if (shared_overlap_) compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
+  wait(p);
+  compute(p, k.pre, 'B', g.layer, mb, v, "attention+router", k.tp, k.cp, k.etp);
+  if (with_w) {
+    if (delay_w)
+      pending = b;
+    else
+      attention_weight(p, b, mb, v, false);
+  }
+}
+
+// A block's weight gradients outside the routed and shared experts (attention, router, norms).
+void ProgramBuilder::attention_weight(Program& p, int b, int mb, int v, bool stick) const {
+  const BlockSegs& g = segs_[b];
+  const PassSegs& x = g.pass[2];
+  const std::size_t at = p.ins.size();
+  compute(p, x.pre, 'W', g.layer, mb, v, "weight grads", x.tp, x.cp, x.etp);
+  for (std::size_t i = at; i < p.ins.size(); ++i) p.ins[i].stick = stick;
+}
+
+// A block's expert weight gradients: shared experts, unpermute, routed experts.
+void ProgramBuilder::mlp_weight(Program& p, int b, int mb, int v, bool stick) const {
+  const BlockSegs& g = segs_[b];
+  const PassSegs& x = g.pass[2];
+  const std::size_t at = p.ins.size();
+  compute(p, x.shared_up + x.shared_down + x.post, 'W', g.layer, mb, v, "expert weight grads");
+  expert(p, x.experts, g.moe, 'W', g.layer, mb, v);
+  for (std::size_t i = at; i < p.ins.size(); ++i) p.ins[i].stick = stick;
 }
 
 void ProgramBuilder::weight_block(Program& p, int b, int mb, int v) const {
@@ -316,7 +352,8 @@ void ProgramBuilder::forward(Program& p, const ChunkStep& st, int v, bool io) co
   if (io && !last(v)) send(p, 'F', st.chunk, v + 1, mb);
 }
 
-void ProgramBuilder::backward(Program& p, const ChunkStep& st, int v, bool with_w, bool io) const {
+void ProgramBuilder::backward(Program& p, const ChunkStep& st, int v, bool with_w, bool io,
+                              bool delay_w) const {
   const int mb = st.microbatch;
   const double* emb = w_.ranks.front().embedding_seconds;
   const double* head = w_.ranks.back().head_seconds;
@@ -326,7 +363,10 @@ void ProgramBuilder::backward(Program& p, const ChunkStep& st, int v, bool with_
     if (with_w) compute(p, head[2], 'W', -1, mb, v, "head weight grads");
   }
   const auto& blocks = stage_blocks_[v];
-  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) backward_block(p, *it, mb, v, with_w);
+  int pending = -1;  // delayed attention weight gradients waiting for the next block's combine
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it)
+    backward_block(p, *it, mb, v, with_w, delay_w, pending);
+  if (pending >= 0) attention_weight(p, pending, mb, v, false);
   if (first(v)) {
     compute(p, emb[1], 'B', -1, mb, v, "embedding");
     if (with_w) compute(p, emb[2], 'W', -1, mb, v, "embedding weight grads");
@@ -358,7 +398,7 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
   if (!last(vb)) recv(p, 'B', bs.chunk, bs.microbatch, vb);
   Program fa, fb;
   forward(fa, fs, vf, false);
-  backward(fb, bs, vb, with_w, false);
+  backward(fb, bs, vb, with_w, false, s_.parallelism.ep_overlap && s_.parallelism.delay_wgrad);
   const auto lead = [](const Program& x) {
     double t = 0;
     for (const Instr& i : x.ins) {
@@ -391,6 +431,7 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
       emit(x);
       if (x.op == Ins::kReady) {
         p.colls.push_back(cur->colls[cc++]);
+        while (ic < cur->ins.size() && cur->ins[ic].stick) emit(cur->ins[ic++]);
         break;
       }
       if (dense && x.op == Ins::kCompute && io < other->ins.size()) break;

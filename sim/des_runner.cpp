@@ -188,7 +188,10 @@ Runner::Outcome Runner::run(int m, bool record) {
     if (gpus_[i].finish < 0)
       throw Error("simulate_step: GPU " + std::to_string(gpus_[i].gpu) +
                   " did not finish its program (the schedule's dependencies deadlocked)");
-    if (gpus_[i].finish > out.makespan) {
+    // Of the GPUs that finish last, the critical one is the busiest: the others waited for it.
+    const bool tie = out.critical >= 0 && gpus_[i].finish == out.makespan &&
+                     gpus_[i].busy > gpus_[static_cast<std::size_t>(out.critical)].busy;
+    if (gpus_[i].finish > out.makespan || tie) {
       out.makespan = gpus_[i].finish;
       out.critical = static_cast<int>(i);
     }

@@ -141,11 +141,11 @@ TEST(DesProgram, OneFOneBTwoStagesByHand) {
                                 "ready",
                                 "wait",
                                 "X B L1",
+                                "X W L1",  // expert weight gradients before the dispatch of the gradients
                                 "ready",
                                 "wait",
                                 "C B L1 attention+router",
                                 "C W L1 weight grads",
-                                "X W L1",
                                 "send r0"})
       r1.push_back(x == "ready" || x == "wait" ? x : x + mb);
   }
@@ -194,14 +194,14 @@ TEST(DesProgram, DualPipePairAlternatesAllToAlls) {
       "ready",  // ... under F's attention; F's dispatch ...
       "wait",
       "X B L0 mb0",
-      "ready",  // ... under B's experts; B's dispatch grad ...
+      "X W L0 mb0",
+      "ready",  // ... under B's experts and their weight gradients; B's dispatch grad ...
       "wait",
       "X F L1 mb3",
       "ready",  // ... under F's experts; F's combine ...
       "wait",
       "C B L0 attention+router mb0",
       "C W L0 weight grads mb0",
-      "X W L0 mb0",
       "C B embedding mb0",
       "C W embedding weight grads mb0",  // ... under B's attention and the rest of B
       "wait",
@@ -216,6 +216,52 @@ TEST(DesProgram, DualPipePairAlternatesAllToAlls) {
   const std::vector<std::string> slots = {"B L0 combine grad mb0", "F L1 dispatch mb3",
                                           "B L0 dispatch grad mb0", "F L1 combine mb3"};
   EXPECT_NE(std::search(colls.begin(), colls.end(), slots.begin(), slots.end()), colls.end());
+}
+
+// Delayed weight gradients (parallelism.delay_wgrad) in a combined-1F1B pair, PP1, m 2, both blocks MoE:
+// the pair is the forward of microbatch 1 with the backward of microbatch 0. The backward's expert
+// weight gradients follow its dispatch-gradient ready before the pair hands over to the forward (they run
+// beside that all-to-all), and block 1's attention weight gradients follow block 0's combine-gradient
+// ready; block 0's close the chunk.
+TEST(DesProgram, DelayedWeightGradientsBesideTheirAllToAlls) {
+  const Scenario s = small({{"/parallelism/pp", 1},
+                            {"/parallelism/global_batch", 32},
+                            {"/parallelism/ep_overlap", true},
+                            {"/parallelism/delay_wgrad", true}});
+  ASSERT_EQ(s.layout.microbatches, 2);
+  const models::Workload w = workload_of(s);
+  const std::vector<std::string> all = render(ProgramBuilder(s, w).build(0, 2));
+  const std::vector<std::string> expected = {
+      "C B head mb0",
+      "C W head weight grads mb0",
+      "C B L1 unpermute mb0",
+      "ready",  // B L1 combine grad, under F's attention
+      "C F embedding mb1",
+      "C F L0 attention+router mb1",
+      "ready",  // F L0 dispatch, under B's experts
+      "wait",
+      "X B L1 mb0",
+      "ready",       // B L1 dispatch grad ...
+      "X W L1 mb0",  // ... beside the expert weight gradients ...
+      "wait",
+      "X F L0 mb1",  // ... and F's experts
+      "ready",       // F L0 combine, under B's attention
+      "wait",
+      "C B L1 attention+router mb0",
+      "C B L0 unpermute mb0",
+      "ready",                    // B L0 combine grad ...
+      "C W L1 weight grads mb0",  // ... beside block 1's attention weight gradients ...
+      "wait",
+      "C F L0 unpermute mb1",  // ... and F's next block
+      "C F L1 attention+router mb1"};
+  std::size_t at = 0;
+  while (at < all.size() && all[at] != expected.front()) ++at;
+  ASSERT_LE(at + expected.size(), all.size());
+  EXPECT_EQ(std::vector<std::string>(all.begin() + at, all.begin() + at + expected.size()), expected);
+  // Block 0's attention weight gradients close the backward chunk.
+  const auto w0 = std::find(all.begin(), all.end(), "C W L0 weight grads mb0");
+  ASSERT_NE(w0, all.end());
+  EXPECT_EQ(*(w0 - 1), "C B L0 attention+router mb0");
 }
 
 // Shared experts: with the overlap (default) the up-projection sits between the dispatch's ready and
@@ -238,15 +284,27 @@ TEST(DesProgram, SharedExpertsUnderAllToAllsOnlyWithOverlap) {
                                             "C F L1 shared up mb0",
                                             "C F L1 shared down mb0",
                                             "C F L1 unpermute mb0"};
-  const std::vector<std::string> bwd_on = {
-      "C B L1 unpermute mb0", "ready", "C B L1 shared down mb0",     "wait", "X B L1 mb0", "ready",
-      "C B L1 shared up mb0", "wait",  "C B L1 attention+router mb0"};
+  // The expert weight gradients (shared, then routed) follow the input gradients, before the dispatch of
+  // the gradients.
+  const std::vector<std::string> bwd_on = {"C B L1 unpermute mb0",
+                                           "ready",
+                                           "C B L1 shared down mb0",
+                                           "wait",
+                                           "X B L1 mb0",
+                                           "C W L1 expert weight grads mb0",
+                                           "X W L1 mb0",
+                                           "ready",
+                                           "C B L1 shared up mb0",
+                                           "wait",
+                                           "C B L1 attention+router mb0"};
   const std::vector<std::string> bwd_off = {"C B L1 unpermute mb0",
                                             "C B L1 shared down mb0",
                                             "C B L1 shared up mb0",
                                             "ready",
                                             "wait",
                                             "X B L1 mb0",
+                                            "C W L1 expert weight grads mb0",
+                                            "X W L1 mb0",
                                             "ready",
                                             "wait",
                                             "C B L1 attention+router mb0"};
@@ -257,9 +315,9 @@ TEST(DesProgram, SharedExpertsUnderAllToAllsOnlyWithOverlap) {
     const std::vector<std::string> r1 = render(ProgramBuilder(s, w).build(1, 2));
     // Rank 1, m 2, first microbatch: recv F, then the forward of block 1 (9 instructions), head, then its
     // backward.
-    ASSERT_GE(r1.size(), 1u + 9 + 3 + 9);
+    ASSERT_GE(r1.size(), 1u + 9 + 3 + 11);
     EXPECT_EQ(std::vector<std::string>(r1.begin() + 1, r1.begin() + 10), overlap ? fwd_on : fwd_off);
-    EXPECT_EQ(std::vector<std::string>(r1.begin() + 13, r1.begin() + 22), overlap ? bwd_on : bwd_off);
+    EXPECT_EQ(std::vector<std::string>(r1.begin() + 13, r1.begin() + 24), overlap ? bwd_on : bwd_off);
   }
 }
 

@@ -538,6 +538,19 @@ TEST(ScenarioErrors, EpOverlapOnlyWithOneFOneBOrInterleaved) {
   EXPECT_TRUE(scenario_from_json(j, kSource, empty_catalog()).parallelism.ep_overlap);
 }
 
+// Delayed weight gradients fill the combined-1F1B pair's all-to-alls: without ep_overlap they are refused.
+TEST(ScenarioErrors, DelayWgradNeedsEpOverlap) {
+  Json j = base();
+  j["parallelism"]["delay_wgrad"] = true;
+  const std::string m = config_error(j);
+  expect_located(m, kSource, "/parallelism/delay_wgrad", "true with ep_overlap false");
+  EXPECT_NE(m.find("false without parallelism.ep_overlap"), std::string::npos) << m;
+  j["parallelism"]["ep_overlap"] = true;
+  j["parallelism"]["schedule"] = "interleaved";
+  j["parallelism"]["vpp"] = 2;
+  EXPECT_TRUE(scenario_from_json(j, kSource, empty_catalog()).parallelism.delay_wgrad);
+}
+
 TEST(ScenarioErrors, PpTimesVppBeyondLayers) {
   // pp 2 x vpp 8 = 16 > 8 blocks.
   Json j = base();

@@ -213,6 +213,89 @@ TEST(StepSimAgreement, CombinedOneFOneBEpOverlap) {
   EXPECT_LE(std::fabs(ep_overlap_agreement("interleaved-pp2-vpp2", Json::object())), 0.02);
 }
 
+// One MoE block on one pipeline stage (PP1, EP16): a combined-1F1B steady unit is the block's forward
+// beside its own backward. Hand-derived from the two streams' dependencies (compute: ATTN(F), MLP(B),
+// [MLP(W)], MLP(F), ATTN(B), [ATTN(W)]; communication: combine(B), dispatch(F), dispatch(B), combine(F);
+// a computation waits for the all-to-all carrying its input, an all-to-all for the computation producing
+// what it carries), with aF, mB, ... the compute parts and cB, dF, ... the all-to-alls:
+//   without delayed weight gradients each of the four slots takes the longer of its two streams:
+//     s1 = max(aF, cB), pair = s1 + max(mB + mW, dF) + max(mF, dB) + max(aB + aW, cF);
+//   with them dispatch(B) waits for MLP(B) only and MLP(W) runs beside it:
+//     t1 = s1 + dF (dispatch(F) done), t2 = s1 + mB, t4 = max(t1, t2) + dB (dispatch(B) done),
+//     t5 = max(t2 + mW, t1) + mF (MLP(F) done), pair = max(t4, t5) + max(cF, aB + aW).
+// The embedding and the head add serially. With the all-to-all beside them priced as exposed, the
+// delayed pair is never longer, and shorter when dispatch(B) was waiting for MLP(W).
+TEST(StepSimAgreement, DelayedWeightGradientsPairByHand) {
+  const Json patch{{"/model/layers", 1},
+                   {"/parallelism/pp", 1},
+                   {"/parallelism/experts/ep", 16},
+                   {"/parallelism/global_batch", 16},
+                   {"/parallelism/ep_overlap", true},
+                   {"/cluster/scale_up/domain_gpus", 4},
+                   {"/cluster/scale_out/nic_bandwidth", "70GBps"}};
+  Json delayed = patch;
+  delayed["/parallelism/delay_wgrad"] = true;
+  const Scenario s0 = load(kNvl, "", patch), s1 = load(kNvl, "", delayed);
+  ASSERT_TRUE(s1.parallelism.delay_wgrad);
+  auto cm = models::make_compute_cost_model(s0);
+  const models::Workload w = models::build_workload(s0, *cm, models::NetworkModel(s0.cluster));
+  ASSERT_EQ(w.blocks.size(), 1u);
+  ASSERT_EQ(w.ranks.size(), 1u);
+  const models::BlockCost& bc = w.blocks[0];
+  ASSERT_GE(bc.moe_index, 0);
+  ASSERT_EQ(w.overlap_slowdown, 1.0);
+  const models::PassCost &F = bc.pass[0], &B = bc.pass[1], &W = bc.pass[2];
+  const double aF = F.attn_compute, mF = F.mlp_compute, aB = B.attn_compute, mB = B.mlp_compute;
+  const double aW = W.attn_compute, mW = W.mlp_compute;
+  const double cB = B.combine, dF = F.dispatch, dB = B.dispatch, cF = F.combine;
+  ASSERT_GT(dB, 0);
+  ASSERT_GT(mW, 0);
+  const models::RankWork& rw = w.ranks[0];
+  const double outside =
+      (rw.pass[0].compute - F.compute) + (rw.pass[1].compute + rw.pass[2].compute - B.compute - W.compute);
+  const double s1_ = std::max(aF, cB);
+  const double plain = s1_ + std::max(mB + mW, dF) + std::max(mF, dB) + std::max(aB + aW, cF) + outside;
+  const double t1 = s1_ + dF, t2 = s1_ + mB, t4 = std::max(t1, t2) + dB, t5 = std::max(t2 + mW, t1) + mF;
+  const double delay = std::max(t4, t5) + std::max(cF, aB + aW) + outside;
+  const models::Result a0 = models::evaluate_analytic(s0), a1 = models::evaluate_analytic(s1);
+  EXPECT_NEAR(a0.chunk.fb_pair, plain, 1e-12 * plain);
+  EXPECT_NEAR(a1.chunk.fb_pair, delay, 1e-12 * delay);
+  EXPECT_LT(a1.chunk.fb_pair, a0.chunk.fb_pair);
+  std::printf("[measured] one-block pair: %.3f us without, %.3f us with delayed weight gradients\n",
+              a0.chunk.fb_pair * 1e6, a1.chunk.fb_pair * 1e6);
+}
+
+// Delayed weight gradients in both engines, on the two layouts of the combined-1F1B check above, with
+// the NVLink domain cut to trays of 4 GPUs and a 70 GB/s NIC so that each all-to-all (about 0.4 ms)
+// outlasts some of the computation beside it: faster than without them in both engines, and the engines
+// within 5% (measured: PP1 +3.9%, interleaved +1.9%; without delayed weight gradients on this cluster the
+// engines differ by +2.2% and +4.1%, the discrete-event engine's all-to-alls sharing the NIC as flows).
+TEST(StepSimAgreement, DelayedWeightGradientsBothEngines) {
+  const Json slow{{"/cluster/scale_up/domain_gpus", 4}, {"/cluster/scale_out/nic_bandwidth", "70GBps"}};
+  for (auto [variant, patch] : std::vector<std::pair<std::string, Json>>{
+           {"", {{"/parallelism/pp", 1}, {"/parallelism/experts/ep", 16}}},
+           {"interleaved-pp2-vpp2", Json::object()}}) {
+    patch.update(slow);
+    Json on = patch, off = patch;
+    on["/parallelism/ep_overlap"] = true;
+    off["/parallelism/ep_overlap"] = true;
+    on["/parallelism/delay_wgrad"] = true;
+    const Scenario s = load(kNvl, variant, on), plain = load(kNvl, variant, off);
+    warm_up(s);
+    const double des = simulate_step(s, options_of(s)).result.step_time;
+    const double des_plain = simulate_step(plain, options_of(plain)).result.step_time;
+    const double a = models::evaluate_analytic(s).step_time,
+                 a_plain = models::evaluate_analytic(plain).step_time;
+    const std::string what = s.name + (variant.empty() ? " pp1" : " " + variant) + " delay_wgrad";
+    report(what + " DES vs analytic", des, a, "des", "analytic");
+    report(what + " analytic vs without", a, a_plain, "delayed", "plain");
+    report(what + " DES vs without", des, des_plain, "delayed", "plain");
+    EXPECT_LT(a, a_plain) << what;
+    EXPECT_LT(des, des_plain) << what;
+    EXPECT_LE(std::fabs(rel_err(des, a)), 0.05) << what;
+  }
+}
+
 // The SMs DeepEP's kernels take from overlapping computation (workload.overlap_comm_sms): on the B200
 // (148 SMs) 37 of them leave 111, so computation beside an all-to-all takes 148 / 111 = 4/3 of its price.
 // Lone chunks (no all-to-all beside them) keep their times; the overlapped pairs and the step grow; the
@@ -372,21 +455,32 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
     if (gpu != hot_gpu) {
       // The balanced GPU's expert GEMMs take q of the hot GPU's: the hot one is longer by 1/q = 3.71.
       EXPECT_NEAR((e->end - e->start) / hot_dur, q, 1e-9) << name << " mb " << mb << " GPU " << gpu;
-      EXPECT_NEAR(e->start, h->second->start, 1e-12);
+      // Forward and input-gradient expert GEMMs start together after an all-to-all; the weight-gradient
+      // ones follow the input-gradient ones on each GPU without waiting.
+      if (name[0] != 'W') EXPECT_NEAR(e->start, h->second->start, 1e-12);
       ++expert_pairs;
     }
-    // Forward and backward expert GEMMs are followed by an all-to-all (combine, dispatch of the
-    // gradients); it starts when the hot GPU is done: every GPU of the group waits for it.
+    // Forward expert GEMMs are followed by the combine, weight-gradient ones (after the input-gradient
+    // ones, as TE's grouped GEMM backward computes both) by the dispatch of the gradients; it starts when
+    // the hot GPU is done: every GPU of the group waits for it.
     const char pass = name[0];
-    if (pass == 'F' || pass == 'B') {
+    if (pass == 'F' || pass == 'W') {
       const std::string layer = name.substr(2, name.size() - 2 - 8);  // "L3"
       const std::string coll =
-          std::string(1, pass) + " " + layer + (pass == 'F' ? " combine" : " dispatch grad");
+          (pass == 'F' ? "F " : "B ") + layer + (pass == 'F' ? " combine" : " dispatch grad");
       const auto c = seg.find({gpu, 1, coll, mb});
       ASSERT_NE(c, seg.end()) << coll << " mb " << mb << " GPU " << gpu;
       EXPECT_NEAR(c->second->start, h->second->end, 1e-12) << coll;
       if (gpu != hot_gpu) {
-        EXPECT_NEAR(c->second->start - e->end, (1 - q) * hot_dur, 1e-9) << coll;
+        // The balanced GPU waits for the rest of the hot GPU's expert work since the last all-to-all:
+        // (1 - q) of it (the forward GEMMs; the input- and weight-gradient GEMMs).
+        double since = hot_dur;
+        if (pass == 'W') {
+          const auto hb = seg.find({hot_gpu, 0, "B" + name.substr(1), mb});
+          ASSERT_NE(hb, seg.end()) << name;
+          since += hb->second->end - hb->second->start;
+        }
+        EXPECT_NEAR(c->second->start - e->end, (1 - q) * since, 1e-9) << coll;
       }
       ++waits;
     }
@@ -394,16 +488,16 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
   EXPECT_GT(expert_pairs, 0);
   EXPECT_GT(waits, 0);
 
-  // The hot GPU of each stage finishes last (its weight-gradient expert GEMMs of the last block follow
-  // the last all-to-all), and the step ends with a hot GPU.
+  // No GPU of a stage finishes after its hot GPU (after the last all-to-all every GPU runs the same
+  // attention work), and the step ends with a hot GPU.
   double latest = 0;
   int latest_gpu = -1;
   for (const auto& [gpu, end] : finish) {
     const int hot_gpu = stage_of_gpu(gpu) * stage_gpus + hot_rank * s.parallelism.etp;
     if (gpu != hot_gpu) {
-      EXPECT_LT(end, finish.at(hot_gpu)) << "GPU " << gpu;
+      EXPECT_LE(end, finish.at(hot_gpu)) << "GPU " << gpu;
     }
-    if (end > latest) {
+    if (end > latest || (end == latest && ep_index(gpu) == hot_rank)) {
       latest = end;
       latest_gpu = gpu;
     }
