@@ -88,6 +88,47 @@ double expected_busiest_load(double copies, int gpus) {
   return std::max(1.0, 1.0 + blom_quantile(gpus) * std::sqrt(mean * (1.0 - 1.0 / g)) / mean);
 }
 
+std::vector<double> rank_shares(const std::vector<double>& shares, const SlotMap& slots) {
+  std::vector<double> out(static_cast<std::size_t>(slots.ranks), 0.0);
+  for (int r = 0; r < slots.ranks; ++r)
+    for (const auto& [e, frac] : slots.slots[static_cast<std::size_t>(r)])
+      out[static_cast<std::size_t>(r)] += shares[static_cast<std::size_t>(e)] * frac;
+  return out;
+}
+
+std::vector<int> sampled_layers(int layers, int n) {
+  n = std::max(1, std::min(n, layers));
+  std::vector<int> out;
+  for (int j = 0; j < n && layers > 0; ++j) out.push_back(static_cast<int>(int64_t(j) * layers / n));
+  return out;
+}
+
+double expected_trace_load(const IterationPricer& P, double copies, int sample_layers) {
+  const auto& trace = P.trace_shares();
+  if (trace.empty() || copies <= 0) return 1.0;
+  const auto& maps = P.slot_maps();
+  const auto& mean = P.shares();
+  const int gpus = P.gpus();
+  const double z = blom_quantile(gpus);
+  double priced = 0, drawn = 0;
+  const std::vector<int> layers = sampled_layers(static_cast<int>(mean.size()), sample_layers);
+  for (int l : layers) {
+    const SlotMap& map = maps[static_cast<std::size_t>(l) % maps.size()];
+    double top = 0;
+    for (double p : rank_shares(mean[static_cast<std::size_t>(l)], map)) top = std::max(top, copies * p);
+    priced += top * double(trace.size());
+    for (const auto& step : trace) {
+      double t = 0;
+      for (double p : rank_shares(step[static_cast<std::size_t>(l)], map)) {
+        const double mu = copies * p;
+        t = std::max(t, mu + z * std::sqrt(mu * (1.0 - p)));
+      }
+      drawn += t;
+    }
+  }
+  return priced > 0 ? std::max(1.0, drawn / priced) : 1.0;
+}
+
 double decode_context(const std::vector<traces::Request>& requests) {
   double num = 0, den = 0;
   for (const traces::Request& q : requests) {
@@ -119,6 +160,7 @@ struct IterationPricer::Impl {
   RoutingContext rctx;
   std::vector<SlotMap> slot_maps;           ///< per MoE layer (one entry when every layer is placed alike)
   std::vector<std::vector<double>> shares;  ///< per MoE layer, expected shares
+  std::vector<std::vector<std::vector<double>>> trace;  ///< routing trace: per step, per MoE layer shares
   bool same_every_layer = false;
   bool two_microbatch = false;
   double overlap_slowdown = 1;  ///< compute beside the normal all-to-all kernels runs on fewer SMs
@@ -143,7 +185,32 @@ IterationPricer::IterationPricer(const Scenario& s, int instance)
     d.rctx = routing_context(inst_);
     d.rctx.geo.low_latency = low_latency_kernels(in);
     d.rctx.capacity_factor = 0;  // inference drops no token
-    const ExpertLoads loads = layer_loads(inst_, nullptr);
+    ExpertLoads loads;
+    if (inst_.routing.mode == RoutingMode::kTrace) {
+      // Each step's counts as shares; the placement and the prices take their mean over the steps (what
+      // EPLB computes from the history it has seen).
+      check_trace(inst_);
+      for_each_trace_step(inst_, 0, [&](int, std::vector<traces::RoutingSample>& layers) {
+        std::vector<std::vector<double>> step;
+        step.reserve(layers.size());
+        for (const traces::RoutingSample& x : layers) {
+          const std::vector<int64_t> c = x.expert_counts();
+          double total = 0;
+          for (int64_t v : c) total += double(v);
+          std::vector<double> sh(c.size(), 0.0);
+          for (std::size_t e = 0; e < c.size(); ++e) sh[e] = total > 0 ? double(c[e]) / total : 0.0;
+          step.push_back(std::move(sh));
+        }
+        d.trace.push_back(std::move(step));
+      });
+      loads.assign(d.trace.front().size(), std::vector<double>(static_cast<std::size_t>(m.moe.experts), 0.0));
+      for (const auto& step : d.trace)
+        for (std::size_t l = 0; l < loads.size(); ++l)
+          for (std::size_t e = 0; e < loads[l].size(); ++e)
+            loads[l][e] += step[l][e] / double(d.trace.size());
+    } else {
+      loads = layer_loads(inst_, nullptr);
+    }
     d.shares = loads;
     PlacementResult placed = place_for(inst_, loads);
     if (!placed.slot_maps.empty())
@@ -151,7 +218,7 @@ IterationPricer::IterationPricer(const Scenario& s, int instance)
     else
       d.slot_maps.push_back(SlotMap::from_assignment(
           place_experts(inst_.placement.policy, m.moe.experts, inst_.parallelism.ep), inst_.parallelism.ep));
-    d.same_every_layer = traces::is_uniform(inst_.routing.load) && d.slot_maps.size() == 1;
+    d.same_every_layer = traces::is_uniform(inst_.routing.load) && d.slot_maps.size() == 1 && d.trace.empty();
   }
   if (m.attention.sliding_window > 0) d.same_every_layer = false;
 
@@ -256,6 +323,16 @@ std::vector<IterationPricer::BlockTotals> IterationPricer::price_blocks(const Se
     }
   }
   return out;
+}
+
+const std::vector<std::vector<std::vector<double>>>& IterationPricer::trace_shares() const {
+  return impl_->trace;
+}
+const std::vector<std::vector<double>>& IterationPricer::shares() const {
+  return impl_->shares;
+}
+const std::vector<SlotMap>& IterationPricer::slot_maps() const {
+  return impl_->slot_maps;
 }
 
 IterationCost IterationPricer::price(const ServingBatch& batch) const {

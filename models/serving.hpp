@@ -71,6 +71,14 @@ class IterationPricer {
   /// workspace) / kv_bytes_per_token, whole blocks only; ≤ 0 when the weights do not fit.
   double kv_capacity_tokens() const { return kv_capacity_tokens_; }
 
+  /// routing.mode "trace": the trace's expert shares per step and MoE layer, each row summing to 1 (the
+  /// placement and the prices follow their mean over the steps). Empty in the other modes.
+  const std::vector<std::vector<std::vector<double>>>& trace_shares() const;
+  /// Expert shares per MoE layer the prices assume.
+  const std::vector<std::vector<double>>& shares() const;
+  /// The placement the prices assume, per MoE layer (one entry when every layer is placed alike).
+  const std::vector<SlotMap>& slot_maps() const;
+
   /// Forward-only totals of one block of an iteration (serving.cpp).
   struct BlockTotals;
 
@@ -94,6 +102,21 @@ double blom_quantile(int n);
 /// quantile Φ⁻¹((gpus − 0.375) / (gpus + 0.25)) standard deviations above the mean. At least 1. Small decode
 /// batches are skewed: 2,300 copies on 144 GPUs (16 each) give about 1.7.
 double expected_busiest_load(double copies, int gpus);
+
+/// Each EP rank's share of a layer's routed copies under `slots` for expert `shares`.
+std::vector<double> rank_shares(const std::vector<double>& shares, const SlotMap& slots);
+
+/// The MoE layers the per-iteration routing draws look at: `n` of `layers` spread evenly (the j-th is
+/// ⌊j · layers / n⌋), at most all of them.
+std::vector<int> sampled_layers(int layers, int n);
+
+/// routing.mode "trace", analytic engine: the expected busiest-GPU expert load of an iteration routing
+/// `copies` over pricer `P`'s GPUs, relative to what P prices (its mean shares), averaged over the trace's
+/// steps. Per step and sampled layer (routing.sample_layers) the busiest GPU is taken at
+/// max over g of (c·p_g + z·√(c·p_g·(1 − p_g))), p_g the GPU's share that step, z Blom's quantile for the
+/// GPU count: expected_busiest_load's normal approximation when the shares are even, an upper estimate
+/// when one GPU dominates. At least 1 when the trace's steps equal their mean.
+double expected_trace_load(const IterationPricer& P, double copies, int sample_layers);
 
 /// Tokens emitted per sequence per decode iteration with `mtp` speculative tokens each accepted with
 /// probability `p` (a draft is kept up to its first rejection): 1 + p + p² + … + p^mtp.
@@ -135,6 +158,7 @@ struct InstanceResult {
   double weight_bytes = 0, workspace_bytes = 0, kv_bytes_per_token = 0;  ///< per GPU
   double input_tokens_per_s_per_gpu = 0;   ///< prompt tokens (cached included) taken in
   double output_tokens_per_s_per_gpu = 0;  ///< tokens generated
+  int rebalances = 0;  ///< discrete-event engine: online EPLB rebalances over the run, every replica
 };
 
 /// One request as the discrete-event engine served it.

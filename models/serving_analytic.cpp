@@ -120,11 +120,15 @@ ServingBatch decode_batch(double seqs, double context, int queries, double kv_el
 }
 
 // Sampled routing: the routed experts of an iteration at the expected busiest-GPU load of its token copies
-// (every DP rank's batch alike), as the discrete-event engine draws it per iteration.
+// (every DP rank's batch alike), as the discrete-event engine draws it per iteration; trace routing: that
+// load averaged over the trace's steps (expected_trace_load).
 IterationCost priced(const IterationPricer& P, const Scenario& s, const ServingBatch& b) {
   IterationCost c = P.price(b);
-  if (s.routing.mode != RoutingMode::kSampled || s.model.moe.experts == 0) return c;
-  const double f = expected_busiest_load(b.tokens() * P.dp() * std::max(1, s.model.moe.top_k), P.gpus());
+  if (s.routing.mode == RoutingMode::kExpected || s.model.moe.experts == 0) return c;
+  const double copies = b.tokens() * P.dp() * std::max(1, s.model.moe.top_k);
+  const double f = s.routing.mode == RoutingMode::kTrace
+                       ? expected_trace_load(P, copies, s.routing.sample_layers)
+                       : expected_busiest_load(copies, P.gpus());
   c.seconds += c.experts * (f - 1);
   c.compute += c.experts * (f - 1);
   c.experts *= f;

@@ -94,7 +94,8 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                     {"workspace_bytes_per_gpu", i.workspace_bytes},
                     {"kv_bytes_per_token_per_gpu", i.kv_bytes_per_token},
                     {"input_tokens_per_s_per_gpu", i.input_tokens_per_s_per_gpu},
-                    {"output_tokens_per_s_per_gpu", i.output_tokens_per_s_per_gpu}});
+                    {"output_tokens_per_s_per_gpu", i.output_tokens_per_s_per_gpu},
+                    {"rebalances", i.rebalances}});
   for (std::size_t k = 0; k < r.instances.size(); ++k) {
     nlohmann::json ops = nlohmann::json::object();
     for (const auto& [name, sec] : r.instances[k].iteration.ops) ops[name] = sec;
@@ -193,7 +194,10 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
     out << "    compute " << ms(i.iteration.compute) << " (attention " << ms(i.iteration.attention)
         << ", experts " << ms(i.iteration.experts) << "), exposed communication "
         << ms(i.iteration.exposed_comm) << ", expert all-to-all " << ms(i.iteration.all_to_all)
-        << ", expert load max/mean " << fmt("%.3f", i.iteration.max_over_mean_gpu) << "\n";
+        << ", expert load max/mean " << fmt("%.3f", i.iteration.max_over_mean_gpu)
+        << (i.rebalances > 0 ? ", " + std::to_string(i.rebalances) + " online EPLB rebalances"
+                             : std::string())
+        << "\n";
     if (!i.iteration.ops.empty()) {
       auto ops = i.iteration.ops;
       std::stable_sort(ops.begin(), ops.end(),

@@ -201,7 +201,10 @@ const ParamTable<ServingSpec>& serving_params() {
               "probability that each speculative token is accepted (DeepSeek-V3 report §5.4.3: 0.85-0.9)"),
        integer("decode_batch", &ServingSpec::decode_batch, 0, 1 << 20, 0,
                "analytic engine: sequences per attention-DP rank in a decode batch (0: what the load, the KV "
-               "cache and max_running give)")}};
+               "cache and max_running give)"),
+       quantity("rebalance_interval", &ServingSpec::rebalance_interval, Dimension::kTime, 0.0,
+                "discrete-event engine with routing.mode trace: time between online EPLB rebalances of "
+                "each instance's expert placement from the loads routed since the last one (0: never)")}};
   return t;
 }
 

@@ -261,6 +261,10 @@ struct ServingSpec {
   /// Analytic engine: sequences per attention-DP rank in a decode batch (0: what the load, the KV cache and
   /// max_running allow).
   int decode_batch = 0;
+  /// Discrete-event engine with routing.mode "trace": simulated seconds between online EPLB rebalances of
+  /// each instance kind's expert placement from the loads its iterations routed since the last one (0:
+  /// the placement stays the one computed from the whole trace's mean loads).
+  double rebalance_interval = 0;
 };
 
 // ---------------------------------------------------------------------------- routing & placement

@@ -374,11 +374,11 @@ void validate_serving(Scenario& s, Problems& problems) {
           "at most the model's " + str(m.mtp_depth) + " MTP modules (model.mtp_depth)", str(sv.mtp_tokens));
   });
   independent([&] {
-    if (s.routing.mode == RoutingMode::kTrace)
-      bad(s, "/routing/mode",
-          "expected or sampled in a serving scenario (each iteration's routing comes from the load "
-          "generator)",
-          "\"trace\"");
+    if (sv.rebalance_interval > 0 && (s.routing.mode != RoutingMode::kTrace || m.moe.experts == 0))
+      bad(s, "/serving/rebalance_interval",
+          "0 unless routing.mode is \"trace\" on a model with experts (online rebalancing follows the "
+          "loads a routing trace records)",
+          str(sv.rebalance_interval) + " s with routing.mode \"" + to_string(s.routing.mode) + "\"");
   });
   independent([&] {
     if (s.workload.fp8_dispatch_grad || s.workload.bf16_layers_at_start > 0 ||

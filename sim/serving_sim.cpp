@@ -13,6 +13,8 @@
 #include <simgrid/s4u.hpp>
 #include <string>
 
+#include "models/placement.hpp"
+#include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
 #include "traces/load.hpp"
 
@@ -71,6 +73,11 @@ struct Kind {
   double iterations = 0, busy = 0, decode_seqs = 0, prefill_tokens = 0, all_to_all = 0, compute = 0,
          exposed = 0;
   double attention = 0, experts = 0, imbalance = 0, kv_used = 0, input_tokens = 0, output_tokens = 0;
+  int rebalances = 0;  // online EPLB rebalances of every replica of this kind
+  // Routing trace: the MoE layers each iteration's draw looks at, and the busiest GPU's share of each at
+  // the placement and mean shares the iteration prices assume.
+  std::vector<int> layers;
+  std::vector<double> priced_top;
 };
 
 struct Replica {
@@ -79,6 +86,12 @@ struct Replica {
   sg4::MutexPtr mutex;
   sg4::ConditionVariablePtr cv;
   traces::SplitMix64 rng{1};
+  // Routing trace: iterations run (the next one routes as trace step iterations mod steps), this
+  // replica's placement per MoE layer, and the routed copies per trace step since its last rebalance.
+  int64_t iterations = 0;
+  std::vector<models::SlotMap> slot_maps;
+  std::vector<double> window;
+  double last_rebalance = 0;
 };
 
 class ServingSim {
@@ -96,7 +109,8 @@ class ServingSim {
   int preempt(Replica& x, Rank& r, int keep);
   void finish(Replica& x, Rank& r, int id, double now);
   void start_transfer(Replica& from, Rank& r, int id);
-  double skew(Kind& k, double copies, traces::SplitMix64& g) const;
+  double skew(Kind& k, Replica& x, double copies);
+  void rebalance(Kind& k, Replica& x, double now);
   const IterationCost& price(Kind& k, const ServingBatch& b);
 
   const Scenario& s_;
@@ -149,6 +163,19 @@ void ServingSim::build() {
       };
       kind.running_cap = models::largest_batch(in.max_running, meets);
     }
+    const auto& trace = kind.pricer->trace_shares();
+    if (!trace.empty()) {
+      const auto& maps = kind.pricer->slot_maps();
+      const auto& mean = kind.pricer->shares();
+      kind.layers = models::sampled_layers(static_cast<int>(mean.size()), s_.routing.sample_layers);
+      for (int l : kind.layers) {
+        double top = 0;
+        for (double p : models::rank_shares(mean[static_cast<std::size_t>(l)],
+                                            maps[static_cast<std::size_t>(l) % maps.size()]))
+          top = std::max(top, p);
+        kind.priced_top.push_back(top);
+      }
+    }
     const double cap = kind.pricer->kv_capacity_tokens();
     for (int c = 0; c < in.count; ++c) {
       auto x = std::make_unique<Replica>();
@@ -158,6 +185,10 @@ void ServingSim::build() {
       x->cv = sg4::ConditionVariable::create();
       x->rng = traces::SplitMix64(s_.serving.requests.seed * 0x9E3779B97F4A7C15ULL + uint64_t(x->number) + 1);
       x->ranks.resize(static_cast<std::size_t>(kind.pricer->dp()));
+      if (!trace.empty()) {
+        x->slot_maps = kind.pricer->slot_maps();
+        x->window.assign(trace.size(), 0.0);
+      }
       for (std::size_t r = 0; r < x->ranks.size(); ++r) {
         Rank& rank = x->ranks[r];
         rank.blocks_total = rank.blocks_free = cap > 0 ? int64_t(cap) / block_ : 0;
@@ -305,9 +336,32 @@ void ServingSim::start_transfer(Replica& from, Rank& r, int id) {
 }
 
 // Busiest-GPU expert load drawn for one iteration over routing.sample_layers layers, relative to the
-// expected busiest load (normal approximation of each GPU's multinomial count).
-double ServingSim::skew(Kind& k, double copies, traces::SplitMix64& g) const {
-  if (s_.routing.mode != RoutingMode::kSampled || s_.model.moe.experts == 0 || copies <= 0) return 1.0;
+// expected busiest load (normal approximation of each GPU's multinomial count). Sampled mode: every GPU
+// expects the same share. Trace mode: the shares of the trace step this iteration takes (the replica's
+// iterations cycle through the steps) through the replica's current placement, against the busiest share
+// the prices assume (the whole trace's mean through the initial placement).
+double ServingSim::skew(Kind& k, Replica& x, double copies) {
+  traces::SplitMix64& g = x.rng;
+  if (s_.model.moe.experts == 0 || copies <= 0) return 1.0;
+  const auto& trace = k.pricer->trace_shares();
+  if (s_.routing.mode == RoutingMode::kTrace && !trace.empty()) {
+    const std::size_t step = static_cast<std::size_t>(x.iterations % static_cast<int64_t>(trace.size()));
+    x.window[step] += copies;
+    double drawn = 0, priced = 0;
+    for (std::size_t j = 0; j < k.layers.size(); ++j) {
+      const std::size_t l = static_cast<std::size_t>(k.layers[j]);
+      double top = 0;
+      for (double p : models::rank_shares(trace[step][l], x.slot_maps[l % x.slot_maps.size()])) {
+        const double mu = copies * p;
+        top = std::max(top, std::max(0.0, mu + std::sqrt(mu * (1 - p)) * normal(g)));
+      }
+      drawn += top;
+      priced += copies * k.priced_top[j];
+    }
+    ++x.iterations;
+    return priced > 0 ? std::max(1.0, drawn / priced) : 1.0;
+  }
+  if (s_.routing.mode != RoutingMode::kSampled) return 1.0;
   double expected_max = 0;
   for (double p : k.rank_share) expected_max = std::max(expected_max, copies * p);
   double sum = 0;
@@ -321,6 +375,30 @@ double ServingSim::skew(Kind& k, double copies, traces::SplitMix64& g) const {
     sum += top / expected_max;
   }
   return std::max(1.0, sum / layers);
+}
+
+// Online EPLB (serving.rebalance_interval): the replica's placement recomputed, by the scenario's
+// placement policy, from the expert loads its iterations routed since the last rebalance (each trace
+// step's shares weighted by the copies routed while it was current). Moving the expert weights is not
+// priced: DeepSeek's deployment loads them beside serving.
+void ServingSim::rebalance(Kind& k, Replica& x, double now) {
+  const auto& trace = k.pricer->trace_shares();
+  double total = 0;
+  for (double w : x.window) total += w;
+  x.last_rebalance = now;
+  if (total <= 0) return;
+  const auto& mean = k.pricer->shares();
+  models::ExpertLoads loads(mean.size(), std::vector<double>(mean.front().size(), 0.0));
+  for (std::size_t st = 0; st < trace.size(); ++st) {
+    if (x.window[st] <= 0) continue;
+    const double w = x.window[st] / total;
+    for (std::size_t l = 0; l < loads.size(); ++l)
+      for (std::size_t e = 0; e < loads[l].size(); ++e) loads[l][e] += w * trace[st][l][e];
+  }
+  models::PlacementResult placed = models::place_for(k.pricer->scenario(), loads);
+  if (!placed.slot_maps.empty()) x.slot_maps = std::move(placed.slot_maps);
+  std::fill(x.window.begin(), x.window.end(), 0.0);
+  ++k.rebalances;
 }
 
 const IterationCost& ServingSim::price(Kind& k, const ServingBatch& b) {
@@ -388,7 +466,7 @@ void ServingSim::instance_loop(Replica& x) {
     busiest.prefill_kv = busiest.prefill_tokens > 0 ? busiest_pairs / busiest.prefill_tokens : 0;
     busiest.prefill_context = busiest_ctx;
     const IterationCost& c = price(k, busiest);
-    const double load = skew(k, tokens_total * std::max(1, s_.model.moe.top_k), x.rng);
+    const double load = skew(k, x, tokens_total * std::max(1, s_.model.moe.top_k));
     const double t = c.seconds + c.experts * (load - 1);
     sg4::this_actor::sleep_for(t);
     const double now = sg4::Engine::get_clock();
@@ -398,6 +476,9 @@ void ServingSim::instance_loop(Replica& x) {
         k.exposed += c.exposed_comm;
     k.attention += c.attention, k.experts += c.experts * load, k.imbalance += load * c.max_over_mean_gpu;
     if (x.number == traced_replica_) expert_load_.emplace_back(now, load * c.max_over_mean_gpu);
+    if (s_.serving.rebalance_interval > 0 && !x.window.empty() &&
+        now - x.last_rebalance >= s_.serving.rebalance_interval)
+      rebalance(k, x, now);
     // Progress: prompt chunks, then one decode step of every running sequence.
     for (std::size_t ri = 0; ri < x.ranks.size(); ++ri) {
       Rank& r = x.ranks[ri];
@@ -595,6 +676,7 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
     ir.iteration.experts = k.experts / its;
     ir.iteration.max_over_mean_gpu = k.imbalance / its;
     ir.utilization = span > 0 ? k.busy / replicas / span : 0;
+    ir.rebalances = k.rebalances;
     ir.kv_used_tokens = k.busy > 0 ? k.kv_used / k.busy : 0;
     const double gpus = double(ir.gpus) * replicas;
     // While iterating: the instance kind's rate over the time its replicas spent in iterations.

@@ -13,6 +13,7 @@
 #include "scenarios/catalog.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
+#include "tests/serving_trace_fixture.hpp"
 #include "traces/load.hpp"
 
 namespace moesim::models {
@@ -201,6 +202,52 @@ TEST(ServingKernels, DecodeAttentionAgainstH200Measurements) {
 }
 
 // Instances on different GPUs: each is priced by its own GPU and that GPU's calibration.
+// A routing trace in a serving scenario (routing.mode "trace", tests/serving_trace_fixture.hpp): the
+// iteration prices follow the trace's mean shares, under which every GPU of EP8 holds 1/8 of the copies
+// (contiguous placement: 16 experts per GPU, one of them hot in 50 of the 400 steps); the analytic engine
+// scales the routed experts by the busiest GPU's share in each step over the priced one, averaged over the
+// steps. In every step the hot expert's GPU holds (30,000 + 15 · 1,000) / 157,000 = 0.286624 of the
+// copies: 2.29299 times the priced 1/8. At 10^9 copies the sampling noise adds under 0.1%.
+TEST(ServingTrace, AnalyticLoadFollowsTheTraceSteps) {
+  Json j = read(kExamples + "qwen3-30b-a3b-h100-colocated.json");
+  j["routing"] = {
+      {"policy", "softmax_topk"},
+      {"mode", "trace"},
+      {"trace", {{"path", testing::write_rotating_hot_trace("moesim-serving-trace-analytic.jsonl")}}}};
+  j["engine"]["kind"] = "analytic";
+  const Scenario s = load_json(j);
+  const IterationPricer p(s, 0);
+  ASSERT_EQ(p.gpus(), 8);
+  ASSERT_EQ(p.trace_shares().size(), 400u);
+  ASSERT_EQ(p.shares().size(), 48u);  // every MoE layer of Qwen3-30B-A3B takes the recorded layer
+  const double total = testing::kTraceHot + 127.0 * testing::kTraceCold;
+  EXPECT_NEAR(p.shares()[0][16], (50.0 * testing::kTraceHot + 350.0 * testing::kTraceCold) / 400 / total,
+              1e-12);
+  EXPECT_NEAR(p.shares()[0][1], testing::kTraceCold / total, 1e-12);
+  for (double v : rank_shares(p.shares()[0], p.slot_maps()[0])) EXPECT_NEAR(v, 0.125, 1e-12);
+  const double hand = (testing::kTraceHot + 15.0 * testing::kTraceCold) / total / 0.125;
+  EXPECT_NEAR(hand, 2.29299, 1e-5);
+  const double big = expected_trace_load(p, 1e9, 4);
+  EXPECT_GE(big, hand);
+  EXPECT_NEAR(big, hand, 1e-3 * hand);
+  EXPECT_GT(expected_trace_load(p, 1e4, 4), big);  // fewer copies: the sampling noise on top
+  // The engine's decode iterations carry it: their expert load max/mean is at least the step skew.
+  const ServingResult r = evaluate_serving_analytic(s, serving_requests(s));
+  ASSERT_EQ(r.instances.size(), 1u);
+  EXPECT_GE(r.instances[0].iteration.max_over_mean_gpu, hand);
+  // Online rebalancing needs a trace and a model with experts.
+  Json bad = j;
+  bad["routing"]["mode"] = "sampled";
+  bad["routing"].erase("trace");
+  bad["serving"]["rebalance_interval"] = "1s";
+  try {
+    load_json(bad);
+    ADD_FAILURE() << "rebalance_interval without a trace was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/serving/rebalance_interval"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ServingScenario, InstancesOnTheirOwnGpus) {
   Json j = colocated();
   j["serving"]["instances"] = Json::array(
