@@ -1,6 +1,7 @@
 // moesim command line: argument handling, and the only place that turns errors into exit codes
 // (cli/errors.hpp, docs/exit-codes.md).
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <iostream>
 #include <optional>
 
@@ -30,12 +31,43 @@ namespace {
 // (discrete-event), their table, JSON or CSV, and the run's output directory.
 int run_serving(const moesim::Scenario& s, moesim::OutputFormat format, const std::string& out_dir,
                 bool force, bool ops, bool report) {
-  if (ops)
-    throw moesim::ConfigError(
-        "--ops: expected a training scenario, found " + s.source +
-        " with workload.kind \"serving\" (a serving result lists each instance's iteration "
-        "by op: iteration_ops_s in --format json)");
   moesim::cli::check_scenario(s);
+  if (ops) {
+    // Every instance kind's iteration, op by op, at the analytic engine's steady-state batches (whichever
+    // engine the scenario names: the discrete-event engine prices its iterations with the same ops).
+    const moesim::models::ServingResult a =
+        moesim::models::evaluate_serving_analytic(s, moesim::models::serving_requests(s));
+    const auto rows = moesim::models::serving_op_rows(s, a);
+    switch (format) {
+      case moesim::OutputFormat::kJson:
+        std::cout << moesim::reports::serving_ops_json(rows, s).dump(2) << "\n";
+        break;
+      case moesim::OutputFormat::kCsv:
+        moesim::reports::write_serving_ops_csv(std::cout, rows, s);
+        break;
+      case moesim::OutputFormat::kTable:
+        for (std::size_t k = 0; k < rows.size(); ++k) {
+          const auto& ir = a.instances[k];
+          moesim::reports::OpsTableText t;
+          char batch[160];
+          std::snprintf(batch, sizeof batch, "%.1f decoding sequences + %.0f prompt tokens per DP rank",
+                        ir.decode_batch, ir.prefill_tokens);
+          t.title = "ops of one iteration of instance kind " + std::to_string(k) + " (" +
+                    moesim::to_string(ir.role) + ", " + ir.gpu +
+                    "), one GPU, at the analytic steady state: " + batch +
+                    "; routed experts at the placement's expected loads; every op in its own stream";
+          t.heading = "ms/iter";
+          t.scale = 1e3;
+          t.unit = "ms";
+          t.after_total =
+              "of op time per iteration (two microbatches and the all-to-all overlap: see the result)";
+          if (k > 0) std::cout << "\n";
+          moesim::reports::write_ops_table(std::cout, rows[k], 0, t);
+        }
+        break;
+    }
+    return a.feasible ? kOk : kInfeasible;
+  }
   const bool simulate = s.engine.kind == moesim::EngineKind::kDes;
   const std::string dir = !out_dir.empty() ? out_dir : s.outputs.dir;
   const std::string dir_option = !out_dir.empty() ? "--out" : "/outputs/dir of " + s.source;

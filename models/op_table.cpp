@@ -3,9 +3,8 @@
 #include "models/block_pricing.hpp"
 
 namespace moesim::models {
-namespace {
 
-const char* block_name(BlockKind k) {
+const char* block_kind_name(BlockKind k) {
   switch (k) {
     case BlockKind::kDense:
       return "dense";
@@ -16,6 +15,8 @@ const char* block_name(BlockKind k) {
   }
   return "";
 }
+
+namespace {
 
 // What prices a collective (models/network.hpp).
 std::string network_entry(CommKind c) {
@@ -67,11 +68,10 @@ void add_stage(const Scenario& s, const Workload& w, const ComputeCostModel& cm,
     const BlockCost& bc = w.blocks[static_cast<std::size_t>(b)];
     for (const Op& op : block_ops(w, b)) {
       const bool compute = op.kind != OpKind::kMemory && op.kind != OpKind::kComm;
-      row(bc.layer, block_name(bc.kind), op.name, op.pass, op.kind, compute ? op.work : 0,
+      row(bc.layer, block_kind_name(bc.kind), op.name, op.pass, op.kind, compute ? op.work : 0,
           compute ? 0 : op.work, op.seconds, op.precision);
       rows.back().recompute = op.recompute;
-      if (op.kind == OpKind::kComm) rows.back().priced_by = network_entry(op.comm);
-      if (op.kind == OpKind::kMemory) rows.back().priced_by = cm.priced_by_memory(op.memory);
+      rows.back().priced_by = op_priced_by(op, cm);
     }
   }
   if (rw.head) {
@@ -83,6 +83,12 @@ void add_stage(const Scenario& s, const Workload& w, const ComputeCostModel& cm,
 }
 
 }  // namespace
+
+std::string op_priced_by(const Op& op, const ComputeCostModel& cm) {
+  if (op.kind == OpKind::kComm) return network_entry(op.comm);
+  if (op.kind == OpKind::kMemory) return cm.priced_by_memory(op.memory);
+  return cm.priced_by(op.kind, op.precision);
+}
 
 const char* pass_name(Pass p) {
   switch (p) {

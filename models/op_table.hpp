@@ -30,6 +30,13 @@ struct OpRow {
   std::string priced_by;   ///< the calibration entry, roofline parameters or network model that priced it
 };
 
+/// What priced `op`: its calibration entry or roofline parameters (compute and memory-bound kernels), or
+/// the network model's parameters (collectives).
+std::string op_priced_by(const Op& op, const ComputeCostModel& cm);
+
+/// "dense", "moe" or "mtp".
+const char* block_kind_name(BlockKind k);
+
 /// The rows of every pipeline rank, in rank, stage, block and execution order. `cm` and `net` must be the
 /// models `w` was priced with. A rank runs each of its blocks once per microbatch; under DualPipe a rank
 /// holds stage r and pp-1-r and runs each for half the microbatches. The step-level work (data-parallel

@@ -258,7 +258,9 @@ IterationPricer::~IterationPricer() = default;
 struct IterationPricer::BlockTotals {
   double compute = 0, tp = 0, ep = 0, ep_exposed = 0, attention = 0, experts = 0, imbalance = 1;
   bool moe = false;
-  std::vector<std::pair<const char*, double>> ops;  // forward ops, in block order
+  int layer = 0;
+  BlockKind kind = BlockKind::kDense;
+  std::vector<Op> ops;  // forward ops, in block order
 };
 
 namespace {
@@ -271,9 +273,11 @@ IterationPricer::BlockTotals totals(const BlockCost& b) {
   t.ep = f.ep_comm + f.etp_comm;
   t.ep_exposed = f.ep_exposed;
   t.experts = f.experts;
+  t.layer = b.layer;
+  t.kind = b.kind;
   for (const Op& op : b.ops) {
     if (op.role == OpRole::kAttention && op.kind == OpKind::kAttention) t.attention += op.seconds;
-    t.ops.emplace_back(op.name, op.seconds);
+    t.ops.push_back(op);
   }
   return t;
 }
@@ -335,21 +339,82 @@ const std::vector<SlotMap>& IterationPricer::slot_maps() const {
   return impl_->slot_maps;
 }
 
+// Embedding lookup; the output head and sampling over the tokens that need logits (every decode query, the
+// last prompt token of each prefilled sequence).
+IterationPricer::Ends IterationPricer::ends(const ServingBatch& batch) const {
+  const auto& m = inst_.model;
+  Ends e;
+  const double h = m.hidden, V = double(m.vocab) / inst_.parallelism.tp;
+  e.tokens_with_logits = batch.decode_seqs * batch.decode_queries + batch.prefill_seqs;
+  e.embedding_bytes = batch.tokens() * h * kActivationBytes;
+  e.embedding = cm_->memory_bound(e.embedding_bytes);
+  e.head_flops = 2 * e.tokens_with_logits * V * h;
+  e.sampling_bytes = e.tokens_with_logits * V * 4.0 * 2;
+  if (e.tokens_with_logits > 0) {
+    e.head_gemm = cm_->gemm(e.tokens_with_logits, V, h, Precision::kBf16);
+    e.sampling = cm_->memory_bound(e.sampling_bytes);
+  }
+  return e;
+}
+
+std::vector<OpRow> IterationPricer::op_rows(const ServingBatch& batch) const {
+  std::vector<OpRow> rows;
+  if (batch.tokens() <= 0) return rows;
+  ServingBatch b = batch;
+  double count = 1;
+  if (impl_->two_microbatch) {
+    b.decode_seqs /= 2;
+    b.prefill_tokens /= 2;
+    b.prefill_seqs /= 2;
+    b.prefill_context /= 2;
+    count = 2;
+  }
+  const auto add = [&](int layer, const std::string& block, const std::string& name, OpKind kind,
+                       double flops, double bytes, double seconds, double n, const std::string& by) {
+    OpRow r;
+    r.layer = layer;
+    r.block = block;
+    r.name = name;
+    r.kind = kind;
+    r.count = n;
+    r.flops = flops;
+    r.bytes = bytes;
+    r.seconds = seconds;
+    r.priced_by = by;
+    rows.push_back(std::move(r));
+  };
+  for (const BlockTotals& t : price_blocks(b))
+    for (const Op& op : t.ops) {
+      const bool compute = op.kind != OpKind::kMemory && op.kind != OpKind::kComm;
+      add(t.layer, block_kind_name(t.kind), op.name, op.kind, compute ? op.work : 0, compute ? 0 : op.work,
+          op.seconds, count, op_priced_by(op, *cm_));
+    }
+  const Ends e = ends(batch);
+  add(-1, "embedding", "embedding", OpKind::kMemory, 0, e.embedding_bytes, e.embedding, 1,
+      cm_->priced_by_memory(MemoryKernel::kStream));
+  if (e.tokens_with_logits > 0) {
+    add(-1, "head", "head", OpKind::kGemm, e.head_flops, 0, e.head_gemm, 1,
+        cm_->priced_by(OpKind::kGemm, Precision::kBf16));
+    add(-1, "head", "sampling", OpKind::kMemory, 0, e.sampling_bytes, e.sampling, 1,
+        cm_->priced_by_memory(MemoryKernel::kStream));
+  }
+  return rows;
+}
+
 IterationCost IterationPricer::price(const ServingBatch& batch) const {
   IterationCost out;
   const double T = batch.tokens();
   if (T <= 0) return out;
-  const auto& m = inst_.model;
   double imbalance = 0;
   int moe_layers = 0;
   const auto add_ops = [&](const BlockTotals& t, double times) {
-    for (const auto& op : t.ops) {
-      const std::string name = op.first;
+    for (const Op& op : t.ops) {
+      const std::string name = op.name;
       auto it = std::find_if(out.ops.begin(), out.ops.end(), [&](const auto& o) { return o.first == name; });
       if (it == out.ops.end())
-        out.ops.emplace_back(name, times * op.second);
+        out.ops.emplace_back(name, times * op.seconds);
       else
-        it->second += times * op.second;
+        it->second += times * op.seconds;
     }
   };
   if (impl_->two_microbatch) {
@@ -382,13 +447,8 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
       add_ops(t, 1);
     }
   }
-  // Embedding lookup; the output head and sampling over the tokens that need logits (every decode
-  // query, the last prompt token of each prefilled sequence).
-  const double h = m.hidden, V = double(m.vocab) / inst_.parallelism.tp;
-  const double Th = batch.decode_seqs * batch.decode_queries + batch.prefill_seqs;
-  const double embedding = cm_->memory_bound(T * h * kActivationBytes);
-  const double head =
-      Th > 0 ? cm_->gemm(Th, V, h, Precision::kBf16) + cm_->memory_bound(Th * V * 4.0 * 2) : 0.0;
+  const Ends e = ends(batch);
+  const double embedding = e.embedding, head = e.head_gemm + e.sampling;
   out.compute += embedding + head;
   out.ops.emplace_back("embedding", embedding);
   out.ops.emplace_back("head", head);

@@ -18,6 +18,7 @@
 #include "models/block_pricing.hpp"
 #include "models/compute_cost.hpp"
 #include "models/network.hpp"
+#include "models/op_table.hpp"
 #include "models/routing_model.hpp"
 #include "scenarios/scenario.hpp"
 #include "traces/requests.hpp"
@@ -71,6 +72,12 @@ class IterationPricer {
   /// workspace) / kv_bytes_per_token, whole blocks only; ≤ 0 when the weights do not fit.
   double kv_capacity_tokens() const { return kv_capacity_tokens_; }
 
+  /// Every op of one iteration over `batch`, block by block (pp_rank and stage 0, pass F, count 1, or 2
+  /// per half with two_microbatch), then the embedding and the head, each with what priced it: what
+  /// price() sums. Routed experts at the placement's expected loads (sampled and trace routing scale them
+  /// per iteration); computation beside the other half's all-to-all is not slowed here.
+  std::vector<OpRow> op_rows(const ServingBatch& batch) const;
+
   /// routing.mode "trace": the trace's expert shares per step and MoE layer, each row summing to 1 (the
   /// placement and the prices follow their mean over the steps). Empty in the other modes.
   const std::vector<std::vector<std::vector<double>>>& trace_shares() const;
@@ -84,6 +91,12 @@ class IterationPricer {
 
  private:
   struct Impl;
+  /// Work outside the blocks: the embedding lookup, the output head and the sampling over its logits.
+  struct Ends {
+    double tokens_with_logits = 0, embedding_bytes = 0, embedding = 0, head_flops = 0, head_gemm = 0,
+           sampling_bytes = 0, sampling = 0;
+  };
+  Ends ends(const ServingBatch& batch) const;
   std::vector<BlockTotals> price_blocks(const ServingBatch& batch) const;
   Scenario inst_;
   std::unique_ptr<ComputeCostModel> cm_;
@@ -159,6 +172,9 @@ struct InstanceResult {
   double input_tokens_per_s_per_gpu = 0;   ///< prompt tokens (cached included) taken in
   double output_tokens_per_s_per_gpu = 0;  ///< tokens generated
   int rebalances = 0;  ///< discrete-event engine: online EPLB rebalances over the run, every replica
+  /// Analytic engine: the per-DP-rank batches its iterations are priced at, each with its share of the
+  /// iterations (colocated: without and with a prompt chunk).
+  std::vector<std::pair<ServingBatch, double>> priced_batches;
 };
 
 /// One request as the discrete-event engine served it.
@@ -206,5 +222,10 @@ struct ServingResult {
 /// transfer over the fabric for disaggregated instances. Mean latencies only (percentiles need the
 /// discrete-event engine).
 ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<traces::Request>& requests);
+
+/// `moesim run --ops` on a serving scenario: every instance kind's iteration ops (IterationPricer::op_rows)
+/// at the batches the analytic engine's steady state priced (`analytic`'s priced_batches), each batch's
+/// counts weighted by its share of the iterations; one list per instance kind, in scenario order.
+std::vector<std::vector<OpRow>> serving_op_rows(const Scenario& s, const ServingResult& analytic);
 
 }  // namespace moesim::models

@@ -145,6 +145,21 @@ void add_prefill(ServingBatch& b, double tokens, const Load& L) {
 
 }  // namespace
 
+std::vector<std::vector<OpRow>> serving_op_rows(const Scenario& s, const ServingResult& analytic) {
+  std::vector<std::vector<OpRow>> out;
+  for (std::size_t k = 0; k < s.serving.instances.size() && k < analytic.instances.size(); ++k) {
+    const IterationPricer P(s, static_cast<int>(k));
+    std::vector<OpRow> rows;
+    for (const auto& [batch, share] : analytic.instances[k].priced_batches)
+      for (OpRow r : P.op_rows(batch)) {
+        r.count *= share;
+        rows.push_back(std::move(r));
+      }
+    out.push_back(std::move(rows));
+  }
+  return out;
+}
+
 LatencyStats latency_stats(std::vector<double>& v) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   if (v.empty()) return {nan, nan, nan, nan};
@@ -284,17 +299,19 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       const double capacity = budget / cf.seconds;  // uncached tokens per second per DP rank
       const double demand = lam * L.uncached;
       ir.utilization = demand / capacity;
+      ServingBatch last = full;  // the batch partial() priced last
       const auto partial = [&](double k) {
         const double m = std::max(1.0, k / P.dp());
         const double z = blom_quantile(static_cast<int>(std::max(1.0, std::min(k, double(P.dp())))));
         const double tokens = m * L.tokens_mean + std::sqrt(m) * L.tokens_sd * z;
-        if (tokens >= budget) return cf;
+        if (tokens >= budget) return last = full, cf;
         ServingBatch x;
         x.kv_elem_bytes = kv_elem;
         x.prefill_tokens = std::max(1.0, tokens);
         x.prefill_seqs = m;
         x.prefill_kv = (m * L.pairs_mean + std::sqrt(m) * L.pairs_sd * z) / x.prefill_tokens;
         x.prefill_context = m * L.context_mean + std::sqrt(m) * L.context_sd * z;
+        last = x;
         return priced(P, s, x);
       };
       IterationCost ci = partial(1);
@@ -305,7 +322,8 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
         ci = next;
         if (done) break;
       }
-      if (ir.utilization >= 1) ci = cf;
+      if (ir.utilization >= 1) ci = cf, last = full;
+      ir.priced_batches = {{last, 1.0}};
       // TTFT: the rest of the iteration in progress, its own iteration (as many as its chunks need),
       // and an M/D/1 wait for full chunks as the load nears capacity.
       const double rho = std::min(ir.utilization, 0.999999);
@@ -395,6 +413,19 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
             if (n2 == name) with = s2;
           sec = blend(sec, with);
         }
+        // Ops only iterations with a prompt chunk run (prefill attention), in their share.
+        for (const auto& [name, sec] : m.chunk.ops) {
+          bool seen = false;
+          for (const auto& [n2, s2] : m.plain.ops) seen = seen || n2 == name;
+          if (!seen) c.ops.emplace_back(name, blend(0.0, sec));
+        }
+      }
+      ir.priced_batches = {{decode_batch(b, ctx, queries, kv_elem), mixed ? 1 - m.share : 1.0}};
+      if (mixed && m.share > 0) {
+        ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
+        add_prefill(x, std::min(U, spare(b)), L);
+        x.prefill_seqs = 1;
+        ir.priced_batches.emplace_back(x, m.share);
       }
       const double p = mixed ? lam * U * t : 0.0;  // prompt tokens per rank per iteration, on average
       ir.decode_batch = b;

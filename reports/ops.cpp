@@ -1,6 +1,7 @@
 #include "reports/ops.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <iomanip>
 #include <map>
 #include <tuple>
@@ -56,6 +57,47 @@ Json ops_json(const std::vector<OpRow>& rows) {
 }
 
 void write_ops_table(std::ostream& out, const std::vector<OpRow>& rows, int rank) {
+  OpsTableText t;
+  t.title = "ops of pipeline rank " + std::to_string(rank) +
+            ", one GPU, one step (the busiest GPU's expert ops); every op in its own stream, not overlapped";
+  t.after_total =
+      "of op time per step (the step overlaps communication and adds the pipeline bubble, data-parallel sync "
+      "and optimizer: see the result)";
+  write_ops_table(out, rows, rank, t);
+}
+
+void write_serving_ops_csv(std::ostream& out, const std::vector<std::vector<OpRow>>& per_instance,
+                           const Scenario& s) {
+  out << "instance,role,layer,block,op,kind,count,flops,bytes,seconds,total_seconds,priced_by\n"
+      << std::setprecision(10);
+  for (std::size_t k = 0; k < per_instance.size(); ++k)
+    for (const OpRow& r : per_instance[k])
+      out << k << "," << to_string(s.serving.instances[k].role) << "," << r.layer << "," << r.block << ","
+          << csv_field(r.name) << "," << models::op_kind_name(r.kind) << "," << r.count << "," << r.flops
+          << "," << r.bytes << "," << r.seconds << "," << r.count * r.seconds << "," << csv_field(r.priced_by)
+          << "\n";
+}
+
+Json serving_ops_json(const std::vector<std::vector<OpRow>>& per_instance, const Scenario& s) {
+  Json a = Json::array();
+  for (std::size_t k = 0; k < per_instance.size(); ++k)
+    for (const OpRow& r : per_instance[k])
+      a.push_back(Json{{"instance", k},
+                       {"role", to_string(s.serving.instances[k].role)},
+                       {"layer", r.layer},
+                       {"block", r.block},
+                       {"op", r.name},
+                       {"kind", models::op_kind_name(r.kind)},
+                       {"count", r.count},
+                       {"flops", r.flops},
+                       {"bytes", r.bytes},
+                       {"seconds", r.seconds},
+                       {"total_seconds", r.count * r.seconds},
+                       {"priced_by", r.priced_by}});
+  return a;
+}
+
+void write_ops_table(std::ostream& out, const std::vector<OpRow>& rows, int rank, const OpsTableText& text) {
   struct Sum {
     const OpRow* first = nullptr;
     double count = 0, total = 0, flops = 0, bytes = 0;
@@ -83,25 +125,25 @@ void write_ops_table(std::ostream& out, const std::vector<OpRow>& rows, int rank
   // Largest total first; ties in first-seen order (stable).
   std::stable_sort(order.begin(), order.end(),
                    [&](const auto& a, const auto& b) { return sums[a].total > sums[b].total; });
-  out << "ops of pipeline rank " << rank << ", one GPU, one step (the busiest GPU's expert ops); "
-      << "every op in its own stream, not overlapped\n";
+  out << text.title << "\n";
   out << std::left << std::setw(28) << "op" << std::setw(5) << "pass" << std::setw(13) << "kind" << std::right
       << std::setw(9) << "count" << std::setw(12) << "TFLOP/exec" << std::setw(11) << "GB/exec"
-      << std::setw(12) << "us/exec" << std::setw(11) << "s/step" << std::setw(8) << "share"
+      << std::setw(12) << "us/exec" << std::setw(11) << text.heading << std::setw(8) << "share"
       << "  priced by\n";
   for (const auto& key : order) {
     const Sum& s = sums[key];
     const OpRow& r = *s.first;
     const std::string name = r.name + (r.recompute ? " (rc)" : "");
     out << std::left << std::setw(28) << name << std::setw(5) << models::pass_name(r.pass) << std::setw(13)
-        << models::op_kind_name(r.kind) << std::right << std::setw(9) << fmt("%.0f", s.count) << std::setw(12)
+        << models::op_kind_name(r.kind) << std::right << std::setw(9)
+        << fmt(s.count == std::floor(s.count) ? "%.0f" : "%.2f", s.count) << std::setw(12)
         << (s.flops > 0 ? fmt("%.4f", s.flops / s.count / 1e12) : std::string("-")) << std::setw(11)
         << (s.bytes > 0 ? fmt("%.4f", s.bytes / s.count / 1e9) : std::string("-")) << std::setw(12)
-        << fmt(s.mixed ? "~%.1f" : "%.1f", s.total / s.count * 1e6) << std::setw(11) << fmt("%.4f", s.total)
-        << std::setw(8) << fmt("%.1f%%", all > 0 ? 100 * s.total / all : 0.0) << "  " << r.priced_by << "\n";
+        << fmt(s.mixed ? "~%.1f" : "%.1f", s.total / s.count * 1e6) << std::setw(11)
+        << fmt("%.4f", s.total * text.scale) << std::setw(8)
+        << fmt("%.1f%%", all > 0 ? 100 * s.total / all : 0.0) << "  " << r.priced_by << "\n";
   }
-  out << "total " << fmt("%.4f", all) << " s of op time per step (the step overlaps communication and "
-      << "adds the pipeline bubble, data-parallel sync and optimizer: see the result)\n";
+  out << "total " << fmt("%.4f", all * text.scale) << " " << text.unit << " " << text.after_total << "\n";
 }
 
 }  // namespace moesim::reports

@@ -248,6 +248,47 @@ TEST(ServingTrace, AnalyticLoadFollowsTheTraceSteps) {
   }
 }
 
+// `moesim run --ops` on a serving scenario: each instance kind's op rows at the analytic steady state's
+// batches, weighted by their shares of the iterations, add up per op to the iteration's ops in the result
+// (which both engines' tables print), on the disaggregated DeepSeek example (prefill and decode, two
+// microbatches: every block op twice per iteration) and the colocated Qwen3 example (decode iterations
+// with and without a prompt chunk, prefill attention only in the latter). Every row names what priced it.
+TEST(ServingOps, RowsAddUpToTheIterationsOps) {
+  for (const char* f : {"deepseek-v3-h800-disaggregated.json", "qwen3-30b-a3b-h100-colocated.json"}) {
+    Json j = read(kExamples + f);
+    j["routing"]["mode"] = "expected";
+    const Scenario s = load_json(j, f);
+    const ServingResult r = evaluate_serving_analytic(s, serving_requests(s));
+    const auto rows = serving_op_rows(s, r);
+    ASSERT_EQ(rows.size(), r.instances.size()) << f;
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      const auto& ops = r.instances[k].iteration.ops;
+      ASSERT_FALSE(ops.empty()) << f;
+      double priced_total = 0, rows_total = 0;
+      for (const auto& [name, sec] : ops) {
+        double sum = 0;
+        for (const OpRow& row : rows[k])
+          if (row.name == name || (name == "head" && row.name == "sampling")) sum += row.count * row.seconds;
+        EXPECT_NEAR(sum, sec, 1e-9 * std::max(sec, 1e-9)) << f << " instance " << k << " op " << name;
+        priced_total += sec;
+      }
+      for (const OpRow& row : rows[k]) {
+        rows_total += row.count * row.seconds;
+        EXPECT_FALSE(row.priced_by.empty()) << row.name;
+      }
+      EXPECT_NEAR(rows_total, priced_total, 1e-9 * priced_total) << f << " instance " << k;
+    }
+  }
+  // Two microbatches: each MoE block's dispatch runs twice per iteration.
+  const Scenario ds = load_json(read(kExamples + "deepseek-v3-h800-disaggregated.json"));
+  const ServingResult r = evaluate_serving_analytic(ds, serving_requests(ds));
+  const auto rows = serving_op_rows(ds, r);
+  double dispatches = 0;
+  for (const OpRow& row : rows[1])
+    if (row.name == "moe.dispatch") dispatches += row.count;
+  EXPECT_DOUBLE_EQ(dispatches, 2.0 * 58);  // 58 MoE layers of DeepSeek-V3
+}
+
 TEST(ServingScenario, InstancesOnTheirOwnGpus) {
   Json j = colocated();
   j["serving"]["instances"] = Json::array(
