@@ -67,25 +67,24 @@ const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
 // MLP(B)+MLP(W) | dispatch(F); MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Work outside blocks
 // (embedding, head) and blocking collectives (tensor- and expert-tensor-parallel) add serially.
 //
-// With delayed weight gradients (`delay_w`, Megatron-Core --delay-wgrad-compute) the compute stream
-// runs ATTN(F), MLP(B), MLP(W), MLP(F), ATTN(B), ATTN(W): B's dispatch waits for MLP(B) only and runs
-// beside MLP(W) and MLP(F), and the next block's combine(B) waits for ATTN(B) only and runs beside
-// ATTN(W) and the next ATTN(F).
+// Megatron-Core's delayed weight gradients (`--delay-wgrad-compute`) leave this order as it is: every node
+// of a model chunk waits for the chunk's one CUDA event and records it (ModelChunkSchedulePlan), so B's
+// dispatch still follows MLP(W) and the next combine(B) ATTN(W); only the chunk's last ATTN(W) moves after
+// its pipeline send (the discrete-event engine prices that).
 //
 // The two streams run with their real dependencies, on every GPU of the EP group: a computation needs
 // the all-to-all that carries its input, and an all-to-all needs the computation that produces what it
 // carries finished on every GPU of the group, and the communication stream free. A GPU therefore runs
 // consecutive computations back to back when it is not the one the all-to-all between them waits for:
-// with the same load on every GPU and without delayed weight gradients this is the sum over slots of
-// max(compute, communication); with per-GPU loads that differ from layer to layer (the F chunk's layer
-// and the B chunk's layer have different busiest GPUs) a GPU's expert work of one layer follows its
-// expert work of the other without waiting, and the pair takes the busiest GPU of the sum, not the sum
-// of each layer's busiest GPU (docs/model.md, Schedules). Routed-expert time on GPU g is the busiest
-// GPU's price times g's rank_load, as in the discrete-event engine. A computation beside an all-to-all
-// has the SMs the communication kernels leave. `gpus`: uneven_gpus(w) (1 when every GPU carries the
-// same load: one stands for all). `c` is scratch space.
+// with the same load on every GPU this is the sum over slots of max(compute, communication); with per-GPU
+// loads that differ from layer to layer (the F chunk's layer and the B chunk's layer have different busiest
+// GPUs) a GPU's expert work of one layer follows its expert work of the other without waiting, and the pair
+// takes the busiest GPU of the sum, not the sum of each layer's busiest GPU (docs/model.md, Schedules).
+// Routed-expert time on GPU g is the busiest GPU's price times g's rank_load, as in the discrete-event
+// engine. A computation beside an all-to-all has the SMs the communication kernels leave. `gpus`:
+// uneven_gpus(w) (1 when every GPU carries the same load: one stands for all). `c` is scratch space.
 double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, std::size_t gpus,
-                     std::vector<double>& c, bool delay_w) {
+                     std::vector<double>& c) {
   const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
   c.assign(gpus, 0.0);
   const PassCost zero;
@@ -119,25 +118,12 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
     const double combine_b = send(attn_b_done, B.combine);
     const double attn_f = run(F.attn_compute, 0, nullptr, combine_f_prev, B.combine);
     const double dispatch_f = send(attn_f, F.dispatch);
-    double mlp_b;
-    if (delay_w) {
-      mlp_b = run(B.mlp_compute - B.experts, B.experts, lb, combine_b, F.dispatch);
-      run(W.mlp_compute - W.experts, W.experts, lb, 0, B.dispatch);
-    } else {
-      mlp_b = run(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb, combine_b,
-                  F.dispatch);
-    }
+    const double mlp_b = run(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb,
+                             combine_b, F.dispatch);
     const double dispatch_b = send(mlp_b, B.dispatch);
     const double mlp_f = run(F.mlp_compute - F.experts, F.experts, lf, dispatch_f, B.dispatch);
     send(mlp_f, F.combine);
-    if (delay_w) {
-      attn_b_done = run(B.attn_compute, 0, nullptr, dispatch_b, F.combine);
-      // Beside the next block's combine(B), if the chunk has one.
-      const double next_combine = i + 1 < nb ? w.blocks[b.blocks[nb - 2 - i]].pass[1].combine : 0.0;
-      run(W.attn_compute, 0, nullptr, 0, next_combine);
-    } else {
-      attn_b_done = run(B.attn_compute + W.attn_compute, 0, nullptr, dispatch_b, F.combine);
-    }
+    attn_b_done = run(B.attn_compute + W.attn_compute, 0, nullptr, dispatch_b, F.combine);
     serial += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed + F.etp_comm + B.etp_comm;
     fb += F.compute;
     bb += B.compute + W.compute;
@@ -297,7 +283,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   if (dualpipe) {
     pair_fb.resize(static_cast<std::size_t>(par.pp));
     for (int rank = 0; rank < par.pp; ++rank)
-      pair_fb[rank] = dualpipe_pair(w, w.ranks[rank], w.ranks[par.pp - 1 - rank], gpus, scratch, false);
+      pair_fb[rank] = dualpipe_pair(w, w.ranks[rank], w.ranks[par.pp - 1 - rank], gpus, scratch);
   }
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
@@ -330,7 +316,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
     // Combined 1F1B: a steady unit overlaps this rank's forward chunk with its backward chunk, block by
     // block, as a DualPipe pair does.
-    if (ep_overlap) e.chunk.fb_pair = dualpipe_pair(w, rw, rw, gpus, scratch, par.delay_wgrad);
+    if (ep_overlap) e.chunk.fb_pair = dualpipe_pair(w, rw, rw, gpus, scratch);
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
     const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);

@@ -144,9 +144,9 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
                "chunk and the backward chunk before it overlap their all-to-alls with each other's compute "
                "(1f1b with pp 1, or interleaved)"),
        boolean("delay_wgrad", &ParallelismSpec::delay_wgrad, false,
-               "with ep_overlap: Megatron-Core --delay-wgrad-compute, the backward chunk's expert weight "
-               "gradients run beside its dispatch all-to-all and each block's attention weight gradients "
-               "beside the next block's combine, instead of before them")}};
+               "with ep_overlap: Megatron-Core --delay-wgrad-compute; a model chunk's nodes run in order on "
+               "one CUDA event, so only the backward chunk's last attention weight gradients move, past its "
+               "pipeline send (discrete-event engine)")}};
   return t;
 }
 

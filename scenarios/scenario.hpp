@@ -154,9 +154,9 @@ struct ParallelismSpec {
   /// and interleaved schedules, each forward chunk and the backward chunk after it run as one overlapped
   /// pair, one's all-to-all under the other's computation (as a DualPipe pair does).
   bool ep_overlap = false;
-  /// Megatron-Core's `--delay-wgrad-compute` (with ep_overlap only): in a combined-1F1B pair the
-  /// backward chunk's expert weight gradients run after the input gradients, beside its dispatch
-  /// all-to-all, and each block's attention weight gradients beside the next block's combine.
+  /// Megatron-Core's `--delay-wgrad-compute` (with ep_overlap only): a model chunk's nodes run in order on
+  /// one CUDA event, so only the backward chunk's last attention weight gradients move, past its pipeline
+  /// send.
   bool delay_wgrad = false;
 };
 

@@ -1,6 +1,7 @@
 #include "sim/des_program.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "models/analytic.hpp"
 
@@ -270,12 +271,9 @@ void ProgramBuilder::forward_block(Program& p, int b, int mb, int v) const {
 
 // The routed experts' weight gradients go where Megatron-Core computes them: with the input gradients,
 // before the dispatch all-to-all that carries those (TE's grouped GEMM backward computes both), and the
-// attention's after its input gradients. With delayed weight gradients (`delay_w`, inside a combined-1F1B
-// pair) the dispatch leaves after the input gradients and the expert weight gradients run beside it, and
-// the attention's wait for the next block's combine (megatron/core/models/common/
-// model_chunk_schedule_plan.py, TransformerLayerSchedulePlan.run).
-void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_w, bool delay_w,
-                                    int& pending) const {
+// attention's after its input gradients. `defer_attention_w`: the attention's are left for the caller.
+void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_w,
+                                    bool defer_attention_w) const {
   const BlockSegs& g = segs_[b];
   const PassSegs& k = g.pass[1];
   if (g.moe >= 0 && k.recompute_a2a) {  // full recompute: the forward's all-to-alls again
@@ -285,7 +283,6 @@ void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_
     wait(p);
   }
   if (g.moe < 0) {
-    if (pending >= 0) attention_weight(p, pending, mb, v, false), pending = -1;
     compute(p, k.pre, 'B', g.layer, mb, v, "block", k.tp, k.cp, k.etp);
     if (with_w) weight_block(p, b, mb, v);
     return;
@@ -296,41 +293,30 @@ void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_
     compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
   }
   ready(p, g.moe, kCombineB, 'B', g.layer, mb, v);
-  if (pending >= 0) attention_weight(p, pending, mb, v, true), pending = -1;
   if (shared_overlap_) compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
   wait(p);
   expert(p, k.experts, g.moe, 'B', g.layer, mb, v);
-  if (with_w && !delay_w) mlp_weight(p, b, mb, v, false);
+  if (with_w) mlp_weight(p, b, mb, v);
   ready(p, g.moe, kDispatchB, 'B', g.layer, mb, v);
-  if (with_w && delay_w) mlp_weight(p, b, mb, v, true);
   if (shared_overlap_) compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
   wait(p);
   compute(p, k.pre, 'B', g.layer, mb, v, "attention+router", k.tp, k.cp, k.etp);
-  if (with_w) {
-    if (delay_w)
-      pending = b;
-    else
-      attention_weight(p, b, mb, v, false);
-  }
+  if (with_w && !defer_attention_w) attention_weight(p, b, mb, v);
 }
 
 // A block's weight gradients outside the routed and shared experts (attention, router, norms).
-void ProgramBuilder::attention_weight(Program& p, int b, int mb, int v, bool stick) const {
+void ProgramBuilder::attention_weight(Program& p, int b, int mb, int v) const {
   const BlockSegs& g = segs_[b];
   const PassSegs& x = g.pass[2];
-  const std::size_t at = p.ins.size();
   compute(p, x.pre, 'W', g.layer, mb, v, "weight grads", x.tp, x.cp, x.etp);
-  for (std::size_t i = at; i < p.ins.size(); ++i) p.ins[i].stick = stick;
 }
 
 // A block's expert weight gradients: shared experts, unpermute, routed experts.
-void ProgramBuilder::mlp_weight(Program& p, int b, int mb, int v, bool stick) const {
+void ProgramBuilder::mlp_weight(Program& p, int b, int mb, int v) const {
   const BlockSegs& g = segs_[b];
   const PassSegs& x = g.pass[2];
-  const std::size_t at = p.ins.size();
   compute(p, x.shared_up + x.shared_down + x.post, 'W', g.layer, mb, v, "expert weight grads");
   expert(p, x.experts, g.moe, 'W', g.layer, mb, v);
-  for (std::size_t i = at; i < p.ins.size(); ++i) p.ins[i].stick = stick;
 }
 
 void ProgramBuilder::weight_block(Program& p, int b, int mb, int v) const {
@@ -353,7 +339,7 @@ void ProgramBuilder::forward(Program& p, const ChunkStep& st, int v, bool io) co
 }
 
 void ProgramBuilder::backward(Program& p, const ChunkStep& st, int v, bool with_w, bool io,
-                              bool delay_w) const {
+                              int* deferred) const {
   const int mb = st.microbatch;
   const double* emb = w_.ranks.front().embedding_seconds;
   const double* head = w_.ranks.back().head_seconds;
@@ -363,10 +349,13 @@ void ProgramBuilder::backward(Program& p, const ChunkStep& st, int v, bool with_
     if (with_w) compute(p, head[2], 'W', -1, mb, v, "head weight grads");
   }
   const auto& blocks = stage_blocks_[v];
-  int pending = -1;  // delayed attention weight gradients waiting for the next block's combine
-  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it)
-    backward_block(p, *it, mb, v, with_w, delay_w, pending);
-  if (pending >= 0) attention_weight(p, pending, mb, v, false);
+  for (auto it = blocks.rbegin(); it != blocks.rend(); ++it) {
+    // Delayed weight gradients: the chunk's last block leaves its attention's to the caller (after the
+    // pipeline send), when that block is a MoE block.
+    const bool defer = deferred != nullptr && std::next(it) == blocks.rend() && with_w && segs_[*it].moe >= 0;
+    backward_block(p, *it, mb, v, with_w, defer);
+    if (defer) *deferred = *it;
+  }
   if (first(v)) {
     compute(p, emb[1], 'B', -1, mb, v, "embedding");
     if (with_w) compute(p, emb[2], 'W', -1, mb, v, "embedding weight grads");
@@ -398,7 +387,11 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
   if (!last(vb)) recv(p, 'B', bs.chunk, bs.microbatch, vb);
   Program fa, fb;
   forward(fa, fs, vf, false);
-  backward(fb, bs, vb, with_w, false, s_.parallelism.ep_overlap && s_.parallelism.delay_wgrad);
+  // Megatron-Core's delayed weight gradients defer the backward chunk's last attention weight gradients
+  // past its pipeline send (TransformerLayerSchedulePlan.run, is_last_layer_in_bwd); every other weight
+  // gradient keeps its place, the chunk's nodes running in order on one CUDA event.
+  int deferred = -1;
+  backward(fb, bs, vb, with_w, false, s_.parallelism.delay_wgrad ? &deferred : nullptr);
   const auto lead = [](const Program& x) {
     double t = 0;
     for (const Instr& i : x.ins) {
@@ -431,7 +424,6 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
       emit(x);
       if (x.op == Ins::kReady) {
         p.colls.push_back(cur->colls[cc++]);
-        while (ic < cur->ins.size() && cur->ins[ic].stick) emit(cur->ins[ic++]);
         break;
       }
       if (dense && x.op == Ins::kCompute && io < other->ins.size()) break;
@@ -442,6 +434,7 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
   }
   if (!last(vf)) send(p, 'F', fs.chunk, vf + 1, fs.microbatch);
   if (!first(vb)) send(p, 'B', bs.chunk, vb - 1, bs.microbatch);
+  if (deferred >= 0) attention_weight(p, deferred, bs.microbatch, vb);
 }
 
 }  // namespace moesim::sim

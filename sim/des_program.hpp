@@ -90,7 +90,6 @@ struct Instr {
   int peer_rank = -1, key = 0;      ///< kSend: destination pipeline rank and message key; kRecv: key
   const char* what = "";            ///< segment label (timeline)
   ChunkPhase phase = kPhaseSteady;  ///< pipeline phase of the chunk the instruction belongs to
-  bool stick = false;  ///< in an overlapped pair: runs before the pair hands over to the other chunk
 };
 
 /// One all-to-all of a program.
@@ -135,17 +134,18 @@ class ProgramBuilder {
   void recv(Program& p, char kind, int chunk, int mb, int v) const;
   void send(Program& p, char kind, int c, int to_stage, int mb) const;
   void forward_block(Program& p, int b, int mb, int v) const;
-  /// `delay_w`: delayed weight gradients (parallelism.delay_wgrad) inside a combined-1F1B pair; `pending`
-  /// carries the block whose attention weight gradients wait for the next block's combine (-1: none).
-  void backward_block(Program& p, int b, int mb, int v, bool with_w, bool delay_w, int& pending) const;
-  void attention_weight(Program& p, int b, int mb, int v, bool stick) const;
-  void mlp_weight(Program& p, int b, int mb, int v, bool stick) const;
+  /// `defer_attention_w`: the block's attention weight gradients are left to the caller.
+  void backward_block(Program& p, int b, int mb, int v, bool with_w, bool defer_attention_w) const;
+  void attention_weight(Program& p, int b, int mb, int v) const;
+  void mlp_weight(Program& p, int b, int mb, int v) const;
   void weight_block(Program& p, int b, int mb, int v) const;
   bool first(int v) const { return v == 0; }
   bool last(int v) const { return v == stages_ - 1; }
   void forward(Program& p, const models::ChunkStep& st, int v, bool io = true) const;
+  /// `deferred` (delayed weight gradients): receives the last MoE block whose attention weight gradients
+  /// were not emitted (-1 when none), for the caller to emit after its pipeline send.
   void backward(Program& p, const models::ChunkStep& st, int v, bool with_w, bool io = true,
-                bool delay_w = false) const;
+                int* deferred = nullptr) const;
   void weight(Program& p, const models::ChunkStep& st, int v) const;
   void pair(Program& p, const models::ChunkStep& fs, int vf, const models::ChunkStep& bs, int vb) const;
 

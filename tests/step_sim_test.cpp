@@ -214,18 +214,13 @@ TEST(StepSimAgreement, CombinedOneFOneBEpOverlap) {
 }
 
 // One MoE block on one pipeline stage (PP1, EP16): a combined-1F1B steady unit is the block's forward
-// beside its own backward. Hand-derived from the two streams' dependencies (compute: ATTN(F), MLP(B),
-// [MLP(W)], MLP(F), ATTN(B), [ATTN(W)]; communication: combine(B), dispatch(F), dispatch(B), combine(F);
-// a computation waits for the all-to-all carrying its input, an all-to-all for the computation producing
-// what it carries), with aF, mB, ... the compute parts and cB, dF, ... the all-to-alls:
-//   without delayed weight gradients each of the four slots takes the longer of its two streams:
-//     s1 = max(aF, cB), pair = s1 + max(mB + mW, dF) + max(mF, dB) + max(aB + aW, cF);
-//   with them dispatch(B) waits for MLP(B) only and MLP(W) runs beside it:
-//     t1 = s1 + dF (dispatch(F) done), t2 = s1 + mB, t4 = max(t1, t2) + dB (dispatch(B) done),
-//     t5 = max(t2 + mW, t1) + mF (MLP(F) done), pair = max(t4, t5) + max(cF, aB + aW).
-// The embedding and the head add serially. With the all-to-all beside them priced as exposed, the
-// delayed pair is never longer, and shorter when dispatch(B) was waiting for MLP(W).
-TEST(StepSimAgreement, DelayedWeightGradientsPairByHand) {
+// beside its own backward. Hand-derived from the two streams and Megatron-Core's dependencies (compute:
+// ATTN(F), MLP(B)+MLP(W), MLP(F), ATTN(B)+ATTN(W); communication: combine(B), dispatch(F), dispatch(B),
+// combine(F); each chunk's nodes in order on its one CUDA event): each of the four slots takes the longer
+// of its two streams, s1 = max(aF, cB), pair = s1 + max(mB + mW, dF) + max(mF, dB) + max(aB + aW, cF),
+// plus the embedding and the head. Delayed weight gradients leave the pair as it is (they only move the
+// chunk's last attention weight gradients past its pipeline send, of which PP1 has none).
+TEST(StepSimAgreement, CombinedPairByHand) {
   const Json patch{{"/model/layers", 1},
                    {"/parallelism/pp", 1},
                    {"/parallelism/experts/ep", 16},
@@ -253,47 +248,34 @@ TEST(StepSimAgreement, DelayedWeightGradientsPairByHand) {
   const models::RankWork& rw = w.ranks[0];
   const double outside =
       (rw.pass[0].compute - F.compute) + (rw.pass[1].compute + rw.pass[2].compute - B.compute - W.compute);
-  const double s1_ = std::max(aF, cB);
-  const double plain = s1_ + std::max(mB + mW, dF) + std::max(mF, dB) + std::max(aB + aW, cF) + outside;
-  const double t1 = s1_ + dF, t2 = s1_ + mB, t4 = std::max(t1, t2) + dB, t5 = std::max(t2 + mW, t1) + mF;
-  const double delay = std::max(t4, t5) + std::max(cF, aB + aW) + outside;
+  const double pair =
+      std::max(aF, cB) + std::max(mB + mW, dF) + std::max(mF, dB) + std::max(aB + aW, cF) + outside;
   const models::Result a0 = models::evaluate_analytic(s0), a1 = models::evaluate_analytic(s1);
-  EXPECT_NEAR(a0.chunk.fb_pair, plain, 1e-12 * plain);
-  EXPECT_NEAR(a1.chunk.fb_pair, delay, 1e-12 * delay);
-  EXPECT_LT(a1.chunk.fb_pair, a0.chunk.fb_pair);
-  std::printf("[measured] one-block pair: %.3f us without, %.3f us with delayed weight gradients\n",
-              a0.chunk.fb_pair * 1e6, a1.chunk.fb_pair * 1e6);
+  EXPECT_NEAR(a0.chunk.fb_pair, pair, 1e-12 * pair);
+  EXPECT_EQ(a1.chunk.fb_pair, a0.chunk.fb_pair);
+  EXPECT_EQ(a1.step_time, a0.step_time);
 }
 
-// Delayed weight gradients in both engines, on the two layouts of the combined-1F1B check above, with
-// the NVLink domain cut to trays of 4 GPUs and a 70 GB/s NIC so that each all-to-all (about 0.4 ms)
-// outlasts some of the computation beside it: faster than without them in both engines, and the engines
-// within 5% (measured: PP1 +3.9%, interleaved +1.9%; without delayed weight gradients on this cluster the
-// engines differ by +2.2% and +4.1%, the discrete-event engine's all-to-alls sharing the NIC as flows).
-TEST(StepSimAgreement, DelayedWeightGradientsBothEngines) {
-  const Json slow{{"/cluster/scale_up/domain_gpus", 4}, {"/cluster/scale_out/nic_bandwidth", "70GBps"}};
-  for (auto [variant, patch] : std::vector<std::pair<std::string, Json>>{
-           {"", {{"/parallelism/pp", 1}, {"/parallelism/experts/ep", 16}}},
-           {"interleaved-pp2-vpp2", Json::object()}}) {
-    patch.update(slow);
-    Json on = patch, off = patch;
-    on["/parallelism/ep_overlap"] = true;
-    off["/parallelism/ep_overlap"] = true;
-    on["/parallelism/delay_wgrad"] = true;
-    const Scenario s = load(kNvl, variant, on), plain = load(kNvl, variant, off);
-    warm_up(s);
-    const double des = simulate_step(s, options_of(s)).result.step_time;
-    const double des_plain = simulate_step(plain, options_of(plain)).result.step_time;
-    const double a = models::evaluate_analytic(s).step_time,
-                 a_plain = models::evaluate_analytic(plain).step_time;
-    const std::string what = s.name + (variant.empty() ? " pp1" : " " + variant) + " delay_wgrad";
-    report(what + " DES vs analytic", des, a, "des", "analytic");
-    report(what + " analytic vs without", a, a_plain, "delayed", "plain");
-    report(what + " DES vs without", des, des_plain, "delayed", "plain");
-    EXPECT_LT(a, a_plain) << what;
-    EXPECT_LT(des, des_plain) << what;
-    EXPECT_LE(std::fabs(rel_err(des, a)), 0.05) << what;
-  }
+// Delayed weight gradients in the discrete-event engine, interleaved PP2 VP2 on the cluster above (NVLink
+// trays of 4, 70 GB/s NIC): the backward chunk's pipeline send leaves before its last attention weight
+// gradients, so the step is never slower than without them, and the engines still agree within 5%
+// (measured: see docs/des.md).
+TEST(StepSimAgreement, DelayedWeightGradientsDes) {
+  const Json slow{{"/cluster/scale_up/domain_gpus", 4},
+                  {"/cluster/scale_out/nic_bandwidth", "70GBps"},
+                  {"/parallelism/ep_overlap", true}};
+  Json on = slow;
+  on["/parallelism/delay_wgrad"] = true;
+  const Scenario s = load(kNvl, "interleaved-pp2-vpp2", on), plain = load(kNvl, "interleaved-pp2-vpp2", slow);
+  warm_up(s);
+  const double des = simulate_step(s, options_of(s)).result.step_time;
+  const double des_plain = simulate_step(plain, options_of(plain)).result.step_time;
+  const double a = models::evaluate_analytic(s).step_time;
+  report("interleaved-pp2-vpp2 delay_wgrad DES vs analytic", des, a, "des", "analytic");
+  report("interleaved-pp2-vpp2 delay_wgrad DES vs without", des, des_plain, "delayed", "plain");
+  EXPECT_LE(des, des_plain * (1 + 1e-12));
+  EXPECT_EQ(a, models::evaluate_analytic(plain).step_time);
+  EXPECT_LE(std::fabs(rel_err(des, a)), 0.05);
 }
 
 // The SMs DeepEP's kernels take from overlapping computation (workload.overlap_comm_sms): on the B200
