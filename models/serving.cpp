@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <numeric>
 
 #include "models/params.hpp"
@@ -127,6 +128,56 @@ double expected_trace_load(const IterationPricer& P, double copies, int sample_l
     }
   }
   return priced > 0 ? std::max(1.0, drawn / priced) : 1.0;
+}
+
+double lru_hit_rate(const std::vector<double>& weights, double capacity) {
+  double total = 0;
+  for (double w : weights) total += w;
+  if (total <= 0) return 0;
+  if (capacity >= double(weights.size())) return 1;
+  if (capacity <= 0) return 0;
+  // Σ (1 − e^(−p_i T)) rises from 0 to the item count: bisect on T (probabilities p_i = w_i / total).
+  const auto filled = [&](double T) {
+    double f = 0;
+    for (double w : weights) f += 1 - std::exp(-w / total * T);
+    return f;
+  };
+  double lo = 0, hi = 1;
+  while (filled(hi) < capacity) hi *= 2;
+  for (int i = 0; i < 200; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (filled(mid) < capacity ? lo : hi) = mid;
+  }
+  const double T = 0.5 * (lo + hi);
+  double hit = 0;
+  for (double w : weights) hit += w / total * (1 - std::exp(-w / total * T));
+  return hit;
+}
+
+double prefix_hit_rate(const Scenario& s, const std::vector<traces::Request>& requests, int ranks) {
+  std::map<int64_t, double> count;
+  double cached = 0, with = 0;
+  for (const traces::Request& r : requests)
+    if (r.prefix >= 0 && r.cached_tokens > 0)
+      count[r.prefix] += 1, cached += double(r.cached_tokens), with += 1;
+  if (with == 0 || ranks <= 0) return std::numeric_limits<double>::quiet_NaN();
+  const double capacity = std::floor(double(s.serving.prefix_cache_tokens) / (cached / with));
+  std::vector<double> w;
+  for (const auto& [id, n] : count) w.push_back(n);
+  if (!s.serving.prefix_routing) return lru_hit_rate(w, capacity);
+  // Each prefix sticks to one rank: most popular first, to the rank with the least popularity so far.
+  std::sort(w.begin(), w.end(), std::greater<double>());
+  std::vector<std::vector<double>> per(static_cast<std::size_t>(ranks));
+  std::vector<double> load(static_cast<std::size_t>(ranks), 0.0);
+  for (double x : w) {
+    const std::size_t r = static_cast<std::size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+    per[r].push_back(x);
+    load[r] += x;
+  }
+  double hit = 0;
+  for (std::size_t r = 0; r < per.size(); ++r)
+    if (load[r] > 0) hit += load[r] / with * lru_hit_rate(per[r], capacity);
+  return hit;
 }
 
 double decode_context(const std::vector<traces::Request>& requests) {

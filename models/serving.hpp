@@ -11,6 +11,7 @@
 /// read (models/compute_cost.hpp, decode_attention_seconds).
 
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -131,6 +132,19 @@ std::vector<int> sampled_layers(int layers, int n);
 /// when one GPU dominates. At least 1 when the trace's steps equal their mean.
 double expected_trace_load(const IterationPricer& P, double copies, int sample_layers);
 
+/// Che's approximation of a least-recently-used cache's hit rate: items requested with probabilities
+/// proportional to `weights`, a cache of `capacity` items. The characteristic time T solves
+/// Σ (1 − e^(−w_i·T)) = capacity and an item hits with probability 1 − e^(−w_i·T); the result is the
+/// weighted mean over requests (1 when every item fits, 0 for no capacity).
+double lru_hit_rate(const std::vector<double>& weights, double capacity);
+
+/// serving.prefix_cache_tokens > 0: the expected share of requests whose prefix is resident on the
+/// prefill-side rank they go to. Each of `ranks` ranks holds prefix_cache_tokens / (mean cached tokens)
+/// prefixes, fed by the requests' prefixes at their frequencies in `requests`: every rank sees every
+/// prefix, or, with prefix_routing, each prefix sticks to one rank (most popular first to the rank with
+/// the least popularity so far). lru_hit_rate per rank, in steady state (no cold misses).
+double prefix_hit_rate(const Scenario& s, const std::vector<traces::Request>& requests, int ranks);
+
 /// Tokens emitted per sequence per decode iteration with `mtp` speculative tokens each accepted with
 /// probability `p` (a draft is kept up to its first rejection): 1 + p + p² + … + p^mtp.
 double tokens_per_iteration(int mtp, double p);
@@ -210,6 +224,9 @@ struct ServingResult {
   /// Decode: the time per output token if nothing but the expert all-to-all took time (every MoE layer's
   /// dispatch and combine, both microbatches), the bound DeepSeek states (ISCA'25 §2.3.2).
   double decode_comm_bound_tpot = 0;
+  /// serving.prefix_cache_tokens > 0: share of requests whose prefix was resident on their prefill-side
+  /// rank (analytic: expected, prefix_hit_rate; discrete-event: counted); NaN otherwise.
+  double prefix_hit_rate = std::numeric_limits<double>::quiet_NaN();
   std::vector<InstanceResult> instances;
   /// Discrete-event engine: KV cache tokens in use over time (per DP rank, mean over ranks) and the
   /// per-iteration expert load max/mean of one decode instance (time, value), sampled.

@@ -191,6 +191,8 @@ std::vector<traces::Request> serving_requests(const Scenario& s) {
     g.output = traces::parse_length_dist(q.output, s.source + ": /serving/requests/output");
     g.cached_fraction = q.cached_fraction;
     g.seed = q.seed;
+    g.prefix_groups = q.prefix_groups;
+    g.prefix_zipf = q.prefix_zipf;
     out = traces::generate_requests(g);
   }
   const int64_t limit = s.workload.seq_len;
@@ -223,8 +225,21 @@ void check_serving(const Scenario& s) {
 
 // ------------------------------------------------------------------------------------- analytic
 
-ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<traces::Request>& requests) {
+ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<traces::Request>& offered) {
   ServingResult R;
+  // A prefix cache per prefill-side rank: the cached tokens count at the expected hit rate.
+  std::vector<traces::Request> adjusted;
+  if (s.serving.prefix_cache_tokens > 0) {
+    int ranks = 0;
+    for (std::size_t i = 0; i < s.serving.instances.size(); ++i)
+      if (s.serving.instances[i].role != ServingRole::kDecode)
+        ranks += s.serving.instances[i].count * instance_scenario(s, static_cast<int>(i)).layout.dp;
+    R.prefix_hit_rate = prefix_hit_rate(s, offered, ranks);
+    adjusted = offered;
+    const double h = std::isnan(R.prefix_hit_rate) ? 0.0 : R.prefix_hit_rate;
+    for (traces::Request& r : adjusted) r.cached_tokens = std::llround(h * double(r.cached_tokens));
+  }
+  const std::vector<traces::Request>& requests = s.serving.prefix_cache_tokens > 0 ? adjusted : offered;
   R.scenario = s.name;
   R.engine = "analytic";
   R.fidelity = s.routing.mode == RoutingMode::kSampled

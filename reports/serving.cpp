@@ -57,6 +57,7 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                {"mean_output_tokens", r.mean_output},
                {"mean_cached_tokens", r.mean_cached},
                {"duration_s", r.duration}};
+  if (!std::isnan(r.prefix_hit_rate)) j["load"]["prefix_hit_rate"] = r.prefix_hit_rate;
   j["latency"] = {{"ttft_s", latency(r.ttft)}, {"tpot_s", latency(r.tpot)}, {"e2e_s", latency(r.e2e)}};
   const double per_node = r.nodes > 0 ? 1.0 / r.nodes : 0.0;
   j["throughput"] = {{"requests_per_s", r.requests_per_s},
@@ -166,7 +167,10 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
   if (r.saturated) out << "  SATURATED (queues grow): " << r.saturation << "\n";
   out << "  load: " << r.requests << " requests at " << fmt("%.4g", r.offered_rate) << " req/s, mean input "
       << fmt("%.0f", r.mean_input) << " (cached " << fmt("%.0f", r.mean_cached) << "), output "
-      << fmt("%.0f", r.mean_output) << " tokens\n\n";
+      << fmt("%.0f", r.mean_output) << " tokens";
+  if (!std::isnan(r.prefix_hit_rate))
+    out << "; prefix cache per rank: " << fmt("%.1f%%", 100 * r.prefix_hit_rate) << " of prefixes hit";
+  out << "\n\n";
   auto row = [&](const std::string& name, const std::string& a, const std::string& b = "",
                  const std::string& c = "", const std::string& d = "") {
     out << "  " << std::left << std::setw(30) << name << std::right << std::setw(12) << a << std::setw(12)

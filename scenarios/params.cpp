@@ -204,7 +204,17 @@ const ParamTable<ServingSpec>& serving_params() {
                "cache and max_running give)"),
        quantity("rebalance_interval", &ServingSpec::rebalance_interval, Dimension::kTime, 0.0,
                 "discrete-event engine with routing.mode trace: time between online EPLB rebalances of "
-                "each instance's expert placement from the loads routed since the last one (0: never)")}};
+                "each instance's expert placement from the loads routed since the last one (0: never)"),
+       integer("prefix_cache_tokens", &ServingSpec::prefix_cache_tokens, 0, int64_t(1) << 40, 0,
+               "prefix cache per prefill-side attention-DP rank, tokens: cached tokens hit only where the "
+               "request's prefix (requests.prefix_groups) is resident, LRU (0: one shared cache, every "
+               "request's cached tokens hit)"),
+       boolean("prefix_routing", &ServingSpec::prefix_routing, false,
+               "with prefix_cache_tokens: send a request to the least loaded rank holding its prefix unless "
+               "that rank's load exceeds prefix_balance x the least load + 1"),
+       number(
+           "prefix_balance", &ServingSpec::prefix_balance, 1.0, 1e6, 2.0,
+           "prefix_routing: how much busier than the least loaded rank a rank holding the prefix may be")}};
   return t;
 }
 
@@ -251,7 +261,12 @@ const ParamTable<RequestSourceSpec>& request_params() {
        text("output", &RequestSourceSpec::output, "fixed:256", "generator: output tokens, same forms"),
        number("cached_fraction", &RequestSourceSpec::cached_fraction, 0.0, 1.0, 0.0,
               "generator: share of each prompt served from the prefix cache"),
-       integer("seed", &RequestSourceSpec::seed, 0, int64_t(1) << 62, 1, "generator: seed")}};
+       integer("seed", &RequestSourceSpec::seed, 0, int64_t(1) << 62, 1, "generator: seed"),
+       integer("prefix_groups", &RequestSourceSpec::prefix_groups, 0, int64_t(1) << 24, 0,
+               "generator: shared prefixes (system prompts) the cached tokens belong to, drawn by Zipf "
+               "popularity (0: none named)"),
+       number("prefix_zipf", &RequestSourceSpec::prefix_zipf, 0.0, 10.0, 1.0,
+              "generator: Zipf exponent of the shared prefixes' popularity (0: uniform)")}};
   return t;
 }
 

@@ -246,6 +246,8 @@ struct RequestSourceSpec {
   std::string output = "fixed:256";  ///< generator: output length distribution
   double cached_fraction = 0;        ///< generator: share of each prompt served from the prefix cache
   uint64_t seed = 1;
+  int64_t prefix_groups = 0;  ///< generator: shared prefixes the cached tokens belong to (0: none named)
+  double prefix_zipf = 1.0;   ///< generator: Zipf exponent of the prefixes' popularity (0: uniform)
 };
 
 struct ServingSpec {
@@ -265,6 +267,14 @@ struct ServingSpec {
   /// each instance kind's expert placement from the loads its iterations routed since the last one (0:
   /// the placement stays the one computed from the whole trace's mean loads).
   double rebalance_interval = 0;
+  /// Prefix cache per prefill-side attention-DP rank, tokens: a request's cached tokens hit only where its
+  /// prefix (requests.prefix_groups) is resident, least recently used prefixes evicted first. 0: one cache
+  /// every rank shares, where every request's cached tokens hit.
+  int64_t prefix_cache_tokens = 0;
+  /// With prefix_cache_tokens: send a request to the least loaded rank that holds its prefix, unless its
+  /// load is above prefix_balance × the least load + 1 (then to the least loaded rank).
+  bool prefix_routing = false;
+  double prefix_balance = 2.0;
 };
 
 // ---------------------------------------------------------------------------- routing & placement

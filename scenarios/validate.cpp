@@ -374,6 +374,17 @@ void validate_serving(Scenario& s, Problems& problems) {
           "at most the model's " + str(m.mtp_depth) + " MTP modules (model.mtp_depth)", str(sv.mtp_tokens));
   });
   independent([&] {
+    if (sv.prefix_cache_tokens > 0 && (!sv.requests.trace.empty() || sv.requests.prefix_groups == 0))
+      bad(s, "/serving/prefix_cache_tokens",
+          "0 unless the requests come from the generator with prefix_groups > 0 (a per-rank prefix cache "
+          "needs to know which prefix each request shares)",
+          str(sv.prefix_cache_tokens) +
+              (sv.requests.trace.empty() ? " with prefix_groups 0" : " with a request trace"));
+    else if (sv.prefix_routing && sv.prefix_cache_tokens == 0)
+      bad(s, "/serving/prefix_routing", "false without serving.prefix_cache_tokens (one shared cache)",
+          "true");
+  });
+  independent([&] {
     if (sv.rebalance_interval > 0 && (s.routing.mode != RoutingMode::kTrace || m.moe.experts == 0))
       bad(s, "/serving/rebalance_interval",
           "0 unless routing.mode is \"trace\" on a model with experts (online rebalancing follows the "

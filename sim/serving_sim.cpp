@@ -7,11 +7,13 @@
 #include <cmath>
 #include <deque>
 #include <limits>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <simgrid/s4u.hpp>
 #include <string>
+#include <unordered_map>
 
 #include "models/placement.hpp"
 #include "models/routing_source.hpp"
@@ -42,6 +44,7 @@ struct Req {
   int64_t prefilled = 0;  // of prompt
   int64_t context = 0;    // tokens in its KV cache
   int64_t generated = 0;  // output tokens produced
+  int64_t cached = 0;     // prompt tokens its prefill rank's prefix cache served
   int64_t blocks = 0;     // KV blocks held on its rank
   int64_t admitted = 0;   // admission order on its rank (the latest admitted is preempted first)
   double first = -1, finish = -1;
@@ -59,6 +62,11 @@ struct Rank {
   int64_t incoming = 0;       // KV caches on their way to this rank (decode side)
   int64_t admissions = 0;
   sg4::Host* host = nullptr;
+  // Per-rank prefix cache (serving.prefix_cache_tokens): resident prefixes, most recently used first, with
+  // their tokens.
+  std::list<std::pair<int64_t, int64_t>> lru;
+  std::unordered_map<int64_t, std::list<std::pair<int64_t, int64_t>>::iterator> resident;
+  int64_t prefix_tokens = 0;
   bool idle() const { return waiting.empty() && prefilling.empty() && running.empty(); }
 };
 
@@ -104,6 +112,8 @@ class ServingSim {
   void arrivals();
   void instance_loop(Replica& x);
   Rank& least_loaded(bool prefill_side, int* replica);
+  Rank& route(const traces::Request& q, int* replica);
+  double load_of(const Replica& x, const Rank& r, bool prefill_side) const;
   int64_t blocks_for(int64_t tokens) const { return (tokens + block_ - 1) / block_; }
   bool admit(Replica& x, Rank& r);
   int preempt(Replica& x, Rank& r, int keep);
@@ -127,6 +137,7 @@ class ServingSim {
   sg4::MutexPtr done_mutex_;
   sg4::ConditionVariablePtr done_cv_;
   std::vector<std::pair<double, double>> kv_usage_, expert_load_;
+  int64_t prefix_lookups_ = 0, prefix_hits_ = 0;
   int traced_replica_ = -1;
 };
 
@@ -211,6 +222,13 @@ void ServingSim::build() {
   zone->seal();
 }
 
+double ServingSim::load_of(const Replica& x, const Rank& r, bool prefill_side) const {
+  const ServingRole role = kinds_[static_cast<std::size_t>(x.kind)].role;
+  return prefill_side && role == ServingRole::kPrefill
+             ? double(r.queued_tokens)
+             : double(r.waiting.size() + r.prefilling.size() + r.running.size() + r.incoming);
+}
+
 Rank& ServingSim::least_loaded(bool prefill_side, int* replica) {
   Rank* best = nullptr;
   double best_load = std::numeric_limits<double>::infinity();
@@ -218,13 +236,32 @@ Rank& ServingSim::least_loaded(bool prefill_side, int* replica) {
     const ServingRole role = kinds_[static_cast<std::size_t>(x->kind)].role;
     if (prefill_side ? role == ServingRole::kDecode : role == ServingRole::kPrefill) continue;
     for (Rank& r : x->ranks) {
-      const double load =
-          prefill_side && role == ServingRole::kPrefill
-              ? double(r.queued_tokens)
-              : double(r.waiting.size() + r.prefilling.size() + r.running.size() + r.incoming);
+      const double load = load_of(*x, r, prefill_side);
       if (load < best_load) best_load = load, best = &r, *replica = x->number;
     }
   }
+  return *best;
+}
+
+// The prefill-side rank of a new request: the least loaded, or with serving.prefix_routing the least loaded
+// of those holding its prefix unless that one is above prefix_balance × the least load + 1.
+Rank& ServingSim::route(const traces::Request& q, int* replica) {
+  Rank& least = least_loaded(true, replica);
+  if (!s_.serving.prefix_routing || q.prefix < 0) return least;
+  const double floor = load_of(*replicas_[static_cast<std::size_t>(*replica)], least, true);
+  Rank* best = nullptr;
+  int best_replica = *replica;
+  double best_load = std::numeric_limits<double>::infinity();
+  for (auto& x : replicas_) {
+    if (kinds_[static_cast<std::size_t>(x->kind)].role == ServingRole::kDecode) continue;
+    for (Rank& r : x->ranks) {
+      if (r.resident.count(q.prefix) == 0) continue;
+      const double load = load_of(*x, r, true);
+      if (load < best_load) best_load = load, best = &r, best_replica = x->number;
+    }
+  }
+  if (best == nullptr || best_load > s_.serving.prefix_balance * floor + 1) return least;
+  *replica = best_replica;
   return *best;
 }
 
@@ -233,7 +270,31 @@ void ServingSim::arrivals() {
     const double at = req_[i].r->arrival_s;
     if (at > sg4::Engine::get_clock()) sg4::this_actor::sleep_until(at);
     int rep = 0;
-    Rank& r = least_loaded(true, &rep);
+    Rank& r = route(*req_[i].r, &rep);
+    Req& q = req_[i];
+    if (s_.serving.prefix_cache_tokens > 0 && q.r->prefix >= 0 && q.r->cached_tokens > 0) {
+      // The rank's prefix cache: a hit serves the cached tokens; either way the prefix becomes its most
+      // recently used, the least recently used ones evicted beyond the cache's tokens.
+      ++prefix_lookups_;
+      auto it = r.resident.find(q.r->prefix);
+      const bool hit = it != r.resident.end();
+      if (hit) {
+        ++prefix_hits_;
+        r.prefix_tokens -= it->second->second;
+        r.lru.erase(it->second);
+      }
+      q.cached = hit ? q.r->cached_tokens : 0;
+      q.prompt = q.r->input_tokens - q.cached;
+      q.context = q.cached;
+      r.lru.emplace_front(q.r->prefix, q.r->cached_tokens);
+      r.resident[q.r->prefix] = r.lru.begin();
+      r.prefix_tokens += q.r->cached_tokens;
+      while (r.prefix_tokens > s_.serving.prefix_cache_tokens && !r.lru.empty()) {
+        r.prefix_tokens -= r.lru.back().second;
+        r.resident.erase(r.lru.back().first);
+        r.lru.pop_back();
+      }
+    }
     r.waiting.push_back(static_cast<int>(i));
     r.queued_tokens += req_[i].prompt;
     Replica& x = *replicas_[static_cast<std::size_t>(rep)];
@@ -289,10 +350,10 @@ int ServingSim::preempt(Replica& x, Rank& r, int keep) {
   if (!decode_only) {
     // Recomputation: its generated tokens join the prompt; the prefix cache still holds the cached part.
     const int64_t outstanding = was_prefilling ? v.prompt - v.prefilled : 0;
-    v.prompt = v.r->input_tokens - v.r->cached_tokens + v.generated;
+    v.prompt = v.r->input_tokens - v.cached + v.generated;
     r.queued_tokens += v.prompt - outstanding;
     v.prefilled = 0;
-    v.context = v.r->cached_tokens;
+    v.context = v.cached;
   }
   v.decoding = false;
   r.waiting.push_front(victim);
@@ -559,8 +620,9 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
   for (std::size_t i = 0; i < rq_.size(); ++i) {
     Req& q = req_[i];
     q.r = &rq_[i];
-    q.prompt = rq_[i].input_tokens - rq_[i].cached_tokens;
-    q.context = rq_[i].cached_tokens;
+    q.cached = rq_[i].cached_tokens;
+    q.prompt = rq_[i].input_tokens - q.cached;
+    q.context = q.cached;
   }
   if (sg4::Engine::has_instance())
     throw Error(
@@ -616,13 +678,13 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
     const double tp = q.r->output_tokens > 1 ? (q.finish - q.first) / double(q.r->output_tokens - 1) : 0.0;
     if (q.r->output_tokens > 1) tpot.push_back(tp);
     last = std::max(last, q.finish);
-    in += double(q.r->input_tokens), out += double(q.r->output_tokens), cached += double(q.r->cached_tokens);
+    in += double(q.r->input_tokens), out += double(q.r->output_tokens), cached += double(q.cached);
     const bool ok = (s_.serving.ttft_slo <= 0 || q.first - q.r->arrival_s <= s_.serving.ttft_slo) &&
                     (s_.serving.tpot_slo <= 0 || tp <= s_.serving.tpot_slo);
     good += ok ? 1 : 0;
     if (served)
-      served->push_back({q.r->arrival_s, q.first, q.finish, q.r->input_tokens, q.r->output_tokens,
-                         q.r->cached_tokens, q.instance, q.preemptions});
+      served->push_back({q.r->arrival_s, q.first, q.finish, q.r->input_tokens, q.r->output_tokens, q.cached,
+                         q.instance, q.preemptions});
   }
   const double n = double(req_.size());
   R.requests = int64_t(req_.size());
@@ -632,6 +694,7 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
                        : 0;
   R.mean_input = n > 0 ? in / n : 0, R.mean_output = n > 0 ? out / n : 0,
   R.mean_cached = n > 0 ? cached / n : 0;
+  if (prefix_lookups_ > 0) R.prefix_hit_rate = double(prefix_hits_) / double(prefix_lookups_);
   R.ttft = models::latency_stats(ttft);
   R.tpot = models::latency_stats(tpot);
   R.e2e = models::latency_stats(e2e);

@@ -169,6 +169,35 @@ TEST(RequestGenerator, PoissonArrivalsAndLengthsMatchTheirDistributions) {
   EXPECT_EQ(hi, 300);
 }
 
+// Shared prefixes: ids in [0, groups) from their own stream (the other draws do not move), uniform with
+// exponent 0 (64,000 requests over 64 prefixes: 1,000 each, standard deviation about 31), Zipf with
+// exponent 1: prefix 0 twice as frequent as prefix 1 and 10 times prefix 9 (1/g popularity).
+TEST(RequestGenerator, PrefixGroupsByZipfPopularity) {
+  RequestGeneratorSpec g;
+  g.requests = 64000, g.rate_per_s = 10, g.seed = 5, g.cached_fraction = 0.5;
+  g.input = parse_length_dist("lognormal:1024:0.5", "in");
+  const std::vector<Request> plain = generate_requests(g);
+  g.prefix_groups = 64, g.prefix_zipf = 0;
+  const std::vector<Request> uniform = generate_requests(g);
+  ASSERT_EQ(plain.size(), uniform.size());
+  std::vector<double> n(64, 0.0);
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    EXPECT_EQ(plain[i].prefix, -1);
+    ASSERT_EQ(uniform[i].arrival_s, plain[i].arrival_s);
+    ASSERT_EQ(uniform[i].input_tokens, plain[i].input_tokens);
+    ASSERT_EQ(uniform[i].cached_tokens, plain[i].cached_tokens);
+    ASSERT_GE(uniform[i].prefix, 0);
+    ASSERT_LT(uniform[i].prefix, 64);
+    n[static_cast<std::size_t>(uniform[i].prefix)] += 1;
+  }
+  for (double c : n) EXPECT_NEAR(c, 1000.0, 150.0);
+  g.prefix_zipf = 1;
+  std::vector<double> z(64, 0.0);
+  for (const Request& r : generate_requests(g)) z[static_cast<std::size_t>(r.prefix)] += 1;
+  EXPECT_NEAR(z[0] / z[1], 2.0, 0.15);
+  EXPECT_NEAR(z[0] / z[9], 10.0, 1.0);
+}
+
 TEST(RequestGenerator, BurstyGapsHaveTheirCoefficientOfVariation) {
   RequestGeneratorSpec g;
   g.requests = 40000, g.rate_per_s = 5, g.cv = 2, g.seed = 3;

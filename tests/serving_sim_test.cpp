@@ -225,5 +225,38 @@ TEST(ServingSim, TraceRoutingWithOnlineRebalancing) {
   EXPECT_GT(drawn, followed);
 }
 
+// The per-rank prefix cache in the discrete-event engine (one simulation per test): 64 equally popular
+// prefixes, 16 fit per rank, 8 ranks, 4,000 requests. Without prefix routing the counted hit rate is the
+// analytic engine's (Che's approximation, 0.25) within 0.03; with it, 64 first sightings and the
+// requests sent away from a busy holder miss, and at least 85% hit.
+Json prefix_cache_scenario(bool routing) {
+  Json j = base();
+  j["serving"]["requests"] = {
+      {"count", 4000},          {"rate", 20}, {"input", "fixed:1024"}, {"output", "fixed:128"},
+      {"cached_fraction", 0.5}, {"seed", 7},  {"prefix_groups", 64},   {"prefix_zipf", 0}};
+  j["serving"]["prefix_cache_tokens"] = 8192;
+  j["serving"]["prefix_routing"] = routing;
+  return j;
+}
+
+TEST(ServingSim, PrefixCacheLeastLoaded) {
+  const Scenario s = scenario_from_json(prefix_cache_scenario(false), "pc.json", catalog());
+  const auto rq = models::serving_requests(s);
+  const models::ServingResult a = models::evaluate_serving_analytic(s, rq);
+  const models::ServingResult d = simulate_serving(s, rq);
+  std::printf("[measured] prefix cache, least loaded: hit rate %.4f simulated, %.4f analytic\n",
+              d.prefix_hit_rate, a.prefix_hit_rate);
+  EXPECT_NEAR(d.prefix_hit_rate, a.prefix_hit_rate, 0.03);
+  EXPECT_NEAR(d.mean_cached, 512 * d.prefix_hit_rate, 1e-9);
+}
+
+TEST(ServingSim, PrefixCacheWithPrefixRouting) {
+  const Scenario s = scenario_from_json(prefix_cache_scenario(true), "pcr.json", catalog());
+  const models::ServingResult d = simulate_serving(s, models::serving_requests(s));
+  std::printf("[measured] prefix cache, prefix routing: hit rate %.4f simulated\n", d.prefix_hit_rate);
+  EXPECT_GE(d.prefix_hit_rate, 0.85);
+  EXPECT_LE(d.prefix_hit_rate, 1.0 - 64.0 / 4000.0);  // every prefix misses once on its first rank
+}
+
 }  // namespace
 }  // namespace moesim::sim

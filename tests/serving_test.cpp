@@ -289,6 +289,64 @@ TEST(ServingOps, RowsAddUpToTheIterationsOps) {
   EXPECT_DOUBLE_EQ(dispatches, 2.0 * 58);  // 58 MoE layers of DeepSeek-V3
 }
 
+// Che's approximation of an LRU cache: with equally popular items a cache of C of G items hits C / G of
+// the requests (T solves G (1 − e^(−T/G)) = C, and every item hits with 1 − e^(−T/G) = C / G); everything
+// fits: 1; nothing: 0; skewed popularity hits more than C / G.
+TEST(ServingPrefixCache, CheApproximation) {
+  EXPECT_NEAR(lru_hit_rate(std::vector<double>(64, 1.0), 16), 0.25, 1e-9);
+  EXPECT_NEAR(lru_hit_rate(std::vector<double>(10, 3.0), 7), 0.7, 1e-9);
+  EXPECT_EQ(lru_hit_rate(std::vector<double>(8, 1.0), 8), 1.0);
+  EXPECT_EQ(lru_hit_rate(std::vector<double>(8, 1.0), 0), 0.0);
+  std::vector<double> zipf;
+  for (int g = 1; g <= 64; ++g) zipf.push_back(1.0 / g);
+  EXPECT_GT(lru_hit_rate(zipf, 16), 0.5);
+}
+
+// A prefix cache per prefill rank on one DGX H100 (8 attention-DP ranks), 64 equally popular prefixes of
+// 512 tokens, 8,192 tokens (16 prefixes) per rank: without prefix routing every rank sees all 64 and hits
+// 16/64 (Che, over the drawn frequencies); with it each rank keeps its 8 and every request hits in steady
+// state. The analytic engine prices the cached tokens at that rate. Prefix routing without a per-rank
+// cache, and a per-rank cache without prefix ids, are refused.
+Json prefix_scenario(bool routing) {
+  Json j = read(kExamples + "qwen3-30b-a3b-h100-colocated.json");
+  j["serving"]["requests"] = {
+      {"count", 4000},          {"rate", 20}, {"input", "fixed:1024"}, {"output", "fixed:128"},
+      {"cached_fraction", 0.5}, {"seed", 7},  {"prefix_groups", 64},   {"prefix_zipf", 0}};
+  j["serving"]["prefix_cache_tokens"] = 8192;
+  j["serving"]["prefix_routing"] = routing;
+  j["engine"]["kind"] = "analytic";
+  return j;
+}
+
+TEST(ServingPrefixCache, AnalyticHitRate) {
+  const Scenario s = load_json(prefix_scenario(false)), r = load_json(prefix_scenario(true));
+  const auto rq = serving_requests(s);
+  std::vector<double> freq(64, 0.0);
+  for (const traces::Request& q : rq) freq[static_cast<std::size_t>(q.prefix)] += 1;
+  const ServingResult a = evaluate_serving_analytic(s, rq), b = evaluate_serving_analytic(r, rq);
+  EXPECT_NEAR(a.prefix_hit_rate, lru_hit_rate(freq, 16), 1e-12);
+  EXPECT_NEAR(a.prefix_hit_rate, 0.25, 0.01);
+  EXPECT_NEAR(a.mean_cached, 512 * a.prefix_hit_rate, 0.5);
+  EXPECT_EQ(b.prefix_hit_rate, 1.0);
+  EXPECT_LT(b.ttft.mean, a.ttft.mean);  // more of each prompt from the cache
+  Json bad = prefix_scenario(false);
+  bad["serving"]["requests"].erase("prefix_groups");
+  try {
+    load_json(bad);
+    ADD_FAILURE() << "a per-rank prefix cache without prefix ids was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/serving/prefix_cache_tokens"), std::string::npos) << e.what();
+  }
+  bad = prefix_scenario(true);
+  bad["serving"].erase("prefix_cache_tokens");
+  try {
+    load_json(bad);
+    ADD_FAILURE() << "prefix routing without a per-rank cache was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/serving/prefix_routing"), std::string::npos) << e.what();
+  }
+}
+
 TEST(ServingScenario, InstancesOnTheirOwnGpus) {
   Json j = colocated();
   j["serving"]["instances"] = Json::array(

@@ -287,13 +287,19 @@ int64_t draw_length(const LengthDist& d, SplitMix64& rng) {
 std::vector<Request> generate_requests(const RequestGeneratorSpec& spec) {
   if (!(spec.rate_per_s > 0) || !std::isfinite(spec.rate_per_s) || !(spec.cv > 0) ||
       !std::isfinite(spec.cv) || spec.requests < 1 ||
-      !(spec.cached_fraction >= 0 && spec.cached_fraction <= 1))
+      !(spec.cached_fraction >= 0 && spec.cached_fraction <= 1) || spec.prefix_groups < 0 ||
+      !(spec.prefix_zipf >= 0) || !std::isfinite(spec.prefix_zipf))
     throw ConfigError(
         "request generator: expected rate > 0, cv > 0, requests >= 1 and cached fraction in "
         "[0, 1], found rate " +
         std::to_string(spec.rate_per_s) + ", cv " + std::to_string(spec.cv) + ", requests " +
         std::to_string(spec.requests) + ", cached fraction " + std::to_string(spec.cached_fraction));
-  SplitMix64 arrivals(spec.seed), lengths(spec.seed ^ 0x9E3779B97F4A7C15ULL);
+  SplitMix64 arrivals(spec.seed), lengths(spec.seed ^ 0x9E3779B97F4A7C15ULL),
+      prefixes(spec.seed ^ 0xD1B54A32D192ED03ULL);
+  // Zipf popularity of the shared prefixes: cumulative weights g^-s, g = 1..groups.
+  std::vector<double> cdf;
+  for (int64_t g = 1; g <= spec.prefix_groups; ++g)
+    cdf.push_back((cdf.empty() ? 0.0 : cdf.back()) + std::pow(double(g), -spec.prefix_zipf));
   // Gamma(shape k, scale θ): mean kθ = 1 / rate, CV 1 / sqrt(k).
   const double shape = 1.0 / (spec.cv * spec.cv), scale = 1.0 / (spec.rate_per_s * shape);
   std::vector<Request> out;
@@ -306,6 +312,11 @@ std::vector<Request> generate_requests(const RequestGeneratorSpec& spec) {
     r.input_tokens = draw_length(spec.input, lengths);
     r.output_tokens = draw_length(spec.output, lengths);
     r.cached_tokens = static_cast<int64_t>(std::floor(spec.cached_fraction * double(r.input_tokens)));
+    if (!cdf.empty()) {
+      const double u = (double(prefixes.next() >> 11) + 0.5) * (1.0 / 9007199254740992.0) * cdf.back();
+      r.prefix = std::lower_bound(cdf.begin(), cdf.end(), u) - cdf.begin();
+      r.prefix = std::min<int64_t>(r.prefix, spec.prefix_groups - 1);
+    }
     out.push_back(r);
   }
   return out;

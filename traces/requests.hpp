@@ -32,6 +32,7 @@ struct Request {
   int64_t input_tokens = 0;   ///< prompt tokens
   int64_t output_tokens = 0;  ///< generated tokens
   int64_t cached_tokens = 0;  ///< prompt tokens served from a prefix cache
+  int64_t prefix = -1;  ///< the shared prefix (e.g. a system prompt) the cached tokens belong to; -1: unknown
 };
 
 using moesim::RequestFormat;  // scenarios/kinds.hpp: "auto", "moesim", "azure", "burstgpt"
@@ -72,6 +73,11 @@ struct RequestGeneratorSpec {
   LengthDist output{LengthDist::Kind::kFixed, 256, 0};
   double cached_fraction = 0;
   uint64_t seed = 1;
+  /// Shared prefixes: each request's cached tokens belong to one of `prefix_groups` prefixes, drawn with
+  /// Zipf popularity of exponent `prefix_zipf` (0: uniform) from a stream of its own (the other draws do
+  /// not change). 0: no prefix ids.
+  int64_t prefix_groups = 0;
+  double prefix_zipf = 1.0;
 };
 std::vector<Request> generate_requests(const RequestGeneratorSpec& spec);
 
