@@ -347,6 +347,28 @@ TEST(ServingPrefixCache, AnalyticHitRate) {
   }
 }
 
+// The OLMoE example replays OLMoE's own routing (traces/data/olmoe-1b-7b-arxiv.jsonl: one step, three
+// recorded layers): its iterations price the trace's skew (busiest GPU above the mean), EPLB with 8 replicas
+// evens it out better than contiguous blocks without them (its variant), and the requests are served.
+TEST(ServingTrace, OlmoeExampleOnItsOwnRouting) {
+  const std::string path = kExamples + "olmoe-1b-7b-h100-trace.json";
+  const Json j = read(path);
+  const Scenario s = load_json(j, path);
+  const IterationPricer p(s, 0);
+  ASSERT_EQ(p.trace_shares().size(), 1u);
+  const ServingResult r = evaluate_serving_analytic(s, serving_requests(s));
+  ASSERT_TRUE(r.feasible);
+  EXPECT_FALSE(r.saturated);
+  Json c = j;
+  ASSERT_EQ(c["variants"][0]["name"], "contiguous");
+  c["placement"]["policy"] = "contiguous";
+  c["serving"]["instances"][0]["redundant_experts"] = 0;
+  const Scenario sc = load_json(c, path);
+  const ServingResult rc = evaluate_serving_analytic(sc, serving_requests(sc));
+  EXPECT_GT(r.instances[0].iteration.max_over_mean_gpu, 1.2);
+  EXPECT_GT(rc.instances[0].iteration.max_over_mean_gpu, r.instances[0].iteration.max_over_mean_gpu + 0.5);
+}
+
 TEST(ServingScenario, InstancesOnTheirOwnGpus) {
   Json j = colocated();
   j["serving"]["instances"] = Json::array(
