@@ -195,6 +195,12 @@ std::vector<traces::Request> serving_requests(const Scenario& s) {
     g.prefix_zipf = q.prefix_zipf;
     out = traces::generate_requests(g);
   }
+  if (s.serving.prefix_cache_tokens > 0 && !q.trace.empty() &&
+      std::none_of(out.begin(), out.end(), [](const traces::Request& r) { return r.prefix >= 0; }))
+    bad(s, "/serving/prefix_cache_tokens",
+        "0 unless the request trace names each request's shared prefix (a prefix_id column, "
+        "docs/trace-format.md)",
+        std::to_string(s.serving.prefix_cache_tokens) + " with " + q.trace + " naming none");
   const int64_t limit = s.workload.seq_len;
   for (std::size_t i = 0; i < out.size(); ++i) {
     const traces::Request& r = out[i];

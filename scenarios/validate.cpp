@@ -374,12 +374,12 @@ void validate_serving(Scenario& s, Problems& problems) {
           "at most the model's " + str(m.mtp_depth) + " MTP modules (model.mtp_depth)", str(sv.mtp_tokens));
   });
   independent([&] {
-    if (sv.prefix_cache_tokens > 0 && (!sv.requests.trace.empty() || sv.requests.prefix_groups == 0))
+    if (sv.prefix_cache_tokens > 0 && sv.requests.trace.empty() && sv.requests.prefix_groups == 0)
       bad(s, "/serving/prefix_cache_tokens",
-          "0 unless the requests come from the generator with prefix_groups > 0 (a per-rank prefix cache "
-          "needs to know which prefix each request shares)",
-          str(sv.prefix_cache_tokens) +
-              (sv.requests.trace.empty() ? " with prefix_groups 0" : " with a request trace"));
+          "0 unless the requests name their shared prefixes (the generator's prefix_groups > 0, or a "
+          "request trace's prefix_id column): a per-rank prefix cache needs to know which prefix each "
+          "request shares",
+          str(sv.prefix_cache_tokens) + " with prefix_groups 0");
     else if (sv.prefix_routing && sv.prefix_cache_tokens == 0)
       bad(s, "/serving/prefix_routing", "false without serving.prefix_cache_tokens (one shared cache)",
           "true");

@@ -198,6 +198,31 @@ TEST(RequestGenerator, PrefixGroupsByZipfPopularity) {
   EXPECT_NEAR(z[0] / z[9], 10.0, 1.0);
 }
 
+// The moesim format's optional prefix_id column: an integer id of the shared prefix the cached tokens
+// belong to, or empty for none; the generator's prefix groups write it and read back the same; a negative
+// or fractional id is refused with its line.
+TEST(RequestTrace, PrefixIdColumn) {
+  const std::string h = "arrival_s,input_tokens,output_tokens,cached_tokens,prefix_id\n";
+  const RequestTrace t =
+      read_request_trace(write("prefix.csv", h + "0,100,5,50,7\n1,100,5,0,\n2,80,5,40,7\n"));
+  ASSERT_EQ(t.requests.size(), 3u);
+  EXPECT_EQ(t.requests[0].prefix, 7);
+  EXPECT_EQ(t.requests[1].prefix, -1);
+  EXPECT_EQ(t.requests[2].prefix, 7);
+  expect_message(error_of("neg.csv", h + "0,100,5,50,-3\n"), "neg.csv:2", "prefix_id an integer in [0, ",
+                 "\"-3\"");
+  expect_message(error_of("half.csv", h + "0,100,5,50,1\n1,100,5,50,2.5\n"), "half.csv:3",
+                 "prefix_id an integer", "\"2.5\"");
+  RequestGeneratorSpec g;
+  g.requests = 200, g.rate_per_s = 4, g.seed = 9, g.cached_fraction = 0.3, g.prefix_groups = 5;
+  const std::vector<Request> want = generate_requests(g);
+  const std::string csv = request_trace_csv(want);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')), "arrival_s,input_tokens,output_tokens,cached_tokens,prefix_id");
+  const RequestTrace back = read_request_trace(write("gen-prefix.csv", csv));
+  ASSERT_EQ(back.requests.size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(back.requests[i].prefix, want[i].prefix) << i;
+}
+
 TEST(RequestGenerator, BurstyGapsHaveTheirCoefficientOfVariation) {
   RequestGeneratorSpec g;
   g.requests = 40000, g.rate_per_s = 5, g.cv = 2, g.seed = 3;

@@ -337,6 +337,28 @@ TEST(ServingPrefixCache, AnalyticHitRate) {
   } catch (const ConfigError& e) {
     EXPECT_NE(std::string(e.what()).find("/serving/prefix_cache_tokens"), std::string::npos) << e.what();
   }
+  // The same requests from a request trace with their prefix ids: the same hit rate; a trace without the
+  // column is refused once read.
+  const std::string dir = ::testing::TempDir();
+  {
+    std::ofstream o(dir + "/prefix-requests.csv");
+    o << traces::request_trace_csv(rq);
+    std::vector<traces::Request> plain = rq;
+    for (auto& q : plain) q.prefix = -1;
+    std::ofstream p(dir + "/plain-requests.csv");
+    p << traces::request_trace_csv(plain);
+  }
+  Json traced = prefix_scenario(false);
+  traced["serving"]["requests"] = {{"trace", dir + "/prefix-requests.csv"}};
+  const Scenario st = load_json(traced);
+  EXPECT_EQ(evaluate_serving_analytic(st, serving_requests(st)).prefix_hit_rate, a.prefix_hit_rate);
+  traced["serving"]["requests"] = {{"trace", dir + "/plain-requests.csv"}};
+  try {
+    serving_requests(load_json(traced));
+    ADD_FAILURE() << "a per-rank prefix cache on a trace without prefix ids was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("prefix_id column"), std::string::npos) << e.what();
+  }
   bad = prefix_scenario(true);
   bad["serving"].erase("prefix_cache_tokens");
   try {

@@ -88,7 +88,7 @@ std::optional<double> datetime(const std::string& s) {
 
 struct Columns {
   RequestFormat format;
-  int arrival = -1, input = -1, output = -1, cached = -1;
+  int arrival = -1, input = -1, output = -1, cached = -1, prefix = -1;
   std::size_t count = 0;
   const char* input_name = "";   ///< the input column's name in this format
   const char* output_name = "";  ///< the output column's name
@@ -108,6 +108,7 @@ std::optional<Columns> columns_of(const std::vector<std::string>& h, RequestForm
     case RequestFormat::kMoesim:
       arrival = "arrival_s", c.input_name = "input_tokens", c.output_name = "output_tokens";
       c.cached = find(h, "cached_tokens");
+      c.prefix = find(h, "prefix_id");
       break;
     case RequestFormat::kAzure:
       arrival = "TIMESTAMP", c.input_name = "ContextTokens", c.output_name = "GeneratedTokens";
@@ -126,7 +127,7 @@ std::optional<Columns> columns_of(const std::vector<std::string>& h, RequestForm
 const char* expected_header(RequestFormat f) {
   switch (f) {
     case RequestFormat::kMoesim:
-      return "the columns arrival_s, input_tokens, output_tokens (and optionally cached_tokens)";
+      return "the columns arrival_s, input_tokens, output_tokens (and optionally cached_tokens, prefix_id)";
     case RequestFormat::kAzure:
       return "the columns TIMESTAMP, ContextTokens, GeneratedTokens (Azure LLM inference trace)";
     case RequestFormat::kBurstGpt:
@@ -220,6 +221,18 @@ RequestTrace read_request_trace(const std::string& path, RequestFormat format, b
       if (r.cached_tokens > r.input_tokens)
         bad(path, line, "cached_tokens at most input_tokens (" + std::to_string(r.input_tokens) + ")",
             std::to_string(r.cached_tokens));
+    }
+    if (cols->prefix >= 0) {
+      // The shared prefix the cached tokens belong to: an integer id, or empty for none.
+      const std::string& id = f[static_cast<std::size_t>(cols->prefix)];
+      if (!id.empty()) {
+        const auto v = number(id);
+        if (!v || *v != std::floor(*v) || *v < 0 || *v > kMaxPrefixId)
+          bad(path, line,
+              "prefix_id an integer in [0, " + std::to_string(int64_t(kMaxPrefixId)) + "] or empty",
+              shown(id));
+        r.prefix = static_cast<int64_t>(*v);
+      }
     }
     r.arrival_s = cols->format == RequestFormat::kMoesim ? *when : *when - first;
     t.requests.push_back(r);
@@ -323,13 +336,18 @@ std::vector<Request> generate_requests(const RequestGeneratorSpec& spec) {
 }
 
 std::string request_trace_csv(const std::vector<Request>& requests) {
-  std::string s = "arrival_s,input_tokens,output_tokens,cached_tokens\n";
-  char buf[96];
+  bool prefixes = false;
+  for (const Request& r : requests) prefixes = prefixes || r.prefix >= 0;
+  std::string s = prefixes ? "arrival_s,input_tokens,output_tokens,cached_tokens,prefix_id\n"
+                           : "arrival_s,input_tokens,output_tokens,cached_tokens\n";
+  char buf[128];
   for (const Request& r : requests) {
-    std::snprintf(buf, sizeof buf, "%.17g,%lld,%lld,%lld\n", r.arrival_s,
+    std::snprintf(buf, sizeof buf, "%.17g,%lld,%lld,%lld", r.arrival_s,
                   static_cast<long long>(r.input_tokens), static_cast<long long>(r.output_tokens),
                   static_cast<long long>(r.cached_tokens));
     s += buf;
+    if (prefixes) s += "," + (r.prefix >= 0 ? std::to_string(r.prefix) : std::string());
+    s += "\n";
   }
   return s;
 }

@@ -27,6 +27,9 @@ namespace moesim::traces {
 /// Largest input or output length accepted, tokens (2^24: beyond every published context window).
 inline constexpr int64_t kMaxRequestTokens = int64_t{1} << 24;
 
+/// The largest prefix id a request trace may name (exact in a double).
+constexpr double kMaxPrefixId = 9007199254740991.0;  // 2^53 - 1
+
 struct Request {
   double arrival_s = 0;       ///< seconds from the trace's first request (the moesim format: as written)
   int64_t input_tokens = 0;   ///< prompt tokens
@@ -81,7 +84,8 @@ struct RequestGeneratorSpec {
 };
 std::vector<Request> generate_requests(const RequestGeneratorSpec& spec);
 
-/// The moesim request-trace CSV of `requests` (header arrival_s,input_tokens,output_tokens,cached_tokens;
+/// The moesim request-trace CSV of `requests` (header arrival_s,input_tokens,output_tokens,cached_tokens,
+/// and prefix_id when some request names its prefix;
 /// arrival times with 17 significant digits, so read_request_trace gives them back exactly).
 std::string request_trace_csv(const std::vector<Request>& requests);
 
