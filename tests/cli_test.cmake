@@ -289,3 +289,13 @@ expect_run(5 ARGS calibrate --refit "${CAL}/measured/h200-sxm-profile.json" --gp
 # --measurements belongs to a measuring run: with --refit it would be ignored, so it is refused.
 expect_run(2 ARGS calibrate --refit "${CAL}/measured/h200-sxm-profile.json" --measurements "${WORK}/p.json"
            --out "${WORK}/h200-2.json" STDERR "--measurements excludes --refit")
+# A synthetic request trace with shared prefixes: the prefix_id column is written and reads back.
+file(REMOVE "${WORK}/prefixes.csv")
+expect_run(0 ARGS trace generate-requests -o "${WORK}/prefixes.csv" --requests 50 --cached-fraction 0.5 --prefix-groups 4
+           STDERR "wrote 50 requests")
+file(STRINGS "${WORK}/prefixes.csv" prefix_header LIMIT_COUNT 1)
+if(NOT prefix_header STREQUAL "arrival_s,input_tokens,output_tokens,cached_tokens,prefix_id")
+  message(FATAL_ERROR "generate-requests --prefix-groups wrote the header \"${prefix_header}\"")
+endif()
+expect_run(0 ARGS trace requests "${WORK}/prefixes.csv" STDOUT "50")
+expect_run(2 ARGS trace generate-requests -o "${WORK}/prefixes2.csv" --prefix-groups -1 STDERR "--prefix-groups")
