@@ -372,8 +372,9 @@ int main(int argc, char** argv) {
   trc_gen->add_option("--cached-fraction", gr.spec.cached_fraction, "Prefix-cached share of each prompt")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  trc_gen->add_option("--prefix-groups", gr.spec.prefix_groups,
-                      "Shared prefixes the cached tokens belong to, Zipf popularity (0: no prefix_id column)")
+  trc_gen
+      ->add_option("--prefix-groups", gr.spec.prefix_groups,
+                   "Shared prefixes the cached tokens belong to, Zipf popularity (0: no prefix_id column)")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
       ->capture_default_str();
   trc_gen->add_option("--prefix-zipf", gr.spec.prefix_zipf, "Zipf exponent of the prefixes' popularity")

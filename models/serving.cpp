@@ -276,6 +276,7 @@ IterationPricer::IterationPricer(const Scenario& s, int instance)
   // Memory: weights per GPU, the activation workspace of one iteration, the KV cache per token.
   const ParamCounts pc = count_params(m);
   const double tp = inst_.parallelism.tp, w = weight_elem_bytes(inst_);
+  expert_bytes_ = w * pc.expert;
   const int gpus = inst_.layout.gpus;
   const double slots = m.moe.experts > 0 ? double(m.moe.experts + in.redundant_experts) / gpus : 0.0;
   const double blocks = m.layers + (d.mtp_blocks > 0 ? m.mtp_depth : 0);

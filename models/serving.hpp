@@ -72,6 +72,8 @@ class IterationPricer {
   /// Tokens of KV cache one attention-DP rank can hold: (memory · kv_memory_fraction − weights −
   /// workspace) / kv_bytes_per_token, whole blocks only; ≤ 0 when the weights do not fit.
   double kv_capacity_tokens() const { return kv_capacity_tokens_; }
+  /// Bytes of one routed expert's weights at the workload's precision.
+  double expert_bytes() const { return expert_bytes_; }
 
   /// Every op of one iteration over `batch`, block by block (pp_rank and stage 0, pass F, count 1, or 2
   /// per half with two_microbatch), then the embedding and the head, each with what priced it: what
@@ -103,7 +105,8 @@ class IterationPricer {
   std::unique_ptr<ComputeCostModel> cm_;
   std::unique_ptr<NetworkModel> net_;
   std::unique_ptr<Impl> impl_;
-  double kv_bytes_per_token_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0, kv_capacity_tokens_ = 0;
+  double kv_bytes_per_token_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0, kv_capacity_tokens_ = 0,
+         expert_bytes_ = 0;
 };
 
 /// Blom's approximation of the expected largest of n standard normal draws: Φ⁻¹((n − 0.375) / (n + 0.25))
@@ -186,6 +189,8 @@ struct InstanceResult {
   double input_tokens_per_s_per_gpu = 0;   ///< prompt tokens (cached included) taken in
   double output_tokens_per_s_per_gpu = 0;  ///< tokens generated
   int rebalances = 0;  ///< discrete-event engine: online EPLB rebalances over the run, every replica
+  double rebalance_seconds =
+      0;  ///< discrete-event engine: time the replicas paused while expert weights moved
   /// Analytic engine: the per-DP-rank batches its iterations are priced at, each with its share of the
   /// iterations (colocated: without and with a prompt chunk).
   std::vector<std::pair<ServingBatch, double>> priced_batches;

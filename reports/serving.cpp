@@ -96,7 +96,8 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                     {"kv_bytes_per_token_per_gpu", i.kv_bytes_per_token},
                     {"input_tokens_per_s_per_gpu", i.input_tokens_per_s_per_gpu},
                     {"output_tokens_per_s_per_gpu", i.output_tokens_per_s_per_gpu},
-                    {"rebalances", i.rebalances}});
+                    {"rebalances", i.rebalances},
+                    {"rebalance_s", i.rebalance_seconds}});
   for (std::size_t k = 0; k < r.instances.size(); ++k) {
     nlohmann::json ops = nlohmann::json::object();
     for (const auto& [name, sec] : r.instances[k].iteration.ops) ops[name] = sec;
@@ -199,7 +200,8 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
         << ", experts " << ms(i.iteration.experts) << "), exposed communication "
         << ms(i.iteration.exposed_comm) << ", expert all-to-all " << ms(i.iteration.all_to_all)
         << ", expert load max/mean " << fmt("%.3f", i.iteration.max_over_mean_gpu)
-        << (i.rebalances > 0 ? ", " + std::to_string(i.rebalances) + " online EPLB rebalances"
+        << (i.rebalances > 0 ? ", " + std::to_string(i.rebalances) + " online EPLB rebalances (" +
+                                   fmt("%.3f", i.rebalance_seconds) + " s paused moving expert weights)"
                              : std::string())
         << "\n";
     if (!i.iteration.ops.empty()) {

@@ -81,7 +81,8 @@ struct Kind {
   double iterations = 0, busy = 0, decode_seqs = 0, prefill_tokens = 0, all_to_all = 0, compute = 0,
          exposed = 0;
   double attention = 0, experts = 0, imbalance = 0, kv_used = 0, input_tokens = 0, output_tokens = 0;
-  int rebalances = 0;  // online EPLB rebalances of every replica of this kind
+  int rebalances = 0;            // online EPLB rebalances of every replica of this kind
+  double rebalance_seconds = 0;  // the replicas' pauses while expert weights moved
   // Routing trace: the MoE layers each iteration's draw looks at, and the busiest GPU's share of each at
   // the placement and mean shares the iteration prices assume.
   std::vector<int> layers;
@@ -120,7 +121,7 @@ class ServingSim {
   void finish(Replica& x, Rank& r, int id, double now);
   void start_transfer(Replica& from, Rank& r, int id);
   double skew(Kind& k, Replica& x, double copies);
-  void rebalance(Kind& k, Replica& x, double now);
+  double rebalance(Kind& k, Replica& x, double now);
   const IterationCost& price(Kind& k, const ServingBatch& b);
 
   const Scenario& s_;
@@ -440,14 +441,14 @@ double ServingSim::skew(Kind& k, Replica& x, double copies) {
 
 // Online EPLB (serving.rebalance_interval): the replica's placement recomputed, by the scenario's
 // placement policy, from the expert loads its iterations routed since the last rebalance (each trace
-// step's shares weighted by the copies routed while it was current). Moving the expert weights is not
-// priced: DeepSeek's deployment loads them beside serving.
-void ServingSim::rebalance(Kind& k, Replica& x, double now) {
+// step's shares weighted by the copies routed while it was current). Returns the pause while the expert
+// weights move (the replica does not iterate meanwhile).
+double ServingSim::rebalance(Kind& k, Replica& x, double now) {
   const auto& trace = k.pricer->trace_shares();
   double total = 0;
   for (double w : x.window) total += w;
   x.last_rebalance = now;
-  if (total <= 0) return;
+  if (total <= 0) return 0;
   const auto& mean = k.pricer->shares();
   models::ExpertLoads loads(mean.size(), std::vector<double>(mean.front().size(), 0.0));
   for (std::size_t st = 0; st < trace.size(); ++st) {
@@ -457,9 +458,32 @@ void ServingSim::rebalance(Kind& k, Replica& x, double now) {
       for (std::size_t e = 0; e < loads[l].size(); ++e) loads[l][e] += w * trace[st][l][e];
   }
   models::PlacementResult placed = models::place_for(k.pricer->scenario(), loads);
-  if (!placed.slot_maps.empty()) x.slot_maps = std::move(placed.slot_maps);
   std::fill(x.window.begin(), x.window.end(), 0.0);
   ++k.rebalances;
+  if (placed.slot_maps.empty()) return 0;
+  // The weights of every expert a GPU newly holds arrive over its NIC (they may come from any node): the
+  // replica pauses for the GPU that receives the most.
+  double most = 0;
+  const std::size_t layers = loads.size();
+  for (int g = 0; g < placed.slot_maps.front().ranks; ++g) {
+    double fetched = 0;
+    for (std::size_t l = 0; l < layers; ++l) {
+      const auto& before = x.slot_maps[l % x.slot_maps.size()].slots[static_cast<std::size_t>(g)];
+      const auto& after = placed.slot_maps[l % placed.slot_maps.size()].slots[static_cast<std::size_t>(g)];
+      for (const auto& [e, frac] : after) {
+        bool held = false;
+        for (const auto& [e0, f0] : before) held = held || e0 == e;
+        fetched += held ? 0.0 : 1.0;
+      }
+    }
+    most = std::max(most, fetched);
+  }
+  x.slot_maps = std::move(placed.slot_maps);
+  const auto& cl = k.pricer->scenario().cluster;
+  const double nic = cl.scale_out.nic_bandwidth > 0 ? cl.scale_out.nic_bandwidth : cl.scale_up.bandwidth;
+  const double pause = most * k.pricer->expert_bytes() / nic;
+  k.rebalance_seconds += pause;
+  return pause;
 }
 
 const IterationCost& ServingSim::price(Kind& k, const ServingBatch& b) {
@@ -538,8 +562,10 @@ void ServingSim::instance_loop(Replica& x) {
     k.attention += c.attention, k.experts += c.experts * load, k.imbalance += load * c.max_over_mean_gpu;
     if (x.number == traced_replica_) expert_load_.emplace_back(now, load * c.max_over_mean_gpu);
     if (s_.serving.rebalance_interval > 0 && !x.window.empty() &&
-        now - x.last_rebalance >= s_.serving.rebalance_interval)
-      rebalance(k, x, now);
+        now - x.last_rebalance >= s_.serving.rebalance_interval) {
+      const double pause = rebalance(k, x, now);
+      if (pause > 0) sg4::this_actor::sleep_for(pause);
+    }
     // Progress: prompt chunks, then one decode step of every running sequence.
     for (std::size_t ri = 0; ri < x.ranks.size(); ++ri) {
       Rank& r = x.ranks[ri];
@@ -740,6 +766,7 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
     ir.iteration.max_over_mean_gpu = k.imbalance / its;
     ir.utilization = span > 0 ? k.busy / replicas / span : 0;
     ir.rebalances = k.rebalances;
+    ir.rebalance_seconds = k.rebalance_seconds;
     ir.kv_used_tokens = k.busy > 0 ? k.kv_used / k.busy : 0;
     const double gpus = double(ir.gpus) * replicas;
     // While iterating: the instance kind's rate over the time its replicas spent in iterations.

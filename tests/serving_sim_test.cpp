@@ -223,6 +223,15 @@ TEST(ServingSim, TraceRoutingWithOnlineRebalancing) {
   EXPECT_GT(r.instances[0].rebalances, 10);
   EXPECT_LT(drawn, fixed);
   EXPECT_GT(drawn, followed);
+  // Each rebalance pauses the replica while the experts a GPU newly holds arrive over its NIC: at most all
+  // 17 slots of each of the 48 MoE layers, at 3 x 2048 x 768 BF16 weights (9.4 MB) each.
+  const double expert = 3.0 * 2048 * 768 * 2;
+  EXPECT_DOUBLE_EQ(p.expert_bytes(), expert);
+  const double nic = s.cluster.scale_out.nic_bandwidth;
+  std::printf("[measured] paused %.3f s moving expert weights over the run\n",
+              r.instances[0].rebalance_seconds);
+  EXPECT_GT(r.instances[0].rebalance_seconds, 0);
+  EXPECT_LE(r.instances[0].rebalance_seconds, r.instances[0].rebalances * 17 * 48 * expert / nic);
 }
 
 // The per-rank prefix cache in the discrete-event engine (one simulation per test): 64 equally popular
