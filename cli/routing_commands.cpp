@@ -157,6 +157,8 @@ int request_trace_cmd(const std::string& path, traces::RequestFormat format, boo
               {"rate_per_s", s.rate_per_s},
               {"interarrival_cv", s.interarrival_cv},
               {"cached_share", s.cached_share},
+              {"prefixes", s.prefixes},
+              {"requests_with_prefix", s.with_prefix},
               {"input_tokens", lengths(s.input)},
               {"output_tokens", lengths(s.output)}};
     std::cout << j.dump(2) << "\n";
@@ -178,6 +180,11 @@ int request_trace_cmd(const std::string& path, traces::RequestFormat format, boo
   }
   std::snprintf(buf, sizeof buf, "  prefix-cache share of input tokens: %.1f%%\n", 100.0 * s.cached_share);
   std::cout << buf;
+  if (s.prefixes > 0) {
+    std::snprintf(buf, sizeof buf, "  shared prefixes (prefix_id): %lld, named by %lld requests\n",
+                  static_cast<long long>(s.prefixes), static_cast<long long>(s.with_prefix));
+    std::cout << buf;
+  }
   return 0;
 }
 

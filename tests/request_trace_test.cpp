@@ -209,6 +209,9 @@ TEST(RequestTrace, PrefixIdColumn) {
   EXPECT_EQ(t.requests[0].prefix, 7);
   EXPECT_EQ(t.requests[1].prefix, -1);
   EXPECT_EQ(t.requests[2].prefix, 7);
+  const RequestStats st = request_stats(t.requests);
+  EXPECT_EQ(st.prefixes, 1);
+  EXPECT_EQ(st.with_prefix, 2);
   expect_message(error_of("neg.csv", h + "0,100,5,50,-3\n"), "neg.csv:2", "prefix_id an integer in [0, ",
                  "\"-3\"");
   expect_message(error_of("half.csv", h + "0,100,5,50,1\n1,100,5,50,2.5\n"), "half.csv:3",

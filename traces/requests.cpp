@@ -359,10 +359,15 @@ RequestStats request_stats(const std::vector<Request>& requests) {
   std::vector<double> in, out;
   in.reserve(requests.size()), out.reserve(requests.size());
   double cached = 0, input = 0;
+  std::vector<int64_t> ids;
   for (const Request& r : requests) {
     in.push_back(double(r.input_tokens)), out.push_back(double(r.output_tokens));
     cached += double(r.cached_tokens), input += double(r.input_tokens);
+    if (r.prefix >= 0) ids.push_back(r.prefix);
   }
+  s.with_prefix = static_cast<int64_t>(ids.size());
+  std::sort(ids.begin(), ids.end());
+  s.prefixes = static_cast<int64_t>(std::unique(ids.begin(), ids.end()) - ids.begin());
   s.duration_s = requests.back().arrival_s - requests.front().arrival_s;
   if (requests.size() > 1 && s.duration_s > 0) {
     s.rate_per_s = double(requests.size() - 1) / s.duration_s;

@@ -100,6 +100,8 @@ struct RequestStats {
   };
   Lengths input, output;    ///< tokens
   double cached_share = 0;  ///< cached tokens / input tokens, over the trace
+  int64_t prefixes = 0;     ///< distinct shared prefixes the requests name (prefix_id), 0 when none
+  int64_t with_prefix = 0;  ///< requests that name a shared prefix
 };
 /// Percentiles by the nearest rank (the smallest value with at least p of the requests at or below it).
 RequestStats request_stats(const std::vector<Request>& requests);
