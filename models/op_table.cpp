@@ -67,11 +67,9 @@ void add_stage(const Scenario& s, const Workload& w, const ComputeCostModel& cm,
   for (int b : rw.blocks) {
     const BlockCost& bc = w.blocks[static_cast<std::size_t>(b)];
     for (const Op& op : block_ops(w, b)) {
-      const bool compute = op.kind != OpKind::kMemory && op.kind != OpKind::kComm;
-      row(bc.layer, block_kind_name(bc.kind), op.name, op.pass, op.kind, compute ? op.work : 0,
-          compute ? 0 : op.work, op.seconds, op.precision);
-      rows.back().recompute = op.recompute;
-      rows.back().priced_by = op_priced_by(op, cm);
+      rows.push_back(op_row(op, bc.layer, block_kind_name(bc.kind), count, cm));
+      rows.back().pp_rank = rank;
+      rows.back().stage = stage;
     }
   }
   if (rw.head) {
@@ -83,6 +81,23 @@ void add_stage(const Scenario& s, const Workload& w, const ComputeCostModel& cm,
 }
 
 }  // namespace
+
+OpRow op_row(const Op& op, int layer, const std::string& block, double count, const ComputeCostModel& cm) {
+  const bool compute = op.kind != OpKind::kMemory && op.kind != OpKind::kComm;
+  OpRow r;
+  r.layer = layer;
+  r.block = block;
+  r.name = op.name;
+  r.pass = op.pass;
+  r.kind = op.kind;
+  r.recompute = op.recompute;
+  r.count = count;
+  r.flops = compute ? op.work : 0;
+  r.bytes = compute ? 0 : op.work;
+  r.seconds = op.seconds;
+  r.priced_by = op_priced_by(op, cm);
+  return r;
+}
 
 std::string op_priced_by(const Op& op, const ComputeCostModel& cm) {
   if (op.kind == OpKind::kComm) return network_entry(op.comm);

@@ -37,6 +37,10 @@ std::string op_priced_by(const Op& op, const ComputeCostModel& cm);
 /// "dense", "moe" or "mtp".
 const char* block_kind_name(BlockKind k);
 
+/// The row of block op `op` (layer `layer`, block kind `block`), executed `count` times: its FLOPs (GEMMs,
+/// attention) or bytes (memory-bound kernels, collectives), time and what priced it; pp_rank and stage 0.
+OpRow op_row(const Op& op, int layer, const std::string& block, double count, const ComputeCostModel& cm);
+
 /// The rows of every pipeline rank, in rank, stage, block and execution order. `cm` and `net` must be the
 /// models `w` was priced with. A rank runs each of its blocks once per microbatch; under DualPipe a rank
 /// holds stage r and pp-1-r and runs each for half the microbatches. The step-level work (data-parallel

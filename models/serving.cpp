@@ -97,6 +97,12 @@ std::vector<double> rank_shares(const std::vector<double>& shares, const SlotMap
   return out;
 }
 
+double busiest_share(const std::vector<double>& shares, const SlotMap& slots) {
+  double top = 0;
+  for (double p : rank_shares(shares, slots)) top = std::max(top, p);
+  return top;
+}
+
 std::vector<int> sampled_layers(int layers, int n) {
   n = std::max(1, std::min(n, layers));
   std::vector<int> out;
@@ -115,9 +121,7 @@ double expected_trace_load(const IterationPricer& P, double copies, int sample_l
   const std::vector<int> layers = sampled_layers(static_cast<int>(mean.size()), sample_layers);
   for (int l : layers) {
     const SlotMap& map = maps[static_cast<std::size_t>(l) % maps.size()];
-    double top = 0;
-    for (double p : rank_shares(mean[static_cast<std::size_t>(l)], map)) top = std::max(top, copies * p);
-    priced += top * double(trace.size());
+    priced += copies * busiest_share(mean[static_cast<std::size_t>(l)], map) * double(trace.size());
     for (const auto& step : trace) {
       double t = 0;
       for (double p : rank_shares(step[static_cast<std::size_t>(l)], map)) {
@@ -317,6 +321,16 @@ struct IterationPricer::BlockTotals {
 
 namespace {
 
+// One of the two microbatches an iteration is split into (two_microbatch).
+ServingBatch half_of(const ServingBatch& batch) {
+  ServingBatch half = batch;
+  half.decode_seqs /= 2;
+  half.prefill_tokens /= 2;
+  half.prefill_seqs /= 2;
+  half.prefill_context /= 2;
+  return half;
+}
+
 IterationPricer::BlockTotals totals(const BlockCost& b) {
   IterationPricer::BlockTotals t;
   const PassCost& f = b.pass[0];
@@ -412,23 +426,17 @@ IterationPricer::Ends IterationPricer::ends(const ServingBatch& batch) const {
 std::vector<OpRow> IterationPricer::op_rows(const ServingBatch& batch) const {
   std::vector<OpRow> rows;
   if (batch.tokens() <= 0) return rows;
-  ServingBatch b = batch;
-  double count = 1;
-  if (impl_->two_microbatch) {
-    b.decode_seqs /= 2;
-    b.prefill_tokens /= 2;
-    b.prefill_seqs /= 2;
-    b.prefill_context /= 2;
-    count = 2;
-  }
-  const auto add = [&](int layer, const std::string& block, const std::string& name, OpKind kind,
-                       double flops, double bytes, double seconds, double n, const std::string& by) {
+  const ServingBatch b = impl_->two_microbatch ? half_of(batch) : batch;
+  const double count = impl_->two_microbatch ? 2 : 1;
+  // The work outside the blocks, once per iteration.
+  const auto add = [&](const std::string& block, const std::string& name, OpKind kind, double flops,
+                       double bytes, double seconds, const std::string& by) {
     OpRow r;
-    r.layer = layer;
+    r.layer = -1;
     r.block = block;
     r.name = name;
     r.kind = kind;
-    r.count = n;
+    r.count = 1;
     r.flops = flops;
     r.bytes = bytes;
     r.seconds = seconds;
@@ -436,18 +444,14 @@ std::vector<OpRow> IterationPricer::op_rows(const ServingBatch& batch) const {
     rows.push_back(std::move(r));
   };
   for (const BlockTotals& t : price_blocks(b))
-    for (const Op& op : t.ops) {
-      const bool compute = op.kind != OpKind::kMemory && op.kind != OpKind::kComm;
-      add(t.layer, block_kind_name(t.kind), op.name, op.kind, compute ? op.work : 0, compute ? 0 : op.work,
-          op.seconds, count, op_priced_by(op, *cm_));
-    }
+    for (const Op& op : t.ops) rows.push_back(op_row(op, t.layer, block_kind_name(t.kind), count, *cm_));
   const Ends e = ends(batch);
-  add(-1, "embedding", "embedding", OpKind::kMemory, 0, e.embedding_bytes, e.embedding, 1,
+  add("embedding", "embedding", OpKind::kMemory, 0, e.embedding_bytes, e.embedding,
       cm_->priced_by_memory(MemoryKernel::kStream));
   if (e.tokens_with_logits > 0) {
-    add(-1, "head", "head", OpKind::kGemm, e.head_flops, 0, e.head_gemm, 1,
+    add("head", "head", OpKind::kGemm, e.head_flops, 0, e.head_gemm,
         cm_->priced_by(OpKind::kGemm, Precision::kBf16));
-    add(-1, "head", "sampling", OpKind::kMemory, 0, e.sampling_bytes, e.sampling, 1,
+    add("head", "sampling", OpKind::kMemory, 0, e.sampling_bytes, e.sampling,
         cm_->priced_by_memory(MemoryKernel::kStream));
   }
   return rows;
@@ -472,13 +476,8 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
   if (impl_->two_microbatch) {
     // Two halves alternate: one half's all-to-all and TP all-reduce run under the other's computation,
     // so a block takes twice the longer of a half's compute and a half's communication.
-    ServingBatch half = batch;
-    half.decode_seqs /= 2;
-    half.prefill_tokens /= 2;
-    half.prefill_seqs /= 2;
-    half.prefill_context /= 2;
     const double slow = impl_->overlap_slowdown;
-    for (const BlockTotals& t : price_blocks(half)) {
+    for (const BlockTotals& t : price_blocks(half_of(batch))) {
       const double comm = t.tp + t.ep;
       out.compute += 2 * t.compute * slow;
       out.exposed_comm += 2 * std::max(0.0, comm - t.compute * slow);

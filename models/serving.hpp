@@ -123,6 +123,9 @@ double expected_busiest_load(double copies, int gpus);
 /// Each EP rank's share of a layer's routed copies under `slots` for expert `shares`.
 std::vector<double> rank_shares(const std::vector<double>& shares, const SlotMap& slots);
 
+/// The largest of rank_shares(shares, slots).
+double busiest_share(const std::vector<double>& shares, const SlotMap& slots);
+
 /// The MoE layers the per-iteration routing draws look at: `n` of `layers` spread evenly (the j-th is
 /// ⌊j · layers / n⌋), at most all of them.
 std::vector<int> sampled_layers(int layers, int n);

@@ -233,19 +233,6 @@ void check_serving(const Scenario& s) {
 
 ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<traces::Request>& offered) {
   ServingResult R;
-  // A prefix cache per prefill-side rank: the cached tokens count at the expected hit rate.
-  std::vector<traces::Request> adjusted;
-  if (s.serving.prefix_cache_tokens > 0) {
-    int ranks = 0;
-    for (std::size_t i = 0; i < s.serving.instances.size(); ++i)
-      if (s.serving.instances[i].role != ServingRole::kDecode)
-        ranks += s.serving.instances[i].count * instance_scenario(s, static_cast<int>(i)).layout.dp;
-    R.prefix_hit_rate = prefix_hit_rate(s, offered, ranks);
-    adjusted = offered;
-    const double h = std::isnan(R.prefix_hit_rate) ? 0.0 : R.prefix_hit_rate;
-    for (traces::Request& r : adjusted) r.cached_tokens = std::llround(h * double(r.cached_tokens));
-  }
-  const std::vector<traces::Request>& requests = s.serving.prefix_cache_tokens > 0 ? adjusted : offered;
   R.scenario = s.name;
   R.engine = "analytic";
   R.fidelity = s.routing.mode == RoutingMode::kSampled
@@ -253,15 +240,6 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
                      "iteration)"
                    : "steady state (closed form: Little's law, M/D/1 queueing)";
   R.seed = s.serving.requests.seed;
-  const Load L = load_of(s, requests);
-  R.requests = L.count;
-  R.offered_rate = L.rate;
-  R.mean_input = L.input, R.mean_output = L.output, R.mean_cached = L.cached;
-  R.duration = L.span;
-  const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double acc = tokens_per_iteration(s.serving.mtp_tokens, s.serving.mtp_acceptance);
-  const int queries = 1 + s.serving.mtp_tokens;
-  const double kv_elem = s.serving.kv_dtype == KvDtype::kFp8 ? 1.0 : 2.0;
 
   // Instance kinds and their attention-DP ranks by role.
   std::vector<std::unique_ptr<IterationPricer>> pricers;
@@ -278,6 +256,25 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
     R.nodes += in.count * in.nodes;
     if (R.cost_model.empty()) R.cost_model = pricers.back()->cost_model().name();
   }
+
+  // A prefix cache per prefill-side rank: the cached tokens count at the expected hit rate.
+  std::vector<traces::Request> adjusted;
+  if (s.serving.prefix_cache_tokens > 0) {
+    R.prefix_hit_rate = prefix_hit_rate(s, offered, static_cast<int>(prefill_ranks));
+    adjusted = offered;
+    const double h = std::isnan(R.prefix_hit_rate) ? 0.0 : R.prefix_hit_rate;
+    for (traces::Request& r : adjusted) r.cached_tokens = std::llround(h * double(r.cached_tokens));
+  }
+  const std::vector<traces::Request>& requests = s.serving.prefix_cache_tokens > 0 ? adjusted : offered;
+  const Load L = load_of(s, requests);
+  R.requests = L.count;
+  R.offered_rate = L.rate;
+  R.mean_input = L.input, R.mean_output = L.output, R.mean_cached = L.cached;
+  R.duration = L.span;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double acc = tokens_per_iteration(s.serving.mtp_tokens, s.serving.mtp_acceptance);
+  const int queries = 1 + s.serving.mtp_tokens;
+  const double kv_elem = s.serving.kv_dtype == KvDtype::kFp8 ? 1.0 : 2.0;
 
   double ttft = 0, tpot = 0, served = L.rate;  // served: requests per second the instances sustain
   double ttft_prefill = 0, kv_transfer = 0;

@@ -23,6 +23,20 @@ std::string csv_field(const std::string& v) {
   return q + "\"";
 }
 
+// The columns an op row has in every listing (training and serving).
+Json op_fields(const OpRow& r) {
+  return Json{{"layer", r.layer},
+              {"block", r.block},
+              {"op", r.name},
+              {"kind", models::op_kind_name(r.kind)},
+              {"count", r.count},
+              {"flops", r.flops},
+              {"bytes", r.bytes},
+              {"seconds", r.seconds},
+              {"total_seconds", r.count * r.seconds},
+              {"priced_by", r.priced_by}};
+}
+
 }  // namespace
 
 void write_ops_csv(std::ostream& out, const std::vector<OpRow>& rows) {
@@ -38,21 +52,14 @@ void write_ops_csv(std::ostream& out, const std::vector<OpRow>& rows) {
 
 Json ops_json(const std::vector<OpRow>& rows) {
   Json a = Json::array();
-  for (const OpRow& r : rows)
-    a.push_back(Json{{"pp_rank", r.pp_rank},
-                     {"stage", r.stage},
-                     {"layer", r.layer},
-                     {"block", r.block},
-                     {"op", r.name},
-                     {"pass", models::pass_name(r.pass)},
-                     {"kind", models::op_kind_name(r.kind)},
-                     {"recompute", r.recompute},
-                     {"count", r.count},
-                     {"flops", r.flops},
-                     {"bytes", r.bytes},
-                     {"seconds", r.seconds},
-                     {"total_seconds", r.count * r.seconds},
-                     {"priced_by", r.priced_by}});
+  for (const OpRow& r : rows) {
+    Json j = op_fields(r);
+    j["pp_rank"] = r.pp_rank;
+    j["stage"] = r.stage;
+    j["pass"] = models::pass_name(r.pass);
+    j["recompute"] = r.recompute;
+    a.push_back(std::move(j));
+  }
   return a;
 }
 
@@ -81,19 +88,12 @@ void write_serving_ops_csv(std::ostream& out, const std::vector<std::vector<OpRo
 Json serving_ops_json(const std::vector<std::vector<OpRow>>& per_instance, const Scenario& s) {
   Json a = Json::array();
   for (std::size_t k = 0; k < per_instance.size(); ++k)
-    for (const OpRow& r : per_instance[k])
-      a.push_back(Json{{"instance", k},
-                       {"role", to_string(s.serving.instances[k].role)},
-                       {"layer", r.layer},
-                       {"block", r.block},
-                       {"op", r.name},
-                       {"kind", models::op_kind_name(r.kind)},
-                       {"count", r.count},
-                       {"flops", r.flops},
-                       {"bytes", r.bytes},
-                       {"seconds", r.seconds},
-                       {"total_seconds", r.count * r.seconds},
-                       {"priced_by", r.priced_by}});
+    for (const OpRow& r : per_instance[k]) {
+      Json j = op_fields(r);
+      j["instance"] = k;
+      j["role"] = to_string(s.serving.instances[k].role);
+      a.push_back(std::move(j));
+    }
   return a;
 }
 

@@ -180,13 +180,9 @@ void ServingSim::build() {
       const auto& maps = kind.pricer->slot_maps();
       const auto& mean = kind.pricer->shares();
       kind.layers = models::sampled_layers(static_cast<int>(mean.size()), s_.routing.sample_layers);
-      for (int l : kind.layers) {
-        double top = 0;
-        for (double p : models::rank_shares(mean[static_cast<std::size_t>(l)],
-                                            maps[static_cast<std::size_t>(l) % maps.size()]))
-          top = std::max(top, p);
-        kind.priced_top.push_back(top);
-      }
+      for (int l : kind.layers)
+        kind.priced_top.push_back(models::busiest_share(mean[static_cast<std::size_t>(l)],
+                                                        maps[static_cast<std::size_t>(l) % maps.size()]));
     }
     const double cap = kind.pricer->kv_capacity_tokens();
     for (int c = 0; c < in.count; ++c) {
