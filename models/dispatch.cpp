@@ -51,6 +51,9 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
   s.hit_rank.assign(static_cast<std::size_t>(g.ep), 0.0);
   s.hit_node.assign(static_cast<std::size_t>(nodes), 0.0);
   const bool limited = g.node_limit > 0 && g.node_limit < nodes;
+  // Expected top_k slots landing on rank r: inside the picked nodes, in proportion to the ranks' shares.
+  s.copies_rank.assign(static_cast<std::size_t>(g.ep), 0.0);
+  for (int r = 0; r < g.ep; ++r) s.copies_rank[r] = sel[r / per_node] * k * s.rank_share[r] / Q;
   if (limited && k >= g.node_limit) {
     // Node-limited routing (DeepSeek-V3 report §2.1.2) ranks nodes by the sum of their best
     // top_k/node_limit expert scores and then takes the top_k experts inside the chosen nodes, so every
@@ -86,12 +89,16 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
     s.nic_in = k * max_share * (g.ep - 1);
     return s;
   }
-  const double sum_rank = std::accumulate(s.hit_rank.begin(), s.hit_rank.end(), 0.0);
+  if (g.hierarchical) s.copies_rank = s.hit_rank;
+  // Copies per destination GPU: merged (hierarchical), one per slot (flat).
+  const std::vector<double>& per_rank = s.copies_rank;
+  const double sum_rank = std::accumulate(per_rank.begin(), per_rank.end(), 0.0);
   const double sum_node = std::accumulate(s.hit_node.begin(), s.hit_node.end(), 0.0);
-  const double max_rank = *std::max_element(s.hit_rank.begin(), s.hit_rank.end());
+  const double max_rank = *std::max_element(per_rank.begin(), per_rank.end());
   const double max_node = *std::max_element(s.hit_node.begin(), s.hit_node.end());
   if (nodes == 1) {
-    // Everything stays on NVLink: a token goes once to every distinct GPU it hits, except itself.
+    // Everything stays on NVLink: a token goes to every GPU it hits except its own, once per GPU
+    // (hierarchical) or once per slot (flat).
     s.nvlink_out = sum_rank * (g.ep - 1) / g.ep;
     s.nvlink_in = max_rank * (g.ep - 1);
     return s;
@@ -113,7 +120,7 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
     s.nvlink_out = worst_fwd;
     s.nvlink_in = max_rank * g.ep * fan;
   } else {
-    // One copy per destination GPU, straight to it: NIC for other nodes, NVLink inside the node.
+    // Straight to the destination GPU, one copy per slot: NIC for other nodes, NVLink inside the node.
     s.nic_out = sum_rank * double(g.ep - per_node) / g.ep;
     s.nic_in = max_rank * (g.ep - per_node);
     s.nvlink_out = sum_rank * double(per_node - 1) / g.ep;

@@ -13,8 +13,14 @@ struct EpGeometry {
   int ep = 1;        ///< EP ranks
   int per_node = 1;  ///< EP ranks per node
   int top_k = 1;
-  int node_limit = 0;         ///< at most this many nodes per token (0: unlimited)
-  bool hierarchical = false;  ///< one NIC copy per destination node, then NVLink fan-out (DeepEP normal)
+  int node_limit = 0;  ///< at most this many nodes per token (0: unlimited)
+  /// One NIC copy per destination node, then NVLink fan-out; inside a node one copy per destination GPU
+  /// (DeepEP normal kernels, HybridEP). Without it (flat) every (token, expert) pair whose expert sits on
+  /// another GPU is its own copy, straight to that GPU, two experts on one GPU included: Megatron-Core's
+  /// alltoall dispatcher permutes tokens × top_k rows and exchanges them with one NCCL all-to-all
+  /// (megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher: num_out_tokens is
+  /// routing_map.sum(), input_splits the rows per EP rank).
+  bool hierarchical = false;
   /// Every (token, expert) copy straight to the expert's GPU over the NIC (RDMA), the GPU's own node
   /// included, without merging copies bound for one GPU or node (DeepEP low-latency kernels, which send
   /// each of a token's top-k copies on its own IBGDA write). Overrides `hierarchical`.
@@ -28,6 +34,9 @@ struct DispatchStats {
   double max_over_mean = 1;        ///< per-GPU load imbalance, max/mean of rank_share
   std::vector<double> hit_rank;    ///< P(a token sends to rank r), node limit applied
   std::vector<double> hit_node;    ///< P(a token sends to node n)
+  /// Expected copies of one source token that rank r receives: hit_rank[r] when copies bound for one GPU
+  /// merge (hierarchical), the expected number of the token's top_k slots on r when they do not (flat).
+  std::vector<double> copies_rank;
   /// Copies of one source token, for the busiest GPU of each direction and fabric.
   double nic_out = 0, nic_in = 0, nvlink_out = 0, nvlink_in = 0;
 };

@@ -170,8 +170,8 @@ LayerRouting route_expected_uncached(const std::vector<double>& shares, const Sl
     const int senders = std::min(pn, g.ep - a * pn);
     for (int n = 0; n < nodes; ++n) {
       double ranks_hit = 0;
-      for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) ranks_hit += out.stats.hit_rank[r];
-      // Σ over senders s of the copies to ranks r ≠ s of their own node = (senders − 1) · Σ_r hit_rank[r].
+      for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) ranks_hit += out.stats.copies_rank[r];
+      // Σ over senders s of the copies to ranks r ≠ s of their own node = (senders − 1) · Σ_r copies_rank[r].
       const double copies =
           a == n ? (senders - 1) * ranks_hit : senders * (g.hierarchical ? out.stats.hit_node[n] : ranks_hit);
       out.summary.node_traffic[static_cast<std::size_t>(a) * nodes + n] =
@@ -198,7 +198,7 @@ std::vector<double> expected_wire_bytes(const LayerRouting& r, const RoutingCont
   for (int s = 0; s < R; ++s) {
     if (!g.hierarchical) {
       for (int d = 0; d < R; ++d)
-        if (d != s) at(s, d) += T * r.stats.hit_rank[d];
+        if (d != s) at(s, d) += T * r.stats.copies_rank[d];
       continue;
     }
     for (int n = 0; n < nodes; ++n) {
@@ -217,7 +217,7 @@ std::vector<double> expected_pair_bytes(const LayerRouting& r, const RoutingCont
   for (int s = 0; s < R; ++s)
     for (int d = 0; d < R; ++d)
       m[static_cast<std::size_t>(s) * R + d] =
-          ctx.tokens_per_source * r.stats.hit_rank[d] * ctx.bytes_per_copy;
+          ctx.tokens_per_source * r.stats.copies_rank[d] * ctx.bytes_per_copy;
   return m;
 }
 
@@ -265,24 +265,26 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
       return static_cast<int>(std::min<int64_t>(S - 1, t * S / std::max<int64_t>(1, n_tokens)));
     };
     for (int64_t t = 0; t < n_tokens; ++t) ++per_source[source_of(t)];
-    std::vector<int> ranks_hit, nodes_hit;
+    std::vector<int> ranks_hit, nodes_hit, slot_ranks;
     for (int64_t t = 0; t < n_tokens; ++t) {
       const int s = source_of(t) % R;
       const double scale =
           per_source[source_of(t)] > 0 ? ctx.tokens_per_source / per_source[source_of(t)] : 0.0;
       ranks_hit.clear();
       nodes_hit.clear();
+      slot_ranks.clear();
       for (int k = 0; k < sample.top_k; ++k) {
         const int e = sample.token_experts[t * sample.top_k + k];
         if (e < 0) continue;
         const auto& reps = replicas[e];
         const auto [r, slot] = reps[static_cast<std::size_t>(t % static_cast<int64_t>(reps.size()))];
         slot_rows[r][slot] += scale;
+        slot_ranks.push_back(r);
         if (std::find(ranks_hit.begin(), ranks_hit.end(), r) == ranks_hit.end()) ranks_hit.push_back(r);
       }
       const int src_node = s / pn;
+      for (int r : g.hierarchical ? ranks_hit : slot_ranks) pair(s, r, scale);
       for (int r : ranks_hit) {
-        pair(s, r, scale);
         if (std::find(nodes_hit.begin(), nodes_hit.end(), r / pn) == nodes_hit.end())
           nodes_hit.push_back(r / pn);
       }
@@ -304,7 +306,7 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
             }
         }
       } else {
-        for (int r : ranks_hit) {
+        for (int r : slot_ranks) {  // flat: every slot is its own copy
           if (r == s) continue;
           wire(s, r, scale);
           if (r / pn != src_node) {
@@ -335,7 +337,7 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
         }
       const DispatchStats d = dispatch_stats(rank_share, g);
       const double T = ctx.tokens_per_source;
-      for (int r = 0; r < R; ++r) pair(s, r, T * d.hit_rank[r]);
+      for (int r = 0; r < R; ++r) pair(s, r, T * d.copies_rank[r]);
       const int src_node = s / pn;
       for (int n = 0; n < nodes; ++n) {
         if (g.hierarchical) {
@@ -356,10 +358,10 @@ LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& sl
         } else {
           for (int r = n * pn; r < std::min(g.ep, (n + 1) * pn); ++r) {
             if (r == s) continue;
-            wire(s, r, T * d.hit_rank[r]);
-            (n != src_node ? nic_out[s] : nvl_out[s]) += T * d.hit_rank[r];
-            (n != src_node ? nic_in[r] : nvl_in[r]) += T * d.hit_rank[r];
-            traffic(s, n, T * d.hit_rank[r]);
+            wire(s, r, T * d.copies_rank[r]);
+            (n != src_node ? nic_out[s] : nvl_out[s]) += T * d.copies_rank[r];
+            (n != src_node ? nic_in[r] : nvl_in[r]) += T * d.copies_rank[r];
+            traffic(s, n, T * d.copies_rank[r]);
           }
         }
       }

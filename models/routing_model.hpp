@@ -82,15 +82,17 @@ LayerRouting route_expected(const std::vector<double>& shares, const SlotMap& sl
 
 /// Routing from a sample. The sample's distribution is scaled to ctx.tokens_per_source tokens per
 /// source; its source s feeds EP rank s (sources must equal ranks: rescale traces first). With token-level
-/// detail the dispatch copies are counted exactly (one per distinct destination GPU, or node for
-/// hierarchical dispatch; a replicated expert's tokens go to replicas round-robin); with counts only,
-/// each source row's shares give hit probabilities as in dispatch_stats.
+/// detail the dispatch copies are counted exactly (one per slot for flat dispatch; for hierarchical
+/// dispatch one per distinct destination node over the NIC and per distinct GPU over NVLink; a replicated
+/// expert's tokens go to replicas round-robin); with counts only, each source row's shares give hit
+/// probabilities as in dispatch_stats.
 LayerRouting route_sample(const traces::RoutingSample& sample, const SlotMap& slots,
                           const RoutingContext& ctx);
 
 /// Dispatch bytes between every pair of EP ranks (ep × ep, row = source rank, column = destination
-/// rank; the diagonal stays on the GPU) for one microbatch, one copy per (token, destination GPU): from
-/// expected shares every source sends tokens_per_source · hit_rank[r] copies to rank r.
+/// rank; the diagonal stays on the GPU) for one microbatch: from expected shares every source sends
+/// tokens_per_source · copies_rank[r] copies to rank r (one per slot, or per distinct GPU when
+/// hierarchical).
 std::vector<double> expected_pair_bytes(const LayerRouting& r, const RoutingContext& ctx);
 
 /// The wire_bytes of expected routing (see LayerRouting::wire_bytes) from the hit probabilities.

@@ -123,6 +123,9 @@ AccuracyRow base_row(const CsvLine& l, AccuracyGroup g, const char* quantity, co
 //   for the whole all-to-all (which moves only the copies that leave the GPU or node).
 // - kernel "low_latency": every (token, expert) copy over the NIC (EpGeometry::low_latency); the row
 //   holds the kernel's latency, and the prediction is the model's time.
+// - kernel "alltoall": Megatron-Core's NCCL all-to-all of the permuted rows, one copy per (token, expert)
+//   slot straight to the expert's GPU (flat dispatch); "hybridep": HybridEP, hierarchical like DeepEP's
+//   normal kernels. Both rows hold latencies.
 AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
   const bool latency = l.has("published_us");
   AccuracyRow r = latency ? base_row(l, AccuracyGroup::kAllToAll, "latency", "us", "published_us")
@@ -134,15 +137,15 @@ AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
   if (link != "NVLink" && link != "RDMA")
     throw ParseError(located_message(l.file(), l.where("path"), "NVLink or RDMA", "\"" + link + "\""));
   const std::string& kernel = l.text("kernel");
-  if (kernel != "normal" && kernel != "low_latency")
-    throw ParseError(
-        located_message(l.file(), l.where("kernel"), "normal or low_latency", "\"" + kernel + "\""));
+  if (kernel != "normal" && kernel != "low_latency" && kernel != "alltoall" && kernel != "hybridep")
+    throw ParseError(located_message(l.file(), l.where("kernel"), "normal, low_latency, alltoall or hybridep",
+                                     "\"" + kernel + "\""));
   models::EpGeometry g;
   g.ep = l.integer("ep", 1, c.gpus());
   g.per_node = std::min(g.ep, c.gpus_per_node);
   g.top_k = l.integer("top_k", 1, 1 << 16);
   g.node_limit = l.integer("node_limit", 0, 1 << 16);
-  g.hierarchical = kernel == "normal";
+  g.hierarchical = kernel == "normal" || kernel == "hybridep";
   g.low_latency = kernel == "low_latency";
   const auto stats =
       models::dispatch_stats(std::vector<double>(static_cast<std::size_t>(g.ep), 1.0 / g.ep), g);

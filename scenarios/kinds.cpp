@@ -225,10 +225,13 @@ const Registry<DispatchMode>& dispatch_modes() {
   static const Registry<DispatchMode> r{
       "dispatch mode",
       "expert all-to-all modes (workload.dispatch)",
-      {{"flat", "one message per GPU pair (NCCL all-to-all)", DispatchMode::kFlat},
+      {{"flat",
+        "one copy per (token, expert) pair straight to the expert's GPU, two experts on one GPU included "
+        "(NCCL all-to-all: Megatron-Core's alltoall dispatcher)",
+        DispatchMode::kFlat},
        {"hierarchical",
-        "one copy per destination node over the NIC, then NVLink fan-out (DeepEP normal kernels, DeepSeek-V3 "
-        "§3.2)",
+        "one copy per destination node over the NIC, then NVLink fan-out, one per destination GPU (DeepEP "
+        "normal kernels, HybridEP, DeepSeek-V3 §3.2)",
         DispatchMode::kHierarchical}}};
   return r;
 }

@@ -172,9 +172,10 @@ struct WorkloadSpec {
   Dtype optimizer_state_dtype = Dtype::kFp32;  ///< Adam moments
   bool master_weights = true;                  ///< FP32 master copy
   bool causal = true;
-  DispatchMode dispatch = DispatchMode::kFlat;  ///< all-to-all: one message per GPU pair, or one copy
-                                                ///< per destination node over the NIC, then NVLink fan-out
-  bool shared_expert_overlap = true;            ///< shared experts run while dispatch is in flight
+  /// all-to-all: one copy per (token, expert) slot (NCCL, Megatron-Core's alltoall dispatcher), or one
+  /// copy per destination node over the NIC, then NVLink fan-out (DeepEP normal kernels, HybridEP)
+  DispatchMode dispatch = DispatchMode::kFlat;
+  bool shared_expert_overlap = true;  ///< shared experts run while dispatch is in flight
   /// The backward all-to-all in the dispatch direction (the combine's gradient) sends FP8 activation
   /// gradients with their scales, as DeepSeek-V3 does (report §3.3.2); needs precision fp8.
   bool fp8_dispatch_grad = false;

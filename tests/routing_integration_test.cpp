@@ -287,6 +287,40 @@ TEST(RouteSampleTiny, ReplicatedExpertRoundRobin) {
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(r.summary.node_traffic[i], want[i], 1e-9) << "entry " << i;
 }
 
+TEST(RouteSampleTiny, FlatSendsEverySlotHierarchicalOneCopyPerGpu) {
+  // Megatron-Core's alltoall dispatcher exchanges tokens × top_k permuted rows: a token whose two experts
+  // sit on one remote GPU crosses twice; DeepEP/HybridEP send it once. 2 ranks on 2 nodes, experts
+  // {0, 1} on rank 0 and {2, 3} on rank 1, top_k 2, one token per source: s0 picks e2 and e3 (both on
+  // rank 1), s1 picks e1 and e3 (rank 0 and itself).
+  EpGeometry g;
+  g.ep = 2;
+  g.per_node = 1;
+  g.top_k = 2;
+  RoutingContext c;
+  c.geo = g;
+  c.experts = 4;
+  c.tokens_per_source = 1;
+  c.bytes_per_copy = 1;
+  RoutingSample x;
+  x.sources = 2;
+  x.experts = 4;
+  x.top_k = 2;
+  x.tokens = 2;
+  x.token_experts = {2, 3, 1, 3};
+  x.token_source = {0, 1};
+  x.counts = {0, 0, 1, 1, 0, 1, 0, 1};
+  const SlotMap slots = SlotMap::from_phy2log({0, 1, 2, 3}, 2, 4);
+  const LayerRouting flat = models::route_sample(x, slots, c);
+  // Flat: s0 sends 2 copies to rank 1, s1 sends 1 to rank 0: NIC out max 2, in max 2 (rank 1).
+  EXPECT_NEAR(flat.stats.nic_out, 2.0, 1e-12);
+  EXPECT_NEAR(flat.stats.nic_in, 2.0, 1e-12);
+  c.geo.hierarchical = true;
+  const LayerRouting hier = models::route_sample(x, slots, c);
+  // Hierarchical: one copy per destination node: 1 each way.
+  EXPECT_NEAR(hier.stats.nic_out, 1.0, 1e-12);
+  EXPECT_NEAR(hier.stats.nic_in, 1.0, 1e-12);
+}
+
 TEST(RouteSampleTiny, TwoReplicasOnOneRankEachKeepTheirRows) {
   // EPLB may put two replicas of a hot expert on the same GPU (the replay example's placements do).
   // 2 ranks on one node, slots rank0 [e0, e0], rank1 [e1, e1]; top_k 1; T = 2 with 2 tokens per source
@@ -356,18 +390,18 @@ TEST(RouteSampleTiny, CountsOnlyRowsAndCopies) {
   // Expert counts 5,1,3,3,5,1,7,3 (28), mean 3.5: max/mean 2. Dropped 4 of 28 + 4 slots = 0.125.
   EXPECT_NEAR(r.summary.max_over_mean_expert, 2.0, 1e-12);
   EXPECT_NEAR(r.summary.dropped_fraction, 0.125, 1e-12);
-  // Copies from hit probabilities 1 − (1 − c)^2 of each source's rank shares c:
-  //   src0 (r0, node0): c = (.5, 0, .5, 0) → hit r2 .75 (remote): NIC out 7.5 of T=10.
+  // Flat copies, one per slot: top_k · c of each source's rank shares c per token:
+  //   src0 (r0, node0): c = (.5, 0, .5, 0) → r2 (remote) 2·.5 = 1 copy: NIC out 10 of T = 10.
   //   src1 (r1): c = (0, 1, 0, 0) → only itself.
-  //   src2 (r2, node1): c = .25 each → hit .4375: remote r0, r1: NIC out 8.75; NVLink r3: 4.375.
+  //   src2 (r2, node1): c = .25 each → .5 copies per rank: remote r0, r1: NIC out 10; NVLink r3: 5.
   //   src3 (r3): c = (0, 0, 0, 1) → only itself.
-  // NIC out max 8.75/10; NIC in: r0 4.375, r1 4.375, r2 7.5 → .75; NVLink out/in 4.375/10.
-  EXPECT_NEAR(r.stats.nic_out, 0.875, 1e-12);
-  EXPECT_NEAR(r.stats.nic_in, 0.75, 1e-12);
-  EXPECT_NEAR(r.stats.nvlink_out, 0.4375, 1e-12);
-  EXPECT_NEAR(r.stats.nvlink_in, 0.4375, 1e-12);
-  // Traffic (B = 1): (0→0) 0; (0→1) 7.5; (1→0) 8.75; (1→1) 4.375.
-  const std::vector<double> want{0, 7.5, 8.75, 4.375};
+  // NIC out max 10/10; NIC in: r0 5, r1 5, r2 10 → 1; NVLink out/in 5/10.
+  EXPECT_NEAR(r.stats.nic_out, 1.0, 1e-12);
+  EXPECT_NEAR(r.stats.nic_in, 1.0, 1e-12);
+  EXPECT_NEAR(r.stats.nvlink_out, 0.5, 1e-12);
+  EXPECT_NEAR(r.stats.nvlink_in, 0.5, 1e-12);
+  // Traffic (B = 1): (0→0) 0; (0→1) 10; (1→0) 10; (1→1) 5.
+  const std::vector<double> want{0, 10, 10, 5};
   ASSERT_EQ(r.summary.node_traffic.size(), 4u);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(r.summary.node_traffic[i], want[i], 1e-12) << "entry " << i;
 }
@@ -383,6 +417,9 @@ void expect_same_stats(const models::DispatchStats& a, const models::DispatchSta
   for (std::size_t i = 0; i < a.hit_rank.size(); ++i) EXPECT_NEAR(a.hit_rank[i], b.hit_rank[i], 1e-15);
   ASSERT_EQ(a.hit_node.size(), b.hit_node.size());
   for (std::size_t i = 0; i < a.hit_node.size(); ++i) EXPECT_NEAR(a.hit_node[i], b.hit_node[i], 1e-15);
+  ASSERT_EQ(a.copies_rank.size(), b.copies_rank.size());
+  for (std::size_t i = 0; i < a.copies_rank.size(); ++i)
+    EXPECT_NEAR(a.copies_rank[i], b.copies_rank[i], 1e-15);
   EXPECT_NEAR(a.nic_out, b.nic_out, 1e-15);
   EXPECT_NEAR(a.nic_in, b.nic_in, 1e-15);
   EXPECT_NEAR(a.nvlink_out, b.nvlink_out, 1e-15);
@@ -412,15 +449,15 @@ TEST(RouteExpected, UniformSharesReproduceDispatchStats) {
       EXPECT_EQ(r.summary.padded_rows, 0.0);
       EXPECT_NEAR(r.summary.nic_bytes, std::max(r.stats.nic_out, r.stats.nic_in) * 100 * kB, 1e-6);
       if (node_limit == 0 && !hier) {
-        // By hand: hit per rank 1 − (3/4)² = 7/16; NIC out = 4·7/16·(4−2)/4 = 7/8, NIC in = 7/16·2 = 7/8,
-        // NVLink out = 4·7/16·1/4 = 7/16, in = 7/16·1.
-        EXPECT_NEAR(r.stats.nic_out, 0.875, 1e-12);
-        EXPECT_NEAR(r.stats.nic_in, 0.875, 1e-12);
-        EXPECT_NEAR(r.stats.nvlink_out, 0.4375, 1e-12);
-        EXPECT_NEAR(r.stats.nvlink_in, 0.4375, 1e-12);
-        // Off-diagonal traffic: 2 senders × T × (copies to the 2 remote ranks 2·7/16) × B = 175000.
-        EXPECT_NEAR(r.summary.node_traffic[1], 2 * 100 * 0.875 * kB, 1e-6);
-        EXPECT_NEAR(r.summary.node_traffic[2], 2 * 100 * 0.875 * kB, 1e-6);
+        // By hand, one copy per slot: 2 · 1/4 = 1/2 copy per rank; NIC out = 2 slots · (4−2)/4 = 1,
+        // NIC in = 1/2 · 2 = 1, NVLink out = 2 · 1/4 = 1/2, in = 1/2 · 1.
+        EXPECT_NEAR(r.stats.nic_out, 1.0, 1e-12);
+        EXPECT_NEAR(r.stats.nic_in, 1.0, 1e-12);
+        EXPECT_NEAR(r.stats.nvlink_out, 0.5, 1e-12);
+        EXPECT_NEAR(r.stats.nvlink_in, 0.5, 1e-12);
+        // Off-diagonal traffic: 2 senders × T × (copies to the 2 remote ranks 2·1/2) × B = 200000.
+        EXPECT_NEAR(r.summary.node_traffic[1], 2 * 100 * 1.0 * kB, 1e-6);
+        EXPECT_NEAR(r.summary.node_traffic[2], 2 * 100 * 1.0 * kB, 1e-6);
       }
       if (node_limit == 0 && hier) {
         // Hit per node 1 − (1/2)² = 3/4: NIC out = (3/4 + 3/4)·1/2 = 3/4 = NIC in (3/4·1).
@@ -460,10 +497,11 @@ TEST(RouteExpected, FlatTrafficDiagonalExcludesCopiesToSelf) {
   RoutingContext c = ctx4(false);
   c.tokens_per_source = 100;
   const LayerRouting r = models::route_expected(std::vector<double>(8, 1.0 / 8), contiguous4(), c);
-  // "the diagonal is traffic that stays on NVLink": per sender the NVLink copies are nvlink_out = 7/16
-  // (the one other GPU of its node, hit with 7/16), so (0→0) = 2 senders × 100 × 7/16 × 1000 = 87500.
-  // route_sample (flat) skips r == s the same way (RouteSampleTiny.FlatDispatchCopiesAndNodeTraffic).
-  const double want = 2 * 100 * 0.4375 * kB;
+  // "the diagonal is traffic that stays on NVLink": per sender the NVLink copies are nvlink_out = 1/2
+  // (the one other GPU of its node holds 2 of 8 experts: top_k 2 · 1/4 slots), so (0→0) = 2 senders × 100 ×
+  // 1/2 × 1000 = 100000. route_sample (flat) skips r == s the same way
+  // (RouteSampleTiny.FlatDispatchCopiesAndNodeTraffic).
+  const double want = 2 * 100 * 0.5 * kB;
   EXPECT_NEAR(r.summary.node_traffic[0], want, 1e-6);
   EXPECT_NEAR(r.summary.node_traffic[3], want, 1e-6);
 }

@@ -293,30 +293,40 @@ TEST(DispatchStats, UniformFlatWithoutNodeLimit) {
   g.per_node = 8;
   g.top_k = 8;
   const auto s = dispatch_stats(uniform(256), place_experts("contiguous", 256, 64), g);
-  // Every rank holds 1/64 of the slots: P(hit) = 1 − (1 − 1/64)^8.
+  // Every rank holds 1/64 of the slots: P(hit) = 1 − (1 − 1/64)^8, expected slots 8/64.
   const double hit = 1 - std::pow(1 - 1.0 / 64, 8);
   for (double v : s.hit_rank) EXPECT_NEAR(v, hit, 1e-12);
-  // One copy per destination GPU; 56 of the 64 are on other nodes: 64 · hit · 56/64.
-  EXPECT_NEAR(s.nic_out, 64 * hit * 56 / 64, 1e-12);
-  // Busiest receiver hears from the 56 GPUs of other nodes, each with probability hit.
-  EXPECT_NEAR(s.nic_in, 56 * hit, 1e-12);
+  for (double v : s.copies_rank) EXPECT_NEAR(v, 8.0 / 64, 1e-15);
+  // Flat (NCCL all-to-all of the permuted rows): one copy per slot, 56 of the 64 ranks on other nodes:
+  // 8 · 56/64 = 7 copies over the NIC per token.
+  EXPECT_NEAR(s.nic_out, 8.0 * 56 / 64, 1e-12);
+  // Busiest receiver: 8/64 of every token of the 56 GPUs of other nodes.
+  EXPECT_NEAR(s.nic_in, 56 * 8.0 / 64, 1e-12);
   // NVLink: the 7 other local GPUs.
-  EXPECT_NEAR(s.nvlink_out, 64 * hit * 7 / 64, 1e-12);
-  EXPECT_NEAR(s.nvlink_in, 7 * hit, 1e-12);
+  EXPECT_NEAR(s.nvlink_out, 8.0 * 7 / 64, 1e-12);
+  EXPECT_NEAR(s.nvlink_in, 7 * 8.0 / 64, 1e-12);
   EXPECT_DOUBLE_EQ(s.max_over_mean, 1.0);
 }
 
 TEST(DispatchStats, SingleNodeStaysOnNvlink) {
-  // EP8 inside one node, 64 experts, top-8: P(hit rank) = 1 − (7/8)^8; no NIC traffic.
+  // EP8 inside one node, 64 experts, top-8; no NIC traffic.
   EpGeometry g;
   g.ep = 8;
   g.per_node = 8;
   g.top_k = 8;
-  const auto s = dispatch_stats(uniform(64), place_experts("contiguous", 64, 8), g);
-  const double hit = 1 - std::pow(7.0 / 8, 8);
+  auto s = dispatch_stats(uniform(64), place_experts("contiguous", 64, 8), g);
   EXPECT_EQ(s.nic_out, 0.0);
   EXPECT_EQ(s.nic_in, 0.0);
-  // 8 · hit copies per token, 7/8 of them to other GPUs; the busiest receiver hears from 7 peers.
+  // Flat: each of the 8 slots is a copy; 7/8 of them go to other GPUs; each GPU holds 1/8 of the slots,
+  // so the busiest receiver gets 8 · 1/8 = 1 copy of every token of each of its 7 peers.
+  EXPECT_NEAR(s.nvlink_out, 8 * 7.0 / 8, 1e-12);
+  EXPECT_NEAR(s.nvlink_in, 7 * 1.0, 1e-12);
+  // Hierarchical inside one node (DeepEP intranode, HybridEP): one copy per distinct GPU,
+  // P(hit rank) = 1 − (7/8)^8: 8 · hit copies per token, 7/8 of them to other GPUs.
+  g.hierarchical = true;
+  s = dispatch_stats(uniform(64), place_experts("contiguous", 64, 8), g);
+  const double hit = 1 - std::pow(7.0 / 8, 8);
+  EXPECT_EQ(s.nic_out, 0.0);
   EXPECT_NEAR(s.nvlink_out, 8 * hit * 7 / 8, 1e-12);
   EXPECT_NEAR(s.nvlink_in, 7 * hit, 1e-12);
 }
@@ -380,12 +390,11 @@ TEST(DispatchStats, AllToAllBytesScaleWithTokensAndCopySize) {
   g.per_node = 8;
   g.top_k = 8;
   const auto s = dispatch_stats(uniform(256), place_experts("contiguous", 256, 64), g);
-  // bytes = copies per token · tokens · bytes per copy; 4096 tokens of 7408 B.
+  // bytes = copies per token · tokens · bytes per copy; 4096 tokens of 7408 B; flat: 8 · 56/64 NIC copies.
   const auto b = models::all_to_all_bytes(s, g, 4096, 7408);
-  const double hit = 1 - std::pow(1 - 1.0 / 64, 8);
-  EXPECT_NEAR(b.nic_out, 56 * hit * 4096 * 7408, 1e-3);
-  EXPECT_NEAR(b.nic_in, 56 * hit * 4096 * 7408, 1e-3);
-  EXPECT_NEAR(b.nvlink_out, 7 * hit * 4096 * 7408, 1e-3);
+  EXPECT_NEAR(b.nic_out, 7.0 * 4096 * 7408, 1e-3);
+  EXPECT_NEAR(b.nic_in, 7.0 * 4096 * 7408, 1e-3);
+  EXPECT_NEAR(b.nvlink_out, 8.0 * 7 / 64 * 4096 * 7408, 1e-3);
   EXPECT_EQ(b.nodes, 8);
 }
 

@@ -663,9 +663,10 @@ TEST(StepSimDeterminism, FreshProcessesGiveIdenticalBytes) {
 // (a) Microbatch extrapolation: m = 16 = 8·PP; the reduced runs simulate mA = 2·PP = 4 (or the
 // engine's automatic choice, 3·PP = 6) and mA + one schedule period, and extrapolate linearly; the full
 // run simulates all 16. Contended fabric with a straggler, so the period is set by the network as well
-// as by compute. Measured (docs/des.md): 1F1B exact (1e-12) at 2·PP and 3·PP; ZB-H1 +1.24% at 2·PP,
-// exact at 3·PP; DualPipe exact at 2·PP and 3·PP. Bounds: 0.5% for the engine's own choice (3·PP) and for
-// 2·PP outside ZB-H1; 2% for ZB-H1 at 2·PP (1.6 times its measured error).
+// as by compute. Measured (docs/des.md): 1F1B exact (1e-12) at 2·PP and 3·PP; ZB-H1 exact at 2·PP and
+// 3·PP; DualPipe −0.91% at 2·PP and +0.74% at 3·PP (the flat all-to-all sends one copy per slot, and the
+// fabric's contention between overlapped pairs settles later than two schedule periods). Bounds: 0.5%
+// for 1F1B and ZB-H1; 1.5% for DualPipe (1.6 times its larger measured error).
 TEST(StepSimFidelity, MicrobatchExtrapolation) {
   warm_up(load(kFatTree, "all-microbatches"));
   for (const std::string prefix : {"", "zero-bubble-", "dualpipe-"}) {
@@ -685,7 +686,7 @@ TEST(StepSimFidelity, MicrobatchExtrapolation) {
                  " microbatches " + std::to_string(r.stats.microbatches[0]) + "+" +
                  std::to_string(r.stats.microbatches[1]) + " extrapolated vs all 16",
              r.result.step_time, f.result.step_time, "reduced", "full");
-      const double bound = reduced == "2pp" && prefix == "zero-bubble-" ? 0.02 : 0.005;
+      const double bound = prefix == "dualpipe-" ? 0.015 : 0.005;
       EXPECT_LE(std::fabs(rel_err(r.result.step_time, f.result.step_time)), bound);
     }
   }
