@@ -34,11 +34,58 @@ models::Result evaluate(const Scenario& s) {
 
 int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, const ReportTarget& report,
                 std::optional<EngineKind> engine, const Catalog& cat) {
-  const std::optional<reports::VegaBundle> vega = prepare_report(report);  // refuse before any work
   std::vector<reports::CompareRow> rows;
+  std::vector<reports::ServingCompareRow> serving;
+  std::string first_training, first_serving;
+  // Training and serving scenarios have different results: one comparison holds one kind. The kinds are
+  // checked before any evaluation.
+  std::vector<std::pair<Json, std::string>> inputs;
   for (const auto& path : paths) {
     Json base = read_json_file(path);
+    const bool is_serving = scenario_from_json(base, path, cat).workload.kind ==
+                            WorkloadKind::kServing;  // the base must be valid
+    (is_serving ? first_serving : first_training) = path;
+    if (!first_serving.empty() && !first_training.empty())
+      throw ConfigError("compare: expected scenarios of one workload kind, found " + first_training +
+                        " (training) and " + first_serving + " (serving)");
+    inputs.emplace_back(std::move(base), path);
+  }
+  if (!first_serving.empty() && !report.dir.empty())
+    throw ConfigError(
+        "compare --report: expected training scenarios (the report charts training comparisons), "
+        "found the serving scenario " +
+        first_serving);
+  const std::optional<reports::VegaBundle> vega = prepare_report(report);  // refuse before any work
+  for (const auto& [base, path] : inputs) {
     auto variants = variants_from_json(base, path);
+    if (!first_serving.empty()) {
+      auto evaluate_serving = [&](Scenario s) {
+        if (engine) s.engine.kind = *engine;
+        check_scenario(s);
+        return s.engine.kind == EngineKind::kDes
+                   ? evaluate_serving_des_isolated(s)
+                   : models::evaluate_serving_analytic(s, models::serving_requests(s));
+      };
+      reports::ServingCompareRow row;
+      const Scenario s = scenario_from_json(base, path, cat);
+      row.name = s.name;
+      row.result = evaluate_serving(s);
+      serving.push_back(std::move(row));
+      for (const auto& v : variants) {
+        reports::ServingCompareRow vrow;
+        Json patched = apply_variant(base, v, path);
+        vrow.name = patched.value("name", v.name);
+        try {
+          vrow.result =
+              evaluate_serving(scenario_from_json(patched, path + " (variant " + v.name + ")", cat));
+        } catch (const ConfigError& e) {
+          vrow.ok = false;
+          vrow.error = e.what();
+        }
+        serving.push_back(std::move(vrow));
+      }
+      continue;
+    }
     {
       reports::CompareRow row;
       Scenario s = scenario_from_json(base, path, cat);  // the base must be valid
@@ -61,6 +108,13 @@ int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, cons
       }
       rows.push_back(std::move(row));
     }
+  }
+  if (!first_serving.empty()) {
+    if (format == OutputFormat::kJson)
+      std::cout << reports::serving_compare_json(serving).dump(2) << "\n";
+    else
+      reports::write_serving_compare_table(std::cout, serving);
+    return kOk;
   }
   if (format == OutputFormat::kJson)
     std::cout << reports::compare_json(rows).dump(2) << "\n";

@@ -1,6 +1,7 @@
 #include "reports/compare.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <iomanip>
 
 #include "reports/internal/format.hpp"
@@ -67,6 +68,106 @@ json compare_json(std::vector<CompareRow> rows) {
     a.push_back(j);
   }
   return json{{"schema_version", models::kResultSchemaVersion}, {"variants", a}};
+}
+
+namespace {
+int serving_rank(const ServingCompareRow& r) {
+  if (!r.ok) return 3;
+  if (!r.result.feasible) return 2;
+  return r.result.saturated ? 1 : 0;
+}
+
+void sort_serving_rows(std::vector<ServingCompareRow>& rows) {
+  std::stable_sort(rows.begin(), rows.end(), [](const ServingCompareRow& a, const ServingCompareRow& b) {
+    const int ra = serving_rank(a), rb = serving_rank(b);
+    if (ra != rb) return ra < rb;
+    if (a.result.goodput_requests_per_s != b.result.goodput_requests_per_s)
+      return a.result.goodput_requests_per_s > b.result.goodput_requests_per_s;
+    return a.result.output_tokens_per_s > b.result.output_tokens_per_s;
+  });
+}
+
+int rebalances(const models::ServingResult& r) {
+  int n = 0;
+  for (const auto& i : r.instances) n += i.rebalances;
+  return n;
+}
+
+json or_null(double v) {
+  return std::isfinite(v) ? json(v) : json(nullptr);
+}
+
+std::string ms_or_dash(double seconds) {
+  return std::isfinite(seconds) ? fmt("%.1f ms", 1e3 * seconds) : "-";
+}
+}  // namespace
+
+void write_serving_compare_table(std::ostream& out, std::vector<ServingCompareRow> rows) {
+  sort_serving_rows(rows);
+  std::size_t w = 8;
+  for (const auto& r : rows) w = std::max(w, r.name.size() + 2);
+  out << std::left << std::setw(static_cast<int>(w)) << "variant" << std::right << std::setw(10) << "engine"
+      << std::setw(10) << "req/s" << std::setw(12) << "out tok/s" << std::setw(10) << "/GPU" << std::setw(11)
+      << "TTFT mean" << std::setw(11) << "TTFT p99" << std::setw(11) << "TPOT mean" << std::setw(11)
+      << "TPOT p99" << std::setw(10) << "goodput" << std::setw(8) << "SLO" << std::setw(9) << "prefix"
+      << std::setw(7) << "EPLB"
+      << "  verdict\n";
+  for (const auto& r : rows) {
+    out << std::left << std::setw(static_cast<int>(w)) << r.name << std::right;
+    if (!r.ok) {
+      out << "  INVALID: " << r.error << "\n";
+      continue;
+    }
+    const auto& x = r.result;
+    out << std::setw(10) << x.engine << std::setw(10) << fmt("%.2f", x.requests_per_s) << std::setw(12)
+        << fmt("%.4g", x.output_tokens_per_s) << std::setw(10) << fmt("%.1f", x.output_tokens_per_s_per_gpu)
+        << std::setw(11) << ms_or_dash(x.ttft.mean) << std::setw(11) << ms_or_dash(x.ttft.p99)
+        << std::setw(11) << ms_or_dash(x.tpot.mean) << std::setw(11) << ms_or_dash(x.tpot.p99)
+        << std::setw(10) << fmt("%.2f", x.goodput_requests_per_s) << std::setw(8)
+        << fmt("%.1f%%", 100 * x.slo_attainment) << std::setw(9)
+        << (std::isfinite(x.prefix_hit_rate) ? fmt("%.3f", x.prefix_hit_rate) : std::string("-"))
+        << std::setw(7) << rebalances(x) << "  "
+        << (!x.feasible   ? "INFEASIBLE: " + x.infeasible_reason
+            : x.saturated ? "SATURATED: " + x.saturation
+                          : std::string("ok"))
+        << "\n";
+  }
+  out << "(p99: the discrete-event engine's; the analytic engine gives means only)\n";
+}
+
+json serving_compare_json(std::vector<ServingCompareRow> rows) {
+  sort_serving_rows(rows);
+  json a = json::array();
+  for (const auto& r : rows) {
+    json j{{"name", r.name}, {"valid", r.ok}};
+    if (!r.ok) {
+      j["error"] = r.error;
+    } else {
+      const auto& x = r.result;
+      j["engine"] = x.engine;
+      j["feasible"] = x.feasible;
+      if (!x.feasible) j["infeasible_reason"] = x.infeasible_reason;
+      j["saturated"] = x.saturated;
+      if (x.saturated) j["saturation"] = x.saturation;
+      j["requests_per_s"] = x.requests_per_s;
+      j["output_tokens_per_s"] = x.output_tokens_per_s;
+      j["output_tokens_per_s_per_gpu"] = x.output_tokens_per_s_per_gpu;
+      j["input_tokens_per_s_per_gpu"] = x.input_tokens_per_s_per_gpu;
+      for (const auto& [key, st] : {std::pair<const char*, const models::LatencyStats*>{"ttft_s", &x.ttft},
+                                    {"tpot_s", &x.tpot},
+                                    {"e2e_s", &x.e2e}})
+        j[key] = json{{"mean", or_null(st->mean)},
+                      {"p50", or_null(st->p50)},
+                      {"p90", or_null(st->p90)},
+                      {"p99", or_null(st->p99)}};
+      j["goodput_requests_per_s"] = x.goodput_requests_per_s;
+      j["slo_attainment"] = x.slo_attainment;
+      j["prefix_hit_rate"] = or_null(x.prefix_hit_rate);
+      j["rebalances"] = rebalances(x);
+    }
+    a.push_back(j);
+  }
+  return json{{"schema_version", models::kResultSchemaVersion}, {"kind", "serving"}, {"variants", a}};
 }
 
 }  // namespace moesim::reports

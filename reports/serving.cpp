@@ -133,12 +133,22 @@ models::ServingResult serving_result_from_json(const nlohmann::json& j, const st
   r.feasible = at("/feasible").get<bool>();
   if (!r.feasible) r.infeasible_reason = at("/infeasible_reason").get<std::string>();
   r.saturated = at("/saturated").get<bool>();
+  if (r.saturated) r.saturation = at("/saturation").get<std::string>();
   r.gpus = static_cast<int>(num("/gpus"));
   r.nodes = static_cast<int>(num("/nodes"));
   r.ttft = lat("/latency/ttft_s");
   r.tpot = lat("/latency/tpot_s");
   r.e2e = lat("/latency/e2e_s");
+  r.requests = static_cast<int64_t>(num("/load/requests"));
+  r.offered_rate = num("/load/offered_requests_per_s");
+  r.duration = num("/load/duration_s");
+  if (j.contains(nlohmann::json::json_pointer("/load/prefix_hit_rate")))
+    r.prefix_hit_rate = num("/load/prefix_hit_rate");
   r.requests_per_s = num("/throughput/requests_per_s");
+  r.input_tokens_per_s = num("/throughput/input_tokens_per_s");
+  r.output_tokens_per_s = num("/throughput/output_tokens_per_s");
+  r.slo_attainment = num("/slo/attainment");
+  r.goodput_requests_per_s = num("/slo/goodput_requests_per_s");
   r.output_tokens_per_s_per_gpu = num("/throughput/output_tokens_per_s_per_gpu");
   r.input_tokens_per_s_per_gpu = num("/throughput/input_tokens_per_s_per_gpu");
   const nlohmann::json& inst = at("/instances");
@@ -154,6 +164,8 @@ models::ServingResult serving_result_from_json(const nlohmann::json& j, const st
     ir.gpus = static_cast<int>(num(p + "/gpus"));
     ir.input_tokens_per_s_per_gpu = num(p + "/input_tokens_per_s_per_gpu");
     ir.output_tokens_per_s_per_gpu = num(p + "/output_tokens_per_s_per_gpu");
+    ir.rebalances = static_cast<int>(num(p + "/rebalances"));
+    ir.rebalance_seconds = num(p + "/rebalance_s");
     r.instances.push_back(ir);
   }
   return r;

@@ -299,3 +299,17 @@ if(NOT prefix_header STREQUAL "arrival_s,input_tokens,output_tokens,cached_token
 endif()
 expect_run(0 ARGS trace requests "${WORK}/prefixes.csv" STDOUT "named by 50 requests")
 expect_run(2 ARGS trace generate-requests -o "${WORK}/prefixes2.csv" --prefix-groups -1 STDERR "--prefix-groups")
+
+# compare on serving scenarios: the variants side by side (analytic here; cli_des_test.cmake runs the
+# discrete-event engine), one workload kind per comparison, no --report for serving comparisons.
+set(COLO "${SRC}/scenarios/examples/serving/qwen3-30b-a3b-h100-colocated.json")
+expect_run(0 ARGS compare "${COLO}" --engine analytic --format json
+  STDOUT "\"kind\": \"serving\".*\"name\": \"qwen3-30b-a3b-h100-colocated/prefix-routing\"")
+expect_run(0 ARGS compare "${COLO}" --engine analytic STDOUT "per-rank-prefix-caches +analytic")
+expect_run(4 ARGS compare ${EX} "${COLO}" --engine analytic
+  STDERR "compare: expected scenarios of one workload kind, found .*deepseek-v3-2048xH800.json \\(training\\) and .*qwen3-30b-a3b-h100-colocated.json \\(serving\\)")
+expect_run(4 ARGS compare "${COLO}" --report "${WORK}/rep-serving"
+  STDERR "compare --report: expected training scenarios")
+if(EXISTS "${WORK}/rep-serving")
+  message(FATAL_ERROR "compare --report on a serving scenario wrote ${WORK}/rep-serving")
+endif()
