@@ -25,6 +25,11 @@ struct EpGeometry {
   /// included, without merging copies bound for one GPU or node (DeepEP low-latency kernels, which send
   /// each of a token's top-k copies on its own IBGDA write). Overrides `hierarchical`.
   bool low_latency = false;
+  /// Group-limited routing (group_limited_topk: DeepSeek-V3's router, Megatron-Core's
+  /// moe_router_num_groups / moe_router_group_topk): the experts form `groups` contiguous groups and a token
+  /// takes its top_k experts inside `topk_groups` of them. Used by dispatch_stats_grouped; 0: no limit.
+  int groups = 0;
+  int topk_groups = 0;
 };
 
 /// Expected routing statistics of one MoE layer, per source token.
@@ -54,6 +59,20 @@ DispatchStats dispatch_stats(const std::vector<double>& expert_shares, const std
 
 /// The same from the share of routed slots each EP rank receives (sums to 1).
 DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g);
+
+/// The same under group-limited routing (g.groups, g.topk_groups), from group_rank[gr · ep + r], the share
+/// of the routed slots of group gr that EP rank r holds (summing to 1 over groups and ranks; a placement
+/// may spread a group over ranks and nodes). Each group is picked with probability topk_groups · q_g
+/// (capped at 1, the rest shared out; q_g the group's share) and the token's top_k slots fall inside the
+/// picked groups in proportion to the shares. A rank or node holding m whole groups is missed when none
+/// of them is picked: ∏_{i<m} (1 − p̄ · G/(G − i)) with p̄ their mean pick probability, which is
+/// hypergeometric (exact) for equal shares. A picked group holds one of the token's slots (its best
+/// expert picked it; when top_k ≥ topk_groups) and each of the other top_k − topk_groups falls in it with
+/// probability q_g / Q (Q the picked groups' expected share); each of its slots lands on a unit holding x of
+/// the group's routed slots with c = x / q_g, so a group only partly on the unit misses it with
+/// 1 − p_g · (1 − (1 − c) · (1 − c · q_g / Q)^(top_k − topk_groups)). Copies per rank (flat dispatch):
+/// Σ_g p_g · (1 + (top_k − topk_groups) · q_g / Q) · c_{g,r}, top_k in all.
+DispatchStats dispatch_stats_grouped(const std::vector<double>& group_rank, const EpGeometry& g);
 
 /// Bytes of one all-to-all for `tokens` source tokens per GPU and `bytes_per_copy` per token copy.
 AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens,

@@ -93,7 +93,8 @@ struct RouteKey {
   bool same(const std::vector<double>& sh, const SlotMap& sl, const RoutingContext& c) const {
     const EpGeometry &a = ctx.geo, &b = c.geo;
     return a.ep == b.ep && a.per_node == b.per_node && a.top_k == b.top_k && a.node_limit == b.node_limit &&
-           a.hierarchical == b.hierarchical && a.low_latency == b.low_latency && ctx.experts == c.experts &&
+           a.hierarchical == b.hierarchical && a.low_latency == b.low_latency && a.groups == b.groups &&
+           a.topk_groups == b.topk_groups && ctx.experts == c.experts &&
            ctx.tokens_per_source == c.tokens_per_source && ctx.capacity_factor == c.capacity_factor &&
            ctx.bytes_per_copy == c.bytes_per_copy && ctx.want_pair_bytes == c.want_pair_bytes &&
            slots.ranks == sl.ranks && slots.experts == sl.experts && shares == sh && slots.slots == sl.slots;
@@ -131,7 +132,17 @@ LayerRouting route_expected_uncached(const std::vector<double>& shares, const Sl
   std::vector<double> rank_share(static_cast<std::size_t>(slots.ranks), 0.0);
   for (int r = 0; r < slots.ranks; ++r)
     for (const auto& [e, frac] : slots.slots[r]) rank_share[r] += shares[e] * frac;
-  out.stats = dispatch_stats(rank_share, g);
+  if (g.groups > 1 && g.topk_groups > 0 && g.topk_groups < g.groups && ctx.experts % g.groups == 0) {
+    // Group-limited routing: each group's slots per rank, through the placement.
+    const int per_group = ctx.experts / g.groups;
+    std::vector<double> group_rank(static_cast<std::size_t>(g.groups) * slots.ranks, 0.0);
+    for (int r = 0; r < slots.ranks; ++r)
+      for (const auto& [e, frac] : slots.slots[r])
+        group_rank[static_cast<std::size_t>(e / per_group) * slots.ranks + r] += shares[e] * frac;
+    out.stats = dispatch_stats_grouped(group_rank, g);
+  } else {
+    out.stats = dispatch_stats(rank_share, g);
+  }
 
   // Rows per expert = tokens of the whole EP group × top_k × share.
   const double group_slots = double(g.ep) * ctx.tokens_per_source * g.top_k;

@@ -185,6 +185,12 @@ RoutingContext routing_context(const Scenario& s) {
   ctx.geo.top_k = std::max(1, s.model.moe.top_k);
   ctx.geo.node_limit = s.routing.node_limit;
   ctx.geo.hierarchical = s.workload.dispatch == DispatchMode::kHierarchical;
+  if (s.routing.policy == "group_limited_topk" && s.model.moe.groups > 1) {
+    // The closed form follows the group limit (dispatch_stats_grouped); sampled and trace routing count
+    // the copies the policy routes.
+    ctx.geo.groups = s.model.moe.groups;
+    ctx.geo.topk_groups = s.model.moe.topk_groups > 0 ? s.model.moe.topk_groups : s.model.moe.groups;
+  }
   ctx.experts = s.model.moe.experts;
   ctx.tokens_per_source = double(p.microbatch_size) * s.workload.seq_len / p.cp / p.tp;
   ctx.capacity_factor = s.routing.capacity_factor;

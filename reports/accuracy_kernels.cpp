@@ -147,8 +147,25 @@ AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
   g.node_limit = l.integer("node_limit", 0, 1 << 16);
   g.hierarchical = kernel == "normal" || kernel == "hybridep";
   g.low_latency = kernel == "low_latency";
-  const auto stats =
-      models::dispatch_stats(std::vector<double>(static_cast<std::size_t>(g.ep), 1.0 / g.ep), g);
+  models::DispatchStats stats;
+  if (l.has("groups")) {
+    // Group-limited routing (optional columns groups, topk_groups): uniform shares over `experts` experts
+    // placed contiguously, group gr holding experts [gr · experts/groups, (gr + 1) · experts/groups).
+    const int experts = l.integer("experts", 1, 1 << 20);
+    g.groups = l.integer("groups", 1, experts);
+    g.topk_groups = l.integer("topk_groups", 1, g.groups);
+    if (experts % g.groups != 0 || experts % g.ep != 0)
+      throw ParseError(located_message(l.file(), l.where("groups"),
+                                       "groups and ep dividing experts (" + std::to_string(experts) + ")",
+                                       std::to_string(g.groups) + " groups, EP" + std::to_string(g.ep)));
+    std::vector<double> group_rank(static_cast<std::size_t>(g.groups) * g.ep, 0.0);
+    for (int e = 0; e < experts; ++e)
+      group_rank[static_cast<std::size_t>(e / (experts / g.groups)) * g.ep + e / (experts / g.ep)] +=
+          1.0 / experts;
+    stats = models::dispatch_stats_grouped(group_rank, g);
+  } else {
+    stats = models::dispatch_stats(std::vector<double>(static_cast<std::size_t>(g.ep), 1.0 / g.ep), g);
+  }
   const double tokens = l.number("tokens", 1, 1e9), copy = l.number("bytes_per_copy", 1, 1e9);
   const auto bytes = models::all_to_all_bytes(stats, g, tokens, copy);
   const double t = models::NetworkModel(c).all_to_all(bytes);

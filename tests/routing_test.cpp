@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <numeric>
 #include <random>
@@ -284,6 +285,83 @@ TEST(DispatchStats, NodeLimitedMatchesSampledRouting) {
     SCOPED_TRACE("nodes " + std::to_string(c.nodes) + ", M " + std::to_string(c.m));
     EXPECT_NEAR(sum(s.hit_node), nodes, 0.015 * nodes);
     EXPECT_NEAR(sum(s.hit_rank), ranks, 0.03 * ranks);
+  }
+}
+
+// DeepSeek-V3's group-limited gate, written out independently of traces/: every expert gets an i.i.d.
+// score, each of `groups` contiguous groups is ranked by the sum of its 2 best scores (the released
+// router), the `topk_groups` best groups are kept and the token takes the top_k experts inside them.
+// Returns the mean distinct destination nodes and ranks per token, experts placed contiguously.
+std::pair<double, double> sampled_group_limited(int experts, int groups, int topk_groups, int k, int ranks,
+                                                int per_node, int tokens) {
+  std::mt19937_64 gen(20240522);
+  const int per_group = experts / groups, per_rank = experts / ranks;
+  std::vector<double> score(static_cast<std::size_t>(experts)), group_score(static_cast<std::size_t>(groups));
+  std::vector<int> order(static_cast<std::size_t>(groups)), cand;
+  double node_sum = 0, rank_sum = 0;
+  for (int t = 0; t < tokens; ++t) {
+    for (double& x : score) x = double(gen() >> 11) * 0x1.0p-53;
+    for (int gr = 0; gr < groups; ++gr) {
+      std::vector<double> v(score.begin() + gr * per_group, score.begin() + (gr + 1) * per_group);
+      std::partial_sort(v.begin(), v.begin() + 2, v.end(), std::greater<>());
+      group_score[gr] = v[0] + v[1];
+    }
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + topk_groups, order.end(),
+                      [&](int a, int b) { return group_score[a] > group_score[b]; });
+    cand.clear();
+    for (int i = 0; i < topk_groups; ++i)
+      for (int e = order[i] * per_group; e < (order[i] + 1) * per_group; ++e) cand.push_back(e);
+    std::partial_sort(cand.begin(), cand.begin() + k, cand.end(),
+                      [&](int a, int b) { return score[a] > score[b]; });
+    std::vector<int> hit_nodes, hit_ranks;
+    for (int i = 0; i < k; ++i) {
+      hit_ranks.push_back(cand[i] / per_rank);
+      hit_nodes.push_back(cand[i] / per_rank / per_node);
+    }
+    for (auto* v : {&hit_nodes, &hit_ranks}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    node_sum += double(hit_nodes.size());
+    rank_sum += double(hit_ranks.size());
+  }
+  return {node_sum / tokens, rank_sum / tokens};
+}
+
+// Group-limited routing's closed form (dispatch_stats_grouped) against the sampled gate: DeepSeek-V3's
+// 256 experts in 8 groups, 4 kept, top-8, on EP32 (4 nodes holding 2 groups each: the limit is not one
+// of nodes), EP64 (a group per node), EP16 (4 groups per node) and EP128 (a group over 2 nodes). Uniform
+// shares: each node is missed with the hypergeometric C(8 − m, 4)/C(8, 4) for its m whole groups (EP32:
+// 15/70, so 4 · 55/70 = 3.14 nodes per token, where no limit would give 4 · (1 − (3/4)^8) = 3.60).
+TEST(DispatchStats, GroupLimitedMatchesSampledRouting) {
+  struct Case {
+    int ranks, per_node;
+  };
+  for (const Case c : {Case{32, 8}, Case{64, 8}, Case{16, 8}, Case{128, 8}}) {
+    EpGeometry g;
+    g.ep = c.ranks;
+    g.per_node = c.per_node;
+    g.top_k = 8;
+    g.groups = 8;
+    g.topk_groups = 4;
+    g.hierarchical = true;
+    const int experts = 256, per_group = 32, per_rank = experts / c.ranks;
+    std::vector<double> group_rank(static_cast<std::size_t>(8 * c.ranks), 0.0);
+    for (int e = 0; e < experts; ++e)
+      group_rank[static_cast<std::size_t>(e / per_group) * c.ranks + e / per_rank] += 1.0 / experts;
+    const auto s = models::dispatch_stats_grouped(group_rank, g);
+    const auto [nodes, ranks] = sampled_group_limited(experts, 8, 4, 8, c.ranks, c.per_node, 20000);
+    SCOPED_TRACE("EP" + std::to_string(c.ranks));
+    EXPECT_NEAR(sum(s.hit_node), nodes, 0.02 * nodes);
+    EXPECT_NEAR(sum(s.hit_rank), ranks, 0.03 * ranks);
+    // Flat dispatch: every slot is a copy somewhere, the copies sum to top_k.
+    g.hierarchical = false;
+    EXPECT_NEAR(sum(models::dispatch_stats_grouped(group_rank, g).copies_rank), 8.0, 1e-9);
+    if (c.ranks == 32) EXPECT_NEAR(sum(s.hit_node), 4 * 55.0 / 70, 1e-12);
+    std::printf(
+        "[measured] group-limited EP%d: nodes per token %.4f closed form, %.4f sampled; ranks %.4f, %.4f\n",
+        c.ranks, sum(s.hit_node), nodes, sum(s.hit_rank), ranks);
   }
 }
 
