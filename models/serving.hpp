@@ -218,6 +218,8 @@ struct ServingResult {
   std::string infeasible_reason;
   bool saturated = false;  ///< the load exceeds what the instances serve: queues grow without bound
   std::string saturation;  ///< which instance kind saturates, with its capacity and the demand
+  /// What this engine leaves out of the scenario (empty: nothing), e.g. the analytic engine and online EPLB.
+  std::string caveat;
   int gpus = 0, nodes = 0;
   int64_t requests = 0;     ///< requests offered (analytic) or completed (discrete-event)
   double offered_rate = 0;  ///< requests per second offered

@@ -240,6 +240,11 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
                      "iteration)"
                    : "steady state (closed form: Little's law, M/D/1 queueing)";
   R.seed = s.serving.requests.seed;
+  if (s.serving.rebalance_interval > 0)
+    R.caveat =
+        "online EPLB (/serving/rebalance_interval) is simulated by the discrete-event engine only: this "
+        "prices "
+        "the static placement";
 
   // Instance kinds and their attention-DP ranks by role.
   std::vector<std::unique_ptr<IterationPricer>> pricers;

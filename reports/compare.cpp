@@ -130,7 +130,7 @@ void write_serving_compare_table(std::ostream& out, std::vector<ServingCompareRo
         << (!x.feasible   ? "INFEASIBLE: " + x.infeasible_reason
             : x.saturated ? "SATURATED: " + x.saturation
                           : std::string("ok"))
-        << "\n";
+        << (x.caveat.empty() ? std::string() : " (NOTE: " + x.caveat + ")") << "\n";
   }
   out << "(p99: the discrete-event engine's; the analytic engine gives means only)\n";
 }
@@ -149,6 +149,7 @@ json serving_compare_json(std::vector<ServingCompareRow> rows) {
       if (!x.feasible) j["infeasible_reason"] = x.infeasible_reason;
       j["saturated"] = x.saturated;
       if (x.saturated) j["saturation"] = x.saturation;
+      if (!x.caveat.empty()) j["caveat"] = x.caveat;
       j["requests_per_s"] = x.requests_per_s;
       j["output_tokens_per_s"] = x.output_tokens_per_s;
       j["output_tokens_per_s_per_gpu"] = x.output_tokens_per_s_per_gpu;

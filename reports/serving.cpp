@@ -49,6 +49,7 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
   if (!r.feasible) j["infeasible_reason"] = r.infeasible_reason;
   j["saturated"] = r.saturated;
   if (r.saturated) j["saturation"] = r.saturation;
+  if (!r.caveat.empty()) j["caveat"] = r.caveat;
   j["gpus"] = r.gpus;
   j["nodes"] = r.nodes;
   j["load"] = {{"requests", r.requests},
@@ -134,6 +135,7 @@ models::ServingResult serving_result_from_json(const nlohmann::json& j, const st
   if (!r.feasible) r.infeasible_reason = at("/infeasible_reason").get<std::string>();
   r.saturated = at("/saturated").get<bool>();
   if (r.saturated) r.saturation = at("/saturation").get<std::string>();
+  if (j.contains("caveat")) r.caveat = at("/caveat").get<std::string>();
   r.gpus = static_cast<int>(num("/gpus"));
   r.nodes = static_cast<int>(num("/nodes"));
   r.ttft = lat("/latency/ttft_s");
@@ -178,6 +180,7 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
   out << "  cost model: " << r.cost_model << " | fidelity: " << r.fidelity << " | seed " << r.seed << "\n";
   if (!r.feasible) out << "  INFEASIBLE: " << r.infeasible_reason << "\n";
   if (r.saturated) out << "  SATURATED (queues grow): " << r.saturation << "\n";
+  if (!r.caveat.empty()) out << "  NOTE: " << r.caveat << "\n";
   out << "  load: " << r.requests << " requests at " << fmt("%.4g", r.offered_rate) << " req/s, mean input "
       << fmt("%.0f", r.mean_input) << " (cached " << fmt("%.0f", r.mean_cached) << "), output "
       << fmt("%.0f", r.mean_output) << " tokens";

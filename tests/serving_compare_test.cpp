@@ -54,12 +54,38 @@ TEST(ServingCompare, ChildResultKeepsWhatTheComparisonShows) {
   EXPECT_EQ(b.prefix_hit_rate, r.prefix_hit_rate);
   EXPECT_EQ(b.ttft.mean, r.ttft.mean);
   EXPECT_TRUE(std::isnan(b.ttft.p99));  // the analytic engine gives no percentiles
+  EXPECT_TRUE(b.caveat.empty());
   EXPECT_EQ(b.instances.at(0).rebalances, 7);
   EXPECT_EQ(b.instances.at(0).rebalance_seconds, 0.25);
   // Without per-rank caches the hit rate is absent, not zero.
   models::ServingResult none = r;
   none.prefix_hit_rate = std::numeric_limits<double>::quiet_NaN();
   EXPECT_TRUE(std::isnan(serving_result_from_json(serving_json(s, none), "test").prefix_hit_rate));
+}
+
+// The analytic engine prices the static placement of a scenario that rebalances online, and says so in
+// the result (table NOTE, JSON "caveat"), which the comparison shows beside the row.
+TEST(ServingCompare, AnalyticEngineSaysItLeavesOnlineEplbOut) {
+  std::ifstream in(std::string(MOESIM_SOURCE_DIR) +
+                   "/scenarios/examples/serving/qwen3-30b-a3b-h100-online-eplb.json");
+  Json j = Json::parse(in);
+  j.erase("variants");
+  j["serving"]["requests"]["count"] = 200;
+  const Catalog cat({std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog"});
+  const Scenario fixed = scenario_from_json(j, "fixed.json", cat);
+  EXPECT_TRUE(models::evaluate_serving_analytic(fixed, models::serving_requests(fixed)).caveat.empty());
+  j["serving"]["rebalance_interval"] = "1s";
+  const Scenario online = scenario_from_json(j, "online.json", cat);
+  const models::ServingResult r = models::evaluate_serving_analytic(online, models::serving_requests(online));
+  EXPECT_NE(r.caveat.find("/serving/rebalance_interval"), std::string::npos) << r.caveat;
+  EXPECT_EQ(serving_result_from_json(serving_json(online, r), "test").caveat, r.caveat);
+  ServingCompareRow row;
+  row.name = "online";
+  row.result = r;
+  EXPECT_EQ(serving_compare_json({row})["variants"][0]["caveat"], r.caveat);
+  std::ostringstream table;
+  write_serving_compare_table(table, {row});
+  EXPECT_NE(table.str().find("ok (NOTE: online EPLB"), std::string::npos) << table.str();
 }
 
 TEST(ServingCompare, RowsByGoodputSaturatedAndInvalidLast) {
