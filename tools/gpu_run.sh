@@ -65,6 +65,9 @@ if python3 -c 'import torch' 2>/dev/null; then
   tail -25 "$out/torch.log" | tee -a "$out/summary.txt"
   step torch_fp8_attention "${TORCH_S:-60}" python3 "$root/tools/torch_fp8_attention.py" "$out/fp8_attention.json"
   tail -40 "$out/torch_fp8_attention.log" | tee -a "$out/summary.txt"
+  # The CPU's cost of issuing eager calls (the host side of a layer without CUDA graphs).
+  step torch_host "${TORCH_S:-60}" python3 "$root/tools/torch_host.py" "$out/torch_host.json"
+  tail -20 "$out/torch_host.log" | tee -a "$out/summary.txt"
 fi
 
 # The figures: copy ceiling, router, memory-bound kernels as a share of it, expert against dense GEMMs,
