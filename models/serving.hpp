@@ -237,6 +237,10 @@ struct ServingResult {
   /// serving.prefix_cache_tokens > 0: share of requests whose prefix was resident on their prefill-side
   /// rank (analytic: expected, prefix_hit_rate; discrete-event: counted); NaN otherwise.
   double prefix_hit_rate = std::numeric_limits<double>::quiet_NaN();
+  /// serving.prefix_cache_tokens > 0: share of the requests' cached tokens their rank's cache served (a
+  /// resident prefix shorter than the request's serves what it holds: a partial match). The analytic
+  /// engine counts a hit as the whole cached part, so there it equals prefix_hit_rate.
+  double prefix_token_hit_rate = std::numeric_limits<double>::quiet_NaN();
   std::vector<InstanceResult> instances;
   /// Discrete-event engine: KV cache tokens in use over time (per DP rank, mean over ranks) and the
   /// per-iteration expert load max/mean of one decode instance (time, value), sampled.

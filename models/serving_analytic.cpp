@@ -266,6 +266,7 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
   std::vector<traces::Request> adjusted;
   if (s.serving.prefix_cache_tokens > 0) {
     R.prefix_hit_rate = prefix_hit_rate(s, offered, static_cast<int>(prefill_ranks));
+    R.prefix_token_hit_rate = R.prefix_hit_rate;  // a hit prices the request's whole cached part
     adjusted = offered;
     const double h = std::isnan(R.prefix_hit_rate) ? 0.0 : R.prefix_hit_rate;
     for (traces::Request& r : adjusted) r.cached_tokens = std::llround(h * double(r.cached_tokens));

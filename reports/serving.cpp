@@ -59,6 +59,7 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                {"mean_cached_tokens", r.mean_cached},
                {"duration_s", r.duration}};
   if (!std::isnan(r.prefix_hit_rate)) j["load"]["prefix_hit_rate"] = r.prefix_hit_rate;
+  if (!std::isnan(r.prefix_token_hit_rate)) j["load"]["prefix_token_hit_rate"] = r.prefix_token_hit_rate;
   j["latency"] = {{"ttft_s", latency(r.ttft)}, {"tpot_s", latency(r.tpot)}, {"e2e_s", latency(r.e2e)}};
   const double per_node = r.nodes > 0 ? 1.0 / r.nodes : 0.0;
   j["throughput"] = {{"requests_per_s", r.requests_per_s},
@@ -146,6 +147,8 @@ models::ServingResult serving_result_from_json(const nlohmann::json& j, const st
   r.duration = num("/load/duration_s");
   if (j.contains(nlohmann::json::json_pointer("/load/prefix_hit_rate")))
     r.prefix_hit_rate = num("/load/prefix_hit_rate");
+  if (j.contains(nlohmann::json::json_pointer("/load/prefix_token_hit_rate")))
+    r.prefix_token_hit_rate = num("/load/prefix_token_hit_rate");
   r.requests_per_s = num("/throughput/requests_per_s");
   r.input_tokens_per_s = num("/throughput/input_tokens_per_s");
   r.output_tokens_per_s = num("/throughput/output_tokens_per_s");
@@ -185,7 +188,8 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
       << fmt("%.0f", r.mean_input) << " (cached " << fmt("%.0f", r.mean_cached) << "), output "
       << fmt("%.0f", r.mean_output) << " tokens";
   if (!std::isnan(r.prefix_hit_rate))
-    out << "; prefix cache per rank: " << fmt("%.1f%%", 100 * r.prefix_hit_rate) << " of prefixes hit";
+    out << "; prefix cache per rank: " << fmt("%.1f%%", 100 * r.prefix_hit_rate) << " of prefixes hit ("
+        << fmt("%.1f%%", 100 * r.prefix_token_hit_rate) << " of cached tokens)";
   out << "\n\n";
   auto row = [&](const std::string& name, const std::string& a, const std::string& b = "",
                  const std::string& c = "", const std::string& d = "") {

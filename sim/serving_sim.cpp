@@ -139,6 +139,7 @@ class ServingSim {
   sg4::ConditionVariablePtr done_cv_;
   std::vector<std::pair<double, double>> kv_usage_, expert_load_;
   int64_t prefix_lookups_ = 0, prefix_hits_ = 0;
+  int64_t prefix_asked_ = 0, prefix_served_ = 0;  // cached tokens the requests name, and those served
   int traced_replica_ = -1;
 };
 
@@ -270,22 +271,29 @@ void ServingSim::arrivals() {
     Rank& r = route(*req_[i].r, &rep);
     Req& q = req_[i];
     if (s_.serving.prefix_cache_tokens > 0 && q.r->prefix >= 0 && q.r->cached_tokens > 0) {
-      // The rank's prefix cache: a hit serves the cached tokens; either way the prefix becomes its most
-      // recently used, the least recently used ones evicted beyond the cache's tokens.
+      // The rank's prefix cache, a radix cache keyed by the shared prefix: a resident prefix serves the
+      // tokens it holds in common with the request (the shorter of the two: a partial match), and keeps
+      // the longer of the two; either way the prefix becomes the most recently used, the least recently
+      // used ones evicted beyond the cache's tokens.
       ++prefix_lookups_;
       auto it = r.resident.find(q.r->prefix);
       const bool hit = it != r.resident.end();
+      int64_t held = 0;
       if (hit) {
         ++prefix_hits_;
-        r.prefix_tokens -= it->second->second;
+        held = it->second->second;
+        r.prefix_tokens -= held;
         r.lru.erase(it->second);
       }
-      q.cached = hit ? q.r->cached_tokens : 0;
+      q.cached = std::min(held, q.r->cached_tokens);
+      prefix_asked_ += q.r->cached_tokens;
+      prefix_served_ += q.cached;
       q.prompt = q.r->input_tokens - q.cached;
       q.context = q.cached;
-      r.lru.emplace_front(q.r->prefix, q.r->cached_tokens);
+      const int64_t keep = std::max(held, q.r->cached_tokens);
+      r.lru.emplace_front(q.r->prefix, keep);
       r.resident[q.r->prefix] = r.lru.begin();
-      r.prefix_tokens += q.r->cached_tokens;
+      r.prefix_tokens += keep;
       while (r.prefix_tokens > s_.serving.prefix_cache_tokens && !r.lru.empty()) {
         r.prefix_tokens -= r.lru.back().second;
         r.resident.erase(r.lru.back().first);
@@ -717,6 +725,7 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
   R.mean_input = n > 0 ? in / n : 0, R.mean_output = n > 0 ? out / n : 0,
   R.mean_cached = n > 0 ? cached / n : 0;
   if (prefix_lookups_ > 0) R.prefix_hit_rate = double(prefix_hits_) / double(prefix_lookups_);
+  if (prefix_asked_ > 0) R.prefix_token_hit_rate = double(prefix_served_) / double(prefix_asked_);
   R.ttft = models::latency_stats(ttft);
   R.tpot = models::latency_stats(tpot);
   R.e2e = models::latency_stats(e2e);

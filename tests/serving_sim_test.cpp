@@ -269,3 +269,31 @@ TEST(ServingSim, PrefixCacheWithPrefixRouting) {
 
 }  // namespace
 }  // namespace moesim::sim
+
+namespace moesim::sim {
+namespace {
+
+// A radix prefix cache serves what a resident prefix holds in common with the request: one prefix named
+// by four requests, one second apart, all on the rank that holds it (prefix routing; each request is done
+// long before the next), cached parts 300, 500, 200 and 500 tokens of 1,000. The first misses and leaves
+// 300 resident; the second is served 300 (a partial match) and leaves 500; the third is served its 200;
+// the fourth its 500. Served 1,000 of 1,500 cached tokens (2/3), 3 of 4 prefixes hit, 250 tokens per
+// request. Counting a hit as the whole cached part would serve 1,200.
+TEST(ServingSim, PrefixCachePartialMatch) {
+  const std::string trace = ::testing::TempDir() + "/partial_prefix.csv";
+  std::ofstream(trace) << "arrival_s,input_tokens,output_tokens,cached_tokens,prefix_id\n"
+                          "0,1000,5,300,7\n1,1000,5,500,7\n2,1000,5,200,7\n3,1000,5,500,7\n";
+  Json j = base();
+  j["serving"]["requests"] = {{"trace", trace}};
+  j["serving"]["prefix_cache_tokens"] = 8192;
+  j["serving"]["prefix_routing"] = true;
+  const Scenario s = scenario_from_json(j, "partial.json", catalog());
+  const models::ServingResult d = simulate_serving(s, models::serving_requests(s));
+  EXPECT_EQ(d.requests, 4);
+  EXPECT_NEAR(d.prefix_hit_rate, 0.75, 1e-12);
+  EXPECT_NEAR(d.prefix_token_hit_rate, 1000.0 / 1500.0, 1e-12);
+  EXPECT_NEAR(d.mean_cached, 250.0, 1e-9);
+}
+
+}  // namespace
+}  // namespace moesim::sim
