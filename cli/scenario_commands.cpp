@@ -56,58 +56,39 @@ int compare_cmd(const std::vector<std::string>& paths, OutputFormat format, cons
         "found the serving scenario " +
         first_serving);
   const std::optional<reports::VegaBundle> vega = prepare_report(report);  // refuse before any work
-  for (const auto& [base, path] : inputs) {
-    auto variants = variants_from_json(base, path);
-    if (!first_serving.empty()) {
-      auto evaluate_serving = [&](Scenario s) {
-        if (engine) s.engine.kind = *engine;
-        check_scenario(s);
-        return s.engine.kind == EngineKind::kDes
-                   ? evaluate_serving_des_isolated(s)
-                   : models::evaluate_serving_analytic(s, models::serving_requests(s));
-      };
-      reports::ServingCompareRow row;
-      const Scenario s = scenario_from_json(base, path, cat);
-      row.name = s.name;
-      row.result = evaluate_serving(s);
-      serving.push_back(std::move(row));
-      for (const auto& v : variants) {
-        reports::ServingCompareRow vrow;
-        Json patched = apply_variant(base, v, path);
-        vrow.name = patched.value("name", v.name);
-        try {
-          vrow.result =
-              evaluate_serving(scenario_from_json(patched, path + " (variant " + v.name + ")", cat));
-        } catch (const ConfigError& e) {
-          vrow.ok = false;
-          vrow.error = e.what();
-        }
-        serving.push_back(std::move(vrow));
+  // The base (which must be valid) and each variant (a variant that fails validation is a row saying so),
+  // every one evaluated by `run` with the engine override applied.
+  auto each = [&](const Json& base, const std::string& path, auto& out, auto run) {
+    Scenario s = scenario_from_json(base, path, cat);
+    if (engine) s.engine.kind = *engine;
+    out.emplace_back();
+    out.back().name = s.name;
+    out.back().result = run(s);
+    for (const auto& v : variants_from_json(base, path)) {
+      const Json patched = apply_variant(base, v, path);
+      out.emplace_back();
+      out.back().name = patched.value("name", v.name);
+      try {
+        Scenario sv = scenario_from_json(patched, path + " (variant " + v.name + ")", cat);
+        if (engine) sv.engine.kind = *engine;
+        out.back().result = run(sv);
+      } catch (const ConfigError& e) {
+        out.back().ok = false;
+        out.back().error = e.what();
       }
+    }
+  };
+  for (const auto& [base, path] : inputs) {
+    if (first_serving.empty()) {
+      each(base, path, rows, [](const Scenario& s) { return evaluate(s); });
       continue;
     }
-    {
-      reports::CompareRow row;
-      Scenario s = scenario_from_json(base, path, cat);  // the base must be valid
-      if (engine) s.engine.kind = *engine;
-      row.name = s.name;
-      row.result = evaluate(s);
-      rows.push_back(std::move(row));
-    }
-    for (const auto& v : variants) {
-      reports::CompareRow row;
-      Json patched = apply_variant(base, v, path);
-      row.name = patched.value("name", v.name);
-      try {
-        Scenario s = scenario_from_json(patched, path + " (variant " + v.name + ")", cat);
-        if (engine) s.engine.kind = *engine;
-        row.result = evaluate(s);
-      } catch (const ConfigError& e) {
-        row.ok = false;
-        row.error = e.what();
-      }
-      rows.push_back(std::move(row));
-    }
+    each(base, path, serving, [](const Scenario& s) {
+      check_scenario(s);
+      return s.engine.kind == EngineKind::kDes
+                 ? evaluate_serving_des_isolated(s)
+                 : models::evaluate_serving_analytic(s, models::serving_requests(s));
+    });
   }
   if (!first_serving.empty()) {
     if (format == OutputFormat::kJson)
