@@ -20,6 +20,13 @@ double miss_prob(double c, int k) {
 }  // namespace
 
 namespace {
+// The EP rank with the largest share and its load over the mean.
+void set_straggler(DispatchStats& s) {
+  s.straggler =
+      static_cast<int>(std::max_element(s.rank_share.begin(), s.rank_share.end()) - s.rank_share.begin());
+  s.max_over_mean = s.rank_share[s.straggler] / (1.0 / static_cast<double>(s.rank_share.size()));
+}
+
 // The busiest GPU's copies per source token over each fabric, from the hit and copy expectations.
 void link_copies(DispatchStats& s, const EpGeometry& g) {
   const int per_node = std::max(1, std::min(g.per_node, g.ep));
@@ -83,10 +90,7 @@ DispatchStats dispatch_stats(const std::vector<double>& shares, const std::vecto
 DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g) {
   DispatchStats s;
   s.rank_share = std::move(rank_share);
-  const double mean = 1.0 / g.ep;
-  s.straggler =
-      static_cast<int>(std::max_element(s.rank_share.begin(), s.rank_share.end()) - s.rank_share.begin());
-  s.max_over_mean = s.rank_share[s.straggler] / mean;
+  set_straggler(s);
 
   const int per_node = std::max(1, std::min(g.per_node, g.ep));
   const int nodes = (g.ep + per_node - 1) / per_node;
@@ -152,9 +156,7 @@ DispatchStats dispatch_stats_grouped(const std::vector<double>& group_rank, cons
       s.rank_share[r] += x;
       q[gr] += x;
     }
-  s.straggler =
-      static_cast<int>(std::max_element(s.rank_share.begin(), s.rank_share.end()) - s.rank_share.begin());
-  s.max_over_mean = s.rank_share[s.straggler] * R;
+  set_straggler(s);
 
   const int kg = g.topk_groups > 0 ? std::min(g.topk_groups, G) : G;
   std::vector<double> sel = q;

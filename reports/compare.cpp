@@ -5,6 +5,7 @@
 #include <iomanip>
 
 #include "reports/internal/format.hpp"
+#include "reports/serving.hpp"
 
 namespace moesim::reports {
 
@@ -13,6 +14,14 @@ using internal::kGiB;
 using nlohmann::json;
 
 namespace {
+// The variant column: the longest name plus two spaces, at least 8.
+template <class Row>
+int name_width(const std::vector<Row>& rows) {
+  std::size_t w = 8;
+  for (const auto& r : rows) w = std::max(w, r.name.size() + 2);
+  return static_cast<int>(w);
+}
+
 void sort_rows(std::vector<CompareRow>& rows) {
   std::stable_sort(rows.begin(), rows.end(), [](const CompareRow& a, const CompareRow& b) {
     const int ra = !a.ok ? 2 : !a.result.feasible ? 1 : 0, rb = !b.ok ? 2 : !b.result.feasible ? 1 : 0;
@@ -24,14 +33,13 @@ void sort_rows(std::vector<CompareRow>& rows) {
 
 void write_compare_table(std::ostream& out, std::vector<CompareRow> rows) {
   sort_rows(rows);
-  std::size_t w = 8;
-  for (const auto& r : rows) w = std::max(w, r.name.size() + 2);
-  out << std::left << std::setw(static_cast<int>(w)) << "variant" << std::right << std::setw(12) << "step (s)"
-      << std::setw(14) << "tokens/s" << std::setw(12) << "tok/s/GPU" << std::setw(8) << "MFU" << std::setw(10)
-      << "bubble" << std::setw(10) << "exp. EP" << std::setw(10) << "GPU imb." << std::setw(10) << "mem GiB"
+  const int w = name_width(rows);
+  out << std::left << std::setw(w) << "variant" << std::right << std::setw(12) << "step (s)" << std::setw(14)
+      << "tokens/s" << std::setw(12) << "tok/s/GPU" << std::setw(8) << "MFU" << std::setw(10) << "bubble"
+      << std::setw(10) << "exp. EP" << std::setw(10) << "GPU imb." << std::setw(10) << "mem GiB"
       << "  verdict\n";
   for (const auto& r : rows) {
-    out << std::left << std::setw(static_cast<int>(w)) << r.name << std::right;
+    out << std::left << std::setw(w) << r.name << std::right;
     if (!r.ok) {
       out << "  INVALID: " << r.error << "\n";
       continue;
@@ -93,10 +101,6 @@ int rebalances(const models::ServingResult& r) {
   return n;
 }
 
-json or_null(double v) {
-  return std::isfinite(v) ? json(v) : json(nullptr);
-}
-
 std::string ms_or_dash(double seconds) {
   return std::isfinite(seconds) ? fmt("%.1f ms", 1e3 * seconds) : "-";
 }
@@ -104,16 +108,15 @@ std::string ms_or_dash(double seconds) {
 
 void write_serving_compare_table(std::ostream& out, std::vector<ServingCompareRow> rows) {
   sort_serving_rows(rows);
-  std::size_t w = 8;
-  for (const auto& r : rows) w = std::max(w, r.name.size() + 2);
-  out << std::left << std::setw(static_cast<int>(w)) << "variant" << std::right << std::setw(10) << "engine"
-      << std::setw(10) << "req/s" << std::setw(12) << "out tok/s" << std::setw(10) << "/GPU" << std::setw(11)
-      << "TTFT mean" << std::setw(11) << "TTFT p99" << std::setw(11) << "TPOT mean" << std::setw(11)
-      << "TPOT p99" << std::setw(10) << "goodput" << std::setw(8) << "SLO" << std::setw(9) << "prefix"
-      << std::setw(7) << "EPLB"
+  const int w = name_width(rows);
+  out << std::left << std::setw(w) << "variant" << std::right << std::setw(10) << "engine" << std::setw(10)
+      << "req/s" << std::setw(12) << "out tok/s" << std::setw(10) << "/GPU" << std::setw(11) << "TTFT mean"
+      << std::setw(11) << "TTFT p99" << std::setw(11) << "TPOT mean" << std::setw(11) << "TPOT p99"
+      << std::setw(10) << "goodput" << std::setw(8) << "SLO" << std::setw(9) << "prefix" << std::setw(7)
+      << "EPLB"
       << "  verdict\n";
   for (const auto& r : rows) {
-    out << std::left << std::setw(static_cast<int>(w)) << r.name << std::right;
+    out << std::left << std::setw(w) << r.name << std::right;
     if (!r.ok) {
       out << "  INVALID: " << r.error << "\n";
       continue;
@@ -157,13 +160,10 @@ json serving_compare_json(std::vector<ServingCompareRow> rows) {
       for (const auto& [key, st] : {std::pair<const char*, const models::LatencyStats*>{"ttft_s", &x.ttft},
                                     {"tpot_s", &x.tpot},
                                     {"e2e_s", &x.e2e}})
-        j[key] = json{{"mean", or_null(st->mean)},
-                      {"p50", or_null(st->p50)},
-                      {"p90", or_null(st->p90)},
-                      {"p99", or_null(st->p99)}};
+        j[key] = latency_json(*st);
       j["goodput_requests_per_s"] = x.goodput_requests_per_s;
       j["slo_attainment"] = x.slo_attainment;
-      j["prefix_hit_rate"] = or_null(x.prefix_hit_rate);
+      j["prefix_hit_rate"] = finite_or_null(x.prefix_hit_rate);
       j["rebalances"] = rebalances(x);
     }
     a.push_back(j);

@@ -19,20 +19,23 @@ namespace {
 
 using internal::fmt;
 
-nlohmann::json number(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
-}
-
-nlohmann::json latency(const models::LatencyStats& l) {
-  return {{"mean", number(l.mean)}, {"p50", number(l.p50)}, {"p90", number(l.p90)}, {"p99", number(l.p99)}};
-}
-
 std::string ms(double v) {
   if (std::isinf(v)) return "unbounded";
   return std::isfinite(v) ? fmt("%.2f ms", v * 1e3) : "-";
 }
 
 }  // namespace
+
+nlohmann::json finite_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+}
+
+nlohmann::json latency_json(const models::LatencyStats& l) {
+  return {{"mean", finite_or_null(l.mean)},
+          {"p50", finite_or_null(l.p50)},
+          {"p90", finite_or_null(l.p90)},
+          {"p99", finite_or_null(l.p99)}};
+}
 
 nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
   nlohmann::json j;
@@ -60,7 +63,8 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                {"duration_s", r.duration}};
   if (!std::isnan(r.prefix_hit_rate)) j["load"]["prefix_hit_rate"] = r.prefix_hit_rate;
   if (!std::isnan(r.prefix_token_hit_rate)) j["load"]["prefix_token_hit_rate"] = r.prefix_token_hit_rate;
-  j["latency"] = {{"ttft_s", latency(r.ttft)}, {"tpot_s", latency(r.tpot)}, {"e2e_s", latency(r.e2e)}};
+  j["latency"] = {
+      {"ttft_s", latency_json(r.ttft)}, {"tpot_s", latency_json(r.tpot)}, {"e2e_s", latency_json(r.e2e)}};
   const double per_node = r.nodes > 0 ? 1.0 / r.nodes : 0.0;
   j["throughput"] = {{"requests_per_s", r.requests_per_s},
                      {"input_tokens_per_s", r.input_tokens_per_s},
@@ -90,7 +94,7 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                     {"attention_s", i.iteration.attention},
                     {"experts_s", i.iteration.experts},
                     {"max_over_mean_gpu", i.iteration.max_over_mean_gpu},
-                    {"utilization", number(i.utilization)},
+                    {"utilization", finite_or_null(i.utilization)},
                     {"kv_capacity_tokens", i.kv_capacity_tokens},
                     {"kv_used_tokens", i.kv_used_tokens},
                     {"weight_bytes_per_gpu", i.weight_bytes},

@@ -16,6 +16,11 @@ namespace moesim::reports {
 /// The result document: {"schema_version", "kind": "serving", scenario, engine, ..., "latency": {"ttft":
 /// {mean, p50, p90, p99}, "tpot", "e2e"}, "throughput", "slo", "instances": [...], "kv_usage",
 /// "expert_load"}; seconds and tokens; a figure the engine does not give is null.
+/// A finite number, or JSON null (NaN: not known, e.g. the analytic engine's percentiles).
+nlohmann::json finite_or_null(double v);
+/// {"mean", "p50", "p90", "p99"} of a latency, each finite_or_null.
+nlohmann::json latency_json(const models::LatencyStats& l);
+
 nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r);
 /// Back from serving_json: the scalars, the latencies and the instances (not the time series). Throws
 /// ParseError naming `what` and the pointer for a document that is not one.

@@ -38,7 +38,8 @@ def cpu_model():
     return platform.processor()
 
 
-def host_us(fn):
+def host_us(fn, calls=CALLS):
+    """Median CPU microseconds per call of `calls` back-to-back calls, the GPU drained before each batch."""
     for _ in range(WARMUP):
         fn()
     torch.cuda.synchronize()
@@ -46,10 +47,10 @@ def host_us(fn):
     for _ in range(REPS):
         torch.cuda.synchronize()
         t0 = time.perf_counter_ns()
-        for _ in range(CALLS):
+        for _ in range(calls):
             fn()
         t1 = time.perf_counter_ns()
-        samples.append((t1 - t0) / CALLS / 1e3)
+        samples.append((t1 - t0) / calls / 1e3)
         torch.cuda.synchronize()
     return statistics.median(samples)
 
@@ -135,19 +136,7 @@ def backward_chain(n):
 
 
 for n in (10, 40):
-    fn = backward_chain(n)
-    for _ in range(WARMUP):
-        fn()
-    torch.cuda.synchronize()
-    samples = []
-    for _ in range(REPS):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter_ns()
-        fn()
-        t1 = time.perf_counter_ns()
-        samples.append((t1 - t0) / 1e3)
-        torch.cuda.synchronize()
-    per_op = statistics.median(samples) / (n + 2)
+    per_op = host_us(backward_chain(n), calls=1) / (n + 2)
     rows.append({"op": f"forward_backward_chain_{n}", "host_us_per_op": per_op, "ops": n + 2,
                  "note": "forward of n recorded ops (linear and mul alternating) + sum, then backward"})
     print(f"forward_backward_chain_{n:<14d} host {per_op:8.2f} us per op (forward and backward)", flush=True)
