@@ -164,6 +164,23 @@ std::size_t uneven_gpus(const Workload& w) {
   return uneven ? gpus : 1;
 }
 
+// Delayed weight gradients (`--delay-wgrad-compute`) in a combined-1F1B pair: per microbatch, each rank's
+// attention weight gradients of the last block of each of its chunks when that block is a MoE block, the
+// part that runs after the pair's pipeline sends (TransformerLayerSchedulePlan.run, is_last_layer_in_bwd).
+std::vector<double> deferred_after_send(const Scenario& s, const Workload& w) {
+  std::vector<double> e(static_cast<std::size_t>(s.parallelism.pp), 0.0);
+  if (!s.parallelism.delay_wgrad) return e;
+  const std::vector<int> per_chunk = chunk_blocks(s, static_cast<int>(w.blocks.size()));
+  std::size_t next = 0;
+  for (std::size_t ch = 0; ch < per_chunk.size(); ++ch) {
+    next += static_cast<std::size_t>(per_chunk[ch]);
+    if (per_chunk[ch] == 0 || next > w.blocks.size()) continue;
+    const BlockCost& b = w.blocks[next - 1];
+    if (b.moe_index >= 0) e[ch % e.size()] += b.pass[2].attn_compute;
+  }
+  return e;
+}
+
 struct RankEval {
   ChunkTimes chunk;
   SchedulePhases phases;
@@ -171,6 +188,33 @@ struct RankEval {
 };
 
 }  // namespace
+
+// Megatron-Core's combined 1F1B with pp > 1 (the interleaved schedule): what each rank's steady pair waits,
+// per microbatch, for its neighbours' pipeline sends. A pair sends both of its outputs when it ends
+// (ModelChunkSchedulePlan.run calls post_forward and post_backward after its last layer pair), and the
+// neighbours' next pairs need them: the pipeline is a ring of virtual stages (rank pp-1 feeds rank 0 the
+// next chunk, rank 0 returns the gradient to rank pp-1). With d_r one virtual pair of rank r and s one
+// send, rank r's forward output reaches rank r+1 in time only if o_{r+1} >= o_r + d_r + s (o: the ranks'
+// offsets in the steady state), and rank r's backward, two units later, needs rank r+1's gradient:
+// 2T >= o_{r+1} - o_r + d_{r+1} + s. Together every rank repeats every
+// T = max over r of max(d_r, (d_r + d_{r+1 mod pp})/2 + s). The activation and the gradient leave a GPU at
+// the same moment over the same link, so s = 2·p2p. (A plain 1F1B unit sends its forward output half-way
+// through and hides it.) Delayed weight gradients send e_r before the pair ends (the chunk's last attention
+// weight gradients run after the sends): d_r - e_r in both send constraints. `pair`, `early`: each rank's
+// pair and e per microbatch (v virtual pairs); returns T·v - pair.
+std::vector<double> combined_pair_waits(const std::vector<double>& pair, const std::vector<double>& early,
+                                        double p2p, int v) {
+  const std::size_t n = pair.size();
+  std::vector<double> wait(n, 0.0);
+  if (n < 2) return wait;
+  double period = 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    const std::size_t q = (r + 1) % n;
+    period = std::max({period, pair[r], 0.5 * (pair[r] - early[r] + pair[q] - early[q]) + v * 2.0 * p2p});
+  }
+  for (std::size_t r = 0; r < n; ++r) wait[r] = period - pair[r];
+  return wait;
+}
 
 RankSync sync_of(const Scenario& s, double params, double expert_params, const ChunkTimes& chunk, int M) {
   const auto& par = s.parallelism;
@@ -285,6 +329,18 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     for (int rank = 0; rank < par.pp; ++rank)
       pair_fb[rank] = dualpipe_pair(w, w.ranks[rank], w.ranks[par.pp - 1 - rank], gpus, scratch);
   }
+  // Combined 1F1B: each rank's overlapped pair, one forward chunk beside one backward chunk, block by block
+  // as a DualPipe pair; with pp > 1 the ranks' pairs pace each other (combined_pair_waits).
+  std::vector<double> pair_ep, wait_ep;
+  if (ep_overlap) {
+    double p2p = 0;
+    for (const RankWork& rw : w.ranks) {
+      pair_ep.push_back(dualpipe_pair(w, rw, rw, gpus, scratch));
+      p2p = std::max(p2p, rw.p2p_seconds);
+    }
+    wait_ep = combined_pair_waits(pair_ep, deferred_after_send(s, w), p2p,
+                                  par.schedule == Schedule::kInterleaved ? par.vpp : 1);
+  }
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
     RankEval e;
@@ -314,9 +370,10 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     if (dualpipe) {
       e.chunk.fb_pair = 0.5 * (pair_fb[rank] + pair_fb[par.pp - 1 - rank]);
     }
-    // Combined 1F1B: a steady unit overlaps this rank's forward chunk with its backward chunk, block by
-    // block, as a DualPipe pair does.
-    if (ep_overlap) e.chunk.fb_pair = dualpipe_pair(w, rw, rw, gpus, scratch);
+    if (ep_overlap) {
+      e.chunk.fb_pair = pair_ep[static_cast<std::size_t>(rank)];
+      e.chunk.pair_wait = wait_ep[static_cast<std::size_t>(rank)];
+    }
     e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
     const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);

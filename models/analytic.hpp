@@ -1,6 +1,8 @@
 #pragma once
 /// \file The analytic engine: closed-form step time of a scenario from its priced workload.
 
+#include <vector>
+
 #include "models/result.hpp"
 #include "scenarios/scenario.hpp"
 
@@ -15,6 +17,16 @@ Result evaluate_analytic(const Scenario& s, const RoutingInput& routing);
 
 /// Evaluates an already built workload (for sweeps that reuse it). balanced_step_time is left 0.
 Result evaluate_analytic(const Scenario& s, const Workload& w);
+
+/// Megatron-Core's combined 1F1B (ep_overlap) with pp > 1: per pipeline rank, what its steady F&B pair waits
+/// per microbatch for the neighbouring ranks' pipeline sends, seconds (ChunkTimes::pair_wait). `pair`: each
+/// rank's overlapped pair per microbatch (its v virtual pairs); `early`: how long before a pair ends its
+/// sends leave (delayed weight gradients); `p2p`: one activation send; `v`: virtual stages per rank.
+/// Every rank repeats every T = max over r of max(d_r, (d_r - e_r + d_{r+1} - e_{r+1})/2 + 2·p2p) per
+/// virtual pair (d = pair / v, e = early / v, rank pp-1 followed by rank 0 on the ring of virtual stages);
+/// the result is v·T - pair. All zero for one rank.
+std::vector<double> combined_pair_waits(const std::vector<double>& pair, const std::vector<double>& early,
+                                        double p2p, int v);
 
 /// Data-parallel synchronisation and optimizer of one pipeline rank, seconds.
 struct RankSync {

@@ -33,12 +33,15 @@ SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const Chunk
       ph.lone_f = warm;
       ph.lone_b = warm;
       ph.pairs = m - warm;
-      // Combined 1F1B (ep_overlap): a steady unit is one overlapped F&B pair (fb_pair).
-      ph.pair_time = t.fb_pair > 0 ? t.fb_pair : t.f + B;
+      // Combined 1F1B (ep_overlap): a steady unit is one overlapped F&B pair (fb_pair), plus what it waits
+      // for its neighbours' pipeline sends (pair_wait, from all ranks' pairs: models/analytic.cpp).
+      ph.pair_time = t.fb_pair > 0 ? t.fb_pair + t.pair_wait : t.f + B;
       ph.forward_only = warm * t.f;
       ph.steady = ph.pairs * ph.pair_time;
       ph.backward_only = warm * B;
-      ph.bubble = (P - 1) * (t.f + B) / v + 2 * (P - 1) * p2p;
+      // Fill and drain each cross the v·PP - 1 stage boundaries of one microbatch's path once, one send
+      // per boundary (interleaving adds the hops from the last rank back to the first).
+      ph.bubble = (P - 1) * (t.f + B) / v + 2 * (v * P - 1) * p2p;
       ph.activations_in_flight = activations_in_flight(s, pp, vpp, 0);
       break;
     }

@@ -16,8 +16,10 @@ struct ChunkTimes {
   double f_overlappable = 0, b_overlappable = 0;  ///< communication a co-scheduled chunk can hide
   double f_blocking = 0, b_blocking = 0;          ///< communication nothing can hide (TP collectives)
   double p2p = 0;                                 ///< activation send/recv between neighbouring stages
-  double fb_pair = 0;  ///< DualPipe, or 1F1B/interleaved with ep_overlap: one overlapped F&B pair, from
-                       ///< its components (0: from sums)
+  double fb_pair = 0;    ///< DualPipe, or 1F1B/interleaved with ep_overlap: one overlapped F&B pair, from
+                         ///< its components (0: from sums)
+  double pair_wait = 0;  ///< combined 1F1B with pp > 1: what each steady pair waits, per microbatch, for the
+                         ///< neighbouring ranks' pipeline sends (models/analytic.cpp, combined_pair_wait)
 };
 
 /// The step's pipeline part on the critical rank, split into phases.
