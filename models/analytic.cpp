@@ -64,8 +64,9 @@ const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
 // runs in four slots, each slot overlapping one compute component with one communication component
 // (DeepSeek-V3 report Figure 4; Megatron-Core's combined 1F1B runs the same order,
 // megatron/core/models/common/model_chunk_schedule_plan.py): ATTN(F) | combine(B);
-// MLP(B)+MLP(W) | dispatch(F); MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Work outside blocks
-// (embedding, head) and blocking collectives (tensor- and expert-tensor-parallel) add serially.
+// MLP(B)+MLP(W) | dispatch(F); MLP(F) | dispatch(B); ATTN(B)+ATTN(W) | combine(F). Tensor- and
+// context-parallel collectives go with their attention, expert-tensor-parallel ones with their MLP (all on
+// the compute stream, as in the discrete-event engine); work outside blocks (embedding, head) adds serially.
 //
 // Megatron-Core's delayed weight gradients (`--delay-wgrad-compute`) leave this order as it is: every node
 // of a model chunk waits for the chunk's one CUDA event and records it (ModelChunkSchedulePlan), so B's
@@ -88,12 +89,14 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
   c.assign(gpus, 0.0);
   const PassCost zero;
-  double q = 0, serial = 0, fb = 0, bb = 0;
+  double q = 0, fb = 0, bb = 0;
   // Runs computation `base + experts · load[g]` on every GPU g once `after` has passed (the end of the
   // all-to-all carrying its input; 0: no wait), beside an all-to-all of `beside` seconds; returns when
   // the last GPU finishes it.
-  auto run = [&](double base, double experts, const std::vector<double>* load, double after, double beside) {
+  auto run = [&](double base, double experts, const std::vector<double>* load, double after, double beside,
+                 double collectives = 0) {
     if (beside > 0) base *= w.overlap_slowdown, experts *= w.overlap_slowdown;
+    base += collectives;
     double top = 0;
     for (std::size_t g = 0; g < gpus; ++g) {
       const double l = load != nullptr && g < load->size() ? (*load)[g] : 1.0;
@@ -102,6 +105,10 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
     }
     return top;
   };
+  // Collectives issued on the compute stream run in their slot beside the other chunk's all-to-all, at
+  // their own price: a block's tensor- and context-parallel communication among the attention's kernels,
+  // its expert-tensor-parallel all-gather and reduce-scatter around the routed experts.
+  const auto collectives = [](const PassCost& x) { return x.tp_comm + x.cp_exposed; };
   // Starts an all-to-all of `comm` seconds once its input is ready everywhere (`ready`) and the
   // communication stream is free; returns its end.
   auto send = [&](double ready, double comm) { return q = std::max(q, ready) + comm; };
@@ -116,15 +123,15 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
     const std::vector<double>* lb = loads_of(w, bk);
     const double combine_f_prev = q;
     const double combine_b = send(attn_b_done, B.combine);
-    const double attn_f = run(F.attn_compute, 0, nullptr, combine_f_prev, B.combine);
+    const double attn_f = run(F.attn_compute, 0, nullptr, combine_f_prev, B.combine, collectives(F));
     const double dispatch_f = send(attn_f, F.dispatch);
     const double mlp_b = run(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb,
-                             combine_b, F.dispatch);
+                             combine_b, F.dispatch, B.etp_comm + W.etp_comm);
     const double dispatch_b = send(mlp_b, B.dispatch);
-    const double mlp_f = run(F.mlp_compute - F.experts, F.experts, lf, dispatch_f, B.dispatch);
+    const double mlp_f = run(F.mlp_compute - F.experts, F.experts, lf, dispatch_f, B.dispatch, F.etp_comm);
     send(mlp_f, F.combine);
-    attn_b_done = run(B.attn_compute + W.attn_compute, 0, nullptr, dispatch_b, F.combine);
-    serial += F.tp_comm + B.tp_comm + F.cp_exposed + B.cp_exposed + F.etp_comm + B.etp_comm;
+    attn_b_done = run(B.attn_compute + W.attn_compute, 0, nullptr, dispatch_b, F.combine,
+                      collectives(B) + collectives(W));
     fb += F.compute;
     bb += B.compute + W.compute;
   }
@@ -132,7 +139,7 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   for (double x : c) cmax = std::max(cmax, x);
   // Embedding, head and loss: the rank totals minus what its blocks account for.
   const double fw = (f.pass[0].compute - fb) + (b.pass[1].compute + b.pass[2].compute - bb);
-  return std::max(q, cmax) + serial + fw;
+  return std::max(q, cmax) + fw;
 }
 
 // What a weight-gradient chunk run alone (zero bubble, DualPipe) saves against the sum of its blocks'

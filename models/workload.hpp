@@ -80,11 +80,12 @@ struct Op {
 
 /// Per-pass totals of one block (one microbatch).
 struct PassCost {
-  double compute = 0;     ///< compute stream, seconds
-  double tp_comm = 0;     ///< tensor-parallel collectives (blocking in every schedule), seconds
-  double ep_comm = 0;     ///< expert all-to-all (dispatch + combine), seconds
-  double etp_comm = 0;    ///< expert-tensor-parallel collectives, seconds: blocking, never hidden (neither
-                          ///< under shared experts nor in a DualPipe overlap slot)
+  double compute = 0;   ///< compute stream, seconds
+  double tp_comm = 0;   ///< tensor-parallel collectives (blocking in every schedule), seconds
+  double ep_comm = 0;   ///< expert all-to-all (dispatch + combine), seconds
+  double etp_comm = 0;  ///< expert-tensor-parallel collectives, seconds: blocking on the compute stream (not
+                        ///< hidden under shared experts; in an overlapped pair beside the other chunk's
+                        ///< all-to-all like any computation)
   double ep_exposed = 0;  ///< part of ep_comm not hidden inside the block (shared experts under dispatch and
                           ///< combine), plus etp_comm; seconds
   double cp_comm = 0;     ///< context-parallel KV exchange, seconds

@@ -27,8 +27,7 @@ BlockSegs segments_of(const models::Workload& w, int b) {
         ps.tp += op.seconds;
         break;
       case OpRole::kExpertTensorCollective:
-        positional += op.seconds;
-        ps.etp += op.seconds;
+        ps.etp += op.seconds;  // its own segment, around the routed experts
         break;
       case OpRole::kDispatch:
       case OpRole::kCombine:
@@ -253,11 +252,12 @@ void ProgramBuilder::send(Program& p, char kind, int c, int to_stage, int mb) co
 void ProgramBuilder::forward_block(Program& p, int b, int mb, int v) const {
   const BlockSegs& g = segs_[b];
   const PassSegs& f = g.pass[0];
-  compute(p, f.pre, 'F', g.layer, mb, v, g.moe >= 0 ? "attention+router" : "block", f.tp, f.cp, f.etp);
+  compute(p, f.pre, 'F', g.layer, mb, v, g.moe >= 0 ? "attention+router" : "block", f.tp, f.cp);
   if (g.moe < 0) return;
   ready(p, g.moe, kDispatchF, 'F', g.layer, mb, v);
   if (shared_overlap_) compute(p, f.shared_up, 'F', g.layer, mb, v, "shared up");
   wait(p);
+  compute(p, f.etp, 'F', g.layer, mb, v, "expert-TP collectives", 0, 0, f.etp);
   expert(p, f.experts, g.moe, 'F', g.layer, mb, v);
   ready(p, g.moe, kCombineF, 'F', g.layer, mb, v);
   if (shared_overlap_) compute(p, f.shared_down, 'F', g.layer, mb, v, "shared down");
@@ -295,12 +295,13 @@ void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_
   ready(p, g.moe, kCombineB, 'B', g.layer, mb, v);
   if (shared_overlap_) compute(p, k.shared_down, 'B', g.layer, mb, v, "shared down");
   wait(p);
+  compute(p, k.etp, 'B', g.layer, mb, v, "expert-TP collectives", 0, 0, k.etp);
   expert(p, k.experts, g.moe, 'B', g.layer, mb, v);
   if (with_w) mlp_weight(p, b, mb, v);
   ready(p, g.moe, kDispatchB, 'B', g.layer, mb, v);
   if (shared_overlap_) compute(p, k.shared_up, 'B', g.layer, mb, v, "shared up");
   wait(p);
-  compute(p, k.pre, 'B', g.layer, mb, v, "attention+router", k.tp, k.cp, k.etp);
+  compute(p, k.pre, 'B', g.layer, mb, v, "attention+router", k.tp, k.cp);
   if (with_w && !defer_attention_w) attention_weight(p, b, mb, v);
 }
 

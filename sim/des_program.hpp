@@ -31,7 +31,7 @@ struct PassSegs {
   double shared_down = 0;      ///< shared experts' down-projection
   double post = 0;             ///< un-permute, combine weighting, residual
   double tp = 0;               ///< blocking TP collectives, folded into pre/post
-  double etp = 0;              ///< blocking expert-TP collectives, folded into pre/post
+  double etp = 0;              ///< expert-TP collectives: a segment of their own just before the experts
   double cp = 0;               ///< exposed CP exchange, folded into pre
   bool recompute_a2a = false;  ///< full recompute repeats the forward dispatch and combine in backward
 };

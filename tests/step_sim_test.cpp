@@ -256,6 +256,44 @@ TEST(StepSimAgreement, CombinedPairByHand) {
   EXPECT_EQ(a1.step_time, a0.step_time);
 }
 
+// The same block with tensor parallelism 2 (sequence parallel): its attention's all-gathers and
+// reduce-scatters run on the compute stream among the attention's kernels, so in a pair they sit in the
+// attention slots beside the other chunk's all-to-all: s1 = max(aF + tF, cB), s4 = max(aB + aW + tB, cF),
+// at their own price (the SMs the all-to-all takes slow only computation). The discrete-event engine
+// executes the same pair from the block's segments; with one block, one stage and an NVLink-only EP group
+// the two agree to rounding.
+TEST(StepSimAgreement, CombinedPairTensorCollectivesInTheAttentionSlots) {
+  const Json patch{{"/model/layers", 1},
+                   {"/parallelism/pp", 1},
+                   {"/parallelism/attention/tp", 2},
+                   {"/parallelism/experts/ep", 8},
+                   {"/parallelism/global_batch", 16},
+                   {"/parallelism/ep_overlap", true}};
+  const Scenario s = load(kNvl, "", patch);
+  auto cm = models::make_compute_cost_model(s);
+  const models::Workload w = models::build_workload(s, *cm, models::NetworkModel(s.cluster));
+  ASSERT_EQ(w.blocks.size(), 1u);
+  const models::BlockCost& bc = w.blocks[0];
+  ASSERT_GE(bc.moe_index, 0);
+  const models::PassCost &F = bc.pass[0], &B = bc.pass[1], &W = bc.pass[2];
+  ASSERT_GT(F.tp_comm, 0);
+  ASSERT_GT(B.tp_comm, 0);
+  const double slow = w.overlap_slowdown;
+  const models::RankWork& rw = w.ranks[0];
+  const double outside =
+      (rw.pass[0].compute - F.compute) + (rw.pass[1].compute + rw.pass[2].compute - B.compute - W.compute);
+  const double pair = std::max(slow * F.attn_compute + F.tp_comm, B.combine) +
+                      std::max(slow * (B.mlp_compute + W.mlp_compute), F.dispatch) +
+                      std::max(slow * F.mlp_compute, B.dispatch) +
+                      std::max(slow * (B.attn_compute + W.attn_compute) + B.tp_comm, F.combine) + outside;
+  const models::Result a = models::evaluate_analytic(s);
+  EXPECT_NEAR(a.chunk.fb_pair, pair, 1e-12 * pair);
+  const StepSimResult d = simulate_step(s, options_of(s));
+  report("one block, TP2 EP8, combined 1F1B: DES vs analytic", d.result.step_time, a.step_time, "des",
+         "analytic");
+  EXPECT_LE(std::fabs(rel_err(d.result.step_time, a.step_time)), 0.005);
+}
+
 // Delayed weight gradients in both engines, interleaved PP2 VP2 on the cluster above (NVLink trays of 4,
 // 70 GB/s NIC): the pair's pipeline sends leave before its last attention weight gradients, so the
 // neighbouring ranks' pairs wait less (analytic: combined_pair_waits) and the step is never slower than
