@@ -102,7 +102,64 @@ double grouped_gemm_bytes(std::span<const double> rows, double n, double k, doub
 }
 
 double GemmParams::tile_time(double k) const {
-  return 2.0 * tile_m * tile_n * k / (peak_flops / sm_count) / efficiency;
+  return tile_time(k, tile_m, tile_n);
+}
+
+double GemmParams::tile_time(double k, double tm, double tn) const {
+  return 2.0 * tm * tn * k / (peak_flops / sm_count) / efficiency;
+}
+
+const char* to_string(TilePolicy p) {
+  return p == TilePolicy::kMinWaves ? "min_waves" : "fixed";
+}
+
+TileChoice GemmParams::choose_tiles(std::span<const double> rows, double n, int sms) const {
+  if (tile_policy == TilePolicy::kFixed) {
+    if (!padded_groups || rows.empty()) return {tile_m, tile_n, grouped_gemm_tiles(rows, n, tile_m, tile_n)};
+    const double widest = *std::max_element(rows.begin(), rows.end());
+    return {tile_m, tile_n, static_cast<double>(rows.size()) * gemm_tiles(widest, n, tile_m, tile_n)};
+  }
+  // DeepGEMM's get_best_configs: the fewest waves, then the fullest last wave, then the widest tile. The
+  // row blocks do not depend on the width: count them once.
+  if (!(n > 0)) return {};
+  double widest = 0;
+  for (double r : rows) widest = std::max(widest, r);
+  const double tm = widest <= 64 ? 64 : 128;
+  double row_blocks = 0;
+  if (padded_groups) {
+    row_blocks = widest > 0 ? static_cast<double>(rows.size()) * std::ceil(widest / tm) : 0;
+  } else {
+    for (double r : rows)
+      if (r > 0) row_blocks += std::ceil(r / tm);
+  }
+  if (!(row_blocks > 0)) return {};
+  // Narrower tiles never make fewer tiles, so the fewest waves are those of width 128; walking down from
+  // it, the candidates end at the first width that needs a wave more. Among them the fullest last wave
+  // wins, the wider on a tie.
+  const double s = std::max(1, sms);
+  const auto tiles_at = [&](int tn) { return row_blocks * std::ceil(n / tn); };
+  const double fewest = std::ceil(tiles_at(128) / s);
+  TileChoice best{tm, 128, tiles_at(128)};
+  double best_last = best.tiles - (fewest - 1) * s;  // 1..s
+  for (int tn = 120; tn >= 16; tn -= 8) {
+    const double tiles = tiles_at(tn);
+    if (std::ceil(tiles / s) > fewest) break;
+    const double last = tiles - (fewest - 1) * s;
+    if (last > best_last) {
+      best = {tm, static_cast<double>(tn), tiles};
+      best_last = last;
+    }
+  }
+  return best;
+}
+
+double GemmParams::time_for(std::span<const double> rows, double n, double k, int sms, double bytes,
+                            double launches) const {
+  const TileChoice t = choose_tiles(rows, n, sms);
+  if (t.tiles <= 0 || k <= 0) return 0.0;
+  const double waves = std::ceil(t.tiles / std::max(1, sms));
+  return waves * (tile_time(k, t.tile_m, t.tile_n) + wave_overhead_s) + bytes * s_per_byte +
+         launch_s * launches;
 }
 
 double GemmParams::time(double tiles, double k, int sms, double bytes, double launches) const {
@@ -154,12 +211,13 @@ double FamilyModel::predict(const Measurement& m) const {
   const double elem = element_bytes(m.precision);
   if (family == KernelFamily::kDenseGemm) {
     const GemmParams& p = gemm.at(m.precision);
-    return p.time(gemm_tiles(m.m, m.n, p.tile_m, p.tile_n), m.k, p.sm_count, gemm_bytes(m.m, m.n, m.k, elem));
+    const double rows[1] = {m.m};
+    return p.time_for(rows, m.n, m.k, p.sm_count, gemm_bytes(m.m, m.n, m.k, elem));
   }
   if (family == KernelFamily::kGroupedGemm) {
     const GemmParams& p = gemm.at(m.precision);
-    return p.time(p.grouped_tiles(m.rows, m.n), m.k, p.sm_count, p.grouped_bytes(m.rows, m.n, m.k, elem),
-                  p.launches(m.rows));
+    return p.time_for(m.rows, m.n, m.k, p.sm_count, p.grouped_bytes(m.rows, m.n, m.k, elem),
+                      p.launches(m.rows));
   }
   if (is_attention_family(family)) return stream.attention_time(m.flops, attention_scores(m), m.m);
   return stream.time(m.bytes);
@@ -351,6 +409,9 @@ GemmParams read_gemm_params(const Json& j, const std::string& src, const std::st
   p.fitted_on = static_cast<int>(r.get_int_in("fitted_on", 1, 1 << 30, std::nullopt));
   p.launch_per_group = r.get_bool("launch_per_group", false);
   p.padded_groups = r.get_bool("padded_groups", false);
+  p.tile_policy = r.get_enum("tile_policy", {"fixed", "min_waves"}, "fixed") == "min_waves"
+                      ? TilePolicy::kMinWaves
+                      : TilePolicy::kFixed;
   r.finish();
   return p;
 }
@@ -638,6 +699,7 @@ OJson to_ojson(const FamilyModel& m) {
     for (const auto& [prec, p] : m.gemm) {  // the flags are written only when set: older files read unchanged
       if (p.launch_per_group) precs[prec]["launch_per_group"] = true;
       if (p.padded_groups) precs[prec]["padded_groups"] = true;
+      if (p.tile_policy != TilePolicy::kFixed) precs[prec]["tile_policy"] = to_string(p.tile_policy);
     }
     j["precisions"] = precs;
   } else {

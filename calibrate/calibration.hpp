@@ -60,6 +60,21 @@ double gemm_bytes(double m, double n, double k, double elem);
 /// group reads its own weights once).
 double grouped_gemm_bytes(std::span<const double> rows, double n, double k, double elem);
 
+/// How a GEMM model picks the output tile of a shape.
+enum class TilePolicy {
+  kFixed,     ///< tile_m × tile_n for every shape
+  kMinWaves,  ///< DeepGEMM's rule (deep_gemm/jit_kernels/gemm.py, get_best_configs, first release): 64 rows
+              ///< when no group has more than 64 rows, else 128; of the widths 16, 24, ..., 128 the one with
+              ///< the fewest waves on the SMs, then the fullest last wave, then the widest
+};
+/// "fixed" or "min_waves".
+const char* to_string(TilePolicy p);
+
+/// The tile a GEMM model runs a shape with, and how many output tiles that makes.
+struct TileChoice {
+  double tile_m = 0, tile_n = 0, tiles = 0;
+};
+
 /// Fitted GEMM model of one precision (NVIDIA "Matrix Multiplication Background" guide, tile and wave
 /// quantisation):
 ///   time = waves · (tile_time(k) + wave_overhead_s) + bytes · s_per_byte + launch_s · launches,
@@ -82,9 +97,20 @@ struct GemmParams {
   /// Grouped GEMMs run every group at the largest group's rows (a strided batch over a padded
   /// [groups, capacity] buffer): the padding costs tiles and bytes, so skew costs what it costs.
   bool padded_groups = false;
+  /// How the tile is picked per shape (kFixed: tile_m × tile_n).
+  TilePolicy tile_policy = TilePolicy::kFixed;
 
   /// One tile_m × tile_n × k tile on one SM, excluding the wave overhead. Seconds.
   double tile_time(double k) const;
+  /// One tm × tn × k tile on one SM, excluding the wave overhead. Seconds.
+  double tile_time(double k, double tm, double tn) const;
+  /// The tile and the output tiles of a GEMM of `rows` (one entry per group; a dense GEMM has one) by n
+  /// on `sms` SMs, under tile_policy (padded_groups counts every group at the largest group's rows).
+  TileChoice choose_tiles(std::span<const double> rows, double n, int sms) const;
+  /// The model's time for a GEMM of `rows` × n × k (one entry of rows per group) moving `bytes` through
+  /// HBM in `launches` launches on `sms` SMs, with the tile choose_tiles picks. Seconds.
+  double time_for(std::span<const double> rows, double n, double k, int sms, double bytes,
+                  double launches = 1) const;
   /// The model's time for `tiles` output tiles of depth k moving `bytes` through HBM on `sms` SMs in
   /// `launches` launches (0 if tiles ≤ 0 or k ≤ 0). Seconds.
   double time(double tiles, double k, int sms, double bytes = 0, double launches = 1) const;

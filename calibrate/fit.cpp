@@ -93,10 +93,11 @@ std::string variant_of(KernelFamily f, const std::vector<Measurement>& ms, const
 // Fits one tile shape; nullopt if no positive efficiency fits. `residual` gets Σ relative error².
 std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& pts, int sm_count, double peak,
                                         const FitOptions& o, double tile_m, double tile_n, bool per_group,
-                                        bool padded, double& residual) {
+                                        bool padded, TilePolicy policy, double& residual) {
   GemmParams p;
   p.tile_m = tile_m;
   p.tile_n = tile_n;
+  p.tile_policy = policy;
   p.sm_count = sm_count;
   p.peak_flops = peak;
   p.efficiency = 1.0;  // so that tile_time(k) below is the ideal time
@@ -109,12 +110,14 @@ std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& p
   for (Eigen::Index i = 0; i < n; ++i) {
     const Measurement& m = *pts[static_cast<std::size_t>(i)];
     const bool grouped = m.family == KernelFamily::kGroupedGemm;
-    const double tiles = grouped ? p.grouped_tiles(m.rows, m.n) : gemm_tiles(m.m, m.n, p.tile_m, p.tile_n);
-    const double waves = std::ceil(tiles / sm_count);
-    const Eigen::Index launch = o.gemm_byte_term ? 3 : 2;              // the launch column is the last one
-    a(i, 0) = waves * p.tile_time(m.k) / m.median_s;                   // × 1/efficiency
-    a(i, 1) = waves / m.median_s;                                      // × wave overhead
-    a(i, launch) = (grouped ? p.launches(m.rows) : 1.0) / m.median_s;  // × launch
+    const double dense_rows[1] = {m.m};
+    const TileChoice t =
+        grouped ? p.choose_tiles(m.rows, m.n, sm_count) : p.choose_tiles(dense_rows, m.n, sm_count);
+    const double waves = std::ceil(t.tiles / sm_count);
+    const Eigen::Index launch = o.gemm_byte_term ? 3 : 2;                 // the launch column is the last one
+    a(i, 0) = waves * p.tile_time(m.k, t.tile_m, t.tile_n) / m.median_s;  // × 1/efficiency
+    a(i, 1) = waves / m.median_s;                                         // × wave overhead
+    a(i, launch) = (grouped ? p.launches(m.rows) : 1.0) / m.median_s;     // × launch
     if (o.gemm_byte_term) {
       const double elem = element_bytes(m.precision);
       a(i, 2) = (grouped ? p.grouped_bytes(m.rows, m.n, m.k, elem) : gemm_bytes(m.m, m.n, m.k, elem)) /
@@ -134,15 +137,16 @@ std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& p
 }
 
 GemmParams fit_gemm(const std::vector<const Measurement*>& pts, const std::string& what, int sm_count,
-                    double peak, const FitOptions& o, bool per_group, bool padded) {
+                    double peak, const FitOptions& o, bool per_group, bool padded, TilePolicy policy) {
   std::vector<std::pair<double, double>> tiles = {{o.tile_m, o.tile_n}};
-  for (const auto& t : o.tile_candidates)
-    if (std::find(tiles.begin(), tiles.end(), t) == tiles.end()) tiles.push_back(t);
+  if (policy == TilePolicy::kFixed)  // min_waves picks its own tile per shape
+    for (const auto& t : o.tile_candidates)
+      if (std::find(tiles.begin(), tiles.end(), t) == tiles.end()) tiles.push_back(t);
   std::optional<GemmParams> best;
   double best_residual = std::numeric_limits<double>::infinity();
   for (const auto& [tm, tn] : tiles) {
     double residual = 0;
-    auto p = fit_gemm_tile(pts, sm_count, peak, o, tm, tn, per_group, padded, residual);
+    auto p = fit_gemm_tile(pts, sm_count, peak, o, tm, tn, per_group, padded, policy, residual);
     if (p && residual < best_residual * (1 - 1e-12)) {  // ties keep the earlier (default) tile
       best = p;
       best_residual = residual;
@@ -232,7 +236,9 @@ FamilyModel fit_family(KernelFamily f, const std::vector<Measurement>& ms, int s
                std::find(list.begin(), list.end(), model.variant) != list.end();
       };
       const bool per_group = named(o.per_group_launch_variants), padded = named(o.padded_variants);
-      model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o, per_group, padded);
+      const auto policy = o.tile_policy.find(prec);
+      model.gemm[prec] = fit_gemm(pts, w, sm_count, peak->second, o, per_group, padded,
+                                  policy == o.tile_policy.end() ? TilePolicy::kFixed : policy->second);
     } else {
       const bool attention = is_attention_family(f);
       double max_rate = o.memory_bandwidth;

@@ -26,6 +26,9 @@ struct FitOptions {
   /// whose fit has the least squared relative residual, as cuBLAS's heuristics pick a tile per shape
   /// family (128×256 and 256×128 for large Hopper GEMMs, 128×64 for small ones).
   std::vector<std::pair<double, double>> tile_candidates;
+  /// The tile policy of each GEMM precision's fit ("fp8": DeepGEMM's min_waves); absent: kFixed, with the
+  /// tile above or the best of tile_candidates.
+  std::map<std::string, TilePolicy> tile_policy;
   /// Grouped-GEMM variants that launch once per non-empty group (GemmParams::launch_per_group).
   std::vector<std::string> per_group_launch_variants = {"cublas_per_expert"};
   /// Grouped-GEMM variants that pad every group to the largest (GemmParams::padded_groups).

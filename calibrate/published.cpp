@@ -303,6 +303,8 @@ FitOptions published_fit_options(const GpuSpec& gpu) {
   o.tile_n = kPublishedTileN;
   o.gemm_byte_term = true;
   o.min_launch_s = kEmptyKernelS;
+  // The FP8 rows are DeepGEMM's, whose source picks a tile per shape (TilePolicy::kMinWaves).
+  o.tile_policy["fp8"] = TilePolicy::kMinWaves;
   return o;
 }
 

@@ -129,7 +129,8 @@ double CalibratedCostModel::gemm(double m, double n, double k, Precision p) cons
   if (!g) return roofline_.gemm(m, n, k, p);
   const double bytes =
       g->s_per_byte > 0 ? calibrate::gemm_bytes(m, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
-  return g->time(calibrate::gemm_tiles(m, n, g->tile_m, g->tile_n), k, sms_, bytes);
+  const double rows[1] = {m};
+  return g->time_for(rows, n, k, sms_, bytes);
 }
 
 double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n, double k,
@@ -138,7 +139,7 @@ double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n,
   if (!g) return roofline_.grouped_gemm(rows, n, k, p);
   const double bytes =
       g->s_per_byte > 0 ? g->grouped_bytes(rows, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
-  return g->time(g->grouped_tiles(rows, n), k, sms_, bytes, g->launches(rows));
+  return g->time_for(rows, n, k, sms_, bytes, g->launches(rows));
 }
 
 double CalibratedCostModel::attention_work(const AttentionShape& s) const {

@@ -143,6 +143,52 @@ DeviceInfo device() {
 
 // ------------------------------------------------------------------------------------------- fitting
 
+// DeepGEMM's tile rule (TilePolicy::kMinWaves), worked by hand on 132 SMs:
+//  - m 4096, n 7168: 128-row tiles (m > 64); width 128 gives 32 x 56 = 1792 tiles, 14 waves; width 120
+//    gives 32 x 60 = 1920, 15 waves; every narrower width more: 128 x 128.
+//  - m 4096, n 2112: widths 128, 120, 112 all give 5 waves (544, 576, 608 tiles; last waves of 16, 48 and
+//    80 tiles), 104 gives 672 tiles, 6 waves: the fullest last wave is width 112.
+//  - m 64, n 2112: 64-row tiles; width 16 gives 132 tiles, one full wave; 24 gives 88 (one wave of 88): 16.
+//  - grouped, 4 groups of 8192 rows, n 4096: 4 x 64 x 32 = 8192 tiles at width 128, 63 waves (last 8);
+//    width 120 gives 4 x 64 x 35 = 8960, 68 waves: 128 x 128.
+// The fixed policy keeps tile_m x tile_n whatever the shape.
+TEST(Fit, MinWavesTileRuleByHand) {
+  GemmParams p;
+  p.tile_policy = TilePolicy::kMinWaves;
+  const auto pick = [&](std::vector<double> rows, double n) { return p.choose_tiles(rows, n, 132); };
+  TileChoice t = pick({4096}, 7168);
+  EXPECT_EQ(t.tile_m, 128);
+  EXPECT_EQ(t.tile_n, 128);
+  EXPECT_EQ(t.tiles, 1792);
+  t = pick({4096}, 2112);
+  EXPECT_EQ(t.tile_n, 112);
+  EXPECT_EQ(t.tiles, 608);
+  t = pick({64}, 2112);
+  EXPECT_EQ(t.tile_m, 64);
+  EXPECT_EQ(t.tile_n, 16);
+  EXPECT_EQ(t.tiles, 132);
+  t = pick({8192, 8192, 8192, 8192}, 4096);
+  EXPECT_EQ(t.tile_n, 128);
+  EXPECT_EQ(t.tiles, 8192);
+  // time_for: the chosen tile's waves, its tile time, the bytes and the launch.
+  p.peak_flops = 1979e12;
+  p.sm_count = 132;
+  p.efficiency = 0.75;
+  p.wave_overhead_s = 1e-6;
+  p.s_per_byte = 1e-13;
+  p.launch_s = 2e-6;
+  const double rows[1] = {4096};
+  const double want = 14 * (2.0 * 128 * 128 * 16384 / (1979e12 / 132) / 0.75 + 1e-6) + 5e8 * 1e-13 + 2e-6;
+  EXPECT_NEAR(p.time_for(rows, 7168, 16384, 132, 5e8), want, 1e-15);
+  GemmParams f;
+  f.tile_m = 64;
+  f.tile_n = 128;
+  t = f.choose_tiles(std::vector<double>{4096}, 7168, 132);
+  EXPECT_EQ(t.tile_m, 64);
+  EXPECT_EQ(t.tile_n, 128);
+  EXPECT_EQ(t.tiles, 64 * 56);
+}
+
 TEST(Fit, RecoversExactParametersWithoutNoise) {
   const auto models = fit_models(synthetic(0), kSms, options());
   ASSERT_EQ(models.size(), 4u);
