@@ -114,11 +114,7 @@ const char* to_string(TilePolicy p) {
 }
 
 TileChoice GemmParams::choose_tiles(std::span<const double> rows, double n, int sms) const {
-  if (tile_policy == TilePolicy::kFixed) {
-    if (!padded_groups || rows.empty()) return {tile_m, tile_n, grouped_gemm_tiles(rows, n, tile_m, tile_n)};
-    const double widest = *std::max_element(rows.begin(), rows.end());
-    return {tile_m, tile_n, static_cast<double>(rows.size()) * gemm_tiles(widest, n, tile_m, tile_n)};
-  }
+  if (tile_policy == TilePolicy::kFixed) return {tile_m, tile_n, grouped_tiles(rows, n)};
   // DeepGEMM's get_best_configs: the fewest waves, then the fullest last wave, then the widest tile. The
   // row blocks do not depend on the width: count them once.
   if (!(n > 0)) return {};
@@ -155,7 +151,10 @@ TileChoice GemmParams::choose_tiles(std::span<const double> rows, double n, int 
 
 double GemmParams::time_for(std::span<const double> rows, double n, double k, int sms, double bytes,
                             double launches) const {
-  const TileChoice t = choose_tiles(rows, n, sms);
+  return time(choose_tiles(rows, n, sms), k, sms, bytes, launches);
+}
+
+double GemmParams::time(const TileChoice& t, double k, int sms, double bytes, double launches) const {
   if (t.tiles <= 0 || k <= 0) return 0.0;
   const double waves = std::ceil(t.tiles / std::max(1, sms));
   return waves * (tile_time(k, t.tile_m, t.tile_n) + wave_overhead_s) + bytes * s_per_byte +
@@ -163,9 +162,7 @@ double GemmParams::time_for(std::span<const double> rows, double n, double k, in
 }
 
 double GemmParams::time(double tiles, double k, int sms, double bytes, double launches) const {
-  if (tiles <= 0 || k <= 0) return 0.0;
-  const double waves = std::ceil(tiles / std::max(1, sms));
-  return waves * (tile_time(k) + wave_overhead_s) + bytes * s_per_byte + launch_s * launches;
+  return time(TileChoice{tile_m, tile_n, tiles}, k, sms, bytes, launches);
 }
 
 double GemmParams::grouped_tiles(std::span<const double> rows, double n) const {

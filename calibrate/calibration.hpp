@@ -114,6 +114,8 @@ struct GemmParams {
   /// The model's time for `tiles` output tiles of depth k moving `bytes` through HBM on `sms` SMs in
   /// `launches` launches (0 if tiles ≤ 0 or k ≤ 0). Seconds.
   double time(double tiles, double k, int sms, double bytes = 0, double launches = 1) const;
+  /// The same for the tile and tiles of `t` (tile_time(k, t.tile_m, t.tile_n) per tile).
+  double time(const TileChoice& t, double k, int sms, double bytes = 0, double launches = 1) const;
   /// Launches of a grouped GEMM over `rows`: the non-empty groups with launch_per_group, else 1.
   double launches(std::span<const double> rows) const;
   /// Output tiles of a grouped GEMM over `rows` (grouped_gemm_tiles, or every group at the largest

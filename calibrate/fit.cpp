@@ -112,7 +112,7 @@ std::optional<GemmParams> fit_gemm_tile(const std::vector<const Measurement*>& p
     const bool grouped = m.family == KernelFamily::kGroupedGemm;
     const double dense_rows[1] = {m.m};
     const TileChoice t =
-        grouped ? p.choose_tiles(m.rows, m.n, sm_count) : p.choose_tiles(dense_rows, m.n, sm_count);
+        p.choose_tiles(grouped ? std::span<const double>(m.rows) : dense_rows, m.n, sm_count);
     const double waves = std::ceil(t.tiles / sm_count);
     const Eigen::Index launch = o.gemm_byte_term ? 3 : 2;                 // the launch column is the last one
     a(i, 0) = waves * p.tile_time(m.k, t.tile_m, t.tile_n) / m.median_s;  // × 1/efficiency

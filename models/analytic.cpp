@@ -108,7 +108,7 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   // Collectives issued on the compute stream run in their slot beside the other chunk's all-to-all, at
   // their own price: a block's tensor- and context-parallel communication among the attention's kernels,
   // its expert-tensor-parallel all-gather and reduce-scatter around the routed experts.
-  const auto collectives = [](const PassCost& x) { return x.tp_comm + x.cp_exposed; };
+  const auto attention_collectives = [](const PassCost& x) { return x.tp_comm + x.cp_exposed; };
   // Starts an all-to-all of `comm` seconds once its input is ready everywhere (`ready`) and the
   // communication stream is free; returns its end.
   auto send = [&](double ready, double comm) { return q = std::max(q, ready) + comm; };
@@ -123,7 +123,8 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
     const std::vector<double>* lb = loads_of(w, bk);
     const double combine_f_prev = q;
     const double combine_b = send(attn_b_done, B.combine);
-    const double attn_f = run(F.attn_compute, 0, nullptr, combine_f_prev, B.combine, collectives(F));
+    const double attn_f =
+        run(F.attn_compute, 0, nullptr, combine_f_prev, B.combine, attention_collectives(F));
     const double dispatch_f = send(attn_f, F.dispatch);
     const double mlp_b = run(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb,
                              combine_b, F.dispatch, B.etp_comm + W.etp_comm);
@@ -131,7 +132,7 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
     const double mlp_f = run(F.mlp_compute - F.experts, F.experts, lf, dispatch_f, B.dispatch, F.etp_comm);
     send(mlp_f, F.combine);
     attn_b_done = run(B.attn_compute + W.attn_compute, 0, nullptr, dispatch_b, F.combine,
-                      collectives(B) + collectives(W));
+                      attention_collectives(B) + attention_collectives(W));
     fb += F.compute;
     bb += B.compute + W.compute;
   }

@@ -19,7 +19,7 @@ struct ChunkTimes {
   double fb_pair = 0;    ///< DualPipe, or 1F1B/interleaved with ep_overlap: one overlapped F&B pair, from
                          ///< its components (0: from sums)
   double pair_wait = 0;  ///< combined 1F1B with pp > 1: what each steady pair waits, per microbatch, for the
-                         ///< neighbouring ranks' pipeline sends (models/analytic.cpp, combined_pair_wait)
+                         ///< neighbouring ranks' pipeline sends (models::combined_pair_waits)
 };
 
 /// The step's pipeline part on the critical rank, split into phases.

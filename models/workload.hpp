@@ -81,7 +81,7 @@ struct Op {
 /// Per-pass totals of one block (one microbatch).
 struct PassCost {
   double compute = 0;   ///< compute stream, seconds
-  double tp_comm = 0;   ///< tensor-parallel collectives (blocking in every schedule), seconds
+  double tp_comm = 0;   ///< tensor-parallel collectives (blocking on the compute stream), seconds
   double ep_comm = 0;   ///< expert all-to-all (dispatch + combine), seconds
   double etp_comm = 0;  ///< expert-tensor-parallel collectives, seconds: blocking on the compute stream (not
                         ///< hidden under shared experts; in an overlapped pair beside the other chunk's
