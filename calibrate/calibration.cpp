@@ -87,7 +87,7 @@ double grouped_gemm_tiles(std::span<const double> rows, double n, double tile_m,
 }
 
 double element_bytes(const std::string& precision) {
-  return precision == "bf16" ? 2.0 : 1.0;  // fp8 and fp8_tensor inputs are one byte
+  return precision == "bf16" ? 2.0 : 1.0;  // fp8, fp8_tensor and fp8_wgrad inputs are one byte
 }
 
 double gemm_bytes(double m, double n, double k, double elem) {
@@ -230,8 +230,11 @@ const FamilyModel* Calibration::model(KernelFamily f) const {
 namespace {
 
 // fp8_tensor: FP8 GEMMs with one scale per tensor (cuBLASLt, as Transformer Engine's current and delayed
-// scaling run them); fp8: the blockwise kernels (DeepGEMM).
-const std::vector<std::string> kPrecisions{"bf16", "fp8", "fp8_tensor"};
+// scaling run them); fp8: the blockwise kernels (DeepGEMM); fp8_wgrad: the blockwise weight-gradient
+// kernels, whose reduction runs over tokens with both operands scaled per 128 of them (DeepGEMM's
+// wgrad kernels).
+const std::vector<std::string> kPrecisions{"bf16", "fp8", "fp8_tensor", "fp8_wgrad"};
+constexpr const char* kPrecisionList = "bf16, fp8, fp8_tensor or fp8_wgrad";
 
 std::string family_list() {
   std::string s;
@@ -321,8 +324,7 @@ SweepPlan read_sweep(const Json& j, const std::string& src) {
   s.precisions = r.get_string_list("precisions", {});
   for (std::size_t i = 0; i < s.precisions.size(); ++i)
     if (std::find(kPrecisions.begin(), kPrecisions.end(), s.precisions[i]) == kPrecisions.end())
-      fail_at(src, r.at("precisions") + "/" + std::to_string(i), "bf16, fp8 or fp8_tensor",
-              in_quotes(s.precisions[i]));
+      fail_at(src, r.at("precisions") + "/" + std::to_string(i), kPrecisionList, in_quotes(s.precisions[i]));
   s.warmup = static_cast<int>(r.get_int_in("warmup", 0, 1 << 30, 0));
   s.repetitions = static_cast<int>(r.get_int_in("repetitions", 0, 1 << 30, 0));
   s.flush_bytes = non_negative(r, "flush_bytes", 0.0);
@@ -430,7 +432,7 @@ FamilyModel read_model(KernelFamily f, const Json& j, const std::string& src, co
     for (auto it = precs.begin(); it != precs.end(); ++it) {
       const std::string p_ptr = r.at("precisions") + "/" + pointer_escape(it.key());
       if (std::find(kPrecisions.begin(), kPrecisions.end(), it.key()) == kPrecisions.end())
-        fail_at(src, p_ptr, "a precision (bf16, fp8 or fp8_tensor)",
+        fail_at(src, p_ptr, std::string("a precision (") + kPrecisionList + ")",
                 "the unknown key " + in_quotes(it.key()));
       m.gemm[it.key()] = read_gemm_params(it.value(), src, p_ptr);
     }

@@ -190,7 +190,8 @@ StreamParams fit_stream(const std::vector<const Measurement*>& pts, const std::s
 FitOptions fit_options_for(const GpuSpec& gpu) {
   FitOptions o;
   if (gpu.flops_bf16 > 0) o.peak_flops["bf16"] = gpu.flops_bf16;
-  if (gpu.flops_fp8 > 0) o.peak_flops["fp8"] = o.peak_flops["fp8_tensor"] = gpu.flops_fp8;
+  if (gpu.flops_fp8 > 0)
+    o.peak_flops["fp8"] = o.peak_flops["fp8_tensor"] = o.peak_flops["fp8_wgrad"] = gpu.flops_fp8;
   o.memory_bandwidth = gpu.memory_bandwidth;
   return o;
 }

@@ -177,8 +177,8 @@ std::optional<Measurement> figure_row(const Row& r) {
   const auto f = family_from_string(r.text("family"));
   if (!f) r.fail("family", "a kernel family", "\"" + r.text("family") + "\"");
   const std::string& prec = r.text("precision");
-  if (prec != "bf16" && prec != "fp8" && prec != "fp8_tensor")
-    r.fail("precision", "bf16, fp8 or fp8_tensor", "\"" + prec + "\"");
+  if (prec != "bf16" && prec != "fp8" && prec != "fp8_tensor" && prec != "fp8_wgrad")
+    r.fail("precision", "bf16, fp8, fp8_tensor or fp8_wgrad", "\"" + prec + "\"");
   if (r.empty("variant")) r.fail("variant", "a backend name", "an empty field");
   Measurement m = base(*f, r.text("variant"), prec, r);
   const std::string& unit = r.text("unit");

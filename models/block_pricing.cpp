@@ -72,7 +72,8 @@ struct Builder {
     quantize(m, n, k, p);
     add(name, role, Pass::kForward, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, false, p);
     add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, k, n, p), 2 * m * n * k, false, p);
-    add(name, role, Pass::kBackwardWeight, OpKind::kGemm, c.cm.gemm(k, n, m, p), 2 * m * n * k, false, p);
+    add(name, role, Pass::kBackwardWeight, OpKind::kGemm, c.cm.weight_gradient_gemm(k, n, m, p),
+        2 * m * n * k, false, p);
     if (recomputed)
       add(name, role, Pass::kBackwardInput, OpKind::kGemm, c.cm.gemm(m, n, k, p), 2 * m * n * k, true, p);
   }
@@ -85,7 +86,8 @@ struct Builder {
     // dgrad has the same shape per expert with n and k swapped; wgrad reduces over each expert's rows.
     add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, c.cm.grouped_gemm(rows, k, n, p),
         2 * total * n * k, false, p);
-    add(name, R::kExperts, Pass::kBackwardWeight, OpKind::kGroupedGemm, f, 2 * total * n * k, false, p);
+    add(name, R::kExperts, Pass::kBackwardWeight, OpKind::kGroupedGemm,
+        c.cm.grouped_weight_gradient_gemm(rows, n, k, p), 2 * total * n * k, false, p);
     if (recomputed)
       add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, f, 2 * total * n * k, true, p);
   }

@@ -35,7 +35,7 @@ constexpr MemoryKernel kMemoryKernels[] = {MemoryKernel::kStream, MemoryKernel::
 }  // namespace
 
 CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms,
-                                         bool fp8_per_tensor)
+                                         bool fp8_per_tensor, bool fp8_blockwise_wgrad)
     : roofline_(gpu, comm_sms), gpu_(gpu), sms_(std::max(1, gpu.sm_count - comm_sms)) {
   label_ = c.source.empty() ? c.device.name : std::filesystem::path(c.source).filename().string();
   if (c.device.sm_count != gpu.sm_count)
@@ -62,7 +62,7 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
     if (calibrate::is_gemm_family(f)) {
       for (const auto& [prec, g] : model.gemm) {
         // parse_calibration accepted only the registry's precision names.
-        const bool fp8 = prec != to_string(Precision::kBf16);  // fp8, fp8_tensor
+        const bool fp8 = prec != to_string(Precision::kBf16);  // fp8, fp8_tensor, fp8_wgrad
         at_most(g.peak_flops * g.efficiency, fp8 ? gpu.flops_fp8 : gpu.flops_bf16, f, "/precisions", prec,
                 "peak_flops x efficiency at most the");
       }
@@ -84,6 +84,9 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
           slot[index(Precision::kFp8)] = it->second;
           (f == KernelFamily::kDenseGemm ? dense_fp8_key_ : grouped_fp8_key_) = "fp8_tensor";
         }
+      if (fp8_blockwise_wgrad)
+        if (auto it = model.gemm.find("fp8_wgrad"); it != model.gemm.end())
+          (f == KernelFamily::kDenseGemm ? dense_fp8_wgrad_ : grouped_fp8_wgrad_) = it->second;
     } else if (f == KernelFamily::kAttention) {
       attention_ = model.stream;
       attention_sm_count_ = c.device.sm_count;
@@ -142,6 +145,30 @@ double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n,
   return g->time_for(rows, n, k, sms_, bytes, g->launches(rows));
 }
 
+double CalibratedCostModel::weight_gradient_gemm(double m, double n, double k, Precision p) const {
+  if (p != Precision::kFp8 || !dense_fp8_wgrad_) return gemm(m, n, k, p);
+  const calibrate::GemmParams& g = *dense_fp8_wgrad_;
+  const double bytes = g.s_per_byte > 0 ? calibrate::gemm_bytes(m, n, k, 1.0) : 0.0;
+  const double rows[1] = {m};
+  return g.time_for(rows, n, k, sms_, bytes);
+}
+
+double CalibratedCostModel::grouped_weight_gradient_gemm(std::span<const double> rows, double n, double k,
+                                                         Precision p) const {
+  if (p != Precision::kFp8 || !grouped_fp8_wgrad_) return grouped_gemm(rows, n, k, p);
+  // One dW[k×n] per expert that received tokens, each reduced over its rows: as measured (k-grouped),
+  // `groups` outputs of k rows by n over the mean rows of those groups.
+  double groups = 0, tokens = 0;
+  for (double r : rows)
+    if (r > 0) groups += 1, tokens += r;
+  if (groups == 0) return 0.0;
+  const std::vector<double> out(static_cast<std::size_t>(groups), k);
+  const calibrate::GemmParams& g = *grouped_fp8_wgrad_;
+  const double depth = tokens / groups;
+  const double bytes = g.s_per_byte > 0 ? g.grouped_bytes(out, n, depth, 1.0) : 0.0;
+  return g.time_for(out, n, depth, sms_, bytes, g.launches(out));
+}
+
 double CalibratedCostModel::attention_work(const AttentionShape& s) const {
   if (!attention_) return roofline_.attention_work(s);
   return attention(s, false) - attention_->fixed_s;
@@ -191,6 +218,17 @@ std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
   return "";
 }
 
+std::string CalibratedCostModel::priced_by_weight_gradient(OpKind kind, Precision p) const {
+  if (p == Precision::kFp8) {
+    const bool dense = kind == OpKind::kGemm;
+    if ((dense && dense_fp8_wgrad_) || (kind == OpKind::kGroupedGemm && grouped_fp8_wgrad_))
+      return label_ + " /models/" +
+             calibrate::to_string(dense ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm) +
+             "/precisions/fp8_wgrad";
+  }
+  return priced_by(kind, p);
+}
+
 std::string CalibratedCostModel::priced_by_memory(MemoryKernel k) const {
   const auto i = static_cast<std::size_t>(k);
   if (!memory_kernel_[i]) return roofline_.priced_by(OpKind::kMemory, Precision::kBf16);
@@ -209,8 +247,8 @@ double CalibratedCostModel::memory_bound(double bytes) const {
 
 std::unique_ptr<ComputeCostModel> make_calibrated_cost_model(const calibrate::Calibration& c,
                                                              const GpuSpec& gpu, int comm_sms,
-                                                             bool fp8_per_tensor) {
-  return std::make_unique<CalibratedCostModel>(c, gpu, comm_sms, fp8_per_tensor);
+                                                             bool fp8_per_tensor, bool fp8_blockwise_wgrad) {
+  return std::make_unique<CalibratedCostModel>(c, gpu, comm_sms, fp8_per_tensor, fp8_blockwise_wgrad);
 }
 
 }  // namespace moesim::models

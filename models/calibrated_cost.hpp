@@ -32,19 +32,26 @@ class CalibratedCostModel final : public ComputeCostModel {
   /// Throws CalibrationError if the calibration was measured on a GPU with another SM count.
   /// `fp8_per_tensor`: the FP8 recipe scales per tensor (current or delayed scaling, cuBLASLt GEMMs), so
   /// FP8 dense and grouped GEMMs take the calibration's "fp8_tensor" fits where it has them.
+  /// `fp8_blockwise_wgrad`: the recipe is blockwise, so FP8 weight-gradient GEMMs take the calibration's
+  /// "fp8_wgrad" fits where it has them (a grouped one as its groups' dW[k×n] tiles over the mean rows of
+  /// the non-empty groups, the k-grouped form the fits were measured in).
   CalibratedCostModel(const calibrate::Calibration& c, const GpuSpec& gpu, int comm_sms,
-                      bool fp8_per_tensor = false);
+                      bool fp8_per_tensor = false, bool fp8_blockwise_wgrad = false);
 
   /// "calibration:<file name, or the device name if the calibration was not read from a file>", followed
   /// by " (roofline for ...)" listing what falls back to the roofline.
   std::string name() const override;
   double gemm(double m, double n, double k, Precision p) const override;
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
+  double weight_gradient_gemm(double m, double n, double k, Precision p) const override;
+  double grouped_weight_gradient_gemm(std::span<const double> rows, double n, double k,
+                                      Precision p) const override;
   double attention(const AttentionShape& s, bool backward) const override;
   double attention_work(const AttentionShape& s) const override;
   double memory_bound(double bytes) const override;
   double memory_kernel(MemoryKernel k, double bytes) const override;
   std::string priced_by(OpKind kind, Precision p) const override;
+  std::string priced_by_weight_gradient(OpKind kind, Precision p) const override;
   std::string priced_by_memory(MemoryKernel k) const override;
 
   /// Whether `f` (for GEMMs: at precision `p`) is priced from the calibration rather than the roofline.
@@ -60,6 +67,8 @@ class CalibratedCostModel final : public ComputeCostModel {
   std::array<std::optional<calibrate::GemmParams>, 2> dense_, grouped_;  ///< indexed by Precision
   const char* dense_fp8_key_ = "fp8";    ///< the calibration precision dense FP8 GEMMs are priced from
   const char* grouped_fp8_key_ = "fp8";  ///< likewise for grouped (expert) FP8 GEMMs
+  /// The fp8_wgrad fits FP8 weight gradients take (set only for the blockwise recipe).
+  std::optional<calibrate::GemmParams> dense_fp8_wgrad_, grouped_fp8_wgrad_;
   std::optional<calibrate::StreamParams> attention_;
   std::optional<calibrate::StreamParams> attention_backward_;  ///< measured backward, when the file has it
   int attention_sm_count_ = 0;  ///< SMs of the device attention was measured on
@@ -73,6 +82,7 @@ class CalibratedCostModel final : public ComputeCostModel {
 /// Throws CalibrationError as the constructor does.
 std::unique_ptr<ComputeCostModel> make_calibrated_cost_model(const calibrate::Calibration& c,
                                                              const GpuSpec& gpu, int comm_sms,
-                                                             bool fp8_per_tensor = false);
+                                                             bool fp8_per_tensor = false,
+                                                             bool fp8_blockwise_wgrad = false);
 
 }  // namespace moesim::models

@@ -144,6 +144,13 @@ class ScaledCostModel final : public ComputeCostModel {
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override {
     return inner_->grouped_gemm(rows, n, k, p) * slow_;
   }
+  double weight_gradient_gemm(double m, double n, double k, Precision p) const override {
+    return inner_->weight_gradient_gemm(m, n, k, p) * slow_;
+  }
+  double grouped_weight_gradient_gemm(std::span<const double> rows, double n, double k,
+                                      Precision p) const override {
+    return inner_->grouped_weight_gradient_gemm(rows, n, k, p) * slow_;
+  }
   double attention(const AttentionShape& s, bool backward) const override {
     return inner_->attention(s, backward) * slow_;
   }
@@ -154,6 +161,10 @@ class ScaledCostModel final : public ComputeCostModel {
   }
   std::string priced_by(OpKind kind, Precision p) const override {
     const std::string by = inner_->priced_by(kind, p);
+    return by.empty() ? by : by + suffix_;
+  }
+  std::string priced_by_weight_gradient(OpKind kind, Precision p) const override {
+    const std::string by = inner_->priced_by_weight_gradient(kind, p);
     return by.empty() ? by : by + suffix_;
   }
   std::string priced_by_memory(MemoryKernel k) const override {
@@ -175,6 +186,13 @@ class SharedCostModel final : public ComputeCostModel {
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override {
     return m_->grouped_gemm(rows, n, k, p);
   }
+  double weight_gradient_gemm(double m, double n, double k, Precision p) const override {
+    return m_->weight_gradient_gemm(m, n, k, p);
+  }
+  double grouped_weight_gradient_gemm(std::span<const double> rows, double n, double k,
+                                      Precision p) const override {
+    return m_->grouped_weight_gradient_gemm(rows, n, k, p);
+  }
   double attention(const AttentionShape& s, bool backward) const override {
     return m_->attention(s, backward);
   }
@@ -182,6 +200,9 @@ class SharedCostModel final : public ComputeCostModel {
   double memory_bound(double bytes) const override { return m_->memory_bound(bytes); }
   double memory_kernel(MemoryKernel k, double bytes) const override { return m_->memory_kernel(k, bytes); }
   std::string priced_by(OpKind kind, Precision p) const override { return m_->priced_by(kind, p); }
+  std::string priced_by_weight_gradient(OpKind kind, Precision p) const override {
+    return m_->priced_by_weight_gradient(kind, p);
+  }
   std::string priced_by_memory(MemoryKernel k) const override { return m_->priced_by_memory(k); }
 
  private:
@@ -215,6 +236,7 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
       GpuSpec gpu;
       int comm_sms;
       bool fp8_per_tensor;
+      bool fp8_blockwise_wgrad;
       std::shared_ptr<const ComputeCostModel> model;
     };
     static std::vector<Built> built;
@@ -223,6 +245,10 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
     const bool per_tensor =
         s.workload.precision == Precision::kFp8 &&
         (s.workload.fp8_recipe == Fp8Recipe::kCurrent || s.workload.fp8_recipe == Fp8Recipe::kDelayed);
+    // Blockwise FP8 weight gradients run their own kernels (both operands scaled along the tokens they
+    // reduce over), priced from the calibration's fp8_wgrad fits where it has them.
+    const bool blockwise_wgrad =
+        s.workload.precision == Precision::kFp8 && s.workload.fp8_recipe == Fp8Recipe::kBlockwise;
     std::shared_ptr<const calibrate::Calibration> c;
     {
       const std::lock_guard<std::mutex> lock(mutex);
@@ -238,16 +264,16 @@ std::unique_ptr<ComputeCostModel> make_compute_cost_model(const Scenario& s) {
       }
       for (const Built& b : built)
         if (b.calibration == c.get() && b.comm_sms == s.workload.comm_sms && b.gpu == s.cluster.gpu &&
-            b.fp8_per_tensor == per_tensor)
+            b.fp8_per_tensor == per_tensor && b.fp8_blockwise_wgrad == blockwise_wgrad)
           return scaled(std::make_unique<SharedCostModel>(b.model), s.compute_speed);
     }
     // Built outside the lock (its checks may throw CalibrationError); kept only when it succeeds.
     std::shared_ptr<const ComputeCostModel> model =
-        make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms, per_tensor);
+        make_calibrated_cost_model(*c, s.cluster.gpu, s.workload.comm_sms, per_tensor, blockwise_wgrad);
     {
       const std::lock_guard<std::mutex> lock(mutex);
       if (built.size() < kModels)
-        built.push_back({c.get(), s.cluster.gpu, s.workload.comm_sms, per_tensor, model});
+        built.push_back({c.get(), s.cluster.gpu, s.workload.comm_sms, per_tensor, blockwise_wgrad, model});
     }
     return scaled(std::make_unique<SharedCostModel>(std::move(model)), s.compute_speed);
   }

@@ -64,6 +64,17 @@ class ComputeCostModel {
   virtual double gemm(double m, double n, double k, Precision p) const = 0;
   /// Grouped GEMM over experts: group g has rows[g] rows, all share n and k. Seconds.
   virtual double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const = 0;
+  /// The weight gradient of a dense GEMM: dW[m×n] reduced over k tokens (the forward gemm(k, n, m)'s
+  /// weight). By default priced as the GEMM of that shape. Seconds.
+  virtual double weight_gradient_gemm(double m, double n, double k, Precision p) const {
+    return gemm(m, n, k, p);
+  }
+  /// The weight gradients of the expert GEMMs whose forward is grouped_gemm(rows, n, k): one dW[k×n] per
+  /// group, reduced over that group's rows. By default priced as the forward. Seconds.
+  virtual double grouped_weight_gradient_gemm(std::span<const double> rows, double n, double k,
+                                              Precision p) const {
+    return grouped_gemm(rows, n, k, p);
+  }
   /// Fused attention forward (or backward: recomputation plus gradients). Seconds.
   virtual double attention(const AttentionShape& s, bool backward) const = 0;
   /// The forward attention kernel's time without its fixed cost: what its FLOPs and shape take once it
@@ -88,6 +99,8 @@ class ComputeCostModel {
   /// entry ("h100-sxm.json /models/dense_gemm/precisions/fp8") or the roofline parameters
   /// ("roofline:H100-SXM gemm_efficiency_fp8=0.67"), for per-op output. kComm: "" (the network prices it).
   virtual std::string priced_by(OpKind kind, Precision p) const = 0;
+  /// What prices a weight-gradient GEMM of `kind` at precision `p`; by default what prices the forward.
+  virtual std::string priced_by_weight_gradient(OpKind kind, Precision p) const { return priced_by(kind, p); }
 };
 
 /// Roofline model from the GPU catalog: max(FLOPs / achievable rate, bytes / achievable bandwidth)

@@ -102,6 +102,7 @@ OpRow op_row(const Op& op, int layer, const std::string& block, double count, co
 std::string op_priced_by(const Op& op, const ComputeCostModel& cm) {
   if (op.kind == OpKind::kComm) return network_entry(op.comm);
   if (op.kind == OpKind::kMemory) return cm.priced_by_memory(op.memory);
+  if (op.pass == Pass::kBackwardWeight) return cm.priced_by_weight_gradient(op.kind, op.precision);
   return cm.priced_by(op.kind, op.precision);
 }
 

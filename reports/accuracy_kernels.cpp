@@ -183,12 +183,14 @@ AccuracyRow all_to_all_row(const CsvLine& l, const Catalog& cat) {
 }
 
 // The compute cost model the engines price this row's GPU with, on all of its SMs (no communication SMs
-// reserved): the GPU's default calibration when its catalog entry names one, else the roofline.
+// reserved), for FP8 GEMMs under the default (blockwise) recipe: the GPU's default calibration when its
+// catalog entry names one, else the roofline.
 std::unique_ptr<models::ComputeCostModel> cost_model(const CsvLine& l, const Catalog& cat) {
   std::string path;
   Scenario s;
   s.cluster.gpu = gpu_from_json(catalog_entry(l, "gpu", CatalogKind::kGpu, cat, &path), path, "");
   s.workload.comm_sms = 0;
+  s.workload.precision = Precision::kFp8;
   if (!s.cluster.gpu.calibration.empty()) {
     s.gpu_calibration = gpu_calibration_path(s.cluster.gpu, cat, path, "/calibration");
     s.gpu_calibration_text = read_calibration_text(s.gpu_calibration);
@@ -209,9 +211,18 @@ AccuracyRow gemm_row(const CsvLine& l, const Catalog& cat) {
   } else if (table == "grouped_contiguous" || table == "grouped_masked") {
     const std::vector<double> rows(static_cast<std::size_t>(groups), m);
     t = model->grouped_gemm(rows, n, k, Precision::kFp8);
+  } else if (table == "dense_wgrad") {
+    // A weight gradient dW[m×n] reduced over k tokens.
+    t = model->weight_gradient_gemm(m, n, k, Precision::kFp8);
+  } else if (table == "k_grouped_wgrad") {
+    // One dW[m×n] per group over k tokens each: the weight gradients of a forward of k rows per group
+    // by n, reducing over m.
+    const std::vector<double> tokens(static_cast<std::size_t>(groups), k);
+    t = model->grouped_weight_gradient_gemm(tokens, n, m, Precision::kFp8);
   } else {
-    throw ParseError(located_message(l.file(), l.where("table"),
-                                     "dense, grouped_contiguous or grouped_masked", "\"" + table + "\""));
+    throw ParseError(located_message(
+        l.file(), l.where("table"),
+        "dense, grouped_contiguous, grouped_masked, dense_wgrad or k_grouped_wgrad", "\"" + table + "\""));
   }
   r.analytic = t > 0 ? 2.0 * groups * m * n * k / t / 1e12 : NAN;
   return r;

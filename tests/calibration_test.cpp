@@ -691,6 +691,44 @@ TEST(CalibratedCost, PerTensorFp8TakesItsOwnDenseFit) {
             blockwise.gemm(128, 128, 4096, Precision::kFp8));
 }
 
+// Blockwise FP8 prices weight gradients with the "fp8_wgrad" fits (DeepGEMM's wgrad kernels); a grouped
+// one as the k-grouped kernel runs it: one dW[k×n] per expert that received tokens, over their mean rows.
+TEST(CalibratedCost, BlockwiseWeightGradientsTakeTheirOwnFits) {
+  Calibration c = hand_calibration();
+  auto& dense = c.models[KernelFamily::kDenseGemm].gemm;
+  auto& grouped = c.models[KernelFamily::kGroupedGemm].gemm;
+  dense["fp8"] = dense.at("bf16");
+  dense["fp8"].efficiency = 0.5;
+  dense["fp8_wgrad"] = dense.at("bf16");
+  dense["fp8_wgrad"].efficiency = 0.25;
+  grouped["fp8"] = grouped.at("bf16");
+  grouped["fp8_wgrad"] = grouped.at("bf16");
+  grouped["fp8_wgrad"].efficiency = 0.2;
+  const CalibratedCostModel plain(c, gpu(), 0), wgrad(c, gpu(), 0, false, true);
+  // Dense dW[128×128] over 4096 tokens: one tile, 2·128·128·4096 / 1e13 = 13.4217728 µs ÷ 0.25, + 1 µs
+  // wave overhead + 5 µs launch; the forward of that shape keeps efficiency 0.5.
+  EXPECT_NEAR(wgrad.weight_gradient_gemm(128, 128, 4096, Precision::kFp8), 13.4217728e-6 / 0.25 + 6e-6,
+              1e-15);
+  EXPECT_NEAR(wgrad.gemm(128, 128, 4096, Precision::kFp8), 13.4217728e-6 / 0.5 + 6e-6, 1e-15);
+  EXPECT_EQ(plain.weight_gradient_gemm(128, 128, 4096, Precision::kFp8),
+            plain.gemm(128, 128, 4096, Precision::kFp8));
+  EXPECT_EQ(wgrad.weight_gradient_gemm(128, 128, 4096, Precision::kBf16),
+            wgrad.gemm(128, 128, 4096, Precision::kBf16));
+  // Experts with rows {3000, 0, 1000} of a forward n = 256, k = 128: two dW[128×256] outputs (2 tiles
+  // each, 4 tiles, one wave on 100 SMs) over their mean 2000 rows: 2·128·128·2000 / 1e13 / 0.2 = 32.768 µs
+  // + 2 µs wave overhead + 7 µs launch.
+  const std::vector<double> rows{3000, 0, 1000};
+  EXPECT_NEAR(wgrad.grouped_weight_gradient_gemm(rows, 256, 128, Precision::kFp8), 32.768e-6 + 9e-6, 1e-15);
+  EXPECT_EQ(plain.grouped_weight_gradient_gemm(rows, 256, 128, Precision::kFp8),
+            plain.grouped_gemm(rows, 256, 128, Precision::kFp8));
+  EXPECT_EQ(wgrad.grouped_weight_gradient_gemm(std::vector<double>{0, 0}, 256, 128, Precision::kFp8), 0.0);
+  EXPECT_NE(wgrad.priced_by_weight_gradient(OpKind::kGroupedGemm, Precision::kFp8)
+                .find("grouped_gemm/precisions/fp8_wgrad"),
+            std::string::npos);
+  EXPECT_EQ(plain.priced_by_weight_gradient(OpKind::kGemm, Precision::kFp8),
+            plain.priced_by(OpKind::kGemm, Precision::kFp8));
+}
+
 TEST(CalibratedCost, MemoryBoundAndAttention) {
   const CalibratedCostModel cm(hand_calibration(), gpu(), 0);
   // memory_bound prices with the copy model: 3 µs + 4e9 B / 2e12 B/s = 2.003 ms.
