@@ -162,7 +162,8 @@ double CalibratedCostModel::grouped_weight_gradient_gemm(std::span<const double>
   for (double r : rows)
     if (r > 0) groups += 1, tokens += r;
   if (groups == 0) return 0.0;
-  const std::vector<double> out(static_cast<std::size_t>(groups), k);
+  thread_local std::vector<double> out;  // reused: the planner prices this millions of times
+  out.assign(static_cast<std::size_t>(groups), k);
   const calibrate::GemmParams& g = *grouped_fp8_wgrad_;
   const double depth = tokens / groups;
   const double bytes = g.s_per_byte > 0 ? g.grouped_bytes(out, n, depth, 1.0) : 0.0;

@@ -25,6 +25,8 @@ const char* to_string(AccuracyGroup g) {
       return "GEMM";
     case AccuracyGroup::kAttention:
       return "attention";
+    case AccuracyGroup::kTrace:
+      return "trace";
   }
   return "?";
 }
@@ -122,8 +124,9 @@ json stats_json(const AccuracyStats& s) {
 
 std::vector<AccuracyGroupStats> accuracy_summary(const std::vector<AccuracyRow>& rows) {
   std::vector<AccuracyGroupStats> out;
-  for (AccuracyGroup g : {AccuracyGroup::kEndToEnd, AccuracyGroup::kPhase, AccuracyGroup::kServing,
-                          AccuracyGroup::kAllToAll, AccuracyGroup::kGemm, AccuracyGroup::kAttention}) {
+  for (AccuracyGroup g :
+       {AccuracyGroup::kEndToEnd, AccuracyGroup::kPhase, AccuracyGroup::kServing, AccuracyGroup::kAllToAll,
+        AccuracyGroup::kGemm, AccuracyGroup::kAttention, AccuracyGroup::kTrace}) {
     if (std::none_of(rows.begin(), rows.end(), [&](const AccuracyRow& r) { return r.group == g; })) continue;
     out.push_back({g, stats_of(rows, g, false), stats_of(rows, g, true)});
   }

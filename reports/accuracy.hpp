@@ -17,7 +17,7 @@ namespace moesim::reports {
 
 /// What a row measures: a whole training step, or one kernel family of the cost model.
 /// (Pipeline phases are rows of their own group: one run publishes several.)
-enum class AccuracyGroup { kEndToEnd, kPhase, kServing, kAllToAll, kGemm, kAttention };
+enum class AccuracyGroup { kEndToEnd, kPhase, kServing, kAllToAll, kGemm, kAttention, kTrace };
 /// "end-to-end", "phase", "serving", "all-to-all", "GEMM", "attention".
 const char* to_string(AccuracyGroup g);
 

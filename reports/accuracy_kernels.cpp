@@ -10,6 +10,7 @@
 #include "models/compute_cost.hpp"
 #include "models/dispatch.hpp"
 #include "models/network.hpp"
+#include "models/workload.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
 #include "scenarios/text_input.hpp"
@@ -75,7 +76,7 @@ std::vector<std::string> split(const std::string& line) {
   return out;
 }
 
-enum class Kind { kAllToAll, kGemm, kAttention };
+enum class Kind { kAllToAll, kGemm, kAttention, kTrace };
 
 const std::vector<std::string>& columns(Kind k) {
   // All-to-all rows hold published_gbps (normal kernels: bandwidth) or published_us (low-latency
@@ -87,7 +88,9 @@ const std::vector<std::string>& columns(Kind k) {
       "name", "gpu", "table", "groups", "m_per_group", "n", "k", "published_tflops", "source"};
   static const std::vector<std::string> attn{"name",  "gpu",   "headdim",          "causal", "seqlen",
                                              "batch", "heads", "published_tflops", "source"};
-  return k == Kind::kAllToAll ? a2a : k == Kind::kGemm ? gemm : attn;
+  static const std::vector<std::string> trace{"name",     "scenario",     "pass",
+                                              "category", "published_us", "source"};
+  return k == Kind::kAllToAll ? a2a : k == Kind::kGemm ? gemm : k == Kind::kTrace ? trace : attn;
 }
 
 // The catalog entry a row names ("catalog:NAME").
@@ -243,7 +246,78 @@ AccuracyRow attention_row(const CsvLine& l, const Catalog& cat) {
   return r;
 }
 
+// A published kernel trace of a training step, summed per MoE layer: the same sum over the ops of the
+// first MoE block of the named validation scenario (one microbatch, each op alone at its price on the
+// SMs left after comm_sms), by pass (F, B, W or any of them together) and category (gemm: dense and
+// grouped GEMMs; attention; other: the memory-bound kernels; all: every op but communication).
+class TraceRows {
+ public:
+  explicit TraceRows(const Catalog& cat) : cat_(cat) {}
+  AccuracyRow row(const CsvLine& l) {
+    AccuracyRow r = base_row(l, AccuracyGroup::kTrace, "time_per_layer", "us", "published_us");
+    const std::string& passes = l.text("pass");
+    if (passes.empty() || passes.find_first_not_of("FBW") != std::string::npos)
+      throw ParseError(located_message(l.file(), l.where("pass"), "passes out of F, B and W (\"F\", \"BW\")",
+                                       "\"" + passes + "\""));
+    const std::string& category = l.text("category");
+    if (category != "gemm" && category != "attention" && category != "other" && category != "all")
+      throw ParseError(located_message(l.file(), l.where("category"), "gemm, attention, other or all",
+                                       "\"" + category + "\""));
+    const std::vector<models::Op>& ops = moe_block(l);
+    double seconds = 0;
+    for (const models::Op& op : ops) {
+      if (op.kind == models::OpKind::kComm) continue;
+      const char pass = op.pass == models::Pass::kForward         ? 'F'
+                        : op.pass == models::Pass::kBackwardInput ? 'B'
+                                                                  : 'W';
+      if (passes.find(pass) == std::string::npos) continue;
+      const bool gemm = op.kind == models::OpKind::kGemm || op.kind == models::OpKind::kGroupedGemm;
+      const bool attention = op.kind == models::OpKind::kAttention;
+      const bool counted = category == "all" || (category == "gemm" && gemm) ||
+                           (category == "attention" && attention) ||
+                           (category == "other" && op.kind == models::OpKind::kMemory);
+      if (counted) seconds += op.seconds;
+    }
+    r.analytic = seconds * 1e6;
+    return r;
+  }
+
+ private:
+  // The ops of the scenario's first MoE block, the scenario path relative to the CSV's folder's parent
+  // (the validation folder); built once per scenario.
+  const std::vector<models::Op>& moe_block(const CsvLine& l) {
+    const fs::path path = fs::path(l.file()).parent_path().parent_path() / l.text("scenario");
+    const std::string key = path.string();
+    auto it = built_.find(key);
+    if (it == built_.end()) {
+      std::error_code ec;
+      if (!fs::is_regular_file(path, ec))
+        throw ParseError(located_message(l.file(), l.where("scenario"),
+                                         "a validation scenario beside the kernels folder",
+                                         "\"" + key + "\""));
+      const Scenario s = load_scenario(key, cat_);
+      const auto cm = models::make_compute_cost_model(s);
+      const models::NetworkModel net(s.cluster);
+      const models::Workload w = models::build_workload(s, *cm, net);
+      std::vector<models::Op> ops;
+      for (std::size_t b = 0; b < w.blocks.size(); ++b)
+        if (w.blocks[b].kind == models::BlockKind::kMoe) {
+          ops = models::block_ops(w, static_cast<int>(b));
+          break;
+        }
+      if (ops.empty())
+        throw ParseError(located_message(l.file(), l.where("scenario"), "a scenario with an MoE layer",
+                                         "\"" + key + "\""));
+      it = built_.emplace(key, std::move(ops)).first;
+    }
+    return it->second;
+  }
+  const Catalog& cat_;
+  std::map<std::string, std::vector<models::Op>> built_;
+};
+
 void read_file(const std::string& path, const Catalog& cat, std::vector<AccuracyRow>& rows) {
+  TraceRows traces(cat);
   std::ifstream in(path, std::ios::binary);
   if (!in) throw IoError(path + ": cannot be read");
   std::string line;
@@ -265,14 +339,16 @@ void read_file(const std::string& path, const Catalog& cat, std::vector<Accuracy
       };
       if (has("bytes_per_copy"))
         kind = Kind::kAllToAll;
+      else if (has("category"))
+        kind = Kind::kTrace;
       else if (has("m_per_group"))
         kind = Kind::kGemm;
       else if (has("headdim"))
         kind = Kind::kAttention;
       else
         throw ParseError(located_message(path, "line " + std::to_string(no),
-                                         "a header with bytes_per_copy (all-to-all), m_per_group (GEMM) or "
-                                         "headdim (attention)",
+                                         "a header with bytes_per_copy (all-to-all), m_per_group (GEMM), "
+                                         "headdim (attention) or category (kernel trace)",
                                          "\"" + line + "\""));
       for (const auto& c : columns(kind))
         if (!has(c.c_str()))
@@ -293,6 +369,7 @@ void read_file(const std::string& path, const Catalog& cat, std::vector<Accuracy
     if (kind == Kind::kAllToAll) rows.push_back(all_to_all_row(l, cat));
     if (kind == Kind::kGemm) rows.push_back(gemm_row(l, cat));
     if (kind == Kind::kAttention) rows.push_back(attention_row(l, cat));
+    if (kind == Kind::kTrace) rows.push_back(traces.row(l));
   }
 }
 
@@ -307,7 +384,7 @@ std::vector<AccuracyRow> kernel_rows(const std::string& dir, const Catalog& cat)
     if (e.path().extension() == ".csv") files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
   for (const auto& f : files) read_file(f, cat, rows);
-  // Groups in a fixed order (all-to-all, GEMM, attention), files' order within a group.
+  // Groups in a fixed order (all-to-all, GEMM, attention, trace), files' order within a group.
   std::stable_sort(rows.begin(), rows.end(),
                    [](const AccuracyRow& a, const AccuracyRow& b) { return a.group < b.group; });
   return rows;

@@ -16,7 +16,10 @@ namespace moesim::reports {
 /// header) and predicts each row. A file's kind follows from its header: `bytes_per_copy` (all-to-all:
 /// name, cluster, op, ep, path, tokens, top_k, node_limit, bytes_per_copy, published_gbps, source),
 /// `m_per_group` (GEMM: name, gpu, table, groups, m_per_group, n, k, published_tflops, source) or
-/// `headdim` (attention: name, gpu, headdim, causal, seqlen, batch, heads, published_tflops, source).
+/// `headdim` (attention: name, gpu, headdim, causal, seqlen, batch, heads, published_tflops, source) or
+/// `category` (a published kernel trace per MoE layer: name, scenario, pass, category, published_us,
+/// source; the scenario is a file of the folder above `dir`, its first MoE block's ops summed by pass
+/// and category).
 /// Throws ParseError naming the file, line and column for a malformed file, ConfigError for an unknown
 /// catalog entry. An absent `dir` gives no rows.
 std::vector<AccuracyRow> kernel_rows(const std::string& dir, const Catalog& cat);

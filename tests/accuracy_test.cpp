@@ -198,6 +198,59 @@ TEST(AccuracyUnit, FlashAttentionRowFromItsFlops) {
   EXPECT_NEAR(r.analytic, flops / t / 1e12, 1e-6);
 }
 
+// DeepSeek's training trace per MoE layer against the ops of one MoE block of the DeepSeek-V3 validation
+// scenario. The forward attention by hand: MLA, 128 heads, qk 192 and v 128, 4096 causal tokens, priced by
+// the H800's calibration on the 112 SMs left beside DeepEP's 20: fixed + (FLOPs / rate + scores ·
+// s_per_score + query rows · s_per_query_row) · 132 / 112.
+TEST(AccuracyUnit, DeepSeekTraceRowsFromTheScenarioOps) {
+  const auto rows = moesim::reports::kernel_rows(kValidation + "/kernels", catalog());
+  const AccuracyRow& att = find_row(rows, "dsv3-trace-forward-attention");
+  EXPECT_EQ(att.group, AccuracyGroup::kTrace);
+  EXPECT_DOUBLE_EQ(att.published, 1237.0);
+  const moesim::Json a = moesim::read_json_file(kSrc + "/scenarios/catalog/calibrations/h800-sxm.json")
+                             .at("models")
+                             .at("attention");
+  const double scores = 4096.0 * 4096 * 128 / 2, flops = 2 * scores * (192 + 128);
+  const double t = a.at("fixed_s").get<double>() + (flops / a.at("rate_flops_per_s").get<double>() +
+                                                    scores * a.at("s_per_score").get<double>() +
+                                                    4096.0 * 128 * a.at("s_per_query_row").get<double>()) *
+                                                       132.0 / 112.0;
+  EXPECT_NEAR(att.analytic, t * 1e6, 1e-6);
+  // The categories partition a layer: F gemm + attention + other, B gemm + attention, B and W other, W gemm
+  // (no attention in W) make the layer's total.
+  double parts = 0;
+  for (const char* n : {"dsv3-trace-forward-gemm", "dsv3-trace-forward-attention", "dsv3-trace-forward-other",
+                        "dsv3-trace-input-grad-gemm", "dsv3-trace-input-grad-attention",
+                        "dsv3-trace-backward-other", "dsv3-trace-weight-grad-gemm"})
+    parts += find_row(rows, n).analytic;
+  EXPECT_NEAR(find_row(rows, "dsv3-trace-layer-total").analytic, parts, 1e-6 * parts);
+}
+
+TEST(AccuracyUnit, TraceRowNamesItsBadField) {
+  const fs::path root = fs::temp_directory_path() / ("moesim_trace_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "kernels");
+  fs::copy_file(kValidation + "/deepseek-v3-2048xH800-fp8.json", root / "s.json");
+  const std::string head = "name,scenario,pass,category,published_us,source\n";
+  const auto message = [&](const std::string& row) {
+    std::ofstream(root / "kernels" / "t.csv") << head << row;
+    try {
+      moesim::reports::kernel_rows((root / "kernels").string(), catalog());
+    } catch (const moesim::ParseError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(message("x,s.json,FX,gemm,1,src\n").find("line 2, column pass"), std::string::npos);
+  EXPECT_NE(message("x,s.json,F,gemms,1,src\n")
+                .find("line 2, column category: expected gemm, attention, "
+                      "other or all"),
+            std::string::npos);
+  EXPECT_NE(message("x,none.json,F,gemm,1,src\n").find("line 2, column scenario"), std::string::npos);
+  EXPECT_EQ(message("x,s.json,F,gemm,1,src\n"), "accepted");
+  fs::remove_all(root);
+}
+
 TEST(AccuracyUnit, MalformedKernelFileIsNamedWithLineAndColumn) {
   const std::string dir =
       kernel_dir_with("g.csv",
