@@ -503,7 +503,11 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
   out.compute += embedding + head;
   out.ops.emplace_back("embedding", embedding);
   out.ops.emplace_back("head", head);
-  out.seconds = out.compute + out.exposed_comm;
+  const double gpu = out.compute + out.exposed_comm;
+  const ServingSpec& sv = inst_.serving;
+  out.scheduler =
+      sv.scheduler_time + sv.scheduler_time_per_sequence * (batch.decode_seqs + batch.prefill_seqs);
+  out.seconds = sv.overlap_scheduler ? std::max(gpu, out.scheduler) : gpu + out.scheduler;
   out.max_over_mean_gpu = moe_layers > 0 ? imbalance / moe_layers : 1.0;
   return out;
 }

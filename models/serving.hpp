@@ -33,12 +33,15 @@ Scenario instance_scenario(const Scenario& s, int i);
 
 /// The time of one iteration of an instance and where it goes (busiest GPU, seconds).
 struct IterationCost {
-  double seconds = 0;            ///< the iteration
-  double compute = 0;            ///< compute and memory-bound kernels
-  double exposed_comm = 0;       ///< communication on the critical path (all-to-all, TP all-reduce)
-  double all_to_all = 0;         ///< expert dispatch + combine, hidden or not
-  double attention = 0;          ///< attention kernels (decode and prefill)
-  double experts = 0;            ///< routed-expert GEMMs and activation
+  double seconds = 0;       ///< the iteration
+  double compute = 0;       ///< compute and memory-bound kernels
+  double exposed_comm = 0;  ///< communication on the critical path (all-to-all, TP all-reduce)
+  double all_to_all = 0;    ///< expert dispatch + combine, hidden or not
+  double attention = 0;     ///< attention kernels (decode and prefill)
+  double experts = 0;       ///< routed-expert GEMMs and activation
+  /// CPU time of the scheduler for this iteration (serving.scheduler_time and _per_sequence): hidden
+  /// behind the GPUs' work with serving.overlap_scheduler unless longer, else added to it.
+  double scheduler = 0;
   double max_over_mean_gpu = 1;  ///< per-GPU expert load imbalance, mean over MoE layers
   /// Seconds per op name summed over the blocks (the head and embedding as "head" and "embedding"), in
   /// the order first priced; two microbatches: both halves.

@@ -90,6 +90,7 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                     {"iteration_s", i.iteration.seconds},
                     {"compute_s", i.iteration.compute},
                     {"exposed_comm_s", i.iteration.exposed_comm},
+                    {"scheduler_s", i.iteration.scheduler},
                     {"all_to_all_s", i.iteration.all_to_all},
                     {"attention_s", i.iteration.attention},
                     {"experts_s", i.iteration.experts},
@@ -223,6 +224,7 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
         << ", experts " << ms(i.iteration.experts) << "), exposed communication "
         << ms(i.iteration.exposed_comm) << ", expert all-to-all " << ms(i.iteration.all_to_all)
         << ", expert load max/mean " << fmt("%.3f", i.iteration.max_over_mean_gpu)
+        << (i.iteration.scheduler > 0 ? ", scheduler (CPU) " + ms(i.iteration.scheduler) : std::string())
         << (i.rebalances > 0 ? ", " + std::to_string(i.rebalances) + " online EPLB rebalances (" +
                                    fmt("%.3f", i.rebalance_seconds) + " s paused moving expert weights)"
                              : std::string())

@@ -212,9 +212,20 @@ const ParamTable<ServingSpec>& serving_params() {
        boolean("prefix_routing", &ServingSpec::prefix_routing, false,
                "with prefix_cache_tokens: send a request to the least loaded rank holding its prefix unless "
                "that rank's load exceeds prefix_balance x the least load + 1"),
-       number(
-           "prefix_balance", &ServingSpec::prefix_balance, 1.0, 1e6, 2.0,
-           "prefix_routing: how much busier than the least loaded rank a rank holding the prefix may be")}};
+       number("prefix_balance", &ServingSpec::prefix_balance, 1.0, 1e6, 2.0,
+              "prefix_routing: how much busier than the least loaded rank a rank holding the prefix may be"),
+       quantity(
+           "scheduler_time", &ServingSpec::scheduler_time, Dimension::kTime, 0.0,
+           "CPU time an attention-DP rank's scheduler spends per iteration, fixed part (batch selection, "
+           "KV block bookkeeping, prefix matching, output processing; 0: none)"),
+       quantity(
+           "scheduler_time_per_sequence", &ServingSpec::scheduler_time_per_sequence, Dimension::kTime, 0.0,
+           "CPU time the scheduler adds per sequence of the iteration's batch (decoding and prefilling)"),
+       boolean(
+           "overlap_scheduler", &ServingSpec::overlap_scheduler, true,
+           "the scheduler prepares the next iteration while the GPUs run this one (SGLang's zero-overhead "
+           "scheduler, TensorRT-LLM's overlap scheduler): an iteration takes the longer of the two; off: "
+           "their sum")}};
   return t;
 }
 

@@ -276,6 +276,13 @@ struct ServingSpec {
   /// load is above prefix_balance × the least load + 1 (then to the least loaded rank).
   bool prefix_routing = false;
   double prefix_balance = 2.0;
+  /// CPU time an attention-DP rank's scheduler spends per iteration (batch selection, KV block
+  /// bookkeeping, prefix matching, output processing), s: a fixed part and a part per sequence of the
+  /// iteration's batch. With overlap_scheduler the scheduler prepares the next iteration while the GPUs
+  /// run this one, so an iteration takes the longer of the two; without it, their sum.
+  double scheduler_time = 0;
+  double scheduler_time_per_sequence = 0;
+  bool overlap_scheduler = true;
 };
 
 // ---------------------------------------------------------------------------- routing & placement

@@ -97,6 +97,34 @@ TEST(ServingFormulas, ExpectedBusiestLoadAgainstDraws) {
   EXPECT_DOUBLE_EQ(expected_busiest_load(1000, 1), 1.0);
 }
 
+// The scheduler's CPU time per iteration (fixed + per sequence of the batch): with the overlap scheduler
+// the iteration takes the longer of it and the GPUs' time, without it their sum.
+TEST(ServingFormulas, SchedulerCpuTimeHiddenOrAdded) {
+  ServingBatch b;
+  b.decode_seqs = 64;
+  b.decode_kv = 1000;
+  b.prefill_tokens = 512;
+  b.prefill_seqs = 2;
+  b.prefill_kv = 256;
+  b.prefill_context = 512;
+  const double gpu = IterationPricer(load_json(colocated()), 0).price(b).seconds;
+  ASSERT_GT(gpu, 0);
+  const auto with = [&](double fixed, double per_seq, bool overlap) {
+    Json j = colocated();
+    j["serving"]["scheduler_time"] = std::to_string(fixed * 1e6) + "us";
+    j["serving"]["scheduler_time_per_sequence"] = std::to_string(per_seq * 1e6) + "us";
+    j["serving"]["overlap_scheduler"] = overlap;
+    return IterationPricer(load_json(j), 0).price(b);
+  };
+  // Hidden: a scheduler shorter than the GPUs costs nothing; a longer one sets the iteration.
+  EXPECT_DOUBLE_EQ(with(0.5 * gpu, 0, true).seconds, gpu);
+  const IterationCost slow = with(0.001, 0.0001, true);
+  EXPECT_NEAR(slow.scheduler, 0.001 + 0.0001 * 66, 1e-12);
+  EXPECT_NEAR(slow.seconds, std::max(gpu, 0.001 + 0.0066), 1e-12);
+  // Not overlapped: added.
+  EXPECT_NEAR(with(0.5 * gpu, 1e-6, false).seconds, gpu + 0.5 * gpu + 66e-6, 1e-9 * gpu);
+}
+
 // KV capacity: (memory x kv_memory_fraction - weights - workspace) / KV bytes per token, whole blocks.
 TEST(ServingFormulas, KvCapacityFromMemory) {
   const Scenario s = load_json(colocated());
