@@ -7,6 +7,7 @@
 #include <map>
 #include <sstream>
 
+#include "models/analytic.hpp"
 #include "models/compute_cost.hpp"
 #include "models/dispatch.hpp"
 #include "models/network.hpp"
@@ -249,7 +250,8 @@ AccuracyRow attention_row(const CsvLine& l, const Catalog& cat) {
 // A published kernel trace of a training step, summed per MoE layer: the same sum over the ops of the
 // first MoE block of the named validation scenario (one microbatch, each op alone at its price on the
 // SMs left after comm_sms), by pass (F, B, W or any of them together) and category (gemm: dense and
-// grouped GEMMs; attention; other: the memory-bound kernels; all: every op but communication).
+// grouped GEMMs; attention; other: the memory-bound kernels; all: every op but communication), or
+// (category pair) the analytic engine's overlapped F&B pair on the scenario's critical rank.
 class TraceRows {
  public:
   explicit TraceRows(const Catalog& cat) : cat_(cat) {}
@@ -260,10 +262,17 @@ class TraceRows {
       throw ParseError(located_message(l.file(), l.where("pass"), "passes out of F, B and W (\"F\", \"BW\")",
                                        "\"" + passes + "\""));
     const std::string& category = l.text("category");
-    if (category != "gemm" && category != "attention" && category != "other" && category != "all")
-      throw ParseError(located_message(l.file(), l.where("category"), "gemm, attention, other or all",
+    if (category != "gemm" && category != "attention" && category != "other" && category != "all" &&
+        category != "pair")
+      throw ParseError(located_message(l.file(), l.where("category"), "gemm, attention, other, all or pair",
                                        "\"" + category + "\""));
-    const std::vector<models::Op>& ops = moe_block(l);
+    if (category == "pair") {
+      // An overlapped F&B pair as the analytic engine runs it on the critical rank (ChunkTimes::fb_pair).
+      r.quantity = "pair_time";
+      r.analytic = built(l).pair_seconds * 1e6;
+      return r;
+    }
+    const std::vector<models::Op>& ops = built(l).ops;
     double seconds = 0;
     for (const models::Op& op : ops) {
       if (op.kind == models::OpKind::kComm) continue;
@@ -283,9 +292,12 @@ class TraceRows {
   }
 
  private:
-  // The ops of the scenario's first MoE block, the scenario path relative to the CSV's folder's parent
-  // (the validation folder); built once per scenario.
-  const std::vector<models::Op>& moe_block(const CsvLine& l) {
+  struct Built {
+    std::vector<models::Op> ops;  ///< the first MoE block's
+    double pair_seconds = 0;      ///< the analytic engine's overlapped pair on the critical rank (0: none)
+  };
+  // The scenario, its path relative to the CSV's folder's parent (the validation folder), built once.
+  const Built& built(const CsvLine& l) {
     const fs::path path = fs::path(l.file()).parent_path().parent_path() / l.text("scenario");
     const std::string key = path.string();
     auto it = built_.find(key);
@@ -299,21 +311,22 @@ class TraceRows {
       const auto cm = models::make_compute_cost_model(s);
       const models::NetworkModel net(s.cluster);
       const models::Workload w = models::build_workload(s, *cm, net);
-      std::vector<models::Op> ops;
-      for (std::size_t b = 0; b < w.blocks.size(); ++b)
-        if (w.blocks[b].kind == models::BlockKind::kMoe) {
-          ops = models::block_ops(w, static_cast<int>(b));
+      Built b;
+      for (std::size_t i = 0; i < w.blocks.size(); ++i)
+        if (w.blocks[i].kind == models::BlockKind::kMoe) {
+          b.ops = models::block_ops(w, static_cast<int>(i));
           break;
         }
-      if (ops.empty())
+      if (b.ops.empty())
         throw ParseError(located_message(l.file(), l.where("scenario"), "a scenario with an MoE layer",
                                          "\"" + key + "\""));
-      it = built_.emplace(key, std::move(ops)).first;
+      b.pair_seconds = models::evaluate_analytic(s, w).chunk.fb_pair;
+      it = built_.emplace(key, std::move(b)).first;
     }
     return it->second;
   }
   const Catalog& cat_;
-  std::map<std::string, std::vector<models::Op>> built_;
+  std::map<std::string, Built> built_;
 };
 
 void read_file(const std::string& path, const Catalog& cat, std::vector<AccuracyRow>& rows) {

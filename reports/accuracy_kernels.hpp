@@ -19,7 +19,7 @@ namespace moesim::reports {
 /// `headdim` (attention: name, gpu, headdim, causal, seqlen, batch, heads, published_tflops, source) or
 /// `category` (a published kernel trace per MoE layer: name, scenario, pass, category, published_us,
 /// source; the scenario is a file of the folder above `dir`, its first MoE block's ops summed by pass
-/// and category).
+/// and category, or category `pair`: the analytic engine's overlapped F&B pair on its critical rank).
 /// Throws ParseError naming the file, line and column for a malformed file, ConfigError for an unknown
 /// catalog entry. An absent `dir` gives no rows.
 std::vector<AccuracyRow> kernel_rows(const std::string& dir, const Catalog& cat);

@@ -16,6 +16,7 @@
 #include <set>
 #include <string>
 
+#include "models/analytic.hpp"
 #include "models/compute_cost.hpp"
 #include "reports/accuracy_kernels.hpp"
 #include "scenarios/error.hpp"
@@ -224,6 +225,12 @@ TEST(AccuracyUnit, DeepSeekTraceRowsFromTheScenarioOps) {
                         "dsv3-trace-backward-other", "dsv3-trace-weight-grad-gemm"})
     parts += find_row(rows, n).analytic;
   EXPECT_NEAR(find_row(rows, "dsv3-trace-layer-total").analytic, parts, 1e-6 * parts);
+  // The pair row is the analytic engine's steady unit on the scenario's critical rank.
+  const moesim::Scenario s =
+      moesim::load_scenario(kValidation + "/deepseek-v3-2048xH800-fp8.json", catalog());
+  const double pair = moesim::models::evaluate_analytic(s).chunk.fb_pair;
+  EXPECT_GT(pair, 0);
+  EXPECT_NEAR(find_row(rows, "dsv3-trace-overlapped-pair").analytic, pair * 1e6, 1e-9 * pair * 1e6);
 }
 
 TEST(AccuracyUnit, TraceRowNamesItsBadField) {
@@ -244,7 +251,7 @@ TEST(AccuracyUnit, TraceRowNamesItsBadField) {
   EXPECT_NE(message("x,s.json,FX,gemm,1,src\n").find("line 2, column pass"), std::string::npos);
   EXPECT_NE(message("x,s.json,F,gemms,1,src\n")
                 .find("line 2, column category: expected gemm, attention, "
-                      "other or all"),
+                      "other, all or pair"),
             std::string::npos);
   EXPECT_NE(message("x,none.json,F,gemm,1,src\n").find("line 2, column scenario"), std::string::npos);
   EXPECT_EQ(message("x,s.json,F,gemm,1,src\n"), "accepted");
