@@ -90,6 +90,10 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   c.assign(gpus, 0.0);
   const PassCost zero;
   double q = 0, fb = 0, bb = 0;
+  // The previous pair's pipeline sends (its forward and its backward output) leave on this GPU's NIC as
+  // the pair starts: an all-to-all's NIC leg waits for them, its NVLink leg does not (the
+  // discrete-event engine shares the NIC between the flows instead).
+  const double nic_busy = f.p2p_nic + b.p2p_nic;
   // Runs computation `base + experts · load[g]` on every GPU g once `after` has passed (the end of the
   // all-to-all carrying its input; 0: no wait), beside an all-to-all of `beside` seconds; returns when
   // the last GPU finishes it.
@@ -109,9 +113,12 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   // their own price: a block's tensor- and context-parallel communication among the attention's kernels,
   // its expert-tensor-parallel all-gather and reduce-scatter around the routed experts.
   const auto attention_collectives = [](const PassCost& x) { return x.tp_comm + x.cp_exposed; };
-  // Starts an all-to-all of `comm` seconds once its input is ready everywhere (`ready`) and the
-  // communication stream is free; returns its end.
-  auto send = [&](double ready, double comm) { return q = std::max(q, ready) + comm; };
+  // Starts an all-to-all of `comm` seconds (`nic` of them its NIC leg) once its input is ready everywhere
+  // (`ready`) and the communication stream is free; returns its end.
+  auto send = [&](double ready, double comm, double nic) {
+    const double start = std::max(q, ready);
+    return q = nic > 0 && nic_busy > start ? std::max(start + comm, nic_busy + nic) : start + comm;
+  };
   double attn_b_done = 0;  // the previous block pair's ATTN(B) finished on every GPU
   for (std::size_t i = 0; i < n; ++i) {
     const BlockCost* bf = i < nf ? &w.blocks[f.blocks[i]] : nullptr;
@@ -122,15 +129,15 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
     const std::vector<double>* lf = loads_of(w, bf);
     const std::vector<double>* lb = loads_of(w, bk);
     const double combine_f_prev = q;
-    const double combine_b = send(attn_b_done, B.combine);
+    const double combine_b = send(attn_b_done, B.combine, B.combine_nic);
     const double attn_f =
         run(F.attn_compute, 0, nullptr, combine_f_prev, B.combine, attention_collectives(F));
-    const double dispatch_f = send(attn_f, F.dispatch);
+    const double dispatch_f = send(attn_f, F.dispatch, F.dispatch_nic);
     const double mlp_b = run(B.mlp_compute + W.mlp_compute - B.experts - W.experts, B.experts + W.experts, lb,
                              combine_b, F.dispatch, B.etp_comm + W.etp_comm);
-    const double dispatch_b = send(mlp_b, B.dispatch);
+    const double dispatch_b = send(mlp_b, B.dispatch, B.dispatch_nic);
     const double mlp_f = run(F.mlp_compute - F.experts, F.experts, lf, dispatch_f, B.dispatch, F.etp_comm);
-    send(mlp_f, F.combine);
+    send(mlp_f, F.combine, F.combine_nic);
     attn_b_done = run(B.attn_compute + W.attn_compute, 0, nullptr, dispatch_b, F.combine,
                       attention_collectives(B) + attention_collectives(W));
     fb += F.compute;

@@ -382,9 +382,20 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   // tokens (forward combine, the dispatch's gradient) in BF16 (DeepSeek-V3 report §3.3.2).
   const double fwd_copy = dispatch_bytes_per_token(m.hidden, c.prec), bf16_copy = 2.0 * h;
   const double grad_copy = grad_dispatch_bytes_per_token(c.s.workload, m.hidden);
-  const double t_disp = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, fwd_copy));
-  const double t_comb = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, bf16_copy));
-  const double t_grad = c.net.all_to_all(all_to_all_bytes(r.stats, geo, Tm, grad_copy));
+  const AllToAllBytes b_disp = all_to_all_bytes(r.stats, geo, Tm, fwd_copy);
+  const AllToAllBytes b_comb = all_to_all_bytes(r.stats, geo, Tm, bf16_copy);
+  const AllToAllBytes b_grad = all_to_all_bytes(r.stats, geo, Tm, grad_copy);
+  const double t_disp = c.net.all_to_all(b_disp), t_comb = c.net.all_to_all(b_comb),
+               t_grad = c.net.all_to_all(b_grad);
+  // Their NIC legs, in the passes and roles the comm() calls below give them.
+  const double n_disp = c.net.all_to_all_nic(b_disp), n_comb = c.net.all_to_all_nic(b_comb),
+               n_grad = c.net.all_to_all_nic(b_grad);
+  PassCost& fwd = bl.b.pass[0];
+  PassCost& bwd = bl.b.pass[1];
+  fwd.dispatch_nic += n_disp;
+  fwd.combine_nic += n_comb;
+  bwd.combine_nic += n_grad;
+  bwd.dispatch_nic += n_comb;
   bl.comm("moe.dispatch", R::kDispatch, Pass::kForward, t_disp, Tm * fwd_copy);
   bl.comm("moe.combine", R::kCombine, Pass::kForward, t_comb, Tm * bf16_copy);
   bl.comm("moe.combine", R::kCombine, Pass::kBackwardInput, t_grad, Tm * grad_copy);
@@ -392,6 +403,8 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   if (fr) {
     bl.comm("moe.dispatch.recompute", R::kDispatch, Pass::kBackwardInput, t_disp, Tm * fwd_copy, true);
     bl.comm("moe.combine.recompute", R::kCombine, Pass::kBackwardInput, t_comb, Tm * bf16_copy, true);
+    bwd.dispatch_nic += n_disp;
+    bwd.combine_nic += n_comb;
   }
   const double rows_total = std::accumulate(r.rows.begin(), r.rows.end(), 0.0);
   bl.mlp = true;

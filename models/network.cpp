@@ -89,6 +89,12 @@ double NetworkModel::all_to_all_wire_scale(bool cross_node) const {
   return 1.0 / (cross_node ? c_.scale_out.all_to_all_efficiency : c_.scale_up.all_to_all_efficiency);
 }
 
+double NetworkModel::all_to_all_nic(const AllToAllBytes& b) const {
+  if (!(b.nic_out > 0 || b.nic_in > 0)) return 0.0;
+  return c_.all_to_all_overhead + std::max(b.nic_out, b.nic_in) / all_to_all_bandwidth(true, b.nodes) +
+         scale_out_latency(b.nodes);
+}
+
 double NetworkModel::all_to_all(const AllToAllBytes& b) const {
   // Sustained fractions and overhead (defaults in scenarios/params.cpp) from DeepEP's H800 kernel rows,
   // shared/reference/data/kernels/deepep_h800.csv (README @3b1045db, lines 19-22 and 32-37). DeepEP

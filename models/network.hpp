@@ -38,6 +38,9 @@ class NetworkModel {
   /// (all_to_all_bandwidth) plus its latency. The NIC and NVLink legs run concurrently (DeepEP's RDMA
   /// senders and NVLink forwarders are pipelined in chunks). Seconds.
   double all_to_all(const AllToAllBytes& b) const;
+  /// The NIC leg of all_to_all(b) with the fixed overhead: what of it a transfer already on the same NIC
+  /// delays (0 when no byte crosses a NIC). Seconds.
+  double all_to_all_nic(const AllToAllBytes& b) const;
   /// Bandwidth per GPU per direction an expert all-to-all sustains over the NIC (`nodes` > 1) or over
   /// NVLink: the link rate times the fabric's all_to_all_efficiency. Bytes/s.
   double all_to_all_bandwidth(bool cross_node, int nodes) const;

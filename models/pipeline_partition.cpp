@@ -89,6 +89,7 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
       const double bytes = c.T_sp * h * kActivationBytes;
       const bool cross = s.layout.stage_gpus >= gpn;
       rw.p2p_seconds = c.net.send_recv(bytes, cross);
+      rw.p2p_nic = cross ? rw.p2p_seconds : 0.0;
       rw.p2p_bytes = bytes;
     }
   }

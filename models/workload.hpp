@@ -95,6 +95,9 @@ struct PassCost {
   /// (everything before the dispatch), dispatch, MLP (experts, shared experts, un-permute) and combine;
   /// seconds.
   double attn_compute = 0, mlp_compute = 0, dispatch = 0, combine = 0;
+  /// Of dispatch and combine: their NIC legs (NetworkModel::all_to_all_nic), which pipeline sends leaving
+  /// on the same NIC delay in an overlapped pair; 0 for all-to-alls inside one NVLink domain. Seconds.
+  double dispatch_nic = 0, combine_nic = 0;
   /// Of compute (and mlp_compute): the routed experts (OpRole::kExperts), priced on the busiest GPU; a
   /// GPU with fewer rows takes this times its MoeLayerDetail::rank_load, seconds.
   double experts = 0;
@@ -123,6 +126,7 @@ struct RankWork {
   bool embedding = false, head = false;
   PassCost pass[3];                  ///< totals over blocks, embedding and head
   double p2p_seconds = 0;            ///< activation send to the next stage
+  double p2p_nic = 0;                ///< p2p_seconds when the send leaves over the NIC (to another node)
   double params = 0;                 ///< parameters held (before DualPipe duplication), split by TP/EP
   double expert_params = 0;          ///< of which routed-expert parameters
   double embedding_seconds[3] = {};  ///< of pass[].compute: the embedding (first stage)

@@ -181,13 +181,17 @@ TEST(Network, AllToAllIsMaxOfFabricsWithLatency) {
   b.nodes = 4;
   // 1 µs + max(NIC: max(1e8, 2e8) / 25e9 = 8 ms + 3 µs, NVLink: 3e8 / 80e9 = 3.75 ms + 2 µs).
   EXPECT_NEAR(net.all_to_all(b), 1e-6 + 8e-3 + 3e-6, 1e-15);
-  // Make NVLink the bottleneck: 8e8 / 80e9 = 10 ms + 2 µs.
+  // Its NIC leg alone, what a send on the same NIC delays: the same 1 µs + 8 ms + 3 µs.
+  EXPECT_NEAR(net.all_to_all_nic(b), 1e-6 + 8e-3 + 3e-6, 1e-15);
+  // Make NVLink the bottleneck: 8e8 / 80e9 = 10 ms + 2 µs; the NIC leg stays.
   b.nvlink_in = 8e8;
   EXPECT_NEAR(net.all_to_all(b), 1e-6 + 10e-3 + 2e-6, 1e-15);
+  EXPECT_NEAR(net.all_to_all_nic(b), 1e-6 + 8e-3 + 3e-6, 1e-15);
   // NVLink only (single node): 3e8 / 80e9 + 2 µs.
   AllToAllBytes local;
   local.nvlink_out = 3e8;
   EXPECT_NEAR(net.all_to_all(local), 1e-6 + 3.75e-3 + 2e-6, 1e-15);
+  EXPECT_EQ(net.all_to_all_nic(local), 0.0);
   // NIC only across 16 nodes of a 2:1 fat tree: 2e8 / (0.5 · 31.25e9) + 5 µs (cross-leaf latency).
   c.nodes = 16;
   c.scale_out.oversubscription = 2.0;

@@ -351,6 +351,48 @@ TEST(StepSimAgreement, CombinedInterleavedWaitsForPipelineSends) {
   EXPECT_GT(std::fabs(rel_err(d.result.step_time, without)), 0.03);
 }
 
+// An overlapped pair whose all-to-alls and pipeline sends share the GPU's NIC: EP8 over trays of 4 with
+// 5 GB/s NICs (every pair bound by its all-to-alls), PP2 VP2 with the stages on different trays. The
+// previous pair's two sends leave as the pair starts; its first all-to-all (the backward chunk's combine)
+// finishes its NIC leg after them, and the rest follow back to back on the communication stream, so the
+// pair grows by exactly max(0, 2·p2p + that NIC leg - that all-to-all) over the same pair with the sends
+// off the NIC (the analytic engine; the discrete-event engine shares the NIC between the flows).
+TEST(AnalyticPair, AllToAllWaitsForSendsOnItsNic) {
+  const Json patch{{"/cluster/scale_up/domain_gpus", 4},
+                   {"/cluster/scale_out/nic_bandwidth", "5GBps"},
+                   {"/parallelism/experts/ep", 8},
+                   {"/parallelism/pp", 2},
+                   {"/parallelism/vpp", 2},
+                   {"/parallelism/schedule", "interleaved"},
+                   {"/parallelism/ep_overlap", true},
+                   {"/parallelism/global_batch", 16}};
+  const Scenario s = load(kNvl, "", patch);
+  auto cm = models::make_compute_cost_model(s);
+  const models::NetworkModel net(s.cluster);
+  const models::Workload w = models::build_workload(s, *cm, net);
+  const models::RankWork& rw = w.ranks[0];
+  ASSERT_GT(rw.p2p_nic, 0);
+  EXPECT_EQ(rw.p2p_nic, rw.p2p_seconds);
+  const models::PassCost& B = w.blocks[static_cast<std::size_t>(rw.blocks.back())].pass[1];
+  ASSERT_GT(B.combine_nic, 0);
+  EXPECT_LE(B.combine_nic, B.combine);
+  const double with = models::evaluate_analytic(s, w).chunk.fb_pair;
+  models::Workload off = w;
+  for (auto& r : off.ranks) r.p2p_nic = 0;
+  const double without = models::evaluate_analytic(s, off).chunk.fb_pair;
+  std::printf(
+      "[measured] pair %.6f s with the sends on the NIC, %.6f s without; p2p %.6f s, first combine "
+      "%.6f s (NIC leg %.6f s)\n",
+      with, without, rw.p2p_seconds, B.combine, B.combine_nic);
+  EXPECT_NEAR(with - without, std::max(0.0, 2 * rw.p2p_seconds + B.combine_nic - B.combine), 1e-12);
+  EXPECT_GT(with, without);
+  // All-to-alls inside one NVLink domain have no NIC leg: the sends do not touch them.
+  const Scenario nvl = load(kNvl, "", Json{{"/parallelism/experts/ep", 4}, {"/parallelism/pp", 2}});
+  const models::Workload wn =
+      models::build_workload(nvl, *models::make_compute_cost_model(nvl), models::NetworkModel(nvl.cluster));
+  for (const auto& b : wn.blocks) EXPECT_EQ(b.pass[0].dispatch_nic + b.pass[1].combine_nic, 0.0);
+}
+
 // The SMs DeepEP's kernels take from overlapping computation (workload.overlap_comm_sms): on the B200
 // (148 SMs) 37 of them leave 111, so computation beside an all-to-all takes 148 / 111 = 4/3 of its price.
 // Lone chunks (no all-to-all beside them) keep their times; the overlapped pairs and the step grow; the
