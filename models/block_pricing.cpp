@@ -102,9 +102,15 @@ struct Builder {
     if (recomputed)
       add(name, role, Pass::kBackwardInput, OpKind::kMemory, c.cm.memory_kernel(k, bytes), bytes, true, P, k);
   }
-  // A collective in one pass.
-  void comm(const char* name, OpRole role, Pass pass, double seconds, double bytes, bool recompute = false) {
+  // A collective in one pass; an expert all-to-all also carries its NIC leg (`nic`, seconds), which goes
+  // with its time to the pass's dispatch or combine.
+  void comm(const char* name, OpRole role, Pass pass, double seconds, double bytes, bool recompute = false,
+            double nic = 0) {
     add(name, role, pass, OpKind::kComm, seconds, bytes, recompute);
+    PassCost& pc = b.pass[static_cast<int>(pass)];
+    const CommKind k = comm_kind(role);
+    if (k == CommKind::kExpertDispatch) pc.dispatch_nic += nic;
+    if (k == CommKind::kExpertCombine) pc.combine_nic += nic;
   }
 };
 
@@ -387,24 +393,16 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   const AllToAllBytes b_grad = all_to_all_bytes(r.stats, geo, Tm, grad_copy);
   const double t_disp = c.net.all_to_all(b_disp), t_comb = c.net.all_to_all(b_comb),
                t_grad = c.net.all_to_all(b_grad);
-  // Their NIC legs, in the passes and roles the comm() calls below give them.
   const double n_disp = c.net.all_to_all_nic(b_disp), n_comb = c.net.all_to_all_nic(b_comb),
                n_grad = c.net.all_to_all_nic(b_grad);
-  PassCost& fwd = bl.b.pass[0];
-  PassCost& bwd = bl.b.pass[1];
-  fwd.dispatch_nic += n_disp;
-  fwd.combine_nic += n_comb;
-  bwd.combine_nic += n_grad;
-  bwd.dispatch_nic += n_comb;
-  bl.comm("moe.dispatch", R::kDispatch, Pass::kForward, t_disp, Tm * fwd_copy);
-  bl.comm("moe.combine", R::kCombine, Pass::kForward, t_comb, Tm * bf16_copy);
-  bl.comm("moe.combine", R::kCombine, Pass::kBackwardInput, t_grad, Tm * grad_copy);
-  bl.comm("moe.dispatch", R::kDispatch, Pass::kBackwardInput, t_comb, Tm * bf16_copy);
+  bl.comm("moe.dispatch", R::kDispatch, Pass::kForward, t_disp, Tm * fwd_copy, false, n_disp);
+  bl.comm("moe.combine", R::kCombine, Pass::kForward, t_comb, Tm * bf16_copy, false, n_comb);
+  bl.comm("moe.combine", R::kCombine, Pass::kBackwardInput, t_grad, Tm * grad_copy, false, n_grad);
+  bl.comm("moe.dispatch", R::kDispatch, Pass::kBackwardInput, t_comb, Tm * bf16_copy, false, n_comb);
   if (fr) {
-    bl.comm("moe.dispatch.recompute", R::kDispatch, Pass::kBackwardInput, t_disp, Tm * fwd_copy, true);
-    bl.comm("moe.combine.recompute", R::kCombine, Pass::kBackwardInput, t_comb, Tm * bf16_copy, true);
-    bwd.dispatch_nic += n_disp;
-    bwd.combine_nic += n_comb;
+    bl.comm("moe.dispatch.recompute", R::kDispatch, Pass::kBackwardInput, t_disp, Tm * fwd_copy, true,
+            n_disp);
+    bl.comm("moe.combine.recompute", R::kCombine, Pass::kBackwardInput, t_comb, Tm * bf16_copy, true, n_comb);
   }
   const double rows_total = std::accumulate(r.rows.begin(), r.rows.end(), 0.0);
   bl.mlp = true;

@@ -196,6 +196,10 @@ double CalibratedCostModel::attention(const AttentionShape& s, bool backward) co
   return attention_->fixed_s + t_fwd * share * scale;
 }
 
+std::string CalibratedCostModel::gemm_entry(KernelFamily f, const std::string& precision) const {
+  return label_ + " /models/" + calibrate::to_string(f) + "/precisions/" + precision;
+}
+
 std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
   const std::string at = label_ + " /models/";
   switch (kind) {
@@ -204,7 +208,7 @@ std::string CalibratedCostModel::priced_by(OpKind kind, Precision p) const {
       const KernelFamily f = kind == OpKind::kGemm ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm;
       if (!gemm_params(f, p)) return roofline_.priced_by(kind, p);
       const char* fp8_key = f == KernelFamily::kDenseGemm ? dense_fp8_key_ : grouped_fp8_key_;
-      return at + calibrate::to_string(f) + "/precisions/" + (p == Precision::kFp8 ? fp8_key : to_string(p));
+      return gemm_entry(f, p == Precision::kFp8 ? fp8_key : to_string(p));
     }
     case OpKind::kAttention:
       if (!attention_) return roofline_.priced_by(kind, p);
@@ -223,9 +227,7 @@ std::string CalibratedCostModel::priced_by_weight_gradient(OpKind kind, Precisio
   if (p == Precision::kFp8) {
     const bool dense = kind == OpKind::kGemm;
     if ((dense && dense_fp8_wgrad_) || (kind == OpKind::kGroupedGemm && grouped_fp8_wgrad_))
-      return label_ + " /models/" +
-             calibrate::to_string(dense ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm) +
-             "/precisions/fp8_wgrad";
+      return gemm_entry(dense ? KernelFamily::kDenseGemm : KernelFamily::kGroupedGemm, "fp8_wgrad");
   }
   return priced_by(kind, p);
 }

@@ -59,6 +59,8 @@ class CalibratedCostModel final : public ComputeCostModel {
 
  private:
   const std::optional<calibrate::GemmParams>& gemm_params(calibrate::KernelFamily f, Precision p) const;
+  /// "<label> /models/<family>/precisions/<precision>": the calibration entry a GEMM is priced by.
+  std::string gemm_entry(calibrate::KernelFamily f, const std::string& precision) const;
 
   RooflineCostModel roofline_;
   GpuSpec gpu_;
