@@ -7,6 +7,7 @@
 #include "models/compute_cost.hpp"
 #include "models/memory.hpp"
 #include "models/network.hpp"
+#include "models/op_table.hpp"
 #include "models/routing_source.hpp"
 #include "models/throughput.hpp"
 #include "traces/load.hpp"
@@ -453,7 +454,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       const BlockCost& b = w.blocks[bi];
       LayerTime lt;
       lt.layer = b.layer;
-      lt.kind = b.kind == BlockKind::kDense ? "dense" : b.kind == BlockKind::kMoe ? "moe" : "mtp";
+      lt.kind = block_kind_name(b.kind);
       lt.pp_rank = rank;
       lt.forward = b.pass[0].alone();
       lt.backward_input = b.pass[1].alone();

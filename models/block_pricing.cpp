@@ -1,7 +1,10 @@
 #include "models/block_pricing.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
+#include <utility>
+#include <vector>
 
 namespace moesim::models {
 namespace {
@@ -234,6 +237,31 @@ double serving_attention_block(const PricingContext& c, Builder& bl, int layer) 
   return 0;
 }
 
+// A tensor-parallel mixer's entry: under sequence parallelism the all-gather of its input (backward: a
+// reduce-scatter); without it, nothing forward and the all-reduce of the input gradient backward.
+void tp_enter(const PricingContext& c, Builder& bl, const char* name) {
+  if (c.tp <= 1) return;
+  const double bytes = c.T * c.s.model.hidden * kAct;
+  const double t = c.s.parallelism.sequence_parallel ? c.net.all_gather(bytes, c.tp_group) : 0.0;
+  bl.comm(name, R::kTensorCollective, Pass::kForward, t, bytes);
+  // Backward of an all-gather is a reduce-scatter (and of an all-reduce, an all-reduce).
+  const double tb = c.s.parallelism.sequence_parallel ? c.net.reduce_scatter(bytes, c.tp_group)
+                                                      : c.net.all_reduce(bytes, c.tp_group);
+  bl.comm(name, R::kTensorCollective, Pass::kBackwardInput, tb, bytes);
+}
+
+// Its exit after the row-parallel output projection: a reduce-scatter under sequence parallelism
+// (backward: an all-gather), an all-reduce without it.
+void tp_exit(const PricingContext& c, Builder& bl, const char* rs_name, const char* ar_name) {
+  if (c.tp <= 1) return;
+  const double bytes = c.T * c.s.model.hidden * kAct;
+  const bool sp = c.s.parallelism.sequence_parallel;
+  const double t = sp ? c.net.reduce_scatter(bytes, c.tp_group) : c.net.all_reduce(bytes, c.tp_group);
+  bl.comm(sp ? rs_name : ar_name, R::kTensorCollective, Pass::kForward, t, bytes);
+  const double tb = sp ? c.net.all_gather(bytes, c.tp_group) : 0.0;
+  if (sp) bl.comm(rs_name, R::kTensorCollective, Pass::kBackwardInput, tb, bytes);
+}
+
 // Attention sub-block: norm, (TP all-gather), projections, fused attention, output projection,
 // (TP reduce-scatter). Saved activations are returned in bytes.
 double attention_block(const PricingContext& c, Builder& bl, int layer) {
@@ -249,15 +277,7 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
   // for the projection's weight gradient.
   bl.memory("attn.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
   saved += c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct);
-  if (c.tp > 1) {
-    const double bytes = T * h * kAct;
-    const double t = c.s.parallelism.sequence_parallel ? c.net.all_gather(bytes, c.tp_group) : 0.0;
-    bl.comm("attn.tp_all_gather", R::kTensorCollective, Pass::kForward, t, bytes);
-    // Backward of an all-gather is a reduce-scatter (and of an all-reduce, an all-reduce).
-    const double tb = c.s.parallelism.sequence_parallel ? c.net.reduce_scatter(bytes, c.tp_group)
-                                                        : c.net.all_reduce(bytes, c.tp_group);
-    bl.comm("attn.tp_all_gather", R::kTensorCollective, Pass::kBackwardInput, tb, bytes);
-  }
+  tp_enter(c, bl, "attn.tp_all_gather");
   double qk_dim = a.head_dim, kv_bytes_per_token;
   const R proj = R::kAttentionProjection;
   if (a.kind == AttentionKind::kMla) {
@@ -312,17 +332,96 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
     bl.b.pass[1].cp_exposed += std::max(0.0, 2 * t - ab);
   }
   bl.gemm("attn.out", proj, T, h, H * a.v_head_dim, c.prec, fr);
-  if (c.tp > 1) {
-    const double bytes = T * h * kAct;
-    const bool sp = c.s.parallelism.sequence_parallel;
-    const double t = sp ? c.net.reduce_scatter(bytes, c.tp_group) : c.net.all_reduce(bytes, c.tp_group);
-    bl.comm(sp ? "attn.tp_reduce_scatter" : "attn.tp_all_reduce", R::kTensorCollective, Pass::kForward, t,
-            bytes);
-    const double tb = sp ? c.net.all_gather(bytes, c.tp_group) : 0.0;
-    if (sp) bl.comm("attn.tp_reduce_scatter", R::kTensorCollective, Pass::kBackwardInput, tb, bytes);
-  }
+  tp_exit(c, bl, "attn.tp_reduce_scatter", "attn.tp_all_reduce");
   bl.memory("attn.residual", R::kResidual, c.T_sp * h * kAct * 3);
   return fr ? c.T_sp * h * kAct : saved;
+}
+
+// A Mamba-2 mixer layer (Megatron-Core MambaMixer on mamba_ssm's Triton kernels, the memory-efficient
+// path mamba_split_conv1d_scan_combined): norm, (TP all-gather), in_proj to [z, x, B, C, dt], the causal
+// depthwise convolution over [x, B, C], the chunked SSD scan (Dao & Gu 2024 §6), the gated RMSNorm,
+// out_proj, (TP reduce-scatter), residual. Heads and groups split over tp. Each SSD kernel is priced as
+// the slower of its batched matmuls (the grouped-GEMM model: one small GEMM per chunk and head or group)
+// and the bytes it moves (the stream rate): states and C·Bᵀ blocks in FP32, x, B, C and outputs in BF16,
+// as mamba_ssm's ssd_combined.py allocates them. Its backward is the kernel list of
+// _mamba_chunk_scan_combined_bwd: C·Bᵀ, the chunk states and their passing recomputed, then dstates,
+// their passing backward, dx, dB, dC, d(C·Bᵀ), two C·Bᵀ backward products and the dA cumsum gradient.
+double mamba_block(const PricingContext& c, Builder& bl) {
+  const auto& m = c.s.model;
+  const MambaSpec& ms = m.mamba;
+  const double h = m.hidden, T = c.T;
+  const double H = double(ms.heads) / c.tp, G = double(ms.groups) / c.tp;
+  const double P = ms.head_dim, N = ms.state_dim, Q = ms.chunk_size;
+  const double di = H * P, conv = di + 2 * G * N, proj = 2 * di + 2 * G * N + H;
+  const bool fr = full_rc(c), ln = rc(c, RecomputeModule::kLayernorm);
+  const R scan = R::kMambaScan;
+  bl.memory("mamba.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
+  tp_enter(c, bl, "mamba.tp_all_gather");
+  bl.gemm("mamba.in_proj", R::kMambaProjection, T, proj, h, c.prec, fr);
+  bl.memory("mamba.conv1d", scan, T * conv * kAct * 2, fr);  // read [x, B, C], write it convolved (+SiLU)
+
+  // Chunks of this GPU's microbatch: each sequence of seq_len / cp tokens cut into chunks of Q.
+  const double local_seq = double(c.s.workload.seq_len) / c.cp;
+  const double chunks = T / local_seq * std::ceil(local_seq / Q);
+  const double X = T * di * kAct, Bb = T * G * N * kAct;  // x (or dout), B (or C): BF16
+  const double S4 = chunks * H * P * N * 4, S2 = S4 / 2, CB4 = chunks * G * Q * Q * 4;  // FP32 / BF16
+  struct Kernel {
+    double seconds = 0, flops = 0;
+  };
+  // A kernel of `groups` matmuls rows x n x k (plus a second family, `groups2` of rows2 x n2 x k2) that
+  // moves `bytes`.
+  const auto kernel = [&](double groups, double rows, double n, double k, double bytes, double groups2 = 0,
+                          double rows2 = 0, double n2 = 0, double k2 = 0) {
+    const auto gg = [&](double g, double r, double nn, double kk) {
+      if (g <= 0) return 0.0;
+      return c.cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(g), r), nn, kk, Precision::kBf16);
+    };
+    Kernel x;
+    x.flops = 2 * groups * rows * n * k + 2 * groups2 * rows2 * n2 * k2;
+    x.seconds = std::max(gg(groups, rows, n, k) + gg(groups2, rows2, n2, k2), c.cm.memory_bound(bytes));
+    return x;
+  };
+  const Kernel state = kernel(chunks * H, N, P, Q, X + Bb + S4);  // chunk states Bᵀ·x
+  const Kernel passing{c.cm.memory_bound(S4 + S2), 0};            // states carried across chunks
+  const Kernel bmm = kernel(chunks * G, Q, Q, N, 2 * Bb + CB4);   // C·Bᵀ inside each chunk
+  const Kernel out = kernel(chunks * H, Q, P, Q, CB4 + 2 * X + Bb + S2, chunks * H, Q, P, N);
+  const std::pair<const char*, Kernel> fwd[] = {{"mamba.ssd_state", state},
+                                                {"mamba.ssd_passing", passing},
+                                                {"mamba.ssd_bmm", bmm},
+                                                {"mamba.ssd_scan", out}};
+  for (const auto& [name, k] : fwd) {
+    const OpKind kind = k.flops > 0 ? OpKind::kGroupedGemm : OpKind::kMemory;
+    const double work = k.flops > 0 ? k.flops : S4 + S2;
+    bl.add(name, scan, Pass::kForward, kind, k.seconds, work);
+    if (fr) bl.add(name, scan, Pass::kBackwardInput, kind, k.seconds, work, true);
+  }
+  const Kernel back[] = {
+      bmm,
+      state,
+      passing,                                                                  // recomputed
+      kernel(chunks * H, N, P, Q, 2 * X + S4),                                  // dstates = Cᵀ·dout
+      {c.cm.memory_bound(2 * (S4 + S2)), 0},                                    // their passing backward
+      kernel(chunks * H, Q, P, Q, CB4 + 3 * X + Bb + S2, chunks * H, Q, P, N),  // dx
+      kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dB = x·dstatesᵀ
+      kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dC = dout·statesᵀ
+      kernel(chunks * H, Q, Q, P, 2 * X + CB4),                                 // d(C·Bᵀ) = dout·xᵀ
+      kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),                                // dB += d(C·Bᵀ)·C
+      kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),                                // dC += d(C·Bᵀ)ᵀ·B
+      kernel(chunks * H, Q, Q, P, 2 * X + CB4),                                 // dA cumsum gradient
+  };
+  Kernel b;
+  for (const Kernel& k : back) b.seconds += k.seconds, b.flops += k.flops;
+  bl.add("mamba.ssd_backward", scan, Pass::kBackwardInput, OpKind::kGroupedGemm, b.seconds, b.flops);
+
+  // Gated RMSNorm: reads the scan output and z, writes the normed product.
+  bl.memory("mamba.gated_norm", scan, T * di * kAct * 3, fr);
+  bl.gemm("mamba.out_proj", R::kMambaProjection, T, h, di, c.prec, fr);
+  tp_exit(c, bl, "mamba.tp_reduce_scatter", "mamba.tp_all_reduce");
+  bl.memory("mamba.residual", R::kResidual, c.T_sp * h * kAct * 3);
+  if (fr) return c.T_sp * h * kAct;
+  // The norm's input and (unless recomputed) its output, in_proj's output [z, x, B, C, dt] and the scan
+  // output before the gate (the combined kernel's saved tensors), and out_proj's input.
+  return c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct) + T * proj * kAct + 2 * T * di * kAct;
 }
 
 double dense_ffn_block(const PricingContext& c, Builder& bl) {
@@ -496,9 +595,16 @@ double price_block(const PricingContext& c, BlockCost& b, int layer, bool mtp, L
     bl.gemm("mtp.proj", R::kMtpProjection, c.T, m.hidden, 2.0 * m.hidden, c.prec);
     act += c.T_sp * m.hidden * kAct * 3;
   }
-  act += attention_block(c, bl, layer);
+  // A transformer block (and an MTP module) has attention and an MLP; a hybrid model's layer one of its
+  // mixer or its MLP (ModelSpec::layer_pattern).
+  const LayerMix mix = mtp ? LayerMix{} : layer_mix(m, layer);
+  if (mix.mixer == Mixer::kAttention) act += attention_block(c, bl, layer);
+  if (mix.mixer == Mixer::kMamba) act += mamba_block(c, bl);
   bl.mlp = false;
-  act += routing != nullptr ? moe_block(c, bl, *routing, geo) : dense_ffn_block(c, bl);
+  if (routing != nullptr)
+    act += moe_block(c, bl, *routing, geo);
+  else if (mix.mlp == Mlp::kDense)
+    act += dense_ffn_block(c, bl);
   if (mtp) {
     bl.mlp = true;
     const double V = double(m.vocab) / c.s.parallelism.tp;

@@ -12,6 +12,10 @@ const char* block_kind_name(BlockKind k) {
       return "moe";
     case BlockKind::kMtp:
       return "mtp";
+    case BlockKind::kMamba:
+      return "mamba";
+    case BlockKind::kAttention:
+      return "attention";
   }
   return "";
 }

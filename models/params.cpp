@@ -2,9 +2,46 @@
 
 namespace moesim::models {
 
+LayerMix layer_mix(const ModelSpec& m, int layer) {
+  if (!m.layer_pattern.empty()) {
+    switch (m.layer_pattern[static_cast<std::size_t>(layer)]) {
+      case 'M':
+        return {Mixer::kMamba, Mlp::kNone};
+      case '*':
+        return {Mixer::kAttention, Mlp::kNone};
+      case 'E':
+        return {Mixer::kNone, Mlp::kMoe};
+      default:
+        return {Mixer::kNone, Mlp::kDense};
+    }
+  }
+  if (m.moe.experts == 0 || layer < m.moe.first_dense_layers) return {Mixer::kAttention, Mlp::kDense};
+  const bool moe = (layer - m.moe.first_dense_layers) % m.moe.layer_freq == 0;
+  return {Mixer::kAttention, moe ? Mlp::kMoe : Mlp::kDense};
+}
+
 bool is_moe_layer(const ModelSpec& m, int layer) {
-  if (m.moe.experts == 0 || layer < m.moe.first_dense_layers) return false;
-  return (layer - m.moe.first_dense_layers) % m.moe.layer_freq == 0;
+  return layer_mix(m, layer).mlp == Mlp::kMoe;
+}
+
+double ssd_forward_flops_per_token(const MambaSpec& s) {
+  const double Q = s.chunk_size, N = s.state_dim, P = s.head_dim, H = s.heads, G = s.groups;
+  return 2 * Q * N * G + 2 * Q * P * H + 4 * N * P * H;
+}
+
+double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer, int tp) {
+  const LayerMix x = layer_mix(m, layer);
+  const double h = m.hidden;
+  if (m.layer_pattern.empty()) {  // a transformer block: attention, both norms, then its MLP
+    double v = (p.attention_per_layer + p.norms_per_layer * tp) / tp;
+    return v + (x.mlp == Mlp::kMoe ? p.shared_per_layer + p.router_per_layer : p.dense_ffn_per_layer / tp);
+  }
+  double v = h;  // the layer's pre-norm
+  if (x.mixer == Mixer::kAttention) v += p.attention_per_layer / tp;
+  if (x.mixer == Mixer::kMamba) v += p.mamba_per_layer / tp;
+  if (x.mlp == Mlp::kDense) v += p.dense_ffn_per_layer / tp;
+  if (x.mlp == Mlp::kMoe) v += p.shared_per_layer + p.router_per_layer;
+  return v;
 }
 
 ParamCounts count_params(const ModelSpec& m) {
@@ -30,7 +67,17 @@ ParamCounts count_params(const ModelSpec& m) {
     if (a.qkv_bias)
       p.attention_per_layer += double(a.heads) * a.head_dim + a.kv_heads * (a.head_dim + a.v_head_dim);
   }
-  // SwiGLU FFN has gate, up and down matrices (Shazeer 2020); GELU has up and down.
+  // Mamba-2 mixer (Megatron-Core MambaMixer): in_proj h -> [z, x, B, C, dt] (2·d_inner + 2·G·N + H),
+  // a depthwise causal convolution with bias over [x, B, C], dt_bias, A_log and D per head, the gated
+  // RMSNorm over d_inner and out_proj d_inner -> h.
+  if (m.mamba.heads > 0) {
+    const auto& s = m.mamba;
+    const double di = s.inner(), conv = di + 2.0 * s.groups * s.state_dim;
+    p.mamba_nonmatmul_per_layer = conv * (s.conv_kernel + 1) + 3.0 * s.heads + di;
+    p.mamba_per_layer =
+        h * (2 * di + 2.0 * s.groups * s.state_dim + s.heads) + di * h + p.mamba_nonmatmul_per_layer;
+  }
+  // SwiGLU FFN has gate, up and down matrices (Shazeer 2020); GELU and squared ReLU have up and down.
   const double mats = m.activation == Activation::kSwiglu ? 3.0 : 2.0;
   p.dense_ffn_per_layer = mats * h * m.dense_ffn;
   p.norms_per_layer = 2.0 * h;
@@ -39,13 +86,29 @@ ParamCounts count_params(const ModelSpec& m) {
     p.shared_per_layer = m.moe.shared_experts * mats * h * m.moe.shared_ffn;
     p.router_per_layer = h * m.moe.experts;
   }
-  for (int l = 0; l < m.layers; ++l) (is_moe_layer(m, l) ? p.moe_layers : p.dense_layers)++;
   p.embedding = double(m.vocab) * h;
   p.head = m.tied_embeddings ? 0.0 : double(m.vocab) * h;
-
-  const double common = m.layers * (p.attention_per_layer + p.norms_per_layer) +
-                        p.dense_layers * p.dense_ffn_per_layer +
-                        p.moe_layers * (p.shared_per_layer + p.router_per_layer) + p.embedding + p.head + h;
+  double common = 0;
+  if (m.layer_pattern.empty()) {
+    for (int l = 0; l < m.layers; ++l) (is_moe_layer(m, l) ? p.moe_layers : p.dense_layers)++;
+    p.attention_layers = m.layers;
+    p.norms = m.layers * p.norms_per_layer;
+    common = m.layers * (p.attention_per_layer + p.norms_per_layer) + p.dense_layers * p.dense_ffn_per_layer +
+             p.moe_layers * (p.shared_per_layer + p.router_per_layer) + p.embedding + p.head + h;
+  } else {
+    // One pre-norm per layer; each layer its mixer or its MLP.
+    for (int l = 0; l < m.layers; ++l) {
+      const LayerMix x = layer_mix(m, l);
+      p.mamba_layers += x.mixer == Mixer::kMamba;
+      p.attention_layers += x.mixer == Mixer::kAttention;
+      p.moe_layers += x.mlp == Mlp::kMoe;
+      p.dense_layers += x.mlp == Mlp::kDense;
+    }
+    p.norms = m.layers * h;
+    common = p.attention_layers * p.attention_per_layer + p.mamba_layers * p.mamba_per_layer + p.norms +
+             p.dense_layers * p.dense_ffn_per_layer +
+             p.moe_layers * (p.shared_per_layer + p.router_per_layer) + p.embedding + p.head + h;
+  }
   p.total = common + double(p.moe_layers) * m.moe.experts * p.expert;
   p.active = common + double(p.moe_layers) * m.moe.top_k * p.expert;
   // An MTP module (DeepSeek-V3 §2.2): one more MoE block plus a 2h→h projection and two norms; it shares

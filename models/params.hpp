@@ -5,6 +5,19 @@
 
 namespace moesim::models {
 
+/// What one layer of a model holds: a token mixer and an MLP. A transformer block has attention and a
+/// dense MLP or an MoE layer; a layer of a hybrid model (ModelSpec::layer_pattern) has one of the four.
+enum class Mixer { kAttention, kMamba, kNone };
+enum class Mlp { kDense, kMoe, kNone };
+struct LayerMix {
+  Mixer mixer = Mixer::kAttention;
+  Mlp mlp = Mlp::kDense;
+  bool operator==(const LayerMix&) const = default;
+};
+
+/// Layer `layer` (0-based, main model) of `m`.
+LayerMix layer_mix(const ModelSpec& m, int layer);
+
 /// Parameter counts (number of parameters, not bytes).
 struct ParamCounts {
   double attention_per_layer = 0;  ///< projections (and MLA norms) of one block's attention
@@ -12,10 +25,15 @@ struct ParamCounts {
   double expert = 0;               ///< one routed expert
   double shared_per_layer = 0;     ///< all shared experts of one MoE layer
   double router_per_layer = 0;     ///< gate matrix hidden x experts
-  double norms_per_layer = 0;      ///< RMSNorm weights of one block
-  double embedding = 0;            ///< input embedding (vocab x hidden)
-  double head = 0;                 ///< output projection (0 when tied)
-  double mtp = 0;                  ///< all MTP modules (not part of total/active, as model cards count)
+  double norms_per_layer = 0;      ///< RMSNorm weights of one transformer block (two norms)
+  double mamba_per_layer = 0;      ///< one Mamba-2 mixer: projections, convolution, dt bias, A, D, gated norm
+  double mamba_nonmatmul_per_layer = 0;  ///< of mamba_per_layer: what no GEMM multiplies (convolution, ...)
+  double norms = 0;                      ///< pre-norm weights of all layers of the main model
+  int mamba_layers = 0;
+  int attention_layers = 0;
+  double embedding = 0;  ///< input embedding (vocab x hidden)
+  double head = 0;       ///< output projection (0 when tied)
+  double mtp = 0;        ///< all MTP modules (not part of total/active, as model cards count)
   int moe_layers = 0;
   int dense_layers = 0;
   double total = 0;   ///< all parameters of the main model (embedding and head included)
@@ -27,5 +45,15 @@ ParamCounts count_params(const ModelSpec& m);
 
 /// True if block `layer` (0-based, main model) is an MoE block.
 bool is_moe_layer(const ModelSpec& m, int layer);
+
+/// Parameters of layer `layer` one GPU holds with tensor parallelism `tp` (routed experts excluded; MTP
+/// modules are counted by the caller): the mixer and the dense MLP split over tp, norms, router and
+/// shared experts whole (Megatron-Core replicates shared experts over the expert-tensor ranks' TP).
+double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer, int tp);
+
+/// Forward FLOPs per token of one Mamba-2 layer's chunked SSD scan (Dao & Gu 2024 §6, as mamba_ssm's
+/// kernels compute it, every chunk block in full): C·Bᵀ per chunk and group 2·Q·N·G, the intra-chunk
+/// product with x 2·Q·P·H, the chunk states Bᵀ·x 2·N·P·H and their contribution C·state 2·N·P·H.
+double ssd_forward_flops_per_token(const MambaSpec& s);
 
 }  // namespace moesim::models

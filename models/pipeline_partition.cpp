@@ -57,13 +57,15 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
       rw.activation_bytes += saved[bi];
       const bool moe = b.kind == BlockKind::kMoe || (b.kind == BlockKind::kMtp && m.moe.experts > 0);
       const ParamCounts& pc = w.params;
-      double p_block = (pc.attention_per_layer + pc.norms_per_layer * par.tp) / par.tp;
+      // An MTP module is a transformer block whatever the main model's layers are.
+      double p_block =
+          b.kind == BlockKind::kMtp
+              ? (pc.attention_per_layer + pc.norms_per_layer * par.tp) / par.tp +
+                    (moe ? pc.shared_per_layer + pc.router_per_layer : pc.dense_ffn_per_layer / par.tp)
+              : layer_params_per_gpu(pc, m, b.layer, par.tp);
       if (moe) {
-        p_block += (pc.shared_per_layer + pc.router_per_layer);
         rw.expert_params += experts_per_rank * pc.expert / par.etp;
         p_block += experts_per_rank * pc.expert / par.etp;
-      } else {
-        p_block += pc.dense_ffn_per_layer / par.tp;
       }
       if (b.kind == BlockKind::kMtp) p_block += 2 * h * h;
       rw.params += p_block;

@@ -32,7 +32,7 @@ struct MemoryBreakdown {
 /// Times of one block, one microbatch, on its pipeline rank.
 struct LayerTime {
   int layer = 0;
-  std::string kind;  ///< dense, moe, mtp
+  std::string kind;  ///< dense, moe, mtp; mamba, attention (hybrid models' mixer layers)
   int pp_rank = 0;
   double forward = 0, backward_input = 0, backward_weight = 0;  ///< alone, one microbatch, seconds
   double max_over_mean_gpu = 1;                                 ///< MoE layers: per-GPU load imbalance

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <iterator>
 #include <string>
 
 #include "models/block_pricing.hpp"
@@ -23,12 +24,17 @@ double grad_dispatch_bytes_per_token(const WorkloadSpec& w, int hidden) {
 
 double training_flops_per_token(const ModelSpec& m, int seq_len, bool causal) {
   const ParamCounts p = count_params(m);
-  // Matmul parameters a token touches: active minus the input embedding (a lookup) and norms.
-  const double matmul = p.active - p.embedding - m.layers * p.norms_per_layer - m.hidden;
+  // Matmul parameters a token touches: active minus the input embedding (a lookup), norms and the Mamba
+  // parameters no GEMM multiplies.
+  const double matmul =
+      m.layer_pattern.empty()
+          ? p.active - p.embedding - m.layers * p.norms_per_layer - m.hidden
+          : p.active - p.embedding - p.norms - m.hidden - p.mamba_layers * p.mamba_nonmatmul_per_layer;
   const auto& a = m.attention;
   const double qk = a.kind == AttentionKind::kMla ? a.head_dim + a.rope_head_dim : a.head_dim;
-  double attn = 0;
+  double attn = p.mamba_layers * 6.0 * ssd_forward_flops_per_token(m.mamba);
   for (int l = 0; l < m.layers; ++l) {
+    if (layer_mix(m, l).mixer != Mixer::kAttention) continue;
     const bool windowed = a.sliding_window > 0 && a.sliding_window < seq_len &&
                           (a.sliding_window_every == 0 || l % a.sliding_window_every == 0);
     const double ctx = windowed ? a.sliding_window : seq_len * (causal ? 0.5 : 1.0);
@@ -128,12 +134,17 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     for (int n : chunk_blocks(s, total_blocks))
       for (int i = 0; i < n && next < total_blocks; ++i) stage_position[static_cast<std::size_t>(next++)] = i;
   }
-  int dense_template[4] = {-1, -1, -1, -1}, moe_template[4] = {-1, -1, -1, -1}, moe_count = 0;
+  // Templates per pricing context and mixer (a hybrid model's layers differ by their mixer).
+  int dense_template[4][3], moe_template[4][3], moe_count = 0;
+  for (auto* t : {&dense_template, &moe_template})
+    for (auto& row : *t) std::fill(std::begin(row), std::end(row), -1);
   const int bf16_start = s.workload.bf16_layers_at_start, bf16_end = s.workload.bf16_layers_at_end;
   double saved_transient = 0;  // logits are consumed by the loss right away: held for one microbatch
   for (int l = 0; l < total_blocks; ++l) {
     const bool mtp = l >= m.layers;
-    const bool moe = mtp ? m.moe.experts > 0 : is_moe_layer(m, l);
+    const LayerMix mix = mtp ? LayerMix{} : layer_mix(m, l);
+    const bool moe = mtp ? m.moe.experts > 0 : mix.mlp == Mlp::kMoe;
+    const int mixer = static_cast<int>(mix.mixer);
     const bool windowed_layer = m.attention.sliding_window > 0;  // attention differs by layer parity
     // Rerun by full recomputation: every block (uniform), or the first rc_layers of the stage (block).
     const bool rerun = full && (!block_method || stage_position[static_cast<std::size_t>(l)] < rc_layers);
@@ -150,7 +161,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       b.moe_index = t.moe_index;
       b.layer = l;
     };
-    const int dt = dense_template[key], mt = moe_template[key];
+    const int dt = dense_template[key][mixer], mt = moe_template[key][mixer];
     if (!moe && !mtp && dt >= 0 && !windowed_layer) {
       repeat(dt);
       saved[l] = saved[dt];
@@ -167,10 +178,14 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       continue;
     }
     b.layer = l;
-    b.kind = mtp ? BlockKind::kMtp : moe ? BlockKind::kMoe : BlockKind::kDense;
+    b.kind = mtp                          ? BlockKind::kMtp
+             : moe                        ? BlockKind::kMoe
+             : mix.mlp == Mlp::kDense     ? BlockKind::kDense
+             : mix.mixer == Mixer::kMamba ? BlockKind::kMamba
+                                          : BlockKind::kAttention;
     if (!moe) {
       saved[l] = price_block(cl, b, l, mtp, nullptr, geo, saved_transient);
-      if (!mtp && dense_template[key] < 0) dense_template[key] = l;
+      if (!mtp && dense_template[key][mixer] < 0) dense_template[key][mixer] = l;
       continue;
     }
     const SlotMap& slots = routing && !routing->slot_maps.empty()
@@ -199,7 +214,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
     if (detail) d.wire_bytes = std::move(r.wire_bytes);
     w.moe_detail.push_back(std::move(d));
-    if (!mtp && moe_template[key] < 0) moe_template[key] = l;
+    if (!mtp && moe_template[key][mixer] < 0) moe_template[key][mixer] = l;
   }
 
   // Uniform groups of rc_layers blocks keep one input per group: the group's first block's.

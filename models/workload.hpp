@@ -38,12 +38,14 @@ enum class OpRole {
   kExpertTensorCollective,  ///< expert-tensor-parallel all-gather + reduce-scatter around the expert
                             ///< GEMMs (blocking; nothing hides it)
   kExperts,                 ///< routed experts: grouped GEMMs and activation
-  kSharedUp,       ///< shared experts' up-projection and activation (under the dispatch when overlapped)
-  kSharedDown,     ///< shared experts' down-projection (under the combine when overlapped)
-  kUnpermute,      ///< un-permutation and weighted sum of the expert outputs
-  kQuantize,       ///< FP8 quantisation of a GEMM's operands (precedes the GEMM it feeds)
-  kMtpProjection,  ///< MTP module's 2h→h projection of the hidden state and the shifted embedding
-  kMtpHead,        ///< MTP module's output head and its loss
+  kSharedUp,         ///< shared experts' up-projection and activation (under the dispatch when overlapped)
+  kSharedDown,       ///< shared experts' down-projection (under the combine when overlapped)
+  kUnpermute,        ///< un-permutation and weighted sum of the expert outputs
+  kQuantize,         ///< FP8 quantisation of a GEMM's operands (precedes the GEMM it feeds)
+  kMtpProjection,    ///< MTP module's 2h→h projection of the hidden state and the shifted embedding
+  kMtpHead,          ///< MTP module's output head and its loss
+  kMambaProjection,  ///< a Mamba-2 mixer's in_proj and out_proj
+  kMambaScan,        ///< a Mamba-2 mixer's causal convolution, chunked SSD scan and gated norm
 };
 
 /// The communication kind of a role (kNone for compute and memory-bound roles).
@@ -107,8 +109,9 @@ struct PassCost {
   double overlappable() const { return ep_comm + cp_comm; }
 };
 
-/// A transformer block with a dense MLP, with an MoE layer, or a multi-token-prediction module.
-enum class BlockKind { kDense, kMoe, kMtp };
+/// A transformer block with a dense MLP, with an MoE layer, or a multi-token-prediction module; a hybrid
+/// model's Mamba-2 or attention layer (its MLP and MoE layers are kDense and kMoe).
+enum class BlockKind { kDense, kMoe, kMtp, kMamba, kAttention };
 
 /// The priced ops and per-pass totals of one block (one microbatch).
 struct BlockCost {

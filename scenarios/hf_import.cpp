@@ -494,6 +494,91 @@ void read_dbrx(Import& x) {
   x.not_modelled.push_back("LayerNorm instead of RMSNorm and clip_qkv (no effect on cost)");
 }
 
+// Nemotron-H and Nemotron 3 (NemotronHConfig): hybrid_override_pattern names every layer (M Mamba-2, *
+// attention, - MLP, E MoE; '|' marks pipeline stages and is dropped), Mamba-2 mixers of mamba_num_heads
+// heads of mamba_head_dim with ssm_state_size states in n_groups groups, squared-ReLU MLPs
+// (mlp_hidden_act relu2), MoE layers of n_routed_experts experts of moe_intermediate_size with shared
+// experts of moe_shared_expert_intermediate_size and a sigmoid router.
+void read_nemotron_h(Import& x) {
+  const HfReader& r = x.r;
+  x.layers = r.size("num_hidden_layers");
+  x.hidden = r.size("hidden_size");
+  x.m["layers"] = x.layers;
+  x.m["hidden"] = x.hidden;
+  x.m["vocab"] = r.size("vocab_size");
+  x.m["tied_embeddings"] = r.boolean("tie_word_embeddings", false);
+  const std::string act = r.string("mlp_hidden_act", "relu2");
+  if (act != "relu2") r.fail("mlp_hidden_act", "\"relu2\" (squared ReLU)", in_quotes(act));
+  x.m["activation"] = "relu2";
+  std::string pattern;
+  for (char ch : r.string("hybrid_override_pattern", ""))
+    if (ch != '|') pattern += ch;
+  if (pattern.empty()) r.fail("hybrid_override_pattern", "one character per layer" + r.required(), "nothing");
+  for (std::size_t i = 0; i < pattern.size(); ++i)
+    if (std::string("M*-E").find(pattern[i]) == std::string::npos)
+      r.fail("hybrid_override_pattern", "one of M, *, -, E per layer (and | between pipeline stages)",
+             "'" + std::string(1, pattern[i]) + "' at layer " + std::to_string(i));
+  if (static_cast<int64_t>(pattern.size()) != x.layers)
+    r.fail("hybrid_override_pattern", "num_hidden_layers (" + num(x.layers) + ") layers",
+           std::to_string(pattern.size()) + " layers");
+  x.m["layer_pattern"] = pattern;
+  const auto has = [&](char ch) { return pattern.find(ch) != std::string::npos; };
+
+  const int64_t heads = r.size("num_attention_heads"), kv = r.size("num_key_value_heads", heads);
+  if (heads % kv != 0)
+    r.fail("num_key_value_heads", "a divisor of num_attention_heads (" + num(heads) + ")", num(kv));
+  const std::string hd_key = r.has("head_dim") ? "head_dim" : "attention_head_dim";
+  x.attn["kind"] = kv == heads ? "mha" : "gqa";
+  x.attn["heads"] = heads;
+  x.attn["kv_heads"] = kv;
+  x.attn["head_dim"] = r.has(hd_key) ? r.size(hd_key) : r.size("head_dim", x.hidden / heads);
+  x.attn["qkv_bias"] = r.boolean("attention_bias", false);
+
+  if (has('M')) {
+    const int64_t mh = r.size("mamba_num_heads"), groups = r.size("n_groups", 1);
+    if (mh % groups != 0) r.fail("n_groups", "a divisor of mamba_num_heads (" + num(mh) + ")", num(groups));
+    x.m["mamba"] = {{"heads", mh},
+                    {"head_dim", r.size("mamba_head_dim")},
+                    {"state_dim", r.size("ssm_state_size")},
+                    {"groups", groups},
+                    {"conv_kernel", r.integer("conv_kernel", 1, 64, 4)},
+                    {"chunk_size", r.integer("chunk_size", 1, 65536, 128)}};
+  }
+  if (has('-')) x.m["dense_ffn"] = r.size("intermediate_size");
+  if (r.has("moe_latent_size") && meaningful(r.raw("moe_latent_size")))
+    r.fail("moe_latent_size", "null (LatentMoE's latent projections are not modelled)",
+           found_text(r.raw("moe_latent_size")));
+  if (has('E')) {
+    const int64_t experts = r.size("n_routed_experts");
+    routed_experts(x, "n_routed_experts", experts, r, "num_experts_per_tok", r.size("num_experts_per_tok"),
+                   r.size("moe_intermediate_size"));
+    const int64_t shared = r.count("n_shared_experts", 1);
+    x.moe["shared_experts"] = shared;
+    if (shared > 0) x.moe["shared_ffn"] = r.size("moe_shared_expert_intermediate_size");
+    const int64_t groups = r.size("n_group", 1);
+    if (experts % groups != 0)
+      r.fail("n_group", "a divisor of n_routed_experts (" + num(experts) + ")", num(groups));
+    x.moe["groups"] = groups;
+    x.moe["topk_groups"] = r.count("topk_group", 0);
+    x.moe["score"] = "sigmoid";
+    x.not_modelled.push_back("the router's expert bias");
+  } else {
+    // NemotronHConfig writes its MoE defaults into every config: without E layers they describe nothing.
+    for (const char* k : {"n_routed_experts", "num_experts_per_tok", "moe_intermediate_size",
+                          "n_shared_experts", "n_group", "topk_group"})
+      if (r.has(k)) r.raw(k);
+  }
+  const int64_t mtp = r.count("num_nextn_predict_layers", 0);
+  if (mtp > 0) {
+    const std::string mp = r.string("mtp_hybrid_override_pattern", "*E");
+    if (mp != "*E" && !(mp == "*-" && !has('E')))
+      r.fail("mtp_hybrid_override_pattern",
+             "\"*E\" (an MTP module of attention and the model's MoE layer, as moesim prices one)",
+             in_quotes(mp));
+    x.m["mtp_depth"] = mtp;
+  }
+}
+
 void read_dense(Import& x) {
   common_dims(x);
   const std::string& t = x.r.type();
@@ -526,6 +611,7 @@ const Family kFamilies[] = {
     {"gpt_oss", read_gpt_oss, false},
     {"llama4_text", read_llama4, false},
     {"dbrx", read_dbrx, false},
+    {"nemotron_h", read_nemotron_h, false},
     {"llama", read_dense, true},
     {"mistral", read_dense, true},
     {"qwen2", read_dense, true},

@@ -18,7 +18,9 @@ const Registry<Activation>& activations() {
       "activation",
       "FFN activations (model.activation)",
       {{"swiglu", "gated SiLU, three matrices gate/up/down (Shazeer 2020)", Activation::kSwiglu},
-       {"gelu", "GELU, two matrices up/down (Hendrycks & Gimpel 2016)", Activation::kGelu}}};
+       {"gelu", "GELU, two matrices up/down (Hendrycks & Gimpel 2016)", Activation::kGelu},
+       {"relu2", "squared ReLU, two matrices up/down (So et al. 2021; Nemotron-H, Nemotron 3)",
+        Activation::kRelu2}}};
   return r;
 }
 

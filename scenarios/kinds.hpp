@@ -11,7 +11,7 @@ namespace moesim {
 /// attention with low-rank compressed queries and keys/values (DeepSeek-V2 report §2.1).
 enum class AttentionKind { kMha, kGqa, kMla };
 /// FFN activation: SwiGLU has three weight matrices (gate, up, down), GELU two.
-enum class Activation { kSwiglu, kGelu };
+enum class Activation { kSwiglu, kGelu, kRelu2 };
 /// Router scoring function.
 enum class RouterScore { kSoftmax, kSigmoid };
 /// Scale-up (intra-domain) network.

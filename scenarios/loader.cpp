@@ -67,6 +67,41 @@ void if_read_cleanly(Problems& problems, std::size_t before, F&& checks) {
   if (problems.size() == before) problems.check(checks);
 }
 
+// A hybrid model's layer pattern against the sections it needs: every layer kind it names has its
+// section, every section has a layer, and the MoE layers are the pattern's alone.
+void check_layer_pattern(const ModelSpec& m, const ObjectReader& r) {
+  const std::string& p = m.layer_pattern;
+  if (p.empty()) {
+    if (m.mamba.heads > 0)
+      r.fail("layer_pattern", "a pattern placing the Mamba layers (the model has a \"mamba\" section)",
+             "nothing");
+    return;
+  }
+  for (std::size_t i = 0; i < p.size(); ++i)
+    if (std::string("M*-E").find(p[i]) == std::string::npos)
+      r.fail("layer_pattern", "one of M (Mamba-2), * (attention), - (dense MLP), E (MoE) per layer",
+             "'" + std::string(1, p[i]) + "' at layer " + std::to_string(i));
+  if (static_cast<int>(p.size()) != m.layers)
+    r.fail("layer_pattern", "one character per layer (layers " + std::to_string(m.layers) + ")",
+           std::to_string(p.size()) + " characters");
+  const auto has = [&](char c) { return p.find(c) != std::string::npos; };
+  if (has('E') != (m.moe.experts > 0))
+    r.fail("layer_pattern",
+           has('E') ? "a \"moe\" section for its E layers" : "E layers for the \"moe\" section",
+           has('E') ? "no \"moe\" section" : "none");
+  if (has('M') != (m.mamba.heads > 0))
+    r.fail("layer_pattern",
+           has('M') ? "a \"mamba\" section for its M layers" : "M layers for the \"mamba\" section",
+           has('M') ? "no \"mamba\" section" : "none");
+  if (has('-') && m.dense_ffn == 0)
+    r.fail("dense_ffn", "a positive dense FFN size (the layer_pattern has - layers)", "0");
+  if (m.moe.experts > 0 && (m.moe.first_dense_layers != 0 || m.moe.layer_freq != 1))
+    r.fail("layer_pattern",
+           "moe.first_dense_layers 0 and moe.layer_freq 1 with a pattern (the pattern places the MoE layers)",
+           "first_dense_layers " + std::to_string(m.moe.first_dense_layers) + ", layer_freq " +
+               std::to_string(m.moe.layer_freq));
+}
+
 }  // namespace
 
 ModelSpec model_from_json(const Json& j, const std::string& source, const std::string& pointer,
@@ -110,7 +145,21 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
       });
     });
   }
+  if (const Json* mamba = r.optional_child("mamba")) {
+    problems.check([&] {
+      ObjectReader e(*mamba, source, r.at("mamba"));
+      const std::size_t start = problems.size();
+      mamba_params().read(e, m.mamba, &problems);
+      e.finish(problems);
+      if_read_cleanly(problems, start, [&] {
+        if (m.mamba.heads % m.mamba.groups != 0)
+          e.fail("groups", "a divisor of heads (" + std::to_string(m.mamba.heads) + ")",
+                 std::to_string(m.mamba.groups));
+      });
+    });
+  }
   r.finish(problems);
+  if_read_cleanly(problems, before, [&] { check_layer_pattern(m, r); });
   if_read_cleanly(problems, before, [&] {
     if (m.moe.experts > 0) {
       if (m.moe.first_dense_layers > m.layers)
@@ -136,6 +185,7 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
 
 Json model_to_json(const ModelSpec& m) {
   Json j = model_params().resolved(m);
+  if (m.layer_pattern.empty()) j.erase("layer_pattern");  // transformer blocks: as before patterns existed
   Json at = attention_params().resolved(m.attention);
   // Keys of one attention kind only (elsewhere unknown keys): MLA has no kv_heads, the others no ranks.
   if (m.attention.kind == AttentionKind::kMla)
@@ -144,6 +194,7 @@ Json model_to_json(const ModelSpec& m) {
     for (const char* k : {"q_lora_rank", "kv_lora_rank", "rope_head_dim"}) at.erase(k);
   j["attention"] = at;
   if (m.moe.experts > 0) j["moe"] = moe_params().resolved(m.moe);
+  if (m.mamba.heads > 0) j["mamba"] = mamba_params().resolved(m.mamba);
   return j;
 }
 

@@ -392,6 +392,7 @@ std::vector<ParamInfo> scenario_parameters() {
   add(model_params().infos());
   add(attention_params().infos());
   add(moe_params().infos());
+  add(mamba_params().infos());
   add(cluster_params().infos());
   add(gpu_params().infos());
   add(scale_up_params().infos());

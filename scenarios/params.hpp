@@ -181,6 +181,7 @@ Param<S> choices(const char* key, std::vector<E> S::*m, const Registry<E>& (*reg
 const ParamTable<ModelSpec>& model_params();
 const ParamTable<AttentionSpec>& attention_params();
 const ParamTable<MoeSpec>& moe_params();
+const ParamTable<MambaSpec>& mamba_params();
 const ParamTable<GpuSpec>& gpu_params();
 const ParamTable<ReferenceSpec>& reference_params();
 const ParamTable<ReferenceSpec>& reference_phase_params();

@@ -59,6 +59,9 @@ const ParamTable<ModelSpec>& model_params() {
        choice("activation", &ModelSpec::activation, activations, Activation::kSwiglu, "FFN activation"),
        boolean("tied_embeddings", &ModelSpec::tied_embeddings, false, "output head shares the embedding"),
        integer("mtp_depth", &ModelSpec::mtp_depth, 0, 16, 0, "multi-token-prediction modules"),
+       text("layer_pattern", &ModelSpec::layer_pattern, "",
+            "hybrid models: one character per layer, M Mamba-2, * attention, - dense MLP, E MoE (\"\": "
+            "transformer blocks)"),
        number("published_total_params", &ModelSpec::published_total_params, 0, 1e16, 0.0,
               "model card's total parameters, for checks (0: unknown)"),
        number("published_active_params", &ModelSpec::published_active_params, 0, 1e16, 0.0,
@@ -125,6 +128,18 @@ const ParamTable<MoeSpec>& moe_params() {
        integer("groups", &MoeSpec::groups, 1, kMaxDim, 1, "expert groups for group-limited routing"),
        integer("topk_groups", &MoeSpec::topk_groups, 0, kMaxDim, 0, "groups a token may use (0: all)"),
        choice("score", &MoeSpec::score, router_scores, RouterScore::kSoftmax, "router scoring")}};
+  return t;
+}
+
+const ParamTable<MambaSpec>& mamba_params() {
+  static const ParamTable<MambaSpec> t{
+      "/model/mamba",
+      {integer("heads", &MambaSpec::heads, 1, kMaxDim, std::nullopt, "SSM heads"),
+       integer("head_dim", &MambaSpec::head_dim, 1, kMaxDim, std::nullopt, "channels per SSM head"),
+       integer("state_dim", &MambaSpec::state_dim, 1, kMaxDim, std::nullopt, "SSM state size (d_state)"),
+       integer("groups", &MambaSpec::groups, 1, kMaxDim, 1, "B/C groups (a divisor of heads)"),
+       integer("conv_kernel", &MambaSpec::conv_kernel, 1, 64, 4, "causal convolution width"),
+       integer("chunk_size", &MambaSpec::chunk_size, 1, 65536, 128, "SSD chunk length")}};
   return t;
 }
 

@@ -44,9 +44,22 @@ struct MoeSpec {
   RouterScore score = RouterScore::kSoftmax;  ///< router scoring
 };
 
+/// A Mamba-2 mixer layer (Dao & Gu 2024, "Transformers are SSMs", state space duality): in_proj h ->
+/// [z, x, B, C, dt], a causal depthwise convolution over [x, B, C], the chunked SSD scan, a gated RMSNorm
+/// and out_proj d_inner -> h, with d_inner = heads x head_dim (Megatron-Core MambaMixer).
+struct MambaSpec {
+  int heads = 0;         ///< SSM heads (0: the model has no Mamba layers)
+  int head_dim = 0;      ///< channels per head (P)
+  int state_dim = 0;     ///< SSM state size (N, d_state)
+  int groups = 1;        ///< B/C groups (G, n_groups), a divisor of heads
+  int conv_kernel = 4;   ///< causal convolution width (d_conv)
+  int chunk_size = 128;  ///< SSD chunk length (Q)
+  double inner() const { return double(heads) * head_dim; }
+};
+
 struct ModelSpec {
   std::string name;
-  int layers = 0;  ///< transformer blocks (excluding MTP modules)
+  int layers = 0;  ///< transformer blocks (excluding MTP modules); with a layer_pattern, its layers
   int hidden = 0;
   int vocab = 0;
   int dense_ffn = 0;  ///< intermediate size of a dense FFN layer
@@ -55,6 +68,12 @@ struct ModelSpec {
   int mtp_depth = 0;  ///< multi-token-prediction modules (DeepSeek-V3: 1), each one extra block
   AttentionSpec attention;
   MoeSpec moe;
+  MambaSpec mamba;
+  /// Hybrid models (Megatron-Core hybrid_layer_pattern, Hugging Face hybrid_override_pattern): one
+  /// character per layer, each layer one sub-layer with its own pre-norm and residual: 'M' a Mamba-2
+  /// mixer, '*' attention, '-' a dense MLP, 'E' an MoE layer. Empty: every layer is a transformer block
+  /// (attention, then a dense MLP or an MoE layer as first_dense_layers and layer_freq say).
+  std::string layer_pattern;
   double published_total_params = 0;  ///< from the model card, for checks (0 = unknown)
   double published_active_params = 0;
   std::string source;  ///< citation of the dimensions

@@ -75,6 +75,17 @@ void validate(Scenario& s, Problems& problems) {
           "a divisor or multiple of the KV heads (" + str(m.attention.kv_heads) + ")", str(p.tp));
   });
   independent([&] {
+    // Megatron-Core splits a Mamba mixer's heads and B/C groups over the tensor-parallel ranks.
+    if (m.mamba.heads > 0 && (m.mamba.heads % p.tp != 0 || m.mamba.groups % p.tp != 0))
+      bad(s, "/parallelism/attention/tp",
+          "a divisor of the Mamba heads (" + str(m.mamba.heads) + ") and groups (" + str(m.mamba.groups) +
+              ")",
+          str(p.tp));
+    if (m.mamba.heads > 0 && p.cp > 1)
+      bad(s, "/parallelism/attention/cp",
+          "1 for a model with Mamba layers (context parallelism of the SSD scan is not modelled)", str(p.cp));
+  });
+  independent([&] {
     if (s.workload.seq_len % (2 * p.cp) != 0 && p.cp > 1)
       bad(s, "/parallelism/attention/cp",
           "2 x cp dividing seq_len " + str(s.workload.seq_len) +
@@ -288,6 +299,13 @@ void validate_serving(Scenario& s, Problems& problems) {
   const auto& sv = s.serving;
   const auto independent = [&](auto&& check) { problems.check(check); };
   validate_cluster(s, problems);
+  independent([&] {
+    if (!m.layer_pattern.empty())
+      bad(s, "/model",
+          "a model of transformer blocks (hybrid layer patterns, Mamba layers among them, are priced for "
+          "training only)",
+          "the layer_pattern of " + m.name);
+  });
   s.layout = Layout{};
   s.layout.gpus = c.gpus();
   s.layout.gpus_per_node = c.gpus_per_node;

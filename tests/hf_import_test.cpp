@@ -84,6 +84,7 @@ const std::vector<std::string> kFixtures = {"deepseek_v2.json",
                                             "mixtral_8x7b.json",
                                             "olmoe.json",
                                             "gpt_oss_120b.json",
+                                            "nemotron_3_nano_30b_a3b.json",
                                             "llama_4_scout_17b_16e.json",
                                             "llama_4_maverick_17b_128e.json",
                                             "dbrx_instruct.json",
@@ -448,6 +449,76 @@ TEST(HfImport, KimiK25WrapperReadsTextConfig) {
 
 // ------------------------------------------------------------------------------------ dense families
 
+TEST(HfImport, NemotronHHybridPattern) {
+  // config.json of nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16 (model_type nemotron_h): 52 layers named by
+  // hybrid_override_pattern (23 Mamba-2, 23 MoE, 6 attention), Mamba-2 heads 64 x 64 with state 128 in
+  // 8 groups; 128 experts of 1856, top-6, one shared expert of 3712, n_group 1; squared ReLU.
+  ModelSpec m = import_file("nemotron_3_nano_30b_a3b.json");
+  EXPECT_EQ(m.layers, 52);
+  EXPECT_EQ(m.layer_pattern, "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME");
+  EXPECT_EQ(std::count(m.layer_pattern.begin(), m.layer_pattern.end(), 'M'), 23);
+  EXPECT_EQ(std::count(m.layer_pattern.begin(), m.layer_pattern.end(), '*'), 6);
+  EXPECT_EQ(m.hidden, 2688);
+  EXPECT_EQ(m.vocab, 131072);
+  EXPECT_EQ(m.activation, Activation::kRelu2);
+  EXPECT_EQ(m.attention.kind, AttentionKind::kGqa);
+  EXPECT_EQ(m.attention.heads, 32);
+  EXPECT_EQ(m.attention.kv_heads, 2);
+  EXPECT_EQ(m.attention.head_dim, 128);
+  EXPECT_EQ(m.mamba.heads, 64);
+  EXPECT_EQ(m.mamba.head_dim, 64);
+  EXPECT_EQ(m.mamba.state_dim, 128);
+  EXPECT_EQ(m.mamba.groups, 8);
+  EXPECT_EQ(m.mamba.conv_kernel, 4);
+  EXPECT_EQ(m.mamba.chunk_size, 128);
+  EXPECT_EQ(m.moe.experts, 128);
+  EXPECT_EQ(m.moe.top_k, 6);
+  EXPECT_EQ(m.moe.expert_ffn, 1856);
+  EXPECT_EQ(m.moe.shared_experts, 1);
+  EXPECT_EQ(m.moe.shared_ffn, 3712);
+  EXPECT_EQ(m.moe.groups, 1);
+  EXPECT_EQ(m.moe.score, RouterScore::kSigmoid);
+  EXPECT_EQ(m.dense_ffn, 0);  // intermediate_size is unused: no '-' layer
+  // The catalog's own entry, written from Megatron-Bridge's recipe, is the same model.
+  const ModelSpec c =
+      model_from_json(read_json_file(std::string(MOESIM_SOURCE_DIR) +
+                                     "/scenarios/catalog/models/nemotron-3-nano-30b-a3b.json"),
+                      "catalog", "");
+  EXPECT_DOUBLE_EQ(models::count_params(m).total, models::count_params(c).total);
+  EXPECT_DOUBLE_EQ(models::count_params(m).active, models::count_params(c).active);
+}
+
+TEST(HfImportErrors, NemotronHChecks) {
+  Json c = hf_config("nemotron_3_nano_30b_a3b.json");
+  c["hybrid_override_pattern"] = "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEMX";
+  EXPECT_EQ(import_error(c),
+            "cfg.json: /hybrid_override_pattern: expected one of M, *, -, E per layer (and | "
+            "between pipeline stages), found 'X' at layer 51");
+  c = hf_config("nemotron_3_nano_30b_a3b.json");
+  c["num_hidden_layers"] = 50;
+  EXPECT_EQ(import_error(c),
+            "cfg.json: /hybrid_override_pattern: expected num_hidden_layers (50) layers, found 52 layers");
+  c = hf_config("nemotron_3_nano_30b_a3b.json");
+  c["mlp_hidden_act"] = "silu";
+  EXPECT_EQ(import_error(c), "cfg.json: /mlp_hidden_act: expected \"relu2\" (squared ReLU), found \"silu\"");
+  c = hf_config("nemotron_3_nano_30b_a3b.json");
+  c["n_groups"] = 3;
+  EXPECT_EQ(import_error(c), "cfg.json: /n_groups: expected a divisor of mamba_num_heads (64), found 3");
+  c = hf_config("nemotron_3_nano_30b_a3b.json");
+  c["moe_latent_size"] = 1024;
+  EXPECT_TRUE(starts_with(import_error(c), "cfg.json: /moe_latent_size: expected null (LatentMoE"))
+      << import_error(c);
+  c = hf_config("nemotron_3_nano_30b_a3b.json");
+  c["num_nextn_predict_layers"] = 1;
+  c["mtp_hybrid_override_pattern"] = "*-*E";
+  EXPECT_TRUE(starts_with(import_error(c), "cfg.json: /mtp_hybrid_override_pattern: expected \"*E\""))
+      << import_error(c);
+  // Pipeline-stage delimiters are dropped.
+  c = hf_config("nemotron_3_nano_30b_a3b.json");
+  c["hybrid_override_pattern"] = "MEMEM*EMEMEM*EMEMEM*EMEMEM*|EMEMEM*EMEMEMEM*EMEMEMEME";
+  EXPECT_EQ(import_json(c).layer_pattern, "MEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEM*EMEMEMEM*EMEMEMEME");
+}
+
 TEST(HfImport, DenseFamilies) {
   struct Case {
     const char* file;
@@ -527,6 +598,9 @@ TEST(HfImportParams, CountsMatchPublishedFigures) {
       {"llama_4_maverick_17b_128e.json", 400e9, 17e9, Active::kAll},
       // Databricks, "Introducing DBRX" (March 2024): 132B total, 36B active on any input.
       {"dbrx_instruct.json", 132e9, 36e9, Active::kAll},
+      // Nemotron 3 Nano technical report (arXiv:2512.20848): 31.6B total, 3.6B active with the
+      // embeddings (3.2B without).
+      {"nemotron_3_nano_30b_a3b.json", 31.6e9, 3.6e9, Active::kAll},
       // microsoft/Phi-3.5-MoE-instruct model card: 6.6B active with 2 experts; 41.9B total parameters
       // (the Hub's count of the checkpoint).
       {"phi_3_5_moe_instruct.json", 41.9e9, 6.6e9, Active::kAll},
@@ -587,9 +661,9 @@ TEST(HfImport, ImportedEntryIsStrictCatalogJson) {
 
 TEST(HfImport, ListsTheFamilies) {
   const auto types = hf_model_types();
-  for (const char* t :
-       {"deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm4_moe", "qwen2_moe", "qwen3_moe",
-        "mixtral", "phimoe", "olmoe", "gpt_oss", "llama4", "dbrx", "llama", "mistral", "qwen2", "qwen3"})
+  for (const char* t : {"deepseek_v2", "deepseek_v3", "deepseek_v32", "kimi_k2", "glm4_moe", "qwen2_moe",
+                        "qwen3_moe", "mixtral", "phimoe", "olmoe", "gpt_oss", "llama4", "dbrx", "nemotron_h",
+                        "llama", "mistral", "qwen2", "qwen3"})
     EXPECT_NE(std::find(types.begin(), types.end(), t), types.end()) << t;
   EXPECT_EQ(std::find(types.begin(), types.end(), "bert"), types.end());
 }
