@@ -199,7 +199,8 @@ double serving_attention_block(const PricingContext& c, Builder& bl, int layer) 
     }
   } else {
     const double kvh = std::max(1.0, double(a.kv_heads) / c.tp);
-    bl.gemm("attn.qkv", proj, T, (H + kvh) * a.head_dim + kvh * a.v_head_dim, h, c.prec);
+    bl.gemm("attn.qkv", proj, T,
+            (H + kvh) * a.head_dim + kvh * a.v_head_dim + (a.output_gate ? H * a.head_dim : 0.0), h, c.prec);
     kv_per_token = kvh * (a.head_dim + a.v_head_dim) * sb.kv_elem_bytes;
     if (Td > 0) {
       DecodeAttentionShape d;
@@ -227,6 +228,7 @@ double serving_attention_block(const PricingContext& c, Builder& bl, int layer) 
     }
   }
   bl.memory("attn.kv_write", R::kAttention, T * kv_per_token * 2);  // read the new K, V; write the cache
+  if (a.output_gate) bl.memory("attn.output_gate", R::kAttention, T * H * a.v_head_dim * kAct * 3);
   bl.gemm("attn.out", proj, T, h, H * a.v_head_dim, c.prec);
   if (c.tp > 1) {
     const double bytes = T * h * kAct;
@@ -298,7 +300,8 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
     kv_bytes_per_token = H * (qk_dim + a.v_head_dim) * kAct;
   } else {
     const double kvh = std::max(1.0, double(a.kv_heads) / c.tp);
-    const double qkv = (H + kvh) * a.head_dim + kvh * a.v_head_dim;
+    // Gated attention: q_proj also yields the output gate, one value per query channel.
+    const double qkv = (H + kvh) * a.head_dim + kvh * a.v_head_dim + (a.output_gate ? H * a.head_dim : 0.0);
     bl.gemm("attn.qkv", proj, T, qkv, h, c.prec, fr);
     saved += T * qkv * kAct;
     kv_bytes_per_token = kvh * (a.head_dim + a.v_head_dim) * kAct;
@@ -320,6 +323,10 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
     bl.add("attn.core.recompute", R::kAttention, Pass::kBackwardInput, OpKind::kAttention, af,
            sh.forward_flops(), true);
   saved += T * H * a.v_head_dim * kAct + T * H * 4.0;  // output and softmax statistics (FP32)
+  if (a.output_gate) {  // sigmoid(gate) x output: reads both, writes the product; keeps the gated output
+    bl.memory("attn.output_gate", R::kAttention, T * H * a.v_head_dim * kAct * 3, fr);
+    saved += T * H * a.v_head_dim * kAct;
+  }
   if (c.cp > 1) {
     // Ring attention passes K and V around the cp ranks: (cp-1) hops of this rank's KV, hidden under
     // the attention kernel when it is long enough (Liu et al. 2023, Ring Attention); backward also
@@ -335,6 +342,34 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
   tp_exit(c, bl, "attn.tp_reduce_scatter", "attn.tp_all_reduce");
   bl.memory("attn.residual", R::kResidual, c.T_sp * h * kAct * 3);
   return fr ? c.T_sp * h * kAct : saved;
+}
+
+// A kernel of a chunked linear-recurrence scan (Mamba-2's SSD, Gated DeltaNet's delta rule): batched small
+// matmuls, `groups` of rows x n x k per family (one per chunk and head or group), that move `bytes`. Priced
+// as the slower of the matmuls on the grouped-GEMM fit (BF16) and the bytes at the stream rate.
+struct MatmulFamily {
+  double groups = 0, rows = 0, n = 0, k = 0;
+};
+struct Kernel {
+  double seconds = 0, flops = 0;
+};
+Kernel chunk_kernel(const PricingContext& c, double bytes, std::initializer_list<MatmulFamily> families) {
+  Kernel x;
+  double gemm = 0;
+  for (const MatmulFamily& f : families) {
+    if (f.groups <= 0) continue;
+    x.flops += 2 * f.groups * f.rows * f.n * f.k;
+    gemm += c.cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(f.groups), f.rows), f.n, f.k,
+                              Precision::kBf16);
+  }
+  x.seconds = std::max(gemm, c.cm.memory_bound(bytes));
+  return x;
+}
+
+// Chunks of one GPU's microbatch for a chunked scan: each sequence of seq_len / cp tokens cut into chunks.
+double chunks_of(const PricingContext& c, double chunk) {
+  const double local_seq = double(c.s.workload.seq_len) / c.cp;
+  return c.T / local_seq * std::ceil(local_seq / chunk);
 }
 
 // A Mamba-2 mixer layer (Megatron-Core MambaMixer on mamba_ssm's Triton kernels, the memory-efficient
@@ -357,29 +392,15 @@ double mamba_block(const PricingContext& c, Builder& bl) {
   const R scan = R::kMambaScan;
   bl.memory("mamba.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
   tp_enter(c, bl, "mamba.tp_all_gather");
-  bl.gemm("mamba.in_proj", R::kMambaProjection, T, proj, h, c.prec, fr);
+  bl.gemm("mamba.in_proj", R::kMixerProjection, T, proj, h, c.prec, fr);
   bl.memory("mamba.conv1d", scan, T * conv * kAct * 2, fr);  // read [x, B, C], write it convolved (+SiLU)
 
-  // Chunks of this GPU's microbatch: each sequence of seq_len / cp tokens cut into chunks of Q.
-  const double local_seq = double(c.s.workload.seq_len) / c.cp;
-  const double chunks = T / local_seq * std::ceil(local_seq / Q);
+  const double chunks = chunks_of(c, Q);
   const double X = T * di * kAct, Bb = T * G * N * kAct;  // x (or dout), B (or C): BF16
   const double S4 = chunks * H * P * N * 4, S2 = S4 / 2, CB4 = chunks * G * Q * Q * 4;  // FP32 / BF16
-  struct Kernel {
-    double seconds = 0, flops = 0;
-  };
-  // A kernel of `groups` matmuls rows x n x k (plus a second family, `groups2` of rows2 x n2 x k2) that
-  // moves `bytes`.
   const auto kernel = [&](double groups, double rows, double n, double k, double bytes, double groups2 = 0,
                           double rows2 = 0, double n2 = 0, double k2 = 0) {
-    const auto gg = [&](double g, double r, double nn, double kk) {
-      if (g <= 0) return 0.0;
-      return c.cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(g), r), nn, kk, Precision::kBf16);
-    };
-    Kernel x;
-    x.flops = 2 * groups * rows * n * k + 2 * groups2 * rows2 * n2 * k2;
-    x.seconds = std::max(gg(groups, rows, n, k) + gg(groups2, rows2, n2, k2), c.cm.memory_bound(bytes));
-    return x;
+    return chunk_kernel(c, bytes, {{groups, rows, n, k}, {groups2, rows2, n2, k2}});
   };
   const Kernel state = kernel(chunks * H, N, P, Q, X + Bb + S4);  // chunk states Bᵀ·x
   const Kernel passing{c.cm.memory_bound(S4 + S2), 0};            // states carried across chunks
@@ -415,13 +436,87 @@ double mamba_block(const PricingContext& c, Builder& bl) {
 
   // Gated RMSNorm: reads the scan output and z, writes the normed product.
   bl.memory("mamba.gated_norm", scan, T * di * kAct * 3, fr);
-  bl.gemm("mamba.out_proj", R::kMambaProjection, T, h, di, c.prec, fr);
+  bl.gemm("mamba.out_proj", R::kMixerProjection, T, h, di, c.prec, fr);
   tp_exit(c, bl, "mamba.tp_reduce_scatter", "mamba.tp_all_reduce");
   bl.memory("mamba.residual", R::kResidual, c.T_sp * h * kAct * 3);
   if (fr) return c.T_sp * h * kAct;
   // The norm's input and (unless recomputed) its output, in_proj's output [z, x, B, C, dt] and the scan
   // output before the gate (the combined kernel's saved tensors), and out_proj's input.
   return c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct) + T * proj * kAct + 2 * T * di * kAct;
+}
+
+// A Gated DeltaNet mixer layer (Megatron-Core GatedDeltaNet on flash-linear-attention's kernels, as
+// Qwen3-Next and Qwen3.5 run it): norm, (TP all-gather), in_proj to [q, k, v, z, beta, alpha], the causal
+// depthwise convolution over [q, k, v], L2 norms of q and k (repeated to the value heads), the chunked
+// gated delta rule, the gated RMSNorm, out_proj, (TP reduce-scatter), residual. Key and value heads split
+// over tp. The delta rule is priced kernel by kernel as chunk_gated_delta_rule runs it on chunks of C
+// tokens, each kernel the slower of its batched matmuls and its bytes (chunk_kernel): β·K·Kᵀ (FP32 out),
+// its triangular solve (memory-bound), the WY products w and u, the state recurrence (dk x dv states,
+// BF16), the output. The backward is chunk_gated_delta_rule_bwd's list: w, u and the states recomputed,
+// the local dv, the backward state recurrence, dq/dk/dw with the score gradient, and the WY
+// representation's backward.
+double gdn_block(const PricingContext& c, Builder& bl) {
+  const auto& m = c.s.model;
+  const GatedDeltaNetSpec& g = m.gdn;
+  const double h = m.hidden, T = c.T;
+  const double Hk = double(g.key_heads) / c.tp, Hv = double(g.value_heads) / c.tp;
+  const double dk = g.key_head_dim, dv = g.value_head_dim, C = g.chunk_size;
+  const double qk = Hk * dk, v = Hv * dv, conv = 2 * qk + v, proj = 2 * qk + 2 * v + 2 * Hv;
+  const bool fr = full_rc(c), ln = rc(c, RecomputeModule::kLayernorm);
+  const R rule = R::kDeltaRule;
+  bl.memory("gdn.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
+  tp_enter(c, bl, "gdn.tp_all_gather");
+  bl.gemm("gdn.in_proj", R::kMixerProjection, T, proj, h, c.prec, fr);
+  bl.memory("gdn.conv1d", rule, T * conv * kAct * 2, fr);  // read [q, k, v], write it convolved (+SiLU)
+  // L2 norms of q and k, written repeated to the value heads.
+  const double QK = T * Hv * dk * kAct;  // q (or k) per value head, BF16
+  bl.memory("gdn.qk_l2norm", rule, T * 2 * qk * kAct + 2 * QK, fr);
+
+  const double n = chunks_of(c, C), cg = n * Hv;  // (chunk, value head) pairs
+  const double V = T * v * kAct, A4 = cg * C * C * 4, S = cg * dk * dv * kAct;
+  const Kernel kkt = chunk_kernel(c, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
+  const Kernel solve{c.cm.memory_bound(A4 + A4 / 2), 0};          // (I + A)⁻¹, FP32 in, BF16 out
+  const Kernel wu = chunk_kernel(c, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
+  const Kernel hs = chunk_kernel(c, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
+  const Kernel out = chunk_kernel(c, 2 * QK + V + S + V, {{cg, C, dv, dk}, {cg, C, C, dk}, {cg, C, dv, C}});
+  const std::pair<const char*, Kernel> fwd[] = {{"gdn.rule_kkt", kkt},
+                                                {"gdn.rule_solve", solve},
+                                                {"gdn.rule_wu", wu},
+                                                {"gdn.rule_states", hs},
+                                                {"gdn.rule_output", out}};
+  for (const auto& [name, k] : fwd) {
+    const OpKind kind = k.flops > 0 ? OpKind::kGroupedGemm : OpKind::kMemory;
+    const double work = k.flops > 0 ? k.flops : A4 + A4 / 2;
+    bl.add(name, rule, Pass::kForward, kind, k.seconds, work);
+    if (fr) bl.add(name, rule, Pass::kBackwardInput, kind, k.seconds, work, true);
+  }
+  const Kernel back[] = {
+      wu,
+      hs,                                                                 // recomputed
+      chunk_kernel(c, 2 * QK + 2 * V, {{cg, C, dv, C}, {cg, C, C, dk}}),  // local dv
+      chunk_kernel(c, 2 * QK + 2 * V + 2 * S, {{cg, dk, dv, C}, {cg, dk, dv, C}, {cg, C, dv, dk}}),  // dh
+      chunk_kernel(c, 4 * QK + 2 * V + S,
+                   {{cg, C, dk, dv},
+                    {cg, C, dk, dv},
+                    {cg, C, dk, dv},
+                    {cg, C, dk, C},
+                    {cg, C, dk, C},
+                    {cg, C, C, dv}}),  // dq, dk, dw, ds
+      chunk_kernel(c, A4 / 2 + 2 * QK + 2 * V,
+                   {{cg, C, C, dk}, {cg, C, C, dv}, {cg, C, dk, C}, {cg, C, dv, C}}),  // WY backward
+  };
+  Kernel b;
+  for (const Kernel& k : back) b.seconds += k.seconds, b.flops += k.flops;
+  bl.add("gdn.rule_backward", rule, Pass::kBackwardInput, OpKind::kGroupedGemm, b.seconds, b.flops);
+
+  bl.memory("gdn.gated_norm", rule, T * v * kAct * 3, fr);  // reads the output and z, writes their product
+  bl.gemm("gdn.out_proj", R::kMixerProjection, T, h, v, c.prec, fr);
+  tp_exit(c, bl, "gdn.tp_reduce_scatter", "gdn.tp_all_reduce");
+  bl.memory("gdn.residual", R::kResidual, c.T_sp * h * kAct * 3);
+  if (fr) return c.T_sp * h * kAct;
+  // The norm's input and (unless recomputed) its output, in_proj's output, the convolved [q, k, v], the
+  // rule's output and out_proj's input.
+  return c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct) + T * proj * kAct + T * conv * kAct + 2 * V;
 }
 
 double dense_ffn_block(const PricingContext& c, Builder& bl) {
@@ -600,6 +695,7 @@ double price_block(const PricingContext& c, BlockCost& b, int layer, bool mtp, L
   const LayerMix mix = mtp ? LayerMix{} : layer_mix(m, layer);
   if (mix.mixer == Mixer::kAttention) act += attention_block(c, bl, layer);
   if (mix.mixer == Mixer::kMamba) act += mamba_block(c, bl);
+  if (mix.mixer == Mixer::kGatedDeltaNet) act += gdn_block(c, bl);
   bl.mlp = false;
   if (routing != nullptr)
     act += moe_block(c, bl, *routing, geo);

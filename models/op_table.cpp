@@ -16,6 +16,8 @@ const char* block_kind_name(BlockKind k) {
       return "mamba";
     case BlockKind::kAttention:
       return "attention";
+    case BlockKind::kGatedDeltaNet:
+      return "gdn";
   }
   return "";
 }

@@ -7,6 +7,8 @@ LayerMix layer_mix(const ModelSpec& m, int layer) {
     switch (m.layer_pattern[static_cast<std::size_t>(layer)]) {
       case 'M':
         return {Mixer::kMamba, Mlp::kNone};
+      case 'G':
+        return {Mixer::kGatedDeltaNet, Mlp::kNone};
       case '*':
         return {Mixer::kAttention, Mlp::kNone};
       case 'E':
@@ -29,6 +31,11 @@ double ssd_forward_flops_per_token(const MambaSpec& s) {
   return 2 * Q * N * G + 2 * Q * P * H + 4 * N * P * H;
 }
 
+double gdn_forward_flops_per_token(const GatedDeltaNetSpec& s) {
+  const double C = s.chunk_size, dk = s.key_head_dim, dv = s.value_head_dim;
+  return s.value_heads * (6 * C * dk + 4 * C * dv + 6 * dk * dv);
+}
+
 double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer, int tp) {
   const LayerMix x = layer_mix(m, layer);
   const double h = m.hidden;
@@ -39,6 +46,7 @@ double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer,
   double v = h;  // the layer's pre-norm
   if (x.mixer == Mixer::kAttention) v += p.attention_per_layer / tp;
   if (x.mixer == Mixer::kMamba) v += p.mamba_per_layer / tp;
+  if (x.mixer == Mixer::kGatedDeltaNet) v += p.gdn_per_layer / tp;
   if (x.mlp == Mlp::kDense) v += p.dense_ffn_per_layer / tp;
   if (x.mlp == Mlp::kMoe) v += p.shared_per_layer + p.router_per_layer;
   return v;
@@ -64,6 +72,7 @@ ParamCounts count_params(const ModelSpec& m) {
     const double q = h * a.heads * a.head_dim, kv = h * a.kv_heads * (a.head_dim + a.v_head_dim);
     const double o = double(a.heads) * a.v_head_dim * h;
     p.attention_per_layer = q + kv + o;
+    if (a.output_gate) p.attention_per_layer += q;  // q_proj's second half: the output gate
     if (a.qkv_bias)
       p.attention_per_layer += double(a.heads) * a.head_dim + a.kv_heads * (a.head_dim + a.v_head_dim);
   }
@@ -76,6 +85,15 @@ ParamCounts count_params(const ModelSpec& m) {
     p.mamba_nonmatmul_per_layer = conv * (s.conv_kernel + 1) + 3.0 * s.heads + di;
     p.mamba_per_layer =
         h * (2 * di + 2.0 * s.groups * s.state_dim + s.heads) + di * h + p.mamba_nonmatmul_per_layer;
+  }
+  // Gated DeltaNet mixer (Megatron-Core GatedDeltaNet, Qwen3-Next): in_proj h -> [q, k, v, z, beta, alpha]
+  // (2·qk + 2·v + 2·value_heads), a depthwise causal convolution over [q, k, v] without bias, dt_bias and
+  // A_log per value head, the gated RMSNorm over one value head and out_proj v -> h.
+  if (m.gdn.key_heads > 0) {
+    const auto& g = m.gdn;
+    const double qk = g.qk_dim(), v = g.v_dim();
+    p.gdn_nonmatmul_per_layer = (2 * qk + v) * g.conv_kernel + 2.0 * g.value_heads + g.value_head_dim;
+    p.gdn_per_layer = h * (2 * qk + 2 * v + 2.0 * g.value_heads) + v * h + p.gdn_nonmatmul_per_layer;
   }
   // SwiGLU FFN has gate, up and down matrices (Shazeer 2020); GELU and squared ReLU have up and down.
   const double mats = m.activation == Activation::kSwiglu ? 3.0 : 2.0;
@@ -100,13 +118,14 @@ ParamCounts count_params(const ModelSpec& m) {
     for (int l = 0; l < m.layers; ++l) {
       const LayerMix x = layer_mix(m, l);
       p.mamba_layers += x.mixer == Mixer::kMamba;
+      p.gdn_layers += x.mixer == Mixer::kGatedDeltaNet;
       p.attention_layers += x.mixer == Mixer::kAttention;
       p.moe_layers += x.mlp == Mlp::kMoe;
       p.dense_layers += x.mlp == Mlp::kDense;
     }
     p.norms = m.layers * h;
-    common = p.attention_layers * p.attention_per_layer + p.mamba_layers * p.mamba_per_layer + p.norms +
-             p.dense_layers * p.dense_ffn_per_layer +
+    common = p.attention_layers * p.attention_per_layer + p.mamba_layers * p.mamba_per_layer +
+             p.gdn_layers * p.gdn_per_layer + p.norms + p.dense_layers * p.dense_ffn_per_layer +
              p.moe_layers * (p.shared_per_layer + p.router_per_layer) + p.embedding + p.head + h;
   }
   p.total = common + double(p.moe_layers) * m.moe.experts * p.expert;

@@ -7,7 +7,7 @@ namespace moesim::models {
 
 /// What one layer of a model holds: a token mixer and an MLP. A transformer block has attention and a
 /// dense MLP or an MoE layer; a layer of a hybrid model (ModelSpec::layer_pattern) has one of the four.
-enum class Mixer { kAttention, kMamba, kNone };
+enum class Mixer { kAttention, kMamba, kNone, kGatedDeltaNet };
 enum class Mlp { kDense, kMoe, kNone };
 struct LayerMix {
   Mixer mixer = Mixer::kAttention;
@@ -29,6 +29,9 @@ struct ParamCounts {
   double mamba_per_layer = 0;      ///< one Mamba-2 mixer: projections, convolution, dt bias, A, D, gated norm
   double mamba_nonmatmul_per_layer = 0;  ///< of mamba_per_layer: what no GEMM multiplies (convolution, ...)
   double norms = 0;                      ///< pre-norm weights of all layers of the main model
+  double gdn_per_layer = 0;  ///< one Gated DeltaNet mixer: projections, convolution, dt bias, A, gated norm
+  double gdn_nonmatmul_per_layer = 0;  ///< of gdn_per_layer: what no GEMM multiplies
+  int gdn_layers = 0;
   int mamba_layers = 0;
   int attention_layers = 0;
   double embedding = 0;  ///< input embedding (vocab x hidden)
@@ -55,5 +58,11 @@ double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer,
 /// kernels compute it, every chunk block in full): C·Bᵀ per chunk and group 2·Q·N·G, the intra-chunk
 /// product with x 2·Q·P·H, the chunk states Bᵀ·x 2·N·P·H and their contribution C·state 2·N·P·H.
 double ssd_forward_flops_per_token(const MambaSpec& s);
+
+/// Forward FLOPs per token of one Gated DeltaNet layer's chunked delta rule (flash-linear-attention's
+/// chunk_gated_delta_rule, q and k repeated to the value heads, every chunk block in full), per value head
+/// with chunk C: β·K·Kᵀ 2·C·dk, the WY products w and u 2·C·dk + 2·C·dv, the state update w·h and
+/// kᵀ·v_new 4·dk·dv, the output q·h 2·dk·dv and (q·kᵀ)·v_new 2·C·dk + 2·C·dv.
+double gdn_forward_flops_per_token(const GatedDeltaNetSpec& s);
 
 }  // namespace moesim::models

@@ -26,13 +26,15 @@ double training_flops_per_token(const ModelSpec& m, int seq_len, bool causal) {
   const ParamCounts p = count_params(m);
   // Matmul parameters a token touches: active minus the input embedding (a lookup), norms and the Mamba
   // parameters no GEMM multiplies.
-  const double matmul =
-      m.layer_pattern.empty()
-          ? p.active - p.embedding - m.layers * p.norms_per_layer - m.hidden
-          : p.active - p.embedding - p.norms - m.hidden - p.mamba_layers * p.mamba_nonmatmul_per_layer;
+  const double matmul = m.layer_pattern.empty()
+                            ? p.active - p.embedding - m.layers * p.norms_per_layer - m.hidden
+                            : p.active - p.embedding - p.norms - m.hidden -
+                                  p.mamba_layers * p.mamba_nonmatmul_per_layer -
+                                  p.gdn_layers * p.gdn_nonmatmul_per_layer;
   const auto& a = m.attention;
   const double qk = a.kind == AttentionKind::kMla ? a.head_dim + a.rope_head_dim : a.head_dim;
-  double attn = p.mamba_layers * 6.0 * ssd_forward_flops_per_token(m.mamba);
+  double attn = p.mamba_layers * 6.0 * ssd_forward_flops_per_token(m.mamba) +
+                p.gdn_layers * 6.0 * gdn_forward_flops_per_token(m.gdn);
   for (int l = 0; l < m.layers; ++l) {
     if (layer_mix(m, l).mixer != Mixer::kAttention) continue;
     const bool windowed = a.sliding_window > 0 && a.sliding_window < seq_len &&
@@ -135,7 +137,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       for (int i = 0; i < n && next < total_blocks; ++i) stage_position[static_cast<std::size_t>(next++)] = i;
   }
   // Templates per pricing context and mixer (a hybrid model's layers differ by their mixer).
-  int dense_template[4][3], moe_template[4][3], moe_count = 0;
+  int dense_template[4][4], moe_template[4][4], moe_count = 0;  // [context][mixer]
   for (auto* t : {&dense_template, &moe_template})
     for (auto& row : *t) std::fill(std::begin(row), std::end(row), -1);
   const int bf16_start = s.workload.bf16_layers_at_start, bf16_end = s.workload.bf16_layers_at_end;
@@ -178,11 +180,12 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       continue;
     }
     b.layer = l;
-    b.kind = mtp                          ? BlockKind::kMtp
-             : moe                        ? BlockKind::kMoe
-             : mix.mlp == Mlp::kDense     ? BlockKind::kDense
-             : mix.mixer == Mixer::kMamba ? BlockKind::kMamba
-                                          : BlockKind::kAttention;
+    b.kind = mtp                                  ? BlockKind::kMtp
+             : moe                                ? BlockKind::kMoe
+             : mix.mlp == Mlp::kDense             ? BlockKind::kDense
+             : mix.mixer == Mixer::kMamba         ? BlockKind::kMamba
+             : mix.mixer == Mixer::kGatedDeltaNet ? BlockKind::kGatedDeltaNet
+                                                  : BlockKind::kAttention;
     if (!moe) {
       saved[l] = price_block(cl, b, l, mtp, nullptr, geo, saved_transient);
       if (!mtp && dense_template[key][mixer] < 0) dense_template[key][mixer] = l;

@@ -44,8 +44,9 @@ enum class OpRole {
   kQuantize,         ///< FP8 quantisation of a GEMM's operands (precedes the GEMM it feeds)
   kMtpProjection,    ///< MTP module's 2h→h projection of the hidden state and the shifted embedding
   kMtpHead,          ///< MTP module's output head and its loss
-  kMambaProjection,  ///< a Mamba-2 mixer's in_proj and out_proj
+  kMixerProjection,  ///< a Mamba-2 or Gated DeltaNet mixer's in_proj and out_proj
   kMambaScan,        ///< a Mamba-2 mixer's causal convolution, chunked SSD scan and gated norm
+  kDeltaRule,        ///< a Gated DeltaNet mixer's convolution, q/k L2 norms, chunked delta rule, gated norm
 };
 
 /// The communication kind of a role (kNone for compute and memory-bound roles).
@@ -110,8 +111,8 @@ struct PassCost {
 };
 
 /// A transformer block with a dense MLP, with an MoE layer, or a multi-token-prediction module; a hybrid
-/// model's Mamba-2 or attention layer (its MLP and MoE layers are kDense and kMoe).
-enum class BlockKind { kDense, kMoe, kMtp, kMamba, kAttention };
+/// model's Mamba-2, attention or Gated DeltaNet layer (its MLP and MoE layers are kDense and kMoe).
+enum class BlockKind { kDense, kMoe, kMtp, kMamba, kAttention, kGatedDeltaNet };
 
 /// The priced ops and per-pass totals of one block (one microbatch).
 struct BlockCost {

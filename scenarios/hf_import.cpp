@@ -579,6 +579,74 @@ void read_nemotron_h(Import& x) {
   }
 }
 
+// Qwen3-Next and Qwen3.5 (Qwen3NextConfig, Qwen3_5MoeTextConfig): transformer blocks whose token mixer is
+// a Gated DeltaNet (layer_types "linear_attention") or gated attention ("full_attention"; without
+// layer_types, every full_attention_interval-th layer), followed by an MoE layer (routed experts of
+// moe_intermediate_size and one shared expert) or, by decoder_sparse_step and mlp_only_layers, a dense MLP.
+// Each block becomes two characters of the catalog's layer_pattern: its mixer (G or *), then E or -.
+void read_qwen3_next(Import& x) {
+  const HfReader& r = x.r;
+  common_dims(x);
+  const int64_t blocks = x.layers;
+  gqa_attention(x, r, "num_attention_heads", r, "num_key_value_heads", r.boolean("attention_bias", false));
+  x.attn["output_gate"] = r.boolean("attn_output_gate", true);
+  const int64_t kh = r.size("linear_num_key_heads"), vh = r.size("linear_num_value_heads");
+  if (vh % kh != 0)
+    r.fail("linear_num_value_heads", "a multiple of linear_num_key_heads (" + num(kh) + ")", num(vh));
+  x.m["gated_delta_net"] = {{"key_heads", kh},
+                            {"value_heads", vh},
+                            {"key_head_dim", r.size("linear_key_head_dim")},
+                            {"value_head_dim", r.size("linear_value_head_dim")},
+                            {"conv_kernel", r.integer("linear_conv_kernel_dim", 1, 64, 4)}};
+  std::vector<bool> full(static_cast<std::size_t>(blocks), false);
+  if (r.has("layer_types")) {
+    const Json& t = r.raw("layer_types");
+    if (!t.is_array() || static_cast<int64_t>(t.size()) != blocks)
+      r.fail("layer_types", "a list of num_hidden_layers (" + num(blocks) + ") layer types",
+             describe_json(t));
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      if (t[i] != "linear_attention" && t[i] != "full_attention")
+        r.fail_item("layer_types", i, "\"linear_attention\" or \"full_attention\"", found_text(t[i]));
+      full[i] = t[i] == "full_attention";
+    }
+  } else {
+    const int64_t every = r.integer("full_attention_interval", 1, std::min(kMaxLayerStep, blocks), 4);
+    for (int64_t i = 0; i < blocks; ++i) full[static_cast<std::size_t>(i)] = (i + 1) % every == 0;
+  }
+  simple_moe(x, "num_experts", "moe_intermediate_size");
+  const int64_t step = r.integer("decoder_sparse_step", 1, std::min(kMaxLayerStep, blocks), 1);
+  std::set<int64_t> dense_only;
+  if (auto only = r.index_list("mlp_only_layers"))
+    for (std::size_t i = 0; i < only->size(); ++i) {
+      if ((*only)[i] >= blocks)
+        r.fail_item("mlp_only_layers", i, "a layer index below num_hidden_layers (" + num(blocks) + ")",
+                    num((*only)[i]));
+      dense_only.insert((*only)[i]);
+    }
+  std::string pattern;
+  bool any_dense = false;
+  for (int64_t i = 0; i < blocks; ++i) {
+    const bool moe = (i + 1) % step == 0 && !dense_only.count(i);
+    any_dense = any_dense || !moe;
+    pattern += full[static_cast<std::size_t>(i)] ? '*' : 'G';
+    pattern += moe ? 'E' : '-';
+  }
+  if (any_dense) x.m["dense_ffn"] = r.size("intermediate_size");
+  x.layers = 2 * blocks;
+  x.m["layers"] = x.layers;
+  x.m["layer_pattern"] = pattern;
+  if (const int64_t shared = r.count("shared_expert_intermediate_size", 0); shared > 0) {
+    x.moe["shared_experts"] = 1;
+    x.moe["shared_ffn"] = shared;
+  }
+  const std::string mtp_key =
+      r.has("mtp_num_hidden_layers") ? "mtp_num_hidden_layers" : "num_nextn_predict_layers";
+  x.m["mtp_depth"] = r.count(mtp_key, 0);
+  x.not_modelled.push_back(
+      "the q/k RMSNorms, the shared expert's sigmoid gate and partial rotary embedding (no effect on cost "
+      "beyond a few parameters per layer); each block is two layers of the pattern, its mixer and its MLP");
+}
+
 void read_dense(Import& x) {
   common_dims(x);
   const std::string& t = x.r.type();
@@ -612,6 +680,8 @@ const Family kFamilies[] = {
     {"llama4_text", read_llama4, false},
     {"dbrx", read_dbrx, false},
     {"nemotron_h", read_nemotron_h, false},
+    {"qwen3_next", read_qwen3_next, false},
+    {"qwen3_5_moe_text", read_qwen3_next, false},
     {"llama", read_dense, true},
     {"mistral", read_dense, true},
     {"qwen2", read_dense, true},
@@ -623,7 +693,8 @@ struct Wrapper {
   const char* type;
   const char* inner;
 };
-const Wrapper kWrappers[] = {{"llama4", "llama4_text"}, {"kimi_k25", "kimi_k2"}};
+const Wrapper kWrappers[] = {
+    {"llama4", "llama4_text"}, {"kimi_k25", "kimi_k2"}, {"qwen3_5_moe", "qwen3_5_moe_text"}};
 
 std::string supported_types() {
   std::string s;

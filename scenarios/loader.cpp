@@ -75,11 +75,16 @@ void check_layer_pattern(const ModelSpec& m, const ObjectReader& r) {
     if (m.mamba.heads > 0)
       r.fail("layer_pattern", "a pattern placing the Mamba layers (the model has a \"mamba\" section)",
              "nothing");
+    if (m.gdn.key_heads > 0)
+      r.fail("layer_pattern",
+             "a pattern placing the Gated DeltaNet layers (the model has a \"gated_delta_net\" section)",
+             "nothing");
     return;
   }
   for (std::size_t i = 0; i < p.size(); ++i)
-    if (std::string("M*-E").find(p[i]) == std::string::npos)
-      r.fail("layer_pattern", "one of M (Mamba-2), * (attention), - (dense MLP), E (MoE) per layer",
+    if (std::string("MG*-E").find(p[i]) == std::string::npos)
+      r.fail("layer_pattern",
+             "one of M (Mamba-2), G (Gated DeltaNet), * (attention), - (dense MLP), E (MoE) per layer",
              "'" + std::string(1, p[i]) + "' at layer " + std::to_string(i));
   if (static_cast<int>(p.size()) != m.layers)
     r.fail("layer_pattern", "one character per layer (layers " + std::to_string(m.layers) + ")",
@@ -93,6 +98,11 @@ void check_layer_pattern(const ModelSpec& m, const ObjectReader& r) {
     r.fail("layer_pattern",
            has('M') ? "a \"mamba\" section for its M layers" : "M layers for the \"mamba\" section",
            has('M') ? "no \"mamba\" section" : "none");
+  if (has('G') != (m.gdn.key_heads > 0))
+    r.fail("layer_pattern",
+           has('G') ? "a \"gated_delta_net\" section for its G layers"
+                    : "G layers for the \"gated_delta_net\" section",
+           has('G') ? "no \"gated_delta_net\" section" : "none");
   if (has('-') && m.dense_ffn == 0)
     r.fail("dense_ffn", "a positive dense FFN size (the layer_pattern has - layers)", "0");
   if (m.moe.experts > 0 && (m.moe.first_dense_layers != 0 || m.moe.layer_freq != 1))
@@ -120,6 +130,8 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
       if (at.kind != AttentionKind::kMla && at.heads % at.kv_heads != 0)
         a.fail("kv_heads", "a divisor of heads (" + std::to_string(at.heads) + ")",
                std::to_string(at.kv_heads));
+      if (at.kind == AttentionKind::kMla && at.output_gate)
+        a.fail("output_gate", "false for kind \"mla\" (gated attention is priced for MHA and GQA)", "true");
       if (at.kind == AttentionKind::kMha && at.kv_heads != at.heads)
         a.fail("kv_heads", "kv_heads == heads for kind \"mha\" (use \"gqa\")", std::to_string(at.kv_heads));
     });
@@ -155,6 +167,19 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
         if (m.mamba.heads % m.mamba.groups != 0)
           e.fail("groups", "a divisor of heads (" + std::to_string(m.mamba.heads) + ")",
                  std::to_string(m.mamba.groups));
+      });
+    });
+  }
+  if (const Json* gdn = r.optional_child("gated_delta_net")) {
+    problems.check([&] {
+      ObjectReader e(*gdn, source, r.at("gated_delta_net"));
+      const std::size_t start = problems.size();
+      gdn_params().read(e, m.gdn, &problems);
+      e.finish(problems);
+      if_read_cleanly(problems, start, [&] {
+        if (m.gdn.value_heads % m.gdn.key_heads != 0)
+          e.fail("value_heads", "a multiple of key_heads (" + std::to_string(m.gdn.key_heads) + ")",
+                 std::to_string(m.gdn.value_heads));
       });
     });
   }
@@ -195,6 +220,7 @@ Json model_to_json(const ModelSpec& m) {
   j["attention"] = at;
   if (m.moe.experts > 0) j["moe"] = moe_params().resolved(m.moe);
   if (m.mamba.heads > 0) j["mamba"] = mamba_params().resolved(m.mamba);
+  if (m.gdn.key_heads > 0) j["gated_delta_net"] = gdn_params().resolved(m.gdn);
   return j;
 }
 

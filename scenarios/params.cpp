@@ -393,6 +393,7 @@ std::vector<ParamInfo> scenario_parameters() {
   add(attention_params().infos());
   add(moe_params().infos());
   add(mamba_params().infos());
+  add(gdn_params().infos());
   add(cluster_params().infos());
   add(gpu_params().infos());
   add(scale_up_params().infos());

@@ -182,6 +182,7 @@ const ParamTable<ModelSpec>& model_params();
 const ParamTable<AttentionSpec>& attention_params();
 const ParamTable<MoeSpec>& moe_params();
 const ParamTable<MambaSpec>& mamba_params();
+const ParamTable<GatedDeltaNetSpec>& gdn_params();
 const ParamTable<GpuSpec>& gpu_params();
 const ParamTable<ReferenceSpec>& reference_params();
 const ParamTable<ReferenceSpec>& reference_phase_params();

@@ -59,9 +59,10 @@ const ParamTable<ModelSpec>& model_params() {
        choice("activation", &ModelSpec::activation, activations, Activation::kSwiglu, "FFN activation"),
        boolean("tied_embeddings", &ModelSpec::tied_embeddings, false, "output head shares the embedding"),
        integer("mtp_depth", &ModelSpec::mtp_depth, 0, 16, 0, "multi-token-prediction modules"),
-       text("layer_pattern", &ModelSpec::layer_pattern, "",
-            "hybrid models: one character per layer, M Mamba-2, * attention, - dense MLP, E MoE (\"\": "
-            "transformer blocks)"),
+       text(
+           "layer_pattern", &ModelSpec::layer_pattern, "",
+           "hybrid models: one character per layer, M Mamba-2, G Gated DeltaNet, * attention, - dense MLP, E "
+           "MoE (\"\": transformer blocks)"),
        number("published_total_params", &ModelSpec::published_total_params, 0, 1e16, 0.0,
               "model card's total parameters, for checks (0: unknown)"),
        number("published_active_params", &ModelSpec::published_active_params, 0, 1e16, 0.0,
@@ -101,7 +102,9 @@ const ParamTable<AttentionSpec>& attention_params() {
        integer("sliding_window", &AttentionSpec::sliding_window, 0, kMaxDim, 0, "window in tokens (0: full)"),
        integer("sliding_window_every", &AttentionSpec::sliding_window_every, 0, kMaxDim, 0,
                "every k-th layer uses the window (0: all)"),
-       boolean("qkv_bias", &AttentionSpec::qkv_bias, false, "bias on the QKV projection")}};
+       boolean("qkv_bias", &AttentionSpec::qkv_bias, false, "bias on the QKV projection"),
+       boolean("output_gate", &AttentionSpec::output_gate, false,
+               "gated attention: q_proj also yields a sigmoid gate on the output (Qwen3-Next)")}};
   return t;
 }
 
@@ -140,6 +143,22 @@ const ParamTable<MambaSpec>& mamba_params() {
        integer("groups", &MambaSpec::groups, 1, kMaxDim, 1, "B/C groups (a divisor of heads)"),
        integer("conv_kernel", &MambaSpec::conv_kernel, 1, 64, 4, "causal convolution width"),
        integer("chunk_size", &MambaSpec::chunk_size, 1, 65536, 128, "SSD chunk length")}};
+  return t;
+}
+
+const ParamTable<GatedDeltaNetSpec>& gdn_params() {
+  static const ParamTable<GatedDeltaNetSpec> t{
+      "/model/gated_delta_net",
+      {integer("key_heads", &GatedDeltaNetSpec::key_heads, 1, kMaxDim, std::nullopt, "query/key heads"),
+       integer("value_heads", &GatedDeltaNetSpec::value_heads, 1, kMaxDim, std::nullopt,
+               "value heads (a multiple of key_heads)"),
+       integer("key_head_dim", &GatedDeltaNetSpec::key_head_dim, 1, kMaxDim, std::nullopt,
+               "query/key head dim"),
+       integer("value_head_dim", &GatedDeltaNetSpec::value_head_dim, 1, kMaxDim, std::nullopt,
+               "value head dim"),
+       integer("conv_kernel", &GatedDeltaNetSpec::conv_kernel, 1, 64, 4, "causal convolution width"),
+       integer("chunk_size", &GatedDeltaNetSpec::chunk_size, 1, 65536, 64,
+               "chunk length of the delta rule")}};
   return t;
 }
 

@@ -29,6 +29,7 @@ struct AttentionSpec {
   int sliding_window = 0;        ///< tokens; 0 = full attention
   int sliding_window_every = 0;  ///< every k-th layer uses the window (GPT-OSS alternates: 2); 0 = all
   bool qkv_bias = false;
+  bool output_gate = false;  ///< gated attention (Qwen3-Next): q_proj also yields a per-head sigmoid gate
 };
 
 struct MoeSpec {
@@ -57,6 +58,21 @@ struct MambaSpec {
   double inner() const { return double(heads) * head_dim; }
 };
 
+/// A Gated DeltaNet mixer layer (Yang, Kautz & Hatamizadeh 2025; Qwen3-Next, Qwen3.5): in_proj h -> [q, k,
+/// v, z, beta, alpha], a causal depthwise convolution over [q, k, v], L2-normed q and k, the chunked gated
+/// delta rule (flash-linear-attention's chunk_gated_delta_rule), a gated RMSNorm per value head and
+/// out_proj (Megatron-Core's GatedDeltaNet).
+struct GatedDeltaNetSpec {
+  int key_heads = 0;       ///< query/key heads (0: the model has no Gated DeltaNet layers)
+  int value_heads = 0;     ///< value heads (a multiple of key_heads)
+  int key_head_dim = 0;    ///< dk
+  int value_head_dim = 0;  ///< dv
+  int conv_kernel = 4;     ///< causal convolution width
+  int chunk_size = 64;     ///< chunk length of the chunked delta rule
+  double qk_dim() const { return double(key_heads) * key_head_dim; }
+  double v_dim() const { return double(value_heads) * value_head_dim; }
+};
+
 struct ModelSpec {
   std::string name;
   int layers = 0;  ///< transformer blocks (excluding MTP modules); with a layer_pattern, its layers
@@ -69,10 +85,12 @@ struct ModelSpec {
   AttentionSpec attention;
   MoeSpec moe;
   MambaSpec mamba;
+  GatedDeltaNetSpec gdn;
   /// Hybrid models (Megatron-Core hybrid_layer_pattern, Hugging Face hybrid_override_pattern): one
   /// character per layer, each layer one sub-layer with its own pre-norm and residual: 'M' a Mamba-2
-  /// mixer, '*' attention, '-' a dense MLP, 'E' an MoE layer. Empty: every layer is a transformer block
-  /// (attention, then a dense MLP or an MoE layer as first_dense_layers and layer_freq say).
+  /// mixer, 'G' a Gated DeltaNet mixer, '*' attention, '-' a dense MLP, 'E' an MoE layer. Empty: every layer
+  /// is a transformer block (attention, then a dense MLP or an MoE layer as first_dense_layers and layer_freq
+  /// say).
   std::string layer_pattern;
   double published_total_params = 0;  ///< from the model card, for checks (0 = unknown)
   double published_active_params = 0;

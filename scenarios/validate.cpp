@@ -84,6 +84,15 @@ void validate(Scenario& s, Problems& problems) {
     if (m.mamba.heads > 0 && p.cp > 1)
       bad(s, "/parallelism/attention/cp",
           "1 for a model with Mamba layers (context parallelism of the SSD scan is not modelled)", str(p.cp));
+    // Megatron-Core's GatedDeltaNet splits its key and value heads over the tensor-parallel ranks.
+    if (m.gdn.key_heads > 0 && (m.gdn.key_heads % p.tp != 0 || m.gdn.value_heads % p.tp != 0))
+      bad(s, "/parallelism/attention/tp",
+          "a divisor of the Gated DeltaNet key heads (" + str(m.gdn.key_heads) + ") and value heads (" +
+              str(m.gdn.value_heads) + ")",
+          str(p.tp));
+    if (m.gdn.key_heads > 0 && p.cp > 1)
+      bad(s, "/parallelism/attention/cp",
+          "1 for a model with Gated DeltaNet layers (their context parallelism is not modelled)", str(p.cp));
   });
   independent([&] {
     if (s.workload.seq_len % (2 * p.cp) != 0 && p.cp > 1)

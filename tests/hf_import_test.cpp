@@ -85,6 +85,7 @@ const std::vector<std::string> kFixtures = {"deepseek_v2.json",
                                             "olmoe.json",
                                             "gpt_oss_120b.json",
                                             "nemotron_3_nano_30b_a3b.json",
+                                            "qwen3_next_80b_a3b.json",
                                             "llama_4_scout_17b_16e.json",
                                             "llama_4_maverick_17b_128e.json",
                                             "dbrx_instruct.json",
@@ -486,6 +487,62 @@ TEST(HfImport, NemotronHHybridPattern) {
                       "catalog", "");
   EXPECT_DOUBLE_EQ(models::count_params(m).total, models::count_params(c).total);
   EXPECT_DOUBLE_EQ(models::count_params(m).active, models::count_params(c).active);
+}
+
+TEST(HfImport, Qwen3NextGatedDeltaNetBlocks) {
+  // config.json keys of Qwen/Qwen3-Next-80B-A3B: 48 blocks, every 4th with gated attention (16 heads,
+  // 2 KV heads of 256), the others a Gated DeltaNet (16 key heads, 32 value heads, 128 each), each block
+  // followed by 512 experts top-10 of 512 and a shared expert of 512. Each block is two pattern layers.
+  ModelSpec m = import_file("qwen3_next_80b_a3b.json");
+  EXPECT_EQ(m.layers, 96);
+  std::string want;
+  for (int b = 0; b < 48; ++b) want += (b + 1) % 4 == 0 ? "*E" : "GE";
+  EXPECT_EQ(m.layer_pattern, want);
+  EXPECT_TRUE(m.attention.output_gate);
+  EXPECT_EQ(m.attention.heads, 16);
+  EXPECT_EQ(m.attention.kv_heads, 2);
+  EXPECT_EQ(m.attention.head_dim, 256);
+  EXPECT_EQ(m.gdn.key_heads, 16);
+  EXPECT_EQ(m.gdn.value_heads, 32);
+  EXPECT_EQ(m.gdn.key_head_dim, 128);
+  EXPECT_EQ(m.gdn.value_head_dim, 128);
+  EXPECT_EQ(m.gdn.conv_kernel, 4);
+  EXPECT_EQ(m.moe.experts, 512);
+  EXPECT_EQ(m.moe.top_k, 10);
+  EXPECT_EQ(m.moe.shared_experts, 1);
+  EXPECT_EQ(m.moe.shared_ffn, 512);
+  // By hand: Gated DeltaNet 2048·(2·2048 + 2·4096 + 64) + 4096·2048 + 8192·4 + 64 + 128 = 33,718,464;
+  // gated attention 2048·8192 + 2·2048·512 + 4096·2048 = 27,262,976; per block 512 experts of
+  // 3·2048·512, a shared one of the same, the router 2048·512 and two norms; embedding and head
+  // 151936·2048 each and the final norm: 79,674,286,848 (the released checkpoint's 79,674,391,296 less
+  // the q/k norms, 12 x 512, and the shared experts' gates, 48 x 2048, which are not modelled).
+  const models::ParamCounts p = models::count_params(m);
+  EXPECT_DOUBLE_EQ(p.gdn_per_layer, 33718464);
+  EXPECT_DOUBLE_EQ(p.attention_per_layer, 27262976);
+  EXPECT_DOUBLE_EQ(p.total, 79674286848.0);
+  EXPECT_DOUBLE_EQ(p.active, 79674286848.0 - 48.0 * 502 * 3 * 2048 * 512);
+}
+
+TEST(HfImportErrors, Qwen3NextChecks) {
+  Json c = hf_config("qwen3_next_80b_a3b.json");
+  c["linear_num_value_heads"] = 24;
+  EXPECT_EQ(import_error(c),
+            "cfg.json: /linear_num_value_heads: expected a multiple of linear_num_key_heads (16), found 24");
+  c = hf_config("qwen3_next_80b_a3b.json");
+  c["layer_types"] = Json::array();
+  EXPECT_EQ(import_error(c),
+            "cfg.json: /layer_types: expected a list of num_hidden_layers (48) layer types, "
+            "found an array of 0");
+  c = hf_config("qwen3_next_80b_a3b.json");
+  c["layer_types"] = Json::array();
+  for (int i = 0; i < 48; ++i) c["layer_types"].push_back(i == 5 ? "sliding_attention" : "linear_attention");
+  EXPECT_EQ(import_error(c),
+            "cfg.json: /layer_types/5: expected \"linear_attention\" or \"full_attention\", "
+            "found the string \"sliding_attention\"");
+  // A Qwen3.5-MoE wrapper reads its text_config.
+  Json w = {{"model_type", "qwen3_5_moe"}, {"text_config", hf_config("qwen3_next_80b_a3b.json")}};
+  w["text_config"]["model_type"] = "qwen3_5_moe_text";
+  EXPECT_EQ(import_json(w).layers, 96);
 }
 
 TEST(HfImportErrors, NemotronHChecks) {

@@ -172,7 +172,8 @@ TEST(Hybrid, ParametersPerGpuByHand) {
   // 196,608; - 256 + 262,144; then the embedding, the head and the final norm.
   const models::Workload w = workload(scenario());
   ASSERT_EQ(w.ranks.size(), 1u);
-  EXPECT_DOUBLE_EQ(w.ranks[0].params, 217176.0 + 198912.0 + 196864.0 + 262400.0 + 198912.0 + 524288.0 + 256.0);
+  EXPECT_DOUBLE_EQ(w.ranks[0].params,
+                   217176.0 + 198912.0 + 196864.0 + 262400.0 + 198912.0 + 524288.0 + 256.0);
   EXPECT_DOUBLE_EQ(w.ranks[0].expert_params, 2 * 65536.0);
 }
 
@@ -189,46 +190,161 @@ TEST(Hybrid, BothEnginesRunItAndAgree) {
 TEST(HybridErrors, PatternAndSectionsAgree) {
   Json j = scenario_json();
   j["model"]["layer_pattern"] = "ME*-X";
-  EXPECT_EQ(error_of(j),
-            "hybrid.json: /model/layer_pattern: expected one of M (Mamba-2), * (attention), - (dense MLP), E "
-            "(MoE) per layer, found 'X' at layer 4");
+  EXPECT_EQ(
+      error_of(j),
+      "hybrid.json: /model/layer_pattern: expected one of M (Mamba-2), G (Gated DeltaNet), * (attention), "
+      "- (dense MLP), E (MoE) per layer, found 'X' at layer 4");
   j = scenario_json();
   j["model"]["layer_pattern"] = "ME*-";
-  EXPECT_EQ(error_of(j), "hybrid.json: /model/layer_pattern: expected one character per layer (layers 5), "
-                         "found 4 characters");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /model/layer_pattern: expected one character per layer (layers 5), "
+            "found 4 characters");
   j = scenario_json();
   j["model"]["layer_pattern"] = "M**-M";
-  EXPECT_EQ(error_of(j), "hybrid.json: /model/layer_pattern: expected E layers for the \"moe\" section, "
-                         "found none");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /model/layer_pattern: expected E layers for the \"moe\" section, "
+            "found none");
   j = scenario_json();
   j["model"].erase("mamba");
-  EXPECT_EQ(error_of(j), "hybrid.json: /model/layer_pattern: expected a \"mamba\" section for its M layers, "
-                         "found no \"mamba\" section");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /model/layer_pattern: expected a \"mamba\" section for its M layers, "
+            "found no \"mamba\" section");
   j = scenario_json();
   j["model"].erase("layer_pattern");
-  EXPECT_EQ(error_of(j), "hybrid.json: /model/layer_pattern: expected a pattern placing the Mamba layers (the "
-                         "model has a \"mamba\" section), found nothing");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /model/layer_pattern: expected a pattern placing the Mamba layers (the "
+            "model has a \"mamba\" section), found nothing");
   j = scenario_json();
   j["model"]["mamba"]["groups"] = 3;
   EXPECT_EQ(error_of(j), "hybrid.json: /model/mamba/groups: expected a divisor of heads (8), found 3");
   j = scenario_json();
   j["model"]["moe"]["layer_freq"] = 2;
-  EXPECT_EQ(error_of(j),
-            "hybrid.json: /model/layer_pattern: expected moe.first_dense_layers 0 and moe.layer_freq 1 with a "
-            "pattern (the pattern places the MoE layers), found first_dense_layers 0, layer_freq 2");
+  EXPECT_EQ(
+      error_of(j),
+      "hybrid.json: /model/layer_pattern: expected moe.first_dense_layers 0 and moe.layer_freq 1 with a "
+      "pattern (the pattern places the MoE layers), found first_dense_layers 0, layer_freq 2");
 }
 
 TEST(HybridErrors, ParallelismTheMambaLayersCannotTake) {
   Json j = scenario_json();
   j["parallelism"]["attention"]["tp"] = 4;  // 2 groups
   j["parallelism"]["experts"]["ep"] = 2;
-  EXPECT_EQ(error_of(j), "hybrid.json: /parallelism/attention/tp: expected a divisor of the Mamba heads (8) "
-                         "and groups (2), found 4");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /parallelism/attention/tp: expected a divisor of the Mamba heads (8) "
+            "and groups (2), found 4");
   j = scenario_json();
   j["parallelism"]["attention"]["cp"] = 2;
   j["parallelism"]["experts"]["ep"] = 8;
-  EXPECT_EQ(error_of(j), "hybrid.json: /parallelism/attention/cp: expected 1 for a model with Mamba layers "
-                         "(context parallelism of the SSD scan is not modelled), found 2");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /parallelism/attention/cp: expected 1 for a model with Mamba layers "
+            "(context parallelism of the SSD scan is not modelled), found 2");
+}
+
+// A Gated DeltaNet hybrid (Qwen3-Next's structure): pattern "GE*E", two blocks each of a mixer and an MoE
+// layer; gated attention 4 heads / 2 KV heads of 64 (q_proj also yields the gate); Gated DeltaNet 2 key
+// heads and 4 value heads of 32, convolution 4, chunk 64; 8 experts top-2 of 128 and a shared one of 256,
+// SwiGLU (three matrices). Worked out by hand:
+//   Gated DeltaNet: in_proj 256 x (2·64 + 2·128 + 2·4) = 100,352; out_proj 128 x 256 = 32,768; convolution
+//     (2·64 + 128) x 4 = 1,024; dt_bias and A 2 x 4; gated norm 32: 1,064 no GEMM multiplies; 134,184.
+//   Gated attention: q 65,536 and its gate 65,536, k and v 65,536, o 65,536: 262,144.
+//   Expert 3·256·128 = 98,304; shared 3·256·256 = 196,608; router 2,048; four pre-norms 1,024.
+//   total = 134,184 + 262,144 + 1,024 + 2·(196,608 + 2,048) + 2·262,144 + 256 + 2·8·98,304 = 2,892,072;
+//   active = the same with 2·2 experts = 1,712,424.
+Json gdn_scenario_json() {
+  Json j = scenario_json();
+  j["model"] = parse_json_text(R"({
+    "name": "gdn-small", "layers": 4, "layer_pattern": "GE*E", "hidden": 256, "vocab": 1024,
+    "activation": "swiglu",
+    "attention": {"kind": "gqa", "heads": 4, "kv_heads": 2, "head_dim": 64, "output_gate": true},
+    "gated_delta_net": {"key_heads": 2, "value_heads": 4, "key_head_dim": 32, "value_head_dim": 32,
+                        "conv_kernel": 4, "chunk_size": 64},
+    "moe": {"experts": 8, "top_k": 2, "expert_ffn": 128, "shared_experts": 1, "shared_ffn": 256}
+  })",
+                               "hybrid.json");
+  return j;
+}
+
+TEST(HybridGdn, ParamsAndFlopsByHand) {
+  const ModelSpec m = scenario(gdn_scenario_json()).model;
+  const models::ParamCounts p = models::count_params(m);
+  EXPECT_DOUBLE_EQ(p.gdn_nonmatmul_per_layer, 1064);
+  EXPECT_DOUBLE_EQ(p.gdn_per_layer, 134184);
+  EXPECT_DOUBLE_EQ(p.attention_per_layer, 262144);
+  EXPECT_EQ(p.gdn_layers, 1);
+  EXPECT_EQ(p.attention_layers, 1);
+  EXPECT_DOUBLE_EQ(p.total, 2892072);
+  EXPECT_DOUBLE_EQ(p.active, 1712424);
+  // Per token and value head (C 64, dk = dv = 32): 6·C·dk + 4·C·dv + 6·dk·dv = 26,624; four heads.
+  EXPECT_DOUBLE_EQ(models::gdn_forward_flops_per_token(m.gdn), 4 * 26624.0);
+  // matmul parameters 1,712,424 - 262,144 - 1,024 - 256 - 1,064 = 1,447,936; one causal attention layer at
+  // 1024 tokens 6 · 512 · 4 · 128.
+  EXPECT_DOUBLE_EQ(models::training_flops_per_token(m, 1024, true),
+                   6.0 * 1447936 + 6.0 * 4 * 26624 + 6.0 * 512 * 4 * 128);
+}
+
+TEST(HybridGdn, DeltaRuleAndGatedAttentionOpsByHand) {
+  // T = 1024 tokens, 16 chunks of 64, 4 value heads: 64 (chunk, head) pairs.
+  //   β·K·Kᵀ 2·64·(64·64·32) = 16,777,216; w and u 2·64·(64·32·64)·2 = 33,554,432; the states
+  //   2·64·(32·32·64 + 64·32·32) = 16,777,216; the output 2·64·(64·32·32 + 64·64·32 + 64·32·64) =
+  //   41,943,040: 109,051,904 = 1024 tokens x 106,496.
+  //   Backward: w, u and the states again (50,331,648), local dv 33,554,432, the state recurrence
+  //   backward 25,165,824, dq/dk/dw/ds 75,497,472, the WY backward 67,108,864: 251,658,240.
+  //   in_proj 2·1024·392·256; out_proj 2·1024·256·128; the gated attention's qkv 2·1024·(384 + 128 +
+  //   256)·256.
+  const Scenario s = scenario(gdn_scenario_json());
+  const models::Workload w = workload(s);
+  ASSERT_EQ(w.blocks.size(), 4u);
+  EXPECT_EQ(w.blocks[0].kind, models::BlockKind::kGatedDeltaNet);
+  EXPECT_EQ(w.blocks[2].kind, models::BlockKind::kAttention);
+  double rule_forward = 0, rule_backward = 0, in_proj = 0, out_proj = 0, qkv = 0;
+  bool gate = false;
+  for (int b : {0, 2})
+    for (const models::Op& op : models::block_ops(w, b)) {
+      const std::string n = op.name;
+      const bool f = op.pass == models::Pass::kForward;
+      if (n.rfind("gdn.rule_", 0) == 0 && n != "gdn.rule_solve" && f) rule_forward += op.work;
+      if (n == "gdn.rule_backward") rule_backward = op.work;
+      if (n == "gdn.in_proj" && f) in_proj = op.work;
+      if (n == "gdn.out_proj" && f) out_proj = op.work;
+      if (n == "attn.qkv" && f) qkv = op.work;
+      gate = gate || n == "attn.output_gate";
+      EXPECT_GT(op.seconds, 0) << n;
+    }
+  EXPECT_DOUBLE_EQ(rule_forward, 109051904.0);
+  EXPECT_DOUBLE_EQ(rule_forward, 1024 * models::gdn_forward_flops_per_token(s.model.gdn));
+  EXPECT_DOUBLE_EQ(rule_backward, 251658240.0);
+  EXPECT_DOUBLE_EQ(in_proj, 2.0 * 1024 * 392 * 256);
+  EXPECT_DOUBLE_EQ(out_proj, 2.0 * 1024 * 256 * 128);
+  EXPECT_DOUBLE_EQ(qkv, 2.0 * 1024 * 768 * 256);
+  EXPECT_TRUE(gate);
+  const models::Result a = models::evaluate_analytic(s);
+  EXPECT_GT(a.step_time, 0);
+}
+
+TEST(HybridGdn, Errors) {
+  Json j = gdn_scenario_json();
+  j["model"]["gated_delta_net"]["value_heads"] = 3;
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /model/gated_delta_net/value_heads: expected a multiple of key_heads (2), "
+            "found 3");
+  j = gdn_scenario_json();
+  j["model"].erase("gated_delta_net");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /model/layer_pattern: expected a \"gated_delta_net\" section for its G "
+            "layers, found no \"gated_delta_net\" section");
+  j = gdn_scenario_json();
+  j["model"]["attention"]["kind"] = "mla";
+  j["model"]["attention"]["kv_lora_rank"] = 64;
+  j["model"]["attention"].erase("kv_heads");
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /model/attention/output_gate: expected false for kind \"mla\" (gated "
+            "attention is priced for MHA and GQA), found true");
+  j = gdn_scenario_json();
+  j["parallelism"]["attention"]["tp"] = 4;  // 2 key heads
+  j["parallelism"]["experts"]["ep"] = 2;
+  EXPECT_EQ(error_of(j),
+            "hybrid.json: /parallelism/attention/tp: expected a divisor of the Gated DeltaNet key "
+            "heads (2) and value heads (4), found 4");
 }
 
 }  // namespace
