@@ -351,8 +351,11 @@ struct MatmulFamily {
   double groups = 0, rows = 0, n = 0, k = 0;
 };
 struct Kernel {
-  double seconds = 0, flops = 0;
+  double seconds = 0, flops = 0, bytes = 0;  ///< bytes: of a memory-bound kernel (no matmul)
 };
+Kernel memory_kernel(const PricingContext& c, double bytes) {
+  return {c.cm.memory_bound(bytes), 0, bytes};
+}
 Kernel chunk_kernel(const PricingContext& c, double bytes, std::initializer_list<MatmulFamily> families) {
   Kernel x;
   double gemm = 0;
@@ -370,6 +373,21 @@ Kernel chunk_kernel(const PricingContext& c, double bytes, std::initializer_list
 double chunks_of(const PricingContext& c, double chunk) {
   const double local_seq = double(c.s.workload.seq_len) / c.cp;
   return c.T / local_seq * std::ceil(local_seq / chunk);
+}
+
+// A scan's forward kernels, one op each (rerun in the backward under full recomputation), and its backward
+// kernels summed into one op.
+void add_scan(Builder& bl, OpRole role, bool rerun, std::initializer_list<std::pair<const char*, Kernel>> fwd,
+              const char* backward, std::initializer_list<Kernel> back) {
+  for (const auto& [name, k] : fwd) {
+    const OpKind kind = k.flops > 0 ? OpKind::kGroupedGemm : OpKind::kMemory;
+    const double work = k.flops > 0 ? k.flops : k.bytes;
+    bl.add(name, role, Pass::kForward, kind, k.seconds, work);
+    if (rerun) bl.add(name, role, Pass::kBackwardInput, kind, k.seconds, work, true);
+  }
+  Kernel b;
+  for (const Kernel& k : back) b.seconds += k.seconds, b.flops += k.flops;
+  bl.add(backward, role, Pass::kBackwardInput, OpKind::kGroupedGemm, b.seconds, b.flops);
 }
 
 // A Mamba-2 mixer layer (Megatron-Core MambaMixer on mamba_ssm's Triton kernels, the memory-efficient
@@ -403,36 +421,25 @@ double mamba_block(const PricingContext& c, Builder& bl) {
     return chunk_kernel(c, bytes, {{groups, rows, n, k}, {groups2, rows2, n2, k2}});
   };
   const Kernel state = kernel(chunks * H, N, P, Q, X + Bb + S4);  // chunk states Bᵀ·x
-  const Kernel passing{c.cm.memory_bound(S4 + S2), 0};            // states carried across chunks
+  const Kernel passing = memory_kernel(c, S4 + S2);               // states carried across chunks
   const Kernel bmm = kernel(chunks * G, Q, Q, N, 2 * Bb + CB4);   // C·Bᵀ inside each chunk
   const Kernel out = kernel(chunks * H, Q, P, Q, CB4 + 2 * X + Bb + S2, chunks * H, Q, P, N);
-  const std::pair<const char*, Kernel> fwd[] = {{"mamba.ssd_state", state},
-                                                {"mamba.ssd_passing", passing},
-                                                {"mamba.ssd_bmm", bmm},
-                                                {"mamba.ssd_scan", out}};
-  for (const auto& [name, k] : fwd) {
-    const OpKind kind = k.flops > 0 ? OpKind::kGroupedGemm : OpKind::kMemory;
-    const double work = k.flops > 0 ? k.flops : S4 + S2;
-    bl.add(name, scan, Pass::kForward, kind, k.seconds, work);
-    if (fr) bl.add(name, scan, Pass::kBackwardInput, kind, k.seconds, work, true);
-  }
-  const Kernel back[] = {
-      bmm,
-      state,
-      passing,                                                                  // recomputed
-      kernel(chunks * H, N, P, Q, 2 * X + S4),                                  // dstates = Cᵀ·dout
-      {c.cm.memory_bound(2 * (S4 + S2)), 0},                                    // their passing backward
-      kernel(chunks * H, Q, P, Q, CB4 + 3 * X + Bb + S2, chunks * H, Q, P, N),  // dx
-      kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dB = x·dstatesᵀ
-      kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dC = dout·statesᵀ
-      kernel(chunks * H, Q, Q, P, 2 * X + CB4),                                 // d(C·Bᵀ) = dout·xᵀ
-      kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),                                // dB += d(C·Bᵀ)·C
-      kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),                                // dC += d(C·Bᵀ)ᵀ·B
-      kernel(chunks * H, Q, Q, P, 2 * X + CB4),                                 // dA cumsum gradient
-  };
-  Kernel b;
-  for (const Kernel& k : back) b.seconds += k.seconds, b.flops += k.flops;
-  bl.add("mamba.ssd_backward", scan, Pass::kBackwardInput, OpKind::kGroupedGemm, b.seconds, b.flops);
+  add_scan(bl, scan, fr,
+           {{"mamba.ssd_state", state},
+            {"mamba.ssd_passing", passing},
+            {"mamba.ssd_bmm", bmm},
+            {"mamba.ssd_scan", out}},
+           "mamba.ssd_backward",
+           {bmm, state, passing,                      // recomputed
+            kernel(chunks * H, N, P, Q, 2 * X + S4),  // dstates = Cᵀ·dout
+            memory_kernel(c, 2 * (S4 + S2)),          // their passing backward
+            kernel(chunks * H, Q, P, Q, CB4 + 3 * X + Bb + S2, chunks * H, Q, P, N),  // dx
+            kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dB = x·dstatesᵀ
+            kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dC = dout·statesᵀ
+            kernel(chunks * H, Q, Q, P, 2 * X + CB4),    // d(C·Bᵀ) = dout·xᵀ
+            kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),   // dB += d(C·Bᵀ)·C
+            kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),   // dC += d(C·Bᵀ)ᵀ·B
+            kernel(chunks * H, Q, Q, P, 2 * X + CB4)});  // dA cumsum gradient
 
   // Gated RMSNorm: reads the scan output and z, writes the normed product.
   bl.memory("mamba.gated_norm", scan, T * di * kAct * 3, fr);
@@ -475,39 +482,30 @@ double gdn_block(const PricingContext& c, Builder& bl) {
   const double n = chunks_of(c, C), cg = n * Hv;  // (chunk, value head) pairs
   const double V = T * v * kAct, A4 = cg * C * C * 4, S = cg * dk * dv * kAct;
   const Kernel kkt = chunk_kernel(c, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
-  const Kernel solve{c.cm.memory_bound(A4 + A4 / 2), 0};          // (I + A)⁻¹, FP32 in, BF16 out
+  const Kernel solve = memory_kernel(c, A4 + A4 / 2);             // (I + A)⁻¹, FP32 in, BF16 out
   const Kernel wu = chunk_kernel(c, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
   const Kernel hs = chunk_kernel(c, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
   const Kernel out = chunk_kernel(c, 2 * QK + V + S + V, {{cg, C, dv, dk}, {cg, C, C, dk}, {cg, C, dv, C}});
-  const std::pair<const char*, Kernel> fwd[] = {{"gdn.rule_kkt", kkt},
-                                                {"gdn.rule_solve", solve},
-                                                {"gdn.rule_wu", wu},
-                                                {"gdn.rule_states", hs},
-                                                {"gdn.rule_output", out}};
-  for (const auto& [name, k] : fwd) {
-    const OpKind kind = k.flops > 0 ? OpKind::kGroupedGemm : OpKind::kMemory;
-    const double work = k.flops > 0 ? k.flops : A4 + A4 / 2;
-    bl.add(name, rule, Pass::kForward, kind, k.seconds, work);
-    if (fr) bl.add(name, rule, Pass::kBackwardInput, kind, k.seconds, work, true);
-  }
-  const Kernel back[] = {
-      wu,
-      hs,                                                                 // recomputed
-      chunk_kernel(c, 2 * QK + 2 * V, {{cg, C, dv, C}, {cg, C, C, dk}}),  // local dv
-      chunk_kernel(c, 2 * QK + 2 * V + 2 * S, {{cg, dk, dv, C}, {cg, dk, dv, C}, {cg, C, dv, dk}}),  // dh
-      chunk_kernel(c, 4 * QK + 2 * V + S,
-                   {{cg, C, dk, dv},
-                    {cg, C, dk, dv},
-                    {cg, C, dk, dv},
-                    {cg, C, dk, C},
-                    {cg, C, dk, C},
-                    {cg, C, C, dv}}),  // dq, dk, dw, ds
-      chunk_kernel(c, A4 / 2 + 2 * QK + 2 * V,
-                   {{cg, C, C, dk}, {cg, C, C, dv}, {cg, C, dk, C}, {cg, C, dv, C}}),  // WY backward
-  };
-  Kernel b;
-  for (const Kernel& k : back) b.seconds += k.seconds, b.flops += k.flops;
-  bl.add("gdn.rule_backward", rule, Pass::kBackwardInput, OpKind::kGroupedGemm, b.seconds, b.flops);
+  add_scan(
+      bl, rule, fr,
+      {{"gdn.rule_kkt", kkt},
+       {"gdn.rule_solve", solve},
+       {"gdn.rule_wu", wu},
+       {"gdn.rule_states", hs},
+       {"gdn.rule_output", out}},
+      "gdn.rule_backward",
+      {wu, hs,                                                             // recomputed
+       chunk_kernel(c, 2 * QK + 2 * V, {{cg, C, dv, C}, {cg, C, C, dk}}),  // local dv
+       chunk_kernel(c, 2 * QK + 2 * V + 2 * S, {{cg, dk, dv, C}, {cg, dk, dv, C}, {cg, C, dv, dk}}),  // dh
+       chunk_kernel(c, 4 * QK + 2 * V + S,  // dq, dk, dw, ds
+                    {{cg, C, dk, dv},
+                     {cg, C, dk, dv},
+                     {cg, C, dk, dv},
+                     {cg, C, dk, C},
+                     {cg, C, dk, C},
+                     {cg, C, C, dv}}),
+       chunk_kernel(c, A4 / 2 + 2 * QK + 2 * V,  // WY backward
+                    {{cg, C, C, dk}, {cg, C, C, dv}, {cg, C, dk, C}, {cg, C, dv, C}})});
 
   bl.memory("gdn.gated_norm", rule, T * v * kAct * 3, fr);  // reads the output and z, writes their product
   bl.gemm("gdn.out_proj", R::kMixerProjection, T, h, v, c.prec, fr);

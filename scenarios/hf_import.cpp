@@ -215,8 +215,8 @@ void gated_activation(const HfReader& r, const std::string& key) {
            in_quotes(act));
 }
 
-// The dimensions every llama-style family names the same way.
-void common_dims(Import& x) {
+// Layers, hidden size, vocabulary and tied embeddings, as most families name them.
+void base_dims(Import& x) {
   const HfReader& r = x.r;
   x.layers = r.size("num_hidden_layers");
   x.hidden = r.size("hidden_size");
@@ -224,6 +224,12 @@ void common_dims(Import& x) {
   x.m["hidden"] = x.hidden;
   x.m["vocab"] = r.size("vocab_size");
   x.m["tied_embeddings"] = r.boolean("tie_word_embeddings", false);
+}
+
+// The dimensions every llama-style family names the same way.
+void common_dims(Import& x) {
+  const HfReader& r = x.r;
+  base_dims(x);
   gated_activation(r, "hidden_act");
   x.m["activation"] = "swiglu";
 }
@@ -501,12 +507,7 @@ void read_dbrx(Import& x) {
 // experts of moe_shared_expert_intermediate_size and a sigmoid router.
 void read_nemotron_h(Import& x) {
   const HfReader& r = x.r;
-  x.layers = r.size("num_hidden_layers");
-  x.hidden = r.size("hidden_size");
-  x.m["layers"] = x.layers;
-  x.m["hidden"] = x.hidden;
-  x.m["vocab"] = r.size("vocab_size");
-  x.m["tied_embeddings"] = r.boolean("tie_word_embeddings", false);
+  base_dims(x);
   const std::string act = r.string("mlp_hidden_act", "relu2");
   if (act != "relu2") r.fail("mlp_hidden_act", "\"relu2\" (squared ReLU)", in_quotes(act));
   x.m["activation"] = "relu2";
