@@ -2,30 +2,6 @@
 
 namespace moesim::models {
 
-LayerMix layer_mix(const ModelSpec& m, int layer) {
-  if (!m.layer_pattern.empty()) {
-    switch (m.layer_pattern[static_cast<std::size_t>(layer)]) {
-      case 'M':
-        return {Mixer::kMamba, Mlp::kNone};
-      case 'G':
-        return {Mixer::kGatedDeltaNet, Mlp::kNone};
-      case '*':
-        return {Mixer::kAttention, Mlp::kNone};
-      case 'E':
-        return {Mixer::kNone, Mlp::kMoe};
-      default:
-        return {Mixer::kNone, Mlp::kDense};
-    }
-  }
-  if (m.moe.experts == 0 || layer < m.moe.first_dense_layers) return {Mixer::kAttention, Mlp::kDense};
-  const bool moe = (layer - m.moe.first_dense_layers) % m.moe.layer_freq == 0;
-  return {Mixer::kAttention, moe ? Mlp::kMoe : Mlp::kDense};
-}
-
-bool is_moe_layer(const ModelSpec& m, int layer) {
-  return layer_mix(m, layer).mlp == Mlp::kMoe;
-}
-
 double ssd_forward_flops_per_token(const MambaSpec& s) {
   const double Q = s.chunk_size, N = s.state_dim, P = s.head_dim, H = s.heads, G = s.groups;
   return 2 * Q * N * G + 2 * Q * P * H + 4 * N * P * H;

@@ -15,8 +15,31 @@ struct LayerMix {
   bool operator==(const LayerMix&) const = default;
 };
 
-/// Layer `layer` (0-based, main model) of `m`.
-LayerMix layer_mix(const ModelSpec& m, int layer);
+/// Layer `layer` (0-based, main model) of `m` (inline: the planner asks it for every layer of every layout).
+inline LayerMix layer_mix(const ModelSpec& m, int layer) {
+  if (!m.layer_pattern.empty()) {
+    switch (m.layer_pattern[static_cast<std::size_t>(layer)]) {
+      case 'M':
+        return {Mixer::kMamba, Mlp::kNone};
+      case 'G':
+        return {Mixer::kGatedDeltaNet, Mlp::kNone};
+      case '*':
+        return {Mixer::kAttention, Mlp::kNone};
+      case 'E':
+        return {Mixer::kNone, Mlp::kMoe};
+      default:
+        return {Mixer::kNone, Mlp::kDense};
+    }
+  }
+  if (m.moe.experts == 0 || layer < m.moe.first_dense_layers) return {Mixer::kAttention, Mlp::kDense};
+  const bool moe = (layer - m.moe.first_dense_layers) % m.moe.layer_freq == 0;
+  return {Mixer::kAttention, moe ? Mlp::kMoe : Mlp::kDense};
+}
+
+/// True if block `layer` (0-based, main model) is an MoE block.
+inline bool is_moe_layer(const ModelSpec& m, int layer) {
+  return layer_mix(m, layer).mlp == Mlp::kMoe;
+}
 
 /// Parameter counts (number of parameters, not bytes).
 struct ParamCounts {
@@ -45,9 +68,6 @@ struct ParamCounts {
 
 /// Counts parameters. Formulas per block type are in params.cpp with their sources.
 ParamCounts count_params(const ModelSpec& m);
-
-/// True if block `layer` (0-based, main model) is an MoE block.
-bool is_moe_layer(const ModelSpec& m, int layer);
 
 /// Parameters of layer `layer` one GPU holds with tensor parallelism `tp` (routed experts excluded; MTP
 /// modules are counted by the caller): the mixer and the dense MLP split over tp, norms, router and
