@@ -357,13 +357,18 @@ Kernel memory_kernel(const PricingContext& c, double bytes) {
   return {c.cm.memory_bound(bytes), 0, bytes};
 }
 Kernel chunk_kernel(const PricingContext& c, double bytes, std::initializer_list<MatmulFamily> families) {
+  // Beyond kPriced equal groups (long sequences, many heads) the price of kPriced groups is scaled: equal
+  // groups fill whole waves, so their time grows in proportion, and no list of millions is built.
+  constexpr double kPriced = 65536;
   Kernel x;
   double gemm = 0;
   for (const MatmulFamily& f : families) {
     if (f.groups <= 0) continue;
     x.flops += 2 * f.groups * f.rows * f.n * f.k;
-    gemm += c.cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(f.groups), f.rows), f.n, f.k,
-                              Precision::kBf16);
+    const double priced = std::min(f.groups, kPriced);
+    gemm += c.cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(priced), f.rows), f.n, f.k,
+                              Precision::kBf16) *
+            (f.groups / priced);
   }
   x.seconds = std::max(gemm, c.cm.memory_bound(bytes));
   return x;
