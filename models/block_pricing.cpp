@@ -353,10 +353,10 @@ struct MatmulFamily {
 struct Kernel {
   double seconds = 0, flops = 0, bytes = 0;  ///< bytes: of a memory-bound kernel (no matmul)
 };
-Kernel memory_kernel(const PricingContext& c, double bytes) {
-  return {c.cm.memory_bound(bytes), 0, bytes};
+Kernel memory_kernel(const ComputeCostModel& cm, double bytes) {
+  return {cm.memory_bound(bytes), 0, bytes};
 }
-Kernel chunk_kernel(const PricingContext& c, double bytes, std::initializer_list<MatmulFamily> families) {
+Kernel chunk_kernel(const ComputeCostModel& cm, double bytes, std::initializer_list<MatmulFamily> families) {
   // Beyond kPriced equal groups (long sequences, many heads) the price of kPriced groups is scaled: equal
   // groups fill whole waves, so their time grows in proportion, and no list of millions is built.
   constexpr double kPriced = 65536;
@@ -366,11 +366,11 @@ Kernel chunk_kernel(const PricingContext& c, double bytes, std::initializer_list
     if (f.groups <= 0) continue;
     x.flops += 2 * f.groups * f.rows * f.n * f.k;
     const double priced = std::min(f.groups, kPriced);
-    gemm += c.cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(priced), f.rows), f.n, f.k,
-                              Precision::kBf16) *
+    gemm += cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(priced), f.rows), f.n, f.k,
+                            Precision::kBf16) *
             (f.groups / priced);
   }
-  x.seconds = std::max(gemm, c.cm.memory_bound(bytes));
+  x.seconds = std::max(gemm, cm.memory_bound(bytes));
   return x;
 }
 
@@ -379,6 +379,21 @@ double chunks_of(const PricingContext& c, double chunk) {
   const double local_seq = double(c.s.workload.seq_len) / c.cp;
   return c.T / local_seq * std::ceil(local_seq / chunk);
 }
+
+}  // namespace
+
+ScanKernel ssd_chunk_scan(const ComputeCostModel& cm, const SsdScanShape& s) {
+  const double chunks = s.sequences * std::ceil(s.seq_len / s.chunk), T = s.sequences * s.seq_len;
+  const double X = T * s.heads * s.head_dim * kAct, Bb = T * s.groups * s.state_dim * kAct;
+  const double S2 = chunks * s.heads * s.head_dim * s.state_dim * 2,
+               CB4 = chunks * s.groups * s.chunk * s.chunk * 4;
+  const double g = chunks * s.heads, Q = s.chunk;
+  const Kernel k =
+      chunk_kernel(cm, CB4 + 2 * X + Bb + S2, {{g, Q, s.head_dim, Q}, {g, Q, s.head_dim, s.state_dim}});
+  return {k.seconds, k.flops};
+}
+
+namespace {
 
 // A scan's forward kernels, one op each (rerun in the backward under full recomputation), and its backward
 // kernels summed into one op.
@@ -423,12 +438,15 @@ double mamba_block(const PricingContext& c, Builder& bl) {
   const double S4 = chunks * H * P * N * 4, S2 = S4 / 2, CB4 = chunks * G * Q * Q * 4;  // FP32 / BF16
   const auto kernel = [&](double groups, double rows, double n, double k, double bytes, double groups2 = 0,
                           double rows2 = 0, double n2 = 0, double k2 = 0) {
-    return chunk_kernel(c, bytes, {{groups, rows, n, k}, {groups2, rows2, n2, k2}});
+    return chunk_kernel(c.cm, bytes, {{groups, rows, n, k}, {groups2, rows2, n2, k2}});
   };
   const Kernel state = kernel(chunks * H, N, P, Q, X + Bb + S4);  // chunk states Bᵀ·x
-  const Kernel passing = memory_kernel(c, S4 + S2);               // states carried across chunks
+  const Kernel passing = memory_kernel(c.cm, S4 + S2);            // states carried across chunks
   const Kernel bmm = kernel(chunks * G, Q, Q, N, 2 * Bb + CB4);   // C·Bᵀ inside each chunk
-  const Kernel out = kernel(chunks * H, Q, P, Q, CB4 + 2 * X + Bb + S2, chunks * H, Q, P, N);
+  const SsdScanShape shape{
+      T / (double(c.s.workload.seq_len) / c.cp), double(c.s.workload.seq_len) / c.cp, H, P, N, G, Q};
+  const ScanKernel scan_out = ssd_chunk_scan(c.cm, shape);
+  const Kernel out{scan_out.seconds, scan_out.flops, 0};
   add_scan(bl, scan, fr,
            {{"mamba.ssd_state", state},
             {"mamba.ssd_passing", passing},
@@ -437,7 +455,7 @@ double mamba_block(const PricingContext& c, Builder& bl) {
            "mamba.ssd_backward",
            {bmm, state, passing,                      // recomputed
             kernel(chunks * H, N, P, Q, 2 * X + S4),  // dstates = Cᵀ·dout
-            memory_kernel(c, 2 * (S4 + S2)),          // their passing backward
+            memory_kernel(c.cm, 2 * (S4 + S2)),       // their passing backward
             kernel(chunks * H, Q, P, Q, CB4 + 3 * X + Bb + S2, chunks * H, Q, P, N),  // dx
             kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dB = x·dstatesᵀ
             kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dC = dout·statesᵀ
@@ -486,11 +504,12 @@ double gdn_block(const PricingContext& c, Builder& bl) {
 
   const double n = chunks_of(c, C), cg = n * Hv;  // (chunk, value head) pairs
   const double V = T * v * kAct, A4 = cg * C * C * 4, S = cg * dk * dv * kAct;
-  const Kernel kkt = chunk_kernel(c, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
-  const Kernel solve = memory_kernel(c, A4 + A4 / 2);             // (I + A)⁻¹, FP32 in, BF16 out
-  const Kernel wu = chunk_kernel(c, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
-  const Kernel hs = chunk_kernel(c, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
-  const Kernel out = chunk_kernel(c, 2 * QK + V + S + V, {{cg, C, dv, dk}, {cg, C, C, dk}, {cg, C, dv, C}});
+  const Kernel kkt = chunk_kernel(c.cm, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
+  const Kernel solve = memory_kernel(c.cm, A4 + A4 / 2);             // (I + A)⁻¹, FP32 in, BF16 out
+  const Kernel wu = chunk_kernel(c.cm, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
+  const Kernel hs = chunk_kernel(c.cm, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
+  const Kernel out =
+      chunk_kernel(c.cm, 2 * QK + V + S + V, {{cg, C, dv, dk}, {cg, C, C, dk}, {cg, C, dv, C}});
   add_scan(
       bl, rule, fr,
       {{"gdn.rule_kkt", kkt},
@@ -499,17 +518,17 @@ double gdn_block(const PricingContext& c, Builder& bl) {
        {"gdn.rule_states", hs},
        {"gdn.rule_output", out}},
       "gdn.rule_backward",
-      {wu, hs,                                                             // recomputed
-       chunk_kernel(c, 2 * QK + 2 * V, {{cg, C, dv, C}, {cg, C, C, dk}}),  // local dv
-       chunk_kernel(c, 2 * QK + 2 * V + 2 * S, {{cg, dk, dv, C}, {cg, dk, dv, C}, {cg, C, dv, dk}}),  // dh
-       chunk_kernel(c, 4 * QK + 2 * V + S,  // dq, dk, dw, ds
+      {wu, hs,                                                                // recomputed
+       chunk_kernel(c.cm, 2 * QK + 2 * V, {{cg, C, dv, C}, {cg, C, C, dk}}),  // local dv
+       chunk_kernel(c.cm, 2 * QK + 2 * V + 2 * S, {{cg, dk, dv, C}, {cg, dk, dv, C}, {cg, C, dv, dk}}),  // dh
+       chunk_kernel(c.cm, 4 * QK + 2 * V + S,  // dq, dk, dw, ds
                     {{cg, C, dk, dv},
                      {cg, C, dk, dv},
                      {cg, C, dk, dv},
                      {cg, C, dk, C},
                      {cg, C, dk, C},
                      {cg, C, C, dv}}),
-       chunk_kernel(c, A4 / 2 + 2 * QK + 2 * V,  // WY backward
+       chunk_kernel(c.cm, A4 / 2 + 2 * QK + 2 * V,  // WY backward
                     {{cg, C, C, dk}, {cg, C, C, dv}, {cg, C, dk, C}, {cg, C, dv, C}})});
 
   bl.memory("gdn.gated_norm", rule, T * v * kAct * 3, fr);  // reads the output and z, writes their product

@@ -67,6 +67,20 @@ PricingContext pricing_context(const Scenario& s, const ComputeCostModel& cm, co
 double price_block(const PricingContext& c, BlockCost& b, int layer, bool mtp, LayerRouting* routing,
                    const EpGeometry& geo, double& transient);
 
+/// A Mamba-2 chunked SSD scan on one GPU: `sequences` of `seq_len` tokens, `heads` of `head_dim` channels,
+/// `groups` of `state_dim` states, chunks of `chunk` tokens.
+struct SsdScanShape {
+  double sequences = 0, seq_len = 0, heads = 0, head_dim = 0, state_dim = 0, groups = 0, chunk = 0;
+};
+/// One kernel of a chunked scan: its price and its FLOPs (every chunk block in full).
+struct ScanKernel {
+  double seconds = 0, flops = 0;
+};
+/// mamba_ssm's chunk-scan forward kernel (_chunk_scan_fwd: the intra-chunk (C·Bᵀ ∘ decay)·x and the
+/// inter-chunk C·state, op mamba.ssd_scan): the slower of its batched matmuls on the grouped-GEMM fit and
+/// its bytes (C·Bᵀ in FP32; x, C, the states and the output in BF16) at the stream rate.
+ScanKernel ssd_chunk_scan(const ComputeCostModel& cm, const SsdScanShape& s);
+
 /// Seconds of the embedding lookup per pass (F, B, W: scatter-add of FP32 gradients).
 void price_embedding(const PricingContext& c, double seconds[3]);
 

@@ -25,6 +25,8 @@ const char* to_string(AccuracyGroup g) {
       return "GEMM";
     case AccuracyGroup::kAttention:
       return "attention";
+    case AccuracyGroup::kScan:
+      return "scan";
     case AccuracyGroup::kTrace:
       return "trace";
   }
@@ -126,7 +128,7 @@ std::vector<AccuracyGroupStats> accuracy_summary(const std::vector<AccuracyRow>&
   std::vector<AccuracyGroupStats> out;
   for (AccuracyGroup g :
        {AccuracyGroup::kEndToEnd, AccuracyGroup::kPhase, AccuracyGroup::kServing, AccuracyGroup::kAllToAll,
-        AccuracyGroup::kGemm, AccuracyGroup::kAttention, AccuracyGroup::kTrace}) {
+        AccuracyGroup::kGemm, AccuracyGroup::kAttention, AccuracyGroup::kScan, AccuracyGroup::kTrace}) {
     if (std::none_of(rows.begin(), rows.end(), [&](const AccuracyRow& r) { return r.group == g; })) continue;
     out.push_back({g, stats_of(rows, g, false), stats_of(rows, g, true)});
   }

@@ -17,8 +17,8 @@ namespace moesim::reports {
 
 /// What a row measures: a whole training step, or one kernel family of the cost model.
 /// (Pipeline phases are rows of their own group: one run publishes several.)
-enum class AccuracyGroup { kEndToEnd, kPhase, kServing, kAllToAll, kGemm, kAttention, kTrace };
-/// "end-to-end", "phase", "serving", "all-to-all", "GEMM", "attention".
+enum class AccuracyGroup { kEndToEnd, kPhase, kServing, kAllToAll, kGemm, kAttention, kScan, kTrace };
+/// "end-to-end", "phase", "serving", "all-to-all", "GEMM", "attention", "scan", "trace".
 const char* to_string(AccuracyGroup g);
 
 /// The engines a report shows.

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "models/analytic.hpp"
+#include "models/block_pricing.hpp"
 #include "models/compute_cost.hpp"
 #include "models/dispatch.hpp"
 #include "models/network.hpp"
@@ -77,7 +78,7 @@ std::vector<std::string> split(const std::string& line) {
   return out;
 }
 
-enum class Kind { kAllToAll, kGemm, kAttention, kTrace };
+enum class Kind { kAllToAll, kGemm, kAttention, kTrace, kScan };
 
 const std::vector<std::string>& columns(Kind k) {
   // All-to-all rows hold published_gbps (normal kernels: bandwidth) or published_us (low-latency
@@ -91,7 +92,14 @@ const std::vector<std::string>& columns(Kind k) {
                                              "batch", "heads", "published_tflops", "source"};
   static const std::vector<std::string> trace{"name",     "scenario",     "pass",
                                               "category", "published_us", "source"};
-  return k == Kind::kAllToAll ? a2a : k == Kind::kGemm ? gemm : k == Kind::kTrace ? trace : attn;
+  static const std::vector<std::string> scan{"name",       "gpu",          "batch",  "seqlen",
+                                             "heads",      "headdim",      "dstate", "groups",
+                                             "chunk_size", "published_us", "source"};
+  return k == Kind::kAllToAll ? a2a
+         : k == Kind::kGemm   ? gemm
+         : k == Kind::kTrace  ? trace
+         : k == Kind::kScan   ? scan
+                              : attn;
 }
 
 // The catalog entry a row names ("catalog:NAME").
@@ -247,6 +255,23 @@ AccuracyRow attention_row(const CsvLine& l, const Catalog& cat) {
   return r;
 }
 
+// Mamba-2's chunk-scan forward kernel at a published shape: the engines' price of op mamba.ssd_scan
+// (models::ssd_chunk_scan on the GPU's cost model), in microseconds.
+AccuracyRow scan_row(const CsvLine& l, const Catalog& cat) {
+  AccuracyRow r = base_row(l, AccuracyGroup::kScan, "latency", "us", "published_us");
+  models::SsdScanShape s;
+  s.sequences = l.number("batch", 1, 1e6);
+  s.seq_len = l.number("seqlen", 1, 1e9);
+  s.heads = l.number("heads", 1, 1e6);
+  s.head_dim = l.number("headdim", 1, 1e6);
+  s.state_dim = l.number("dstate", 1, 1e6);
+  s.groups = l.number("groups", 1, 1e6);
+  s.chunk = l.number("chunk_size", 1, 1e6);
+  const double t = models::ssd_chunk_scan(*cost_model(l, cat), s).seconds;
+  r.analytic = t > 0 ? t * 1e6 : NAN;
+  return r;
+}
+
 // A published kernel trace of a training step, summed per MoE layer: the same sum over the ops of the
 // first MoE block of the named validation scenario (one microbatch, each op alone at its price on the
 // SMs left after comm_sms), by pass (F, B, W or any of them together) and category (gemm: dense and
@@ -352,6 +377,8 @@ void read_file(const std::string& path, const Catalog& cat, std::vector<Accuracy
       };
       if (has("bytes_per_copy"))
         kind = Kind::kAllToAll;
+      else if (has("dstate"))
+        kind = Kind::kScan;
       else if (has("category"))
         kind = Kind::kTrace;
       else if (has("m_per_group"))
@@ -361,7 +388,7 @@ void read_file(const std::string& path, const Catalog& cat, std::vector<Accuracy
       else
         throw ParseError(located_message(path, "line " + std::to_string(no),
                                          "a header with bytes_per_copy (all-to-all), m_per_group (GEMM), "
-                                         "headdim (attention) or category (kernel trace)",
+                                         "dstate (scan), headdim (attention) or category (kernel trace)",
                                          "\"" + line + "\""));
       for (const auto& c : columns(kind))
         if (!has(c.c_str()))
@@ -383,6 +410,7 @@ void read_file(const std::string& path, const Catalog& cat, std::vector<Accuracy
     if (kind == Kind::kGemm) rows.push_back(gemm_row(l, cat));
     if (kind == Kind::kAttention) rows.push_back(attention_row(l, cat));
     if (kind == Kind::kTrace) rows.push_back(traces.row(l));
+    if (kind == Kind::kScan) rows.push_back(scan_row(l, cat));
   }
 }
 
@@ -397,7 +425,7 @@ std::vector<AccuracyRow> kernel_rows(const std::string& dir, const Catalog& cat)
     if (e.path().extension() == ".csv") files.push_back(e.path().string());
   std::sort(files.begin(), files.end());
   for (const auto& f : files) read_file(f, cat, rows);
-  // Groups in a fixed order (all-to-all, GEMM, attention, trace), files' order within a group.
+  // Groups in a fixed order (all-to-all, GEMM, attention, scan, trace), files' order within a group.
   std::stable_sort(rows.begin(), rows.end(),
                    [](const AccuracyRow& a, const AccuracyRow& b) { return a.group < b.group; });
   return rows;

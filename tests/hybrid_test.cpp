@@ -240,6 +240,25 @@ TEST(HybridErrors, ParallelismTheMambaLayersCannotTake) {
             "(context parallelism of the SSD scan is not modelled), found 2");
 }
 
+TEST(Hybrid, ChunkScanKernelIsTheBlocksOp) {
+  // The accuracy suite's scan rows price models::ssd_chunk_scan; the Mamba block's mamba.ssd_scan op is the
+  // same price: here T = 1024 tokens of one sequence, 8 heads of 32, 2 groups of 16 states, chunks of 64.
+  const Scenario s = scenario();
+  const auto cm = models::make_compute_cost_model(s);
+  const models::Workload w = workload(s);
+  double op = 0;
+  for (const models::Op& o : models::block_ops(w, 0))
+    if (std::string(o.name) == "mamba.ssd_scan" && o.pass == models::Pass::kForward) op = o.seconds;
+  const models::ScanKernel k = models::ssd_chunk_scan(*cm, {1, 1024, 8, 32, 16, 2, 64});
+  EXPECT_GT(op, 0);
+  EXPECT_DOUBLE_EQ(op, k.seconds);
+  // FLOPs, every chunk block in full: 16 chunks x 8 heads, 2·(64·32·64 + 64·32·16) each.
+  EXPECT_DOUBLE_EQ(k.flops, 2.0 * 128 * (64 * 32 * 64 + 64 * 32 * 16));
+  // The TileLang benchmark's shape (batch 8, seq 8192, 80 heads of 64, one group of 128 states, chunks of
+  // 256): 256 chunks x 80 heads, 2·(256·64·256 + 256·64·128) each = 257,698,037,760.
+  EXPECT_DOUBLE_EQ(models::ssd_chunk_scan(*cm, {8, 8192, 80, 64, 128, 1, 256}).flops, 257698037760.0);
+}
+
 // A Gated DeltaNet hybrid (Qwen3-Next's structure): pattern "GE*E", two blocks each of a mixer and an MoE
 // layer; gated attention 4 heads / 2 KV heads of 64 (q_proj also yields the gate); Gated DeltaNet 2 key
 // heads and 4 value heads of 32, convolution 4, chunk 64; 8 experts top-2 of 128 and a shared one of 256,
