@@ -350,17 +350,15 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
 struct MatmulFamily {
   double groups = 0, rows = 0, n = 0, k = 0;
 };
-struct Kernel {
-  double seconds = 0, flops = 0, bytes = 0;  ///< bytes: of a memory-bound kernel (no matmul)
-};
-Kernel memory_kernel(const ComputeCostModel& cm, double bytes) {
+ScanKernel memory_kernel(const ComputeCostModel& cm, double bytes) {
   return {cm.memory_bound(bytes), 0, bytes};
 }
-Kernel chunk_kernel(const ComputeCostModel& cm, double bytes, std::initializer_list<MatmulFamily> families) {
+ScanKernel chunk_kernel(const ComputeCostModel& cm, double bytes,
+                        std::initializer_list<MatmulFamily> families) {
   // Beyond kPriced equal groups (long sequences, many heads) the price of kPriced groups is scaled: equal
   // groups fill whole waves, so their time grows in proportion, and no list of millions is built.
   constexpr double kPriced = 65536;
-  Kernel x;
+  ScanKernel x;
   double gemm = 0;
   for (const MatmulFamily& f : families) {
     if (f.groups <= 0) continue;
@@ -388,25 +386,24 @@ ScanKernel ssd_chunk_scan(const ComputeCostModel& cm, const SsdScanShape& s) {
   const double S2 = chunks * s.heads * s.head_dim * s.state_dim * 2,
                CB4 = chunks * s.groups * s.chunk * s.chunk * 4;
   const double g = chunks * s.heads, Q = s.chunk;
-  const Kernel k =
-      chunk_kernel(cm, CB4 + 2 * X + Bb + S2, {{g, Q, s.head_dim, Q}, {g, Q, s.head_dim, s.state_dim}});
-  return {k.seconds, k.flops};
+  return chunk_kernel(cm, CB4 + 2 * X + Bb + S2, {{g, Q, s.head_dim, Q}, {g, Q, s.head_dim, s.state_dim}});
 }
 
 namespace {
 
 // A scan's forward kernels, one op each (rerun in the backward under full recomputation), and its backward
 // kernels summed into one op.
-void add_scan(Builder& bl, OpRole role, bool rerun, std::initializer_list<std::pair<const char*, Kernel>> fwd,
-              const char* backward, std::initializer_list<Kernel> back) {
+void add_scan(Builder& bl, OpRole role, bool rerun,
+              std::initializer_list<std::pair<const char*, ScanKernel>> fwd, const char* backward,
+              std::initializer_list<ScanKernel> back) {
   for (const auto& [name, k] : fwd) {
     const OpKind kind = k.flops > 0 ? OpKind::kGroupedGemm : OpKind::kMemory;
     const double work = k.flops > 0 ? k.flops : k.bytes;
     bl.add(name, role, Pass::kForward, kind, k.seconds, work);
     if (rerun) bl.add(name, role, Pass::kBackwardInput, kind, k.seconds, work, true);
   }
-  Kernel b;
-  for (const Kernel& k : back) b.seconds += k.seconds, b.flops += k.flops;
+  ScanKernel b;
+  for (const ScanKernel& k : back) b.seconds += k.seconds, b.flops += k.flops;
   bl.add(backward, role, Pass::kBackwardInput, OpKind::kGroupedGemm, b.seconds, b.flops);
 }
 
@@ -436,33 +433,28 @@ double mamba_block(const PricingContext& c, Builder& bl) {
   const double chunks = chunks_of(c, Q);
   const double X = T * di * kAct, Bb = T * G * N * kAct;  // x (or dout), B (or C): BF16
   const double S4 = chunks * H * P * N * 4, S2 = S4 / 2, CB4 = chunks * G * Q * Q * 4;  // FP32 / BF16
-  const auto kernel = [&](double groups, double rows, double n, double k, double bytes, double groups2 = 0,
-                          double rows2 = 0, double n2 = 0, double k2 = 0) {
-    return chunk_kernel(c.cm, bytes, {{groups, rows, n, k}, {groups2, rows2, n2, k2}});
-  };
-  const Kernel state = kernel(chunks * H, N, P, Q, X + Bb + S4);  // chunk states Bᵀ·x
-  const Kernel passing = memory_kernel(c.cm, S4 + S2);            // states carried across chunks
-  const Kernel bmm = kernel(chunks * G, Q, Q, N, 2 * Bb + CB4);   // C·Bᵀ inside each chunk
+  const ScanKernel state = chunk_kernel(c.cm, X + Bb + S4, {{chunks * H, N, P, Q}});  // chunk states Bᵀ·x
+  const ScanKernel passing = memory_kernel(c.cm, S4 + S2);  // states carried across chunks
+  const ScanKernel bmm = chunk_kernel(c.cm, 2 * Bb + CB4, {{chunks * G, Q, Q, N}});  // C·Bᵀ inside each chunk
   const SsdScanShape shape{
       T / (double(c.s.workload.seq_len) / c.cp), double(c.s.workload.seq_len) / c.cp, H, P, N, G, Q};
-  const ScanKernel scan_out = ssd_chunk_scan(c.cm, shape);
-  const Kernel out{scan_out.seconds, scan_out.flops, 0};
+  const ScanKernel out = ssd_chunk_scan(c.cm, shape);
   add_scan(bl, scan, fr,
            {{"mamba.ssd_state", state},
             {"mamba.ssd_passing", passing},
             {"mamba.ssd_bmm", bmm},
             {"mamba.ssd_scan", out}},
            "mamba.ssd_backward",
-           {bmm, state, passing,                      // recomputed
-            kernel(chunks * H, N, P, Q, 2 * X + S4),  // dstates = Cᵀ·dout
-            memory_kernel(c.cm, 2 * (S4 + S2)),       // their passing backward
-            kernel(chunks * H, Q, P, Q, CB4 + 3 * X + Bb + S2, chunks * H, Q, P, N),  // dx
-            kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dB = x·dstatesᵀ
-            kernel(chunks * H, Q, N, P, X + S2 + Bb),                                 // dC = dout·statesᵀ
-            kernel(chunks * H, Q, Q, P, 2 * X + CB4),    // d(C·Bᵀ) = dout·xᵀ
-            kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),   // dB += d(C·Bᵀ)·C
-            kernel(chunks * G, Q, N, Q, CB4 + 2 * Bb),   // dC += d(C·Bᵀ)ᵀ·B
-            kernel(chunks * H, Q, Q, P, 2 * X + CB4)});  // dA cumsum gradient
+           {bmm, state, passing,                                      // recomputed
+            chunk_kernel(c.cm, 2 * X + S4, {{chunks * H, N, P, Q}}),  // dstates = Cᵀ·dout
+            memory_kernel(c.cm, 2 * (S4 + S2)),                       // their passing backward
+            chunk_kernel(c.cm, CB4 + 3 * X + Bb + S2, {{chunks * H, Q, P, Q}, {chunks * H, Q, P, N}}),  // dx
+            chunk_kernel(c.cm, X + S2 + Bb, {{chunks * H, Q, N, P}}),    // dB = x·dstatesᵀ
+            chunk_kernel(c.cm, X + S2 + Bb, {{chunks * H, Q, N, P}}),    // dC = dout·statesᵀ
+            chunk_kernel(c.cm, 2 * X + CB4, {{chunks * H, Q, Q, P}}),    // d(C·Bᵀ) = dout·xᵀ
+            chunk_kernel(c.cm, CB4 + 2 * Bb, {{chunks * G, Q, N, Q}}),   // dB += d(C·Bᵀ)·C
+            chunk_kernel(c.cm, CB4 + 2 * Bb, {{chunks * G, Q, N, Q}}),   // dC += d(C·Bᵀ)ᵀ·B
+            chunk_kernel(c.cm, 2 * X + CB4, {{chunks * H, Q, Q, P}})});  // dA cumsum gradient
 
   // Gated RMSNorm: reads the scan output and z, writes the normed product.
   bl.memory("mamba.gated_norm", scan, T * di * kAct * 3, fr);
@@ -504,11 +496,11 @@ double gdn_block(const PricingContext& c, Builder& bl) {
 
   const double n = chunks_of(c, C), cg = n * Hv;  // (chunk, value head) pairs
   const double V = T * v * kAct, A4 = cg * C * C * 4, S = cg * dk * dv * kAct;
-  const Kernel kkt = chunk_kernel(c.cm, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
-  const Kernel solve = memory_kernel(c.cm, A4 + A4 / 2);             // (I + A)⁻¹, FP32 in, BF16 out
-  const Kernel wu = chunk_kernel(c.cm, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
-  const Kernel hs = chunk_kernel(c.cm, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
-  const Kernel out =
+  const ScanKernel kkt = chunk_kernel(c.cm, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
+  const ScanKernel solve = memory_kernel(c.cm, A4 + A4 / 2);             // (I + A)⁻¹, FP32 in, BF16 out
+  const ScanKernel wu = chunk_kernel(c.cm, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
+  const ScanKernel hs = chunk_kernel(c.cm, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
+  const ScanKernel out =
       chunk_kernel(c.cm, 2 * QK + V + S + V, {{cg, C, dv, dk}, {cg, C, C, dk}, {cg, C, dv, C}});
   add_scan(
       bl, rule, fr,

@@ -72,9 +72,10 @@ double price_block(const PricingContext& c, BlockCost& b, int layer, bool mtp, L
 struct SsdScanShape {
   double sequences = 0, seq_len = 0, heads = 0, head_dim = 0, state_dim = 0, groups = 0, chunk = 0;
 };
-/// One kernel of a chunked scan: its price and its FLOPs (every chunk block in full).
+/// One kernel of a chunked scan: its price, its FLOPs (every chunk block in full) and, for a memory-bound
+/// one without matmuls, the bytes it moves.
 struct ScanKernel {
-  double seconds = 0, flops = 0;
+  double seconds = 0, flops = 0, bytes = 0;
 };
 /// mamba_ssm's chunk-scan forward kernel (_chunk_scan_fwd: the intra-chunk (C·Bᵀ ∘ decay)·x and the
 /// inter-chunk C·state, op mamba.ssd_scan): the slower of its batched matmuls on the grouped-GEMM fit and

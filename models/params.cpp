@@ -12,14 +12,15 @@ double gdn_forward_flops_per_token(const GatedDeltaNetSpec& s) {
   return s.value_heads * (6 * C * dk + 4 * C * dv + 6 * dk * dv);
 }
 
+double transformer_block_params_per_gpu(const ParamCounts& p, bool moe, int tp) {
+  const double v = (p.attention_per_layer + p.norms_per_layer * tp) / tp;
+  return v + (moe ? p.shared_per_layer + p.router_per_layer : p.dense_ffn_per_layer / tp);
+}
+
 double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer, int tp) {
   const LayerMix x = layer_mix(m, layer);
-  const double h = m.hidden;
-  if (m.layer_pattern.empty()) {  // a transformer block: attention, both norms, then its MLP
-    double v = (p.attention_per_layer + p.norms_per_layer * tp) / tp;
-    return v + (x.mlp == Mlp::kMoe ? p.shared_per_layer + p.router_per_layer : p.dense_ffn_per_layer / tp);
-  }
-  double v = h;  // the layer's pre-norm
+  if (m.layer_pattern.empty()) return transformer_block_params_per_gpu(p, x.mlp == Mlp::kMoe, tp);
+  double v = m.hidden;  // the layer's pre-norm
   if (x.mixer == Mixer::kAttention) v += p.attention_per_layer / tp;
   if (x.mixer == Mixer::kMamba) v += p.mamba_per_layer / tp;
   if (x.mixer == Mixer::kGatedDeltaNet) v += p.gdn_per_layer / tp;

@@ -8,6 +8,7 @@ namespace moesim::models {
 /// What one layer of a model holds: a token mixer and an MLP. A transformer block has attention and a
 /// dense MLP or an MoE layer; a layer of a hybrid model (ModelSpec::layer_pattern) has one of the four.
 enum class Mixer { kAttention, kMamba, kNone, kGatedDeltaNet };
+inline constexpr int kMixers = 4;  ///< values of Mixer (build_workload keeps a block template per mixer)
 enum class Mlp { kDense, kMoe, kNone };
 struct LayerMix {
   Mixer mixer = Mixer::kAttention;
@@ -68,6 +69,11 @@ struct ParamCounts {
 
 /// Counts parameters. Formulas per block type are in params.cpp with their sources.
 ParamCounts count_params(const ModelSpec& m);
+
+/// Parameters of one transformer block (attention, both norms, then its dense MLP or, with `moe`, its
+/// router and shared experts; routed experts excluded) one GPU holds with tensor parallelism `tp`. An MTP
+/// module is such a block.
+double transformer_block_params_per_gpu(const ParamCounts& p, bool moe, int tp);
 
 /// Parameters of layer `layer` one GPU holds with tensor parallelism `tp` (routed experts excluded; MTP
 /// modules are counted by the caller): the mixer and the dense MLP split over tp, norms, router and

@@ -58,11 +58,8 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
       const bool moe = b.kind == BlockKind::kMoe || (b.kind == BlockKind::kMtp && m.moe.experts > 0);
       const ParamCounts& pc = w.params;
       // An MTP module is a transformer block whatever the main model's layers are.
-      double p_block =
-          b.kind == BlockKind::kMtp
-              ? (pc.attention_per_layer + pc.norms_per_layer * par.tp) / par.tp +
-                    (moe ? pc.shared_per_layer + pc.router_per_layer : pc.dense_ffn_per_layer / par.tp)
-              : layer_params_per_gpu(pc, m, b.layer, par.tp);
+      double p_block = b.kind == BlockKind::kMtp ? transformer_block_params_per_gpu(pc, moe, par.tp)
+                                                 : layer_params_per_gpu(pc, m, b.layer, par.tp);
       if (moe) {
         rw.expert_params += experts_per_rank * pc.expert / par.etp;
         p_block += experts_per_rank * pc.expert / par.etp;

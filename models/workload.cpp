@@ -137,7 +137,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       for (int i = 0; i < n && next < total_blocks; ++i) stage_position[static_cast<std::size_t>(next++)] = i;
   }
   // Templates per pricing context and mixer (a hybrid model's layers differ by their mixer).
-  int dense_template[4][4], moe_template[4][4], moe_count = 0;  // [context][mixer]
+  int dense_template[4][kMixers], moe_template[4][kMixers], moe_count = 0;  // [context][mixer]
   for (auto* t : {&dense_template, &moe_template})
     for (auto& row : *t) std::fill(std::begin(row), std::end(row), -1);
   const int bf16_start = s.workload.bf16_layers_at_start, bf16_end = s.workload.bf16_layers_at_end;

@@ -67,6 +67,22 @@ void if_read_cleanly(Problems& problems, std::size_t before, F&& checks) {
   if (problems.size() == before) problems.check(checks);
 }
 
+// An optional section of a model (moe, mamba, gated_delta_net): its keys read into `spec`, unknown keys
+// refused, then `checks` (its cross-field rules) when every key read cleanly.
+template <class S, class F>
+void read_section(ObjectReader& r, const char* key, const ParamTable<S>& table, S& spec, Problems& problems,
+                  F&& checks) {
+  const Json* j = r.optional_child(key);
+  if (j == nullptr) return;
+  problems.check([&] {
+    ObjectReader e(*j, r.source(), r.at(key));
+    const std::size_t start = problems.size();
+    table.read(e, spec, &problems);
+    e.finish(problems);
+    if_read_cleanly(problems, start, [&] { checks(e); });
+  });
+}
+
 // A hybrid model's layer pattern against the sections it needs: every layer kind it names has its
 // section, every section has a layer, and the MoE layers are the pattern's alone.
 void check_layer_pattern(const ModelSpec& m, const ObjectReader& r) {
@@ -136,53 +152,28 @@ ModelSpec model_from_json(const Json& j, const std::string& source, const std::s
         a.fail("kv_heads", "kv_heads == heads for kind \"mha\" (use \"gqa\")", std::to_string(at.kv_heads));
     });
   });
-  if (const Json* moe = r.optional_child("moe")) {
-    problems.check([&] {
-      ObjectReader e(*moe, source, r.at("moe"));
-      auto& x = m.moe;
-      const std::size_t start = problems.size();
-      moe_params().read(e, x, &problems);
-      e.finish(problems);
-      if_read_cleanly(problems, start, [&] {
-        if (x.top_k > x.experts)
-          e.fail("top_k", "at most experts (" + std::to_string(x.experts) + ")", std::to_string(x.top_k));
-        if (x.experts % x.groups != 0)
-          e.fail("groups", "a divisor of experts (" + std::to_string(x.experts) + ")",
-                 std::to_string(x.groups));
-        if (x.topk_groups > x.groups)
-          e.fail("topk_groups", "at most groups (" + std::to_string(x.groups) + ")",
-                 std::to_string(x.topk_groups));
-        if (x.topk_groups > 0 && x.top_k > x.topk_groups * (x.experts / x.groups))
-          e.fail("top_k", "at most topk_groups x experts per group", std::to_string(x.top_k));
-      });
-    });
-  }
-  if (const Json* mamba = r.optional_child("mamba")) {
-    problems.check([&] {
-      ObjectReader e(*mamba, source, r.at("mamba"));
-      const std::size_t start = problems.size();
-      mamba_params().read(e, m.mamba, &problems);
-      e.finish(problems);
-      if_read_cleanly(problems, start, [&] {
-        if (m.mamba.heads % m.mamba.groups != 0)
-          e.fail("groups", "a divisor of heads (" + std::to_string(m.mamba.heads) + ")",
-                 std::to_string(m.mamba.groups));
-      });
-    });
-  }
-  if (const Json* gdn = r.optional_child("gated_delta_net")) {
-    problems.check([&] {
-      ObjectReader e(*gdn, source, r.at("gated_delta_net"));
-      const std::size_t start = problems.size();
-      gdn_params().read(e, m.gdn, &problems);
-      e.finish(problems);
-      if_read_cleanly(problems, start, [&] {
-        if (m.gdn.value_heads % m.gdn.key_heads != 0)
-          e.fail("value_heads", "a multiple of key_heads (" + std::to_string(m.gdn.key_heads) + ")",
-                 std::to_string(m.gdn.value_heads));
-      });
-    });
-  }
+  read_section(r, "moe", moe_params(), m.moe, problems, [&](const ObjectReader& e) {
+    const auto& x = m.moe;
+    if (x.top_k > x.experts)
+      e.fail("top_k", "at most experts (" + std::to_string(x.experts) + ")", std::to_string(x.top_k));
+    if (x.experts % x.groups != 0)
+      e.fail("groups", "a divisor of experts (" + std::to_string(x.experts) + ")", std::to_string(x.groups));
+    if (x.topk_groups > x.groups)
+      e.fail("topk_groups", "at most groups (" + std::to_string(x.groups) + ")",
+             std::to_string(x.topk_groups));
+    if (x.topk_groups > 0 && x.top_k > x.topk_groups * (x.experts / x.groups))
+      e.fail("top_k", "at most topk_groups x experts per group", std::to_string(x.top_k));
+  });
+  read_section(r, "mamba", mamba_params(), m.mamba, problems, [&](const ObjectReader& e) {
+    if (m.mamba.heads % m.mamba.groups != 0)
+      e.fail("groups", "a divisor of heads (" + std::to_string(m.mamba.heads) + ")",
+             std::to_string(m.mamba.groups));
+  });
+  read_section(r, "gated_delta_net", gdn_params(), m.gdn, problems, [&](const ObjectReader& e) {
+    if (m.gdn.value_heads % m.gdn.key_heads != 0)
+      e.fail("value_heads", "a multiple of key_heads (" + std::to_string(m.gdn.key_heads) + ")",
+             std::to_string(m.gdn.value_heads));
+  });
   r.finish(problems);
   if_read_cleanly(problems, before, [&] { check_layer_pattern(m, r); });
   if_read_cleanly(problems, before, [&] {
