@@ -4,6 +4,7 @@
 
 #include "models/analytic.hpp"
 #include "models/compute_cost.hpp"
+#include "models/schedule.hpp"
 #include "scenarios/loader.hpp"
 
 namespace {
@@ -45,6 +46,17 @@ void BM_AnalyticReschedule(benchmark::State& state) {
   state.counters["evals_per_s"] = benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_AnalyticReschedule)->Unit(benchmark::kMicrosecond);
+
+// DualPipe's dependency timeline alone at the DeepSeek-V3 example's shape (PP16, 120 microbatches), with a
+// light first and a heavy last stage: what the analytic engine adds for a DualPipe layout.
+void BM_DualPipeTimeline(benchmark::State& state) {
+  std::vector<moesim::models::StageChunk> st(
+      16, moesim::models::StageChunk{0.048, 0.066, 0.027, 0.093, 0.125, 1e-3});
+  st.front() = moesim::models::StageChunk{0.030, 0.045, 0.015, 0.060, 0.080, 1e-3};
+  st.back() = moesim::models::StageChunk{0.070, 0.090, 0.035, 0.125, 0.160, 1e-3};
+  for (auto _ : state) benchmark::DoNotOptimize(moesim::models::dualpipe_timeline(16, 120, st));
+}
+BENCHMARK(BM_DualPipeTimeline)->Unit(benchmark::kMicrosecond);
 
 // Scenario parsing, catalog resolution and validation.
 void BM_LoadScenario(benchmark::State& state) {

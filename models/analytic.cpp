@@ -10,6 +10,7 @@
 #include "models/op_table.hpp"
 #include "models/routing_source.hpp"
 #include "models/throughput.hpp"
+#include "scenarios/error.hpp"
 #include "traces/load.hpp"
 
 namespace moesim::models {
@@ -151,6 +152,25 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   return std::max(q, cmax) + fw;
 }
 
+// Whether two stages carry the same prices for an overlapped pair: the same blocks in order up to
+// repetition (a block that repeats another, BlockCost::ops_from, has its passes and expert loads), the same
+// embedding, head and pipeline send. Equal stages give a pair bit for bit equal, so it is priced once.
+bool priced_alike(const Workload& w, const RankWork& a, const RankWork& b) {
+  if (&a == &b) return true;
+  if (a.blocks.size() != b.blocks.size() || a.embedding != b.embedding || a.head != b.head ||
+      a.p2p_nic != b.p2p_nic)
+    return false;
+  for (int p = 0; p < 3; ++p)
+    if (a.pass[p].compute != b.pass[p].compute) return false;
+  const auto source = [&w](int i) {
+    const int from = w.blocks[static_cast<std::size_t>(i)].ops_from;
+    return from >= 0 ? from : i;
+  };
+  for (std::size_t i = 0; i < a.blocks.size(); ++i)
+    if (source(a.blocks[i]) != source(b.blocks[i])) return false;
+  return true;
+}
+
 // What a weight-gradient chunk run alone (zero bubble, DualPipe) saves against the sum of its blocks'
 // busiest-GPU prices, seconds (<= 0). Nothing synchronises the EP group inside such a chunk (it has no
 // all-to-all), so each GPU runs its own expert rows of every layer back to back and the chunk takes the
@@ -175,7 +195,7 @@ std::size_t uneven_gpus(const Workload& w) {
   bool uneven = false;
   for (const auto& d : w.moe_detail) {
     gpus = std::max(gpus, d.rank_load.size());
-    for (double l : d.rank_load) uneven |= l != 1.0;
+    uneven |= d.uneven;
   }
   return uneven ? gpus : 1;
 }
@@ -230,6 +250,15 @@ std::vector<double> combined_pair_waits(const std::vector<double>& pair, const s
   }
   for (std::size_t r = 0; r < n; ++r) wait[r] = period - pair[r];
   return wait;
+}
+
+double overlapped_pair_seconds(const Workload& w, int f_stage, int b_stage) {
+  MOESIM_ASSERT(f_stage >= 0 && b_stage >= 0 && static_cast<std::size_t>(f_stage) < w.ranks.size() &&
+                    static_cast<std::size_t>(b_stage) < w.ranks.size(),
+                "overlapped_pair_seconds: stage out of range");
+  std::vector<double> scratch;
+  return dualpipe_pair(w, w.ranks[static_cast<std::size_t>(f_stage)],
+                       w.ranks[static_cast<std::size_t>(b_stage)], uneven_gpus(w), scratch);
 }
 
 RankSync sync_of(const Scenario& s, double params, double expert_params, const ChunkTimes& chunk, int M) {
@@ -342,8 +371,13 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   std::vector<double> pair_fb;
   if (dualpipe) {
     pair_fb.resize(static_cast<std::size_t>(par.pp));
-    for (int rank = 0; rank < par.pp; ++rank)
-      pair_fb[rank] = dualpipe_pair(w, w.ranks[rank], w.ranks[par.pp - 1 - rank], gpus, scratch);
+    for (int rank = 0; rank < par.pp; ++rank) {
+      const RankWork &f = w.ranks[rank], &b = w.ranks[par.pp - 1 - rank];
+      int same = -1;  // an earlier rank whose two stages are priced as these are: the same pair
+      for (int q = 0; q < rank && same < 0; ++q)
+        if (priced_alike(w, f, w.ranks[q]) && priced_alike(w, b, w.ranks[par.pp - 1 - q])) same = q;
+      pair_fb[rank] = same >= 0 ? pair_fb[same] : dualpipe_pair(w, f, b, gpus, scratch);
+    }
   }
   // Combined 1F1B: each rank's overlapped pair, one forward chunk beside one backward chunk, block by block
   // as a DualPipe pair; with pp > 1 the ranks' pairs pace each other (combined_pair_waits).
@@ -356,6 +390,27 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
     wait_ep = combined_pair_waits(pair_ep, deferred_after_send(s, w), p2p,
                                   par.schedule == Schedule::kInterleaved ? par.vpp : 1);
+  }
+  // DualPipe: every rank's phases from the schedule's real dependencies (models::dualpipe_timeline).
+  std::vector<SchedulePhases> timeline;
+  if (dualpipe) {
+    std::vector<StageChunk> stages(static_cast<std::size_t>(par.pp));
+    for (int v = 0; v < par.pp; ++v) {
+      const RankWork& rw = w.ranks[v];
+      const ChunkTimes t = chunk_of(rw);
+      StageChunk& c = stages[static_cast<std::size_t>(v)];
+      c.f = t.f;
+      c.b = t.b;
+      c.w = t.w + lone_weight_saving(w, rw, gpus, scratch);
+      c.bw = t.b + t.w;
+      c.fb_pair = pair_fb[static_cast<std::size_t>(v)];
+      c.p2p = rw.p2p_seconds;
+    }
+    timeline = dualpipe_timeline(par.pp, M, stages);
+    r.fidelity = M > 16 * par.pp ? "closed form; DualPipe by its dependency timeline, " +
+                                       std::to_string(8 * par.pp) + " and " + std::to_string(8 * par.pp + 2) +
+                                       " microbatches walked, " + std::to_string(M) + " extrapolated"
+                                 : "exact (closed form); DualPipe by its dependency timeline";
   }
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
@@ -390,7 +445,8 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       e.chunk.fb_pair = pair_ep[static_cast<std::size_t>(rank)];
       e.chunk.pair_wait = wait_ep[static_cast<std::size_t>(rank)];
     }
-    e.phases = evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
+    e.phases = dualpipe ? timeline[static_cast<std::size_t>(rank)]
+                        : evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
     const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);
     const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp,

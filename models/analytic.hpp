@@ -18,6 +18,11 @@ Result evaluate_analytic(const Scenario& s, const RoutingInput& routing);
 /// Evaluates an already built workload (for sweeps that reuse it). balanced_step_time is left 0.
 Result evaluate_analytic(const Scenario& s, const Workload& w);
 
+/// One overlapped F&B pair as both engines price it: the forward chunk of pipeline stage `f_stage` beside
+/// the backward chunk (input and weight gradients) of stage `b_stage`, block by block (DeepSeek-V3
+/// Figure 4), seconds. DualPipe runs stage r's forward beside stage pp-1-r's backward on rank r.
+double overlapped_pair_seconds(const Workload& w, int f_stage, int b_stage);
+
 /// Megatron-Core's combined 1F1B (ep_overlap) with pp > 1: per pipeline rank, what its steady F&B pair waits
 /// per microbatch for the neighbouring ranks' pipeline sends, seconds (ChunkTimes::pair_wait). `pair`: each
 /// rank's overlapped pair per microbatch (its v virtual pairs); `early`: how long before a pair ends its

@@ -49,4 +49,33 @@ double activations_in_flight(Schedule s, int pp, int vpp, int rank);
 /// checked against these.
 SchedulePhases evaluate_schedule(Schedule s, int pp, int vpp, int m, const ChunkTimes& t);
 
+/// What one pipeline stage costs a DualPipe rank per microbatch, each chunk alone.
+struct StageChunk {
+  double f = 0;        ///< forward
+  double b = 0;        ///< input gradients only (a zero-bubble backward)
+  double w = 0;        ///< weight gradients run as their own chunk
+  double bw = 0;       ///< full backward (input and weight gradients together)
+  double fb_pair = 0;  ///< this stage's forward overlapped with stage pp-1-v's backward (its rank's pair)
+  double p2p = 0;      ///< activation send to the next stage along a microbatch's path
+};
+
+/// DualPipe with its real dependencies instead of DeepSeek-V3 Table 2's uniform-stage bubble: every rank
+/// issues its chunks in deepseek-ai/DualPipe's order (models::schedule_order), each chunk starting when the
+/// rank is free and its inputs have arrived (a forward after the previous stage's forward and send, a
+/// backward after its own forward and the next stage's backward and send, a weight chunk after its
+/// backward); an overlapped F&B pair starts when both inputs are there. Stages may differ (the first holds
+/// the embedding and dense layers, the last the head), so ranks differ in busy time and bubble.
+/// `stages[v]` for v in 0..pp-1; pp even, m even, m >= 2·pp (check_schedule_order_args). Returns the phases
+/// of every rank 0..pp-1 with counts as the discrete-event engine reports them (a lone BW chunk is
+/// backward-only, every lone W weight-only); each rank's total() is the moment its last chunk ends, its
+/// bubble what it waited. Rank r and rank pp-1-r run mirrored timelines (their stages and orders are the
+/// same with the directions swapped), so each microbatch's chunk of stage v ends at the same time in both
+/// directions and only the first pp/2 ranks are walked. With `extrapolate` and m > 16·pp, the timelines
+/// of 8·pp and 8·pp + 2 microbatches are walked and the increment repeated (m - 8·pp)/2 times, as the
+/// discrete-event engine extrapolates its steady state (each further step-4 iteration adds two pairs); the
+/// counts stay exact, the ends are off by up to about 1 % where a slower cycle of ranks takes over late
+/// (tests/schedule_test.cpp).
+std::vector<SchedulePhases> dualpipe_timeline(int pp, int m, const std::vector<StageChunk>& stages,
+                                              bool extrapolate = true);
+
 }  // namespace moesim::models

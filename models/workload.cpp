@@ -214,7 +214,10 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     MoeLayerDetail d;
     const double top = r.rank_rows.empty() ? 0.0 : *std::max_element(r.rank_rows.begin(), r.rank_rows.end());
     d.rank_load.reserve(r.rank_rows.size());
-    for (double x : r.rank_rows) d.rank_load.push_back(top > 0 ? x / top : 1.0);
+    for (double x : r.rank_rows) {
+      d.rank_load.push_back(top > 0 ? x / top : 1.0);
+      d.uneven |= d.rank_load.back() != 1.0;
+    }
     if (detail) d.wire_bytes = std::move(r.wire_bytes);
     w.moe_detail.push_back(std::move(d));
     if (!mtp && moe_template[key][mixer] < 0) moe_template[key][mixer] = l;

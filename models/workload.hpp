@@ -143,6 +143,7 @@ struct RankWork {
 /// What the engines need beyond the busiest GPU's prices (Workload::moe_detail).
 struct MoeLayerDetail {
   std::vector<double> rank_load;   ///< rows each EP rank computes ÷ the busiest rank's rows (1 for it)
+  bool uneven = false;             ///< some rank_load is not 1
   std::vector<double> wire_bytes;  ///< ep × ep forward-dispatch bytes as they travel (LayerRouting);
                                    ///< filled only when build_workload is asked for detail
 };

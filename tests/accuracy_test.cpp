@@ -18,6 +18,8 @@
 
 #include "models/analytic.hpp"
 #include "models/compute_cost.hpp"
+#include "models/network.hpp"
+#include "models/workload.hpp"
 #include "reports/accuracy_kernels.hpp"
 #include "scenarios/error.hpp"
 #include "scenarios/loader.hpp"
@@ -225,10 +227,26 @@ TEST(AccuracyUnit, DeepSeekTraceRowsFromTheScenarioOps) {
                         "dsv3-trace-backward-other", "dsv3-trace-weight-grad-gemm"})
     parts += find_row(rows, n).analytic;
   EXPECT_NEAR(find_row(rows, "dsv3-trace-layer-total").analytic, parts, 1e-6 * parts);
-  // The pair row is the analytic engine's steady unit on the scenario's critical rank.
+  // The pair row is a DualPipe pair of two four-MoE-layer chunks, as traced: rank 0 runs stage 0 (the
+  // embedding and the three dense layers) and stage 15 (the head), so rank 1 is the first whose stages (1
+  // and 14) hold four MoE layers each; the row is the mean of its two kinds of pair.
   const moesim::Scenario s =
       moesim::load_scenario(kValidation + "/deepseek-v3-2048xH800-fp8.json", catalog());
-  const double pair = moesim::models::evaluate_analytic(s).chunk.fb_pair;
+  const auto cm = moesim::models::make_compute_cost_model(s);
+  const moesim::models::NetworkModel net(s.cluster);
+  const moesim::models::Workload w = moesim::models::build_workload(s, *cm, net);
+  ASSERT_EQ(w.ranks.size(), 16u);
+  EXPECT_TRUE(w.ranks[0].embedding);
+  EXPECT_TRUE(w.ranks[15].head);
+  for (int stage : {1, 14}) {
+    const moesim::models::RankWork& rw = w.ranks[static_cast<std::size_t>(stage)];
+    EXPECT_FALSE(rw.embedding || rw.head);
+    ASSERT_EQ(rw.blocks.size(), 4u) << "stage " << stage;
+    for (int b : rw.blocks)
+      EXPECT_GE(w.blocks[static_cast<std::size_t>(b)].moe_index, 0) << "stage " << stage;
+  }
+  const double pair = 0.5 * (moesim::models::overlapped_pair_seconds(w, 1, 14) +
+                             moesim::models::overlapped_pair_seconds(w, 14, 1));
   EXPECT_GT(pair, 0);
   EXPECT_NEAR(find_row(rows, "dsv3-trace-overlapped-pair").analytic, pair * 1e6, 1e-9 * pair * 1e6);
 }

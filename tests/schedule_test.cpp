@@ -11,9 +11,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <string>
 #include <vector>
 
 #include "models/analytic.hpp"
+#include "models/schedule_order.hpp"
 
 namespace moesim::models {
 namespace {
@@ -351,6 +355,152 @@ TEST(Schedule, DualPipeWithPublishedDeepSeekChunks) {
   // Note: the published measured bubble is 2.06 s; Table 2's formula gives ≈ 1.32 s from the same
   // chunk times, so the measured bubble includes more than the formula accounts for.
   EXPECT_LT(ph.bubble, 2.06);
+}
+
+// dualpipe_timeline, worked by hand for PP2, M4 (deepseek-ai/DualPipe steps 1-8; both ranks are middle ranks,
+// half_rank 0). Rank 0's order: F0 mb0, F1 mb2, F0 mb1, BW1 mb2 (step 4's first F and B not overlapped),
+// the pair F1 mb3 & BW0 mb0, BW1 mb3, B0 mb1 (step 6 switches zero bubble on before it), W0 mb1. Stage 0:
+// F 1, BW 3, B 2, W 1; stage 1: F 2, BW 4; the pair (stage-1 forward beside stage-0 backward) 5; send 0.5.
+// Rank 1 runs the mirror image, so a chunk of stage v ends at the same time in both directions:
+//   F0 0-1; F1 needs stage 0's forward (1) + 0.5: 1.5-3.5; F0 3.5-4.5; BW1 (last stage) 4.5-8.5;
+//   pair: stage-1 F needs 4.5 + 0.5, stage-0 B needs stage 1's backward 8.5 + 0.5: 9-14;
+//   BW1 needs its forward (14): 14-18; B0 needs 18 + 0.5: 18.5-20.5; W0 20.5-21.5.
+// Busy 1F 1+2+1 = 4, 1B 4+4+2 = 10, 1W 1, steady 5; bubble 21.5 - 20 = 1.5.
+TEST(Schedule, DualPipeTimelineByHand) {
+  const auto order = schedule_order(Schedule::kDualPipe, 2, 1, 4, 0);
+  std::string seq;
+  for (const ChunkStep& st : order)
+    seq += std::string(pass_name(st.pass)) + std::to_string(st.chunk) + ":" + std::to_string(st.microbatch) +
+           (st.overlap_next ? "&" : " ");
+  EXPECT_EQ(seq, "F0:0 F1:2 F0:1 BW1:2 F1:3&BW0:0 BW1:3 B0:1 W0:1 ");
+  std::vector<StageChunk> st(2);
+  st[0].f = 1;
+  st[0].bw = 3;
+  st[0].b = 2;
+  st[0].w = 1;
+  st[1].f = 2;
+  st[1].bw = 4;
+  st[1].b = 100;  // never run alone: stage 1's backwards are full ones here
+  st[1].w = 100;
+  st[1].fb_pair = 5;
+  st[0].fb_pair = 100;  // stage 0's forward is never overlapped at M4
+  st[0].p2p = st[1].p2p = 0.5;
+  const std::vector<SchedulePhases> ph = dualpipe_timeline(2, 4, st);
+  ASSERT_EQ(ph.size(), 2u);
+  for (const SchedulePhases& p : ph) {
+    EXPECT_EQ(p.lone_f, 3);
+    EXPECT_EQ(p.lone_b, 3);
+    EXPECT_EQ(p.pairs, 1);
+    EXPECT_NEAR(p.forward_only, 4, kTol);
+    EXPECT_NEAR(p.backward_only, 10, kTol);
+    EXPECT_NEAR(p.weight_only, 1, kTol);
+    EXPECT_NEAR(p.steady, 5, kTol);
+    EXPECT_NEAR(p.bubble, 1.5, kTol);
+    EXPECT_NEAR(p.total(), 21.5, kTol);
+    EXPECT_EQ(p.parameter_copies, 2);
+  }
+}
+
+// Uniform stages, no send time, and the conditions DeepSeek-V3's Figure 5 draws (a backward-input chunk as
+// long as a forward and no shorter than a weight chunk, an overlapped pair no shorter than its parts
+// F + B): rank 0 ends last and its bubble is Table 2's (PP/2 - 1)(F&B + B - 3W), B the full backward. When
+// the pair gains from its overlap the timeline's bubble is smaller.
+TEST(Schedule, DualPipeTimelineUniformStagesReproduceTable2) {
+  struct Case {
+    double f, b, w;
+  };
+  for (const Case c : {Case{1, 1, 1}, Case{1, 1, 0.5}, Case{2, 2, 0.3}})
+    for (int pp : {2, 4, 8, 16})
+      for (int m : {2 * pp, 4 * pp + 2}) {
+        std::vector<StageChunk> st(static_cast<std::size_t>(pp));
+        for (StageChunk& x : st) {
+          x.f = c.f;
+          x.b = c.b;
+          x.w = c.w;
+          x.bw = c.b + c.w;
+          x.fb_pair = c.f + c.b + c.w;
+        }
+        const std::vector<SchedulePhases> ph = dualpipe_timeline(pp, m, st);
+        const double pair = c.f + c.b + c.w, B = c.b + c.w;
+        const double busy = m * (c.f + c.b + c.w);  // every chunk once, the pairs no faster than their parts
+        const double bubble = (pp / 2 - 1) * (pair + B - 3 * c.w);
+        EXPECT_NEAR(ph[0].bubble, bubble, 1e-9) << "pp " << pp << " m " << m;
+        EXPECT_NEAR(ph[0].total(), busy + bubble, 1e-9) << "pp " << pp << " m " << m;
+        for (int r = 1; r < pp; ++r)  // no rank ends after the first and last
+          EXPECT_LE(ph[static_cast<std::size_t>(r)].total(), ph[0].total() + 1e-9)
+              << "pp " << pp << " rank " << r;
+        // Rank 0 runs 3PP/2 - 1 lone forwards, as many lone backwards, and M - (3PP/2 - 1) pairs (with PP2
+        // it is a middle rank, whose first step-4 forward and backward run apart: one more of each).
+        const int lone = 3 * pp / 2 - 1 + (pp == 2 ? 1 : 0);
+        EXPECT_EQ(ph[0].lone_f, lone);
+        EXPECT_EQ(ph[0].lone_b, lone);
+        EXPECT_EQ(ph[0].pairs, m - lone);
+      }
+  // A pair faster than its parts: less bubble than Table 2 (here F = b = w = 1, pair 2, PP 8: 1 against 3).
+  std::vector<StageChunk> st(8);
+  for (StageChunk& x : st) x = StageChunk{1, 1, 1, 2, 2, 0};
+  EXPECT_NEAR(dualpipe_timeline(8, 32, st)[0].bubble, 1.0, 1e-12);
+}
+
+// Above 16·PP microbatches the timeline repeats the increment of 8·PP + 2 over 8·PP microbatches. The
+// counts are exact; the ends are not in general, as a max-plus system's steady state may settle late. With
+// a first stage lighter and a last one heavier than the equal middle ones (embedding, head) the
+// extrapolation misses the ends by 0.28 % at most; with stages drawn at random (durations and pair
+// overlaps differing by stage, sends of up to 5 % of a chunk) a slower cycle of ranks can take over after
+// 8·PP microbatches: over 80 layouts and four counts each, the largest error of any rank's end is 1.08 %,
+// the median 1e-15.
+TEST(Schedule, DualPipeTimelineExtrapolation) {
+  double worst_structured = 0;
+  for (int pp : {4, 8, 16}) {
+    std::vector<StageChunk> st(static_cast<std::size_t>(pp), StageChunk{1.0, 1.6, 0.5, 2.1, 2.4, 0.02});
+    st.front() = StageChunk{0.6, 0.9, 0.2, 1.1, 1.3, 0.02};
+    st.back() = StageChunk{1.5, 2.2, 0.6, 2.8, 3.3, 0.02};
+    for (int m : {16 * pp + 2, 40 * pp}) {
+      const auto exact = dualpipe_timeline(pp, m, st, false), fast = dualpipe_timeline(pp, m, st);
+      for (int r = 0; r < pp; ++r) {
+        const SchedulePhases &e = exact[static_cast<std::size_t>(r)], &f = fast[static_cast<std::size_t>(r)];
+        worst_structured = std::max(worst_structured, std::fabs(f.total() / e.total() - 1));
+        EXPECT_NEAR(f.steady, e.steady, 1e-9 * e.steady);
+        EXPECT_NEAR(f.forward_only + f.backward_only + f.weight_only,
+                    e.forward_only + e.backward_only + e.weight_only, 1e-9 * e.total());
+        EXPECT_EQ(f.pairs, e.pairs);
+        EXPECT_EQ(f.lone_f, e.lone_f);
+      }
+    }
+  }
+  std::printf("[measured] DualPipe extrapolation, structured stages: largest |error| of a rank's end %.3e\n",
+              worst_structured);
+  EXPECT_LT(worst_structured, 0.003);
+  unsigned seed = 12345;
+  auto rnd = [&seed] {
+    seed = seed * 1103515245u + 12345u;
+    return 0.5 + ((seed >> 8) % 1000) / 1000.0;
+  };
+  double worst = 0;
+  for (int trial = 0; trial < 20; ++trial)
+    for (int pp : {2, 4, 8, 16}) {
+      std::vector<StageChunk> st(static_cast<std::size_t>(pp));
+      for (StageChunk& x : st) {
+        x.f = rnd();
+        x.b = rnd() * 1.5;
+        x.w = rnd() * 0.5;
+        x.bw = x.b + x.w;
+        x.fb_pair = (x.f + x.b + x.w) * (0.6 + 0.4 * rnd() / 1.5);
+        x.p2p = 0.05 * rnd();
+      }
+      for (int m : {16 * pp + 2, 20 * pp, 50 * pp + 6, 100 * pp}) {
+        const auto exact = dualpipe_timeline(pp, m, st, false), fast = dualpipe_timeline(pp, m, st);
+        for (int r = 0; r < pp; ++r) {
+          const double e = exact[static_cast<std::size_t>(r)].total();
+          worst = std::max(worst, std::fabs(fast[static_cast<std::size_t>(r)].total() / e - 1));
+          EXPECT_GE(fast[static_cast<std::size_t>(r)].bubble, 0.0);
+        }
+      }
+    }
+  std::printf("[measured] DualPipe extrapolation, random stages: largest |error| of a rank's end %.3e\n",
+              worst);
+  EXPECT_LT(worst, 0.011);
+  EXPECT_GT(worst, 0.01);  // the case above: extrapolation is not exact in general
 }
 
 }  // namespace
