@@ -213,6 +213,13 @@ const TimelineProgram& dualpipe_program(int pp, int m) {
   TimelineProgram& p = cache[next];
   next = (next + 1) % cache.size();
   p = build_program(pp, m);
+  // Bounded memory: past 4 M steps (64 MiB) kept, every other program goes (deep pipelines of hundreds of
+  // stages compile to millions of steps).
+  std::size_t kept = 0;
+  for (const TimelineProgram& q : cache) kept += q.steps.size();
+  if (kept > (std::size_t{1} << 22))
+    for (TimelineProgram& q : cache)
+      if (&q != &p) q = TimelineProgram{};
   return p;
 }
 
@@ -280,8 +287,10 @@ std::vector<SchedulePhases> dualpipe_timeline(int pp, int m, const std::vector<S
     SchedulePhases& ph = out[static_cast<std::size_t>(r)];
     for (int chunk = 0; chunk < 2; ++chunk) {
       const int v = chunk == 0 ? r : pp - 1 - r;
-      const auto count = [&](Slot k) { return n[static_cast<std::size_t>(kSlots * chunk + k)]; };
-      const auto cost = [&](Slot k) { return count(k) * value[static_cast<std::size_t>(slot(v, k))]; };
+      const auto count = [&](Slot kind) { return n[static_cast<std::size_t>(kSlots * chunk + kind)]; };
+      const auto cost = [&](Slot kind) {
+        return count(kind) * value[static_cast<std::size_t>(slot(v, kind))];
+      };
       ph.forward_only += cost(kF);
       ph.backward_only += cost(kB) + cost(kBW);
       ph.weight_only += cost(kW);
