@@ -130,7 +130,7 @@ TimelineProgram build_program(int pp, int m) {
   std::vector<std::vector<ChunkStep>> orders;
   for (int r = 0; r < half; ++r) orders.push_back(schedule_order(Schedule::kDualPipe, pp, 1, m, r));
   prog.counts.assign(static_cast<std::size_t>(half), {});
-  // Which instruction ends microbatch j's forward and backward at stage v (0: not yet issued). Both
+  // Which instruction ends microbatch j's forward and backward at stage v (-1: not yet issued). Both
   // directions share one table: rank r and rank pp-1-r run mirrored timelines.
   std::vector<std::int32_t> f_at(static_cast<std::size_t>(per * pp), -1), b_at(f_at);
   const auto at = [pp, per](int mb, int v) { return static_cast<std::size_t>((mb % per) * pp + v); };
