@@ -512,6 +512,30 @@ TEST(ScheduleOrder, DualPipeMakespan) {
       }
 }
 
+// models::dualpipe_timeline (the analytic engine's compiled walk over half the ranks, mirrored) against this
+// file's event-level walk over every rank, with equal stages, no sends and pairs as long as their parts.
+TEST(ScheduleOrder, DualPipeTimelineMatchesTheEventWalk) {
+  for (Times t : kRatios)
+    for (int pp : {2, 4, 8, 16})
+      for (int m : {2 * pp, 2 * pp + 2, 3 * pp, 4 * pp, 16 * pp}) {
+        if (m % 2 != 0) continue;
+        SCOPED_TRACE(label(Schedule::kDualPipe, pp, 1, m, t));
+        const Eval e = evaluate(Schedule::kDualPipe, pp, 1, m, t);
+        ASSERT_TRUE(e.ok) << e.error;
+        std::vector<StageChunk> st(static_cast<std::size_t>(pp));
+        for (StageChunk& c : st) {
+          c.f = t.f;
+          c.b = t.b;
+          c.w = t.w;
+          c.bw = t.b + t.w;
+          c.fb_pair = t.f + t.b + t.w;
+        }
+        double end = 0;
+        for (const SchedulePhases& ph : dualpipe_timeline(pp, m, st)) end = std::max(end, ph.total());
+        EXPECT_NEAR(end, e.makespan, kTol);
+      }
+}
+
 // ------------------------------------------------------------------------------------------ common
 
 TEST(ScheduleOrder, EvaluationIndependentOfSweepOrder) {
