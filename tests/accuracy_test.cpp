@@ -251,6 +251,39 @@ TEST(AccuracyUnit, DeepSeekTraceRowsFromTheScenarioOps) {
   EXPECT_NEAR(find_row(rows, "dsv3-trace-overlapped-pair").analytic, pair * 1e6, 1e-9 * pair * 1e6);
 }
 
+// The analytic engine's DualPipe phases on DeepSeek-V3 (PP16, 120 microbatches) count rank 0's chunks as
+// deepseek-ai/DualPipe's step() issues them (half_rank 0, 8 half ranks): lone forwards 2·7 + 1 of stage 0
+// (steps 1 and 2) and 1 + 7 of stage 15 (steps 2 and 3); lone backwards 7 input-only of stage 15 (step 3,
+// zero bubble), 7 + 1 full of stage 15 (steps 5 and 6), 1 + 7 input-only of stage 0 (steps 6 and 7); the
+// deferred weight chunks of those 15 input-only backwards; 120 - 23 = 97 overlapped pairs. Each chunk at its
+// own stage's price (uniform routing: a weight chunk run alone saves nothing).
+TEST(AccuracyUnit, DeepSeekDualPipePhasesCountTheReferenceChunks) {
+  const moesim::Scenario s =
+      moesim::load_scenario(kValidation + "/deepseek-v3-2048xH800-fp8.json", catalog());
+  const auto cm = moesim::models::make_compute_cost_model(s);
+  const moesim::models::NetworkModel net(s.cluster);
+  const moesim::models::Workload w = moesim::models::build_workload(s, *cm, net);
+  const moesim::models::Result r = moesim::models::evaluate_analytic(s, w);
+  ASSERT_EQ(s.layout.microbatches, 120);
+  EXPECT_EQ(r.critical_rank, 0);
+  EXPECT_EQ(r.phases.lone_f, 23);
+  EXPECT_EQ(r.phases.lone_b, 23);
+  EXPECT_EQ(r.phases.pairs, 97);
+  const auto& s0 = w.ranks[0].pass;
+  const auto& s15 = w.ranks[15].pass;
+  const double f0 = s0[0].alone(), b0 = s0[1].alone(), w0 = s0[2].alone();
+  const double f15 = s15[0].alone(), b15 = s15[1].alone(), w15 = s15[2].alone();
+  EXPECT_NEAR(r.phases.forward_only, 15 * f0 + 8 * f15, 1e-9);
+  EXPECT_NEAR(r.phases.backward_only, 7 * b15 + 8 * (b15 + w15) + 8 * b0, 1e-9);
+  EXPECT_NEAR(r.phases.weight_only, 7 * w15 + 8 * w0, 1e-9);
+  // Rank 0's pairs: step 4 runs 60 - 16 + 1 = 45 iterations of both kinds (stage 0's forward beside stage
+  // 15's backward, then stage 15's forward beside stage 0's backward), step 5 seven more of the second
+  // kind: 45 + 52 = 97.
+  const double p0 = moesim::models::overlapped_pair_seconds(w, 0, 15);
+  const double p15 = moesim::models::overlapped_pair_seconds(w, 15, 0);
+  EXPECT_NEAR(r.phases.steady, 45 * p0 + 52 * p15, 1e-9);
+}
+
 TEST(AccuracyUnit, TraceRowNamesItsBadField) {
   const fs::path root = fs::temp_directory_path() / ("moesim_trace_" + std::to_string(::getpid()));
   fs::remove_all(root);
