@@ -391,6 +391,10 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     wait_ep = combined_pair_waits(pair_ep, deferred_after_send(s, w), p2p,
                                   par.schedule == Schedule::kInterleaved ? par.vpp : 1);
   }
+  // What each stage's weight-gradient chunk saves when it runs alone (zero bubble, DualPipe).
+  std::vector<double> w_saving;
+  if (dualpipe || par.schedule == Schedule::kZeroBubble)
+    for (const RankWork& rw : w.ranks) w_saving.push_back(lone_weight_saving(w, rw, gpus, scratch));
   // DualPipe: every rank's phases from the schedule's real dependencies (models::dualpipe_timeline).
   std::vector<SchedulePhases> timeline;
   if (dualpipe) {
@@ -401,7 +405,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       StageChunk& c = stages[static_cast<std::size_t>(v)];
       c.f = t.f;
       c.b = t.b;
-      c.w = t.w + lone_weight_saving(w, rw, gpus, scratch);
+      c.w = t.w + w_saving[static_cast<std::size_t>(v)];
       c.bw = t.b + t.w;
       c.fb_pair = pair_fb[static_cast<std::size_t>(v)];
       c.p2p = rw.p2p_seconds;
@@ -432,9 +436,8 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     }
     if (dualpipe || par.schedule == Schedule::kZeroBubble) {
       // Deferred weight-gradient chunks run alone: the busiest GPU of their sum.
-      double saving = lone_weight_saving(w, rw, gpus, scratch);
-      if (dualpipe)
-        saving = 0.5 * (saving + lone_weight_saving(w, w.ranks[par.pp - 1 - rank], gpus, scratch));
+      double saving = w_saving[static_cast<std::size_t>(rank)];
+      if (dualpipe) saving = 0.5 * (saving + w_saving[static_cast<std::size_t>(par.pp - 1 - rank)]);
       e.chunk.w += saving;
       e.chunk.w_compute += saving;
     }

@@ -407,6 +407,32 @@ void add_scan(Builder& bl, OpRole role, bool rerun,
   bl.add(backward, role, Pass::kBackwardInput, OpKind::kGroupedGemm, b.seconds, b.flops);
 }
 
+// The op labels of what Mamba-2 and Gated DeltaNet layers share around their scan.
+struct MixerOps {
+  const char *norm, *tp_all_gather, *in_proj, *conv1d, *gated_norm, *out_proj, *tp_reduce_scatter,
+      *tp_all_reduce, *residual;
+};
+
+// Before the scan: the norm, (TP all-gather), in_proj to `proj` channels per token and the causal depthwise
+// convolution over `conv` of them (read, then written convolved with its SiLU).
+void mixer_enter(const PricingContext& c, Builder& bl, const MixerOps& n, R role, double proj, double conv,
+                 bool fr, bool ln) {
+  bl.memory(n.norm, R::kNorm, c.T_sp * c.s.model.hidden * kAct * 2, ln);
+  tp_enter(c, bl, n.tp_all_gather);
+  bl.gemm(n.in_proj, R::kMixerProjection, c.T, proj, c.s.model.hidden, c.prec, fr);
+  bl.memory(n.conv1d, role, c.T * conv * kAct * 2, fr);
+}
+
+// After it: the gated RMSNorm over `width` channels (reads the scan's output and z, writes their product),
+// out_proj, (TP reduce-scatter or all-reduce), the residual.
+void mixer_exit(const PricingContext& c, Builder& bl, const MixerOps& n, R role, double width, bool fr) {
+  const double h = c.s.model.hidden;
+  bl.memory(n.gated_norm, role, c.T * width * kAct * 3, fr);
+  bl.gemm(n.out_proj, R::kMixerProjection, c.T, h, width, c.prec, fr);
+  tp_exit(c, bl, n.tp_reduce_scatter, n.tp_all_reduce);
+  bl.memory(n.residual, R::kResidual, c.T_sp * h * kAct * 3);
+}
+
 // A Mamba-2 mixer layer (Megatron-Core MambaMixer on mamba_ssm's Triton kernels, the memory-efficient
 // path mamba_split_conv1d_scan_combined): norm, (TP all-gather), in_proj to [z, x, B, C, dt], the causal
 // depthwise convolution over [x, B, C], the chunked SSD scan (Dao & Gu 2024 §6), the gated RMSNorm,
@@ -425,10 +451,10 @@ double mamba_block(const PricingContext& c, Builder& bl) {
   const double di = H * P, conv = di + 2 * G * N, proj = 2 * di + 2 * G * N + H;
   const bool fr = full_rc(c), ln = rc(c, RecomputeModule::kLayernorm);
   const R scan = R::kMambaScan;
-  bl.memory("mamba.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
-  tp_enter(c, bl, "mamba.tp_all_gather");
-  bl.gemm("mamba.in_proj", R::kMixerProjection, T, proj, h, c.prec, fr);
-  bl.memory("mamba.conv1d", scan, T * conv * kAct * 2, fr);  // read [x, B, C], write it convolved (+SiLU)
+  static constexpr MixerOps kOps{
+      "mamba.norm",     "mamba.tp_all_gather",     "mamba.in_proj",       "mamba.conv1d",  "mamba.gated_norm",
+      "mamba.out_proj", "mamba.tp_reduce_scatter", "mamba.tp_all_reduce", "mamba.residual"};
+  mixer_enter(c, bl, kOps, scan, proj, conv, fr, ln);  // the convolution over [x, B, C]
 
   const double chunks = chunks_of(c, Q);
   const double X = T * di * kAct, Bb = T * G * N * kAct;  // x (or dout), B (or C): BF16
@@ -456,11 +482,7 @@ double mamba_block(const PricingContext& c, Builder& bl) {
             chunk_kernel(c.cm, CB4 + 2 * Bb, {{chunks * G, Q, N, Q}}),   // dC += d(C·Bᵀ)ᵀ·B
             chunk_kernel(c.cm, 2 * X + CB4, {{chunks * H, Q, Q, P}})});  // dA cumsum gradient
 
-  // Gated RMSNorm: reads the scan output and z, writes the normed product.
-  bl.memory("mamba.gated_norm", scan, T * di * kAct * 3, fr);
-  bl.gemm("mamba.out_proj", R::kMixerProjection, T, h, di, c.prec, fr);
-  tp_exit(c, bl, "mamba.tp_reduce_scatter", "mamba.tp_all_reduce");
-  bl.memory("mamba.residual", R::kResidual, c.T_sp * h * kAct * 3);
+  mixer_exit(c, bl, kOps, scan, di, fr);
   if (fr) return c.T_sp * h * kAct;
   // The norm's input and (unless recomputed) its output, in_proj's output [z, x, B, C, dt] and the scan
   // output before the gate (the combined kernel's saved tensors), and out_proj's input.
@@ -486,10 +508,10 @@ double gdn_block(const PricingContext& c, Builder& bl) {
   const double qk = Hk * dk, v = Hv * dv, conv = 2 * qk + v, proj = 2 * qk + 2 * v + 2 * Hv;
   const bool fr = full_rc(c), ln = rc(c, RecomputeModule::kLayernorm);
   const R rule = R::kDeltaRule;
-  bl.memory("gdn.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
-  tp_enter(c, bl, "gdn.tp_all_gather");
-  bl.gemm("gdn.in_proj", R::kMixerProjection, T, proj, h, c.prec, fr);
-  bl.memory("gdn.conv1d", rule, T * conv * kAct * 2, fr);  // read [q, k, v], write it convolved (+SiLU)
+  static constexpr MixerOps kOps{
+      "gdn.norm",     "gdn.tp_all_gather",     "gdn.in_proj",       "gdn.conv1d",  "gdn.gated_norm",
+      "gdn.out_proj", "gdn.tp_reduce_scatter", "gdn.tp_all_reduce", "gdn.residual"};
+  mixer_enter(c, bl, kOps, rule, proj, conv, fr, ln);  // the convolution over [q, k, v]
   // L2 norms of q and k, written repeated to the value heads.
   const double QK = T * Hv * dk * kAct;  // q (or k) per value head, BF16
   bl.memory("gdn.qk_l2norm", rule, T * 2 * qk * kAct + 2 * QK, fr);
@@ -523,10 +545,7 @@ double gdn_block(const PricingContext& c, Builder& bl) {
        chunk_kernel(c.cm, A4 / 2 + 2 * QK + 2 * V,  // WY backward
                     {{cg, C, C, dk}, {cg, C, C, dv}, {cg, C, dk, C}, {cg, C, dv, C}})});
 
-  bl.memory("gdn.gated_norm", rule, T * v * kAct * 3, fr);  // reads the output and z, writes their product
-  bl.gemm("gdn.out_proj", R::kMixerProjection, T, h, v, c.prec, fr);
-  tp_exit(c, bl, "gdn.tp_reduce_scatter", "gdn.tp_all_reduce");
-  bl.memory("gdn.residual", R::kResidual, c.T_sp * h * kAct * 3);
+  mixer_exit(c, bl, kOps, rule, v, fr);
   if (fr) return c.T_sp * h * kAct;
   // The norm's input and (unless recomputed) its output, in_proj's output, the convolved [q, k, v], the
   // rule's output and out_proj's input.
