@@ -242,7 +242,7 @@ double serving_attention_block(const PricingContext& c, Builder& bl, int layer) 
 // A tensor-parallel mixer's entry: under sequence parallelism the all-gather of its input (backward: a
 // reduce-scatter); without it, nothing forward and the all-reduce of the input gradient backward.
 void tp_enter(const PricingContext& c, Builder& bl, const char* name) {
-  if (c.tp <= 1) return;
+  if (c.tp <= 1 || c.serving != nullptr) return;  // serving replicates the input over tp: nothing to gather
   const double bytes = c.T * c.s.model.hidden * kAct;
   const double t = c.s.parallelism.sequence_parallel ? c.net.all_gather(bytes, c.tp_group) : 0.0;
   bl.comm(name, R::kTensorCollective, Pass::kForward, t, bytes);
@@ -389,6 +389,17 @@ ScanKernel ssd_chunk_scan(const ComputeCostModel& cm, const SsdScanShape& s) {
   return chunk_kernel(cm, CB4 + 2 * X + Bb + S2, {{g, Q, s.head_dim, Q}, {g, Q, s.head_dim, s.state_dim}});
 }
 
+double mamba_state_bytes(const MambaSpec& m, int tp, double state_elem) {
+  const double H = double(m.heads) / tp, G = double(m.groups) / tp;
+  const double conv = H * m.head_dim + 2 * G * m.state_dim;
+  return H * m.head_dim * m.state_dim * state_elem + (m.conv_kernel - 1) * conv * kAct;
+}
+
+double gdn_state_bytes(const GatedDeltaNetSpec& g, int tp, double state_elem) {
+  const double Hv = double(g.value_heads) / tp, conv = (2 * g.qk_dim() + g.v_dim()) / tp;
+  return Hv * g.key_head_dim * g.value_head_dim * state_elem + (g.conv_kernel - 1) * conv * kAct;
+}
+
 namespace {
 
 // A scan's forward kernels, one op each (rerun in the backward under full recomputation), and its backward
@@ -433,6 +444,136 @@ void mixer_exit(const PricingContext& c, Builder& bl, const MixerOps& n, R role,
   bl.memory(n.residual, R::kResidual, c.T_sp * h * kAct * 3);
 }
 
+// The forward kernels of Mamba-2's chunked SSD scan over `T` tokens cut into `chunks` chunks (`shape`: the
+// sequences and their lengths), with the sizes its backward reuses.
+struct SsdForward {
+  double chunks = 0, X = 0, Bb = 0, S4 = 0, S2 = 0, CB4 = 0;
+  ScanKernel state, passing, bmm, out;
+};
+SsdForward ssd_forward(const ComputeCostModel& cm, double T, double chunks, const SsdScanShape& shape) {
+  const double H = shape.heads, P = shape.head_dim, N = shape.state_dim, G = shape.groups, Q = shape.chunk;
+  SsdForward f;
+  f.chunks = chunks;
+  f.X = T * H * P * kAct, f.Bb = T * G * N * kAct;  // x (or dout), B (or C): BF16
+  f.S4 = chunks * H * P * N * 4, f.S2 = f.S4 / 2, f.CB4 = chunks * G * Q * Q * 4;  // FP32 / BF16
+  f.state = chunk_kernel(cm, f.X + f.Bb + f.S4, {{chunks * H, N, P, Q}});          // chunk states Bᵀ·x
+  f.passing = memory_kernel(cm, f.S4 + f.S2);                           // states carried across chunks
+  f.bmm = chunk_kernel(cm, 2 * f.Bb + f.CB4, {{chunks * G, Q, Q, N}});  // C·Bᵀ inside each chunk
+  f.out = ssd_chunk_scan(cm, shape);
+  return f;
+}
+
+// The forward kernels of the chunked gated delta rule over `T` tokens in `n` chunks of C, `Hv` value heads.
+struct DeltaRuleForward {
+  double cg = 0, V = 0, A4 = 0, S = 0;
+  ScanKernel kkt, solve, wu, hs, out;
+};
+DeltaRuleForward delta_rule_forward(const ComputeCostModel& cm, double T, double n, double Hv, double dk,
+                                    double dv, double C) {
+  DeltaRuleForward f;
+  const double QK = T * Hv * dk * kAct;  // q (or k) per value head, BF16
+  f.cg = n * Hv;                         // (chunk, value head) pairs
+  const double cg = f.cg;
+  f.V = T * Hv * dv * kAct, f.A4 = cg * C * C * 4, f.S = cg * dk * dv * kAct;
+  const double V = f.V, A4 = f.A4, S = f.S;
+  f.kkt = chunk_kernel(cm, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
+  f.solve = memory_kernel(cm, A4 + A4 / 2);             // (I + A)⁻¹, FP32 in, BF16 out
+  f.wu = chunk_kernel(cm, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
+  f.hs = chunk_kernel(cm, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
+  f.out = chunk_kernel(cm, 2 * QK + V + S + V, {{cg, C, dv, dk}, {cg, C, C, dk}, {cg, C, dv, C}});
+  return f;
+}
+
+double state_elem_bytes(const PricingContext& c) {
+  return c.s.serving.state_dtype == StateDtype::kFp32 ? 4.0 : 2.0;
+}
+
+// The prefilled sequences of a serving iteration: their number and new tokens each (a prompt, or the chunk
+// of one that chunked prefill computes this iteration).
+std::pair<double, double> prefill_sequences(const ServingBatch& sb) {
+  const double seqs = sb.prefill_seqs > 0 ? sb.prefill_seqs : 1.0;
+  return {seqs, sb.prefill_tokens / seqs};
+}
+
+constexpr MixerOps kMambaOps{
+    "mamba.norm",     "mamba.tp_all_gather",     "mamba.in_proj",       "mamba.conv1d",  "mamba.gated_norm",
+    "mamba.out_proj", "mamba.tp_reduce_scatter", "mamba.tp_all_reduce", "mamba.residual"};
+constexpr MixerOps kGdnOps{
+    "gdn.norm",     "gdn.tp_all_gather",     "gdn.in_proj",       "gdn.conv1d",  "gdn.gated_norm",
+    "gdn.out_proj", "gdn.tp_reduce_scatter", "gdn.tp_all_reduce", "gdn.residual"};
+
+// A Mamba-2 layer in a serving iteration, as vLLM runs it: in_proj and the convolution over every token;
+// the prompt tokens through the chunked SSD scan (mamba_chunk_scan_combined, its forward kernels), each
+// prefilled sequence loading the state it starts from (a cached prefix, an earlier chunk) and storing the
+// one it ends with; each decoding sequence through selective_state_update, which reads its SSM and
+// convolution states and writes them back once per query token (speculative tokens keep a state per
+// position), with the token's x, B, C, z and dt in and y out. Memory-bound at the stream rate.
+double serving_mamba_block(const PricingContext& c, Builder& bl) {
+  const ServingBatch& sb = *c.serving;
+  const MambaSpec& ms = c.s.model.mamba;
+  const double H = double(ms.heads) / c.tp, G = double(ms.groups) / c.tp;
+  const double P = ms.head_dim, N = ms.state_dim, Q = ms.chunk_size;
+  const double di = H * P, conv = di + 2 * G * N, proj = 2 * di + 2 * G * N + H;
+  const double state = mamba_state_bytes(ms, c.tp, state_elem_bytes(c));
+  const R scan = R::kMambaScan;
+  mixer_enter(c, bl, kMambaOps, scan, proj, conv, false, false);
+  if (sb.prefill_tokens > 0) {
+    const auto [seqs, len] = prefill_sequences(sb);
+    const SsdForward f =
+        ssd_forward(c.cm, sb.prefill_tokens, seqs * std::ceil(len / Q), {seqs, len, H, P, N, G, Q});
+    add_scan(bl, scan, false,
+             {{"mamba.ssd_state", f.state},
+              {"mamba.ssd_passing", f.passing},
+              {"mamba.ssd_bmm", f.bmm},
+              {"mamba.ssd_scan", f.out}},
+             "mamba.ssd_backward", {});
+    bl.memory("mamba.state_io", scan, seqs * 2 * state);
+  }
+  if (sb.decode_seqs > 0) {
+    const double q = sb.decode_queries, Td = sb.decode_seqs * q;
+    bl.memory("mamba.state_update", scan, sb.decode_seqs * (1 + q) * state + Td * (conv + 2 * di + H) * kAct);
+  }
+  mixer_exit(c, bl, kMambaOps, scan, di, false);
+  return 0;
+}
+
+// A Gated DeltaNet layer in a serving iteration, as vLLM runs Qwen3-Next's: in_proj, the convolution and the
+// q/k L2 norms over every token; the prompt tokens through the chunked gated delta rule (its forward
+// kernels), each prefilled sequence loading and storing its dk x dv state per value head and its
+// convolution state; each decoding sequence through fused_recurrent_gated_delta_rule, which reads its
+// states and writes them back once per query token, with the token's q, k, v, beta and g in and o out.
+double serving_gdn_block(const PricingContext& c, Builder& bl) {
+  const ServingBatch& sb = *c.serving;
+  const GatedDeltaNetSpec& g = c.s.model.gdn;
+  const double Hk = double(g.key_heads) / c.tp, Hv = double(g.value_heads) / c.tp;
+  const double dk = g.key_head_dim, dv = g.value_head_dim, C = g.chunk_size;
+  const double qk = Hk * dk, v = Hv * dv, conv = 2 * qk + v, proj = 2 * qk + 2 * v + 2 * Hv;
+  const double state = gdn_state_bytes(g, c.tp, state_elem_bytes(c));
+  const R rule = R::kDeltaRule;
+  mixer_enter(c, bl, kGdnOps, rule, proj, conv, false, false);
+  bl.memory("gdn.qk_l2norm", rule, c.T * 2 * qk * kAct + 2 * c.T * Hv * dk * kAct);
+  if (sb.prefill_tokens > 0) {
+    const auto [seqs, len] = prefill_sequences(sb);
+    const DeltaRuleForward f =
+        delta_rule_forward(c.cm, sb.prefill_tokens, seqs * std::ceil(len / C), Hv, dk, dv, C);
+    add_scan(bl, rule, false,
+             {{"gdn.rule_kkt", f.kkt},
+              {"gdn.rule_solve", f.solve},
+              {"gdn.rule_wu", f.wu},
+              {"gdn.rule_states", f.hs},
+              {"gdn.rule_output", f.out}},
+             "gdn.rule_backward", {});
+    bl.memory("gdn.state_io", rule, seqs * 2 * state);
+  }
+  if (sb.decode_seqs > 0) {
+    const double q = sb.decode_queries, Td = sb.decode_seqs * q;
+    bl.memory("gdn.state_update", rule,
+              sb.decode_seqs * (1 + q) * state + Td * (2 * Hv * dk + 2 * v + 2 * Hv) * kAct);
+  }
+  mixer_exit(c, bl, kGdnOps, rule, v, false);
+  return 0;
+}
+
 // A Mamba-2 mixer layer (Megatron-Core MambaMixer on mamba_ssm's Triton kernels, the memory-efficient
 // path mamba_split_conv1d_scan_combined): norm, (TP all-gather), in_proj to [z, x, B, C, dt], the causal
 // depthwise convolution over [x, B, C], the chunked SSD scan (Dao & Gu 2024 §6), the gated RMSNorm,
@@ -443,6 +584,7 @@ void mixer_exit(const PricingContext& c, Builder& bl, const MixerOps& n, R role,
 // _mamba_chunk_scan_combined_bwd: C·Bᵀ, the chunk states and their passing recomputed, then dstates,
 // their passing backward, dx, dB, dC, d(C·Bᵀ), two C·Bᵀ backward products and the dA cumsum gradient.
 double mamba_block(const PricingContext& c, Builder& bl) {
+  if (c.serving != nullptr) return serving_mamba_block(c, bl);
   const auto& m = c.s.model;
   const MambaSpec& ms = m.mamba;
   const double h = m.hidden, T = c.T;
@@ -451,20 +593,12 @@ double mamba_block(const PricingContext& c, Builder& bl) {
   const double di = H * P, conv = di + 2 * G * N, proj = 2 * di + 2 * G * N + H;
   const bool fr = full_rc(c), ln = rc(c, RecomputeModule::kLayernorm);
   const R scan = R::kMambaScan;
-  static constexpr MixerOps kOps{
-      "mamba.norm",     "mamba.tp_all_gather",     "mamba.in_proj",       "mamba.conv1d",  "mamba.gated_norm",
-      "mamba.out_proj", "mamba.tp_reduce_scatter", "mamba.tp_all_reduce", "mamba.residual"};
-  mixer_enter(c, bl, kOps, scan, proj, conv, fr, ln);  // the convolution over [x, B, C]
+  mixer_enter(c, bl, kMambaOps, scan, proj, conv, fr, ln);  // the convolution over [x, B, C]
 
-  const double chunks = chunks_of(c, Q);
-  const double X = T * di * kAct, Bb = T * G * N * kAct;  // x (or dout), B (or C): BF16
-  const double S4 = chunks * H * P * N * 4, S2 = S4 / 2, CB4 = chunks * G * Q * Q * 4;  // FP32 / BF16
-  const ScanKernel state = chunk_kernel(c.cm, X + Bb + S4, {{chunks * H, N, P, Q}});  // chunk states Bᵀ·x
-  const ScanKernel passing = memory_kernel(c.cm, S4 + S2);  // states carried across chunks
-  const ScanKernel bmm = chunk_kernel(c.cm, 2 * Bb + CB4, {{chunks * G, Q, Q, N}});  // C·Bᵀ inside each chunk
-  const SsdScanShape shape{
-      T / (double(c.s.workload.seq_len) / c.cp), double(c.s.workload.seq_len) / c.cp, H, P, N, G, Q};
-  const ScanKernel out = ssd_chunk_scan(c.cm, shape);
+  const double local_seq = double(c.s.workload.seq_len) / c.cp;
+  const SsdForward f = ssd_forward(c.cm, T, chunks_of(c, Q), {T / local_seq, local_seq, H, P, N, G, Q});
+  const double chunks = f.chunks, X = f.X, Bb = f.Bb, S4 = f.S4, S2 = f.S2, CB4 = f.CB4;
+  const ScanKernel &state = f.state, &passing = f.passing, &bmm = f.bmm, &out = f.out;
   add_scan(bl, scan, fr,
            {{"mamba.ssd_state", state},
             {"mamba.ssd_passing", passing},
@@ -482,7 +616,7 @@ double mamba_block(const PricingContext& c, Builder& bl) {
             chunk_kernel(c.cm, CB4 + 2 * Bb, {{chunks * G, Q, N, Q}}),   // dC += d(C·Bᵀ)ᵀ·B
             chunk_kernel(c.cm, 2 * X + CB4, {{chunks * H, Q, Q, P}})});  // dA cumsum gradient
 
-  mixer_exit(c, bl, kOps, scan, di, fr);
+  mixer_exit(c, bl, kMambaOps, scan, di, fr);
   if (fr) return c.T_sp * h * kAct;
   // The norm's input and (unless recomputed) its output, in_proj's output [z, x, B, C, dt] and the scan
   // output before the gate (the combined kernel's saved tensors), and out_proj's input.
@@ -500,6 +634,7 @@ double mamba_block(const PricingContext& c, Builder& bl) {
 // the local dv, the backward state recurrence, dq/dk/dw with the score gradient, and the WY
 // representation's backward.
 double gdn_block(const PricingContext& c, Builder& bl) {
+  if (c.serving != nullptr) return serving_gdn_block(c, bl);
   const auto& m = c.s.model;
   const GatedDeltaNetSpec& g = m.gdn;
   const double h = m.hidden, T = c.T;
@@ -508,22 +643,14 @@ double gdn_block(const PricingContext& c, Builder& bl) {
   const double qk = Hk * dk, v = Hv * dv, conv = 2 * qk + v, proj = 2 * qk + 2 * v + 2 * Hv;
   const bool fr = full_rc(c), ln = rc(c, RecomputeModule::kLayernorm);
   const R rule = R::kDeltaRule;
-  static constexpr MixerOps kOps{
-      "gdn.norm",     "gdn.tp_all_gather",     "gdn.in_proj",       "gdn.conv1d",  "gdn.gated_norm",
-      "gdn.out_proj", "gdn.tp_reduce_scatter", "gdn.tp_all_reduce", "gdn.residual"};
-  mixer_enter(c, bl, kOps, rule, proj, conv, fr, ln);  // the convolution over [q, k, v]
+  mixer_enter(c, bl, kGdnOps, rule, proj, conv, fr, ln);  // the convolution over [q, k, v]
   // L2 norms of q and k, written repeated to the value heads.
   const double QK = T * Hv * dk * kAct;  // q (or k) per value head, BF16
   bl.memory("gdn.qk_l2norm", rule, T * 2 * qk * kAct + 2 * QK, fr);
 
-  const double n = chunks_of(c, C), cg = n * Hv;  // (chunk, value head) pairs
-  const double V = T * v * kAct, A4 = cg * C * C * 4, S = cg * dk * dv * kAct;
-  const ScanKernel kkt = chunk_kernel(c.cm, QK + A4, {{cg, C, C, dk}});  // β·K·Kᵀ per chunk
-  const ScanKernel solve = memory_kernel(c.cm, A4 + A4 / 2);             // (I + A)⁻¹, FP32 in, BF16 out
-  const ScanKernel wu = chunk_kernel(c.cm, A4 / 2 + QK + V + QK + V, {{cg, C, dk, C}, {cg, C, dv, C}});
-  const ScanKernel hs = chunk_kernel(c.cm, 2 * QK + 2 * V + S, {{cg, dk, dv, C}, {cg, C, dv, dk}});  // states
-  const ScanKernel out =
-      chunk_kernel(c.cm, 2 * QK + V + S + V, {{cg, C, dv, dk}, {cg, C, C, dk}, {cg, C, dv, C}});
+  const DeltaRuleForward f = delta_rule_forward(c.cm, T, chunks_of(c, C), Hv, dk, dv, C);
+  const double cg = f.cg, V = f.V, A4 = f.A4, S = f.S;
+  const ScanKernel &kkt = f.kkt, &solve = f.solve, &wu = f.wu, &hs = f.hs, &out = f.out;
   add_scan(
       bl, rule, fr,
       {{"gdn.rule_kkt", kkt},
@@ -545,7 +672,7 @@ double gdn_block(const PricingContext& c, Builder& bl) {
        chunk_kernel(c.cm, A4 / 2 + 2 * QK + 2 * V,  // WY backward
                     {{cg, C, C, dk}, {cg, C, C, dv}, {cg, C, dk, C}, {cg, C, dv, C}})});
 
-  mixer_exit(c, bl, kOps, rule, v, fr);
+  mixer_exit(c, bl, kGdnOps, rule, v, fr);
   if (fr) return c.T_sp * h * kAct;
   // The norm's input and (unless recomputed) its output, in_proj's output, the convolved [q, k, v], the
   // rule's output and out_proj's input.

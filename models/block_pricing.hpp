@@ -82,6 +82,13 @@ struct ScanKernel {
 /// its bytes (C·Bᵀ in FP32; x, C, the states and the output in BF16) at the stream rate.
 ScanKernel ssd_chunk_scan(const ComputeCostModel& cm, const SsdScanShape& s);
 
+/// Recurrent state one sequence keeps per layer on one GPU in serving, bytes: a Mamba-2 layer's SSM state
+/// (heads/tp x head_dim x state_dim elements of `state_elem` bytes) and its convolution state (conv_kernel -
+/// 1 columns of x, B and C, BF16); a Gated DeltaNet layer's dk x dv state per value head and its convolution
+/// state over q, k and v.
+double mamba_state_bytes(const MambaSpec& m, int tp, double state_elem);
+double gdn_state_bytes(const GatedDeltaNetSpec& g, int tp, double state_elem);
+
 /// Seconds of the embedding lookup per pass (F, B, W: scatter-add of FP32 gradients).
 void price_embedding(const PricingContext& c, double seconds[3]);
 

@@ -1,10 +1,12 @@
 #include "models/serving.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 
 #include "models/params.hpp"
 #include "models/placement.hpp"
@@ -283,17 +285,34 @@ IterationPricer::IterationPricer(const Scenario& s, int instance)
   expert_bytes_ = w * pc.expert;
   const int gpus = inst_.layout.gpus;
   const double slots = m.moe.experts > 0 ? double(m.moe.experts + in.redundant_experts) / gpus : 0.0;
-  const double blocks = m.layers + (d.mtp_blocks > 0 ? m.mtp_depth : 0);
-  weight_bytes_ = w * (pc.attention_per_layer / tp * blocks + pc.dense_ffn_per_layer / tp * pc.dense_layers +
-                       (pc.shared_per_layer / tp + slots * pc.expert) * pc.moe_layers) +
-                  2.0 * (pc.router_per_layer * pc.moe_layers + pc.norms_per_layer * blocks +
-                         (pc.embedding + pc.head) / tp + (d.mtp_blocks > 0 ? pc.mtp / tp : 0.0));
+  // A hybrid model's layers are each one mixer (attention, Mamba-2, Gated DeltaNet) or one MLP; its MTP
+  // modules, like every layer of a model of transformer blocks, hold attention and an MLP.
+  const bool hybrid = !m.layer_pattern.empty();
+  const double mtp_modules = d.mtp_blocks > 0 ? m.mtp_depth : 0;
+  const double blocks = m.layers + mtp_modules;
+  const double attention_blocks = hybrid ? pc.attention_layers + mtp_modules : blocks;
+  const double norms = hybrid ? pc.norms + pc.norms_per_layer * mtp_modules : pc.norms_per_layer * blocks;
+  weight_bytes_ =
+      w * (pc.attention_per_layer / tp * attention_blocks + pc.mamba_per_layer / tp * pc.mamba_layers +
+           pc.gdn_per_layer / tp * pc.gdn_layers + pc.dense_ffn_per_layer / tp * pc.dense_layers +
+           (pc.shared_per_layer / tp + slots * pc.expert) * pc.moe_layers) +
+      2.0 * (pc.router_per_layer * pc.moe_layers + norms + (pc.embedding + pc.head) / tp +
+             (d.mtp_blocks > 0 ? pc.mtp / tp : 0.0));
   const auto& a = m.attention;
   const double kv_elem = s.serving.kv_dtype == KvDtype::kFp8 ? 1.0 : 2.0;
   const double per_layer = a.kind == AttentionKind::kMla ? double(a.kv_lora_rank + a.rope_head_dim) * kv_elem
                                                          : std::max(1.0, double(a.kv_heads) / tp) *
                                                                (a.head_dim + a.v_head_dim) * kv_elem;
-  kv_bytes_per_token_ = per_layer * blocks;
+  kv_bytes_per_token_ = per_layer * attention_blocks;
+  // Recurrent layers keep a state per sequence instead; paged in the KV cache's blocks (as vLLM's hybrid
+  // cache manager pages them), it takes whole blocks of the cache beside the sequence's tokens.
+  const double elem = s.serving.state_dtype == StateDtype::kFp32 ? 4.0 : 2.0;
+  state_bytes_per_sequence_ = pc.mamba_layers * mamba_state_bytes(m.mamba, int(tp), elem) +
+                              pc.gdn_layers * gdn_state_bytes(m.gdn, int(tp), elem);
+  if (state_bytes_per_sequence_ > 0 && kv_bytes_per_token_ > 0)
+    state_tokens_per_sequence_ =
+        std::ceil(state_bytes_per_sequence_ / kv_bytes_per_token_ / s.serving.kv_block_tokens) *
+        s.serving.kv_block_tokens;
   // Workspace: the live activations of one layer at max_batch_tokens tokens (residual, normed input,
   // attention output, the top-k permuted copies, the widest FFN intermediate), BF16, and the FP32 logits
   // of max_running sequences.
@@ -361,15 +380,19 @@ std::vector<IterationPricer::BlockTotals> IterationPricer::price_blocks(const Se
   double transient = 0;
   const int total = m.layers + d.mtp_blocks;
   int moe_index = 0;
-  BlockTotals dense_t, moe_t;
-  bool have_dense = false, have_moe = false;
+  // The first block of each kind (mixer and MLP) stands for the others when every layer prices alike.
+  constexpr int kMlps = 3;
+  std::array<std::optional<BlockTotals>, std::size_t(kMixers * kMlps)> first;
   std::vector<BlockTotals> out;
   out.reserve(static_cast<std::size_t>(total));
   for (int l = 0; l < total; ++l) {
     const bool mtp = l >= m.layers;
-    const bool moe = m.moe.experts > 0 && (mtp || is_moe_layer(m, l));
-    if (!mtp && d.same_every_layer && (moe ? have_moe : have_dense)) {
-      out.push_back(moe ? moe_t : dense_t);
+    const LayerMix mix = mtp ? LayerMix{} : layer_mix(m, l);
+    const bool moe = m.moe.experts > 0 && (mtp || mix.mlp == Mlp::kMoe);
+    std::optional<BlockTotals>& kind =
+        first[std::size_t(int(mix.mixer) * kMlps + int(moe ? Mlp::kMoe : mix.mlp))];
+    if (!mtp && d.same_every_layer && kind) {
+      out.push_back(*kind);
       moe_index += moe ? 1 : 0;
       continue;
     }
@@ -383,12 +406,12 @@ std::vector<IterationPricer::BlockTotals> IterationPricer::price_blocks(const Se
       BlockTotals t = totals(b);
       t.moe = true;
       t.imbalance = r.summary.max_over_mean_gpu;
-      if (!mtp && !have_moe) moe_t = t, have_moe = true;
+      if (!mtp && !kind) kind = t;
       out.push_back(t);
     } else {
       price_block(c, b, l, mtp, nullptr, rctx.geo, transient);
       const BlockTotals t = totals(b);
-      if (!mtp && !have_dense) dense_t = t, have_dense = true;
+      if (!mtp && !kind) kind = t;
       out.push_back(t);
     }
   }

@@ -66,7 +66,7 @@ class IterationPricer {
   const NetworkModel& network() const { return *net_; }
   int dp() const { return inst_.layout.dp; }
   int gpus() const { return inst_.layout.gpus; }
-  /// KV cache bytes one token adds on one GPU, all layers (MTP modules included).
+  /// KV cache bytes one token adds on one GPU, all attention layers (MTP modules included).
   double kv_bytes_per_token() const { return kv_bytes_per_token_; }
   /// Model bytes one GPU holds (weights at the workload's precision, norms and embeddings in BF16).
   double weight_bytes() const { return weight_bytes_; }
@@ -75,6 +75,11 @@ class IterationPricer {
   /// Tokens of KV cache one attention-DP rank can hold: (memory · kv_memory_fraction − weights −
   /// workspace) / kv_bytes_per_token, whole blocks only; ≤ 0 when the weights do not fit.
   double kv_capacity_tokens() const { return kv_capacity_tokens_; }
+  /// Recurrent state one sequence holds on one GPU, bytes: a hybrid model's Mamba-2 and Gated DeltaNet
+  /// layers (state and convolution state, serving.state_dtype); 0 for a model of transformer blocks.
+  double state_bytes_per_sequence() const { return state_bytes_per_sequence_; }
+  /// That state in KV cache tokens, whole blocks: what a sequence takes of the cache beside its tokens.
+  double state_tokens_per_sequence() const { return state_tokens_per_sequence_; }
   /// Bytes of one routed expert's weights at the workload's precision.
   double expert_bytes() const { return expert_bytes_; }
 
@@ -109,7 +114,7 @@ class IterationPricer {
   std::unique_ptr<NetworkModel> net_;
   std::unique_ptr<Impl> impl_;
   double kv_bytes_per_token_ = 0, weight_bytes_ = 0, workspace_bytes_ = 0, kv_capacity_tokens_ = 0,
-         expert_bytes_ = 0;
+         expert_bytes_ = 0, state_bytes_per_sequence_ = 0, state_tokens_per_sequence_ = 0;
 };
 
 /// Blom's approximation of the expected largest of n standard normal draws: Φ⁻¹((n − 0.375) / (n + 0.25))

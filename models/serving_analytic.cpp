@@ -363,14 +363,17 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
         served = std::min(served, capacity * prefill_ranks / std::max(1e-300, L.uncached));
       }
       // The KV cache of a prompt moves to a decode instance: each GPU of the DP rank sends its share.
-      kv_transfer = P.network().send_recv(L.input * P.kv_bytes_per_token(), true);
+      // A hybrid model's recurrent state moves with it.
+      kv_transfer =
+          P.network().send_recv(L.input * P.kv_bytes_per_token() + P.state_bytes_per_sequence(), true);
     } else {
       // Decode (and, colocated, the prompts mixed in): concurrency from Little's law, capped.
       const double lam = decode_ranks > 0 ? L.rate / decode_ranks : 0;
       const bool mixed = in.role == ServingRole::kColocated;
       const double ctx = L.decode_context, U = std::max(1.0, L.uncached);
-      const double cap_kv =
-          ir.kv_capacity_tokens > 0 ? std::floor(ir.kv_capacity_tokens / std::max(1.0, ctx)) : 0;
+      // A sequence holds its context and (hybrid models) its recurrent state in the cache.
+      const double per_seq = std::max(1.0, ctx) + P.state_tokens_per_sequence();
+      const double cap_kv = ir.kv_capacity_tokens > 0 ? std::floor(ir.kv_capacity_tokens / per_seq) : 0;
       double cap = std::min<double>(in.max_running, cap_kv);
       // Colocated: every DP rank iterates in lockstep (the expert all-to-all joins them), so an iteration
       // in which any rank prefills a prompt chunk takes the time of one with that chunk. Prompts reach the
@@ -455,7 +458,7 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       ir.decode_batch = b;
       ir.prefill_tokens = p;
       ir.iteration = c;
-      ir.kv_used_tokens = b * ctx + (mixed ? p * L.prefill_context : 0.0);
+      ir.kv_used_tokens = b * (ctx + P.state_tokens_per_sequence()) + (mixed ? p * L.prefill_context : 0.0);
       const double out_capacity = b * acc / t;  // tokens per second per DP rank at this batch
       const double out_demand = lam * L.output;
       ir.utilization = out_demand / std::max(1e-300, out_capacity);

@@ -170,6 +170,16 @@ const Registry<KvDtype>& kv_dtypes() {
   return r;
 }
 
+const Registry<StateDtype>& state_dtypes() {
+  static const Registry<StateDtype> r{
+      "recurrent state type",
+      "element types of a recurrent layer's state in serving (serving.state_dtype)",
+      {{"bf16", "2 bytes per element (vLLM's mamba_ssm_cache_dtype \"auto\" with BF16 weights)",
+        StateDtype::kBf16},
+       {"fp32", "4 bytes per element (mamba_ssm_cache_dtype \"float32\")", StateDtype::kFp32}}};
+  return r;
+}
+
 const Registry<RequestFormat>& request_formats() {
   static const Registry<RequestFormat> r{
       "request trace format",
@@ -339,6 +349,9 @@ const char* to_string(ServingRole v) {
 const char* to_string(KvDtype v) {
   return kv_dtypes().name_of(v).c_str();
 }
+const char* to_string(StateDtype v) {
+  return state_dtypes().name_of(v).c_str();
+}
 const char* to_string(RequestFormat v) {
   return request_formats().name_of(v).c_str();
 }
@@ -379,7 +392,8 @@ std::vector<const RegistryBase*> setting_registries() {
           &recompute_methods(), &precisions(),      &workload_kinds(),  &serving_roles(),
           &a2a_kernels(),       &dtypes(),          &fp8_recipes(),     &dispatch_modes(),
           &routing_modes(),     &trace_formats(),   &engine_kinds(),    &des_groups(),
-          &aggregations(),      &request_formats(), &kv_dtypes(),       &output_formats()};
+          &aggregations(),      &request_formats(), &kv_dtypes(),       &state_dtypes(),
+          &output_formats()};
 }
 
 }  // namespace moesim

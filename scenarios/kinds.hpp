@@ -53,6 +53,8 @@ enum class DesGroups { kRepresentative, kAll };
 enum class Aggregation { kAuto, kNode, kNodePair, kNone };
 /// KV cache element type.
 enum class KvDtype { kBf16, kFp8 };
+/// Element type of a recurrent layer's state in serving (Mamba-2's SSM state, Gated DeltaNet's state).
+enum class StateDtype { kBf16, kFp32 };
 /// Request trace formats for serving (traces/requests.hpp documents their columns).
 enum class RequestFormat { kAuto, kMoesim, kAzure, kBurstGpt };
 /// Result formats printed or written.
@@ -81,6 +83,7 @@ const Registry<DesGroups>& des_groups();
 const Registry<Aggregation>& aggregations();
 const Registry<RequestFormat>& request_formats();
 const Registry<KvDtype>& kv_dtypes();
+const Registry<StateDtype>& state_dtypes();
 const Registry<OutputFormat>& output_formats();
 
 /// The name of a setting's value, e.g. to_string(Schedule::kDualPipe) == "dualpipe".
@@ -98,6 +101,7 @@ const char* to_string(ServingRole v);
 const char* to_string(A2aKernel v);
 const char* to_string(RequestFormat v);
 const char* to_string(KvDtype v);
+const char* to_string(StateDtype v);
 const char* to_string(Dtype v);
 const char* to_string(Fp8Recipe v);
 const char* to_string(DispatchMode v);

@@ -191,6 +191,10 @@ const ParamTable<ServingSpec>& serving_params() {
        quantity("tpot_slo", &ServingSpec::tpot_slo, Dimension::kTime, 0.0,
                 "mean time per output token after the first a request must meet (0: no SLO)"),
        choice("kv_dtype", &ServingSpec::kv_dtype, kv_dtypes, KvDtype::kBf16, "KV cache element type"),
+       choice(
+           "state_dtype", &ServingSpec::state_dtype, state_dtypes, StateDtype::kBf16,
+           "element type of the recurrent state a hybrid model's Mamba-2 or Gated DeltaNet layer keeps per "
+           "sequence"),
        integer("kv_block_tokens", &ServingSpec::kv_block_tokens, 1, 1 << 16, 64,
                "tokens per KV cache block (paged attention allocates whole blocks)"),
        number("kv_memory_fraction", &ServingSpec::kv_memory_fraction, 0.01, 1.0, 0.9,

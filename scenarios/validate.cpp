@@ -309,11 +309,12 @@ void validate_serving(Scenario& s, Problems& problems) {
   const auto independent = [&](auto&& check) { problems.check(check); };
   validate_cluster(s, problems);
   independent([&] {
-    if (!m.layer_pattern.empty())
+    // A hybrid model's recurrent state is paged in KV cache blocks sized by its attention layers.
+    if (!m.layer_pattern.empty() && m.layer_pattern.find('*') == std::string::npos)
       bad(s, "/model",
-          "a model of transformer blocks (hybrid layer patterns, Mamba layers among them, are priced for "
-          "training only)",
-          "the layer_pattern of " + m.name);
+          "a model with at least one attention layer ('*' in its layer_pattern: the KV cache that holds "
+          "the recurrent layers' states is paged by the attention layers' tokens)",
+          "the layer_pattern of " + m.name + " without one");
   });
   s.layout = Layout{};
   s.layout.gpus = c.gpus();

@@ -77,6 +77,7 @@ struct Kind {
   std::map<std::array<int64_t, 6>, IterationCost> memo;
   std::vector<double> rank_share;  // expected share of routed copies per GPU (first MoE layer)
   int64_t running_cap = 0;         // sequences a rank may run: max_running, and the TPOT SLO's batch
+  int64_t state_blocks = 0;        // KV blocks a sequence's recurrent state takes (hybrid models)
   // Run totals over the iterations of every replica of this kind.
   double iterations = 0, busy = 0, decode_seqs = 0, prefill_tokens = 0, all_to_all = 0, compute = 0,
          exposed = 0;
@@ -116,6 +117,8 @@ class ServingSim {
   Rank& route(const traces::Request& q, int* replica);
   double load_of(const Replica& x, const Rank& r, bool prefill_side) const;
   int64_t blocks_for(int64_t tokens) const { return (tokens + block_ - 1) / block_; }
+  // KV blocks a sequence of `tokens` tokens holds on an instance of kind `k`: its tokens' and its state's.
+  int64_t seq_blocks(const Kind& k, int64_t tokens) const { return blocks_for(tokens) + k.state_blocks; }
   bool admit(Replica& x, Rank& r);
   int preempt(Replica& x, Rank& r, int keep);
   void finish(Replica& x, Rank& r, int id, double now);
@@ -162,6 +165,7 @@ void ServingSim::build() {
     const int gpus = kind.pricer->gpus();
     kind.rank_share.assign(static_cast<std::size_t>(gpus), 1.0 / gpus);
     kind.running_cap = in.max_running;
+    kind.state_blocks = int64_t(kind.pricer->state_tokens_per_sequence()) / s_.serving.kv_block_tokens;
     if (s_.serving.tpot_slo > 0 && in.role != ServingRole::kPrefill) {
       // SLO-aware admission: at most the largest batch whose decode iteration (at the requests' mean
       // decode context) meets the TPOT SLO, as the analytic engine caps it.
@@ -312,7 +316,8 @@ void ServingSim::arrivals() {
 
 // Admits waiting requests while the running set and the KV cache allow, in arrival order.
 bool ServingSim::admit(Replica& x, Rank& r) {
-  const ServingInstanceSpec& in = *kinds_[static_cast<std::size_t>(x.kind)].spec;
+  const Kind& kind = kinds_[static_cast<std::size_t>(x.kind)];
+  const ServingInstanceSpec& in = *kind.spec;
   bool any = false;
   while (!r.waiting.empty()) {
     const int id = r.waiting.front();
@@ -322,7 +327,7 @@ bool ServingSim::admit(Replica& x, Rank& r) {
       break;
     const bool decode_only = in.role == ServingRole::kDecode;
     const int64_t need =
-        decode_only ? blocks_for(q.context + 1) - q.blocks : blocks_for(q.context + q.prompt + 1);
+        decode_only ? seq_blocks(kind, q.context + 1) - q.blocks : seq_blocks(kind, q.context + q.prompt + 1);
     if (need > r.blocks_free) break;
     r.blocks_free -= need;
     q.blocks += need;
@@ -379,8 +384,10 @@ void ServingSim::finish(Replica& x, Rank& r, int id, double now) {
 // rank keeps its blocks until the transfer is done.
 void ServingSim::start_transfer(Replica& from, Rank& r, int id) {
   const Kind& k = kinds_[static_cast<std::size_t>(from.kind)];
-  const double bytes =
-      double(req_[static_cast<std::size_t>(id)].context) * k.pricer->kv_bytes_per_token() * k.spec->tp;
+  // The KV cache and (hybrid models) the recurrent state, from every GPU of the rank.
+  const double bytes = (double(req_[static_cast<std::size_t>(id)].context) * k.pricer->kv_bytes_per_token() +
+                        k.pricer->state_bytes_per_sequence()) *
+                       k.spec->tp;
   Rank* src = &r;
   Replica* src_rep = &from;
   // The destination is chosen (and counted in its load) now, so that the transfers started together spread.
@@ -620,7 +627,7 @@ void ServingSim::instance_loop(Replica& x) {
           done.push_back(id);
           continue;
         }
-        const int64_t need = blocks_for(q.context + 1) - q.blocks;
+        const int64_t need = seq_blocks(k, q.context + 1) - q.blocks;
         while (need > r.blocks_free && q.decoding)
           if (preempt(x, r, id) == id) break;
         if (!q.decoding) continue;
@@ -675,10 +682,10 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
     for (std::size_t i = 0; i < rq_.size() && R.feasible; ++i) {
       const int64_t tokens = k.role == ServingRole::kPrefill ? rq_[i].input_tokens + 1
                                                              : rq_[i].input_tokens + rq_[i].output_tokens + 1;
-      if (blocks_for(tokens) > blocks) {
+      if (seq_blocks(k, tokens) > blocks) {
         R.feasible = false;
         R.infeasible_reason = std::string(to_string(k.role)) + " instance: request " + std::to_string(i + 1) +
-                              " needs " + std::to_string(blocks_for(tokens)) +
+                              " needs " + std::to_string(seq_blocks(k, tokens)) +
                               " KV blocks, a DP rank holds " + std::to_string(blocks) + " (weights " +
                               std::to_string(k.pricer->weight_bytes() / 1e9) + " GB per GPU)";
       }

@@ -88,6 +88,70 @@ TEST(ServingSim, OneRequestDisaggregatedWithKvTransfer) {
   EXPECT_EQ(r.instances.size(), 2u);
 }
 
+// A hybrid model's recurrent state moves with its KV cache: the transfer carries 1001 tokens of the six
+// attention layers' KV and the sequence's 23 Mamba-2 states (64 x 64 x 128 BF16 and the 3 x 6,144-channel
+// convolution state, BF16, per layer).
+TEST(ServingSim, OneRequestHybridDisaggregatedMovesItsState) {
+  Json j = base();
+  j["model"] = "catalog:nemotron-3-nano-30b-a3b";
+  j["serving"]["instances"] =
+      Json::array({{{"role", "prefill"}, {"nodes", 1}}, {{"role", "decode"}, {"nodes", 1}}});
+  const Scenario s = scenario_from_json(j, "pd-hybrid.json", catalog());
+  std::vector<models::ServedRequest> served;
+  const models::ServingResult r = simulate_serving(s, models::serving_requests(s), &served);
+  ASSERT_TRUE(r.feasible) << r.infeasible_reason;
+  const models::IterationPricer pre(s, 0), dec(s, 1);
+  const double t_prefill = pre.price(prefill(1000, 512, 1024)).seconds;
+  const double t_decode = dec.price(decode(1, 1024)).seconds;
+  const double state = 23 * (64.0 * 64 * 128 * 2 + 3.0 * 6144 * 2);
+  EXPECT_DOUBLE_EQ(pre.kv_bytes_per_token(), 6 * 2 * 256 * 2.0);
+  const double bytes = 1001 * pre.kv_bytes_per_token() + state;
+  const double transfer = 2 * s.cluster.scale_out.latency + bytes / s.cluster.scale_out.nic_bandwidth;
+  ASSERT_EQ(served.size(), 1u);
+  EXPECT_NEAR(served[0].first_token, t_prefill, 1e-12);
+  EXPECT_NEAR(served[0].finish, t_prefill + transfer + 4 * t_decode, 1e-6 * served[0].finish);
+}
+
+// The state takes cache blocks: a cache one block short of the request's tokens and state is refused as
+// too small (naming the blocks it needs), one block more runs it.
+TEST(ServingSim, HybridStateTakesCacheBlocks) {
+  Json j = base();
+  j["model"] = "catalog:nemotron-3-nano-30b-a3b";
+  const auto with_blocks = [&](double blocks) {
+    const models::IterationPricer p(scenario_from_json(j, "hybrid.json", catalog()), 0);
+    const double memory = p.scenario().cluster.gpu.memory_bytes;
+    Json k = j;
+    k["serving"]["kv_memory_fraction"] =
+        (p.weight_bytes() + p.workspace_bytes() + (blocks + 0.5) * 64 * p.kv_bytes_per_token()) / memory;
+    return scenario_from_json(k, "hybrid.json", catalog());
+  };
+  const models::IterationPricer p(scenario_from_json(j, "hybrid.json", catalog()), 0);
+  // 1000 + 5 + 1 tokens: 16 blocks; the BF16 state 23 x 1,085,440 B / 6,144 B = 4,063.3 tokens: 64 blocks.
+  ASSERT_DOUBLE_EQ(p.state_tokens_per_sequence(), 64 * 64.0);
+  const Scenario small = with_blocks(16 + 64 - 1);
+  ASSERT_DOUBLE_EQ(models::IterationPricer(small, 0).kv_capacity_tokens(), (16 + 64 - 1) * 64.0);
+  const models::ServingResult r = simulate_serving(small, models::serving_requests(small), nullptr);
+  EXPECT_FALSE(r.feasible);
+  EXPECT_NE(r.infeasible_reason.find("needs 80 KV blocks, a DP rank holds 79"), std::string::npos)
+      << r.infeasible_reason;
+}
+
+TEST(ServingSim, HybridStateFitsWithOneMoreBlock) {
+  Json j = base();
+  j["model"] = "catalog:nemotron-3-nano-30b-a3b";
+  const models::IterationPricer p(scenario_from_json(j, "hybrid.json", catalog()), 0);
+  Json k = j;
+  k["serving"]["kv_memory_fraction"] =
+      (p.weight_bytes() + p.workspace_bytes() + 80.5 * 64 * p.kv_bytes_per_token()) /
+      p.scenario().cluster.gpu.memory_bytes;
+  const Scenario s = scenario_from_json(k, "hybrid.json", catalog());
+  ASSERT_DOUBLE_EQ(models::IterationPricer(s, 0).kv_capacity_tokens(), 80 * 64.0);
+  std::vector<models::ServedRequest> served;
+  const models::ServingResult r = simulate_serving(s, models::serving_requests(s), &served);
+  EXPECT_TRUE(r.feasible) << r.infeasible_reason;
+  EXPECT_EQ(served.size(), 1u);
+}
+
 // A loaded colocated instance: every request completes, each no earlier than its prefill and decode
 // iterations alone allow, and percentiles are ordered.
 TEST(ServingSim, LoadedRunCompletesEveryRequest) {
@@ -149,6 +213,27 @@ TEST(ServingSim, DisaggregatedAgreesWithTheAnalyticSteadyState) {
   Json j = Json::parse(in);
   j["serving"]["requests"]["count"] = 3000;
   expect_engines_agree(scenario_from_json(j, "deepseek.json", catalog()), 0.10, 0.20, 0.10);
+}
+
+// Hybrid models, each example at its own load (1,500 of its requests): the analytic steady state against the
+// simulated requests, as for transformer-block models.
+Json hybrid_example(const std::string& name) {
+  std::ifstream in(std::string(MOESIM_SOURCE_DIR) + "/scenarios/examples/serving/" + name + ".json");
+  Json j = Json::parse(in);
+  j["serving"]["requests"]["count"] = 1500;
+  return j;
+}
+
+TEST(ServingSim, HybridMambaAgreesWithTheAnalyticSteadyState) {
+  expect_engines_agree(
+      scenario_from_json(hybrid_example("nemotron-3-nano-h100-colocated"), "nemotron.json", catalog()), 0.10,
+      0.5, 0.10);
+}
+
+TEST(ServingSim, HybridGatedDeltaNetAgreesWithTheAnalyticSteadyState) {
+  expect_engines_agree(
+      scenario_from_json(hybrid_example("qwen3-next-80b-a3b-h100-colocated"), "qwen3-next.json", catalog()),
+      0.10, 0.5, 0.10);
 }
 
 // Online EPLB on the rotating hot expert trace (tests/serving_trace_fixture.hpp: one expert hot for 50
