@@ -409,10 +409,15 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
             m.share * m.chunk.seconds * m.chunk.seconds + (1 - m.share) * m.plain.seconds * m.plain.seconds;
         return m;
       };
-      // The TPOT SLO caps the batch: the largest batch whose mean iteration meets it.
+      // The TPOT SLO caps the batch (SLO-aware admission, as the discrete-event engine admits): the largest
+      // batch whose decode iteration alone meets it. Prompt chunks mixed into some iterations slow them
+      // further; that shows in the TPOT and the goodput, not in a smaller cap (with prompts in most
+      // iterations no batch would meet the SLO, and a cap of one sequence would leave the load unserved).
       if (s.serving.tpot_slo > 0 && cap >= 1)
-        cap = double(largest_batch(
-            int64_t(cap), [&](int64_t b) { return mix(double(b)).mean / acc <= s.serving.tpot_slo; }));
+        cap = double(largest_batch(int64_t(cap), [&](int64_t b) {
+          return priced(P, s, decode_batch(double(b), ctx, queries, kv_elem)).seconds / acc <=
+                 s.serving.tpot_slo;
+        }));
       cap = std::max(cap, 1.0);
       double b = s.serving.decode_batch > 0 ? double(s.serving.decode_batch) : 1.0;
       Mix m = mix(b);

@@ -188,6 +188,35 @@ TEST(ServingAnalytic, TpotSloCapsTheBatch) {
   EXPECT_GT(p.price(more).seconds, s.serving.tpot_slo);
 }
 
+// Colocated, with prompts of about 4.8k tokens in a large share of the iterations: the SLO cap is the
+// largest batch whose decode iteration alone meets the TPOT SLO (as the discrete-event engine admits), not
+// one sequence because no iteration with a prompt chunk meets it; the instance serves the load, and its
+// mean TPOT shows the chunks' cost.
+TEST(ServingAnalytic, TpotSloCapCountsDecodeIterationsOnly) {
+  Json j = colocated(2000, 8);
+  j["serving"]["requests"]["input"] = "lognormal:4096:0.6";
+  j["serving"]["requests"]["output"] = "lognormal:512:0.8";
+  j["serving"]["requests"]["cached_fraction"] = 0;
+  j["serving"]["tpot_slo"] = "40ms";
+  const Scenario s = load_json(j);
+  const auto rq = serving_requests(s);
+  const ServingResult r = evaluate_serving_analytic(s, rq);
+  const InstanceResult& i = r.instances.at(0);
+  const IterationPricer p(s, 0);
+  const auto decode = [&](double b) {
+    ServingBatch x;
+    x.decode_seqs = b;
+    x.decode_kv = decode_context(rq);
+    return p.price(x).seconds;
+  };
+  const int64_t cap = largest_batch(256, [&](int64_t b) { return decode(double(b)) <= 0.040; });
+  ASSERT_GT(cap, 8);
+  EXPECT_FALSE(r.saturated) << r.saturation;
+  EXPECT_LE(i.decode_batch, double(cap));
+  EXPECT_GT(i.decode_batch, 1.0);
+  EXPECT_GT(r.tpot.mean, decode(i.decode_batch));  // iterations with a prompt chunk take longer
+}
+
 // Decode attention against the kernels measured on an H200 (cuDNN SDPA decode, one query token per
 // sequence, torch 2.11; scenarios/catalog/calibrations/measured/h200-torch-serving.json), priced by the
 // H200 calibration: held out (nothing was fitted to these rows). Reads of 256 MB and more, where the KV
