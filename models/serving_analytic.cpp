@@ -1,5 +1,6 @@
 // The request source of a serving scenario, its checks, and the analytic engine's steady state.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -33,7 +34,25 @@ struct Load {
   int64_t count = 0;
   // Per prompt: uncached tokens, the keys they attend to in all, their prompt length; mean and deviation.
   double tokens_mean = 0, tokens_sd = 0, pairs_mean = 0, pairs_sd = 0, context_mean = 0, context_sd = 0;
+  // Per prompt (uncached tokens, keys attended, prompt length), in increasing uncached tokens.
+  std::vector<std::array<double, 3>> prompts;
 };
+
+// The prompt with the most uncached tokens among k drawn from the requests' prompts (with replacement):
+// its expected uncached tokens, keys attended and prompt length, from the empirical distribution (the
+// largest of k draws is the i-th smallest of n with probability (i/n)^k - ((i-1)/n)^k).
+std::array<double, 3> largest_of(const Load& L, int k) {
+  std::array<double, 3> e{0, 0, 0};
+  const double n = double(L.prompts.size());
+  double below = 0;
+  for (std::size_t i = 0; i < L.prompts.size(); ++i) {
+    const double upto = std::pow(double(i + 1) / n, k), w = upto - below;
+    below = upto;
+    for (int c = 0; c < 3; ++c)
+      e[static_cast<std::size_t>(c)] += w * L.prompts[i][static_cast<std::size_t>(c)];
+  }
+  return e;
+}
 
 Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
   Load L;
@@ -59,6 +78,12 @@ Load load_of(const Scenario& s, const std::vector<traces::Request>& rq) {
   moments([](double I, double C) { return I - C; }, L.tokens_mean, L.tokens_sd);
   moments([](double I, double C) { return (I * (I + 1) - C * (C + 1)) / 2; }, L.pairs_mean, L.pairs_sd);
   moments([](double I, double) { return I; }, L.context_mean, L.context_sd);
+  L.prompts.reserve(rq.size());
+  for (const traces::Request& r : rq) {
+    const double I = double(r.input_tokens), C = double(r.cached_tokens);
+    L.prompts.push_back({I - C, (I * (I + 1) - C * (C + 1)) / 2, I});
+  }
+  std::sort(L.prompts.begin(), L.prompts.end());
   L.decode_context = decode_context(rq);
   L.prefill_attended = unc > 0 ? pattended / unc : 0;
   L.prefill_context = unc > 0 ? in / unc : 1;
@@ -134,6 +159,30 @@ IterationCost priced(const IterationPricer& P, const Scenario& s, const ServingB
   c.experts *= f;
   c.max_over_mean_gpu *= f;
   return c;
+}
+
+// The weighted mean of iteration costs, op by op (`parts`: each cost and its weight).
+IterationCost weighted_cost(const std::vector<std::pair<const IterationCost*, double>>& parts) {
+  IterationCost out;
+  double total = 0;
+  for (const auto& [c, w] : parts) total += w;
+  if (parts.empty()) return out;
+  if (total <= 0) return *parts.front().first;
+  out.max_over_mean_gpu = 0;
+  for (const auto& [c, w] : parts) {
+    const double f = w / total;
+    out.seconds += f * c->seconds, out.compute += f * c->compute, out.exposed_comm += f * c->exposed_comm;
+    out.all_to_all += f * c->all_to_all, out.attention += f * c->attention, out.experts += f * c->experts;
+    out.scheduler += f * c->scheduler, out.max_over_mean_gpu += f * c->max_over_mean_gpu;
+    for (const auto& [name, sec] : c->ops) {
+      auto it = std::find_if(out.ops.begin(), out.ops.end(), [&](const auto& o) { return o.first == name; });
+      if (it == out.ops.end())
+        out.ops.emplace_back(name, f * sec);
+      else
+        it->second += f * sec;
+    }
+  }
+  return out;
 }
 
 void add_prefill(ServingBatch& b, double tokens, const Load& L) {
@@ -382,9 +431,10 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       const auto spare = [&](double b) { return std::max(1.0, budget - b * queries); };
       const auto chunks = [&](double b) { return std::ceil(U / spare(b)); };
       struct Mix {
-        IterationCost plain, chunk;   // without and with a prompt chunk
-        double share = 0;             // of iterations with a chunk
-        double mean = 0, second = 0;  // E[t], E[t^2]
+        IterationCost plain, chunk;                                  // without and with a prompt chunk
+        double share = 0;                                            // of iterations with a chunk
+        double mean = 0, second = 0;                                 // E[t], E[t^2]
+        std::vector<std::pair<ServingBatch, double>> chunk_batches;  // with a chunk, each in its share
       };
       const auto mix = [&](double b) {
         Mix m;
@@ -392,17 +442,94 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
         m.chunk = m.plain;
         m.mean = m.second = 0;
         if (mixed) {
-          ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
-          add_prefill(x, std::min(U, spare(b)), L);
-          x.prefill_seqs = 1;
-          m.chunk = priced(P, s, x);
-          double t = m.plain.seconds;
-          for (int k = 0; k < 100; ++k) {  // the share depends on the iteration time it sets
-            m.share = 1 - std::exp(-lam_instance * chunks(b) * t);
-            const double nt = m.share * m.chunk.seconds + (1 - m.share) * m.plain.seconds;
-            if (std::abs(nt - t) <= 1e-12 * t) break;
-            t = nt;
+          // The prompts that arrive during an iteration start together in the next, one per rank on
+          // min(K, dp) ranks: state K of a Markov chain. Its busiest rank holds the largest of the K
+          // prompts (its expectation over the requests' prompts; beyond dp prompts, m = K / dp per rank,
+          // the busiest at m x mean + sqrt(m) x deviation x Blom's quantile), cut into n chunks of the
+          // spare budget: n iterations at the price of one with that chunk. State 0: a plain decode
+          // iteration. The next state is the number of prompts that arrived during the state's last
+          // iteration (Poisson at the instance's rate; those of its earlier iterations are prefilled
+          // meanwhile on other ranks, beside the busiest rank's full chunk). The chain's stationary
+          // distribution weighs the iterations.
+          const double sp = spare(b);
+          std::vector<IterationCost> cost{m.plain};
+          std::vector<ServingBatch> batch{decode_batch(b, ctx, queries, kv_elem)};
+          std::vector<double> iters{1.0}, dur{m.plain.seconds};
+          double last_chunk = -1;
+          const auto add_state = [&](int k) {
+            // Up to dp prompts: the largest of k on the busiest rank (its expectation over the requests'
+            // prompts); beyond, m = k / dp on each rank, the busiest at Blom's quantile.
+            const double mk = std::max(1.0, double(k) / P.dp());
+            double tokens = 0, attended = L.prefill_attended;
+            if (k <= P.dp() && !L.prompts.empty()) {
+              const std::array<double, 3> top = largest_of(L, k);
+              tokens = std::max(1.0, top[0]);
+              attended = top[0] > 0 ? top[1] / top[0] : attended;
+            } else {
+              tokens =
+                  std::max(1.0, mk * U + std::sqrt(mk) * L.tokens_sd * blom_quantile(std::min(k, P.dp())));
+            }
+            const double n = std::ceil(tokens / sp), chunk = std::min(tokens, sp);
+            if (chunk != last_chunk) {
+              ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
+              add_prefill(x, chunk, L);
+              x.prefill_kv = attended;
+              x.prefill_seqs = std::max(1.0, mk / n);
+              cost.push_back(priced(P, s, x));
+              batch.push_back(x);
+              last_chunk = chunk;
+            } else {
+              cost.push_back(cost.back());
+              batch.push_back(batch.back());
+            }
+            iters.push_back(n);
+            dur.push_back(n * cost.back().seconds);
+          };
+          add_state(1);
+          constexpr int kMostPrompts = 64;  // the tail of the arrivals beyond counts as this many
+          int top = 1;
+          while (top < kMostPrompts) {
+            const double mu = lam_instance * cost.back().seconds;
+            if (top >= mu + 8 * std::sqrt(mu) + 8) break;
+            add_state(++top);
           }
+          std::vector<double> pi(static_cast<std::size_t>(top) + 1, 0.0), next(pi.size());
+          pi[0] = 1;
+          for (int it = 0; it < 2000; ++it) {
+            std::fill(next.begin(), next.end(), 0.0);
+            for (std::size_t k = 0; k < pi.size(); ++k) {
+              if (pi[k] == 0) continue;
+              const double mu = lam_instance * cost[k].seconds;
+              double pmf = std::exp(-mu), cum = 0;
+              for (std::size_t j = 0; j + 1 < pi.size(); ++j) {
+                next[j] += pi[k] * pmf;
+                cum += pmf;
+                pmf *= mu / double(j + 1);
+              }
+              next.back() += pi[k] * std::max(0.0, 1 - cum);
+            }
+            double diff = 0;
+            for (std::size_t k = 0; k < pi.size(); ++k) diff += std::abs(next[k] - pi[k]);
+            pi.swap(next);
+            if (diff < 1e-13) break;
+          }
+          double total = 0, seconds = 0, second = 0;
+          for (std::size_t k = 0; k < pi.size(); ++k) {
+            total += pi[k] * iters[k];
+            seconds += pi[k] * dur[k];
+            second += pi[k] * iters[k] * cost[k].seconds * cost[k].seconds;
+          }
+          m.share = (total - pi[0]) / total;
+          m.mean = seconds / total;
+          m.second = second / total;
+          // The iterations with a chunk, their costs in their shares.
+          std::vector<std::pair<const IterationCost*, double>> chunked;
+          for (std::size_t k = 1; k < pi.size(); ++k) {
+            chunked.emplace_back(&cost[k], pi[k] * iters[k]);
+            if (pi[k] * iters[k] > 0) m.chunk_batches.emplace_back(batch[k], pi[k] * iters[k] / total);
+          }
+          m.chunk = weighted_cost(chunked);
+          return m;
         }
         m.mean = m.share * m.chunk.seconds + (1 - m.share) * m.plain.seconds;
         m.second =
@@ -454,10 +581,7 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
       }
       ir.priced_batches = {{decode_batch(b, ctx, queries, kv_elem), mixed ? 1 - m.share : 1.0}};
       if (mixed && m.share > 0) {
-        ServingBatch x = decode_batch(b, ctx, queries, kv_elem);
-        add_prefill(x, std::min(U, spare(b)), L);
-        x.prefill_seqs = 1;
-        ir.priced_batches.emplace_back(x, m.share);
+        for (const auto& [x, w] : m.chunk_batches) ir.priced_batches.emplace_back(x, w);
       }
       const double p = mixed ? lam * U * t : 0.0;  // prompt tokens per rank per iteration, on average
       ir.decode_batch = b;

@@ -215,6 +215,24 @@ TEST(ServingSim, DisaggregatedAgreesWithTheAnalyticSteadyState) {
   expect_engines_agree(scenario_from_json(j, "deepseek.json", catalog()), 0.10, 0.20, 0.10);
 }
 
+// Colocated under a heavy prompt load (8 prompts/s of about 4k tokens on 8 lockstep ranks): the analytic
+// chain of prompt arrivals (the prompts that arrive during an iteration start together in the next, the
+// busiest rank holding the largest) against 30,000 simulated requests, near their steady state: the
+// analytic mean TPOT 29 % and end to end 30 % above the simulation's. Counting each arrival's chunk at the
+// mean iteration time instead put the analytic TPOT 61 % above it.
+TEST(ServingSim, ColocatedUnderAHeavyPromptLoadAgrees) {
+  Json j = base();
+  j["serving"]["requests"] = {{"count", 30000},
+                              {"rate", 8},
+                              {"input", "lognormal:4096:0.6"},
+                              {"output", "lognormal:512:0.8"},
+                              {"seed", 7}};
+  j["serving"]["tpot_slo"] = "40ms";
+  j["workload"]["seq_len"] = 65536;
+  j["routing"]["mode"] = "sampled";
+  expect_engines_agree(scenario_from_json(j, "heavy.json", catalog()), 0.30, 0.5, 0.30);
+}
+
 // Hybrid models, each example at its own load (1,500 of its requests): the analytic steady state against the
 // simulated requests, as for transformer-block models.
 Json hybrid_example(const std::string& name) {
