@@ -91,13 +91,22 @@ double element_bytes(const std::string& precision) {
 }
 
 double gemm_bytes(double m, double n, double k, double elem) {
+  return gemm_bytes(m, n, k, elem, elem);
+}
+
+double gemm_bytes(double m, double n, double k, double elem, double weight_elem) {
   if (m <= 0 || n <= 0 || k <= 0) return 0.0;
-  return elem * (m * k + k * n) + 2.0 * m * n;
+  if (weight_elem == elem) return elem * (m * k + k * n) + 2.0 * m * n;
+  return elem * m * k + weight_elem * k * n + 2.0 * m * n;
 }
 
 double grouped_gemm_bytes(std::span<const double> rows, double n, double k, double elem) {
+  return grouped_gemm_bytes(rows, n, k, elem, elem);
+}
+
+double grouped_gemm_bytes(std::span<const double> rows, double n, double k, double elem, double weight_elem) {
   double bytes = 0;
-  for (double r : rows) bytes += gemm_bytes(r, n, k, elem);
+  for (double r : rows) bytes += gemm_bytes(r, n, k, elem, weight_elem);
   return bytes;
 }
 
@@ -157,8 +166,9 @@ double GemmParams::time_for(std::span<const double> rows, double n, double k, in
 double GemmParams::time(const TileChoice& t, double k, int sms, double bytes, double launches) const {
   if (t.tiles <= 0 || k <= 0) return 0.0;
   const double waves = std::ceil(t.tiles / std::max(1, sms));
-  return waves * (tile_time(k, t.tile_m, t.tile_n) + wave_overhead_s) + bytes * s_per_byte +
-         launch_s * launches;
+  const double fitted =
+      waves * (tile_time(k, t.tile_m, t.tile_n) + wave_overhead_s) + bytes * s_per_byte + launch_s * launches;
+  return floor_bytes_per_s > 0 ? std::max(fitted, bytes / floor_bytes_per_s) : fitted;
 }
 
 double GemmParams::time(double tiles, double k, int sms, double bytes, double launches) const {
@@ -172,9 +182,14 @@ double GemmParams::grouped_tiles(std::span<const double> rows, double n) const {
 }
 
 double GemmParams::grouped_bytes(std::span<const double> rows, double n, double k, double elem) const {
-  if (!padded_groups || rows.empty()) return grouped_gemm_bytes(rows, n, k, elem);
+  return grouped_bytes(rows, n, k, elem, elem);
+}
+
+double GemmParams::grouped_bytes(std::span<const double> rows, double n, double k, double elem,
+                                 double weight_elem) const {
+  if (!padded_groups || rows.empty()) return grouped_gemm_bytes(rows, n, k, elem, weight_elem);
   const double widest = *std::max_element(rows.begin(), rows.end());
-  return static_cast<double>(rows.size()) * gemm_bytes(widest, n, k, elem);
+  return static_cast<double>(rows.size()) * gemm_bytes(widest, n, k, elem, weight_elem);
 }
 
 double GemmParams::launches(std::span<const double> rows) const {
@@ -218,6 +233,13 @@ double FamilyModel::predict(const Measurement& m) const {
   }
   if (is_attention_family(family)) return stream.attention_time(m.flops, attention_scores(m), m.m);
   return stream.time(m.bytes);
+}
+
+void set_copy_floors(std::map<KernelFamily, FamilyModel>& models) {
+  const auto copy = models.find(KernelFamily::kCopy);
+  const double rate = copy == models.end() ? 0.0 : copy->second.stream.rate;
+  for (auto& [f, m] : models)
+    for (auto& [prec, g] : m.gemm) g.floor_bytes_per_s = rate > 0 ? rate : 0.0;
 }
 
 const FamilyModel* Calibration::model(KernelFamily f) const {
@@ -622,6 +644,7 @@ Calibration parse_json(const Json& j, const std::string& src) {
               "the unknown key " + in_quotes(it.key()));
     c.models[*f] = read_model(*f, it.value(), src, ptr);
   }
+  set_copy_floors(c.models);
   c.held_out = read_held_out(r.child("held_out"), src, c.measurements.size());
   r.finish();
   check_consistency(c, src);

@@ -56,9 +56,13 @@ double grouped_gemm_tiles(std::span<const double> rows, double n, double tile_m,
 double element_bytes(const std::string& precision);
 /// HBM bytes of a dense GEMM: elem·(m·k + k·n) inputs + 2·m·n BF16 output (0 if any dimension is ≤ 0).
 double gemm_bytes(double m, double n, double k, double elem);
+/// The same with the weight operand B[k×n] stored at `weight_elem` bytes per element (packed low-bit
+/// weights: 4-bit values and their block scales).
+double gemm_bytes(double m, double n, double k, double elem, double weight_elem);
 /// HBM bytes of a grouped GEMM: Σ over groups with rows > 0 of elem·(rows·k + k·n) + 2·rows·n (each active
 /// group reads its own weights once).
 double grouped_gemm_bytes(std::span<const double> rows, double n, double k, double elem);
+double grouped_gemm_bytes(std::span<const double> rows, double n, double k, double elem, double weight_elem);
 
 /// How a GEMM model picks the output tile of a shape.
 enum class TilePolicy {
@@ -99,6 +103,9 @@ struct GemmParams {
   bool padded_groups = false;
   /// How the tile is picked per shape (kFixed: tile_m × tile_n).
   TilePolicy tile_policy = TilePolicy::kFixed;
+  /// HBM bytes per second no GEMM beats: the calibration's copy bandwidth (set_copy_floors; not written to
+  /// the file). A GEMM takes at least its operands' and output's bytes at that rate (0: no floor).
+  double floor_bytes_per_s = 0;
 
   /// One tile_m × tile_n × k tile on one SM, excluding the wave overhead. Seconds.
   double tile_time(double k) const;
@@ -123,6 +130,9 @@ struct GemmParams {
   double grouped_tiles(std::span<const double> rows, double n) const;
   /// HBM bytes of a grouped GEMM over `rows` with `elem`-byte inputs (grouped_gemm_bytes, or padded).
   double grouped_bytes(std::span<const double> rows, double n, double k, double elem) const;
+  /// The same with weights of `weight_elem` bytes per element.
+  double grouped_bytes(std::span<const double> rows, double n, double k, double elem,
+                       double weight_elem) const;
 };
 
 /// Fitted model of a streaming family (amount = bytes read + written, rate = bytes/s) or of attention
@@ -163,6 +173,10 @@ struct FamilyModel {
   /// The model's time for the configuration `m` (must be covered). Seconds.
   double predict(const Measurement& m) const;
 };
+
+/// Gives every GEMM fit of `models` the copy family's bandwidth as its floor (GemmParams::floor_bytes_per_s;
+/// none without a copy model): reading a calibration, fitting, completing or scaling one sets them.
+void set_copy_floors(std::map<KernelFamily, FamilyModel>& models);
 
 /// Relative errors |predicted − measured| / measured over a set of measurements.
 struct ErrorStats {

@@ -322,6 +322,7 @@ Calibration calibrate(DeviceInfo device, SweepPlan sweep, std::vector<Measuremen
                       const std::vector<LayerSpec>& layers, const FitOptions& o, Provenance provenance) {
   Calibration c;
   c.models = fit_models(ms, device.sm_count, o);
+  set_copy_floors(c.models);
   if (sweep.families.empty())
     for (const auto& [f, _] : c.models) sweep.families.push_back(f);
   for (KernelFamily f : sweep.families)
@@ -413,6 +414,7 @@ Calibration fill_from(Calibration c, const Calibration& other) {
     c.sweep.note += (c.sweep.note.empty() ? "" : "; ") + std::string("not measured here, from ") +
                     std::filesystem::path(src).filename().string() + ": " + list;
   }
+  set_copy_floors(c.models);
   return c;
 }
 

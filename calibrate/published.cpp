@@ -385,6 +385,7 @@ Calibration scale_calibration(const Calibration& c, const GpuSpec& from, const G
     }
     out.models[f] = m;
   }
+  set_copy_floors(out.models);
   for (const auto& [f, stats] : c.held_out.families) out.held_out.families[f] = ErrorStats{};
   out.provenance = std::move(provenance);
   return out;

@@ -84,7 +84,8 @@ struct Builder {
                bool recomputed) {
     const double total = std::accumulate(rows.begin(), rows.end(), 0.0);
     quantize(total, n, k, p);
-    const double f = c.cm.grouped_gemm(rows, n, k, p);
+    const double f = c.expert_weight_elem > 0 ? c.cm.grouped_gemm_weights(rows, n, k, p, c.expert_weight_elem)
+                                              : c.cm.grouped_gemm(rows, n, k, p);
     add(name, R::kExperts, Pass::kForward, OpKind::kGroupedGemm, f, 2 * total * n * k, false, p);
     // dgrad has the same shape per expert with n and k swapped; wgrad reduces over each expert's rows.
     add(name, R::kExperts, Pass::kBackwardInput, OpKind::kGroupedGemm, c.cm.grouped_gemm(rows, k, n, p),
@@ -364,8 +365,8 @@ ScanKernel chunk_kernel(const ComputeCostModel& cm, double bytes,
     if (f.groups <= 0) continue;
     x.flops += 2 * f.groups * f.rows * f.n * f.k;
     const double priced = std::min(f.groups, kPriced);
-    gemm += cm.grouped_gemm(std::vector<double>(static_cast<std::size_t>(priced), f.rows), f.n, f.k,
-                            Precision::kBf16) *
+    gemm += cm.batched_matmul(std::vector<double>(static_cast<std::size_t>(priced), f.rows), f.n, f.k,
+                              Precision::kBf16) *
             (f.groups / priced);
   }
   x.seconds = std::max(gemm, cm.memory_bound(bytes));

@@ -47,6 +47,8 @@ struct PricingContext {
   /// Serving: the iteration's attention (null: a training microbatch of sequences of seq_len tokens). With
   /// it, only forward ops are priced.
   const ServingBatch* serving = nullptr;
+  /// Serving: bytes per routed expert weight as stored (serving.expert_dtype; 0: the precision's).
+  double expert_weight_elem = 0;
   unsigned rc_modules = 0;  ///< with selective recompute: bit m set = RecomputeModule m reruns
 
   /// True when selective recomputation reruns module `m`.

@@ -96,6 +96,11 @@ CalibratedCostModel::CalibratedCostModel(const calibrate::Calibration& c, const 
       memory_[f] = model.stream;
     }
   }
+  // Every GEMM at least moves its bytes at the copy bandwidth (whatever built the calibration).
+  if (auto copy = memory_.find(KernelFamily::kCopy); copy != memory_.end())
+    for (auto* g :
+         {&dense_[0], &dense_[1], &grouped_[0], &grouped_[1], &dense_fp8_wgrad_, &grouped_fp8_wgrad_})
+      if (*g) (*g)->floor_bytes_per_s = copy->second.rate;
   for (MemoryKernel k : kMemoryKernels) {
     const auto i = static_cast<std::size_t>(k);
     KernelFamily f = family_of(k);
@@ -130,25 +135,40 @@ bool CalibratedCostModel::calibrated(KernelFamily f, Precision p) const {
 double CalibratedCostModel::gemm(double m, double n, double k, Precision p) const {
   const auto& g = gemm_params(KernelFamily::kDenseGemm, p);
   if (!g) return roofline_.gemm(m, n, k, p);
-  const double bytes =
-      g->s_per_byte > 0 ? calibrate::gemm_bytes(m, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
+  const double bytes = calibrate::gemm_bytes(m, n, k, p == Precision::kFp8 ? 1.0 : 2.0);
   const double rows[1] = {m};
   return g->time_for(rows, n, k, sms_, bytes);
 }
 
 double CalibratedCostModel::grouped_gemm(std::span<const double> rows, double n, double k,
                                          Precision p) const {
+  return grouped_gemm_weights(rows, n, k, p, p == Precision::kFp8 ? 1.0 : 2.0);
+}
+
+double CalibratedCostModel::grouped_gemm_weights(std::span<const double> rows, double n, double k,
+                                                 Precision p, double weight_elem) const {
+  const auto& g = gemm_params(KernelFamily::kGroupedGemm, p);
+  if (!g) return roofline_.grouped_gemm_weights(rows, n, k, p, weight_elem);
+  const double elem = p == Precision::kFp8 ? 1.0 : 2.0;
+  const double bytes = g->grouped_bytes(rows, n, k, elem, weight_elem);
+  return g->time_for(rows, n, k, sms_, bytes, g->launches(rows));
+}
+
+double CalibratedCostModel::batched_matmul(std::span<const double> rows, double n, double k,
+                                           Precision p) const {
   const auto& g = gemm_params(KernelFamily::kGroupedGemm, p);
   if (!g) return roofline_.grouped_gemm(rows, n, k, p);
-  const double bytes =
-      g->s_per_byte > 0 ? g->grouped_bytes(rows, n, k, p == Precision::kFp8 ? 1.0 : 2.0) : 0.0;
-  return g->time_for(rows, n, k, sms_, bytes, g->launches(rows));
+  calibrate::GemmParams unfloored = *g;
+  unfloored.floor_bytes_per_s = 0;
+  const double elem = p == Precision::kFp8 ? 1.0 : 2.0;
+  return unfloored.time_for(rows, n, k, sms_, unfloored.grouped_bytes(rows, n, k, elem),
+                            unfloored.launches(rows));
 }
 
 double CalibratedCostModel::weight_gradient_gemm(double m, double n, double k, Precision p) const {
   if (p != Precision::kFp8 || !dense_fp8_wgrad_) return gemm(m, n, k, p);
   const calibrate::GemmParams& g = *dense_fp8_wgrad_;
-  const double bytes = g.s_per_byte > 0 ? calibrate::gemm_bytes(m, n, k, 1.0) : 0.0;
+  const double bytes = calibrate::gemm_bytes(m, n, k, 1.0);
   const double rows[1] = {m};
   return g.time_for(rows, n, k, sms_, bytes);
 }
@@ -166,7 +186,7 @@ double CalibratedCostModel::grouped_weight_gradient_gemm(std::span<const double>
   out.assign(static_cast<std::size_t>(groups), k);
   const calibrate::GemmParams& g = *grouped_fp8_wgrad_;
   const double depth = tokens / groups;
-  const double bytes = g.s_per_byte > 0 ? g.grouped_bytes(out, n, depth, 1.0) : 0.0;
+  const double bytes = g.grouped_bytes(out, n, depth, 1.0);
   return g.time_for(out, n, depth, sms_, bytes, g.launches(out));
 }
 

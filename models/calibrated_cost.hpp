@@ -43,6 +43,9 @@ class CalibratedCostModel final : public ComputeCostModel {
   std::string name() const override;
   double gemm(double m, double n, double k, Precision p) const override;
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
+  double grouped_gemm_weights(std::span<const double> rows, double n, double k, Precision p,
+                              double weight_elem) const override;
+  double batched_matmul(std::span<const double> rows, double n, double k, Precision p) const override;
   double weight_gradient_gemm(double m, double n, double k, Precision p) const override;
   double grouped_weight_gradient_gemm(std::span<const double> rows, double n, double k,
                                       Precision p) const override;

@@ -55,12 +55,19 @@ double RooflineCostModel::gemm(double m, double n, double k, Precision p) const 
 }
 
 double RooflineCostModel::grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const {
+  return grouped_gemm_weights(rows, n, k, p, p == Precision::kFp8 ? 1.0 : 2.0);
+}
+
+double RooflineCostModel::grouped_gemm_weights(std::span<const double> rows, double n, double k, Precision p,
+                                               double weight_elem) const {
   double tiles = 0, bytes = 0;
   const double elem = p == Precision::kFp8 ? 1.0 : 2.0;
   for (double r : rows) {
     if (r <= 0) continue;
     tiles += std::ceil(r / kTile) * std::ceil(n / kTile);
-    bytes += elem * (r * k + k * n) + 2.0 * r * n;  // each active expert reads its weights once
+    // Each active expert reads its weights once.
+    bytes += weight_elem == elem ? elem * (r * k + k * n) + 2.0 * r * n
+                                 : elem * r * k + weight_elem * k * n + 2.0 * r * n;
   }
   if (tiles == 0) return 0.0;
   const double t_compute = std::ceil(tiles / sms_) * tile_time(k, p);
@@ -144,6 +151,13 @@ class ScaledCostModel final : public ComputeCostModel {
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override {
     return inner_->grouped_gemm(rows, n, k, p) * slow_;
   }
+  double grouped_gemm_weights(std::span<const double> rows, double n, double k, Precision p,
+                              double weight_elem) const override {
+    return inner_->grouped_gemm_weights(rows, n, k, p, weight_elem) * slow_;
+  }
+  double batched_matmul(std::span<const double> rows, double n, double k, Precision p) const override {
+    return inner_->batched_matmul(rows, n, k, p) * slow_;
+  }
   double weight_gradient_gemm(double m, double n, double k, Precision p) const override {
     return inner_->weight_gradient_gemm(m, n, k, p) * slow_;
   }
@@ -185,6 +199,13 @@ class SharedCostModel final : public ComputeCostModel {
   double gemm(double m, double n, double k, Precision p) const override { return m_->gemm(m, n, k, p); }
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override {
     return m_->grouped_gemm(rows, n, k, p);
+  }
+  double grouped_gemm_weights(std::span<const double> rows, double n, double k, Precision p,
+                              double weight_elem) const override {
+    return m_->grouped_gemm_weights(rows, n, k, p, weight_elem);
+  }
+  double batched_matmul(std::span<const double> rows, double n, double k, Precision p) const override {
+    return m_->batched_matmul(rows, n, k, p);
   }
   double weight_gradient_gemm(double m, double n, double k, Precision p) const override {
     return m_->weight_gradient_gemm(m, n, k, p);

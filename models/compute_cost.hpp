@@ -64,6 +64,20 @@ class ComputeCostModel {
   virtual double gemm(double m, double n, double k, Precision p) const = 0;
   /// Grouped GEMM over experts: group g has rows[g] rows, all share n and k. Seconds.
   virtual double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const = 0;
+  /// The same with the expert weights stored at `weight_elem` bytes per element (packed low-bit weights,
+  /// dequantised inside the kernel and multiplied at precision p): the math of p, the weight bytes of
+  /// their storage. By default priced as grouped_gemm. Seconds.
+  virtual double grouped_gemm_weights(std::span<const double> rows, double n, double k, Precision p,
+                                      double weight_elem) const {
+    (void)weight_elem;
+    return grouped_gemm(rows, n, k, p);
+  }
+  /// Small batched matmuls inside a fused kernel (a chunked scan's per-chunk products), groups of rows[g]
+  /// rows by n by k: the grouped-GEMM fit without its HBM floor, since their operands are made and kept
+  /// on chip and the kernel's own bytes are priced beside them. By default grouped_gemm. Seconds.
+  virtual double batched_matmul(std::span<const double> rows, double n, double k, Precision p) const {
+    return grouped_gemm(rows, n, k, p);
+  }
   /// The weight gradient of a dense GEMM: dW[m×n] reduced over k tokens (the forward gemm(k, n, m)'s
   /// weight). By default priced as the GEMM of that shape. Seconds.
   virtual double weight_gradient_gemm(double m, double n, double k, Precision p) const {
@@ -113,6 +127,8 @@ class RooflineCostModel final : public ComputeCostModel {
   std::string name() const override;
   double gemm(double m, double n, double k, Precision p) const override;
   double grouped_gemm(std::span<const double> rows, double n, double k, Precision p) const override;
+  double grouped_gemm_weights(std::span<const double> rows, double n, double k, Precision p,
+                              double weight_elem) const override;
   double attention(const AttentionShape& s, bool backward) const override;
   double attention_work(const AttentionShape& s) const override;
   double memory_bound(double bytes) const override;

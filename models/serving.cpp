@@ -282,7 +282,8 @@ IterationPricer::IterationPricer(const Scenario& s, int instance)
   // Memory: weights per GPU, the activation workspace of one iteration, the KV cache per token.
   const ParamCounts pc = count_params(m);
   const double tp = inst_.parallelism.tp, w = weight_elem_bytes(inst_);
-  expert_bytes_ = w * pc.expert;
+  const double stored = expert_weight_bytes(s.serving.expert_dtype);
+  expert_bytes_ = (stored > 0 ? stored : w) * pc.expert;
   const int gpus = inst_.layout.gpus;
   const double slots = m.moe.experts > 0 ? double(m.moe.experts + in.redundant_experts) / gpus : 0.0;
   // A hybrid model's layers are each one mixer (attention, Mamba-2, Gated DeltaNet) or one MLP; its MTP
@@ -295,7 +296,7 @@ IterationPricer::IterationPricer(const Scenario& s, int instance)
   weight_bytes_ =
       w * (pc.attention_per_layer / tp * attention_blocks + pc.mamba_per_layer / tp * pc.mamba_layers +
            pc.gdn_per_layer / tp * pc.gdn_layers + pc.dense_ffn_per_layer / tp * pc.dense_layers +
-           (pc.shared_per_layer / tp + slots * pc.expert) * pc.moe_layers) +
+           (pc.shared_per_layer / tp + slots * pc.expert * (stored > 0 ? stored / w : 1.0)) * pc.moe_layers) +
       2.0 * (pc.router_per_layer * pc.moe_layers + norms + (pc.embedding + pc.head) / tp +
              (d.mtp_blocks > 0 ? pc.mtp / tp : 0.0));
   const auto& a = m.attention;
@@ -375,6 +376,7 @@ std::vector<IterationPricer::BlockTotals> IterationPricer::price_blocks(const Se
   const Impl& d = *impl_;
   PricingContext c = pricing_context(inst_, *cm_, *net_, batch.tokens());
   c.serving = &batch;
+  c.expert_weight_elem = expert_weight_bytes(inst_.serving.expert_dtype);
   RoutingContext rctx = d.rctx;
   rctx.tokens_per_source = c.T_moe;
   double transient = 0;

@@ -170,6 +170,33 @@ const Registry<KvDtype>& kv_dtypes() {
   return r;
 }
 
+const Registry<ExpertDtype>& expert_dtypes() {
+  static const Registry<ExpertDtype> r{
+      "expert weight type",
+      "storage of the routed experts' weights in serving (serving.expert_dtype)",
+      {{"auto", "the workload precision's (bf16: 2 bytes, fp8: 1 byte per weight)", ExpertDtype::kAuto},
+       {"fp8", "1 byte per weight (block scales not counted)", ExpertDtype::kFp8},
+       {"mxfp4", "OCP MX FP4: 4-bit E2M1 values, one 8-bit scale per 32 (4.25 bits per weight)",
+        ExpertDtype::kMxfp4},
+       {"nvfp4", "NVFP4: 4-bit E2M1 values, one FP8 scale per 16 (4.5 bits per weight)",
+        ExpertDtype::kNvfp4}}};
+  return r;
+}
+
+double expert_weight_bytes(ExpertDtype v) {
+  switch (v) {
+    case ExpertDtype::kFp8:
+      return 1.0;
+    case ExpertDtype::kMxfp4:
+      return 4.25 / 8;
+    case ExpertDtype::kNvfp4:
+      return 4.5 / 8;
+    case ExpertDtype::kAuto:
+      break;
+  }
+  return 0.0;
+}
+
 const Registry<StateDtype>& state_dtypes() {
   static const Registry<StateDtype> r{
       "recurrent state type",
@@ -349,6 +376,9 @@ const char* to_string(ServingRole v) {
 const char* to_string(KvDtype v) {
   return kv_dtypes().name_of(v).c_str();
 }
+const char* to_string(ExpertDtype v) {
+  return expert_dtypes().name_of(v).c_str();
+}
 const char* to_string(StateDtype v) {
   return state_dtypes().name_of(v).c_str();
 }
@@ -393,7 +423,7 @@ std::vector<const RegistryBase*> setting_registries() {
           &a2a_kernels(),       &dtypes(),          &fp8_recipes(),     &dispatch_modes(),
           &routing_modes(),     &trace_formats(),   &engine_kinds(),    &des_groups(),
           &aggregations(),      &request_formats(), &kv_dtypes(),       &state_dtypes(),
-          &output_formats()};
+          &expert_dtypes(),     &output_formats()};
 }
 
 }  // namespace moesim

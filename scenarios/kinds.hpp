@@ -55,6 +55,8 @@ enum class Aggregation { kAuto, kNode, kNodePair, kNone };
 enum class KvDtype { kBf16, kFp8 };
 /// Element type of a recurrent layer's state in serving (Mamba-2's SSM state, Gated DeltaNet's state).
 enum class StateDtype { kBf16, kFp32 };
+/// Storage of the routed experts' weights in serving (packed low-bit formats are dequantised in the kernel).
+enum class ExpertDtype { kAuto, kFp8, kMxfp4, kNvfp4 };
 /// Request trace formats for serving (traces/requests.hpp documents their columns).
 enum class RequestFormat { kAuto, kMoesim, kAzure, kBurstGpt };
 /// Result formats printed or written.
@@ -84,6 +86,7 @@ const Registry<Aggregation>& aggregations();
 const Registry<RequestFormat>& request_formats();
 const Registry<KvDtype>& kv_dtypes();
 const Registry<StateDtype>& state_dtypes();
+const Registry<ExpertDtype>& expert_dtypes();
 const Registry<OutputFormat>& output_formats();
 
 /// The name of a setting's value, e.g. to_string(Schedule::kDualPipe) == "dualpipe".
@@ -102,6 +105,9 @@ const char* to_string(A2aKernel v);
 const char* to_string(RequestFormat v);
 const char* to_string(KvDtype v);
 const char* to_string(StateDtype v);
+const char* to_string(ExpertDtype v);
+/// Bytes per element of a routed expert weight stored as `v` (kAuto: 0, the workload precision's).
+double expert_weight_bytes(ExpertDtype v);
 const char* to_string(Dtype v);
 const char* to_string(Fp8Recipe v);
 const char* to_string(DispatchMode v);

@@ -192,6 +192,10 @@ const ParamTable<ServingSpec>& serving_params() {
                 "mean time per output token after the first a request must meet (0: no SLO)"),
        choice("kv_dtype", &ServingSpec::kv_dtype, kv_dtypes, KvDtype::kBf16, "KV cache element type"),
        choice(
+           "expert_dtype", &ServingSpec::expert_dtype, expert_dtypes, ExpertDtype::kAuto,
+           "storage of the routed experts' weights: their memory, and the weight bytes of the expert GEMMs, "
+           "which dequantise them and multiply at the workload precision"),
+       choice(
            "state_dtype", &ServingSpec::state_dtype, state_dtypes, StateDtype::kBf16,
            "element type of the recurrent state a hybrid model's Mamba-2 or Gated DeltaNet layer keeps per "
            "sequence"),

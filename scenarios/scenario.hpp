@@ -293,9 +293,10 @@ struct ServingSpec {
   RequestSourceSpec requests;
   double ttft_slo = 0;  ///< s, time to first token a request must meet to count as goodput (0: none)
   double tpot_slo = 0;  ///< s, mean time per output token after the first (0: none)
-  KvDtype kv_dtype = KvDtype::kBf16;           ///< KV cache element type
-  StateDtype state_dtype = StateDtype::kBf16;  ///< recurrent layers' state element type (hybrid models)
-  int kv_block_tokens = 64;                    ///< tokens per KV cache block (paged attention)
+  KvDtype kv_dtype = KvDtype::kBf16;              ///< KV cache element type
+  StateDtype state_dtype = StateDtype::kBf16;     ///< recurrent layers' state element type (hybrid models)
+  ExpertDtype expert_dtype = ExpertDtype::kAuto;  ///< storage of the routed experts' weights
+  int kv_block_tokens = 64;                       ///< tokens per KV cache block (paged attention)
   double kv_memory_fraction = 0.9;  ///< share of the memory left after weights given to the KV cache
   int mtp_tokens = 0;               ///< speculative tokens per iteration from the MTP modules
   double mtp_acceptance = 0.8;      ///< probability each speculative token is accepted

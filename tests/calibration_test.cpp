@@ -623,8 +623,15 @@ Calibration hand_calibration() {
   return c;
 }
 
+// The hand calibration with a copy as fast as the GPU's memory: no GEMM below is held to its bytes.
+Calibration fast_copy_calibration() {
+  Calibration c = hand_calibration();
+  c.models[KernelFamily::kCopy] = stream_model(KernelFamily::kCopy, 3e-6, 1e14);
+  return c;
+}
+
 TEST(CalibratedCost, GemmIsTheFittedFormula) {
-  const CalibratedCostModel cm(hand_calibration(), gpu(), 0);
+  const CalibratedCostModel cm(fast_copy_calibration(), gpu(), 0);
   // One 128×128×4096 tile on one SM: 2·128·128·4096 / (1e15 / 100) / 0.5 = 26.8435456 µs.
   const double tile = 26.8435456e-6;
   // 128 × 12800: 100 tiles = 1 wave on 100 SMs → 26.8435456 + 1 (overhead) + 5 (launch) µs.
@@ -633,18 +640,36 @@ TEST(CalibratedCost, GemmIsTheFittedFormula) {
   EXPECT_NEAR(cm.gemm(129, 12800, 4096, Precision::kBf16), 2 * (tile + 1e-6) + 5e-6, 1e-15);
   EXPECT_EQ(cm.gemm(0, 12800, 4096, Precision::kBf16), 0.0);
   // 20 SMs for communication: 80 left, 100 tiles → 2 waves.
-  const CalibratedCostModel comm(hand_calibration(), gpu(), 20);
+  const CalibratedCostModel comm(fast_copy_calibration(), gpu(), 20);
   EXPECT_NEAR(comm.gemm(128, 12800, 4096, Precision::kBf16), 2 * (tile + 1e-6) + 5e-6, 1e-15);
 }
 
+// No GEMM moves its operands and output through HBM faster than the calibration's copy (2 TB/s here):
+// 128 × 12800 × 4096 in BF16 moves 2·(128·4096 + 4096·12800) + 2·128·12800 = 109,182,976 bytes, 54.591488
+// µs, above the 32.84 µs of its one wave. Two experts of 16 rows, n 12800, k 4096: 200 tiles, 2 waves,
+// 2 · (33.554432 + 2) + 7 = 78.108864 µs of tiles, but 2 · (2·16·4096 + 2·4096·12800 + 2·16·12800) =
+// 210,796,544 bytes in BF16, 105.398272 µs; stored in MXFP4 (4.25 bits) their weights move 56,786,944
+// bytes, 28.39 µs, under the tiles. The small matmuls of a fused scan keep their operands on chip: no floor.
+TEST(CalibratedCost, GemmsMoveTheirBytesNoFasterThanTheCopy) {
+  const CalibratedCostModel cm(hand_calibration(), gpu(), 0), fast(fast_copy_calibration(), gpu(), 0);
+  EXPECT_NEAR(cm.gemm(128, 12800, 4096, Precision::kBf16), 109182976 / 2e12, 1e-15);
+  const std::vector<double> rows{16, 16};
+  const double tiles = 2 * (33.554432e-6 + 2e-6) + 7e-6;
+  EXPECT_NEAR(fast.grouped_gemm(rows, 12800, 4096, Precision::kBf16), tiles, 1e-15);
+  EXPECT_NEAR(cm.grouped_gemm(rows, 12800, 4096, Precision::kBf16), 210796544 / 2e12, 1e-15);
+  EXPECT_NEAR(cm.grouped_gemm_weights(rows, 12800, 4096, Precision::kBf16, 0.53125), tiles, 1e-15);
+  EXPECT_NEAR(2 * (2.0 * 16 * 4096 + 0.53125 * 4096 * 12800 + 2.0 * 16 * 12800), 56786944, 1e-6);
+  EXPECT_NEAR(cm.batched_matmul(rows, 12800, 4096, Precision::kBf16), tiles, 1e-15);
+}
+
 TEST(CalibratedCost, GroupedGemmCountsTilesPerExpert) {
-  const CalibratedCostModel cm(hand_calibration(), gpu(), 0);
+  const CalibratedCostModel cm(fast_copy_calibration(), gpu(), 0);
   // rows {300, 0, 128, 1}, n = 256: tiles 3·2 + 0 + 1·2 + 1·2 = 10 → 1 wave.
   // Tile: 2·128·128·2048 / 1e13 / 0.4 = 16.777216 µs; + 2 µs overhead + 7 µs launch.
   const std::vector<double> rows{300, 0, 128, 1};
   EXPECT_NEAR(cm.grouped_gemm(rows, 256, 2048, Precision::kBf16), 16.777216e-6 + 2e-6 + 7e-6, 1e-15);
   // 10 SMs left (90 for communication): 10 tiles still 1 wave; 11 tiles → 2 waves.
-  const CalibratedCostModel comm(hand_calibration(), gpu(), 90);
+  const CalibratedCostModel comm(fast_copy_calibration(), gpu(), 90);
   const std::vector<double> rows11{300, 0, 128, 1, 1};  // 12 tiles
   EXPECT_NEAR(comm.grouped_gemm(rows11, 256, 2048, Precision::kBf16), 2 * (16.777216e-6 + 2e-6) + 7e-6,
               1e-15);
