@@ -174,12 +174,13 @@ IterationCost weighted_cost(const std::vector<std::pair<const IterationCost*, do
     out.seconds += f * c->seconds, out.compute += f * c->compute, out.exposed_comm += f * c->exposed_comm;
     out.all_to_all += f * c->all_to_all, out.attention += f * c->attention, out.experts += f * c->experts;
     out.scheduler += f * c->scheduler, out.max_over_mean_gpu += f * c->max_over_mean_gpu;
-    for (const auto& [name, sec] : c->ops) {
-      auto it = std::find_if(out.ops.begin(), out.ops.end(), [&](const auto& o) { return o.first == name; });
+    for (const auto& op : c->ops) {
+      auto it =
+          std::find_if(out.ops.begin(), out.ops.end(), [&](const auto& o) { return o.first == op.first; });
       if (it == out.ops.end())
-        out.ops.emplace_back(name, f * sec);
+        out.ops.emplace_back(op.first, f * op.second);
       else
-        it->second += f * sec;
+        it->second += f * op.second;
     }
   }
   return out;
