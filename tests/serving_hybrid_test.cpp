@@ -173,7 +173,7 @@ TEST(ServingHybrid, PromptRunsTheTrainingScanKernels) {
   int compared = 0;
   for (const char* name : {"mamba.ssd_state", "mamba.ssd_passing", "mamba.ssd_bmm", "mamba.ssd_scan"}) {
     for (const Op& op : b.ops)
-      if (op.name == name && op.pass == Pass::kForward && !op.recompute) {
+      if (std::string(op.name) == name && op.pass == Pass::kForward && !op.recompute) {
         EXPECT_DOUBLE_EQ(row(p, x, name).seconds, op.seconds) << name;
         ++compared;
       }
