@@ -197,6 +197,9 @@ struct InstanceResult {
   double kv_capacity_tokens = 0;    ///< per DP rank
   double kv_used_tokens = 0;        ///< per DP rank, mean over the run
   double weight_bytes = 0, workspace_bytes = 0, kv_bytes_per_token = 0;  ///< per GPU
+  /// A hybrid model's recurrent state per sequence on one GPU, bytes, and the cache tokens it takes (0
+  /// for a model of transformer blocks).
+  double state_bytes_per_sequence = 0, state_tokens_per_sequence = 0;
   double input_tokens_per_s_per_gpu = 0;   ///< prompt tokens (cached included) taken in
   double output_tokens_per_s_per_gpu = 0;  ///< tokens generated
   int rebalances = 0;  ///< discrete-event engine: online EPLB rebalances over the run, every replica

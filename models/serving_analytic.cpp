@@ -347,6 +347,8 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
     ir.weight_bytes = P.weight_bytes();
     ir.workspace_bytes = P.workspace_bytes();
     ir.kv_bytes_per_token = P.kv_bytes_per_token();
+    ir.state_bytes_per_sequence = P.state_bytes_per_sequence();
+    ir.state_tokens_per_sequence = P.state_tokens_per_sequence();
     if (ir.kv_capacity_tokens <= 0 && R.feasible) {
       R.feasible = false;
       R.infeasible_reason =

@@ -101,6 +101,8 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                     {"weight_bytes_per_gpu", i.weight_bytes},
                     {"workspace_bytes_per_gpu", i.workspace_bytes},
                     {"kv_bytes_per_token_per_gpu", i.kv_bytes_per_token},
+                    {"state_bytes_per_sequence_per_gpu", i.state_bytes_per_sequence},
+                    {"state_tokens_per_sequence", i.state_tokens_per_sequence},
                     {"input_tokens_per_s_per_gpu", i.input_tokens_per_s_per_gpu},
                     {"output_tokens_per_s_per_gpu", i.output_tokens_per_s_per_gpu},
                     {"rebalances", i.rebalances},
@@ -247,6 +249,9 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
         << fmt("%.1f", i.workspace_bytes / 1e9) << " GB, KV " << fmt("%.0f", i.kv_bytes_per_token)
         << " B/token; KV capacity " << fmt("%.0f", i.kv_capacity_tokens) << " tokens per DP rank, in use "
         << fmt("%.0f", i.kv_used_tokens) << "\n";
+    if (i.state_bytes_per_sequence > 0)
+      out << "    recurrent state per sequence: " << fmt("%.2f", i.state_bytes_per_sequence / 1e6)
+          << " MB per GPU, " << fmt("%.0f", i.state_tokens_per_sequence) << " tokens of the KV cache\n";
   }
   if (r.decode_comm_bound_tpot > 0)
     out << "\n  decode all-to-all bound: " << ms(r.decode_comm_bound_tpot) << " per output token ("

@@ -765,6 +765,8 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
     ir.weight_bytes = k.pricer->weight_bytes();
     ir.workspace_bytes = k.pricer->workspace_bytes();
     ir.kv_bytes_per_token = k.pricer->kv_bytes_per_token();
+    ir.state_bytes_per_sequence = k.pricer->state_bytes_per_sequence();
+    ir.state_tokens_per_sequence = k.pricer->state_tokens_per_sequence();
     // Means over iterations (KV in use: over time); utilization: the share of the run it was iterating.
     const double its = std::max(1.0, k.iterations), replicas = double(k.spec->count);
     ir.decode_batch = k.decode_seqs / its;

@@ -86,10 +86,16 @@ TEST(ServingHybrid, QwenNextKvAndStateFromTheLayerKinds) {
 //  B;
 //    23 layers: 49,082,368 B = 7,988.7 tokens -> 125 blocks = 8,000 tokens.
 TEST(ServingHybrid, NemotronKvAndStateFromTheLayerKinds) {
-  const IterationPricer p(load(example("nemotron-3-nano-h100-colocated")), 0);
+  const Scenario s = load(example("nemotron-3-nano-h100-colocated"));
+  const IterationPricer p(s, 0);
   EXPECT_DOUBLE_EQ(p.kv_bytes_per_token(), 6144.0);
   EXPECT_DOUBLE_EQ(p.state_bytes_per_sequence(), 49082368.0);
   EXPECT_DOUBLE_EQ(p.state_tokens_per_sequence(), 8000.0);
+  // The result reports them per instance.
+  const ServingResult r = evaluate_serving_analytic(s, serving_requests(s));
+  ASSERT_EQ(r.instances.size(), 1u);
+  EXPECT_DOUBLE_EQ(r.instances[0].state_bytes_per_sequence, 49082368.0);
+  EXPECT_DOUBLE_EQ(r.instances[0].state_tokens_per_sequence, 8000.0);
 }
 
 // With BF16 weights every GPU of an attention-DP instance holds every parameter but the routed experts,
