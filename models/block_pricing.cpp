@@ -496,6 +496,16 @@ std::pair<double, double> prefill_sequences(const ServingBatch& sb) {
   return {seqs, sb.prefill_tokens / seqs};
 }
 
+// A recurrent layer's decode step (op `name`): each decoding sequence's `state` bytes read and written back
+// once per query token (speculative tokens keep a state per position), with `token_bytes` in and out per
+// query token.
+void decode_state_step(Builder& bl, const ServingBatch& sb, R role, const char* name, double state,
+                       double token_bytes) {
+  if (sb.decode_seqs <= 0) return;
+  const double q = sb.decode_queries;
+  bl.memory(name, role, sb.decode_seqs * (1 + q) * state + sb.decode_seqs * q * token_bytes);
+}
+
 constexpr MixerOps kMambaOps{
     "mamba.norm",     "mamba.tp_all_gather",     "mamba.in_proj",       "mamba.conv1d",  "mamba.gated_norm",
     "mamba.out_proj", "mamba.tp_reduce_scatter", "mamba.tp_all_reduce", "mamba.residual"};
@@ -530,10 +540,7 @@ double serving_mamba_block(const PricingContext& c, Builder& bl) {
              "mamba.ssd_backward", {});
     bl.memory("mamba.state_io", scan, seqs * 2 * state);
   }
-  if (sb.decode_seqs > 0) {
-    const double q = sb.decode_queries, Td = sb.decode_seqs * q;
-    bl.memory("mamba.state_update", scan, sb.decode_seqs * (1 + q) * state + Td * (conv + 2 * di + H) * kAct);
-  }
+  decode_state_step(bl, sb, scan, "mamba.state_update", state, (conv + 2 * di + H) * kAct);
   mixer_exit(c, bl, kMambaOps, scan, di, false);
   return 0;
 }
@@ -566,11 +573,7 @@ double serving_gdn_block(const PricingContext& c, Builder& bl) {
              "gdn.rule_backward", {});
     bl.memory("gdn.state_io", rule, seqs * 2 * state);
   }
-  if (sb.decode_seqs > 0) {
-    const double q = sb.decode_queries, Td = sb.decode_seqs * q;
-    bl.memory("gdn.state_update", rule,
-              sb.decode_seqs * (1 + q) * state + Td * (2 * Hv * dk + 2 * v + 2 * Hv) * kAct);
-  }
+  decode_state_step(bl, sb, rule, "gdn.state_update", state, (2 * Hv * dk + 2 * v + 2 * Hv) * kAct);
   mixer_exit(c, bl, kGdnOps, rule, v, false);
   return 0;
 }
