@@ -97,22 +97,40 @@ namespace {
 
 // DualPipe's dependency structure depends on (pp, m) only, so it is worked out once into a straight-line
 // program and every evaluation is one pass over it. Values: slot 0 is zero; stage v's durations sit at
-// kSlots·v + 1 + {f, b, bw, w, pair, p2p}.
-enum Slot : int { kF = 0, kB, kBW, kW, kPair, kP2p, kSlots };
+// kSlots·v + 1 + {f, b, bw, w, pair, p2p, 2·p2p}.
+//
+// The program follows the reference's communication (models::dualpipe_comm): before each computation a
+// rank commits the transfers appended since its previous commit as one batch and waits for all of them.
+// A transfer is a rendezvous (NCCL point-to-point): it starts when both of its ends have been committed
+// and takes the p2p time of its stage boundary, so a rank waits for its receives and for its own sends
+// to be taken by their receivers. A batch's sends share their rank's link out and its receives the link
+// in (a pair sends and receives two of each): a transfer takes the p2p time times the larger of the
+// number of sends in its sender's batch and of receives in its receiver's. Each step is one commit and
+// the computation after it; the time a rank reaches a commit is its launch.
+enum Slot : int { kF = 0, kB, kBW, kW, kPair, kP2p, kP2pShared, kSlots };
+
+struct Wait {
+  std::int32_t peer = 0;  // launch index of the commit holding the transfer's other end
+  std::uint16_t p2p = 0;  // value slot of its time: its boundary's p2p, or twice that when two transfers
+                          // share its sender's link out or its receiver's link in
+};
 
 struct Step {
-  std::int32_t dep1 = 0, dep2 = 0;     // instructions whose end (plus a send) this one waits for; 0: none
-  std::uint16_t send1 = 0, send2 = 0;  // value slots of those sends
-  std::uint16_t duration = 0;          // value slot of this chunk's duration
-  std::uint16_t rank = 0;
+  std::uint32_t waits_end =
+      0;  // one past its transfers in TimelineProgram::waits (they follow the previous step's)
+  std::uint16_t duration = 0;  // value slot of the computation after the commit; 0 after the final commit
 };
 
 struct TimelineProgram {
   int pp = 0, m = 0;
-  std::vector<Step> steps;  // in an order every dependency precedes; ends are numbered from 1
+  std::vector<Step> steps;  // in an order every launch a step reads precedes it
+  std::vector<Wait> waits;
   // Consecutive steps of one rank: (rank, one past its last step), so a walk keeps the rank's clock in a
-  // register.
+  // register. A rank's commits have consecutive launch indexes from first_launch[rank]; each step writes
+  // the launch of the rank's next commit (past its final commit: a spare slot).
   std::vector<std::pair<std::uint16_t, std::uint32_t>> runs;
+  std::vector<std::uint32_t> first_launch;
+  std::size_t launches = 0;
   // Per rank 0..pp/2-1 and per kind of chunk, how many of each of its two stages it runs (pair: the
   // forward's stage), to sum the phases.
   std::vector<std::array<int, 2 * kSlots>> counts;
@@ -126,74 +144,117 @@ TimelineProgram build_program(int pp, int m) {
   TimelineProgram prog;
   prog.pp = pp;
   prog.m = m;
-  const int half = pp / 2, per = m / 2;
-  std::vector<std::vector<ChunkStep>> orders;
-  for (int r = 0; r < half; ++r) orders.push_back(schedule_order(Schedule::kDualPipe, pp, 1, m, r));
+  const int half = pp / 2;
+  // Every rank's commits. Rank r and rank pp-1-r run mirrored timelines (the same stages and commits with
+  // the directions swapped), so a transfer with a rank of the second half waits on the same commit of its
+  // mirror in the first half, and only the first half is walked.
+  struct Commit {
+    const std::vector<P2pOp>* ops;
+    Slot kind;
+    int stage;  // of the computation after it; -1 after the final commit
+    int chunk;
+  };
+  std::vector<DualPipeComm> comm;
+  std::vector<std::vector<Commit>> commits(static_cast<std::size_t>(pp));
+  for (int r = 0; r < pp; ++r) comm.push_back(dualpipe_comm(pp, m, r));
   prog.counts.assign(static_cast<std::size_t>(half), {});
-  // Which instruction ends microbatch j's forward and backward at stage v (-1: not yet issued). Both
-  // directions share one table: rank r and rank pp-1-r run mirrored timelines.
-  std::vector<std::int32_t> f_at(static_cast<std::size_t>(per * pp), -1), b_at(f_at);
-  const auto at = [pp, per](int mb, int v) { return static_cast<std::size_t>((mb % per) * pp + v); };
-  std::vector<std::size_t> pos(static_cast<std::size_t>(half), 0);
+  // Where each end of each transfer is committed: (rank, commit) by (gradient, direction, microbatch,
+  // receiving stage).
+  const auto key = [pp, m](const P2pOp& o) {
+    return static_cast<std::size_t>(((o.gradient ? 2 : 0) + o.direction) * m + o.microbatch) * pp +
+           o.to_stage;
+  };
+  const std::size_t keys = static_cast<std::size_t>(4 * m * pp);
+  std::vector<std::pair<int, int>> send_at(keys, {-1, -1}), recv_at(keys, {-1, -1});
+  for (int r = 0; r < pp; ++r) {
+    const DualPipeComm& c = comm[static_cast<std::size_t>(r)];
+    auto& mine = commits[static_cast<std::size_t>(r)];
+    for (std::size_t i = 0; i < c.order.size(); ++i) {
+      const ChunkStep& st = c.order[i];
+      if (i > 0 && c.order[i - 1].overlap_next) continue;  // a pair's backward: committed with its forward
+      const bool pair = st.pass == ChunkPass::kF && st.overlap_next;
+      const Slot kind = pair                        ? kPair
+                        : st.pass == ChunkPass::kF  ? kF
+                        : st.pass == ChunkPass::kB  ? kB
+                        : st.pass == ChunkPass::kBW ? kBW
+                                                    : kW;
+      mine.push_back({&c.commit[i], kind, st.chunk == 0 ? r : pp - 1 - r, st.chunk});
+    }
+    mine.push_back({&c.last, kW, -1, 0});
+    for (std::size_t k = 0; k < mine.size(); ++k)
+      for (const P2pOp& o : *mine[k].ops) {
+        auto& at = (o.send ? send_at : recv_at)[key(o)];
+        MOESIM_ASSERT(at.first < 0, "dualpipe_timeline: a transfer end committed twice");
+        at = {r, static_cast<int>(k)};
+      }
+  }
+  for (int r = 0; r < half; ++r) {
+    MOESIM_ASSERT(
+        commits[static_cast<std::size_t>(r)].size() == commits[static_cast<std::size_t>(pp - 1 - r)].size(),
+        "dualpipe_timeline: mirrored ranks commit alike");
+    prog.first_launch.push_back(static_cast<std::uint32_t>(prog.launches));
+    prog.launches += commits[static_cast<std::size_t>(r)].size() + 1;
+    for (const Commit& c : commits[static_cast<std::size_t>(r)])
+      if (c.stage >= 0)
+        ++prog.counts[static_cast<std::size_t>(r)][static_cast<std::size_t>(kSlots * c.chunk + c.kind)];
+  }
+  const auto launch = [&prog, pp, half](int r, int k) {
+    if (r >= half) r = pp - 1 - r;
+    return static_cast<std::int32_t>(prog.first_launch[static_cast<std::size_t>(r)] +
+                                     static_cast<std::uint32_t>(k));
+  };
+  // Steps in an order where every launch a step reads has been written: step k of rank r reads the
+  // launch of each peer commit k', written by the peer's step k'-1 (its first: zero from the start).
+  std::vector<int> done(static_cast<std::size_t>(half), 0);
   std::size_t left = 0;
-  for (const auto& o : orders) left += o.size();
-  const auto next = [&prog] { return static_cast<std::int32_t>(prog.steps.size() + 1); };
+  for (int r = 0; r < half; ++r) left += commits[static_cast<std::size_t>(r)].size();
   while (left > 0) {
     const std::size_t before = left;
     for (int r = 0; r < half; ++r) {
       const std::size_t first = prog.steps.size();
-      const std::vector<ChunkStep>& order = orders[static_cast<std::size_t>(r)];
-      std::size_t& i = pos[static_cast<std::size_t>(r)];
-      auto& count = prog.counts[static_cast<std::size_t>(r)];
-      while (i < order.size()) {
-        const ChunkStep& st = order[i];
-        const int v = st.chunk == 0 ? r : pp - 1 - r;
-        Step step;
-        step.rank = static_cast<std::uint16_t>(r);
-        // A forward waits for the previous stage's forward and its send; a backward for the next
-        // stage's backward and its send (its own forward and a W's backward ran earlier on this rank).
-        const auto forward_input = [&](int mb, int stage, std::int32_t& dep, std::uint16_t& send) {
-          if (stage == 0) return true;
-          dep = f_at[at(mb, stage - 1)];
-          send = static_cast<std::uint16_t>(slot(stage - 1, kP2p));
-          return dep > 0;
-        };
-        const auto backward_input = [&](int mb, int stage, std::int32_t& dep, std::uint16_t& send) {
-          if (stage == pp - 1) return true;
-          dep = b_at[at(mb, stage + 1)];
-          send = static_cast<std::uint16_t>(slot(stage, kP2p));
-          return dep > 0;
-        };
-        if (st.pass == ChunkPass::kF && st.overlap_next && i + 1 < order.size()) {
-          const ChunkStep& bk = order[i + 1];
-          const int vb = bk.chunk == 0 ? r : pp - 1 - r;
-          if (!forward_input(st.microbatch, v, step.dep1, step.send1) ||
-              !backward_input(bk.microbatch, vb, step.dep2, step.send2)) {
-            step.dep1 = step.dep2 = 0;
+      const auto& mine = commits[static_cast<std::size_t>(r)];
+      int& k = done[static_cast<std::size_t>(r)];
+      for (; k < static_cast<int>(mine.size()); ++k) {
+        const std::size_t from = prog.waits.size();
+        bool ready = true;
+        for (const P2pOp& o : *mine[static_cast<std::size_t>(k)].ops) {
+          const auto [pr, pk] = (o.send ? recv_at : send_at)[key(o)];
+          MOESIM_ASSERT(pr >= 0, "dualpipe_timeline: a transfer with one end only");
+          const int mr = pr >= half ? pp - 1 - pr : pr;
+          if (done[static_cast<std::size_t>(mr)] < pk) {
+            ready = false;
             break;
           }
-          step.duration = static_cast<std::uint16_t>(slot(v, kPair));
-          f_at[at(st.microbatch, v)] = b_at[at(bk.microbatch, vb)] = next();
-          ++count[static_cast<std::size_t>(kSlots * st.chunk + kPair)];
-          prog.steps.push_back(step);
-          i += 2;
-          left -= 2;
-          continue;
+          Wait w;
+          w.peer = launch(pr, pk);
+          const auto ends = [](const std::vector<P2pOp>& batch, bool send) {
+            return std::count_if(batch.begin(), batch.end(),
+                                 [send](const P2pOp& x) { return x.send == send; });
+          };
+          const std::vector<P2pOp>& theirs =
+              *commits[static_cast<std::size_t>(pr)][static_cast<std::size_t>(pk)].ops;
+          const std::vector<P2pOp>& ours = *mine[static_cast<std::size_t>(k)].ops;
+          const auto share = o.send ? std::max(ends(ours, true), ends(theirs, false))
+                                    : std::max(ends(theirs, true), ends(ours, false));
+          MOESIM_ASSERT(share >= 1 && share <= 2, "dualpipe_timeline: a batch sends or receives at most two");
+          w.p2p = static_cast<std::uint16_t>(
+              slot(o.gradient ? o.to_stage : o.to_stage - 1, share == 2 ? kP2pShared : kP2p));
+          // The two ends a rank exchanges with one neighbour's commit (an activation out and a gradient in,
+          // over one boundary) wait alike: one of them is enough.
+          const bool same =
+              std::any_of(prog.waits.begin() + static_cast<std::ptrdiff_t>(from), prog.waits.end(),
+                          [&w](const Wait& x) { return x.peer == w.peer && x.p2p == w.p2p; });
+          if (!same) prog.waits.push_back(w);
         }
-        Slot kind = kW;
-        if (st.pass == ChunkPass::kF) {
-          if (!forward_input(st.microbatch, v, step.dep1, step.send1)) break;
-          kind = kF;
-          f_at[at(st.microbatch, v)] = next();
-        } else if (st.pass == ChunkPass::kB || st.pass == ChunkPass::kBW) {
-          if (!backward_input(st.microbatch, v, step.dep1, step.send1)) break;
-          kind = st.pass == ChunkPass::kB ? kB : kBW;
-          b_at[at(st.microbatch, v)] = next();
+        if (!ready) {
+          prog.waits.resize(from);
+          break;
         }
-        step.duration = static_cast<std::uint16_t>(slot(v, kind));
-        ++count[static_cast<std::size_t>(kSlots * st.chunk + kind)];
-        prog.steps.push_back(step);
-        ++i;
+        Step st;
+        st.waits_end = static_cast<std::uint32_t>(prog.waits.size());
+        const Commit& c = mine[static_cast<std::size_t>(k)];
+        st.duration = c.stage < 0 ? 0 : static_cast<std::uint16_t>(slot(c.stage, c.kind));
+        prog.steps.push_back(st);
         --left;
       }
       if (prog.steps.size() > first)
@@ -264,22 +325,29 @@ std::vector<SchedulePhases> dualpipe_timeline(int pp, int m, const std::vector<S
     x[kW] = c.w;
     x[kPair] = c.fb_pair;
     x[kP2p] = c.p2p;
+    x[kP2pShared] = 2 * c.p2p;
   }
-  thread_local std::vector<double> end;  // every entry is written before it is read
-  end.resize(prog.steps.size() + 1);
-  end[0] = 0.0;
+  thread_local std::vector<double> launch;  // every entry is written before it is read
+  launch.resize(prog.launches);
   std::vector<double> clock(static_cast<std::size_t>(half), 0.0);
-  std::size_t k = 0;
+  std::vector<std::uint32_t> at(prog.first_launch);  // launch index of each rank's next commit
+  for (std::uint32_t first : prog.first_launch) launch[first] = 0.0;
+  std::size_t k = 0, w = 0;
   for (const auto& [rank, stop] : prog.runs) {
     double t = clock[rank];
+    std::uint32_t a = at[rank];
     for (; k < stop; ++k) {
       const Step& st = prog.steps[k];
-      const double in = std::max(end[static_cast<std::size_t>(st.dep1)] + value[st.send1],
-                                 end[static_cast<std::size_t>(st.dep2)] + value[st.send2]);
-      t = std::max(t, in) + value[st.duration];
-      end[k + 1] = t;
+      double c = t;
+      for (; w < st.waits_end; ++w) {
+        const Wait& x = prog.waits[w];
+        c = std::max(c, std::max(t, launch[static_cast<std::size_t>(x.peer)]) + value[x.p2p]);
+      }
+      t = c + value[st.duration];
+      launch[++a] = t;
     }
     clock[rank] = t;
+    at[rank] = a;
   }
   std::vector<SchedulePhases> out(static_cast<std::size_t>(pp));
   for (int r = 0; r < half; ++r) {

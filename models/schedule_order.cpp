@@ -85,102 +85,183 @@ std::vector<ChunkStep> order_zb_h1(int pp, int m, int rank) {
 
 // deepseek-ai/DualPipe dualpipe.py, DualPipe.step. A "phase" there is local: for the first half of
 // the ranks phase 0 is direction 0, for the second half phase 0 is direction 1 (phase ^ second_half).
+// Besides the chunk order it records the point-to-point transfers where the reference appends them
+// (`_recv_forward`, `_send_forward`, `_recv_backward`, `_send_backward`) and the batch each
+// `_commit_and_wait_comm` posts: every computation starts with one.
 class DualPipeOrder {
  public:
-  DualPipeOrder(int pp, int m, int rank) : m_(m), second_half_(rank >= pp / 2 ? 1 : 0) {}
+  DualPipeOrder(int pp, int m, int rank)
+      : pp_(pp), m_(m), rank_(rank), second_half_(rank >= pp / 2 ? 1 : 0) {}
 
   void forward(int phase, bool overlap_next = false) {
+    commit();
     const int d = phase ^ second_half_;
-    out_.push_back(step(ChunkPass::kF, microbatch(d, f_[d]++), d, overlap_next));
+    out_.back() = step(ChunkPass::kF, microbatch(d, f_[d]++), d, overlap_next);
   }
   void backward(int phase, bool zero_bubble = false) {
+    commit();
     const int d = phase ^ second_half_;
     const int mb = microbatch(d, b_[d]++);
     if (zero_bubble) {
-      out_.push_back(step(ChunkPass::kB, mb, d));
+      out_.back() = step(ChunkPass::kB, mb, d);
       pending_w_.push_back(step(ChunkPass::kW, mb, d));
     } else {
-      out_.push_back(step(ChunkPass::kBW, mb, d));
+      out_.back() = step(ChunkPass::kBW, mb, d);
     }
   }
-  void weight() {  // WeightGradStore.pop(): the oldest deferred W (FIFO)
+  void weight() {  // _weight_chunk: a commit, then WeightGradStore.pop(), the oldest deferred W (FIFO)
     MOESIM_ASSERT(!pending_w_.empty(), "DualPipe weight chunk with no deferred W");
-    out_.push_back(pending_w_.front());
+    commit();
+    out_.back() = pending_w_.front();
     pending_w_.pop_front();
   }
-  void forward_backward(int phase0, int phase1) {  // _forward_backward_chunk: one overlapped pair
+  void forward_backward(int phase0, int phase1) {  // _forward_backward_chunk's computation: one pair
     forward(phase0, true);
-    backward(phase1);
+    backward(phase1);  // its commit is empty: the pair starts after the forward's
   }
-  std::vector<ChunkStep> take() {
+  // The four transfer kinds. First and last stages skip theirs as the reference does.
+  void recv_forward(int phase) {
+    const int d = phase ^ second_half_, v = stage(d);
+    if (v > 0) pending_.push_back(op(false, false, d, recv_f_[d]++, v));
+  }
+  void send_forward(int phase) {
+    const int d = phase ^ second_half_, v = stage(d);
+    if (v < pp_ - 1) pending_.push_back(op(true, false, d, send_f_[d]++, v + 1));
+  }
+  void recv_backward(int phase) {
+    const int d = phase ^ second_half_, v = stage(d);
+    if (v < pp_ - 1) pending_.push_back(op(false, true, d, recv_b_[d]++, v));
+  }
+  void send_backward(int phase) {
+    const int d = phase ^ second_half_, v = stage(d);
+    if (v > 0) pending_.push_back(op(true, true, d, send_b_[d]++, v - 1));
+  }
+  DualPipeComm take() {
     MOESIM_ASSERT(pending_w_.empty(), "DualPipe order ends with deferred W left");
-    return std::move(out_);
+    DualPipeComm c;
+    c.order = std::move(out_);
+    c.commit = std::move(commit_);
+    c.last = std::move(pending_);  // step()'s final _commit_and_wait_comm
+    return c;
   }
 
  private:
   int microbatch(int direction, int counter) const { return direction * (m_ / 2) + counter; }
+  int stage(int direction) const { return direction == 0 ? rank_ : pp_ - 1 - rank_; }
+  P2pOp op(bool send, bool gradient, int d, int counter, int to_stage) const {
+    P2pOp o;
+    o.send = send;
+    o.gradient = gradient;
+    o.direction = d;
+    o.microbatch = microbatch(d, counter);
+    o.to_stage = to_stage;
+    return o;
+  }
+  // A new step, with the batch appended since the last commit committed before it.
+  void commit() {
+    out_.emplace_back();
+    commit_.push_back(std::move(pending_));
+    pending_.clear();
+  }
 
-  int m_;
+  int pp_, m_, rank_;
   int second_half_;
   int f_[2] = {0, 0};
   int b_[2] = {0, 0};
+  int recv_f_[2] = {0, 0}, send_f_[2] = {0, 0}, recv_b_[2] = {0, 0}, send_b_[2] = {0, 0};
   std::deque<ChunkStep> pending_w_;
   std::vector<ChunkStep> out_;
+  std::vector<std::vector<P2pOp>> commit_;
+  std::vector<P2pOp> pending_;
 };
 
-std::vector<ChunkStep> order_dualpipe(int pp, int m, int rank) {
+DualPipeComm walk_dualpipe(int pp, int m, int rank) {
   const int half_ranks = pp / 2;
   const int half_rank = std::min(rank, pp - 1 - rank);
   const int half_chunks = m / 2;
   const bool middle = rank == half_ranks - 1 || rank == half_ranks;
   DualPipeOrder o(pp, m, rank);
+  // _forward_chunk, _backward_chunk and _forward_backward_chunk with their receives and sends.
+  const auto fwd = [&o](int phase, bool recv, bool send) {
+    if (recv) o.recv_forward(phase);
+    o.forward(phase);
+    if (send) o.send_forward(phase);
+  };
+  const auto bwd = [&o](int phase, bool zero_bubble, bool send) {
+    o.recv_backward(phase);
+    o.backward(phase, zero_bubble);
+    if (send) o.send_backward(phase);
+  };
+  const auto fwd_bwd = [&o](int phase0, int phase1, bool recv0) {
+    if (recv0) o.recv_forward(phase0);
+    o.recv_backward(phase1);
+    o.forward_backward(phase0, phase1);
+    o.send_forward(phase0);
+    o.send_backward(phase1);
+  };
 
   // Step 1: nF0
-  for (int i = 0; i < (half_ranks - half_rank - 1) * 2; ++i) o.forward(0);
-  // Step 2: nF0F1
-  for (int i = 0; i < half_rank + 1; ++i) {
-    o.forward(0);
-    o.forward(1);
+  for (int i = 0; i < (half_ranks - half_rank - 1) * 2; ++i) fwd(0, true, true);
+  // Step 2: nF0F1 (each F0's input is received one commit ahead)
+  const int step2 = half_rank + 1;
+  o.recv_forward(0);
+  for (int i = 0; i < step2; ++i) {
+    fwd(0, false, middle);
+    o.recv_forward(0);
+    fwd(1, true, !middle || i < step2 - 1);
+    if (!middle) o.send_forward(0);
   }
   // Step 3: nB1W1F1 (zero bubble)
   for (int i = 0; i < half_ranks - half_rank - 1; ++i) {
-    o.backward(1, true);
+    bwd(1, true, true);
+    o.recv_forward(1);
     o.weight();
-    o.forward(1);
+    fwd(1, false, true);
   }
   // Step 4 (main step): nF0B1F1B0
   for (int i = 0; i < half_chunks - pp + half_rank + 1; ++i) {
-    if (i == 0 && middle) {
-      // The reference does not overlap these two chunks on the middle ranks.
-      o.forward(0);
-      o.backward(1);
+    if (i == 0) {
+      if (middle) {
+        // The reference does not overlap these two chunks on the middle ranks.
+        fwd(0, false, false);
+        o.send_forward(1);
+        bwd(1, false, false);
+        o.send_forward(0);
+        o.send_backward(1);
+      } else {
+        fwd_bwd(0, 1, false);
+      }
     } else {
-      o.forward_backward(0, 1);
+      fwd_bwd(0, 1, true);
     }
-    o.forward_backward(1, 0);
+    fwd_bwd(1, 0, true);
   }
   // Step 5: nB1F1B0
   for (int i = 0; i < half_ranks - half_rank - 1; ++i) {
-    o.backward(1);
-    o.forward_backward(1, 0);
+    bwd(1, false, true);
+    fwd_bwd(1, 0, true);
   }
   // Step 6: nB1B0; zero bubble switches on half-way (before B1 for odd half_rank, before B0 for even).
   const int step6 = half_rank + 1;
   bool zero_bubble = false;
   for (int i = 0; i < step6; ++i) {
     if (i == step6 / 2 && half_rank % 2 == 1) zero_bubble = true;
-    o.backward(1, zero_bubble);
+    bwd(1, zero_bubble, true);
     if (i == step6 / 2 && half_rank % 2 == 0) zero_bubble = true;
-    o.backward(0, zero_bubble);
+    bwd(0, zero_bubble, true);
   }
   // Step 7: nWB0 (zero bubble)
   for (int i = 0; i < half_ranks - half_rank - 1; ++i) {
     o.weight();
-    o.backward(0, true);
+    bwd(0, true, true);
   }
   // Step 8: nW
   for (int i = 0; i < half_rank + 1; ++i) o.weight();
   return o.take();
+}
+
+std::vector<ChunkStep> order_dualpipe(int pp, int m, int rank) {
+  return walk_dualpipe(pp, m, rank).order;
 }
 
 void check_rank(Schedule s, int pp, int rank) {
@@ -286,6 +367,12 @@ std::vector<ChunkStep> schedule_order(Schedule s, int pp, int vpp, int m, int ra
       return order_dualpipe(pp, m, rank);
   }
   return {};
+}
+
+DualPipeComm dualpipe_comm(int pp, int m, int rank) {
+  check_schedule_order_args(Schedule::kDualPipe, pp, 1, m);
+  check_rank(Schedule::kDualPipe, pp, rank);
+  return walk_dualpipe(pp, m, rank);
 }
 
 int pipeline_stages(Schedule s, int pp, int vpp) {

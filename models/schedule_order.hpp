@@ -19,10 +19,8 @@
 ///    and after B or BW (mb, v+1) (the last stage only after its own F); W(mb, v) after B(mb, v). For
 ///    DualPipe, v is the stage along the microbatch's direction (see stage_of), so the chain of
 ///    direction 0 runs over ranks 0 -> pp-1 and the chain of direction 1 over ranks pp-1 -> 0.
-///  - The orders say only in which sequence a rank launches computations. When a reference
-///    implementation posts its point-to-point sends later than right after the producing chunk
-///    (DualPipe batches sends and commits them before the next computation), that timing is not
-///    represented here.
+///  - The orders say only in which sequence a rank launches computations. DualPipe's transfers, which
+///    the reference batches and commits before each computation, are given by dualpipe_comm.
 
 #include <vector>
 
@@ -84,6 +82,33 @@ void check_schedule_order_args(Schedule s, int pp, int vpp, int m);
 std::vector<ChunkStep> overlap_ep_pairs(const std::vector<ChunkStep>& order);
 
 std::vector<ChunkStep> schedule_order(Schedule s, int pp, int vpp, int m, int rank);
+
+/// One point-to-point transfer of a DualPipe rank, where deepseek-ai/DualPipe appends it
+/// (`_recv_forward`, `_send_forward`, `_recv_backward`, `_send_backward`). A send and a receive with the
+/// same (gradient, direction, microbatch, to_stage) are the two ends of one transfer.
+struct P2pOp {
+  bool send = false;      ///< false: a receive
+  bool gradient = false;  ///< false: a forward activation; true: a backward gradient
+  int direction = 0;      ///< the microbatch's direction (ChunkStep::chunk)
+  int microbatch = 0;     ///< global microbatch index
+  int to_stage = 0;       ///< the receiving stage along the direction
+};
+
+/// A DualPipe rank's chunks and its transfers as the reference commits them: `_commit_and_wait_comm`,
+/// which starts every computation, posts the operations appended since the previous commit as one
+/// `batch_isend_irecv` and waits for all of them, receives and sends alike. A receive can be posted a
+/// commit ahead of the chunk that consumes it (step 2's forwards, step 3's), and a chunk's outputs go
+/// out with the next computation's commit.
+struct DualPipeComm {
+  std::vector<ChunkStep> order;            ///< as schedule_order
+  std::vector<std::vector<P2pOp>> commit;  ///< commit[i]: the batch committed before step i (always
+                                           ///< empty for the backward of an overlapped pair)
+  std::vector<P2pOp> last;                 ///< the batch of the final commit, after the last step
+};
+
+/// DualPipe's order and commits for rank `rank` of pp with m microbatches. Throws ConfigError as
+/// schedule_order does.
+DualPipeComm dualpipe_comm(int pp, int m, int rank);
 
 /// Stages along one microbatch's path: pp·vpp for interleaved, pp otherwise.
 int pipeline_stages(Schedule s, int pp, int vpp);

@@ -151,27 +151,41 @@ std::vector<ChunkPhase> chunk_phases(Schedule s, const std::vector<ChunkStep>& o
 
 Program ProgramBuilder::build(int rank, int m) const {
   Program p;
-  auto order = models::schedule_order(s_.parallelism.schedule, pp_, vpp_, m, rank);
+  const bool dualpipe = s_.parallelism.schedule == Schedule::kDualPipe;
+  models::DualPipeComm comm;
+  if (dualpipe)
+    comm = models::dualpipe_comm(pp_, m, rank);
+  else
+    comm.order = models::schedule_order(s_.parallelism.schedule, pp_, vpp_, m, rank);
+  auto& order = comm.order;
   if (s_.parallelism.ep_overlap) order = models::overlap_ep_pairs(order);
   const std::vector<ChunkPhase> phases = chunk_phases(s_.parallelism.schedule, order);
+  // DualPipe's transfers go in its commits; the other schedules receive before and send after each chunk.
+  const bool io = !dualpipe;
   for (std::size_t i = 0; i < order.size(); ++i) {
     const ChunkStep& st = order[i];
     const std::size_t from = p.ins.size();
     const ChunkPhase ph = phases[i];
+    if (dualpipe) commit(p, comm.commit[i]);
     const int v = models::stage_of(s_.parallelism.schedule, pp_, vpp_, rank, st.chunk);
     if (st.pass == ChunkPass::kF && st.overlap_next && i + 1 < order.size()) {
       const ChunkStep& nb = order[i + 1];
       const int vb = models::stage_of(s_.parallelism.schedule, pp_, vpp_, rank, nb.chunk);
-      pair(p, st, v, nb, vb);
+      pair(p, st, v, nb, vb, io);
       ++i;
     } else if (st.pass == ChunkPass::kF) {
-      forward(p, st, v);
+      forward(p, st, v, io);
     } else if (st.pass == ChunkPass::kW) {
       weight(p, st, v);
     } else {
-      backward(p, st, v, st.pass == ChunkPass::kBW);
+      backward(p, st, v, st.pass == ChunkPass::kBW, io);
     }
     for (std::size_t k = from; k < p.ins.size(); ++k) p.ins[k].phase = ph;  // the step's instructions
+  }
+  if (dualpipe) {
+    const std::size_t from = p.ins.size();
+    commit(p, comm.last);
+    for (std::size_t k = from; k < p.ins.size(); ++k) p.ins[k].phase = kPhaseWeightOnly;
   }
   Instr t;
   t.op = Ins::kTail;
@@ -236,7 +250,7 @@ void ProgramBuilder::recv(Program& p, char kind, int chunk, int mb, int v) const
   p.ins.push_back(x);
 }
 
-void ProgramBuilder::send(Program& p, char kind, int c, int to_stage, int mb) const {
+void ProgramBuilder::send(Program& p, char kind, int c, int to_stage, int mb, bool rendezvous) const {
   const auto [rank, chunk] = locate(c, to_stage);
   Instr x;
   x.op = Ins::kSend;
@@ -244,7 +258,30 @@ void ProgramBuilder::send(Program& p, char kind, int c, int to_stage, int mb) co
   x.key = key(kind, chunk, mb);
   x.mb = mb;
   x.seconds = p2p_bytes_;
+  x.rendezvous = rendezvous;
   p.ins.push_back(x);
+}
+
+void ProgramBuilder::commit(Program& p, const std::vector<models::P2pOp>& batch) const {
+  // Posting never blocks: every receive and send of the batch is posted, then each is waited for.
+  for (const models::P2pOp& o : batch)
+    if (!o.send) {
+      Instr x = instr(Ins::kPost, o.gradient ? 'B' : 'F', -1, o.microbatch, o.to_stage, "post receive");
+      x.key = key(o.gradient ? 'B' : 'F', o.direction, o.microbatch);
+      p.ins.push_back(x);
+    }
+  for (const models::P2pOp& o : batch)
+    if (o.send) send(p, o.gradient ? 'B' : 'F', o.direction, o.to_stage, o.microbatch, true);
+  for (const models::P2pOp& o : batch) {
+    if (o.send) {
+      Instr x = instr(Ins::kSendWait, o.gradient ? 'B' : 'F', -1, o.microbatch, o.to_stage, "send");
+      x.peer_rank = locate(o.direction, o.to_stage).first;
+      x.key = key(o.gradient ? 'B' : 'F', o.direction, o.microbatch);
+      p.ins.push_back(x);
+    } else {
+      recv(p, o.gradient ? 'B' : 'F', o.direction, o.microbatch, o.to_stage);
+    }
+  }
 }
 
 // The expert-TP collectives sit in the segment before or after the routed experts, where the block's
@@ -379,13 +416,14 @@ void ProgramBuilder::weight(Program& p, const ChunkStep& st, int v) const {
 // under F's attention, F's dispatch under B's MLP, B's dispatch under F's MLP, F's combine under B's
 // attention), and a chunk's dense blocks fill the other's all-to-alls. The chunk with less compute
 // before its first all-to-all goes first.
-void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkStep& bs, int vb) const {
+void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkStep& bs, int vb,
+                          bool transfers) const {
   const bool with_w = bs.pass == ChunkPass::kBW;
   // Both inputs are received before the pair and both outputs sent after it (DualPipe, and Megatron-Core's
   // combined 1F1B, whose pipeline offsets between ranks leave room for it: interleaved warm-ups differ
   // by two chunks from one rank to the next).
-  if (!first(vf)) recv(p, 'F', fs.chunk, fs.microbatch, vf);
-  if (!last(vb)) recv(p, 'B', bs.chunk, bs.microbatch, vb);
+  if (transfers && !first(vf)) recv(p, 'F', fs.chunk, fs.microbatch, vf);
+  if (transfers && !last(vb)) recv(p, 'B', bs.chunk, bs.microbatch, vb);
   Program fa, fb;
   forward(fa, fs, vf, false);
   // Megatron-Core's delayed weight gradients defer the backward chunk's last attention weight gradients
@@ -433,8 +471,8 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
     std::swap(ic, io);
     std::swap(cc, co);
   }
-  if (!last(vf)) send(p, 'F', fs.chunk, vf + 1, fs.microbatch);
-  if (!first(vb)) send(p, 'B', bs.chunk, vb - 1, bs.microbatch);
+  if (transfers && !last(vf)) send(p, 'F', fs.chunk, vf + 1, fs.microbatch);
+  if (transfers && !first(vb)) send(p, 'B', bs.chunk, vb - 1, bs.microbatch);
   if (deferred >= 0) attention_weight(p, deferred, bs.microbatch, vb);
 }
 

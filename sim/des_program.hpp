@@ -4,8 +4,10 @@
 /// chunk order of its schedule (models/schedule_order.hpp). Each block pass is cut where the compute
 /// stream meets the communication stream (the expert all-to-alls): compute segments, "ready" points
 /// where an all-to-all may start, and "wait" points where the compute stream needs it finished.
-/// Pipeline transfers are send and receive instructions. No SimGrid here: sim/des_runner.hpp runs
-/// the programs.
+/// Pipeline transfers are send and receive instructions. DualPipe's follow the reference's commits
+/// (models::dualpipe_comm): before each computation the rank posts the batch's receives and sends, a send
+/// starting once its receiver has posted the matching receive (NCCL point-to-point), and waits for all of
+/// them. No SimGrid here: sim/des_runner.hpp runs the programs.
 ///
 /// Where the shared experts go (Megatron-Core's shared-expert overlap, workload.shared_expert_overlap):
 /// with the overlap, the up-projection runs while the dispatch is in flight and the down-projection
@@ -68,9 +70,12 @@ enum class Ins : std::uint8_t {
   kExpert,   ///< a timed segment scaled by the GPU's expert load in layer `moe`
   kReady,    ///< the next all-to-all of the program (Program::colls, in order) may start
   kWait,     ///< wait until the last started all-to-all has finished
-  kSend,     ///< post a pipeline transfer to `peer_rank` (message `key`)
-  kRecv,     ///< wait for pipeline message `key`
-  kTail,     ///< data-parallel synchronisation and optimizer after the last backward
+  kSend,  ///< post a pipeline transfer to `peer_rank` (message `key`); with `rendezvous` it starts once the
+          ///< receiver has posted its receive (kPost)
+  kRecv,  ///< wait for pipeline message `key`
+  kPost,  ///< post the receive of pipeline message `key` (DualPipe's commits; see kSend)
+  kSendWait,  ///< wait until this rank's transfer `key` to `peer_rank` has been delivered
+  kTail,      ///< data-parallel synchronisation and optimizer after the last backward
 };
 
 /// All-to-all kinds: which direction of the layer's traffic matrix and which bytes per token copy.
@@ -87,7 +92,9 @@ struct Instr {
   int mb = -1, stage = -1;          ///< microbatch and pipeline stage
   double seconds = 0;               ///< kCompute, kExpert, kTail: s; kSend: bytes per GPU
   double tp = 0, etp = 0, cp = 0;   ///< of `seconds`: TP, expert-TP and CP communication, s
-  int peer_rank = -1, key = 0;      ///< kSend: destination pipeline rank and message key; kRecv: key
+  int peer_rank = -1, key = 0;      ///< kSend, kSendWait: destination pipeline rank and message key; kRecv,
+                                    ///< kPost: key
+  bool rendezvous = false;          ///< kSend: waits for the receiver's kPost
   const char* what = "";            ///< segment label (timeline)
   ChunkPhase phase = kPhaseSteady;  ///< pipeline phase of the chunk the instruction belongs to
 };
@@ -132,7 +139,9 @@ class ProgramBuilder {
   void ready(Program& p, int moe, int kind, char pass, int layer, int mb, int v) const;
   void wait(Program& p) const;
   void recv(Program& p, char kind, int chunk, int mb, int v) const;
-  void send(Program& p, char kind, int c, int to_stage, int mb) const;
+  void send(Program& p, char kind, int c, int to_stage, int mb, bool rendezvous = false) const;
+  /// DualPipe: one `_commit_and_wait_comm` batch: post its receives and sends, then wait for all of them.
+  void commit(Program& p, const std::vector<models::P2pOp>& batch) const;
   void forward_block(Program& p, int b, int mb, int v) const;
   /// `defer_attention_w`: the block's attention weight gradients are left to the caller.
   void backward_block(Program& p, int b, int mb, int v, bool with_w, bool defer_attention_w) const;
@@ -147,7 +156,9 @@ class ProgramBuilder {
   void backward(Program& p, const models::ChunkStep& st, int v, bool with_w, bool io = true,
                 int* deferred = nullptr) const;
   void weight(Program& p, const models::ChunkStep& st, int v) const;
-  void pair(Program& p, const models::ChunkStep& fs, int vf, const models::ChunkStep& bs, int vb) const;
+  /// `transfers`: receive both inputs before the pair and send both outputs after it.
+  void pair(Program& p, const models::ChunkStep& fs, int vf, const models::ChunkStep& bs, int vb,
+            bool transfers = true) const;
 
   const Scenario& s_;
   const models::Workload& w_;

@@ -274,44 +274,44 @@ void Runner::compute_stream(int gi) {
       }
       case Ins::kSend: {
         for (int member : me.members) {
-          const int src = gpu_of(me.rank, me.group, member), dst = gpu_of(x.peer_rank, me.group, member);
+          const int dst = gpu_of(x.peer_rank, me.group, member);
           Message& msg = slot(dst, x.key);
-          const std::vector<Comm>& legs = p2p(src, dst);
-          msg.legs = static_cast<int>(legs.size());
-          if (legs.empty()) msg.arrived->release();
-          for (const Comm& c : legs) {
-            // The poster actor of the source host sends the leg to the sink on the destination host.
-            Poster& po = posters_.at(c.src);
-            po.jobs.push_back({&c, &msg});
-            po.go->release();
-            ++flows;
-          }
+          msg.src = gpu_of(me.rank, me.group, member);
+          msg.send_posted = true;
+          if (x.rendezvous) msg.users = 2;
+          if (!x.rendezvous || msg.recv_posted) flows += start(msg, dst);
         }
         break;
       }
-      case Ins::kRecv: {
-        const double a = sg4::Engine::get_clock();
-        double arrival = a;
+      case Ins::kPost: {
         for (int member : me.members) {
           const int dst = gpu_of(me.rank, me.group, member);
           Message& msg = slot(dst, x.key);
-          msg.arrived->acquire();
-          for (int k = 1; k < msg.legs; ++k) msg.arrived->acquire();
-          for (std::size_t k = 0; k < msg.comms.size(); ++k) {
-            msg.comms[k]->wait();
-            const double fin = msg.comms[k]->get_finish_time();
-            const Comm& leg = *msg.leg[k];
-            for (const auto& h : leg.route) link_acc_[h.directed()].add(leg.bytes, msg.posted[k], fin);
-            arrival = std::max(arrival, fin + leg.latency);
-          }
-          inbox_.erase({dst, x.key});
+          msg.recv_posted = true;
+          if (msg.send_posted && !msg.started) flows += start(msg, dst);
+        }
+        break;
+      }
+      case Ins::kRecv:
+      case Ins::kSendWait: {
+        const bool recv = x.op == Ins::kRecv;
+        const double a = sg4::Engine::get_clock();
+        double arrival = a;
+        for (int member : me.members) {
+          const int dst = recv ? gpu_of(me.rank, me.group, member) : gpu_of(x.peer_rank, me.group, member);
+          Message& msg = slot(dst, x.key);
+          arrival = std::max(arrival, delivered(msg, recv ? msg.arrived : msg.sent, recv));
+          if (--msg.users == 0) inbox_.erase({dst, x.key});
         }
         const double now = sg4::Engine::get_clock();
         if (arrival > now) sg4::this_actor::sleep_for(arrival - now);
         me.wait_p2p += sg4::Engine::get_clock() - a;
         if (me.traced && sg4::Engine::get_clock() > a)
-          event(me, 2, x.pass == 'F' ? "recv activation" : "recv gradient", a, sg4::Engine::get_clock(), x.mb,
-                x.stage);
+          event(me, 2,
+                !recv           ? "send"
+                : x.pass == 'F' ? "recv activation"
+                                : "recv gradient",
+                a, sg4::Engine::get_clock(), x.mb, x.stage);
         break;
       }
     }
@@ -321,8 +321,43 @@ void Runner::compute_stream(int gi) {
 
 Message& Runner::slot(int gpu, int key) {
   auto [it, fresh] = inbox_.try_emplace(std::make_pair(gpu, key));
-  if (fresh) it->second.arrived = sg4::Semaphore::create(0);
+  if (fresh) {
+    it->second.arrived = sg4::Semaphore::create(0);
+    it->second.sent = sg4::Semaphore::create(0);
+  }
   return it->second;
+}
+
+int Runner::start(Message& msg, int dst) {
+  msg.started = true;
+  const std::vector<Comm>& legs = p2p(msg.src, dst);
+  msg.legs = static_cast<int>(legs.size());
+  if (legs.empty()) {
+    msg.arrived->release();
+    msg.sent->release();
+  }
+  for (const Comm& c : legs) {
+    // The poster actor of the source host sends the leg to the sink on the destination host.
+    Poster& po = posters_.at(c.src);
+    po.jobs.push_back({&c, &msg});
+    po.go->release();
+  }
+  return msg.legs;
+}
+
+double Runner::delivered(Message& msg, sg4::SemaphorePtr& posted, bool record) {
+  double arrival = 0;
+  posted->acquire();
+  for (int k = 1; k < msg.legs; ++k) posted->acquire();
+  for (std::size_t k = 0; k < msg.comms.size(); ++k) {
+    msg.comms[k]->wait();
+    const double fin = msg.comms[k]->get_finish_time();
+    const Comm& leg = *msg.leg[k];
+    if (record)
+      for (const auto& h : leg.route) link_acc_[h.directed()].add(leg.bytes, msg.posted[k], fin);
+    arrival = std::max(arrival, fin + leg.latency);
+  }
+  return arrival;
 }
 
 // True when EP ranks a and b compute the same rows in every MoE layer.
@@ -398,6 +433,7 @@ void Runner::poster(Poster& me) {
     msg->leg.push_back(leg);
     msg->posted.push_back(sg4::Engine::get_clock());
     msg->arrived->release();
+    msg->sent->release();
   }
 }
 

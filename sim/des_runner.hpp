@@ -42,10 +42,14 @@ struct GpuState {
   long long segments = 0;  ///< compute segments executed
 };
 
-/// A pipeline transfer to one GPU: its legs each release `arrived` once posted (once in all when it
-/// has none).
+/// A pipeline transfer to one GPU: its legs each release `arrived` (and `sent`) once posted (once in all
+/// when it has none). A rendezvous transfer (DualPipe) starts when both its send and its receive are
+/// posted, and its sender waits for it too: the slot goes when both ends are done with it.
 struct Message {
-  sg4::SemaphorePtr arrived;
+  sg4::SemaphorePtr arrived, sent;
+  int src = -1;  ///< source GPU, once the send is posted
+  bool send_posted = false, recv_posted = false, started = false;
+  int users = 1;  ///< ends that still wait on the slot
   int legs = 0;
   std::vector<const Comm*> leg;
   std::vector<sg4::CommPtr> comms;
@@ -124,6 +128,11 @@ class Runner {
   void compute_stream(int gi);
   void comm_stream(int r, int g);
   Message& slot(int gpu, int key);
+  /// Starts message `msg` to GPU `dst` (its legs to the posters); returns the flows started.
+  int start(Message& msg, int dst);
+  /// Waits until every leg of `msg` has been delivered (arrival: finish plus the route's latency); `record`
+  /// adds the legs to the link usage. Returns the latest arrival.
+  double delivered(Message& msg, sg4::SemaphorePtr& posted, bool record);
   bool same_loads(int a, int b) const;
   void poster(Poster& me);
   sg4::Mailbox* sink(sg4::Host* host);

@@ -52,7 +52,8 @@ models::Workload workload_of(const Scenario& s) {
 }
 
 // One line per instruction: "C F L1 attention+router mb0", "X F L1 mb0" (expert), "ready", "wait",
-// "send r1 mb0", "recv B mb0", "tail".
+// "send r1 mb0", "recv B mb0", "post F mb0" (a DualPipe receive posted), "sent r1 mb0" (a DualPipe send
+// waited for), "tail".
 std::vector<std::string> render(const Program& p) {
   std::vector<std::string> out;
   for (const Instr& x : p.ins) {
@@ -76,6 +77,12 @@ std::vector<std::string> render(const Program& p) {
         break;
       case Ins::kRecv:
         out.push_back("recv " + std::string(1, x.pass) + mb);
+        break;
+      case Ins::kPost:
+        out.push_back("post " + std::string(1, x.pass) + mb);
+        break;
+      case Ins::kSendWait:
+        out.push_back("sent r" + std::to_string(x.peer_rank) + mb);
         break;
       case Ins::kTail:
         out.push_back("tail");
@@ -216,6 +223,44 @@ TEST(DesProgram, DualPipePairAlternatesAllToAlls) {
   const std::vector<std::string> slots = {"B L0 combine grad mb0", "F L1 dispatch mb3",
                                           "B L0 dispatch grad mb0", "F L1 combine mb3"};
   EXPECT_NE(std::search(colls.begin(), colls.end(), slots.begin(), slots.end()), colls.end());
+}
+
+// DualPipe's transfers as the reference commits them (deepseek-ai/DualPipe `_commit_and_wait_comm`;
+// models::dualpipe_comm), PP2, m 4, rank 0: its order is F0 mb0, F1 mb2, F0 mb1, BW1 mb2, the pair F1 mb3
+// & BW0 mb0, BW1 mb3, B0 mb1, W0 mb1. Each commit posts its receives and sends (a send starts once the
+// receiver has posted: rendezvous), then waits for all of them: F0 mb0's output goes with F1 mb2's commit,
+// which receives F1 mb2's input; the pair's commit sends F0 mb1's output and BW1 mb2's gradient and
+// receives the pair's two inputs; BW1 mb3's gradient goes with B0 mb1's commit, which receives its input.
+TEST(DesProgram, DualPipeTransfersGoInTheReferenceCommits) {
+  const Scenario s = small({{"/parallelism/schedule", "dualpipe"}, {"/parallelism/global_batch", 32}});
+  ASSERT_EQ(s.layout.microbatches, 4);
+  const models::Workload w = workload_of(s);
+  const ProgramBuilder pb(s, w);
+  const Program p = pb.build(0, 4);
+  std::vector<std::string> transfers;
+  const std::vector<std::string> all = render(p);
+  for (const std::string& x : all)
+    for (const char* kind : {"post", "send", "sent", "recv"})
+      if (x.rfind(kind, 0) == 0) transfers.push_back(x);
+  const std::vector<std::string> expected = {"post F mb2",  "send r1 mb0", "sent r1 mb0", "recv F mb2",
+                                             "post F mb3",  "post B mb0",  "send r1 mb1", "send r1 mb2",
+                                             "sent r1 mb1", "sent r1 mb2", "recv F mb3",  "recv B mb0",
+                                             "post B mb1",  "send r1 mb3", "sent r1 mb3", "recv B mb1"};
+  EXPECT_EQ(transfers, expected);
+  for (const Instr& x : p.ins) {
+    if (x.op == Ins::kSend) {
+      EXPECT_TRUE(x.rendezvous);
+    }
+  }
+  // The other schedules send eagerly: 1F1B's sends do not wait for a posted receive.
+  const Scenario t = small({{"/parallelism/global_batch", 32}});
+  for (const Instr& x : ProgramBuilder(t, workload_of(t)).build(0, t.layout.microbatches).ins) {
+    EXPECT_NE(x.op, Ins::kPost);
+    EXPECT_NE(x.op, Ins::kSendWait);
+    if (x.op == Ins::kSend) {
+      EXPECT_FALSE(x.rendezvous);
+    }
+  }
 }
 
 // Delayed weight gradients (parallelism.delay_wgrad) as Megatron-Core runs them: a model chunk's nodes run

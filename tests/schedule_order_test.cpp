@@ -23,6 +23,7 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "models/schedule.hpp"
@@ -634,6 +635,91 @@ TEST(ScheduleOrder, InvalidMicrobatchCountsThrow) {
     EXPECT_NE(what.find("divisible by pp=4"), std::string::npos) << what;
     EXPECT_NE(what.find("found 6 microbatches"), std::string::npos) << what;
   }
+}
+
+// The transfers of DualPipe rank 0 of PP2 with 4 microbatches, read off deepseek-ai/DualPipe's step()
+// by hand. Rank 0 computes stage 0 of direction 0 (microbatches 0, 1) and stage 1 of direction 1
+// (microbatches 2, 3). "s"/"r": send/receive; "F"/"B": activation/gradient; then direction:microbatch and
+// the receiving stage. Step 2: F0:0 (no receive: first stage), its output sent with the next commit, where
+// F1:2's input is received. Step 4 (middle rank, first iteration not overlapped): F0:1, BW1:2 (last stage
+// of direction 1: no receive), then both outputs go with the pair's commit, which also receives the pair's
+// two inputs. Step 6: BW1:3, then B0:1 (zero bubble) with its input, W0:1, and nothing left at the end.
+TEST(ScheduleOrder, DualPipeCommitsFollowTheReference) {
+  const DualPipeComm c = dualpipe_comm(2, 4, 0);
+  const auto ops = [](const std::vector<P2pOp>& v) {
+    std::string s;
+    for (const P2pOp& o : v)
+      s += std::string(o.send ? "s" : "r") + (o.gradient ? "B" : "F") + std::to_string(o.direction) + ":" +
+           std::to_string(o.microbatch) + ">" + std::to_string(o.to_stage) + " ";
+    return s;
+  };
+  ASSERT_EQ(c.order.size(), 9u);  // F0:0 F1:2 F0:1 BW1:2 F1:3&BW0:0 BW1:3 B0:1 W0:1
+  ASSERT_EQ(c.commit.size(), 9u);
+  const std::vector<std::string> want = {"", "sF0:0>1 rF1:2>1 ", "", "", "sF0:1>1 sB1:2>0 rF1:3>1 rB0:0>0 ",
+                                         "",  // the pair's backward
+                                         "", "sB1:3>0 rB0:1>0 ", ""};
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(ops(c.commit[i]), want[i]) << "before step " << i;
+  EXPECT_EQ(ops(c.last), "");
+  EXPECT_EQ(c.order.back().pass, ChunkPass::kW);
+
+  // Rank 1 of PP4 (a middle rank, nothing in step 1): step 2 appends the first F0 input's receive before
+  // its loop, so it is committed with that F0.
+  const DualPipeComm d = dualpipe_comm(4, 8, 1);
+  EXPECT_EQ(ops(d.commit[0]), "rF0:0>1 ");
+  EXPECT_EQ(d.order[0].pass, ChunkPass::kF);
+  EXPECT_EQ(d.order[0].chunk, 0);
+  // F1:4's commit carries F0:0's output (a middle rank appends it right after the F0), the next F0's input
+  // (received a commit ahead) and F1:4's own.
+  EXPECT_EQ(ops(d.commit[1]), "sF0:0>2 rF0:1>1 rF1:4>2 ");
+}
+
+// Every transfer has one send and one receive; the receive is committed no later than the computation
+// that uses its data, and the send after the computation that made it.
+TEST(ScheduleOrder, DualPipeTransfersPairUp) {
+  for (int pp : {2, 4, 6, 8, 16})
+    for (int m : {2 * pp, 2 * pp + 2, 4 * pp}) {
+      std::map<std::tuple<bool, int, int, int>, int> sends, recvs;
+      for (int r = 0; r < pp; ++r) {
+        SCOPED_TRACE("pp " + std::to_string(pp) + " m " + std::to_string(m) + " rank " + std::to_string(r));
+        const DualPipeComm c = dualpipe_comm(pp, m, r);
+        ASSERT_EQ(c.commit.size(), c.order.size());
+        // When each chunk ran (step index) and where each transfer end was committed.
+        std::map<std::tuple<bool, int, int, int>, std::size_t> made, used, sent_at, recv_at;
+        for (std::size_t i = 0; i <= c.order.size(); ++i) {
+          const auto& batch = i < c.order.size() ? c.commit[i] : c.last;
+          for (const P2pOp& o : batch) {
+            const auto k = std::make_tuple(o.gradient, o.direction, o.microbatch, o.to_stage);
+            ++(o.send ? sends : recvs)[k];
+            (o.send ? sent_at : recv_at)[k] = i;
+          }
+          if (i == c.order.size()) break;
+          const ChunkStep& st = c.order[i];
+          const int v = stage_of(Schedule::kDualPipe, pp, 1, r, st.chunk);
+          if (st.pass == ChunkPass::kF) {
+            if (v > 0) used[{false, st.chunk, st.microbatch, v}] = i;
+            if (v < pp - 1) made[{false, st.chunk, st.microbatch, v + 1}] = i;
+          } else if (st.pass != ChunkPass::kW) {
+            if (v < pp - 1) used[{true, st.chunk, st.microbatch, v}] = i;
+            if (v > 0) made[{true, st.chunk, st.microbatch, v - 1}] = i;
+          }
+        }
+        EXPECT_EQ(made.size(), sent_at.size());
+        EXPECT_EQ(used.size(), recv_at.size());
+        for (const auto& [k, i] : made) {
+          ASSERT_TRUE(sent_at.count(k));
+          EXPECT_GT(sent_at[k], i);
+        }
+        for (const auto& [k, i] : used) {
+          ASSERT_TRUE(recv_at.count(k));
+          EXPECT_LE(recv_at[k], i);
+        }
+      }
+      EXPECT_EQ(sends.size(), recvs.size());
+      for (const auto& [k, n] : sends) {
+        EXPECT_EQ(n, 1);
+        EXPECT_EQ(recvs[k], 1);
+      }
+    }
 }
 
 }  // namespace

@@ -13,7 +13,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "models/analytic.hpp"
@@ -361,11 +363,13 @@ TEST(Schedule, DualPipeWithPublishedDeepSeekChunks) {
 // half_rank 0). Rank 0's order: F0 mb0, F1 mb2, F0 mb1, BW1 mb2 (step 4's first F and B not overlapped),
 // the pair F1 mb3 & BW0 mb0, BW1 mb3, B0 mb1 (step 6 switches zero bubble on before it), W0 mb1. Stage 0:
 // F 1, BW 3, B 2, W 1; stage 1: F 2, BW 4; the pair (stage-1 forward beside stage-0 backward) 5; send 0.5.
-// Rank 1 runs the mirror image, so a chunk of stage v ends at the same time in both directions:
-//   F0 0-1; F1 needs stage 0's forward (1) + 0.5: 1.5-3.5; F0 3.5-4.5; BW1 (last stage) 4.5-8.5;
-//   pair: stage-1 F needs 4.5 + 0.5, stage-0 B needs stage 1's backward 8.5 + 0.5: 9-14;
-//   BW1 needs its forward (14): 14-18; B0 needs 18 + 0.5: 18.5-20.5; W0 20.5-21.5.
-// Busy 1F 1+2+1 = 4, 1B 4+4+2 = 10, 1W 1, steady 5; bubble 21.5 - 20 = 1.5.
+// Rank 1 runs the mirror image, so both ranks reach each commit at the same time. Transfers go in the
+// reference's commits (models::dualpipe_comm), each starting when both ranks have committed it:
+//   F0 0-1; commit (send F0 mb0, receive F1 mb2's input) 1-1.5; F1 1.5-3.5; F0 3.5-4.5; BW1 (last stage)
+//   4.5-8.5; the pair's commit sends F0 mb1's output and BW1 mb2's gradient and receives the pair's two
+//   inputs: two transfers each way share each rank's link, 2 x 0.5: 8.5-9.5; pair 9.5-14.5; BW1
+//   14.5-18.5; commit (send its gradient, receive B0 mb1's) 18.5-19; B0 19-21; W0 21-22.
+// Busy 1F 1+2+1 = 4, 1B 4+4+2 = 10, 1W 1, steady 5; bubble 22 - 20 = 2.
 TEST(Schedule, DualPipeTimelineByHand) {
   const auto order = schedule_order(Schedule::kDualPipe, 2, 1, 4, 0);
   std::string seq;
@@ -395,8 +399,8 @@ TEST(Schedule, DualPipeTimelineByHand) {
     EXPECT_NEAR(p.backward_only, 10, kTol);
     EXPECT_NEAR(p.weight_only, 1, kTol);
     EXPECT_NEAR(p.steady, 5, kTol);
-    EXPECT_NEAR(p.bubble, 1.5, kTol);
-    EXPECT_NEAR(p.total(), 21.5, kTol);
+    EXPECT_NEAR(p.bubble, 2.0, kTol);
+    EXPECT_NEAR(p.total(), 22.0, kTol);
     EXPECT_EQ(p.parameter_copies, 2);
   }
 }
@@ -447,7 +451,7 @@ TEST(Schedule, DualPipeTimelineUniformStagesReproduceTable2) {
 // a first stage lighter and a last one heavier than the equal middle ones (embedding, head) the
 // extrapolation misses the ends by 0.28 % at most; with stages drawn at random (durations and pair
 // overlaps differing by stage, sends of up to 5 % of a chunk) a slower cycle of ranks can take over after
-// 8·PP microbatches: over 80 layouts and four counts each, the largest error of any rank's end is 1.08 %,
+// 8·PP microbatches: over 80 layouts and four counts each, the largest error of any rank's end is 1.05 %,
 // the median 1e-15.
 TEST(Schedule, DualPipeTimelineExtrapolation) {
   double worst_structured = 0;
@@ -500,7 +504,130 @@ TEST(Schedule, DualPipeTimelineExtrapolation) {
   std::printf("[measured] DualPipe extrapolation, random stages: largest |error| of a rank's end %.3e\n",
               worst);
   EXPECT_LT(worst, 0.011);
-  EXPECT_GT(worst, 0.01);  // the case above: extrapolation is not exact in general
+  EXPECT_GT(worst, 1e-3);  // the case above: extrapolation is not exact in general
+}
+
+// DualPipe's transfers as the reference commits them (models::dualpipe_comm), walked for all PP ranks by
+// repeated sweeps instead of the compiled program over half of them: a rank goes on to its next commit once
+// the other end of each of that commit's transfers has been committed; the commit ends when every transfer
+// is done, each starting when both ends are committed and taking its boundary's send time; then the
+// computation runs. A transfer's time is its boundary's send time times the larger of the sends in its
+// sender's batch and the receives in its receiver's (they share the link). The ends of all ranks agree with
+// dualpipe_timeline to rounding, and rank r ends with rank pp-1-r.
+// With `sends_wait` false a send leaves when it is committed and nobody waits for it (receives still do).
+std::vector<double> walk_all_ranks(int pp, int m, const std::vector<StageChunk>& st, bool sends_wait = true) {
+  using Key = std::tuple<bool, int, int, int>;
+  std::vector<DualPipeComm> c;
+  for (int r = 0; r < pp; ++r) c.push_back(dualpipe_comm(pp, m, r));
+  // [send]: when each transfer end was committed, and how many ends of its kind its batch holds.
+  std::map<Key, std::pair<double, int>> committed[2];
+  std::vector<std::size_t> next(static_cast<std::size_t>(pp), 0);
+  std::vector<double> clock(static_cast<std::size_t>(pp), 0.0);
+  std::vector<bool> finished(static_cast<std::size_t>(pp), false);
+  const auto key = [](const P2pOp& o) { return Key{o.gradient, o.direction, o.microbatch, o.to_stage}; };
+  for (bool progress = true; progress;) {
+    progress = false;
+    for (int r = 0; r < pp; ++r) {
+      const DualPipeComm& x = c[static_cast<std::size_t>(r)];
+      std::size_t& i = next[static_cast<std::size_t>(r)];
+      double& t = clock[static_cast<std::size_t>(r)];
+      while (!finished[static_cast<std::size_t>(r)]) {
+        const bool end = i == x.order.size();
+        const std::vector<P2pOp>& batch = end ? x.last : x.commit[i];
+        int ends[2] = {0, 0};
+        for (const P2pOp& o : batch) ++ends[o.send];
+        for (const P2pOp& o : batch) committed[o.send][key(o)] = {t, ends[o.send]};
+        bool ready = true;
+        double done = t;
+        for (const P2pOp& o : batch) {
+          if (o.send && !sends_wait) continue;
+          const auto it = committed[!o.send].find(key(o));
+          if (it == committed[!o.send].end()) {
+            ready = false;
+            break;
+          }
+          const int boundary = o.gradient ? o.to_stage : o.to_stage - 1;
+          const double share = std::max(ends[o.send], it->second.second);
+          done = std::max(done,
+                          std::max(t, it->second.first) + share * st[static_cast<std::size_t>(boundary)].p2p);
+        }
+        if (!ready) break;
+        progress = true;
+        t = done;
+        if (end) {
+          finished[static_cast<std::size_t>(r)] = true;
+          break;
+        }
+        const ChunkStep& s = x.order[i];
+        const StageChunk& v = st[static_cast<std::size_t>(stage_of(Schedule::kDualPipe, pp, 1, r, s.chunk))];
+        if (s.pass == ChunkPass::kF && s.overlap_next) {
+          t += v.fb_pair;
+          i += 2;
+        } else {
+          t += s.pass == ChunkPass::kF    ? v.f
+               : s.pass == ChunkPass::kB  ? v.b
+               : s.pass == ChunkPass::kBW ? v.bw
+                                          : v.w;
+          i += 1;
+        }
+      }
+    }
+  }
+  for (int r = 0; r < pp; ++r)
+    EXPECT_TRUE(finished[static_cast<std::size_t>(r)]) << "rank " << r << " deadlocked";
+  return clock;
+}
+
+TEST(Schedule, DualPipeTimelineAgreesWithAWalkOfAllRanks) {
+  unsigned seed = 777;
+  auto rnd = [&seed] {
+    seed = seed * 1103515245u + 12345u;
+    return 0.5 + ((seed >> 8) % 1000) / 1000.0;
+  };
+  for (int pp : {2, 4, 6, 8, 16})
+    for (int m : {2 * pp, 2 * pp + 2, 5 * pp + (5 * pp) % 2})
+      for (double send : {0.0, 0.05, 0.6}) {
+        std::vector<StageChunk> st(static_cast<std::size_t>(pp));
+        for (StageChunk& x : st) {
+          x.f = rnd();
+          x.b = rnd() * 1.5;
+          x.w = rnd() * 0.5;
+          x.bw = x.b + x.w;
+          x.fb_pair = (x.f + x.bw) * (0.6 + 0.4 * rnd() / 1.5);
+          x.p2p = send * rnd();
+        }
+        const std::vector<double> ends = walk_all_ranks(pp, m, st);
+        const std::vector<SchedulePhases> ph = dualpipe_timeline(pp, m, st, false);
+        for (int r = 0; r < pp; ++r) {
+          EXPECT_NEAR(ph[static_cast<std::size_t>(r)].total(), ends[static_cast<std::size_t>(r)],
+                      1e-9 * ends[0])
+              << "pp " << pp << " m " << m << " send " << send << " rank " << r;
+          EXPECT_NEAR(ends[static_cast<std::size_t>(r)], ends[static_cast<std::size_t>(pp - 1 - r)],
+                      1e-9 * ends[0]);
+        }
+      }
+}
+
+// Sends wait for their receivers: PP4, 8 microbatches, every chunk free but the stage-1 forward (10) and
+// every send 1. Rank 0 runs two forwards (step 1) and hands both outputs to rank 1, which commits its
+// first receive at once (step 2 appends it before its loop) and its second only after its first forward,
+// at 0 + 1 + 10: rank 0's commit carrying the second output ends at 12, not at 2 as it would if a send
+// left and was forgotten. The rendezvous never makes a rank end earlier.
+TEST(Schedule, DualPipeSendWaitsForTheReceiversCommit) {
+  std::vector<StageChunk> st(4);
+  for (StageChunk& x : st) x.p2p = 1;
+  st[1].f = 10;  // stage 1 of both directions, run by ranks 1 and 2
+  const std::vector<double> rendezvous = walk_all_ranks(4, 8, st), eager = walk_all_ranks(4, 8, st, false);
+  const std::vector<SchedulePhases> ph = dualpipe_timeline(4, 8, st, false);
+  for (int r = 0; r < 4; ++r) {
+    EXPECT_NEAR(ph[static_cast<std::size_t>(r)].total(), rendezvous[static_cast<std::size_t>(r)], 1e-9);
+    EXPECT_GE(rendezvous[static_cast<std::size_t>(r)], eager[static_cast<std::size_t>(r)] - 1e-9);
+  }
+  std::printf(
+      "[measured] DualPipe PP4 M8, sends waiting for their receivers: rank 0 ends at %.1f, %.1f if they "
+      "did not\n",
+      rendezvous[0], eager[0]);
+  EXPECT_GT(rendezvous[0], eager[0]);
 }
 
 }  // namespace

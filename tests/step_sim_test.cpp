@@ -650,8 +650,10 @@ TEST(StepSimStraggler, HotExpertRankIsTheCriticalGpu) {
 // un-permute after the combine and the whole weight-gradient block after the backward's attention,
 // Figure 4 puts MLP(W) beside MLP(B)), and under skew the DES's GPUs also carry work across consecutive
 // pairs, whose directions (and so busiest GPUs) alternate. Tolerance 4%: above both offsets, below the
-// 8.5% skew effect, so the sum of maxima fails it. The whole m 10 step: DES +0.30% from analytic
-// (before, the analytic step was 0.93 ms = 6% longer); tolerance 2%.
+// 8.5% skew effect, so the sum of maxima fails it. The whole m 10 step: DES -2.4% from analytic, which
+// waits two whole sends in each iteration's commit where the DES's less loaded GPUs reach theirs early
+// (with receive-only waits and eager sends in both engines it was -1.9%); tolerance 3%. With uniform
+// routing the DES's increment is 0.1% below the analytic pair plus one send (fb_pair + p2p).
 namespace {
 traces::RoutingSample skew_sample(int layer, int hot_rank) {
   traces::RoutingSample x;
@@ -723,13 +725,14 @@ TEST(StepSimDualPipeSkew, PairTakesTheBusiestGpuOfTheSum) {
       "[measured] skewed DualPipe pair: hand %.9f s, sum of per-layer maxima %.9f s, analytic %.9f s\n", hand,
       sum_of_maxima, a8.chunk.fb_pair);
   EXPECT_NEAR(a8.chunk.fb_pair, hand, 1e-9 * hand);
-  // Two more microbatches are one more step-4 iteration: two pairs, and one pipeline send. With PP2 a
-  // rank's second pair of an iteration takes both its inputs from the first pair of its mirror rank, which
-  // ends at the same moment, so it starts one send (p2p) later (models::dualpipe_timeline).
+  // Two more microbatches are one more step-4 iteration: two pairs, and one commit. With PP2 a rank's
+  // second pair of an iteration takes both its inputs from the first pair of its mirror rank, which ends at
+  // the same moment, and the commit before it also sends both outputs of the first: two transfers each
+  // way share the link, so the second pair starts two sends (2·p2p) later (models::dualpipe_timeline).
   const double p2p = w.ranks[0].p2p_seconds;
   ASSERT_GT(p2p, 0);
   EXPECT_NEAR(w.ranks[1].p2p_seconds, p2p, 1e-15);
-  EXPECT_NEAR(a10.step_time - a8.step_time, 2 * hand + p2p, 1e-9 * hand);
+  EXPECT_NEAR(a10.step_time - a8.step_time, 2 * hand + 2 * p2p, 1e-9 * hand);
   EXPECT_GT(EF / 2 / hand, 0.08);  // the skew effect the tolerance below must resolve
 
   StepOptions all10 = options_of(s10);
@@ -744,7 +747,7 @@ TEST(StepSimDualPipeSkew, PairTakesTheBusiestGpuOfTheSum) {
   EXPECT_GT(std::fabs(des_pair / sum_of_maxima - 1), 0.04);  // the old analytic pair is outside
   report("skewed DualPipe PP2 m10 step, DES vs analytic", d10.result.step_time, a10.step_time, "des",
          "analytic");
-  EXPECT_NEAR(d10.result.step_time, a10.step_time, 0.02 * a10.step_time);
+  EXPECT_NEAR(d10.result.step_time, a10.step_time, 0.03 * a10.step_time);
 
   // The same case with uniform routing: the pair is the plain sum (every GPU the busiest).
   const models::Result u8 = models::evaluate_analytic(s8), u10 = models::evaluate_analytic(s10);
@@ -753,7 +756,7 @@ TEST(StepSimDualPipeSkew, PairTakesTheBusiestGpuOfTheSum) {
   report("uniform DualPipe pair, DES increment vs analytic", uniform_des_pair, u8.chunk.fb_pair, "des",
          "analytic");
   EXPECT_NEAR(uniform_des_pair, u8.chunk.fb_pair, 0.04 * u8.chunk.fb_pair);
-  EXPECT_NEAR(u10.step_time - u8.step_time, 2 * u8.chunk.fb_pair + p2p, 1e-9 * u8.chunk.fb_pair);
+  EXPECT_NEAR(u10.step_time - u8.step_time, 2 * u8.chunk.fb_pair + 2 * p2p, 1e-9 * u8.chunk.fb_pair);
 }
 
 // ================================================================================ 4. determinism
