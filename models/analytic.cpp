@@ -86,16 +86,16 @@ const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
 // Routed-expert time on GPU g is the busiest GPU's price times g's rank_load, as in the discrete-event
 // engine. A computation beside an all-to-all has the SMs the communication kernels leave. `gpus`:
 // uneven_gpus(w) (1 when every GPU carries the same load: one stands for all). `c` is scratch space.
+// `nic_busy`: how long the previous pair's pipeline sends still hold this GPU's NIC as the pair starts
+// (Megatron-Core's combined 1F1B: its forward and its backward output, f.p2p_nic + b.p2p_nic); an
+// all-to-all's NIC leg waits for them, its NVLink leg does not (the discrete-event engine shares the NIC
+// between the flows instead). DualPipe: 0, its commit waited for the sends before the pair began.
 double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, std::size_t gpus,
-                     std::vector<double>& c) {
+                     std::vector<double>& c, double nic_busy) {
   const std::size_t nf = f.blocks.size(), nb = b.blocks.size(), n = std::max(nf, nb);
   c.assign(gpus, 0.0);
   const PassCost zero;
   double q = 0, fb = 0, bb = 0;
-  // The previous pair's pipeline sends (its forward and its backward output) leave on this GPU's NIC as
-  // the pair starts: an all-to-all's NIC leg waits for them, its NVLink leg does not (the
-  // discrete-event engine shares the NIC between the flows instead).
-  const double nic_busy = f.p2p_nic + b.p2p_nic;
   // Runs computation `base + experts · load[g]` on every GPU g once `after` has passed (the end of the
   // all-to-all carrying its input; 0: no wait), beside an all-to-all of `beside` seconds; returns when
   // the last GPU finishes it.
@@ -258,7 +258,7 @@ double overlapped_pair_seconds(const Workload& w, int f_stage, int b_stage) {
                 "overlapped_pair_seconds: stage out of range");
   std::vector<double> scratch;
   return dualpipe_pair(w, w.ranks[static_cast<std::size_t>(f_stage)],
-                       w.ranks[static_cast<std::size_t>(b_stage)], uneven_gpus(w), scratch);
+                       w.ranks[static_cast<std::size_t>(b_stage)], uneven_gpus(w), scratch, 0.0);
 }
 
 RankSync sync_of(const Scenario& s, double params, double expert_params, const ChunkTimes& chunk, int M) {
@@ -376,7 +376,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       int same = -1;  // an earlier rank whose two stages are priced as these are: the same pair
       for (int q = 0; q < rank && same < 0; ++q)
         if (priced_alike(w, f, w.ranks[q]) && priced_alike(w, b, w.ranks[par.pp - 1 - q])) same = q;
-      pair_fb[rank] = same >= 0 ? pair_fb[same] : dualpipe_pair(w, f, b, gpus, scratch);
+      pair_fb[rank] = same >= 0 ? pair_fb[same] : dualpipe_pair(w, f, b, gpus, scratch, 0.0);
     }
   }
   // Combined 1F1B: each rank's overlapped pair, one forward chunk beside one backward chunk, block by block
@@ -385,7 +385,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   if (ep_overlap) {
     double p2p = 0;
     for (const RankWork& rw : w.ranks) {
-      pair_ep.push_back(dualpipe_pair(w, rw, rw, gpus, scratch));
+      pair_ep.push_back(dualpipe_pair(w, rw, rw, gpus, scratch, 2 * rw.p2p_nic));
       p2p = std::max(p2p, rw.p2p_seconds);
     }
     wait_ep = combined_pair_waits(pair_ep, deferred_after_send(s, w), p2p,
