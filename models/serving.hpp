@@ -235,8 +235,12 @@ struct ServingResult {
   int64_t requests = 0;     ///< requests offered (analytic) or completed (discrete-event)
   double offered_rate = 0;  ///< requests per second offered
   double mean_input = 0, mean_output = 0, mean_cached = 0;  ///< tokens per request
-  double duration = 0;           ///< s, simulated (discrete-event) or the arrivals' span
-  LatencyStats ttft, tpot, e2e;  ///< seconds
+  double duration = 0;  ///< s, simulated (discrete-event) or the arrivals' span; with a
+                        ///< measurement window, the window's length
+  /// Discrete-event engine with serving.measure_from / measure_until: the window the results cover, s after
+  /// the first arrival (window_until 0: no window, the whole run).
+  double window_from = 0, window_until = 0;
+  LatencyStats ttft, tpot, e2e;                                                ///< seconds
   double requests_per_s = 0, input_tokens_per_s = 0, output_tokens_per_s = 0;  ///< served
   double output_tokens_per_s_per_gpu = 0, input_tokens_per_s_per_gpu = 0;
   double goodput_requests_per_s = 0;  ///< requests per second meeting both SLOs

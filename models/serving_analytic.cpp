@@ -295,6 +295,10 @@ ServingResult evaluate_serving_analytic(const Scenario& s, const std::vector<tra
         "online EPLB (/serving/rebalance_interval) is simulated by the discrete-event engine only: this "
         "prices "
         "the static placement";
+  if (s.serving.measure_from > 0 || s.serving.measure_until > 0)
+    R.caveat += std::string(R.caveat.empty() ? "" : "; ") +
+                "the measurement window (/serving/measure_from, /serving/measure_until) applies to the "
+                "discrete-event engine: this is the steady state";
 
   // Instance kinds and their attention-DP ranks by role.
   std::vector<std::unique_ptr<IterationPricer>> pricers;

@@ -61,6 +61,7 @@ nlohmann::json serving_json(const Scenario& s, const models::ServingResult& r) {
                {"mean_output_tokens", r.mean_output},
                {"mean_cached_tokens", r.mean_cached},
                {"duration_s", r.duration}};
+  if (r.window_until > 0) j["load"]["window_s"] = {r.window_from, r.window_until};
   if (!std::isnan(r.prefix_hit_rate)) j["load"]["prefix_hit_rate"] = r.prefix_hit_rate;
   if (!std::isnan(r.prefix_token_hit_rate)) j["load"]["prefix_token_hit_rate"] = r.prefix_token_hit_rate;
   j["latency"] = {
@@ -152,6 +153,10 @@ models::ServingResult serving_result_from_json(const nlohmann::json& j, const st
   r.requests = static_cast<int64_t>(num("/load/requests"));
   r.offered_rate = num("/load/offered_requests_per_s");
   r.duration = num("/load/duration_s");
+  if (j.contains(nlohmann::json::json_pointer("/load/window_s"))) {
+    r.window_from = num("/load/window_s/0");
+    r.window_until = num("/load/window_s/1");
+  }
   if (j.contains(nlohmann::json::json_pointer("/load/prefix_hit_rate")))
     r.prefix_hit_rate = num("/load/prefix_hit_rate");
   if (j.contains(nlohmann::json::json_pointer("/load/prefix_token_hit_rate")))
@@ -194,6 +199,9 @@ void write_serving_table(std::ostream& out, const Scenario& s, const models::Ser
   out << "  load: " << r.requests << " requests at " << fmt("%.4g", r.offered_rate) << " req/s, mean input "
       << fmt("%.0f", r.mean_input) << " (cached " << fmt("%.0f", r.mean_cached) << "), output "
       << fmt("%.0f", r.mean_output) << " tokens";
+  if (r.window_until > 0)
+    out << "; measured from " << fmt("%.4g", r.window_from) << " to " << fmt("%.4g", r.window_until)
+        << " s after the first arrival";
   if (!std::isnan(r.prefix_hit_rate))
     out << "; prefix cache per rank: " << fmt("%.1f%%", 100 * r.prefix_hit_rate) << " of prefixes hit ("
         << fmt("%.1f%%", 100 * r.prefix_token_hit_rate) << " of cached tokens)";

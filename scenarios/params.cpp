@@ -213,6 +213,12 @@ const ParamTable<ServingSpec>& serving_params() {
        quantity("rebalance_interval", &ServingSpec::rebalance_interval, Dimension::kTime, 0.0,
                 "discrete-event engine with routing.mode trace: time between online EPLB rebalances of "
                 "each instance's expert placement from the loads routed since the last one (0: never)"),
+       quantity("measure_from", &ServingSpec::measure_from, Dimension::kTime, 0.0,
+                "discrete-event engine: start of the measurement window after the first arrival (requests "
+                "arriving earlier, and work done earlier, are left out of the results: the warm-up)"),
+       quantity("measure_until", &ServingSpec::measure_until, Dimension::kTime, 0.0,
+                "discrete-event engine: end of the measurement window after the first arrival (0: the end of "
+                "the run; the arrival horizon leaves out the drain)"),
        integer("prefix_cache_tokens", &ServingSpec::prefix_cache_tokens, 0, int64_t(1) << 40, 0,
                "prefix cache per prefill-side attention-DP rank, tokens: cached tokens hit only where the "
                "request's prefix (requests.prefix_groups) is resident, LRU (0: one shared cache, every "

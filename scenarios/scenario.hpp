@@ -307,6 +307,12 @@ struct ServingSpec {
   /// each instance kind's expert placement from the loads its iterations routed since the last one (0:
   /// the placement stays the one computed from the whole trace's mean loads).
   double rebalance_interval = 0;
+  /// Discrete-event engine: the measurement window, seconds after the first arrival. Latencies and SLO
+  /// attainment count the requests arriving in it; throughput, goodput and each instance kind's iteration
+  /// figures count the work done in it (iterations ending in it, requests finishing in it). measure_until
+  /// 0: the end of the run. Both 0: the whole run (first arrival to last completion).
+  double measure_from = 0;
+  double measure_until = 0;
   /// Prefix cache per prefill-side attention-DP rank, tokens: a request's cached tokens hit only where its
   /// prefix (requests.prefix_groups) is resident, least recently used prefixes evicted first. 0: one cache
   /// every rank shares, where every request's cached tokens hit.

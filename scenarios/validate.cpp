@@ -413,6 +413,12 @@ void validate_serving(Scenario& s, Problems& problems) {
           "true");
   });
   independent([&] {
+    if (sv.measure_until > 0 && sv.measure_until <= sv.measure_from)
+      bad(s, "/serving/measure_until",
+          "0 (the end of the run) or a time after serving.measure_from = " + str(sv.measure_from) + " s",
+          str(sv.measure_until) + " s");
+  });
+  independent([&] {
     if (sv.rebalance_interval > 0 && (s.routing.mode != RoutingMode::kTrace || m.moe.experts == 0))
       bad(s, "/serving/rebalance_interval",
           "0 unless routing.mode is \"trace\" on a model with experts (online rebalancing follows the "

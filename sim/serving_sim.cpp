@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <limits>
 #include <list>
@@ -144,6 +145,10 @@ class ServingSim {
   int64_t prefix_lookups_ = 0, prefix_hits_ = 0;
   int64_t prefix_asked_ = 0, prefix_served_ = 0;  // cached tokens the requests name, and those served
   int traced_replica_ = -1;
+  // The measurement window (serving.measure_from, measure_until), absolute simulated times: the whole run
+  // when the scenario sets none.
+  double from_ = -std::numeric_limits<double>::infinity(), until_ = std::numeric_limits<double>::infinity();
+  bool counted(double t) const { return t >= from_ && t <= until_; }
 };
 
 void ServingSim::build() {
@@ -566,11 +571,15 @@ void ServingSim::instance_loop(Replica& x) {
     const double t = c.seconds + c.experts * (load - 1);
     sg4::this_actor::sleep_for(t);
     const double now = sg4::Engine::get_clock();
-    k.iterations += 1, k.busy += t, k.decode_seqs += busiest.decode_seqs,
-        k.prefill_tokens += busiest.prefill_tokens;
-    k.all_to_all += c.all_to_all, k.compute += c.compute + c.experts * (load - 1),
-        k.exposed += c.exposed_comm;
-    k.attention += c.attention, k.experts += c.experts * load, k.imbalance += load * c.max_over_mean_gpu;
+    // The instance kind's figures count the iterations that end in the measurement window.
+    const bool in_window = counted(now);
+    if (in_window) {
+      k.iterations += 1, k.busy += t, k.decode_seqs += busiest.decode_seqs,
+          k.prefill_tokens += busiest.prefill_tokens;
+      k.all_to_all += c.all_to_all, k.compute += c.compute + c.experts * (load - 1),
+          k.exposed += c.exposed_comm;
+      k.attention += c.attention, k.experts += c.experts * load, k.imbalance += load * c.max_over_mean_gpu;
+    }
     if (x.number == traced_replica_) expert_load_.emplace_back(now, load * c.max_over_mean_gpu);
     if (s_.serving.rebalance_interval > 0 && !x.window.empty() &&
         now - x.last_rebalance >= s_.serving.rebalance_interval) {
@@ -587,8 +596,10 @@ void ServingSim::instance_loop(Replica& x) {
         r.queued_tokens -= n;
         if (q.prefilled < q.prompt) continue;
         r.prefilling.erase(std::find(r.prefilling.begin(), r.prefilling.end(), id));
-        k.input_tokens += double(q.r->input_tokens);
-        if (q.generated == 0) k.output_tokens += 1;
+        if (in_window) {
+          k.input_tokens += double(q.r->input_tokens);
+          if (q.generated == 0) k.output_tokens += 1;
+        }
         if (q.first < 0) q.first = now;  // the prompt's last token gives the first output token
         if (q.generated == 0) q.generated = 1;
         q.context += 1;
@@ -621,7 +632,7 @@ void ServingSim::instance_loop(Replica& x) {
         for (int d = 0; d < s_.serving.mtp_tokens && uniform(x.rng) < p; ++d) ++emitted;
         emitted = std::min(emitted, q.r->output_tokens - q.generated);
         q.generated += emitted;
-        k.output_tokens += double(emitted);
+        if (in_window) k.output_tokens += double(emitted);
         q.context += emitted;
         if (q.generated >= q.r->output_tokens) {
           done.push_back(id);
@@ -642,7 +653,7 @@ void ServingSim::instance_loop(Replica& x) {
     double used = 0;
     for (const Rank& r : x.ranks) used += double(r.blocks_total - r.blocks_free) * double(block_);
     used /= double(x.ranks.size());
-    k.kv_used += used * t;
+    if (in_window) k.kv_used += used * t;
     if (x.number == traced_replica_) kv_usage_.emplace_back(now, used);
   }
 }
@@ -692,6 +703,12 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
     }
   }
   if (!R.feasible) return R;
+  const double t0 = rq_.empty() ? 0 : rq_.front().arrival_s;
+  const bool windowed = s_.serving.measure_from > 0 || s_.serving.measure_until > 0;
+  if (windowed) {
+    from_ = t0 + s_.serving.measure_from;
+    if (s_.serving.measure_until > 0) until_ = t0 + s_.serving.measure_until;
+  }
   done_mutex_ = sg4::Mutex::create();
   done_cv_ = sg4::ConditionVariable::create();
   sg4::Actor::create("arrivals", replicas_.front()->ranks.front().host, [this] { arrivals(); });
@@ -703,21 +720,27 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
   }
   engine->run();
 
-  // Latencies and throughput over the completed requests.
+  // Latencies and throughput over the completed requests; with a measurement window, latencies and SLO
+  // attainment over the requests arriving in it, throughput over the work done in it.
   std::vector<double> ttft, tpot, e2e;
-  double first_arrival = rq_.empty() ? 0 : rq_.front().arrival_s, last = first_arrival;
+  double first_arrival = t0, last = first_arrival;
   double in = 0, out = 0, cached = 0;
-  int64_t good = 0;
+  int64_t good = 0, arrived = 0, good_arrived = 0, finished_in = 0, good_finished_in = 0;
   for (std::size_t i = 0; i < req_.size(); ++i) {
     const Req& q = req_[i];
-    ttft.push_back(q.first - q.r->arrival_s);
-    e2e.push_back(q.finish - q.r->arrival_s);
     const double tp = q.r->output_tokens > 1 ? (q.finish - q.first) / double(q.r->output_tokens - 1) : 0.0;
-    if (q.r->output_tokens > 1) tpot.push_back(tp);
-    last = std::max(last, q.finish);
-    in += double(q.r->input_tokens), out += double(q.r->output_tokens), cached += double(q.cached);
     const bool ok = (s_.serving.ttft_slo <= 0 || q.first - q.r->arrival_s <= s_.serving.ttft_slo) &&
                     (s_.serving.tpot_slo <= 0 || tp <= s_.serving.tpot_slo);
+    if (counted(q.r->arrival_s)) {
+      ttft.push_back(q.first - q.r->arrival_s);
+      e2e.push_back(q.finish - q.r->arrival_s);
+      if (q.r->output_tokens > 1) tpot.push_back(tp);
+      ++arrived;
+      good_arrived += ok ? 1 : 0;
+    }
+    if (counted(q.finish)) ++finished_in, good_finished_in += ok ? 1 : 0;
+    last = std::max(last, q.finish);
+    in += double(q.r->input_tokens), out += double(q.r->output_tokens), cached += double(q.cached);
     good += ok ? 1 : 0;
     if (served)
       served->push_back({q.r->arrival_s, q.first, q.finish, q.r->input_tokens, q.r->output_tokens, q.cached,
@@ -736,14 +759,43 @@ models::ServingResult ServingSim::run(std::vector<models::ServedRequest>* served
   R.ttft = models::latency_stats(ttft);
   R.tpot = models::latency_stats(tpot);
   R.e2e = models::latency_stats(e2e);
+  if (windowed) {
+    const double end = std::min(until_, last);
+    R.window_from = from_ - t0;
+    R.window_until = end - t0;
+    R.duration = std::max(0.0, end - from_);
+    if (arrived == 0 || R.duration <= 0) {
+      const auto g = [](double x) {
+        char b[32];
+        std::snprintf(b, sizeof b, "%.4g", x);
+        return std::string(b);
+      };
+      R.caveat +=
+          std::string(R.caveat.empty() ? "" : "; ") + "the measurement window (from " +
+          g(s_.serving.measure_from) + " s to " +
+          (s_.serving.measure_until > 0 ? g(s_.serving.measure_until) + " s" : std::string("the end")) +
+          " after the first arrival) holds no arriving request: the run ended " + g(last - t0) +
+          " s after the first arrival";
+    }
+  }
   const double span = R.duration > 0 ? R.duration : 1;
-  R.requests_per_s = n / span;
-  R.input_tokens_per_s = in / span;
-  R.output_tokens_per_s = out / span;
+  if (windowed) {
+    double win_in = 0, win_out = 0;
+    for (const Kind& k : kinds_) win_in += k.input_tokens, win_out += k.output_tokens;
+    R.requests_per_s = double(finished_in) / span;
+    R.input_tokens_per_s = win_in / span;
+    R.output_tokens_per_s = win_out / span;
+    R.goodput_requests_per_s = double(good_finished_in) / span;
+    R.slo_attainment = arrived > 0 ? double(good_arrived) / double(arrived) : 0;
+  } else {
+    R.requests_per_s = n / span;
+    R.input_tokens_per_s = in / span;
+    R.output_tokens_per_s = out / span;
+    R.goodput_requests_per_s = double(good) / span;
+    R.slo_attainment = n > 0 ? double(good) / n : 0;
+  }
   R.output_tokens_per_s_per_gpu = R.gpus > 0 ? R.output_tokens_per_s / R.gpus : 0;
   R.input_tokens_per_s_per_gpu = R.gpus > 0 ? R.input_tokens_per_s / R.gpus : 0;
-  R.goodput_requests_per_s = double(good) / span;
-  R.slo_attainment = n > 0 ? double(good) / n : 0;
   // Time series, thinned to at most 2000 points each.
   const auto thin = [](std::vector<std::pair<double, double>>& v) {
     if (v.size() <= 2000) return v;

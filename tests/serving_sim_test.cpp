@@ -180,6 +180,93 @@ TEST(ServingSim, LoadedRunCompletesEveryRequest) {
   for (const auto& [t, load] : r.expert_load) EXPECT_GE(load, 1.0);
 }
 
+// 400 requests at 10 per second of 800 prompt and 100 output tokens on one colocated instance, with a TTFT
+// SLO about half of them meet.
+Json window_scenario(const std::string& from, const std::string& until) {
+  Json j = base();
+  j["serving"]["requests"] = {
+      {"count", 400}, {"rate", 10}, {"input", "fixed:800"}, {"output", "fixed:100"}, {"seed", 5}};
+  j["serving"]["ttft_slo"] = "30ms";
+  j["serving"]["measure_from"] = from;
+  j["serving"]["measure_until"] = until;
+  return j;
+}
+
+// The measurement window (serving.measure_from, measure_until), checked against the run's own request
+// records: the latencies and SLO attainment are those of the requests arriving in it, requests/s counts
+// those finishing in it over its length, and prompt tokens count at the iteration that completes the prompt,
+// which is the request's first token: exactly the requests whose first token falls in it. A request's output
+// tokens are emitted between its first token and its finish, so the output rate lies between that of the
+// requests emitting entirely inside the window and that of those emitting at all in it.
+TEST(ServingSim, MeasurementWindowCountsWhatHappensInIt) {
+  const Scenario s = scenario_from_json(window_scenario("10s", "30s"), "window.json", catalog());
+  const auto rq = models::serving_requests(s);
+  std::vector<models::ServedRequest> served;
+  const models::ServingResult r = simulate_serving(s, rq, &served);
+  ASSERT_EQ(served.size(), rq.size());
+  const double t0 = rq.front().arrival_s, from = 10, until = 30;
+  const auto in = [&](double t) { return t >= t0 + from && t <= t0 + until; };
+  double ttft = 0, arrived = 0, good = 0, finished = 0, prompts = 0, out_lo = 0, out_hi = 0;
+  for (const models::ServedRequest& q : served) {
+    const double wait = q.first_token - q.arrival;
+    if (in(q.arrival)) ttft += wait, arrived += 1, good += wait <= 0.03 ? 1 : 0;
+    if (in(q.finish)) finished += 1;
+    if (in(q.first_token)) prompts += double(q.input);
+    if (in(q.first_token) && in(q.finish)) out_lo += double(q.output);
+    if (q.finish >= t0 + from && q.first_token <= t0 + until) out_hi += double(q.output);
+  }
+  ASSERT_GT(arrived, 150);
+  ASSERT_GT(good, 0);
+  ASSERT_LT(good, arrived);  // the SLO splits the requests, so attainment is tested
+  EXPECT_EQ(r.window_from, from);
+  EXPECT_EQ(r.window_until, until);
+  EXPECT_EQ(r.duration, until - from);
+  EXPECT_NEAR(r.ttft.mean, ttft / arrived, 1e-12);
+  EXPECT_NEAR(r.slo_attainment, good / arrived, 1e-12);
+  EXPECT_NEAR(r.requests_per_s, finished / (until - from), 1e-12);
+  EXPECT_NEAR(r.input_tokens_per_s, prompts / (until - from), 1e-9);
+  EXPECT_GE(r.output_tokens_per_s, out_lo / (until - from) * (1 - 1e-12));
+  EXPECT_LE(r.output_tokens_per_s, out_hi / (until - from) * (1 + 1e-12));
+  // Below capacity (a TTFT of tens of milliseconds) the window's output rate is its arrivals' (flow
+  // conservation: 100 tokens per request arriving in it), up to the requests it cuts at either end.
+  const double offered = arrived * 100 / (until - from);
+  EXPECT_NEAR(r.output_tokens_per_s, offered, 0.05 * offered);
+  EXPECT_TRUE(r.caveat.empty()) << r.caveat;
+  // The analytic engine gives the steady state either way, and says the window is not its.
+  const models::ServingResult a = models::evaluate_serving_analytic(s, rq);
+  EXPECT_NE(a.caveat.find("/serving/measure_from"), std::string::npos) << a.caveat;
+}
+
+// A window from 0 to past the end of the run is the whole run: first arrival to last completion, every
+// request.
+TEST(ServingSim, MeasurementWindowOverTheWholeRun) {
+  const Scenario s = scenario_from_json(window_scenario("0s", "1000s"), "all.json", catalog());
+  const auto rq = models::serving_requests(s);
+  std::vector<models::ServedRequest> served;
+  const models::ServingResult r = simulate_serving(s, rq, &served);
+  const double t0 = rq.front().arrival_s;
+  double last = t0, in = 0, out = 0, ttft = 0;
+  for (const models::ServedRequest& q : served)
+    last = std::max(last, q.finish), in += double(q.input), out += double(q.output),
+    ttft += q.first_token - q.arrival;
+  const double n = double(served.size());
+  EXPECT_NEAR(r.duration, last - t0, 1e-12);
+  EXPECT_NEAR(r.window_until, last - t0, 1e-12);
+  EXPECT_NEAR(r.ttft.mean, ttft / n, 1e-12);
+  EXPECT_NEAR(r.requests_per_s, n / (last - t0), 1e-12);
+  EXPECT_NEAR(r.input_tokens_per_s, in / (last - t0), 1e-9 * in);
+  EXPECT_NEAR(r.output_tokens_per_s, out / (last - t0), 1e-9 * out);
+  EXPECT_TRUE(r.caveat.empty()) << r.caveat;
+}
+
+// A window after the run: an empty result that says so.
+TEST(ServingSim, MeasurementWindowAfterTheRunSaysSo) {
+  const Scenario s = scenario_from_json(window_scenario("900s", "0s"), "late.json", catalog());
+  const models::ServingResult r = simulate_serving(s, models::serving_requests(s));
+  EXPECT_NE(r.caveat.find("holds no arriving request"), std::string::npos) << r.caveat;
+  EXPECT_EQ(r.requests_per_s, 0.0);
+}
+
 // Both engines on the scenario's requests, the means of the simulation within the given shares of the
 // analytic steady state's.
 void expect_engines_agree(const Scenario& s, double tpot, double ttft, double e2e) {
