@@ -54,8 +54,17 @@ BlockSegs segments_of(const models::Workload& w, int b) {
     }
   }
   for (int p = 0; p < 3; ++p) {
-    out.pass[p].cp = bc.pass[p].cp_exposed;
-    out.pass[p].pre += bc.pass[p].cp_exposed;
+    PassSegs& ps = out.pass[p];
+    // A block without routed experts is its attention (or mixer) and its MLP, two segments (Megatron-Core's
+    // fine-grained callables: a dense layer's pre-dispatch computation is its attention, then its MLP), so
+    // that in an overlapped pair each can run beside one of the other chunk's all-to-alls.
+    if (bc.moe_index < 0) {
+      const double mlp = std::min(ps.pre, bc.pass[p].mlp_compute);
+      ps.pre -= mlp;
+      ps.post += mlp;
+    }
+    ps.cp = bc.pass[p].cp_exposed;
+    ps.pre += bc.pass[p].cp_exposed;
   }
   return out;
 }
@@ -289,8 +298,12 @@ void ProgramBuilder::commit(Program& p, const std::vector<models::P2pOp>& batch)
 void ProgramBuilder::forward_block(Program& p, int b, int mb, int v) const {
   const BlockSegs& g = segs_[b];
   const PassSegs& f = g.pass[0];
-  compute(p, f.pre, 'F', g.layer, mb, v, g.moe >= 0 ? "attention+router" : "block", f.tp, f.cp);
-  if (g.moe < 0) return;
+  if (g.moe < 0) {  // attention (or a mixer), then the MLP
+    compute(p, f.pre, 'F', g.layer, mb, v, f.post > 0 ? "attention" : "block", f.tp, f.cp);
+    compute(p, f.post, 'F', g.layer, mb, v, "mlp");
+    return;
+  }
+  compute(p, f.pre, 'F', g.layer, mb, v, "attention+router", f.tp, f.cp);
   ready(p, g.moe, kDispatchF, 'F', g.layer, mb, v);
   if (shared_overlap_) compute(p, f.shared_up, 'F', g.layer, mb, v, "shared up");
   wait(p);
@@ -319,8 +332,9 @@ void ProgramBuilder::backward_block(Program& p, int b, int mb, int v, bool with_
     ready(p, g.moe, kCombineF, 'B', g.layer, mb, v);
     wait(p);
   }
-  if (g.moe < 0) {
-    compute(p, k.pre, 'B', g.layer, mb, v, "block", k.tp, k.cp, k.etp);
+  if (g.moe < 0) {  // the MLP's gradients, then the attention's (or the mixer's)
+    compute(p, k.post, 'B', g.layer, mb, v, "mlp");
+    compute(p, k.pre, 'B', g.layer, mb, v, k.post > 0 ? "attention" : "block", k.tp, k.cp, k.etp);
     if (with_w) weight_block(p, b, mb, v);
     return;
   }

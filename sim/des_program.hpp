@@ -27,11 +27,13 @@ namespace moesim::sim {
 /// One pass of one block cut where the communication stream meets the compute stream. Seconds on the
 /// busiest GPU of the rank (the workload's prices); `experts` scales with each GPU's expert rows.
 struct PassSegs {
-  double pre = 0;              ///< everything before the dispatch (attention, router, permute); dense: all
+  double pre = 0;              ///< everything before the dispatch (attention, router, permute); a block
+                               ///< without routed experts: its attention or mixer
   double shared_up = 0;        ///< shared experts' up-projection and activation
   double experts = 0;          ///< routed expert GEMMs and activation
   double shared_down = 0;      ///< shared experts' down-projection
-  double post = 0;             ///< un-permute, combine weighting, residual
+  double post = 0;             ///< un-permute, combine weighting, residual; a block without routed experts:
+                               ///< its MLP
   double tp = 0;               ///< blocking TP collectives, folded into pre/post
   double etp = 0;              ///< expert-TP collectives: a segment of their own just before the experts
   double cp = 0;               ///< exposed CP exchange, folded into pre
@@ -46,7 +48,8 @@ struct BlockSegs {
 };
 
 /// Cuts block `b` of `w` by its ops' roles (models::OpRole): shared experts and routed experts into their
-/// segments, every other op before or after the routed experts by its position in the block.
+/// segments, every other op before or after the routed experts by its position in the block. A block
+/// without routed experts is cut into its attention (or mixer) and its MLP (PassCost::mlp_compute).
 BlockSegs segments_of(const models::Workload& w, int b);
 
 /// Pipeline phase of a chunk on its rank, as the analytic engine counts them (models::SchedulePhases).

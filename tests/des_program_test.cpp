@@ -103,7 +103,9 @@ std::vector<std::string> render(const std::vector<Coll>& colls) {
 // 1F1B, PP2, m 2 (Megatron-Core's forward_backward_pipelining_without_interleaving): rank 0 runs
 // min(m, pp - rank - 1) = 1 warm-up forward, then F1 with BW0, then BW1; rank 1 (the last stage) runs
 // no warm-up: F0 BW0 F1 BW1. Stage 0 holds the embedding and block 0 (dense: first_dense_layers 1), stage
-// 1 block 1 (MoE) and the head. A dense forward is one segment; an MoE forward is attention+router,
+// 1 block 1 (MoE) and the head. A dense forward is its attention, then its MLP (the backward the reverse:
+// two segments, so that in an overlapped pair each can run beside an all-to-all); an MoE forward is
+// attention+router,
 // dispatch (ready, wait), experts, combine (ready, wait), un-permute; its backward mirrors it. BW runs
 // each block's weight gradients right after its input gradients. Activations go to rank 1, gradients
 // to rank 0, then each rank's tail (data-parallel sync and optimizer).
@@ -120,13 +122,13 @@ TEST(DesProgram, OneFOneBTwoStagesByHand) {
 
   std::vector<std::string> r0;
   for (int mb : {0, 1})  // warm-up F0, then F1 of the steady state
-    for (const std::string x : {"C F embedding", "C F L0 block"})
+    for (const std::string x : {"C F embedding", "C F L0 attention", "C F L0 mlp"})
       r0.push_back(x + " mb" + std::to_string(mb));
-  r0.insert(r0.begin() + 2, "send r1 mb0");
+  r0.insert(r0.begin() + 3, "send r1 mb0");
   r0.push_back("send r1 mb1");
   for (int mb : {0, 1})  // BW0 (steady), BW1 (cool-down)
-    for (const std::string x :
-         {"recv B", "C B L0 block", "C W L0 weight grads", "C B embedding", "C W embedding weight grads"})
+    for (const std::string x : {"recv B", "C B L0 mlp", "C B L0 attention", "C W L0 weight grads",
+                                "C B embedding", "C W embedding weight grads"})
       r0.push_back(x + " mb" + std::to_string(mb));
   r0.push_back("tail");
   EXPECT_EQ(render(pb.build(0, 2)), r0);
@@ -223,6 +225,32 @@ TEST(DesProgram, DualPipePairAlternatesAllToAlls) {
   const std::vector<std::string> slots = {"B L0 combine grad mb0", "F L1 dispatch mb3",
                                           "B L0 dispatch grad mb0", "F L1 combine mb3"};
   EXPECT_NE(std::search(colls.begin(), colls.end(), slots.begin(), slots.end()), colls.end());
+}
+
+// A dense chunk beside an MoE chunk in a DualPipe pair (PP2, m 4, block 0 dense): rank 0's pair is the
+// forward of microbatch 3 on stage 1 (MoE block 1, head) with the backward of microbatch 0 on stage 0
+// (dense block 0, embedding). The dense block runs as two segments, its MLP's gradients and then its
+// attention's (Megatron-Core's fine-grained callables: a dense layer is an attention node and an MLP
+// node), so one sits beside the forward's dispatch and the other beside its combine: both all-to-alls are
+// hidden, where one segment for the whole block would leave the combine with nothing beside it.
+TEST(DesProgram, DenseChunkSpreadsOverThePairsAllToAlls) {
+  const Scenario s = small({{"/parallelism/schedule", "dualpipe"},
+                            {"/parallelism/global_batch", 32},
+                            {"/model/moe/first_dense_layers", 1},
+                            {"/model/dense_ffn", 8192}});
+  ASSERT_EQ(s.layout.microbatches, 4);
+  const models::Workload w = workload_of(s);
+  const std::vector<std::string> all = render(ProgramBuilder(s, w).build(0, 4));
+  const std::vector<std::string> expected = {"C F L1 attention+router mb3",
+                                             "ready",           // F's dispatch ...
+                                             "C B L0 mlp mb0",  // ... beside the dense MLP's gradients
+                                             "wait",
+                                             "X F L1 mb3",
+                                             "ready",                 // F's combine ...
+                                             "C B L0 attention mb0",  // ... beside the attention's
+                                             "wait"};
+  const auto at = std::search(all.begin(), all.end(), expected.begin(), expected.end());
+  EXPECT_NE(at, all.end()) << "the pair's instructions are not the expected turns";
 }
 
 // DualPipe's transfers as the reference commits them (deepseek-ai/DualPipe `_commit_and_wait_comm`;
