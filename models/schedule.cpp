@@ -153,6 +153,7 @@ TimelineProgram build_program(int pp, int m) {
     Slot kind;
     int stage;  // of the computation after it; -1 after the final commit
     int chunk;
+    int ends[2];  // its receives and its sends (they share the rank's link in and out)
   };
   std::vector<DualPipeComm> comm;
   std::vector<std::vector<Commit>> commits(static_cast<std::size_t>(pp));
@@ -178,11 +179,12 @@ TimelineProgram build_program(int pp, int m) {
                         : st.pass == ChunkPass::kB  ? kB
                         : st.pass == ChunkPass::kBW ? kBW
                                                     : kW;
-      mine.push_back({&c.commit[i], kind, st.chunk == 0 ? r : pp - 1 - r, st.chunk});
+      mine.push_back({&c.commit[i], kind, st.chunk == 0 ? r : pp - 1 - r, st.chunk, {0, 0}});
     }
-    mine.push_back({&c.last, kW, -1, 0});
+    mine.push_back({&c.last, kW, -1, 0, {0, 0}});
     for (std::size_t k = 0; k < mine.size(); ++k)
       for (const P2pOp& o : *mine[k].ops) {
+        ++mine[k].ends[o.send];
         auto& at = (o.send ? send_at : recv_at)[key(o)];
         MOESIM_ASSERT(at.first < 0, "dualpipe_timeline: a transfer end committed twice");
         at = {r, static_cast<int>(k)};
@@ -198,9 +200,11 @@ TimelineProgram build_program(int pp, int m) {
       if (c.stage >= 0)
         ++prog.counts[static_cast<std::size_t>(r)][static_cast<std::size_t>(kSlots * c.chunk + c.kind)];
   }
-  const auto launch = [&prog, pp, half](int r, int k) {
-    if (r >= half) r = pp - 1 - r;
-    return static_cast<std::int32_t>(prog.first_launch[static_cast<std::size_t>(r)] +
+  const auto walked = [pp, half](int r) {
+    return r >= half ? pp - 1 - r : r;
+  };  // its mirror in the first half
+  const auto launch = [&prog, &walked](int r, int k) {
+    return static_cast<std::int32_t>(prog.first_launch[static_cast<std::size_t>(walked(r))] +
                                      static_cast<std::uint32_t>(k));
   };
   // Steps in an order where every launch a step reads has been written: step k of rank r reads the
@@ -220,22 +224,18 @@ TimelineProgram build_program(int pp, int m) {
         for (const P2pOp& o : *mine[static_cast<std::size_t>(k)].ops) {
           const auto [pr, pk] = (o.send ? recv_at : send_at)[key(o)];
           MOESIM_ASSERT(pr >= 0, "dualpipe_timeline: a transfer with one end only");
-          const int mr = pr >= half ? pp - 1 - pr : pr;
-          if (done[static_cast<std::size_t>(mr)] < pk) {
+          if (done[static_cast<std::size_t>(walked(pr))] < pk) {
             ready = false;
             break;
           }
           Wait w;
           w.peer = launch(pr, pk);
-          const auto ends = [](const std::vector<P2pOp>& batch, bool send) {
-            return std::count_if(batch.begin(), batch.end(),
-                                 [send](const P2pOp& x) { return x.send == send; });
-          };
-          const std::vector<P2pOp>& theirs =
-              *commits[static_cast<std::size_t>(pr)][static_cast<std::size_t>(pk)].ops;
-          const std::vector<P2pOp>& ours = *mine[static_cast<std::size_t>(k)].ops;
-          const auto share = o.send ? std::max(ends(ours, true), ends(theirs, false))
-                                    : std::max(ends(theirs, true), ends(ours, false));
+          // The sender's sends share its link out, the receiver's receives its link in.
+          const Commit& theirs = commits[static_cast<std::size_t>(pr)][static_cast<std::size_t>(pk)];
+          const Commit& ours = mine[static_cast<std::size_t>(k)];
+          const Commit& sender = o.send ? ours : theirs;
+          const Commit& receiver = o.send ? theirs : ours;
+          const int share = std::max(sender.ends[1], receiver.ends[0]);
           MOESIM_ASSERT(share >= 1 && share <= 2, "dualpipe_timeline: a batch sends or receives at most two");
           w.p2p = static_cast<std::uint16_t>(
               slot(o.gradient ? o.to_stage : o.to_stage - 1, share == 2 ? kP2pShared : kP2p));

@@ -272,24 +272,25 @@ void ProgramBuilder::send(Program& p, char kind, int c, int to_stage, int mb, bo
 }
 
 void ProgramBuilder::commit(Program& p, const std::vector<models::P2pOp>& batch) const {
+  const auto kind = [](const models::P2pOp& o) { return o.gradient ? 'B' : 'F'; };
   // Posting never blocks: every receive and send of the batch is posted, then each is waited for.
   for (const models::P2pOp& o : batch)
     if (!o.send) {
-      Instr x = instr(Ins::kPost, o.gradient ? 'B' : 'F', -1, o.microbatch, o.to_stage, "post receive");
-      x.key = key(o.gradient ? 'B' : 'F', o.direction, o.microbatch);
+      Instr x = instr(Ins::kPost, kind(o), -1, o.microbatch, o.to_stage, "post receive");
+      x.key = key(kind(o), o.direction, o.microbatch);
       p.ins.push_back(x);
     }
   for (const models::P2pOp& o : batch)
-    if (o.send) send(p, o.gradient ? 'B' : 'F', o.direction, o.to_stage, o.microbatch, true);
+    if (o.send) send(p, kind(o), o.direction, o.to_stage, o.microbatch, true);
   for (const models::P2pOp& o : batch) {
-    if (o.send) {
-      Instr x = instr(Ins::kSendWait, o.gradient ? 'B' : 'F', -1, o.microbatch, o.to_stage, "send");
-      x.peer_rank = locate(o.direction, o.to_stage).first;
-      x.key = key(o.gradient ? 'B' : 'F', o.direction, o.microbatch);
-      p.ins.push_back(x);
-    } else {
-      recv(p, o.gradient ? 'B' : 'F', o.direction, o.microbatch, o.to_stage);
+    if (!o.send) {
+      recv(p, kind(o), o.direction, o.microbatch, o.to_stage);
+      continue;
     }
+    Instr x = instr(Ins::kSendWait, kind(o), -1, o.microbatch, o.to_stage, "send");
+    x.peer_rank = locate(o.direction, o.to_stage).first;
+    x.key = key(kind(o), o.direction, o.microbatch);
+    p.ins.push_back(x);
   }
 }
 
