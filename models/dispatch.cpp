@@ -220,6 +220,7 @@ AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, doub
   b.nvlink_in = s.nvlink_in * f;
   const int per_node = std::max(1, std::min(g.per_node, g.ep));
   b.nodes = (g.ep + per_node - 1) / per_node;
+  b.relay = g.hierarchical && !g.low_latency && b.nodes > 1;
   return b;
 }
 

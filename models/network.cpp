@@ -80,13 +80,17 @@ double NetworkModel::send_recv(double bytes, bool cross_node) const {
   return bytes / c_.scale_up.bandwidth + c_.scale_up.latency;
 }
 
-double NetworkModel::all_to_all_bandwidth(bool cross_node, int nodes) const {
+double NetworkModel::all_to_all_bandwidth(bool cross_node, int nodes, bool relay) const {
   return cross_node ? scale_out_bandwidth(nodes) * c_.scale_out.all_to_all_efficiency
-                    : c_.scale_up.bandwidth * c_.scale_up.all_to_all_efficiency;
+                    : c_.scale_up.bandwidth * nvlink_fraction(relay);
 }
 
-double NetworkModel::all_to_all_wire_scale(bool cross_node) const {
-  return 1.0 / (cross_node ? c_.scale_out.all_to_all_efficiency : c_.scale_up.all_to_all_efficiency);
+double NetworkModel::all_to_all_wire_scale(bool cross_node, bool relay) const {
+  return 1.0 / (cross_node ? c_.scale_out.all_to_all_efficiency : nvlink_fraction(relay));
+}
+
+double NetworkModel::nvlink_fraction(bool relay) const {
+  return relay ? c_.scale_up.relay_efficiency : c_.scale_up.all_to_all_efficiency;
 }
 
 double NetworkModel::all_to_all_nic(const AllToAllBytes& b) const {
@@ -104,7 +108,15 @@ double NetworkModel::all_to_all(const AllToAllBytes& b) const {
   //   NVLink, EP8 (line 19): 153 and 158 GB/s logical · 7/8 = 133.9, 138.3 of 160 GB/s → 0.837, 0.864;
   //     mean 0.85.
   //   RDMA, EP32 (line 21) 58/57 GB/s · 3/4 and EP64 (line 22) 51/50 GB/s · 7/8, of 50 GB/s →
-  //     0.870, 0.855, 0.893, 0.875; mean 0.873. (EP16, line 20, is NVLink-bound: a check, not an input.)
+  //     0.870, 0.855, 0.893, 0.875; mean 0.873.
+  //   Relay, EP16 (line 20, 43 GB/s both ways): two nodes, so each GPU's NVLink leg forwards what came
+  //     over RDMA, and DeepEP's maintainers name NVLink as the bound there (deepseek-ai/DeepEP#285: at
+  //     43 GB/s RDMA the NVLink side passes 140 GB/s; #130: the IBGDA rewrite left EP16 almost
+  //     unchanged). Time = logical RDMA bytes (4096 · 1.992 copies) / 43 GB/s; the NVLink copies that
+  //     enter the busiest GPU (5.65 per token, its own and those its same-index peer received excluded)
+  //     over that time less latency and overhead, of 160 GB/s: 0.764 (dispatch, 7408 B), 0.763 (combine,
+  //     14336 B) → 0.76, below the intranode 0.85: the internode kernel's warps also send and receive
+  //     RDMA.
   //   Overhead: each low-latency row (lines 32-37, EP8-256, 128 tokens · 8 copies, 7408 B dispatch,
   //     14336 B combine) gives two latencies for two byte counts; their intercept t_d - B_d·(t_c-t_d)/
   //     (B_c-B_d) is -2.7, 6.2, 2.4, 7.4, 2.7, 16.5 us, median 4.46 us, of which one in-leaf IB hop
@@ -113,7 +125,7 @@ double NetworkModel::all_to_all(const AllToAllBytes& b) const {
   if (b.nic_out > 0 || b.nic_in > 0)
     nic = std::max(b.nic_out, b.nic_in) / all_to_all_bandwidth(true, b.nodes) + scale_out_latency(b.nodes);
   if (b.nvlink_out > 0 || b.nvlink_in > 0)
-    nvl = std::max(b.nvlink_out, b.nvlink_in) / all_to_all_bandwidth(false, 1) + c_.scale_up.latency;
+    nvl = std::max(b.nvlink_out, b.nvlink_in) / all_to_all_bandwidth(false, 1, b.relay) + c_.scale_up.latency;
   if (nic <= 0 && nvl <= 0) return 0.0;
   return c_.all_to_all_overhead + std::max(nic, nvl);
 }

@@ -17,6 +17,9 @@ struct AllToAllBytes {
   double nvlink_out = 0;  ///< bytes over NVLink from the busiest sender
   double nvlink_in = 0;   ///< bytes over NVLink into the busiest receiver
   int nodes = 1;          ///< nodes the group spans
+  /// The NVLink leg forwards copies that arrived over the NIC (hierarchical dispatch over more than one
+  /// node): it runs at the fabric's relay_efficiency instead of its all_to_all_efficiency.
+  bool relay = false;
 };
 
 class NetworkModel {
@@ -42,11 +45,12 @@ class NetworkModel {
   /// delays (0 when no byte crosses a NIC). Seconds.
   double all_to_all_nic(const AllToAllBytes& b) const;
   /// Bandwidth per GPU per direction an expert all-to-all sustains over the NIC (`nodes` > 1) or over
-  /// NVLink: the link rate times the fabric's all_to_all_efficiency. Bytes/s.
-  double all_to_all_bandwidth(bool cross_node, int nodes) const;
+  /// NVLink: the link rate times the fabric's all_to_all_efficiency (NVLink with `relay`: its
+  /// relay_efficiency, see AllToAllBytes::relay). Bytes/s.
+  double all_to_all_bandwidth(bool cross_node, int nodes, bool relay = false) const;
   /// Factor on an all-to-all message's bytes that makes a simulated link at full rate take the time the
-  /// analytic model gives it: 1 / all_to_all_efficiency of the fabric the message crosses.
-  double all_to_all_wire_scale(bool cross_node) const;
+  /// analytic model gives it: 1 / the fraction all_to_all_bandwidth applies on the fabric it crosses.
+  double all_to_all_wire_scale(bool cross_node, bool relay = false) const;
   /// Fixed cost of one expert all-to-all beyond link latency (notify/handshake). Seconds.
   double all_to_all_overhead() const { return c_.all_to_all_overhead; }
 
@@ -61,6 +65,9 @@ class NetworkModel {
   int nodes_per_leaf() const;
 
  private:
+  /// The NVLink fraction an all-to-all sustains: relay_efficiency when its leg relays, else
+  /// all_to_all_efficiency.
+  double nvlink_fraction(bool relay) const;
   /// What of the cluster the model reads: plain numbers, copied without the GPU entry's and the cluster's
   /// strings (the planner builds a model for every layout it prices).
   struct Fabric {

@@ -61,7 +61,10 @@ const ParamTable<ScaleUpSpec>& scale_up_params() {
        integer("domain_gpus", &ScaleUpSpec::domain_gpus, 0, kMaxDim, 0,
                "GPUs per NVLink domain (0: gpus_per_node; 72 for NVL72)"),
        number("all_to_all_efficiency", &ScaleUpSpec::all_to_all_efficiency, 0.01, 1.0, 0.85,
-              "fraction of bandwidth an expert all-to-all sustains (DeepEP EP8 rows)")}};
+              "fraction of bandwidth an expert all-to-all sustains (DeepEP EP8 rows)"),
+       number("relay_efficiency", &ScaleUpSpec::relay_efficiency, 0.01, 1.0, 0.76,
+              "fraction of bandwidth a hierarchical all-to-all's NVLink leg sustains while it forwards "
+              "traffic from other nodes (DeepEP EP16 rows)")}};
   return t;
 }
 

@@ -134,6 +134,9 @@ struct ScaleUpSpec {
   int domain_gpus = 0;   ///< GPUs per NVLink domain (0: = gpus_per_node; 72 for NVL72)
   /// Fraction of `bandwidth` an expert all-to-all kernel sustains on NVLink (DeepEP normal kernels).
   double all_to_all_efficiency = 0.85;
+  /// Fraction of `bandwidth` the NVLink leg of a hierarchical all-to-all sustains when the group spans
+  /// nodes and the leg forwards what arrived over RDMA (DeepEP's internode normal kernels).
+  double relay_efficiency = 0.76;
 };
 
 struct ScaleOutSpec {

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "models/network.hpp"
+#include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
 
 namespace moesim::sim::internal {
@@ -26,7 +27,11 @@ Runner::Runner(const Scenario& s, const models::Workload& w, const StepOptions& 
   domain_ = s.cluster.scale_up.kind == ScaleUpKind::kNone ? 1 : std::max(1, s.layout.domain_gpus);
   const models::NetworkModel net(s.cluster);
   nic_scale_ = net.all_to_all_wire_scale(true);
-  nvl_scale_ = net.all_to_all_wire_scale(false);
+  // A hierarchical dispatch over more than one node relays over NVLink what arrived over the NIC
+  // (models::AllToAllBytes::relay).
+  const models::EpGeometry geo = models::routing_context(s).geo;
+  nvl_scale_ = net.all_to_all_wire_scale(
+      false, geo.hierarchical && !geo.low_latency && geo.ep > std::max(1, geo.per_node));
   a2a_overhead_ = net.all_to_all_overhead();
   const auto& par = s.parallelism;
   stage_gpus_ = s.layout.stage_gpus;

@@ -474,6 +474,20 @@ TEST(DispatchStats, AllToAllBytesScaleWithTokensAndCopySize) {
   EXPECT_NEAR(b.nic_in, 7.0 * 4096 * 7408, 1e-3);
   EXPECT_NEAR(b.nvlink_out, 8.0 * 7 / 64 * 4096 * 7408, 1e-3);
   EXPECT_EQ(b.nodes, 8);
+  // Flat copies go straight to their GPU: no NVLink leg relays NIC traffic.
+  EXPECT_FALSE(b.relay);
+  // Hierarchical across nodes relays; inside one node, or as low-latency copies, it does not.
+  g.hierarchical = true;
+  EXPECT_TRUE(models::all_to_all_bytes(dispatch_stats(uniform(256), place_experts("contiguous", 256, 64), g),
+                                       g, 4096, 7408)
+                  .relay);
+  g.low_latency = true;
+  EXPECT_FALSE(models::all_to_all_bytes(s, g, 4096, 7408).relay);
+  g.low_latency = false;
+  g.ep = 8;
+  EXPECT_FALSE(models::all_to_all_bytes(dispatch_stats(uniform(256), place_experts("contiguous", 256, 8), g),
+                                        g, 4096, 7408)
+                   .relay);
 }
 
 }  // namespace
