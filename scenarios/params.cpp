@@ -133,7 +133,8 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
                "stage (block); 0: every layer alone (Megatron-Core --recompute-num-layers)"),
        text("pipeline_layout", &ParallelismSpec::pipeline_layout, std::string(""),
             "Megatron-Core pipeline layout: stages split by '|', E embedding, t decoder layer, m MTP layer, "
-            "L loss, X*n and (...)*n repeat, e.g. \"Et|(tt|)*30mL\" (empty: layers split evenly)"),
+            "L loss, X*n and (...)*n repeat, commas ignored, e.g. \"Et|(tt|)*30mL\" (empty: layers split "
+            "evenly)"),
        integer("microbatch_size", &ParallelismSpec::microbatch_size, 1, kMaxDim, 1,
                "sequences per microbatch"),
        integer("global_batch", &ParallelismSpec::global_batch, 1, int64_t(1) << 40, std::nullopt,

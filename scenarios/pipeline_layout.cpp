@@ -1,5 +1,6 @@
 #include "scenarios/pipeline_layout.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdint>
 #include <stdexcept>
@@ -11,12 +12,25 @@ constexpr std::size_t kMaxSymbols = 1000000;
 
 // Recursive descent over the string: a sequence of items, each a symbol or a parenthesised group,
 // either optionally followed by "*n". Produces the expanded symbol string.
+// Commas are cosmetic, as in Megatron-Core (PipelineParallelLayerLayout.from_str removes them before
+// parsing, so "(t*2|)*34,t*3" reads as "(t*2|)*34t*3"): the parser reads the string without them, and
+// `at` maps each of its characters back to the original for messages.
 struct Parser {
-  const std::string& s;
+  std::string s;
+  std::vector<std::size_t> at;
   std::size_t i = 0;
 
+  explicit Parser(const std::string& layout) {
+    for (std::size_t k = 0; k < layout.size(); ++k)
+      if (layout[k] != ',') {
+        s += layout[k];
+        at.push_back(k);
+      }
+    at.push_back(layout.size());
+  }
   [[noreturn]] void fail(const std::string& what) const {
-    throw std::invalid_argument("at character " + std::to_string(i + 1) + ": " + what);
+    throw std::invalid_argument("at character " + std::to_string(at[std::min(i, s.size())] + 1) + ": " +
+                                what);
   }
   void skip() {
     while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
@@ -76,7 +90,7 @@ struct Parser {
 }  // namespace
 
 std::vector<LayoutStage> parse_pipeline_layout(const std::string& layout) {
-  Parser p{layout};
+  Parser p(layout);
   const std::string sym = p.sequence(false);
   std::vector<LayoutStage> stages(1);
   for (char c : sym) {

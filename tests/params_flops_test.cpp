@@ -326,6 +326,15 @@ TEST(PipelineLayout, RepeatsSymbolsGroupsAndEmptyStages) {
   // Embedding and loss on stages of their own: 0, 1 x 3, 0. Nested groups multiply; spaces are ignored.
   EXPECT_EQ(blocks_per_stage("E|(t|)*3L"), (std::vector<int>{0, 1, 1, 1, 0}));
   EXPECT_EQ(blocks_per_stage("E| ((t|)*2)*2 L"), (std::vector<int>{0, 1, 1, 1, 1, 0}));
+  // Commas are cosmetic, as Megatron-Core reads them: Megatron-Bridge's Llama-3 70B H100 recipe (PP8 VP5,
+  // perf_recipes/llama/h100/llama3.py) gives 2, thirty-four 2s, 3, three 2s, then 1: 40 stages, 80 layers.
+  std::vector<int> llama{2};
+  llama.insert(llama.end(), 34, 2);
+  llama.push_back(3);
+  llama.insert(llama.end(), 3, 2);
+  llama.push_back(1);
+  EXPECT_EQ(blocks_per_stage("Et*2|(t*2|)*34,t*3|(t*2|)*3,tL"), llama);
+  EXPECT_EQ(blocks_per_stage("E,t,t|,(t|)*2,L"), (std::vector<int>{2, 1, 1, 0}));  // "Ett|(t|)*2L"
 }
 
 TEST(PipelineLayout, MalformedStringsNameTheCharacter) {
@@ -343,6 +352,9 @@ TEST(PipelineLayout, MalformedStringsNameTheCharacter) {
   EXPECT_EQ(message("Et*|L"), "at character 4: expected a repeat count after '*'");
   EXPECT_EQ(message("(t|)*0"), "at character 7: a repeat count of 0 (counts start at 1)");
   EXPECT_EQ(message("(t*1000|)*1000"), "expands beyond 1000000 symbols");
+  // Positions count the commas the parser skips.
+  EXPECT_EQ(message("Et,,x|L"), "at character 5: unknown symbol 'x' (expected E, t, m, L, '|', '(' or ')')");
+  EXPECT_EQ(message("E|(t|,"), "at character 7: expected ')' before the end");
 }
 
 TEST(PipelineLayout, ChecksWhatTheModelAndPipelineNeed) {
