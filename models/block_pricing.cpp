@@ -131,6 +131,22 @@ bool rc(const PricingContext& c, RecomputeModule m) {
   return full_rc(c) || c.recomputes(m);
 }
 
+// Bytes per element a GEMM keeps of its input for its weight gradient: its FP8 copy when it runs in FP8
+// (Transformer Engine saves the quantized input, not the BF16 tensor), else the BF16 tensor itself.
+double gemm_input_bytes(const PricingContext& c) {
+  return c.prec == Precision::kFp8 ? 1.0 : kAct;
+}
+
+// What a norm fused with the column-parallel GEMM after it (Transformer Engine's LayerNormLinear and
+// LayerNormMLP, as Megatron-Core builds the QKV, FC1 and Mamba/GDN in_proj) keeps of its output, `width`
+// channels: under sequence parallelism only the local sequence shard (T_sp tokens), gathered again in the
+// backward for the weight gradient (NVIDIA/TransformerEngine transformer_engine/pytorch/module/
+// layernorm_linear.py, _LayerNormLinear: ctx.ln_out_needs_gather for a column-parallel, sequence-parallel
+// layer), in the GEMM's input precision.
+double fused_norm_output(const PricingContext& c, double width) {
+  return c.T_sp * width * gemm_input_bytes(c);
+}
+
 // Attention of a serving iteration: norm, projections, the decode and prefill attention kernels, the KV
 // cache write, output projection and (tp > 1) its all-reduce. MLA decodes with the up-projections absorbed
 // into the query and output (DeepSeek-V2 report §2.1.2: attention over the 576-wide latent, one KV head)
@@ -277,9 +293,12 @@ double attention_block(const PricingContext& c, Builder& bl, int layer) {
   const bool up = rc(c, RecomputeModule::kMlaUpProj), core = rc(c, RecomputeModule::kCoreAttn);
   double saved = 0;
   // The norm keeps its input (the residual stream) for its backward and, unless recomputed, its output
-  // for the projection's weight gradient.
+  // for the projection's weight gradient: MLA's down-projections take the gathered output (Megatron-Core
+  // gathers the sequence before them), the fused QKV projection keeps its shard (fused_norm_output).
   bl.memory("attn.norm", R::kNorm, c.T_sp * h * kAct * 2, ln);
-  saved += c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct);
+  saved += c.T_sp * h * kAct + (ln                              ? 0.0
+                                : a.kind == AttentionKind::kMla ? T * h * kAct
+                                                                : fused_norm_output(c, h));
   tp_enter(c, bl, "attn.tp_all_gather");
   double qk_dim = a.head_dim, kv_bytes_per_token;
   const R proj = R::kAttentionProjection;
@@ -623,8 +642,10 @@ double mamba_block(const PricingContext& c, Builder& bl) {
   mixer_exit(c, bl, kMambaOps, scan, di, fr);
   if (fr) return c.T_sp * h * kAct;
   // The norm's input and (unless recomputed) its output, in_proj's output [z, x, B, C, dt] and the scan
-  // output before the gate (the combined kernel's saved tensors), and out_proj's input.
-  return c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct) + T * proj * kAct + 2 * T * di * kAct;
+  // output before the gate (the combined kernel's saved tensors), and out_proj's input (in its GEMM's
+  // precision).
+  return c.T_sp * h * kAct + (ln ? 0.0 : fused_norm_output(c, h)) + T * proj * kAct + T * di * kAct +
+         T * di * gemm_input_bytes(c);
 }
 
 // A Gated DeltaNet mixer layer (Megatron-Core GatedDeltaNet on flash-linear-attention's kernels, as
@@ -679,8 +700,9 @@ double gdn_block(const PricingContext& c, Builder& bl) {
   mixer_exit(c, bl, kGdnOps, rule, v, fr);
   if (fr) return c.T_sp * h * kAct;
   // The norm's input and (unless recomputed) its output, in_proj's output, the convolved [q, k, v], the
-  // rule's output and out_proj's input.
-  return c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct) + T * proj * kAct + T * conv * kAct + 2 * V;
+  // rule's output and out_proj's input (in its GEMM's precision).
+  return c.T_sp * h * kAct + (ln ? 0.0 : fused_norm_output(c, h)) + T * proj * kAct + T * conv * kAct + V +
+         V / kAct * gemm_input_bytes(c);
 }
 
 double dense_ffn_block(const PricingContext& c, Builder& bl) {
@@ -712,9 +734,11 @@ double dense_ffn_block(const PricingContext& c, Builder& bl) {
   bl.memory("ffn.residual", R::kResidual, c.T_sp * h * kAct * 3);
   if (full_rc(c)) return 0;
   // The norm's input, then (unless recomputed) its output, the MLP's input.
-  const double input = c.T_sp * h * kAct + (ln ? 0.0 : T * h * kAct);
-  if (fr) return input + (ln ? c.T_sp * h * kAct : 0.0);  // the checkpointed MLP keeps its input
-  return input + T * f * kAct * (swiglu ? 3 : 2);
+  const double input = c.T_sp * h * kAct + (ln ? 0.0 : fused_norm_output(c, h));
+  // The checkpointed MLP keeps its input, the norm's output as it is (BF16, the sequence shard).
+  if (fr) return 2 * c.T_sp * h * kAct;
+  // FC1's output (the activation's input, BF16) and FC2's input (in its GEMM's precision).
+  return input + T * f * kAct * (swiglu ? 2 : 1) + T * f * gemm_input_bytes(c);
 }
 
 double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const EpGeometry& geo) {

@@ -150,6 +150,35 @@ TEST(OpTable, SelectiveRecomputeDropsTheModulesActivations) {
   EXPECT_DOUBLE_EQ(none - ln, 4 * 2 * 4096.0 * 2048 * 2);
 }
 
+// The norm outputs a block keeps, what "layernorm" recompute drops: the attention norm's, fused with the
+// QKV projection (Transformer Engine's LayerNormLinear keeps the local sequence shard under sequence
+// parallelism and gathers it again in the backward; an FP8 projection keeps its FP8 copy), and the MoE
+// norm's, the router's BF16 input (a shard of the sequence as well: the MoE layer runs on it). 4 blocks
+// on rank 1, hidden 2048, 4096 tokens.
+TEST(OpTable, NormOutputsKeptAsTransformerEngineKeepsThem) {
+  const auto dropped = [](const Json& patch) {
+    const auto saved = [](Json p) {
+      const Scenario s = scenario(p);
+      const auto cm = make_compute_cost_model(s);
+      const NetworkModel net(s.cluster);
+      return build_workload(s, *cm, net).ranks[1].activation_bytes;
+    };
+    Json ln = patch;
+    ln["/parallelism/recompute"] = "selective";
+    ln["/parallelism/recompute_modules"] = {"layernorm"};
+    Json none = patch;
+    none["/parallelism/recompute"] = "none";
+    return saved(none) - saved(ln);
+  };
+  const double h = 2048;
+  // TP1, BF16: both outputs whole, 2 bytes.
+  EXPECT_DOUBLE_EQ(dropped(Json::object()), 4 * (4096 * h * 2 + 4096 * h * 2));
+  // TP2 with sequence parallelism: 2048 tokens each.
+  EXPECT_DOUBLE_EQ(dropped({{"/parallelism/attention/tp", 2}}), 4 * (2048 * h * 2 + 2048 * h * 2));
+  // FP8: the QKV projection's input in 1 byte, the router's still in 2.
+  EXPECT_DOUBLE_EQ(dropped({{"/workload/precision", "fp8"}}), 4 * (4096 * h * 1 + 4096 * h * 2));
+}
+
 // Full recomputation by layer count (Megatron-Core --recompute-method, --recompute-num-layers), 4 blocks
 // per stage: "block" with 1 reruns the first block of each stage only, so rank 1 has 1 block's recompute
 // ops where full uniform has 4, and keeps 3 blocks' activations whole plus 1 block's inputs; "uniform" with 2
