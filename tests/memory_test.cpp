@@ -12,7 +12,10 @@
 #include <string>
 
 #include "models/analytic.hpp"
+#include "models/compute_cost.hpp"
+#include "models/network.hpp"
 #include "models/result.hpp"
+#include "models/workload.hpp"
 #include "scenarios/catalog.hpp"
 #include "scenarios/loader.hpp"
 
@@ -242,6 +245,50 @@ TEST(Memory, BigDenseModelOnOneGpuIsInfeasible) {
                    2 * 128000.0 * 8192 + 8192;
   EXPECT_REL(r.memory.weights, 2.0 * P);
   EXPECT_GT(r.memory.total, r.memory.capacity);
+}
+
+// A run that was published as running must fit. Llama-3 70B pre-training on 64 H100 (8 DGX nodes) as
+// Megatron-Bridge's benchmark recipe runs it (src/megatron/bridge/perf_recipes/llama/h100/llama3.py,
+// llama3_70b_pretrain_64gpu_h100_fp8cs_config, commit 067f987d; 1,664 tokens/s/GPU in the 26.04.01
+// performance archive): TP4 with sequence parallelism, PP8 VP5 with the recipe's layout, MBS 1, GBS 256,
+// seq 8192, FP8 current scaling, BF16 gradients, no recompute. Model: 80 layers, hidden 8192, 64 query
+// and 8 KV heads of 128, SwiGLU FFN 28672, vocabulary 128256 (Llama-3 config.json).
+// Per layer and microbatch a rank keeps, with T = 8192 tokens, T/4 = 2048 in its sequence shard, 16 query
+// and 2 KV heads, FFN width 7168:
+//   attention: norm input 2048·8192·2, its output as the QKV projection's FP8 shard 2048·8192·1, q, k, v
+//     8192·(16+2+2)·128·2, the attention output 8192·16·128·2 and its FP32 statistics 8192·16·4;
+//   MLP: norm input 2048·8192·2, its output 2048·8192·1, FC1's output 8192·2·7168·2, FC2's FP8 input
+//     8192·7168·1.
+// Rank 1 holds virtual stages 1, 9, 17, 25 and 33, two layers each.
+TEST(Memory, PublishedLlama3_70bLayoutFits) {
+  Json model{{"name", "llama3-70b"},
+             {"layers", 80},
+             {"hidden", 8192},
+             {"vocab", 128256},
+             {"dense_ffn", 28672},
+             {"attention", {{"kind", "gqa"}, {"heads", 64}, {"kv_heads", 8}, {"head_dim", 128}}}};
+  Json j = scenario_json(model, 4, 8);
+  j["cluster"] = cluster(8, 8);
+  j["parallelism"]["vpp"] = 5;
+  j["parallelism"]["schedule"] = "interleaved";
+  j["parallelism"]["global_batch"] = 256;
+  j["parallelism"]["pipeline_layout"] = "Et*2|(t*2|)*34,t*3|(t*2|)*3,tL";
+  j["workload"] = {{"kind", "training"},
+                   {"seq_len", 8192},
+                   {"precision", "fp8"},
+                   {"fp8_recipe", "current"},
+                   {"grad_dtype", "bf16"}};
+  const Scenario s = scenario_from_json(j, "memory_test", catalog());
+  const auto cm = models::make_compute_cost_model(s);
+  const models::NetworkModel net(s.cluster);
+  const models::Workload w = models::build_workload(s, *cm, net);
+  const double attention =
+      2048.0 * 8192 * 2 + 2048.0 * 8192 + 8192.0 * 20 * 128 * 2 + 8192.0 * 16 * 128 * 2 + 8192.0 * 16 * 4;
+  const double mlp = 2048.0 * 8192 * 2 + 2048.0 * 8192 + 8192.0 * 2 * 7168 * 2 + 8192.0 * 7168;
+  EXPECT_REL(w.ranks[1].activation_bytes, 10 * (attention + mlp));
+  const Result r = evaluate_analytic(s);
+  EXPECT_TRUE(r.memory.fits) << r.memory.total / (1 << 30) << " GiB";
+  EXPECT_TRUE(r.feasible) << r.infeasible_reason;
 }
 
 Json moe_zipf(const char* schedule, int pp) {
