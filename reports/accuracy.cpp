@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <set>
 
 #include "reports/internal/format.hpp"
 
@@ -81,6 +82,8 @@ void fill(std::vector<AccuracyRow>& rows, const models::Result& r, bool des_engi
       if (row.quantity == "phase_optimizer") v = r.breakdown.optimizer + r.breakdown.exposed_dp;
     }
     (des_engine ? row.des : row.analytic) = v;
+    (des_engine ? row.des_memory : row.analytic_memory) = r.memory.total;
+    row.memory_capacity = r.memory.capacity;
     if (!r.feasible && std::isfinite(v)) {
       (des_engine ? row.des_ok : row.analytic_ok) = false;
       (des_engine ? row.des_note : row.analytic_note) =
@@ -217,6 +220,34 @@ std::vector<AccuracyRow> end_to_end_rows(const Scenario& s, const models::Result
   return rows;
 }
 
+namespace {
+
+// One line on the memory verdict of the published training runs: how many fit on the engines' most
+// loaded GPU, and the fullest of them (the analytic engine's figure where it ran, else the
+// discrete-event engine's). A run predicted not to fit is listed under "failures" with its numbers.
+void write_memory_line(std::ostream& out, const std::vector<AccuracyRow>& rows) {
+  std::set<std::string> runs, fit;
+  std::string fullest;
+  double fullest_used = 0, fullest_capacity = 0;
+  for (const auto& r : rows) {
+    const double used = std::isfinite(r.analytic_memory) ? r.analytic_memory : r.des_memory;
+    if (!std::isfinite(used) || !(r.memory_capacity > 0) || !runs.insert(r.name).second) continue;
+    if (used <= r.memory_capacity) fit.insert(r.name);
+    if (fullest.empty() || used / r.memory_capacity > fullest_used / fullest_capacity) {
+      fullest = r.name;
+      fullest_used = used;
+      fullest_capacity = r.memory_capacity;
+    }
+  }
+  if (runs.empty()) return;
+  const double gib = 1024.0 * 1024.0 * 1024.0;
+  out << "\nmemory: " << fit.size() << " of " << runs.size()
+      << " published training runs fit on their most loaded GPU; the fullest, " << fullest << ", "
+      << fmt("%.1f", fullest_used / gib) << " of " << fmt("%.1f", fullest_capacity / gib) << " GiB\n";
+}
+
+}  // namespace
+
 void write_accuracy_table(std::ostream& out, const std::vector<AccuracyRow>& rows, AccuracyEngines engines) {
   std::size_t wn = 4, wq = 8;
   for (const auto& r : rows) {
@@ -258,6 +289,7 @@ void write_accuracy_table(std::ostream& out, const std::vector<AccuracyRow>& row
     if (engines.des) out << std::setw(32) << (shared ? "= (shared cost model)" : stats_text(g.des));
     out << "\n";
   }
+  write_memory_line(out, rows);
   bool any_note = false;
   for (const auto& r : rows)
     for (const auto* note : {&r.analytic_note, &r.des_note})
@@ -277,6 +309,11 @@ json accuracy_json(const std::vector<AccuracyRow>& rows, AccuracyEngines engines
     json e{
         {"predicted", num(des_engine ? r.des : r.analytic)}, {"error", num(r.error(des_engine))}, {"ok", ok}};
     if (!note.empty()) e["note"] = note;
+    const double memory = des_engine ? r.des_memory : r.analytic_memory;
+    if (std::isfinite(memory) && std::isfinite(r.memory_capacity)) {
+      e["memory_bytes"] = memory;
+      e["memory_capacity_bytes"] = r.memory_capacity;
+    }
     return e;
   };
   for (const auto& r : rows) {

@@ -40,6 +40,9 @@ struct AccuracyRow {
   /// memory, or where it failed (`analytic_note` / `des_note` say which).
   bool analytic_ok = true, des_ok = true;
   std::string analytic_note, des_note;
+  /// End-to-end and phase rows: memory per GPU on the most loaded pipeline rank as each engine found it,
+  /// and the GPU's capacity, bytes; NaN elsewhere.
+  double analytic_memory = NAN, des_memory = NAN, memory_capacity = NAN;
   std::string source;  ///< where the published figure comes from
   /// Kernel rows: the cost model prices compute the same way under both engines, and the all-to-all
   /// rows use the analytic network model; those rows carry one prediction, shown as the analytic one.

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "models/analytic.hpp"
@@ -82,6 +83,54 @@ TEST(AccuracyUnit, SummaryCountsRunsThatDoNotFitAsFailures) {
   EXPECT_NEAR(s[0].analytic.max_abs, 0.2, 1e-12);
   EXPECT_EQ(s[0].des.rows, 1);
   EXPECT_EQ(s[0].des.failures, 1);
+}
+
+// The memory verdict: every end-to-end row carries the engine's memory per GPU on its most loaded rank
+// and the GPU's capacity (JSON: memory_bytes, memory_capacity_bytes); the table adds one line counting
+// the published runs that fit (each run once, whatever its rows) and naming the fullest by the share of
+// its GPU it fills.
+TEST(AccuracyUnit, MemoryVerdictOfThePublishedRuns) {
+  const double gib = 1024.0 * 1024 * 1024;
+  AccuracyRow a;
+  a.name = "fits";
+  a.quantity = "step_time";
+  a.unit = "s";
+  a.published = 10;
+  a.analytic = 9;
+  a.analytic_memory = 70 * gib;  // 87.5 % of 80 GiB
+  a.memory_capacity = 80 * gib;
+  AccuracyRow a2 = a;  // the same run's second row: counted once
+  a2.quantity = "tokens_per_s_per_gpu";
+  AccuracyRow b = a;
+  b.name = "overflows";
+  b.analytic_memory = NAN;  // only the discrete-event engine ran: its figure is used
+  b.des_memory = 150 * gib;
+  b.memory_capacity = 141 * gib;  // 106.4 %: the fullest, and it does not fit
+  AccuracyRow kernel;             // a kernel row carries no memory and is not a run
+  kernel.name = "gemm";
+  std::ostringstream out;
+  moesim::reports::write_accuracy_table(out, {a, a2, b, kernel}, {true, true});
+  EXPECT_NE(
+      out.str().find("\nmemory: 1 of 2 published training runs fit on their most loaded GPU; the fullest, "
+                     "overflows, 150.0 of 141.0 GiB\n"),
+      std::string::npos)
+      << out.str();
+
+  // From a real evaluation: the rows carry the result's figures, and the JSON holds them.
+  const moesim::Scenario s =
+      moesim::load_scenario(kValidation + "/qwen3-30b-16xH100-fp8-nemo-ep16.json", catalog());
+  const moesim::models::Result r = moesim::models::evaluate_analytic(s);
+  const auto rows = moesim::reports::end_to_end_rows(s, &r, nullptr);
+  ASSERT_FALSE(rows.empty());
+  for (const auto& row : rows) {
+    EXPECT_EQ(row.analytic_memory, r.memory.total);
+    EXPECT_EQ(row.memory_capacity, r.memory.capacity);
+    EXPECT_TRUE(std::isnan(row.des_memory));
+  }
+  const Json j = moesim::reports::accuracy_json(rows, {true, false});
+  EXPECT_EQ(j.at("rows").at(0).at("analytic").at("memory_bytes").get<double>(), r.memory.total);
+  EXPECT_EQ(j.at("rows").at(0).at("analytic").at("memory_capacity_bytes").get<double>(), r.memory.capacity);
+  EXPECT_LT(r.memory.total, r.memory.capacity);
 }
 
 // DeepEP EP8 dispatch stays in one node: every token goes once to every distinct GPU it hits. With
