@@ -210,6 +210,11 @@ DispatchStats dispatch_stats_grouped(const std::vector<double>& group_rank, cons
   return s;
 }
 
+bool relays_over_nvlink(const EpGeometry& g) {
+  const int per_node = std::max(1, std::min(g.per_node, g.ep));
+  return g.hierarchical && !g.low_latency && g.ep > per_node;
+}
+
 AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens,
                                double bytes_per_copy) {
   AllToAllBytes b;
@@ -220,7 +225,7 @@ AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, doub
   b.nvlink_in = s.nvlink_in * f;
   const int per_node = std::max(1, std::min(g.per_node, g.ep));
   b.nodes = (g.ep + per_node - 1) / per_node;
-  b.relay = g.hierarchical && !g.low_latency && b.nodes > 1;
+  b.relay = relays_over_nvlink(g);
   return b;
 }
 

@@ -74,6 +74,10 @@ DispatchStats dispatch_stats(std::vector<double> rank_share, const EpGeometry& g
 /// Σ_g p_g · (1 + (top_k − topk_groups) · q_g / Q) · c_{g,r}, top_k in all.
 DispatchStats dispatch_stats_grouped(const std::vector<double>& group_rank, const EpGeometry& g);
 
+/// Whether an all-to-all of this geometry relays over NVLink what arrived over the NIC: hierarchical
+/// dispatch (not low-latency) over more than one node (AllToAllBytes::relay).
+bool relays_over_nvlink(const EpGeometry& g);
+
 /// Bytes of one all-to-all for `tokens` source tokens per GPU and `bytes_per_copy` per token copy.
 AllToAllBytes all_to_all_bytes(const DispatchStats& s, const EpGeometry& g, double tokens,
                                double bytes_per_copy);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "models/dispatch.hpp"
 #include "models/network.hpp"
 #include "models/routing_source.hpp"
 #include "scenarios/error.hpp"
@@ -29,9 +30,7 @@ Runner::Runner(const Scenario& s, const models::Workload& w, const StepOptions& 
   nic_scale_ = net.all_to_all_wire_scale(true);
   // A hierarchical dispatch over more than one node relays over NVLink what arrived over the NIC
   // (models::AllToAllBytes::relay).
-  const models::EpGeometry geo = models::routing_context(s).geo;
-  nvl_scale_ = net.all_to_all_wire_scale(
-      false, geo.hierarchical && !geo.low_latency && geo.ep > std::max(1, geo.per_node));
+  nvl_scale_ = net.all_to_all_wire_scale(false, models::relays_over_nvlink(models::routing_context(s).geo));
   a2a_overhead_ = net.all_to_all_overhead();
   const auto& par = s.parallelism;
   stage_gpus_ = s.layout.stage_gpus;

@@ -34,13 +34,19 @@ Catalog catalog() {
 //              → 2,621,440 per layer
 //   norms 2·1024 = 2,048; SwiGLU FFN 3·1024·4096 = 12,582,912
 //   per layer 15,206,400; 4 layers 60,825,600; embedding and head 32000·1024 = 32,768,000 each.
+// A dense GQA model with a SwiGLU FFN.
+Json dense_gqa(const char* name, int layers, int hidden, int vocab, int ffn, int heads, int kv_heads,
+               int head_dim) {
+  return Json{
+      {"name", name},
+      {"layers", layers},
+      {"hidden", hidden},
+      {"vocab", vocab},
+      {"dense_ffn", ffn},
+      {"attention", {{"kind", "gqa"}, {"heads", heads}, {"kv_heads", kv_heads}, {"head_dim", head_dim}}}};
+}
 Json dense_model() {
-  return Json{{"name", "dense-small"},
-              {"layers", 4},
-              {"hidden", 1024},
-              {"vocab", 32000},
-              {"dense_ffn", 4096},
-              {"attention", {{"kind", "gqa"}, {"heads", 16}, {"kv_heads", 4}, {"head_dim", 64}}}};
+  return dense_gqa("dense-small", 4, 1024, 32000, 4096, 16, 4, 64);
 }
 constexpr double kDenseLayer = 2621440.0 + 2048.0 + 12582912.0;
 constexpr double kEmb = 32000.0 * 1024;
@@ -226,12 +232,7 @@ TEST(Memory, FinalNormCountedOnLastRank) {
 TEST(Memory, BigDenseModelOnOneGpuIsInfeasible) {
   // ~41B parameters (48 layers of 8192-wide attention and a 28672 SwiGLU FFN) on one 80 GiB GPU:
   // 2 + 4 + 4 + 8 = 18 bytes per parameter ≈ 740 GB, far above 80 GiB.
-  Json model{{"name", "dense-41b"},
-             {"layers", 48},
-             {"hidden", 8192},
-             {"vocab", 128000},
-             {"dense_ffn", 28672},
-             {"attention", {{"kind", "gqa"}, {"heads", 64}, {"kv_heads", 8}, {"head_dim", 128}}}};
+  const Json model = dense_gqa("dense-41b", 48, 8192, 128000, 28672, 64, 8, 128);
   Json j = scenario_json(model);
   j["cluster"] = cluster(1, 1);
   j["parallelism"]["global_batch"] = 4;
@@ -261,12 +262,7 @@ TEST(Memory, BigDenseModelOnOneGpuIsInfeasible) {
 //     8192·7168·1.
 // Rank 1 holds virtual stages 1, 9, 17, 25 and 33, two layers each.
 TEST(Memory, PublishedLlama3_70bLayoutFits) {
-  Json model{{"name", "llama3-70b"},
-             {"layers", 80},
-             {"hidden", 8192},
-             {"vocab", 128256},
-             {"dense_ffn", 28672},
-             {"attention", {{"kind", "gqa"}, {"heads", 64}, {"kv_heads", 8}, {"head_dim", 128}}}};
+  const Json model = dense_gqa("llama3-70b", 80, 8192, 128256, 28672, 64, 8, 128);
   Json j = scenario_json(model, 4, 8);
   j["cluster"] = cluster(8, 8);
   j["parallelism"]["vpp"] = 5;
