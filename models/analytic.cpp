@@ -55,9 +55,9 @@ ChunkTimes average(const ChunkTimes& a, const ChunkTimes& b) {
 
 // The per-GPU expert loads of block `b` (rows ÷ the busiest GPU's rows), or nullptr for a dense block.
 const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
-  if (b == nullptr || b->moe_index < 0 || static_cast<std::size_t>(b->moe_index) >= w.moe_detail.size())
+  if (b == nullptr || b->moe_index < 0 || static_cast<std::size_t>(b->moe_index) >= w.moe_detail_index.size())
     return nullptr;
-  const std::vector<double>& l = w.moe_detail[static_cast<std::size_t>(b->moe_index)].rank_load;
+  const std::vector<double>& l = moe_detail_of(w, b->moe_index).rank_load;
   return l.empty() ? nullptr : &l;
 }
 
@@ -217,6 +217,8 @@ std::vector<double> deferred_after_send(const Scenario& s, const Workload& w) {
   return e;
 }
 
+Result evaluate_priced(const Scenario& s, const Workload& w);
+
 struct RankEval {
   ChunkTimes chunk;
   SchedulePhases phases;
@@ -321,8 +323,7 @@ Result evaluate_analytic(const Scenario& s) {
 Result evaluate_analytic(const Scenario& s, const RoutingInput& in) {
   auto cm = make_compute_cost_model(s);
   NetworkModel net(s.cluster);
-  Workload w = build_workload(s, *cm, net, routing_override(in));
-  Result r = evaluate_analytic(s, w);
+  Result r = evaluate_analytic(s, build_workload(s, *cm, net, routing_override(in)));
   const bool balanced = s.routing.mode == RoutingMode::kExpected && traces::is_uniform(s.routing.load) &&
                         s.routing.capacity_factor == 0 && s.placement.redundant_experts == 0;
   r.balanced_step_time = balanced || s.model.moe.experts == 0 ? r.step_time : balanced_step_time(s);
@@ -347,6 +348,24 @@ double balanced_step_time(const Scenario& s) {
 }
 
 Result evaluate_analytic(const Scenario& s, const Workload& w) {
+  Result r = evaluate_priced(s, w);
+  r.moe_layers = w.moe_layers;
+  r.node_traffic = w.node_traffic;
+  return r;
+}
+
+Result evaluate_analytic(const Scenario& s, Workload&& w) {
+  Result r = evaluate_priced(s, w);
+  r.moe_layers = std::move(w.moe_layers);
+  r.node_traffic = std::move(w.node_traffic);
+  return r;
+}
+
+namespace {
+
+// evaluate_analytic without the per-layer routing statistics and node traffic (the callers copy or move
+// them from the workload).
+Result evaluate_priced(const Scenario& s, const Workload& w) {
   const auto& par = s.parallelism;
   const auto& cl = s.cluster;
   const auto& gpu = cl.gpu;
@@ -416,6 +435,8 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
                                        " microbatches walked, " + std::to_string(M) + " extrapolated"
                                  : "exact (closed form); DualPipe by its dependency timeline";
   }
+  std::vector<RankSync> syncs;  // per rank (reserved: `sync` below stays valid)
+  syncs.reserve(static_cast<std::size_t>(par.pp));
   for (int rank = 0; rank < par.pp; ++rank) {
     const RankWork& rw = w.ranks[rank];
     RankEval e;
@@ -451,7 +472,12 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
     e.phases = dualpipe ? timeline[static_cast<std::size_t>(rank)]
                         : evaluate_schedule(par.schedule, par.pp, par.vpp, M, e.chunk);
 
-    const RankSync sync = sync_of(s, e.params, e.expert_params, e.chunk, M);
+    // A DualPipe rank and its mirror hold the same parameters and average the same chunks (both sums
+    // commute exactly), so the mirror's synchronisation is the rank's.
+    const int mirror = par.pp - 1 - rank;
+    syncs.push_back(dualpipe && mirror < rank ? syncs[static_cast<std::size_t>(mirror)]
+                                              : sync_of(s, e.params, e.expert_params, e.chunk, M));
+    const RankSync& sync = syncs.back();
     const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp,
                  opt = sync.optimizer;
     const double total = e.phases.total() + exposed_dp + opt;
@@ -522,10 +548,10 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
       r.layers.push_back(lt);
     }
   }
-  std::sort(r.layers.begin(), r.layers.end(),
-            [](const LayerTime& a, const LayerTime& b) { return a.layer < b.layer; });
-  r.moe_layers = w.moe_layers;
-  r.node_traffic = w.node_traffic;
+  // Ranks hold consecutive layers unless stages interleave: sort only then (layers are unique).
+  const auto by_layer = [](const LayerTime& a, const LayerTime& b) { return a.layer < b.layer; };
+  if (!std::is_sorted(r.layers.begin(), r.layers.end(), by_layer))
+    std::sort(r.layers.begin(), r.layers.end(), by_layer);
   r.traffic_nodes = w.traffic_nodes;
   if (!w.moe_layers.empty()) {
     double imb = 0, drop = 0;
@@ -539,5 +565,7 @@ Result evaluate_analytic(const Scenario& s, const Workload& w) {
   check_finite(r);
   return r;
 }
+
+}  // namespace
 
 }  // namespace moesim::models

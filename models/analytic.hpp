@@ -17,6 +17,8 @@ Result evaluate_analytic(const Scenario& s, const RoutingInput& routing);
 
 /// Evaluates an already built workload (for sweeps that reuse it). balanced_step_time is left 0.
 Result evaluate_analytic(const Scenario& s, const Workload& w);
+/// The same, taking the workload's per-layer routing statistics into the result instead of copying them.
+Result evaluate_analytic(const Scenario& s, Workload&& w);
 
 /// One overlapped F&B pair as both engines price it: the forward chunk of pipeline stage `f_stage` beside
 /// the backward chunk (input and weight gradients) of stage `b_stage`, block by block (DeepSeek-V3

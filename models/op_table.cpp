@@ -166,8 +166,9 @@ std::vector<OpRow> op_rows(const Scenario& s, const RoutingInput& routing) {
 
 std::vector<std::vector<double>> expert_gpu_loads(const Workload& w) {
   std::vector<std::vector<double>> out;
-  out.reserve(w.moe_detail.size());
-  for (const MoeLayerDetail& d : w.moe_detail) {
+  out.reserve(w.moe_detail_index.size());
+  for (std::size_t i = 0; i < w.moe_detail_index.size(); ++i) {
+    const MoeLayerDetail& d = moe_detail_of(w, static_cast<int>(i));
     double sum = 0;
     for (double x : d.rank_load) sum += x;
     const double mean = d.rank_load.empty() ? 0 : sum / static_cast<double>(d.rank_load.size());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <iterator>
+#include <optional>
 #include <string>
 
 #include "models/block_pricing.hpp"
@@ -75,6 +76,12 @@ const std::vector<Op>& block_ops(const Workload& w, int b) {
   return x.ops_from >= 0 ? w.blocks[static_cast<std::size_t>(x.ops_from)].ops : x.ops;
 }
 
+const MoeLayerDetail& moe_detail_of(const Workload& w, int moe_index) {
+  MOESIM_ASSERT(moe_index >= 0 && static_cast<std::size_t>(moe_index) < w.moe_detail_index.size(),
+                "moe_detail_of: not a MoE layer of the workload");
+  return w.moe_detail[static_cast<std::size_t>(w.moe_detail_index[static_cast<std::size_t>(moe_index)])];
+}
+
 Workload build_workload(const Scenario& s, const ComputeCostModel& compute, const NetworkModel& net,
                         const RoutingInput* routing, bool detail) {
   if (s.workload.kind == WorkloadKind::kServing)
@@ -117,12 +124,13 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
   const bool same_every_layer =
       traces::is_uniform(s.routing.load) && !replay && (routing == nullptr || routing->slot_maps.size() <= 1);
   const traces::ShareGenerator gen(s.routing.load, m.moe.experts, m.moe.top_k);
+  std::optional<LayerRouting> shared_routing;  // same_every_layer: the routing every MoE layer has
 
   // Price every block; identical blocks are priced once and copied.
   const int total_blocks = m.layers + m.mtp_depth;
   w.blocks.resize(static_cast<std::size_t>(total_blocks));
   w.moe_layers.reserve(static_cast<std::size_t>(total_blocks));
-  w.moe_detail.reserve(static_cast<std::size_t>(total_blocks));
+  w.moe_detail_index.reserve(static_cast<std::size_t>(total_blocks));
   std::vector<double> saved(static_cast<std::size_t>(total_blocks), 0.0);
   const bool full = par.recompute == Recompute::kFull;
   const int rc_layers = par.recompute_num_layers;
@@ -175,7 +183,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       MoeLayerStats st = w.moe_layers[w.blocks[mt].moe_index];
       st.layer = l;
       w.moe_layers.push_back(st);
-      w.moe_detail.push_back(w.moe_detail[w.blocks[mt].moe_index]);
+      w.moe_detail_index.push_back(w.moe_detail_index[static_cast<std::size_t>(w.blocks[mt].moe_index)]);
       saved[l] = saved[mt];
       continue;
     }
@@ -194,8 +202,13 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     const SlotMap& slots = routing && !routing->slot_maps.empty()
                                ? routing->slot_maps[moe_count % routing->slot_maps.size()]
                                : default_slots;
-    LayerRouting r = replay ? route_sample(routing->samples[moe_count % routing->samples.size()], slots, rctx)
-                            : route_expected(gen.shares(moe_count), slots, rctx);
+    // Layers routed alike (uniform shares, one placement) share the first one's routing; the others
+    // that are priced again (MTP blocks, windowed attention) copy it rather than route once more.
+    LayerRouting r = same_every_layer && shared_routing ? *shared_routing
+                     : replay
+                         ? route_sample(routing->samples[moe_count % routing->samples.size()], slots, rctx)
+                         : route_expected(gen.shares(moe_count), slots, rctx);
+    if (same_every_layer && !shared_routing) shared_routing = r;
     r.summary.layer = l;
     saved[l] = price_block(cl, b, l, mtp, &r, geo, saved_transient);
     for (const Op& op : b.ops) {
@@ -219,6 +232,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       d.uneven |= d.rank_load.back() != 1.0;
     }
     if (detail) d.wire_bytes = std::move(r.wire_bytes);
+    w.moe_detail_index.push_back(static_cast<int>(w.moe_detail.size()));
     w.moe_detail.push_back(std::move(d));
     if (!mtp && moe_template[key][mixer] < 0) moe_template[key][mixer] = l;
   }

@@ -160,9 +160,11 @@ struct Workload {
   int traffic_nodes = 0;
   std::vector<RankWork> ranks;  ///< per pipeline rank
   std::string cost_model;       ///< name of the compute cost model
-  /// Per MoE layer (same index as moe_layers): the per-GPU loads always (DualPipe's overlapped pairs
-  /// need them in the analytic engine), the wire bytes only when build_workload is asked for detail.
+  /// One per distinct routing (MoE layers that repeat an earlier one's routing share its entry; read a
+  /// layer's through moe_detail_of): the per-GPU loads always (DualPipe's overlapped pairs need them in
+  /// the analytic engine), the wire bytes only when build_workload is asked for detail.
   std::vector<MoeLayerDetail> moe_detail;
+  std::vector<int> moe_detail_index;    ///< per MoE layer (same index as moe_layers): its moe_detail entry
   double dispatch_copy_bytes = 0;       ///< bytes of one forward-dispatched token copy (wire_bytes' unit)
   double bf16_copy_bytes = 0;           ///< bytes of one BF16 token copy (combine, backward)
   double grad_dispatch_copy_bytes = 0;  ///< bytes of one copy of the combine's gradient (backward, toward
@@ -175,6 +177,9 @@ struct Workload {
 
 /// The ops of block `b` (shared with an identical earlier block where the workload priced it once).
 const std::vector<Op>& block_ops(const Workload& w, int b);
+
+/// The per-GPU loads and wire bytes of MoE layer `moe_index` (an index into Workload::moe_layers).
+const MoeLayerDetail& moe_detail_of(const Workload& w, int moe_index);
 
 /// Routing that replaces the scenario's expected shares: samples and placements per MoE layer.
 struct RoutingInput {

@@ -54,7 +54,7 @@ const std::vector<Comm>& Runner::collective(int rank, int g, int moe, int kind) 
   const auto k = std::make_tuple(moe, kind, rank, g);
   auto it = coll_cache_.find(k);
   if (it != coll_cache_.end()) return it->second;
-  const models::MoeLayerDetail& d = w_.moe_detail[static_cast<std::size_t>(moe)];
+  const models::MoeLayerDetail& d = models::moe_detail_of(w_, moe);
   // wire_bytes are forward-dispatch bytes; the combine's gradient travels the same way in its own
   // precision, the combine and the dispatch's gradient the other way in BF16.
   const double copy = kind == kDispatchF  ? w_.dispatch_copy_bytes
@@ -248,8 +248,7 @@ void Runner::compute_stream(int gi) {
       case Ins::kExpert:
       case Ins::kTail: {
         double sec = x.seconds;
-        if (x.op == Ins::kExpert)
-          sec *= w_.moe_detail[static_cast<std::size_t>(x.moe)].rank_load[me.ep_index];
+        if (x.op == Ins::kExpert) sec *= models::moe_detail_of(w_, x.moe).rank_load[me.ep_index];
         if (!(sec > 0)) break;
         const double a = sg4::Engine::get_clock();
         sg4::this_actor::sleep_for(sec);
