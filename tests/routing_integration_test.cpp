@@ -817,6 +817,49 @@ std::string routing_error(const Json& j) {
   return "";
 }
 
+// MoE layers whose routing is the same (uniform expected shares, one placement) share one per-GPU load
+// entry; a skewed generator gives each layer its own. The tiny model: 4 MoE layers, 16 experts on EP 8
+// (two per GPU, contiguous), top-2.
+TEST(WorkloadDetail, LayersRoutedAlikeShareOneEntry) {
+  {
+    const Scenario s = small(small_scenario());
+    auto cm = models::make_compute_cost_model(s);
+    const models::NetworkModel net(s.cluster);
+    const models::Workload w = models::build_workload(s, *cm, net, nullptr, true);
+    ASSERT_EQ(w.moe_layers.size(), 4u);
+    ASSERT_EQ(w.moe_detail.size(), 1u);
+    EXPECT_EQ(w.moe_detail_index, (std::vector<int>{0, 0, 0, 0}));
+    for (int i = 0; i < 4; ++i) {
+      const models::MoeLayerDetail& d = models::moe_detail_of(w, i);
+      EXPECT_EQ(d.rank_load, std::vector<double>(8, 1.0)) << "MoE layer " << i;
+      EXPECT_FALSE(d.uneven);
+      EXPECT_EQ(d.wire_bytes.size(), 64u);
+    }
+  }
+  {
+    // Expert 5 (GPU 2) takes 30 % of the routed slots, the other 15 share 70 %: GPU 2 computes
+    // 0.3 + 0.7/15 of them, every other GPU 2 · 0.7/15, so each of those loads is (1.4/15) / (0.3 + 0.7/15)
+    // = 7/26 of GPU 2's (top-2 caps a share at 1/2: not reached).
+    Json j = small_scenario();
+    j["routing"]["load"] = {
+        {"generator", "hot_expert"}, {"hot_fraction", 0.3}, {"hot_expert", 5}, {"seed", 1}};
+    const Scenario s = small(j);
+    auto cm = models::make_compute_cost_model(s);
+    const models::NetworkModel net(s.cluster);
+    const models::Workload w = models::build_workload(s, *cm, net);
+    ASSERT_EQ(w.moe_detail.size(), 4u);
+    EXPECT_EQ(w.moe_detail_index, (std::vector<int>{0, 1, 2, 3}));
+    for (int i = 0; i < 4; ++i) {
+      const models::MoeLayerDetail& d = models::moe_detail_of(w, i);
+      ASSERT_EQ(d.rank_load.size(), 8u);
+      EXPECT_TRUE(d.uneven);
+      for (int g = 0; g < 8; ++g)
+        EXPECT_NEAR(d.rank_load[g], g == 2 ? 1.0 : 7.0 / 26.0, 1e-12) << "MoE layer " << i << " GPU " << g;
+      EXPECT_TRUE(d.wire_bytes.empty());  // not asked for detail
+    }
+  }
+}
+
 TEST(CheckRouting, ValidScenariosPass) {
   EXPECT_NO_THROW(models::check_routing(small(small_scenario())));
   EXPECT_NO_THROW(models::check_routing(small(sampled_zipf(1))));
