@@ -86,10 +86,39 @@ LayerRouting route_expected_uncached(const std::vector<double>& shares, const Sl
                                      const RoutingContext& ctx);
 
 // The inputs of one route_expected call, compared exactly: equal inputs give the same result bit for bit.
+// The slot map is kept flattened (one array of slots and one of per-rank counts) so that keeping a key
+// costs three allocations whatever the EP degree.
 struct RouteKey {
   std::vector<double> shares;
-  SlotMap slots;
+  int ranks = 0, experts = 0;
+  std::vector<std::pair<int, double>> slots;  ///< every rank's slots in rank order
+  std::vector<std::size_t> per_rank;          ///< how many of them each rank holds
   RoutingContext ctx;
+
+  RouteKey(const std::vector<double>& sh, const SlotMap& sl, const RoutingContext& c)
+      : shares(sh), ranks(sl.ranks), experts(sl.experts), ctx(c) {
+    std::size_t n = 0;
+    for (const auto& r : sl.slots) n += r.size();
+    slots.reserve(n);
+    per_rank.reserve(sl.slots.size());
+    for (const auto& r : sl.slots) {
+      slots.insert(slots.end(), r.begin(), r.end());
+      per_rank.push_back(r.size());
+    }
+  }
+
+  bool same_slots(const SlotMap& sl) const {
+    if (sl.ranks != ranks || sl.experts != experts || sl.slots.size() != per_rank.size()) return false;
+    std::size_t at = 0;
+    for (std::size_t r = 0; r < per_rank.size(); ++r) {
+      const auto& mine = sl.slots[r];
+      if (mine.size() != per_rank[r] || !std::equal(mine.begin(), mine.end(), slots.begin() + at))
+        return false;
+      at += per_rank[r];
+    }
+    return true;
+  }
+
   bool same(const std::vector<double>& sh, const SlotMap& sl, const RoutingContext& c) const {
     const EpGeometry &a = ctx.geo, &b = c.geo;
     return a.ep == b.ep && a.per_node == b.per_node && a.top_k == b.top_k && a.node_limit == b.node_limit &&
@@ -97,7 +126,7 @@ struct RouteKey {
            a.topk_groups == b.topk_groups && ctx.experts == c.experts &&
            ctx.tokens_per_source == c.tokens_per_source && ctx.capacity_factor == c.capacity_factor &&
            ctx.bytes_per_copy == c.bytes_per_copy && ctx.want_pair_bytes == c.want_pair_bytes &&
-           slots.ranks == sl.ranks && slots.experts == sl.experts && shares == sh && slots.slots == sl.slots;
+           shares == sh && same_slots(sl);
   }
 };
 
@@ -154,9 +183,11 @@ LayerRouting route_expected_uncached(const std::vector<double>& shares, const Sl
     if (cap > 0) dropped += std::max(0.0, expert_rows[e] - cap);
   }
   std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(slots.ranks));
-  for (int r = 0; r < slots.ranks; ++r)
+  for (int r = 0; r < slots.ranks; ++r) {
+    slot_rows[r].reserve(slots.slots[r].size());
     for (const auto& [e, frac] : slots.slots[r])
       slot_rows[r].push_back(cap > 0 ? cap : expert_rows[e] * frac);
+  }
   finish_rows(slot_rows, out);
   if (cap > 0) {
     // Capacity buffers are computed padded: every GPU computes cap rows per slot.
