@@ -117,7 +117,9 @@ struct Wait {
 
 struct Step {
   std::uint32_t waits_end =
-      0;  // one past its transfers in TimelineProgram::waits (they follow the previous step's)
+      0;                 // one past its transfers in TimelineProgram::waits (they follow the previous step's)
+  std::uint32_t at = 0;  // launch index of its commit: the rank reaches it at launch[at] and the step
+                         // writes launch[at + 1], the rank's next commit (past its final one: a spare slot)
   std::uint16_t duration = 0;  // value slot of the computation after the commit; 0 after the final commit
 };
 
@@ -125,10 +127,7 @@ struct TimelineProgram {
   int pp = 0, m = 0;
   std::vector<Step> steps;  // in an order every launch a step reads precedes it
   std::vector<Wait> waits;
-  // Consecutive steps of one rank: (rank, one past its last step), so a walk keeps the rank's clock in a
-  // register. A rank's commits have consecutive launch indexes from first_launch[rank]; each step writes
-  // the launch of the rank's next commit (past its final commit: a spare slot).
-  std::vector<std::pair<std::uint16_t, std::uint32_t>> runs;
+  // A rank's commits have consecutive launch indexes from first_launch[rank] (one more past its last).
   std::vector<std::uint32_t> first_launch;
   std::size_t launches = 0;
   // Per rank 0..pp/2-1 and per kind of chunk, how many of each of its two stages it runs (pair: the
@@ -215,7 +214,6 @@ TimelineProgram build_program(int pp, int m) {
   while (left > 0) {
     const std::size_t before = left;
     for (int r = 0; r < half; ++r) {
-      const std::size_t first = prog.steps.size();
       const auto& mine = commits[static_cast<std::size_t>(r)];
       int& k = done[static_cast<std::size_t>(r)];
       for (; k < static_cast<int>(mine.size()); ++k) {
@@ -252,13 +250,12 @@ TimelineProgram build_program(int pp, int m) {
         }
         Step st;
         st.waits_end = static_cast<std::uint32_t>(prog.waits.size());
+        st.at = static_cast<std::uint32_t>(launch(r, k));
         const Commit& c = mine[static_cast<std::size_t>(k)];
         st.duration = c.stage < 0 ? 0 : static_cast<std::uint16_t>(slot(c.stage, c.kind));
         prog.steps.push_back(st);
         --left;
       }
-      if (prog.steps.size() > first)
-        prog.runs.emplace_back(static_cast<std::uint16_t>(r), static_cast<std::uint32_t>(prog.steps.size()));
     }
     MOESIM_ASSERT(left < before, "dualpipe_timeline: the DualPipe order deadlocked");
   }
@@ -329,25 +326,22 @@ std::vector<SchedulePhases> dualpipe_timeline(int pp, int m, const std::vector<S
   }
   thread_local std::vector<double> launch;  // every entry is written before it is read
   launch.resize(prog.launches);
-  std::vector<double> clock(static_cast<std::size_t>(half), 0.0);
-  std::vector<std::uint32_t> at(prog.first_launch);  // launch index of each rank's next commit
   for (std::uint32_t first : prog.first_launch) launch[first] = 0.0;
-  std::size_t k = 0, w = 0;
-  for (const auto& [rank, stop] : prog.runs) {
-    double t = clock[rank];
-    std::uint32_t a = at[rank];
-    for (; k < stop; ++k) {
-      const Step& st = prog.steps[k];
-      double c = t;
-      for (; w < st.waits_end; ++w) {
-        const Wait& x = prog.waits[w];
-        c = std::max(c, std::max(t, launch[static_cast<std::size_t>(x.peer)]) + value[x.p2p]);
-      }
-      t = c + value[st.duration];
-      launch[++a] = t;
+  std::size_t w = 0;
+  for (const Step& st : prog.steps) {
+    const double t = launch[st.at];
+    double c = t;
+    for (; w < st.waits_end; ++w) {
+      const Wait& x = prog.waits[w];
+      c = std::max(c, std::max(t, launch[static_cast<std::size_t>(x.peer)]) + value[x.p2p]);
     }
-    clock[rank] = t;
-    at[rank] = a;
+    launch[st.at + 1] = c + value[st.duration];
+  }
+  // Each rank's clock: the launch past its final commit.
+  std::vector<double> clock(static_cast<std::size_t>(half), 0.0);
+  for (int r = 0; r < half; ++r) {
+    const std::size_t end = r + 1 < half ? prog.first_launch[static_cast<std::size_t>(r) + 1] : prog.launches;
+    clock[static_cast<std::size_t>(r)] = launch[end - 1];
   }
   std::vector<SchedulePhases> out(static_cast<std::size_t>(pp));
   for (int r = 0; r < half; ++r) {
