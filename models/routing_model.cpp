@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <span>
 
 #include "models/placement.hpp"
 
@@ -59,15 +60,20 @@ int per_node_of(const EpGeometry& g) {
   return std::max(1, std::min(g.per_node, g.ep));
 }
 
-// Straggler rows and a mean-load rank's rows from per-rank per-slot rows.
-void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting& out) {
-  std::vector<double> per_rank(slot_rows.size(), 0.0);
-  for (std::size_t r = 0; r < slot_rows.size(); ++r)
-    per_rank[r] = std::accumulate(slot_rows[r].begin(), slot_rows[r].end(), 0.0);
+// Straggler rows and a mean-load rank's rows from per-rank per-slot rows: `rows(r)` gives rank r's, for
+// `ranks` ranks.
+template <class Rows>
+void finish_rows_of(std::size_t ranks, const Rows& rows, LayerRouting& out) {
+  std::vector<double> per_rank(ranks, 0.0);
+  for (std::size_t r = 0; r < ranks; ++r) {
+    const std::span<const double> x = rows(r);
+    per_rank[r] = std::accumulate(x.begin(), x.end(), 0.0);
+  }
   out.rank_rows = per_rank;
   const auto it = std::max_element(per_rank.begin(), per_rank.end());
   const int straggler = static_cast<int>(it - per_rank.begin());
-  out.rows = slot_rows[straggler];
+  const std::span<const double> top = rows(static_cast<std::size_t>(straggler));
+  out.rows.assign(top.begin(), top.end());
   const double mean = std::accumulate(per_rank.begin(), per_rank.end(), 0.0) / per_rank.size();
   // A rank with the mean load: the straggler's slot structure scaled to the mean.
   out.mean_rank_rows = out.rows;
@@ -80,6 +86,11 @@ void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting
   out.summary.mean_rows = mean;
   out.stats.straggler = straggler;
   out.stats.max_over_mean = mx;
+}
+
+void finish_rows(const std::vector<std::vector<double>>& slot_rows, LayerRouting& out) {
+  finish_rows_of(
+      slot_rows.size(), [&slot_rows](std::size_t r) { return std::span<const double>(slot_rows[r]); }, out);
 }
 
 LayerRouting route_expected_uncached(const std::vector<double>& shares, const SlotMap& slots,
@@ -170,7 +181,7 @@ LayerRouting route_expected_uncached(const std::vector<double>& shares, const Sl
         group_rank[static_cast<std::size_t>(e / per_group) * slots.ranks + r] += shares[e] * frac;
     out.stats = dispatch_stats_grouped(group_rank, g);
   } else {
-    out.stats = dispatch_stats(rank_share, g);
+    out.stats = dispatch_stats(std::move(rank_share), g);
   }
 
   // Rows per expert = tokens of the whole EP group × top_k × share.
@@ -182,13 +193,19 @@ LayerRouting route_expected_uncached(const std::vector<double>& shares, const Sl
     expert_rows[e] = group_slots * shares[e];
     if (cap > 0) dropped += std::max(0.0, expert_rows[e] - cap);
   }
-  std::vector<std::vector<double>> slot_rows(static_cast<std::size_t>(slots.ranks));
-  for (int r = 0; r < slots.ranks; ++r) {
-    slot_rows[r].reserve(slots.slots[r].size());
-    for (const auto& [e, frac] : slots.slots[r])
-      slot_rows[r].push_back(cap > 0 ? cap : expert_rows[e] * frac);
-  }
-  finish_rows(slot_rows, out);
+  // Every rank's slot rows in one array: rank r's are [start[r], start[r + 1]).
+  std::vector<double> slot_rows;
+  std::vector<std::size_t> start(static_cast<std::size_t>(slots.ranks) + 1, 0);
+  for (int r = 0; r < slots.ranks; ++r) start[r + 1] = start[r] + slots.slots[r].size();
+  slot_rows.reserve(start.back());
+  for (int r = 0; r < slots.ranks; ++r)
+    for (const auto& [e, frac] : slots.slots[r]) slot_rows.push_back(cap > 0 ? cap : expert_rows[e] * frac);
+  finish_rows_of(
+      static_cast<std::size_t>(slots.ranks),
+      [&](std::size_t r) {
+        return std::span<const double>(slot_rows.data() + start[r], start[r + 1] - start[r]);
+      },
+      out);
   if (cap > 0) {
     // Capacity buffers are computed padded: every GPU computes cap rows per slot.
     double kept_on_straggler = 0;

@@ -35,7 +35,8 @@ bool is_uniform(const LoadSpec& load) {
 void cap_shares(std::vector<double>& shares, double cap) {
   // Water-filling: repeatedly clamp the experts above the cap and rescale the rest.
   const double total = std::accumulate(shares.begin(), shares.end(), 0.0);
-  std::vector<char> capped(shares.size(), 0);
+  thread_local std::vector<char> capped;  // reused: skewed routing caps every layer's shares
+  capped.assign(shares.size(), 0);
   for (std::size_t iter = 0; iter < shares.size(); ++iter) {
     double fixed = 0, free_sum = 0;
     for (std::size_t i = 0; i < shares.size(); ++i)
@@ -79,7 +80,8 @@ std::vector<double> ShareGenerator::shares(int layer) const {
     return s;
   }
   // A per-layer permutation decides which expert gets which rank (Fisher-Yates).
-  std::vector<int> perm(static_cast<std::size_t>(experts));
+  thread_local std::vector<int> perm;  // reused: one permutation per MoE layer of every evaluation
+  perm.resize(static_cast<std::size_t>(experts));
   std::iota(perm.begin(), perm.end(), 0);
   SplitMix64 rng(load_.seed * 0x100000001b3ULL + static_cast<uint64_t>(layer));
   for (int i = experts - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(static_cast<uint64_t>(i) + 1)]);
