@@ -125,6 +125,7 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
       traces::is_uniform(s.routing.load) && !replay && (routing == nullptr || routing->slot_maps.size() <= 1);
   const traces::ShareGenerator gen(s.routing.load, m.moe.experts, m.moe.top_k);
   std::optional<LayerRouting> shared_routing;  // same_every_layer: the routing every MoE layer has
+  int shared_detail = -1;                      // and the moe_detail entry made from it
 
   // Price every block; identical blocks are priced once and copied.
   const int total_blocks = m.layers + m.mtp_depth;
@@ -204,7 +205,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
                                : default_slots;
     // Layers routed alike (uniform shares, one placement) share the first one's routing; the others
     // that are priced again (MTP blocks, windowed attention) copy it rather than route once more.
-    LayerRouting r = same_every_layer && shared_routing ? *shared_routing
+    const bool shared = same_every_layer && shared_routing;
+    LayerRouting r = shared ? *shared_routing
                      : replay
                          ? route_sample(routing->samples[moe_count % routing->samples.size()], slots, rctx)
                          : route_expected(gen.shares(moe_count), slots, rctx);
@@ -224,6 +226,11 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     }
     r.summary.node_traffic.clear();
     w.moe_layers.push_back(r.summary);
+    if (!mtp && moe_template[key][mixer] < 0) moe_template[key][mixer] = l;
+    if (shared) {  // its per-GPU loads and wire bytes are the shared routing's, already kept
+      w.moe_detail_index.push_back(shared_detail);
+      continue;
+    }
     MoeLayerDetail d;
     const double top = r.rank_rows.empty() ? 0.0 : *std::max_element(r.rank_rows.begin(), r.rank_rows.end());
     d.rank_load.reserve(r.rank_rows.size());
@@ -233,8 +240,8 @@ Workload build_workload(const Scenario& s, const ComputeCostModel& compute, cons
     }
     if (detail) d.wire_bytes = std::move(r.wire_bytes);
     w.moe_detail_index.push_back(static_cast<int>(w.moe_detail.size()));
+    if (same_every_layer) shared_detail = w.moe_detail_index.back();
     w.moe_detail.push_back(std::move(d));
-    if (!mtp && moe_template[key][mixer] < 0) moe_template[key][mixer] = l;
   }
 
   // Uniform groups of rc_layers blocks keep one input per group: the group's first block's.
