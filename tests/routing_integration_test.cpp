@@ -837,6 +837,19 @@ TEST(WorkloadDetail, LayersRoutedAlikeShareOneEntry) {
     }
   }
   {
+    // An MTP module is priced again (its own ops) with the same routing: it reads the same entry.
+    Json j = small_scenario();
+    j["model"]["mtp_depth"] = 1;
+    const Scenario s = small(j);
+    auto cm = models::make_compute_cost_model(s);
+    const models::NetworkModel net(s.cluster);
+    const models::Workload w = models::build_workload(s, *cm, net);
+    ASSERT_EQ(w.moe_layers.size(), 5u);
+    EXPECT_EQ(w.moe_detail.size(), 1u);
+    EXPECT_EQ(w.moe_detail_index, (std::vector<int>{0, 0, 0, 0, 0}));
+    EXPECT_EQ(models::moe_detail_of(w, 4).rank_load, std::vector<double>(8, 1.0));
+  }
+  {
     // Expert 5 (GPU 2) takes 30 % of the routed slots, the other 15 share 70 %: GPU 2 computes
     // 0.3 + 0.7/15 of them, every other GPU 2 · 0.7/15, so each of those loads is (1.4/15) / (0.3 + 0.7/15)
     // = 7/26 of GPU 2's (top-2 caps a share at 1/2: not reached).
