@@ -15,6 +15,15 @@
 namespace moesim::reports {
 namespace {
 
+/// The parallel degrees as run: the layout's derived sizes (a degree the scenario leaves at 0 is derived
+/// there), with the virtual stages where there are several.
+std::string layout_line(const Layout& l) {
+  std::string out = "TP" + std::to_string(l.tp) + " CP" + std::to_string(l.cp) + " DP" +
+                    std::to_string(l.dp) + " PP" + std::to_string(l.pp);
+  if (l.vpp > 1) out += " VPP" + std::to_string(l.vpp);
+  return out + " EP" + std::to_string(l.ep) + " ETP" + std::to_string(l.etp) + " EDP" + std::to_string(l.edp);
+}
+
 using internal::fmt;
 using internal::kGiB;
 
@@ -39,9 +48,7 @@ void write_table(std::ostream& out, const Scenario& s, const models::Result& r,
   auto secs = [](double v) { return fmt("%.3f s", v); };
   out << "moesim " << version() << "  scenario: " << s.name << "  engine: " << r.engine << "\n";
   out << "  model " << s.model.name << " | " << r.gpus << " x " << s.cluster.gpu.name << " ("
-      << s.cluster.nodes << " nodes x " << s.cluster.gpus_per_node << ") | TP" << s.parallelism.tp << " CP"
-      << s.parallelism.cp << " DP" << s.parallelism.dp << " PP" << s.parallelism.pp << " EP"
-      << s.parallelism.ep << " ETP" << s.parallelism.etp << " EDP" << s.parallelism.edp << " | "
+      << s.cluster.nodes << " nodes x " << s.cluster.gpus_per_node << ") | " << layout_line(s.layout) << " | "
       << to_string(s.parallelism.schedule) << ", ZeRO-" << s.parallelism.zero << ", "
       << to_string(s.workload.precision) << "\n";
   out << "  cost model: " << r.cost_model << " | fidelity: " << r.fidelity << " | seed " << r.seed << "\n";

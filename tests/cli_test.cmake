@@ -6,6 +6,12 @@ set(EX "${SRC}/scenarios/examples/deepseek-v3-2048xH800.json")
 
 # Success paths.
 expect_run(0 ARGS run ${EX} STDOUT "step time")
+# The header names the degrees as run, the derived ones included: 2048 GPUs / (TP1 CP1 PP16) = DP128, and
+# 128 GPUs per stage / (EP64 ETP1) = EDP2; with virtual stages, Qwen3-235B's TP4 PP8 VPP4 on 256 GPUs: DP8,
+# EDP 32 / EP8 = 4.
+expect_run(0 ARGS run ${EX} STDOUT "\\| TP1 CP1 DP128 PP16 EP64 ETP1 EDP2 \\| dualpipe")
+expect_run(0 ARGS run "${SRC}/scenarios/validation/qwen3-235b-256xH100-bf16-mcore-tp4.json"
+  STDOUT "\\| TP4 CP1 DP8 PP8 VPP4 EP8 ETP1 EDP4 \\| interleaved")
 expect_run(0 ARGS run ${EX} --format json STDOUT "\"schema_version\": 1")
 expect_run(0 ARGS validate ${EX} STDOUT ": ok")
 expect_run(0 ARGS list STDOUT "catalog:deepseek-v3")
