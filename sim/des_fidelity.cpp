@@ -27,6 +27,9 @@ std::string fidelity_text(const StepOptions& o, const FlowAggregation& a, bool o
                                                    std::to_string(groups_per_stage) + ")";
   f += agg ? "; fabric flows aggregated per node pair and plane" : "; one flow per GPU pair";
   if (pool) f += "; NVLink traffic pooled per domain";
+  if (!a.not_pooled.empty())
+    f += " (NVLink not pooled per domain, which would not be exact: " + a.not_pooled +
+         "; engine.aggregation \"node\" pools it approximately, in fewer flows)";
   if (pool && o.aggregation == moesim::Aggregation::kAuto) f += " (balanced in every all-to-all: exact)";
   if (one_plane)
     f += "; all-to-alls on fabric plane 0 of " + std::to_string(planes) +
@@ -64,8 +67,13 @@ std::vector<int> simulated_gpu_ids(const Scenario& s, const StepOptions& o) {
 // of a domain send and receive equal bytes, both inside the domain and across the fabric (the combine
 // and the backward all-to-alls are scaled transposes of the dispatch, so checking the dispatch covers
 // them; pipeline transfers are equal for every GPU).
-bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
-  if (s.cluster.scale_up.kind == ScaleUpKind::kNone || w.moe_detail.empty()) return false;
+bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups, std::string* why) {
+  const auto fail = [why](const char* reason) {
+    if (why != nullptr) *why = reason;
+    return false;
+  };
+  if (s.cluster.scale_up.kind == ScaleUpKind::kNone) return fail("the cluster has no NVLink domain");
+  if (w.moe_detail.empty()) return fail("no all-to-all to check");
   const auto& par = s.parallelism;
   const int ep = std::max(1, par.ep), etp = par.etp, stage_gpus = s.layout.stage_gpus, span = ep * etp;
   const int domain = std::max(1, s.cluster.scale_up.domain_gpus);
@@ -75,7 +83,8 @@ bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
       for (int a = 0; a < ep; ++a) {
         const int dom = (r * stage_gpus + g * span + a * etp) / domain;
         const auto [it, fresh] = owner.try_emplace(dom, r * groups + g);
-        if (!fresh && it->second != r * groups + g) return false;
+        if (!fresh && it->second != r * groups + g)
+          return fail("an NVLink domain holds GPUs of more than one EP group or pipeline stage");
       }
   // Per GPU: bytes to and from its own domain (NVLink) and to and from other domains (the fabric, which
   // pooling also folds per node pair: exact when the GPUs of a node load their NICs equally).
@@ -94,7 +103,8 @@ bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups) {
     for (int x = 0; x < ep; ++x) {
       const int first = ((x * etp) / domain) * domain / etp;  // first EP rank of x's domain
       for (int k = 0; k < 4; ++k)
-        if (!same(load[x][k], load[first][k])) return false;
+        if (!same(load[x][k], load[first][k]))
+          return fail("the all-to-all loads the GPUs of an NVLink domain unequally");
     }
   }
   return true;
@@ -140,8 +150,13 @@ FlowAggregation choose_aggregation(const Scenario& s, const models::Workload& w,
   // receives the same NVLink bytes in every all-to-all); otherwise per GPU pair while the simulated GPUs
   // fit the per-GPU platform, aggregated per node pair beyond.
   if (o.aggregation == moesim::Aggregation::kAuto) {
-    a.pool = balanced_nvlink(s, w, o.groups == DesGroups::kAll ? ep_groups_per_stage(s) : 1);
+    std::string why;
+    a.pool = balanced_nvlink(s, w, o.groups == DesGroups::kAll ? ep_groups_per_stage(s) : 1, &why);
     a.node_pairs = a.pool || simulated_gpus > max_hosts;
+    // Worth saying only where a domain holds several GPUs and something could have been pooled.
+    if (!a.pool && s.cluster.scale_up.kind != ScaleUpKind::kNone && s.layout.domain_gpus > 1 &&
+        !w.moe_detail.empty())
+      a.not_pooled = why;
   }
   return a;
 }

@@ -30,8 +30,9 @@ std::vector<int> simulated_gpu_ids(const Scenario& s, const StepOptions& o);
 /// True when pooling NVLink per domain (and folding fabric flows per node pair, which pooling implies)
 /// changes nothing: every NVLink domain holds the simulated GPUs of one EP group of one pipeline rank
 /// only, and in every MoE layer's all-to-all the GPUs of a domain send and receive equal bytes, both
-/// inside the domain and across the fabric. `groups`: simulated groups per rank.
-bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups);
+/// inside the domain and across the fabric. `groups`: simulated groups per rank. Where it is false and
+/// `why` is given, *why says which condition fails.
+bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups, std::string* why = nullptr);
 
 /// True when one fabric plane can stand for all: a rail-optimised fabric with one plane per GPU of a
 /// node, every fabric leg of every all-to-all in its plane, and the same bytes on every plane for every
@@ -42,6 +43,9 @@ bool symmetric_planes(const Scenario& s, const models::Workload& w);
 struct FlowAggregation {
   bool node_pairs = false;  ///< fabric flows folded per (source node, destination node, plane)
   bool pool = false;        ///< NVLink traffic pooled per domain
+  /// "auto" only, where it keeps one flow per GPU pair inside the NVLink domains: why pooling them would
+  /// not be exact (empty otherwise).
+  std::string not_pooled;
 };
 
 /// The aggregation `o` asks for; "auto": NVLink pooled per domain when balanced_nvlink holds, else per

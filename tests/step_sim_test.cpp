@@ -51,6 +51,7 @@
 #include "scenarios/json_reader.hpp"
 #include "scenarios/loader.hpp"
 #include "scenarios/scenario.hpp"
+#include "sim/des_fidelity.hpp"
 #include "tests/support/subprocess.hpp"
 
 namespace moesim::sim {
@@ -1157,6 +1158,38 @@ TEST(StepSimFidelity, AutoPoolsNvlinkOnlyWhenExact) {
   const StepSimResult skewed = simulate_step(s, StepOptions{});
   EXPECT_EQ(skewed.result.fidelity.find("NVLink traffic pooled"), std::string::npos)
       << skewed.result.fidelity;
+  // The fidelity says why, and how to pool anyway.
+  EXPECT_NE(
+      skewed.result.fidelity.find("NVLink not pooled per domain, which would not be exact: the all-to-all "
+                                  "loads the GPUs of an NVLink domain unequally; engine.aggregation "
+                                  "\"node\" pools it approximately"),
+      std::string::npos)
+      << skewed.result.fidelity;
+}
+
+// Why "auto" keeps one flow per GPU pair, from the layout alone: on the Mixtral example (TP2 EP8 PP2 on 8
+// nodes of 8, a 32-GPU stage holds four EP8 groups) with NVLink domains of 16 GPUs, GPUs 0-15 hold EP
+// groups 0 and 1 of stage 0. Simulating one representative group per stage, each domain holds one group;
+// simulating all, two groups share domain 0, and pooling would merge their all-to-alls.
+TEST(StepSimFidelity, AutoNamesWhyNvlinkIsNotPooled) {
+  const Scenario s = load(kMixtral, "", Json{{"/cluster/scale_up/domain_gpus", 16}});
+  ASSERT_EQ(s.layout.domain_gpus, 16);
+  ASSERT_EQ(s.layout.ep_groups, 4);
+  auto cm = models::make_compute_cost_model(s);
+  const models::NetworkModel net(s.cluster);
+  const models::Workload w = models::build_workload(s, *cm, net, nullptr, true);
+  StepOptions o;
+  o.groups = DesGroups::kRepresentative;
+  const FlowAggregation one = choose_aggregation(s, w, o, 16, 1024);
+  EXPECT_TRUE(one.pool);
+  EXPECT_EQ(one.not_pooled, "");
+  o.groups = DesGroups::kAll;
+  const FlowAggregation all = choose_aggregation(s, w, o, 64, 1024);
+  EXPECT_FALSE(all.pool);
+  EXPECT_EQ(all.not_pooled, "an NVLink domain holds GPUs of more than one EP group or pipeline stage");
+  // Asked for explicitly, nothing is explained: the user chose.
+  o.aggregation = Aggregation::kNone;
+  EXPECT_EQ(choose_aggregation(s, w, o, 64, 1024).not_pooled, "");
 }
 
 }  // namespace
