@@ -137,6 +137,18 @@ double gemm_input_bytes(const PricingContext& c) {
   return c.prec == Precision::kFp8 ? 1.0 : kAct;
 }
 
+// The module's saved input is offloaded to host memory (parallelism.offload_modules).
+bool offloads(const PricingContext& c, OffloadModule m) {
+  const auto& v = c.s.parallelism.offload_modules;
+  return std::find(v.begin(), v.end(), m) != v.end();
+}
+
+// Bytes per element a SwiGLU keeps of its input for its backward: BF16, or FP8 where the workload stores
+// it so (Megatron-Core activation_func_fp8_input_store, cast back before the backward).
+double act_input_bytes(const PricingContext& c) {
+  return c.s.workload.activation_fp8_input_store ? 1.0 : kAct;
+}
+
 // What a norm fused with the column-parallel GEMM after it (Transformer Engine's LayerNormLinear and
 // LayerNormMLP, as Megatron-Core builds the QKV, FC1 and Mamba/GDN in_proj) keeps of its output, `width`
 // channels: under sequence parallelism only the local sequence shard (T_sp tokens), gathered again in the
@@ -737,8 +749,9 @@ double dense_ffn_block(const PricingContext& c, Builder& bl) {
   const double input = c.T_sp * h * kAct + (ln ? 0.0 : fused_norm_output(c, h));
   // The checkpointed MLP keeps its input, the norm's output as it is (BF16, the sequence shard).
   if (fr) return 2 * c.T_sp * h * kAct;
-  // FC1's output (the activation's input, BF16) and FC2's input (in its GEMM's precision).
-  return input + T * f * kAct * (swiglu ? 2 : 1) + T * f * gemm_input_bytes(c);
+  // FC1's output (the activation's input, BF16 unless stored in FP8) and FC2's input (in its GEMM's
+  // precision).
+  return input + T * f * (swiglu ? 2 * act_input_bytes(c) : kAct) + T * f * gemm_input_bytes(c);
 }
 
 double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const EpGeometry& geo) {
@@ -760,10 +773,12 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr, MemoryKernel::kPermute);
   // The permuted copy needs no saving (its backward is an index scatter); the expert inputs below are.
   saved += input + Tm * e.experts * 4.0;
-  // FP8 training caches the expert GEMM inputs and the SwiGLU input in FP8 and recomputes the SwiGLU
-  // output in backward (DeepSeek-V3 report §3.3.3), as "moe_act" does in BF16.
-  const double cache = c.prec == Precision::kFp8 ? 1.0 : kAct;
-  const bool act_rc = fr || rc(c, RecomputeModule::kMoeAct) || c.prec == Precision::kFp8;
+  // Each expert GEMM keeps its input in its own precision (Transformer Engine saves the FP8 copy); the
+  // SwiGLU keeps its input in BF16 unless the workload stores it in FP8 (activation_fp8_input_store).
+  // Its output, FC2's input, is kept unless "moe_act" recomputes it in the backward (Megatron-Core's
+  // TEGroupedMLP: FP8 alone recomputes nothing; DeepSeek-V3's own FP8 practice is both, report §3.3.3).
+  const double cache = gemm_input_bytes(c), act_in = act_input_bytes(c);
+  const bool act_rc = fr || rc(c, RecomputeModule::kMoeAct);
 
   // Dispatch and combine all-to-all on the EP group; backward sends gradients the opposite way. Toward
   // the experts (forward dispatch, the combine's gradient) in FP8 where the recipe says so, back to the
@@ -806,7 +821,10 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   bl.memory("moe.expert_act", R::kExperts, rows_total * f * kAct * (swiglu ? 3 : 2), act_rc,
             act_kernel(swiglu));
   bl.grouped("moe.expert_down", r.rows, h, f, c.prec, fr);
-  saved += rows_total * (h * cache + mats * f * cache + (act_rc ? 0.0 : f * kAct));
+  // Offloaded inputs wait in host memory between the forward and the backward.
+  const double fc1_in = offloads(c, OffloadModule::kExpertFc1) ? 0.0 : h * cache;
+  const double act_kept = offloads(c, OffloadModule::kMoeAct) ? 0.0 : mats * f * act_in;
+  saved += rows_total * (fc1_in + act_kept + (act_rc ? 0.0 : f * cache));
 
   // Megatron-Core's shared-expert overlap: the shared up-projection (and activation) runs while the
   // dispatch is in flight, the down-projection while the combine is; backward mirrors it. What hides

@@ -109,6 +109,18 @@ const Registry<RecomputeMethod>& recompute_methods() {
   return r;
 }
 
+const Registry<OffloadModule>& offload_modules() {
+  static const Registry<OffloadModule> r{
+      "offload module",
+      "whose saved input fine-grained activation offloading keeps in host memory between the forward and "
+      "the backward (parallelism.offload_modules, Megatron-Core's --offload-modules)",
+      {{"expert_fc1", "the routed experts' first GEMM: its input (the dispatched tokens)",
+        OffloadModule::kExpertFc1},
+       {"moe_act", "the routed experts' activation: its input (the first GEMM's output)",
+        OffloadModule::kMoeAct}}};
+  return r;
+}
+
 const Registry<RecomputeModule>& recompute_modules() {
   static const Registry<RecomputeModule> r{
       "recompute module",
@@ -364,6 +376,9 @@ const char* to_string(Recompute v) {
 const char* to_string(RecomputeModule v) {
   return recompute_modules().name_of(v).c_str();
 }
+const char* to_string(OffloadModule v) {
+  return offload_modules().name_of(v).c_str();
+}
 const char* to_string(Precision v) {
   return precisions().name_of(v).c_str();
 }
@@ -417,13 +432,13 @@ const char* to_string(OutputFormat v) {
 }
 
 std::vector<const RegistryBase*> setting_registries() {
-  return {&attention_kinds(),   &activations(),     &router_scores(),   &scale_up_kinds(),
-          &topology_kinds(),    &schedules(),       &recompute_modes(), &recompute_modules(),
-          &recompute_methods(), &precisions(),      &workload_kinds(),  &serving_roles(),
-          &a2a_kernels(),       &dtypes(),          &fp8_recipes(),     &dispatch_modes(),
-          &routing_modes(),     &trace_formats(),   &engine_kinds(),    &des_groups(),
-          &aggregations(),      &request_formats(), &kv_dtypes(),       &state_dtypes(),
-          &expert_dtypes(),     &output_formats()};
+  return {&attention_kinds(), &activations(),       &router_scores(),   &scale_up_kinds(),
+          &topology_kinds(),  &schedules(),         &recompute_modes(), &recompute_modules(),
+          &offload_modules(), &recompute_methods(), &precisions(),      &workload_kinds(),
+          &serving_roles(),   &a2a_kernels(),       &dtypes(),          &fp8_recipes(),
+          &dispatch_modes(),  &routing_modes(),     &trace_formats(),   &engine_kinds(),
+          &des_groups(),      &aggregations(),      &request_formats(), &kv_dtypes(),
+          &state_dtypes(),    &expert_dtypes(),     &output_formats()};
 }
 
 }  // namespace moesim

@@ -26,6 +26,9 @@ enum class Recompute { kNone, kSelective, kFull };
 enum class RecomputeMethod { kUniform, kBlock };
 /// What selective recomputation reruns (Megatron-Core's --recompute-modules).
 enum class RecomputeModule { kCoreAttn, kMoeAct, kLayernorm, kMlaUpProj, kMlp, kMoe, kSharedExperts };
+/// Whose saved input fine-grained activation offloading moves to host memory (Megatron-Core's
+/// --fine-grained-activation-offloading --offload-modules).
+enum class OffloadModule { kExpertFc1, kMoeAct };
 /// GEMM precision.
 enum class Precision { kBf16, kFp8 };
 /// What is evaluated.
@@ -70,6 +73,7 @@ const Registry<TopologyKind>& topology_kinds();
 const Registry<Schedule>& schedules();
 const Registry<Recompute>& recompute_modes();
 const Registry<RecomputeModule>& recompute_modules();
+const Registry<OffloadModule>& offload_modules();
 const Registry<RecomputeMethod>& recompute_methods();
 const Registry<Precision>& precisions();
 const Registry<WorkloadKind>& workload_kinds();
@@ -98,6 +102,7 @@ const char* to_string(TopologyKind v);
 const char* to_string(Schedule v);
 const char* to_string(Recompute v);
 const char* to_string(RecomputeModule v);
+const char* to_string(OffloadModule v);
 const char* to_string(Precision v);
 const char* to_string(WorkloadKind v);
 const char* to_string(ServingRole v);

@@ -122,6 +122,10 @@ const ParamTable<ParallelismSpec>& parallelism_params() {
                {RecomputeModule::kCoreAttn},
                "what selective recomputation reruns (Megatron-Core --recompute-modules); ignored unless "
                "recompute is \"selective\""),
+       choices("offload_modules", &ParallelismSpec::offload_modules, offload_modules, {},
+               "fine-grained activation offloading (Megatron-Core --fine-grained-activation-offloading "
+               "--offload-modules): these modules' saved inputs wait in host memory, not on the GPU; the "
+               "copies are not priced"),
        choice(
            "recompute_method", &ParallelismSpec::recompute_method, recompute_methods,
            RecomputeMethod::kUniform,
@@ -175,6 +179,9 @@ const ParamTable<WorkloadSpec>& workload_params() {
                "shared experts run while dispatch and combine are in flight"),
        boolean("fp8_dispatch_grad", &WorkloadSpec::fp8_dispatch_grad, false,
                "backward all-to-all toward the experts in FP8 (DeepSeek-V3 §3.3.2; needs precision fp8)"),
+       boolean("activation_fp8_input_store", &WorkloadSpec::activation_fp8_input_store, false,
+               "the SwiGLU's input kept for the backward in FP8, not BF16 (Megatron-Core "
+               "activation_func_fp8_input_store; needs a SwiGLU model)"),
        integer("bf16_layers_at_start", &WorkloadSpec::bf16_layers_at_start, 0, kMaxDim, 0,
                "with precision fp8: the first decoder layers whose GEMMs stay BF16 (Megatron-Core "
                "--first-last-layers-bf16 --num-layers-at-start-in-bf16)"),

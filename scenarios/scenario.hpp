@@ -180,6 +180,9 @@ struct ParallelismSpec {
   Recompute recompute = Recompute::kNone;
   /// What "selective" recomputes (Megatron-Core's default: the attention core); unused otherwise.
   std::vector<RecomputeModule> recompute_modules{RecomputeModule::kCoreAttn};
+  /// Fine-grained activation offloading: the modules whose saved inputs wait in host memory between the
+  /// forward and the backward instead of on the GPU (memory only; the copies are not priced).
+  std::vector<OffloadModule> offload_modules;
   /// With "full": which layers rerun (Megatron-Core's --recompute-method) and how many
   /// (--recompute-num-layers; 0: unset, every layer alone).
   RecomputeMethod recompute_method = RecomputeMethod::kUniform;
@@ -219,6 +222,10 @@ struct WorkloadSpec {
   /// The backward all-to-all in the dispatch direction (the combine's gradient) sends FP8 activation
   /// gradients with their scales, as DeepSeek-V3 does (report §3.3.2); needs precision fp8.
   bool fp8_dispatch_grad = false;
+  /// The input of the MLP and expert SwiGLU kept for the backward in FP8 instead of BF16 (Megatron-Core
+  /// activation_func_fp8_input_store; DeepSeek-V3 caches it so, report §3.3.3). Only the activation's
+  /// saved input changes: recomputing its output is `moe_act` (or `mlp`) in the recompute modules.
+  bool activation_fp8_input_store = false;
   Fp8Recipe fp8_recipe = Fp8Recipe::kBlockwise;  ///< how FP8 GEMM operands are scaled (precision fp8)
   /// With precision fp8: decoder layers kept in BF16 at the start and at the end of the model
   /// (Megatron-Core --first-last-layers-bf16, --num-layers-at-start-in-bf16, --num-layers-at-end-in-bf16).

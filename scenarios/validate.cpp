@@ -108,6 +108,27 @@ void validate(Scenario& s, Problems& problems) {
       bad(s, "/workload/precision", "bf16 (the GPU " + c.gpu.name + " has no FP8 rate)", "\"fp8\"");
   });
   independent([&] {
+    const auto& par = s.parallelism;
+    if (par.offload_modules.empty()) return;
+    if (s.model.moe.experts == 0)
+      bad(s, "/parallelism/offload_modules", "no module (the model has no routed experts)",
+          std::string("\"") + to_string(par.offload_modules.front()) + "\"");
+    else if (par.recompute == Recompute::kSelective &&
+             std::find(par.recompute_modules.begin(), par.recompute_modules.end(), RecomputeModule::kMoe) !=
+                 par.recompute_modules.end())
+      bad(s, "/parallelism/offload_modules",
+          "no module inside the MoE layer when recompute_modules has \"moe\" (Megatron-Core refuses both: "
+          "the "
+          "recomputed layer keeps nothing to offload)",
+          std::string("\"") + to_string(par.offload_modules.front()) + "\"");
+  });
+  independent([&] {
+    if (s.workload.activation_fp8_input_store && s.model.activation != Activation::kSwiglu)
+      bad(s, "/workload/activation_fp8_input_store",
+          "false (Megatron-Core stores only a SwiGLU's input in FP8)",
+          std::string("true with the model's activation \"") + to_string(s.model.activation) + "\"");
+  });
+  independent([&] {
     if (s.workload.fp8_dispatch_grad && s.workload.precision != Precision::kFp8)
       bad(s, "/workload/fp8_dispatch_grad",
           std::string("false with precision \"") + to_string(s.workload.precision) + "\"",
@@ -427,8 +448,11 @@ void validate_serving(Scenario& s, Problems& problems) {
   });
   independent([&] {
     if (s.workload.fp8_dispatch_grad || s.workload.bf16_layers_at_start > 0 ||
-        s.workload.bf16_layers_at_end > 0)
-      bad(s, s.workload.fp8_dispatch_grad ? "/workload/fp8_dispatch_grad" : "/workload/bf16_layers_at_start",
+        s.workload.bf16_layers_at_end > 0 || s.workload.activation_fp8_input_store)
+      bad(s,
+          s.workload.fp8_dispatch_grad            ? "/workload/fp8_dispatch_grad"
+          : s.workload.activation_fp8_input_store ? "/workload/activation_fp8_input_store"
+                                                  : "/workload/bf16_layers_at_start",
           "training settings left at their defaults in a serving scenario", "a training setting");
   });
 }

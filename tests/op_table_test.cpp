@@ -150,6 +150,42 @@ TEST(OpTable, SelectiveRecomputeDropsTheModulesActivations) {
   EXPECT_DOUBLE_EQ(none - ln, 4 * 2 * 4096.0 * 2048 * 2);
 }
 
+// What the routed experts keep for the backward, as Megatron-Core's TEGroupedMLP keeps it (rows = 8192 on
+// the busiest GPU, f = 2048, h = 2048, 4 MoE blocks on rank 1): FC1's input in its GEMM's precision, the
+// SwiGLU's input (2·f per row) in BF16 unless activation_fp8_input_store keeps it in FP8, and FC2's
+// input (f per row) in its GEMM's precision unless "moe_act" recomputes it. FP8 alone recomputes
+// nothing; offloading drops the offloaded inputs from the GPU.
+TEST(OpTable, ExpertActivationsKeptAsMegatronCoreKeepsThem) {
+  const auto saved = [](const Json& patch) {
+    const Scenario s = scenario(patch);
+    const auto cm = make_compute_cost_model(s);
+    const NetworkModel net(s.cluster);
+    return build_workload(s, *cm, net).ranks[1].activation_bytes;
+  };
+  const double blocks = 4, rows = 8192, f = 2048, h = 2048;
+  const Json fp8 = {{"/workload/precision", "fp8"}};
+  // FP8 without moe_act: no expert op rerun in the backward.
+  for (const OpRow& r : recomputed(rows_of(scenario(fp8)), 1)) EXPECT_NE(r.name, "moe.expert_act");
+  const double kept = saved(fp8);
+  Json store = fp8;
+  store["/workload/activation_fp8_input_store"] = true;
+  EXPECT_DOUBLE_EQ(kept - saved(store), blocks * rows * 2 * f * (2 - 1));
+  Json act = fp8;
+  act["/parallelism/recompute"] = "selective";
+  act["/parallelism/recompute_modules"] = {"moe_act"};
+  EXPECT_DOUBLE_EQ(kept - saved(act), blocks * rows * f * 1);  // FC2's FP8 input, recomputed instead
+  Json fc1 = fp8;
+  fc1["/parallelism/offload_modules"] = {"expert_fc1"};
+  EXPECT_DOUBLE_EQ(kept - saved(fc1), blocks * rows * h * 1);  // FC1's FP8 input in host memory
+  Json both = store;
+  both["/parallelism/offload_modules"] = {"moe_act", "expert_fc1"};
+  EXPECT_DOUBLE_EQ(saved(store) - saved(both), blocks * rows * (h * 1 + 2 * f * 1));
+  // BF16: FC2's input 2 bytes.
+  const double bf16 = saved(Json::object());
+  Json bf16_act = {{"/parallelism/recompute", "selective"}, {"/parallelism/recompute_modules", {"moe_act"}}};
+  EXPECT_DOUBLE_EQ(bf16 - saved(bf16_act), blocks * rows * f * 2);
+}
+
 // The norm outputs a block keeps, what "layernorm" recompute drops: the attention norm's, fused with the
 // QKV projection (Transformer Engine's LayerNormLinear keeps the local sequence shard under sequence
 // parallelism and gathers it again in the backward; an FP8 projection keeps its FP8 copy), and the MoE
