@@ -49,6 +49,14 @@ std::vector<OpRow> rows_of(const Scenario& s) {
   return op_rows(s, routing_input(s));
 }
 
+// The activation bytes rank 1 (4 MoE blocks) keeps for one microbatch's backward, with `patch` applied.
+double saved(const Json& patch) {
+  const Scenario s = scenario(patch);
+  const auto cm = make_compute_cost_model(s);
+  const NetworkModel net(s.cluster);
+  return build_workload(s, *cm, net).ranks[1].activation_bytes;
+}
+
 TEST(OpTable, CountsAndFlopsByHand) {
   const Scenario s = scenario();
   const std::vector<OpRow> rows = rows_of(s);
@@ -133,12 +141,6 @@ TEST(OpTable, SelectiveRecomputeRerunsTheNamedModules) {
 }
 
 TEST(OpTable, SelectiveRecomputeDropsTheModulesActivations) {
-  const auto saved = [](const Json& patch) {
-    const Scenario s = scenario(patch);
-    const auto cm = make_compute_cost_model(s);
-    const NetworkModel net(s.cluster);
-    return build_workload(s, *cm, net).ranks[1].activation_bytes;
-  };
   const double core = saved({{"/parallelism/recompute", "selective"}});
   const double none = saved({{"/parallelism/recompute", "none"}});
   EXPECT_DOUBLE_EQ(core, none) << "fused attention keeps nothing the core recompute could drop";
@@ -156,12 +158,6 @@ TEST(OpTable, SelectiveRecomputeDropsTheModulesActivations) {
 // input (f per row) in its GEMM's precision unless "moe_act" recomputes it. FP8 alone recomputes
 // nothing; offloading drops the offloaded inputs from the GPU.
 TEST(OpTable, ExpertActivationsKeptAsMegatronCoreKeepsThem) {
-  const auto saved = [](const Json& patch) {
-    const Scenario s = scenario(patch);
-    const auto cm = make_compute_cost_model(s);
-    const NetworkModel net(s.cluster);
-    return build_workload(s, *cm, net).ranks[1].activation_bytes;
-  };
   const double blocks = 4, rows = 8192, f = 2048, h = 2048;
   const Json fp8 = {{"/workload/precision", "fp8"}};
   // FP8 without moe_act: no expert op rerun in the backward.
@@ -193,12 +189,6 @@ TEST(OpTable, ExpertActivationsKeptAsMegatronCoreKeepsThem) {
 // on rank 1, hidden 2048, 4096 tokens.
 TEST(OpTable, NormOutputsKeptAsTransformerEngineKeepsThem) {
   const auto dropped = [](const Json& patch) {
-    const auto saved = [](Json p) {
-      const Scenario s = scenario(p);
-      const auto cm = make_compute_cost_model(s);
-      const NetworkModel net(s.cluster);
-      return build_workload(s, *cm, net).ranks[1].activation_bytes;
-    };
     Json ln = patch;
     ln["/parallelism/recompute"] = "selective";
     ln["/parallelism/recompute_modules"] = {"layernorm"};
