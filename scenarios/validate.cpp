@@ -117,9 +117,8 @@ void validate(Scenario& s, Problems& problems) {
              std::find(par.recompute_modules.begin(), par.recompute_modules.end(), RecomputeModule::kMoe) !=
                  par.recompute_modules.end())
       bad(s, "/parallelism/offload_modules",
-          "no module inside the MoE layer when recompute_modules has \"moe\" (Megatron-Core refuses both: "
-          "the "
-          "recomputed layer keeps nothing to offload)",
+          "no module inside the MoE layer when recompute_modules has \"moe\" (Megatron-Core refuses "
+          "both: the recomputed layer keeps nothing to offload)",
           std::string("\"") + to_string(par.offload_modules.front()) + "\"");
   });
   independent([&] {
