@@ -137,12 +137,6 @@ double gemm_input_bytes(const PricingContext& c) {
   return c.prec == Precision::kFp8 ? 1.0 : kAct;
 }
 
-// The module's saved input is offloaded to host memory (parallelism.offload_modules).
-bool offloads(const PricingContext& c, OffloadModule m) {
-  const auto& v = c.s.parallelism.offload_modules;
-  return std::find(v.begin(), v.end(), m) != v.end();
-}
-
 // Bytes per element a SwiGLU keeps of its input for its backward: BF16, or FP8 where the workload stores
 // it so (Megatron-Core activation_func_fp8_input_store, cast back before the backward).
 double act_input_bytes(const PricingContext& c) {
@@ -822,8 +816,8 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
             act_kernel(swiglu));
   bl.grouped("moe.expert_down", r.rows, h, f, c.prec, fr);
   // Offloaded inputs wait in host memory between the forward and the backward.
-  const double fc1_in = offloads(c, OffloadModule::kExpertFc1) ? 0.0 : h * cache;
-  const double act_kept = offloads(c, OffloadModule::kMoeAct) ? 0.0 : mats * f * act_in;
+  const double fc1_in = c.offloads(OffloadModule::kExpertFc1) ? 0.0 : h * cache;
+  const double act_kept = c.offloads(OffloadModule::kMoeAct) ? 0.0 : mats * f * act_in;
   saved += rows_total * (fc1_in + act_kept + (act_rc ? 0.0 : f * cache));
 
   // Megatron-Core's shared-expert overlap: the shared up-projection (and activation) runs while the
@@ -874,6 +868,7 @@ PricingContext pricing_context(const Scenario& s, const ComputeCostModel& cm, co
   PricingContext c{s,  cm, net, s.workload.precision, 0, 0, 0, par.tp, par.cp, par.etp,
                    {}, {}, {},  par.recompute};
   for (RecomputeModule m : par.recompute_modules) c.rc_modules |= 1u << static_cast<unsigned>(m);
+  for (OffloadModule m : par.offload_modules) c.offload_modules |= 1u << static_cast<unsigned>(m);
   c.T = tokens_per_microbatch / par.cp;
   c.T_sp = par.sequence_parallel ? c.T / par.tp : c.T;
   c.T_moe = c.T / par.tp;

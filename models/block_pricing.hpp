@@ -49,12 +49,15 @@ struct PricingContext {
   const ServingBatch* serving = nullptr;
   /// Serving: bytes per routed expert weight as stored (serving.expert_dtype; 0: the precision's).
   double expert_weight_elem = 0;
-  unsigned rc_modules = 0;  ///< with selective recompute: bit m set = RecomputeModule m reruns
+  unsigned rc_modules = 0;       ///< with selective recompute: bit m set = RecomputeModule m reruns
+  unsigned offload_modules = 0;  ///< bit m set = OffloadModule m's saved input waits in host memory
 
   /// True when selective recomputation reruns module `m`.
   bool recomputes(RecomputeModule m) const {
     return rc == Recompute::kSelective && (rc_modules >> static_cast<unsigned>(m) & 1u) != 0;
   }
+  /// True when fine-grained activation offloading keeps module `m`'s saved input in host memory.
+  bool offloads(OffloadModule m) const { return (offload_modules >> static_cast<unsigned>(m) & 1u) != 0; }
 };
 
 /// The pricing context of scenario `s` for `tokens_per_microbatch` tokens per pipeline (mbs · seq).

@@ -72,8 +72,8 @@ bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups, s
     if (why != nullptr) *why = reason;
     return false;
   };
-  if (s.cluster.scale_up.kind == ScaleUpKind::kNone) return fail("the cluster has no NVLink domain");
-  if (w.moe_detail.empty()) return fail("no all-to-all to check");
+  // Nothing to pool, and nothing to explain: no NVLink domain, or no all-to-all.
+  if (s.cluster.scale_up.kind == ScaleUpKind::kNone || w.moe_detail.empty()) return false;
   const auto& par = s.parallelism;
   const int ep = std::max(1, par.ep), etp = par.etp, stage_gpus = s.layout.stage_gpus, span = ep * etp;
   const int domain = std::max(1, s.cluster.scale_up.domain_gpus);
@@ -153,10 +153,8 @@ FlowAggregation choose_aggregation(const Scenario& s, const models::Workload& w,
     std::string why;
     a.pool = balanced_nvlink(s, w, o.groups == DesGroups::kAll ? ep_groups_per_stage(s) : 1, &why);
     a.node_pairs = a.pool || simulated_gpus > max_hosts;
-    // Worth saying only where a domain holds several GPUs and something could have been pooled.
-    if (!a.pool && s.cluster.scale_up.kind != ScaleUpKind::kNone && s.layout.domain_gpus > 1 &&
-        !w.moe_detail.empty())
-      a.not_pooled = why;
+    // Worth saying only where a domain holds several GPUs (why is empty where nothing could be pooled).
+    if (!a.pool && s.layout.domain_gpus > 1) a.not_pooled = why;
   }
   return a;
 }

@@ -31,7 +31,8 @@ std::vector<int> simulated_gpu_ids(const Scenario& s, const StepOptions& o);
 /// changes nothing: every NVLink domain holds the simulated GPUs of one EP group of one pipeline rank
 /// only, and in every MoE layer's all-to-all the GPUs of a domain send and receive equal bytes, both
 /// inside the domain and across the fabric. `groups`: simulated groups per rank. Where it is false and
-/// `why` is given, *why says which condition fails.
+/// `why` is given, *why says which condition fails (left as it is where there is nothing to pool: no
+/// NVLink domain, or no all-to-all).
 bool balanced_nvlink(const Scenario& s, const models::Workload& w, int groups, std::string* why = nullptr);
 
 /// True when one fabric plane can stand for all: a rail-optimised fabric with one plane per GPU of a
