@@ -51,10 +51,11 @@ TEST(Catalog, ListsAllModels) {
 TEST(Catalog, ListsAllGpusAndClusters) {
   Catalog c = source_catalog();
   auto gpus = c.names(CatalogKind::kGpu);
-  for (const char* want : {"a100-80gb", "h100-sxm", "h800-sxm", "h200-sxm", "b200"})
+  for (const char* want : {"a100-80gb", "h100-sxm", "h800-sxm", "h200-sxm", "b200", "gb200", "b300", "gb300"})
     EXPECT_NE(std::find(gpus.begin(), gpus.end(), want), gpus.end()) << "missing gpu " << want;
   auto clusters = c.names(CatalogKind::kCluster);
-  for (const char* want : {"deepseek-h800-2048", "dgx-h100-32", "dgx-h200-16", "a100-64x8", "b200-nvl8-16"})
+  for (const char* want : {"deepseek-h800-2048", "dgx-h100-32", "dgx-h200-16", "a100-64x8", "b200-nvl8-16",
+                           "gb200-nvl72-4", "dgx-b300-32", "gb300-nvl72-4"})
     EXPECT_NE(std::find(clusters.begin(), clusters.end(), want), clusters.end())
         << "missing cluster " << want;
 }

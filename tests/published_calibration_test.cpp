@@ -230,13 +230,24 @@ TEST(PublishedCalibration, CatalogFilesAreWhatTheToolFits) {
   }
 }
 
-// B200 and H200 have no published kernel table of their own: the H100's carried by datasheet ratios
-// (b200.json, h200-sxm-scaled.json), and the files are what the tool writes.
+// B200, GB200, B300, GB300 and H200 have no published kernel table of their own: the H100's carried by
+// datasheet ratios (b200.json, gb200.json, b300.json, gb300.json, h200-sxm-scaled.json), and the files are
+// what the tool writes.
 TEST(PublishedCalibration, ScaledCatalogFilesAreTheH100sByDatasheetRatios) {
   const Calibration h100 = read_calibration(kRepo + "/scenarios/catalog/calibrations/h100-sxm.json");
-  for (const char* gpu : {"b200", "h200-sxm"}) {
+  // By hand, from the catalog entries' datasheet figures: HBM bandwidth and dense BF16 peak against the
+  // H100's 3.35 TB/s and 989 TFLOP/s.
+  struct Scaled {
+    const char* gpu;
+    double mem, bf16;
+  };
+  for (const Scaled& sc :
+       {Scaled{"b200", 8.0 / 3.35, 2250.0 / 989}, Scaled{"gb200", 8.0 / 3.35, 2500.0 / 989},
+        Scaled{"b300", 8.0 / 3.35, 2250.0 / 989}, Scaled{"gb300", 8.0 / 3.35, 2500.0 / 989},
+        Scaled{"h200-sxm", 4.8 / 3.35, 1.0}}) {
+    const std::string gpu = sc.gpu;
     // The H200's scaled file is kept beside its measured calibration, which takes what it lacks from it.
-    const std::string file_name = std::string(gpu) == "h200-sxm" ? "h200-sxm-scaled" : gpu;
+    const std::string file_name = gpu == "h200-sxm" ? "h200-sxm-scaled" : gpu;
     const Calibration file =
         read_calibration(kRepo + "/scenarios/catalog/calibrations/" + file_name + ".json");
     const GpuSpec to = catalog_gpu(gpu), from = catalog_gpu("h100-sxm");
@@ -246,13 +257,12 @@ TEST(PublishedCalibration, ScaledCatalogFilesAreTheH100sByDatasheetRatios) {
         << gpu << ": regenerate with moesim calibrate --scale-from";
     EXPECT_EQ(file.device.sm_count, to.sm_count);
     EXPECT_TRUE(file.measurements.empty());
-    // By hand: B200 2250 / 989 TFLOP/s BF16, 8 / 3.35 TB/s; H200 the same peaks, 4.8 / 3.35 TB/s.
-    const double mem = std::string(gpu) == "b200" ? 8.0 / 3.35 : 4.8 / 3.35;
-    const double bf16 = std::string(gpu) == "b200" ? 2250.0 / 989 : 1.0;
+    const double mem = sc.mem, bf16 = sc.bf16;
     for (auto f : {KernelFamily::kCopy, KernelFamily::kPermute, KernelFamily::kCombine, KernelFamily::kSwiglu,
                    KernelFamily::kRouter}) {
       EXPECT_NEAR(file.model(f)->stream.rate, h100.model(f)->stream.rate * mem,
-                  1e-6 * file.model(f)->stream.rate);
+                  1e-6 * file.model(f)->stream.rate)
+          << gpu;
       EXPECT_EQ(file.model(f)->stream.fixed_s, h100.model(f)->stream.fixed_s);
     }
     const StreamParams &a = file.model(KernelFamily::kAttention)->stream,
