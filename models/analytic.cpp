@@ -84,7 +84,8 @@ const std::vector<double>* loads_of(const Workload& w, const BlockCost* b) {
 // GPUs) a GPU's expert work of one layer follows its expert work of the other without waiting, and the pair
 // takes the busiest GPU of the sum, not the sum of each layer's busiest GPU (docs/model.md, Schedules).
 // Routed-expert time on GPU g is the busiest GPU's price times g's rank_load, as in the discrete-event
-// engine. A computation beside an all-to-all has the SMs the communication kernels leave. `gpus`:
+// engine. A computation beside an all-to-all has the SMs the communication kernels leave while they run
+// (overlap_stretch). `gpus`:
 // uneven_gpus(w) (1 when every GPU carries the same load: one stands for all). `c` is scratch space.
 // `nic_busy`: how long the previous pair's pipeline sends still hold this GPU's NIC as the pair starts
 // (Megatron-Core's combined 1F1B: its forward and its backward output, f.p2p_nic + b.p2p_nic); an
@@ -101,7 +102,10 @@ double dualpipe_pair(const Workload& w, const RankWork& f, const RankWork& b, st
   // the last GPU finishes it.
   auto run = [&](double base, double experts, const std::vector<double>* load, double after, double beside,
                  double collectives = 0) {
-    if (beside > 0) base *= w.overlap_slowdown, experts *= w.overlap_slowdown;
+    if (beside > 0) {
+      const double k = overlap_stretch(w.overlap_slowdown, base + experts, beside);
+      base *= k, experts *= k;
+    }
     base += collectives;
     double top = 0;
     for (std::size_t g = 0; g < gpus; ++g) {

@@ -3,6 +3,7 @@
 /// microbatch (forward F, backward-input B, backward-weight W), the blocks each pipeline rank runs,
 /// and the routing statistics of each MoE layer. Both engines read this.
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -170,10 +171,24 @@ struct Workload {
   double grad_dispatch_copy_bytes = 0;  ///< bytes of one copy of the combine's gradient (backward, toward
                                         ///< the experts): FP8 with scales or BF16 (fp8_dispatch_grad)
   /// Compute that runs while an expert all-to-all is in flight (DualPipe and combined-1F1B pairs) loses
-  /// the SMs the all-to-all kernels take (workload.overlap_comm_sms): it takes (sm_count − comm_sms) /
-  /// (sm_count − comm_sms − overlap_comm_sms) times its price, throughput in proportion to SMs.
+  /// the SMs the all-to-all kernels take (workload.overlap_comm_sms) for as long as they run: meanwhile it
+  /// progresses at 1 / overlap_slowdown of its rate, overlap_slowdown = (sm_count − comm_sms) / (sm_count −
+  /// comm_sms − overlap_comm_sms), throughput in proportion to SMs (overlap_stretch).
   double overlap_slowdown = 1;
 };
+
+/// How much longer `t` seconds of computation take beside an all-to-all of `comm` seconds whose kernels
+/// hold SMs for as long as they run (`slowdown`: Workload::overlap_slowdown), as a factor of `t`: the
+/// computation progresses at 1/slowdown while the all-to-all runs and at full rate after it, so it ends at
+/// min(t · slowdown, t + comm · (1 − 1/slowdown)). GEMMs and other kernels launched on the whole GPU
+/// (cuBLAS and Transformer Engine, which Megatron-Core launches without an SM margin) take the SMs back as
+/// the communication kernel exits; a framework that sizes its kernels to the SMs left for the whole step
+/// sets workload.comm_sms instead (DeepSeek-V3's DeepGEMM).
+inline double overlap_stretch(double slowdown, double t, double comm) {
+  if (!(slowdown > 1.0) || !(t > 0.0) || !(comm > 0.0)) return 1.0;
+  const double extra = std::min(t * (slowdown - 1.0), comm * (1.0 - 1.0 / slowdown));
+  return (t + extra) / t;
+}
 
 /// The ops of block `b` (shared with an identical earlier block where the workload priced it once).
 const std::vector<Op>& block_ops(const Workload& w, int b);

@@ -457,16 +457,28 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
   const Program* cur = lead(fb) <= lead(fa) ? &fb : &fa;
   const Program* other = cur == &fb ? &fa : &fb;
   std::size_t ic = 0, io = 0, cc = 0, co = 0;  // next instruction and collective of cur / other
-  // Once the first all-to-all has started, the pair's computation runs beside one and has the SMs the
-  // communication kernels leave (its TP, expert-TP and CP communication keeps its time).
-  bool started = false;
+  // Computation issued while an all-to-all runs has the SMs its kernels leave for as long as it runs (its
+  // TP, expert-TP and CP communication keeps its time): `busy` is how much longer the all-to-alls started
+  // so far hold the communication stream, at their analytic prices (PassCost), each new one queued behind
+  // the last; an instruction progresses at 1 / overlap_slowdown while busy lasts and at full rate after
+  // it (models::overlap_stretch). Like the analytic engine's slots, which stretch a computation by the
+  // whole all-to-all beside it, this counts no time the stream spends waiting.
   const double slow = w_.overlap_slowdown;
+  double busy = 0;
+  const auto price = [this](const Coll& c) {
+    const models::PassCost& pc =
+        w_.blocks[static_cast<std::size_t>(c.layer)].pass[c.kind >= kCombineB ? 1 : 0];
+    return c.kind == kDispatchF || c.kind == kDispatchB ? pc.dispatch : pc.combine;
+  };
   const auto emit = [&](Instr x) {
-    if (started && slow != 1.0 && (x.op == Ins::kCompute || x.op == Ins::kExpert)) {
-      const double comm = x.tp + x.etp + x.cp;
-      x.seconds = comm + (x.seconds - comm) * slow;
+    if (busy > 0 && slow > 1.0 && (x.op == Ins::kCompute || x.op == Ins::kExpert)) {
+      const double comm = x.tp + x.etp + x.cp, t = x.seconds - comm;
+      if (t > 0) {
+        const double stretched = t * models::overlap_stretch(slow, t, busy);
+        busy = std::max(0.0, busy - stretched);
+        x.seconds = comm + stretched;
+      }
     }
-    if (x.op == Ins::kReady) started = true;
     p.ins.push_back(x);
   };
   while (ic < cur->ins.size() || io < other->ins.size()) {
@@ -478,6 +490,7 @@ void ProgramBuilder::pair(Program& p, const ChunkStep& fs, int vf, const ChunkSt
       emit(x);
       if (x.op == Ins::kReady) {
         p.colls.push_back(cur->colls[cc++]);
+        busy += price(p.colls.back());
         break;
       }
       if (dense && x.op == Ins::kCompute && io < other->ins.size()) break;

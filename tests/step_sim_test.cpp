@@ -395,10 +395,11 @@ TEST(AnalyticPair, AllToAllWaitsForSendsOnItsNic) {
 }
 
 // The SMs DeepEP's kernels take from overlapping computation (workload.overlap_comm_sms): on the B200
-// (148 SMs) 37 of them leave 111, so computation beside an all-to-all takes 148 / 111 = 4/3 of its price.
-// Lone chunks (no all-to-all beside them) keep their times; the overlapped pairs and the step grow; the
-// two engines, each applying it in its own way (analytic: per slot with an all-to-all; DES: every
-// computation of a pair after its first all-to-all started), agree within 2%.
+// (148 SMs) 37 of them leave 111, so computation beside an all-to-all runs at 111/148 of its rate for as
+// long as the all-to-all runs. Lone chunks (no all-to-all beside them) keep their times; the overlapped
+// pairs and the step grow; the two engines, each applying it in its own way (analytic: per slot, beside
+// the slot's all-to-all; DES: per instruction, while the all-to-alls started so far hold the stream),
+// agree within 2%.
 TEST(StepSimAgreement, OverlapCommSmsSlowOnlyOverlappedComputation) {
   const Json base{{"/parallelism/pp", 1}, {"/parallelism/experts/ep", 16}, {"/parallelism/ep_overlap", true}};
   Json taken = base;
@@ -415,6 +416,46 @@ TEST(StepSimAgreement, OverlapCommSmsSlowOnlyOverlappedComputation) {
   EXPECT_GT(d.result.step_time, d0.result.step_time);
   report("overlap_comm_sms 37 DES vs analytic", d.result.step_time, a.step_time, "des", "analytic");
   EXPECT_LE(std::fabs(rel_err(d.result.step_time, a.step_time)), 0.02);
+}
+
+// The SMs an all-to-all's kernels take are taken only while it runs (models::overlap_stretch): in a
+// combined-1F1B pair of one MoE block (PP1, EP16, 37 of the B200's 148 SMs), each slot's computation x
+// beside an all-to-all of y seconds progresses at 111/148 of its rate while y lasts and at full rate after,
+// so it takes min(x · r, x + y · (1 - 1/r)) with r = 148/111, and the slot the larger of that and y. By hand
+// from the block's prices; the discrete-event engine, stretching each instruction while the all-to-alls it
+// has started still hold the communication stream, agrees within 1 %.
+TEST(StepSimAgreement, OverlapCommSmsTakenOnlyWhileTheAllToAllRuns) {
+  const Json patch{{"/model/layers", 1},
+                   {"/parallelism/pp", 1},
+                   {"/parallelism/experts/ep", 16},
+                   {"/parallelism/global_batch", 16},
+                   {"/parallelism/ep_overlap", true},
+                   {"/workload/overlap_comm_sms", 37}};
+  const Scenario s = load(kNvl, "", patch);
+  auto cm = models::make_compute_cost_model(s);
+  const models::Workload w = models::build_workload(s, *cm, models::NetworkModel(s.cluster));
+  ASSERT_EQ(w.blocks.size(), 1u);
+  const double r = 148.0 / 111.0;
+  ASSERT_DOUBLE_EQ(w.overlap_slowdown, r);
+  const models::PassCost &F = w.blocks[0].pass[0], &B = w.blocks[0].pass[1], &W = w.blocks[0].pass[2];
+  const auto slot = [r](double x, double y) { return std::max(std::min(x * r, x + y * (1 - 1 / r)), y); };
+  const models::RankWork& rw = w.ranks[0];
+  const double outside =
+      (rw.pass[0].compute - F.compute) + (rw.pass[1].compute + rw.pass[2].compute - B.compute - W.compute);
+  const double pair = slot(F.attn_compute, B.combine) + slot(B.mlp_compute + W.mlp_compute, F.dispatch) +
+                      slot(F.mlp_compute, B.dispatch) + slot(B.attn_compute + W.attn_compute, F.combine) +
+                      outside;
+  const models::Result a = models::evaluate_analytic(s);
+  EXPECT_NEAR(a.chunk.fb_pair, pair, 1e-12 * pair);
+  // Whole-slot pricing would have charged every slot x · r: this pair is shorter than that.
+  const double whole =
+      slot(F.attn_compute * r, B.combine) + slot((B.mlp_compute + W.mlp_compute) * r, F.dispatch) +
+      slot(F.mlp_compute * r, B.dispatch) + slot((B.attn_compute + W.attn_compute) * r, F.combine) + outside;
+  EXPECT_LT(a.chunk.fb_pair, whole);
+  const StepSimResult d = simulate_step(s, options_of(s));
+  report("overlap_comm_sms 37, one block: DES vs analytic", d.result.step_time, a.step_time, "des",
+         "analytic");
+  EXPECT_LE(std::fabs(rel_err(d.result.step_time, a.step_time)), 0.01);
 }
 
 // ======================================================================= 2. dense 1F1B, hand formula
