@@ -167,8 +167,9 @@ const ParamTable<WorkloadSpec>& workload_params() {
        integer("comm_sms", &WorkloadSpec::comm_sms, 0, 1024, 0,
                "SMs reserved for communication kernels for the whole step (DeepGEMM's set_num_sms)"),
        integer("overlap_comm_sms", &WorkloadSpec::overlap_comm_sms, 0, 1024, 0,
-               "SMs the expert all-to-all kernels take, while they run, from computation that overlaps them "
-               "(DualPipe and combined-1F1B pairs; Megatron-Core moe_deepep_num_sms, 20 by default for "
+               "SMs the expert all-to-all kernels take from computation that overlaps them: in training "
+               "pairs (DualPipe, combined 1F1B) while they run, in serving's two-microbatch iterations for "
+               "the whole overlapped computation (Megatron-Core moe_deepep_num_sms, 20 by default for "
                "DeepEP)"),
        choice("grad_dtype", &WorkloadSpec::grad_dtype, dtypes, Dtype::kFp32, "weight-gradient storage"),
        choice("optimizer_state_dtype", &WorkloadSpec::optimizer_state_dtype, dtypes, Dtype::kFp32,
