@@ -95,6 +95,10 @@ Hardware hardware_from_json(const Json& j, const std::string& source, const std:
   Json resolved;
   h.cluster = cluster_from_json(cj, csrc, cptr, catalog, &resolved);
   h.label = h.cluster.name;
+  if (!h.cluster.gpu.calibration.empty()) {
+    h.gpu_calibration = gpu_calibration_path(h.cluster.gpu, catalog, csrc, cptr + "/gpu/calibration");
+    h.gpu_calibration_text = read_calibration_text(h.gpu_calibration);
+  }
   const int gpn = h.cluster.gpus_per_node;
   h.max_gpus = static_cast<int>(r.get_int_in("max_gpus", gpn, 1 << 20, std::nullopt));
   h.min_nodes = static_cast<int>(r.get_int_in("min_nodes", 1, 1 << 20, 1));

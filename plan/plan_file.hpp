@@ -17,9 +17,13 @@ namespace moesim::plan {
 struct Hardware {
   std::string label;    ///< the cluster's name
   ClusterSpec cluster;  ///< as read; the search sets `nodes`
-  int max_gpus = 0;     ///< largest cluster considered
-  int min_nodes = 1;    ///< smallest cluster considered, in nodes
-  int node_step = 1;    ///< cluster sizes: min_nodes, min_nodes + step, ... up to max_gpus
+  /// The default calibration of the cluster's GPU (its catalog entry's `calibration`; "": the roofline),
+  /// which prices this hardware's layouts when the base scenario names no calibration of its own.
+  std::string gpu_calibration;
+  SharedText gpu_calibration_text;
+  int max_gpus = 0;   ///< largest cluster considered
+  int min_nodes = 1;  ///< smallest cluster considered, in nodes
+  int node_step = 1;  ///< cluster sizes: min_nodes, min_nodes + step, ... up to max_gpus
   double usd_per_gpu_hour = 0;
   Power power;
 };

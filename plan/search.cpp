@@ -118,8 +118,15 @@ bool price(const PlanSpec& p, int hi, const Scenario& c, const models::RoutingIn
 
 Scenario scenario_of(const PlanSpec& p, const Candidate& k) {
   Scenario c = p.base;
-  c.cluster = p.hardware[k.hardware].cluster;
+  const Hardware& hw = p.hardware[k.hardware];
+  c.cluster = hw.cluster;
   c.cluster.nodes = k.nodes;
+  // Without a calibration of its own, the base scenario is priced on each hardware by that GPU's default
+  // calibration, not by the one its own GPU's entry named.
+  if (p.base.calibration.empty()) {
+    c.gpu_calibration = hw.gpu_calibration;
+    c.gpu_calibration_text = hw.gpu_calibration_text;
+  }
   ParallelismSpec& par = c.parallelism;
   par.tp = k.tp, par.cp = k.cp, par.pp = k.pp, par.vpp = k.vpp, par.dp = 0;
   par.ep = k.ep, par.etp = k.etp, par.edp = 0, par.zero = k.zero;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "models/analytic.hpp"
 #include "plan/goodput.hpp"
@@ -13,6 +14,8 @@
 #include "plan/search.hpp"
 #include "plan/uncertainty.hpp"
 #include "scenarios/error.hpp"
+#include "scenarios/json_reader.hpp"
+#include "scenarios/loader.hpp"
 
 namespace moesim::plan {
 namespace {
@@ -209,6 +212,51 @@ TEST(Search, NodeLimitAboveTheEpGroupRoutesUnlimited) {
   EXPECT_EQ(scenario_of(p, k).routing.node_limit, 2);
   k.nodes = 256, k.gpus = 2048, k.ep = 64;  // eight nodes: the limit holds
   EXPECT_EQ(scenario_of(p, k).routing.node_limit, 4);
+}
+
+// A plan may offer hardware of another GPU than its base scenario's. Without a calibration of its own the
+// base is priced on each hardware by that GPU's default calibration (catalog:b200 on DGX B200), exactly as
+// the same scenario loaded on that cluster: the same step time, bit for bit.
+TEST(Search, EachHardwarePricedByItsGpusCalibration) {
+  const std::string base = std::string(MOESIM_SOURCE_DIR) + "/scenarios/plans/qwen3-30b-a3b-base.json";
+  const PlanSpec p = read_plan(write_plan("two-gpus.json", R"({"schema_version": 1, "name": "two-gpus",
+    "scenario": ")" + base + R"(", "target": {"tokens": 1e11},
+    "hardware": [{"cluster": "catalog:dgx-h100-32", "max_gpus": 16, "power": {"busy_w": 700, "communication_w": 400, "idle_w": 100}},
+                 {"cluster": "catalog:dgx-b200-32", "max_gpus": 16, "power": {"busy_w": 1000, "communication_w": 600, "idle_w": 150}}]})")
+                                   .string(),
+                               Catalog());
+  ASSERT_EQ(p.hardware.size(), 2u);
+  Candidate k;
+  k.hardware = 1, k.nodes = 1, k.gpus = 8, k.tp = 1, k.pp = 1, k.ep = 8, k.etp = 1, k.zero = 1;
+  k.microbatch_size = 1, k.recompute = Recompute::kNone, k.schedule = Schedule::k1F1B;
+  k.dispatch = p.base.workload.dispatch;
+  const Scenario planned = scenario_of(p, k);
+  EXPECT_EQ(fs::path(planned.gpu_calibration).filename(), "b200.json");
+  const models::Result a = models::evaluate_analytic(planned);
+  EXPECT_EQ(a.cost_model, "calibration:b200.json");
+  // The same layout written as a scenario on one DGX B200 node and loaded.
+  std::ifstream in(base);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Json j = Json::parse(text);
+  Json cluster = Json::parse(
+      std::ifstream(std::string(MOESIM_SOURCE_DIR) + "/scenarios/catalog/clusters/dgx-b200-32.json"));
+  cluster["nodes"] = 1;
+  j["cluster"] = cluster;
+  j["parallelism"] = Json{{"attention", {{"tp", 1}, {"cp", 1}}},
+                          {"experts", {{"ep", 8}, {"etp", 1}}},
+                          {"pp", 1},
+                          {"schedule", "1f1b"},
+                          {"zero", 1},
+                          {"recompute", "none"},
+                          {"microbatch_size", 1},
+                          {"global_batch", j["parallelism"]["global_batch"]}};
+  const fs::path f = write_plan("two-gpus-b200.json", j.dump());
+  const models::Result b = models::evaluate_analytic(load_scenario(f.string(), Catalog()));
+  EXPECT_EQ(b.cost_model, "calibration:b200.json");
+  EXPECT_EQ(a.step_time, b.step_time);
+  // The H100 hardware keeps the H100's calibration.
+  k.hardware = 0;
+  EXPECT_EQ(fs::path(scenario_of(p, k).gpu_calibration).filename(), "h100-sxm.json");
 }
 
 TEST(Plans, SmallExampleHasFeasiblePlans) {
