@@ -226,7 +226,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w);
 struct RankEval {
   ChunkTimes chunk;
   SchedulePhases phases;
-  double params = 0, expert_params = 0, activation_bytes = 0, transient_bytes = 0;
+  double params = 0, expert_params = 0, adam_params = 0, activation_bytes = 0, transient_bytes = 0;
 };
 
 }  // namespace
@@ -267,7 +267,8 @@ double overlapped_pair_seconds(const Workload& w, int f_stage, int b_stage) {
                        w.ranks[static_cast<std::size_t>(b_stage)], uneven_gpus(w), scratch, 0.0);
 }
 
-RankSync sync_of(const Scenario& s, double params, double expert_params, const ChunkTimes& chunk, int M) {
+RankSync sync_of(const Scenario& s, double params, double expert_params, double adam_params,
+                 const ChunkTimes& chunk, int M) {
   const auto& par = s.parallelism;
   const auto& cl = s.cluster;
   const NetworkModel net(cl);
@@ -297,11 +298,16 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, const C
     r.exposed_dp += M * (std::max(0.0, ag - chunk.f_compute) + std::max(0.0, ag - chunk.b_compute));
   }
   // Optimizer (AdamW, memory-bound): per local parameter read grad, master, m, v; write master, m, v
-  // and the BF16 weight.
+  // and the BF16 weight. Muon reads and writes one momentum per matrix parameter (its Newton-Schulz
+  // iterations are not priced); the embedding and output head keep AdamW's two moments.
   r.shard_dense = par.zero >= 1 ? dense_p / dp_group.size : dense_p;
   r.shard_expert = par.zero >= 1 ? expert_p / edp_group.size : expert_p;
+  r.shard_adam = par.zero >= 1 ? adam_params / dp_group.size : adam_params;
   const double master_b = s.workload.master_weights ? 4.0 : 2.0;
-  const double opt_bytes = (r.shard_dense + r.shard_expert) * (grad_b + 2 * master_b + 4 * state_b + 2.0);
+  const double shard = r.shard_dense + r.shard_expert;
+  const double opt_bytes = s.workload.optimizer == Optimizer::kMuon
+                               ? shard * (grad_b + 2 * master_b + 2.0) + (shard + r.shard_adam) * 2 * state_b
+                               : shard * (grad_b + 2 * master_b + 4 * state_b + 2.0);
   r.optimizer = opt_bytes / (cl.gpu.memory_bandwidth * cl.gpu.memory_efficiency);
   return r;
 }
@@ -310,14 +316,15 @@ RankSync rank_sync(const Scenario& s, const Workload& w, int rank) {
   const auto& par = s.parallelism;
   const RankWork& rw = w.ranks[rank];
   ChunkTimes chunk = chunk_of(rw);
-  double params = rw.params, expert_params = rw.expert_params;
+  double params = rw.params, expert_params = rw.expert_params, adam_params = rw.adam_params;
   if (par.schedule == Schedule::kDualPipe) {
     const RankWork& mirror = w.ranks[par.pp - 1 - rank];
     chunk = average(chunk, chunk_of(mirror));
     params += mirror.params;
     expert_params += mirror.expert_params;
+    adam_params += mirror.adam_params;
   }
-  return sync_of(s, params, expert_params, chunk, s.layout.microbatches);
+  return sync_of(s, params, expert_params, adam_params, chunk, s.layout.microbatches);
 }
 
 Result evaluate_analytic(const Scenario& s) {
@@ -447,6 +454,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     e.chunk = chunk_of(rw);
     e.params = rw.params;
     e.expert_params = rw.expert_params;
+    e.adam_params = rw.adam_params;
     e.activation_bytes = rw.activation_bytes;
     e.transient_bytes = rw.transient_bytes;
     if (dualpipe) {
@@ -456,6 +464,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
       e.chunk = average(e.chunk, chunk_of(mirror));
       e.params += mirror.params;
       e.expert_params += mirror.expert_params;
+      e.adam_params += mirror.adam_params;
       e.activation_bytes = 0.5 * (rw.activation_bytes + mirror.activation_bytes);
       e.transient_bytes = std::max(rw.transient_bytes, mirror.transient_bytes);
     }
@@ -479,8 +488,9 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     // A DualPipe rank and its mirror hold the same parameters and average the same chunks (both sums
     // commute exactly), so the mirror's synchronisation is the rank's.
     const int mirror = par.pp - 1 - rank;
-    syncs.push_back(dualpipe && mirror < rank ? syncs[static_cast<std::size_t>(mirror)]
-                                              : sync_of(s, e.params, e.expert_params, e.chunk, M));
+    syncs.push_back(dualpipe && mirror < rank
+                        ? syncs[static_cast<std::size_t>(mirror)]
+                        : sync_of(s, e.params, e.expert_params, e.adam_params, e.chunk, M));
     const RankSync& sync = syncs.back();
     const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp,
                  opt = sync.optimizer;
@@ -523,7 +533,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     const MemoryBreakdown mem =
         rank_memory(s,
                     RankHoldings{e.params, e.expert_params, sync.shard_dense + sync.shard_expert,
-                                 e.activation_bytes, e.transient_bytes},
+                                 sync.shard_adam, e.activation_bytes, e.transient_bytes},
                     rank);
     if (mem.total > r.memory.total) {
       r.memory = mem;

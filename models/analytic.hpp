@@ -41,12 +41,15 @@ struct RankSync {
   double gather = 0;  ///< parameter all-gather after the update (ZeRO >= 1)
   double exposed_dp =
       0;  ///< what of reduce and gather the step waits for (ZeRO-3 per-microbatch gathers included)
-  double optimizer = 0;                      ///< AdamW update of the local shard (memory-bound)
+  double optimizer = 0;                      ///< AdamW (or Muon) update of the local shard (memory-bound)
   double shard_dense = 0, shard_expert = 0;  ///< parameters updated locally
+  double shard_adam = 0;  ///< of shard_dense: the embedding and output head (AdamW's under Muon)
 };
-/// For `params` (of which `expert_params`) held by a rank with per-microbatch `chunk` times and `M`
-/// microbatches (the analytic engine's rule; the discrete-event engine adds it after the last backward).
-RankSync sync_of(const Scenario& s, double params, double expert_params, const ChunkTimes& chunk, int M);
+/// For `params` (of which `expert_params`, and `adam_params` the embedding and output head) held by a rank
+/// with per-microbatch `chunk` times and `M` microbatches (the analytic engine's rule; the discrete-event
+/// engine adds it after the last backward).
+RankSync sync_of(const Scenario& s, double params, double expert_params, double adam_params,
+                 const ChunkTimes& chunk, int M);
 /// The same for pipeline rank `rank` of `w` (DualPipe: both stages the rank holds).
 RankSync rank_sync(const Scenario& s, const Workload& w, int rank);
 

@@ -26,7 +26,9 @@ MemoryBreakdown rank_memory(const Scenario& s, const RankHoldings& h, int rank) 
   mem.weights = par.zero == 3 ? 2.0 * (dense_p / dp + expert_p / edp) : 2.0 * all_p;
   mem.master_weights = s.workload.master_weights ? 4.0 * h.shard_params : 0.0;
   mem.gradients = par.zero >= 2 ? grad_b * (dense_p / dp + expert_p / edp) : grad_b * all_p;
-  mem.optimizer_states = 2.0 * state_b * h.shard_params;
+  mem.optimizer_states = s.workload.optimizer == Optimizer::kMuon
+                             ? state_b * (h.shard_params + h.adam_shard_params)
+                             : 2.0 * state_b * h.shard_params;
   mem.activations =
       h.activation_bytes * activations_in_flight(par.schedule, par.pp, par.vpp, rank) + h.transient_bytes;
   const double allocated =

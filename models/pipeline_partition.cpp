@@ -71,6 +71,7 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
       price_embedding(c, rw.embedding_seconds);
       for (int p = 0; p < 3; ++p) rw.pass[p].compute += rw.embedding_seconds[p];
       rw.params += w.params.embedding / par.tp;
+      rw.adam_params += w.params.embedding / par.tp;
     }
     if (rw.head) {
       const HeadCost head = price_head(c);
@@ -82,7 +83,10 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
       for (int p = 0; p < 3; ++p) rw.pass[p].flops += head.flops;
       // The final RMSNorm lives with the head; with tied embeddings and pp > 1 the last rank keeps its
       // own copy of the embedding matrix for the output projection (Megatron-Core).
-      rw.params += (m.tied_embeddings && par.pp > 1 ? w.params.embedding : w.params.head) / par.tp + h;
+      const double head_params =
+          (m.tied_embeddings && par.pp > 1 ? w.params.embedding : w.params.head) / par.tp;
+      rw.params += head_params + h;
+      rw.adam_params += head_params;
     }
     if (par.pp > 1) {  // every rank of a pipeline sends: activations forward, gradients backward
       const double bytes = c.T_sp * h * kActivationBytes;

@@ -134,6 +134,7 @@ struct RankWork {
   double p2p_nic = 0;                ///< p2p_seconds when the send leaves over the NIC (to another node)
   double params = 0;                 ///< parameters held (before DualPipe duplication), split by TP/EP
   double expert_params = 0;          ///< of which routed-expert parameters
+  double adam_params = 0;            ///< of which the embedding and output head (AdamW's under Muon)
   double embedding_seconds[3] = {};  ///< of pass[].compute: the embedding (first stage)
   double head_seconds[3] = {};       ///< of pass[].compute: final norm, output head and loss (last stage)
   double p2p_bytes = 0;              ///< activation bytes one GPU sends to the next stage per microbatch

@@ -252,6 +252,19 @@ const Registry<Dtype>& dtypes() {
   return r;
 }
 
+const Registry<Optimizer>& optimizers() {
+  static const Registry<Optimizer> r{
+      "optimizer",
+      "the optimizer whose states training keeps per parameter (workload.optimizer)",
+      {{"adam", "AdamW: two moments per parameter", Optimizer::kAdam},
+       {"muon",
+        "Muon (Megatron-Core dist_muon, Kimi K2): one momentum per weight matrix, orthogonalised by "
+        "Newton-Schulz "
+        "iterations; the embedding, the output head and the norms on AdamW's two moments",
+        Optimizer::kMuon}}};
+  return r;
+}
+
 const Registry<Fp8Recipe>& fp8_recipes() {
   static const Registry<Fp8Recipe> r{
       "FP8 recipe",
@@ -403,6 +416,9 @@ const char* to_string(RequestFormat v) {
 const char* to_string(A2aKernel v) {
   return a2a_kernels().name_of(v).c_str();
 }
+const char* to_string(Optimizer v) {
+  return optimizers().name_of(v).c_str();
+}
 const char* to_string(Fp8Recipe v) {
   return fp8_recipes().name_of(v).c_str();
 }
@@ -435,10 +451,10 @@ std::vector<const RegistryBase*> setting_registries() {
   return {&attention_kinds(), &activations(),       &router_scores(),   &scale_up_kinds(),
           &topology_kinds(),  &schedules(),         &recompute_modes(), &recompute_modules(),
           &offload_modules(), &recompute_methods(), &precisions(),      &workload_kinds(),
-          &serving_roles(),   &a2a_kernels(),       &dtypes(),          &fp8_recipes(),
-          &dispatch_modes(),  &routing_modes(),     &trace_formats(),   &engine_kinds(),
-          &des_groups(),      &aggregations(),      &request_formats(), &kv_dtypes(),
-          &state_dtypes(),    &expert_dtypes(),     &output_formats()};
+          &serving_roles(),   &a2a_kernels(),       &dtypes(),          &optimizers(),
+          &fp8_recipes(),     &dispatch_modes(),    &routing_modes(),   &trace_formats(),
+          &engine_kinds(),    &des_groups(),        &aggregations(),    &request_formats(),
+          &kv_dtypes(),       &state_dtypes(),      &expert_dtypes(),   &output_formats()};
 }
 
 }  // namespace moesim

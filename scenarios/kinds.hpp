@@ -40,6 +40,8 @@ enum class ServingRole { kColocated, kPrefill, kDecode };
 enum class A2aKernel { kAuto, kNormal, kLowLatency };
 /// Storage type of gradients and optimizer states.
 enum class Dtype { kFp32, kBf16 };
+/// The optimizer whose states training keeps.
+enum class Optimizer { kAdam, kMuon };
 /// How FP8 training scales its tensors (Transformer Engine's recipes).
 enum class Fp8Recipe { kBlockwise, kCurrent, kDelayed, kMxfp8 };
 /// How the expert all-to-all moves tokens.
@@ -80,6 +82,7 @@ const Registry<WorkloadKind>& workload_kinds();
 const Registry<ServingRole>& serving_roles();
 const Registry<A2aKernel>& a2a_kernels();
 const Registry<Dtype>& dtypes();
+const Registry<Optimizer>& optimizers();
 const Registry<Fp8Recipe>& fp8_recipes();
 const Registry<DispatchMode>& dispatch_modes();
 const Registry<RoutingMode>& routing_modes();
@@ -114,6 +117,7 @@ const char* to_string(ExpertDtype v);
 /// Bytes per element of a routed expert weight stored as `v` (kAuto: 0, the workload precision's).
 double expert_weight_bytes(ExpertDtype v);
 const char* to_string(Dtype v);
+const char* to_string(Optimizer v);
 const char* to_string(Fp8Recipe v);
 const char* to_string(DispatchMode v);
 const char* to_string(RoutingMode v);

@@ -172,8 +172,11 @@ const ParamTable<WorkloadSpec>& workload_params() {
                "the whole overlapped computation (Megatron-Core moe_deepep_num_sms, 20 by default for "
                "DeepEP)"),
        choice("grad_dtype", &WorkloadSpec::grad_dtype, dtypes, Dtype::kFp32, "weight-gradient storage"),
+       choice("optimizer", &WorkloadSpec::optimizer, optimizers, Optimizer::kAdam,
+              "optimizer whose states are kept: adam (two moments per parameter) or muon (one momentum per "
+              "weight matrix, the embedding and output head on Adam; Megatron-Core dist_muon)"),
        choice("optimizer_state_dtype", &WorkloadSpec::optimizer_state_dtype, dtypes, Dtype::kFp32,
-              "Adam moments"),
+              "Adam moments (Muon: its momentum)"),
        boolean("master_weights", &WorkloadSpec::master_weights, true, "FP32 master copy of the weights"),
        boolean("causal", &WorkloadSpec::causal, true, "causal attention mask"),
        choice("dispatch", &WorkloadSpec::dispatch, dispatch_modes, DispatchMode::kFlat, "expert all-to-all"),

@@ -212,7 +212,8 @@ struct WorkloadSpec {
   int comm_sms = 0;                        ///< SMs reserved for communication kernels
   int overlap_comm_sms = 0;  ///< SMs the all-to-all kernels take from computation that runs beside them
   Dtype grad_dtype = Dtype::kFp32;             ///< weight-gradient storage
-  Dtype optimizer_state_dtype = Dtype::kFp32;  ///< Adam moments
+  Optimizer optimizer = Optimizer::kAdam;      ///< whose states are kept (AdamW: two moments)
+  Dtype optimizer_state_dtype = Dtype::kFp32;  ///< Adam moments (Muon's momentum)
   bool master_weights = true;                  ///< FP32 master copy
   bool causal = true;
   /// all-to-all: one copy per (token, expert) slot (NCCL, Megatron-Core's alltoall dispatcher), or one

@@ -132,6 +132,31 @@ TEST(Memory, DenseZero1) {
   EXPECT_TRUE(r.infeasible_reason.empty());
 }
 
+// Muon (workload.optimizer "muon", Megatron-Core's dist_muon): one momentum per weight-matrix parameter,
+// AdamW's two moments for the embedding and the output head. The dense model above on 8 GPUs (ZeRO-1,
+// dp 8): the shard is P / 8 with P = 126,362,624, of which the embedding and head are 2 · 32,768,000 / 8, so
+// the states are 4 B · (P + 2 · 32,768,000) / 8, against Adam's 2 · 4 B · P / 8; the rest of the memory
+// is the same. The optimizer step moves 2 · 4 B less per matrix parameter (one moment read and written
+// instead of two).
+TEST(Memory, MuonKeepsOneMomentumPerMatrix) {
+  Json j = scenario_json(dense_model());
+  const Result adam = eval(j);
+  j["workload"]["optimizer"] = "muon";
+  const Result muon = eval(j);
+  const double P = kDenseRank, eh = 2 * kEmb;
+  EXPECT_REL(muon.memory.optimizer_states, 4.0 * (P + eh) / 8);
+  EXPECT_REL(adam.memory.optimizer_states, 2 * 4.0 * P / 8);
+  EXPECT_REL(muon.memory.weights, adam.memory.weights);
+  EXPECT_REL(muon.memory.master_weights, adam.memory.master_weights);
+  EXPECT_REL(muon.memory.gradients, adam.memory.gradients);
+  EXPECT_REL(muon.memory.activations, adam.memory.activations);
+  // Optimizer: Adam reads and writes grad 4, master 2 · 4, m and v 4 · 4, weight 2 bytes per parameter of
+  // the shard; Muon the same but one moment for the matrices: 2 · 4 · (P - eh) / 8 bytes less.
+  const double bw = 3.35e12 * 0.9;  // the GPU's HBM at the default memory_efficiency
+  EXPECT_REL(adam.breakdown.optimizer, P / 8 * (4 + 8 + 16 + 2) / bw);
+  EXPECT_REL(muon.breakdown.optimizer, (P / 8 * (4 + 8 + 2) + (P + eh) / 8 * 8) / bw);
+}
+
 TEST(Memory, DenseZero2ShardsGradients) {
   const Result r = eval(scenario_json(dense_model(), 1, 1, 1, 2));
   const double P = kDenseRank;

@@ -358,7 +358,9 @@ TEST(DispatchStats, GroupLimitedMatchesSampledRouting) {
     // Flat dispatch: every slot is a copy somewhere, the copies sum to top_k.
     g.hierarchical = false;
     EXPECT_NEAR(sum(models::dispatch_stats_grouped(group_rank, g).copies_rank), 8.0, 1e-9);
-    if (c.ranks == 32) EXPECT_NEAR(sum(s.hit_node), 4 * 55.0 / 70, 1e-12);
+    if (c.ranks == 32) {
+      EXPECT_NEAR(sum(s.hit_node), 4 * 55.0 / 70, 1e-12);
+    }
     std::printf(
         "[measured] group-limited EP%d: nodes per token %.4f closed form, %.4f sampled; ranks %.4f, %.4f\n",
         c.ranks, sum(s.hit_node), nodes, sum(s.hit_rank), ranks);
