@@ -63,8 +63,13 @@ double checkpoint_bytes(const Scenario& s) {
   const double params = pc.total + pc.mtp;
   const double weights = 2.0;  // BF16 weights, as the memory model holds them
   const double master = s.workload.master_weights ? 4.0 : 0.0;
-  const double moments = 2.0 * bytes_of(s.workload.optimizer_state_dtype);
-  return params * (weights + master + moments);
+  const double moment = bytes_of(s.workload.optimizer_state_dtype);
+  if (s.workload.optimizer == Optimizer::kMuon) {
+    // One momentum per weight-matrix parameter; AdamW's two for the embedding and output head.
+    const double adam = pc.embedding + pc.head;
+    return params * (weights + master + moment) + adam * moment;
+  }
+  return params * (weights + master + 2.0 * moment);
 }
 
 bool price(const PlanSpec& p, int hi, const Scenario& c, const models::RoutingInput* ri, double ckpt_bytes,

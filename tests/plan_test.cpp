@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "models/analytic.hpp"
+#include "models/params.hpp"
 #include "plan/goodput.hpp"
 #include "plan/plan_file.hpp"
 #include "plan/report.hpp"
@@ -257,6 +258,22 @@ TEST(Search, EachHardwarePricedByItsGpusCalibration) {
   // The H100 hardware keeps the H100's calibration.
   k.hardware = 0;
   EXPECT_EQ(fs::path(scenario_of(p, k).gpu_calibration).filename(), "h100-sxm.json");
+}
+
+// The checkpoint a plan prices: BF16 weights, FP32 master and the optimizer's states per parameter. By hand
+// for DeepSeek-V3 as the catalog counts it (P = total + MTP, E = embedding + head): Adam 2 + 4 + 2 · 4 bytes
+// per parameter; Muon one FP32 momentum per parameter and a second for the embedding and head.
+TEST(Search, CheckpointHoldsTheOptimizersStates) {
+  const PlanSpec p =
+      read_plan(std::string(MOESIM_SOURCE_DIR) + "/scenarios/plans/deepseek-v3-h800.json", Catalog());
+  Scenario s = p.base;
+  s.workload.optimizer_state_dtype = Dtype::kFp32;
+  s.workload.master_weights = true;
+  const models::ParamCounts pc = models::count_params(s.model);
+  const double P = pc.total + pc.mtp, E = pc.embedding + pc.head;
+  EXPECT_DOUBLE_EQ(checkpoint_bytes(s), P * (2 + 4 + 8));
+  s.workload.optimizer = Optimizer::kMuon;
+  EXPECT_DOUBLE_EQ(checkpoint_bytes(s), P * (2 + 4 + 4) + E * 4);
 }
 
 TEST(Plans, SmallExampleHasFeasiblePlans) {
