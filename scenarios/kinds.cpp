@@ -259,8 +259,8 @@ const Registry<Optimizer>& optimizers() {
       {{"adam", "AdamW: two moments per parameter", Optimizer::kAdam},
        {"muon",
         "Muon (Megatron-Core dist_muon, Kimi K2): one momentum per weight matrix, orthogonalised by "
-        "Newton-Schulz "
-        "iterations; the embedding, the output head and the norms on AdamW's two moments",
+        "Newton-Schulz iterations; the embedding and the output head on AdamW's two moments (norm weights "
+        "counted with the matrices)",
         Optimizer::kMuon}}};
   return r;
 }
