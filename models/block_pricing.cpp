@@ -764,7 +764,12 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   // Softmax/sigmoid and top-k read the FP32 logits once (4·T·E bytes) and write each token's K expert
   // indices and weights (4 + 4 bytes each): 4·T·E + 8·T·K.
   bl.memory("moe.topk", R::kRouter, Tm * e.experts * 4.0 + Tm * e.top_k * 8.0, fr, MemoryKernel::kRouter);
-  bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr, MemoryKernel::kPermute);
+  // DeepEP's low-latency kernels need neither pass of their own: the dispatch writes each token straight
+  // into its experts' receive buffers and the combine sums the returning copies with the routing weights
+  // (DeepEP README, low_latency_dispatch and low_latency_combine), inside the latencies its table gives.
+  const bool in_kernel = geo.low_latency;
+  if (!in_kernel)
+    bl.memory("moe.permute", R::kPermute, Tm * e.top_k * h * kAct * 2, fr, MemoryKernel::kPermute);
   // The permuted copy needs no saving (its backward is an index scatter); the expert inputs below are.
   saved += input + Tm * e.experts * 4.0;
   // Each expert GEMM keeps its input in its own precision (Transformer Engine saves the FP8 copy); the
@@ -839,8 +844,9 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
     }
     if (!src) saved += Tm * (h + (mats + 1) * sf) * kAct;
   }
-  bl.memory("moe.unpermute_combine", R::kUnpermute, Tm * e.top_k * h * kAct + Tm * h * 4.0, fr,
-            MemoryKernel::kCombine);
+  if (!in_kernel)
+    bl.memory("moe.unpermute_combine", R::kUnpermute, Tm * e.top_k * h * kAct + Tm * h * 4.0, fr,
+              MemoryKernel::kCombine);
   bl.memory("moe.residual", R::kResidual, c.T_sp * h * kAct * 3);
   // Exposed expert communication: without the overlap every all-to-all; with it, what the shared
   // experts do not cover. The expert-TP collectives are exposed either way. (ep_comm - dispatch -

@@ -333,6 +333,11 @@ IterationPricer::~IterationPricer() = default;
 // Forward-only totals of one block: what an iteration adds for it.
 struct IterationPricer::BlockTotals {
   double compute = 0, tp = 0, ep = 0, ep_exposed = 0, attention = 0, experts = 0, imbalance = 1;
+  /// The block's forward split as the two-microbatch schedules run it: the computation before the
+  /// dispatch up to the attention kernel (attn_pre) and from it (attn_core: the attention kernel, the
+  /// output projection, the router and the permute), the shared experts, the rest of the MLP (routed
+  /// experts, un-permute, expert-TP collectives); the dispatch and the combine.
+  double attn_pre = 0, attn_core = 0, shared = 0, mlp = 0, dispatch = 0, combine = 0;
   bool moe = false;
   int layer = 0;
   BlockKind kind = BlockKind::kDense;
@@ -361,10 +366,29 @@ IterationPricer::BlockTotals totals(const BlockCost& b) {
   t.experts = f.experts;
   t.layer = b.layer;
   t.kind = b.kind;
+  t.dispatch = f.dispatch;
+  t.combine = f.combine;
   for (const Op& op : b.ops) {
     if (op.role == OpRole::kAttention && op.kind == OpKind::kAttention) t.attention += op.seconds;
     t.ops.push_back(op);
   }
+  // An FP8 cast belongs to the GEMM it feeds, the op after it; everything before the attention kernel
+  // belongs to the attention component (PassCost::attn_compute), which is the block's start.
+  bool core_seen = false;
+  for (std::size_t i = 0; i < t.ops.size(); ++i) {
+    const Op& op = t.ops[i];
+    if (op.comm != CommKind::kNone) continue;
+    std::size_t j = i;
+    while (j + 1 < t.ops.size() && t.ops[j].role == OpRole::kQuantize) ++j;
+    const OpRole r = t.ops[j].role;
+    core_seen = core_seen || t.ops[j].kind == OpKind::kAttention;
+    if (r == OpRole::kSharedUp || r == OpRole::kSharedDown) t.shared += op.seconds;
+    if (!core_seen) t.attn_pre += op.seconds;
+  }
+  t.attn_pre = std::min(t.attn_pre, f.attn_compute);
+  t.attn_core = f.attn_compute - t.attn_pre;
+  t.shared = std::min(t.shared, f.mlp_compute);
+  t.mlp = f.mlp_compute - t.shared + f.etp_comm;
   return t;
 }
 
@@ -499,13 +523,25 @@ IterationCost IterationPricer::price(const ServingBatch& batch) const {
     }
   };
   if (impl_->two_microbatch) {
-    // Two halves alternate: one half's all-to-all and TP all-reduce run under the other's computation,
-    // so a block takes twice the longer of a half's compute and a half's communication.
+    // Two halves alternate, each one's all-to-alls beside the other's computation, in the stages of
+    // DeepSeek's inference schedules (github deepseek-ai/profile-data, README and its prefill and decode
+    // figures), which SGLang's two-batch overlap follows. A stage lasts as long as the longer of its
+    // computation and its communication, and each waits for the one before it. With the normal kernels
+    // (prefill) a block is four stages: [attention of one half, shared experts of the other | combine],
+    // [attention | dispatch], [MLP | dispatch], [MLP, shared experts | combine]. With the low-latency
+    // kernels (decode) each half is three: [its shared experts, the other's attention up to the attention
+    // kernel | dispatch], [MLP], [the other's attention kernel onward | combine]. TP collectives wait with
+    // the dispatch. A half's computation beside the normal kernels runs on the SMs they leave.
     const double slow = impl_->overlap_slowdown;
+    const bool low_latency = impl_->rctx.geo.low_latency;
     for (const BlockTotals& t : price_blocks(half_of(batch))) {
-      const double comm = t.tp + t.ep;
+      const double A0 = t.attn_pre * slow, A1 = t.attn_core * slow, A = A0 + A1, S = t.shared * slow,
+                   M = t.mlp * slow, D = t.dispatch + t.tp, C = t.combine;
+      const double block = low_latency
+                               ? 2 * (std::max(S + A0, D) + M + std::max(A1, C))
+                               : std::max(A + S, C) + std::max(A, D) + std::max(M, D) + std::max(M + S, C);
       out.compute += 2 * t.compute * slow;
-      out.exposed_comm += 2 * std::max(0.0, comm - t.compute * slow);
+      out.exposed_comm += std::max(0.0, block - 2 * t.compute * slow);
       out.all_to_all += 2 * t.ep;
       out.attention += 2 * t.attention;
       out.experts += 2 * t.experts;

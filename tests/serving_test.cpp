@@ -376,6 +376,82 @@ TEST(ServingOps, RowsAddUpToTheIterationsOps) {
   EXPECT_DOUBLE_EQ(dispatches, 2.0 * 58);  // 58 MoE layers of DeepSeek-V3
 }
 
+// Two microbatches in the stages of DeepSeek's inference schedules (github deepseek-ai/profile-data),
+// summed by hand from the iteration's own op rows. Prefill, DeepEP's normal kernels on
+// overlap_comm_sms of the SMs: per block [attention + shared | combine] [attention | dispatch]
+// [MLP | dispatch] [MLP + shared | combine], the computation slowed by the SMs the kernels take.
+// Decode, the low-latency kernels (no SMs taken): per half [shared + attention up to its kernel |
+// dispatch] [MLP] [attention kernel onward | combine]. An FP8 cast counts with the op it feeds.
+TEST(ServingFormulas, TwoMicrobatchStagesByHand) {
+  Json j = read(kExamples + "deepseek-v3-h800-disaggregated.json");
+  j["routing"]["mode"] = "expected";
+  const Scenario s = load_json(j);
+  const int sms = s.cluster.gpu.sm_count - s.workload.comm_sms;
+  const double slow_normal = double(sms) / double(sms - s.workload.overlap_comm_sms);
+  ASSERT_GT(slow_normal, 1.0);
+  for (int inst = 0; inst < 2; ++inst) {
+    const bool decode = s.serving.instances[static_cast<std::size_t>(inst)].role == ServingRole::kDecode;
+    ServingBatch b;
+    if (decode) {
+      b.decode_seqs = 128, b.decode_kv = 1024;
+    } else {
+      b.prefill_tokens = 8192, b.prefill_seqs = 16, b.prefill_kv = 256, b.prefill_context = 512;
+    }
+    const IterationPricer p(s, inst);
+    const std::vector<OpRow> rows = p.op_rows(b);
+    const double slow = decode ? 1.0 : slow_normal;
+    double expected = 0, moe_blocks = 0, whole = 0;
+    std::size_t i = 0;
+    while (i < rows.size()) {
+      if (rows[i].layer < 0) {  // embedding, head, sampling: once, not overlapped
+        expected += rows[i].count * rows[i].seconds;
+        ++i;
+        continue;
+      }
+      const int layer = rows[i].layer;
+      double A0 = 0, A1 = 0, S = 0, M = 0, D = 0, C = 0;
+      bool core = false, comm = false;
+      const std::size_t first = i;
+      while (i < rows.size() && rows[i].layer == layer) ++i;
+      for (std::size_t k = first; k < i; ++k) {
+        const OpRow& r = rows[k];
+        EXPECT_DOUBLE_EQ(r.count, 2.0) << r.name;
+        std::size_t f = k;  // the op an FP8 cast feeds
+        while (f + 1 < i && rows[f].name.rfind("fp8.", 0) == 0) ++f;
+        const std::string& fed = rows[f].name;
+        if (r.kind == OpKind::kComm) {
+          (r.name == "moe.dispatch" ? D : C) += r.seconds;
+          comm = true;
+        } else if (fed.rfind("moe.shared", 0) == 0) {
+          S += r.seconds;
+        } else if (comm || fed.rfind("ffn.", 0) == 0) {
+          M += r.seconds;
+        } else {
+          core = core || rows[f].kind == OpKind::kAttention;
+          (core ? A1 : A0) += r.seconds;
+        }
+      }
+      moe_blocks += comm ? 1 : 0;
+      A0 *= slow, A1 *= slow, S *= slow, M *= slow;
+      const double A = A0 + A1;
+      expected += decode ? 2 * (std::max(S + A0, D) + M + std::max(A1, C))
+                         : std::max(A + S, C) + std::max(A, D) + std::max(M, D) + std::max(M + S, C);
+      whole += 2 * std::max(A + S + M, D + C);
+    }
+    // Stages cost more than the longer of a block's computation and its communication: this batch has
+    // stages where the communication is the longer and others where the computation is.
+    EXPECT_GT(expected, 1.02 * whole) << (decode ? "decode" : "prefill");
+    EXPECT_DOUBLE_EQ(moe_blocks, 58.0);
+    const IterationCost c = p.price(b);
+    EXPECT_NEAR(c.compute + c.exposed_comm, expected, 1e-9 * expected) << (decode ? "decode" : "prefill");
+    // The low-latency kernels permute and un-permute inside the all-to-all: no pass of their own.
+    bool permute = false;
+    for (const OpRow& r : rows)
+      permute = permute || r.name == "moe.permute" || r.name == "moe.unpermute_combine";
+    EXPECT_EQ(permute, !decode);
+  }
+}
+
 // Che's approximation of an LRU cache: with equally popular items a cache of C of G items hits C / G of
 // the requests (T solves G (1 − e^(−T/G)) = C, and every item hits with 1 − e^(−T/G) = C / G); everything
 // fits: 1; nothing: 0; skewed popularity hits more than C / G.
