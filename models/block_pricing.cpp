@@ -782,7 +782,8 @@ double moe_block(const PricingContext& c, Builder& bl, LayerRouting& r, const Ep
   // Dispatch and combine all-to-all on the EP group; backward sends gradients the opposite way. Toward
   // the experts (forward dispatch, the combine's gradient) in FP8 where the recipe says so, back to the
   // tokens (forward combine, the dispatch's gradient) in BF16 (DeepSeek-V3 report §3.3.2).
-  const double fwd_copy = dispatch_bytes_per_token(m.hidden, c.prec), bf16_copy = 2.0 * h;
+  const double fwd_copy = dispatch_bytes_per_token(m.hidden, forward_dispatch_precision(c.s.workload)),
+               bf16_copy = 2.0 * h;
   const double grad_copy = grad_dispatch_bytes_per_token(c.s.workload, m.hidden);
   const AllToAllBytes b_disp = all_to_all_bytes(r.stats, geo, Tm, fwd_copy);
   const AllToAllBytes b_comb = all_to_all_bytes(r.stats, geo, Tm, bf16_copy);

@@ -194,7 +194,7 @@ RoutingContext routing_context(const Scenario& s) {
   ctx.experts = s.model.moe.experts;
   ctx.tokens_per_source = double(p.microbatch_size) * s.workload.seq_len / p.cp / p.tp;
   ctx.capacity_factor = s.routing.capacity_factor;
-  ctx.bytes_per_copy = dispatch_bytes_per_token(s.model.hidden, s.workload.precision);
+  ctx.bytes_per_copy = dispatch_bytes_per_token(s.model.hidden, forward_dispatch_precision(s.workload));
   return ctx;
 }
 

@@ -19,6 +19,18 @@ double dispatch_bytes_per_token(int hidden, Precision p) {
   return p == Precision::kFp8 ? hidden + hidden / 128.0 * 4.0 + 16.0 : 2.0 * hidden;
 }
 
+Precision forward_dispatch_precision(const WorkloadSpec& w) {
+  switch (w.dispatch_dtype) {
+    case DispatchDtype::kFp8:
+      return Precision::kFp8;
+    case DispatchDtype::kBf16:
+      return Precision::kBf16;
+    case DispatchDtype::kAuto:
+      break;
+  }
+  return w.kind == WorkloadKind::kServing ? w.precision : Precision::kBf16;
+}
+
 double grad_dispatch_bytes_per_token(const WorkloadSpec& w, int hidden) {
   return dispatch_bytes_per_token(hidden, w.fp8_dispatch_grad ? Precision::kFp8 : Precision::kBf16);
 }

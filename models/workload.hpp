@@ -229,6 +229,10 @@ std::vector<int> chunk_blocks(const Scenario& s, int blocks);
 /// Bytes of one dispatched token copy: FP8 with one FP32 scale per 128 values plus 16 bytes of routing
 /// metadata (DeepEP README: 7168 → 7408 bytes), or BF16.
 double dispatch_bytes_per_token(int hidden, Precision p);
+
+/// The precision the forward dispatch sends its copies in (workload.dispatch_dtype; "auto": BF16 in
+/// training, the GEMMs' precision in serving).
+Precision forward_dispatch_precision(const WorkloadSpec& w);
 /// Bytes of one copy of the combine's gradient sent back toward the experts: FP8 as the forward
 /// dispatch when the workload's fp8_dispatch_grad says so (DeepSeek-V3 report §3.3.2), BF16 otherwise.
 double grad_dispatch_bytes_per_token(const WorkloadSpec& w, int hidden);

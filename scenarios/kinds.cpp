@@ -265,6 +265,22 @@ const Registry<Optimizer>& optimizers() {
   return r;
 }
 
+const Registry<DispatchDtype>& dispatch_dtypes() {
+  static const Registry<DispatchDtype> r{
+      "dispatch dtype",
+      "what the forward expert dispatch sends (workload.dispatch_dtype)",
+      {{"auto",
+        "BF16 in training (Megatron-Core's DeepEP and HybridEP dispatchers send BF16 and quantize after "
+        "the dispatch), the GEMMs' precision in serving (DeepEP's FP8 dispatch)",
+        DispatchDtype::kAuto},
+       {"fp8",
+        "FP8 with a 4-byte scale per 128 elements and 16 bytes of routing metadata (DeepSeek-V3 report "
+        "§3.3.2; needs precision fp8)",
+        DispatchDtype::kFp8},
+       {"bf16", "2 bytes per element", DispatchDtype::kBf16}}};
+  return r;
+}
+
 const Registry<Fp8Recipe>& fp8_recipes() {
   static const Registry<Fp8Recipe> r{
       "FP8 recipe",
@@ -422,6 +438,9 @@ const char* to_string(Optimizer v) {
 const char* to_string(Fp8Recipe v) {
   return fp8_recipes().name_of(v).c_str();
 }
+const char* to_string(DispatchDtype v) {
+  return dispatch_dtypes().name_of(v).c_str();
+}
 const char* to_string(Dtype v) {
   return dtypes().name_of(v).c_str();
 }
@@ -448,13 +467,13 @@ const char* to_string(OutputFormat v) {
 }
 
 std::vector<const RegistryBase*> setting_registries() {
-  return {&attention_kinds(), &activations(),       &router_scores(),   &scale_up_kinds(),
-          &topology_kinds(),  &schedules(),         &recompute_modes(), &recompute_modules(),
-          &offload_modules(), &recompute_methods(), &precisions(),      &workload_kinds(),
-          &serving_roles(),   &a2a_kernels(),       &dtypes(),          &optimizers(),
-          &fp8_recipes(),     &dispatch_modes(),    &routing_modes(),   &trace_formats(),
-          &engine_kinds(),    &des_groups(),        &aggregations(),    &request_formats(),
-          &kv_dtypes(),       &state_dtypes(),      &expert_dtypes(),   &output_formats()};
+  return {
+      &attention_kinds(), &activations(),     &router_scores(),     &scale_up_kinds(),  &topology_kinds(),
+      &schedules(),       &recompute_modes(), &recompute_modules(), &offload_modules(), &recompute_methods(),
+      &precisions(),      &workload_kinds(),  &serving_roles(),     &a2a_kernels(),     &dtypes(),
+      &optimizers(),      &fp8_recipes(),     &dispatch_dtypes(),   &dispatch_modes(),  &routing_modes(),
+      &trace_formats(),   &engine_kinds(),    &des_groups(),        &aggregations(),    &request_formats(),
+      &kv_dtypes(),       &state_dtypes(),    &expert_dtypes(),     &output_formats()};
 }
 
 }  // namespace moesim

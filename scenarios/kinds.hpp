@@ -38,6 +38,10 @@ enum class ServingRole { kColocated, kPrefill, kDecode };
 /// Which expert all-to-all kernels a serving instance uses: DeepEP's normal (throughput) kernels, its
 /// low-latency kernels (every token copy straight over the NIC), or the role's usual choice.
 enum class A2aKernel { kAuto, kNormal, kLowLatency };
+/// What the forward expert dispatch sends under FP8 training or serving: "auto" is BF16 in training
+/// (Megatron-Core's DeepEP and HybridEP dispatchers quantize after the dispatch) and the GEMMs' precision in
+/// serving (DeepEP's FP8 dispatch, as SGLang and DeepSeek's inference run it).
+enum class DispatchDtype { kAuto, kFp8, kBf16 };
 /// Storage type of gradients and optimizer states.
 enum class Dtype { kFp32, kBf16 };
 /// The optimizer whose states training keeps.
@@ -84,6 +88,7 @@ const Registry<A2aKernel>& a2a_kernels();
 const Registry<Dtype>& dtypes();
 const Registry<Optimizer>& optimizers();
 const Registry<Fp8Recipe>& fp8_recipes();
+const Registry<DispatchDtype>& dispatch_dtypes();
 const Registry<DispatchMode>& dispatch_modes();
 const Registry<RoutingMode>& routing_modes();
 const Registry<TraceFormat>& trace_formats();
@@ -119,6 +124,7 @@ double expert_weight_bytes(ExpertDtype v);
 const char* to_string(Dtype v);
 const char* to_string(Optimizer v);
 const char* to_string(Fp8Recipe v);
+const char* to_string(DispatchDtype v);
 const char* to_string(DispatchMode v);
 const char* to_string(RoutingMode v);
 const char* to_string(TraceFormat v);

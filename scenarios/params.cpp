@@ -182,6 +182,10 @@ const ParamTable<WorkloadSpec>& workload_params() {
        choice("dispatch", &WorkloadSpec::dispatch, dispatch_modes, DispatchMode::kFlat, "expert all-to-all"),
        boolean("shared_expert_overlap", &WorkloadSpec::shared_expert_overlap, true,
                "shared experts run while dispatch and combine are in flight"),
+       choice("dispatch_dtype", &WorkloadSpec::dispatch_dtype, dispatch_dtypes, DispatchDtype::kAuto,
+              "what the forward expert dispatch sends: auto (BF16 in training, as Megatron-Core's DeepEP and "
+              "HybridEP dispatchers do; the GEMMs' precision in serving, as DeepEP's FP8 dispatch), fp8 "
+              "(DeepSeek-V3 §3.3.2; needs precision fp8) or bf16"),
        boolean("fp8_dispatch_grad", &WorkloadSpec::fp8_dispatch_grad, false,
                "backward all-to-all toward the experts in FP8 (DeepSeek-V3 §3.3.2; needs precision fp8)"),
        boolean("activation_fp8_input_store", &WorkloadSpec::activation_fp8_input_store, false,

@@ -223,6 +223,8 @@ struct WorkloadSpec {
   /// The backward all-to-all in the dispatch direction (the combine's gradient) sends FP8 activation
   /// gradients with their scales, as DeepSeek-V3 does (report §3.3.2); needs precision fp8.
   bool fp8_dispatch_grad = false;
+  /// What the forward dispatch sends (auto: BF16 in training, the GEMMs' precision in serving).
+  DispatchDtype dispatch_dtype = DispatchDtype::kAuto;
   /// The input of the MLP and expert SwiGLU kept for the backward in FP8 instead of BF16 (Megatron-Core
   /// activation_func_fp8_input_store; DeepSeek-V3 caches it so, report §3.3.3). Only the activation's
   /// saved input changes: recomputing its output is `moe_act` (or `mlp`) in the recompute modules.

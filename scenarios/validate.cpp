@@ -128,6 +128,12 @@ void validate(Scenario& s, Problems& problems) {
           std::string("true with the model's activation \"") + to_string(s.model.activation) + "\"");
   });
   independent([&] {
+    if (s.workload.dispatch_dtype == DispatchDtype::kFp8 && s.workload.precision != Precision::kFp8)
+      bad(s, "/workload/dispatch_dtype",
+          std::string("\"auto\" or \"bf16\" with precision \"") + to_string(s.workload.precision) + "\"",
+          "\"fp8\" (an FP8 dispatch needs precision fp8)");
+  });
+  independent([&] {
     if (s.workload.fp8_dispatch_grad && s.workload.precision != Precision::kFp8)
       bad(s, "/workload/fp8_dispatch_grad",
           std::string("false with precision \"") + to_string(s.workload.precision) + "\"",

@@ -430,5 +430,26 @@ TEST(DispatchBytes, GradientTowardTheExpertsFollowsTheRecipe) {
   EXPECT_EQ(grad_dispatch_bytes_per_token(w, 7168), 7408.0);
 }
 
+TEST(DispatchBytes, ForwardDispatchFollowsTheFramework) {
+  // Megatron-Core's DeepEP and HybridEP dispatchers send BF16 hidden states and quantize after the
+  // dispatch (megatron/core/transformer/moe/fused_a2a.py: "we do not support fp8 dispatch"), so FP8
+  // training dispatches 2 bytes per element unless the scenario says fp8 (DeepSeek-V3's own framework);
+  // serving dispatches at the GEMMs' precision (DeepEP's FP8 dispatch).
+  WorkloadSpec w;
+  w.precision = Precision::kFp8;
+  EXPECT_EQ(forward_dispatch_precision(w), Precision::kBf16);
+  EXPECT_EQ(dispatch_bytes_per_token(7168, forward_dispatch_precision(w)), 14336.0);
+  w.dispatch_dtype = DispatchDtype::kFp8;
+  EXPECT_EQ(dispatch_bytes_per_token(7168, forward_dispatch_precision(w)), 7408.0);
+  w.dispatch_dtype = DispatchDtype::kAuto;
+  w.kind = WorkloadKind::kServing;
+  EXPECT_EQ(forward_dispatch_precision(w), Precision::kFp8);
+  w.dispatch_dtype = DispatchDtype::kBf16;
+  EXPECT_EQ(forward_dispatch_precision(w), Precision::kBf16);
+  w.precision = Precision::kBf16;
+  w.dispatch_dtype = DispatchDtype::kAuto;
+  EXPECT_EQ(forward_dispatch_precision(w), Precision::kBf16);
+}
+
 }  // namespace
 }  // namespace moesim::models

@@ -604,6 +604,17 @@ TEST(ScenarioErrors, CommSmsNotBelowSmCount) {
   EXPECT_NO_THROW(scenario_from_json(j, kSource, empty_catalog()));
 }
 
+TEST(ScenarioErrors, Fp8DispatchNeedsFp8) {
+  Json j = base();  // precision bf16
+  j["workload"]["dispatch_dtype"] = "fp8";
+  std::string m = config_error(j);
+  expect_located(m, kSource, "/workload/dispatch_dtype", "\"fp8\"");
+  EXPECT_NE(m.find("precision \"bf16\""), std::string::npos) << m;
+
+  j["workload"]["precision"] = "fp8";
+  EXPECT_EQ(scenario_from_json(j, kSource, empty_catalog()).workload.dispatch_dtype, DispatchDtype::kFp8);
+}
+
 TEST(ScenarioErrors, Fp8GradientDispatchNeedsFp8) {
   Json j = base();  // precision bf16
   j["workload"]["fp8_dispatch_grad"] = true;
