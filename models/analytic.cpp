@@ -227,6 +227,7 @@ struct RankEval {
   ChunkTimes chunk;
   SchedulePhases phases;
   double params = 0, expert_params = 0, adam_params = 0, activation_bytes = 0, transient_bytes = 0;
+  double muon_ns_dense = 0, muon_ns_expert = 0;
 };
 
 }  // namespace
@@ -268,7 +269,7 @@ double overlapped_pair_seconds(const Workload& w, int f_stage, int b_stage) {
 }
 
 RankSync sync_of(const Scenario& s, double params, double expert_params, double adam_params,
-                 const ChunkTimes& chunk, int M) {
+                 double muon_ns_dense, double muon_ns_expert, const ChunkTimes& chunk, int M) {
   const auto& par = s.parallelism;
   const auto& cl = s.cluster;
   const NetworkModel net(cl);
@@ -309,6 +310,13 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, double 
                                ? shard * (grad_b + 2 * master_b + 2.0) + (shard + r.shard_adam) * 2 * state_b
                                : shard * (grad_b + 2 * master_b + 4 * state_b + 2.0);
   r.optimizer = opt_bytes / (cl.gpu.memory_bandwidth * cl.gpu.memory_efficiency);
+  if (s.workload.optimizer == Optimizer::kMuon) {
+    // Newton-Schulz runs as BF16 GEMMs on whole matrices, which the data-parallel ranks divide among them
+    // (balanced by cost), at the GPU's BF16 GEMM efficiency.
+    const double flops = muon_ns_dense / dp_group.size + muon_ns_expert / edp_group.size;
+    r.newton_schulz = flops / (cl.gpu.flops_bf16 * cl.gpu.gemm_efficiency_bf16);
+    r.optimizer += r.newton_schulz;
+  }
   return r;
 }
 
@@ -317,14 +325,17 @@ RankSync rank_sync(const Scenario& s, const Workload& w, int rank) {
   const RankWork& rw = w.ranks[rank];
   ChunkTimes chunk = chunk_of(rw);
   double params = rw.params, expert_params = rw.expert_params, adam_params = rw.adam_params;
+  double ns_dense = rw.muon_ns_dense, ns_expert = rw.muon_ns_expert;
   if (par.schedule == Schedule::kDualPipe) {
     const RankWork& mirror = w.ranks[par.pp - 1 - rank];
     chunk = average(chunk, chunk_of(mirror));
     params += mirror.params;
     expert_params += mirror.expert_params;
     adam_params += mirror.adam_params;
+    ns_dense += mirror.muon_ns_dense;
+    ns_expert += mirror.muon_ns_expert;
   }
-  return sync_of(s, params, expert_params, adam_params, chunk, s.layout.microbatches);
+  return sync_of(s, params, expert_params, adam_params, ns_dense, ns_expert, chunk, s.layout.microbatches);
 }
 
 Result evaluate_analytic(const Scenario& s) {
@@ -455,6 +466,8 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     e.params = rw.params;
     e.expert_params = rw.expert_params;
     e.adam_params = rw.adam_params;
+    e.muon_ns_dense = rw.muon_ns_dense;
+    e.muon_ns_expert = rw.muon_ns_expert;
     e.activation_bytes = rw.activation_bytes;
     e.transient_bytes = rw.transient_bytes;
     if (dualpipe) {
@@ -465,6 +478,8 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
       e.params += mirror.params;
       e.expert_params += mirror.expert_params;
       e.adam_params += mirror.adam_params;
+      e.muon_ns_dense += mirror.muon_ns_dense;
+      e.muon_ns_expert += mirror.muon_ns_expert;
       e.activation_bytes = 0.5 * (rw.activation_bytes + mirror.activation_bytes);
       e.transient_bytes = std::max(rw.transient_bytes, mirror.transient_bytes);
     }
@@ -488,9 +503,9 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     // A DualPipe rank and its mirror hold the same parameters and average the same chunks (both sums
     // commute exactly), so the mirror's synchronisation is the rank's.
     const int mirror = par.pp - 1 - rank;
-    syncs.push_back(dualpipe && mirror < rank
-                        ? syncs[static_cast<std::size_t>(mirror)]
-                        : sync_of(s, e.params, e.expert_params, e.adam_params, e.chunk, M));
+    syncs.push_back(dualpipe && mirror < rank ? syncs[static_cast<std::size_t>(mirror)]
+                                              : sync_of(s, e.params, e.expert_params, e.adam_params,
+                                                        e.muon_ns_dense, e.muon_ns_expert, e.chunk, M));
     const RankSync& sync = syncs.back();
     const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp,
                  opt = sync.optimizer;

@@ -41,15 +41,19 @@ struct RankSync {
   double gather = 0;  ///< parameter all-gather after the update (ZeRO >= 1)
   double exposed_dp =
       0;  ///< what of reduce and gather the step waits for (ZeRO-3 per-microbatch gathers included)
-  double optimizer = 0;                      ///< AdamW (or Muon) update of the local shard (memory-bound)
+  double optimizer = 0;      ///< AdamW (or Muon) update of the local shard: memory-bound, plus Muon's GEMMs
+  double newton_schulz = 0;  ///< of optimizer: Muon's Newton-Schulz iterations
   double shard_dense = 0, shard_expert = 0;  ///< parameters updated locally
   double shard_adam = 0;  ///< of shard_dense: the embedding and output head (AdamW's under Muon)
 };
 /// For `params` (of which `expert_params`, and `adam_params` the embedding and output head) held by a rank
 /// with per-microbatch `chunk` times and `M` microbatches (the analytic engine's rule; the discrete-event
 /// engine adds it after the last backward).
+/// `muon_ns_dense` and `muon_ns_expert`: Muon's Newton-Schulz FLOPs over the rank's dense and routed-expert
+/// matrices (RankWork), which the data-parallel ranks split (Megatron-Core's layer-wise distributed optimizer
+/// packs whole matrices onto the ranks by their Newton-Schulz cost); priced under workload.optimizer muon.
 RankSync sync_of(const Scenario& s, double params, double expert_params, double adam_params,
-                 const ChunkTimes& chunk, int M);
+                 double muon_ns_dense, double muon_ns_expert, const ChunkTimes& chunk, int M);
 /// The same for pipeline rank `rank` of `w` (DualPipe: both stages the rank holds).
 RankSync rank_sync(const Scenario& s, const Workload& w, int rank);
 

@@ -1,5 +1,7 @@
 #include "models/params.hpp"
 
+#include <algorithm>
+
 namespace moesim::models {
 
 double ssd_forward_flops_per_token(const MambaSpec& s) {
@@ -15,6 +17,62 @@ double gdn_forward_flops_per_token(const GatedDeltaNetSpec& s) {
 double transformer_block_params_per_gpu(const ParamCounts& p, bool moe, int tp) {
   const double v = (p.attention_per_layer + p.norms_per_layer * tp) / tp;
   return v + (moe ? p.shared_per_layer + p.router_per_layer : p.dense_ffn_per_layer / tp);
+}
+
+double newton_schulz_flops(double a, double b, int steps) {
+  const double m = std::min(a, b), n = std::max(a, b);
+  return steps * (4 * m * m * n + 2 * m * m * m);
+}
+
+double layer_newton_schulz_flops(const ModelSpec& m, int layer, bool moe, bool mtp, int tp) {
+  const double h = m.hidden;
+  const LayerMix x = mtp ? LayerMix{Mixer::kAttention, moe ? Mlp::kMoe : Mlp::kDense} : layer_mix(m, layer);
+  const double fc1 = m.activation == Activation::kSwiglu ? 2.0 : 1.0;  // fc1 holds gate and up
+  double sharded = 0, whole = 0;
+  if (x.mixer == Mixer::kAttention) {
+    const auto& a = m.attention;
+    if (a.kind == AttentionKind::kMla) {
+      const double qk = a.head_dim + a.rope_head_dim;
+      sharded += a.q_lora_rank > 0 ? newton_schulz_flops(h, a.q_lora_rank) +
+                                         newton_schulz_flops(a.q_lora_rank, a.heads * qk)
+                                   : newton_schulz_flops(h, a.heads * qk);
+      sharded += newton_schulz_flops(h, a.kv_lora_rank + a.rope_head_dim) +
+                 newton_schulz_flops(a.kv_lora_rank, double(a.heads) * (a.head_dim + a.v_head_dim));
+    } else {
+      const double v = a.v_head_dim > 0 ? a.v_head_dim : a.head_dim;
+      sharded += newton_schulz_flops(h, (a.output_gate ? 2.0 : 1.0) * a.heads * a.head_dim) +
+                 newton_schulz_flops(h, double(a.kv_heads) * a.head_dim) +
+                 newton_schulz_flops(h, a.kv_heads * v);
+    }
+    const double v = a.v_head_dim > 0 ? a.v_head_dim : a.head_dim;
+    sharded += newton_schulz_flops(double(a.heads) * v, h);
+  }
+  if (x.mixer == Mixer::kMamba) {
+    const auto& s = m.mamba;
+    const double di = s.inner();
+    sharded +=
+        newton_schulz_flops(h, 2 * di + 2.0 * s.groups * s.state_dim + s.heads) + newton_schulz_flops(di, h);
+  }
+  if (x.mixer == Mixer::kGatedDeltaNet) {
+    const auto& g = m.gdn;
+    sharded += newton_schulz_flops(h, 2 * g.qk_dim() + 2 * g.v_dim() + 2.0 * g.value_heads) +
+               newton_schulz_flops(g.v_dim(), h);
+  }
+  if (x.mlp == Mlp::kDense)
+    sharded += newton_schulz_flops(fc1 * m.dense_ffn, h) + newton_schulz_flops(h, m.dense_ffn);
+  if (x.mlp == Mlp::kMoe) {
+    whole += newton_schulz_flops(m.moe.experts, h);
+    const double sf = double(m.moe.shared_experts) * m.moe.shared_ffn;
+    if (sf > 0) whole += newton_schulz_flops(fc1 * sf, h) + newton_schulz_flops(h, sf);
+  }
+  if (mtp) sharded += newton_schulz_flops(2 * h, h);
+  return sharded / tp + whole;
+}
+
+double expert_newton_schulz_flops(const ModelSpec& m, int etp) {
+  const double fc1 = m.activation == Activation::kSwiglu ? 2.0 : 1.0;
+  const double f = m.moe.expert_ffn, h = m.hidden;
+  return (newton_schulz_flops(fc1 * f, h) + newton_schulz_flops(h, f)) / etp;
 }
 
 double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer, int tp) {

@@ -80,6 +80,22 @@ double transformer_block_params_per_gpu(const ParamCounts& p, bool moe, int tp);
 /// shared experts whole (Megatron-Core replicates shared experts over the expert-tensor ranks' TP).
 double layer_params_per_gpu(const ParamCounts& p, const ModelSpec& m, int layer, int tp);
 
+/// Muon's orthogonalisation of one a x b weight matrix (Jordan et al. 2024; Megatron-Core's
+/// emerging_optimizers newton_schulz with num_ns_steps 5): each step X <- aX + (bA + cA²)X with A = XXᵀ on
+/// the m x n orientation (m = min(a, b)) costs XXᵀ 2m²n, A² 2m³ and the product with X 2m²n FLOPs.
+double newton_schulz_flops(double a, double b, int steps = 5);
+
+/// Newton-Schulz FLOPs of the weight matrices of layer `layer` of `m` (routed experts excluded), one GPU's
+/// share with tensor parallelism `tp` (Megatron-Core's newton_schulz_tp splits a TP-sharded matrix's work
+/// over its ranks; router and shared experts whole): the attention projections (MLA: q down/up, kv down/up,
+/// out; GQA: q, k, v, out), the Mamba-2 or Gated DeltaNet in/out projections, the dense MLP's fc1 and fc2
+/// or the router and the shared experts' fc1 and fc2. `mtp`: an MTP module (a transformer block of the
+/// model's kind with its 2h -> h projection).
+double layer_newton_schulz_flops(const ModelSpec& m, int layer, bool moe, bool mtp, int tp);
+
+/// Newton-Schulz FLOPs of one routed expert's fc1 and fc2, split over `etp` expert-tensor ranks.
+double expert_newton_schulz_flops(const ModelSpec& m, int etp);
+
 /// Forward FLOPs per token of one Mamba-2 layer's chunked SSD scan (Dao & Gu 2024 §6, as mamba_ssm's
 /// kernels compute it, every chunk block in full): C·Bᵀ per chunk and group 2·Q·N·G, the intra-chunk
 /// product with x 2·Q·P·H, the chunk states Bᵀ·x 2·N·P·H and their contribution C·state 2·N·P·H.

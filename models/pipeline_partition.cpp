@@ -38,6 +38,7 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
   }
   const double h = m.hidden;
   const int experts_per_rank = m.moe.experts > 0 ? m.moe.experts / par.ep : 0;
+  const bool muon = s.workload.optimizer == Optimizer::kMuon;  // Newton-Schulz FLOPs only where priced
   for (int r = 0; r < par.pp; ++r) {
     RankWork& rw = w.ranks[r];
     for (int bi : rw.blocks) {
@@ -63,7 +64,10 @@ void partition_pipeline(const PricingContext& c, const std::vector<double>& save
       if (moe) {
         rw.expert_params += experts_per_rank * pc.expert / par.etp;
         p_block += experts_per_rank * pc.expert / par.etp;
+        if (muon) rw.muon_ns_expert += experts_per_rank * expert_newton_schulz_flops(m, par.etp);
       }
+      if (muon)
+        rw.muon_ns_dense += layer_newton_schulz_flops(m, b.layer, moe, b.kind == BlockKind::kMtp, par.tp);
       if (b.kind == BlockKind::kMtp) p_block += 2 * h * h;
       rw.params += p_block;
     }

@@ -129,12 +129,15 @@ struct BlockCost {
 struct RankWork {
   std::vector<int> blocks;  ///< indices into Workload::blocks
   bool embedding = false, head = false;
-  PassCost pass[3];                  ///< totals over blocks, embedding and head
-  double p2p_seconds = 0;            ///< activation send to the next stage
-  double p2p_nic = 0;                ///< p2p_seconds when the send leaves over the NIC (to another node)
-  double params = 0;                 ///< parameters held (before DualPipe duplication), split by TP/EP
-  double expert_params = 0;          ///< of which routed-expert parameters
-  double adam_params = 0;            ///< of which the embedding and output head (AdamW's under Muon)
+  PassCost pass[3];          ///< totals over blocks, embedding and head
+  double p2p_seconds = 0;    ///< activation send to the next stage
+  double p2p_nic = 0;        ///< p2p_seconds when the send leaves over the NIC (to another node)
+  double params = 0;         ///< parameters held (before DualPipe duplication), split by TP/EP
+  double expert_params = 0;  ///< of which routed-expert parameters
+  double adam_params = 0;    ///< of which the embedding and output head (AdamW's under Muon)
+  /// Muon's Newton-Schulz FLOPs over the rank's weight matrices (its TP and expert-TP shares), before the
+  /// data-parallel ranks split them: the dense matrices' (over dp) and the routed experts' (over edp).
+  double muon_ns_dense = 0, muon_ns_expert = 0;
   double embedding_seconds[3] = {};  ///< of pass[].compute: the embedding (first stage)
   double head_seconds[3] = {};       ///< of pass[].compute: final norm, output head and loss (last stage)
   double p2p_bytes = 0;              ///< activation bytes one GPU sends to the next stage per microbatch

@@ -154,7 +154,15 @@ TEST(Memory, MuonKeepsOneMomentumPerMatrix) {
   // the shard; Muon the same but one moment for the matrices: 2 · 4 · (P - eh) / 8 bytes less.
   const double bw = 3.35e12 * 0.9;  // the GPU's HBM at the default memory_efficiency
   EXPECT_REL(adam.breakdown.optimizer, P / 8 * (4 + 8 + 16 + 2) / bw);
-  EXPECT_REL(muon.breakdown.optimizer, (P / 8 * (4 + 8 + 2) + (P + eh) / 8 * 8) / bw);
+  // Muon also orthogonalises every weight matrix: five Newton-Schulz steps, each 4·m²·n + 2·m³ FLOPs for
+  // an m x n matrix (m the smaller side). Per layer: Wq and Wo 1024 x 1024, Wk and Wv 256 x 1024, fc1
+  // (gate and up) 1024 x 8192, fc2 1024 x 4096; four layers, split over the 8 data-parallel GPUs, as BF16
+  // GEMMs at 989 TFLOP/s x the default 0.8.
+  const auto ns = [](double m, double n) { return 5 * (4 * m * m * n + 2 * m * m * m); };
+  const double layer = 2 * ns(1024, 1024) + 2 * ns(256, 1024) + ns(1024, 8192) + ns(1024, 4096);
+  EXPECT_REL(layer, 5 * (12.0 * 1073741824 + 2 * 301989888 + 36507222016.0 + 19327352832.0));
+  const double newton_schulz = 4 * layer / 8 / (989e12 * 0.8);
+  EXPECT_REL(muon.breakdown.optimizer, (P / 8 * (4 + 8 + 2) + (P + eh) / 8 * 8) / bw + newton_schulz);
 }
 
 TEST(Memory, DenseZero2ShardsGradients) {
