@@ -226,8 +226,8 @@ Result evaluate_priced(const Scenario& s, const Workload& w);
 struct RankEval {
   ChunkTimes chunk;
   SchedulePhases phases;
-  double params = 0, expert_params = 0, adam_params = 0, activation_bytes = 0, transient_bytes = 0;
-  double muon_ns_dense = 0, muon_ns_expert = 0;
+  RankParams held;
+  double activation_bytes = 0, transient_bytes = 0;
 };
 
 }  // namespace
@@ -268,8 +268,7 @@ double overlapped_pair_seconds(const Workload& w, int f_stage, int b_stage) {
                        w.ranks[static_cast<std::size_t>(b_stage)], uneven_gpus(w), scratch, 0.0);
 }
 
-RankSync sync_of(const Scenario& s, double params, double expert_params, double adam_params,
-                 double muon_ns_dense, double muon_ns_expert, const ChunkTimes& chunk, int M) {
+RankSync sync_of(const Scenario& s, const RankParams& held, const ChunkTimes& chunk, int M) {
   const auto& par = s.parallelism;
   const auto& cl = s.cluster;
   const NetworkModel net(cl);
@@ -278,7 +277,7 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, double 
   const Group dp_group = s.layout.dp_group();
   const Group edp_group = s.layout.edp_group();
   const double grad_b = bytes_of(s.workload.grad_dtype), state_b = bytes_of(s.workload.optimizer_state_dtype);
-  const double dense_p = params - expert_params, expert_p = expert_params;
+  const double dense_p = held.params - held.expert_params, expert_p = held.expert_params;
   RankSync r;
   // Gradient synchronisation: ZeRO-0 all-reduces gradients; ZeRO>=1 reduce-scatters them and
   // all-gathers the updated BF16 parameters (Rajbhandari et al. 2020, ZeRO §5).
@@ -303,7 +302,7 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, double 
   // iterations are not priced); the embedding and output head keep AdamW's two moments.
   r.shard_dense = par.zero >= 1 ? dense_p / dp_group.size : dense_p;
   r.shard_expert = par.zero >= 1 ? expert_p / edp_group.size : expert_p;
-  r.shard_adam = par.zero >= 1 ? adam_params / dp_group.size : adam_params;
+  r.shard_adam = par.zero >= 1 ? held.adam_params / dp_group.size : held.adam_params;
   const double master_b = s.workload.master_weights ? 4.0 : 2.0;
   const double shard = r.shard_dense + r.shard_expert;
   const double opt_bytes = s.workload.optimizer == Optimizer::kMuon
@@ -313,7 +312,7 @@ RankSync sync_of(const Scenario& s, double params, double expert_params, double 
   if (s.workload.optimizer == Optimizer::kMuon) {
     // Newton-Schulz runs as BF16 GEMMs on whole matrices, which the data-parallel ranks divide among them
     // (balanced by cost), at the GPU's BF16 GEMM efficiency.
-    const double flops = muon_ns_dense / dp_group.size + muon_ns_expert / edp_group.size;
+    const double flops = held.muon_ns_dense / dp_group.size + held.muon_ns_expert / edp_group.size;
     r.newton_schulz = flops / (cl.gpu.flops_bf16 * cl.gpu.gemm_efficiency_bf16);
     r.optimizer += r.newton_schulz;
   }
@@ -324,18 +323,13 @@ RankSync rank_sync(const Scenario& s, const Workload& w, int rank) {
   const auto& par = s.parallelism;
   const RankWork& rw = w.ranks[rank];
   ChunkTimes chunk = chunk_of(rw);
-  double params = rw.params, expert_params = rw.expert_params, adam_params = rw.adam_params;
-  double ns_dense = rw.muon_ns_dense, ns_expert = rw.muon_ns_expert;
+  RankParams held = RankParams::of(rw);
   if (par.schedule == Schedule::kDualPipe) {
     const RankWork& mirror = w.ranks[par.pp - 1 - rank];
     chunk = average(chunk, chunk_of(mirror));
-    params += mirror.params;
-    expert_params += mirror.expert_params;
-    adam_params += mirror.adam_params;
-    ns_dense += mirror.muon_ns_dense;
-    ns_expert += mirror.muon_ns_expert;
+    held += RankParams::of(mirror);
   }
-  return sync_of(s, params, expert_params, adam_params, ns_dense, ns_expert, chunk, s.layout.microbatches);
+  return sync_of(s, held, chunk, s.layout.microbatches);
 }
 
 Result evaluate_analytic(const Scenario& s) {
@@ -463,11 +457,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     const RankWork& rw = w.ranks[rank];
     RankEval e;
     e.chunk = chunk_of(rw);
-    e.params = rw.params;
-    e.expert_params = rw.expert_params;
-    e.adam_params = rw.adam_params;
-    e.muon_ns_dense = rw.muon_ns_dense;
-    e.muon_ns_expert = rw.muon_ns_expert;
+    e.held = RankParams::of(rw);
     e.activation_bytes = rw.activation_bytes;
     e.transient_bytes = rw.transient_bytes;
     if (dualpipe) {
@@ -475,11 +465,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
       // other, holding the parameters of both (DeepSeek-V3 report §3.2.1).
       const RankWork& mirror = w.ranks[par.pp - 1 - rank];
       e.chunk = average(e.chunk, chunk_of(mirror));
-      e.params += mirror.params;
-      e.expert_params += mirror.expert_params;
-      e.adam_params += mirror.adam_params;
-      e.muon_ns_dense += mirror.muon_ns_dense;
-      e.muon_ns_expert += mirror.muon_ns_expert;
+      e.held += RankParams::of(mirror);
       e.activation_bytes = 0.5 * (rw.activation_bytes + mirror.activation_bytes);
       e.transient_bytes = std::max(rw.transient_bytes, mirror.transient_bytes);
     }
@@ -504,8 +490,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     // commute exactly), so the mirror's synchronisation is the rank's.
     const int mirror = par.pp - 1 - rank;
     syncs.push_back(dualpipe && mirror < rank ? syncs[static_cast<std::size_t>(mirror)]
-                                              : sync_of(s, e.params, e.expert_params, e.adam_params,
-                                                        e.muon_ns_dense, e.muon_ns_expert, e.chunk, M));
+                                              : sync_of(s, e.held, e.chunk, M));
     const RankSync& sync = syncs.back();
     const double reduce = sync.reduce, gather = sync.gather, exposed_dp = sync.exposed_dp,
                  opt = sync.optimizer;
@@ -547,7 +532,7 @@ Result evaluate_priced(const Scenario& s, const Workload& w) {
     // Memory on this rank; the result reports the rank that needs the most.
     const MemoryBreakdown mem =
         rank_memory(s,
-                    RankHoldings{e.params, e.expert_params, sync.shard_dense + sync.shard_expert,
+                    RankHoldings{e.held.params, e.held.expert_params, sync.shard_dense + sync.shard_expert,
                                  sync.shard_adam, e.activation_bytes, e.transient_bytes},
                     rank);
     if (mem.total > r.memory.total) {

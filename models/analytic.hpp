@@ -46,14 +46,28 @@ struct RankSync {
   double shard_dense = 0, shard_expert = 0;  ///< parameters updated locally
   double shard_adam = 0;  ///< of shard_dense: the embedding and output head (AdamW's under Muon)
 };
-/// For `params` (of which `expert_params`, and `adam_params` the embedding and output head) held by a rank
-/// with per-microbatch `chunk` times and `M` microbatches (the analytic engine's rule; the discrete-event
-/// engine adds it after the last backward).
-/// `muon_ns_dense` and `muon_ns_expert`: Muon's Newton-Schulz FLOPs over the rank's dense and routed-expert
-/// matrices (RankWork), which the data-parallel ranks split (Megatron-Core's layer-wise distributed optimizer
-/// packs whole matrices onto the ranks by their Newton-Schulz cost); priced under workload.optimizer muon.
-RankSync sync_of(const Scenario& s, double params, double expert_params, double adam_params,
-                 double muon_ns_dense, double muon_ns_expert, const ChunkTimes& chunk, int M);
+/// What a rank holds that its gradient synchronisation and optimizer step price: RankWork's sums, both
+/// stages' under DualPipe.
+struct RankParams {
+  double params = 0;         ///< parameters held, split by TP/EP
+  double expert_params = 0;  ///< of which routed-expert parameters
+  double adam_params = 0;    ///< of which the embedding and output head (AdamW's under Muon)
+  /// Muon's Newton-Schulz FLOPs over the rank's dense and routed-expert matrices, which the data-parallel
+  /// ranks split (Megatron-Core's layer-wise distributed optimizer packs whole matrices onto the ranks by
+  /// their Newton-Schulz cost); priced under workload.optimizer muon.
+  double muon_ns_dense = 0, muon_ns_expert = 0;
+  static RankParams of(const RankWork& rw) {
+    return {rw.params, rw.expert_params, rw.adam_params, rw.muon_ns_dense, rw.muon_ns_expert};
+  }
+  RankParams& operator+=(const RankParams& o) {
+    params += o.params, expert_params += o.expert_params, adam_params += o.adam_params;
+    muon_ns_dense += o.muon_ns_dense, muon_ns_expert += o.muon_ns_expert;
+    return *this;
+  }
+};
+/// For what a rank holds, with per-microbatch `chunk` times and `M` microbatches (the analytic engine's
+/// rule; the discrete-event engine adds it after the last backward).
+RankSync sync_of(const Scenario& s, const RankParams& held, const ChunkTimes& chunk, int M);
 /// The same for pipeline rank `rank` of `w` (DualPipe: both stages the rank holds).
 RankSync rank_sync(const Scenario& s, const Workload& w, int rank);
 

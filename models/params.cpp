@@ -31,6 +31,7 @@ double layer_newton_schulz_flops(const ModelSpec& m, int layer, bool moe, bool m
   double sharded = 0, whole = 0;
   if (x.mixer == Mixer::kAttention) {
     const auto& a = m.attention;
+    const double v = a.v_head_dim > 0 ? a.v_head_dim : a.head_dim;
     if (a.kind == AttentionKind::kMla) {
       const double qk = a.head_dim + a.rope_head_dim;
       sharded += a.q_lora_rank > 0 ? newton_schulz_flops(h, a.q_lora_rank) +
@@ -39,12 +40,10 @@ double layer_newton_schulz_flops(const ModelSpec& m, int layer, bool moe, bool m
       sharded += newton_schulz_flops(h, a.kv_lora_rank + a.rope_head_dim) +
                  newton_schulz_flops(a.kv_lora_rank, double(a.heads) * (a.head_dim + a.v_head_dim));
     } else {
-      const double v = a.v_head_dim > 0 ? a.v_head_dim : a.head_dim;
       sharded += newton_schulz_flops(h, (a.output_gate ? 2.0 : 1.0) * a.heads * a.head_dim) +
                  newton_schulz_flops(h, double(a.kv_heads) * a.head_dim) +
                  newton_schulz_flops(h, a.kv_heads * v);
     }
-    const double v = a.v_head_dim > 0 ? a.v_head_dim : a.head_dim;
     sharded += newton_schulz_flops(double(a.heads) * v, h);
   }
   if (x.mixer == Mixer::kMamba) {

@@ -368,27 +368,28 @@ IterationPricer::BlockTotals totals(const BlockCost& b) {
   t.kind = b.kind;
   t.dispatch = f.dispatch;
   t.combine = f.combine;
-  for (const Op& op : b.ops) {
-    if (op.role == OpRole::kAttention && op.kind == OpKind::kAttention) t.attention += op.seconds;
-    t.ops.push_back(op);
-  }
-  // An FP8 cast belongs to the GEMM it feeds, the op after it; everything before the attention kernel
-  // belongs to the attention component (PassCost::attn_compute), which is the block's start.
-  bool core_seen = false;
+  t.ops = b.ops;
+  // The computation before the attention kernel opens the block's attention component
+  // (PassCost::attn_compute); a block without one (a Mamba-2 or Gated DeltaNet mixer) has all of that
+  // component before its dispatch. An FP8 cast counts with the GEMM it feeds, the op after it.
+  bool core = false;
+  double pre = 0;
   for (std::size_t i = 0; i < t.ops.size(); ++i) {
     const Op& op = t.ops[i];
+    if (op.kind == OpKind::kAttention) {
+      core = true;
+      if (op.role == OpRole::kAttention) t.attention += op.seconds;
+    }
     if (op.comm != CommKind::kNone) continue;
-    std::size_t j = i;
-    while (j + 1 < t.ops.size() && t.ops[j].role == OpRole::kQuantize) ++j;
-    const OpRole r = t.ops[j].role;
-    core_seen = core_seen || t.ops[j].kind == OpKind::kAttention;
+    if (!core) pre += op.seconds;
+    std::size_t fed = i;
+    while (fed + 1 < t.ops.size() && t.ops[fed].role == OpRole::kQuantize) ++fed;
+    const OpRole r = t.ops[fed].role;
     if (r == OpRole::kSharedUp || r == OpRole::kSharedDown) t.shared += op.seconds;
-    if (!core_seen) t.attn_pre += op.seconds;
   }
-  t.attn_pre = std::min(t.attn_pre, f.attn_compute);
+  t.attn_pre = core ? pre : f.attn_compute;
   t.attn_core = f.attn_compute - t.attn_pre;
-  t.shared = std::min(t.shared, f.mlp_compute);
-  t.mlp = f.mlp_compute - t.shared + f.etp_comm;
+  t.mlp = std::max(0.0, f.mlp_compute - t.shared) + f.etp_comm;
   return t;
 }
 
